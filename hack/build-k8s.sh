@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, from the Go module proxy.
+# The pinned versions live in the consumer modules hack/k8s/apiserver and hack/k8s/etcd (go.mod + go.sum);
+# bump them there (go mod tidy) and here together. Idempotent: a binary that already reports the expected
+# version is not rebuilt. Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd}.
+set -euo pipefail
+
+K8S_VERSION=v1.37.2
+ETCD_VERSION=v3.6.16
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${TERN_CACHE:-$HOME/.cache/tern}
+BIN=$CACHE/bin
+LOG_DIR=$CACHE/logs
+mkdir -p "$BIN" "$LOG_DIR"
+
+export GOTOOLCHAIN=local CGO_ENABLED=0
+
+die() {
+  echo "build-k8s: error: $*" >&2
+  exit 1
+}
+
+# Prints "<major>.<minor>" of the local Go toolchain, or nothing when there is none.
+go_minor_version() {
+  command -v go >/dev/null 2>&1 || return 0
+  go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9]*\.[0-9]*\).*/\1/p'
+}
+
+require_go() {
+  local v
+  v=$(go_minor_version)
+  [[ -n $v ]] || die "no Go toolchain found (need go >= 1.26 on PATH, e.g. /usr/local/go/bin)"
+  [[ ${v%%.*} -gt 1 || ${v#*.} -ge 26 ]] || die "Go $v found, but go >= 1.26 is required (GOTOOLCHAIN=local)"
+}
+
+# version_ok <binary> <command...>: the cached binary exists and its version output contains the wanted version.
+version_ok() {
+  local bin=$1 want=$2
+  shift 2
+  [[ -x $BIN/$bin ]] && "$BIN/$bin" "$@" 2>/dev/null | grep -qF -- "$want"
+}
+
+# Downloads a consumer module's dependencies; on failure prints one line pointing at the full log.
+download_modules() {
+  local module=$1 log=$LOG_DIR/go-mod-download-$1.log
+  if ! (cd "$ROOT/hack/k8s/$module" && go mod download) >"$log" 2>&1; then
+    die "cannot download the Go modules for hack/k8s/$module (module proxy $(go env GOPROXY) unreachable?); full log: $log"
+  fi
+}
+
+# build <binary> <module dir> <package> <ldflags>: builds into a temporary file first, so an interrupted build
+# never leaves a half-written binary that the version check would then trust.
+build() {
+  local bin=$1 module=$2 pkg=$3 ldflags=$4 log=$LOG_DIR/build-$1.log start
+  start=$(date +%s)
+  echo "build-k8s: building $bin (log: $log) ..."
+  if ! (cd "$ROOT/hack/k8s/$module" &&
+    go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$BIN/.$bin.tmp" "$pkg") >"$log" 2>&1; then
+    rm -f "$BIN/.$bin.tmp"
+    die "building $bin failed; full log: $log"
+  fi
+  mv -f "$BIN/.$bin.tmp" "$BIN/$bin"
+  echo "build-k8s: built $bin in $(($(date +%s) - start)) s"
+}
+
+k8s_ldflags() {
+  local minor=${K8S_VERSION#v1.} flags='-s -w' p
+  minor=${minor%%.*}
+  # The module zip has no git-archive substitution, so without these /version would report v0.0.0-master.
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    flags+=" -X $p.gitCommit=unknown -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+need_etcd=1 need_apiserver=1 need_kubectl=1
+version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=0
+version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version && need_apiserver=0
+version_ok kubectl "Client Version: $K8S_VERSION" version --client && need_kubectl=0
+
+if ((need_etcd + need_apiserver + need_kubectl == 0)); then
+  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION and etcd $ETCD_VERSION are up to date in $BIN"
+  exit 0
+fi
+
+require_go
+
+if ((need_etcd)); then
+  download_modules etcd
+  build etcd etcd go.etcd.io/etcd/server/v3 '-s -w'
+  version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version || die "$BIN/etcd does not report $ETCD_VERSION"
+fi
+
+if ((need_apiserver + need_kubectl)); then
+  download_modules apiserver
+  if ((need_apiserver)); then
+    build kube-apiserver apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
+    version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version || die "$BIN/kube-apiserver does not report $K8S_VERSION"
+  fi
+  if ((need_kubectl)); then
+    build kubectl apiserver k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
+    version_ok kubectl "Client Version: $K8S_VERSION" version --client || die "$BIN/kubectl does not report $K8S_VERSION"
+  fi
+fi
+
+echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION and etcd $ETCD_VERSION ready in $BIN"

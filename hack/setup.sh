@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything the tests and the demo need, installed or built by the project itself. Idempotent; a warm run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TERN_CACHE="${TERN_CACHE:-$HOME/.cache/tern}"
+mkdir -p "$TERN_CACHE"
+
+step() { printf 'setup: %s\n' "$*"; }
+
+step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox)"
+bash hack/install-packages.sh
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+step "kube-apiserver, etcd and kubectl in $TERN_CACHE/bin"
+bash hack/build-k8s.sh
+
+step "test guest in $TERN_CACHE/guest"
+bash guest/build.sh

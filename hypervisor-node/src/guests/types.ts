@@ -1,0 +1,56 @@
+// The contract between the QEMU layer (supervisor, argv, QMP) and the daemon's service layer (gRPC, registration).
+
+/** What a caller asks the daemon to run. Validated by `validateGuestSpec` before anything touches QEMU. */
+export interface GuestSpec {
+  /** Unique on this node; DNS-1123 label (lowercase alphanumerics and '-', at most 63). Also the state dir name. */
+  name: string;
+  /** RFC 4122 UUID, passed to QEMU as -uuid; identical on source and target of a migration. */
+  uuid: string;
+  cpus: number;
+  memoryMiB: number;
+  /** QEMU machine type; defaults to the daemon's choice (e.g. 'q35'); a migration target copies the source's. */
+  machine?: string;
+  /** QEMU CPU model; defaults to 'max' under TCG and 'host' under KVM unless set. */
+  cpuModel?: string;
+  boot: KernelBoot;
+  disks: DiskSpec[];
+  nics: NicSpec[];
+}
+
+export interface KernelBoot {
+  /** Absolute path under one of the daemon's allowed roots. */
+  kernel: string;
+  /** Absolute path under one of the daemon's allowed roots. */
+  initrd?: string;
+  /** Kernel command line words, passed as one -append argument (never parsed by QEMU's option parser). */
+  cmdline: string[];
+}
+
+export interface DiskSpec {
+  /** Absolute path under one of the daemon's allowed roots (raw or qcow2 image). */
+  path: string;
+  readOnly: boolean;
+}
+
+export interface NicSpec {
+  /** Locally administered unicast MAC, e.g. 52:54:00:12:34:56; stays the guest's own across nodes. */
+  mac: string;
+}
+
+export type GuestPhase = 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Failed';
+
+export interface GuestStatus {
+  name: string;
+  uuid: string;
+  phase: GuestPhase;
+  pid?: number;
+  /** Why the guest is in its phase, for Failed: exit status / signal and the last console lines. */
+  reason?: string;
+  message?: string;
+  startedAt?: string;
+  /** 'kvm' | 'tcg' */
+  accelerator: Accelerator;
+  spec: GuestSpec;
+}
+
+export type Accelerator = 'kvm' | 'tcg';
