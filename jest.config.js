@@ -11,6 +11,8 @@ const common = {
 };
 
 export default {
+  // Applies to every project: jest reads testTimeout only at the top level.
+  testTimeout: 120000,
   projects: [
     {
       ...common,
@@ -23,7 +25,6 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/**/*.int.test.ts', '<rootDir>/**/*.e2e.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-      testTimeout: 120000,
     },
   ],
 };

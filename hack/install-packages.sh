@@ -4,7 +4,7 @@
 set -euo pipefail
 
 QEMU_MIN_MAJOR=10
-PACKAGES=(busybox-static linux-image-amd64 cpio gzip iproute2 openssl gcc libc6-dev make)
+PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 
 qemu_ok() {
