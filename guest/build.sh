@@ -54,11 +54,12 @@ if ! up_to_date "$out/vmlinuz" || ! up_to_date "$out/vmlinux" || ! up_to_date "$
   mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
 
   cp "$busybox" "$root/bin/busybox"
-  for applet in sh mount insmod ip cat echo poweroff; do ln -s busybox "$root/bin/$applet"; done
+  for applet in sh mount insmod ip cat echo poweroff head sync sleep; do ln -s busybox "$root/bin/$applet"; done
   install -m 0755 "$here/init" "$root/init"
   gcc -static -O2 -Wall -Wextra -s -Wl,--build-id=none -o "$root/agent" "$here/agent/agent.c"
 
-  # Modules needed for virtio-net, virtio-pci and virtio-serial, with their dependencies in load order.
+  # Modules needed for virtio-net, virtio-pci and virtio-serial, and for the ACPI power button (a graceful stop),
+  # with their dependencies in load order.
   # A driver built into this kernel has no module file and is skipped.
   declare -A seen=()
   order=()
@@ -71,7 +72,7 @@ if ! up_to_date "$out/vmlinuz" || ! up_to_date "$out/vmlinux" || ! up_to_date "$
     for dep in ${deps//,/ }; do add_module "$dep"; done
     order+=("$name")
   }
-  for m in virtio_pci virtio_net virtio_console; do add_module "$m"; done
+  for m in virtio_pci virtio_net virtio_console evdev button; do add_module "$m"; done
   for m in "${order[@]}"; do
     f="$(modinfo -k "$kver" -F filename "$m")"
     case "$f" in

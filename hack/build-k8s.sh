@@ -36,17 +36,22 @@ require_go() {
 
 # version_ok <binary> <command...>: the cached binary exists and its version output contains the wanted version.
 version_ok() {
-  local bin=$1 want=$2
+  local bin=$1 want=$2 out
   shift 2
-  [[ -x $BIN/$bin ]] && "$BIN/$bin" "$@" 2>/dev/null | grep -qF -- "$want"
+  [[ -x $BIN/$bin ]] || return 1
+  # Captured, not piped into grep -q: with pipefail, grep quitting early would fail the pipeline via SIGPIPE.
+  out=$("$BIN/$bin" "$@" 2>/dev/null || true)
+  [[ $out == *"$want"* ]]
 }
 
 # Downloads a consumer module's dependencies; on failure prints one line pointing at the full log.
 download_modules() {
-  local module=$1 log=$LOG_DIR/go-mod-download-$1.log
+  local module=$1 log=$LOG_DIR/go-mod-download-$1.log start
+  start=$(date +%s)
   if ! (cd "$ROOT/hack/k8s/$module" && go mod download) >"$log" 2>&1; then
     die "cannot download the Go modules for hack/k8s/$module (module proxy $(go env GOPROXY) unreachable?); full log: $log"
   fi
+  echo "build-k8s: Go modules for hack/k8s/$module ready in $(($(date +%s) - start)) s"
 }
 
 # build <binary> <module dir> <package> <ldflags>: builds into a temporary file first, so an interrupted build
@@ -86,6 +91,11 @@ if ((need_etcd + need_apiserver + need_kubectl == 0)); then
 fi
 
 require_go
+# The consumer modules must pin the same versions as this script (bump both together).
+grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver/go.mod" ||
+  die "hack/k8s/apiserver/go.mod does not require k8s.io/kubernetes $K8S_VERSION"
+grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/etcd/go.mod" ||
+  die "hack/k8s/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
 
 if ((need_etcd)); then
   download_modules etcd

@@ -30,7 +30,11 @@ export interface DiskSpec {
   /** Absolute path under one of the daemon's allowed roots (raw or qcow2 image). */
   path: string;
   readOnly: boolean;
+  /** Image format, never guessed from the file's contents (a raw image could carry a qcow2 header); default 'raw'. */
+  format?: DiskFormat;
 }
+
+export type DiskFormat = 'raw' | 'qcow2';
 
 export interface NicSpec {
   /** Locally administered unicast MAC, e.g. 52:54:00:12:34:56; stays the guest's own across nodes. */

@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 /** How a guest's NIC reaches the network: a tap on the node's bridge, or QEMU user-mode networking when taps are impossible. */
-export type NicBackend = { kind: 'tap'; ifname: string } | { kind: 'user'; hostForwardPort: number; guestPort: number };
+export type NicBackend =
+  { kind: 'tap'; ifname: string } | { kind: 'user'; hostForwardPort: number; guestPort: number };
 
 export interface GuestNetworkOptions {
   /** Bridge every guest tap joins; created when missing. In the local cluster each node's bridge is joined to the others at layer 2. */
@@ -46,7 +47,8 @@ async function linkExists(name: string): Promise<boolean> {
  */
 export class GuestNetwork {
   constructor(private readonly options: GuestNetworkOptions) {
-    if (!isValidBridgeName(options.bridge)) throw new Error(`invalid bridge name ${JSON.stringify(options.bridge)}`);
+    if (!isValidBridgeName(options.bridge))
+      throw new Error(`invalid bridge name ${JSON.stringify(options.bridge)}`);
   }
 
   /** True when this process may create links (root or CAP_NET_ADMIN), checked by trying. */

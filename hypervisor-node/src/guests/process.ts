@@ -1,0 +1,96 @@
+// QEMU processes that outlive the daemon: detached launch through a tiny shell that records QEMU's exit status,
+// identity checks for a pid read back from a state dir, and exit descriptions.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import type { GuestPaths } from './state-dir.js';
+
+/**
+ * The shell stays QEMU's parent after the daemon exits, so QEMU's exit status is still collected (and written to
+ * the state dir) when no daemon is around. `$0` is the status file, `$@` the QEMU command: no user string is
+ * ever parsed by the shell.
+ */
+const EXIT_STATUS_SHIM = '"$@"; echo $? >"$0"';
+
+/** Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. */
+export function spawnDetachedQemu(qemuBinary: string, argv: string[], paths: GuestPaths): ChildProcess {
+  const log = openSync(paths.qemuLog, 'a');
+  try {
+    const child = spawn('/bin/sh', ['-c', EXIT_STATUS_SHIM, paths.exitStatus, qemuBinary, ...argv], {
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+    child.unref();
+    return child;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** True when `pid` is a live (non-zombie) process whose command line names this guest's pidfile. */
+export async function isQemuOfGuest(pid: number, paths: GuestPaths): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The state letter follows the parenthesised command name, which may itself contain ')'.
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return cmdline.includes(paths.pid) && !cmdline.includes(paths.exitStatus);
+  } catch {
+    return false;
+  }
+}
+
+export async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt((await readFile(file, 'utf8')).trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The shim's `$?` for QEMU, or undefined when it has not been written. */
+export async function readExitStatus(file: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(file, 'utf8')).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A shell `$?`: 128+N means the process died from signal N (QEMU itself never exits with such a status). */
+export function describeExitStatus(status: number | undefined): string {
+  if (status === undefined) return 'exit status unknown';
+  if (status > 128) {
+    const signal = status - 128;
+    const name = Object.entries(constants.signals).find(([, number]) => number === signal)?.[0];
+    return `killed by signal ${name ?? 'unknown'} (${signal})`;
+  }
+  return `exited with status ${status}`;
+}
+
+/** The last `lines` non-empty lines of a file (reading at most its last 64 KiB); '' when it does not exist. */
+export async function tailLines(file: string, lines: number): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer
+      .toString('utf8')
+      .split(/\r?\n/)
+      .filter((line) => line.trim().length > 0)
+      .slice(-lines)
+      .join('\n');
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,290 @@
+// GuestSupervisor against real QEMU (TCG): boot, graceful stop, restart, daemon-restart reattach, a QEMU killed
+// from outside, a QEMU that cannot start, an incoming migration target. Every QEMU started here is killed in
+// afterAll even when a test fails.
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GuestStartError, GuestSupervisor, type SupervisorOptions } from './supervisor.js';
+import { guestPaths } from './state-dir.js';
+import { testGuestImages, type TestGuestImages } from './test-guest.js';
+import type { GuestPhase, GuestStatus } from './types.js';
+
+const TEST_TIMEOUT_MS = 120_000;
+
+let work: string;
+let images: TestGuestImages;
+let options: SupervisorOptions;
+const stateRoots: string[] = [];
+let testCount = 0;
+const supervisors: GuestSupervisor[] = [];
+
+function newSupervisor(): GuestSupervisor {
+  const supervisor = new GuestSupervisor(options);
+  supervisors.push(supervisor);
+  return supervisor;
+}
+
+function spec(name: string, uuidSuffix: string): Record<string, unknown> {
+  return {
+    name,
+    uuid: `6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f${uuidSuffix}`,
+    cpus: 1,
+    memoryMiB: 256,
+    boot: { kernel: images.kernel, initrd: images.initrd, cmdline: images.cmdline },
+    disks: [],
+    nics: [],
+  };
+}
+
+function waitForPhase(
+  supervisor: GuestSupervisor,
+  name: string,
+  phase: GuestPhase,
+  ms: number,
+): Promise<GuestStatus> {
+  return new Promise((resolve, reject) => {
+    const current = supervisor.get(name);
+    if (current?.phase === phase) return resolve(current);
+    const timer = setTimeout(() => {
+      supervisor.off('status', onStatus);
+      reject(new Error(`${name} did not reach ${phase} within ${ms} ms (is ${supervisor.get(name)?.phase})`));
+    }, ms);
+    const onStatus = (status: GuestStatus): void => {
+      if (status.name !== name || status.phase !== phase) return;
+      clearTimeout(timer);
+      supervisor.off('status', onStatus);
+      resolve(status);
+    };
+    supervisor.on('status', onStatus);
+  });
+}
+
+async function waitForConsole(name: string, pattern: RegExp, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  const file = guestPaths(options.stateRoot, name).console;
+  while (Date.now() < deadline) {
+    if (pattern.test(await readFile(file, 'utf8').catch(() => ''))) return;
+    await sleep(100);
+  }
+  throw new Error(`console of ${name} never matched ${pattern}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  // Short path: unix socket paths are limited to 107 bytes.
+  work = await mkdtemp(path.join(tmpdir(), 'tern-sup-'));
+  images = await testGuestImages(work);
+  options = {
+    stateRoot: path.join(work, 'state'),
+    accel: 'tcg',
+    policy: { allowedRoots: [images.root, work], maxCpus: 2, maxMemoryMiB: 2048 },
+    pollIntervalMs: 200,
+  };
+  console.log(`test guest: ${images.source} (${images.kernel}, ${images.initrd})`);
+}, TEST_TIMEOUT_MS);
+
+// Each test gets its own state root, so one test's leftovers cannot change what another's reattach finds.
+beforeEach(() => {
+  options = { ...options, stateRoot: path.join(work, `s${++testCount}`) };
+  stateRoots.push(options.stateRoot);
+}, TEST_TIMEOUT_MS);
+
+afterAll(async () => {
+  for (const supervisor of supervisors) await supervisor.close().catch(() => undefined);
+  for (const stateRoot of stateRoots) {
+    for (const name of await readdir(stateRoot).catch(() => [])) {
+      const pid = Number((await readFile(guestPaths(stateRoot, name).pid, 'utf8').catch(() => '')).trim());
+      if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  }
+  await rm(work, { recursive: true, force: true });
+});
+
+test(
+  'boots to Running, stops gracefully to Stopped, starts again',
+  async () => {
+    const supervisor = newSupervisor();
+    const phases: string[] = [];
+    supervisor.on('status', (s) => s.name === 'alpha' && phases.push(s.phase));
+
+    const t0 = performance.now();
+    const running = await supervisor.create(spec('alpha', '4a01'));
+    const qmpMs = performance.now() - t0;
+    expect(running.phase).toBe('Running');
+    expect(running.pid).toBeGreaterThan(0);
+    expect(running.accelerator).toBe('tcg');
+    await waitForConsole('alpha', images.readyPattern, 60_000);
+    console.log(
+      `alpha: create() -> Running in ${qmpMs.toFixed(0)} ms; guest ready after ${(performance.now() - t0).toFixed(0)} ms`,
+    );
+    expect(await supervisor.qmp('alpha').queryStatus()).toMatchObject({ running: true, status: 'running' });
+
+    const t1 = performance.now();
+    // A guest that ignores the power button is stopped with `quit` after the timeout.
+    const timeoutMs = images.powersOffOnButton ? 20_000 : 1_000;
+    const stopped = await supervisor.stop('alpha', { timeoutMs });
+    console.log(`alpha: stop() took ${(performance.now() - t1).toFixed(0)} ms: ${stopped.message}`);
+    expect(stopped.phase).toBe('Stopped');
+    expect(stopped.pid).toBeUndefined();
+    expect(stopped.message).toBe(
+      images.powersOffOnButton
+        ? 'the guest powered off'
+        : `the guest did not power off within ${timeoutMs} ms; QEMU quit`,
+    );
+    expect(alive(running.pid as number)).toBe(false);
+    expect(phases).toEqual(['Starting', 'Running', 'Stopping', 'Stopped']);
+
+    const again = await supervisor.start('alpha');
+    expect(again.phase).toBe('Running');
+    expect(again.pid).not.toBe(running.pid);
+    await supervisor.delete('alpha', { timeoutMs: 1_000 });
+    expect(supervisor.get('alpha')).toBeUndefined();
+    expect(alive(again.pid as number)).toBe(false);
+    await expect(stat(path.join(options.stateRoot, 'alpha'))).rejects.toThrow(/ENOENT/);
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'a restarted daemon reattaches a running guest; QEMU killed from outside -> Failed with signal and console',
+  async () => {
+    const first = newSupervisor();
+    const created = await first.create(spec('bravo', '4b02'));
+    await first.create(spec('charlie', '4c03'));
+    await first.stop('charlie', { timeoutMs: 1_000 });
+    await waitForConsole('bravo', images.readyPattern, 60_000);
+    await first.close(); // the daemon goes away; QEMU must not
+
+    expect(alive(created.pid as number)).toBe(true);
+    const second = newSupervisor();
+    const reattached = await second.reattachAll();
+    expect(reattached.map((s) => [s.name, s.phase])).toEqual([
+      ['bravo', 'Running'],
+      ['charlie', 'Stopped'],
+    ]);
+    expect(second.get('bravo')?.pid).toBe(created.pid);
+    expect(second.get('bravo')?.startedAt).toBe(created.startedAt);
+    expect(await second.qmp('bravo').queryStatus()).toMatchObject({ status: 'running' });
+
+    // Pause/resume through the exposed QMP session shows up as phase changes.
+    await second.qmp('bravo').stop();
+    await waitForPhase(second, 'bravo', 'Paused', 5_000);
+    await second.qmp('bravo').cont();
+    await waitForPhase(second, 'bravo', 'Running', 5_000);
+
+    const failed = waitForPhase(second, 'bravo', 'Failed', 10_000);
+    const t0 = performance.now();
+    process.kill(created.pid as number, 'SIGKILL');
+    const status = await failed;
+    console.log(
+      `bravo: SIGKILL noticed in ${(performance.now() - t0).toFixed(0)} ms; reason:\n${status.reason}`,
+    );
+    expect(status.reason).toMatch(/killed by signal SIGKILL \(9\)/);
+    expect(status.reason).toMatch(
+      new RegExp(`last console lines:\\n(.*\\n)*.*${images.consoleTailPattern.source}`),
+    );
+    expect(status.pid).toBeUndefined();
+
+    // The verdict survives another daemon restart.
+    await second.close();
+    const third = newSupervisor();
+    const again = await third.reattachAll();
+    expect(again.find((s) => s.name === 'bravo')).toMatchObject({ phase: 'Failed', reason: status.reason });
+    await third.delete('bravo');
+    await third.delete('charlie');
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'a QEMU that cannot boot its kernel is reported Failed with its own error',
+  async () => {
+    const supervisor = newSupervisor();
+    const notAKernel = path.join(work, 'not-a-kernel');
+    await writeFile(notAKernel, 'this is not a kernel\n');
+    const bad = { ...spec('delta', '4d04'), boot: { kernel: notAKernel, cmdline: [] } };
+    const error = await supervisor.create(bad).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(GuestStartError);
+    expect(String(error)).toMatch(/QEMU exited with status 1: .*invalid kernel header/);
+    expect(supervisor.get('delta')?.phase).toBe('Failed');
+    await supervisor.delete('delta');
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'an incoming migration target starts Paused and stops with quit; a QMP quit counts as Stopped',
+  async () => {
+    const supervisor = newSupervisor();
+    const target = await supervisor.create(spec('echo', '4e05'), { incoming: true });
+    expect(target.phase).toBe('Paused');
+    expect(await supervisor.qmp('echo').queryStatus()).toMatchObject({ running: false, status: 'inmigrate' });
+    const stopped = await supervisor.stop('echo');
+    expect(stopped).toMatchObject({ phase: 'Stopped', message: 'QEMU quit' });
+    await supervisor.delete('echo');
+
+    // A `quit` sent by another user of the QMP session (the migration source after hand-over) is a stop too.
+    await supervisor.create(spec('foxtrot', '4f06'), { incoming: true });
+    const quitted = waitForPhase(supervisor, 'foxtrot', 'Stopped', 10_000);
+    await supervisor.qmp('foxtrot').quit();
+    expect((await quitted).reason).toBe('QEMU exited with status 0, shut down (host-qmp-quit)');
+    await supervisor.delete('foxtrot');
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'a guest migrates between two supervisors; the target stays Paused until cont',
+  async () => {
+    const sourceSide = newSupervisor();
+    const targetRoot = path.join(work, `t${testCount}`);
+    stateRoots.push(targetRoot);
+    const targetSide = new GuestSupervisor({ ...options, stateRoot: targetRoot });
+    supervisors.push(targetSide);
+    const guest = spec('golf', '4a07');
+    await sourceSide.create(guest);
+    await waitForConsole('golf', images.readyPattern, 60_000);
+    expect((await targetSide.create(guest, { incoming: true })).phase).toBe('Paused');
+
+    const uri = `unix:${path.join(work, 'golf-migration.sock')}`;
+    await targetSide.qmp('golf').execute('migrate-incoming', { uri });
+    const source = sourceSide.qmp('golf');
+    await source.migrateSetCapabilities({ events: true });
+    await source.migrateSetParameters({ 'max-bandwidth': 10 * 1024 ** 3 });
+    const finished = source.waitForEvent('MIGRATION', 60_000, (e) =>
+      ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)),
+    );
+    const t0 = performance.now();
+    await source.execute('migrate', { uri });
+    expect((await finished).data).toEqual({ status: 'completed' });
+    const info = await source.queryMigrate();
+    console.log(
+      `golf: migrated in ${(performance.now() - t0).toFixed(0)} ms (QEMU total ${info['total-time']} ms, ` +
+        `downtime ${info.downtime} ms)`,
+    );
+    await waitForPhase(sourceSide, 'golf', 'Paused', 5_000);
+
+    // The target has the guest but must not run it before the daemon says so.
+    const target = targetSide.qmp('golf');
+    for (let i = 0; i < 100 && (await target.queryStatus()).status === 'inmigrate'; i++) await sleep(50);
+    expect(await target.queryStatus()).toEqual({ running: false, status: 'paused' });
+    expect(targetSide.get('golf')?.phase).toBe('Paused');
+    await target.cont();
+    await waitForPhase(targetSide, 'golf', 'Running', 5_000);
+
+    expect(await sourceSide.stop('golf')).toMatchObject({ phase: 'Stopped', message: 'QEMU quit' });
+    await sourceSide.delete('golf');
+    expect(await target.queryStatus()).toMatchObject({ running: true, status: 'running' });
+    await targetSide.delete('golf', { timeoutMs: 1_000 });
+  },
+  TEST_TIMEOUT_MS,
+);

@@ -1,0 +1,305 @@
+// validateGuestSpec + buildQemuArgv: an injection corpus that must be rejected with errors naming the field,
+// and the golden argv of a valid spec.
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { assertSafeStateRoot, buildQemuArgv, tapName } from './argv.js';
+import { GuestSpecError, validateGuestSpec, type ValidationPolicy } from './validate.js';
+
+let root: string;
+let outside: string;
+let policy: ValidationPolicy;
+
+beforeAll(async () => {
+  const base = await realpath(await mkdtemp(path.join(tmpdir(), 'tern-argv-')));
+  root = path.join(base, 'images');
+  outside = path.join(base, 'outside');
+  await mkdir(root);
+  await mkdir(outside);
+  await mkdir(path.join(root, 'subdir'));
+  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'data.qcow2', 'init,rd']) {
+    await writeFile(path.join(root, file), 'x');
+  }
+  await writeFile(path.join(outside, 'secret'), 'x');
+  await symlink(path.join(outside, 'secret'), path.join(root, 'escape'));
+  await symlink(path.join(root, 'vmlinuz'), path.join(root, 'kernel-link'));
+  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 4096 };
+});
+
+afterAll(async () => {
+  await rm(path.dirname(root), { recursive: true, force: true });
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the corpus edits specs into deliberately ill-typed shapes
+type LooseSpec = Record<string, any>;
+
+function validSpec(): Record<string, unknown> {
+  return {
+    name: 'vm01',
+    uuid: '6B1E0C2A-3F4D-4E5F-8A9B-0C1D2E3F4A5B',
+    cpus: 2,
+    memoryMiB: 512,
+    boot: {
+      kernel: `${root}/vmlinuz`,
+      initrd: `${root}/initrd.img`,
+      cmdline: ['panic=-1', 'tern.ip=10.0.0.2/24'],
+    },
+    disks: [
+      { path: `${root}/disk,with=comma.raw`, readOnly: false },
+      { path: `${root}/data.qcow2`, readOnly: true, format: 'qcow2' },
+    ],
+    nics: [{ mac: '52:54:00:AB:CD:EF' }],
+  };
+}
+
+/** Applies `edit` to a fresh valid spec and returns the problems validation reports. */
+async function problemsOf(edit: (spec: LooseSpec) => void): Promise<{ field: string; message: string }[]> {
+  const spec = validSpec();
+  edit(spec);
+  try {
+    await validateGuestSpec(spec, policy);
+  } catch (err) {
+    expect(err).toBeInstanceOf(GuestSpecError);
+    return (err as GuestSpecError).problems;
+  }
+  throw new Error('spec was accepted');
+}
+
+describe('validateGuestSpec rejects', () => {
+  const corpus: [string, string, (spec: LooseSpec) => void][] = [
+    ['empty name', 'name', (s) => (s.name = '')],
+    ['name with a comma', 'name', (s) => (s.name = 'vm,01')],
+    ['name with "="', 'name', (s) => (s.name = 'vm=1')],
+    ['name with a newline', 'name', (s) => (s.name = 'vm\n01')],
+    ['uppercase name', 'name', (s) => (s.name = 'VM01')],
+    ['name longer than 63', 'name', (s) => (s.name = 'a'.repeat(64))],
+    ['name starting with "-"', 'name', (s) => (s.name = '-vm')],
+    ['name with a dot', 'name', (s) => (s.name = 'vm.01')],
+    ['empty uuid', 'uuid', (s) => (s.uuid = '')],
+    ['uuid without dashes', 'uuid', (s) => (s.uuid = '6b1e0c2a3f4d4e5f8a9b0c1d2e3f4a5b')],
+    ['uuid with option suffix', 'uuid', (s) => (s.uuid = '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b,x=y')],
+    ['zero cpus', 'cpus', (s) => (s.cpus = 0)],
+    ['fractional cpus', 'cpus', (s) => (s.cpus = 1.5)],
+    ['more cpus than the host allows', 'cpus', (s) => (s.cpus = 5)],
+    ['cpus as a string', 'cpus', (s) => (s.cpus = '2')],
+    ['memory below 64 MiB', 'memoryMiB', (s) => (s.memoryMiB = 63)],
+    ['absurd memory', 'memoryMiB', (s) => (s.memoryMiB = 1e12)],
+    ['memory as infinity', 'memoryMiB', (s) => (s.memoryMiB = Infinity)],
+    ['machine with options', 'machine', (s) => (s.machine = 'q35,accel=kvm')],
+    ['empty machine', 'machine', (s) => (s.machine = '')],
+    ['cpu model with flags', 'cpuModel', (s) => (s.cpuModel = 'max,+vmx')],
+    ['machine "help"', 'machine', (s) => (s.machine = 'help')],
+    ['cpu model "help"', 'cpuModel', (s) => (s.cpuModel = 'help')],
+    ['missing boot', 'boot', (s) => delete s.boot],
+    ['empty kernel path', 'boot.kernel', (s) => (s.boot.kernel = '')],
+    ['relative kernel path', 'boot.kernel', (s) => (s.boot.kernel = 'images/vmlinuz')],
+    ['kernel path with ".."', 'boot.kernel', (s) => (s.boot.kernel = `${root}/../outside/secret`)],
+    ['kernel path with "//"', 'boot.kernel', (s) => (s.boot.kernel = `${root}//vmlinuz`)],
+    ['kernel path with "/./"', 'boot.kernel', (s) => (s.boot.kernel = `${root}/./vmlinuz`)],
+    ['kernel path with trailing "/"', 'boot.kernel', (s) => (s.boot.kernel = `${root}/vmlinuz/`)],
+    ['kernel path outside the roots', 'boot.kernel', (s) => (s.boot.kernel = `${outside}/secret`)],
+    ['kernel path /etc/passwd', 'boot.kernel', (s) => (s.boot.kernel = '/etc/passwd')],
+    ['symlink escaping the roots', 'boot.kernel', (s) => (s.boot.kernel = `${root}/escape`)],
+    ['missing kernel', 'boot.kernel', (s) => (s.boot.kernel = `${root}/missing`)],
+    ['directory as kernel', 'boot.kernel', (s) => (s.boot.kernel = `${root}/subdir`)],
+    ['kernel path with a newline', 'boot.kernel', (s) => (s.boot.kernel = `${root}/vml\ninuz`)],
+    ['kernel path with NUL', 'boot.kernel', (s) => (s.boot.kernel = `${root}/vmlinuz\0`)],
+    ['initrd path with a comma', 'boot.initrd', (s) => (s.boot.initrd = `${root}/init,rd`)],
+    ['cmdline as a string', 'boot.cmdline', (s) => (s.boot.cmdline = 'console=ttyS0')],
+    ['cmdline word with a newline', 'boot.cmdline[1]', (s) => (s.boot.cmdline = ['a', 'b\nc'])],
+    ['cmdline word with a space', 'boot.cmdline[0]', (s) => (s.boot.cmdline = ['a b'])],
+    ['empty cmdline word', 'boot.cmdline[0]', (s) => (s.boot.cmdline = [''])],
+    ['cmdline too long', 'boot.cmdline', (s) => (s.boot.cmdline = ['x'.repeat(2100)])],
+    ['disks not a list', 'disks', (s) => (s.disks = {})],
+    ['disk path outside the roots', 'disks[0].path', (s) => (s.disks[0].path = `${outside}/secret`)],
+    ['disk path with ".."', 'disks[1].path', (s) => (s.disks[1].path = `${root}/subdir/../data.qcow2`)],
+    ['disk readOnly missing', 'disks[0].readOnly', (s) => delete s.disks[0].readOnly],
+    ['unknown disk format', 'disks[0].format', (s) => (s.disks[0].format = 'vmdk')],
+    ['the same disk twice', 'disks[1].path', (s) => (s.disks[1].path = `${root}/disk,with=comma.raw`)],
+    ['empty MAC', 'nics[0].mac', (s) => (s.nics[0].mac = '')],
+    ['MAC with dashes', 'nics[0].mac', (s) => (s.nics[0].mac = '52-54-00-ab-cd-ef')],
+    ['short MAC', 'nics[0].mac', (s) => (s.nics[0].mac = '52:54:00:ab:cd')],
+    ['MAC with option suffix', 'nics[0].mac', (s) => (s.nics[0].mac = '52:54:00:ab:cd:ef,x=y')],
+    ['multicast MAC', 'nics[0].mac', (s) => (s.nics[0].mac = '53:54:00:ab:cd:ef')],
+    ['globally administered MAC', 'nics[0].mac', (s) => (s.nics[0].mac = '00:16:3e:ab:cd:ef')],
+    ['duplicate MAC', 'nics[1].mac', (s) => s.nics.push({ mac: '52:54:00:ab:cd:ef' })],
+    [
+      'too many NICs',
+      'nics',
+      (s) => (s.nics = Array.from({ length: 9 }, (_, i) => ({ mac: `52:54:00:00:00:0${i}` }))),
+    ],
+  ];
+
+  test.each(corpus)('%s (field %s)', async (_what, field, edit) => {
+    const problems = await problemsOf(edit);
+    expect(problems.map((p) => p.field)).toEqual([field]);
+    expect(problems[0]?.message.length).toBeGreaterThan(10);
+  });
+
+  test('a non-object spec', async () => {
+    await expect(validateGuestSpec(null, policy)).rejects.toThrow('spec: must be an object');
+    await expect(validateGuestSpec([], policy)).rejects.toThrow('spec: must be an object');
+  });
+
+  test('every problem at once, each named in the message', async () => {
+    const problems = await problemsOf((s) => {
+      s.name = 'a,b';
+      s.cpus = 99;
+      s.nics[0].mac = 'bad';
+    });
+    expect(problems.map((p) => p.field)).toEqual(['name', 'cpus', 'nics[0].mac']);
+    const spec = { ...validSpec(), memoryMiB: 10 };
+    await expect(validateGuestSpec(spec, policy)).rejects.toThrow(
+      'invalid guest spec: memoryMiB: must be an integer from 64 to 4096 MiB, got 10',
+    );
+  });
+});
+
+describe('validateGuestSpec accepts', () => {
+  test('a valid spec, normalised', async () => {
+    const spec = await validateGuestSpec(validSpec(), policy);
+    expect(spec).toEqual({
+      name: 'vm01',
+      uuid: '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b',
+      cpus: 2,
+      memoryMiB: 512,
+      boot: {
+        kernel: `${root}/vmlinuz`,
+        initrd: `${root}/initrd.img`,
+        cmdline: ['panic=-1', 'tern.ip=10.0.0.2/24'],
+      },
+      disks: [
+        { path: `${root}/disk,with=comma.raw`, readOnly: false, format: 'raw' },
+        { path: `${root}/data.qcow2`, readOnly: true, format: 'qcow2' },
+      ],
+      nics: [{ mac: '52:54:00:ab:cd:ef' }],
+    });
+  });
+
+  test('a symlink inside the roots, replaced by its target', async () => {
+    const spec = await validateGuestSpec(
+      { ...validSpec(), boot: { kernel: `${root}/kernel-link`, cmdline: [] } },
+      policy,
+    );
+    expect(spec.boot).toEqual({ kernel: `${root}/vmlinuz`, cmdline: [] });
+  });
+
+  test('a root that is itself reached through a symlink', async () => {
+    const linkedRoot = `${path.dirname(root)}/linked-root`;
+    await symlink(root, linkedRoot);
+    const spec = await validateGuestSpec(
+      { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] } },
+      { ...policy, allowedRoots: [linkedRoot] },
+    );
+    expect(spec.boot.kernel).toBe(`${root}/vmlinuz`);
+  });
+});
+
+describe('buildQemuArgv', () => {
+  const stateRoot = '/var/lib/tern/guests';
+
+  test('golden argv of a valid spec', async () => {
+    const spec = await validateGuestSpec(validSpec(), policy);
+    expect(buildQemuArgv(spec, { stateRoot, accel: 'tcg' })).toEqual([
+      '-name',
+      'vm01',
+      '-uuid',
+      '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b',
+      '-machine',
+      'q35',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'max',
+      '-m',
+      '512M',
+      '-smp',
+      '2',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-msg',
+      'timestamp=on',
+      '-pidfile',
+      '/var/lib/tern/guests/vm01/qemu.pid',
+      '-qmp',
+      'unix:/var/lib/tern/guests/vm01/qmp.sock,server=on,wait=off',
+      '-chardev',
+      'file,id=console,path=/var/lib/tern/guests/vm01/console.log',
+      '-serial',
+      'chardev:console',
+      '-chardev',
+      'socket,id=agent,path=/var/lib/tern/guests/vm01/agent.sock,server=on,wait=off',
+      '-serial',
+      'chardev:agent',
+      '-kernel',
+      `${root}/vmlinuz`,
+      '-initrd',
+      `${root}/initrd.img`,
+      '-append',
+      'console=ttyS0 panic=-1 tern.ip=10.0.0.2/24',
+      '-blockdev',
+      `{"driver":"file","node-name":"file0","filename":"${root}/disk,with=comma.raw","read-only":false}`,
+      '-blockdev',
+      '{"driver":"raw","node-name":"disk0","file":"file0","read-only":false}',
+      '-device',
+      '{"driver":"virtio-blk-pci","id":"vd0","drive":"disk0"}',
+      '-blockdev',
+      `{"driver":"file","node-name":"file1","filename":"${root}/data.qcow2","read-only":true}`,
+      '-blockdev',
+      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true}',
+      '-device',
+      '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1"}',
+      '-netdev',
+      `{"type":"tap","id":"net0","ifname":"${tapName('vm01', 0)}","script":"no","downscript":"no"}`,
+      '-device',
+      '{"driver":"virtio-net-pci","id":"nic0","netdev":"net0","mac":"52:54:00:ab:cd:ef"}',
+    ]);
+  });
+
+  test('KVM, explicit machine/CPU, own console word, migration target', async () => {
+    const spec = await validateGuestSpec(
+      {
+        ...validSpec(),
+        machine: 'pc-q35-10.0',
+        cpuModel: 'Skylake-Server-v4',
+        boot: { kernel: `${root}/vmlinuz`, cmdline: ['console=hvc0'] },
+        disks: [],
+        nics: [],
+      },
+      policy,
+    );
+    const argv = buildQemuArgv(spec, { stateRoot, accel: 'kvm', incoming: true });
+    expect(argv.slice(4, 10)).toEqual([
+      '-machine',
+      'pc-q35-10.0',
+      '-accel',
+      'kvm',
+      '-cpu',
+      'Skylake-Server-v4',
+    ]);
+    expect(argv[argv.indexOf('-append') + 1]).toBe('console=hvc0');
+    expect(argv).not.toContain('-initrd');
+    expect(argv.slice(-3)).toEqual(['-S', '-incoming', 'defer']);
+    const kvmDefault = buildQemuArgv({ ...spec, cpuModel: undefined }, { stateRoot, accel: 'kvm' });
+    expect(kvmDefault[kvmDefault.indexOf('-cpu') + 1]).toBe('host');
+  });
+
+  test('refuses state roots that would need QEMU option escaping or overflow a socket path', () => {
+    expect(() => assertSafeStateRoot('/var/lib/tern,x=y')).toThrow(/must be an absolute path of letters/);
+    expect(() => assertSafeStateRoot('relative/dir')).toThrow(/must be an absolute path/);
+    expect(() => assertSafeStateRoot('/var/lib/../tern')).toThrow(/must be an absolute path/);
+    expect(() => assertSafeStateRoot('/var/lib/tern guests')).toThrow(/must be an absolute path/);
+    expect(() => assertSafeStateRoot(`/${'d'.repeat(40)}`)).toThrow(/too long: .* exceeds 107 bytes/);
+    expect(() => assertSafeStateRoot('/var/lib/tern/guests')).not.toThrow();
+  });
+
+  test('tap names are derived from the guest name and fit IFNAMSIZ', () => {
+    const name = tapName('a'.repeat(63), 7);
+    expect(name).toMatch(/^tn[0-9a-f]{8}n7$/);
+    expect(name.length).toBeLessThanOrEqual(15);
+    expect(tapName('vm01', 0)).toBe(tapName('vm01', 0));
+    expect(tapName('vm01', 0)).not.toBe(tapName('vm02', 0));
+  });
+});

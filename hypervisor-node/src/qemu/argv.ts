@@ -1,0 +1,129 @@
+// QEMU's command line for a validated GuestSpec, as an argv array (never a shell string).
+// QEMU's `-opt key=value,key=value` syntax treats ',' and '=' specially, so user strings never enter it:
+// image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (verified on
+// QEMU 10.0: a kernel path or cmdline containing ',' and '=' reaches the guest unchanged), and the only paths in
+// option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
+import { createHash } from 'node:crypto';
+import type { Accelerator, GuestSpec } from '../guests/types.js';
+import { guestPaths } from '../guests/state-dir.js';
+import { SERIAL_CONSOLE_WORD } from './validate.js';
+
+export const DEFAULT_MACHINE = 'q35';
+/** sun_path is 108 bytes including the NUL. */
+const MAX_SOCKET_PATH = 107;
+const MAX_GUEST_NAME = 63;
+const SAFE_STATE_ROOT = /^\/[A-Za-z0-9._/-]*$/;
+
+export interface QemuLaunchOptions {
+  /** The daemon's state root; the guest's files live in <stateRoot>/<spec.name>/. */
+  stateRoot: string;
+  accel: Accelerator;
+  /** Start as a migration target: QEMU waits for `migrate-incoming` and stays paused after it until `cont`. */
+  incoming?: boolean;
+}
+
+/**
+ * Refuses a state root whose paths could not be put into QEMU option syntax safely or would overflow a unix
+ * socket path for the longest guest name.
+ */
+export function assertSafeStateRoot(stateRoot: string): void {
+  if (!SAFE_STATE_ROOT.test(stateRoot) || stateRoot.split('/').includes('..')) {
+    throw new Error(
+      `state root ${JSON.stringify(stateRoot)} must be an absolute path of letters, digits, ".", "_", "-" and "/"`,
+    );
+  }
+  const longest = guestPaths(stateRoot, 'x'.repeat(MAX_GUEST_NAME));
+  for (const socket of [longest.qmp, longest.agent]) {
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+      throw new Error(`state root ${stateRoot} is too long: ${socket} exceeds ${MAX_SOCKET_PATH} bytes`);
+    }
+  }
+}
+
+/** Host tap device of NIC `index`: derived from the guest name only, within IFNAMSIZ (15 characters). */
+export function tapName(guestName: string, index: number): string {
+  const hash = createHash('sha256').update(guestName).digest('hex').slice(0, 8);
+  return `tn${hash}n${index}`;
+}
+
+/** The argv (without the binary) that runs `spec`; the spec must come from validateGuestSpec. */
+export function buildQemuArgv(spec: GuestSpec, launch: QemuLaunchOptions): string[] {
+  assertSafeStateRoot(launch.stateRoot);
+  const paths = guestPaths(launch.stateRoot, spec.name);
+  const cmdline = spec.boot.cmdline.some((word) => word.startsWith('console='))
+    ? spec.boot.cmdline
+    : [SERIAL_CONSOLE_WORD, ...spec.boot.cmdline];
+  const argv = [
+    '-name',
+    spec.name,
+    '-uuid',
+    spec.uuid,
+    '-machine',
+    spec.machine ?? DEFAULT_MACHINE,
+    '-accel',
+    launch.accel,
+    '-cpu',
+    spec.cpuModel ?? (launch.accel === 'kvm' ? 'host' : 'max'),
+    '-m',
+    `${spec.memoryMiB}M`,
+    '-smp',
+    String(spec.cpus),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-msg',
+    'timestamp=on',
+    '-pidfile',
+    paths.pid,
+    '-qmp',
+    `unix:${paths.qmp},server=on,wait=off`,
+    '-chardev',
+    `file,id=console,path=${paths.console}`,
+    '-serial',
+    'chardev:console',
+    '-chardev',
+    `socket,id=agent,path=${paths.agent},server=on,wait=off`,
+    '-serial',
+    'chardev:agent',
+    '-kernel',
+    spec.boot.kernel,
+  ];
+  if (spec.boot.initrd !== undefined) argv.push('-initrd', spec.boot.initrd);
+  argv.push('-append', cmdline.join(' '));
+
+  spec.disks.forEach((disk, i) => {
+    const readOnly = disk.readOnly;
+    argv.push(
+      '-blockdev',
+      JSON.stringify({ driver: 'file', 'node-name': `file${i}`, filename: disk.path, 'read-only': readOnly }),
+      '-blockdev',
+      JSON.stringify({
+        driver: disk.format ?? 'raw',
+        'node-name': `disk${i}`,
+        file: `file${i}`,
+        'read-only': readOnly,
+      }),
+      '-device',
+      JSON.stringify({ driver: 'virtio-blk-pci', id: `vd${i}`, drive: `disk${i}` }),
+    );
+  });
+  spec.nics.forEach((nic, i) => {
+    argv.push(
+      '-netdev',
+      JSON.stringify({
+        type: 'tap',
+        id: `net${i}`,
+        ifname: tapName(spec.name, i),
+        script: 'no',
+        downscript: 'no',
+      }),
+      '-device',
+      JSON.stringify({ driver: 'virtio-net-pci', id: `nic${i}`, netdev: `net${i}`, mac: nic.mac }),
+    );
+  });
+  // -S: after the incoming migration the target stays paused; it runs the guest only when the daemon sends
+  // `cont` after the ownership hand-over, so the guest never runs on two nodes.
+  if (launch.incoming === true) argv.push('-S', '-incoming', 'defer');
+  return argv;
+}

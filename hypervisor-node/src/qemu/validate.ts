@@ -1,0 +1,305 @@
+// Validation of a GuestSpec before anything reaches QEMU. Every user string that later lands on QEMU's command
+// line passes through here; argv.ts relies on these guarantees (no commas where QEMU's option parser would see
+// them, paths that are real, absolute and inside the allowed roots).
+import { realpath, stat } from 'node:fs/promises';
+import { availableParallelism, totalmem } from 'node:os';
+import path from 'node:path';
+import type { DiskFormat, DiskSpec, GuestSpec, KernelBoot, NicSpec } from '../guests/types.js';
+
+export const MIN_MEMORY_MIB = 64;
+export const MAX_CPUS = 64;
+export const MAX_DISKS = 16;
+export const MAX_NICS = 8;
+/** x86 COMMAND_LINE_SIZE is 2048 including the NUL; argv.ts may prepend the serial console word. */
+export const SERIAL_CONSOLE_WORD = 'console=ttyS0';
+export const MAX_CMDLINE_BYTES = 2047 - SERIAL_CONSOLE_WORD.length - 1;
+
+export interface ValidationPolicy {
+  /** Absolute directories; kernel, initrd and disk images must resolve (after symlinks) inside one of them. */
+  allowedRoots: string[];
+  maxCpus: number;
+  maxMemoryMiB: number;
+}
+
+export interface SpecProblem {
+  field: string;
+  message: string;
+}
+
+export class GuestSpecError extends Error {
+  constructor(readonly problems: SpecProblem[]) {
+    super(`invalid guest spec: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    this.name = 'GuestSpecError';
+  }
+}
+
+/** Host-derived limits: no more vCPUs than host threads (capped at 64), no more memory than the host has. */
+export function defaultValidationPolicy(allowedRoots: string[]): ValidationPolicy {
+  return {
+    allowedRoots,
+    maxCpus: Math.min(MAX_CPUS, availableParallelism()),
+    maxMemoryMiB: Math.floor(totalmem() / (1024 * 1024)),
+  };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+/** Machine types and CPU models: a bare identifier; QEMU's ',prop=value' suffixes are not accepted. */
+const QEMU_MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
+
+/**
+ * Checks `input` against the policy and returns a normalised copy (lowercase uuid/MACs, symlink-free paths).
+ * Throws GuestSpecError listing every problem, each naming its field.
+ */
+export async function validateGuestSpec(input: unknown, policy: ValidationPolicy): Promise<GuestSpec> {
+  const problems: SpecProblem[] = [];
+  const fail = (field: string, message: string): void => {
+    problems.push({ field, message });
+  };
+  if (!isRecord(input)) throw new GuestSpecError([{ field: 'spec', message: 'must be an object' }]);
+  const roots = await resolveRoots(policy.allowedRoots);
+
+  const name = input.name;
+  if (typeof name !== 'string' || !DNS_LABEL.test(name)) {
+    fail(
+      'name',
+      'must be a DNS-1123 label: 1-63 lowercase letters, digits or "-", starting and ending alphanumeric',
+    );
+  }
+  const uuid = input.uuid;
+  if (typeof uuid !== 'string' || !UUID.test(uuid)) {
+    fail('uuid', 'must be a UUID like 6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b');
+  }
+  checkInteger(input.cpus, 'cpus', 1, Math.min(MAX_CPUS, policy.maxCpus), '', fail);
+  checkInteger(input.memoryMiB, 'memoryMiB', MIN_MEMORY_MIB, policy.maxMemoryMiB, ' MiB', fail);
+  for (const field of ['machine', 'cpuModel'] as const) {
+    const value = input[field];
+    if (value !== undefined && (typeof value !== 'string' || !QEMU_MODEL_NAME.test(value))) {
+      fail(field, 'must be a plain QEMU model name (letters, digits, ".", "_", "-"; no "," or "=")');
+    } else if (value === 'help') {
+      fail(field, 'must name a model; "help" makes QEMU print a list and exit');
+    }
+  }
+
+  const boot = await validateBoot(input.boot, roots, fail);
+  const disks = await validateDisks(input.disks, roots, fail);
+  const nics = validateNics(input.nics, fail);
+
+  if (problems.length > 0) throw new GuestSpecError(problems);
+  const spec: GuestSpec = {
+    name: name as string,
+    uuid: (uuid as string).toLowerCase(),
+    cpus: input.cpus as number,
+    memoryMiB: input.memoryMiB as number,
+    boot: boot as KernelBoot,
+    disks: disks as DiskSpec[],
+    nics: nics as NicSpec[],
+  };
+  if (input.machine !== undefined) spec.machine = input.machine as string;
+  if (input.cpuModel !== undefined) spec.cpuModel = input.cpuModel as string;
+  return spec;
+}
+
+type Fail = (field: string, message: string) => void;
+
+async function validateBoot(boot: unknown, roots: Roots, fail: Fail): Promise<KernelBoot | undefined> {
+  if (!isRecord(boot)) {
+    fail('boot', 'must be an object with kernel, optional initrd and cmdline');
+    return undefined;
+  }
+  const kernel = await validateImagePath(boot.kernel, 'boot.kernel', roots, fail);
+  let initrd: string | undefined;
+  if (boot.initrd !== undefined) {
+    // For a multiboot kernel QEMU splits -initrd at commas into a module list; a Linux kernel takes it whole.
+    if (typeof boot.initrd === 'string' && boot.initrd.includes(',')) {
+      fail('boot.initrd', 'must not contain "," (QEMU reads -initrd as a comma-separated module list)');
+    } else {
+      initrd = await validateImagePath(boot.initrd, 'boot.initrd', roots, fail);
+    }
+  }
+  const cmdline = validateCmdline(boot.cmdline, fail);
+  if (kernel === undefined || cmdline === undefined || (boot.initrd !== undefined && initrd === undefined)) {
+    return undefined;
+  }
+  return initrd === undefined ? { kernel, cmdline } : { kernel, initrd, cmdline };
+}
+
+function validateCmdline(cmdline: unknown, fail: Fail): string[] | undefined {
+  if (!Array.isArray(cmdline)) {
+    fail('boot.cmdline', 'must be a list of words');
+    return undefined;
+  }
+  let ok = true;
+  cmdline.forEach((word: unknown, i) => {
+    if (typeof word !== 'string' || word.length === 0 || /\s/.test(word) || CONTROL_CHARS.test(word)) {
+      fail(`boot.cmdline[${i}]`, 'must be a non-empty word without whitespace or control characters');
+      ok = false;
+    }
+  });
+  if (!ok) return undefined;
+  const words = cmdline as string[];
+  if (Buffer.byteLength(words.join(' ')) > MAX_CMDLINE_BYTES) {
+    fail('boot.cmdline', `is longer than the kernel's ${MAX_CMDLINE_BYTES} bytes`);
+    return undefined;
+  }
+  return [...words];
+}
+
+async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<DiskSpec[] | undefined> {
+  if (!Array.isArray(disks)) {
+    fail('disks', 'must be a list');
+    return undefined;
+  }
+  if (disks.length > MAX_DISKS) {
+    fail('disks', `at most ${MAX_DISKS} disks`);
+    return undefined;
+  }
+  const out: DiskSpec[] = [];
+  const seen = new Set<string>();
+  for (const [i, disk] of disks.entries()) {
+    const field = `disks[${i}]`;
+    if (!isRecord(disk)) {
+      fail(field, 'must be an object with path and readOnly');
+      continue;
+    }
+    const diskPath = await validateImagePath(disk.path, `${field}.path`, roots, fail);
+    if (typeof disk.readOnly !== 'boolean') fail(`${field}.readOnly`, 'must be true or false');
+    const format = disk.format ?? 'raw';
+    if (!DISK_FORMATS.includes(format as DiskFormat)) fail(`${field}.format`, 'must be "raw" or "qcow2"');
+    if (diskPath === undefined || typeof disk.readOnly !== 'boolean') continue;
+    if (seen.has(diskPath)) fail(`${field}.path`, `${diskPath} is already used by another disk`);
+    seen.add(diskPath);
+    out.push({ path: diskPath, readOnly: disk.readOnly, format: format as DiskFormat });
+  }
+  return out.length === disks.length ? out : undefined;
+}
+
+function validateNics(nics: unknown, fail: Fail): NicSpec[] | undefined {
+  if (!Array.isArray(nics)) {
+    fail('nics', 'must be a list');
+    return undefined;
+  }
+  if (nics.length > MAX_NICS) {
+    fail('nics', `at most ${MAX_NICS} NICs`);
+    return undefined;
+  }
+  const out: NicSpec[] = [];
+  const seen = new Set<string>();
+  nics.forEach((nic: unknown, i) => {
+    const field = `nics[${i}].mac`;
+    const mac = isRecord(nic) ? nic.mac : undefined;
+    if (typeof mac !== 'string' || !MAC.test(mac)) {
+      fail(field, 'must be a MAC address like 52:54:00:12:34:56');
+      return;
+    }
+    const first = parseInt(mac.slice(0, 2), 16);
+    if ((first & 0x01) !== 0) return fail(field, `${mac} is a multicast address; a NIC needs a unicast one`);
+    if ((first & 0x02) === 0) {
+      return fail(
+        field,
+        `${mac} is not locally administered (second-lowest bit of the first octet must be set)`,
+      );
+    }
+    const normalised = mac.toLowerCase();
+    if (seen.has(normalised)) return fail(field, `${mac} is used by another NIC`);
+    seen.add(normalised);
+    out.push({ mac: normalised });
+  });
+  return out.length === nics.length ? out : undefined;
+}
+
+/**
+ * An image path must be absolute and already normal (no "..", ".", "//" or trailing "/"), lie inside an allowed
+ * root, and still lie inside one after every symlink is resolved. Returns the resolved path, which is what QEMU
+ * is given, so a symlink swapped later cannot redirect it.
+ */
+async function validateImagePath(
+  value: unknown,
+  field: string,
+  roots: Roots,
+  fail: Fail,
+): Promise<string | undefined> {
+  if (typeof value !== 'string' || value.length === 0) {
+    fail(field, 'must be a non-empty absolute path');
+    return undefined;
+  }
+  if (CONTROL_CHARS.test(value)) {
+    fail(field, 'must not contain NUL, newline or other control characters');
+    return undefined;
+  }
+  if (!path.isAbsolute(value)) {
+    fail(field, `must be an absolute path, got ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  if (value.split('/').includes('..')) {
+    fail(field, `must not contain ".." segments: ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  if (path.normalize(value) !== value || (value.length > 1 && value.endsWith('/'))) {
+    fail(field, `must be a normalised path (no "//", "/./" or trailing "/"): ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  if (
+    !roots.configured.some((root) => isInside(value, root)) &&
+    !roots.resolved.some((r) => isInside(value, r))
+  ) {
+    fail(field, `${value} is outside the allowed roots (${roots.configured.join(', ')})`);
+    return undefined;
+  }
+  let real: string;
+  try {
+    real = await realpath(value);
+  } catch (err) {
+    fail(field, `${value} cannot be resolved: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    return undefined;
+  }
+  if (!roots.resolved.some((root) => isInside(real, root))) {
+    fail(field, `${value} resolves to ${real}, outside the allowed roots`);
+    return undefined;
+  }
+  if (!(await stat(real)).isFile()) {
+    fail(field, `${value} is not a regular file`);
+    return undefined;
+  }
+  return real;
+}
+
+interface Roots {
+  /** As configured (normalised), for the lexical check of the path the caller wrote. */
+  configured: string[];
+  /** With symlinks resolved, for the check of the path QEMU will open. */
+  resolved: string[];
+}
+
+async function resolveRoots(roots: string[]): Promise<Roots> {
+  if (roots.length === 0) throw new Error('validation policy has no allowed roots');
+  for (const root of roots)
+    if (!path.isAbsolute(root)) throw new Error(`allowed root ${root} is not absolute`);
+  const configured = roots.map((root) => (root === '/' ? root : path.normalize(root).replace(/\/+$/, '')));
+  return { configured, resolved: await Promise.all(configured.map((root) => realpath(root))) };
+}
+
+function isInside(candidate: string, root: string): boolean {
+  return root === '/' || candidate === root || candidate.startsWith(`${root}/`);
+}
+
+function checkInteger(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+  unit: string,
+  fail: Fail,
+): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(field, `must be an integer from ${min} to ${max}${unit}, got ${JSON.stringify(value)}`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
