@@ -1,0 +1,82 @@
+// Time as a dependency, so queue, informer and leader-election timing is testable without real waits.
+
+export type TimerHandle = { readonly id: unknown };
+
+export interface Clock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => ({ id: setTimeout(callback, ms) }),
+  clearTimeout: (handle) => clearTimeout(handle.id as NodeJS.Timeout),
+};
+
+/** Resolves after ms, or early (without rejecting) when the signal aborts. */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      resolve();
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A clock that only moves when told to; timers fire in due order inside advance(). */
+export class ManualClock implements Clock {
+  #now: number;
+  #nextId = 0;
+  readonly #timers = new Map<number, { due: number; callback: () => void }>();
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(callback: () => void, ms: number): TimerHandle {
+    const id = this.#nextId++;
+    this.#timers.set(id, { due: this.#now + Math.max(0, ms), callback });
+    return { id };
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.#timers.delete(handle.id as number);
+  }
+
+  /** Number of timers not yet fired. */
+  get pendingTimers(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time forward, firing every timer that falls due on the way (including ones they schedule). */
+  advance(ms: number): void {
+    const target = this.#now + ms;
+    for (;;) {
+      let nextId: number | undefined;
+      let nextDue = Infinity;
+      for (const [id, timer] of this.#timers) {
+        if (timer.due <= target && timer.due < nextDue) {
+          nextDue = timer.due;
+          nextId = id;
+        }
+      }
+      if (nextId === undefined) break;
+      const timer = this.#timers.get(nextId)!;
+      this.#timers.delete(nextId);
+      this.#now = timer.due;
+      timer.callback();
+    }
+    this.#now = target;
+  }
+}
