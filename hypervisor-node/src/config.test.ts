@@ -1,0 +1,118 @@
+import { ConfigError, parseConfig } from './config.js';
+
+const TLS = ['--tls-cert', '/c/node.crt', '--tls-key', '/c/node.key', '--tls-ca', '/c/ca.crt'];
+const MINIMAL = ['--node-name', 'node-a', ...TLS, '--allowed-root', '/images'];
+
+function parseError(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(argv, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseConfig', () => {
+  it('applies defaults', () => {
+    const config = parseConfig(MINIMAL, {});
+    expect(config).toMatchObject({
+      nodeName: 'node-a',
+      listen: { host: '127.0.0.1', port: 7443 },
+      advertiseAddress: '127.0.0.1:7443',
+      tls: { certFile: '/c/node.crt', keyFile: '/c/node.key', caFile: '/c/ca.crt' },
+      operatorIdentities: ['tern-operator'],
+      stateDir: '/var/lib/tern',
+      allowedRoots: ['/images'],
+      stopTimeoutMs: 30000,
+      accelerator: 'auto',
+      metricsListen: { host: '127.0.0.1', port: 9464 },
+      logLevel: 'info',
+    });
+    expect(config.registration).toBeUndefined();
+  });
+
+  it('reads environment variables, and flags win over them', () => {
+    const env = {
+      TERN_NODE_NAME: 'from-env',
+      TERN_TLS_CERT: '/e/c',
+      TERN_TLS_KEY: '/e/k',
+      TERN_TLS_CA: '/e/ca',
+      TERN_ALLOWED_ROOTS: '/a:/b',
+      TERN_OPERATOR_IDENTITIES: 'spiffe://tern.dev/operator,tern-operator',
+      TERN_KUBECONFIG: '/k/config',
+      TERN_LISTEN: '[::1]:9000',
+    };
+    const config = parseConfig(['--node-name', 'from-flag'], env);
+    expect(config.nodeName).toBe('from-flag');
+    expect(config.listen).toEqual({ host: '::1', port: 9000 });
+    expect(config.allowedRoots).toEqual(['/a', '/b']);
+    expect(config.operatorIdentities).toEqual(['spiffe://tern.dev/operator', 'tern-operator']);
+    expect(config.registration).toEqual({
+      kubeconfig: '/k/config',
+      leaseNamespace: 'tern-system',
+      leaseDurationSeconds: 40,
+      heartbeatIntervalSeconds: 10,
+    });
+  });
+
+  it('collects repeated flags', () => {
+    const config = parseConfig(
+      [
+        ...MINIMAL,
+        '--allowed-root',
+        '/more',
+        '--operator-identity',
+        'a',
+        '--operator-identity',
+        'spiffe://x/y',
+      ],
+      {},
+    );
+    expect(config.allowedRoots).toEqual(['/images', '/more']);
+    expect(config.operatorIdentities).toEqual(['a', 'spiffe://x/y']);
+  });
+
+  it.each([
+    [['--node-name', 'node-a', '--allowed-root', '/i'], '--tls-cert (or TERN_TLS_CERT) is required'],
+    [['--node-name', 'node-a', ...TLS], '--allowed-root (or TERN_ALLOWED_ROOTS) is required'],
+    [
+      ['--node-name', 'Node_A', ...TLS, '--allowed-root', '/i'],
+      '--node-name: "Node_A" is not a DNS-1123 label',
+    ],
+    [[...MINIMAL, '--listen', '7443'], '--listen: expected host:port, got "7443"'],
+    [[...MINIMAL, '--listen', 'h:70000'], '--listen: expected host:port, got "h:70000"'],
+    [
+      [...MINIMAL, '--listen', '0.0.0.0:7443'],
+      '--advertise-address is required when --listen is a wildcard address',
+    ],
+    [[...MINIMAL, '--allowed-root', 'relative'], '--allowed-root: "relative" is not an absolute path'],
+    [[...MINIMAL, '--state-dir', 'state'], '--state-dir: "state" is not an absolute path'],
+    [[...MINIMAL, '--reserved-cpus', '-1'], '--reserved-cpus: expected a non-negative integer, got "-1"'],
+    [[...MINIMAL, '--stop-timeout-ms', '0'], '--stop-timeout-ms: must be greater than 0'],
+    [
+      [...MINIMAL, '--lease-duration-seconds', '10', '--heartbeat-interval-seconds', '10'],
+      '--heartbeat-interval-seconds must be shorter than --lease-duration-seconds',
+    ],
+    [
+      [...MINIMAL, '--log-level', 'loud'],
+      '--log-level: expected one of fatal, error, warn, info, debug, trace',
+    ],
+    [
+      [...MINIMAL, '--accelerator', 'hvf'],
+      "option '--accelerator <accel>' argument 'hvf' is invalid. Allowed choices are auto, kvm, tcg.",
+    ],
+    [[...MINIMAL, '--bogus'], "unknown option '--bogus'"],
+    [[...MINIMAL, 'extra'], 'too many arguments. Expected 0 arguments but got 1.'],
+  ])('rejects %j', (argv, message) => {
+    expect(parseError(argv)).toBe(message);
+  });
+
+  it('accepts a wildcard listen address with an explicit advertise address', () => {
+    const config = parseConfig(
+      [...MINIMAL, '--listen', '0.0.0.0:7443', '--advertise-address', '10.0.0.2:7443'],
+      {},
+    );
+    expect(config.advertiseAddress).toBe('10.0.0.2:7443');
+  });
+});

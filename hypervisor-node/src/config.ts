@@ -1,0 +1,296 @@
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface DaemonConfig {
+  nodeName: string;
+  /** gRPC control (and later migration) endpoint. */
+  listen: ListenAddress;
+  /** host:port the operator and peers dial; reported in HypervisorNode.status.endpoint. */
+  advertiseAddress: string;
+  tls: { certFile: string; keyFile: string; caFile: string };
+  /** Client identities allowed to call control RPCs: a certificate CN, or a URI SAN when it contains ':'. */
+  operatorIdentities: string[];
+  stateDir: string;
+  /** Kernels, initrds and disks must live under one of these. */
+  allowedRoots: string[];
+  qemuBinary: string;
+  /** 'auto' probes whether KVM can really run a guest (takes up to 5 s when it cannot). */
+  accelerator: 'auto' | 'kvm' | 'tcg';
+  /** Default graceful-stop timeout when a StopGuest request gives none. */
+  stopTimeoutMs: number;
+  reservedCpus: number;
+  reservedMemoryMiB: number;
+  /** Where to register the HypervisorNode and renew its Lease; undefined when registration is off. */
+  registration?: {
+    /** Path of a kubeconfig, or 'in-cluster' for the pod's service account. */
+    kubeconfig: string;
+    leaseNamespace: string;
+    leaseDurationSeconds: number;
+    heartbeatIntervalSeconds: number;
+  };
+  metricsListen: ListenAddress;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Thrown for --help; carries the usage text. */
+export class HelpRequested extends Error {
+  override name = 'HelpRequested';
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+export function parseListenAddress(value: string, flag: string): ListenAddress {
+  // host:port, with IPv6 hosts in brackets: [::1]:7443
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    throw new ConfigError(`${flag}: expected host:port, got ${JSON.stringify(value)}`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function nonNegativeInteger(value: string, flag: string): number {
+  if (!/^\d+$/.test(value))
+    throw new ConfigError(`${flag}: expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function positiveInteger(value: string, flag: string): number {
+  const parsed = nonNegativeInteger(value, flag);
+  if (parsed === 0) throw new ConfigError(`${flag}: must be greater than 0`);
+  return parsed;
+}
+
+function required(value: string | undefined, flag: string, envName: string): string {
+  if (!value) throw new ConfigError(`${flag} (or ${envName}) is required`);
+  return value;
+}
+
+function listFromEnv(value: string | undefined): string[] {
+  return value ? value.split(':').filter((entry) => entry !== '') : [];
+}
+
+interface RawOptions {
+  nodeName?: string;
+  listen: string;
+  advertiseAddress?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  operatorIdentity: string[];
+  stateDir: string;
+  allowedRoot: string[];
+  qemuBinary: string;
+  accelerator: string;
+  stopTimeoutMs: string;
+  reservedCpus: string;
+  reservedMemoryMib: string;
+  kubeconfig?: string;
+  leaseNamespace: string;
+  leaseDurationSeconds: string;
+  heartbeatIntervalSeconds: string;
+  metricsListen: string;
+  logLevel: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** The daemon's command line; most flags also have an environment variable, which the flag overrides. */
+function command(env: NodeJS.ProcessEnv): Command {
+  const withEnv = (option: Option, envName: string, fallback?: string): Option => {
+    option.description += ` (env ${envName})`;
+    const value = env[envName] ?? fallback;
+    return value === undefined ? option : option.default(value);
+  };
+  return new Command('hypervisor-node')
+    .description('Tern hypervisor-node daemon: runs QEMU guests and serves the control API to the operator')
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined })
+    .allowExcessArguments(false)
+    .addOption(withEnv(new Option('--node-name <name>', 'node name (DNS-1123 label)'), 'TERN_NODE_NAME'))
+    .addOption(
+      withEnv(new Option('--listen <host:port>', 'gRPC listen address'), 'TERN_LISTEN', '127.0.0.1:7443'),
+    )
+    .addOption(
+      withEnv(
+        new Option('--advertise-address <host:port>', 'address others dial (default: --listen)'),
+        'TERN_ADVERTISE_ADDRESS',
+      ),
+    )
+    .addOption(withEnv(new Option('--tls-cert <file>', 'node certificate (PEM)'), 'TERN_TLS_CERT'))
+    .addOption(withEnv(new Option('--tls-key <file>', 'node private key (PEM)'), 'TERN_TLS_KEY'))
+    .addOption(
+      withEnv(new Option('--tls-ca <file>', 'CA bundle for client certificates (PEM)'), 'TERN_TLS_CA'),
+    )
+    .addOption(
+      new Option(
+        '--operator-identity <id>',
+        'allowed control identity: CN, or URI SAN (repeatable; env TERN_OPERATOR_IDENTITIES, comma-separated; default tern-operator)',
+      )
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      withEnv(new Option('--state-dir <dir>', 'guest state directory'), 'TERN_STATE_DIR', '/var/lib/tern'),
+    )
+    .addOption(
+      new Option(
+        '--allowed-root <dir>',
+        'directory guest images may come from (repeatable; env TERN_ALLOWED_ROOTS, colon-separated)',
+      )
+        .argParser(collect)
+        .default([]),
+    )
+    .addOption(
+      withEnv(new Option('--qemu-binary <path>', 'QEMU binary'), 'TERN_QEMU_BINARY', 'qemu-system-x86_64'),
+    )
+    .addOption(
+      withEnv(new Option('--accelerator <accel>', 'auto|kvm|tcg'), 'TERN_ACCELERATOR', 'auto').choices([
+        'auto',
+        'kvm',
+        'tcg',
+      ]),
+    )
+    .addOption(
+      withEnv(
+        new Option('--stop-timeout-ms <ms>', 'default graceful stop timeout'),
+        'TERN_STOP_TIMEOUT_MS',
+        '30000',
+      ),
+    )
+    .addOption(
+      withEnv(new Option('--reserved-cpus <n>', 'CPUs kept for the host'), 'TERN_RESERVED_CPUS', '0'),
+    )
+    .addOption(
+      withEnv(
+        new Option('--reserved-memory-mib <n>', 'memory kept for the host'),
+        'TERN_RESERVED_MEMORY_MIB',
+        '512',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--kubeconfig <path>',
+          "kubeconfig for registration, or 'in-cluster'; omit to disable registration",
+        ),
+        'TERN_KUBECONFIG',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--lease-namespace <ns>', 'namespace of the heartbeat Lease'),
+        'TERN_LEASE_NAMESPACE',
+        'tern-system',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--lease-duration-seconds <s>', 'Lease duration'),
+        'TERN_LEASE_DURATION_SECONDS',
+        '40',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--heartbeat-interval-seconds <s>', 'Lease renewal interval'),
+        'TERN_HEARTBEAT_INTERVAL_SECONDS',
+        '10',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--metrics-listen <host:port>', 'Prometheus /metrics address'),
+        'TERN_METRICS_LISTEN',
+        '127.0.0.1:9464',
+      ),
+    )
+    .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
+}
+
+/** Parses argv (without node and script) and env into a validated config; throws ConfigError with the reason. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const program = command(env);
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed')
+      throw new HelpRequested(program.helpInformation());
+    if (error instanceof CommanderError) throw new ConfigError(error.message.replace(/^error: /, ''));
+    throw error;
+  }
+  const raw = program.opts<RawOptions>();
+
+  const nodeName = raw.nodeName ?? hostname();
+  if (!DNS_LABEL.test(nodeName))
+    throw new ConfigError(`--node-name: ${JSON.stringify(nodeName)} is not a DNS-1123 label`);
+  const listen = parseListenAddress(raw.listen, '--listen');
+  const advertiseAddress = raw.advertiseAddress ?? raw.listen;
+  const advertised = parseListenAddress(advertiseAddress, '--advertise-address');
+  if (['0.0.0.0', '::'].includes(advertised.host))
+    throw new ConfigError('--advertise-address is required when --listen is a wildcard address');
+
+  const allowedRoots = raw.allowedRoot.length > 0 ? raw.allowedRoot : listFromEnv(env.TERN_ALLOWED_ROOTS);
+  if (allowedRoots.length === 0) throw new ConfigError('--allowed-root (or TERN_ALLOWED_ROOTS) is required');
+  for (const root of allowedRoots)
+    if (!isAbsolute(root))
+      throw new ConfigError(`--allowed-root: ${JSON.stringify(root)} is not an absolute path`);
+  if (!isAbsolute(raw.stateDir))
+    throw new ConfigError(`--state-dir: ${JSON.stringify(raw.stateDir)} is not an absolute path`);
+
+  const operatorIdentities =
+    raw.operatorIdentity.length > 0
+      ? raw.operatorIdentity
+      : env.TERN_OPERATOR_IDENTITIES
+        ? env.TERN_OPERATOR_IDENTITIES.split(',')
+        : ['tern-operator'];
+
+  const leaseDurationSeconds = positiveInteger(raw.leaseDurationSeconds, '--lease-duration-seconds');
+  const heartbeatIntervalSeconds = positiveInteger(
+    raw.heartbeatIntervalSeconds,
+    '--heartbeat-interval-seconds',
+  );
+  if (heartbeatIntervalSeconds >= leaseDurationSeconds)
+    throw new ConfigError('--heartbeat-interval-seconds must be shorter than --lease-duration-seconds');
+  if (!LOG_LEVELS.includes(raw.logLevel))
+    throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+
+  return {
+    nodeName,
+    listen,
+    advertiseAddress,
+    tls: {
+      certFile: required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT'),
+      keyFile: required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY'),
+      caFile: required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA'),
+    },
+    operatorIdentities,
+    stateDir: raw.stateDir,
+    allowedRoots,
+    qemuBinary: raw.qemuBinary,
+    accelerator: raw.accelerator as DaemonConfig['accelerator'],
+    stopTimeoutMs: positiveInteger(raw.stopTimeoutMs, '--stop-timeout-ms'),
+    reservedCpus: nonNegativeInteger(raw.reservedCpus, '--reserved-cpus'),
+    reservedMemoryMiB: nonNegativeInteger(raw.reservedMemoryMib, '--reserved-memory-mib'),
+    registration: raw.kubeconfig
+      ? {
+          kubeconfig: raw.kubeconfig,
+          leaseNamespace: raw.leaseNamespace,
+          leaseDurationSeconds,
+          heartbeatIntervalSeconds,
+        }
+      : undefined,
+    metricsListen: parseListenAddress(raw.metricsListen, '--metrics-listen'),
+    logLevel: raw.logLevel,
+  };
+}

@@ -1,0 +1,128 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { DaemonConfig } from './config.js';
+import { GuestSupervisor } from './guests/supervisor.js';
+import type { GuestStatus } from './guests/types.js';
+import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
+import { describeNode, probeHost } from './node-info.js';
+import { detectAccelerator } from './qemu/accel.js';
+import { defaultValidationPolicy } from './qemu/validate.js';
+import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
+import { createControlService } from './server/control-service.js';
+import { startGrpcServer, type RunningServer } from './server/grpc-server.js';
+import { loadServerCredentials } from './server/tls.js';
+
+export interface Daemon {
+  grpcPort: number;
+  metricsPort: number;
+  /** Stops serving and detaches from the guests; their QEMU processes keep running. */
+  stop(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 5_000;
+const STATUS_INTERVAL_SECONDS = 60;
+
+function loadKubeConfig(source: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (source === 'in-cluster') kubeConfig.loadFromCluster();
+  else kubeConfig.loadFromFile(source);
+  return kubeConfig;
+}
+
+/** Wires the daemon: host probe, supervisor (re-attaching to running guests), gRPC, metrics, registration. */
+export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+  const credentials = await loadServerCredentials(config.tls);
+  const [host, accelerator] = await Promise.all([
+    probeHost(config.qemuBinary),
+    config.accelerator === 'auto'
+      ? detectAccelerator({ qemuBinary: config.qemuBinary })
+      : { accel: config.accelerator, reason: 'set by --accelerator' },
+  ]);
+  logger.info({ ...host, accelerator: accelerator.accel, why: accelerator.reason }, 'host probed');
+
+  const supervisor = new GuestSupervisor({
+    stateRoot: config.stateDir,
+    accel: accelerator.accel,
+    policy: defaultValidationPolicy(config.allowedRoots),
+    qemuBinary: config.qemuBinary,
+  });
+  const reattached = await supervisor.reattachAll();
+  logger.info({ guests: reattached.map(({ name, phase }) => ({ name, phase })) }, 'guests re-attached');
+
+  const reservation = { cpus: config.reservedCpus, memoryMiB: config.reservedMemoryMiB };
+  const nodeInfo = () =>
+    describeNode(config.nodeName, host, accelerator.accel, reservation, supervisor.list());
+  const metrics = createDaemonMetrics(config.nodeName, () => supervisor.list());
+
+  let registration: HypervisorNodeRegistration | undefined;
+  const lastPhase = new Map<string, GuestStatus['phase']>(
+    reattached.map((guest) => [guest.name, guest.phase]),
+  );
+  supervisor.on('status', (status) => {
+    const previous = lastPhase.get(status.name);
+    lastPhase.set(status.name, status.phase);
+    if (previous === status.phase) return;
+    logger.info(
+      { guest: status.name, from: previous, phase: status.phase, reason: status.reason },
+      'guest phase',
+    );
+    const ended = status.phase === 'Stopped' || status.phase === 'Failed';
+    const hadProcess = previous !== undefined && previous !== 'Stopped' && previous !== 'Failed';
+    if (ended && hadProcess) metrics.qemuExits.inc({ phase: status.phase });
+    registration?.requestStatusUpdate();
+  });
+  supervisor.on('deleted', (name) => {
+    lastPhase.delete(name);
+    registration?.requestStatusUpdate();
+  });
+
+  const control = createControlService({
+    runtime: supervisor,
+    nodeInfo,
+    operatorIdentities: config.operatorIdentities,
+    defaultStopTimeoutMs: config.stopTimeoutMs,
+    metrics,
+    logger,
+  });
+  let server: RunningServer | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    server = await startGrpcServer(config.listen, credentials, control);
+    metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
+  } catch (error) {
+    await server?.shutdown(0);
+    await supervisor.close();
+    throw error;
+  }
+
+  if (config.registration) {
+    const endpoint = config.advertiseAddress.replace(/:0$/, `:${server.port}`);
+    registration = new HypervisorNodeRegistration({
+      kubeConfig: loadKubeConfig(config.registration.kubeconfig),
+      nodeName: config.nodeName,
+      endpoint,
+      leaseNamespace: config.registration.leaseNamespace,
+      leaseDurationSeconds: config.registration.leaseDurationSeconds,
+      heartbeatIntervalSeconds: config.registration.heartbeatIntervalSeconds,
+      statusIntervalSeconds: STATUS_INTERVAL_SECONDS,
+      nodeInfo,
+      logger,
+    });
+    await registration.start();
+  } else {
+    logger.warn('no --kubeconfig: the HypervisorNode is not registered and no Lease is renewed');
+  }
+
+  const grpcPort = server.port;
+  const metricsPort = metricsServer.port;
+  return {
+    grpcPort,
+    metricsPort,
+    async stop() {
+      await server.shutdown(SHUTDOWN_GRACE_MS);
+      await registration?.stop();
+      await metricsServer.close();
+      await supervisor.close();
+    },
+  };
+}

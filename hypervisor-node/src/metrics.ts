@@ -1,0 +1,78 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ListenAddress } from './config.js';
+import type { GuestPhase, GuestStatus } from './guests/types.js';
+
+const PHASES: GuestPhase[] = ['Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Failed'];
+
+export interface DaemonMetrics {
+  registry: Registry;
+  /** tern_node_qemu_exits_total{phase}: QEMU processes that ended, by the phase the guest ended in (Stopped, Failed). */
+  qemuExits: Counter<'phase'>;
+  /** tern_node_rpc_duration_seconds{method,code}: control RPC latency by gRPC status code name. */
+  rpcDuration: Histogram<'method' | 'code'>;
+}
+
+/** A registry of its own (not prom-client's global one), with tern_node_guests{phase} read from listGuests at scrape. */
+export function createDaemonMetrics(nodeName: string, listGuests: () => GuestStatus[]): DaemonMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: nodeName });
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'tern_node_guests',
+    help: 'Guests on this node by phase',
+    labelNames: ['phase'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<GuestPhase, number>(PHASES.map((phase) => [phase, 0]));
+      for (const guest of listGuests()) counts.set(guest.phase, (counts.get(guest.phase) ?? 0) + 1);
+      for (const [phase, count] of counts) this.set({ phase }, count);
+    },
+  });
+  return {
+    registry,
+    qemuExits: new Counter({
+      name: 'tern_node_qemu_exits_total',
+      help: 'QEMU processes that exited, by the phase their guest ended in',
+      labelNames: ['phase'],
+      registers: [registry],
+    }),
+    rpcDuration: new Histogram({
+      name: 'tern_node_rpc_duration_seconds',
+      help: 'Control RPC latency (for streams: until the stream ends)',
+      labelNames: ['method', 'code'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers: [registry],
+    }),
+  };
+}
+
+export interface MetricsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves GET /metrics (Prometheus text format) and GET /healthz. */
+export async function startMetricsServer(registry: Registry, listen: ListenAddress): Promise<MetricsServer> {
+  const server: Server = createServer((request, response) => {
+    if (request.method === 'GET' && request.url === '/metrics') {
+      registry.metrics().then(
+        (body) => response.writeHead(200, { 'content-type': registry.contentType }).end(body),
+        (error: Error) => response.writeHead(500).end(error.message),
+      );
+    } else if (request.method === 'GET' && request.url === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,50 @@
+import type { GuestStatus } from './guests/types.js';
+import { describeNode } from './node-info.js';
+
+describe('describeNode', () => {
+  const host = {
+    cpus: 4,
+    memoryMiB: 8192,
+    qemuVersion: '10.0.2',
+    hostCpuModel: 'Intel(R) Xeon(R) Processor',
+  };
+  const guest = (name: string, phase: GuestStatus['phase']): GuestStatus => ({
+    name,
+    uuid: '00000000-0000-4000-8000-000000000000',
+    phase,
+    accelerator: 'tcg',
+    spec: {
+      name,
+      uuid: '',
+      cpus: 1,
+      memoryMiB: 512,
+      boot: { kernel: '/k', cmdline: [] },
+      disks: [],
+      nics: [],
+    },
+  });
+
+  it('subtracts the reservation and counts only guests that hold resources as allocated', () => {
+    const info = describeNode('node-a', host, 'tcg', { cpus: 1, memoryMiB: 512 }, [
+      guest('a', 'Running'),
+      guest('b', 'Starting'),
+      guest('c', 'Stopped'),
+    ]);
+    expect(info).toEqual({
+      nodeName: 'node-a',
+      capacity: { cpus: 4, memoryMib: 8192 },
+      allocatable: { cpus: 3, memoryMib: 7680 },
+      allocated: { cpus: 2, memoryMib: 1024 },
+      accelerator: 'ACCELERATOR_TCG',
+      qemuVersion: '10.0.2',
+      cpuModel: 'max',
+      guestCount: 3,
+    });
+  });
+
+  it('reports the host CPU model under KVM', () => {
+    expect(describeNode('n', host, 'kvm', { cpus: 0, memoryMiB: 0 }, []).cpuModel).toBe(
+      'Intel(R) Xeon(R) Processor',
+    );
+  });
+});

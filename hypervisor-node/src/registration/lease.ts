@@ -1,0 +1,56 @@
+import { ApiException, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/**
+ * A Lease's renewTime is a MicroTime: the apiserver parses exactly six fractional digits, and Date#toISOString
+ * gives three (client-node's own serializer therefore cannot write it; we send it inside a merge patch).
+ */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+export interface NodeLeaseOptions {
+  name: string;
+  namespace: string;
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+}
+
+/** The node's heartbeat: a coordination.k8s.io/v1 Lease whose renewTime the daemon keeps moving forward. */
+export class NodeLease {
+  private readonly api: CoordinationV1Api;
+  private created = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly options: NodeLeaseOptions,
+  ) {
+    this.api = kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  async renew(now = new Date()): Promise<void> {
+    const { name, namespace, holderIdentity, leaseDurationSeconds } = this.options;
+    const spec: Record<string, unknown> = { holderIdentity, leaseDurationSeconds, renewTime: microTime(now) };
+    if (!this.created) {
+      await this.createIfMissing();
+      spec.acquireTime = microTime(now);
+    }
+    await this.api.patchNamespacedLease(
+      { name, namespace, body: { spec } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  private async createIfMissing(): Promise<void> {
+    const { name, namespace, holderIdentity, leaseDurationSeconds } = this.options;
+    try {
+      await this.api.createNamespacedLease({
+        namespace,
+        body: { metadata: { name, namespace }, spec: { holderIdentity, leaseDurationSeconds } },
+      });
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 409)) throw error;
+    }
+    this.created = true;
+  }
+}

@@ -1,0 +1,58 @@
+import type { Condition, HypervisorNodeStatus } from '../../../crds/index.js';
+import { HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
+import type { NodeInfo } from '../../../proto/index.js';
+
+export interface Readiness {
+  ready: boolean;
+  /** CamelCase, e.g. DaemonReady, DaemonStopped. */
+  reason: string;
+  message: string;
+}
+
+/** Sets one condition in a list, keeping lastTransitionTime when the status did not change. */
+export function setCondition(
+  conditions: readonly Condition[],
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const previous = conditions.find((condition) => condition.type === next.type);
+  const lastTransitionTime =
+    previous && previous.status === next.status
+      ? previous.lastTransitionTime
+      : now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return [...conditions.filter((condition) => condition.type !== next.type), { ...next, lastTransitionTime }];
+}
+
+/** The HypervisorNode status this daemon reports; conditions owned by others are carried over unchanged. */
+export function buildNodeStatus(
+  info: NodeInfo,
+  endpoint: string,
+  readiness: Readiness,
+  previousConditions: readonly Condition[],
+  now: Date,
+): HypervisorNodeStatus {
+  const accelerator = info.accelerator === 'ACCELERATOR_KVM' ? 'kvm' : 'tcg';
+  return {
+    capacity: { cpu: Number(info.capacity?.cpus ?? 0), memory: `${info.capacity?.memoryMib ?? 0}Mi` },
+    allocatable: {
+      cpu: Number(info.allocatable?.cpus ?? 0),
+      memory: `${info.allocatable?.memoryMib ?? 0}Mi`,
+    },
+    accelerator,
+    cpuModel: info.cpuModel,
+    qemuVersion: info.qemuVersion,
+    endpoint,
+    vmCount: Number(info.guestCount ?? 0),
+    heartbeatTime: now.toISOString().replace(/\.\d+Z$/, 'Z'),
+    conditions: setCondition(
+      previousConditions,
+      {
+        type: HYPERVISOR_NODE_CONDITIONS.Ready,
+        status: readiness.ready ? 'True' : 'False',
+        reason: readiness.reason,
+        message: readiness.message,
+      },
+      now,
+    ),
+  };
+}

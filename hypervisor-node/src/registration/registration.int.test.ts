@@ -1,0 +1,141 @@
+// The real daemon against a real kube-apiserver: it registers its HypervisorNode (status through the status
+// subresource, Ready=True), renews its Lease as heartbeat, keeps conditions others wrote, and reports
+// Ready=False when it shuts down.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { V1Lease } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import type { HypervisorNode } from '../../../crds/index.js';
+import { generateDevCerts } from '../../../hack/gen-certs.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+
+const CRD = fileURLToPath(new URL('../../../crds/generated/tern.dev_hypervisornodes.yaml', import.meta.url));
+
+let controlPlane: ControlPlane;
+let work: string;
+let daemon: DaemonProcess;
+
+async function kubectl(...args: string[]): Promise<string> {
+  const result = await controlPlane.kubectl(args);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function getJson<T>(...args: string[]): Promise<T> {
+  return JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
+}
+
+const ready = (node: HypervisorNode) =>
+  node.status?.conditions?.find((condition) => condition.type === 'Ready');
+
+beforeAll(async () => {
+  controlPlane = await startControlPlane({ name: 'registration' });
+  await kubectl('apply', '-f', CRD);
+  await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd/hypervisornodes.tern.dev');
+  await kubectl('create', 'namespace', 'tern-system');
+  work = await mkdtemp(join(tmpdir(), 'tern-reg-'));
+  const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
+  daemon = await startDaemonProcess([
+    ...['--node-name', 'node-a', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+    ...[
+      '--tls-cert',
+      certs.nodes['node-a']!.cert,
+      '--tls-key',
+      certs.nodes['node-a']!.key,
+      '--tls-ca',
+      certs.ca.cert,
+    ],
+    ...['--state-dir', join(work, 'state'), '--allowed-root', work, '--accelerator', 'tcg'],
+    ...[
+      '--kubeconfig',
+      controlPlane.kubeconfigPath,
+      '--lease-duration-seconds',
+      '4',
+      '--heartbeat-interval-seconds',
+      '1',
+    ],
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await daemon?.stop();
+  if (work) {
+    await killGuestsIn(join(work, 'state'));
+    await rm(work, { recursive: true, force: true });
+  }
+  await controlPlane?.stop();
+});
+
+it('registers its HypervisorNode with Ready=True and its facts in status', async () => {
+  const node = await eventually('Ready=True', async () => {
+    const current = await getJson<HypervisorNode>('hypervisornode', 'node-a');
+    return ready(current)?.status === 'True' ? current : undefined;
+  });
+  expect(node.status).toMatchObject({
+    accelerator: 'tcg',
+    cpuModel: 'max',
+    endpoint: `127.0.0.1:${daemon.grpcPort}`,
+    vmCount: 0,
+  });
+  expect(node.status?.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
+  expect(node.status?.capacity?.cpu).toBeGreaterThan(0);
+  expect(node.status?.allocatable?.memory).toMatch(/^\d+Mi$/);
+  expect(ready(node)).toMatchObject({ reason: 'DaemonReady' });
+  // The status subresource was used: the daemon never wrote a spec.
+  expect(node.spec ?? {}).toEqual({});
+  expect((await kubectl('get', 'hypervisornode', 'node-a')).split('\n')[1]).toMatch(
+    /^node-a\s+True\s+tcg\s+0\s+/,
+  );
+});
+
+it('renews its Lease in tern-system as heartbeat', async () => {
+  const first = await eventually('the Lease', () => getJson<V1Lease>('lease', '-n', 'tern-system', 'node-a'));
+  expect(first.spec).toMatchObject({ holderIdentity: 'node-a', leaseDurationSeconds: 4 });
+  const renewTime = (lease: V1Lease) => Date.parse(String(lease.spec?.renewTime));
+  const renewed = await eventually('a renewal', async () => {
+    const lease = await getJson<V1Lease>('lease', '-n', 'tern-system', 'node-a');
+    return renewTime(lease) > renewTime(first) ? lease : undefined;
+  });
+  expect(renewTime(renewed) - renewTime(first)).toBeGreaterThanOrEqual(900);
+});
+
+it('reports Ready=False on shutdown and keeps conditions written by others', async () => {
+  const healthy = {
+    type: 'Healthy',
+    status: 'True',
+    reason: 'Probed',
+    message: 'set by the test',
+    lastTransitionTime: '2026-01-01T00:00:00Z',
+  };
+  const current = await getJson<HypervisorNode>('hypervisornode', 'node-a');
+  await kubectl(
+    'patch',
+    'hypervisornode',
+    'node-a',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { conditions: [...(current.status?.conditions ?? []), healthy] } }),
+  );
+  expect(await daemon.stop('SIGTERM')).toBe(0);
+  const node = await getJson<HypervisorNode>('hypervisornode', 'node-a');
+  expect(ready(node)).toMatchObject({ status: 'False', reason: 'DaemonStopped' });
+  expect(node.status?.conditions?.find((condition) => condition.type === 'Healthy')).toEqual(healthy);
+});

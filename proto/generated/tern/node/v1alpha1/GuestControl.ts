@@ -1,0 +1,144 @@
+// Original file: proto/tern/node/v1alpha1/control.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from '../../../tern/node/v1alpha1/CreateGuestRequest.js';
+import type { DeleteGuestRequest as _tern_node_v1alpha1_DeleteGuestRequest, DeleteGuestRequest__Output as _tern_node_v1alpha1_DeleteGuestRequest__Output } from '../../../tern/node/v1alpha1/DeleteGuestRequest.js';
+import type { DeleteGuestResponse as _tern_node_v1alpha1_DeleteGuestResponse, DeleteGuestResponse__Output as _tern_node_v1alpha1_DeleteGuestResponse__Output } from '../../../tern/node/v1alpha1/DeleteGuestResponse.js';
+import type { GetGuestRequest as _tern_node_v1alpha1_GetGuestRequest, GetGuestRequest__Output as _tern_node_v1alpha1_GetGuestRequest__Output } from '../../../tern/node/v1alpha1/GetGuestRequest.js';
+import type { GetNodeInfoRequest as _tern_node_v1alpha1_GetNodeInfoRequest, GetNodeInfoRequest__Output as _tern_node_v1alpha1_GetNodeInfoRequest__Output } from '../../../tern/node/v1alpha1/GetNodeInfoRequest.js';
+import type { Guest as _tern_node_v1alpha1_Guest, Guest__Output as _tern_node_v1alpha1_Guest__Output } from '../../../tern/node/v1alpha1/Guest.js';
+import type { GuestEvent as _tern_node_v1alpha1_GuestEvent, GuestEvent__Output as _tern_node_v1alpha1_GuestEvent__Output } from '../../../tern/node/v1alpha1/GuestEvent.js';
+import type { ListGuestsRequest as _tern_node_v1alpha1_ListGuestsRequest, ListGuestsRequest__Output as _tern_node_v1alpha1_ListGuestsRequest__Output } from '../../../tern/node/v1alpha1/ListGuestsRequest.js';
+import type { ListGuestsResponse as _tern_node_v1alpha1_ListGuestsResponse, ListGuestsResponse__Output as _tern_node_v1alpha1_ListGuestsResponse__Output } from '../../../tern/node/v1alpha1/ListGuestsResponse.js';
+import type { NodeInfo as _tern_node_v1alpha1_NodeInfo, NodeInfo__Output as _tern_node_v1alpha1_NodeInfo__Output } from '../../../tern/node/v1alpha1/NodeInfo.js';
+import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from '../../../tern/node/v1alpha1/StopGuestRequest.js';
+import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from '../../../tern/node/v1alpha1/WatchGuestsRequest.js';
+
+export interface GuestControlClient extends grpc.Client {
+  /**
+   * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   */
+  CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  /**
+   * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   */
+  createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Stops the guest if it still runs (the daemon's default stop timeout), then removes it and its state dir.
+   */
+  DeleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  DeleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  DeleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  DeleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Stops the guest if it still runs (the daemon's default stop timeout), then removes it and its state dir.
+   */
+  deleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  deleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  deleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  deleteGuest(argument: _tern_node_v1alpha1_DeleteGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_DeleteGuestResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetGuest(argument: _tern_node_v1alpha1_GetGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  GetGuest(argument: _tern_node_v1alpha1_GetGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  GetGuest(argument: _tern_node_v1alpha1_GetGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  GetGuest(argument: _tern_node_v1alpha1_GetGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  getGuest(argument: _tern_node_v1alpha1_GetGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  getGuest(argument: _tern_node_v1alpha1_GetGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  getGuest(argument: _tern_node_v1alpha1_GetGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  getGuest(argument: _tern_node_v1alpha1_GetGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  
+  GetNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  GetNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  GetNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  GetNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  getNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  getNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  getNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  getNodeInfo(argument: _tern_node_v1alpha1_GetNodeInfoRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_NodeInfo__Output>): grpc.ClientUnaryCall;
+  
+  ListGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  ListGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  ListGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  ListGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  listGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  listGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  listGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  listGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   */
+  StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  /**
+   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   */
+  stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Streams one ADDED event per existing guest, then SYNCED, then every change as it happens.
+   */
+  WatchGuests(argument: _tern_node_v1alpha1_WatchGuestsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_GuestEvent__Output>;
+  WatchGuests(argument: _tern_node_v1alpha1_WatchGuestsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_GuestEvent__Output>;
+  /**
+   * Streams one ADDED event per existing guest, then SYNCED, then every change as it happens.
+   */
+  watchGuests(argument: _tern_node_v1alpha1_WatchGuestsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_GuestEvent__Output>;
+  watchGuests(argument: _tern_node_v1alpha1_WatchGuestsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_GuestEvent__Output>;
+  
+}
+
+export interface GuestControlHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   */
+  CreateGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_CreateGuestRequest__Output, _tern_node_v1alpha1_Guest>;
+  
+  /**
+   * Stops the guest if it still runs (the daemon's default stop timeout), then removes it and its state dir.
+   */
+  DeleteGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_DeleteGuestRequest__Output, _tern_node_v1alpha1_DeleteGuestResponse>;
+  
+  GetGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_GetGuestRequest__Output, _tern_node_v1alpha1_Guest>;
+  
+  GetNodeInfo: grpc.handleUnaryCall<_tern_node_v1alpha1_GetNodeInfoRequest__Output, _tern_node_v1alpha1_NodeInfo>;
+  
+  ListGuests: grpc.handleUnaryCall<_tern_node_v1alpha1_ListGuestsRequest__Output, _tern_node_v1alpha1_ListGuestsResponse>;
+  
+  /**
+   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   */
+  StopGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_StopGuestRequest__Output, _tern_node_v1alpha1_Guest>;
+  
+  /**
+   * Streams one ADDED event per existing guest, then SYNCED, then every change as it happens.
+   */
+  WatchGuests: grpc.handleServerStreamingCall<_tern_node_v1alpha1_WatchGuestsRequest__Output, _tern_node_v1alpha1_GuestEvent>;
+  
+}
+
+export interface GuestControlDefinition extends grpc.ServiceDefinition {
+  CreateGuest: MethodDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_CreateGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
+  DeleteGuest: MethodDefinition<_tern_node_v1alpha1_DeleteGuestRequest, _tern_node_v1alpha1_DeleteGuestResponse, _tern_node_v1alpha1_DeleteGuestRequest__Output, _tern_node_v1alpha1_DeleteGuestResponse__Output>
+  GetGuest: MethodDefinition<_tern_node_v1alpha1_GetGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_GetGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
+  GetNodeInfo: MethodDefinition<_tern_node_v1alpha1_GetNodeInfoRequest, _tern_node_v1alpha1_NodeInfo, _tern_node_v1alpha1_GetNodeInfoRequest__Output, _tern_node_v1alpha1_NodeInfo__Output>
+  ListGuests: MethodDefinition<_tern_node_v1alpha1_ListGuestsRequest, _tern_node_v1alpha1_ListGuestsResponse, _tern_node_v1alpha1_ListGuestsRequest__Output, _tern_node_v1alpha1_ListGuestsResponse__Output>
+  StopGuest: MethodDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_StopGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
+  WatchGuests: MethodDefinition<_tern_node_v1alpha1_WatchGuestsRequest, _tern_node_v1alpha1_GuestEvent, _tern_node_v1alpha1_WatchGuestsRequest__Output, _tern_node_v1alpha1_GuestEvent__Output>
+}

@@ -1,0 +1,29 @@
+// Original file: proto/tern/node/v1alpha1/control.proto
+
+export const GuestPhase = {
+  GUEST_PHASE_UNSPECIFIED: 'GUEST_PHASE_UNSPECIFIED',
+  GUEST_PHASE_STARTING: 'GUEST_PHASE_STARTING',
+  GUEST_PHASE_RUNNING: 'GUEST_PHASE_RUNNING',
+  GUEST_PHASE_PAUSED: 'GUEST_PHASE_PAUSED',
+  GUEST_PHASE_STOPPING: 'GUEST_PHASE_STOPPING',
+  GUEST_PHASE_STOPPED: 'GUEST_PHASE_STOPPED',
+  GUEST_PHASE_FAILED: 'GUEST_PHASE_FAILED',
+} as const;
+
+export type GuestPhase =
+  | 'GUEST_PHASE_UNSPECIFIED'
+  | 0
+  | 'GUEST_PHASE_STARTING'
+  | 1
+  | 'GUEST_PHASE_RUNNING'
+  | 2
+  | 'GUEST_PHASE_PAUSED'
+  | 3
+  | 'GUEST_PHASE_STOPPING'
+  | 4
+  | 'GUEST_PHASE_STOPPED'
+  | 5
+  | 'GUEST_PHASE_FAILED'
+  | 6
+
+export type GuestPhase__Output = typeof GuestPhase[keyof typeof GuestPhase]

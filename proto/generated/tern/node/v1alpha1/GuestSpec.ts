@@ -1,0 +1,53 @@
+// Original file: proto/tern/node/v1alpha1/control.proto
+
+import type { KernelBoot as _tern_node_v1alpha1_KernelBoot, KernelBoot__Output as _tern_node_v1alpha1_KernelBoot__Output } from '../../../tern/node/v1alpha1/KernelBoot.js';
+import type { Disk as _tern_node_v1alpha1_Disk, Disk__Output as _tern_node_v1alpha1_Disk__Output } from '../../../tern/node/v1alpha1/Disk.js';
+import type { Nic as _tern_node_v1alpha1_Nic, Nic__Output as _tern_node_v1alpha1_Nic__Output } from '../../../tern/node/v1alpha1/Nic.js';
+
+export interface GuestSpec {
+  /**
+   * DNS-1123 label, unique on the node.
+   */
+  'name'?: (string);
+  /**
+   * RFC 4122 UUID; identical on the source and the target of a migration.
+   */
+  'uuid'?: (string);
+  'cpus'?: (number);
+  'memoryMib'?: (number);
+  /**
+   * QEMU machine type; empty means the daemon's default.
+   */
+  'machine'?: (string);
+  /**
+   * QEMU CPU model; empty means the daemon's default ('max' under TCG, 'host' under KVM).
+   */
+  'cpuModel'?: (string);
+  'boot'?: (_tern_node_v1alpha1_KernelBoot | null);
+  'disks'?: (_tern_node_v1alpha1_Disk)[];
+  'nics'?: (_tern_node_v1alpha1_Nic)[];
+}
+
+export interface GuestSpec__Output {
+  /**
+   * DNS-1123 label, unique on the node.
+   */
+  'name': (string);
+  /**
+   * RFC 4122 UUID; identical on the source and the target of a migration.
+   */
+  'uuid': (string);
+  'cpus': (number);
+  'memoryMib': (number);
+  /**
+   * QEMU machine type; empty means the daemon's default.
+   */
+  'machine': (string);
+  /**
+   * QEMU CPU model; empty means the daemon's default ('max' under TCG, 'host' under KVM).
+   */
+  'cpuModel': (string);
+  'boot': (_tern_node_v1alpha1_KernelBoot__Output | null);
+  'disks': (_tern_node_v1alpha1_Disk__Output)[];
+  'nics': (_tern_node_v1alpha1_Nic__Output)[];
+}

@@ -1,0 +1,19 @@
+// The gRPC contracts of the hypervisor-node daemon: runtime loader plus the generated wire types.
+export { loadControlProto } from './load.js';
+export { protoLoaderOptions } from './options.js';
+export type { ProtoGrpcType as ControlProto } from './generated/control.js';
+export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
+export type { DiskFormat } from './generated/tern/node/v1alpha1/DiskFormat.js';
+export type { CreateGuestRequest } from './generated/tern/node/v1alpha1/CreateGuestRequest.js';
+export type { Guest, Guest__Output } from './generated/tern/node/v1alpha1/Guest.js';
+export type {
+  GuestControlClient,
+  GuestControlDefinition,
+  GuestControlHandlers,
+} from './generated/tern/node/v1alpha1/GuestControl.js';
+export type { GuestEvent, GuestEvent__Output } from './generated/tern/node/v1alpha1/GuestEvent.js';
+export type { GuestPhase, GuestPhase__Output } from './generated/tern/node/v1alpha1/GuestPhase.js';
+export type { GuestSpec, GuestSpec__Output } from './generated/tern/node/v1alpha1/GuestSpec.js';
+export type { ListGuestsResponse__Output } from './generated/tern/node/v1alpha1/ListGuestsResponse.js';
+export type { NodeInfo, NodeInfo__Output } from './generated/tern/node/v1alpha1/NodeInfo.js';
+export type { Resources, Resources__Output } from './generated/tern/node/v1alpha1/Resources.js';

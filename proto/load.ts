@@ -1,0 +1,16 @@
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType as ControlProto } from './generated/control.js';
+import { protoLoaderOptions } from './options.js';
+
+const protoRoot = fileURLToPath(new URL('.', import.meta.url));
+
+/** The tern.node.v1alpha1 control package: `.GuestControl` is the client constructor, `.GuestControl.service` the definition. */
+export function loadControlProto(): ControlProto['tern']['node']['v1alpha1'] {
+  const definition = protoLoader.loadSync('tern/node/v1alpha1/control.proto', {
+    ...protoLoaderOptions,
+    includeDirs: [protoRoot],
+  });
+  return (grpc.loadPackageDefinition(definition) as unknown as ControlProto).tern.node.v1alpha1;
+}
