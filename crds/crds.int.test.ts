@@ -1,0 +1,512 @@
+// The generated CRDs against a real kube-apiserver: they install, the examples apply, bad objects are
+// rejected with messages that name the field and the rule, status is written only through its subresource,
+// and `kubectl get` prints the columns users rely on.
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { startControlPlane } from '../test/harness/control-plane.js';
+import type { ControlPlane } from '../test/harness/control-plane.js';
+import { API_VERSION, KIND_DEFINITIONS, crdName } from './index.js';
+import type { TernKind } from './index.js';
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const EXAMPLES_DIR = join(REPO_ROOT, 'examples');
+const CRD_DIR = join(REPO_ROOT, 'crds', 'generated');
+
+let cp: ControlPlane;
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input === undefined ? undefined : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function getJson<T = Record<string, unknown>>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+/** Header and rows of `kubectl get`, split on runs of two or more spaces. */
+async function table(args: string[]): Promise<string[][]> {
+  const out = await kubectl(['get', ...args]);
+  return out
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s{2,}/));
+}
+
+function manifest(kind: TernKind, name: string, spec: unknown, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ apiVersion: API_VERSION, kind, metadata: { name }, spec, ...extra });
+}
+
+const vmSpec = {
+  running: true,
+  cpu: { cores: 1 },
+  memory: '256Mi',
+  boot: { kernel: { path: '/var/lib/tern/images/vmlinuz', initrdPath: '/var/lib/tern/images/initrd.img' } },
+};
+
+beforeAll(async () => {
+  cp = await startControlPlane({ name: 'crds' });
+  const applied = await cp.kubectl(['apply', '-f', CRD_DIR]);
+  expect(applied.stderr).toBe('');
+  expect(applied.code).toBe(0);
+  await kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd',
+    ...KIND_DEFINITIONS.map((d) => crdName(d.kind as TernKind)),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await cp?.stop();
+});
+
+describe('CRDs', () => {
+  it('are Established with accepted names, and the apiserver has no warning for them', async () => {
+    for (const def of KIND_DEFINITIONS) {
+      const crd = await getJson<{ status: { conditions: { type: string; status: string }[] } }>([
+        'crd',
+        crdName(def.kind as TernKind),
+      ]);
+      const conditions = Object.fromEntries(crd.status.conditions.map((c) => [c.type, c.status]));
+      expect(conditions).toMatchObject({ Established: 'True', NamesAccepted: 'True' });
+    }
+    // Re-applying unchanged CRDs is a no-op and must not print warnings (e.g. about CEL cost or unknown keys).
+    const again = await cp.kubectl(['apply', '-f', CRD_DIR]);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/unchanged/);
+  });
+});
+
+describe('examples', () => {
+  const files = readdirSync(EXAMPLES_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
+
+  it.each(files)('%s applies', async (file) => {
+    const r = await cp.kubectl(['apply', '-f', join(EXAMPLES_DIR, file)]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/created|configured|unchanged/);
+  });
+
+  it('the HypervisorNode example status is accepted through the status subresource', async () => {
+    const doc = parse(readFileSync(join(EXAMPLES_DIR, 'hypervisornode.yaml'), 'utf8')) as { status: unknown };
+    await kubectl(['apply', '-f', join(EXAMPLES_DIR, 'hypervisornode.yaml')]);
+    await kubectl([
+      'patch',
+      'hypervisornode',
+      'node-a',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: doc.status }),
+    ]);
+    const node = await getJson<{ status: unknown }>(['hypervisornode', 'node-a']);
+    expect(node.status).toEqual(doc.status);
+  });
+});
+
+describe('validation', () => {
+  type Case = [name: string, kind: TernKind, spec: unknown, expected: RegExp[], objectName?: string];
+  const vm = (patch: Record<string, unknown>) => ({ ...vmSpec, ...patch });
+  const mig = (patch: Record<string, unknown>) => ({ vmName: 'vm01', ...patch });
+
+  const cases: Case[] = [
+    [
+      'cpu.cores of the wrong type',
+      'VirtualMachine',
+      vm({ cpu: { cores: 'two' } }),
+      [/spec\.cpu\.cores/, /must be of type integer/],
+    ],
+    [
+      'cpu.cores 0',
+      'VirtualMachine',
+      vm({ cpu: { cores: 0 } }),
+      [/spec\.cpu\.cores/, /greater than or equal to 1/],
+    ],
+    [
+      'cpu.cores 65',
+      'VirtualMachine',
+      vm({ cpu: { cores: 65 } }),
+      [/spec\.cpu\.cores/, /less than or equal to 64/],
+    ],
+    ['negative memory', 'VirtualMachine', vm({ memory: '-1Gi' }), [/spec\.memory/, /should match/]],
+    [
+      'negative integer memory',
+      'VirtualMachine',
+      vm({ memory: -5 }),
+      [/spec\.memory/, /memory must be between 64Mi and 1Ti/],
+    ],
+    ['unparsable memory', 'VirtualMachine', vm({ memory: 'lots' }), [/spec\.memory/, /should match/]],
+    [
+      'memory below the minimum',
+      'VirtualMachine',
+      vm({ memory: '16Mi' }),
+      [/spec\.memory/, /between 64Mi and 1Ti/],
+    ],
+    [
+      'memory above the maximum',
+      'VirtualMachine',
+      vm({ memory: '2Ti' }),
+      [/spec\.memory/, /between 64Mi and 1Ti/],
+    ],
+    [
+      'memory not a whole MiB',
+      'VirtualMachine',
+      vm({ memory: '100.5Mi' }),
+      [/spec\.memory/, /whole number of MiB/],
+    ],
+    [
+      'an unknown evictionStrategy',
+      'VirtualMachine',
+      vm({ evictionStrategy: 'Migrate' }),
+      [/spec\.evictionStrategy/, /Unsupported value: "Migrate"/, /"LiveMigrate"/],
+    ],
+    [
+      'a missing running',
+      'VirtualMachine',
+      { ...vmSpec, running: undefined },
+      [/spec\.running/, /Required value/],
+    ],
+    [
+      'both kernel and disk boot',
+      'VirtualMachine',
+      vm({ boot: { kernel: { path: '/k' }, disk: 'root' }, disks: [{ name: 'root', path: '/d.img' }] }),
+      [/spec\.boot/, /exactly one of kernel or disk/],
+    ],
+    [
+      'a boot disk that is not in disks',
+      'VirtualMachine',
+      vm({ boot: { disk: 'root' } }),
+      [/spec\.boot\.disk/, /must name an entry of disks/],
+    ],
+    [
+      'a path with ".."',
+      'VirtualMachine',
+      vm({ boot: { kernel: { path: '/var/lib/tern/../../etc/shadow' } } }),
+      [/spec\.boot\.kernel\.path/, /must not contain "\.\." segments/],
+    ],
+    [
+      'a relative path',
+      'VirtualMachine',
+      vm({ boot: { kernel: { path: 'vmlinuz' } } }),
+      [/spec\.boot\.kernel\.path/, /should match/],
+    ],
+    [
+      'duplicate disk names',
+      'VirtualMachine',
+      vm({
+        disks: [
+          { name: 'a', path: '/a.img' },
+          { name: 'a', path: '/b.img' },
+        ],
+      }),
+      [/spec\.disks\[1\]/, /Duplicate value/],
+    ],
+    [
+      'a multicast MAC',
+      'VirtualMachine',
+      vm({ network: { macAddress: '01:00:5e:00:00:01' } }),
+      [/spec\.network\.macAddress/, /must be a unicast address/],
+    ],
+    [
+      'a name that is not a DNS label',
+      'VirtualMachine',
+      vmSpec,
+      [/metadata\.name must be a DNS-1123 label/],
+      'vm.one',
+    ],
+    ['a missing vmName', 'Migration', {}, [/spec\.vmName/, /Required value/]],
+    ['an invalid vmName', 'Migration', { vmName: 'VM_01' }, [/spec\.vmName/, /should match/]],
+    [
+      'an invalid targetNode',
+      'Migration',
+      mig({ targetNode: 'Node_A' }),
+      [/spec\.targetNode/, /should match/],
+    ],
+    [
+      'downtimeTargetMs 0',
+      'Migration',
+      mig({ overrides: { downtimeTargetMs: 0 } }),
+      [/spec\.overrides\.downtimeTargetMs/, /greater than or equal to 1/],
+    ],
+    [
+      'downtimeTargetMs above 10000',
+      'Migration',
+      mig({ overrides: { downtimeTargetMs: 10001 } }),
+      [/spec\.overrides\.downtimeTargetMs/, /less than or equal to 10000/],
+    ],
+    [
+      'maxDowntimeMs below downtimeTargetMs',
+      'Migration',
+      mig({ overrides: { downtimeTargetMs: 100, maxDowntimeMs: 50 } }),
+      [/spec\.overrides\.maxDowntimeMs/, /maxDowntimeMs must be greater than or equal to downtimeTargetMs/],
+    ],
+    [
+      '17 multifd channels',
+      'Migration',
+      mig({ overrides: { multifdChannels: 17 } }),
+      [/spec\.overrides\.multifdChannels/, /less than or equal to 16/],
+    ],
+    [
+      'a 1k bandwidth',
+      'Migration',
+      mig({ overrides: { bandwidth: '1k' } }),
+      [/spec\.overrides\.bandwidth/, /at least 1Mi bytes per second/],
+    ],
+    [
+      'a bandwidth word',
+      'Migration',
+      mig({ overrides: { bandwidth: 'fast' } }),
+      [/spec\.overrides\.bandwidth/, /should match/],
+    ],
+    [
+      'allowPostCopy of the wrong type',
+      'Migration',
+      mig({ overrides: { allowPostCopy: 'yes' } }),
+      [/spec\.overrides\.allowPostCopy/, /must be of type boolean/],
+    ],
+    ['a policy without settings', 'MigrationPolicy', {}, [/spec\.settings/, /Required value/]],
+    [
+      'a policy priority of 5000',
+      'MigrationPolicy',
+      { settings: {}, priority: 5000 },
+      [/spec\.priority/, /less than or equal to 1000/],
+    ],
+    [
+      'an In selector without values',
+      'MigrationPolicy',
+      { settings: {}, vmSelector: { matchExpressions: [{ key: 'tier', operator: 'In' }] } },
+      [/spec\.vmSelector\.matchExpressions\[0\]/, /values must be non-empty for the In and NotIn operators/],
+    ],
+    [
+      'an unknown selector operator',
+      'MigrationPolicy',
+      { settings: {}, vmSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } },
+      [/operator/, /Unsupported value: "Near"/],
+    ],
+    [
+      'drain of the wrong type',
+      'HypervisorNode',
+      { drain: 'yes' },
+      [/spec\.drain/, /must be of type boolean/],
+    ],
+  ];
+
+  it('has at least 15 cases', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(15);
+  });
+
+  it.each(cases)('rejects %s', async (_name, kind, spec, expected, objectName = 'bad') => {
+    const r = await cp.kubectl(['create', '--dry-run=server', '-f', '-'], {
+      input: manifest(kind, objectName, spec),
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/is invalid/);
+    for (const pattern of expected) expect(r.stderr).toMatch(pattern);
+  });
+
+  it('accepts the smallest valid objects and fills in defaults', async () => {
+    await kubectl(['create', '-f', '-'], manifest('VirtualMachine', 'minimal', vmSpec));
+    const vm = await getJson<{ spec: Record<string, unknown> }>(['virtualmachine', 'minimal']);
+    expect(vm.spec).toMatchObject({ evictionStrategy: 'LiveMigrate', restartPolicy: 'Always' });
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('VirtualMachine', 'bytes', { ...vmSpec, memory: 1073741824 }),
+    );
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('Migration', 'ok', { vmName: 'minimal', overrides: { bandwidth: 0 } }),
+    );
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('MigrationPolicy', 'empty', { settings: {} }),
+    );
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      JSON.stringify({ apiVersion: API_VERSION, kind: 'HypervisorNode', metadata: { name: 'bare' } }),
+    );
+  });
+});
+
+describe('Migration spec', () => {
+  it('cannot be changed after creation, while labels can', async () => {
+    await kubectl(
+      ['create', '-f', '-'],
+      manifest('Migration', 'fixed', { vmName: 'vm01', targetNode: 'node-b' }),
+    );
+    const r = await cp.kubectl([
+      'patch',
+      'migration',
+      'fixed',
+      '--type=merge',
+      '-p',
+      '{"spec":{"targetNode":"node-c"}}',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Migration "fixed" is invalid: spec: Invalid value: spec is immutable/);
+    const overrides = await cp.kubectl([
+      'patch',
+      'migration',
+      'fixed',
+      '--type=merge',
+      '-p',
+      '{"spec":{"overrides":{"allowPostCopy":true}}}',
+    ]);
+    expect(overrides.code).not.toBe(0);
+    expect(overrides.stderr).toMatch(/spec is immutable/);
+    await kubectl(['label', 'migration', 'fixed', 'team=storage']);
+    const mig = await getJson<{ spec: unknown }>(['migration', 'fixed']);
+    expect(mig.spec).toEqual({ vmName: 'vm01', targetNode: 'node-b' });
+  });
+});
+
+describe('status', () => {
+  it('written through the main resource is ignored', async () => {
+    const status = { phase: 'Running', node: 'node-a', epoch: 7 };
+    await kubectl(['create', '-f', '-'], manifest('VirtualMachine', 'status-drop', vmSpec, { status }));
+    expect((await getJson(['virtualmachine', 'status-drop'])).status).toBeUndefined();
+    await kubectl([
+      'patch',
+      'virtualmachine',
+      'status-drop',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    expect((await getJson(['virtualmachine', 'status-drop'])).status).toBeUndefined();
+  });
+
+  it('written through the subresource is stored, and validated', async () => {
+    await kubectl(['create', '-f', '-'], manifest('VirtualMachine', 'status-ok', vmSpec));
+    const status = { phase: 'Running', node: 'node-a', epoch: 3, guestAddress: '10.0.0.5' };
+    await kubectl([
+      'patch',
+      'virtualmachine',
+      'status-ok',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    expect((await getJson(['virtualmachine', 'status-ok'])).status).toEqual(status);
+
+    const bad = await cp.kubectl([
+      'patch',
+      'virtualmachine',
+      'status-ok',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"phase":"Teleporting","epoch":-1}}',
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/status\.phase: Unsupported value: "Teleporting"/);
+    expect(bad.stderr).toMatch(
+      /status\.epoch: Invalid value: -1: epoch in body should be greater than or equal to 0/,
+    );
+  });
+
+  it('rejects an unknown Migration failureReason', async () => {
+    await kubectl(['create', '-f', '-'], manifest('Migration', 'failing', { vmName: 'vm01' }));
+    const r = await cp.kubectl([
+      'patch',
+      'migration',
+      'failing',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"phase":"Failed","failureReason":"Gremlins"}}',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/status\.failureReason: Unsupported value: "Gremlins"/);
+  });
+});
+
+describe('kubectl get', () => {
+  it('shows VirtualMachine phase, node, CPUs, memory and age', async () => {
+    await kubectl(['apply', '-f', join(EXAMPLES_DIR, 'virtualmachine.yaml')]);
+    await kubectl([
+      'patch',
+      'tvm',
+      'vm01',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      '{"status":{"phase":"Running","node":"node-a","epoch":1}}',
+    ]);
+    const [header, row] = await table(['tvm', 'vm01']);
+    expect(header).toEqual(['NAME', 'PHASE', 'NODE', 'CPUS', 'MEMORY', 'AGE']);
+    expect(row?.slice(0, 5)).toEqual(['vm01', 'Running', 'node-a', '2', '1Gi']);
+    const [wide] = await table(['tvm', 'vm01', '-o', 'wide']);
+    expect(wide).toEqual(['NAME', 'PHASE', 'NODE', 'CPUS', 'MEMORY', 'AGE', 'ADDRESS', 'EPOCH']);
+  });
+
+  it('shows Migration VM, phase, source, target, progress, downtime and age', async () => {
+    await kubectl(['apply', '-f', join(EXAMPLES_DIR, 'migration.yaml')]);
+    const status = {
+      phase: 'Succeeded',
+      sourceNode: 'node-a',
+      targetNode: 'node-b',
+      progress: { round: 4, percent: 100, transferredBytes: 1073741824, remainingBytes: 0 },
+      downtime: { qemuMs: 41, guestGapMs: 45 },
+      phaseTimings: [{ phase: 'Copying', startedAt: '2026-11-28T23:00:00Z', durationMs: 930 }],
+    };
+    await kubectl([
+      'patch',
+      'mig',
+      'vm01-to-node-b',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    const [header, row] = await table(['mig', 'vm01-to-node-b']);
+    expect(header).toEqual(['NAME', 'VM', 'PHASE', 'SOURCE', 'TARGET', 'PROGRESS', 'DOWNTIME-MS', 'AGE']);
+    expect(row?.slice(0, 7)).toEqual([
+      'vm01-to-node-b',
+      'vm01',
+      'Succeeded',
+      'node-a',
+      'node-b',
+      '100',
+      '41',
+    ]);
+  });
+
+  it('shows HypervisorNode readiness, accelerator, VMs and allocatable memory', async () => {
+    const [header, row] = await table(['hvn', 'node-a']);
+    expect(header).toEqual([
+      'NAME',
+      'READY',
+      'ACCELERATOR',
+      'VMS',
+      'ALLOCATABLE-MEMORY',
+      'UNSCHEDULABLE',
+      'AGE',
+    ]);
+    expect(row?.slice(0, 6)).toEqual(['node-a', 'True', 'tcg', '0', '20Gi', 'false']);
+  });
+
+  it('shows MigrationPolicy priority and main settings', async () => {
+    const [header, row] = await table(['migpol', 'databases']);
+    expect(header).toEqual(['NAME', 'PRIORITY', 'BANDWIDTH', 'MAX-DOWNTIME-MS', 'POST-COPY', 'AGE']);
+    expect(row?.slice(0, 5)).toEqual(['databases', '100', '1Gi', '300', 'false']);
+  });
+
+  it('lists all kinds under the tern category', async () => {
+    const out = await kubectl(['get', 'tern', '-A', '-o', 'name']);
+    for (const prefix of [
+      'virtualmachine.tern.dev/',
+      'migration.tern.dev/',
+      'migrationpolicy.tern.dev/',
+      'hypervisornode.tern.dev/',
+    ]) {
+      expect(out).toContain(prefix);
+    }
+  });
+});

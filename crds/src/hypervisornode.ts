@@ -1,0 +1,97 @@
+// HypervisorNode: one host running the Tern daemon. The daemon creates it and writes its status; admins
+// write the spec (cordon, drain).
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Conditions } from './conditions.js';
+import { AGE_COLUMN } from './definition.js';
+import type { KindDefinition } from './definition.js';
+import { ByteQuantity } from './quantities.js';
+import { StringEnum, Timestamp } from './schema.js';
+
+export const ACCELERATORS = ['kvm', 'tcg'] as const;
+export type Accelerator = (typeof ACCELERATORS)[number];
+
+export const EVACUATION_PHASES = ['Evacuating', 'Evacuated', 'Blocked'] as const;
+
+/** Condition types on HypervisorNode.status.conditions. */
+export const HYPERVISOR_NODE_CONDITIONS = { Ready: 'Ready' } as const;
+
+export const HypervisorNodeSpec = Type.Object({
+  unschedulable: Type.Optional(
+    Type.Boolean({ description: 'Cordon: no new VM and no incoming migration is placed here.' }),
+  ),
+  drain: Type.Optional(
+    Type.Boolean({
+      description:
+        'Evacuate: implies unschedulable, and every VM here with evictionStrategy LiveMigrate gets a ' +
+        'Migration (within the concurrency limits); the others are stopped.',
+    }),
+  ),
+});
+export type HypervisorNodeSpec = Static<typeof HypervisorNodeSpec>;
+
+export const NodeResources = Type.Object({
+  cpu: Type.Integer({ minimum: 0, description: 'Virtual CPUs.' }),
+  memory: ByteQuantity({ description: 'Guest memory.' }),
+});
+export type NodeResources = Static<typeof NodeResources>;
+
+export const Evacuation = Type.Object({
+  phase: StringEnum(EVACUATION_PHASES, {
+    description:
+      'Evacuating: VMs are being moved. Evacuated: none is left. Blocked: one cannot be moved (see message).',
+  }),
+  startedAt: Type.Optional(Timestamp()),
+  total: Type.Integer({ minimum: 0, description: 'VMs on the node when the drain began.' }),
+  remaining: Type.Integer({ minimum: 0, description: 'VMs still on the node.' }),
+  migrating: Type.Optional(Type.Integer({ minimum: 0 })),
+  failed: Type.Optional(Type.Integer({ minimum: 0 })),
+  message: Type.Optional(Type.String({ maxLength: 4096 })),
+});
+
+export const HypervisorNodeStatus = Type.Object({
+  capacity: Type.Optional(NodeResources),
+  allocatable: Type.Optional(NodeResources),
+  accelerator: Type.Optional(
+    StringEnum(ACCELERATORS, { description: 'A guest never migrates between kvm and tcg.' }),
+  ),
+  cpuModel: Type.Optional(
+    Type.String({ maxLength: 256, description: 'CPU model QEMU exposes to guests here.' }),
+  ),
+  qemuVersion: Type.Optional(Type.String({ maxLength: 64, pattern: '^[0-9]+\\.[0-9]+(\\.[0-9]+)?' })),
+  endpoint: Type.Optional(
+    Type.String({
+      description: "host:port of the daemon's gRPC API (control and migration streams), IPv6 in brackets.",
+      maxLength: 261,
+      pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+    }),
+  ),
+  vmCount: Type.Optional(Type.Integer({ minimum: 0 })),
+  conditions: Type.Optional(Conditions()),
+  evacuation: Type.Optional(Evacuation),
+  heartbeatTime: Type.Optional(Timestamp({ description: 'Last time the daemon reported.' })),
+  observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+});
+export type HypervisorNodeStatus = Static<typeof HypervisorNodeStatus>;
+
+export const hypervisorNodeDefinition: KindDefinition = {
+  kind: 'HypervisorNode',
+  singular: 'hypervisornode',
+  plural: 'hypervisornodes',
+  shortNames: ['hvn'],
+  scope: 'Cluster',
+  description: 'A host running the Tern daemon: its capacity, accelerator, endpoint and health.',
+  spec: HypervisorNodeSpec,
+  status: HypervisorNodeStatus,
+  specRequired: false,
+  printerColumns: [
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Accelerator', type: 'string', jsonPath: '.status.accelerator' },
+    { name: 'VMs', type: 'integer', jsonPath: '.status.vmCount' },
+    { name: 'Allocatable-Memory', type: 'string', jsonPath: '.status.allocatable.memory' },
+    { name: 'Unschedulable', type: 'boolean', jsonPath: '.spec.unschedulable' },
+    AGE_COLUMN,
+    { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
+    { name: 'QEMU', type: 'string', jsonPath: '.status.qemuVersion', priority: 1 },
+  ],
+};

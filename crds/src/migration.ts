@@ -1,0 +1,156 @@
+// Migration: one request to move a running VirtualMachine to another node. Its spec is fixed at creation;
+// deleting it before the hand-over cancels it; afterwards it stays as a record.
+import { CloneType, Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Conditions } from './conditions.js';
+import { AGE_COLUMN } from './definition.js';
+import type { KindDefinition } from './definition.js';
+import { MigrationSettings } from './migrationsettings.js';
+import { NodeName, VmName } from './names.js';
+import { StringEnum, Timestamp, cel } from './schema.js';
+
+export const MIGRATION_PHASES = [
+  'Pending',
+  'Scheduling',
+  'Initializing',
+  'Copying',
+  'Quiescing',
+  'Freezing',
+  'PostCopy',
+  'Succeeded',
+  'Failed',
+  'Aborted',
+] as const;
+export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
+
+export const TERMINAL_MIGRATION_PHASES = [
+  'Succeeded',
+  'Failed',
+  'Aborted',
+] as const satisfies readonly MigrationPhase[];
+
+export const MIGRATION_FAILURE_REASONS = [
+  'VMNotFound',
+  'VMNotRunning',
+  'AlreadyMigrating',
+  'TargetIsSource',
+  'TargetNotFound',
+  'TargetNotReady',
+  'NoTargetAvailable',
+  'InsufficientCapacity',
+  'IncompatibleTarget',
+  'Timeout',
+  'Stalled',
+  'Cancelled',
+  'SourceFailed',
+  'TargetFailed',
+  'TransportFailed',
+  'HandoverFailed',
+  'GuestVerificationFailed',
+  'Internal',
+] as const;
+export type MigrationFailureReason = (typeof MIGRATION_FAILURE_REASONS)[number];
+
+export const MigrationSpec = Type.Object(
+  {
+    vmName: VmName({ description: "The VirtualMachine to move, in the Migration's namespace." }),
+    targetNode: Type.Optional(
+      NodeName({ description: 'The HypervisorNode to move to. When absent the operator picks one.' }),
+    ),
+    overrides: Type.Optional(
+      CloneType(MigrationSettings, {
+        description: 'Settings for this migration only; unset fields come from the matching MigrationPolicy.',
+      }),
+    ),
+  },
+  cel({ rule: 'self == oldSelf', message: 'spec is immutable: delete the Migration and create a new one' }),
+);
+export type MigrationSpec = Static<typeof MigrationSpec>;
+
+export const PhaseTiming = Type.Object({
+  phase: StringEnum(MIGRATION_PHASES),
+  startedAt: Timestamp(),
+  durationMs: Type.Optional(
+    Type.Integer({ format: 'int64', minimum: 0, description: 'Set when the phase has ended.' }),
+  ),
+});
+export type PhaseTiming = Static<typeof PhaseTiming>;
+
+const Bytes = (description: string) =>
+  Type.Optional(Type.Integer({ format: 'int64', minimum: 0, description }));
+
+export const MigrationProgress = Type.Object({
+  round: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'Pre-copy iteration (QEMU dirty-sync count).' }),
+  ),
+  transferredBytes: Bytes('Bytes sent so far.'),
+  remainingBytes: Bytes('Bytes QEMU still has to send.'),
+  totalBytes: Bytes('Guest memory size.'),
+  dirtyBytesPerSecond: Bytes('Rate at which the guest dirties memory.'),
+  throughputBytesPerSecond: Bytes('Measured transfer rate.'),
+  expectedDowntimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  percent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+});
+export type MigrationProgress = Static<typeof MigrationProgress>;
+
+export const MigrationDowntime = Type.Object({
+  qemuMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Downtime reported by the source QEMU.' })),
+  guestGapMs: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: "Longest gap the guest agent's heartbeat saw around the switchover.",
+    }),
+  ),
+});
+
+export const MigrationStatus = Type.Object({
+  phase: Type.Optional(StringEnum(MIGRATION_PHASES)),
+  sourceNode: Type.Optional(NodeName()),
+  targetNode: Type.Optional(NodeName()),
+  phaseTimings: Type.Optional(
+    Type.Array(PhaseTiming, {
+      maxItems: MIGRATION_PHASES.length,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['phase'],
+    }),
+  ),
+  progress: Type.Optional(MigrationProgress),
+  downtime: Type.Optional(MigrationDowntime),
+  failureReason: Type.Optional(StringEnum(MIGRATION_FAILURE_REASONS)),
+  message: Type.Optional(Type.String({ maxLength: 4096 })),
+  conditions: Type.Optional(Conditions()),
+  observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+});
+export type MigrationStatus = Static<typeof MigrationStatus>;
+
+export const migrationDefinition: KindDefinition = {
+  kind: 'Migration',
+  singular: 'migration',
+  plural: 'migrations',
+  shortNames: ['mig'],
+  scope: 'Namespaced',
+  description: 'A request to live-migrate a VirtualMachine, and the record of how it went.',
+  spec: MigrationSpec,
+  status: MigrationStatus,
+  specRequired: true,
+  printerColumns: [
+    { name: 'VM', type: 'string', jsonPath: '.spec.vmName' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Source', type: 'string', jsonPath: '.status.sourceNode' },
+    { name: 'Target', type: 'string', jsonPath: '.status.targetNode' },
+    {
+      name: 'Progress',
+      type: 'integer',
+      jsonPath: '.status.progress.percent',
+      description: 'Percent copied.',
+    },
+    {
+      name: 'Downtime-ms',
+      type: 'integer',
+      jsonPath: '.status.downtime.qemuMs',
+      description: 'Downtime reported by QEMU, in milliseconds.',
+    },
+    AGE_COLUMN,
+    { name: 'Reason', type: 'string', jsonPath: '.status.failureReason', priority: 1 },
+  ],
+};

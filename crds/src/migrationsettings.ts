@@ -1,0 +1,89 @@
+// The tuning knobs of a live migration. A MigrationPolicy sets them for the VMs it selects; a Migration may
+// override any of them for itself. Unset fields fall through to the next level (policy, then built-in default).
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { BYTE_QUANTITY_PATTERN, QUANTITY_MAX_LENGTH } from './quantities.js';
+import { IntOrString, cel } from './schema.js';
+
+/** `bandwidth` value meaning "no limit" (so does 0). */
+export const UNLIMITED_BANDWIDTH = 'unlimited';
+
+export const DOWNTIME_MS_MIN = 1;
+export const DOWNTIME_TARGET_MS_MAX = 10_000;
+export const MAX_DOWNTIME_MS_MAX = 60_000;
+export const MULTIFD_CHANNELS_MAX = 16;
+
+export const MigrationSettings = Type.Object(
+  {
+    bandwidth: Type.Optional(
+      IntOrString(
+        { pattern: `${BYTE_QUANTITY_PATTERN}|^${UNLIMITED_BANDWIDTH}$`, maxLength: QUANTITY_MAX_LENGTH },
+        {
+          description:
+            'Bandwidth cap of the migration stream in bytes per second, e.g. "1Gi" or 125000000. ' +
+            '0 or "unlimited" means no cap.',
+          ...cel({
+            rule:
+              "type(self) == string && self == 'unlimited' || !isQuantity(string(self)) || " +
+              "quantity(string(self)).compareTo(quantity('0')) == 0 || quantity(string(self)).compareTo(quantity('1Mi')) >= 0",
+            message: 'bandwidth must be 0 or "unlimited" (no cap) or at least 1Mi bytes per second',
+          }),
+        },
+      ),
+    ),
+    downtimeTargetMs: Type.Optional(
+      Type.Integer({
+        description:
+          'Initial downtime target (QEMU downtime-limit) in milliseconds; the convergence policy may raise it ' +
+          'step by step up to maxDowntimeMs when rounds stop shrinking.',
+        minimum: DOWNTIME_MS_MIN,
+        maximum: DOWNTIME_TARGET_MS_MAX,
+      }),
+    ),
+    maxDowntimeMs: Type.Optional(
+      Type.Integer({
+        description: 'Largest downtime target, in milliseconds, the convergence policy may raise to.',
+        minimum: DOWNTIME_MS_MIN,
+        maximum: MAX_DOWNTIME_MS_MAX,
+      }),
+    ),
+    completionTimeoutPerGiBSeconds: Type.Optional(
+      Type.Integer({
+        description: 'The migration is aborted after this many seconds per GiB of guest memory.',
+        minimum: 1,
+        maximum: 3600,
+      }),
+    ),
+    stallTimeoutSeconds: Type.Optional(
+      Type.Integer({
+        description:
+          'The migration is aborted when the remaining bytes have not shrunk for this many seconds.',
+        minimum: 1,
+        maximum: 3600,
+      }),
+    ),
+    allowAutoConverge: Type.Optional(
+      Type.Boolean({ description: 'Allow throttling the guest vCPUs when rounds do not converge.' }),
+    ),
+    allowPostCopy: Type.Optional(
+      Type.Boolean({
+        description:
+          'Allow switching to post-copy when pre-copy cannot converge. The guest then runs on the target ' +
+          'while the rest of its memory follows; losing the link in that phase loses the guest.',
+      }),
+    ),
+    multifdChannels: Type.Optional(
+      Type.Integer({
+        description: 'Parallel data connections (QEMU multifd); 0 sends everything over the main channel.',
+        minimum: 0,
+        maximum: MULTIFD_CHANNELS_MAX,
+      }),
+    ),
+  },
+  cel({
+    rule: '!has(self.downtimeTargetMs) || !has(self.maxDowntimeMs) || self.maxDowntimeMs >= self.downtimeTargetMs',
+    message: 'maxDowntimeMs must be greater than or equal to downtimeTargetMs',
+    fieldPath: '.maxDowntimeMs',
+  }),
+);
+export type MigrationSettings = Static<typeof MigrationSettings>;

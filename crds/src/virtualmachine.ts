@@ -1,0 +1,232 @@
+// VirtualMachine: a guest the operator keeps running on one hypervisor node at a time.
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { Conditions } from './conditions.js';
+import { AGE_COLUMN } from './definition.js';
+import type { KindDefinition } from './definition.js';
+import { DNS1123_LABEL_MAX_LENGTH, DNS1123_LABEL_PATTERN, NodeName, ObjectName } from './names.js';
+import { ByteQuantity, quantityBoundsRule } from './quantities.js';
+import { StringEnum, StringMap, Timestamp, cel } from './schema.js';
+
+export const VM_CPU_CORES_MIN = 1;
+export const VM_CPU_CORES_MAX = 64;
+// 64Mi: the daemon's floor for a guest that boots a Linux kernel (hypervisor-node/src/qemu/validate.ts).
+export const VM_MEMORY_MIN = '64Mi';
+export const VM_MEMORY_MAX = '1Ti';
+export const VM_DISKS_MAX = 16;
+
+export const VM_PHASES = [
+  'Pending',
+  'Scheduling',
+  'Starting',
+  'Running',
+  'Migrating',
+  'Stopping',
+  'Stopped',
+  'Failed',
+  'Unknown',
+] as const;
+export type VirtualMachinePhase = (typeof VM_PHASES)[number];
+
+export const EVICTION_STRATEGIES = ['LiveMigrate', 'None'] as const;
+export const RESTART_POLICIES = ['Always', 'Never'] as const;
+export const DISK_FORMATS = ['raw', 'qcow2'] as const;
+export const MIGRATION_RESULTS = ['Succeeded', 'Failed', 'Aborted'] as const;
+
+/**
+ * An absolute path on the hypervisor host. The daemon only opens paths under its allowed roots; the API
+ * additionally refuses ".." segments and commas (QEMU's option separator) so such values never reach a node.
+ */
+const HostPath = (description: string) =>
+  Type.String({
+    description,
+    minLength: 2,
+    maxLength: 4096,
+    pattern: '^/[^,]*$',
+    ...cel({
+      rule: "!self.contains('/../') && !self.endsWith('/..')",
+      message: 'path must not contain ".." segments',
+    }),
+  });
+
+export const KernelBoot = Type.Object({
+  path: HostPath('Kernel image (bzImage/vmlinuz) on the host.'),
+  initrdPath: Type.Optional(HostPath('Initial ramdisk on the host.')),
+  cmdline: Type.Optional(
+    Type.String({
+      description: 'Kernel command line; the daemon adds the serial console.',
+      // x86 COMMAND_LINE_SIZE (2048) minus room for the console word the daemon prepends.
+      maxLength: 2000,
+      pattern: '^[^\\x00-\\x1f\\x7f]*$',
+    }),
+  ),
+});
+
+export const BootSource = Type.Object(
+  {
+    kernel: Type.Optional(KernelBoot),
+    disk: Type.Optional(
+      Type.String({
+        description: 'Boot from this entry of spec.disks (by name).',
+        maxLength: DNS1123_LABEL_MAX_LENGTH,
+        pattern: DNS1123_LABEL_PATTERN,
+      }),
+    ),
+  },
+  {
+    description: 'Where the guest boots from: a kernel (+initrd, cmdline) or one of the disks. Exactly one.',
+    ...cel({
+      rule: 'has(self.kernel) != has(self.disk)',
+      message: 'boot must set exactly one of kernel or disk',
+    }),
+  },
+);
+
+export const Disk = Type.Object({
+  name: Type.String({ maxLength: DNS1123_LABEL_MAX_LENGTH, pattern: DNS1123_LABEL_PATTERN }),
+  path: HostPath(
+    'Disk image on the host. Live migration assumes every node sees the same image at the same path ' +
+      '(shared storage) or that the disk is read-only.',
+  ),
+  format: Type.Optional(StringEnum(DISK_FORMATS, { default: 'raw' })),
+  readOnly: Type.Optional(Type.Boolean({ default: false })),
+});
+export type Disk = Static<typeof Disk>;
+
+export const VmNetwork = Type.Object({
+  macAddress: Type.Optional(
+    Type.String({
+      description:
+        'Unicast MAC of the guest NIC. When absent the operator derives a stable locally administered ' +
+        'address from the VM UID and records it in status.macAddress; it survives migrations.',
+      pattern: '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$',
+      maxLength: 17,
+      ...cel({
+        rule: "self.matches('^.[02468aceACE]')",
+        message: 'macAddress must be a unicast address (the first octet must be even)',
+      }),
+    }),
+  ),
+});
+
+export const Placement = Type.Object({
+  nodeName: Type.Optional(NodeName({ description: 'Run on this HypervisorNode only.' })),
+  nodeSelector: Type.Optional(StringMap({ description: 'Run only on HypervisorNodes with these labels.' })),
+});
+
+export const VirtualMachineSpec = Type.Object(
+  {
+    running: Type.Boolean({ description: 'Whether the guest should be running.' }),
+    cpu: Type.Object({
+      cores: Type.Integer({
+        description: 'Virtual CPUs.',
+        minimum: VM_CPU_CORES_MIN,
+        maximum: VM_CPU_CORES_MAX,
+      }),
+    }),
+    memory: ByteQuantity({
+      description: `Guest memory, e.g. "1Gi" (${VM_MEMORY_MIN}..${VM_MEMORY_MAX}, a whole number of MiB).`,
+      ...cel(
+        {
+          rule: quantityBoundsRule(VM_MEMORY_MIN, VM_MEMORY_MAX),
+          message: `memory must be between ${VM_MEMORY_MIN} and ${VM_MEMORY_MAX}`,
+        },
+        {
+          rule:
+            // Out-of-range values are left to the bounds rule (asInteger() fails beyond int64).
+            `!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('${VM_MEMORY_MAX}')) > 0 || ` +
+            '(quantity(string(self)).isInteger() && quantity(string(self)).asInteger() % 1048576 == 0)',
+          message: 'memory must be a whole number of MiB',
+        },
+      ),
+    }),
+    boot: BootSource,
+    disks: Type.Optional(
+      Type.Array(Disk, {
+        maxItems: VM_DISKS_MAX,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['name'],
+      }),
+    ),
+    network: Type.Optional(VmNetwork),
+    evictionStrategy: Type.Optional(
+      StringEnum(EVICTION_STRATEGIES, {
+        description: 'LiveMigrate: move the guest away when its node is drained. None: stop it instead.',
+        default: 'LiveMigrate',
+      }),
+    ),
+    restartPolicy: Type.Optional(
+      StringEnum(RESTART_POLICIES, {
+        description: 'Whether a guest that crashed or exited on its own is started again.',
+        default: 'Always',
+      }),
+    ),
+    placement: Type.Optional(Placement),
+  },
+  cel({
+    rule: '!has(self.boot.disk) || (has(self.disks) && self.disks.exists(d, d.name == self.boot.disk))',
+    message: 'boot.disk must name an entry of disks',
+    fieldPath: '.boot.disk',
+  }),
+);
+export type VirtualMachineSpec = Static<typeof VirtualMachineSpec>;
+
+export const LastMigration = Type.Object({
+  name: ObjectName({ description: 'The Migration object.' }),
+  sourceNode: NodeName(),
+  targetNode: Type.Optional(NodeName()),
+  result: StringEnum(MIGRATION_RESULTS),
+  downtimeMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Downtime QEMU reported.' })),
+  finishedAt: Timestamp(),
+});
+export type LastMigration = Static<typeof LastMigration>;
+
+export const VirtualMachineStatus = Type.Object({
+  phase: Type.Optional(StringEnum(VM_PHASES)),
+  node: Type.Optional(NodeName({ description: 'The node that owns (runs) the guest.' })),
+  epoch: Type.Optional(
+    Type.Integer({
+      format: 'int64',
+      minimum: 0,
+      description:
+        'Ownership epoch. Moving the guest to another node is one compare-and-swap of (node, epoch) on this ' +
+        'status; a daemon resumes a guest only while the record names it with its epoch.',
+    }),
+  ),
+  activeMigration: Type.Optional(ObjectName({ description: 'The Migration currently moving the guest.' })),
+  guestAddress: Type.Optional(Type.String({ maxLength: 64, description: 'IP address of the guest.' })),
+  macAddress: Type.Optional(Type.String({ maxLength: 17, description: 'MAC address in use.' })),
+  conditions: Type.Optional(Conditions()),
+  observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+  lastMigration: Type.Optional(LastMigration),
+});
+export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
+
+export const virtualMachineDefinition: KindDefinition = {
+  kind: 'VirtualMachine',
+  singular: 'virtualmachine',
+  plural: 'virtualmachines',
+  // KubeVirt already uses vm/vms/vmi; Tern's names must not shadow them in clusters that run both.
+  shortNames: ['tvm'],
+  scope: 'Namespaced',
+  description: 'A QEMU guest that Tern runs on one hypervisor node at a time and can live-migrate.',
+  spec: VirtualMachineSpec,
+  status: VirtualMachineStatus,
+  specRequired: true,
+  rootRules: [
+    {
+      rule: `self.metadata.name.size() <= ${DNS1123_LABEL_MAX_LENGTH} && self.metadata.name.matches('${DNS1123_LABEL_PATTERN}')`,
+      message:
+        'metadata.name must be a DNS-1123 label (at most 63 characters): it names the guest and its QEMU process',
+    },
+  ],
+  printerColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Node', type: 'string', jsonPath: '.status.node' },
+    { name: 'CPUs', type: 'integer', jsonPath: '.spec.cpu.cores' },
+    { name: 'Memory', type: 'string', jsonPath: '.spec.memory' },
+    AGE_COLUMN,
+    { name: 'Address', type: 'string', jsonPath: '.status.guestAddress', priority: 1 },
+    { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', priority: 1 },
+  ],
+};
