@@ -1,6 +1,5 @@
 // Tern's API (group tern.dev, version v1alpha1): TypeScript types, constants and small helpers shared by the
 // operator, the daemon and the CLI. The CRD YAML is generated from the same schemas (crds/generate.ts).
-import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { KindDefinition } from './src/definition.js';
 import type { HypervisorNodeSpec, HypervisorNodeStatus } from './src/hypervisornode.js';
 import { hypervisorNodeDefinition } from './src/hypervisornode.js';
@@ -62,11 +61,36 @@ export const NAMESPACED = {
   HypervisorNode: false,
 } as const satisfies Record<TernKind, boolean>;
 
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/** Object metadata as it travels over the wire: plain JSON, timestamps as RFC 3339 strings. */
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+}
+
 /** A Tern object: the Kubernetes envelope around a spec and status whose types come from the schemas. */
 export interface TernObject<K extends TernKind, Spec, Status> {
   apiVersion: ApiVersion;
   kind: K;
-  metadata: V1ObjectMeta;
+  metadata: ObjectMeta;
   spec: Spec;
   status?: Status;
 }

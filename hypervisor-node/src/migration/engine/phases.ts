@@ -1,0 +1,47 @@
+// The phases a migration moves through (DESIGN.md "A migration, end to end") and their timing record.
+// The engine's terminal phases describe the QEMU migration; the Migration object's Succeeded comes later, after
+// the caller's hand-over.
+
+export type MigrationPhase =
+  'Initializing' | 'Copying' | 'Quiescing' | 'Freezing' | 'PostCopy' | 'Completed' | 'Failed' | 'Aborted';
+
+export const TERMINAL_PHASES: readonly MigrationPhase[] = ['Completed', 'Failed', 'Aborted'];
+
+export interface PhaseRecord {
+  phase: MigrationPhase;
+  /** Date.now() when the phase began. */
+  startedAtMs: number;
+  /** Set when the next phase began; a terminal phase has 0. */
+  durationMs?: number;
+}
+
+export interface PhaseChange {
+  from: MigrationPhase | undefined;
+  to: MigrationPhase;
+  atMs: number;
+  /** Why, in words (e.g. the QEMU status that caused it, or a cancel reason). */
+  reason: string;
+}
+
+/** Records each phase's start and duration; enter() returns the change to announce, or undefined if unchanged. */
+export class PhaseClock {
+  readonly records: PhaseRecord[] = [];
+
+  get current(): MigrationPhase | undefined {
+    return this.records.at(-1)?.phase;
+  }
+
+  enter(phase: MigrationPhase, reason: string, atMs = Date.now()): PhaseChange | undefined {
+    const last = this.records.at(-1);
+    if (last?.phase === phase) return undefined;
+    if (last !== undefined) last.durationMs = atMs - last.startedAtMs;
+    const record: PhaseRecord = { phase, startedAtMs: atMs };
+    if (TERMINAL_PHASES.includes(phase)) record.durationMs = 0;
+    this.records.push(record);
+    return { from: last?.phase, to: phase, atMs, reason };
+  }
+
+  snapshot(): PhaseRecord[] {
+    return this.records.map((r) => ({ ...r }));
+  }
+}

@@ -1,0 +1,494 @@
+// The source side of a live migration: configures the running guest's QEMU, starts `migrate` into a unix socket
+// someone else serves (the tunnel, or a target QEMU directly), follows QEMU through the phases, applies the
+// convergence policy, and stops at the hand-over: it never quits the source on its own (release() does, when the
+// caller says so) and never leaves it paused after a cancel.
+import { EventEmitter } from 'node:events';
+import type { GuestSupervisor } from '../../guests/supervisor.js';
+import {
+  QmpClosedError,
+  type MigrationInfo,
+  type MigrationStatus,
+  type QmpClient,
+  type QmpEvent,
+  type QmpRunState,
+} from '../../qemu/qmp-client.js';
+import { assertMigrationSupported } from '../../qemu/version.js';
+import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
+import { PhaseClock, type MigrationPhase, type PhaseChange, type PhaseRecord } from './phases.js';
+import { channelCapabilities, channelSettings, qemuMaxBandwidth, type MigrationPolicy } from './policy.js';
+import { progressFromInfo, type MigrationProgress } from './progress.js';
+import { assertUnixMigrationUri } from './uri.js';
+
+export interface SourceMigrationOptions {
+  supervisor: GuestSupervisor;
+  /** The running guest to migrate. */
+  guest: string;
+  /** `unix:<path>`: the socket the source QEMU connects to (served by the tunnel, or a target QEMU in tests). */
+  uri: string;
+  /** A validated policy (resolveMigrationPolicy). */
+  policy: MigrationPolicy;
+  /** query-migrate poll period, 100–1000 ms (default 200); one progress event per poll. */
+  pollIntervalMs?: number;
+  /**
+   * Runs while QEMU holds the paused guest before switchover (Quiescing): flush and hand over block devices.
+   * Default: nothing, because guests have no block devices that need a hand-over yet.
+   */
+  quiesce?: () => Promise<void>;
+  /** How long cancel() waits for QEMU to report the migration cancelled (default 30 s). */
+  cancelTimeoutMs?: number;
+}
+
+/** A convergence action the engine took, with its reason. */
+export type ConvergenceRecord = Exclude<ConvergenceDecision, { action: 'none' }> & {
+  atMs: number;
+  round: number;
+  /** Set when QEMU refused the action. */
+  error?: string;
+};
+
+export type SourceResult = 'Completed' | 'Failed' | 'Aborted';
+
+export interface SourceOutcome {
+  /** Completed: device state crossed and the target loaded it (return path); the hand-over is next. */
+  result: SourceResult;
+  reason: string;
+  phases: PhaseRecord[];
+  /** Wall time from start() to the outcome. */
+  durationMs: number;
+  /** QEMU's own figures from the last query-migrate (downtime only when completed). */
+  qemuTotalTimeMs?: number;
+  downtimeMs?: number;
+  setupTimeMs?: number;
+  transferredBytes?: number;
+  rounds?: number;
+  postCopy: boolean;
+  decisions: ConvergenceRecord[];
+  /** The source QEMU's run state once the outcome was reached; undefined when its QMP is gone. */
+  sourceRunState?: QmpRunState;
+}
+
+interface SourceMigrationEvents {
+  phase: [PhaseChange];
+  progress: [MigrationProgress];
+  decision: [ConvergenceRecord];
+}
+
+const DEFAULT_POLL_MS = 200;
+/** MIGRATION_PASS triggers an extra poll (to catch the new round's dirty set), but never closer than this. */
+const MIN_POLL_GAP_MS = 50;
+const RESUME_WAIT_MS = 3_000;
+const IDLE_STATUSES: readonly MigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
+
+export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
+  /** Resolves once with the outcome (after start() resolved; never if start() rejected); never rejects. */
+  readonly done: Promise<SourceOutcome>;
+  readonly history: MigrationProgress[] = [];
+  readonly decisions: ConvergenceRecord[] = [];
+  private readonly clock = new PhaseClock();
+  private readonly convergence: ConvergenceState;
+  private resolveDone!: (outcome: SourceOutcome) => void;
+  private outcome: SourceOutcome | undefined;
+  private finishing = false;
+  private released = false;
+  private quiesceStarted = false;
+  private cancelReason: string | undefined;
+  private abortReason: string | undefined;
+  private actionInFlight = false;
+  private polling = false;
+  private lastPollAtMs = 0;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly pollIntervalMs: number;
+  private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
+  private readonly onClose = (err: Error | undefined): void =>
+    void this.finish('Failed', `the source QEMU's QMP connection closed: ${err?.message ?? 'closed'}`);
+
+  private startedAtMs = 0;
+  private wasRunning = false;
+  private started = false;
+  /** The source guest's QMP session (the supervisor's). */
+  readonly qmp: QmpClient;
+
+  /**
+   * Binds to the guest's QEMU without touching it: subscribe to 'phase', 'progress' and 'decision' here, then
+   * call start(). Throws when the URI is not `unix:<path>` or the guest has no live QEMU.
+   */
+  constructor(private readonly options: SourceMigrationOptions) {
+    super();
+    assertUnixMigrationUri(options.uri);
+    this.qmp = options.supervisor.qmp(options.guest);
+    this.pollIntervalMs = Math.min(1000, Math.max(100, options.pollIntervalMs ?? DEFAULT_POLL_MS));
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.convergence = {
+      startedAtMs: 0,
+      downtimeLimitMs: options.policy.downtimeMs,
+      cpuThrottleCeiling: 0,
+      postCopyStarted: false,
+      lastActionRound: 0,
+      lastActionAtMs: 0,
+    };
+  }
+
+  /**
+   * Checks the guest and its QEMU, sets capabilities and parameters, and issues `migrate`. Rejects (with nothing
+   * changed but QEMU's migration settings) when a check fails; otherwise resolves once QEMU was asked to migrate,
+   * and the outcome arrives on `done` (Failed at once if QEMU refused the `migrate`).
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('the migration was already started');
+    this.started = true;
+    this.startedAtMs = Date.now();
+    this.convergence.startedAtMs = this.startedAtMs;
+    const { supervisor, guest, policy } = this.options;
+    const qmp = this.qmp;
+    const status = supervisor.get(guest);
+    if (status === undefined) throw new Error(`no guest named ${guest}`);
+    const version = await qmp.queryVersion();
+    assertMigrationSupported(status.accelerator, { ...version.qemu, text: version.package });
+    const run = await qmp.queryStatus();
+    if (run.status !== 'running' && run.status !== 'paused') {
+      throw new Error(`guest ${guest} is ${run.status}; only a running or paused guest can be migrated`);
+    }
+    this.wasRunning = run.running;
+    const previous = (await qmp.queryMigrate()).status ?? 'none';
+    if (!IDLE_STATUSES.includes(previous)) {
+      throw new Error(`guest ${guest} already has a migration in progress (QEMU status ${previous})`);
+    }
+
+    await qmp.migrateSetCapabilities({
+      ...channelCapabilities(channelSettings(policy)),
+      // QEMU stops at pre-switchover with the guest paused, so the daemon can quiesce (flush block devices).
+      'pause-before-switchover': true,
+      'auto-converge': policy.allowAutoConverge,
+    });
+    await qmp.migrateSetParameters({
+      'max-bandwidth': qemuMaxBandwidth(policy),
+      'max-postcopy-bandwidth': policy.bandwidthBytesPerSec, // 0 = unlimited for post-copy
+      'downtime-limit': policy.downtimeMs,
+      ...(policy.multifdChannels > 0 ? { 'multifd-channels': policy.multifdChannels } : {}),
+      // QEMU cannot turn auto-converge on mid-migration, so it is on from the start with its throttle capped at
+      // 1% (QEMU's minimum); the convergence policy raises the cap when it decides to throttle.
+      ...(policy.allowAutoConverge
+        ? { 'cpu-throttle-initial': 1, 'cpu-throttle-increment': 1, 'max-cpu-throttle': 1 }
+        : {}),
+    });
+
+    this.enter('Initializing', `migrating ${guest} to ${this.options.uri}`, this.startedAtMs);
+    qmp.on('event', this.onEvent);
+    qmp.on('close', this.onClose);
+    try {
+      await qmp.execute('migrate', { uri: this.options.uri });
+    } catch (err) {
+      await this.finish('Failed', `QEMU refused to start the migration: ${(err as Error).message}`);
+      return;
+    }
+    this.schedulePoll(0);
+  }
+
+  /** The current phase; undefined before start(). */
+  get phase(): MigrationPhase | undefined {
+    return this.clock.current;
+  }
+
+  get phases(): PhaseRecord[] {
+    return this.clock.snapshot();
+  }
+
+  get latest(): MigrationProgress | undefined {
+    return this.history.at(-1);
+  }
+
+  get postCopyStarted(): boolean {
+    return this.convergence.postCopyStarted;
+  }
+
+  /**
+   * Cancels the migration before the hand-over: `migrate_cancel`, then makes sure the guest runs on the source
+   * again (QEMU resumes it itself; `cont` if it did not). Rejects once the device state has crossed (use the
+   * hand-over's failure path) or during post-copy (the target already holds the newest memory).
+   */
+  async cancel(reason = 'cancelled by request'): Promise<SourceOutcome> {
+    if (this.outcome !== undefined || this.finishing) {
+      const outcome = await this.done;
+      if (outcome.result === 'Completed') {
+        throw new Error(
+          'the migration already completed: abort the target, then resumeAfterFailure() the source',
+        );
+      }
+      return outcome;
+    }
+    if (this.convergence.postCopyStarted) {
+      throw new Error('post-copy is running: cancelling now would lose the guest; let it complete');
+    }
+    this.cancelReason ??= reason;
+    await this.qmp.execute('migrate_cancel');
+    const timeoutMs = this.options.cancelTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`QEMU did not finish cancelling within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    const outcome = await Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
+    if (outcome.result === 'Completed') {
+      throw new Error('the migration completed before the cancel took effect: hand-over or roll back');
+    }
+    return outcome;
+  }
+
+  /** Hand-over, success side: quits the source QEMU and deletes its state dir. Only after Completed. */
+  async release(): Promise<void> {
+    const outcome = this.mustBeFinished('release');
+    if (outcome.result !== 'Completed') {
+      throw new Error(`cannot release the source of a migration that ended ${outcome.result}`);
+    }
+    if (this.released) return;
+    const run = await this.qmp.queryStatus().catch((err: unknown) => {
+      if (err instanceof QmpClosedError) return undefined;
+      throw err;
+    });
+    if (run?.running === true)
+      throw new Error('the source QEMU is running the guest: refusing to release it');
+    await this.options.supervisor.delete(this.options.guest, { timeoutMs: 0 });
+    this.released = true;
+  }
+
+  /**
+   * Hand-over, failure side: runs the guest on the source again if it is paused. The caller must have made sure
+   * the target does not run it (abort the target first). Refused after post-copy started.
+   */
+  async resumeAfterFailure(): Promise<QmpRunState> {
+    this.mustBeFinished('resume the source');
+    if (this.released) throw new Error('the source was released; there is nothing to resume');
+    if (this.convergence.postCopyStarted) {
+      throw new Error('post-copy started: the target holds the newest memory, the source cannot resume');
+    }
+    const run = await this.qmp.queryStatus();
+    if (run.running) return run.status;
+    await this.qmp.cont();
+    return (await this.qmp.queryStatus()).status;
+  }
+
+  private mustBeFinished(what: string): SourceOutcome {
+    if (this.outcome === undefined) throw new Error(`cannot ${what}: the migration is still in progress`);
+    return this.outcome;
+  }
+
+  private enter(phase: MigrationPhase, reason: string, atMs = Date.now()): void {
+    const change = this.clock.enter(phase, reason, atMs);
+    if (change !== undefined) this.emit('phase', change);
+  }
+
+  private handleEvent(event: QmpEvent): void {
+    if (event.event === 'MIGRATION' && typeof event.data?.status === 'string') {
+      this.onStatus(event.data.status as MigrationStatus, undefined);
+    } else if (event.event === 'MIGRATION_PASS' && !this.polling) {
+      this.schedulePoll(Math.max(0, MIN_POLL_GAP_MS - (Date.now() - this.lastPollAtMs)));
+    }
+  }
+
+  private onStatus(status: MigrationStatus, info: MigrationInfo | undefined): void {
+    if (this.finishing) return;
+    switch (status) {
+      case 'active':
+        if (this.phase === 'Initializing') this.enter('Copying', 'QEMU is copying guest memory');
+        break;
+      case 'pre-switchover':
+        if (!this.quiesceStarted) {
+          this.quiesceStarted = true;
+          this.enter('Quiescing', 'QEMU paused the guest before switchover');
+          void this.quiesce();
+        }
+        break;
+      case 'device':
+        this.enter('Freezing', 'device state and the last dirty pages are crossing');
+        break;
+      case 'postcopy-active':
+        this.convergence.postCopyStarted = true;
+        this.enter('PostCopy', 'the target runs from the device state; remaining pages follow on demand');
+        break;
+      case 'completed':
+        void this.finish('Completed', 'QEMU completed the migration; the target holds the guest, paused');
+        break;
+      case 'failed':
+        void this.finish('Failed', (final) => {
+          const desc = final?.['error-desc'] ?? info?.['error-desc'];
+          return `QEMU failed the migration: ${desc ?? 'no reason given'}`;
+        });
+        break;
+      case 'cancelled':
+        if (this.abortReason !== undefined) void this.finish('Failed', this.abortReason);
+        else
+          void this.finish('Aborted', this.cancelReason ?? 'the migration was cancelled outside the engine');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async quiesce(): Promise<void> {
+    try {
+      // Block devices are flushed and handed over here; a guest without disks has nothing to do.
+      await (this.options.quiesce ?? (async () => undefined))();
+    } catch (err) {
+      if (this.cancelReason === undefined && this.abortReason === undefined) {
+        this.abortReason = `quiescing failed: ${(err as Error).message}`;
+        await this.qmp.execute('migrate_cancel').catch(() => undefined);
+      }
+      return;
+    }
+    if (this.cancelReason !== undefined || this.abortReason !== undefined || this.finishing) return;
+    this.enter('Freezing', 'quiesced; device state and the last dirty pages are crossing');
+    try {
+      await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+    } catch (err) {
+      // A cancel that raced the continue is fine; anything else fails the migration.
+      if (this.cancelReason === undefined && !this.finishing) {
+        this.abortReason = `migrate-continue failed: ${(err as Error).message}`;
+        await this.qmp.execute('migrate_cancel').catch(() => undefined);
+      }
+    }
+  }
+
+  private schedulePoll(delayMs: number): void {
+    if (this.finishing) return;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => void this.poll(), delayMs);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.finishing || this.polling) return;
+    this.polling = true;
+    this.lastPollAtMs = Date.now();
+    try {
+      const info = await this.qmp.queryMigrate();
+      const sample = progressFromInfo(info, Date.now());
+      if (sample !== undefined && !this.finishing) {
+        this.history.push(sample);
+        this.emit('progress', sample);
+      }
+      if (info.status !== undefined) this.onStatus(info.status, info);
+      if (sample?.status === 'active') await this.converge(sample);
+    } catch (err) {
+      if (err instanceof QmpClosedError) {
+        await this.finish('Failed', `the source QEMU went away: ${err.message}`);
+      }
+    } finally {
+      this.polling = false;
+      this.schedulePoll(this.pollIntervalMs);
+    }
+  }
+
+  private async converge(sample: MigrationProgress): Promise<void> {
+    if (this.actionInFlight || this.cancelReason !== undefined || this.abortReason !== undefined) return;
+    const decision = decideConvergence({
+      policy: this.options.policy,
+      memoryBytes: sample.totalBytes,
+      history: this.history,
+      state: this.convergence,
+      nowMs: sample.atMs,
+    });
+    if (decision.action === 'none') return;
+    const record: ConvergenceRecord = { ...decision, atMs: sample.atMs, round: sample.round };
+    this.actionInFlight = true;
+    try {
+      await this.apply(decision);
+    } catch (err) {
+      record.error = (err as Error).message;
+    } finally {
+      this.actionInFlight = false;
+    }
+    this.convergence.lastActionRound = sample.round;
+    this.convergence.lastActionAtMs = sample.atMs;
+    this.decisions.push(record);
+    this.emit('decision', record);
+  }
+
+  private async apply(decision: Exclude<ConvergenceDecision, { action: 'none' }>): Promise<void> {
+    switch (decision.action) {
+      case 'raise-downtime':
+        await this.qmp.migrateSetParameters({ 'downtime-limit': decision.downtimeLimitMs });
+        this.convergence.downtimeLimitMs = decision.downtimeLimitMs;
+        return;
+      case 'raise-throttle': {
+        // Raising the increment with the cap makes QEMU's next throttle step jump straight to the new ceiling.
+        const pct = decision.cpuThrottleCeiling;
+        await this.qmp.migrateSetParameters({
+          'cpu-throttle-initial': pct,
+          'cpu-throttle-increment': pct,
+          'max-cpu-throttle': pct,
+        });
+        this.convergence.cpuThrottleCeiling = pct;
+        return;
+      }
+      case 'start-postcopy':
+        await this.qmp.execute('migrate-start-postcopy');
+        this.convergence.postCopyStarted = true;
+        return;
+      case 'abort':
+        this.abortReason = decision.reason;
+        await this.qmp.execute('migrate_cancel');
+        return;
+    }
+  }
+
+  /** Concludes once; `reason` may be built from QEMU's final query-migrate (e.g. its error description). */
+  private async finish(
+    result: SourceResult,
+    why: string | ((info: MigrationInfo | undefined) => string),
+  ): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    clearTimeout(this.pollTimer);
+    this.qmp.off('event', this.onEvent);
+    this.qmp.off('close', this.onClose);
+    const info = await this.qmp.queryMigrate().catch(() => undefined);
+    const reason = typeof why === 'string' ? why : why(info);
+    let sourceRunState: QmpRunState | undefined;
+    if (result === 'Aborted' || (result === 'Failed' && this.abortReason !== undefined)) {
+      sourceRunState = await this.ensureRunningAfterCancel();
+    } else {
+      sourceRunState = (await this.qmp.queryStatus().catch(() => undefined))?.status;
+    }
+    const outcome: SourceOutcome = {
+      result,
+      reason,
+      phases: [],
+      durationMs: Date.now() - this.startedAtMs,
+      postCopy: this.convergence.postCopyStarted,
+      decisions: [...this.decisions],
+      ...(sourceRunState !== undefined ? { sourceRunState } : {}),
+      ...(info?.['total-time'] !== undefined ? { qemuTotalTimeMs: info['total-time'] } : {}),
+      ...(info?.downtime !== undefined ? { downtimeMs: info.downtime } : {}),
+      ...(info?.['setup-time'] !== undefined ? { setupTimeMs: info['setup-time'] } : {}),
+      // After a cancel QEMU reports no RAM statistics any more; the last sample tells how far it got.
+      ...(info?.ram !== undefined
+        ? { transferredBytes: info.ram.transferred, rounds: info.ram['dirty-sync-count'] }
+        : this.latest !== undefined
+          ? { transferredBytes: this.latest.transferredBytes, rounds: this.latest.round }
+          : {}),
+    };
+    this.enter(result, reason);
+    outcome.phases = this.clock.snapshot();
+    this.outcome = outcome;
+    this.resolveDone(outcome);
+  }
+
+  /** After a cancel before hand-over the guest must run on the source again, as it did before. */
+  private async ensureRunningAfterCancel(): Promise<QmpRunState | undefined> {
+    // QEMU resumes a cancelled source by itself once its migration thread has wound down; give it that chance
+    // first, then `cont` (refused while QEMU is still in finish-migrate, so retried until the hard deadline).
+    const stepInAt = Date.now() + RESUME_WAIT_MS;
+    const giveUpAt = stepInAt + RESUME_WAIT_MS;
+    try {
+      for (;;) {
+        const run = await this.qmp.queryStatus();
+        if (run.running || !this.wasRunning || Date.now() >= giveUpAt) return run.status;
+        if (Date.now() >= stepInAt) await this.qmp.cont().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } catch {
+      return undefined;
+    }
+  }
+}

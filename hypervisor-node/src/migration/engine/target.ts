@@ -1,0 +1,205 @@
+// The target side of a live migration: starts the incoming QEMU through the supervisor (same machine, CPU
+// model, memory and uuid as the source, -S -incoming defer), sets what must match the source, listens with
+// `migrate-incoming unix:<path>`, and reports when the guest is loaded. It never resumes the guest by itself:
+// resume() is the caller's, after the ownership hand-over. abort() leaves nothing behind.
+import { EventEmitter } from 'node:events';
+import { DEFAULT_MACHINE } from '../../qemu/argv.js';
+import type { MigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
+import { assertMigrationSupported } from '../../qemu/version.js';
+import type { GuestSupervisor } from '../../guests/supervisor.js';
+import type { Accelerator, GuestSpec } from '../../guests/types.js';
+import { channelCapabilities, type ChannelSettings } from './policy.js';
+import { assertUnixMigrationUri } from './uri.js';
+
+/** QEMU's own announce-* defaults (net/announce.c), which announce-self wants spelt out. */
+const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
+
+export interface TargetMigrationOptions {
+  supervisor: GuestSupervisor;
+  /** The source's spec with machine type and CPU model pinned (incomingSpec). */
+  spec: GuestSpec;
+  /** `unix:<path>` the target QEMU listens on (the tunnel connects to it, or the source QEMU in tests). */
+  uri: string;
+  /** From the source's policy (channelSettings): must match on both ends. */
+  settings: ChannelSettings;
+  /** Interval of the run-state poll that detects a post-copy guest ready to resume (default 20 ms). */
+  readyPollMs?: number;
+}
+
+export interface TargetLoaded {
+  /** Date.now() when the target was found loaded and paused. */
+  atMs: number;
+  /** True when the guest is loaded for post-copy: it may resume while the remaining pages still stream. */
+  postCopy: boolean;
+}
+
+interface TargetMigrationEvents {
+  status: [MigrationStatus];
+}
+
+/**
+ * The spec a migration target is started with: the source's, with the defaults the source's daemon applied made
+ * explicit, so a target daemon with other defaults still builds an identical machine.
+ */
+export function incomingSpec(spec: GuestSpec, sourceAccel: Accelerator): GuestSpec {
+  return {
+    ...spec,
+    machine: spec.machine ?? DEFAULT_MACHINE,
+    cpuModel: spec.cpuModel ?? (sourceAccel === 'kvm' ? 'host' : 'max'),
+  };
+}
+
+export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
+  /** Resolves when the guest is loaded and paused, ready for resume(); rejects when the incoming migration fails. */
+  readonly loaded: Promise<TargetLoaded>;
+  /** Resolves when the incoming migration completed (for post-copy: after the last page); rejects on failure. */
+  readonly completed: Promise<void>;
+  private resolveLoaded!: (loaded: TargetLoaded) => void;
+  private rejectLoaded!: (err: Error) => void;
+  private resolveCompleted!: () => void;
+  private rejectCompleted!: (err: Error) => void;
+  private status: MigrationStatus = 'none';
+  private isLoaded = false;
+  private resumed = false;
+  private aborted = false;
+  private settled = false;
+  private readyTimer: NodeJS.Timeout | undefined;
+  private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
+  private readonly onClose = (err: Error | undefined): void =>
+    this.fail(new Error(`the target QEMU went away: ${err?.message ?? 'QMP closed'}`));
+
+  private constructor(
+    private readonly options: TargetMigrationOptions,
+    readonly qmp: QmpClient,
+  ) {
+    super();
+    this.loaded = new Promise((resolve, reject) => {
+      this.resolveLoaded = resolve;
+      this.rejectLoaded = reject;
+    });
+    this.completed = new Promise((resolve, reject) => {
+      this.resolveCompleted = resolve;
+      this.rejectCompleted = reject;
+    });
+    // Callers may await only one of them; an unobserved rejection must not crash the daemon.
+    this.loaded.catch(() => undefined);
+    this.completed.catch(() => undefined);
+  }
+
+  /**
+   * Starts the incoming QEMU and makes it listen. On any error the half-prepared target is removed again and the
+   * error rethrown.
+   */
+  static async prepare(options: TargetMigrationOptions): Promise<TargetMigration> {
+    assertUnixMigrationUri(options.uri);
+    const { supervisor, spec, settings } = options;
+    const status = await supervisor.create(spec, { incoming: true });
+    try {
+      const qmp = supervisor.qmp(spec.name);
+      const version = await qmp.queryVersion();
+      assertMigrationSupported(status.accelerator, { ...version.qemu, text: version.package });
+      await qmp.migrateSetCapabilities(channelCapabilities(settings));
+      if (settings.multifdChannels > 0) {
+        await qmp.migrateSetParameters({ 'multifd-channels': settings.multifdChannels });
+      }
+      const target = new TargetMigration(options, qmp);
+      qmp.on('event', target.onEvent);
+      qmp.on('close', target.onClose);
+      // QEMU stays up after a failed incoming migration, so abort() stops it through the supervisor like any
+      // other guest and its error stays readable (query-migrate) until then.
+      await qmp.execute('migrate-incoming', { uri: options.uri, 'exit-on-error': false });
+      return target;
+    } catch (err) {
+      await supervisor.delete(spec.name, { timeoutMs: 0 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get name(): string {
+    return this.options.spec.name;
+  }
+
+  get migrationStatus(): MigrationStatus {
+    return this.status;
+  }
+
+  /** Hand-over, success side: runs the loaded guest (`cont`) and announces its MACs to the network. */
+  async resume(): Promise<void> {
+    if (this.aborted) throw new Error(`target ${this.name} was aborted`);
+    if (!this.isLoaded) throw new Error(`target ${this.name} is not loaded yet: nothing to resume`);
+    if (this.resumed) return;
+    await this.qmp.cont();
+    this.resumed = true;
+    // Switches learn the guest's MACs at their new port from the self-announce (RARP) rounds.
+    await this.qmp.execute('announce-self', ANNOUNCE);
+  }
+
+  /** Quits the target QEMU (if any) and deletes its state dir. Idempotent. Refused once the guest runs here. */
+  async abort(): Promise<void> {
+    if (this.resumed) throw new Error(`target ${this.name} runs the guest: it cannot be aborted`);
+    if (this.aborted) return;
+    this.aborted = true;
+    this.fail(new Error(`target ${this.name} was aborted`));
+    await this.options.supervisor.delete(this.name, { timeoutMs: 0 });
+  }
+
+  private handleEvent(event: QmpEvent): void {
+    if (event.event !== 'MIGRATION' || typeof event.data?.status !== 'string') return;
+    this.status = event.data.status as MigrationStatus;
+    this.emit('status', this.status);
+    if (this.status === 'completed') {
+      void this.markLoaded(false);
+    } else if (this.status === 'postcopy-active') {
+      // Post-copy switches to postcopy-active before the device state arrives; the guest is loaded once QEMU
+      // leaves inmigrate (it then stays paused because of -S).
+      this.pollUntilLoaded();
+    } else if (this.status === 'failed' || this.status === 'cancelled') {
+      const what = `the incoming migration ${this.status}`;
+      void this.qmp
+        .queryMigrate()
+        .then((info) => (info['error-desc'] === undefined ? what : `${what}: ${info['error-desc']}`))
+        .catch(() => what)
+        .then((message) => this.fail(new Error(message)));
+    }
+  }
+
+  private pollUntilLoaded(): void {
+    const poll = async (): Promise<void> => {
+      if (this.isLoaded || this.settled) return;
+      const run = await this.qmp.queryStatus().catch(() => undefined);
+      if (run !== undefined && run.status !== 'inmigrate') {
+        await this.markLoaded(true);
+        return;
+      }
+      this.readyTimer = setTimeout(() => void poll(), this.options.readyPollMs ?? 20);
+    };
+    void poll();
+  }
+
+  private async markLoaded(postCopy: boolean): Promise<void> {
+    clearTimeout(this.readyTimer);
+    if (!this.isLoaded) {
+      this.isLoaded = true;
+      this.resolveLoaded({ atMs: Date.now(), postCopy });
+    }
+    if (this.status === 'completed') {
+      this.settled = true;
+      this.detach();
+      this.resolveCompleted();
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.readyTimer);
+    this.detach();
+    if (!this.isLoaded) this.rejectLoaded(err);
+    this.rejectCompleted(err);
+  }
+
+  private detach(): void {
+    this.qmp.off('event', this.onEvent);
+    this.qmp.off('close', this.onClose);
+  }
+}
