@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isValidBridgeName } from './network/guest-network.js';
 import { isAbsolute } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 
@@ -22,6 +23,8 @@ export interface DaemonConfig {
   qemuBinary: string;
   /** 'auto' probes whether KVM can really run a guest (takes up to 5 s when it cannot). */
   accelerator: 'auto' | 'kvm' | 'tcg';
+  /** Host side of guest NICs: taps on a bridge, user-mode networking, or 'auto' (bridge when links can be made). */
+  network: { mode: 'auto' | 'bridge' | 'user'; bridge: string; userModeGuestPort: number };
   /** Default graceful-stop timeout when a StopGuest request gives none. */
   stopTimeoutMs: number;
   reservedCpus: number;
@@ -71,6 +74,21 @@ function positiveInteger(value: string, flag: string): number {
   return parsed;
 }
 
+function port(value: string, flag: string): number {
+  const parsed = positiveInteger(value, flag);
+  if (parsed > 65535) throw new ConfigError(`${flag}: ${value} is not a TCP port`);
+  return parsed;
+}
+
+function bridgeName(value: string): string {
+  if (!isValidBridgeName(value)) {
+    throw new ConfigError(
+      `--bridge: ${JSON.stringify(value)} is not an interface name (1-15 of [A-Za-z0-9_.-])`,
+    );
+  }
+  return value;
+}
+
 function required(value: string | undefined, flag: string, envName: string): string {
   if (!value) throw new ConfigError(`${flag} (or ${envName}) is required`);
   return value;
@@ -92,6 +110,9 @@ interface RawOptions {
   allowedRoot: string[];
   qemuBinary: string;
   accelerator: string;
+  network: string;
+  bridge: string;
+  userNetGuestPort: string;
   stopTimeoutMs: string;
   reservedCpus: string;
   reservedMemoryMib: string;
@@ -160,6 +181,19 @@ function command(env: NodeJS.ProcessEnv): Command {
         'kvm',
         'tcg',
       ]),
+    )
+    .addOption(
+      withEnv(new Option('--network <mode>', 'guest NICs: auto|bridge|user'), 'TERN_NETWORK', 'auto').choices(
+        ['auto', 'bridge', 'user'],
+      ),
+    )
+    .addOption(withEnv(new Option('--bridge <name>', 'bridge the guest taps join'), 'TERN_BRIDGE', 'tern0'))
+    .addOption(
+      withEnv(
+        new Option('--user-net-guest-port <port>', 'guest TCP port forwarded in user-mode networking'),
+        'TERN_USER_NET_GUEST_PORT',
+        '7000',
+      ),
     )
     .addOption(
       withEnv(
@@ -279,6 +313,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     allowedRoots,
     qemuBinary: raw.qemuBinary,
     accelerator: raw.accelerator as DaemonConfig['accelerator'],
+    network: {
+      mode: raw.network as DaemonConfig['network']['mode'],
+      bridge: bridgeName(raw.bridge),
+      userModeGuestPort: port(raw.userNetGuestPort, '--user-net-guest-port'),
+    },
     stopTimeoutMs: positiveInteger(raw.stopTimeoutMs, '--stop-timeout-ms'),
     reservedCpus: nonNegativeInteger(raw.reservedCpus, '--reserved-cpus'),
     reservedMemoryMiB: nonNegativeInteger(raw.reservedMemoryMib, '--reserved-memory-mib'),

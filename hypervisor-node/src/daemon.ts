@@ -1,4 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
+import { BridgeNetwork, canManageLinks, UserModeNetwork, type NicProvider } from './network/guest-network.js';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from './config.js';
 import { GuestSupervisor } from './guests/supervisor.js';
@@ -40,10 +41,19 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   ]);
   logger.info({ ...host, accelerator: accelerator.accel, why: accelerator.reason }, 'host probed');
 
+  const network = await chooseNetwork(config);
+  logger.info({ network: network.kind }, 'guest networking');
+  if (network.kind === 'user') {
+    logger.warn(
+      'user-mode networking: each guest is reachable only through one TCP port forwarded on 127.0.0.1, ' +
+        'guests cannot reach each other, and a guest address does not move with a migration',
+    );
+  }
   const supervisor = new GuestSupervisor({
     stateRoot: config.stateDir,
     accel: accelerator.accel,
     policy: defaultValidationPolicy(config.allowedRoots),
+    network,
     qemuBinary: config.qemuBinary,
   });
   const reattached = await supervisor.reattachAll();
@@ -125,4 +135,12 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       await supervisor.close();
     },
   };
+}
+
+async function chooseNetwork(config: DaemonConfig): Promise<NicProvider> {
+  const { mode, bridge, userModeGuestPort } = config.network;
+  if (mode === 'user' || (mode === 'auto' && !(await canManageLinks()))) {
+    return new UserModeNetwork(userModeGuestPort);
+  }
+  return new BridgeNetwork(config.nodeName, bridge);
 }

@@ -16,13 +16,16 @@ import {
   tailLines,
 } from './process.js';
 import { guestPaths, type GuestPaths } from './state-dir.js';
-import type { Accelerator, GuestPhase, GuestSpec, GuestStatus } from './types.js';
+import type { NicProvider } from '../network/guest-network.js';
+import type { Accelerator, GuestPhase, GuestSpec, GuestStatus, NicBackend } from './types.js';
 
 export interface SupervisorOptions {
   /** Absolute directory holding one subdirectory per guest. */
   stateRoot: string;
   accel: Accelerator;
   policy: ValidationPolicy;
+  /** Host side of the guests' NICs: taps on the node's bridge, or user-mode networking. */
+  network: NicProvider;
   qemuBinary?: string;
   /** How long a new QEMU may take to open its QMP socket. */
   startTimeoutMs?: number;
@@ -55,6 +58,7 @@ export class GuestStartError extends Error {
 interface LaunchRecord {
   accel: Accelerator;
   incoming: boolean;
+  nics: NicBackend[];
   startedAt: string;
 }
 
@@ -170,6 +174,9 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         for (let i = 0; i < KILL_TIMEOUT_MS / 25 && (await isQemuOfGuest(pid, guest.paths)); i++)
           await sleep(25);
       }
+      // An exit noticed just before the stop is still being recorded in the state dir: let it finish first.
+      if (guest.run !== undefined) await Promise.race([guest.run.exited, sleep(KILL_TIMEOUT_MS)]);
+      await this.options.network.detach(name, guest.spec.nics.length);
       await rm(guest.paths.dir, { recursive: true, force: true });
       this.guests.delete(name);
     });
@@ -221,7 +228,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
           phase: 'Starting',
           accelerator: launch?.accel ?? this.options.accel,
           spec,
-          ...(launch ? { startedAt: launch.startedAt } : {}),
+          ...(launch ? { startedAt: launch.startedAt, nics: launch.nics } : {}),
         },
         lock: Promise.resolve(),
       };
@@ -250,15 +257,27 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     for (const stale of [paths.pid, paths.exitStatus, paths.qmp, paths.agent, paths.status]) {
       await rm(stale, { force: true });
     }
-    const launch: LaunchRecord = { accel: this.options.accel, incoming, startedAt: new Date().toISOString() };
+    const nics = await this.options.network.attach(spec.name, spec.nics.length);
+    const launch: LaunchRecord = {
+      accel: this.options.accel,
+      incoming,
+      nics,
+      startedAt: new Date().toISOString(),
+    };
     await writeFile(paths.launch, `${JSON.stringify(launch)}\n`);
-    const argv = buildQemuArgv(spec, { stateRoot: this.options.stateRoot, accel: launch.accel, incoming });
+    const argv = buildQemuArgv(spec, {
+      stateRoot: this.options.stateRoot,
+      accel: launch.accel,
+      incoming,
+      nics,
+    });
     const run = this.newRun();
     guest.run = run;
     this.setStatus(guest, {
       phase: 'Starting',
       accelerator: launch.accel,
       startedAt: launch.startedAt,
+      nics,
       pid: undefined,
       reason: undefined,
       message: undefined,

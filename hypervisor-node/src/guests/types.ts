@@ -41,6 +41,14 @@ export interface NicSpec {
   mac: string;
 }
 
+/**
+ * How a guest's NIC reaches the network on this node, chosen by the daemon (never from user input): a tap on the
+ * node's bridge, or QEMU user-mode networking with one TCP port forwarded from the node's loopback.
+ */
+export type NicBackend =
+  | { kind: 'tap'; ifname: string }
+  | { kind: 'user'; hostAddress: string; hostPort: number; guestPort: number };
+
 export type GuestPhase = 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Failed';
 
 export interface GuestStatus {
@@ -54,6 +62,8 @@ export interface GuestStatus {
   startedAt?: string;
   /** 'kvm' | 'tcg' */
   accelerator: Accelerator;
+  /** One backend per spec.nics entry, while the guest has a QEMU. */
+  nics?: NicBackend[];
   spec: GuestSpec;
 }
 

@@ -1,25 +1,26 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
+import type { NicBackend } from '../guests/types.js';
 
 const run = promisify(execFile);
 
-/** How a guest's NIC reaches the network: a tap on the node's bridge, or QEMU user-mode networking when taps are impossible. */
-export type NicBackend =
-  { kind: 'tap'; ifname: string } | { kind: 'user'; hostForwardPort: number; guestPort: number };
-
-export interface GuestNetworkOptions {
-  /** Bridge every guest tap joins; created when missing. In the local cluster each node's bridge is joined to the others at layer 2. */
-  bridge: string;
-  /** Node name, part of tap names so that two nodes sharing one network namespace never collide. */
-  nodeName: string;
+/** Gives a guest's NICs their host side when QEMU starts, and takes it away when the guest is deleted. */
+export interface NicProvider {
+  readonly kind: NicBackend['kind'];
+  attach(guestName: string, nicCount: number): Promise<NicBackend[]>;
+  detach(guestName: string, nicCount: number): Promise<void>;
 }
 
 const IFNAMSIZ = 15;
 
-/** Deterministic tap name for a guest on a node: a restarted daemon finds the same device again. */
-export function tapName(nodeName: string, guestName: string): string {
-  const digest = createHash('sha256').update(`${nodeName}/${guestName}`).digest('hex');
+/**
+ * Deterministic tap name of a guest's NIC on a node: a restarted daemon finds the same device again, and two nodes
+ * sharing one network namespace (the loopback fallback of the local cluster) never collide.
+ */
+export function tapName(nodeName: string, guestName: string, index: number): string {
+  const digest = createHash('sha256').update(`${nodeName}/${guestName}/${index}`).digest('hex');
   return `tt${digest}`.slice(0, IFNAMSIZ);
 }
 
@@ -41,46 +42,87 @@ async function linkExists(name: string): Promise<boolean> {
   }
 }
 
+/** True when this process may create network links (root or CAP_NET_ADMIN), checked by trying. */
+export async function canManageLinks(): Promise<boolean> {
+  const probe = `ttprobe${process.pid % 100000}`;
+  try {
+    await ip(['tuntap', 'add', 'dev', probe, 'mode', 'tap']);
+    await ip(['link', 'del', 'dev', probe]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Manages the node's bridge and the guests' taps with iproute2 (argv arrays, never a shell). A tap is created persistent
- * so that it, like the QEMU using it, survives a daemon restart.
+ * Taps on the node's bridge, managed with iproute2 (argv arrays, never a shell). The bridge is created when
+ * missing; in the local cluster the bridges of all nodes are joined at layer 2, so a guest keeps its MAC and IP
+ * across nodes. A tap is created persistent so that it, like the QEMU using it, survives a daemon restart.
  */
-export class GuestNetwork {
-  constructor(private readonly options: GuestNetworkOptions) {
-    if (!isValidBridgeName(options.bridge))
-      throw new Error(`invalid bridge name ${JSON.stringify(options.bridge)}`);
+export class BridgeNetwork implements NicProvider {
+  readonly kind = 'tap';
+
+  constructor(
+    private readonly nodeName: string,
+    private readonly bridge: string,
+  ) {
+    if (!isValidBridgeName(bridge)) throw new Error(`invalid bridge name ${JSON.stringify(bridge)}`);
   }
 
-  /** True when this process may create links (root or CAP_NET_ADMIN), checked by trying. */
-  static async canManageLinks(): Promise<boolean> {
-    const probe = `ttprobe${process.pid % 100000}`;
-    try {
-      await ip(['tuntap', 'add', 'dev', probe, 'mode', 'tap']);
-      await ip(['link', 'del', 'dev', probe]);
-      return true;
-    } catch {
-      return false;
+  async attach(guestName: string, nicCount: number): Promise<NicBackend[]> {
+    if (nicCount === 0) return [];
+    if (!(await linkExists(this.bridge))) await ip(['link', 'add', 'name', this.bridge, 'type', 'bridge']);
+    await ip(['link', 'set', 'dev', this.bridge, 'up']);
+    const nics: NicBackend[] = [];
+    for (let i = 0; i < nicCount; i++) {
+      const ifname = tapName(this.nodeName, guestName, i);
+      if (!(await linkExists(ifname))) await ip(['tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
+      await ip(['link', 'set', 'dev', ifname, 'master', this.bridge]);
+      await ip(['link', 'set', 'dev', ifname, 'up']);
+      nics.push({ kind: 'tap', ifname });
+    }
+    return nics;
+  }
+
+  async detach(guestName: string, nicCount: number): Promise<void> {
+    for (let i = 0; i < nicCount; i++) {
+      const ifname = tapName(this.nodeName, guestName, i);
+      if (await linkExists(ifname)) await ip(['link', 'del', 'dev', ifname]);
     }
   }
+}
 
-  async ensureBridge(): Promise<void> {
-    const { bridge } = this.options;
-    if (!(await linkExists(bridge))) await ip(['link', 'add', 'name', bridge, 'type', 'bridge']);
-    await ip(['link', 'set', 'dev', bridge, 'up']);
+/**
+ * QEMU user-mode networking, for a daemon that may not create taps (not root). Limitation: the guest is reachable
+ * only through one TCP port forwarded from the node's loopback, it cannot reach other guests, and its address does
+ * not move with it in a migration.
+ */
+export class UserModeNetwork implements NicProvider {
+  readonly kind = 'user';
+
+  constructor(
+    private readonly guestPort: number,
+    private readonly hostAddress = '127.0.0.1',
+  ) {}
+
+  async attach(_guestName: string, nicCount: number): Promise<NicBackend[]> {
+    const nics: NicBackend[] = [];
+    for (let i = 0; i < nicCount; i++) {
+      const hostPort = await freePort(this.hostAddress);
+      nics.push({ kind: 'user', hostAddress: this.hostAddress, hostPort, guestPort: this.guestPort });
+    }
+    return nics;
   }
 
-  /** Creates (or finds) the guest's tap on the bridge and returns the backend for QEMU's -netdev. */
-  async attach(guestName: string): Promise<NicBackend> {
-    const ifname = tapName(this.options.nodeName, guestName);
-    await this.ensureBridge();
-    if (!(await linkExists(ifname))) await ip(['tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
-    await ip(['link', 'set', 'dev', ifname, 'master', this.options.bridge]);
-    await ip(['link', 'set', 'dev', ifname, 'up']);
-    return { kind: 'tap', ifname };
-  }
+  async detach(): Promise<void> {}
+}
 
-  async detach(guestName: string): Promise<void> {
-    const ifname = tapName(this.options.nodeName, guestName);
-    if (await linkExists(ifname)) await ip(['link', 'del', 'dev', ifname]);
-  }
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string')
+    throw new Error('no TCP port for user-mode networking');
+  return address.port;
 }

@@ -3,7 +3,7 @@
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { assertSafeStateRoot, buildQemuArgv, tapName } from './argv.js';
+import { assertSafeStateRoot, buildQemuArgv } from './argv.js';
 import { GuestSpecError, validateGuestSpec, type ValidationPolicy } from './validate.js';
 
 let root: string;
@@ -200,7 +200,9 @@ describe('buildQemuArgv', () => {
 
   test('golden argv of a valid spec', async () => {
     const spec = await validateGuestSpec(validSpec(), policy);
-    expect(buildQemuArgv(spec, { stateRoot, accel: 'tcg' })).toEqual([
+    expect(
+      buildQemuArgv(spec, { stateRoot, accel: 'tcg', nics: [{ kind: 'tap', ifname: 'tt0123456789abc' }] }),
+    ).toEqual([
       '-name',
       'vm01',
       '-uuid',
@@ -252,7 +254,7 @@ describe('buildQemuArgv', () => {
       '-device',
       '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1"}',
       '-netdev',
-      `{"type":"tap","id":"net0","ifname":"${tapName('vm01', 0)}","script":"no","downscript":"no"}`,
+      '{"type":"tap","id":"net0","ifname":"tt0123456789abc","script":"no","downscript":"no"}',
       '-device',
       '{"driver":"virtio-net-pci","id":"nic0","netdev":"net0","mac":"52:54:00:ab:cd:ef"}',
     ]);
@@ -270,7 +272,7 @@ describe('buildQemuArgv', () => {
       },
       policy,
     );
-    const argv = buildQemuArgv(spec, { stateRoot, accel: 'kvm', incoming: true });
+    const argv = buildQemuArgv(spec, { stateRoot, accel: 'kvm', incoming: true, nics: [] });
     expect(argv.slice(4, 10)).toEqual([
       '-machine',
       'pc-q35-10.0',
@@ -282,7 +284,7 @@ describe('buildQemuArgv', () => {
     expect(argv[argv.indexOf('-append') + 1]).toBe('console=hvc0');
     expect(argv).not.toContain('-initrd');
     expect(argv.slice(-3)).toEqual(['-S', '-incoming', 'defer']);
-    const kvmDefault = buildQemuArgv({ ...spec, cpuModel: undefined }, { stateRoot, accel: 'kvm' });
+    const kvmDefault = buildQemuArgv({ ...spec, cpuModel: undefined }, { stateRoot, accel: 'kvm', nics: [] });
     expect(kvmDefault[kvmDefault.indexOf('-cpu') + 1]).toBe('host');
   });
 
@@ -295,11 +297,15 @@ describe('buildQemuArgv', () => {
     expect(() => assertSafeStateRoot('/var/lib/tern/guests')).not.toThrow();
   });
 
-  test('tap names are derived from the guest name and fit IFNAMSIZ', () => {
-    const name = tapName('a'.repeat(63), 7);
-    expect(name).toMatch(/^tn[0-9a-f]{8}n7$/);
-    expect(name.length).toBeLessThanOrEqual(15);
-    expect(tapName('vm01', 0)).toBe(tapName('vm01', 0));
-    expect(tapName('vm01', 0)).not.toBe(tapName('vm02', 0));
+  test('user-mode networking forwards one loopback port; NIC and backend counts must match', async () => {
+    const spec = await validateGuestSpec(validSpec(), policy);
+    const nics = [{ kind: 'user' as const, hostAddress: '127.0.0.1', hostPort: 40123, guestPort: 7000 }];
+    const argv = buildQemuArgv(spec, { stateRoot, accel: 'tcg', nics });
+    expect(argv[argv.indexOf('-netdev') + 1]).toBe(
+      '{"type":"user","id":"net0","hostfwd":[{"str":"tcp:127.0.0.1:40123-:7000"}]}',
+    );
+    expect(() => buildQemuArgv(spec, { stateRoot, accel: 'tcg', nics: [] })).toThrow(
+      /1 NICs but 0 host backends/,
+    );
   });
 });

@@ -3,8 +3,7 @@
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (verified on
 // QEMU 10.0: a kernel path or cmdline containing ',' and '=' reaches the guest unchanged), and the only paths in
 // option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
-import { createHash } from 'node:crypto';
-import type { Accelerator, GuestSpec } from '../guests/types.js';
+import type { Accelerator, GuestSpec, NicBackend } from '../guests/types.js';
 import { guestPaths } from '../guests/state-dir.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
 
@@ -20,6 +19,8 @@ export interface QemuLaunchOptions {
   accel: Accelerator;
   /** Start as a migration target: QEMU waits for `migrate-incoming` and stays paused after it until `cont`. */
   incoming?: boolean;
+  /** The host side of each NIC in spec.nics, in order (see network/guest-network.ts). */
+  nics: NicBackend[];
 }
 
 /**
@@ -38,12 +39,6 @@ export function assertSafeStateRoot(stateRoot: string): void {
       throw new Error(`state root ${stateRoot} is too long: ${socket} exceeds ${MAX_SOCKET_PATH} bytes`);
     }
   }
-}
-
-/** Host tap device of NIC `index`: derived from the guest name only, within IFNAMSIZ (15 characters). */
-export function tapName(guestName: string, index: number): string {
-  const hash = createHash('sha256').update(guestName).digest('hex').slice(0, 8);
-  return `tn${hash}n${index}`;
 }
 
 /** The argv (without the binary) that runs `spec`; the spec must come from validateGuestSpec. */
@@ -108,16 +103,15 @@ export function buildQemuArgv(spec: GuestSpec, launch: QemuLaunchOptions): strin
       JSON.stringify({ driver: 'virtio-blk-pci', id: `vd${i}`, drive: `disk${i}` }),
     );
   });
+  if (launch.nics.length !== spec.nics.length) {
+    throw new Error(
+      `guest ${spec.name} has ${spec.nics.length} NICs but ${launch.nics.length} host backends`,
+    );
+  }
   spec.nics.forEach((nic, i) => {
     argv.push(
       '-netdev',
-      JSON.stringify({
-        type: 'tap',
-        id: `net${i}`,
-        ifname: tapName(spec.name, i),
-        script: 'no',
-        downscript: 'no',
-      }),
+      JSON.stringify(netdev(`net${i}`, launch.nics[i]!)),
       '-device',
       JSON.stringify({ driver: 'virtio-net-pci', id: `nic${i}`, netdev: `net${i}`, mac: nic.mac }),
     );
@@ -126,4 +120,11 @@ export function buildQemuArgv(spec: GuestSpec, launch: QemuLaunchOptions): strin
   // `cont` after the ownership hand-over, so the guest never runs on two nodes.
   if (launch.incoming === true) argv.push('-S', '-incoming', 'defer');
   return argv;
+}
+
+function netdev(id: string, backend: NicBackend): Record<string, unknown> {
+  if (backend.kind === 'tap')
+    return { type: 'tap', id, ifname: backend.ifname, script: 'no', downscript: 'no' };
+  const forward = `tcp:${backend.hostAddress}:${backend.hostPort}-:${backend.guestPort}`;
+  return { type: 'user', id, hostfwd: [{ str: forward }] };
 }

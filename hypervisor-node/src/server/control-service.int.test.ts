@@ -117,7 +117,7 @@ beforeAll(async () => {
   stateDir = join(work, 'state');
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
   foreignCerts = generateDevCerts(join(work, 'foreign-pki'), []);
-  images = await testGuestImages(work);
+  images = await testGuestImages();
   daemon = await startDaemonProcess(daemonArgs());
   operator = client(certs.operator);
 }, 120_000);

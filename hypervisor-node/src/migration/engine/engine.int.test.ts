@@ -9,6 +9,7 @@ import { AgentClient } from '../../../../guest/host/agent-client.js';
 import { guestPaths } from '../../guests/state-dir.js';
 import { GuestSupervisor, type SupervisorOptions } from '../../guests/supervisor.js';
 import { testGuestImages, type TestGuestImages } from '../../guests/test-guest.js';
+import { UserModeNetwork } from '../../network/guest-network.js';
 import { switchoverGap, type SwitchoverGap } from './downtime.js';
 import { assertAtMostOneRunning, handOver, runStateOf } from './handover.js';
 import type { MigrationPhase } from './phases.js';
@@ -195,13 +196,11 @@ function report(label: string, outcome: SourceOutcome, gap?: SwitchoverGap): voi
 beforeAll(async () => {
   // Short path: unix socket paths are limited to 107 bytes.
   work = await mkdtemp(path.join(tmpdir(), 'tern-eng-'));
-  images = await testGuestImages(work);
-  if (images.source !== 'project') {
-    throw new Error('the migration tests need the project test guest: run bash guest/build.sh');
-  }
+  images = await testGuestImages();
   const base: Omit<SupervisorOptions, 'stateRoot'> = {
     accel: 'tcg',
     policy: { allowedRoots: [images.root], maxCpus: 2, maxMemoryMiB: 2048 },
+    network: new UserModeNetwork(7000),
     pollIntervalMs: 200,
   };
   nodeA = {
