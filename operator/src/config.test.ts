@@ -1,0 +1,50 @@
+import { ConfigError, parseConfig } from './config.js';
+
+const TLS = ['--tls-cert', '/pki/operator.crt', '--tls-key', '/pki/operator.key', '--tls-ca', '/pki/ca.crt'];
+
+describe('parseConfig', () => {
+  it('has defaults for everything but the certificates, with leader election on', () => {
+    const config = parseConfig(TLS, {});
+    expect(config).toMatchObject({
+      kubeconfig: undefined,
+      tls: { certFile: '/pki/operator.crt', keyFile: '/pki/operator.key', caFile: '/pki/ca.crt' },
+      metricsListen: { host: '127.0.0.1', port: 8080 },
+      nodeLeaseNamespace: 'tern-system',
+      guestPollIntervalMs: 5000,
+      workers: 4,
+    });
+    expect(config.leaderElection).toMatchObject({
+      namespace: 'tern-system',
+      name: 'tern-operator',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+  });
+
+  it('takes flags over environment variables', () => {
+    const config = parseConfig([...TLS, '--workers', '2', '--metrics-listen', '[::1]:0'], {
+      TERN_WORKERS: '8',
+      TERN_GUEST_POLL_INTERVAL_MS: '750',
+    });
+    expect(config).toMatchObject({
+      workers: 2,
+      guestPollIntervalMs: 750,
+      metricsListen: { host: '::1', port: 0 },
+    });
+  });
+
+  it('turns leader election off only when asked', () => {
+    expect(parseConfig([...TLS, '--no-leader-election'], {}).leaderElection).toBeUndefined();
+  });
+
+  it.each([
+    [['--tls-cert', '/c', '--tls-key', '/k'], '--tls-ca is required'],
+    [[...TLS, '--workers', '0'], '--workers: expected a positive integer, got "0"'],
+    [[...TLS, '--metrics-listen', '8080'], '--metrics-listen: expected host:port, got "8080"'],
+    [[...TLS, '--leader-lease-duration-seconds', '2'], '--leader-lease-duration-seconds: at least 3'],
+    [[...TLS, '--log-level', 'loud'], '--log-level: one of fatal, error, warn, info, debug, trace'],
+  ])('rejects %j', (argv, message) => {
+    expect(() => parseConfig(argv, {})).toThrow(new ConfigError(message));
+  });
+});

@@ -1,0 +1,201 @@
+// The operator's command line; most flags also have an environment variable, which the flag overrides.
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface OperatorConfig {
+  /** Path of a kubeconfig; undefined for the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
+  kubeconfig?: string;
+  /** The operator's client certificate for the daemons' control API, and the CA that signed the daemons'. */
+  tls: { certFile: string; keyFile: string; caFile: string };
+  metricsListen: ListenAddress;
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    identity: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  /** Where the daemons renew their heartbeat Leases. */
+  nodeLeaseNamespace: string;
+  guestPollIntervalMs: number;
+  guestStopTimeoutMs: number;
+  daemonCallTimeoutMs: number;
+  workers: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+export function parseListenAddress(value: string, flag: string): ListenAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    throw new ConfigError(`${flag}: expected host:port, got ${JSON.stringify(value)}`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function positiveInteger(value: string, flag: string): number {
+  if (!/^[1-9]\d*$/.test(value))
+    throw new ConfigError(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+interface RawOptions {
+  kubeconfig?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  metricsListen: string;
+  leaderElection: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionName: string;
+  leaderElectionIdentity: string;
+  leaderLeaseDurationSeconds: string;
+  nodeLeaseNamespace: string;
+  guestPollIntervalMs: string;
+  guestStopTimeoutMs: string;
+  daemonCallTimeoutMs: string;
+  workers: string;
+  logLevel: string;
+}
+
+function command(env: NodeJS.ProcessEnv): Command {
+  const withEnv = (option: Option, envName: string, fallback?: string): Option => {
+    option.description += ` (env ${envName})`;
+    const value = env[envName] ?? fallback;
+    return value === undefined ? option : option.default(value);
+  };
+  return new Command('tern-operator')
+    .description('Tern operator: places VirtualMachines on hypervisor nodes and drives their daemons')
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined })
+    .allowExcessArguments(false)
+    .addOption(
+      new Option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)'),
+    )
+    .addOption(withEnv(new Option('--tls-cert <file>', 'operator client certificate (PEM)'), 'TERN_TLS_CERT'))
+    .addOption(withEnv(new Option('--tls-key <file>', 'operator client key (PEM)'), 'TERN_TLS_KEY'))
+    .addOption(withEnv(new Option('--tls-ca <file>', "CA of the daemons' certificates (PEM)"), 'TERN_TLS_CA'))
+    .addOption(
+      withEnv(
+        new Option('--metrics-listen <host:port>', '/metrics, /healthz, /readyz'),
+        'TERN_METRICS_LISTEN',
+        '127.0.0.1:8080',
+      ),
+    )
+    .addOption(new Option('--no-leader-election', 'act without a leader Lease (single replica only)'))
+    .addOption(
+      withEnv(
+        new Option('--leader-election-namespace <ns>', 'namespace of the leader Lease'),
+        'TERN_LEADER_ELECTION_NAMESPACE',
+        'tern-system',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--leader-election-name <name>', 'name of the leader Lease'),
+        'TERN_LEADER_ELECTION_NAME',
+        'tern-operator',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--leader-election-identity <id>', 'this replica in the Lease'),
+        'POD_NAME',
+        `${hostname()}_${process.pid}`,
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--leader-lease-duration-seconds <s>', 'leader Lease duration'),
+        'TERN_LEADER_LEASE_DURATION_SECONDS',
+        '15',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--node-lease-namespace <ns>', "namespace of the daemons' heartbeat Leases"),
+        'TERN_NODE_LEASE_NAMESPACE',
+        'tern-system',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--guest-poll-interval-ms <ms>', 'GetGuest interval of a running guest'),
+        'TERN_GUEST_POLL_INTERVAL_MS',
+        '5000',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--guest-stop-timeout-ms <ms>', 'graceful stop before QEMU is killed'),
+        'TERN_GUEST_STOP_TIMEOUT_MS',
+        '30000',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--daemon-call-timeout-ms <ms>', 'deadline of a control call'),
+        'TERN_DAEMON_CALL_TIMEOUT_MS',
+        '10000',
+      ),
+    )
+    .addOption(
+      withEnv(new Option('--workers <n>', 'concurrent VirtualMachine reconciles'), 'TERN_WORKERS', '4'),
+    )
+    .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (!value) throw new ConfigError(`${flag} is required`);
+  return value;
+}
+
+/** Parses argv (without node and script). Throws ConfigError on a bad value, CommanderError for --help. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const raw = command(env).parse(argv, { from: 'user' }).opts<RawOptions>();
+  if (!LOG_LEVELS.includes(raw.logLevel))
+    throw new ConfigError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
+  // client-go's ratios: renew deadline 2/3 and retry period 2/15 of the lease duration.
+  const leaseSeconds = positiveInteger(raw.leaderLeaseDurationSeconds, '--leader-lease-duration-seconds');
+  if (leaseSeconds < 3) throw new ConfigError('--leader-lease-duration-seconds: at least 3');
+  return {
+    kubeconfig: raw.kubeconfig || undefined,
+    tls: {
+      certFile: required(raw.tlsCert, '--tls-cert'),
+      keyFile: required(raw.tlsKey, '--tls-key'),
+      caFile: required(raw.tlsCa, '--tls-ca'),
+    },
+    metricsListen: parseListenAddress(raw.metricsListen, '--metrics-listen'),
+    leaderElection: raw.leaderElection
+      ? {
+          namespace: raw.leaderElectionNamespace,
+          name: raw.leaderElectionName,
+          identity: raw.leaderElectionIdentity,
+          leaseDurationMs: leaseSeconds * 1000,
+          renewDeadlineMs: Math.round((leaseSeconds * 2000) / 3),
+          retryPeriodMs: Math.round((leaseSeconds * 2000) / 15),
+        }
+      : undefined,
+    nodeLeaseNamespace: raw.nodeLeaseNamespace,
+    guestPollIntervalMs: positiveInteger(raw.guestPollIntervalMs, '--guest-poll-interval-ms'),
+    guestStopTimeoutMs: positiveInteger(raw.guestStopTimeoutMs, '--guest-stop-timeout-ms'),
+    daemonCallTimeoutMs: positiveInteger(raw.daemonCallTimeoutMs, '--daemon-call-timeout-ms'),
+    workers: positiveInteger(raw.workers, '--workers'),
+    logLevel: raw.logLevel,
+  };
+}
+
+export function usage(): string {
+  return command({}).helpInformation();
+}

@@ -1,0 +1,70 @@
+// One gRPC client per hypervisor node, dialled at the endpoint its HypervisorNode reports, over mTLS with the
+// operator's certificate. The daemon's certificate must name the node (DNS SAN = node name): the TLS target name
+// is the node name, not the endpoint, so a HypervisorNode cannot redirect the operator to another node's daemon.
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { loadControlProto } from '../../../proto/index.js';
+import { DaemonClient, type DaemonClientOptions } from './daemon-client.js';
+
+export interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface DaemonClientPoolOptions extends DaemonClientOptions {
+  tls: TlsFiles;
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // Notice a dead peer within ~30 s on an idle channel, and reconnect at most 5 s apart.
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 5_000,
+};
+
+export class DaemonClientPool {
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly GuestControl = loadControlProto().GuestControl;
+  private readonly clients = new Map<string, DaemonClient>();
+
+  constructor(private readonly options: DaemonClientPoolOptions) {
+    // Read once: a rotated certificate takes effect on the operator's next restart.
+    this.credentials = grpc.credentials.createSsl(
+      readFileSync(options.tls.caFile),
+      readFileSync(options.tls.keyFile),
+      readFileSync(options.tls.certFile),
+    );
+  }
+
+  /** The client of nodeName at endpoint; a client for an older endpoint of that node is closed and replaced. */
+  client(nodeName: string, endpoint: string): DaemonClient {
+    const existing = this.clients.get(nodeName);
+    if (existing?.endpoint === endpoint) return existing;
+    existing?.close();
+    const raw = new this.GuestControl(endpoint, this.credentials, {
+      ...CHANNEL_OPTIONS,
+      'grpc.ssl_target_name_override': nodeName,
+      'grpc.default_authority': nodeName,
+    });
+    const created = new DaemonClient(nodeName, endpoint, raw, this.options);
+    this.clients.set(nodeName, created);
+    return created;
+  }
+
+  /** Closes the client of a node that vanished. */
+  forget(nodeName: string): void {
+    this.clients.get(nodeName)?.close();
+    this.clients.delete(nodeName);
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}

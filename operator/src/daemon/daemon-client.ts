@@ -1,0 +1,71 @@
+// Promise-shaped calls to one daemon's control API, each with a deadline. grpc-js reconnects the channel by
+// itself (with backoff) after the daemon went away; a call made while it is down fails fast with UNAVAILABLE and
+// the reconciler retries it.
+import * as grpc from '@grpc/grpc-js';
+import type { GuestControlClient, GuestSpec, Guest__Output } from '../../../proto/index.js';
+
+export interface DaemonClientOptions {
+  /** Deadline of every unary call except StopGuest/DeleteGuest, which add the guest's stop timeout. */
+  callTimeoutMs: number;
+}
+
+export class DaemonClient {
+  constructor(
+    readonly nodeName: string,
+    readonly endpoint: string,
+    private readonly client: GuestControlClient,
+    private readonly options: DaemonClientOptions,
+  ) {}
+
+  createGuest(spec: GuestSpec): Promise<Guest__Output> {
+    return this.unary((done, deadline) => this.client.createGuest({ spec }, { deadline }, done));
+  }
+
+  /** The guest, or undefined when the daemon has no guest of that name. */
+  async getGuest(name: string): Promise<Guest__Output | undefined> {
+    try {
+      return await this.unary((done, deadline) => this.client.getGuest({ name }, { deadline }, done));
+    } catch (error) {
+      if (isGrpcError(error, grpc.status.NOT_FOUND)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Graceful stop: the daemon powers the guest down and kills QEMU after timeoutMs. */
+  stopGuest(name: string, timeoutMs: number): Promise<Guest__Output> {
+    return this.unary(
+      (done, deadline) => this.client.stopGuest({ name, timeoutMs }, { deadline }, done),
+      timeoutMs,
+    );
+  }
+
+  /** Stops (daemon's default timeout) and removes the guest; a guest that is already gone is fine. */
+  async deleteGuest(name: string, stopTimeoutMs: number): Promise<void> {
+    try {
+      await this.unary(
+        (done, deadline) => this.client.deleteGuest({ name }, { deadline }, done),
+        stopTimeoutMs,
+      );
+    } catch (error) {
+      if (!isGrpcError(error, grpc.status.NOT_FOUND)) throw error;
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<T>(
+    invoke: (done: (error: grpc.ServiceError | null, value?: T) => void, deadline: Date) => void,
+    extraMs = 0,
+  ): Promise<T> {
+    const deadline = new Date(Date.now() + this.options.callTimeoutMs + extraMs);
+    return new Promise<T>((resolve, reject) =>
+      invoke((error, value) => (error ? reject(error) : resolve(value as T)), deadline),
+    );
+  }
+}
+
+export function isGrpcError(error: unknown, code: grpc.status): error is grpc.ServiceError {
+  return typeof error === 'object' && error !== null && (error as grpc.ServiceError).code === code;
+}

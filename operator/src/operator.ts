@@ -1,0 +1,99 @@
+// Wires one operator replica: informers, the VirtualMachine and HypervisorNode-health controllers, the daemon
+// client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { HypervisorNode, VirtualMachine } from '../../crds/index.js';
+import type { Lease } from './controller/leader.js';
+import { Manager } from './controller/manager.js';
+import type { OperatorConfig } from './config.js';
+import { DaemonClientPool } from './daemon/client-pool.js';
+import { EventRecorder } from './kube/events.js';
+import { Leases } from './kube/resources.js';
+import { RestKubeClient } from './kube/rest-client.js';
+import { HypervisorNodeHealthReconciler } from './reconcilers/hypervisornode-health.js';
+import { HypervisorNodes, VirtualMachines } from './reconcilers/resources.js';
+import { VirtualMachineReconciler } from './reconcilers/virtualmachine.js';
+
+export interface RunningOperator {
+  manager: Manager;
+  metricsPort: number;
+  /** Resolves when the manager ends; rejects with LeadershipLostError when leadership was lost. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startOperator(config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
+  const client = RestKubeClient.fromKubeconfig(config.kubeconfig);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const identity = config.leaderElection?.identity ?? `tern-operator_${process.pid}`;
+  const manager = new Manager({ client, logger, registry, leaderElection: config.leaderElection });
+  const events = new EventRecorder(client, { component: 'tern-operator', instance: identity, logger });
+  const pool = new DaemonClientPool({ tls: config.tls, callTimeoutMs: config.daemonCallTimeoutMs });
+
+  const vms = manager.informer<VirtualMachine>(VirtualMachines);
+  const nodes = manager.informer<HypervisorNode>(HypervisorNodes);
+  const leases = manager.informer<Lease>(Leases, { namespace: config.nodeLeaseNamespace });
+  nodes.addHandlers({ onDelete: (node) => pool.forget(node.metadata.name!) });
+
+  const vmReconciler = new VirtualMachineReconciler({
+    client,
+    pool,
+    nodes,
+    vms,
+    events,
+    pollIntervalMs: config.guestPollIntervalMs,
+    stopTimeoutMs: config.guestStopTimeoutMs,
+  });
+  manager
+    .addController({ name: 'virtualmachine', reconcile: vmReconciler.reconcile, workers: config.workers })
+    .watch(vms)
+    .watch(nodes, vmReconciler.vmKeysForNode);
+
+  const health = new HypervisorNodeHealthReconciler({
+    client,
+    nodes,
+    leases,
+    leaseNamespace: config.nodeLeaseNamespace,
+    events,
+  });
+  manager
+    .addController({ name: 'hypervisornode-health', reconcile: health.reconcile })
+    .watch(nodes)
+    .watch(leases, health.nodeKeyForLease);
+
+  const server = http.createServer((request, response) => {
+    const reply = (code: number, body: string, type = 'text/plain') => {
+      response.writeHead(code, { 'content-type': type }).end(body);
+    };
+    if (request.url === '/metrics') {
+      registry.metrics().then(
+        (text) => reply(200, text, registry.contentType),
+        (error: unknown) => reply(500, String(error)),
+      );
+    } else if (request.url === '/healthz') reply(200, 'ok');
+    else if (request.url === '/readyz')
+      reply(manager.hasSynced() ? 200 : 503, manager.hasSynced() ? 'ok' : 'syncing');
+    else reply(404, 'not found');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.metricsListen.port, config.metricsListen.host, resolve);
+  });
+
+  const done = manager.start().finally(() => {
+    pool.close();
+    server.close();
+  });
+  return {
+    manager,
+    metricsPort: (server.address() as AddressInfo).port,
+    done,
+    async stop() {
+      await manager.stop();
+      await done.catch(() => undefined);
+    },
+  };
+}

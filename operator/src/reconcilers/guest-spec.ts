@@ -1,0 +1,61 @@
+// VirtualMachine spec → the daemon's GuestSpec. The guest is named after the VM (a DNS-1123 label by the CRD's
+// rule) and carries the VM's UID as its QEMU -uuid, which stays the same on both ends of a migration.
+import { createHash } from 'node:crypto';
+import type { VirtualMachine } from '../../../crds/index.js';
+import { parseByteQuantity } from '../../../crds/index.js';
+import type { DiskFormat, GuestSpec } from '../../../proto/index.js';
+
+const MiB = 1024 * 1024;
+
+const DISK_FORMATS: Record<string, DiskFormat> = { raw: 'DISK_FORMAT_RAW', qcow2: 'DISK_FORMAT_QCOW2' };
+
+/**
+ * The guest NIC's MAC: spec.network.macAddress, or one derived from the VM's UID — locally administered (bit 1 of
+ * the first octet set) and unicast (bit 0 clear), stable for the VM's lifetime.
+ */
+export function vmMacAddress(vm: VirtualMachine): string {
+  const configured = vm.spec.network?.macAddress;
+  if (configured) return configured.toLowerCase();
+  const uid = vm.metadata.uid;
+  if (!uid) throw new Error(`VirtualMachine ${vm.metadata.name} has no uid`);
+  const bytes = createHash('sha256').update(uid).digest().subarray(0, 6);
+  bytes[0] = (bytes[0]! & 0xfc) | 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Kernel command line words; the CRD's string is split on whitespace (quoted words are not supported). */
+export function cmdlineWords(cmdline: string | undefined): string[] {
+  return (cmdline ?? '').split(/\s+/).filter((word) => word !== '');
+}
+
+export function toGuestSpec(vm: VirtualMachine): GuestSpec {
+  const { name, uid } = vm.metadata;
+  if (!name || !uid) throw new Error('a VirtualMachine read from the API has a name and a uid');
+  const memoryBytes = parseByteQuantity(vm.spec.memory);
+  const kernel = vm.spec.boot.kernel;
+  // Disk boot: the proto has no boot order, QEMU boots the first disk, so the boot disk goes first.
+  const disks = [...(vm.spec.disks ?? [])].sort(
+    (a, b) => Number(b.name === vm.spec.boot.disk) - Number(a.name === vm.spec.boot.disk),
+  );
+  return {
+    name,
+    uuid: uid,
+    cpus: vm.spec.cpu.cores,
+    memoryMib: Math.ceil(memoryBytes / MiB),
+    ...(kernel
+      ? {
+          boot: {
+            kernel: kernel.path,
+            initrd: kernel.initrdPath ?? '',
+            cmdline: cmdlineWords(kernel.cmdline),
+          },
+        }
+      : {}),
+    disks: disks.map((disk) => ({
+      path: disk.path,
+      readOnly: disk.readOnly ?? false,
+      format: DISK_FORMATS[disk.format ?? 'raw'],
+    })),
+    nics: [{ mac: vmMacAddress(vm) }],
+  };
+}
