@@ -1,0 +1,189 @@
+// `npm run demo`: a local Tern cluster (real kube-apiserver + etcd, two hypervisor-node daemons, the operator), a
+// VirtualMachine running the test guest's transaction service, a client issuing transactions continuously, and a
+// live migration of the VM with a Migration object while the client keeps going. Prints the phases, the
+// transactions-per-second chart with the freeze marked (also written as SVG) and a summary, then tears down.
+// `--keep` leaves the cluster up until Ctrl-C.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Migration, VirtualMachine } from '../../crds/index.js';
+import { AgentClient } from '../../guest/host/agent-client.js';
+import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
+import { svgChart, terminalChart } from './chart.js';
+import { longestGap, startTransactionClient, throughputSeries } from './transaction-client.js';
+
+const NODES = ['node-a', 'node-b'];
+const GUEST_IP = '10.213.7.10';
+const SERVICE_PORT = 7000;
+const BUCKET_MS = 100;
+const keep = process.argv.includes('--keep');
+const svgPath = join(process.cwd(), 'demo-tps.svg');
+
+const say = (line: string): void => console.log(line);
+const t0 = performance.now();
+const wallToPerf = (iso: string): number => Date.parse(iso) - Date.now() + performance.now();
+
+async function getJson<T>(cluster: LocalCluster, ...args: string[]): Promise<T> {
+  return JSON.parse(await cluster.kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await sleep(200);
+  }
+}
+
+function vmManifest(cluster: LocalCluster): VirtualMachine {
+  const { images } = cluster;
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'demo', namespace: 'default' },
+    spec: {
+      running: true,
+      cpu: { cores: 1 },
+      memory: '512Mi',
+      boot: {
+        kernel: {
+          path: images.kernel,
+          initrdPath: images.initrd,
+          // A busy guest: 256 MiB working set, 5000 pages dirtied per second, the transaction service on eth0.
+          cmdline: `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${GUEST_IP}/24 tern.port=${SERVICE_PORT}`,
+        },
+      },
+      network: { macAddress: '52:54:00:21:37:10' },
+    },
+  } as VirtualMachine;
+}
+
+async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
+  const migration = {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'demo-1', namespace: 'default' },
+    spec: { vmName: 'demo', targetNode: target },
+  };
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(migration));
+  say(`\n$ kubectl apply -f migration.yaml   # vmName: demo, targetNode: ${target}`);
+  let lastPhase = '';
+  return until('the migration', 300_000, async () => {
+    const current = await getJson<Migration>(cluster, 'migration', 'demo-1');
+    const status = current.status;
+    if (status?.phase !== undefined && status.phase !== lastPhase) {
+      lastPhase = status.phase;
+      say(`  ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${status.phase}`);
+    }
+    const progress = status?.progress;
+    if (progress !== undefined && status?.phase === 'Copying') {
+      const mib = (bytes?: number): string => ((bytes ?? 0) / 2 ** 20).toFixed(0);
+      process.stdout.write(
+        `\r           round ${progress.round ?? 0}, ${mib(progress.transferredBytes)} MiB sent, ` +
+          `${mib(progress.remainingBytes)} MiB left, ${progress.percent ?? 0}%   `,
+      );
+    }
+    return ['Succeeded', 'Failed', 'Aborted'].includes(status?.phase ?? '') ? current : undefined;
+  });
+}
+
+const cluster = await startLocalCluster({
+  nodes: NODES,
+  bridge: `terndemo${process.pid % 1000}`,
+  hostAddress: '10.213.7.1/24',
+  log: (line) => say(`cluster: ${line}`),
+});
+let failed = false;
+try {
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(cluster)));
+  say('\n$ kubectl apply -f vm.yaml   # VirtualMachine demo: 512 MiB, busy, transaction service');
+  const vm = await until('VM demo Running', 120_000, async () => {
+    const current = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  const source = vm.status!.node!;
+  const target = NODES.find((node) => node !== source)!;
+  say(await cluster.kubectl(['get', 'tern', '-o', 'wide']));
+
+  const client = startTransactionClient(GUEST_IP, SERVICE_PORT, 'demo');
+  await until('the transaction service', 120_000, async () =>
+    client.log.completions.length > 0 ? true : undefined,
+  );
+  const clientStart = client.log.completions[0]!;
+  say(`client: transactions flowing to ${GUEST_IP}:${SERVICE_PORT}`);
+  await sleep(3_000);
+
+  const migrationStart = performance.now();
+  const migration = await migrate(cluster, target);
+  const migrationEnd = performance.now();
+  process.stdout.write('\n');
+  await sleep(3_000);
+  await client.stop();
+  const clientEnd = performance.now();
+
+  const status = migration.status!;
+  const timings = status.phaseTimings ?? [];
+  const timing = (phase: string) => timings.find((entry) => entry.phase === phase);
+  const quiesce = timing('Quiescing');
+  const freezing = timing('Freezing');
+  const freezeFrom = quiesce?.startedAt ?? freezing?.startedAt;
+  const freeze =
+    freezeFrom !== undefined && freezing?.startedAt !== undefined
+      ? {
+          fromMs: wallToPerf(freezeFrom) - clientStart,
+          toMs: wallToPerf(freezing.startedAt) + (freezing.durationMs ?? 0) - clientStart,
+        }
+      : undefined;
+  const chart = {
+    series: throughputSeries(client.log.completions, clientStart, clientEnd, BUCKET_MS),
+    bucketMs: BUCKET_MS,
+    freeze,
+    migration: { fromMs: migrationStart - clientStart, toMs: migrationEnd - clientStart },
+  };
+  say('\ntransactions per second (100 ms buckets):');
+  say(terminalChart(chart));
+  await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
+
+  let verify = 'not run';
+  if (status.phase === 'Succeeded') {
+    const agent = await AgentClient.connect(join(cluster.stateDir(target), 'demo', 'agent.sock'), {
+      timeoutMs: 10_000,
+    });
+    const result = await agent.verify(60_000);
+    agent.close();
+    verify = result.ok ? `OK (${result.pages} pages, ${result.writes} writes)` : `FAILED: ${result.detail}`;
+    failed ||= !result.ok;
+  }
+  const gap = longestGap(client.log.completions, migrationStart, migrationEnd + 2_000);
+  say('\nsummary');
+  say(
+    `  result            ${status.phase}${status.failureReason ? ` (${status.failureReason}: ${status.message})` : ''}`,
+  );
+  for (const entry of timings)
+    say(`  ${entry.phase.padEnd(17)} ${String(entry.durationMs ?? '').padStart(6)} ms`);
+  say(`  QEMU downtime     ${status.downtime?.qemuMs ?? '?'} ms`);
+  say(`  client's longest gap between transactions: ${gap.toFixed(0)} ms`);
+  say(`  failed transactions: ${client.log.errors.length}, out of order: ${client.log.outOfOrder}`);
+  say(
+    `  total time        ${((migrationEnd - migrationStart) / 1000).toFixed(2)} s (apply → ${status.phase})`,
+  );
+  say(`  bytes moved       ${((status.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+  say(`  integrity         ${verify}`);
+  say(`  chart             ${svgPath}`);
+  failed ||= status.phase !== 'Succeeded';
+  if (status.phase === 'Succeeded') say('\nGuest migrated successfully.');
+  if (keep) {
+    say(
+      `\nThe cluster stays up: kubectl --kubeconfig=${cluster.controlPlane.kubeconfigPath} get tern   (Ctrl-C ends it)`,
+    );
+    await new Promise((resolve) => process.once('SIGINT', resolve));
+  }
+} catch (error) {
+  failed = true;
+  console.error(`demo failed: ${(error as Error).message}`);
+} finally {
+  await cluster.stop();
+}
+process.exit(failed ? 1 : 0);
