@@ -1,5 +1,5 @@
 // The gRPC contracts of the hypervisor-node daemon: runtime loader plus the generated wire types.
-export { loadControlProto } from './load.js';
+export { loadControlProto, loadMigrationProto } from './load.js';
 export { protoLoaderOptions } from './options.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
@@ -17,3 +17,31 @@ export type { GuestSpec, GuestSpec__Output } from './generated/tern/node/v1alpha
 export type { ListGuestsResponse__Output } from './generated/tern/node/v1alpha1/ListGuestsResponse.js';
 export type { NodeInfo, NodeInfo__Output } from './generated/tern/node/v1alpha1/NodeInfo.js';
 export type { Resources, Resources__Output } from './generated/tern/node/v1alpha1/Resources.js';
+export type { ProtoGrpcType as MigrationProto } from './generated/migration.js';
+export type {
+  MigrationClient,
+  MigrationDefinition,
+  MigrationHandlers,
+} from './generated/tern/node/v1alpha1/Migration.js';
+export type { ChannelStats } from './generated/tern/node/v1alpha1/ChannelStats.js';
+export type { ConvergenceDecision } from './generated/tern/node/v1alpha1/ConvergenceDecision.js';
+export type {
+  MigrationEvent,
+  MigrationEvent__Output,
+} from './generated/tern/node/v1alpha1/MigrationEvent.js';
+export type {
+  MigrationOutcome,
+  MigrationOutcome__Output,
+} from './generated/tern/node/v1alpha1/MigrationOutcome.js';
+export type { MigrationPhase as WireMigrationPhase } from './generated/tern/node/v1alpha1/MigrationPhase.js';
+export type {
+  MigrationPolicy as WireMigrationPolicy,
+  MigrationPolicy__Output as WireMigrationPolicy__Output,
+} from './generated/tern/node/v1alpha1/MigrationPolicy.js';
+export type { MigrationProgress as WireMigrationProgress } from './generated/tern/node/v1alpha1/MigrationProgress.js';
+export type { MigrationStage } from './generated/tern/node/v1alpha1/MigrationStage.js';
+export type {
+  MigrationState,
+  MigrationState__Output,
+} from './generated/tern/node/v1alpha1/MigrationState.js';
+export type { PrepareIncomingResponse__Output } from './generated/tern/node/v1alpha1/PrepareIncomingResponse.js';

@@ -31,4 +31,4 @@ export const protoGenTypesFlags = [
 ];
 
 /** .proto files, relative to the proto/ directory (the include root). */
-export const protoFiles = ['tern/node/v1alpha1/control.proto'];
+export const protoFiles = ['tern/node/v1alpha1/control.proto', 'tern/node/v1alpha1/migration.proto'];

@@ -32,6 +32,18 @@ describe('parseConfig', () => {
     expect(config.registration).toBeUndefined();
   });
 
+  it('listens for migration data links on the --listen host and a free port unless told otherwise', () => {
+    expect(parseConfig([...MINIMAL, '--listen', '10.0.0.2:7443'], {}).migrationListen).toEqual({
+      host: '10.0.0.2',
+      port: 0,
+    });
+    expect(parseConfig(MINIMAL, { TERN_MIGRATION_LISTEN: '0.0.0.0:7444' }).migrationListen).toEqual({
+      host: '0.0.0.0',
+      port: 7444,
+    });
+    expect(parseError([...MINIMAL, '--migration-listen', 'nowhere'])).toMatch(/--migration-listen/);
+  });
+
   it('reads environment variables, and flags win over them', () => {
     const env = {
       TERN_NODE_NAME: 'from-env',

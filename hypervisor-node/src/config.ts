@@ -14,6 +14,11 @@ export interface DaemonConfig {
   listen: ListenAddress;
   /** host:port the operator and peers dial; reported in HypervisorNode.status.endpoint. */
   advertiseAddress: string;
+  /**
+   * Listener for migration data links from peer daemons (mutual TLS + one-time token). Default: the --listen host
+   * with a free port, which PrepareIncoming reports to the operator.
+   */
+  migrationListen: ListenAddress;
   tls: { certFile: string; keyFile: string; caFile: string };
   /** Client identities allowed to call control RPCs: a certificate CN, or a URI SAN when it contains ':'. */
   operatorIdentities: string[];
@@ -102,6 +107,7 @@ interface RawOptions {
   nodeName?: string;
   listen: string;
   advertiseAddress?: string;
+  migrationListen?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -146,6 +152,15 @@ function command(env: NodeJS.ProcessEnv): Command {
       withEnv(
         new Option('--advertise-address <host:port>', 'address others dial (default: --listen)'),
         'TERN_ADVERTISE_ADDRESS',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--migration-listen <host:port>',
+          'listen address for migration data links from peer daemons (default: the --listen host, a free port)',
+        ),
+        'TERN_MIGRATION_LISTEN',
       ),
     )
     .addOption(withEnv(new Option('--tls-cert <file>', 'node certificate (PEM)'), 'TERN_TLS_CERT'))
@@ -303,6 +318,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     nodeName,
     listen,
     advertiseAddress,
+    migrationListen: raw.migrationListen
+      ? parseListenAddress(raw.migrationListen, '--migration-listen')
+      : { host: listen.host, port: 0 },
     tls: {
       certFile: required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT'),
       keyFile: required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY'),

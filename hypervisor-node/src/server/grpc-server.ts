@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadControlProto } from '../../../proto/index.js';
+import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
 import type { ListenAddress } from '../config.js';
+import type { MigrationService } from '../migration/service.js';
 import type { ControlService } from './control-service.js';
 
 export interface RunningServer {
@@ -18,6 +19,7 @@ export async function startGrpcServer(
   listen: ListenAddress,
   credentials: grpc.ServerCredentials,
   control: ControlService,
+  migration: MigrationService,
 ): Promise<RunningServer> {
   // Long migrations must not be cut by connection aging; keepalive detects dead peers instead.
   const server = new grpc.Server({
@@ -25,6 +27,7 @@ export async function startGrpcServer(
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(loadControlProto().GuestControl.service, control.handlers);
+  server.addService(loadMigrationProto().Migration.service, migration.handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(formatAddress(listen), credentials, (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
@@ -34,6 +37,7 @@ export async function startGrpcServer(
     port,
     async shutdown(graceMs) {
       control.closeWatches();
+      await migration.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

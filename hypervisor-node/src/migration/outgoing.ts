@@ -1,0 +1,220 @@
+// The source daemon's side of one migration: the tunnel's source endpoint (the unix socket QEMU migrates into,
+// each connection carried over its own token-authenticated TLS link to the target daemon) and the engine's
+// SourceMigration. It stops at the outcome: releasing the source or resuming it is the operator's call.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
+import type { ListenAddress } from '../config.js';
+import { guestPaths } from '../guests/state-dir.js';
+import type { GuestSupervisor } from '../guests/supervisor.js';
+import type { MigrationPolicy } from './engine/policy.js';
+import { SourceMigration, type SourceOutcome } from './engine/source.js';
+import { EventLog } from './event-log.js';
+import { failedPrecondition } from './rpc.js';
+import { openSourceEndpoint, type TunnelEndpoint } from './tunnel/source-endpoint.js';
+import { dialLink, type LinkTls } from './tunnel/tls-link.js';
+import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
+
+export interface OutgoingOptions {
+  id: string;
+  guest: string;
+  supervisor: GuestSupervisor;
+  stateRoot: string;
+  policy: MigrationPolicy;
+  target: ListenAddress;
+  token: string;
+  tls: LinkTls;
+  holdInQuiescing: boolean;
+  logger: Logger;
+}
+
+export class OutgoingMigration {
+  readonly log: EventLog;
+  private stage: MigrationStage = 'MIGRATION_STAGE_RUNNING';
+  private message = '';
+  private wireOutcome: MigrationOutcome | undefined;
+
+  private constructor(
+    readonly options: OutgoingOptions,
+    private readonly engine: SourceMigration,
+    private readonly endpoint: TunnelEndpoint,
+    /** Set while a hold_in_quiescing migration waits in Quiescing. */
+    private readonly hold: { release?: () => void },
+  ) {
+    this.log = new EventLog(options.id);
+  }
+
+  /** Opens the tunnel and starts QEMU's migration; on a refused start nothing is left behind and it rethrows. */
+  static async start(options: OutgoingOptions): Promise<OutgoingMigration> {
+    const { guest, supervisor, policy, target, token, tls } = options;
+    const socketPath = path.join(guestPaths(options.stateRoot, guest).dir, 'mig-o.sock');
+    rmSync(socketPath, { force: true }); // left over only if a daemon died mid-migration
+    const endpoint = await openSourceEndpoint({
+      socketPath,
+      channels: 1 + policy.multifdChannels,
+      connect: (channelIndex) => dialLink({ host: target.host, port: target.port, tls, token, channelIndex }),
+    });
+    // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
+    const hold: { release?: () => void } = {};
+    let engine: SourceMigration;
+    try {
+      engine = new SourceMigration({
+        supervisor,
+        guest,
+        uri: `unix:${socketPath}`,
+        policy,
+        ...(options.holdInQuiescing
+          ? { quiesce: () => new Promise<void>((resolve) => (hold.release = resolve)) }
+          : {}),
+      });
+    } catch (error) {
+      await endpoint.close();
+      throw failedPrecondition((error as Error).message);
+    }
+    const outgoing = new OutgoingMigration(options, engine, endpoint, hold);
+    outgoing.subscribe();
+    try {
+      await engine.start();
+    } catch (error) {
+      await endpoint.close();
+      throw failedPrecondition((error as Error).message);
+    }
+    return outgoing;
+  }
+
+  private subscribe(): void {
+    const { engine, log, endpoint, options } = this;
+    engine.on('phase', (change) =>
+      log.append(
+        { phase: { from: toWirePhase(change.from), to: toWirePhase(change.to), reason: change.reason } },
+        change.atMs,
+      ),
+    );
+    engine.on('progress', (progress) => log.append({ progress: toWireProgress(progress) }, progress.atMs));
+    engine.on('decision', (record) => log.append({ decision: toWireDecision(record) }, record.atMs));
+    void engine.done.then((outcome) => this.conclude(outcome));
+    void endpoint.done.then((results) => {
+      const failed = results.find((result) => result.error !== undefined);
+      if (failed)
+        options.logger.info({ migration: options.id, reason: failed.error!.message }, 'tunnel closed');
+    });
+  }
+
+  private conclude(outcome: SourceOutcome): void {
+    this.hold.release?.();
+    if (outcome.result !== 'Completed') void this.endpoint.close(new Error(`migration ${outcome.result}`));
+    this.stage = 'MIGRATION_STAGE_FINISHED';
+    this.message = outcome.reason;
+    this.wireOutcome = toWireOutcome(outcome, this.endpoint.stats());
+    this.options.logger.info(
+      {
+        migration: this.options.id,
+        guest: this.options.guest,
+        result: outcome.result,
+        reason: outcome.reason,
+        durationMs: outcome.durationMs,
+        downtimeMs: outcome.downtimeMs,
+      },
+      'outgoing migration finished',
+    );
+    this.log.append({ outcome: this.wireOutcome }, Date.now(), true);
+  }
+
+  get guest(): string {
+    return this.options.guest;
+  }
+
+  /** Blocks another migration of the same guest: QEMU migrates, or holds a completed guest for the hand-over. */
+  get active(): boolean {
+    return (
+      this.stage === 'MIGRATION_STAGE_RUNNING' ||
+      (this.stage === 'MIGRATION_STAGE_FINISHED' && this.wireOutcome?.result === 'RESULT_COMPLETED')
+    );
+  }
+
+  sameRequest(target: ListenAddress, token: string, guest: string): boolean {
+    const mine = this.options;
+    return (
+      mine.guest === guest &&
+      mine.token === token &&
+      mine.target.host === target.host &&
+      mine.target.port === target.port
+    );
+  }
+
+  state(): MigrationState {
+    return {
+      migrationId: this.options.id,
+      role: 'MIGRATION_ROLE_SOURCE',
+      guest: this.options.guest,
+      stage: this.stage,
+      phase: toWirePhase(this.engine.phase),
+      message: this.message,
+      ...(this.wireOutcome ? { outcome: this.wireOutcome } : {}),
+    };
+  }
+
+  async cancel(reason: string): Promise<MigrationState> {
+    try {
+      await this.engine.cancel(reason);
+    } catch (error) {
+      throw failedPrecondition((error as Error).message);
+    }
+    await this.endpoint.close(new Error(reason));
+    return this.state();
+  }
+
+  continueSwitchover(): MigrationState {
+    if (this.hold.release === undefined || this.engine.phase !== 'Quiescing') {
+      throw failedPrecondition(
+        `migration ${this.options.id} is not held in Quiescing (phase ${this.engine.phase})`,
+      );
+    }
+    this.hold.release();
+    return this.state();
+  }
+
+  /** Hand-over success side: the record moved away from this node, so the paused source QEMU goes. */
+  async release(recordedOwner: string, nodeName: string): Promise<MigrationState> {
+    if (this.stage === 'MIGRATION_STAGE_RELEASED') return this.state();
+    if (recordedOwner === '' || recordedOwner === nodeName) {
+      throw failedPrecondition(
+        `the ownership record names ${recordedOwner || 'nobody'}: the source is not released`,
+      );
+    }
+    try {
+      await this.engine.release();
+    } catch (error) {
+      throw failedPrecondition((error as Error).message);
+    }
+    await this.endpoint.close(new Error('source released'));
+    this.stage = 'MIGRATION_STAGE_RELEASED';
+    this.message = `released; ${recordedOwner} owns the guest`;
+    return this.state();
+  }
+
+  /** Hand-over failure side: the record still names this node, so the guest runs here again. */
+  async resumeSource(recordedOwner: string, nodeName: string): Promise<MigrationState> {
+    if (recordedOwner !== nodeName) {
+      throw failedPrecondition(
+        `the ownership record names ${recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,
+      );
+    }
+    let runState: string;
+    try {
+      runState = await this.engine.resumeAfterFailure();
+    } catch (error) {
+      throw failedPrecondition((error as Error).message);
+    }
+    this.stage = 'MIGRATION_STAGE_SOURCE_RESUMED';
+    this.message = `the source runs the guest again (${runState})`;
+    return this.state();
+  }
+
+  /** Daemon shutdown: closes the data plane (QEMU's migration then fails and the guest keeps running here). */
+  async close(): Promise<void> {
+    this.log.end();
+    await this.endpoint.close(new Error('daemon shutting down'));
+  }
+}

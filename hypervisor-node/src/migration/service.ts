@@ -1,0 +1,295 @@
+// The Migration gRPC service (proto/tern/node/v1alpha1/migration.proto) over the engine and the tunnel. A daemon
+// plays the source of some migrations and the target of others; each is kept by its id so that a retried call
+// with the same id finds it again. The service never resumes a target or releases a source by itself.
+import * as grpc from '@grpc/grpc-js';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
+import { parseListenAddress } from '../config.js';
+import type { GuestSupervisor } from '../guests/supervisor.js';
+import type { Accelerator } from '../guests/types.js';
+import { RpcError } from '../server/control-service.js';
+import { fromWireSpec } from '../server/convert.js';
+import { resolveMigrationPolicy } from './engine/policy.js';
+import { IncomingMigration } from './incoming.js';
+import { OutgoingMigration } from './outgoing.js';
+import { failedPrecondition, MigrationRpc, serviceError } from './rpc.js';
+import type { AdmittedLink, LinkTls } from './tunnel/tls-link.js';
+import { decodeToken, type MigrationTokenRegistry } from './tunnel/token.js';
+import { policyOverridesFromWire } from './wire.js';
+
+export interface MigrationServiceOptions {
+  supervisor: GuestSupervisor;
+  stateRoot: string;
+  nodeName: string;
+  accelerator: Accelerator;
+  operatorIdentities: readonly string[];
+  /** This daemon's node certificate and the cluster CA, for the data links it dials. */
+  linkTls: LinkTls;
+  tokens: MigrationTokenRegistry;
+  /** host:port of this daemon's link listener, returned by PrepareIncoming. */
+  dataEndpoint: () => string;
+  logger: Logger;
+}
+
+export interface MigrationService {
+  handlers: MigrationHandlers;
+  /** Hands an admitted data link to the incoming migration its token was issued for. */
+  onLink(link: TLSSocket, admission: AdmittedLink): void;
+  /** Ends every watch stream and closes the data plane of migrations in flight (daemon shutdown). */
+  close(): Promise<void>;
+}
+
+const MIGRATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DEFAULT_TOKEN_TTL_SECONDS = 300;
+const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
+const MIN_PROGRESS_INTERVAL_MS = 100;
+/** Finished migrations kept for retries and GetMigration. */
+const MAX_FINISHED_RECORDS = 200;
+
+type Record = OutgoingMigration | IncomingMigration;
+
+const invalid = (message: string): RpcError => new RpcError(grpc.status.INVALID_ARGUMENT, message);
+
+function checkId(id: string): string {
+  if (!MIGRATION_ID.test(id)) throw invalid(`migration_id ${JSON.stringify(id)} must be a DNS-1123 label`);
+  return id;
+}
+
+function checkToken(token: string): string {
+  if (decodeToken(token) === undefined) throw invalid('token must be 32 random bytes in base64url');
+  return token;
+}
+
+export function createMigrationService(options: MigrationServiceOptions): MigrationService {
+  const { supervisor, logger, nodeName } = options;
+  const rpc = new MigrationRpc(options.operatorIdentities, logger);
+  const records = new Map<string, Record>();
+  const streams = new Set<grpc.ServerWritableStream<unknown, MigrationEvent>>();
+
+  function remember(id: string, record: Record): void {
+    records.set(id, record);
+    if (records.size <= MAX_FINISHED_RECORDS) return;
+    for (const [oldId, old] of records) {
+      if (old.log.isEnded && !(old instanceof OutgoingMigration && old.active)) {
+        records.delete(oldId);
+        if (records.size <= MAX_FINISHED_RECORDS) return;
+      }
+    }
+  }
+
+  function find(id: string): Record {
+    const record = records.get(checkId(id));
+    if (!record)
+      throw new RpcError(grpc.status.NOT_FOUND, `no migration ${JSON.stringify(id)} on ${nodeName}`);
+    return record;
+  }
+
+  function outgoing(id: string): OutgoingMigration {
+    const record = find(id);
+    if (!(record instanceof OutgoingMigration))
+      throw failedPrecondition(`${nodeName} is the target of ${id}, not its source`);
+    return record;
+  }
+
+  function incoming(id: string): IncomingMigration {
+    const record = find(id);
+    if (!(record instanceof IncomingMigration))
+      throw failedPrecondition(`${nodeName} is the source of ${id}, not its target`);
+    return record;
+  }
+
+  const handlers: MigrationHandlers = {
+    PrepareIncoming: rpc.unary('PrepareIncoming', async (request) => {
+      const id = checkId(request.migrationId);
+      const token = checkToken(request.token);
+      if (!request.spec) throw invalid('spec is required');
+      const spec = fromWireSpec(request.spec);
+      const existing = records.get(id);
+      if (existing !== undefined) {
+        if (existing instanceof IncomingMigration && existing.guest === spec.name) {
+          return { dataEndpoint: options.dataEndpoint(), state: existing.state() };
+        }
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `migration ${id} exists on ${nodeName} for another guest or role`,
+        );
+      }
+      const sourceAccelerator: Accelerator | undefined =
+        request.sourceAccelerator === 'ACCELERATOR_KVM'
+          ? 'kvm'
+          : request.sourceAccelerator === 'ACCELERATOR_TCG'
+            ? 'tcg'
+            : undefined;
+      if (sourceAccelerator === undefined) throw invalid('source_accelerator is required');
+      if (sourceAccelerator !== options.accelerator) {
+        throw failedPrecondition(
+          `the source runs ${sourceAccelerator}, this node ${options.accelerator}: a guest never migrates between them`,
+        );
+      }
+      if (supervisor.get(spec.name)) {
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `guest ${JSON.stringify(spec.name)} already exists on ${nodeName}`,
+        );
+      }
+      const record = await IncomingMigration.prepare({
+        id,
+        spec,
+        sourceAccelerator,
+        settings: {
+          postCopy: request.channel?.postCopy ?? false,
+          multifdChannels: request.channel?.multifdChannels ?? 0,
+        },
+        token,
+        tokenTtlMs: (request.tokenTtlSeconds || DEFAULT_TOKEN_TTL_SECONDS) * 1000,
+        supervisor,
+        stateRoot: options.stateRoot,
+        tokens: options.tokens,
+        logger,
+      });
+      remember(id, record);
+      logger.info({ migration: id, guest: spec.name }, 'incoming migration prepared');
+      return { dataEndpoint: options.dataEndpoint(), state: record.state() };
+    }),
+
+    StartMigration: rpc.unary('StartMigration', async (request) => {
+      const id = checkId(request.migrationId);
+      const token = checkToken(request.token);
+      let target;
+      try {
+        target = parseListenAddress(request.targetDataEndpoint, 'target_data_endpoint');
+      } catch (error) {
+        throw invalid((error as Error).message);
+      }
+      const existing = records.get(id);
+      if (existing !== undefined) {
+        if (existing instanceof OutgoingMigration && existing.sameRequest(target, token, request.guest)) {
+          return existing.state();
+        }
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `migration ${id} exists on ${nodeName} with other parameters`,
+        );
+      }
+      if (!supervisor.get(request.guest)) {
+        throw new RpcError(
+          grpc.status.NOT_FOUND,
+          `guest ${JSON.stringify(request.guest)} not found on ${nodeName}`,
+        );
+      }
+      for (const [otherId, other] of records) {
+        if (other instanceof OutgoingMigration && other.guest === request.guest && other.active) {
+          throw failedPrecondition(`guest ${request.guest} is already being migrated (${otherId})`);
+        }
+      }
+      const policy = resolveMigrationPolicy(policyOverridesFromWire(request.policy));
+      const record = await OutgoingMigration.start({
+        id,
+        guest: request.guest,
+        supervisor,
+        stateRoot: options.stateRoot,
+        policy,
+        target,
+        token,
+        tls: options.linkTls,
+        holdInQuiescing: request.holdInQuiescing,
+        logger,
+      });
+      remember(id, record);
+      logger.info(
+        { migration: id, guest: request.guest, target: request.targetDataEndpoint, policy },
+        'outgoing migration started',
+      );
+      return record.state();
+    }),
+
+    WatchMigration: (call) => {
+      const refused = rpc.refuse('WatchMigration', call);
+      if (refused) return void call.emit('error', refused);
+      let record: Record;
+      try {
+        record = find(call.request.migrationId);
+      } catch (error) {
+        const code = error instanceof RpcError ? error.code : grpc.status.INTERNAL;
+        return void call.emit('error', serviceError(code, (error as Error).message));
+      }
+      const interval = Math.max(
+        MIN_PROGRESS_INTERVAL_MS,
+        call.request.progressIntervalMs || DEFAULT_PROGRESS_INTERVAL_MS,
+      );
+      streams.add(call);
+      const unsubscribe = record.log.watch(
+        (event) => call.write(event),
+        () => call.end(),
+        interval,
+      );
+      const finish = (): void => {
+        unsubscribe();
+        streams.delete(call);
+      };
+      call.on('cancelled', finish);
+      call.on('close', finish);
+      call.on('finish', finish);
+    },
+
+    GetMigration: rpc.unary('GetMigration', (request) => find(request.migrationId).state()),
+
+    CancelMigration: rpc.unary('CancelMigration', (request) =>
+      outgoing(request.migrationId).cancel(request.reason || 'cancelled by the operator'),
+    ),
+
+    ContinueMigration: rpc.unary('ContinueMigration', (request) =>
+      outgoing(request.migrationId).continueSwitchover(),
+    ),
+
+    ResumeTarget: rpc.unary('ResumeTarget', (request) =>
+      incoming(request.migrationId).resume(request.recordedOwner, nodeName),
+    ),
+
+    ReleaseSource: rpc.unary('ReleaseSource', (request) =>
+      outgoing(request.migrationId).release(request.recordedOwner, nodeName),
+    ),
+
+    ResumeSource: rpc.unary('ResumeSource', (request) =>
+      outgoing(request.migrationId).resumeSource(request.recordedOwner, nodeName),
+    ),
+
+    AbortIncoming: rpc.unary('AbortIncoming', async (request): Promise<MigrationState> => {
+      const id = checkId(request.migrationId);
+      if (!records.has(id)) {
+        return {
+          migrationId: id,
+          role: 'MIGRATION_ROLE_TARGET',
+          stage: 'MIGRATION_STAGE_ABORTED',
+          message: 'unknown here: nothing to abort',
+        };
+      }
+      return incoming(id).abort();
+    }),
+  };
+
+  return {
+    handlers,
+    onLink(link, admission) {
+      const record = records.get(admission.migrationId);
+      if (!(record instanceof IncomingMigration) || !record.accepting) {
+        logger.warn(
+          { migration: admission.migrationId },
+          'data link for a migration that takes none; closed',
+        );
+        link.destroy();
+        return;
+      }
+      record.accept(link, admission.channelIndex);
+    },
+    async close() {
+      for (const call of [...streams]) call.end();
+      await Promise.all(
+        [...records.values()].map((record) =>
+          record instanceof OutgoingMigration ? record.close() : record.close(),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,121 @@
+// Conversions between the migration engine's types and the tern.node.v1alpha1 Migration wire messages.
+import type {
+  ChannelStats as WireChannelStats,
+  ConvergenceDecision as WireDecision,
+  MigrationOutcome,
+  WireMigrationPhase,
+  WireMigrationPolicy__Output,
+  WireMigrationProgress,
+} from '../../../proto/index.js';
+import type { ChannelStats } from './tunnel/channel.js';
+import type { MigrationPhase } from './engine/phases.js';
+import type { MigrationPolicy } from './engine/policy.js';
+import type { MigrationProgress } from './engine/progress.js';
+import type { ConvergenceRecord, SourceOutcome } from './engine/source.js';
+
+const WIRE_PHASES: Record<MigrationPhase, WireMigrationPhase> = {
+  Initializing: 'MIGRATION_PHASE_INITIALIZING',
+  Copying: 'MIGRATION_PHASE_COPYING',
+  Quiescing: 'MIGRATION_PHASE_QUIESCING',
+  Freezing: 'MIGRATION_PHASE_FREEZING',
+  PostCopy: 'MIGRATION_PHASE_POST_COPY',
+  Completed: 'MIGRATION_PHASE_COMPLETED',
+  Failed: 'MIGRATION_PHASE_FAILED',
+  Aborted: 'MIGRATION_PHASE_ABORTED',
+};
+
+export function toWirePhase(phase: MigrationPhase | undefined): WireMigrationPhase {
+  return phase === undefined ? 'MIGRATION_PHASE_UNSPECIFIED' : WIRE_PHASES[phase];
+}
+
+/**
+ * The overrides a request carries, for resolveMigrationPolicy: only the fields that were set (proto3 `optional`),
+ * so the daemon's defaults fill the rest.
+ */
+export function policyOverridesFromWire(
+  policy: WireMigrationPolicy__Output | null,
+): Partial<MigrationPolicy> {
+  if (policy === null) return {};
+  const overrides: Partial<MigrationPolicy> = {};
+  const copy = <K extends keyof MigrationPolicy>(key: K, value: MigrationPolicy[K] | undefined): void => {
+    if (value !== undefined) overrides[key] = value;
+  };
+  copy('bandwidthBytesPerSec', policy.bandwidthBytesPerSec);
+  copy('downtimeMs', policy.downtimeMs);
+  copy('maxDowntimeMs', policy.maxDowntimeMs);
+  copy('downtimeSteps', policy.downtimeSteps);
+  copy('allowAutoConverge', policy.allowAutoConverge);
+  if (policy.cpuThrottleSteps.length > 0) overrides.cpuThrottleSteps = [...policy.cpuThrottleSteps];
+  copy('allowPostCopy', policy.allowPostCopy);
+  copy('completionTimeoutPerGiBSeconds', policy.completionTimeoutPerGibSeconds);
+  copy('stallTimeoutSeconds', policy.stallTimeoutSeconds);
+  copy('stallRounds', policy.stallRounds);
+  copy('multifdChannels', policy.multifdChannels);
+  return overrides;
+}
+
+const whole = (value: number): number => Math.max(0, Math.round(value));
+
+export function toWireProgress(progress: MigrationProgress): WireMigrationProgress {
+  return {
+    status: progress.status,
+    round: progress.round,
+    transferredBytes: progress.transferredBytes,
+    remainingBytes: progress.remainingBytes,
+    totalBytes: progress.totalBytes,
+    dirtyRateBytesPerSec: whole(progress.dirtyRateBytesPerSec),
+    throughputMbps: progress.throughputMbps,
+    expectedDowntimeMs: whole(progress.expectedDowntimeMs),
+    cpuThrottlePercent: progress.cpuThrottlePercent,
+    qemuTotalTimeMs: progress.qemuTotalTimeMs,
+  };
+}
+
+export function toWireDecision(record: ConvergenceRecord): WireDecision {
+  return {
+    action: record.action,
+    reason: record.reason,
+    round: record.round,
+    downtimeLimitMs: record.action === 'raise-downtime' ? record.downtimeLimitMs : 0,
+    cpuThrottleCeiling: record.action === 'raise-throttle' ? record.cpuThrottleCeiling : 0,
+    error: record.error ?? '',
+    atUnixMs: record.atMs,
+  };
+}
+
+export function toWireChannelStats(stats: ChannelStats): WireChannelStats {
+  return {
+    index: stats.index,
+    toTargetBytes: stats.toTarget.bytes,
+    toSourceBytes: stats.toSource.bytes,
+    maxInFlightBytes: stats.toTarget.maxInFlight,
+  };
+}
+
+const RESULTS = {
+  Completed: 'RESULT_COMPLETED',
+  Failed: 'RESULT_FAILED',
+  Aborted: 'RESULT_ABORTED',
+} as const;
+
+export function toWireOutcome(outcome: SourceOutcome, channels: ChannelStats[]): MigrationOutcome {
+  return {
+    result: RESULTS[outcome.result],
+    reason: outcome.reason,
+    durationMs: outcome.durationMs,
+    qemuTotalTimeMs: outcome.qemuTotalTimeMs ?? 0,
+    downtimeMs: outcome.downtimeMs ?? 0,
+    setupTimeMs: outcome.setupTimeMs ?? 0,
+    transferredBytes: outcome.transferredBytes ?? 0,
+    rounds: outcome.rounds ?? 0,
+    postCopy: outcome.postCopy,
+    phases: outcome.phases.map((record) => ({
+      phase: toWirePhase(record.phase),
+      startedAtUnixMs: record.startedAtMs,
+      durationMs: record.durationMs ?? 0,
+    })),
+    decisions: outcome.decisions.map(toWireDecision),
+    sourceRunState: outcome.sourceRunState ?? '',
+    channels: channels.map(toWireChannelStats),
+  };
+}

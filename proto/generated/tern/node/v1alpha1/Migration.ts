@@ -1,0 +1,251 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AbortIncomingRequest as _tern_node_v1alpha1_AbortIncomingRequest, AbortIncomingRequest__Output as _tern_node_v1alpha1_AbortIncomingRequest__Output } from '../../../tern/node/v1alpha1/AbortIncomingRequest.js';
+import type { CancelMigrationRequest as _tern_node_v1alpha1_CancelMigrationRequest, CancelMigrationRequest__Output as _tern_node_v1alpha1_CancelMigrationRequest__Output } from '../../../tern/node/v1alpha1/CancelMigrationRequest.js';
+import type { ContinueMigrationRequest as _tern_node_v1alpha1_ContinueMigrationRequest, ContinueMigrationRequest__Output as _tern_node_v1alpha1_ContinueMigrationRequest__Output } from '../../../tern/node/v1alpha1/ContinueMigrationRequest.js';
+import type { GetMigrationRequest as _tern_node_v1alpha1_GetMigrationRequest, GetMigrationRequest__Output as _tern_node_v1alpha1_GetMigrationRequest__Output } from '../../../tern/node/v1alpha1/GetMigrationRequest.js';
+import type { HandOverRequest as _tern_node_v1alpha1_HandOverRequest, HandOverRequest__Output as _tern_node_v1alpha1_HandOverRequest__Output } from '../../../tern/node/v1alpha1/HandOverRequest.js';
+import type { MigrationEvent as _tern_node_v1alpha1_MigrationEvent, MigrationEvent__Output as _tern_node_v1alpha1_MigrationEvent__Output } from '../../../tern/node/v1alpha1/MigrationEvent.js';
+import type { MigrationState as _tern_node_v1alpha1_MigrationState, MigrationState__Output as _tern_node_v1alpha1_MigrationState__Output } from '../../../tern/node/v1alpha1/MigrationState.js';
+import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingRequest, PrepareIncomingRequest__Output as _tern_node_v1alpha1_PrepareIncomingRequest__Output } from '../../../tern/node/v1alpha1/PrepareIncomingRequest.js';
+import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from '../../../tern/node/v1alpha1/PrepareIncomingResponse.js';
+import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from '../../../tern/node/v1alpha1/StartMigrationRequest.js';
+import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest, WatchMigrationRequest__Output as _tern_node_v1alpha1_WatchMigrationRequest__Output } from '../../../tern/node/v1alpha1/WatchMigrationRequest.js';
+
+export interface MigrationClient extends grpc.Client {
+  /**
+   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
+   * the target was resumed. Idempotent; an unknown id is not an error.
+   */
+  AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
+   * the target was resumed. Idempotent; an unknown id is not an error.
+   */
+  abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
+   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   */
+  CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
+   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   */
+  cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Source, with hold_in_quiescing: lets a migration held in Quiescing (guest paused) continue to the switchover.
+   */
+  ContinueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ContinueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ContinueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ContinueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Source, with hold_in_quiescing: lets a migration held in Quiescing (guest paused) continue to the switchover.
+   */
+  continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
+   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
+   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   */
+  PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
+   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
+   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   */
+  prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Source, hand-over success side: quits the (paused) source QEMU and deletes its state. Only after COMPLETED;
+   * refused while the source runs the guest.
+   */
+  ReleaseSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ReleaseSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ReleaseSource(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ReleaseSource(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Source, hand-over success side: quits the (paused) source QEMU and deletes its state. Only after COMPLETED;
+   * refused while the source runs the guest.
+   */
+  releaseSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  releaseSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  releaseSource(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  releaseSource(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
+   * the caller must have aborted the target first.
+   */
+  ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
+   * the caller must have aborted the target first.
+   */
+  resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
+   * recorded this node as the owner; recorded_owner must name this node.
+   */
+  ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
+   * recorded this node as the owner; recorded_owner must name this node.
+   */
+  resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
+   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
+   */
+  StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
+   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
+   */
+  startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Either side: the history so far (every phase change and decision, the latest progress), then live events at
+   * a bounded rate; the stream ends after the OUTCOME event (source) or the TARGET_* terminal event (target).
+   */
+  WatchMigration(argument: _tern_node_v1alpha1_WatchMigrationRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_MigrationEvent__Output>;
+  WatchMigration(argument: _tern_node_v1alpha1_WatchMigrationRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_MigrationEvent__Output>;
+  /**
+   * Either side: the history so far (every phase change and decision, the latest progress), then live events at
+   * a bounded rate; the stream ends after the OUTCOME event (source) or the TARGET_* terminal event (target).
+   */
+  watchMigration(argument: _tern_node_v1alpha1_WatchMigrationRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_MigrationEvent__Output>;
+  watchMigration(argument: _tern_node_v1alpha1_WatchMigrationRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_tern_node_v1alpha1_MigrationEvent__Output>;
+  
+}
+
+export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
+   * the target was resumed. Idempotent; an unknown id is not an error.
+   */
+  AbortIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_AbortIncomingRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
+   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   */
+  CancelMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_CancelMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Source, with hold_in_quiescing: lets a migration held in Quiescing (guest paused) continue to the switchover.
+   */
+  ContinueMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_ContinueMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  GetMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_GetMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
+   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
+   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   */
+  PrepareIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse>;
+  
+  /**
+   * Source, hand-over success side: quits the (paused) source QEMU and deletes its state. Only after COMPLETED;
+   * refused while the source runs the guest.
+   */
+  ReleaseSource: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
+   * the caller must have aborted the target first.
+   */
+  ResumeSource: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
+   * recorded this node as the owner; recorded_owner must name this node.
+   */
+  ResumeTarget: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
+   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
+   */
+  StartMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
+  
+  /**
+   * Either side: the history so far (every phase change and decision, the latest progress), then live events at
+   * a bounded rate; the stream ends after the OUTCOME event (source) or the TARGET_* terminal event (target).
+   */
+  WatchMigration: grpc.handleServerStreamingCall<_tern_node_v1alpha1_WatchMigrationRequest__Output, _tern_node_v1alpha1_MigrationEvent>;
+  
+}
+
+export interface MigrationDefinition extends grpc.ServiceDefinition {
+  AbortIncoming: MethodDefinition<_tern_node_v1alpha1_AbortIncomingRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_AbortIncomingRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  CancelMigration: MethodDefinition<_tern_node_v1alpha1_CancelMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_CancelMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  ContinueMigration: MethodDefinition<_tern_node_v1alpha1_ContinueMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_ContinueMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  GetMigration: MethodDefinition<_tern_node_v1alpha1_GetMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_GetMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  PrepareIncoming: MethodDefinition<_tern_node_v1alpha1_PrepareIncomingRequest, _tern_node_v1alpha1_PrepareIncomingResponse, _tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse__Output>
+  ReleaseSource: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  ResumeSource: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  ResumeTarget: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  StartMigration: MethodDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  WatchMigration: MethodDefinition<_tern_node_v1alpha1_WatchMigrationRequest, _tern_node_v1alpha1_MigrationEvent, _tern_node_v1alpha1_WatchMigrationRequest__Output, _tern_node_v1alpha1_MigrationEvent__Output>
+}

@@ -1,0 +1,83 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from '../../../tern/node/v1alpha1/PhaseTiming.js';
+import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from '../../../tern/node/v1alpha1/ConvergenceDecision.js';
+import type { ChannelStats as _tern_node_v1alpha1_ChannelStats, ChannelStats__Output as _tern_node_v1alpha1_ChannelStats__Output } from '../../../tern/node/v1alpha1/ChannelStats.js';
+import type { Long } from '@grpc/proto-loader';
+
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+export const _tern_node_v1alpha1_MigrationOutcome_Result = {
+  RESULT_UNSPECIFIED: 'RESULT_UNSPECIFIED',
+  /**
+   * The target holds the guest loaded and paused; the hand-over is next.
+   */
+  RESULT_COMPLETED: 'RESULT_COMPLETED',
+  RESULT_FAILED: 'RESULT_FAILED',
+  RESULT_ABORTED: 'RESULT_ABORTED',
+} as const;
+
+export type _tern_node_v1alpha1_MigrationOutcome_Result =
+  | 'RESULT_UNSPECIFIED'
+  | 0
+  /**
+   * The target holds the guest loaded and paused; the hand-over is next.
+   */
+  | 'RESULT_COMPLETED'
+  | 1
+  | 'RESULT_FAILED'
+  | 2
+  | 'RESULT_ABORTED'
+  | 3
+
+export type _tern_node_v1alpha1_MigrationOutcome_Result__Output = typeof _tern_node_v1alpha1_MigrationOutcome_Result[keyof typeof _tern_node_v1alpha1_MigrationOutcome_Result]
+
+export interface MigrationOutcome {
+  'result'?: (_tern_node_v1alpha1_MigrationOutcome_Result);
+  'reason'?: (string);
+  /**
+   * Wall time from StartMigration to the outcome.
+   */
+  'durationMs'?: (number | string | Long);
+  /**
+   * QEMU's own figures (downtime only when completed).
+   */
+  'qemuTotalTimeMs'?: (number | string | Long);
+  'downtimeMs'?: (number | string | Long);
+  'setupTimeMs'?: (number | string | Long);
+  'transferredBytes'?: (number | string | Long);
+  'rounds'?: (number);
+  'postCopy'?: (boolean);
+  'phases'?: (_tern_node_v1alpha1_PhaseTiming)[];
+  'decisions'?: (_tern_node_v1alpha1_ConvergenceDecision)[];
+  /**
+   * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
+   */
+  'sourceRunState'?: (string);
+  'channels'?: (_tern_node_v1alpha1_ChannelStats)[];
+}
+
+export interface MigrationOutcome__Output {
+  'result': (_tern_node_v1alpha1_MigrationOutcome_Result__Output);
+  'reason': (string);
+  /**
+   * Wall time from StartMigration to the outcome.
+   */
+  'durationMs': (number);
+  /**
+   * QEMU's own figures (downtime only when completed).
+   */
+  'qemuTotalTimeMs': (number);
+  'downtimeMs': (number);
+  'setupTimeMs': (number);
+  'transferredBytes': (number);
+  'rounds': (number);
+  'postCopy': (boolean);
+  'phases': (_tern_node_v1alpha1_PhaseTiming__Output)[];
+  'decisions': (_tern_node_v1alpha1_ConvergenceDecision__Output)[];
+  /**
+   * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
+   */
+  'sourceRunState': (string);
+  'channels': (_tern_node_v1alpha1_ChannelStats__Output)[];
+}

@@ -1,0 +1,41 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+export const MigrationPhase = {
+  MIGRATION_PHASE_UNSPECIFIED: 'MIGRATION_PHASE_UNSPECIFIED',
+  MIGRATION_PHASE_INITIALIZING: 'MIGRATION_PHASE_INITIALIZING',
+  MIGRATION_PHASE_COPYING: 'MIGRATION_PHASE_COPYING',
+  MIGRATION_PHASE_QUIESCING: 'MIGRATION_PHASE_QUIESCING',
+  MIGRATION_PHASE_FREEZING: 'MIGRATION_PHASE_FREEZING',
+  MIGRATION_PHASE_POST_COPY: 'MIGRATION_PHASE_POST_COPY',
+  /**
+   * QEMU completed: the target holds the guest, paused; the hand-over is next.
+   */
+  MIGRATION_PHASE_COMPLETED: 'MIGRATION_PHASE_COMPLETED',
+  MIGRATION_PHASE_FAILED: 'MIGRATION_PHASE_FAILED',
+  MIGRATION_PHASE_ABORTED: 'MIGRATION_PHASE_ABORTED',
+} as const;
+
+export type MigrationPhase =
+  | 'MIGRATION_PHASE_UNSPECIFIED'
+  | 0
+  | 'MIGRATION_PHASE_INITIALIZING'
+  | 1
+  | 'MIGRATION_PHASE_COPYING'
+  | 2
+  | 'MIGRATION_PHASE_QUIESCING'
+  | 3
+  | 'MIGRATION_PHASE_FREEZING'
+  | 4
+  | 'MIGRATION_PHASE_POST_COPY'
+  | 5
+  /**
+   * QEMU completed: the target holds the guest, paused; the hand-over is next.
+   */
+  | 'MIGRATION_PHASE_COMPLETED'
+  | 6
+  | 'MIGRATION_PHASE_FAILED'
+  | 7
+  | 'MIGRATION_PHASE_ABORTED'
+  | 8
+
+export type MigrationPhase__Output = typeof MigrationPhase[keyof typeof MigrationPhase]

@@ -1,0 +1,41 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface MigrationProgress {
+  /**
+   * QEMU's status, e.g. 'active', 'pre-switchover', 'device'.
+   */
+  'status'?: (string);
+  /**
+   * Pass over guest memory (1 = the first full copy).
+   */
+  'round'?: (number);
+  'transferredBytes'?: (number | string | Long);
+  'remainingBytes'?: (number | string | Long);
+  'totalBytes'?: (number | string | Long);
+  'dirtyRateBytesPerSec'?: (number | string | Long);
+  'throughputMbps'?: (number | string);
+  'expectedDowntimeMs'?: (number | string | Long);
+  'cpuThrottlePercent'?: (number);
+  'qemuTotalTimeMs'?: (number | string | Long);
+}
+
+export interface MigrationProgress__Output {
+  /**
+   * QEMU's status, e.g. 'active', 'pre-switchover', 'device'.
+   */
+  'status': (string);
+  /**
+   * Pass over guest memory (1 = the first full copy).
+   */
+  'round': (number);
+  'transferredBytes': (number);
+  'remainingBytes': (number);
+  'totalBytes': (number);
+  'dirtyRateBytesPerSec': (number);
+  'throughputMbps': (number);
+  'expectedDowntimeMs': (number);
+  'cpuThrottlePercent': (number);
+  'qemuTotalTimeMs': (number);
+}

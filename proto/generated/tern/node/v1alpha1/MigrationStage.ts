@@ -1,0 +1,92 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+/**
+ * Where a migration stands on this daemon.
+ */
+export const MigrationStage = {
+  MIGRATION_STAGE_UNSPECIFIED: 'MIGRATION_STAGE_UNSPECIFIED',
+  /**
+   * Source: QEMU migrates. Target: the incoming QEMU listens or loads.
+   */
+  MIGRATION_STAGE_RUNNING: 'MIGRATION_STAGE_RUNNING',
+  /**
+   * Target: the guest is loaded and paused, waiting for ResumeTarget or AbortIncoming.
+   */
+  MIGRATION_STAGE_LOADED: 'MIGRATION_STAGE_LOADED',
+  /**
+   * Source: the outcome is known (see outcome); waiting for ReleaseSource or ResumeSource.
+   */
+  MIGRATION_STAGE_FINISHED: 'MIGRATION_STAGE_FINISHED',
+  /**
+   * Target resumed (it owns the guest now).
+   */
+  MIGRATION_STAGE_RESUMED: 'MIGRATION_STAGE_RESUMED',
+  /**
+   * Source released (the guest left this node).
+   */
+  MIGRATION_STAGE_RELEASED: 'MIGRATION_STAGE_RELEASED',
+  /**
+   * Source runs the guest again after a failed or cancelled migration.
+   */
+  MIGRATION_STAGE_SOURCE_RESUMED: 'MIGRATION_STAGE_SOURCE_RESUMED',
+  /**
+   * Target aborted: nothing left here.
+   */
+  MIGRATION_STAGE_ABORTED: 'MIGRATION_STAGE_ABORTED',
+  /**
+   * Target: the incoming migration failed; AbortIncoming cleans up.
+   */
+  MIGRATION_STAGE_TARGET_FAILED: 'MIGRATION_STAGE_TARGET_FAILED',
+} as const;
+
+/**
+ * Where a migration stands on this daemon.
+ */
+export type MigrationStage =
+  | 'MIGRATION_STAGE_UNSPECIFIED'
+  | 0
+  /**
+   * Source: QEMU migrates. Target: the incoming QEMU listens or loads.
+   */
+  | 'MIGRATION_STAGE_RUNNING'
+  | 1
+  /**
+   * Target: the guest is loaded and paused, waiting for ResumeTarget or AbortIncoming.
+   */
+  | 'MIGRATION_STAGE_LOADED'
+  | 2
+  /**
+   * Source: the outcome is known (see outcome); waiting for ReleaseSource or ResumeSource.
+   */
+  | 'MIGRATION_STAGE_FINISHED'
+  | 3
+  /**
+   * Target resumed (it owns the guest now).
+   */
+  | 'MIGRATION_STAGE_RESUMED'
+  | 4
+  /**
+   * Source released (the guest left this node).
+   */
+  | 'MIGRATION_STAGE_RELEASED'
+  | 5
+  /**
+   * Source runs the guest again after a failed or cancelled migration.
+   */
+  | 'MIGRATION_STAGE_SOURCE_RESUMED'
+  | 6
+  /**
+   * Target aborted: nothing left here.
+   */
+  | 'MIGRATION_STAGE_ABORTED'
+  | 7
+  /**
+   * Target: the incoming migration failed; AbortIncoming cleans up.
+   */
+  | 'MIGRATION_STAGE_TARGET_FAILED'
+  | 8
+
+/**
+ * Where a migration stands on this daemon.
+ */
+export type MigrationStage__Output = typeof MigrationStage[keyof typeof MigrationStage]

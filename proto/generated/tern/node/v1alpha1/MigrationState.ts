@@ -1,0 +1,44 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type { MigrationRole as _tern_node_v1alpha1_MigrationRole, MigrationRole__Output as _tern_node_v1alpha1_MigrationRole__Output } from '../../../tern/node/v1alpha1/MigrationRole.js';
+import type { MigrationStage as _tern_node_v1alpha1_MigrationStage, MigrationStage__Output as _tern_node_v1alpha1_MigrationStage__Output } from '../../../tern/node/v1alpha1/MigrationStage.js';
+import type { MigrationPhase as _tern_node_v1alpha1_MigrationPhase, MigrationPhase__Output as _tern_node_v1alpha1_MigrationPhase__Output } from '../../../tern/node/v1alpha1/MigrationPhase.js';
+import type { MigrationOutcome as _tern_node_v1alpha1_MigrationOutcome, MigrationOutcome__Output as _tern_node_v1alpha1_MigrationOutcome__Output } from '../../../tern/node/v1alpha1/MigrationOutcome.js';
+
+export interface MigrationState {
+  'migrationId'?: (string);
+  'role'?: (_tern_node_v1alpha1_MigrationRole);
+  'guest'?: (string);
+  'stage'?: (_tern_node_v1alpha1_MigrationStage);
+  /**
+   * Source: the engine's current phase.
+   */
+  'phase'?: (_tern_node_v1alpha1_MigrationPhase);
+  /**
+   * Why the migration is where it is (e.g. the target's failure, a cancel reason).
+   */
+  'message'?: (string);
+  /**
+   * Source, once known.
+   */
+  'outcome'?: (_tern_node_v1alpha1_MigrationOutcome | null);
+}
+
+export interface MigrationState__Output {
+  'migrationId': (string);
+  'role': (_tern_node_v1alpha1_MigrationRole__Output);
+  'guest': (string);
+  'stage': (_tern_node_v1alpha1_MigrationStage__Output);
+  /**
+   * Source: the engine's current phase.
+   */
+  'phase': (_tern_node_v1alpha1_MigrationPhase__Output);
+  /**
+   * Why the migration is where it is (e.g. the target's failure, a cancel reason).
+   */
+  'message': (string);
+  /**
+   * Source, once known.
+   */
+  'outcome': (_tern_node_v1alpha1_MigrationOutcome__Output | null);
+}

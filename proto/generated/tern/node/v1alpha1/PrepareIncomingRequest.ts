@@ -1,0 +1,53 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _tern_node_v1alpha1_GuestSpec__Output } from '../../../tern/node/v1alpha1/GuestSpec.js';
+import type { Accelerator as _tern_node_v1alpha1_Accelerator, Accelerator__Output as _tern_node_v1alpha1_Accelerator__Output } from '../../../tern/node/v1alpha1/Accelerator.js';
+import type { ChannelSettings as _tern_node_v1alpha1_ChannelSettings, ChannelSettings__Output as _tern_node_v1alpha1_ChannelSettings__Output } from '../../../tern/node/v1alpha1/ChannelSettings.js';
+
+export interface PrepareIncomingRequest {
+  /**
+   * 1-63 of [a-z0-9-], starting and ending alphanumeric (a Migration's uid fits).
+   */
+  'migrationId'?: (string);
+  /**
+   * The source guest's spec as GetGuest reports it.
+   */
+  'spec'?: (_tern_node_v1alpha1_GuestSpec | null);
+  /**
+   * The source's accelerator: the target must run the same one, and pins the CPU model default from it.
+   */
+  'sourceAccelerator'?: (_tern_node_v1alpha1_Accelerator);
+  'channel'?: (_tern_node_v1alpha1_ChannelSettings | null);
+  /**
+   * One-time token (32 random bytes, base64url) the source daemon presents on each data link.
+   */
+  'token'?: (string);
+  /**
+   * How long the token admits links; 0 = 300 s.
+   */
+  'tokenTtlSeconds'?: (number);
+}
+
+export interface PrepareIncomingRequest__Output {
+  /**
+   * 1-63 of [a-z0-9-], starting and ending alphanumeric (a Migration's uid fits).
+   */
+  'migrationId': (string);
+  /**
+   * The source guest's spec as GetGuest reports it.
+   */
+  'spec': (_tern_node_v1alpha1_GuestSpec__Output | null);
+  /**
+   * The source's accelerator: the target must run the same one, and pins the CPU model default from it.
+   */
+  'sourceAccelerator': (_tern_node_v1alpha1_Accelerator__Output);
+  'channel': (_tern_node_v1alpha1_ChannelSettings__Output | null);
+  /**
+   * One-time token (32 random bytes, base64url) the source daemon presents on each data link.
+   */
+  'token': (string);
+  /**
+   * How long the token admits links; 0 = 300 s.
+   */
+  'tokenTtlSeconds': (number);
+}

@@ -1,0 +1,19 @@
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
+import type { MigrationState as _tern_node_v1alpha1_MigrationState, MigrationState__Output as _tern_node_v1alpha1_MigrationState__Output } from '../../../tern/node/v1alpha1/MigrationState.js';
+
+export interface PrepareIncomingResponse {
+  /**
+   * host:port of this daemon's migration link listener, for StartMigrationRequest.target_data_endpoint.
+   */
+  'dataEndpoint'?: (string);
+  'state'?: (_tern_node_v1alpha1_MigrationState | null);
+}
+
+export interface PrepareIncomingResponse__Output {
+  /**
+   * host:port of this daemon's migration link listener, for StartMigrationRequest.target_data_endpoint.
+   */
+  'dataEndpoint': (string);
+  'state': (_tern_node_v1alpha1_MigrationState__Output | null);
+}
