@@ -1,0 +1,75 @@
+// Runs one of Tern's TypeScript programs (the daemon, the operator) as a real child process for tests and the
+// local cluster: JSON log lines are collected, and start-up completes when the program logs its ready message.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const READY_TIMEOUT_MS = 60_000;
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface ServiceProcess {
+  pid: number;
+  /** The ready log line (it carries the ports the program bound). */
+  ready: LogLine;
+  /** Every JSON log line so far. */
+  logs: LogLine[];
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  /** Sends the signal (SIGTERM by default) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `node --import tsx <main> <args>` and resolves once it logged `readyMessage`. */
+export async function startServiceProcess(
+  main: string,
+  args: string[],
+  readyMessage: string,
+): Promise<ServiceProcess> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = new Promise<LogLine>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${main} did not log '${readyMessage}' within ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS,
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as LogLine;
+        logs.push(entry);
+        if (entry.msg === readyMessage) {
+          clearTimeout(timer);
+          resolve(entry);
+        }
+      } catch {
+        stderr += `${line}\n`;
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${main} exited with ${code} before it was ready: ${stderr}${JSON.stringify(logs)}`));
+    });
+  });
+  const entry = await ready.catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  return {
+    pid: child.pid!,
+    ready: entry,
+    logs,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
