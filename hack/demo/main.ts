@@ -70,20 +70,25 @@ async function migrate(cluster: LocalCluster, target: string): Promise<Migration
   await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(migration));
   say(`\n$ kubectl apply -f migration.yaml   # vmName: demo, targetNode: ${target}`);
   let lastPhase = '';
+  let lastRound: number | undefined;
   return until('the migration', 300_000, async () => {
     const current = await getJson<Migration>(cluster, 'migration', 'demo-1');
     const status = current.status;
     if (status?.phase !== undefined && status.phase !== lastPhase) {
       lastPhase = status.phase;
+      if (process.stdout.isTTY && lastRound !== undefined) process.stdout.write('\n');
       say(`  ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${status.phase}`);
     }
     const progress = status?.progress;
     if (progress !== undefined && status?.phase === 'Copying') {
       const mib = (bytes?: number): string => ((bytes ?? 0) / 2 ** 20).toFixed(0);
-      process.stdout.write(
-        `\r           round ${progress.round ?? 0}, ${mib(progress.transferredBytes)} MiB sent, ` +
-          `${mib(progress.remainingBytes)} MiB left, ${progress.percent ?? 0}%   `,
-      );
+      const line =
+        `round ${progress.round ?? 0}, ${mib(progress.transferredBytes)} MiB sent, ` +
+        `${mib(progress.remainingBytes)} MiB left, ${progress.percent ?? 0}%`;
+      // On a terminal the line is rewritten in place; in a log, one line per round.
+      if (process.stdout.isTTY) process.stdout.write(`\r           ${line}   `);
+      else if (progress.round !== lastRound) say(`           ${line}`);
+      lastRound = progress.round;
     }
     return ['Succeeded', 'Failed', 'Aborted'].includes(status?.phase ?? '') ? current : undefined;
   });
@@ -118,10 +123,11 @@ try {
   const migrationStart = performance.now();
   const migration = await migrate(cluster, target);
   const migrationEnd = performance.now();
-  process.stdout.write('\n');
+  if (process.stdout.isTTY) process.stdout.write('\n');
   await sleep(3_000);
   await client.stop();
-  const clientEnd = performance.now();
+  // The chart ends with the last completed transaction, not in a bucket the stopped client left empty.
+  const clientEnd = client.log.completions.at(-1)!;
 
   const status = migration.status!;
   const timings = status.phaseTimings ?? [];
