@@ -34,6 +34,21 @@ describe('parseConfig', () => {
     });
   });
 
+  it('takes the migration limits (default 5 / 2 / 2) and the progress write interval', () => {
+    expect(parseConfig(TLS, {})).toMatchObject({
+      migrationLimits: { cluster: 5, outboundPerNode: 2, inboundPerNode: 2 },
+      migrationProgressIntervalMs: 500,
+    });
+    const config = parseConfig([...TLS, '--max-migrations', '3', '--max-inbound-migrations-per-node', '1'], {
+      TERN_MAX_OUTBOUND_MIGRATIONS_PER_NODE: '1',
+      TERN_MIGRATION_PROGRESS_INTERVAL_MS: '250',
+    });
+    expect(config).toMatchObject({
+      migrationLimits: { cluster: 3, outboundPerNode: 1, inboundPerNode: 1 },
+      migrationProgressIntervalMs: 250,
+    });
+  });
+
   it('turns leader election off only when asked', () => {
     expect(parseConfig([...TLS, '--no-leader-election'], {}).leaderElection).toBeUndefined();
   });
@@ -43,6 +58,7 @@ describe('parseConfig', () => {
     [[...TLS, '--workers', '0'], '--workers: expected a positive integer, got "0"'],
     [[...TLS, '--metrics-listen', '8080'], '--metrics-listen: expected host:port, got "8080"'],
     [[...TLS, '--leader-lease-duration-seconds', '2'], '--leader-lease-duration-seconds: at least 3'],
+    [[...TLS, '--max-migrations', '0'], '--max-migrations: expected a positive integer, got "0"'],
     [[...TLS, '--log-level', 'loud'], '--log-level: one of fatal, error, warn, info, debug, trace'],
   ])('rejects %j', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(new ConfigError(message));

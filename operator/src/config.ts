@@ -28,6 +28,10 @@ export interface OperatorConfig {
   daemonCallTimeoutMs: number;
   workers: number;
   logLevel: string;
+  /** Concurrent migrations: cluster-wide, leaving one node, entering one node. */
+  migrationLimits: { cluster: number; outboundPerNode: number; inboundPerNode: number };
+  /** Least interval between two progress writes to a Migration's status. */
+  migrationProgressIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +71,10 @@ interface RawOptions {
   daemonCallTimeoutMs: string;
   workers: string;
   logLevel: string;
+  maxMigrations: string;
+  maxOutboundMigrationsPerNode: string;
+  maxInboundMigrationsPerNode: string;
+  migrationProgressIntervalMs: string;
 }
 
 function command(env: NodeJS.ProcessEnv): Command {
@@ -153,6 +161,37 @@ function command(env: NodeJS.ProcessEnv): Command {
     .addOption(
       withEnv(new Option('--workers <n>', 'concurrent VirtualMachine reconciles'), 'TERN_WORKERS', '4'),
     )
+    .addOption(
+      withEnv(
+        new Option('--max-migrations <n>', 'concurrent migrations cluster-wide'),
+        'TERN_MAX_MIGRATIONS',
+        '5',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--max-outbound-migrations-per-node <n>', 'concurrent migrations leaving one node'),
+        'TERN_MAX_OUTBOUND_MIGRATIONS_PER_NODE',
+        '2',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--max-inbound-migrations-per-node <n>', 'concurrent migrations entering one node'),
+        'TERN_MAX_INBOUND_MIGRATIONS_PER_NODE',
+        '2',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--migration-progress-interval-ms <ms>',
+          "least interval between progress writes to a Migration's status",
+        ),
+        'TERN_MIGRATION_PROGRESS_INTERVAL_MS',
+        '500',
+      ),
+    )
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
 }
 
@@ -193,6 +232,18 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     daemonCallTimeoutMs: positiveInteger(raw.daemonCallTimeoutMs, '--daemon-call-timeout-ms'),
     workers: positiveInteger(raw.workers, '--workers'),
     logLevel: raw.logLevel,
+    migrationLimits: {
+      cluster: positiveInteger(raw.maxMigrations, '--max-migrations'),
+      outboundPerNode: positiveInteger(
+        raw.maxOutboundMigrationsPerNode,
+        '--max-outbound-migrations-per-node',
+      ),
+      inboundPerNode: positiveInteger(raw.maxInboundMigrationsPerNode, '--max-inbound-migrations-per-node'),
+    },
+    migrationProgressIntervalMs: positiveInteger(
+      raw.migrationProgressIntervalMs,
+      '--migration-progress-interval-ms',
+    ),
   };
 }
 

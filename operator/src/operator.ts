@@ -1,10 +1,10 @@
-// Wires one operator replica: informers, the VirtualMachine and HypervisorNode-health controllers, the daemon
-// client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+// Wires one operator replica: informers, the VirtualMachine, Migration and HypervisorNode-health controllers, the
+// daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { HypervisorNode, VirtualMachine } from '../../crds/index.js';
+import type { HypervisorNode, Migration, MigrationPolicy, VirtualMachine } from '../../crds/index.js';
 import type { Lease } from './controller/leader.js';
 import { Manager } from './controller/manager.js';
 import type { OperatorConfig } from './config.js';
@@ -13,7 +13,8 @@ import { EventRecorder } from './kube/events.js';
 import { Leases } from './kube/resources.js';
 import { RestKubeClient } from './kube/rest-client.js';
 import { HypervisorNodeHealthReconciler } from './reconcilers/hypervisornode-health.js';
-import { HypervisorNodes, VirtualMachines } from './reconcilers/resources.js';
+import { MigrationReconciler } from './reconcilers/migration.js';
+import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from './reconcilers/resources.js';
 import { VirtualMachineReconciler } from './reconcilers/virtualmachine.js';
 
 export interface RunningOperator {
@@ -51,6 +52,26 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .addController({ name: 'virtualmachine', reconcile: vmReconciler.reconcile, workers: config.workers })
     .watch(vms)
     .watch(nodes, vmReconciler.vmKeysForNode);
+
+  const migrations = manager.informer<Migration>(Migrations);
+  const policies = manager.informer<MigrationPolicy>(MigrationPolicies);
+  const migrationReconciler = new MigrationReconciler({
+    client,
+    pool,
+    nodes,
+    vms,
+    migrations,
+    policies,
+    events,
+    limits: config.migrationLimits,
+    progressIntervalMs: config.migrationProgressIntervalMs,
+  });
+  // One worker: admissions run one at a time, so two never take the same concurrency slot. The phases run
+  // outside the worker (one run per Migration).
+  manager
+    .addController({ name: 'migration', reconcile: migrationReconciler.reconcile, workers: 1 })
+    .watch(migrations)
+    .watch(migrations, migrationReconciler.pendingKeys);
 
   const health = new HypervisorNodeHealthReconciler({
     client,

@@ -3,8 +3,9 @@
 // is the node name, not the endpoint, so a HypervisorNode cannot redirect the operator to another node's daemon.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { loadControlProto } from '../../../proto/index.js';
+import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
 import { DaemonClient, type DaemonClientOptions } from './daemon-client.js';
+import { MigrationDaemonClient } from './migration-client.js';
 
 export interface TlsFiles {
   caFile: string;
@@ -27,7 +28,9 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 export class DaemonClientPool {
   private readonly credentials: grpc.ChannelCredentials;
   private readonly GuestControl = loadControlProto().GuestControl;
+  private readonly Migration = loadMigrationProto().Migration;
   private readonly clients = new Map<string, DaemonClient>();
+  private readonly migrationClients = new Map<string, MigrationDaemonClient>();
 
   constructor(private readonly options: DaemonClientPoolOptions) {
     // Read once: a rotated certificate takes effect on the operator's next restart.
@@ -43,20 +46,37 @@ export class DaemonClientPool {
     const existing = this.clients.get(nodeName);
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
-    const raw = new this.GuestControl(endpoint, this.credentials, {
-      ...CHANNEL_OPTIONS,
-      'grpc.ssl_target_name_override': nodeName,
-      'grpc.default_authority': nodeName,
-    });
+    const raw = new this.GuestControl(endpoint, this.credentials, this.channelOptions(nodeName));
     const created = new DaemonClient(nodeName, endpoint, raw, this.options);
     this.clients.set(nodeName, created);
     return created;
+  }
+
+  /** The Migration API client of nodeName at endpoint (same daemon, same rules as client()). */
+  migrationClient(nodeName: string, endpoint: string): MigrationDaemonClient {
+    const existing = this.migrationClients.get(nodeName);
+    if (existing?.endpoint === endpoint) return existing;
+    existing?.close();
+    const raw = new this.Migration(endpoint, this.credentials, this.channelOptions(nodeName));
+    const created = new MigrationDaemonClient(nodeName, endpoint, raw, this.options.callTimeoutMs);
+    this.migrationClients.set(nodeName, created);
+    return created;
+  }
+
+  private channelOptions(nodeName: string): grpc.ChannelOptions {
+    return {
+      ...CHANNEL_OPTIONS,
+      'grpc.ssl_target_name_override': nodeName,
+      'grpc.default_authority': nodeName,
+    };
   }
 
   /** Closes the client of a node that vanished. */
   forget(nodeName: string): void {
     this.clients.get(nodeName)?.close();
     this.clients.delete(nodeName);
+    this.migrationClients.get(nodeName)?.close();
+    this.migrationClients.delete(nodeName);
   }
 
   get size(): number {
@@ -64,7 +84,8 @@ export class DaemonClientPool {
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close();
+    for (const client of [...this.clients.values(), ...this.migrationClients.values()]) client.close();
     this.clients.clear();
+    this.migrationClients.clear();
   }
 }

@@ -17,3 +17,19 @@ export const HypervisorNodes = customResource(
   PLURALS.HypervisorNode,
   NAMESPACED.HypervisorNode,
 );
+
+export const Migrations = customResource(
+  API_GROUP,
+  API_VERSION_NAME,
+  KINDS.Migration,
+  PLURALS.Migration,
+  NAMESPACED.Migration,
+);
+
+export const MigrationPolicies = customResource(
+  API_GROUP,
+  API_VERSION_NAME,
+  KINDS.MigrationPolicy,
+  PLURALS.MigrationPolicy,
+  NAMESPACED.MigrationPolicy,
+);

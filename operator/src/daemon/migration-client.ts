@@ -1,0 +1,156 @@
+// Promise-shaped calls to one daemon's Migration API (proto/tern/node/v1alpha1/migration.proto), each unary call
+// with a deadline, plus the WatchMigration stream. Shares the node's mTLS channel settings with DaemonClient.
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type {
+  Guest__Output,
+  MigrationClient as WireMigrationClient,
+  MigrationEvent__Output,
+  MigrationState__Output,
+  PrepareIncomingResponse__Output,
+  WireMigrationPolicy,
+} from '../../../proto/index.js';
+import { isGrpcError } from './daemon-client.js';
+
+/** A fresh one-time migration token: 32 random bytes, base64url (what the daemons admit data links with). */
+export function newMigrationToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export interface PrepareIncoming {
+  id: string;
+  /** The source guest as its daemon reports it (spec and accelerator). */
+  source: Guest__Output;
+  token: string;
+  postCopy: boolean;
+  multifdChannels: number;
+}
+
+export interface StartMigration {
+  id: string;
+  guest: string;
+  targetDataEndpoint: string;
+  token: string;
+  policy: WireMigrationPolicy;
+}
+
+export class MigrationDaemonClient {
+  constructor(
+    readonly nodeName: string,
+    readonly endpoint: string,
+    private readonly client: WireMigrationClient,
+    private readonly callTimeoutMs: number,
+  ) {}
+
+  prepareIncoming(request: PrepareIncoming): Promise<PrepareIncomingResponse__Output> {
+    return this.unary((done, deadline) =>
+      this.client.prepareIncoming(
+        {
+          migrationId: request.id,
+          spec: request.source.spec!,
+          sourceAccelerator: request.source.accelerator,
+          channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
+          token: request.token,
+        },
+        { deadline },
+        done,
+      ),
+    );
+  }
+
+  startMigration(request: StartMigration): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) =>
+      this.client.startMigration(
+        {
+          migrationId: request.id,
+          guest: request.guest,
+          targetDataEndpoint: request.targetDataEndpoint,
+          token: request.token,
+          policy: request.policy,
+        },
+        { deadline },
+        done,
+      ),
+    );
+  }
+
+  /** The migration's state here, or undefined when this daemon does not know the id. */
+  async getMigration(id: string): Promise<MigrationState__Output | undefined> {
+    try {
+      return await this.unary((done, deadline) =>
+        this.client.getMigration({ migrationId: id }, { deadline }, done),
+      );
+    } catch (error) {
+      if (isGrpcError(error, grpc.status.NOT_FOUND)) return undefined;
+      throw error;
+    }
+  }
+
+  cancelMigration(id: string, reason: string): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) =>
+      this.client.cancelMigration({ migrationId: id, reason }, { deadline }, done),
+    );
+  }
+
+  resumeTarget(id: string, recordedOwner: string): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) =>
+      this.client.resumeTarget({ migrationId: id, recordedOwner }, { deadline }, done),
+    );
+  }
+
+  releaseSource(id: string, recordedOwner: string): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) =>
+      this.client.releaseSource({ migrationId: id, recordedOwner }, { deadline }, done),
+    );
+  }
+
+  resumeSource(id: string, recordedOwner: string): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) =>
+      this.client.resumeSource({ migrationId: id, recordedOwner }, { deadline }, done),
+    );
+  }
+
+  abortIncoming(id: string): Promise<MigrationState__Output> {
+    return this.unary((done, deadline) => this.client.abortIncoming({ migrationId: id }, { deadline }, done));
+  }
+
+  /**
+   * Streams the migration's history, then live events, to `onEvent` until the stream ends (after the outcome) or
+   * fails; `signal` cancels it. Resolves when the stream ended normally.
+   */
+  watch(
+    id: string,
+    progressIntervalMs: number,
+    onEvent: (event: MigrationEvent__Output) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.watchMigration({ migrationId: id, progressIntervalMs });
+      const cancel = () => call.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      const finish = () => signal.removeEventListener('abort', cancel);
+      call.on('data', (event: MigrationEvent__Output) => onEvent(event));
+      call.on('error', (error) => {
+        finish();
+        reject(error);
+      });
+      call.on('end', () => {
+        finish();
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<T>(
+    invoke: (done: (error: grpc.ServiceError | null, value?: T) => void, deadline: Date) => void,
+  ): Promise<T> {
+    const deadline = new Date(Date.now() + this.callTimeoutMs);
+    return new Promise<T>((resolve, reject) =>
+      invoke((error, value) => (error ? reject(error) : resolve(value as T)), deadline),
+    );
+  }
+}

@@ -1,0 +1,330 @@
+// The Migration state machine, without I/O: admission (validation, target choice, concurrency limits), the
+// mapping of the daemon's phases and outcomes onto Migration.status, the hand-over decision, phase timings and the
+// progress write throttle. migration.ts does the I/O around these decisions.
+import type {
+  HypervisorNode,
+  Migration,
+  MigrationFailureReason,
+  MigrationPhase,
+  MigrationStatus,
+  PhaseTiming,
+  VirtualMachine,
+} from '../../../crds/index.js';
+import { isTerminalMigrationPhase, parseByteQuantity } from '../../../crds/index.js';
+import type { MigrationOutcome__Output, WireMigrationPhase } from '../../../proto/index.js';
+import { isNodeReady, isNodeSchedulable, placeVirtualMachine, usageByNode } from '../placement/placement.js';
+
+export interface ConcurrencyLimits {
+  cluster: number;
+  outboundPerNode: number;
+  inboundPerNode: number;
+}
+
+export const DEFAULT_CONCURRENCY_LIMITS: ConcurrencyLimits = {
+  cluster: 5,
+  outboundPerNode: 2,
+  inboundPerNode: 2,
+};
+
+/** Phases in which a migration holds a slot of the concurrency limits (it has a source and a target). */
+export const ACTIVE_MIGRATION_PHASES: readonly MigrationPhase[] = [
+  'Scheduling',
+  'Initializing',
+  'Copying',
+  'Quiescing',
+  'Freezing',
+  'PostCopy',
+];
+
+/** Phases before the daemons hold anything: deleting the Migration needs no daemon call. */
+export const PRE_DAEMON_PHASES: readonly (MigrationPhase | undefined)[] = [
+  undefined,
+  'Pending',
+  'Scheduling',
+];
+
+export type WaitReason = 'ClusterLimit' | 'OutboundLimit' | 'InboundLimit';
+
+export type Admission =
+  | { kind: 'fail'; reason: MigrationFailureReason; message: string }
+  | { kind: 'wait'; reason: WaitReason; message: string; source: string; target: string }
+  | { kind: 'schedule'; source: string; target: string; message: string };
+
+export interface AdmissionInput {
+  migration: Migration;
+  /** The VM as read from the API (undefined: it does not exist). */
+  vm: VirtualMachine | undefined;
+  nodes: readonly HypervisorNode[];
+  vms: readonly VirtualMachine[];
+  /** Every Migration in the cluster as last seen (this one included or not). */
+  migrations: readonly Migration[];
+  limits: ConcurrencyLimits;
+}
+
+const MiB = 1024 * 1024;
+
+/** Older first: creation time, then name (creationTimestamp has whole seconds only). */
+export function compareAge(a: Migration, b: Migration): number {
+  const [ta, tb] = [a.metadata.creationTimestamp ?? '', b.metadata.creationTimestamp ?? ''];
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const [na, nb] = [a.metadata.name ?? '', b.metadata.name ?? ''];
+  return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+/** Whether the migration holds a concurrency slot. */
+export function isActive(migration: Migration): boolean {
+  const phase = migration.status?.phase;
+  return phase !== undefined && ACTIVE_MIGRATION_PHASES.includes(phase);
+}
+
+function sameMigration(a: Migration, b: Migration): boolean {
+  return a.metadata.uid === b.metadata.uid;
+}
+
+/**
+ * Decides what a Pending Migration does next: fail with a reason, wait for a concurrency slot, or start scheduling
+ * from `source` to `target`. Checks run in this order: VM, other migrations of the VM, target, capacity, limits.
+ */
+export function admit(input: AdmissionInput): Admission {
+  const { migration, vm, nodes } = input;
+  const vmName = migration.spec.vmName;
+  if (!vm)
+    return fail('VMNotFound', `VirtualMachine ${vmName} does not exist in ${migration.metadata.namespace}`);
+
+  const sameVm = input.migrations.filter(
+    (other) =>
+      !sameMigration(other, migration) &&
+      other.metadata.namespace === migration.metadata.namespace &&
+      other.spec.vmName === vmName &&
+      !isTerminalMigrationPhase(other.status?.phase),
+  );
+  const older = sameVm.find((other) => compareAge(other, migration) < 0 || isActive(other));
+  if (older) return fail('AlreadyMigrating', `Migration ${older.metadata.name} of ${vmName} is not finished`);
+  const active = vm.status?.activeMigration;
+  if (active && active !== migration.metadata.name) {
+    return fail('AlreadyMigrating', `VirtualMachine ${vmName} is being moved by Migration ${active}`);
+  }
+
+  const source = vm.status?.node;
+  if (vm.status?.phase !== 'Running' || !source) {
+    return fail(
+      'VMNotRunning',
+      `VirtualMachine ${vmName} is ${vm.status?.phase ?? 'not started'}, not Running`,
+    );
+  }
+  const sourceNode = nodes.find((n) => n.metadata.name === source);
+  const accelerator = sourceNode?.status?.accelerator;
+
+  let target = migration.spec.targetNode;
+  if (target) {
+    const problem = checkTarget(vm, target, source, accelerator, nodes, input.vms);
+    if (problem) return problem;
+  } else {
+    // Placement over the other nodes that run the source's accelerator; the VM's own node pin does not apply.
+    const candidates = nodes.filter(
+      (n) => n.metadata.name !== source && (!accelerator || n.status?.accelerator === accelerator),
+    );
+    const unpinned: VirtualMachine = {
+      ...vm,
+      spec: { ...vm.spec, placement: { nodeSelector: vm.spec.placement?.nodeSelector } },
+    };
+    const placed = placeVirtualMachine(unpinned, candidates, input.vms);
+    if (placed.node === undefined) {
+      const reason = placed.reason === 'InsufficientCapacity' ? 'InsufficientCapacity' : 'NoTargetAvailable';
+      return fail(reason, `no target for ${vmName} besides ${source}: ${placed.message}`);
+    }
+    target = placed.node;
+  }
+
+  const running = input.migrations.filter((other) => !sameMigration(other, migration) && isActive(other));
+  const { limits } = input;
+  if (running.length >= limits.cluster) {
+    return wait('ClusterLimit', `${running.length} migrations run cluster-wide (limit ${limits.cluster})`);
+  }
+  const outbound = running.filter((other) => other.status?.sourceNode === source).length;
+  if (outbound >= limits.outboundPerNode) {
+    return wait('OutboundLimit', `${outbound} migrations leave ${source} (limit ${limits.outboundPerNode})`);
+  }
+  const inbound = running.filter((other) => other.status?.targetNode === target).length;
+  if (inbound >= limits.inboundPerNode) {
+    return wait('InboundLimit', `${inbound} migrations enter ${target} (limit ${limits.inboundPerNode})`);
+  }
+  return { kind: 'schedule', source, target, message: `from ${source} to ${target}` };
+
+  function wait(reason: WaitReason, message: string): Admission {
+    return { kind: 'wait', reason, message: `waiting: ${message}`, source: source!, target: target! };
+  }
+}
+
+function fail(reason: MigrationFailureReason, message: string): Admission {
+  return { kind: 'fail', reason, message };
+}
+
+function checkTarget(
+  vm: VirtualMachine,
+  target: string,
+  source: string,
+  accelerator: string | undefined,
+  nodes: readonly HypervisorNode[],
+  vms: readonly VirtualMachine[],
+): Admission | undefined {
+  if (target === source)
+    return fail('TargetIsSource', `VirtualMachine ${vm.metadata.name} already runs on ${target}`);
+  const node = nodes.find((n) => n.metadata.name === target);
+  if (!node) return fail('TargetNotFound', `HypervisorNode ${target} does not exist`);
+  if (!isNodeReady(node)) return fail('TargetNotReady', `HypervisorNode ${target} is not Ready`);
+  if (!isNodeSchedulable(node)) return fail('TargetNotReady', `HypervisorNode ${target} is cordoned`);
+  if (accelerator && node.status?.accelerator !== accelerator) {
+    return fail(
+      'IncompatibleTarget',
+      `${source} runs ${accelerator}, ${target} runs ${node.status?.accelerator ?? 'an unknown accelerator'}`,
+    );
+  }
+  const used = usageByNode(vms, vm.metadata.uid).get(target);
+  if (used?.vmNames.has(vm.metadata.name!)) {
+    return fail('TargetNotReady', `${target} already runs another VM named ${vm.metadata.name}`);
+  }
+  const allocatable = node.status?.allocatable;
+  const freeCpu = (allocatable?.cpu ?? 0) - (used?.cpu ?? 0);
+  const freeMemory = (allocatable ? parseByteQuantity(allocatable.memory) : 0) - (used?.memoryBytes ?? 0);
+  const memory = parseByteQuantity(vm.spec.memory);
+  if (freeCpu < vm.spec.cpu.cores || freeMemory < memory) {
+    return fail(
+      'InsufficientCapacity',
+      `${target} has ${freeCpu} CPUs and ${Math.floor(freeMemory / MiB)} MiB free; ` +
+        `${vm.metadata.name} needs ${vm.spec.cpu.cores} and ${Math.ceil(memory / MiB)} MiB`,
+    );
+  }
+  return undefined;
+}
+
+const WIRE_PHASES: Partial<Record<WireMigrationPhase & string, MigrationPhase>> = {
+  MIGRATION_PHASE_INITIALIZING: 'Initializing',
+  MIGRATION_PHASE_COPYING: 'Copying',
+  MIGRATION_PHASE_QUIESCING: 'Quiescing',
+  MIGRATION_PHASE_FREEZING: 'Freezing',
+  MIGRATION_PHASE_POST_COPY: 'PostCopy',
+};
+
+/** Whether a daemon phase ends the source's run (the outcome follows). */
+export function isWireTerminal(phase: WireMigrationPhase): boolean {
+  return ['MIGRATION_PHASE_COMPLETED', 'MIGRATION_PHASE_FAILED', 'MIGRATION_PHASE_ABORTED'].includes(
+    String(phase),
+  );
+}
+
+/** The Migration phase a daemon phase shows as; undefined for the daemon's terminal phases (the outcome decides). */
+export function phaseFromWire(phase: WireMigrationPhase | string): MigrationPhase | undefined {
+  return WIRE_PHASES[phase as keyof typeof WIRE_PHASES];
+}
+
+/**
+ * The failure reason for a source outcome that is not COMPLETED. The engine reports its reasons as sentences;
+ * the timeout and stall aborts are recognised by their wording (see the daemon's convergence policy).
+ */
+export function failureFromOutcome(
+  outcome: MigrationOutcome__Output,
+  cancelled: boolean,
+): MigrationFailureReason {
+  if (cancelled || outcome.result === 'RESULT_ABORTED') return 'Cancelled';
+  if (/^not completed within/.test(outcome.reason)) return 'Timeout';
+  if (/^no progress for/.test(outcome.reason)) return 'Stalled';
+  if (/tunnel|link|target/i.test(outcome.reason)) return 'TransportFailed';
+  return 'SourceFailed';
+}
+
+export type HandOver =
+  /** Compare-and-swap the VM's record to the target, then ResumeTarget and ReleaseSource. */
+  | { kind: 'commit' }
+  /** The record already names the target (this hand-over's CAS happened before a restart): finish it. */
+  | { kind: 'finish' }
+  /** AbortIncoming on the target; ResumeSource if `resumeSource`. */
+  | { kind: 'rollback'; resumeSource: boolean };
+
+/** What to do once the source reported its outcome, given the VM's ownership record as read now. */
+export function decideHandOver(
+  completed: boolean,
+  recordNode: string | undefined,
+  source: string,
+  target: string,
+): HandOver {
+  if (recordNode === target) return { kind: 'finish' };
+  if (completed && recordNode === source) return { kind: 'commit' };
+  return { kind: 'rollback', resumeSource: recordNode === source };
+}
+
+/**
+ * Timings with `phase` entered at `at`: the running phase gets its duration, the new one its start. Re-entering
+ * the current phase changes nothing. A terminal phase gets a start only.
+ */
+export function enterPhase(
+  timings: readonly PhaseTiming[] | undefined,
+  phase: MigrationPhase,
+  at: Date,
+): PhaseTiming[] {
+  const list = (timings ?? []).map((t) => ({ ...t }));
+  if (list.some((t) => t.phase === phase)) return list;
+  const open = list.find((t) => t.durationMs === undefined && !isTerminalMigrationPhase(t.phase));
+  if (open) open.durationMs = Math.max(0, at.getTime() - Date.parse(open.startedAt));
+  list.push({ phase, startedAt: at.toISOString() });
+  return list;
+}
+
+/** Timings with the running phase ended at `at` (the daemon's end of Freezing, before the hand-over). */
+export function closePhase(timings: readonly PhaseTiming[] | undefined, at: Date): PhaseTiming[] {
+  return (timings ?? []).map((t) =>
+    t.durationMs === undefined && !isTerminalMigrationPhase(t.phase)
+      ? { ...t, durationMs: Math.max(0, at.getTime() - Date.parse(t.startedAt)) }
+      : { ...t },
+  );
+}
+
+/** Whether a phase comes after another in the normal order (late or replayed events never move a phase back). */
+export function isLaterPhase(next: MigrationPhase, current: MigrationPhase | undefined): boolean {
+  const order: readonly MigrationPhase[] = [
+    'Pending',
+    'Scheduling',
+    'Initializing',
+    'Copying',
+    'Quiescing',
+    'Freezing',
+    'PostCopy',
+    'Succeeded',
+  ];
+  if (current === undefined) return true;
+  if (isTerminalMigrationPhase(current)) return false;
+  if (isTerminalMigrationPhase(next)) return true;
+  return order.indexOf(next) > order.indexOf(current);
+}
+
+/** Status fields a phase change sets; the caller adds conditions. */
+export function statusWithPhase(status: MigrationStatus, phase: MigrationPhase, at: Date): MigrationStatus {
+  return { ...status, phase, phaseTimings: enterPhase(status.phaseTimings, phase, at) };
+}
+
+/**
+ * At most one progress write per `intervalMs`; the latest progress is kept and flushed by the next allowed
+ * write (phase changes are written at once and carry the latest progress with them).
+ */
+export class ProgressThrottle {
+  private lastWriteMs = -Infinity;
+
+  constructor(private readonly intervalMs: number) {}
+
+  /** Whether a progress write may happen at `nowMs`; if so the slot is taken. */
+  take(nowMs: number): boolean {
+    if (nowMs - this.lastWriteMs < this.intervalMs) return false;
+    this.lastWriteMs = nowMs;
+    return true;
+  }
+
+  /** Milliseconds until the next write is allowed. */
+  delayMs(nowMs: number): number {
+    return Math.max(0, this.intervalMs - (nowMs - this.lastWriteMs));
+  }
+
+  /** Counts an unthrottled write (a phase change) as the last write. */
+  wrote(nowMs: number): void {
+    this.lastWriteMs = nowMs;
+  }
+}
