@@ -3,11 +3,14 @@
 // live migration of the VM with a Migration object while the client keeps going. Prints the phases, the
 // transactions-per-second chart with the freeze marked (also written as SVG) and a summary, then tears down.
 // `--keep` leaves the cluster up until Ctrl-C; `--svg PATH` says where the chart goes (default ./demo-tps.svg).
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient } from '../../guest/host/agent-client.js';
+import { kubeBinary } from '../../test/harness/control-plane.js';
 import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
 import { svgChart, terminalChart } from './chart.js';
 import { longestGap, startTransactionClient, throughputSeries } from './transaction-client.js';
@@ -16,12 +19,12 @@ const NODES = ['node-a', 'node-b'];
 const GUEST_IP = '10.213.7.10';
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
+const PLUGIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../cli/bin');
 const keep = process.argv.includes('--keep');
 const svgFlag = process.argv.indexOf('--svg');
 const svgPath = svgFlag === -1 ? join(process.cwd(), 'demo-tps.svg') : process.argv[svgFlag + 1]!;
 
 const say = (line: string): void => console.log(line);
-const t0 = performance.now();
 const wallToPerf = (iso: string): number => Date.parse(iso) - Date.now() + performance.now();
 
 async function getJson<T>(cluster: LocalCluster, ...args: string[]): Promise<T> {
@@ -61,38 +64,26 @@ function vmManifest(cluster: LocalCluster): VirtualMachine {
   } as VirtualMachine;
 }
 
+/**
+ * Migrates the VM the way a user would: `kubectl tern migrate demo --to TARGET --wait`, through the real kubectl
+ * with the plugin on the PATH; its live output is shown as it comes. Returns the finished Migration.
+ */
 async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
-  const migration = {
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'Migration',
-    metadata: { name: 'demo-1', namespace: 'default' },
-    spec: { vmName: 'demo', targetNode: target },
-  };
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(migration));
-  say(`\n$ kubectl apply -f migration.yaml   # vmName: demo, targetNode: ${target}`);
-  let lastPhase = '';
-  let lastRound: number | undefined;
-  return until('the migration', 300_000, async () => {
-    const current = await getJson<Migration>(cluster, 'migration', 'demo-1');
-    const status = current.status;
-    if (status?.phase !== undefined && status.phase !== lastPhase) {
-      lastPhase = status.phase;
-      if (process.stdout.isTTY && lastRound !== undefined) process.stdout.write('\n');
-      say(`  ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${status.phase}`);
-    }
-    const progress = status?.progress;
-    if (progress !== undefined && status?.phase === 'Copying') {
-      const mib = (bytes?: number): string => ((bytes ?? 0) / 2 ** 20).toFixed(0);
-      const line =
-        `round ${progress.round ?? 0}, ${mib(progress.transferredBytes)} MiB sent, ` +
-        `${mib(progress.remainingBytes)} MiB left, ${progress.percent ?? 0}%`;
-      // On a terminal the line is rewritten in place; in a log, one line per round.
-      if (process.stdout.isTTY) process.stdout.write(`\r           ${line}   `);
-      else if (progress.round !== lastRound) say(`           ${line}`);
-      lastRound = progress.round;
-    }
-    return ['Succeeded', 'Failed', 'Aborted'].includes(status?.phase ?? '') ? current : undefined;
+  const args = ['tern', 'migrate', 'demo', '--to', target, '--wait'];
+  say(`\n$ kubectl ${args.join(' ')}`);
+  const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.controlPlane.kubeconfigPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PATH: `${PLUGIN_DIR}:${process.env.PATH ?? ''}` },
   });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+    process.stdout.write(chunk);
+  });
+  await new Promise((resolve) => child.once('exit', resolve));
+  const name = /migration\.tern\.dev\/(\S+) created/.exec(output)?.[1];
+  if (name === undefined) throw new Error('kubectl tern created no Migration');
+  return getJson<Migration>(cluster, 'migration', name);
 }
 
 const cluster = await startLocalCluster({
@@ -190,13 +181,12 @@ try {
     say(`    at ${((error.atMs - migrationStart) / 1000).toFixed(2)} s after apply: ${error.message}`);
   }
   say(
-    `  total time        ${((migrationEnd - migrationStart) / 1000).toFixed(2)} s (apply → ${status.phase})`,
+    `  total time        ${((migrationEnd - migrationStart) / 1000).toFixed(2)} s (kubectl tern migrate → ${status.phase})`,
   );
   say(`  bytes moved       ${((status.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
   say(`  integrity         ${verify}`);
   say(`  chart             ${svgPath}`);
   failed ||= status.phase !== 'Succeeded';
-  if (status.phase === 'Succeeded') say('\nGuest migrated successfully.');
   if (keep) {
     say(
       `\nThe cluster stays up: kubectl --kubeconfig=${cluster.controlPlane.kubeconfigPath} get tern   (Ctrl-C ends it)`,

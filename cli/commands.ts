@@ -1,0 +1,188 @@
+// The plugin's commands, on a KubeClient. Inputs arrive validated (program.ts); API errors propagate as
+// KubeApiError and are printed verbatim by the entry point.
+import type { HypervisorNode, Migration, MigrationSettings, VirtualMachine } from '../crds/index.js';
+import { API_VERSION } from '../crds/index.js';
+import type { KubeClient } from '../operator/src/kube/client.js';
+import { KubeApiError, isNotFound } from '../operator/src/kube/errors.js';
+import { formatDuration } from './format.js';
+import { HypervisorNodes, Migrations, USER_AGENT, VirtualMachines, activeMigrations } from './kube.js';
+import { migrationRef, renderLiveLine } from './render.js';
+import type { Outcome } from './render.js';
+import { MigrationReporter } from './reporter.js';
+import type { ReporterOutput } from './reporter.js';
+
+/** A failure that is not the apiserver's: printed as "error: <message>", exit code 1. */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export interface CommandContext {
+  client: KubeClient;
+  namespace: string;
+  out: ReporterOutput;
+  /** Delay between two reads of a followed Migration. */
+  pollIntervalMs: number;
+}
+
+export interface MigrateRequest {
+  vmName: string;
+  targetNode?: string;
+  bandwidth?: string;
+  maxDowntimeMs?: number;
+  wait: boolean;
+}
+
+const WRITE_OPTIONS = { fieldManager: USER_AGENT };
+
+export function buildMigration(namespace: string, request: MigrateRequest): Migration {
+  const overrides: MigrationSettings = {};
+  if (request.bandwidth !== undefined) overrides.bandwidth = request.bandwidth;
+  if (request.maxDowntimeMs !== undefined) overrides.maxDowntimeMs = request.maxDowntimeMs;
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Migration',
+    metadata: { generateName: `${request.vmName}-`, namespace },
+    spec: {
+      vmName: request.vmName,
+      ...(request.targetNode !== undefined && { targetNode: request.targetNode }),
+      ...(Object.keys(overrides).length > 0 && { overrides }),
+    },
+  };
+}
+
+/** Returns the process exit code: 0 once created (or, with --wait, once Succeeded), 1 when it did not succeed. */
+export async function migrate(ctx: CommandContext, request: MigrateRequest): Promise<number> {
+  // Read first: "VM not found" is clearer now than a Failed Migration later.
+  await ctx.client.get<VirtualMachine>(VirtualMachines, request.vmName, ctx.namespace);
+  const created = await ctx.client.create(Migrations, buildMigration(ctx.namespace, request), WRITE_OPTIONS);
+  const target = request.targetNode ? ` to ${request.targetNode}` : '';
+  ctx.out.write(
+    `migration.tern.dev/${created.metadata.name ?? ''} created: moving ${request.vmName}${target}\n`,
+  );
+  if (!request.wait) return 0;
+  const outcome = await follow(ctx, created);
+  return outcome.succeeded ? 0 : 1;
+}
+
+const TRANSIENT_RETRY_MS = 10_000;
+
+/** An error worth retrying while following: a cut connection, a timeout, or an overloaded apiserver. */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof KubeApiError)) return err instanceof Error && 'code' in err;
+  return err.statusCode === 0 || err.statusCode === 429 || err.statusCode >= 500;
+}
+
+/** Polls the Migration (at most 1/pollIntervalMs) until it reaches a terminal phase, rendering each snapshot. */
+export async function follow(ctx: CommandContext, migration: Migration): Promise<Outcome> {
+  const reporter = new MigrationReporter(ctx.out);
+  const name = migration.metadata.name ?? '';
+  let current = migration;
+  let failingSince: number | undefined;
+  for (;;) {
+    const outcome = reporter.update(current);
+    if (outcome) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, ctx.pollIntervalMs));
+    try {
+      current = await ctx.client.get<Migration>(Migrations, name, ctx.namespace);
+      failingSince = undefined;
+    } catch (err) {
+      reporter.close();
+      if (isNotFound(err)) {
+        throw new CliError(`migration ${migrationRef(migration)} was deleted before it finished (cancelled)`);
+      }
+      failingSince ??= Date.now();
+      if (!isTransient(err) || Date.now() - failingSince > TRANSIENT_RETRY_MS) throw err;
+    }
+  }
+}
+
+export async function cancel(ctx: CommandContext, vmName: string): Promise<number> {
+  let vm: VirtualMachine | undefined;
+  try {
+    vm = await ctx.client.get<VirtualMachine>(VirtualMachines, vmName, ctx.namespace);
+  } catch (err) {
+    // A Migration can outlive its VM; it is still worth cancelling.
+    if (!isNotFound(err)) throw err;
+  }
+  const active = await activeMigrations(ctx.client, ctx.namespace, vmName, vm);
+  if (active.length === 0) {
+    throw new CliError(`no active migration of ${vmName} in namespace ${ctx.namespace}`);
+  }
+  for (const migration of active) {
+    const name = migration.metadata.name ?? '';
+    try {
+      await ctx.client.delete(Migrations, name, ctx.namespace);
+    } catch (err) {
+      // It finished and was cleaned up in the meantime: nothing left to cancel.
+      if (!isNotFound(err)) throw err;
+    }
+    ctx.out.write(`migration.tern.dev/${name} deleted (cancelled)\n`);
+  }
+  return 0;
+}
+
+function describeMigration(migration: Migration): string {
+  const status = migration.status;
+  const route = `${status?.sourceNode ?? '?'} → ${status?.targetNode ?? migration.spec.targetNode ?? '?'}`;
+  return `${migration.metadata.name ?? ''} (${route}) ${renderLiveLine(status, false)}`;
+}
+
+export async function status(ctx: CommandContext, vmName: string): Promise<number> {
+  const vm = await ctx.client.get<VirtualMachine>(VirtualMachines, vmName, ctx.namespace);
+  const s = vm.status ?? {};
+  const active = await activeMigrations(ctx.client, ctx.namespace, vmName, vm);
+  const lines = [
+    `VirtualMachine ${ctx.namespace}/${vmName}`,
+    `  Phase:            ${s.phase ?? '<none>'}`,
+    `  Node:             ${s.node ?? '<none>'}`,
+    `  Epoch:            ${s.epoch ?? '<none>'}`,
+  ];
+  if (s.guestAddress) lines.push(`  Address:          ${s.guestAddress}`);
+  lines.push(`  Active migration: ${active.length ? active.map(describeMigration).join('; ') : '<none>'}`);
+  const last = s.lastMigration;
+  if (last) {
+    const downtime = last.downtimeMs === undefined ? '' : `, downtime ${formatDuration(last.downtimeMs)}`;
+    lines.push(
+      `  Last migration:   ${last.name} ${last.result} (${last.sourceNode} → ${last.targetNode ?? '?'}${downtime}, ` +
+        `finished ${last.finishedAt})`,
+    );
+  } else {
+    lines.push('  Last migration:   <none>');
+  }
+  ctx.out.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+export async function drain(ctx: CommandContext, nodeName: string): Promise<number> {
+  await ctx.client.patch<HypervisorNode>(
+    HypervisorNodes,
+    nodeName,
+    undefined,
+    {
+      type: 'merge',
+      body: { spec: { unschedulable: true, drain: true } },
+    },
+    WRITE_OPTIONS,
+  );
+  ctx.out.write(
+    `hypervisornode.tern.dev/${nodeName} drained: unschedulable, and the operator moves its VMs ` +
+      '(evictionStrategy LiveMigrate) to other nodes\n',
+  );
+  return 0;
+}
+
+export async function uncordon(ctx: CommandContext, nodeName: string): Promise<number> {
+  // null removes the fields (merge patch): the node is back to the default, schedulable and not draining.
+  await ctx.client.patch<HypervisorNode>(
+    HypervisorNodes,
+    nodeName,
+    undefined,
+    {
+      type: 'merge',
+      body: { spec: { unschedulable: null, drain: null } },
+    },
+    WRITE_OPTIONS,
+  );
+  ctx.out.write(`hypervisornode.tern.dev/${nodeName} uncordoned\n`);
+  return 0;
+}

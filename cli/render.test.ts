@@ -1,0 +1,156 @@
+import type { Migration, MigrationStatus } from '../crds/index.js';
+import { formatBytes, formatDuration } from './format.js';
+import {
+  phaseSpans,
+  progressBar,
+  renderLiveLine,
+  renderOutcome,
+  renderProgress,
+  totalTimeMs,
+} from './render.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+function migration(status: MigrationStatus): Migration {
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'vm01-x7k2p', namespace: 'default', creationTimestamp: '2026-11-29T10:00:00Z' },
+    spec: { vmName: 'vm01', targetNode: 'node-b' },
+    status,
+  };
+}
+
+const succeeded: MigrationStatus = {
+  phase: 'Succeeded',
+  sourceNode: 'node-a',
+  targetNode: 'node-b',
+  phaseTimings: [
+    { phase: 'Pending', startedAt: '2026-11-29T10:00:00.000Z', durationMs: 5 },
+    { phase: 'Scheduling', startedAt: '2026-11-29T10:00:00.005Z', durationMs: 20 },
+    { phase: 'Initializing', startedAt: '2026-11-29T10:00:00.025Z', durationMs: 300 },
+    { phase: 'Copying', startedAt: '2026-11-29T10:00:00.325Z', durationMs: 1850 },
+    { phase: 'Quiescing', startedAt: '2026-11-29T10:00:02.175Z', durationMs: 4 },
+    { phase: 'Freezing', startedAt: '2026-11-29T10:00:02.179Z', durationMs: 41 },
+    { phase: 'Succeeded', startedAt: '2026-11-29T10:00:02.220Z' },
+  ],
+  progress: { round: 4, transferredBytes: 1.25 * GiB, remainingBytes: 0, totalBytes: GiB, percent: 100 },
+  downtime: { qemuMs: 41, guestGapMs: 63 },
+};
+
+describe('formatting', () => {
+  it('uses binary units and short durations', () => {
+    expect([0, 1023, 1536, 640 * MiB, 1.25 * GiB, 300 * GiB].map(formatBytes)).toEqual([
+      '0 B',
+      '1023 B',
+      '1.5 KiB',
+      '640 MiB',
+      '1.3 GiB',
+      '300 GiB',
+    ]);
+    expect([41, 999.6, 2310, 125_000].map(formatDuration)).toEqual(['41 ms', '1.00 s', '2.31 s', '2m05s']);
+  });
+});
+
+describe('progress', () => {
+  it('draws a bar of the copied share', () => {
+    expect(progressBar(0, 10)).toBe('[----------]');
+    expect(progressBar(62, 10)).toBe('[######----]');
+    expect(progressBar(100, 10)).toBe('[##########]');
+  });
+
+  const progress = {
+    round: 3,
+    transferredBytes: 640 * MiB,
+    remainingBytes: 384 * MiB,
+    totalBytes: GiB,
+    dirtyBytesPerSecond: 12 * MiB,
+    throughputBytesPerSecond: 410 * MiB,
+    expectedDowntimeMs: 35,
+  };
+
+  it('renders round, percent (derived when the operator did not set it), bytes and rates', () => {
+    expect(renderProgress(progress, true)).toBe(
+      'round 3 [###############---------] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · ' +
+        'throughput 410 MiB/s · expected downtime 35 ms',
+    );
+    expect(renderProgress({ ...progress, percent: 70 }, false)).toBe(
+      'round 3 70% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · throughput 410 MiB/s · expected downtime 35 ms',
+    );
+  });
+
+  it('leaves out what the status does not have', () => {
+    expect(renderProgress({ transferredBytes: 1536 }, true)).toBe('1.5 KiB sent');
+    expect(renderProgress(undefined, true)).toBe('');
+  });
+
+  it('shows progress only while copying', () => {
+    expect(renderLiveLine({ phase: 'Copying', progress: { round: 1, percent: 5 } }, false)).toBe(
+      'Copying: round 1 5%',
+    );
+    expect(renderLiveLine({ phase: 'Initializing', progress: { round: 1 } }, false)).toBe('Initializing…');
+    expect(renderLiveLine(undefined, true)).toBe('Pending…');
+  });
+});
+
+describe('phaseSpans', () => {
+  it('orders the phases by start and fills in the duration of a phase that was followed by another', () => {
+    const spans = phaseSpans({
+      phaseTimings: [
+        { phase: 'Copying', startedAt: '2026-11-29T10:00:01.000Z' },
+        { phase: 'Scheduling', startedAt: '2026-11-29T10:00:00.000Z' },
+        { phase: 'Initializing', startedAt: '2026-11-29T10:00:00.250Z', durationMs: 700 },
+      ],
+    });
+    expect(spans.map((s) => [s.phase, s.durationMs])).toEqual([
+      ['Scheduling', 250],
+      ['Initializing', 700],
+      ['Copying', undefined],
+    ]);
+  });
+});
+
+describe('renderOutcome', () => {
+  it('ends a successful migration like hpvmmigrate, with downtime and total time', () => {
+    expect(totalTimeMs(migration(succeeded))).toBe(2220);
+    expect(renderOutcome(migration(succeeded))).toEqual({
+      succeeded: true,
+      lines: [
+        'Guest migrated successfully.',
+        '  vm01: node-a → node-b (migration default/vm01-x7k2p)',
+        '  Downtime: 41 ms (QEMU), longest guest gap 63 ms',
+        '  Total time: 2.22 s',
+        '  Transferred: 1.3 GiB',
+      ],
+    });
+  });
+
+  it('names the reason, the message and the phase of a failure', () => {
+    const failed = migration({
+      phase: 'Failed',
+      sourceNode: 'node-a',
+      failureReason: 'Stalled',
+      message: 'remaining bytes did not shrink for 30 s',
+      phaseTimings: [
+        { phase: 'Pending', startedAt: '2026-11-29T10:00:00.000Z', durationMs: 10 },
+        { phase: 'Copying', startedAt: '2026-11-29T10:00:00.010Z', durationMs: 31_000 },
+        { phase: 'Failed', startedAt: '2026-11-29T10:00:31.010Z' },
+      ],
+    });
+    expect(renderOutcome(failed)).toEqual({
+      succeeded: false,
+      lines: [
+        'Migration failed (Stalled): remaining bytes did not shrink for 30 s',
+        '  vm01: node-a → node-b (migration default/vm01-x7k2p) stopped during Copying after 31.01 s.',
+      ],
+    });
+  });
+
+  it('reports an abort without timings', () => {
+    expect(renderOutcome(migration({ phase: 'Aborted', failureReason: 'Cancelled' })).lines).toEqual([
+      'Migration aborted (Cancelled): no message from the operator',
+      '  vm01: ? → node-b (migration default/vm01-x7k2p) stopped.',
+    ]);
+  });
+});

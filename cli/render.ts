@@ -1,0 +1,130 @@
+// Text for a Migration's state, built only from its status: the live progress line, the phase lines and the
+// final summary (ending like hpvmmigrate: "Guest migrated successfully.").
+import { MIGRATION_PHASES, isTerminalMigrationPhase } from '../crds/index.js';
+import type { Migration, MigrationPhase, MigrationProgress, MigrationStatus } from '../crds/index.js';
+import { formatBytes, formatDuration, formatRate } from './format.js';
+
+export const BAR_WIDTH = 24;
+
+export interface PhaseSpan {
+  phase: MigrationPhase;
+  startedAt: number;
+  /** Unknown while the phase runs. */
+  durationMs?: number;
+}
+
+/**
+ * The phases in the order they ran. A poller can miss a short phase entirely, but its timing stays in status;
+ * a phase without durationMs that was followed by another one lasted until the next one started.
+ */
+export function phaseSpans(status: MigrationStatus | undefined): PhaseSpan[] {
+  const order = (phase: MigrationPhase) => MIGRATION_PHASES.indexOf(phase);
+  const sorted = [...(status?.phaseTimings ?? [])]
+    .map((t) => ({ phase: t.phase, startedAt: Date.parse(t.startedAt), durationMs: t.durationMs }))
+    .sort((a, b) => a.startedAt - b.startedAt || order(a.phase) - order(b.phase));
+  return sorted.map((span, i) => {
+    const next = sorted[i + 1];
+    const durationMs = span.durationMs ?? (next ? Math.max(0, next.startedAt - span.startedAt) : undefined);
+    return durationMs === undefined
+      ? { phase: span.phase, startedAt: span.startedAt }
+      : { ...span, durationMs };
+  });
+}
+
+function percentOf(progress: MigrationProgress): number | undefined {
+  if (progress.percent !== undefined) return progress.percent;
+  const { totalBytes, remainingBytes } = progress;
+  if (!totalBytes || remainingBytes === undefined) return undefined;
+  return Math.max(0, Math.min(100, Math.floor(((totalBytes - remainingBytes) / totalBytes) * 100)));
+}
+
+export function progressBar(percent: number, width = BAR_WIDTH): string {
+  const filled = Math.round((Math.max(0, Math.min(100, percent)) / 100) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+/** "round 3 [###---] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · 410 MiB/s"; absent fields are left out. */
+export function renderProgress(progress: MigrationProgress | undefined, withBar: boolean): string {
+  if (!progress) return '';
+  const parts: string[] = [];
+  if (progress.round !== undefined) parts.push(`round ${progress.round}`);
+  const percent = percentOf(progress);
+  if (percent !== undefined) parts.push(withBar ? `${progressBar(percent)} ${percent}%` : `${percent}%`);
+  const details: string[] = [];
+  if (progress.transferredBytes !== undefined) details.push(`${formatBytes(progress.transferredBytes)} sent`);
+  if (progress.remainingBytes !== undefined) details.push(`${formatBytes(progress.remainingBytes)} left`);
+  if (progress.dirtyBytesPerSecond !== undefined)
+    details.push(`dirty ${formatRate(progress.dirtyBytesPerSecond)}`);
+  if (progress.throughputBytesPerSecond !== undefined) {
+    details.push(`throughput ${formatRate(progress.throughputBytesPerSecond)}`);
+  }
+  if (progress.expectedDowntimeMs !== undefined) {
+    details.push(`expected downtime ${formatDuration(progress.expectedDowntimeMs)}`);
+  }
+  return [parts.join(' '), ...details].filter((p) => p !== '').join(' · ');
+}
+
+/** The live line of a running phase: "Copying: round 3 [###---] 62% · …" (or just "Copying…"). */
+export function renderLiveLine(status: MigrationStatus | undefined, withBar: boolean): string {
+  const phase = status?.phase ?? 'Pending';
+  const progress =
+    phase === 'Copying' || phase === 'PostCopy' ? renderProgress(status?.progress, withBar) : '';
+  return progress ? `${phase}: ${progress}` : `${phase}…`;
+}
+
+export function renderPhaseCompleted(span: PhaseSpan): string {
+  const took = span.durationMs === undefined ? '' : ` in ${formatDuration(span.durationMs)}`;
+  return `${span.phase} phase completed${took}.`;
+}
+
+export function migrationRef(migration: Migration): string {
+  return `${migration.metadata.namespace ?? ''}/${migration.metadata.name ?? ''}`;
+}
+
+/** From the first recorded phase (or creation) to the start of the terminal phase. */
+export function totalTimeMs(migration: Migration): number | undefined {
+  const spans = phaseSpans(migration.status);
+  const begin = spans[0]?.startedAt ?? Date.parse(migration.metadata.creationTimestamp ?? '');
+  const terminal = spans.find((s) => isTerminalMigrationPhase(s.phase));
+  const last = spans.at(-1);
+  const end =
+    terminal?.startedAt ?? (last?.durationMs !== undefined ? last.startedAt + last.durationMs : NaN);
+  return Number.isFinite(begin) && Number.isFinite(end) ? Math.max(0, end - begin) : undefined;
+}
+
+export interface Outcome {
+  succeeded: boolean;
+  lines: string[];
+}
+
+/** The closing report of a finished Migration. */
+export function renderOutcome(migration: Migration): Outcome {
+  const status = migration.status ?? {};
+  const total = totalTimeMs(migration);
+  const route = `${migration.spec.vmName}: ${status.sourceNode ?? '?'} → ${status.targetNode ?? migration.spec.targetNode ?? '?'}`;
+  if (status.phase === 'Succeeded') {
+    const lines = ['Guest migrated successfully.', `  ${route} (migration ${migrationRef(migration)})`];
+    const { qemuMs, guestGapMs } = status.downtime ?? {};
+    if (qemuMs !== undefined || guestGapMs !== undefined) {
+      const parts: string[] = [];
+      if (qemuMs !== undefined) parts.push(`${formatDuration(qemuMs)} (QEMU)`);
+      if (guestGapMs !== undefined) parts.push(`longest guest gap ${formatDuration(guestGapMs)}`);
+      lines.push(`  Downtime: ${parts.join(', ')}`);
+    }
+    if (total !== undefined) lines.push(`  Total time: ${formatDuration(total)}`);
+    if (status.progress?.transferredBytes !== undefined) {
+      lines.push(`  Transferred: ${formatBytes(status.progress.transferredBytes)}`);
+    }
+    return { succeeded: true, lines };
+  }
+  const verb = status.phase === 'Aborted' ? 'aborted' : 'failed';
+  const reason = status.failureReason ? ` (${status.failureReason})` : '';
+  const lines = [`Migration ${verb}${reason}: ${status.message ?? 'no message from the operator'}`];
+  const lastRunning = phaseSpans(status)
+    .filter((s) => !isTerminalMigrationPhase(s.phase))
+    .at(-1);
+  const during = lastRunning ? ` during ${lastRunning.phase}` : '';
+  const after = total !== undefined ? ` after ${formatDuration(total)}` : '';
+  lines.push(`  ${route} (migration ${migrationRef(migration)}) stopped${during}${after}.`);
+  return { succeeded: false, lines };
+}

@@ -1,0 +1,137 @@
+import type { Migration, MigrationStatus, PhaseTiming } from '../crds/index.js';
+import { MigrationReporter } from './reporter.js';
+
+const MiB = 1024 * 1024;
+
+const at = (ms: number) => new Date(Date.UTC(2026, 10, 29, 10, 0, 0, ms)).toISOString();
+
+function snapshot(status?: MigrationStatus): Migration {
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'vm01-x7k2p', namespace: 'default' },
+    spec: { vmName: 'vm01' },
+    ...(status && { status }),
+  };
+}
+
+const timings = (...entries: [PhaseTiming['phase'], number, number?][]): PhaseTiming[] =>
+  entries.map(([phase, start, durationMs]) => ({
+    phase,
+    startedAt: at(start),
+    ...(durationMs !== undefined && { durationMs }),
+  }));
+
+const copying = (round: number, transferred: number): MigrationStatus => ({
+  phase: 'Copying',
+  sourceNode: 'node-a',
+  targetNode: 'node-b',
+  phaseTimings: timings(
+    ['Pending', 0, 10],
+    ['Scheduling', 10, 15],
+    ['Initializing', 25, 300],
+    ['Copying', 325],
+  ),
+  progress: {
+    round,
+    transferredBytes: transferred * MiB,
+    remainingBytes: (1024 - transferred) * MiB,
+    totalBytes: 1024 * MiB,
+    dirtyBytesPerSecond: 8 * MiB,
+    throughputBytesPerSecond: 400 * MiB,
+  },
+});
+
+/** What a poller sees: Quiescing and Freezing are too short to be caught and show up only in the final timings. */
+const SEQUENCE: Migration[] = [
+  snapshot(),
+  snapshot({ phase: 'Pending', phaseTimings: timings(['Pending', 0]) }),
+  snapshot({
+    phase: 'Initializing',
+    phaseTimings: timings(['Pending', 0, 10], ['Scheduling', 10, 15], ['Initializing', 25]),
+  }),
+  snapshot(copying(1, 256)),
+  snapshot(copying(1, 512)),
+  snapshot(copying(2, 1000)),
+  snapshot({
+    ...copying(3, 1040),
+    phase: 'Succeeded',
+    phaseTimings: timings(
+      ['Pending', 0, 10],
+      ['Scheduling', 10, 15],
+      ['Initializing', 25, 300],
+      ['Copying', 325, 1850],
+      ['Quiescing', 2175, 4],
+      ['Freezing', 2179, 41],
+      ['Succeeded', 2220],
+    ),
+    downtime: { qemuMs: 41 },
+  }),
+];
+
+function play(isTTY: boolean, columns = 200): { output: string; succeeded: boolean | undefined } {
+  let output = '';
+  const reporter = new MigrationReporter({ write: (t) => (output += t), isTTY, columns });
+  let succeeded: boolean | undefined;
+  for (const m of SEQUENCE) {
+    const outcome = reporter.update(m);
+    if (outcome) succeeded = outcome.succeeded;
+  }
+  return { output, succeeded };
+}
+
+const SUMMARY = [
+  'Guest migrated successfully.',
+  '  vm01: node-a → node-b (migration default/vm01-x7k2p)',
+  '  Downtime: 41 ms (QEMU)',
+  '  Total time: 2.22 s',
+  '  Transferred: 1.0 GiB',
+];
+
+describe('MigrationReporter', () => {
+  it('prints plain lines when not on a terminal: each phase once, and a progress line per round', () => {
+    const { output, succeeded } = play(false);
+    expect(succeeded).toBe(true);
+    expect(output.split('\n')).toEqual([
+      'Pending…',
+      'Pending phase completed in 10 ms.',
+      'Scheduling phase completed in 15 ms.',
+      'Initializing…',
+      'Initializing phase completed in 300 ms.',
+      'Copying: round 1 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
+      'Copying: round 2 97% · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
+      'Copying phase completed in 1.85 s.',
+      'Quiescing phase completed in 4 ms.',
+      'Freezing phase completed in 41 ms.',
+      ...SUMMARY,
+      '',
+    ]);
+    expect(output).not.toContain('\r');
+  });
+
+  it('redraws one live line with a progress bar on a terminal and keeps the phase lines', () => {
+    const { output } = play(true);
+    const E = '\r\x1b[2K';
+    const bar = (filled: number) => `[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}]`;
+    expect(output).toBe(
+      `${E}Pending…${E}Pending…` +
+        `${E}Pending phase completed in 10 ms.\nScheduling phase completed in 15 ms.\n` +
+        `${E}Initializing…${E}Initializing phase completed in 300 ms.\n` +
+        `${E}Copying: round 1 ${bar(6)} 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
+        `${E}Copying: round 1 ${bar(12)} 50% · 512 MiB sent · 512 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
+        `${E}Copying: round 2 ${bar(23)} 97% · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
+        `${E}Copying phase completed in 1.85 s.\nQuiescing phase completed in 4 ms.\nFreezing phase completed in 41 ms.\n` +
+        `${SUMMARY.join('\n')}\n`,
+    );
+  });
+
+  it('cuts the live line to the terminal width so that it never wraps', () => {
+    const lines = play(true, 60).output.split('\r\x1b[2K');
+    const copying = lines.filter((l) => l.startsWith('Copying: '));
+    expect(copying).toHaveLength(3);
+    for (const line of copying) {
+      expect(line).toHaveLength(59);
+      expect(line.endsWith('…')).toBe(true);
+    }
+  });
+});
