@@ -311,10 +311,15 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         void this.finish('Completed', 'QEMU completed the migration; the target holds the guest, paused');
         break;
       case 'failed':
-        void this.finish('Failed', (final) => {
-          const desc = final?.['error-desc'] ?? info?.['error-desc'];
-          return `QEMU failed the migration: ${desc ?? 'no reason given'}`;
-        });
+        // After our own migrate_cancel QEMU may report `failed` (e.g. a channel error as the links close)
+        // instead of `cancelled`: the decision that stopped it is the reason.
+        if (this.abortReason !== undefined) void this.finish('Failed', this.abortReason);
+        else if (this.cancelReason !== undefined) void this.finish('Aborted', this.cancelReason);
+        else
+          void this.finish('Failed', (final) => {
+            const desc = final?.['error-desc'] ?? info?.['error-desc'];
+            return `QEMU failed the migration: ${desc ?? 'no reason given'}`;
+          });
         break;
       case 'cancelled':
         if (this.abortReason !== undefined) void this.finish('Failed', this.abortReason);
