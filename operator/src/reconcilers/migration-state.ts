@@ -10,7 +10,7 @@ import type {
   PhaseTiming,
   VirtualMachine,
 } from '../../../crds/index.js';
-import { isTerminalMigrationPhase, parseByteQuantity } from '../../../crds/index.js';
+import { isTerminalMigrationPhase, MIGRATION_PHASES, parseByteQuantity } from '../../../crds/index.js';
 import type { MigrationOutcome__Output, WireMigrationPhase } from '../../../proto/index.js';
 import { isNodeReady, isNodeSchedulable, placeVirtualMachine, usageByNode } from '../placement/placement.js';
 
@@ -281,16 +281,8 @@ export function closePhase(timings: readonly PhaseTiming[] | undefined, at: Date
 
 /** Whether a phase comes after another in the normal order (late or replayed events never move a phase back). */
 export function isLaterPhase(next: MigrationPhase, current: MigrationPhase | undefined): boolean {
-  const order: readonly MigrationPhase[] = [
-    'Pending',
-    'Scheduling',
-    'Initializing',
-    'Copying',
-    'Quiescing',
-    'Freezing',
-    'PostCopy',
-    'Succeeded',
-  ];
+  // The CRD lists the phases in order, the failure phases after Succeeded.
+  const order = MIGRATION_PHASES.slice(0, MIGRATION_PHASES.indexOf('Succeeded') + 1);
   if (current === undefined) return true;
   if (isTerminalMigrationPhase(current)) return false;
   if (isTerminalMigrationPhase(next)) return true;
