@@ -12,6 +12,8 @@ import type {
   Guest__Output,
   NodeInfo__Output,
 } from '../../../proto/index.js';
+import { AgentClient } from '../../../guest/host/agent-client.js';
+import { guestPaths } from '../guests/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../guests/test-guest.js';
 import { controlClient, unary } from '../testing/control-client.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
@@ -227,6 +229,18 @@ describe('guest lifecycle through the control API', () => {
     expect(info).toMatchObject({ guestCount: 1, allocated: { cpus: 1, memoryMib: 256 } });
     expect(await metric('tern_node_guests', { node: 'node-a', phase: 'Running' })).toBe(1);
 
+    // The guest's agent is up: heartbeats every few ms, and its memory verifies.
+    const agent = await AgentClient.connect(guestPaths(stateDir, 'vm1').agent, { timeoutMs: 30_000 });
+    try {
+      await agent.waitReady(60_000);
+      const from = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(agent.heartbeats.filter((beat) => beat.t >= from).length).toBeGreaterThan(50);
+      expect(await agent.verify(30_000)).toMatchObject({ ok: true });
+    } finally {
+      agent.close();
+    }
+
     const stopped = await unary((done) => operator.stopGuest({ name: 'vm1', timeoutMs: 3_000 }, done));
     expect(stopped).toMatchObject({ phase: 'GUEST_PHASE_STOPPED', pid: 0 });
     await watch.until((event) => event.guest?.phase === 'GUEST_PHASE_STOPPED');
@@ -243,7 +257,7 @@ describe('guest lifecycle through the control API', () => {
     stream.cancel();
   }, 120_000);
 
-  it('keeps guests running across a daemon restart (SIGTERM) and re-attaches to them', async () => {
+  it('keeps guests running across a daemon restart (SIGTERM, then SIGKILL) and re-attaches to them', async () => {
     const created = await unary<Guest__Output>((done) =>
       operator.createGuest({ spec: guestSpec('vm2') }, done),
     );
@@ -260,6 +274,14 @@ describe('guest lifecycle through the control API', () => {
     operator = client(certs.operator);
     const again = await unary((done) => operator.getGuest({ name: 'vm2' }, done));
     expect(again).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: created.pid });
+
+    // A daemon killed outright (no chance to detach) leaves the guest running too.
+    expect(await daemon.stop('SIGKILL')).toBeNull();
+    expect(() => process.kill(created.pid, 0)).not.toThrow();
+    daemon = await startDaemonProcess(daemonArgs());
+    operator = client(certs.operator);
+    const afterKill = await unary((done) => operator.getGuest({ name: 'vm2' }, done));
+    expect(afterKill).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: created.pid });
 
     await unary((done) => operator.deleteGuest({ name: 'vm2' }, done));
     expect(() => process.kill(created.pid, 0)).toThrow();
