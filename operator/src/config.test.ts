@@ -49,6 +49,14 @@ describe('parseConfig', () => {
     });
   });
 
+  it('keeps 5 finished Migrations per VM unless told otherwise', () => {
+    expect(parseConfig(TLS, {}).migrationHistoryLimit).toBe(5);
+    expect(parseConfig([...TLS, '--migration-history-limit', '2'], {}).migrationHistoryLimit).toBe(2);
+    expect(() => parseConfig([...TLS, '--migration-history-limit', '0'], {})).toThrow(
+      new ConfigError('--migration-history-limit: expected a positive integer, got "0"'),
+    );
+  });
+
   it('turns leader election off only when asked', () => {
     expect(parseConfig([...TLS, '--no-leader-election'], {}).leaderElection).toBeUndefined();
   });

@@ -32,6 +32,8 @@ export interface OperatorConfig {
   migrationLimits: { cluster: number; outboundPerNode: number; inboundPerNode: number };
   /** Least interval between two progress writes to a Migration's status. */
   migrationProgressIntervalMs: number;
+  /** Finished Migrations kept per VM; older finished ones are deleted. */
+  migrationHistoryLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -75,6 +77,7 @@ interface RawOptions {
   maxOutboundMigrationsPerNode: string;
   maxInboundMigrationsPerNode: string;
   migrationProgressIntervalMs: string;
+  migrationHistoryLimit: string;
 }
 
 function command(env: NodeJS.ProcessEnv): Command {
@@ -192,6 +195,16 @@ function command(env: NodeJS.ProcessEnv): Command {
         '500',
       ),
     )
+    .addOption(
+      withEnv(
+        new Option(
+          '--migration-history-limit <n>',
+          'finished Migrations kept per VM (older ones are deleted)',
+        ),
+        'TERN_MIGRATION_HISTORY_LIMIT',
+        '5',
+      ),
+    )
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
 }
 
@@ -244,6 +257,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       raw.migrationProgressIntervalMs,
       '--migration-progress-interval-ms',
     ),
+    migrationHistoryLimit: positiveInteger(raw.migrationHistoryLimit, '--migration-history-limit'),
   };
 }
 

@@ -1,5 +1,5 @@
-// Wires one operator replica: informers, the VirtualMachine, Migration and HypervisorNode-health controllers, the
-// daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+// Wires one operator replica: informers, the VirtualMachine, Migration, evacuation and HypervisorNode-health
+// controllers, the daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -12,7 +12,9 @@ import { DaemonClientPool } from './daemon/client-pool.js';
 import { EventRecorder } from './kube/events.js';
 import { Leases } from './kube/resources.js';
 import { RestKubeClient } from './kube/rest-client.js';
+import { EvacuationReconciler } from './reconcilers/evacuation.js';
 import { HypervisorNodeHealthReconciler } from './reconcilers/hypervisornode-health.js';
+import { MigrationMetrics } from './reconcilers/migration-metrics.js';
 import { MigrationReconciler } from './reconcilers/migration.js';
 import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from './reconcilers/resources.js';
 import { VirtualMachineReconciler } from './reconcilers/virtualmachine.js';
@@ -65,6 +67,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     events,
     limits: config.migrationLimits,
     progressIntervalMs: config.migrationProgressIntervalMs,
+    historyLimit: config.migrationHistoryLimit,
+    metrics: new MigrationMetrics(registry, () => migrations.list()),
   });
   // One worker: admissions run one at a time, so two never take the same concurrency slot. The phases run
   // outside the worker (one run per Migration).
@@ -72,6 +76,13 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .addController({ name: 'migration', reconcile: migrationReconciler.reconcile, workers: 1 })
     .watch(migrations)
     .watch(migrations, migrationReconciler.pendingKeys);
+
+  const evacuation = new EvacuationReconciler({ client, nodes, events });
+  manager
+    .addController({ name: 'evacuation', reconcile: evacuation.reconcile })
+    .watch(nodes)
+    .watch(vms, evacuation.nodeKeysForVm)
+    .watch(migrations, evacuation.nodeKeysForMigration);
 
   const health = new HypervisorNodeHealthReconciler({
     client,

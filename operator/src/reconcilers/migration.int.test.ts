@@ -5,19 +5,25 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import { AgentClient } from '../../../guest/host/agent-client.js';
-import type { Condition, HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../../hack/gen-certs.js';
 import { testGuestImages, type TestGuestImages } from '../../../hypervisor-node/src/guests/test-guest.js';
-import { controlClient, unary } from '../../../hypervisor-node/src/testing/control-client.js';
+import { controlClient } from '../../../hypervisor-node/src/testing/control-client.js';
 import {
   killGuestsIn,
   startDaemonProcess,
   type DaemonProcess,
 } from '../../../hypervisor-node/src/testing/daemon-process.js';
-import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
+import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../testing/cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../testing/operator-process.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
@@ -32,39 +38,10 @@ let images: TestGuestImages;
 let operator: OperatorProcess;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const controls = {} as Record<NodeName, GuestControlClient>;
-const agents: AgentClient[] = [];
-
-async function kubectl(...args: string[]): Promise<string> {
-  const result = await cp.kubectl(args);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function apply(object: object): Promise<void> {
-  const result = await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(object) });
-  if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
-}
-
-const getJson = async <T>(...args: string[]): Promise<T> =>
-  JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
 
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
 const getMigration = (name: string) => getJson<Migration>('migration', name);
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
 
 const migrationIn = (name: string, phases: string[], ms?: number) =>
   eventually(
@@ -76,45 +53,13 @@ const migrationIn = (name: string, phases: string[], ms?: number) =>
     ms,
   );
 
-const condition = (object: { status?: { conditions?: Condition[] } }, type: string) =>
-  object.status?.conditions?.find((c) => c.type === type);
-
 const stateDir = (node: NodeName) => join(work, node.slice(-1));
 
-function daemonArgs(node: NodeName): string[] {
-  const pair = certs.nodes[node]!;
-  return [
-    ...['--node-name', node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', stateDir(node), '--allowed-root', images.root, '--accelerator', 'tcg'],
-    ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-listen', '127.0.0.1:0'],
-    ...[
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--lease-duration-seconds',
-      '6',
-      '--heartbeat-interval-seconds',
-      '1',
-    ],
-  ];
-}
-
-async function guestOn(node: NodeName): Promise<Guest__Output | undefined> {
-  try {
-    return await unary<Guest__Output>((done) => controls[node].getGuest({ name: VM }, done));
-  } catch (error) {
-    if ((error as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
-    throw error;
-  }
-}
+const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
 
 /** Connects to the guest agent on `node` and runs VERIFY there. */
 async function expectVerifyOk(node: NodeName): Promise<void> {
-  const agent = await AgentClient.connect(join(stateDir(node), VM, 'agent.sock'), { timeoutMs: 30_000 });
-  agents.push(agent);
-  await agent.waitReady(90_000);
-  const result = await agent.verify();
-  agent.close();
+  const result = await verifyGuest(stateDir(node), VM);
   expect(result.detail).toMatch(/^OK /);
   expect(result.ok).toBe(true);
 }
@@ -125,7 +70,7 @@ function watchOwnership(): () => Promise<void> {
   let watching = true;
   const loop = (async () => {
     while (watching) {
-      const phases = await Promise.all(NODES.map((node) => guestOn(node).then((g) => g?.phase)));
+      const phases = await Promise.all(NODES.map((node) => guestOnNode(node).then((g) => g?.phase)));
       if (phases.every((phase) => phase === 'GUEST_PHASE_RUNNING')) violation ??= phases.join(', ');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -144,15 +89,6 @@ function migration(name: string, spec: Partial<Migration['spec']> = {}) {
     metadata: { name, namespace: 'default' },
     spec: { vmName: VM, ...spec },
   };
-}
-
-async function eventReasons(kind: string, name: string): Promise<string[]> {
-  const list = await getJson<{ items: { reason: string }[] }>(
-    'events',
-    '--field-selector',
-    `involvedObject.kind=${kind},involvedObject.name=${name}`,
-  );
-  return list.items.map((event) => event.reason);
 }
 
 const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
@@ -207,8 +143,8 @@ async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): 
     result: 'Succeeded',
     downtimeMs: done.status?.downtime?.qemuMs,
   });
-  expect((await guestOn(to))?.phase).toBe('GUEST_PHASE_RUNNING');
-  expect(await guestOn(from)).toBeUndefined();
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
   await expectVerifyOk(to);
   expect(await eventReasons('Migration', name)).toEqual(
     expect.arrayContaining(['Scheduling', 'Initializing', 'Copying', 'Quiescing', 'Freezing', 'Succeeded']),
@@ -235,7 +171,20 @@ beforeAll(async () => {
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
   await kubectl('create', 'namespace', 'tern-system');
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  const [a, b] = await Promise.all(NODES.map((node) => startDaemonProcess(daemonArgs(node))));
+  const [a, b] = await Promise.all(
+    NODES.map((node) =>
+      startDaemonProcess(
+        testDaemonArgs({
+          node,
+          certs,
+          stateDir: stateDir(node),
+          imagesRoot: images.root,
+          kubeconfig: cp.kubeconfigPath,
+          leaseDurationSeconds: 6,
+        }),
+      ),
+    ),
+  );
   daemons['node-a'] = a!;
   daemons['node-b'] = b!;
   for (const node of NODES) {
@@ -272,7 +221,6 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const agent of agents) agent.close();
   for (const client of Object.values(controls)) client.close();
   await operator?.stop();
   await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
@@ -337,8 +285,8 @@ it('refuses a second Migration of a VM that is migrating (AlreadyMigrating) and 
   expect(vm.status).toMatchObject({ phase: 'Running', node: from, epoch: before.status!.epoch });
   expect(vm.status?.activeMigration).toBeUndefined();
   expect(vm.status?.lastMigration).toMatchObject({ name: 'slow', result: 'Aborted', sourceNode: from });
-  expect((await guestOn(from))?.phase).toBe('GUEST_PHASE_RUNNING');
-  expect(await guestOn(other(from))).toBeUndefined();
+  expect((await guestOnNode(from))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(other(from))).toBeUndefined();
   await expectVerifyOk(from);
   expect(await eventReasons('Migration', 'slow')).toEqual(expect.arrayContaining(['Copying', 'Cancelled']));
 }, 150_000);
@@ -358,7 +306,7 @@ it("surfaces the daemon's completion timeout as failureReason Timeout and keeps 
   });
   expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch });
   expect(vm.status?.lastMigration).toMatchObject({ name: 'too-slow', result: 'Failed' });
-  expect(await guestOn(other(from))).toBeUndefined();
+  expect(await guestOnNode(other(from))).toBeUndefined();
   await expectVerifyOk(from);
   // The failed Migration stays as a record, without the finalizer.
   expect((await getMigration('too-slow')).metadata.finalizers ?? []).not.toContain('tern.dev/migration');
@@ -389,6 +337,6 @@ it('finishes a migration whose operator was killed during Copying, and starts no
   expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
   const vm = await getVm();
   expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
-  expect(await guestOn(from)).toBeUndefined();
+  expect(await guestOnNode(from)).toBeUndefined();
   await expectVerifyOk(other(from));
 }, 150_000);

@@ -38,7 +38,9 @@ import type { EventRecorder } from '../kube/events.js';
 import { addFinalizer, isBeingDeleted, metaTime, objectKey, removeFinalizer } from '../kube/objects.js';
 import { Namespaces } from '../kube/resources.js';
 import { isNodeReady } from '../placement/placement.js';
+import type { MigrationMetrics } from './migration-metrics.js';
 import { resolveSettings, toWirePolicy } from './migration-policy.js';
+import { migrationsToPrune } from './migration-retention.js';
 import {
   PRE_DAEMON_PHASES,
   ProgressThrottle,
@@ -77,6 +79,9 @@ export interface MigrationReconcilerOptions {
   progressIntervalMs: number;
   /** How often a Migration waiting for a concurrency slot looks again (migration changes also wake it). */
   waitRetryMs?: number;
+  /** Finished Migrations kept per VM; older finished ones are deleted. */
+  historyLimit: number;
+  metrics?: MigrationMetrics;
 }
 
 const WATCH_RETRIES = 5;
@@ -123,6 +128,7 @@ export class MigrationReconciler {
     const phase = migration.status?.phase;
     if (isTerminalMigrationPhase(phase)) {
       await removeFinalizer(this.options.client, Migrations, migration, MIGRATION_FINALIZER);
+      await this.pruneHistory(migration, context.logger);
       return;
     }
     const run = this.runs.get(migration.metadata.uid!);
@@ -144,6 +150,23 @@ export class MigrationReconciler {
     this.startRun(migration, context, false);
     return { requeueAfterMs: RUN_CHECK_MS };
   };
+
+  /** Deletes the VM's finished Migrations beyond the history limit. */
+  private async pruneHistory(finished: Migration, logger: Logger): Promise<void> {
+    const sameVm = this.options.migrations
+      .list()
+      .filter(
+        (m) => m.metadata.namespace === finished.metadata.namespace && m.spec.vmName === finished.spec.vmName,
+      );
+    for (const old of migrationsToPrune(sameVm, this.options.historyLimit)) {
+      try {
+        await this.options.client.delete(Migrations, old.metadata.name!, old.metadata.namespace);
+        logger.info({ pruned: old.metadata.name }, 'finished Migration deleted (history limit)');
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
 
   /** Pending Migrations of the cluster: any Migration change may free a slot or settle who came first. */
   readonly pendingKeys = (): string[] =>
@@ -633,6 +656,7 @@ export class MigrationReconciler {
       reason ?? phase,
       message,
     );
+    this.options.metrics?.observeFinished(updated);
     return updated;
   }
 

@@ -4,18 +4,18 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import type { Condition, HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../../hack/gen-certs.js';
 import { testGuestImages, type TestGuestImages } from '../../../hypervisor-node/src/guests/test-guest.js';
-import { controlClient, unary } from '../../../hypervisor-node/src/testing/control-client.js';
+import { controlClient } from '../../../hypervisor-node/src/testing/control-client.js';
 import {
   killGuestsIn,
   startDaemonProcess,
   type DaemonProcess,
 } from '../../../hypervisor-node/src/testing/daemon-process.js';
-import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
+import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import { condition, eventually, guestOn, kubectlOn, testDaemonArgs } from '../testing/cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../testing/operator-process.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
@@ -29,37 +29,9 @@ let images: TestGuestImages;
 let operator: OperatorProcess;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const clients: GuestControlClient[] = [];
-
-async function kubectl(...args: string[]): Promise<string> {
-  const result = await cp.kubectl(args);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function apply(manifest: string): Promise<void> {
-  const result = await cp.kubectl(['apply', '-f', '-'], { input: manifest });
-  if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
-}
-
-const getJson = async <T>(...args: string[]): Promise<T> =>
-  JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
 
 const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
 
 const vmInPhase = (name: string, phase: string, ms?: number) =>
   eventually(
@@ -71,29 +43,18 @@ const vmInPhase = (name: string, phase: string, ms?: number) =>
     ms,
   );
 
-const condition = (object: { status?: { conditions?: Condition[] } }, type: string) =>
-  object.status?.conditions?.find((c) => c.type === type);
-
 // Short: a guest's QMP socket path (state dir + 63-character guest name) must fit in 107 bytes.
 const stateDir = (node: NodeName) => join(work, node.slice(-1));
 
-function daemonArgs(node: NodeName): string[] {
-  const pair = certs.nodes[node]!;
-  return [
-    ...['--node-name', node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', stateDir(node), '--allowed-root', images.root, '--accelerator', 'tcg'],
-    ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-listen', '127.0.0.1:0'],
-    ...[
-      '--kubeconfig',
-      cp.kubeconfigPath,
-      '--lease-duration-seconds',
-      '4',
-      '--heartbeat-interval-seconds',
-      '1',
-    ],
-  ];
-}
+const daemonArgs = (node: NodeName) =>
+  testDaemonArgs({
+    node,
+    certs,
+    stateDir: stateDir(node),
+    imagesRoot: images.root,
+    kubeconfig: cp.kubeconfigPath,
+    leaseDurationSeconds: 4,
+  });
 
 function daemonClient(node: NodeName): GuestControlClient {
   const client = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
@@ -105,14 +66,7 @@ function daemonClient(node: NodeName): GuestControlClient {
   return client;
 }
 
-async function guestOn(node: NodeName, name: string): Promise<Guest__Output | undefined> {
-  try {
-    return await unary<Guest__Output>((done) => daemonClient(node).getGuest({ name }, done));
-  } catch (error) {
-    if ((error as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
-    throw error;
-  }
-}
+const guestOnNode = (node: NodeName, name: string) => guestOn(daemonClient(node), name);
 
 function vmManifest(name: string, extra: Partial<VirtualMachine['spec']> = {}): string {
   const vm = {
@@ -128,15 +82,6 @@ function vmManifest(name: string, extra: Partial<VirtualMachine['spec']> = {}): 
     },
   };
   return JSON.stringify(vm);
-}
-
-async function eventReasons(name: string): Promise<string[]> {
-  const list = await getJson<{ items: { reason: string }[] }>(
-    'events',
-    '--field-selector',
-    `involvedObject.kind=VirtualMachine,involvedObject.name=${name}`,
-  );
-  return list.items.map((event) => event.reason);
 }
 
 const processAlive = (pid: number) =>
@@ -200,14 +145,14 @@ it('places a VM, starts its guest on that node and reports node, epoch, conditio
   expect(condition(vm, 'Scheduled')).toMatchObject({ status: 'True', reason: 'Placed' });
   expect(vm.metadata.finalizers).toContain('tern.dev/guest');
 
-  const guest = await guestOn('node-a', 'vm1');
+  const guest = await guestOnNode('node-a', 'vm1');
   expect(guest).toMatchObject({
     phase: 'GUEST_PHASE_RUNNING',
     spec: { uuid: vm.metadata.uid, memoryMib: 256 },
   });
   expect(guest?.spec?.nics[0]?.mac).toBe(vm.status?.macAddress);
   expect(await processAlive(guest!.pid)).toBe(true);
-  expect(await guestOn('node-b', 'vm1')).toBeUndefined();
+  expect(await guestOnNode('node-b', 'vm1')).toBeUndefined();
   // The guest really boots: its agent announces itself on the serial console.
   await eventually(
     'the guest agent on the console',
@@ -218,14 +163,14 @@ it('places a VM, starts its guest on that node and reports node, epoch, conditio
     60_000,
   );
   console.log(`vm1 agent up ${Date.now() - started} ms after the VM was created`);
-  expect(await eventReasons('vm1')).toEqual(
+  expect(await eventReasons('VirtualMachine', 'vm1')).toEqual(
     expect.arrayContaining(['Pending', 'Scheduled', 'Starting', 'Started']),
   );
   expect((await kubectl('get', 'tvm', 'vm1')).split('\n')[1]).toMatch(/^vm1\s+Running\s+node-a\s+1\s+256Mi/);
 });
 
 it('restarts a guest whose QEMU was killed (restartPolicy Always) on the same node and reports it', async () => {
-  const before = (await guestOn('node-a', 'vm1'))!;
+  const before = (await guestOnNode('node-a', 'vm1'))!;
   const killedAt = Date.now();
   process.kill(before.pid, 'SIGKILL');
   const vm = await eventually('vm1 restarted', async () => {
@@ -241,11 +186,11 @@ it('restarts a guest whose QEMU was killed (restartPolicy Always) on the same no
     reason: 'GuestFailed',
     message: expect.stringMatching(/failed on node-a \(QEMU killed by signal SIGKILL/),
   });
-  const after = (await guestOn('node-a', 'vm1'))!;
+  const after = (await guestOnNode('node-a', 'vm1'))!;
   expect(after.phase).toBe('GUEST_PHASE_RUNNING');
   expect(after.pid).not.toBe(before.pid);
   expect(await processAlive(after.pid)).toBe(true);
-  expect(await eventReasons('vm1')).toContain('GuestRestarted');
+  expect(await eventReasons('VirtualMachine', 'vm1')).toContain('GuestRestarted');
 });
 
 it('stops the guest for running: false and starts it again, with a new ownership epoch, for running: true', async () => {
@@ -253,13 +198,15 @@ it('stops the guest for running: false and starts it again, with a new ownership
   const stopped = await vmInPhase('vm1', 'Stopped');
   expect(stopped.status?.node).toBeUndefined();
   expect(condition(stopped, 'Ready')).toMatchObject({ status: 'False', reason: 'NotRunning' });
-  expect(await guestOn('node-a', 'vm1')).toBeUndefined();
-  expect(await eventReasons('vm1')).toEqual(expect.arrayContaining(['Stopping', 'Stopped']));
+  expect(await guestOnNode('node-a', 'vm1')).toBeUndefined();
+  expect(await eventReasons('VirtualMachine', 'vm1')).toEqual(
+    expect.arrayContaining(['Stopping', 'Stopped']),
+  );
 
   await kubectl('patch', 'tvm', 'vm1', '--type=merge', '-p', '{"spec":{"running":true}}');
   const running = await vmInPhase('vm1', 'Running');
   expect(running.status?.epoch).toBe(2);
-  expect((await guestOn(running.status!.node as NodeName, 'vm1'))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect((await guestOnNode(running.status!.node as NodeName, 'vm1'))?.phase).toBe('GUEST_PHASE_RUNNING');
 });
 
 it('keeps a VM whose nodeSelector matches no node Pending with a condition that says why', async () => {
@@ -274,22 +221,22 @@ it('keeps a VM whose nodeSelector matches no node Pending with a condition that 
     reason: 'NodeSelectorMismatch',
     message: '0/2 nodes are available: 2 not matching the node selector',
   });
-  expect(await eventReasons('vm-nowhere')).toContain('FailedScheduling');
-  for (const node of NODES) expect(await guestOn(node, 'vm-nowhere')).toBeUndefined();
+  expect(await eventReasons('VirtualMachine', 'vm-nowhere')).toContain('FailedScheduling');
+  for (const node of NODES) expect(await guestOnNode(node, 'vm-nowhere')).toBeUndefined();
 });
 
 it('deletes the guest on the daemon before the VirtualMachine goes away', async () => {
   const node = (await getVm('vm1')).status!.node as NodeName;
   await kubectl('delete', 'tvm', 'vm1', '--timeout=30s');
   expect((await cp.kubectl(['get', 'tvm', 'vm1'])).code).not.toBe(0);
-  expect(await guestOn(node, 'vm1')).toBeUndefined();
+  expect(await guestOnNode(node, 'vm1')).toBeUndefined();
 });
 
 it('reports the VMs of a node whose Lease expired as Unknown, never starts them elsewhere, and recovers', async () => {
   await apply(vmManifest('vm2', { placement: { nodeName: 'node-b' } }));
   const running = await vmInPhase('vm2', 'Running');
   expect(running.status).toMatchObject({ node: 'node-b', epoch: 1 });
-  const pid = (await guestOn('node-b', 'vm2'))!.pid;
+  const pid = (await guestOnNode('node-b', 'vm2'))!.pid;
 
   const stoppedAt = Date.now();
   expect(await daemons['node-b'].stop('SIGTERM')).toBe(0);
@@ -304,7 +251,7 @@ it('reports the VMs of a node whose Lease expired as Unknown, never starts them 
   expect(condition(unknown, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'NodeNotReady' });
   // Give the operator time to do the wrong thing: the guest must not appear on node-a.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
-  expect(await guestOn('node-a', 'vm2')).toBeUndefined();
+  expect(await guestOnNode('node-a', 'vm2')).toBeUndefined();
   expect((await getVm('vm2')).status).toMatchObject({ phase: 'Unknown', node: 'node-b', epoch: 1 });
   // The guest's QEMU outlived its daemon.
   expect(await processAlive(pid)).toBe(true);
@@ -312,8 +259,10 @@ it('reports the VMs of a node whose Lease expired as Unknown, never starts them 
   daemons['node-b'] = await startDaemonProcess(daemonArgs('node-b'));
   const back = await vmInPhase('vm2', 'Running');
   expect(back.status).toMatchObject({ node: 'node-b', epoch: 1 });
-  expect((await guestOn('node-b', 'vm2'))?.pid).toBe(pid);
-  expect(await eventReasons('vm2')).toEqual(expect.arrayContaining(['NodeNotReady', 'Started']));
+  expect((await guestOnNode('node-b', 'vm2'))?.pid).toBe(pid);
+  expect(await eventReasons('VirtualMachine', 'vm2')).toEqual(
+    expect.arrayContaining(['NodeNotReady', 'Started']),
+  );
 });
 
 it('shuts the operator down on SIGTERM with exit code 0', async () => {
