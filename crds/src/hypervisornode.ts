@@ -24,7 +24,7 @@ export const HypervisorNodeSpec = Type.Object({
     Type.Boolean({
       description:
         'Evacuate: implies unschedulable, and every VM here with evictionStrategy LiveMigrate gets a ' +
-        'Migration (within the concurrency limits); the others are stopped.',
+        'Migration (within the concurrency limits); the others stay and are reported as blocking the drain.',
     }),
   ),
 });

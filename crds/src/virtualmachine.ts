@@ -151,7 +151,8 @@ export const VirtualMachineSpec = Type.Object(
     network: Type.Optional(VmNetwork),
     evictionStrategy: Type.Optional(
       StringEnum(EVICTION_STRATEGIES, {
-        description: 'LiveMigrate: move the guest away when its node is drained. None: stop it instead.',
+        description:
+          'LiveMigrate: move the guest away when its node is drained. None: it stays on the node and blocks the drain until its owner stops or moves it.',
         default: 'LiveMigrate',
       }),
     ),
