@@ -54,6 +54,13 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
     for (const node of options.nodes) await killGuestsIn(stateDir(node));
     await controlPlane?.stop();
+    // Guest taps are persistent (they outlive a daemon restart), so the ones on this bridge go explicitly.
+    const ports = await run('ip', ['-o', 'link', 'show', 'master', options.bridge]).catch(() => ({
+      stdout: '',
+    }));
+    for (const tap of ports.stdout.matchAll(/^\d+: ([^:@\s]+)/gm)) {
+      await run('ip', ['link', 'del', 'dev', tap[1]!]).catch(() => undefined);
+    }
     await run('ip', ['link', 'del', 'dev', options.bridge]).catch(() => undefined);
     // A killed QEMU's exit shim may still be writing into its guest dir.
     await rm(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
