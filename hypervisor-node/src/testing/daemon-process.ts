@@ -23,16 +23,37 @@ export async function startDaemonProcess(args: string[]): Promise<DaemonProcess>
   };
 }
 
-/** Kills every QEMU whose pidfile lies in stateDir and whose command line names that guest dir. */
+/**
+ * Kills every QEMU whose command line names a guest dir under stateDir (whether or not it has written its
+ * pidfile yet) and waits until they are gone, so that the caller can remove the directory.
+ */
 export async function killGuestsIn(stateDir: string): Promise<number> {
-  let killed = 0;
-  for (const name of await readdir(stateDir).catch(() => [] as string[])) {
-    const pid = Number((await readFile(join(stateDir, name, 'qemu.pid'), 'utf8').catch(() => '')).trim());
-    if (!pid) continue;
+  const prefix = join(stateDir, '/');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes(join(stateDir, name))) continue;
-    process.kill(pid, 'SIGKILL');
-    killed++;
+    if (!cmdline.startsWith('qemu-system') && !cmdline.includes('/qemu-system')) continue;
+    if (!cmdline.includes(prefix)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      pids.push(pid);
+    } catch {
+      // Exited meanwhile.
+    }
   }
-  return killed;
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline) {
+    const alive = await Promise.all(pids.map(isRunning));
+    if (!alive.includes(true)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return pids.length;
+}
+
+/** True while the process exists and is not a zombie (a zombie no longer touches files). */
+async function isRunning(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
