@@ -23,7 +23,6 @@ export type {
   MigrationDefinition,
   MigrationHandlers,
 } from './generated/tern/node/v1alpha1/Migration.js';
-export type { ChannelStats } from './generated/tern/node/v1alpha1/ChannelStats.js';
 export type { ConvergenceDecision } from './generated/tern/node/v1alpha1/ConvergenceDecision.js';
 export type {
   MigrationEvent,

@@ -32,16 +32,18 @@ describe('parseConfig', () => {
     expect(config.registration).toBeUndefined();
   });
 
-  it('listens for migration data links on the --listen host and a free port unless told otherwise', () => {
-    expect(parseConfig([...MINIMAL, '--listen', '10.0.0.2:7443'], {}).migrationListen).toEqual({
-      host: '10.0.0.2',
-      port: 0,
-    });
-    expect(parseConfig(MINIMAL, { TERN_MIGRATION_LISTEN: '0.0.0.0:7444' }).migrationListen).toEqual({
-      host: '0.0.0.0',
-      port: 7444,
-    });
-    expect(parseError([...MINIMAL, '--migration-listen', 'nowhere'])).toMatch(/--migration-listen/);
+  it('lets incoming migrations listen on the --listen host unless told otherwise, and only on an IP of its own', () => {
+    expect(parseConfig([...MINIMAL, '--listen', '10.0.0.2:7443'], {}).migrationAddress).toBe('10.0.0.2');
+    expect(
+      parseConfig([...MINIMAL, '--listen', '0.0.0.0:7443', '--advertise-address', '10.0.0.3:7443'], {})
+        .migrationAddress,
+    ).toBe('10.0.0.3');
+    expect(parseConfig(MINIMAL, { TERN_MIGRATION_ADDRESS: '10.0.0.4' }).migrationAddress).toBe('10.0.0.4');
+    expect(parseError([...MINIMAL, '--migration-address', 'nowhere'])).toMatch(/--migration-address/);
+    expect(parseError([...MINIMAL, '--migration-address', '0.0.0.0'])).toMatch(/not a wildcard/);
+    expect(
+      parseError([...MINIMAL, '--listen', '0.0.0.0:7443', '--advertise-address', 'node-a.example:7443']),
+    ).toMatch(/--migration-address/);
   });
 
   it('reads environment variables, and flags win over them', () => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isValidBridgeName } from './network/guest-network.js';
 import { isAbsolute } from 'node:path';
@@ -15,10 +16,10 @@ export interface DaemonConfig {
   /** host:port the operator and peers dial; reported in HypervisorNode.status.endpoint. */
   advertiseAddress: string;
   /**
-   * Listener for migration data links from peer daemons (mutual TLS + one-time token). Default: the --listen host
-   * with a free port, which PrepareIncoming reports to the operator.
+   * IP address on which an incoming guest's QEMU listens for the source's migration stream (a free port per
+   * migration, reported by PrepareIncoming). Default: the --listen host, else the --advertise-address host.
    */
-  migrationListen: ListenAddress;
+  migrationAddress: string;
   tls: { certFile: string; keyFile: string; caFile: string };
   /** Client identities allowed to call control RPCs: a certificate CN, or a URI SAN when it contains ':'. */
   operatorIdentities: string[];
@@ -107,7 +108,7 @@ interface RawOptions {
   nodeName?: string;
   listen: string;
   advertiseAddress?: string;
-  migrationListen?: string;
+  migrationAddress?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -157,10 +158,10 @@ function command(env: NodeJS.ProcessEnv): Command {
     .addOption(
       withEnv(
         new Option(
-          '--migration-listen <host:port>',
-          'listen address for migration data links from peer daemons (default: the --listen host, a free port)',
+          '--migration-address <ip>',
+          'IP address incoming migrations listen on, a free port each (default: the --listen or --advertise-address host)',
         ),
-        'TERN_MIGRATION_LISTEN',
+        'TERN_MIGRATION_ADDRESS',
       ),
     )
     .addOption(withEnv(new Option('--tls-cert <file>', 'node certificate (PEM)'), 'TERN_TLS_CERT'))
@@ -288,6 +289,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const advertised = parseListenAddress(advertiseAddress, '--advertise-address');
   if (['0.0.0.0', '::'].includes(advertised.host))
     throw new ConfigError('--advertise-address is required when --listen is a wildcard address');
+  const isWildcard = (host: string): boolean => ['0.0.0.0', '::'].includes(host);
+  const migrationAddress =
+    raw.migrationAddress ?? [listen.host, advertised.host].find((host) => isIP(host) && !isWildcard(host));
+  if (migrationAddress === undefined || isIP(migrationAddress) === 0 || isWildcard(migrationAddress))
+    throw new ConfigError(
+      `--migration-address: ${JSON.stringify(migrationAddress ?? '')} must be this node's IP address (not a wildcard)`,
+    );
 
   const allowedRoots = raw.allowedRoot.length > 0 ? raw.allowedRoot : listFromEnv(env.TERN_ALLOWED_ROOTS);
   if (allowedRoots.length === 0) throw new ConfigError('--allowed-root (or TERN_ALLOWED_ROOTS) is required');
@@ -318,9 +326,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     nodeName,
     listen,
     advertiseAddress,
-    migrationListen: raw.migrationListen
-      ? parseListenAddress(raw.migrationListen, '--migration-listen')
-      : { host: listen.host, port: 0 },
+    migrationAddress,
     tls: {
       certFile: required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT'),
       keyFile: required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY'),

@@ -11,11 +11,8 @@ import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { createControlService } from './server/control-service.js';
 import { startGrpcServer, type RunningServer } from './server/grpc-server.js';
-import { loadServerCredentials, readLinkTls } from './server/tls.js';
-import { startDataLinkListener } from './migration/data-link.js';
-import { createMigrationService, type MigrationService } from './migration/service.js';
-import type { LinkListener } from './migration/tunnel/tls-link.js';
-import { MigrationTokenRegistry } from './migration/tunnel/token.js';
+import { loadServerCredentials } from './server/tls.js';
+import { createMigrationService } from './migration/service.js';
 
 export interface Daemon {
   grpcPort: number;
@@ -98,43 +95,26 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     metrics,
     logger,
   });
-  // Migration data links: the target daemon listens, the source daemon dials (one TLS link per QEMU connection).
-  const linkTls = await readLinkTls(config.tls);
-  const tokens = new MigrationTokenRegistry();
-  let migration: MigrationService | undefined;
+  const migration = createMigrationService({
+    supervisor,
+    stateRoot: config.stateDir,
+    nodeName: config.nodeName,
+    accelerator: accelerator.accel,
+    operatorIdentities: config.operatorIdentities,
+    migrationAddress: config.migrationAddress,
+    logger,
+  });
   let server: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
-  let linkListener: LinkListener | undefined;
-  let dataEndpoint = '';
   try {
-    linkListener = await startDataLinkListener({
-      ...config.migrationListen,
-      tls: linkTls,
-      tokens,
-      onLink: (link, admission) => migration!.onLink(link, admission),
-      logger,
-    });
-    dataEndpoint = dataEndpointOf(config, linkListener.port);
-    migration = createMigrationService({
-      supervisor,
-      stateRoot: config.stateDir,
-      nodeName: config.nodeName,
-      accelerator: accelerator.accel,
-      operatorIdentities: config.operatorIdentities,
-      linkTls,
-      tokens,
-      dataEndpoint: () => dataEndpoint,
-      logger,
-    });
     server = await startGrpcServer(config.listen, credentials, control, migration);
     metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
   } catch (error) {
     await server?.shutdown(0);
-    await linkListener?.close();
     await supervisor.close();
     throw error;
   }
-  logger.info({ dataEndpoint }, 'migration link listener ready');
+  logger.info({ migrationAddress: config.migrationAddress }, 'incoming migrations listen on this address');
 
   if (config.registration) {
     const endpoint = config.advertiseAddress.replace(/:0$/, `:${server.port}`);
@@ -161,20 +141,11 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     metricsPort,
     async stop() {
       await server.shutdown(SHUTDOWN_GRACE_MS);
-      await linkListener.close();
       await registration?.stop();
       await metricsServer.close();
       await supervisor.close();
     },
   };
-}
-
-/** host:port peers dial for data links: the listen host, or the advertised host when listening on a wildcard. */
-function dataEndpointOf(config: DaemonConfig, port: number): string {
-  const { host } = config.migrationListen;
-  const advertised = /^\[?([^\]]*?)\]?:\d+$/.exec(config.advertiseAddress)?.[1] ?? host;
-  const chosen = ['0.0.0.0', '::'].includes(host) ? advertised : host;
-  return chosen.includes(':') ? `[${chosen}]:${port}` : `${chosen}:${port}`;
 }
 
 async function chooseNetwork(config: DaemonConfig): Promise<NicProvider> {

@@ -4,7 +4,6 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { AbortIncomingRequest as _tern_node_v1alpha1_AbortIncomingRequest, AbortIncomingRequest__Output as _tern_node_v1alpha1_AbortIncomingRequest__Output } from './tern/node/v1alpha1/AbortIncomingRequest.js';
 import type { CancelMigrationRequest as _tern_node_v1alpha1_CancelMigrationRequest, CancelMigrationRequest__Output as _tern_node_v1alpha1_CancelMigrationRequest__Output } from './tern/node/v1alpha1/CancelMigrationRequest.js';
 import type { ChannelSettings as _tern_node_v1alpha1_ChannelSettings, ChannelSettings__Output as _tern_node_v1alpha1_ChannelSettings__Output } from './tern/node/v1alpha1/ChannelSettings.js';
-import type { ChannelStats as _tern_node_v1alpha1_ChannelStats, ChannelStats__Output as _tern_node_v1alpha1_ChannelStats__Output } from './tern/node/v1alpha1/ChannelStats.js';
 import type { ContinueMigrationRequest as _tern_node_v1alpha1_ContinueMigrationRequest, ContinueMigrationRequest__Output as _tern_node_v1alpha1_ContinueMigrationRequest__Output } from './tern/node/v1alpha1/ContinueMigrationRequest.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from './tern/node/v1alpha1/ConvergenceDecision.js';
 import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from './tern/node/v1alpha1/CreateGuestRequest.js';
@@ -52,7 +51,6 @@ export interface ProtoGrpcType {
         Accelerator: EnumTypeDefinition
         CancelMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_CancelMigrationRequest, _tern_node_v1alpha1_CancelMigrationRequest__Output>
         ChannelSettings: MessageTypeDefinition<_tern_node_v1alpha1_ChannelSettings, _tern_node_v1alpha1_ChannelSettings__Output>
-        ChannelStats: MessageTypeDefinition<_tern_node_v1alpha1_ChannelStats, _tern_node_v1alpha1_ChannelStats__Output>
         ContinueMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_ContinueMigrationRequest, _tern_node_v1alpha1_ContinueMigrationRequest__Output>
         ConvergenceDecision: MessageTypeDefinition<_tern_node_v1alpha1_ConvergenceDecision, _tern_node_v1alpha1_ConvergenceDecision__Output>
         CreateGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_CreateGuestRequest__Output>

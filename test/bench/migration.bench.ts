@@ -3,8 +3,8 @@
 //
 // Two guests with the same spec and workload: D migrates back and forth directly (two in-process supervisors,
 // the source QEMU migrating straight into the target QEMU's unix socket), T migrates back and forth through two
-// real daemon processes (PrepareIncoming / StartMigration / WatchMigration / ResumeTarget / ReleaseSource, data
-// over the tunnel's TLS links). Runs alternate (a) and (b); only the guest being migrated dirties memory, the other
+// real daemon processes (PrepareIncoming / StartMigration / WatchMigration / ResumeTarget / ReleaseSource; the data
+// over TCP with QEMU's TLS keyed by the migration's token). Runs alternate (a) and (b); only the guest being migrated dirties memory, the other
 // is set to 0 pages/s. Both use the default policy. Total time = start of QEMU's migrate to target resumed.
 // After every migration the agent VERIFYs the guest's memory. Prints medians and ratios (b)/(a); last line:
 // `total_ratio=<x> downtime_delta_ms=<y> gap_delta_ms=<z>`.
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     const pair = certs.nodes[name]!;
     const daemon = await startDaemonProcess([
       ...['--node-name', name, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      ...['--migration-listen', '127.0.0.1:0', '--network', 'user'],
+      ...['--migration-address', '127.0.0.1', '--network', 'user'],
       ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
       ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg'],
     ]);
@@ -149,15 +149,15 @@ async function main(): Promise<void> {
     const from = direct[directAt]!;
     const to = direct[1 - directAt]!;
     const status = from.supervisor.get('bench')!;
-    const uri = `unix:${join(work, `direct-${i}.sock`)}`;
+    const channel = { transport: 'unix' as const, path: join(work, `direct-${i}.sock`) };
     const target = await TargetMigration.prepare({
       supervisor: to.supervisor,
       spec: incomingSpec(status.spec, status.accelerator),
-      uri,
+      channel,
       settings: channelSettings(policy),
     });
     const targetAgent = await connectAgent(guestPaths(to.root, 'bench').agent);
-    const source = new SourceMigration({ supervisor: from.supervisor, guest: 'bench', uri, policy });
+    const source = new SourceMigration({ supervisor: from.supervisor, guest: 'bench', channel, policy });
     const startedAt = Date.now();
     await source.start();
     const result = await engineHandOver(source, target, async () => true);

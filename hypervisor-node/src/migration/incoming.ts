@@ -1,19 +1,19 @@
-// The target daemon's side of one migration: the incoming QEMU (engine TargetMigration, paused, -incoming), the
-// tunnel's target endpoint that connects admitted data links to it in channel order, and the token grant. The
-// guest stays paused once loaded until the operator resumes it (ResumeTarget) or aborts it (AbortIncoming).
+// The target daemon's side of one migration: the incoming QEMU (engine TargetMigration, paused, -incoming)
+// listening on this node's migration address, a free port, behind QEMU's TLS keyed by the migration's one-time
+// token. The guest stays paused once loaded until the operator resumes it (ResumeTarget) or aborts it
+// (AbortIncoming).
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { MigrationStage, MigrationState } from '../../../proto/index.js';
-import { guestPaths } from '../guests/state-dir.js';
 import type { GuestSupervisor } from '../guests/supervisor.js';
 import type { Accelerator, GuestSpec } from '../guests/types.js';
+import type { PskTls } from './engine/channel.js';
 import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
+import { removePskFile, writePskFile } from './engine/psk.js';
 import { failedPrecondition } from './rpc.js';
-import { openTargetEndpoint, type TargetEndpoint } from './tunnel/target-endpoint.js';
-import type { MigrationTokenRegistry } from './tunnel/token.js';
+import { decodeToken } from './token.js';
 
 export interface IncomingOptions {
   id: string;
@@ -21,10 +21,12 @@ export interface IncomingOptions {
   sourceAccelerator: Accelerator;
   settings: ChannelSettings;
   token: string;
+  /** After this long the key file goes, and with it any chance of a (late) source connecting. */
   tokenTtlMs: number;
+  /** This node's IP address the incoming QEMU listens on. */
+  address: string;
   supervisor: GuestSupervisor;
   stateRoot: string;
-  tokens: MigrationTokenRegistry;
   logger: Logger;
 }
 
@@ -36,27 +38,42 @@ export class IncomingMigration {
   private constructor(
     readonly options: IncomingOptions,
     private readonly engine: TargetMigration,
-    private readonly endpoint: TargetEndpoint,
+    private readonly tls: PskTls,
   ) {
     this.log = new EventLog(options.id);
   }
 
-  /** Starts the incoming QEMU, opens the endpoint and grants the token; on failure nothing is left behind. */
+  /** Starts the incoming QEMU listening for the source; on failure nothing is left behind. */
   static async prepare(options: IncomingOptions): Promise<IncomingMigration> {
-    const { spec, supervisor, settings, tokens, id } = options;
-    const socketPath = path.join(guestPaths(options.stateRoot, spec.name).dir, 'mig-i.sock');
-    const engine = await TargetMigration.prepare({
-      supervisor,
-      spec: incomingSpec(spec, options.sourceAccelerator),
-      uri: `unix:${socketPath}`,
-      settings,
-    });
-    const channels = 1 + settings.multifdChannels;
-    const endpoint = openTargetEndpoint({ qemuSocketPath: socketPath, channels });
-    const incoming = new IncomingMigration(options, engine, endpoint);
+    const { spec, supervisor, settings, id } = options;
+    // Outside the guest's state dir, which the supervisor creates (and refuses to find already there).
+    const tls = await writePskFile(
+      path.join(options.stateRoot, '.migrations', `${id}-in`),
+      id,
+      decodeToken(options.token)!,
+    );
+    let engine: TargetMigration;
+    try {
+      engine = await TargetMigration.prepare({
+        supervisor,
+        spec: incomingSpec(spec, options.sourceAccelerator),
+        channel: { transport: 'tcp', host: options.address, port: 0, tls },
+        settings,
+      });
+    } catch (error) {
+      await removePskFile(tls);
+      throw error;
+    }
+    const incoming = new IncomingMigration(options, engine, tls);
     incoming.subscribe();
-    tokens.grant(id, options.token, channels, Date.now() + options.tokenTtlMs);
+    setTimeout(() => void removePskFile(tls), options.tokenTtlMs).unref();
     return incoming;
+  }
+
+  /** host:port the source QEMU connects to. */
+  get dataEndpoint(): string {
+    const { address } = this.options;
+    return address.includes(':') ? `[${address}]:${this.engine.port}` : `${address}:${this.engine.port}`;
   }
 
   private subscribe(): void {
@@ -66,8 +83,8 @@ export class IncomingMigration {
     );
     engine.loaded.then(
       (loaded) => {
-        // Every channel is in by now: the token has nothing left to admit.
-        options.tokens.revoke(options.id);
+        // Every channel is in by now: the key has nothing left to admit.
+        void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
         this.stage = 'MIGRATION_STAGE_LOADED';
         this.message = loaded.postCopy
@@ -86,8 +103,7 @@ export class IncomingMigration {
         );
       },
       (error: Error) => {
-        options.tokens.revoke(options.id);
-        void this.endpoint.close(error);
+        void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
         this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
         this.message = error.message;
@@ -109,22 +125,6 @@ export class IncomingMigration {
 
   get guest(): string {
     return this.options.spec.name;
-  }
-
-  get accepting(): boolean {
-    return this.stage === 'MIGRATION_STAGE_RUNNING';
-  }
-
-  /** An admitted data link for channel `channelIndex`: connected to the incoming QEMU in channel order. */
-  accept(link: Duplex, channelIndex: number): void {
-    this.endpoint
-      .accept(link, channelIndex)
-      .catch((error: Error) =>
-        this.options.logger.warn(
-          { migration: this.options.id, channelIndex, reason: error.message },
-          'data link dropped',
-        ),
-      );
   }
 
   state(): MigrationState {
@@ -163,20 +163,18 @@ export class IncomingMigration {
     if (this.stage === 'MIGRATION_STAGE_ABORTED') return this.state();
     this.stage = 'MIGRATION_STAGE_ABORTED';
     this.message = 'aborted: nothing of this migration is left here';
-    this.options.tokens.revoke(this.options.id);
     this.log.append(
       { target: { state: 'TARGET_STATE_FAILED', qemuStatus: '', message: 'aborted' } },
       Date.now(),
       true,
     );
-    await this.endpoint.close(new Error('incoming migration aborted'));
     await this.engine.abort();
+    await removePskFile(this.tls);
     return this.state();
   }
 
-  /** Daemon shutdown: stops admitting links; the incoming QEMU stays for the next daemon to clean up. */
+  /** Daemon shutdown: the incoming QEMU stays (and keeps listening) for the next daemon to clean up. */
   close(): void {
-    this.options.tokens.revoke(this.options.id);
     this.log.end();
   }
 }

@@ -1,19 +1,17 @@
-// The source daemon's side of one migration: the tunnel's source endpoint (the unix socket QEMU migrates into,
-// each connection carried over its own token-authenticated TLS link to the target daemon) and the engine's
-// SourceMigration. It stops at the outcome: releasing the source or resuming it is the operator's call.
-import { rmSync } from 'node:fs';
+// The source daemon's side of one migration: the engine's SourceMigration, migrating over TCP straight to the
+// target QEMU with QEMU's TLS keyed by the migration's one-time token. It stops at the outcome: releasing the
+// source or resuming it is the operator's call.
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
 import type { ListenAddress } from '../config.js';
-import { guestPaths } from '../guests/state-dir.js';
 import type { GuestSupervisor } from '../guests/supervisor.js';
 import type { MigrationPolicy } from './engine/policy.js';
 import { SourceMigration, type SourceOutcome } from './engine/source.js';
 import { EventLog } from './event-log.js';
+import { removePskFile, writePskFile } from './engine/psk.js';
 import { failedPrecondition } from './rpc.js';
-import { openSourceEndpoint, type TunnelEndpoint } from './tunnel/source-endpoint.js';
-import { dialLink, type LinkTls } from './tunnel/tls-link.js';
+import { decodeToken } from './token.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
 export interface OutgoingOptions {
@@ -24,7 +22,6 @@ export interface OutgoingOptions {
   policy: MigrationPolicy;
   target: ListenAddress;
   token: string;
-  tls: LinkTls;
   holdInQuiescing: boolean;
   logger: Logger;
 }
@@ -38,53 +35,46 @@ export class OutgoingMigration {
   private constructor(
     readonly options: OutgoingOptions,
     private readonly engine: SourceMigration,
-    private readonly endpoint: TunnelEndpoint,
     /** Set while a hold_in_quiescing migration waits in Quiescing. */
     private readonly hold: { release?: () => void },
   ) {
     this.log = new EventLog(options.id);
   }
 
-  /** Opens the tunnel and starts QEMU's migration; on a refused start nothing is left behind and it rethrows. */
+  /** Starts QEMU's migration to the target; on a refused start nothing is left behind and it rethrows. */
   static async start(options: OutgoingOptions): Promise<OutgoingMigration> {
-    const { guest, supervisor, policy, target, token, tls } = options;
-    const socketPath = path.join(guestPaths(options.stateRoot, guest).dir, 'mig-o.sock');
-    rmSync(socketPath, { force: true }); // left over only if a daemon died mid-migration
-    const endpoint = await openSourceEndpoint({
-      socketPath,
-      channels: 1 + policy.multifdChannels,
-      connect: (channelIndex) => dialLink({ host: target.host, port: target.port, tls, token, channelIndex }),
-    });
+    const { guest, supervisor, policy, target, id } = options;
+    // QEMU's client credentials read the key when they are created (in engine.start), so the file goes right after.
+    const tls = await writePskFile(
+      path.join(options.stateRoot, '.migrations', `${id}-out`),
+      id,
+      decodeToken(options.token)!,
+    );
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
     const hold: { release?: () => void } = {};
-    let engine: SourceMigration;
     try {
-      engine = new SourceMigration({
+      const engine = new SourceMigration({
         supervisor,
         guest,
-        uri: `unix:${socketPath}`,
+        channel: { transport: 'tcp', host: target.host, port: target.port, tls },
         policy,
         ...(options.holdInQuiescing
           ? { quiesce: () => new Promise<void>((resolve) => (hold.release = resolve)) }
           : {}),
       });
-    } catch (error) {
-      await endpoint.close();
-      throw failedPrecondition((error as Error).message);
-    }
-    const outgoing = new OutgoingMigration(options, engine, endpoint, hold);
-    outgoing.subscribe();
-    try {
+      const outgoing = new OutgoingMigration(options, engine, hold);
+      outgoing.subscribe();
       await engine.start();
+      return outgoing;
     } catch (error) {
-      await endpoint.close();
       throw failedPrecondition((error as Error).message);
+    } finally {
+      await removePskFile(tls);
     }
-    return outgoing;
   }
 
   private subscribe(): void {
-    const { engine, log, endpoint, options } = this;
+    const { engine, log } = this;
     engine.on('phase', (change) =>
       log.append(
         { phase: { from: toWirePhase(change.from), to: toWirePhase(change.to), reason: change.reason } },
@@ -94,19 +84,13 @@ export class OutgoingMigration {
     engine.on('progress', (progress) => log.append({ progress: toWireProgress(progress) }, progress.atMs));
     engine.on('decision', (record) => log.append({ decision: toWireDecision(record) }, record.atMs));
     void engine.done.then((outcome) => this.conclude(outcome));
-    void endpoint.done.then((results) => {
-      const failed = results.find((result) => result.error !== undefined);
-      if (failed)
-        options.logger.info({ migration: options.id, reason: failed.error!.message }, 'tunnel closed');
-    });
   }
 
   private conclude(outcome: SourceOutcome): void {
     this.hold.release?.();
-    if (outcome.result !== 'Completed') void this.endpoint.close(new Error(`migration ${outcome.result}`));
     this.stage = 'MIGRATION_STAGE_FINISHED';
     this.message = outcome.reason;
-    this.wireOutcome = toWireOutcome(outcome, this.endpoint.stats());
+    this.wireOutcome = toWireOutcome(outcome);
     this.options.logger.info(
       {
         migration: this.options.id,
@@ -161,7 +145,6 @@ export class OutgoingMigration {
     } catch (error) {
       throw failedPrecondition((error as Error).message);
     }
-    await this.endpoint.close(new Error(reason));
     return this.state();
   }
 
@@ -188,7 +171,6 @@ export class OutgoingMigration {
     } catch (error) {
       throw failedPrecondition((error as Error).message);
     }
-    await this.endpoint.close(new Error('source released'));
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
     return this.state();
@@ -212,9 +194,11 @@ export class OutgoingMigration {
     return this.state();
   }
 
-  /** Daemon shutdown: closes the data plane (QEMU's migration then fails and the guest keeps running here). */
-  async close(): Promise<void> {
+  /**
+   * Daemon shutdown: ends the event log. QEMU's migration goes on without the daemon; the next daemon re-attaches
+   * to the guest but not to the migration (its outcome is then unknown to the operator, which cancels it).
+   */
+  close(): void {
     this.log.end();
-    await this.endpoint.close(new Error('daemon shutting down'));
   }
 }

@@ -1,8 +1,7 @@
-// The Migration gRPC service (proto/tern/node/v1alpha1/migration.proto) over the engine and the tunnel. A daemon
+// The Migration gRPC service (proto/tern/node/v1alpha1/migration.proto) over the engine. A daemon
 // plays the source of some migrations and the target of others; each is kept by its id so that a retried call
 // with the same id finds it again. The service never resumes a target or releases a source by itself.
 import * as grpc from '@grpc/grpc-js';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
 import { parseListenAddress } from '../config.js';
@@ -14,8 +13,7 @@ import { resolveMigrationPolicy } from './engine/policy.js';
 import { IncomingMigration } from './incoming.js';
 import { OutgoingMigration } from './outgoing.js';
 import { failedPrecondition, MigrationRpc, serviceError } from './rpc.js';
-import type { AdmittedLink, LinkTls } from './tunnel/tls-link.js';
-import { decodeToken, type MigrationTokenRegistry } from './tunnel/token.js';
+import { decodeToken } from './token.js';
 import { policyOverridesFromWire } from './wire.js';
 
 export interface MigrationServiceOptions {
@@ -24,20 +22,15 @@ export interface MigrationServiceOptions {
   nodeName: string;
   accelerator: Accelerator;
   operatorIdentities: readonly string[];
-  /** This daemon's node certificate and the cluster CA, for the data links it dials. */
-  linkTls: LinkTls;
-  tokens: MigrationTokenRegistry;
-  /** host:port of this daemon's link listener, returned by PrepareIncoming. */
-  dataEndpoint: () => string;
+  /** This node's IP address incoming QEMUs listen on. */
+  migrationAddress: string;
   logger: Logger;
 }
 
 export interface MigrationService {
   handlers: MigrationHandlers;
-  /** Hands an admitted data link to the incoming migration its token was issued for. */
-  onLink(link: TLSSocket, admission: AdmittedLink): void;
-  /** Ends every watch stream and closes the data plane of migrations in flight (daemon shutdown). */
-  close(): Promise<void>;
+  /** Ends every watch stream (daemon shutdown); QEMU's migrations in flight go on without the daemon. */
+  close(): void;
 }
 
 const MIGRATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -108,7 +101,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       const existing = records.get(id);
       if (existing !== undefined) {
         if (existing instanceof IncomingMigration && existing.guest === spec.name) {
-          return { dataEndpoint: options.dataEndpoint(), state: existing.state() };
+          return { dataEndpoint: existing.dataEndpoint, state: existing.state() };
         }
         throw new RpcError(
           grpc.status.ALREADY_EXISTS,
@@ -143,14 +136,17 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         },
         token,
         tokenTtlMs: (request.tokenTtlSeconds || DEFAULT_TOKEN_TTL_SECONDS) * 1000,
+        address: options.migrationAddress,
         supervisor,
         stateRoot: options.stateRoot,
-        tokens: options.tokens,
         logger,
       });
       remember(id, record);
-      logger.info({ migration: id, guest: spec.name }, 'incoming migration prepared');
-      return { dataEndpoint: options.dataEndpoint(), state: record.state() };
+      logger.info(
+        { migration: id, guest: spec.name, dataEndpoint: record.dataEndpoint },
+        'incoming migration prepared',
+      );
+      return { dataEndpoint: record.dataEndpoint, state: record.state() };
     }),
 
     StartMigration: rpc.unary('StartMigration', async (request) => {
@@ -192,7 +188,6 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         policy,
         target,
         token,
-        tls: options.linkTls,
         holdInQuiescing: request.holdInQuiescing,
         logger,
       });
@@ -271,25 +266,9 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
   return {
     handlers,
-    onLink(link, admission) {
-      const record = records.get(admission.migrationId);
-      if (!(record instanceof IncomingMigration) || !record.accepting) {
-        logger.warn(
-          { migration: admission.migrationId },
-          'data link for a migration that takes none; closed',
-        );
-        link.destroy();
-        return;
-      }
-      record.accept(link, admission.channelIndex);
-    },
-    async close() {
+    close() {
       for (const call of [...streams]) call.end();
-      await Promise.all(
-        [...records.values()].map((record) =>
-          record instanceof OutgoingMigration ? record.close() : record.close(),
-        ),
-      );
+      for (const record of records.values()) record.close();
     },
   };
 }

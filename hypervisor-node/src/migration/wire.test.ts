@@ -1,5 +1,3 @@
-import type { PeerCertificate } from 'node:tls';
-import { isNodeCertificate } from './data-link.js';
 import { resolveMigrationPolicy, DEFAULT_MIGRATION_POLICY } from './engine/policy.js';
 import { policyOverridesFromWire } from './wire.js';
 
@@ -25,16 +23,5 @@ describe('policyOverridesFromWire', () => {
       bandwidthBytesPerSec: 0,
       cpuThrottleSteps: [50, 90],
     });
-  });
-});
-
-describe('isNodeCertificate', () => {
-  const cert = (subjectaltname: string) => ({ subjectaltname }) as PeerCertificate;
-  it('admits node certificates only', () => {
-    expect(isNodeCertificate(cert('IP Address:127.0.0.1, URI:spiffe://tern.dev/node/node-a'))).toBe(true);
-    expect(isNodeCertificate(cert('URI:spiffe://tern.dev/operator'))).toBe(false);
-    expect(isNodeCertificate(cert('URI:spiffe://tern.dev/node/'))).toBe(false);
-    expect(isNodeCertificate(cert('DNS:spiffe://tern.dev/node/x'))).toBe(false);
-    expect(isNodeCertificate({} as PeerCertificate)).toBe(false);
   });
 });

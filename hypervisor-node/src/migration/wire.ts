@@ -1,13 +1,11 @@
 // Conversions between the migration engine's types and the tern.node.v1alpha1 Migration wire messages.
 import type {
-  ChannelStats as WireChannelStats,
   ConvergenceDecision as WireDecision,
   MigrationOutcome,
   WireMigrationPhase,
   WireMigrationPolicy__Output,
   WireMigrationProgress,
 } from '../../../proto/index.js';
-import type { ChannelStats } from './tunnel/channel.js';
 import type { MigrationPhase } from './engine/phases.js';
 import type { MigrationPolicy } from './engine/policy.js';
 import type { MigrationProgress } from './engine/progress.js';
@@ -83,22 +81,13 @@ export function toWireDecision(record: ConvergenceRecord): WireDecision {
   };
 }
 
-export function toWireChannelStats(stats: ChannelStats): WireChannelStats {
-  return {
-    index: stats.index,
-    toTargetBytes: stats.toTarget.bytes,
-    toSourceBytes: stats.toSource.bytes,
-    maxInFlightBytes: stats.toTarget.maxInFlight,
-  };
-}
-
 const RESULTS = {
   Completed: 'RESULT_COMPLETED',
   Failed: 'RESULT_FAILED',
   Aborted: 'RESULT_ABORTED',
 } as const;
 
-export function toWireOutcome(outcome: SourceOutcome, channels: ChannelStats[]): MigrationOutcome {
+export function toWireOutcome(outcome: SourceOutcome): MigrationOutcome {
   return {
     result: RESULTS[outcome.result],
     reason: outcome.reason,
@@ -116,6 +105,5 @@ export function toWireOutcome(outcome: SourceOutcome, channels: ChannelStats[]):
     })),
     decisions: outcome.decisions.map(toWireDecision),
     sourceRunState: outcome.sourceRunState ?? '',
-    channels: channels.map(toWireChannelStats),
   };
 }

@@ -93,6 +93,8 @@ export interface MigrationInfo {
   'error-desc'?: string;
   'dirty-limit-throttle-time-per-round'?: number;
   'dirty-limit-ring-full-time'?: number;
+  /** Where an incoming migration listens (the real port when it was asked to listen on port 0). */
+  'socket-address'?: { type: string; host?: string; port?: string; path?: string }[];
 }
 
 /** migrate-set-parameters arguments we use; QEMU accepts more (pass them through the index signature). */

@@ -26,13 +26,3 @@ export async function loadServerCredentials(files: TlsFiles): Promise<grpc.Serve
   ]);
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], true);
 }
-
-/** The node certificate, its key and the cluster CA as PEM, for the migration data links (server and client). */
-export async function readLinkTls(files: TlsFiles): Promise<{ cert: Buffer; key: Buffer; ca: Buffer }> {
-  const [cert, key, ca] = await Promise.all([
-    readPem(files.certFile, 'TLS certificate'),
-    readPem(files.keyFile, 'TLS key'),
-    readPem(files.caFile, 'CA bundle'),
-  ]);
-  return { cert, key, ca };
-}

@@ -15,7 +15,7 @@ import {
   type MigrationState__Output,
   type WireMigrationPolicy,
 } from '../../../proto/index.js';
-import { newMigrationToken } from '../migration/tunnel/token.js';
+import { newMigrationToken } from '../migration/token.js';
 import { unary, type ClientCertificate } from './control-client.js';
 
 export function migrationClient(address: string, files: ClientCertificate): MigrationClient {
@@ -61,7 +61,7 @@ export interface BeginOptions {
   /** Replaces the token the source presents (the target was prepared with the right one). */
   presentToken?: string;
   /** Runs after PrepareIncoming, before StartMigration (e.g. connect to the target's agent socket). */
-  onPrepared?: () => Promise<void>;
+  onPrepared?: (prepared: { id: string; token: string; dataEndpoint: string }) => Promise<void>;
 }
 
 export interface RunningMigration {
@@ -99,7 +99,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
       done,
     ),
   );
-  await options.onPrepared?.();
+  await options.onPrepared?.({ id, token, dataEndpoint: prepared.dataEndpoint });
   await unary((done) =>
     from.migration.startMigration(
       {

@@ -2,6 +2,7 @@
 // source QEMU migrating straight into the target QEMU's incoming unix socket. Every migration ends with the
 // agent's VERIFY (a lost page fails the test), and a watcher asserts throughout that at most one QEMU runs the
 // guest. Every QEMU started here is killed in afterAll even when a test fails.
+import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,9 @@ import { testGuestImages, type TestGuestImages } from '../../guests/test-guest.j
 import { UserModeNetwork } from '../../network/guest-network.js';
 import { switchoverGap, type SwitchoverGap } from './downtime.js';
 import { assertAtMostOneRunning, handOver, runStateOf } from './handover.js';
+import type { MigrationChannel } from './channel.js';
 import type { MigrationPhase } from './phases.js';
+import { writePskFile } from './psk.js';
 import { channelSettings, resolveMigrationPolicy, type MigrationPolicy } from './policy.js';
 import { SourceMigration, type SourceOutcome } from './source.js';
 import { incomingSpec, TargetMigration } from './target.js';
@@ -88,22 +91,33 @@ async function expectVerifyOk(agent: AgentClient): Promise<void> {
   expect(result.ok).toBe(true);
 }
 
-/** Starts target and source; watches the at-most-one-running invariant every 25 ms until stopWatch(). */
+/**
+ * Starts target and source; watches the at-most-one-running invariant every 25 ms until stopWatch(). `tcpTls`
+ * migrates over loopback TCP with QEMU's TLS keyed by a fresh PSK (as the daemons do) instead of a unix socket.
+ */
 async function startMigration(
   guest: string,
   to: Node,
   policy: MigrationPolicy,
-  quiesce?: () => Promise<void>,
+  options: { quiesce?: () => Promise<void>; tcpTls?: boolean } = {},
 ): Promise<Migration> {
+  const { quiesce } = options;
   const from = guests.get(guest)!.node;
   const status = from.supervisor.get(guest)!;
-  const uri = `unix:${path.join(work, `m${++migrationCount}.sock`)}`;
+  const count = ++migrationCount;
+  const key = randomBytes(32);
+  const tlsIn = (side: string) => writePskFile(path.join(work, `psk-${side}-${count}`), `m${count}`, key);
+  const channel: MigrationChannel = options.tcpTls
+    ? { transport: 'tcp', host: '127.0.0.1', port: 0, tls: await tlsIn('target') }
+    : { transport: 'unix', path: path.join(work, `m${count}.sock`) };
   const target = await TargetMigration.prepare({
     supervisor: to.supervisor,
     spec: incomingSpec(status.spec, status.accelerator),
-    uri,
+    channel,
     settings: channelSettings(policy),
   });
+  const sourceChannel: MigrationChannel =
+    channel.transport === 'tcp' ? { ...channel, port: target.port, tls: await tlsIn('source') } : channel;
   const targetPid = to.supervisor.get(guest)!.pid!;
   const seenPhases: MigrationPhase[] = [];
   // Connect before the target runs: the ISA serial agent channel drops what the guest writes while no one listens.
@@ -111,7 +125,7 @@ async function startMigration(
   const source = new SourceMigration({
     supervisor: from.supervisor,
     guest,
-    uri,
+    channel: sourceChannel,
     policy,
     ...(quiesce ? { quiesce } : {}),
   });
@@ -265,9 +279,11 @@ test('when the ownership record does not move, the hand-over rolls back: the sou
   await expectStillOnSource('idle', nodeA, migration);
 });
 
-test('multifd: the idle guest migrates over 2 extra channels', async () => {
+test('multifd over TCP with TLS (PSK): the idle guest migrates over 2 extra channels', async () => {
   // The idle guest runs on B after the rollback.
-  const migration = await startMigration('idle', nodeA, resolveMigrationPolicy({ multifdChannels: 2 }));
+  const migration = await startMigration('idle', nodeA, resolveMigrationPolicy({ multifdChannels: 2 }), {
+    tcpTls: true,
+  });
   const gap = await completeMigration('idle', nodeA, migration);
   const outcome = await migration.source.done;
   report('idle, multifd 2', outcome, gap);
@@ -276,12 +292,12 @@ test('multifd: the idle guest migrates over 2 extra channels', async () => {
   expect(capabilities.find((c) => c.capability === 'multifd')?.state).toBe(true);
 });
 
-test('a migration URI nobody serves fails at once and the guest keeps running', async () => {
+test('a migration socket nobody serves fails at once and the guest keeps running', async () => {
   const here = guests.get('idle')!;
   const source = new SourceMigration({
     supervisor: here.node.supervisor,
     guest: 'idle',
-    uri: `unix:${path.join(work, 'nobody.sock')}`,
+    channel: { transport: 'unix', path: path.join(work, 'nobody.sock') },
     policy: resolveMigrationPolicy(),
   });
   await source.start();
@@ -334,9 +350,11 @@ describe('a guest dirtying faster than the link (32 MiB working set at 20000 pag
     let letGo!: () => void;
     const held = new Promise<void>((resolve) => (letGo = resolve));
     // Unlimited bandwidth so the migration reaches the switchover; the quiesce step holds it there.
-    const migration = await startMigration('hot', nodeB, resolveMigrationPolicy(), async () => {
-      quiescing();
-      await held;
+    const migration = await startMigration('hot', nodeB, resolveMigrationPolicy(), {
+      quiesce: async () => {
+        quiescing();
+        await held;
+      },
     });
     await reachedQuiescing;
     expect(migration.source.phase).toBe('Quiescing');

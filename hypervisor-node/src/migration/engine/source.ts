@@ -1,5 +1,5 @@
-// The source side of a live migration: configures the running guest's QEMU, starts `migrate` into a unix socket
-// someone else serves (the tunnel, or a target QEMU directly), follows QEMU through the phases, applies the
+// The source side of a live migration: configures the running guest's QEMU, starts `migrate` to the target QEMU
+// (TCP with QEMU's own TLS between nodes, or a unix socket in tests), follows QEMU through the phases, applies the
 // convergence policy, and stops at the hand-over: it never quits the source on its own (release() does, when the
 // caller says so) and never leaves it paused after a cancel.
 import { EventEmitter } from 'node:events';
@@ -13,18 +13,18 @@ import {
   type QmpRunState,
 } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
+import { applyChannelTls, channelUri, type MigrationChannel } from './channel.js';
 import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
 import { PhaseClock, type MigrationPhase, type PhaseChange, type PhaseRecord } from './phases.js';
 import { channelCapabilities, channelSettings, qemuMaxBandwidth, type MigrationPolicy } from './policy.js';
 import { progressFromInfo, type MigrationProgress } from './progress.js';
-import { assertUnixMigrationUri } from './uri.js';
 
 export interface SourceMigrationOptions {
   supervisor: GuestSupervisor;
   /** The running guest to migrate. */
   guest: string;
-  /** `unix:<path>`: the socket the source QEMU connects to (served by the tunnel, or a target QEMU in tests). */
-  uri: string;
+  /** Where the target QEMU listens. */
+  channel: MigrationChannel;
   /** A validated policy (resolveMigrationPolicy). */
   policy: MigrationPolicy;
   /** query-migrate poll period, 100–1000 ms (default 200); one progress event per poll. */
@@ -107,14 +107,15 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private started = false;
   /** The source guest's QMP session (the supervisor's). */
   readonly qmp: QmpClient;
+  private readonly uri: string;
 
   /**
    * Binds to the guest's QEMU without touching it: subscribe to 'phase', 'progress' and 'decision' here, then
-   * call start(). Throws when the URI is not `unix:<path>` or the guest has no live QEMU.
+   * call start(). Throws when the channel is invalid or the guest has no live QEMU.
    */
   constructor(private readonly options: SourceMigrationOptions) {
     super();
-    assertUnixMigrationUri(options.uri);
+    this.uri = channelUri(options.channel);
     this.qmp = options.supervisor.qmp(options.guest);
     this.pollIntervalMs = Math.min(1000, Math.max(100, options.pollIntervalMs ?? DEFAULT_POLL_MS));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
@@ -172,11 +173,13 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         : {}),
     });
 
-    this.enter('Initializing', `migrating ${guest} to ${this.options.uri}`, this.startedAtMs);
+    await applyChannelTls(qmp, this.options.channel, 'client');
+
+    this.enter('Initializing', `migrating ${guest} to ${this.uri}`, this.startedAtMs);
     qmp.on('event', this.onEvent);
     qmp.on('close', this.onClose);
     try {
-      await qmp.execute('migrate', { uri: this.options.uri });
+      await qmp.execute('migrate', { uri: this.uri });
     } catch (err) {
       await this.finish('Failed', `QEMU refused to start the migration: ${(err as Error).message}`);
       return;

@@ -1,6 +1,6 @@
 // The target side of a live migration: starts the incoming QEMU through the supervisor (same machine, CPU
 // model, memory and uuid as the source, -S -incoming defer), sets what must match the source, listens with
-// `migrate-incoming unix:<path>`, and reports when the guest is loaded. It never resumes the guest by itself:
+// `migrate-incoming` on its channel, and reports when the guest is loaded. It never resumes the guest by itself:
 // resume() is the caller's, after the ownership hand-over. abort() leaves nothing behind.
 import { EventEmitter } from 'node:events';
 import { DEFAULT_MACHINE } from '../../qemu/argv.js';
@@ -9,7 +9,7 @@ import { assertMigrationSupported } from '../../qemu/version.js';
 import type { GuestSupervisor } from '../../guests/supervisor.js';
 import type { Accelerator, GuestSpec } from '../../guests/types.js';
 import { channelCapabilities, type ChannelSettings } from './policy.js';
-import { assertUnixMigrationUri } from './uri.js';
+import { applyChannelTls, channelUri, listeningPort, type MigrationChannel } from './channel.js';
 
 /** QEMU's own announce-* defaults (net/announce.c), which announce-self wants spelt out. */
 const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
@@ -18,8 +18,8 @@ export interface TargetMigrationOptions {
   supervisor: GuestSupervisor;
   /** The source's spec with machine type and CPU model pinned (incomingSpec). */
   spec: GuestSpec;
-  /** `unix:<path>` the target QEMU listens on (the tunnel connects to it, or the source QEMU in tests). */
-  uri: string;
+  /** Where the target QEMU listens (TCP port 0: a free port, see `port`). */
+  channel: MigrationChannel;
   /** From the source's policy (channelSettings): must match on both ends. */
   settings: ChannelSettings;
   /** Interval of the run-state poll that detects a post-copy guest ready to resume (default 20 ms). */
@@ -68,6 +68,9 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   private readonly onClose = (err: Error | undefined): void =>
     this.fail(new Error(`the target QEMU went away: ${err?.message ?? 'QMP closed'}`));
 
+  /** The TCP port QEMU listens on; 0 for a unix socket. */
+  port = 0;
+
   private constructor(
     private readonly options: TargetMigrationOptions,
     readonly qmp: QmpClient,
@@ -91,7 +94,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
    * error rethrown.
    */
   static async prepare(options: TargetMigrationOptions): Promise<TargetMigration> {
-    assertUnixMigrationUri(options.uri);
+    const uri = channelUri(options.channel);
     const { supervisor, spec, settings } = options;
     const status = await supervisor.create(spec, { incoming: true });
     try {
@@ -107,7 +110,10 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       qmp.on('close', target.onClose);
       // QEMU stays up after a failed incoming migration, so abort() stops it through the supervisor like any
       // other guest and its error stays readable (query-migrate) until then.
-      await qmp.execute('migrate-incoming', { uri: options.uri, 'exit-on-error': false });
+      await applyChannelTls(qmp, options.channel, 'server');
+      // A connection that fails the TLS handshake is dropped and QEMU keeps listening for the real source.
+      await qmp.execute('migrate-incoming', { uri, 'exit-on-error': false });
+      if (options.channel.transport === 'tcp') target.port = await listeningPort(qmp);
       return target;
     } catch (err) {
       await supervisor.delete(spec.name, { timeoutMs: 0 }).catch(() => undefined);

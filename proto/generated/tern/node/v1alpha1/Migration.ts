@@ -16,16 +16,16 @@ import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest
 
 export interface MigrationClient extends grpc.Client {
   /**
-   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
-   * the target was resumed. Idempotent; an unknown id is not an error.
+   * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
    */
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
-   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
-   * the target was resumed. Idempotent; an unknown id is not an error.
+   * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
    */
   abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -75,8 +75,9 @@ export interface MigrationClient extends grpc.Client {
   
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
-   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
-   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
+   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
+   * accelerator differs from this node's.
    */
   PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
@@ -84,8 +85,9 @@ export interface MigrationClient extends grpc.Client {
   PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
-   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
-   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
+   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
+   * accelerator differs from this node's.
    */
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
@@ -179,8 +181,8 @@ export interface MigrationClient extends grpc.Client {
 
 export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   /**
-   * Target: quits the incoming QEMU, closes the data links, revokes the token, deletes the state dir. Refused once
-   * the target was resumed. Idempotent; an unknown id is not an error.
+   * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
    */
   AbortIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_AbortIncomingRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
@@ -199,8 +201,9 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
-   * and admits the token for 1 + multifd_channels data links. ALREADY_EXISTS if a guest of that name exists here
-   * and is not this migration's target; FAILED_PRECONDITION if the source's accelerator differs from this node's.
+   * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
+   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
+   * accelerator differs from this node's.
    */
   PrepareIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse>;
   

@@ -2,7 +2,6 @@
 
 import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from '../../../tern/node/v1alpha1/PhaseTiming.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from '../../../tern/node/v1alpha1/ConvergenceDecision.js';
-import type { ChannelStats as _tern_node_v1alpha1_ChannelStats, ChannelStats__Output as _tern_node_v1alpha1_ChannelStats__Output } from '../../../tern/node/v1alpha1/ChannelStats.js';
 import type { Long } from '@grpc/proto-loader';
 
 // Original file: proto/tern/node/v1alpha1/migration.proto
@@ -54,7 +53,6 @@ export interface MigrationOutcome {
    * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
    */
   'sourceRunState'?: (string);
-  'channels'?: (_tern_node_v1alpha1_ChannelStats)[];
 }
 
 export interface MigrationOutcome__Output {
@@ -79,5 +77,4 @@ export interface MigrationOutcome__Output {
    * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
    */
   'sourceRunState': (string);
-  'channels': (_tern_node_v1alpha1_ChannelStats__Output)[];
 }

@@ -19,11 +19,11 @@ export interface PrepareIncomingRequest {
   'sourceAccelerator'?: (_tern_node_v1alpha1_Accelerator);
   'channel'?: (_tern_node_v1alpha1_ChannelSettings | null);
   /**
-   * One-time token (32 random bytes, base64url) the source daemon presents on each data link.
+   * One-time token (32 random bytes, base64url): the pre-shared key of the migration stream's TLS.
    */
   'token'?: (string);
   /**
-   * How long the token admits links; 0 = 300 s.
+   * How long the target accepts a source connection with the token; 0 = 300 s.
    */
   'tokenTtlSeconds'?: (number);
 }
@@ -43,11 +43,11 @@ export interface PrepareIncomingRequest__Output {
   'sourceAccelerator': (_tern_node_v1alpha1_Accelerator__Output);
   'channel': (_tern_node_v1alpha1_ChannelSettings__Output | null);
   /**
-   * One-time token (32 random bytes, base64url) the source daemon presents on each data link.
+   * One-time token (32 random bytes, base64url): the pre-shared key of the migration stream's TLS.
    */
   'token': (string);
   /**
-   * How long the token admits links; 0 = 300 s.
+   * How long the target accepts a source connection with the token; 0 = 300 s.
    */
   'tokenTtlSeconds': (number);
 }

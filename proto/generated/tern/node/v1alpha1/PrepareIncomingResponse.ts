@@ -4,7 +4,7 @@ import type { MigrationState as _tern_node_v1alpha1_MigrationState, MigrationSta
 
 export interface PrepareIncomingResponse {
   /**
-   * host:port of this daemon's migration link listener, for StartMigrationRequest.target_data_endpoint.
+   * host:port the incoming QEMU listens on, for StartMigrationRequest.target_data_endpoint.
    */
   'dataEndpoint'?: (string);
   'state'?: (_tern_node_v1alpha1_MigrationState | null);
@@ -12,7 +12,7 @@ export interface PrepareIncomingResponse {
 
 export interface PrepareIncomingResponse__Output {
   /**
-   * host:port of this daemon's migration link listener, for StartMigrationRequest.target_data_endpoint.
+   * host:port the incoming QEMU listens on, for StartMigrationRequest.target_data_endpoint.
    */
   'dataEndpoint': (string);
   'state': (_tern_node_v1alpha1_MigrationState__Output | null);
