@@ -354,8 +354,11 @@ describe('a peer without the token is refused by the target and the guest is una
     const started = await start('idle', { presentToken: newMigrationToken() });
     const outcome = await started.run.outcome;
     report('wrong token', outcome);
-    expect(outcome.result).toBe('RESULT_FAILED');
-    expect(outcome.sourceRunState).toBe('running');
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_CONNECTION',
+      sourceRunState: 'running',
+    });
     await expectStillOnSource('idle', started);
   });
 
@@ -407,6 +410,7 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
     report('cancel during Copying', outcome);
     expect(outcome).toMatchObject({
       result: 'RESULT_ABORTED',
+      cause: 'CAUSE_CANCELLED',
       reason: 'test: cancel during Copying',
       sourceRunState: 'running',
     });
@@ -428,7 +432,11 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
     );
     const outcome = await started.run.outcome;
     report('cancel during Quiescing', outcome);
-    expect(outcome).toMatchObject({ result: 'RESULT_ABORTED', sourceRunState: 'running' });
+    expect(outcome).toMatchObject({
+      result: 'RESULT_ABORTED',
+      cause: 'CAUSE_CANCELLED',
+      sourceRunState: 'running',
+    });
     expect(phasesOf(started.run.events)).toEqual(['INITIALIZING', 'COPYING', 'QUIESCING', 'ABORTED']);
     await expectStillOnSource('hot', started);
   });
@@ -445,7 +453,7 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
     });
     const outcome = await started.run.outcome;
     report('nothing allowed, 10 s budget', outcome);
-    expect(outcome.result).toBe('RESULT_FAILED');
+    expect(outcome).toMatchObject({ result: 'RESULT_FAILED', cause: 'CAUSE_TIMEOUT' });
     expect(outcome.reason).toMatch(/^not completed within 10\.0 s/);
     expect(outcome.decisions.map((d) => d.action)).toEqual(['raise-downtime', 'abort']);
     expect(started.run.events.filter((e) => e.decision).map((e) => e.decision!.action)).toEqual([

@@ -9,7 +9,7 @@ import type {
 import type { MigrationPhase } from './engine/phases.js';
 import type { MigrationPolicy } from './engine/policy.js';
 import type { MigrationProgress } from './engine/progress.js';
-import type { ConvergenceRecord, SourceOutcome } from './engine/source.js';
+import type { ConvergenceRecord, SourceFailureCause, SourceOutcome } from './engine/source.js';
 
 const WIRE_PHASES: Record<MigrationPhase, WireMigrationPhase> = {
   Initializing: 'MIGRATION_PHASE_INITIALIZING',
@@ -81,6 +81,14 @@ export function toWireDecision(record: ConvergenceRecord): WireDecision {
   };
 }
 
+const CAUSES = {
+  Cancelled: 'CAUSE_CANCELLED',
+  Timeout: 'CAUSE_TIMEOUT',
+  Stalled: 'CAUSE_STALLED',
+  Connection: 'CAUSE_CONNECTION',
+  Source: 'CAUSE_SOURCE',
+} as const satisfies Record<SourceFailureCause, string>;
+
 const RESULTS = {
   Completed: 'RESULT_COMPLETED',
   Failed: 'RESULT_FAILED',
@@ -91,6 +99,7 @@ export function toWireOutcome(outcome: SourceOutcome): MigrationOutcome {
   return {
     result: RESULTS[outcome.result],
     reason: outcome.reason,
+    cause: outcome.cause === undefined ? 'CAUSE_UNSPECIFIED' : CAUSES[outcome.cause],
     durationMs: outcome.durationMs,
     qemuTotalTimeMs: outcome.qemuTotalTimeMs ?? 0,
     downtimeMs: outcome.downtimeMs ?? 0,

@@ -192,6 +192,7 @@ describe('decideConvergence', () => {
     const decision = decide(rounds([64, 32, 16]), state(), 100);
     expect(decision).toEqual({
       action: 'abort',
+      cause: 'Timeout',
       reason: 'not completed within 100.0 s (100 s/GiB × 1.00 GiB)',
     });
   });
@@ -203,7 +204,11 @@ describe('decideConvergence', () => {
       'abort',
     );
     const decision = decide(history, state({ downtimeLimitMs: 1000, cpuThrottleCeiling: 99 }), 36);
-    expect(decision).toEqual({ action: 'abort', reason: 'no progress for 30.0 s (stall timeout 30 s)' });
+    expect(decision).toEqual({
+      action: 'abort',
+      cause: 'Stalled',
+      reason: 'no progress for 30.0 s (stall timeout 30 s)',
+    });
   });
 
   test('a convergence action restarts the stall clock', () => {

@@ -25,7 +25,7 @@ export type ConvergenceDecision =
   | { action: 'raise-downtime'; downtimeLimitMs: number; reason: string }
   | { action: 'raise-throttle'; cpuThrottleCeiling: number; reason: string }
   | { action: 'start-postcopy'; reason: string }
-  | { action: 'abort'; reason: string };
+  | { action: 'abort'; cause: 'Timeout' | 'Stalled'; reason: string };
 
 export interface ConvergenceInput {
   policy: MigrationPolicy;
@@ -152,6 +152,7 @@ export function decideConvergence(input: ConvergenceInput): ConvergenceDecision 
   if (elapsedMs >= budgetMs) {
     return {
       action: 'abort',
+      cause: 'Timeout',
       reason:
         `not completed within ${seconds(budgetMs)} (${policy.completionTimeoutPerGiBSeconds} s/GiB × ` +
         `${(input.memoryBytes / GiB).toFixed(2)} GiB)`,
@@ -161,6 +162,7 @@ export function decideConvergence(input: ConvergenceInput): ConvergenceDecision 
   if (stalledMs >= policy.stallTimeoutSeconds * 1000) {
     return {
       action: 'abort',
+      cause: 'Stalled',
       reason: `no progress for ${seconds(stalledMs)} (stall timeout ${policy.stallTimeoutSeconds} s)`,
     };
   }

@@ -302,7 +302,7 @@ test('a migration socket nobody serves fails at once and the guest keeps running
   });
   await source.start();
   const outcome = await source.done;
-  expect(outcome).toMatchObject({ result: 'Failed', sourceRunState: 'running' });
+  expect(outcome).toMatchObject({ result: 'Failed', cause: 'Connection', sourceRunState: 'running' });
   expect(outcome.reason).toMatch(/nobody\.sock/);
   await expectVerifyOk(here.agent);
 });
@@ -336,6 +336,7 @@ describe('a guest dirtying faster than the link (32 MiB working set at 20000 pag
     report('cancel during Copying', outcome);
     expect(outcome).toMatchObject({
       result: 'Aborted',
+      cause: 'Cancelled',
       reason: 'test: cancel during Copying',
       sourceRunState: 'running',
     });
@@ -375,7 +376,7 @@ describe('a guest dirtying faster than the link (32 MiB working set at 20000 pag
     await migration.target.abort(); // the target QEMU goes away mid-stream, as on a target crash or a cut link
     const outcome = await migration.source.done;
     report('target gone during Copying', outcome);
-    expect(outcome.result).toBe('Failed');
+    expect(outcome).toMatchObject({ result: 'Failed', cause: 'Connection' });
     expect(outcome.reason).toMatch(/^QEMU failed the migration: /);
     expect(outcome.sourceRunState).toBe('running');
     await expectStillOnSource('hot', nodeB, migration);
@@ -394,6 +395,7 @@ describe('a guest dirtying faster than the link (32 MiB working set at 20000 pag
     const outcome = await migration.source.done;
     report('nothing allowed, 10 s budget', outcome);
     expect(outcome.result).toBe('Failed');
+    expect(outcome.cause).toBe('Timeout');
     expect(outcome.reason).toMatch(/^not completed within 10\.0 s/);
     expect(outcome.decisions.map((d) => d.action)).toEqual(['raise-downtime', 'abort']);
     expect(outcome.decisions[0]).toMatchObject({ downtimeLimitMs: 300 });

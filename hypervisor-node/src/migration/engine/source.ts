@@ -48,10 +48,20 @@ export type ConvergenceRecord = Exclude<ConvergenceDecision, { action: 'none' }>
 
 export type SourceResult = 'Completed' | 'Failed' | 'Aborted';
 
+/**
+ * Why a migration did not complete, for callers that act on it (the reason is the sentence for people):
+ * Cancelled (cancel()), Timeout / Stalled (the convergence policy gave up), Connection (QEMU's stream to the
+ * target failed: refused, handshake, broken or the target went away), Source (the source QEMU or the engine's
+ * own steps failed).
+ */
+export type SourceFailureCause = 'Cancelled' | 'Timeout' | 'Stalled' | 'Connection' | 'Source';
+
 export interface SourceOutcome {
   /** Completed: device state crossed and the target loaded it (return path); the hand-over is next. */
   result: SourceResult;
   reason: string;
+  /** Set unless Completed. */
+  cause?: SourceFailureCause;
   phases: PhaseRecord[];
   /** Wall time from start() to the outcome. */
   durationMs: number;
@@ -92,7 +102,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private released = false;
   private quiesceStarted = false;
   private cancelReason: string | undefined;
-  private abortReason: string | undefined;
+  /** Why the engine itself stopped QEMU's migration (migrate_cancel), set before it does. */
+  private abort: { reason: string; cause: SourceFailureCause } | undefined;
   private actionInFlight = false;
   private polling = false;
   private lastPollAtMs = 0;
@@ -100,7 +111,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
-    void this.finish('Failed', `the source QEMU's QMP connection closed: ${err?.message ?? 'closed'}`);
+    void this.finish(
+      'Failed',
+      `the source QEMU's QMP connection closed: ${err?.message ?? 'closed'}`,
+      'Source',
+    );
 
   private startedAtMs = 0;
   private wasRunning = false;
@@ -181,7 +196,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     try {
       await qmp.execute('migrate', { uri: this.uri });
     } catch (err) {
-      await this.finish('Failed', `QEMU refused to start the migration: ${(err as Error).message}`);
+      await this.finish('Failed', `QEMU refused to start the migration: ${(err as Error).message}`, 'Source');
       return;
     }
     this.schedulePoll(0);
@@ -316,18 +331,27 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       case 'failed':
         // After our own migrate_cancel QEMU may report `failed` (e.g. a channel error as the links close)
         // instead of `cancelled`: the decision that stopped it is the reason.
-        if (this.abortReason !== undefined) void this.finish('Failed', this.abortReason);
-        else if (this.cancelReason !== undefined) void this.finish('Aborted', this.cancelReason);
+        if (this.abort !== undefined) void this.finish('Failed', this.abort.reason, this.abort.cause);
+        else if (this.cancelReason !== undefined) void this.finish('Aborted', this.cancelReason, 'Cancelled');
         else
-          void this.finish('Failed', (final) => {
-            const desc = final?.['error-desc'] ?? info?.['error-desc'];
-            return `QEMU failed the migration: ${desc ?? 'no reason given'}`;
-          });
+          void this.finish(
+            'Failed',
+            (final) => {
+              const desc = final?.['error-desc'] ?? info?.['error-desc'];
+              return `QEMU failed the migration: ${desc ?? 'no reason given'}`;
+            },
+            // The source QEMU is still there (it answers QMP): its stream to the target broke.
+            'Connection',
+          );
         break;
       case 'cancelled':
-        if (this.abortReason !== undefined) void this.finish('Failed', this.abortReason);
+        if (this.abort !== undefined) void this.finish('Failed', this.abort.reason, this.abort.cause);
         else
-          void this.finish('Aborted', this.cancelReason ?? 'the migration was cancelled outside the engine');
+          void this.finish(
+            'Aborted',
+            this.cancelReason ?? 'the migration was cancelled outside the engine',
+            'Cancelled',
+          );
         break;
       default:
         break;
@@ -339,20 +363,20 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       // Block devices are flushed and handed over here; a guest without disks has nothing to do.
       await (this.options.quiesce ?? (async () => undefined))();
     } catch (err) {
-      if (this.cancelReason === undefined && this.abortReason === undefined) {
-        this.abortReason = `quiescing failed: ${(err as Error).message}`;
+      if (this.cancelReason === undefined && this.abort === undefined) {
+        this.abort = { reason: `quiescing failed: ${(err as Error).message}`, cause: 'Source' };
         await this.qmp.execute('migrate_cancel').catch(() => undefined);
       }
       return;
     }
-    if (this.cancelReason !== undefined || this.abortReason !== undefined || this.finishing) return;
+    if (this.cancelReason !== undefined || this.abort !== undefined || this.finishing) return;
     this.enter('Freezing', 'quiesced; device state and the last dirty pages are crossing');
     try {
       await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
     } catch (err) {
       // A cancel that raced the continue is fine; anything else fails the migration.
       if (this.cancelReason === undefined && !this.finishing) {
-        this.abortReason = `migrate-continue failed: ${(err as Error).message}`;
+        this.abort = { reason: `migrate-continue failed: ${(err as Error).message}`, cause: 'Source' };
         await this.qmp.execute('migrate_cancel').catch(() => undefined);
       }
     }
@@ -379,7 +403,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       if (sample?.status === 'active') await this.converge(sample);
     } catch (err) {
       if (err instanceof QmpClosedError) {
-        await this.finish('Failed', `the source QEMU went away: ${err.message}`);
+        await this.finish('Failed', `the source QEMU went away: ${err.message}`, 'Source');
       }
     } finally {
       this.polling = false;
@@ -388,7 +412,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   }
 
   private async converge(sample: MigrationProgress): Promise<void> {
-    if (this.actionInFlight || this.cancelReason !== undefined || this.abortReason !== undefined) return;
+    if (this.actionInFlight || this.cancelReason !== undefined || this.abort !== undefined) return;
     const decision = decideConvergence({
       policy: this.options.policy,
       memoryBytes: sample.totalBytes,
@@ -434,7 +458,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         this.convergence.postCopyStarted = true;
         return;
       case 'abort':
-        this.abortReason = decision.reason;
+        this.abort = { reason: decision.reason, cause: decision.cause };
         await this.qmp.execute('migrate_cancel');
         return;
     }
@@ -444,6 +468,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private async finish(
     result: SourceResult,
     why: string | ((info: MigrationInfo | undefined) => string),
+    cause?: SourceFailureCause,
   ): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
@@ -453,7 +478,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     const info = await this.qmp.queryMigrate().catch(() => undefined);
     const reason = typeof why === 'string' ? why : why(info);
     let sourceRunState: QmpRunState | undefined;
-    if (result === 'Aborted' || (result === 'Failed' && this.abortReason !== undefined)) {
+    if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
       sourceRunState = await this.ensureRunningAfterCancel();
     } else {
       sourceRunState = (await this.qmp.queryStatus().catch(() => undefined))?.status;
@@ -461,6 +486,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     const outcome: SourceOutcome = {
       result,
       reason,
+      ...(cause !== undefined ? { cause } : {}),
       phases: [],
       durationMs: Date.now() - this.startedAtMs,
       postCopy: this.convergence.postCopyStarted,

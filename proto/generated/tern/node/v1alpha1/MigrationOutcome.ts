@@ -6,6 +6,72 @@ import type { Long } from '@grpc/proto-loader';
 
 // Original file: proto/tern/node/v1alpha1/migration.proto
 
+/**
+ * Why a migration did not complete, for callers that act on it; `reason` is the sentence for people.
+ */
+export const _tern_node_v1alpha1_MigrationOutcome_Cause = {
+  CAUSE_UNSPECIFIED: 'CAUSE_UNSPECIFIED',
+  /**
+   * CancelMigration.
+   */
+  CAUSE_CANCELLED: 'CAUSE_CANCELLED',
+  /**
+   * The completion timeout (per GiB of memory) passed.
+   */
+  CAUSE_TIMEOUT: 'CAUSE_TIMEOUT',
+  /**
+   * No new low of the dirty set within the stall timeout.
+   */
+  CAUSE_STALLED: 'CAUSE_STALLED',
+  /**
+   * QEMU's stream to the target failed: refused, TLS handshake, broken, or the target QEMU went away.
+   */
+  CAUSE_CONNECTION: 'CAUSE_CONNECTION',
+  /**
+   * The source QEMU, or a step of the source daemon (quiesce, continue), failed.
+   */
+  CAUSE_SOURCE: 'CAUSE_SOURCE',
+} as const;
+
+/**
+ * Why a migration did not complete, for callers that act on it; `reason` is the sentence for people.
+ */
+export type _tern_node_v1alpha1_MigrationOutcome_Cause =
+  | 'CAUSE_UNSPECIFIED'
+  | 0
+  /**
+   * CancelMigration.
+   */
+  | 'CAUSE_CANCELLED'
+  | 1
+  /**
+   * The completion timeout (per GiB of memory) passed.
+   */
+  | 'CAUSE_TIMEOUT'
+  | 2
+  /**
+   * No new low of the dirty set within the stall timeout.
+   */
+  | 'CAUSE_STALLED'
+  | 3
+  /**
+   * QEMU's stream to the target failed: refused, TLS handshake, broken, or the target QEMU went away.
+   */
+  | 'CAUSE_CONNECTION'
+  | 4
+  /**
+   * The source QEMU, or a step of the source daemon (quiesce, continue), failed.
+   */
+  | 'CAUSE_SOURCE'
+  | 5
+
+/**
+ * Why a migration did not complete, for callers that act on it; `reason` is the sentence for people.
+ */
+export type _tern_node_v1alpha1_MigrationOutcome_Cause__Output = typeof _tern_node_v1alpha1_MigrationOutcome_Cause[keyof typeof _tern_node_v1alpha1_MigrationOutcome_Cause]
+
+// Original file: proto/tern/node/v1alpha1/migration.proto
+
 export const _tern_node_v1alpha1_MigrationOutcome_Result = {
   RESULT_UNSPECIFIED: 'RESULT_UNSPECIFIED',
   /**
@@ -53,6 +119,10 @@ export interface MigrationOutcome {
    * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
    */
   'sourceRunState'?: (string);
+  /**
+   * Set unless COMPLETED.
+   */
+  'cause'?: (_tern_node_v1alpha1_MigrationOutcome_Cause);
 }
 
 export interface MigrationOutcome__Output {
@@ -77,4 +147,8 @@ export interface MigrationOutcome__Output {
    * The source QEMU's run state at the outcome, e.g. 'running', 'postmigrate'; empty when unknown.
    */
   'sourceRunState': (string);
+  /**
+   * Set unless COMPLETED.
+   */
+  'cause': (_tern_node_v1alpha1_MigrationOutcome_Cause__Output);
 }
