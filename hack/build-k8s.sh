@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, from the Go module proxy.
-# The pinned versions live in the consumer modules hack/k8s/apiserver and hack/k8s/etcd (go.mod + go.sum);
-# bump them there (go mod tidy) and here together. Idempotent: a binary that already reports the expected
-# version is not rebuilt. Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd}.
+# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, and the helm CLI that lints and
+# renders helm/tern, from the Go module proxy. The pinned versions live in the consumer modules hack/k8s/apiserver,
+# hack/k8s/etcd and hack/k8s/helm (go.mod + go.sum); bump them there (go mod tidy) and here together. Idempotent:
+# a binary that already reports the expected version is not rebuilt.
+# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd,helm}.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
+HELM_VERSION=v3.22.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TERN_CACHE:-$HOME/.cache/tern}
@@ -80,13 +82,31 @@ k8s_ldflags() {
   echo "$flags"
 }
 
-need_etcd=1 need_apiserver=1 need_kubectl=1
+# Like helm's own Makefile: the version, and the Kubernetes version that `helm template` and `helm lint` assume
+# (taken from the client-go that helm is built with).
+helm_ldflags() {
+  local client_go major minor flags p
+  # client-go v0.N.x belongs to Kubernetes 1.N
+  client_go=$(cd "$ROOT/hack/k8s/helm" && go list -f '{{.Version}}' -m k8s.io/client-go)
+  client_go=${client_go#v}
+  major=$((${client_go%%.*} + 1))
+  minor=${client_go#*.}
+  minor=${minor%%.*}
+  flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    flags+=" -X $p.k8sVersionMajor=$major -X $p.k8sVersionMinor=$minor"
+  done
+  echo "$flags"
+}
+
+need_etcd=1 need_apiserver=1 need_kubectl=1 need_helm=1
 version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=0
 version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version && need_apiserver=0
 version_ok kubectl "Client Version: $K8S_VERSION" version --client && need_kubectl=0
+version_ok helm "Version:\"$HELM_VERSION\"" version && need_helm=0
 
-if ((need_etcd + need_apiserver + need_kubectl == 0)); then
-  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION and etcd $ETCD_VERSION are up to date in $BIN"
+if ((need_etcd + need_apiserver + need_kubectl + need_helm == 0)); then
+  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION and helm $HELM_VERSION are up to date in $BIN"
   exit 0
 fi
 
@@ -96,6 +116,8 @@ grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver
   die "hack/k8s/apiserver/go.mod does not require k8s.io/kubernetes $K8S_VERSION"
 grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/etcd/go.mod" ||
   die "hack/k8s/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+grep -qE "^\s*helm.sh/helm/v3 $HELM_VERSION( //.*)?$" "$ROOT/hack/k8s/helm/go.mod" ||
+  die "hack/k8s/helm/go.mod does not require helm.sh/helm/v3 $HELM_VERSION"
 
 if ((need_etcd)); then
   download_modules etcd
@@ -115,4 +137,10 @@ if ((need_apiserver + need_kubectl)); then
   fi
 fi
 
-echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION and etcd $ETCD_VERSION ready in $BIN"
+if ((need_helm)); then
+  download_modules helm
+  build helm helm helm.sh/helm/v3/cmd/helm "$(helm_ldflags)"
+  version_ok helm "Version:\"$HELM_VERSION\"" version || die "$BIN/helm does not report $HELM_VERSION"
+fi
+
+echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION and helm $HELM_VERSION ready in $BIN"

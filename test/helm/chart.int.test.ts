@@ -1,0 +1,517 @@
+// The helm/tern chart against a real kube-apiserver: `helm lint`, `helm template` applied with strict validation,
+// the rendered flags through the programs' own parsers, the operator's and the daemons' RBAC checked call by call
+// with SubjectAccessReviews, the admission policies (each daemon confined to its own node, the operator to its
+// leader Lease) checked with real ServiceAccount tokens, and the real daemon and operator processes running
+// under the chart's identities.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  ApiException,
+  CoordinationV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { generateDevCerts } from '../../hack/gen-certs.js';
+import { parseConfig as parseDaemonConfig } from '../../hypervisor-node/src/config.js';
+import { parseConfig as parseOperatorConfig } from '../../operator/src/config.js';
+import {
+  killGuestsIn,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../../hypervisor-node/src/testing/daemon-process.js';
+import { eventually, testDaemonArgs } from '../../operator/src/testing/cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../operator/src/testing/operator-process.js';
+import type { LogLine } from '../harness/service-process.js';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { allowedFor, describeAccess, helm, kubectl, tokenKubeconfig, type Access } from './chart-tools.js';
+
+const CHART = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'helm', 'tern');
+const NS = 'tern-system';
+const TENANT = 'tenant';
+const OPERATOR_SA = { namespace: NS, name: 'tern-operator' };
+const DAEMON_SA = { namespace: NS, name: 'tern-hypervisor-node' };
+const HVN = { group: 'tern.dev', version: 'v1alpha1', plural: 'hypervisornodes' };
+
+let cp: ControlPlane;
+let scratch: string;
+let rendered: string;
+const running: { stop(): Promise<unknown> }[] = [];
+
+/** The kubeconfig of the daemon pod on `node` (a token bound to that pod, as the kubelet would mount). */
+const daemonKubeconfig = (node: string): string => join(scratch, `daemon-${node}.kubeconfig`);
+
+beforeAll(async () => {
+  cp = await startControlPlane({ name: 'helm-chart' });
+  scratch = mkdtempSync(join(tmpdir(), 'tern-helm-test-'));
+  rendered = await helm('template', 'tern', CHART, `--namespace=${NS}`, '--include-crds');
+  await kubectl(cp, ['create', 'namespace', NS]);
+  await kubectl(cp, ['create', 'namespace', TENANT]);
+  await kubectl(cp, ['apply', '--validate=strict', '-f', '-'], rendered);
+  // What the kubelet and the scheduler would have made: nodes, and a daemon pod on each (nothing runs them).
+  const objects = ['node-a', 'node-b'].flatMap((node) => [
+    { apiVersion: 'v1', kind: 'Node', metadata: { name: node } },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `tern-hypervisor-node-${node}`, namespace: NS },
+      spec: {
+        nodeName: node,
+        serviceAccountName: DAEMON_SA.name,
+        containers: [{ name: 'hypervisor-node', image: 'tern:test' }],
+      },
+    },
+  ]);
+  await kubectl(cp, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  for (const node of ['node-a', 'node-b'])
+    await tokenKubeconfig(cp, daemonKubeconfig(node), { ...DAEMON_SA, pod: `tern-hypervisor-node-${node}` });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(running.map((process) => process.stop()));
+  if (scratch) {
+    await killGuestsIn(join(scratch, 'state'));
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  await cp?.stop();
+}, 60_000);
+
+test('helm lint --strict passes and kube-apiserver accepts every rendered object under strict field validation', async () => {
+  expect(await helm('lint', '--strict', CHART)).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  const kinds = parseAllDocuments(rendered)
+    .map((doc) => doc.toJS() as { kind?: string } | null)
+    .filter((object) => object?.kind)
+    .map((object) => object!.kind);
+  for (const kind of [
+    'CustomResourceDefinition',
+    'ServiceAccount',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'Role',
+    'RoleBinding',
+    'Deployment',
+    'DaemonSet',
+    'ValidatingAdmissionPolicy',
+    'ValidatingAdmissionPolicyBinding',
+  ])
+    expect(kinds).toContain(kind);
+  const deployment = JSON.parse(
+    await kubectl(cp, ['get', 'deployment', 'tern-operator', '-n', NS, '-o', 'json']),
+  ) as { spec: { replicas: number; template: { spec: { serviceAccountName: string } } } };
+  expect(deployment.spec.replicas).toBe(2);
+  expect(deployment.spec.template.spec.serviceAccountName).toBe(OPERATOR_SA.name);
+});
+
+interface Container {
+  args: string[];
+  env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+}
+
+/**
+ * The container's args and environment as the kubelet passes them: downward-API env filled from `fieldValues`,
+ * and $(VAR) in args replaced by it.
+ */
+function asKubeletRunsIt(
+  kind: string,
+  fieldValues: Record<string, string>,
+): { args: string[]; env: Record<string, string> } {
+  const workload = parseAllDocuments(rendered)
+    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: { containers: Container[] } } } })
+    .find((object) => object?.kind === kind)!;
+  const [container] = workload.spec.template.spec.containers;
+  const env: Record<string, string> = {};
+  for (const variable of container!.env ?? []) {
+    const value = fieldValues[variable.valueFrom?.fieldRef?.fieldPath ?? ''];
+    if (value === undefined) throw new Error(`${kind}: no test value for env ${variable.name}`);
+    env[variable.name] = value;
+  }
+  const args = container!.args.map((arg) =>
+    arg.replace(/\$\((\w+)\)/g, (_, name: string) => {
+      if (env[name] === undefined) throw new Error(`${kind}: $(${name}) is not in the container's env`);
+      return env[name];
+    }),
+  );
+  return { args, env };
+}
+
+test("the rendered workloads' flags are accepted by the daemon's and the operator's own parsers", () => {
+  const daemonSet = asKubeletRunsIt('DaemonSet', { 'spec.nodeName': 'node-a', 'status.hostIP': '10.1.2.3' });
+  const daemon = parseDaemonConfig(daemonSet.args, daemonSet.env);
+  expect(daemon).toMatchObject({
+    nodeName: 'node-a',
+    advertiseAddress: '10.1.2.3:7443',
+    migrationAddress: '10.1.2.3',
+    tls: { certFile: '/etc/tern/tls/node-a.crt', keyFile: '/etc/tern/tls/node-a.key' },
+    operatorIdentities: ['tern-operator'],
+    registration: { kubeconfig: 'in-cluster', leaseNamespace: NS },
+  });
+  const deployment = asKubeletRunsIt('Deployment', { 'metadata.name': 'tern-operator-7d9f-x2' });
+  const operator = parseOperatorConfig(deployment.args, deployment.env);
+  expect(operator).toMatchObject({
+    kubeconfig: undefined,
+    metricsListen: { host: '0.0.0.0', port: 8080 },
+    leaderElection: { namespace: NS, name: 'tern-operator', identity: 'tern-operator-7d9f-x2' },
+    nodeLeaseNamespace: NS,
+    tls: { certFile: '/etc/tern/tls/tls.crt', caFile: '/etc/tern/tls/ca.crt' },
+  });
+});
+
+// Every call in operator/src: informers list+watch cluster-wide (Leases only in the node-lease namespace),
+// reconcilers get, finalizers are JSON patches, status goes through PUT on /status, Events are created and patched.
+const tern = (verb: string, resource: string, more: Partial<Access> = {}): Access => ({
+  verb,
+  group: 'tern.dev',
+  resource,
+  ...more,
+});
+const core = (verb: string, resource: string, more: Partial<Access> = {}): Access => ({
+  verb,
+  group: '',
+  resource,
+  ...more,
+});
+const lease = (verb: string, more: Partial<Access> = {}): Access => ({
+  verb,
+  group: 'coordination.k8s.io',
+  resource: 'leases',
+  namespace: NS,
+  ...more,
+});
+const inTenant = { namespace: TENANT };
+
+const OPERATOR_CALLS: Access[] = [
+  ...['list', 'watch'].flatMap((verb) =>
+    ['virtualmachines', 'migrations', 'hypervisornodes', 'migrationpolicies'].map((r) => tern(verb, r)),
+  ),
+  tern('get', 'virtualmachines', inTenant),
+  tern('patch', 'virtualmachines', inTenant),
+  tern('update', 'virtualmachines', { ...inTenant, subresource: 'status' }),
+  tern('get', 'migrations', inTenant),
+  tern('create', 'migrations', inTenant),
+  tern('delete', 'migrations', inTenant),
+  tern('patch', 'migrations', inTenant),
+  tern('update', 'migrations', { ...inTenant, subresource: 'status' }),
+  tern('get', 'hypervisornodes', { name: 'node-a' }),
+  tern('update', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
+  core('get', 'namespaces', { name: TENANT }),
+  core('create', 'events', inTenant),
+  core('patch', 'events', inTenant),
+  core('create', 'events', { namespace: 'default' }),
+  core('patch', 'events', { namespace: 'default' }),
+  lease('create'),
+  lease('get', { name: 'tern-operator' }),
+  lease('update', { name: 'tern-operator' }),
+  lease('list'),
+  lease('watch'),
+];
+
+const OPERATOR_MUST_NOT: Access[] = [
+  core('delete', 'namespaces', { name: TENANT }),
+  core('get', 'secrets', { namespace: NS }),
+  core('list', 'secrets'),
+  core('get', 'configmaps', { namespace: NS }),
+  core('create', 'pods', inTenant),
+  core('create', 'serviceaccounts', { namespace: NS, subresource: 'token', name: DAEMON_SA.name }),
+  core('impersonate', 'users'),
+  tern('create', 'virtualmachines', inTenant),
+  tern('update', 'virtualmachines', inTenant),
+  tern('delete', 'virtualmachines', inTenant),
+  tern('update', 'hypervisornodes', { name: 'node-a' }),
+  tern('delete', 'hypervisornodes', { name: 'node-a' }),
+  tern('patch', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
+  tern('update', 'migrationpolicies'),
+  tern('get', 'migrationpolicies'),
+  lease('update', { name: 'node-a' }),
+  lease('delete', { name: 'tern-operator' }),
+  lease('list', { namespace: 'default' }),
+  { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
+  { verb: 'create', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
+];
+
+test("the operator's ServiceAccount may make exactly the calls the operator makes", async () => {
+  const allowed = await allowedFor(cp, OPERATOR_SA, [...OPERATOR_CALLS, ...OPERATOR_MUST_NOT]);
+  expect(allowed).toEqual(OPERATOR_CALLS.map(describeAccess));
+});
+
+// hypervisor-node/src/registration: get/create its HypervisorNode, merge-patch its status, create and
+// merge-patch its Lease.
+const DAEMON_CALLS: Access[] = [
+  tern('get', 'hypervisornodes', { name: 'node-a' }),
+  tern('create', 'hypervisornodes'),
+  tern('patch', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
+  lease('create'),
+  lease('patch', { name: 'node-a' }),
+];
+
+const DAEMON_MUST_NOT: Access[] = [
+  tern('list', 'hypervisornodes'),
+  tern('update', 'hypervisornodes', { name: 'node-a' }),
+  tern('patch', 'hypervisornodes', { name: 'node-a' }),
+  tern('delete', 'hypervisornodes', { name: 'node-a' }),
+  tern('update', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
+  tern('get', 'virtualmachines', inTenant),
+  tern('update', 'virtualmachines', { ...inTenant, subresource: 'status' }),
+  tern('create', 'migrations', inTenant),
+  lease('get', { name: 'node-a' }),
+  lease('delete', { name: 'node-a' }),
+  lease('create', { namespace: 'default' }),
+  core('get', 'secrets', { namespace: NS }),
+  core('create', 'events', { namespace: 'default' }),
+];
+
+test("the daemons' ServiceAccount may make exactly the calls the daemon makes", async () => {
+  const allowed = await allowedFor(cp, DAEMON_SA, [...DAEMON_CALLS, ...DAEMON_MUST_NOT]);
+  expect(allowed).toEqual(DAEMON_CALLS.map(describeAccess));
+});
+
+function apis(kubeconfigPath: string): { nodes: CustomObjectsApi; leases: CoordinationV1Api } {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return { nodes: kc.makeApiClient(CustomObjectsApi), leases: kc.makeApiClient(CoordinationV1Api) };
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const hypervisorNode = (name: string) => ({
+  apiVersion: 'tern.dev/v1alpha1',
+  kind: 'HypervisorNode',
+  metadata: { name },
+});
+const nodeLease = (name: string) => ({
+  metadata: { name, namespace: NS },
+  spec: { holderIdentity: name, leaseDurationSeconds: 40 },
+});
+
+async function expectRefused(call: Promise<unknown>, message: RegExp): Promise<void> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApiException);
+  expect((error as ApiException<string>).code).toBe(403);
+  expect(String((error as ApiException<string>).body)).toMatch(message);
+}
+
+test('the admission policy lets a daemon write only the HypervisorNode and Lease of its own node', async () => {
+  const a = apis(daemonKubeconfig('node-a'));
+  const b = apis(daemonKubeconfig('node-b'));
+  const notOwn = (resource: string, name: string) =>
+    new RegExp(
+      `tern-hypervisor-node-own-node-only.*node node-a may write only its own ${resource}, not ${name}`,
+    );
+
+  await a.nodes.createClusterCustomObject({ ...HVN, body: hypervisorNode('node-a') });
+  await a.nodes.patchClusterCustomObjectStatus(
+    { ...HVN, name: 'node-a', body: { status: { endpoint: '127.0.0.1:7443' } } },
+    mergePatch,
+  );
+  await a.leases.createNamespacedLease({ namespace: NS, body: nodeLease('node-a') });
+  await a.leases.patchNamespacedLease(
+    { name: 'node-a', namespace: NS, body: { spec: { holderIdentity: 'node-a' } } },
+    mergePatch,
+  );
+
+  await expectRefused(
+    a.nodes.createClusterCustomObject({ ...HVN, body: hypervisorNode('node-b') }),
+    notOwn('hypervisornodes', 'node-b'),
+  );
+  await expectRefused(
+    a.leases.createNamespacedLease({ namespace: NS, body: nodeLease('node-b') }),
+    notOwn('leases', 'node-b'),
+  );
+  // node-b's daemon registers itself; node-a's may then neither write its status nor renew its Lease.
+  await b.nodes.createClusterCustomObject({ ...HVN, body: hypervisorNode('node-b') });
+  await b.leases.createNamespacedLease({ namespace: NS, body: nodeLease('node-b') });
+  await expectRefused(
+    a.nodes.patchClusterCustomObjectStatus(
+      { ...HVN, name: 'node-b', body: { status: { endpoint: '127.0.0.1:1' } } },
+      mergePatch,
+    ),
+    notOwn('hypervisornodes', 'node-b'),
+  );
+  await expectRefused(
+    a.leases.patchNamespacedLease(
+      { name: 'node-b', namespace: NS, body: { spec: { holderIdentity: 'node-a' } } },
+      mergePatch,
+    ),
+    notOwn('leases', 'node-b'),
+  );
+  const nodeB = JSON.parse(await kubectl(cp, ['get', 'hypervisornode', 'node-b', '-o', 'json'])) as {
+    status?: { endpoint?: string };
+  };
+  expect(nodeB.status?.endpoint).toBeUndefined();
+});
+
+test('a daemon token that is not bound to a pod names no node and may write nothing', async () => {
+  const unbound = apis(await tokenKubeconfig(cp, join(scratch, 'unbound.kubeconfig'), DAEMON_SA));
+  const noNode = /must authenticate with a token bound to its pod/;
+  await expectRefused(
+    unbound.nodes.createClusterCustomObject({ ...HVN, body: hypervisorNode('node-c') }),
+    noNode,
+  );
+  await expectRefused(
+    unbound.leases.createNamespacedLease({ namespace: NS, body: nodeLease('node-c') }),
+    noNode,
+  );
+});
+
+test('the admission policy lets the operator create no Lease but its leader Lease', async () => {
+  const operator = apis(await tokenKubeconfig(cp, join(scratch, 'operator-lease.kubeconfig'), OPERATOR_SA));
+  await expectRefused(
+    operator.leases.createNamespacedLease({ namespace: NS, body: nodeLease('node-z') }),
+    /tern-operator-leader-lease-only.*may create only its leader Lease tern-operator, not node-z/,
+  );
+});
+
+const microTime = (date: Date): string => date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+/** Log lines that show the API refused a call (an RBAC or admission-policy gap). */
+const refusals = (logs: LogLine[]): string[] =>
+  logs.map((line) => JSON.stringify(line)).filter((line) => /forbidden/i.test(line));
+
+interface Status {
+  status?: {
+    phase?: string;
+    failureReason?: string;
+    conditions?: { type: string; status: string; reason: string }[];
+  };
+  metadata: { finalizers?: string[] };
+}
+
+test('the real daemon and operator do their work under the chart identities without a refused call', async () => {
+  const certs = generateDevCerts(join(scratch, 'certs'), [{ name: 'node-a' }]);
+  const stateDir = join(scratch, 'state');
+  const imagesRoot = join(scratch, 'images');
+  mkdirSync(stateDir);
+  mkdirSync(imagesRoot);
+  const daemon: DaemonProcess = await startDaemonProcess(
+    testDaemonArgs({
+      node: 'node-a',
+      certs,
+      stateDir,
+      imagesRoot,
+      kubeconfig: daemonKubeconfig('node-a'),
+      leaseDurationSeconds: 10,
+    }),
+  );
+  running.push(daemon);
+  const operatorKubeconfig = await tokenKubeconfig(cp, join(scratch, 'operator.kubeconfig'), OPERATOR_SA);
+  const operator: OperatorProcess = await startOperatorProcess([
+    ...['--kubeconfig', operatorKubeconfig, '--metrics-listen', '127.0.0.1:0'],
+    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ...['--leader-lease-duration-seconds', '5', '--migration-history-limit', '1'],
+  ]);
+  running.push(operator);
+  const get = async <T>(...args: string[]) =>
+    JSON.parse(await kubectl(cp, ['get', ...args, '-o', 'json'])) as T;
+
+  // A node whose daemon stopped renewing an hour ago, a stopped VM, and two Migrations of a VM that does not exist.
+  const stale = microTime(new Date(Date.now() - 3_600_000));
+  await kubectl(
+    cp,
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        hypervisorNode('node-gone'),
+        {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          ...nodeLease('node-gone'),
+          spec: { holderIdentity: 'node-gone', leaseDurationSeconds: 10, renewTime: stale },
+        },
+        {
+          apiVersion: 'tern.dev/v1alpha1',
+          kind: 'VirtualMachine',
+          metadata: { name: 'vm-stopped', namespace: TENANT },
+          spec: {
+            running: false,
+            cpu: { cores: 1 },
+            memory: '64Mi',
+            boot: { kernel: { path: join(imagesRoot, 'vmlinuz') } },
+          },
+        },
+      ],
+    }),
+  );
+  for (const name of ['ghost-1', 'ghost-2']) {
+    await kubectl(
+      cp,
+      ['create', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'tern.dev/v1alpha1',
+        kind: 'Migration',
+        metadata: { name, namespace: TENANT },
+        spec: { vmName: 'ghost' },
+      }),
+    );
+  }
+
+  // Leader election: the operator created the Lease and holds it (create, get, update).
+  await eventually('the operator holds the leader Lease', async () => {
+    const leader = await get<{ spec: { holderIdentity?: string } }>('lease', 'tern-operator', '-n', NS);
+    return leader.spec.holderIdentity ? leader : undefined;
+  });
+  // The daemon registered its node and renews its heartbeat.
+  await eventually('node-a is Ready', async () => {
+    const node = await get<Status>('hypervisornode', 'node-a');
+    return node.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
+  });
+  // Health: status update and a Warning Event in "default" about the cluster-scoped node.
+  await eventually('node-gone is NotReady with LeaseExpired', async () => {
+    const node = await get<Status>('hypervisornode', 'node-gone');
+    return node.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'LeaseExpired');
+  });
+  // VirtualMachine: finalizer patch, status update, Event in the tenant namespace.
+  await eventually('vm-stopped is Stopped', async () => {
+    const vm = await get<Status>('virtualmachine', 'vm-stopped', '-n', TENANT);
+    return vm.status?.phase === 'Stopped' && vm.metadata.finalizers?.includes('tern.dev/guest')
+      ? vm
+      : undefined;
+  });
+  // Migration: finalizer patch, status update, and deletion of the older one by the history limit of 1.
+  await eventually('ghost-2 Failed with VMNotFound and ghost-1 pruned', async () => {
+    const list = await get<{ items: (Status & { metadata: { name: string } })[] }>(
+      'migrations',
+      '-n',
+      TENANT,
+    );
+    const [only] = list.items;
+    return list.items.length === 1 &&
+      only!.metadata.name === 'ghost-2' &&
+      only!.status?.failureReason === 'VMNotFound' &&
+      !only!.metadata.finalizers?.length
+      ? only
+      : undefined;
+  });
+  const events = async (namespace: string) =>
+    (
+      await get<{ items: { reason: string; involvedObject: { name: string } }[] }>('events', '-n', namespace)
+    ).items.map((e) => `${e.involvedObject.name}:${e.reason}`);
+  await eventually('the Events were recorded', async () => {
+    const all = [...(await events('default')), ...(await events(TENANT))];
+    return all.includes('node-gone:NodeNotReady') && all.includes('vm-stopped:Stopped') ? all : undefined;
+  });
+  // Deleting the VM: the operator removes its finalizer (JSON patch) and the VM goes away.
+  await kubectl(cp, ['delete', 'virtualmachine', 'vm-stopped', '-n', TENANT, '--wait=false']);
+  await eventually('vm-stopped is gone', async () => {
+    const result = await cp.kubectl(['get', 'virtualmachine', 'vm-stopped', '-n', TENANT]);
+    return result.code !== 0 && /NotFound/.test(result.stderr) ? true : undefined;
+  });
+
+  expect(await operator.stop()).toBe(0);
+  // On SIGTERM the daemon reports Ready=False through its own status subresource.
+  expect(await daemon.stop()).toBe(0);
+  const nodeA = await get<Status>('hypervisornode', 'node-a');
+  expect(nodeA.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+    status: 'False',
+    reason: 'DaemonStopped',
+  });
+  expect(refusals(operator.logs)).toEqual([]);
+  expect(refusals(daemon.logs)).toEqual([]);
+  expect(daemon.logs.filter((line) => line.msg === 'registration update failed')).toEqual([]);
+}, 180_000);
