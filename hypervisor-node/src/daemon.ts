@@ -102,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     accelerator: accelerator.accel,
     operatorIdentities: config.operatorIdentities,
     migrationAddress: config.migrationAddress,
+    registry: metrics.registry,
     logger,
   });
   let server: RunningServer | undefined;

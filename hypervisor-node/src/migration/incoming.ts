@@ -12,6 +12,7 @@ import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
+import type { NodeMigrationMetrics } from './metrics.js';
 import { failedPrecondition } from './rpc.js';
 import { decodeToken } from './token.js';
 
@@ -27,6 +28,7 @@ export interface IncomingOptions {
   address: string;
   supervisor: GuestSupervisor;
   stateRoot: string;
+  metrics: NodeMigrationMetrics;
   logger: Logger;
 }
 
@@ -86,6 +88,7 @@ export class IncomingMigration {
         // Every channel is in by now: the key has nothing left to admit.
         void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
+        options.metrics.observeIncoming('Loaded');
         this.stage = 'MIGRATION_STAGE_LOADED';
         this.message = loaded.postCopy
           ? 'loaded for post-copy; paused until ResumeTarget'
@@ -105,6 +108,7 @@ export class IncomingMigration {
       (error: Error) => {
         void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
+        options.metrics.observeIncoming('Failed');
         this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
         this.message = error.message;
         options.logger.info({ migration: options.id, reason: error.message }, 'incoming migration failed');
@@ -161,6 +165,7 @@ export class IncomingMigration {
       throw failedPrecondition(`target ${this.guest} runs the guest: it cannot be aborted`);
     }
     if (this.stage === 'MIGRATION_STAGE_ABORTED') return this.state();
+    if (this.stage === 'MIGRATION_STAGE_RUNNING') this.options.metrics.observeIncoming('Aborted');
     this.stage = 'MIGRATION_STAGE_ABORTED';
     this.message = 'aborted: nothing of this migration is left here';
     this.log.append(

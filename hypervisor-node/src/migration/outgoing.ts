@@ -7,9 +7,11 @@ import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../
 import type { ListenAddress } from '../config.js';
 import type { GuestSupervisor } from '../guests/supervisor.js';
 import type { MigrationPolicy } from './engine/policy.js';
+import type { MigrationProgress } from './engine/progress.js';
 import { SourceMigration, type SourceOutcome } from './engine/source.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
+import type { NodeMigrationMetrics } from './metrics.js';
 import { failedPrecondition } from './rpc.js';
 import { decodeToken } from './token.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
@@ -23,6 +25,7 @@ export interface OutgoingOptions {
   target: ListenAddress;
   token: string;
   holdInQuiescing: boolean;
+  metrics: NodeMigrationMetrics;
   logger: Logger;
 }
 
@@ -91,6 +94,7 @@ export class OutgoingMigration {
     this.stage = 'MIGRATION_STAGE_FINISHED';
     this.message = outcome.reason;
     this.wireOutcome = toWireOutcome(outcome);
+    this.options.metrics.observeOutgoing(outcome);
     this.options.logger.info(
       {
         migration: this.options.id,
@@ -107,6 +111,11 @@ export class OutgoingMigration {
 
   get guest(): string {
     return this.options.guest;
+  }
+
+  /** The latest progress sample while QEMU migrates; undefined once the outcome is in. */
+  get liveProgress(): MigrationProgress | undefined {
+    return this.stage === 'MIGRATION_STAGE_RUNNING' ? this.engine.latest : undefined;
   }
 
   /** Blocks another migration of the same guest: QEMU migrates, or holds a completed guest for the hand-over. */

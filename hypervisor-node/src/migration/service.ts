@@ -3,6 +3,7 @@
 // with the same id finds it again. The service never resumes a target or releases a source by itself.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
 import { parseListenAddress } from '../config.js';
 import type { GuestSupervisor } from '../guests/supervisor.js';
@@ -11,6 +12,7 @@ import { RpcError } from '../server/control-service.js';
 import { fromWireSpec } from '../server/convert.js';
 import { resolveMigrationPolicy } from './engine/policy.js';
 import { IncomingMigration } from './incoming.js';
+import { NodeMigrationMetrics } from './metrics.js';
 import { OutgoingMigration } from './outgoing.js';
 import { failedPrecondition, MigrationRpc, serviceError } from './rpc.js';
 import { decodeToken } from './token.js';
@@ -24,6 +26,8 @@ export interface MigrationServiceOptions {
   operatorIdentities: readonly string[];
   /** This node's IP address incoming QEMUs listen on. */
   migrationAddress: string;
+  /** The daemon's registry: the service adds tern_node_migration_* to it. */
+  registry: Registry;
   logger: Logger;
 }
 
@@ -59,6 +63,11 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
   const rpc = new MigrationRpc(options.operatorIdentities, logger);
   const records = new Map<string, Record>();
   const streams = new Set<grpc.ServerWritableStream<unknown, MigrationEvent>>();
+  const metrics = new NodeMigrationMetrics(options.registry, () =>
+    [...records.values()].flatMap((record) =>
+      record instanceof OutgoingMigration ? [{ guest: record.guest, latest: record.liveProgress }] : [],
+    ),
+  );
 
   function remember(id: string, record: Record): void {
     records.set(id, record);
@@ -137,6 +146,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         token,
         tokenTtlMs: (request.tokenTtlSeconds || DEFAULT_TOKEN_TTL_SECONDS) * 1000,
         address: options.migrationAddress,
+        metrics,
         supervisor,
         stateRoot: options.stateRoot,
         logger,
@@ -189,6 +199,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         target,
         token,
         holdInQuiescing: request.holdInQuiescing,
+        metrics,
         logger,
       });
       remember(id, record);
