@@ -108,6 +108,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   let server: RunningServer | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
+    await migration.recover();
     server = await startGrpcServer(config.listen, credentials, control, migration);
     metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
   } catch (error) {

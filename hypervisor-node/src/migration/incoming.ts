@@ -12,18 +12,19 @@ import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
+import {
+  migrationsDir,
+  removeRecordFile,
+  tokenDigest,
+  writeRecordFile,
+  type MigrationRecordFile,
+} from './record-file.js';
 import type { NodeMigrationMetrics } from './metrics.js';
 import { failedPrecondition } from './rpc.js';
 import { decodeToken } from './token.js';
 
-export interface IncomingOptions {
-  id: string;
-  spec: GuestSpec;
-  sourceAccelerator: Accelerator;
-  settings: ChannelSettings;
-  token: string;
-  /** After this long the key file goes, and with it any chance of a (late) source connecting. */
-  tokenTtlMs: number;
+/** What an incoming migration needs from its daemon. */
+export interface IncomingContext {
   /** This node's IP address the incoming QEMU listens on. */
   address: string;
   supervisor: GuestSupervisor;
@@ -32,28 +33,40 @@ export interface IncomingOptions {
   logger: Logger;
 }
 
+export interface IncomingOptions extends IncomingContext {
+  id: string;
+  spec: GuestSpec;
+  sourceAccelerator: Accelerator;
+  settings: ChannelSettings;
+  token: string;
+  /** After this long the key file goes, and with it any chance of a (late) source connecting. */
+  tokenTtlMs: number;
+}
+
+const pskDir = (context: IncomingContext, id: string): string =>
+  path.join(migrationsDir(context.stateRoot), `${id}-in`);
+
 export class IncomingMigration {
   readonly log: EventLog;
   private stage: MigrationStage = 'MIGRATION_STAGE_RUNNING';
   private message = 'waiting for the source';
 
   private constructor(
-    readonly options: IncomingOptions,
+    private readonly context: IncomingContext,
+    readonly id: string,
+    readonly guest: string,
     private readonly engine: TargetMigration,
     private readonly tls: PskTls,
   ) {
-    this.log = new EventLog(options.id);
+    this.log = new EventLog(id);
+    this.subscribe();
   }
 
   /** Starts the incoming QEMU listening for the source; on failure nothing is left behind. */
   static async prepare(options: IncomingOptions): Promise<IncomingMigration> {
     const { spec, supervisor, settings, id } = options;
     // Outside the guest's state dir, which the supervisor creates (and refuses to find already there).
-    const tls = await writePskFile(
-      path.join(options.stateRoot, '.migrations', `${id}-in`),
-      id,
-      decodeToken(options.token)!,
-    );
+    const tls = await writePskFile(pskDir(options, id), id, decodeToken(options.token)!);
     let engine: TargetMigration;
     try {
       engine = await TargetMigration.prepare({
@@ -66,20 +79,46 @@ export class IncomingMigration {
       await removePskFile(tls);
       throw error;
     }
-    const incoming = new IncomingMigration(options, engine, tls);
-    incoming.subscribe();
+    const incoming = new IncomingMigration(options, id, spec.name, engine, tls);
+    await writeRecordFile(options.stateRoot, {
+      id,
+      role: 'target',
+      guest: spec.name,
+      dataEndpoint: incoming.dataEndpoint,
+      tokenDigest: tokenDigest(options.token),
+    });
     setTimeout(() => void removePskFile(tls), options.tokenTtlMs).unref();
+    return incoming;
+  }
+
+  /** After a daemon restart: follows the incoming QEMU the record names from where it is. */
+  static async recover(context: IncomingContext, record: MigrationRecordFile): Promise<IncomingMigration> {
+    const status = context.supervisor.get(record.guest);
+    if (status === undefined) throw new Error(`guest ${record.guest} of migration ${record.id} is gone`);
+    const tls = { dir: pskDir(context, record.id), identity: record.id };
+    const port = Number(/:(\d+)$/.exec(record.dataEndpoint)?.[1]);
+    const engine = await TargetMigration.adopt(
+      {
+        supervisor: context.supervisor,
+        spec: status.spec,
+        channel: { transport: 'tcp', host: context.address, port, tls },
+        settings: { postCopy: false, multifdChannels: 0 },
+      },
+      port,
+    );
+    const incoming = new IncomingMigration(context, record.id, record.guest, engine, tls);
+    context.logger.info({ migration: record.id, guest: record.guest }, 'incoming migration recovered');
     return incoming;
   }
 
   /** host:port the source QEMU connects to. */
   get dataEndpoint(): string {
-    const { address } = this.options;
+    const { address } = this.context;
     return address.includes(':') ? `[${address}]:${this.engine.port}` : `${address}:${this.engine.port}`;
   }
 
   private subscribe(): void {
-    const { engine, log, options } = this;
+    const { engine, log, context } = this;
     engine.on('status', (status) =>
       log.append({ target: { state: 'TARGET_STATE_STATUS', qemuStatus: status, message: '' } }),
     );
@@ -88,7 +127,7 @@ export class IncomingMigration {
         // Every channel is in by now: the key has nothing left to admit.
         void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
-        options.metrics.observeIncoming('Loaded');
+        context.metrics.observeIncoming('Loaded');
         this.stage = 'MIGRATION_STAGE_LOADED';
         this.message = loaded.postCopy
           ? 'loaded for post-copy; paused until ResumeTarget'
@@ -108,10 +147,10 @@ export class IncomingMigration {
       (error: Error) => {
         void removePskFile(this.tls);
         if (this.stage !== 'MIGRATION_STAGE_RUNNING') return;
-        options.metrics.observeIncoming('Failed');
+        context.metrics.observeIncoming('Failed');
         this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
         this.message = error.message;
-        options.logger.info({ migration: options.id, reason: error.message }, 'incoming migration failed');
+        context.logger.info({ migration: this.id, reason: error.message }, 'incoming migration failed');
         log.append(
           {
             target: {
@@ -127,13 +166,9 @@ export class IncomingMigration {
     );
   }
 
-  get guest(): string {
-    return this.options.spec.name;
-  }
-
   state(): MigrationState {
     return {
-      migrationId: this.options.id,
+      migrationId: this.id,
       role: 'MIGRATION_ROLE_TARGET',
       guest: this.guest,
       stage: this.stage,
@@ -156,6 +191,7 @@ export class IncomingMigration {
     await this.engine.resume();
     this.stage = 'MIGRATION_STAGE_RESUMED';
     this.message = 'the target runs the guest';
+    await removeRecordFile(this.context.stateRoot, this.id);
     return this.state();
   }
 
@@ -165,7 +201,7 @@ export class IncomingMigration {
       throw failedPrecondition(`target ${this.guest} runs the guest: it cannot be aborted`);
     }
     if (this.stage === 'MIGRATION_STAGE_ABORTED') return this.state();
-    if (this.stage === 'MIGRATION_STAGE_RUNNING') this.options.metrics.observeIncoming('Aborted');
+    if (this.stage === 'MIGRATION_STAGE_RUNNING') this.context.metrics.observeIncoming('Aborted');
     this.stage = 'MIGRATION_STAGE_ABORTED';
     this.message = 'aborted: nothing of this migration is left here';
     this.log.append(
@@ -175,11 +211,12 @@ export class IncomingMigration {
     );
     await this.engine.abort();
     await removePskFile(this.tls);
+    await removeRecordFile(this.context.stateRoot, this.id);
     return this.state();
   }
 
-  /** Daemon shutdown: the incoming QEMU stays (and keeps listening) for the next daemon to clean up. */
-  close(): void {
+  /** Daemon shutdown: the incoming QEMU stays (and keeps listening); the next daemon recovers it. */
+  async close(): Promise<void> {
     this.log.end();
   }
 }

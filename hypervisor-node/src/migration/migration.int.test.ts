@@ -484,6 +484,70 @@ test('ping-pong: the busy guest migrates 10 times back and forth', async () => {
   expect(record.owner('busy')).toBe('node-b'); // it started on A: after 1 (busy test) + 10 moves it is on B
 }, 240_000);
 
+describe('a daemon that dies mid-migration is recovered by its successor', () => {
+  /** SIGKILLs the node's daemon and starts a new one on the same state dir; the Node gets the new clients. */
+  const restart = async (node: Node): Promise<void> => {
+    expect(await node.daemon.stop('SIGKILL')).toBe(null);
+    Object.assign(node, await startNode(node.name));
+  };
+  /** Watches the migration on (new) clients until its outcome, as the operator does after a lost stream. */
+  const outcomeFrom = (node: Node, id: string): Promise<MigrationOutcome__Output> =>
+    new Promise((resolve, reject) => {
+      const stream = node.migration.watchMigration({ migrationId: id, progressIntervalMs: 100 });
+      stream.on('data', (event: MigrationEvent__Output) => event.outcome && resolve(event.outcome));
+      stream.on('error', reject);
+      stream.on('end', () => reject(new Error(`watch of ${id} ended without an outcome`)));
+    });
+
+  test('source daemon killed during Copying: the successor cancels, the guest runs on the source', async () => {
+    const started = await start('idle', { policy: { bandwidthBytesPerSec: 4 * MiB } });
+    await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);
+    await started.stopWatch(); // the watcher would count the dead daemon as a violation
+    await restart(started.from);
+    const outcome = await outcomeFrom(started.from, started.run.id);
+    report('source daemon restarted', outcome);
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_SOURCE',
+      sourceRunState: 'running',
+    });
+    expect(outcome.reason).toMatch(/the source daemon restarted during the migration/);
+    await expectStillOnSource('idle', {
+      ...started,
+      run: { ...started.run, outcome: Promise.resolve(outcome) },
+      stopWatch: watchOwnership('idle'),
+    });
+  });
+
+  test('target daemon killed during Copying: the migration completes, the successor resumes the target', async () => {
+    const started = await start('idle', { policy: { bandwidthBytesPerSec: SLOW_LINK } });
+    await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);
+    await started.stopWatch();
+    await restart(started.to);
+    // Retried PrepareIncoming finds the recovered migration and the same endpoint.
+    const source = await unary<Guest__Output>((done) =>
+      started.from.control.getGuest({ name: 'idle' }, done),
+    );
+    const again = await unary<{ dataEndpoint: string }>((done) =>
+      started.to.migration.prepareIncoming(
+        {
+          migrationId: started.run.id,
+          spec: source.spec!,
+          sourceAccelerator: source.accelerator,
+          token: started.run.token,
+        },
+        done,
+      ),
+    );
+    expect(again.dataEndpoint).toBe(started.run.dataEndpoint);
+    await complete(
+      'idle',
+      { ...started, stopWatch: watchOwnership('idle') },
+      'idle, target daemon restarted',
+    );
+  });
+});
+
 test('each daemon counts the migrations it ran in /metrics', async () => {
   const scrape = async (node: Node): Promise<string> =>
     (await fetch(`http://127.0.0.1:${node.daemon.metricsPort}/metrics`)).text();

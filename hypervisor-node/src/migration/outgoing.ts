@@ -4,30 +4,44 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
-import type { ListenAddress } from '../config.js';
+import { parseListenAddress, type ListenAddress } from '../config.js';
 import type { GuestSupervisor } from '../guests/supervisor.js';
-import type { MigrationPolicy } from './engine/policy.js';
+import { resolveMigrationPolicy, type MigrationPolicy } from './engine/policy.js';
 import type { MigrationProgress } from './engine/progress.js';
 import { SourceMigration, type SourceOutcome } from './engine/source.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import type { NodeMigrationMetrics } from './metrics.js';
+import {
+  migrationsDir,
+  removeRecordFile,
+  tokenDigest,
+  writeRecordFile,
+  type MigrationRecordFile,
+} from './record-file.js';
 import { failedPrecondition } from './rpc.js';
 import { decodeToken } from './token.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
-export interface OutgoingOptions {
-  id: string;
-  guest: string;
+/** What an outgoing migration needs from its daemon. */
+export interface OutgoingContext {
   supervisor: GuestSupervisor;
   stateRoot: string;
+  metrics: NodeMigrationMetrics;
+  logger: Logger;
+}
+
+export interface OutgoingOptions extends OutgoingContext {
+  id: string;
+  guest: string;
   policy: MigrationPolicy;
   target: ListenAddress;
   token: string;
   holdInQuiescing: boolean;
-  metrics: NodeMigrationMetrics;
-  logger: Logger;
 }
+
+const endpointOf = (target: ListenAddress): string =>
+  target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
 
 export class OutgoingMigration {
   readonly log: EventLog;
@@ -36,12 +50,14 @@ export class OutgoingMigration {
   private wireOutcome: MigrationOutcome | undefined;
 
   private constructor(
-    readonly options: OutgoingOptions,
+    private readonly context: OutgoingContext,
+    private readonly record: MigrationRecordFile,
     private readonly engine: SourceMigration,
     /** Set while a hold_in_quiescing migration waits in Quiescing. */
     private readonly hold: { release?: () => void },
   ) {
-    this.log = new EventLog(options.id);
+    this.log = new EventLog(record.id);
+    this.subscribe();
   }
 
   /** Starts QEMU's migration to the target; on a refused start nothing is left behind and it rethrows. */
@@ -49,10 +65,17 @@ export class OutgoingMigration {
     const { guest, supervisor, policy, target, id } = options;
     // QEMU's client credentials read the key when they are created (in engine.start), so the file goes right after.
     const tls = await writePskFile(
-      path.join(options.stateRoot, '.migrations', `${id}-out`),
+      path.join(migrationsDir(options.stateRoot), `${id}-out`),
       id,
       decodeToken(options.token)!,
     );
+    const record: MigrationRecordFile = {
+      id,
+      role: 'source',
+      guest,
+      dataEndpoint: endpointOf(target),
+      tokenDigest: tokenDigest(options.token),
+    };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
     const hold: { release?: () => void } = {};
     try {
@@ -65,15 +88,40 @@ export class OutgoingMigration {
           ? { quiesce: () => new Promise<void>((resolve) => (hold.release = resolve)) }
           : {}),
       });
-      const outgoing = new OutgoingMigration(options, engine, hold);
-      outgoing.subscribe();
+      // Before QEMU starts: a daemon that dies from here on leaves a migration its successor must find.
+      await writeRecordFile(options.stateRoot, record);
+      const outgoing = new OutgoingMigration(options, record, engine, hold);
       await engine.start();
       return outgoing;
     } catch (error) {
+      await removeRecordFile(options.stateRoot, id);
       throw failedPrecondition((error as Error).message);
     } finally {
       await removePskFile(tls);
     }
+  }
+
+  /**
+   * After a daemon restart: takes over the migration the record names. QEMU's migration, if still copying, is
+   * cancelled and the guest runs here again; a completed one waits for the hand-over (SourceMigration.adopt).
+   */
+  static async recover(context: OutgoingContext, record: MigrationRecordFile): Promise<OutgoingMigration> {
+    const target = parseListenAddress(record.dataEndpoint, 'data endpoint');
+    const engine = new SourceMigration({
+      supervisor: context.supervisor,
+      guest: record.guest,
+      // Only for the engine's bookkeeping: an adopted migration never connects again.
+      channel: {
+        transport: 'tcp',
+        ...target,
+        tls: { dir: path.join(migrationsDir(context.stateRoot), `${record.id}-out`), identity: record.id },
+      },
+      policy: resolveMigrationPolicy(),
+    });
+    const outgoing = new OutgoingMigration(context, record, engine, {});
+    await engine.adopt('the source daemon restarted');
+    context.logger.info({ migration: record.id, guest: record.guest }, 'outgoing migration recovered');
+    return outgoing;
   }
 
   private subscribe(): void {
@@ -94,11 +142,11 @@ export class OutgoingMigration {
     this.stage = 'MIGRATION_STAGE_FINISHED';
     this.message = outcome.reason;
     this.wireOutcome = toWireOutcome(outcome);
-    this.options.metrics.observeOutgoing(outcome);
-    this.options.logger.info(
+    this.context.metrics.observeOutgoing(outcome);
+    this.context.logger.info(
       {
-        migration: this.options.id,
-        guest: this.options.guest,
+        migration: this.record.id,
+        guest: this.record.guest,
         result: outcome.result,
         reason: outcome.reason,
         durationMs: outcome.durationMs,
@@ -110,7 +158,7 @@ export class OutgoingMigration {
   }
 
   get guest(): string {
-    return this.options.guest;
+    return this.record.guest;
   }
 
   /** The latest progress sample while QEMU migrates; undefined once the outcome is in. */
@@ -127,20 +175,19 @@ export class OutgoingMigration {
   }
 
   sameRequest(target: ListenAddress, token: string, guest: string): boolean {
-    const mine = this.options;
+    const { record } = this;
     return (
-      mine.guest === guest &&
-      mine.token === token &&
-      mine.target.host === target.host &&
-      mine.target.port === target.port
+      record.guest === guest &&
+      record.tokenDigest === tokenDigest(token) &&
+      record.dataEndpoint === endpointOf(target)
     );
   }
 
   state(): MigrationState {
     return {
-      migrationId: this.options.id,
+      migrationId: this.record.id,
       role: 'MIGRATION_ROLE_SOURCE',
-      guest: this.options.guest,
+      guest: this.record.guest,
       stage: this.stage,
       phase: toWirePhase(this.engine.phase),
       message: this.message,
@@ -160,7 +207,7 @@ export class OutgoingMigration {
   continueSwitchover(): MigrationState {
     if (this.hold.release === undefined || this.engine.phase !== 'Quiescing') {
       throw failedPrecondition(
-        `migration ${this.options.id} is not held in Quiescing (phase ${this.engine.phase})`,
+        `migration ${this.record.id} is not held in Quiescing (phase ${this.engine.phase})`,
       );
     }
     this.hold.release();
@@ -182,6 +229,7 @@ export class OutgoingMigration {
     }
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
+    await removeRecordFile(this.context.stateRoot, this.record.id);
     return this.state();
   }
 
@@ -200,14 +248,19 @@ export class OutgoingMigration {
     }
     this.stage = 'MIGRATION_STAGE_SOURCE_RESUMED';
     this.message = `the source runs the guest again (${runState})`;
+    await removeRecordFile(this.context.stateRoot, this.record.id);
     return this.state();
   }
 
   /**
-   * Daemon shutdown: ends the event log. QEMU's migration goes on without the daemon; the next daemon re-attaches
-   * to the guest but not to the migration (its outcome is then unknown to the operator, which cancels it).
+   * Daemon shutdown: a migration still copying is cancelled, so the guest keeps running here rather than wait
+   * paused at the switchover for a daemon that may not come back; post-copy and completed migrations are left to
+   * the next daemon, which recovers them.
    */
-  close(): void {
+  async close(): Promise<void> {
+    if (this.stage === 'MIGRATION_STAGE_RUNNING' && !this.engine.postCopyStarted) {
+      await this.engine.cancel('the source daemon shut down during the migration').catch(() => undefined);
+    }
     this.log.end();
   }
 }

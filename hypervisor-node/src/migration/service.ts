@@ -13,6 +13,7 @@ import { fromWireSpec } from '../server/convert.js';
 import { resolveMigrationPolicy } from './engine/policy.js';
 import { IncomingMigration } from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
+import { readRecordFiles, removeRecordFile } from './record-file.js';
 import { OutgoingMigration } from './outgoing.js';
 import { failedPrecondition, MigrationRpc, serviceError } from './rpc.js';
 import { decodeToken } from './token.js';
@@ -33,8 +34,10 @@ export interface MigrationServiceOptions {
 
 export interface MigrationService {
   handlers: MigrationHandlers;
-  /** Ends every watch stream (daemon shutdown); QEMU's migrations in flight go on without the daemon. */
-  close(): void;
+  /** Daemon start: takes over the migrations a previous daemon left (their record files), before serving. */
+  recover(): Promise<void>;
+  /** Daemon shutdown: ends every watch stream; see OutgoingMigration.close and IncomingMigration.close. */
+  close(): Promise<void>;
 }
 
 const MIGRATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -277,9 +280,25 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
   return {
     handlers,
-    close() {
+    async recover() {
+      const context = { supervisor, stateRoot: options.stateRoot, metrics, logger };
+      for (const file of await readRecordFiles(options.stateRoot)) {
+        try {
+          if (!supervisor.get(file.guest)) throw new Error(`guest ${file.guest} is gone`);
+          const record =
+            file.role === 'source'
+              ? await OutgoingMigration.recover(context, file)
+              : await IncomingMigration.recover({ ...context, address: options.migrationAddress }, file);
+          remember(file.id, record);
+        } catch (error) {
+          logger.warn({ migration: file.id, reason: (error as Error).message }, 'migration not recovered');
+          await removeRecordFile(options.stateRoot, file.id);
+        }
+      }
+    },
+    async close() {
       for (const call of [...streams]) call.end();
-      for (const record of records.values()) record.close();
+      await Promise.all([...records.values()].map((record) => record.close()));
     },
   };
 }

@@ -202,6 +202,38 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.schedulePoll(0);
   }
 
+  /**
+   * Instead of start(): takes over whatever migration QEMU holds for this guest after the daemon that started it
+   * went away (`why`). A migration still copying is cancelled, because nobody applied its convergence policy or
+   * could have handed it over in the meantime, and the guest runs here again; one QEMU completed waits for the
+   * hand-over as usual; post-copy is followed to its end; no migration at all is a failure.
+   */
+  async adopt(why: string): Promise<void> {
+    if (this.started) throw new Error('the migration was already started');
+    this.started = true;
+    this.startedAtMs = Date.now();
+    this.convergence.startedAtMs = this.startedAtMs;
+    this.wasRunning = true; // a guest is migrated while it runs
+    const info = await this.qmp.queryMigrate();
+    const status = info.status ?? 'none';
+    this.enter('Initializing', `adopted after ${why} (QEMU migration status ${status})`, this.startedAtMs);
+    this.qmp.on('event', this.onEvent);
+    this.qmp.on('close', this.onClose);
+    if (status === 'none') {
+      await this.finish('Failed', `${why}: QEMU holds no migration of this guest`, 'Source');
+      return;
+    }
+    if (!IDLE_STATUSES.includes(status) && !status.startsWith('postcopy')) {
+      this.abort = {
+        reason: `${why} during the migration: cancelled, the guest runs here again`,
+        cause: 'Source',
+      };
+      await this.qmp.execute('migrate_cancel').catch(() => undefined);
+    }
+    this.onStatus(status, info);
+    this.schedulePoll(0);
+  }
+
   /** The current phase; undefined before start(). */
   get phase(): MigrationPhase | undefined {
     return this.clock.current;

@@ -121,6 +121,31 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     }
   }
 
+  /**
+   * Takes over an incoming QEMU that a daemon which went away had prepared: follows its migration from where it
+   * is (still listening, loading, loaded and paused, or failed). `port` is the one it was listening on.
+   */
+  static async adopt(options: TargetMigrationOptions, port: number): Promise<TargetMigration> {
+    const qmp = options.supervisor.qmp(options.spec.name);
+    const target = new TargetMigration(options, qmp);
+    target.port = port;
+    qmp.on('event', target.onEvent);
+    qmp.on('close', target.onClose);
+    const [info, run] = await Promise.all([qmp.queryMigrate(), qmp.queryStatus()]);
+    if (run.running) {
+      // Resumed before the daemon went away: the guest runs here.
+      target.isLoaded = target.resumed = true;
+      target.resolveLoaded({ atMs: Date.now(), postCopy: false });
+    }
+    if (info.status !== undefined)
+      target.handleEvent({
+        event: 'MIGRATION',
+        data: { status: info.status },
+        timestamp: { seconds: 0, microseconds: 0 },
+      });
+    return target;
+  }
+
   get name(): string {
     return this.options.spec.name;
   }
