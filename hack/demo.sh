@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# `npm run demo`: set up what is missing, then run the local-cluster live-migration demo (hack/demo/main.ts).
+# `npm run demo`: set up what is missing, then run the live-migration demo on the local cluster (hack/demo/main.ts).
+# `npm run demo -- --down` only removes the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash hack/setup.sh
+case " $* " in
+*" --down "*) ;;
+*) bash hack/setup.sh ;;
+esac
 exec npx tsx hack/demo/main.ts "$@"

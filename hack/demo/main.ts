@@ -1,28 +1,34 @@
 // `npm run demo`: a local Tern cluster (real kube-apiserver + etcd, two hypervisor-node daemons, the operator), a
 // VirtualMachine running the test guest's transaction service, a client issuing transactions continuously, and a
-// live migration of the VM with a Migration object while the client keeps going. Prints the phases, the
-// transactions-per-second chart with the freeze marked (also written as SVG) and a summary, then tears down.
-// `--keep` leaves the cluster up until Ctrl-C; `--svg PATH` says where the chart goes (default ./demo-tps.svg).
+// live migration of the VM with `kubectl tern migrate --wait` while the client keeps going. Prints the phases,
+// the transactions-per-second chart with the freeze marked (also written as SVG) and a summary. The cluster is
+// the one `npm run cluster -- up` brings up: reused when it is up, brought up otherwise, and left up afterwards.
+// `--down` removes it instead; `--svg PATH` says where the chart goes (default ./demo-tps.svg); `--dir DIR` and
+// `--name NAME` select another cluster than the default one (the end-to-end test uses its own).
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient } from '../../guest/host/agent-client.js';
+import { testGuestImages, type TestGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
 import { kubeBinary } from '../../test/harness/control-plane.js';
-import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
+import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../cluster/cluster-state.js';
+import { downCluster, openCluster, upCluster, type LocalCluster } from '../cluster/local-cluster.js';
+import { PLUGIN_DIR, usageHint } from '../cluster/usage.js';
 import { svgChart, terminalChart } from './chart.js';
 import { longestGap, startTransactionClient, throughputSeries } from './transaction-client.js';
 
 const NODES = ['node-a', 'node-b'];
-const GUEST_IP = '10.213.7.10';
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
-const PLUGIN_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../cli/bin');
-const keep = process.argv.includes('--keep');
-const svgFlag = process.argv.indexOf('--svg');
-const svgPath = svgFlag === -1 ? join(process.cwd(), 'demo-tps.svg') : process.argv[svgFlag + 1]!;
+const flag = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+};
+const svgPath = flag('--svg') ?? join(process.cwd(), 'demo-tps.svg');
+const clusterDir = resolve(flag('--dir') ?? defaultClusterDir());
+const clusterName = flag('--name') ?? DEFAULT_CLUSTER_NAME;
 
 const say = (line: string): void => console.log(line);
 const wallToPerf = (iso: string): number => Date.parse(iso) - Date.now() + performance.now();
@@ -41,8 +47,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
   }
 }
 
-function vmManifest(cluster: LocalCluster): VirtualMachine {
-  const { images } = cluster;
+function vmManifest(images: TestGuestImages, guestIp: string): VirtualMachine {
   return {
     apiVersion: 'tern.dev/v1alpha1',
     kind: 'VirtualMachine',
@@ -56,7 +61,7 @@ function vmManifest(cluster: LocalCluster): VirtualMachine {
           path: images.kernel,
           initrdPath: images.initrd,
           // A busy guest: 256 MiB working set, 5000 pages dirtied per second, the transaction service on eth0.
-          cmdline: `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${GUEST_IP}/24 tern.port=${SERVICE_PORT}`,
+          cmdline: `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${guestIp}/24 tern.port=${SERVICE_PORT}`,
         },
       },
       network: { macAddress: '52:54:00:21:37:10' },
@@ -71,7 +76,7 @@ function vmManifest(cluster: LocalCluster): VirtualMachine {
 async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
   const args = ['tern', 'migrate', 'demo', '--to', target, '--wait'];
   say(`\n$ kubectl ${args.join(' ')}`);
-  const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.controlPlane.kubeconfigPath], {
+  const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.kubeconfig], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, PATH: `${PLUGIN_DIR}:${process.env.PATH ?? ''}` },
   });
@@ -86,15 +91,51 @@ async function migrate(cluster: LocalCluster, target: string): Promise<Migration
   return getJson<Migration>(cluster, 'migration', name);
 }
 
-const cluster = await startLocalCluster({
-  nodes: NODES,
-  bridge: `terndemo${process.pid % 1000}`,
-  hostAddress: '10.213.7.1/24',
-  log: (line) => say(`cluster: ${line}`),
-});
+/** The cluster that is up in clusterDir, else a new one there (after cleaning up what a dead one left). */
+async function clusterUp(): Promise<LocalCluster> {
+  const running = openCluster(clusterDir);
+  if (running !== undefined) {
+    say(`cluster: reusing the cluster in ${clusterDir}`);
+    // A VM left by an earlier demo run goes first (its finalizer stops the guest).
+    await running.kubectl([
+      'delete',
+      'virtualmachine',
+      'demo',
+      '--ignore-not-found',
+      '--wait',
+      '--timeout=120s',
+    ]);
+    return running;
+  }
+  if (readState(clusterDir) !== undefined) {
+    say(`cluster: the cluster in ${clusterDir} is not healthy: removing it`);
+    await downCluster(clusterDir, clusterName);
+  }
+  return upCluster({
+    dir: clusterDir,
+    name: clusterName,
+    nodes: NODES,
+    log: (line) => say(`cluster: ${line}`),
+  });
+}
+
+if (process.argv.includes('--down')) {
+  const removed = await downCluster(clusterDir, clusterName);
+  say(removed.length === 0 ? 'nothing to remove' : removed.map((what) => `removed ${what}`).join('\n'));
+  process.exit(0);
+}
+
+const demoStart = performance.now();
 let failed = false;
 try {
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(cluster)));
+  const cluster = await clusterUp();
+  if (cluster.state.subnet === undefined) {
+    throw new Error(
+      'the demo needs the network-namespace cluster (run it as root): in loopback mode the client cannot reach the guest across nodes',
+    );
+  }
+  const GUEST_IP = `${cluster.state.subnet}.100`;
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(await testGuestImages(), GUEST_IP)));
   say('\n$ kubectl apply -f vm.yaml   # VirtualMachine demo: 512 MiB, busy, transaction service');
   const vm = await until('VM demo Running', 120_000, async () => {
     const current = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
@@ -146,7 +187,7 @@ try {
 
   let verify = 'not run';
   if (status.phase === 'Succeeded') {
-    const agent = await AgentClient.connect(join(cluster.stateDir(target), 'demo', 'agent.sock'), {
+    const agent = await AgentClient.connect(join(cluster.node(target).stateDir, 'demo', 'agent.sock'), {
       timeoutMs: 10_000,
     });
     const result = await agent.verify(60_000);
@@ -186,17 +227,15 @@ try {
   say(`  bytes moved       ${((status.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
   say(`  integrity         ${verify}`);
   say(`  chart             ${svgPath}`);
+  say(`  demo wall time    ${((performance.now() - demoStart) / 1000).toFixed(1)} s`);
   failed ||= status.phase !== 'Succeeded';
-  if (keep) {
-    say(
-      `\nThe cluster stays up: kubectl --kubeconfig=${cluster.controlPlane.kubeconfigPath} get tern   (Ctrl-C ends it)`,
-    );
-    await new Promise((resolve) => process.once('SIGINT', resolve));
-  }
+  const down = clusterDir === defaultClusterDir() ? '' : ` --dir ${clusterDir} --name ${clusterName}`;
+  say(
+    `\nThe cluster stays up with the VM demo on ${after.status?.node}. Try more:\n${usageHint(cluster.state)}`,
+  );
+  say(`  npm run demo -- --down${down}        # removes the cluster`);
 } catch (error) {
   failed = true;
   console.error(`demo failed: ${(error as Error).message}`);
-} finally {
-  await cluster.stop();
 }
 process.exit(failed ? 1 : 0);

@@ -46,6 +46,13 @@ describe('parseConfig', () => {
     ).toMatch(/--migration-address/);
   });
 
+  it('takes a declared vCPU capacity instead of the CPU count, and only a positive one', () => {
+    expect(parseConfig(MINIMAL, {}).cpuCapacity).toBeUndefined();
+    expect(parseConfig([...MINIMAL, '--cpu-capacity', '8'], {}).cpuCapacity).toBe(8);
+    expect(parseConfig(MINIMAL, { TERN_CPU_CAPACITY: '4' }).cpuCapacity).toBe(4);
+    expect(parseError([...MINIMAL, '--cpu-capacity', '0'])).toMatch(/--cpu-capacity/);
+  });
+
   it('reads environment variables, and flags win over them', () => {
     const env = {
       TERN_NODE_NAME: 'from-env',

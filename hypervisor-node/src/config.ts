@@ -33,6 +33,8 @@ export interface DaemonConfig {
   network: { mode: 'auto' | 'bridge' | 'user'; bridge: string; userModeGuestPort: number };
   /** Default graceful-stop timeout when a StopGuest request gives none. */
   stopTimeoutMs: number;
+  /** vCPUs the node offers to guests in all, replacing its CPU count (TCG test hosts overcommit); undefined: the CPU count. */
+  cpuCapacity?: number;
   reservedCpus: number;
   reservedMemoryMiB: number;
   /** Where to register the HypervisorNode and renew its Lease; undefined when registration is off. */
@@ -121,6 +123,7 @@ interface RawOptions {
   bridge: string;
   userNetGuestPort: string;
   stopTimeoutMs: string;
+  cpuCapacity?: string;
   reservedCpus: string;
   reservedMemoryMib: string;
   kubeconfig?: string;
@@ -216,6 +219,12 @@ function command(env: NodeJS.ProcessEnv): Command {
         new Option('--stop-timeout-ms <ms>', 'default graceful stop timeout'),
         'TERN_STOP_TIMEOUT_MS',
         '30000',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--cpu-capacity <n>', "vCPUs offered to guests in all (default: the host's CPU count)"),
+        'TERN_CPU_CAPACITY',
       ),
     )
     .addOption(
@@ -343,6 +352,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       userModeGuestPort: port(raw.userNetGuestPort, '--user-net-guest-port'),
     },
     stopTimeoutMs: positiveInteger(raw.stopTimeoutMs, '--stop-timeout-ms'),
+    ...(raw.cpuCapacity !== undefined
+      ? { cpuCapacity: positiveInteger(raw.cpuCapacity, '--cpu-capacity') }
+      : {}),
     reservedCpus: nonNegativeInteger(raw.reservedCpus, '--reserved-cpus'),
     reservedMemoryMiB: nonNegativeInteger(raw.reservedMemoryMib, '--reserved-memory-mib'),
     registration: raw.kubeconfig

@@ -34,12 +34,13 @@ function loadKubeConfig(source: string): KubeConfig {
 /** Wires the daemon: host probe, supervisor (re-attaching to running guests), gRPC, metrics, registration. */
 export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
   const credentials = await loadServerCredentials(config.tls);
-  const [host, accelerator] = await Promise.all([
+  const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
     config.accelerator === 'auto'
       ? detectAccelerator({ qemuBinary: config.qemuBinary })
       : { accel: config.accelerator, reason: 'set by --accelerator' },
   ]);
+  const host = { ...probed, cpus: config.cpuCapacity ?? probed.cpus };
   logger.info({ ...host, accelerator: accelerator.accel, why: accelerator.reason }, 'host probed');
 
   const network = await chooseNetwork(config);

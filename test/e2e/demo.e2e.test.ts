@@ -1,6 +1,7 @@
-// The demo flow headless: the local cluster (real apiserver, two daemons, the operator), a busy VM serving
-// transactions, a live migration by a Migration object while a client keeps transacting. The demo's own summary
-// is the evidence: it reads the Migration's status, the VM's new node, the client's log and the agent's VERIFY.
+// The demo flow headless: the local cluster (real apiserver, two daemons in network namespaces, the operator), a
+// busy VM serving transactions, a live migration with kubectl tern while a client keeps transacting. The demo's own
+// summary is the evidence: it reads the Migration's status, the VM's new node, the client's log and the agent's
+// VERIFY. The demo runs on a cluster of its own (--dir, --name), which it leaves up and `--down` removes.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,14 +10,18 @@ import { fileURLToPath } from 'node:url';
 
 const DEMO = fileURLToPath(new URL('../../hack/demo/main.ts', import.meta.url));
 let work: string;
+let clusterArgs: string[];
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tern-demo-e2e-'));
+  clusterArgs = ['--dir', join(work, 'cluster'), '--name', `d${process.pid % 100000}`];
 });
 
 afterAll(async () => {
+  const { code, output } = await runDemo(['--down', ...clusterArgs]);
+  if (code !== 0) console.log(output);
   await rm(work, { recursive: true, force: true });
-});
+}, 60_000);
 
 function runDemo(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -32,7 +37,7 @@ function runDemo(args: string[]): Promise<{ code: number | null; output: string 
 
 test('a busy VM serving transactions migrates live; the client loses nothing and the guest memory verifies', async () => {
   const svg = join(work, 'tps.svg');
-  const { code, output } = await runDemo(['--svg', svg]);
+  const { code, output } = await runDemo(['--svg', svg, ...clusterArgs]);
   console.log(output.split('\nsummary\n')[1] ?? output);
   expect(code).toBe(0);
   expect(output).toMatch(/result\s+Succeeded\n/);
@@ -51,4 +56,5 @@ test('a busy VM serving transactions migrates live; the client loses nothing and
   const chart = await readFile(svg, 'utf8');
   expect(chart).toContain('<polyline');
   expect(chart).toContain('>freeze</text>');
+  expect(output).toContain('The cluster stays up with the VM demo on');
 }, 300_000);

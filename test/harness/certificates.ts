@@ -31,11 +31,14 @@ async function openssl(args: string[]): Promise<void> {
 }
 
 /**
- * One CA signs both the serving certificate (127.0.0.1 and localhost) and the admin client certificate
+ * One CA signs both the serving certificate (127.0.0.1, localhost and `extraIps`) and the admin client certificate
  * (CN=admin, O=system:masters); kube-apiserver trusts it as --client-ca-file. The service-account signing key is
  * a separate key pair.
  */
-export async function generateCertificates(dir: string): Promise<ControlPlaneCertificates> {
+export async function generateCertificates(
+  dir: string,
+  extraIps: string[] = [],
+): Promise<ControlPlaneCertificates> {
   const file = (name: string): string => join(dir, name);
   const c: ControlPlaneCertificates = {
     caCert: file('ca.crt'),
@@ -60,7 +63,7 @@ export async function generateCertificates(dir: string): Promise<ControlPlaneCer
       subject: '/CN=localhost',
       extensions: [
         ...LEAF_EXTENSIONS,
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...extraIps.map((ip) => `IP:${ip}`)].join(',')}`,
         'extendedKeyUsage=serverAuth',
       ],
       signer: c,

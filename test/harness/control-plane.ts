@@ -5,7 +5,15 @@
  * runs: objects are stored and watched, but nothing reconciles Pods, Deployments or ServiceAccounts.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +37,23 @@ export interface ControlPlane {
   ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Stops kube-apiserver and etcd and removes dir. Idempotent. */
   stop(): Promise<void>;
+  /** The etcd and kube-apiserver processes (a detached control plane's owner records them to stop them later). */
+  processes: { name: string; pid: number }[];
+}
+
+export interface ControlPlaneOptions {
+  /** Part of the temp dir's name. */
+  name?: string;
+  /**
+   * Address kube-apiserver listens on and the kubeconfig names (default 127.0.0.1); it is added to the serving
+   * certificate. The local cluster uses the host's address on its own bridge, which its network namespaces reach.
+   */
+  bindAddress?: string;
+  /**
+   * The servers outlive this process (own session, no parent-death signal, no exit handler) and use `dir` (created
+   * if missing) instead of a temp dir; the caller stops them, e.g. by the recorded `processes`.
+   */
+  detached?: { dir: string };
 }
 
 export type KubeBinaryName = 'kube-apiserver' | 'etcd' | 'kubectl';
@@ -149,11 +174,16 @@ function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
   ];
 }
 
-function apiserverArgs(certs: ControlPlaneCertificates, etcdPort: number, port: number): string[] {
+function apiserverArgs(
+  certs: ControlPlaneCertificates,
+  etcdPort: number,
+  address: string,
+  port: number,
+): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     // The endpoint reconciler refuses a loopback advertise address; nothing here needs the kubernetes Service's
     // endpoints.
     '--endpoint-reconciler-type=none',
@@ -163,7 +193,7 @@ function apiserverArgs(certs: ControlPlaneCertificates, etcdPort: number, port: 
     `--client-ca-file=${certs.caCert}`,
     '--authorization-mode=RBAC',
     '--service-cluster-ip-range=10.0.0.0/24',
-    `--service-account-issuer=https://127.0.0.1:${port}`,
+    `--service-account-issuer=https://${address}:${port}`,
     `--service-account-key-file=${certs.serviceAccountPublicKey}`,
     `--service-account-signing-key-file=${certs.serviceAccountKey}`,
     // No controller-manager creates the "default" ServiceAccount, so this plugin would reject every Pod.
@@ -202,6 +232,8 @@ async function launch(
   dir: string,
   certs: ControlPlaneCertificates,
   servers: ServerProcess[],
+  address: string,
+  detached: boolean,
 ): Promise<string> {
   const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([
     freeLoopbackPort(),
@@ -214,6 +246,7 @@ async function launch(
     kubeBinary('etcd'),
     etcdArgs(dir, etcdClientPort, etcdPeerPort),
     join(dir, 'etcd.log'),
+    { detached },
   );
   servers.push(etcd);
   const etcdHealth = `http://127.0.0.1:${etcdClientPort}/health`;
@@ -222,14 +255,15 @@ async function launch(
     return res !== undefined && res.ok && ((await res.json()) as { health?: string }).health === 'true';
   });
 
-  const server = `https://127.0.0.1:${apiserverPort}`;
+  const server = `https://${address}:${apiserverPort}`;
   const apiserverLog = join(dir, 'kube-apiserver.log');
   servers.push(
     startServer(
       'kube-apiserver',
       kubeBinary('kube-apiserver'),
-      apiserverArgs(certs, etcdClientPort, apiserverPort),
+      apiserverArgs(certs, etcdClientPort, address, apiserverPort),
       apiserverLog,
+      { detached },
     ),
   );
   const tls: Tls = {
@@ -278,15 +312,18 @@ function runKubectl(
   });
 }
 
-export async function startControlPlane(opts: { name?: string } = {}): Promise<ControlPlane> {
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const began = performance.now();
   kubeBinary('etcd');
   kubeBinary('kube-apiserver');
   kubeBinary('kubectl');
-  installExitHandlers();
+  const address = opts.bindAddress ?? '127.0.0.1';
+  const detached = opts.detached !== undefined;
+  if (!detached) installExitHandlers();
   removeAbandonedDirs();
   const label = (opts.name ?? 'test').replace(/[^a-zA-Z0-9_.-]/g, '_');
-  const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-${label}-`));
+  if (opts.detached) mkdirSync(opts.detached.dir, { recursive: true, mode: 0o700 });
+  const dir = opts.detached?.dir ?? mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-${label}-`));
 
   let servers: ServerProcess[] = [];
   let destroyed = false;
@@ -297,15 +334,15 @@ export async function startControlPlane(opts: { name?: string } = {}): Promise<C
     live.delete(handle);
   };
   const handle = { destroyNow };
-  live.add(handle);
+  if (!detached) live.add(handle);
 
   let server: string;
   let certs: ControlPlaneCertificates;
   try {
-    certs = await generateCertificates(dir);
+    certs = await generateCertificates(dir, address === '127.0.0.1' ? [] : [address]);
     for (let attempt = 1; ; attempt++) {
       try {
-        server = await launch(dir, certs, servers);
+        server = await launch(dir, certs, servers, address, detached);
         break;
       } catch (err) {
         const report = failureReport(servers);
@@ -333,6 +370,7 @@ export async function startControlPlane(opts: { name?: string } = {}): Promise<C
     dir,
     startupMs: Math.round(performance.now() - began),
     kubectl: (args, kubectlOpts) => runKubectl(kubeconfigPath, args, kubectlOpts?.input),
+    processes: servers.map((s) => ({ name: s.name, pid: s.pid })),
     async stop() {
       if (destroyed) return;
       for (const s of servers) s.kill();

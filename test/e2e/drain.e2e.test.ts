@@ -1,0 +1,72 @@
+// `kubectl tern drain NODE` on the local cluster (network namespaces, real daemons, real QEMU guests, the
+// operator): every VM on the node moves live to the other node, the node's evacuation completes, and every guest's
+// memory verifies after the move.
+import type { HypervisorNode } from '../../crds/index.js';
+import { eventually, migrationsOf, smallVm, startE2eCluster, type E2eCluster } from './e2e-cluster.js';
+
+let cluster: E2eCluster;
+
+beforeAll(async () => {
+  cluster = await startE2eCluster();
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.down();
+}, 60_000);
+
+const getNode = (name: string) => cluster.getJson<HypervisorNode>('hypervisornode', name);
+
+test('kubectl tern drain moves every VM off the node and the evacuation completes', async () => {
+  const names = ['drain-1', 'drain-2', 'drain-3'];
+
+  // All on node-a: node-b is cordoned while they are placed.
+  await cluster.kubectl([
+    'patch',
+    'hypervisornode',
+    'node-b',
+    '--type',
+    'merge',
+    '-p',
+    '{"spec":{"unschedulable":true}}',
+  ]);
+  for (const name of names)
+    await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(await smallVm(name, 200)));
+  const before = new Map<string, number>();
+  for (const name of names) {
+    const vm = await eventually(`${name} Running`, async () => {
+      const current = await cluster.getVm(name);
+      return current.status?.phase === 'Running' ? current : undefined;
+    });
+    expect(vm.status!.node).toBe('node-a');
+    before.set(name, vm.status!.epoch!);
+    expect((await cluster.verify('node-a', name)).ok).toBe(true);
+  }
+  await cluster.kubectlTern(['uncordon', 'node-b']);
+
+  const out = await cluster.kubectlTern(['drain', 'node-a']);
+  expect(out).toContain('node-a');
+
+  const evacuated = await eventually(
+    'node-a Evacuated',
+    async () => {
+      const node = await getNode('node-a');
+      return node.status?.evacuation?.phase === 'Evacuated' ? node : undefined;
+    },
+    240_000,
+  );
+  expect(evacuated.status!.evacuation).toMatchObject({ total: names.length, remaining: 0 });
+  expect(evacuated.spec?.drain).toBe(true);
+
+  for (const name of names) {
+    const vm = await cluster.getVm(name);
+    expect(vm.status).toMatchObject({ phase: 'Running', node: 'node-b', epoch: before.get(name)! + 1 });
+    const migrations = await migrationsOf(cluster, name);
+    expect(migrations.map((migration) => migration.status?.phase)).toEqual(['Succeeded']);
+    expect(migrations[0]!.status).toMatchObject({ sourceNode: 'node-a', targetNode: 'node-b' });
+    // Exactly one QEMU runs the guest, on node-b, and its memory is intact.
+    expect(await cluster.qemuPids(name)).toEqual({ 'node-a': [], 'node-b': [expect.any(Number)] });
+    const verify = await cluster.verify('node-b', name);
+    expect(verify.detail).toMatch(/^OK /);
+    expect(verify.ok).toBe(true);
+  }
+}, 420_000);
