@@ -98,7 +98,10 @@ export const MigrationDowntime = Type.Object({
   guestGapMs: Type.Optional(
     Type.Integer({
       minimum: 0,
-      description: "Longest gap the guest agent's heartbeat saw around the switchover.",
+      description:
+        "How long the guest was paused as the operator saw it: from the source's pause (Quiescing, or Freezing) " +
+        'to the target running it (QEMU downtime plus the hand-over). Unset for post-copy or when the operator ' +
+        'restarted during the switchover.',
     }),
   ),
 });

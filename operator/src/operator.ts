@@ -39,6 +39,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const vms = manager.informer<VirtualMachine>(VirtualMachines);
   const nodes = manager.informer<HypervisorNode>(HypervisorNodes);
   const leases = manager.informer<Lease>(Leases, { namespace: config.nodeLeaseNamespace });
+  const migrations = manager.informer<Migration>(Migrations);
   nodes.addHandlers({ onDelete: (node) => pool.forget(node.metadata.name!) });
 
   const vmReconciler = new VirtualMachineReconciler({
@@ -46,6 +47,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     pool,
     nodes,
     vms,
+    migrations,
     events,
     pollIntervalMs: config.guestPollIntervalMs,
     stopTimeoutMs: config.guestStopTimeoutMs,
@@ -55,7 +57,6 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watch(vms)
     .watch(nodes, vmReconciler.vmKeysForNode);
 
-  const migrations = manager.informer<Migration>(Migrations);
   const policies = manager.informer<MigrationPolicy>(MigrationPolicies);
   const migrationReconciler = new MigrationReconciler({
     client,

@@ -42,17 +42,37 @@ export function holdsResources(vm: VirtualMachine): boolean {
   return vm.status?.node !== undefined && vm.status.phase !== 'Stopped' && vm.status.phase !== 'Failed';
 }
 
-/** What the VMs placed on each node request; `exceptUid` leaves out the VM being placed. */
-export function usageByNode(vms: readonly VirtualMachine[], exceptUid?: string): Map<string, NodeUsage> {
+/**
+ * A VM on its way to `node` (a migration heading there): until the VM's record names that node, the incoming
+ * guest already holds its CPUs, its memory and its guest name there.
+ */
+export interface IncomingReservation {
+  node: string;
+  vm: VirtualMachine;
+}
+
+/**
+ * What the VMs placed on each node and the migrations heading to it request; `exceptUid` leaves out the VM being
+ * placed.
+ */
+export function usageByNode(
+  vms: readonly VirtualMachine[],
+  exceptUid?: string,
+  incoming: readonly IncomingReservation[] = [],
+): Map<string, NodeUsage> {
   const usage = new Map<string, NodeUsage>();
-  for (const vm of vms) {
-    if (!holdsResources(vm) || vm.metadata.uid === exceptUid) continue;
-    const node = vm.status!.node!;
+  const hold = (node: string, vm: VirtualMachine) => {
     const entry = usage.get(node) ?? { cpu: 0, memoryBytes: 0, vmNames: new Set<string>() };
     entry.cpu += vm.spec.cpu.cores;
     entry.memoryBytes += parseByteQuantity(vm.spec.memory);
     entry.vmNames.add(vm.metadata.name!);
     usage.set(node, entry);
+  };
+  for (const vm of vms) {
+    if (holdsResources(vm) && vm.metadata.uid !== exceptUid) hold(vm.status!.node!, vm);
+  }
+  for (const reservation of incoming) {
+    if (reservation.vm.metadata.uid !== exceptUid) hold(reservation.node, reservation.vm);
   }
   return usage;
 }
@@ -83,13 +103,15 @@ const MiB = 1024 * 1024;
 
 /**
  * Chooses a node for `vm`. `vms` are all VirtualMachines (any namespace) as last seen, including placements not
- * yet visible in a cache; the VM's own entry is ignored. On failure the reason names the filter that removed the
- * last candidates, and the message counts what every filter removed.
+ * yet visible in a cache; the VM's own entry is ignored. `incoming` are the migrations heading to a node. On
+ * failure the reason names the filter that removed the last candidates, and the message counts what every filter
+ * removed.
  */
 export function placeVirtualMachine(
   vm: VirtualMachine,
   nodes: readonly HypervisorNode[],
   vms: readonly VirtualMachine[],
+  incoming: readonly IncomingReservation[] = [],
 ): PlacementResult {
   const wanted = vm.spec.placement?.nodeName;
   let candidates = wanted ? nodes.filter((n) => n.metadata.name === wanted) : [...nodes];
@@ -103,7 +125,7 @@ export function placeVirtualMachine(
   }
   const total = candidates.length;
   const removed: string[] = [];
-  const usage = usageByNode(vms, vm.metadata.uid);
+  const usage = usageByNode(vms, vm.metadata.uid, incoming);
   const memoryBytes = parseByteQuantity(vm.spec.memory);
   const filters: [PlacementReason, string, (node: HypervisorNode) => boolean][] = [
     ['NoReadyNodes', 'not ready', isNodeReady],

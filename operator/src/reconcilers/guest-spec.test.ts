@@ -1,5 +1,5 @@
 import type { VirtualMachine } from '../../../crds/index.js';
-import { cmdlineWords, toGuestSpec, vmMacAddress } from './guest-spec.js';
+import { cmdlineWords, configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
 
 function vm(
   spec: Partial<VirtualMachine['spec']> = {},
@@ -93,5 +93,30 @@ describe('cmdlineWords', () => {
   it('splits on any whitespace', () => {
     expect(cmdlineWords('a=1\tb  c\n')).toEqual(['a=1', 'b', 'c']);
     expect(cmdlineWords(undefined)).toEqual([]);
+  });
+});
+
+describe('configuredGuestAddress', () => {
+  const withCmdline = (cmdline: string) => vm({ boot: { kernel: { path: '/images/vmlinux', cmdline } } });
+
+  it("is the address of the guest init's tern.ip=addr/prefix (the last one wins, like the init's loop)", () => {
+    expect(configuredGuestAddress(withCmdline('panic=-1 tern.ip=10.77.0.10/24 tern.port=7000'))).toBe(
+      '10.77.0.10',
+    );
+    expect(configuredGuestAddress(withCmdline('tern.ip=10.0.0.1/24 tern.ip=fd00::5/64'))).toBe('fd00::5');
+  });
+
+  it('is unknown without tern.ip, with a malformed one, and for a disk boot', () => {
+    expect(configuredGuestAddress(withCmdline('panic=-1 ip=10.0.0.2'))).toBeUndefined();
+    expect(configuredGuestAddress(withCmdline('tern.ip=eth0/24'))).toBeUndefined();
+    expect(configuredGuestAddress(withCmdline('tern.ip='))).toBeUndefined();
+    expect(
+      configuredGuestAddress(
+        vm({
+          boot: { disk: 'root' },
+          disks: [{ name: 'root', path: '/images/root.qcow2', format: 'qcow2' }],
+        }),
+      ),
+    ).toBeUndefined();
   });
 });

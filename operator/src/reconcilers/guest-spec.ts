@@ -1,6 +1,7 @@
 // VirtualMachine spec → the daemon's GuestSpec. The guest is named after the VM (a DNS-1123 label by the CRD's
 // rule) and carries the VM's UID as its QEMU -uuid, which stays the same on both ends of a migration.
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { VirtualMachine } from '../../../crds/index.js';
 import { parseByteQuantity } from '../../../crds/index.js';
 import type { DiskFormat, GuestSpec } from '../../../proto/index.js';
@@ -26,6 +27,20 @@ export function vmMacAddress(vm: VirtualMachine): string {
 /** Kernel command line words; the CRD's string is split on whitespace (quoted words are not supported). */
 export function cmdlineWords(cmdline: string | undefined): string[] {
   return (cmdline ?? '').split(/\s+/).filter((word) => word !== '');
+}
+
+/**
+ * The guest's IP address as its configuration fixes it: `tern.ip=<addr>/<prefix>` on the kernel command line,
+ * which the project's guest init assigns to eth0 (guest/README.md). It is configured, not observed: Tern runs no
+ * DHCP server and the daemon's API reports no address the guest holds, so for any other guest (disk boot, another
+ * init) the address is unknown and left unset.
+ */
+export function configuredGuestAddress(vm: VirtualMachine): string | undefined {
+  const kernel = vm.spec.boot.kernel;
+  if (!kernel) return undefined;
+  const word = cmdlineWords(kernel.cmdline).findLast((w) => w.startsWith('tern.ip='));
+  const address = word?.slice('tern.ip='.length).split('/')[0];
+  return address && isIP(address) !== 0 ? address : undefined;
 }
 
 export function toGuestSpec(vm: VirtualMachine): GuestSpec {

@@ -7,13 +7,18 @@ import type {
 } from '../../../crds/index.js';
 import type { MigrationOutcome__Output } from '../../../proto/index.js';
 import {
+  ATTEMPT_ANNOTATION,
   ProgressThrottle,
   admit,
   closePhase,
+  daemonMigrationId,
   decideHandOver,
+  decideRunStart,
   enterPhase,
   failureFromOutcome,
+  incomingReservations,
   isLaterPhase,
+  migrationAttempt,
   phaseFromWire,
   type AdmissionInput,
   type ConcurrencyLimits,
@@ -144,6 +149,52 @@ describe('admit', () => {
     expect(result).toMatchObject({ kind: 'fail', reason: 'InsufficientCapacity' });
   });
 
+  it('counts the VMs migrating to the target against its capacity until their record names it', () => {
+    const nodes = [node('a'), node('b', { memory: '1536Mi' })];
+    const incoming = vm('other', 'c', 'Migrating');
+    const heading = migration('m0', { vmName: 'other', phase: 'Copying', source: 'c', target: 'b' });
+    expect(admit(input({ nodes, vms: [vm('vm1'), incoming], migrations: [heading] }))).toEqual({
+      kind: 'fail',
+      reason: 'InsufficientCapacity',
+      message: 'b has 7 CPUs and 512 MiB free; vm1 needs 1 and 1024 MiB',
+    });
+    // Arrived (the record names b): the VM counts once, as a VM of b.
+    const arrived = vm('other', 'b', 'Migrating');
+    expect(admit(input({ nodes, vms: [vm('vm1'), arrived], migrations: [heading] }))).toMatchObject({
+      kind: 'fail',
+      reason: 'InsufficientCapacity',
+      message: expect.stringContaining('512 MiB'),
+    });
+    // A finished or a waiting migration reserves nothing.
+    for (const phase of ['Failed', 'Pending'] as const) {
+      const done = migration('m0', { vmName: 'other', phase, source: 'c', target: 'b' });
+      expect(admit(input({ nodes, vms: [vm('vm1'), incoming], migrations: [done] }))).toMatchObject({
+        kind: 'schedule',
+      });
+    }
+  });
+
+  it('counts the CPUs of the VMs migrating to the target', () => {
+    const big = vm('other', 'c', 'Migrating');
+    big.spec.cpu.cores = 8;
+    const heading = migration('m0', { vmName: 'other', phase: 'Scheduling', source: 'c', target: 'b' });
+    expect(admit(input({ vms: [vm('vm1'), big], migrations: [heading] }))).toEqual({
+      kind: 'fail',
+      reason: 'InsufficientCapacity',
+      message: 'b has 0 CPUs and 7168 MiB free; vm1 needs 1 and 1024 MiB',
+    });
+  });
+
+  it('picks a target without counting on the room a migration heading there takes', () => {
+    const nodes = [node('a'), node('b', { memory: '2Gi' }), node('c', { memory: '1536Mi' })];
+    const incoming = vm('other', 'a', 'Migrating');
+    const heading = migration('m0', { vmName: 'other', phase: 'Copying', source: 'a', target: 'b' });
+    // b has the most memory, but 1 GiB of it is on its way there.
+    expect(
+      admit(input({ migration: migration('m1'), nodes, vms: [vm('vm1'), incoming], migrations: [heading] })),
+    ).toMatchObject({ kind: 'schedule', target: 'c' });
+  });
+
   it('fails the newer of two unfinished Migrations of the same VM, and any next to a running one', () => {
     const older = migration('m0', { created: '2026-01-01T00:00:05Z' });
     expect(admit(input({ migrations: [older] }))).toEqual({
@@ -250,18 +301,96 @@ describe('daemon phases and outcomes', () => {
     expect(phaseFromWire('MIGRATION_PHASE_FAILED')).toBeUndefined();
   });
 
-  const outcome = (result: MigrationOutcome__Output['result'], reason: string) =>
-    ({ result, reason }) as MigrationOutcome__Output;
+  const outcome = (result: MigrationOutcome__Output['result'], cause: MigrationOutcome__Output['cause']) =>
+    ({ result, cause, reason: 'the sentence is for people' }) as MigrationOutcome__Output;
 
   it.each<[MigrationOutcome__Output, boolean, string]>([
-    [outcome('RESULT_ABORTED', 'cancelled by request'), false, 'Cancelled'],
-    [outcome('RESULT_FAILED', 'anything'), true, 'Cancelled'],
-    [outcome('RESULT_FAILED', 'not completed within 37.5 s (150 s/GiB × 0.25 GiB)'), false, 'Timeout'],
-    [outcome('RESULT_FAILED', 'no progress for 30.0 s (stall timeout 30 s)'), false, 'Stalled'],
-    [outcome('RESULT_FAILED', 'tunnel closed: connection reset'), false, 'TransportFailed'],
-    [outcome('RESULT_FAILED', 'QEMU reported failed'), false, 'SourceFailed'],
+    [outcome('RESULT_ABORTED', 'CAUSE_CANCELLED'), false, 'Cancelled'],
+    [outcome('RESULT_FAILED', 'CAUSE_SOURCE'), true, 'Cancelled'],
+    [outcome('RESULT_FAILED', 'CAUSE_CANCELLED'), false, 'Cancelled'],
+    [outcome('RESULT_FAILED', 'CAUSE_TIMEOUT'), false, 'Timeout'],
+    [outcome('RESULT_FAILED', 'CAUSE_STALLED'), false, 'Stalled'],
+    [outcome('RESULT_FAILED', 'CAUSE_CONNECTION'), false, 'TransportFailed'],
+    [outcome('RESULT_FAILED', 'CAUSE_SOURCE'), false, 'SourceFailed'],
+    [outcome('RESULT_FAILED', 'CAUSE_UNSPECIFIED'), false, 'SourceFailed'],
   ])('outcome %j (cancelled %s) → %s', (wire, cancelled, reason) => {
     expect(failureFromOutcome(wire, cancelled)).toBe(reason);
+  });
+});
+
+describe('incomingReservations', () => {
+  it('reserves the VM of every migration holding a slot on its target until the record names the target', () => {
+    const moving = vm('m', 'a', 'Migrating');
+    const reservations = incomingReservations(
+      [
+        migration('m1', { vmName: 'm', phase: 'Freezing', source: 'a', target: 'b' }),
+        migration('m2', { vmName: 'gone', phase: 'Copying', source: 'a', target: 'b' }),
+        migration('m3', { vmName: 'm', phase: 'Succeeded', source: 'a', target: 'c' }),
+      ],
+      [moving],
+    );
+    expect(reservations).toEqual([{ node: 'b', vm: moving }]);
+    expect(
+      incomingReservations(
+        [migration('m1', { vmName: 'm', phase: 'Freezing', source: 'a', target: 'b' })],
+        [vm('m', 'b', 'Migrating')],
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe('attempts', () => {
+  it('names the first attempt by the UID and later ones by UID and number', () => {
+    const m = migration('m1');
+    expect(migrationAttempt(m)).toBe(0);
+    expect(daemonMigrationId('uid-m1', 0)).toBe('uid-m1');
+    m.metadata.annotations = { [ATTEMPT_ANNOTATION]: '2' };
+    expect(migrationAttempt(m)).toBe(2);
+    expect(daemonMigrationId('uid-m1', 2)).toBe('uid-m1-2');
+    m.metadata.annotations = { [ATTEMPT_ANNOTATION]: 'x' };
+    expect(migrationAttempt(m)).toBe(0);
+  });
+});
+
+describe('decideRunStart', () => {
+  const start = (
+    phase: MigrationPhase,
+    known: { source?: boolean; target?: boolean } = {},
+    cancelled = false,
+  ) =>
+    decideRunStart({
+      phase,
+      sourceKnows: known.source ?? false,
+      targetKnows: known.target ?? false,
+      cancelled,
+    });
+
+  it('follows whatever the source holds, in any phase, cancelled or not', () => {
+    for (const phase of ['Scheduling', 'Initializing', 'Copying', 'Freezing'] as const) {
+      expect(start(phase, { source: true, target: true })).toEqual({ kind: 'follow' });
+      expect(start(phase, { source: true }, true)).toEqual({ kind: 'follow' });
+    }
+  });
+
+  it('prepares and starts a migration the daemons do not know yet', () => {
+    expect(start('Scheduling')).toEqual({ kind: 'initialize', freshAttempt: false });
+    expect(start('Initializing')).toEqual({ kind: 'initialize', freshAttempt: false });
+  });
+
+  it('replaces a target prepared by a lost run (its token is gone) with a fresh attempt', () => {
+    expect(start('Scheduling', { target: true })).toEqual({ kind: 'initialize', freshAttempt: true });
+    expect(start('Initializing', { target: true })).toEqual({ kind: 'initialize', freshAttempt: true });
+  });
+
+  it('cancels a deleted Migration the source never started', () => {
+    expect(start('Scheduling', {}, true)).toEqual({ kind: 'cancel' });
+    expect(start('Initializing', { target: true }, true)).toEqual({ kind: 'cancel' });
+  });
+
+  it('fails with SourceFailed when the source forgot a migration it had started', () => {
+    for (const phase of ['Copying', 'Quiescing', 'Freezing', 'PostCopy'] as const) {
+      expect(start(phase, { target: true })).toMatchObject({ kind: 'fail', reason: 'SourceFailed' });
+    }
   });
 });
 

@@ -12,7 +12,13 @@ import type {
 } from '../../../crds/index.js';
 import { isTerminalMigrationPhase, MIGRATION_PHASES, parseByteQuantity } from '../../../crds/index.js';
 import type { MigrationOutcome__Output, WireMigrationPhase } from '../../../proto/index.js';
-import { isNodeReady, isNodeSchedulable, placeVirtualMachine, usageByNode } from '../placement/placement.js';
+import {
+  isNodeReady,
+  isNodeSchedulable,
+  placeVirtualMachine,
+  usageByNode,
+  type IncomingReservation,
+} from '../placement/placement.js';
 
 export interface ConcurrencyLimits {
   cluster: number;
@@ -37,11 +43,10 @@ export const ACTIVE_MIGRATION_PHASES: readonly MigrationPhase[] = [
 ];
 
 /** Phases before the daemons hold anything: deleting the Migration needs no daemon call. */
-export const PRE_DAEMON_PHASES: readonly (MigrationPhase | undefined)[] = [
-  undefined,
-  'Pending',
-  'Scheduling',
-];
+export const PRE_DAEMON_PHASES: readonly (MigrationPhase | undefined)[] = [undefined, 'Pending'];
+
+/** Phases before the source started migrating: a failure there is a refusal (condition Scheduled=False). */
+export const UNSTARTED_PHASES: readonly (MigrationPhase | undefined)[] = [...PRE_DAEMON_PHASES, 'Scheduling'];
 
 export type WaitReason = 'ClusterLimit' | 'OutboundLimit' | 'InboundLimit';
 
@@ -82,6 +87,27 @@ function sameMigration(a: Migration, b: Migration): boolean {
 }
 
 /**
+ * What the migrations holding a slot reserve on their targets: the VM's CPUs, memory and guest name, until the
+ * VM's record names the target (from then on the VM itself counts there).
+ */
+export function incomingReservations(
+  migrations: readonly Migration[],
+  vms: readonly VirtualMachine[],
+): IncomingReservation[] {
+  const reservations: IncomingReservation[] = [];
+  for (const migration of migrations) {
+    const target = migration.status?.targetNode;
+    if (!target || !isActive(migration)) continue;
+    const vm = vms.find(
+      (v) =>
+        v.metadata.namespace === migration.metadata.namespace && v.metadata.name === migration.spec.vmName,
+    );
+    if (vm && vm.status?.node !== target) reservations.push({ node: target, vm });
+  }
+  return reservations;
+}
+
+/**
  * Decides what a Pending Migration does next: fail with a reason, wait for a concurrency slot, or start scheduling
  * from `source` to `target`. Checks run in this order: VM, other migrations of the VM, target, capacity, limits.
  */
@@ -114,10 +140,12 @@ export function admit(input: AdmissionInput): Admission {
   }
   const sourceNode = nodes.find((n) => n.metadata.name === source);
   const accelerator = sourceNode?.status?.accelerator;
+  const others = input.migrations.filter((other) => !sameMigration(other, migration));
+  const incoming = incomingReservations(others, input.vms);
 
   let target = migration.spec.targetNode;
   if (target) {
-    const problem = checkTarget(vm, target, source, accelerator, nodes, input.vms);
+    const problem = checkTarget(vm, target, source, accelerator, nodes, input.vms, incoming);
     if (problem) return problem;
   } else {
     // Placement over the other nodes that run the source's accelerator; the VM's own node pin does not apply.
@@ -128,7 +156,7 @@ export function admit(input: AdmissionInput): Admission {
       ...vm,
       spec: { ...vm.spec, placement: { nodeSelector: vm.spec.placement?.nodeSelector } },
     };
-    const placed = placeVirtualMachine(unpinned, candidates, input.vms);
+    const placed = placeVirtualMachine(unpinned, candidates, input.vms, incoming);
     if (placed.node === undefined) {
       const reason = placed.reason === 'InsufficientCapacity' ? 'InsufficientCapacity' : 'NoTargetAvailable';
       return fail(reason, `no target for ${vmName} besides ${source}: ${placed.message}`);
@@ -136,7 +164,7 @@ export function admit(input: AdmissionInput): Admission {
     target = placed.node;
   }
 
-  const running = input.migrations.filter((other) => !sameMigration(other, migration) && isActive(other));
+  const running = others.filter(isActive);
   const { limits } = input;
   if (running.length >= limits.cluster) {
     return wait('ClusterLimit', `${running.length} migrations run cluster-wide (limit ${limits.cluster})`);
@@ -167,6 +195,7 @@ function checkTarget(
   accelerator: string | undefined,
   nodes: readonly HypervisorNode[],
   vms: readonly VirtualMachine[],
+  incoming: readonly IncomingReservation[],
 ): Admission | undefined {
   if (target === source)
     return fail('TargetIsSource', `VirtualMachine ${vm.metadata.name} already runs on ${target}`);
@@ -180,7 +209,7 @@ function checkTarget(
       `${source} runs ${accelerator}, ${target} runs ${node.status?.accelerator ?? 'an unknown accelerator'}`,
     );
   }
-  const used = usageByNode(vms, vm.metadata.uid).get(target);
+  const used = usageByNode(vms, vm.metadata.uid, incoming).get(target);
   if (used?.vmNames.has(vm.metadata.name!)) {
     return fail('TargetNotReady', `${target} already runs another VM named ${vm.metadata.name}`);
   }
@@ -218,19 +247,76 @@ export function phaseFromWire(phase: WireMigrationPhase | string): MigrationPhas
   return WIRE_PHASES[phase as keyof typeof WIRE_PHASES];
 }
 
-/**
- * The failure reason for a source outcome that is not COMPLETED. The engine reports its reasons as sentences;
- * the timeout and stall aborts are recognised by their wording (see the daemon's convergence policy).
- */
+const FAILURE_BY_CAUSE: Record<string, MigrationFailureReason> = {
+  CAUSE_CANCELLED: 'Cancelled',
+  CAUSE_TIMEOUT: 'Timeout',
+  CAUSE_STALLED: 'Stalled',
+  CAUSE_CONNECTION: 'TransportFailed',
+  CAUSE_SOURCE: 'SourceFailed',
+};
+
+/** The failure reason for a source outcome that is not COMPLETED, from the daemon's machine-readable cause. */
 export function failureFromOutcome(
   outcome: MigrationOutcome__Output,
   cancelled: boolean,
 ): MigrationFailureReason {
   if (cancelled || outcome.result === 'RESULT_ABORTED') return 'Cancelled';
-  if (/^not completed within/.test(outcome.reason)) return 'Timeout';
-  if (/^no progress for/.test(outcome.reason)) return 'Stalled';
-  if (/tunnel|link|target/i.test(outcome.reason)) return 'TransportFailed';
-  return 'SourceFailed';
+  return FAILURE_BY_CAUSE[String(outcome.cause)] ?? 'SourceFailed';
+}
+
+/**
+ * Annotation on a Migration counting how often its target was prepared afresh. The daemons know a migration by
+ * an id (the Migration's UID, then `<uid>-<attempt>`); a prepared target keeps the id's token and cannot be
+ * prepared again under the same id, so a fresh preparation needs a fresh id.
+ */
+export const ATTEMPT_ANNOTATION = 'tern.dev/daemon-attempt';
+
+/** The preparation attempt the Migration records (0 when it records none). */
+export function migrationAttempt(migration: Migration): number {
+  const recorded = Number(migration.metadata.annotations?.[ATTEMPT_ANNOTATION] ?? 0);
+  return Number.isSafeInteger(recorded) && recorded > 0 ? recorded : 0;
+}
+
+/** The daemons' id of a Migration's attempt. */
+export function daemonMigrationId(uid: string, attempt: number): string {
+  return attempt === 0 ? uid : `${uid}-${attempt}`;
+}
+
+export type RunStart =
+  /** The source holds the migration: follow it to its outcome (cancelling it first if the Migration is deleted). */
+  | { kind: 'follow' }
+  /**
+   * The source never started it: prepare the target and start the source. `freshAttempt`: the target already
+   * holds this id, prepared by a run that is gone with its token; it is discarded and a new attempt (new id,
+   * new token) prepared instead.
+   */
+  | { kind: 'initialize'; freshAttempt: boolean }
+  /** Deleted before the source started: discard what the target holds, give the VM back, Aborted. */
+  | { kind: 'cancel' }
+  /** The status says the source started, but the source has no record of it. */
+  | { kind: 'fail'; reason: MigrationFailureReason; message: string };
+
+/**
+ * How a run starts, from Migration.status and the daemons' state (level-triggered: the same answer whichever
+ * process asks, whatever happened to the run before). StartMigration is issued only after this said 'initialize',
+ * that is while the source knows nothing of the migration, so no migration is ever started twice.
+ */
+export function decideRunStart(input: {
+  phase: MigrationPhase | undefined;
+  sourceKnows: boolean;
+  targetKnows: boolean;
+  cancelled: boolean;
+}): RunStart {
+  if (input.sourceKnows) return { kind: 'follow' };
+  if (input.cancelled) return { kind: 'cancel' };
+  if (input.phase === 'Scheduling' || input.phase === 'Initializing') {
+    return { kind: 'initialize', freshAttempt: input.targetKnows };
+  }
+  return {
+    kind: 'fail',
+    reason: 'SourceFailed',
+    message: `the source daemon has no record of the migration although it reached ${input.phase}; the guest stays where the VM's record names it`,
+  };
 }
 
 export type HandOver =

@@ -1,7 +1,7 @@
 // Migrations end to end: the real operator process, a real kube-apiserver and two real daemon processes running a
 // QEMU guest (TCG, 256 MiB, 16 MiB working set). Every migration ends with the guest agent's VERIFY OK on the node
 // the VM's record names; the guest never runs on both nodes.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/in
 import { generateDevCerts, type DevCerts } from '../../../hack/gen-certs.js';
 import { testGuestImages, type TestGuestImages } from '../../../hypervisor-node/src/guests/test-guest.js';
 import { controlClient } from '../../../hypervisor-node/src/testing/control-client.js';
+import { DaemonClientPool } from '../daemon/client-pool.js';
 import {
   killGuestsIn,
   startDaemonProcess,
@@ -25,6 +26,7 @@ import {
   verifyGuest,
 } from '../testing/cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../testing/operator-process.js';
+import { ATTEMPT_ANNOTATION } from './migration-state.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
@@ -36,6 +38,9 @@ let work: string;
 let certs: DevCerts;
 let images: TestGuestImages;
 let operator: OperatorProcess;
+/** Operators started with leader election (stopped in afterAll). */
+const replicas: OperatorProcess[] = [];
+let pool: DaemonClientPool;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const controls = {} as Record<NodeName, GuestControlClient>;
 const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
@@ -54,6 +59,56 @@ const migrationIn = (name: string, phases: string[], ms?: number) =>
   );
 
 const stateDir = (node: NodeName) => join(work, node.slice(-1));
+
+/** A daemon's record of a migration id (undefined: it has none), through its Migration API. */
+const daemonMigration = (node: NodeName, id: string) =>
+  pool.migrationClient(node, `127.0.0.1:${daemons[node].grpcPort}`).getMigration(id);
+
+const logged = (process: OperatorProcess, msg: string, migrationUid?: string) =>
+  process.logs.filter(
+    (line) => line.msg === msg && (migrationUid === undefined || line.migration === migrationUid),
+  );
+
+/** How often a run of the Migration broke off with an error (its next reconcile resumes it). */
+const failedRuns = (process: OperatorProcess, migrationUid: string) =>
+  logged(process, 'migration run failed; the next reconcile resumes it', migrationUid).length;
+
+/**
+ * Holds the operator at a chosen step with a ValidatingAdmissionPolicy (evaluated inside the kube-apiserver) that
+ * refuses one kind of write; resolves once `refused` (a server-side dry run) sees the policy in force. The
+ * returned release() deletes it and waits until the dry run passes again.
+ */
+async function holdWrites(
+  name: string,
+  spec: { resourceRules: object[]; objectSelector?: object; validations: object[] },
+  refused: () => Promise<boolean>,
+): Promise<() => Promise<void>> {
+  const { validations, ...matchConstraints } = spec;
+  await apply({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: { failurePolicy: 'Fail', matchConstraints, validations },
+  });
+  await apply({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name },
+    spec: { policyName: name, validationActions: ['Deny'] },
+  });
+  await eventually(`${name} in force`, async () => ((await refused()) ? true : undefined));
+  return async () => {
+    await kubectl('delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', name);
+    await eventually(`${name} lifted`, async () => ((await refused()) ? undefined : true));
+  };
+}
+
+/** Whether the apiserver refuses a write (server-side dry run: admission runs, nothing is stored). */
+const dryRunRefused = async (args: string[]) => {
+  const result = await cp.kubectl([...args, '--dry-run=server']);
+  if (result.code !== 0 && !/denied request/.test(result.stderr)) throw new Error(result.stderr);
+  return result.code !== 0;
+};
 
 const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
 
@@ -118,6 +173,8 @@ async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): 
     expect(timings.get(phase as never)).toBeDefined();
   }
   expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
+  // Seen by this operator from the source's pause to the target's resume: QEMU's downtime and the hand-over.
+  expect(done.status?.downtime?.guestGapMs).toBeGreaterThan(0);
   expect(done.status?.progress).toMatchObject({ percent: 100, remainingBytes: 0 });
   // At least the guest agent's 16 MiB working set crossed.
   expect(done.status?.progress?.transferredBytes).toBeGreaterThan(16 * 2 ** 20);
@@ -129,6 +186,7 @@ async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): 
   console.log(
     `${name} (${from} → ${to}): create → Copying ${copying - createdAt} ms; freeze end → Succeeded ` +
       `${succeeded - freezeEnd} ms; QEMU downtime ${done.status?.downtime?.qemuMs} ms; ` +
+      `pause → resume seen by the operator ${done.status?.downtime?.guestGapMs} ms; ` +
       `${((done.status?.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(1)} MiB sent; phases ` +
       done.status!.phaseTimings!.map((t) => `${t.phase} ${t.durationMs ?? '-'} ms`).join(', '),
   );
@@ -194,6 +252,10 @@ beforeAll(async () => {
       key: certs.operator.key,
     });
   }
+  pool = new DaemonClientPool({
+    tls: { caFile: certs.ca.cert, certFile: certs.operator.cert, keyFile: certs.operator.key },
+    callTimeoutMs: 10_000,
+  });
   operator = await startOperator();
   for (const node of NODES) {
     await eventually(`${node} Ready`, async () => {
@@ -222,7 +284,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const client of Object.values(controls)) client.close();
+  pool?.close();
   await operator?.stop();
+  await Promise.all(replicas.map((replica) => replica.stop()));
   await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
   if (work) {
     for (const node of NODES) await killGuestsIn(stateDir(node));
@@ -340,3 +404,357 @@ it('finishes a migration whose operator was killed during Copying, and starts no
   expect(await guestOnNode(from)).toBeUndefined();
   await expectVerifyOk(other(from));
 }, 150_000);
+
+it('finishes a migration whose operator was killed in Freezing before the ownership compare-and-swap', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  // Refuses any write of the VM's status that moves its node: the operator gets to the hand-over and stops there
+  // (its run fails and is retried), with the guest loaded and paused on the target and paused on the source.
+  const release = await holdWrites(
+    'hold-handover',
+    {
+      resourceRules: [
+        {
+          apiGroups: ['tern.dev'],
+          apiVersions: ['v1alpha1'],
+          operations: ['UPDATE'],
+          resources: ['virtualmachines/status'],
+        },
+      ],
+      validations: [
+        {
+          expression:
+            '!has(oldObject.status) || !has(oldObject.status.node) || ' +
+            '(has(object.status) && has(object.status.node) && object.status.node == oldObject.status.node)',
+          message: 'test hold: the ownership record stays',
+        },
+      ],
+    },
+    () =>
+      dryRunRefused([
+        ...['patch', 'virtualmachine', VM, '--subresource=status', '--type=merge'],
+        ...['-p', JSON.stringify({ status: { node: 'elsewhere' } })],
+      ]),
+  );
+  const stopWatch = watchOwnership();
+  await apply(migration('frozen'));
+  const held = await eventually(
+    'frozen held in Freezing at the hand-over',
+    async () => {
+      const current = await getMigration('frozen');
+      const id = current.metadata.uid!;
+      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
+      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
+      return source?.stage === 'MIGRATION_STAGE_FINISHED' && target?.stage === 'MIGRATION_STAGE_LOADED'
+        ? current
+        : undefined;
+    },
+    120_000,
+  );
+  const source = await daemonMigration(from, held.metadata.uid!);
+  expect(source?.outcome?.result).toBe('RESULT_COMPLETED');
+  expect((await guestOnNode(from))?.phase).not.toBe('GUEST_PHASE_RUNNING');
+  expect((await getVm()).status).toMatchObject({ node: from, epoch: before.status!.epoch });
+
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn('frozen', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(`killed in Freezing: migration Succeeded ${Date.now() - killedAt} ms after SIGKILL`);
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
+  // The pause happened before this operator: it does not claim to know the gap.
+  expect(done.status?.downtime?.guestGapMs).toBeUndefined();
+  expect(logged(operator, 'migration started')).toHaveLength(0);
+  const reasons = await eventReasons('Migration', 'frozen');
+  expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'frozen', result: 'Succeeded', targetNode: to });
+  expect((await daemonMigration(to, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await daemonMigration(from, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+it('finishes a migration whose operator was killed in Freezing after the ownership compare-and-swap', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  // Refuses the VM status write that ends the migration (activeMigration cleared): the operator has moved the
+  // record, resumed the target and released the source, and stops before the Migration's terminal phase. A
+  // canary rule (a documentation address as guestAddress) shows when the policy is in force.
+  const canary = '192.0.2.1';
+  const release = await holdWrites(
+    'hold-release',
+    {
+      resourceRules: [
+        {
+          apiGroups: ['tern.dev'],
+          apiVersions: ['v1alpha1'],
+          operations: ['UPDATE'],
+          resources: ['virtualmachines/status'],
+        },
+      ],
+      validations: [
+        {
+          expression:
+            '!has(oldObject.status) || !has(oldObject.status.activeMigration) || ' +
+            '(has(object.status) && has(object.status.activeMigration))',
+          message: 'test hold: the VM stays Migrating',
+        },
+        {
+          expression: `!has(object.status) || !has(object.status.guestAddress) || object.status.guestAddress != '${canary}'`,
+          message: 'test hold: canary',
+        },
+      ],
+    },
+    () =>
+      dryRunRefused([
+        ...['patch', 'virtualmachine', VM, '--subresource=status', '--type=merge'],
+        ...['-p', JSON.stringify({ status: { guestAddress: canary } })],
+      ]),
+  );
+  const stopWatch = watchOwnership();
+  await apply(migration('committed'));
+  const held = await eventually(
+    'committed held after the hand-over',
+    async () => {
+      const current = await getMigration('committed');
+      const id = current.metadata.uid!;
+      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
+      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
+      return source?.stage === 'MIGRATION_STAGE_RELEASED' && target?.stage === 'MIGRATION_STAGE_RESUMED'
+        ? current
+        : undefined;
+    },
+    120_000,
+  );
+  expect((await getVm()).status).toMatchObject({
+    phase: 'Migrating',
+    activeMigration: 'committed',
+    node: to,
+    epoch: before.status!.epoch! + 1,
+  });
+
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn('committed', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(`killed after the hand-over: migration Succeeded ${Date.now() - killedAt} ms after SIGKILL`);
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(logged(operator, 'migration started')).toHaveLength(0);
+  const vm = await getVm();
+  // The epoch moved once, by the killed operator's compare-and-swap.
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'committed', result: 'Succeeded', targetNode: to });
+  expect((await daemonMigration(to, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+const HOLD_START_LABEL = { 'tern.test/hold': 'start' };
+
+/**
+ * For Migrations labelled HOLD_START_LABEL: refuses the status write that follows PrepareIncoming (phase
+ * Initializing), and the annotation of a fresh attempt. The operator prepares the target and stops there; its
+ * retries stop at the annotation, before touching a daemon, so the prepared target stays as the first run left it.
+ */
+function holdBeforeStart(): Promise<() => Promise<void>> {
+  const label = HOLD_START_LABEL;
+  return holdWrites(
+    'hold-start',
+    {
+      resourceRules: [
+        {
+          apiGroups: ['tern.dev'],
+          apiVersions: ['v1alpha1'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['migrations', 'migrations/status'],
+        },
+      ],
+      objectSelector: { matchLabels: label },
+      validations: [
+        {
+          expression:
+            "!has(object.status) || !has(object.status.phase) || object.status.phase != 'Initializing'",
+          message: 'test hold: no Initializing',
+        },
+        {
+          expression: `!has(object.metadata.annotations) || !('${ATTEMPT_ANNOTATION}' in object.metadata.annotations)`,
+          message: 'test hold: no fresh attempt',
+        },
+      ],
+    },
+    async () => {
+      const probe = migration('probe');
+      const manifest = join(work, 'probe.json');
+      const metadata = { ...probe.metadata, labels: label, annotations: { [ATTEMPT_ANNOTATION]: '1' } };
+      await writeFile(manifest, JSON.stringify({ ...probe, metadata }));
+      return dryRunRefused(['create', '-f', manifest]);
+    },
+  );
+}
+
+it('replaces a target prepared by an operator killed before StartMigration, and migrates once', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const label = HOLD_START_LABEL;
+  const release = await holdBeforeStart();
+  const stopWatch = watchOwnership();
+  const gap = migration('gap');
+  await apply({ ...gap, metadata: { ...gap.metadata, labels: label } });
+  const held = await eventually(
+    'gap prepared on the target and held',
+    async () => {
+      const current = await getMigration('gap');
+      // Two failed runs: the first after PrepareIncoming, the retry at the fresh attempt.
+      if (failedRuns(operator, current.metadata.uid!) < 2) return;
+      return current.status?.phase === 'Scheduling' ? current : undefined;
+    },
+    120_000,
+  );
+  const uid = held.metadata.uid!;
+  expect((await daemonMigration(to, uid))?.stage).toBe('MIGRATION_STAGE_RUNNING');
+  expect(await daemonMigration(from, uid)).toBeUndefined();
+  expect((await getVm()).status).toMatchObject({ phase: 'Migrating', activeMigration: 'gap', node: from });
+
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn('gap', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `killed between PrepareIncoming and StartMigration: Succeeded ${Date.now() - killedAt} ms after SIGKILL`,
+  );
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.metadata.annotations?.[ATTEMPT_ANNOTATION]).toBe('1');
+  expect(logged(operator, 'target prepared by a lost run discarded; preparing it afresh')).toHaveLength(1);
+  expect(logged(operator, 'migration started')).toHaveLength(1);
+  // The stale target was aborted (not leaked); the migration ran once, under the fresh attempt's id.
+  expect((await daemonMigration(to, uid))?.stage).toBe('MIGRATION_STAGE_ABORTED');
+  expect(await daemonMigration(from, uid)).toBeUndefined();
+  expect((await daemonMigration(to, `${uid}-1`))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await daemonMigration(from, `${uid}-1`))?.stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await eventReasons('Migration', 'gap')).filter((reason) => reason === 'Initializing')).toHaveLength(
+    1,
+  );
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+it('aborts the prepared target and gives the VM back when a Migration held before StartMigration is deleted', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const release = await holdBeforeStart();
+  const held = migration('dropped');
+  await apply({ ...held, metadata: { ...held.metadata, labels: HOLD_START_LABEL } });
+  const prepared = await eventually(
+    'dropped prepared on the target and held',
+    async () => {
+      const current = await getMigration('dropped');
+      if (current.status?.phase !== 'Scheduling' || failedRuns(operator, current.metadata.uid!) === 0) return;
+      return (await daemonMigration(to, current.metadata.uid!))?.stage === 'MIGRATION_STAGE_RUNNING'
+        ? current
+        : undefined;
+    },
+    120_000,
+  );
+  await kubectl('delete', 'migration', 'dropped', '--wait=false');
+  await eventually(
+    'dropped gone',
+    async () => ((await cp.kubectl(['get', 'migration', 'dropped'])).code !== 0 ? true : undefined),
+    60_000,
+  );
+  await release();
+  expect((await daemonMigration(to, prepared.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_ABORTED');
+  expect(await daemonMigration(from, prepared.metadata.uid!)).toBeUndefined();
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: from, epoch: before.status!.epoch });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'dropped', result: 'Aborted' });
+  expect(await guestOnNode(to)).toBeUndefined();
+  expect((await guestOnNode(from))?.phase).toBe('GUEST_PHASE_RUNNING');
+  await expectVerifyOk(from);
+}, 240_000);
+
+it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over within the lease time and finishes', async () => {
+  const LEASE_SECONDS = 6;
+  expect(await operator.stop()).toBe(0);
+  const replica = (identity: string) =>
+    startOperatorProcess([
+      ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0'],
+      ...['--leader-election-name', 'tern-operator-test', '--leader-election-identity', identity],
+      ...['--leader-lease-duration-seconds', String(LEASE_SECONDS)],
+      ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+      ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+      ...['--migration-progress-interval-ms', '500'],
+    ]).then((started) => {
+      replicas.push(started);
+      return started;
+    });
+  const byIdentity = { 'op-1': await replica('op-1'), 'op-2': await replica('op-2') };
+  const holder = async () =>
+    (await getJson<{ spec: { holderIdentity?: string } }>('lease', '-n', 'tern-system', 'tern-operator-test'))
+      .spec.holderIdentity;
+  const leaderId = await eventually('a leader', async () => {
+    const id = await holder();
+    return id === 'op-1' || id === 'op-2' ? id : undefined;
+  });
+  const leader = byIdentity[leaderId];
+  const standby = byIdentity[leaderId === 'op-1' ? 'op-2' : 'op-1'];
+
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const stopWatch = watchOwnership();
+  await apply(migration('failover', { overrides: { bandwidth: '4Mi' } }));
+  await eventually('failover copying with progress', async () => {
+    const current = await getMigration('failover');
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  expect(logged(standby, 'migration run started')).toHaveLength(0);
+  expect(await leader.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await eventually('the standby drives the migration', async () =>
+    logged(standby, 'migration run started').length > 0 ? true : undefined,
+  );
+  const takeoverMs = Date.now() - killedAt;
+  expect(await holder()).toBe(standby === byIdentity['op-1'] ? 'op-1' : 'op-2');
+  const done = await migrationIn('failover', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `fail-over: standby drives the migration ${takeoverMs} ms after SIGKILL of the leader (lease ${LEASE_SECONDS} s); ` +
+      `Succeeded ${Date.now() - killedAt} ms after it`,
+  );
+  await stopWatch();
+  // The lease runs out at most LEASE_SECONDS after the leader's last renewal, and the standby tries again every
+  // retry period (2/15 of the lease, jittered up to 1.2×).
+  expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 2 * 1.2 * ((LEASE_SECONDS * 1000 * 2) / 15));
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
+  expect(logged(standby, 'migration started')).toHaveLength(0);
+  expect(logged(standby, 'migration run started')[0]).toMatchObject({ phase: 'Copying' });
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
+  expect(await guestOnNode(from)).toBeUndefined();
+  expect((await guestOnNode(other(from)))?.phase).toBe('GUEST_PHASE_RUNNING');
+  await expectVerifyOk(other(from));
+  // Back to the single operator the other tests use.
+  expect(await standby.stop()).toBe(0);
+  operator = await startOperator();
+}, 240_000);

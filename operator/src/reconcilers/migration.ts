@@ -2,10 +2,12 @@
 // the two daemons through the phases and performs the exactly-once hand-over.
 //
 // Admission and deletion are level-triggered reconciles. The phases themselves are driven by one in-process run
-// per Migration (keyed by UID, which is also the daemons' migration id): it follows the source's WatchMigration
-// stream and mirrors it into status (phase changes at once, progress at most once per progressIntervalMs). A run
-// that is lost with its process is resumed from Migration.status + the daemons' state by the next reconcile:
-// StartMigration is only ever issued from phase Scheduling→Initializing, so a re-run never starts a second one.
+// per Migration (keyed by UID; the daemons know it by the id of its current attempt, see daemonMigrationId): it
+// follows the source's WatchMigration stream and mirrors it into status (phase changes at once, progress at most
+// once per progressIntervalMs). A run that is lost with its process is resumed from Migration.status + the
+// daemons' state by the next reconcile (decideRunStart): StartMigration is only issued while the source knows
+// nothing of the migration, so a re-run never starts a second one, and a target prepared by a lost run (whose
+// token is gone with it) is aborted and prepared afresh under a new attempt.
 //
 // Hand-over: the source's outcome COMPLETED leaves the guest loaded and paused on the target. One compare-and-swap
 // on the VM's status (node source→target, epoch+1, resourceVersion precondition) decides the owner; only then is
@@ -42,14 +44,19 @@ import type { MigrationMetrics } from './migration-metrics.js';
 import { resolveSettings, toWirePolicy } from './migration-policy.js';
 import { migrationsToPrune } from './migration-retention.js';
 import {
+  ATTEMPT_ANNOTATION,
   PRE_DAEMON_PHASES,
   ProgressThrottle,
+  UNSTARTED_PHASES,
   admit,
   closePhase,
+  daemonMigrationId,
   decideHandOver,
+  decideRunStart,
   failureFromOutcome,
   isLaterPhase,
   isWireTerminal,
+  migrationAttempt,
   phaseFromWire,
   statusWithPhase,
   type ConcurrencyLimits,
@@ -92,6 +99,13 @@ const RUN_CHECK_MS = 5_000;
 interface Run {
   /** The latest Migration this run wrote or read. */
   migration: Migration;
+  /** The daemons' id of the current attempt. */
+  id: string;
+  /**
+   * performance.now() when this run saw the source pause the guest (Quiescing, or Freezing without it) as it
+   * happened; unset when the pause came before this run (replayed history).
+   */
+  pausedSeenAtMs?: number;
   cancelled: boolean;
   /** The controller stopped (shutdown, lost leadership): the run lets go; the next leader resumes it. */
   stopped: AbortSignal;
@@ -240,8 +254,10 @@ export class MigrationReconciler {
 
   private startRun(migration: Migration, context: ReconcileContext, cancelled: boolean): void {
     const uid = migration.metadata.uid!;
-    const run: Run = { migration, cancelled, stopped: context.signal, done: Promise.resolve() };
+    const id = daemonMigrationId(uid, migrationAttempt(migration));
+    const run: Run = { migration, id, cancelled, stopped: context.signal, done: Promise.resolve() };
     const log = context.logger.child({ migration: uid });
+    log.info({ phase: migration.status?.phase, id, cancelled }, 'migration run started');
     run.done = this.drive(run, log)
       .catch((error: unknown) =>
         log.error({ err: error }, 'migration run failed; the next reconcile resumes it'),
@@ -259,7 +275,7 @@ export class MigrationReconciler {
 
   private async cancelOnSource(run: Run, source: MigrationDaemonClient, logger: Logger): Promise<void> {
     try {
-      await source.cancelMigration(run.migration.metadata.uid!, 'the Migration was deleted');
+      await source.cancelMigration(run.id, 'the Migration was deleted');
     } catch (error) {
       // Past the point of no return (device state crossed): the hand-over finishes the migration.
       if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION)) throw error;
@@ -269,30 +285,25 @@ export class MigrationReconciler {
 
   /** One migration from its current phase to a terminal one. */
   private async drive(run: Run, logger: Logger): Promise<void> {
-    const id = run.migration.metadata.uid!;
     const { sourceNode, targetNode } = run.migration.status!;
     const source = this.daemon(sourceNode!);
     const target = this.daemon(targetNode!);
     try {
-      const scheduling = run.migration.status?.phase === 'Scheduling';
+      const phase = run.migration.status?.phase;
       if (!source || !target) {
         const missing = !source ? sourceNode : targetNode;
         // Once the daemons hold the migration, a node that is not Ready now is waited for, not given up on.
-        if (!scheduling) throw new Error(`${missing} is not Ready; retrying`);
+        if (phase !== 'Scheduling') throw new Error(`${missing} is not Ready; retrying`);
+        if (run.cancelled) throw new MigrationFailed('Cancelled', `deleted while ${missing} is not Ready`);
         throw new MigrationFailed(!source ? 'SourceFailed' : 'TargetNotReady', `${missing} is not Ready`);
       }
-      const known = await source.migration.getMigration(id);
-      if (!known) {
-        if (!scheduling) {
-          // Broken off between PrepareIncoming and StartMigration: the token went with that run.
-          throw new MigrationFailed(
-            'Internal',
-            'interrupted before the source started migrating (operator restart or daemon error); the guest stays on the source',
-          );
-        }
-        if (run.cancelled) throw new MigrationFailed('Cancelled', 'deleted before it started');
-        await this.initialize(run, source, target, logger);
-      }
+      const sourceKnows = (await source.migration.getMigration(run.id)) !== undefined;
+      const targetKnows = !sourceKnows && (await target.migration.getMigration(run.id)) !== undefined;
+      const start = decideRunStart({ phase, sourceKnows, targetKnows, cancelled: run.cancelled });
+      if (start.kind === 'cancel')
+        throw new MigrationFailed('Cancelled', 'deleted before the source started');
+      if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message);
+      if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
       run.source = source.migration;
       if (run.cancelled) await this.cancelOnSource(run, source.migration, logger);
       const outcome = await this.follow(run, source.migration, logger);
@@ -300,7 +311,7 @@ export class MigrationReconciler {
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       logger.warn({ reason: error.reason }, error.message);
-      if (target) await target.migration.abortIncoming(id);
+      if (target) await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1);
       await this.releaseVm(run.migration, error.reason === 'Cancelled' ? 'Aborted' : 'Failed');
       run.migration = await this.finish(
         run.migration,
@@ -321,18 +332,51 @@ export class MigrationReconciler {
     };
   }
 
-  /** Locks the VM (phase Migrating, activeMigration), then PrepareIncoming on the target, StartMigration on the source. */
+  /** AbortIncoming on the target for attempts 0 … count-1 (idempotent; an unknown id is not an error). */
+  private async abortAttempts(run: Run, target: MigrationDaemonClient, count: number): Promise<void> {
+    for (let attempt = 0; attempt < count; attempt++) {
+      await target.abortIncoming(daemonMigrationId(run.migration.metadata.uid!, attempt));
+    }
+  }
+
+  /** Records the next attempt in the Migration's annotation (compare-and-swap on resourceVersion). */
+  private async nextAttempt(migration: Migration): Promise<Migration> {
+    const attempt = String(migrationAttempt(migration) + 1);
+    return this.options.client.patch<Migration>(
+      Migrations,
+      migration.metadata.name!,
+      migration.metadata.namespace,
+      { type: 'merge', body: { metadata: { annotations: { [ATTEMPT_ANNOTATION]: attempt } } } },
+      { resourceVersion: migration.metadata.resourceVersion },
+    );
+  }
+
+  /**
+   * Locks the VM (phase Migrating, activeMigration), then PrepareIncoming on the target, StartMigration on the
+   * source. `freshAttempt`: the target holds the current id from a run that is gone; a new attempt replaces it.
+   */
   private async initialize(
     run: Run,
     source: NonNullable<ReturnType<MigrationReconciler['daemon']>>,
     target: NonNullable<ReturnType<MigrationReconciler['daemon']>>,
+    freshAttempt: boolean,
     logger: Logger,
   ): Promise<void> {
+    const uid = run.migration.metadata.uid!;
+    if (freshAttempt) {
+      const discarded = run.id;
+      // The attempt is recorded before anything is aborted: a crash in between leaves the older attempt to the
+      // clean-up below, never a target nobody knows about.
+      run.migration = await this.nextAttempt(run.migration);
+      run.id = daemonMigrationId(uid, migrationAttempt(run.migration));
+      logger.info({ discarded, id: run.id }, 'target prepared by a lost run discarded; preparing it afresh');
+    }
+    await this.abortAttempts(run, target.migration, migrationAttempt(run.migration));
+    const { id } = run;
     const migration = run.migration;
-    const id = migration.metadata.uid!;
     const { sourceNode, targetNode } = migration.status!;
     const vm = await this.lockVm(migration);
-    run.migration = await this.enter(run.migration, 'Initializing', new Date(), `preparing ${targetNode}`);
+    const startedAt = new Date();
     const guest = await source.control.getGuest(vm.metadata.name!);
     if (!guest || guest.spec?.uuid !== vm.metadata.uid) {
       throw new MigrationFailed('VMNotRunning', `${sourceNode} has no guest of ${vm.metadata.name}`);
@@ -354,6 +398,11 @@ export class MigrationReconciler {
       if (isGrpcError(error, grpc.status.ALREADY_EXISTS) || isGrpcError(error, grpc.status.INVALID_ARGUMENT))
         throw new MigrationFailed('TargetFailed', error.details);
       throw error;
+    }
+    // Written once the target is prepared, so that this write separates PrepareIncoming from StartMigration: a
+    // run lost in between leaves a prepared target that decideRunStart finds and replaces.
+    if (run.migration.status?.phase !== 'Initializing') {
+      run.migration = await this.enter(run.migration, 'Initializing', startedAt, `${targetNode} prepared`);
     }
     if (run.cancelled) throw new MigrationFailed('Cancelled', 'deleted during Initializing');
     run.stopped.throwIfAborted();
@@ -383,7 +432,7 @@ export class MigrationReconciler {
     source: MigrationDaemonClient,
     logger: Logger,
   ): Promise<MigrationOutcome__Output> {
-    const id = run.migration.metadata.uid!;
+    const id = run.id;
     const throttle = new ProgressThrottle(this.options.progressIntervalMs);
     let outcome: MigrationOutcome__Output | undefined;
     let progress: MigrationProgress | undefined;
@@ -417,6 +466,14 @@ export class MigrationReconciler {
         }
         const phase = phaseFromWire(event.phase.to);
         if (!phase) return;
+        // Seen as it happens only while the status is still before the pause (not a replay after a restart).
+        if (
+          (phase === 'Quiescing' || phase === 'Freezing') &&
+          run.pausedSeenAtMs === undefined &&
+          isLaterPhase('Quiescing', run.migration.status?.phase)
+        ) {
+          run.pausedSeenAtMs = performance.now();
+        }
         const snapshot = progress;
         throttle.wrote(Date.now());
         serial(async () => {
@@ -464,7 +521,7 @@ export class MigrationReconciler {
     target: MigrationDaemonClient,
     logger: Logger,
   ): Promise<void> {
-    const id = run.migration.metadata.uid!;
+    const id = run.id;
     const { sourceNode, targetNode } = run.migration.status! as Required<MigrationStatus>;
     // A replica that is no longer the leader must not take the ownership decision.
     run.stopped.throwIfAborted();
@@ -494,6 +551,16 @@ export class MigrationReconciler {
       const resumed = committedHere ? undefined : await target.getMigration(id);
       if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') await target.resumeTarget(id, targetNode);
       const resumedAt = Date.now();
+      // The guest's pause as the operator's clock sees it: from the source's pause event (QEMU stopped the vCPUs
+      // at pre-switchover) arriving here to ResumeTarget's reply (the target's vCPUs run). It covers QEMU's
+      // downtime plus the hand-over (outcome, compare-and-swap, resume); it differs from the guest's true gap by
+      // the difference of the two messages' delays. It is not the guest agent's heartbeat gap (the operator has
+      // no line to the agent). Only known when this run saw the pause and did the resume, and not for post-copy
+      // (the target runs before the outcome).
+      const guestGapMs =
+        committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
+          ? Math.round(performance.now() - run.pausedSeenAtMs)
+          : undefined;
       const released = committedHere ? undefined : await source.getMigration(id);
       if (released?.stage !== 'MIGRATION_STAGE_RELEASED') await source.releaseSource(id, targetNode);
       await this.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
@@ -503,6 +570,7 @@ export class MigrationReconciler {
         undefined,
         `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)`,
         outcome,
+        guestGapMs,
       );
       logger.info(
         { resumeAfterOutcomeMs: resumedAt - outcomeAt, succeededAfterOutcomeMs: Date.now() - outcomeAt },
@@ -623,6 +691,7 @@ export class MigrationReconciler {
     reason: MigrationFailureReason | undefined,
     message: string,
     outcome?: MigrationOutcome__Output,
+    guestGapMs?: number,
   ): Promise<Migration> {
     const now = new Date();
     const updated = await this.writeStatus(migration, (status) => {
@@ -630,7 +699,7 @@ export class MigrationReconciler {
         ...statusWithPhase(status, phase, now),
         message,
         conditions: this.conditions(status, migration, [
-          ...(phase === 'Failed' && PRE_DAEMON_PHASES.includes(status.phase)
+          ...(phase === 'Failed' && UNSTARTED_PHASES.includes(status.phase)
             ? [scheduled('False', reason!, message)]
             : []),
           completed(phase === 'Succeeded' ? 'True' : 'False', reason ?? phase, message),
@@ -640,6 +709,7 @@ export class MigrationReconciler {
       if (outcome?.result === 'RESULT_COMPLETED') {
         // QEMU's final figures, not the last sampled progress.
         if (outcome.downtimeMs > 0) next.downtime = { ...next.downtime, qemuMs: outcome.downtimeMs };
+        if (guestGapMs !== undefined) next.downtime = { ...next.downtime, guestGapMs };
         next.progress = {
           ...next.progress,
           round: outcome.rounds,

@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type {
   HypervisorNode,
+  Migration,
   VirtualMachine,
   VirtualMachinePhase,
   VirtualMachineStatus,
@@ -29,7 +30,8 @@ import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../kub
 import { isGrpcError, type DaemonClient } from '../daemon/daemon-client.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
-import { toGuestSpec, vmMacAddress } from './guest-spec.js';
+import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
+import { incomingReservations } from './migration-state.js';
 import { VirtualMachines } from './resources.js';
 import { nextGuestStep, type ReadyState } from './virtualmachine-state.js';
 
@@ -48,6 +50,8 @@ export interface VirtualMachineReconcilerOptions {
   pool: DaemonClientPool;
   nodes: Informer<HypervisorNode>;
   vms: Informer<VirtualMachine>;
+  /** Migrations heading to a node hold the moving VM's resources there (placement counts them). */
+  migrations: Informer<Migration>;
   events: EventRecorder;
   /** GetGuest interval while the guest runs. */
   pollIntervalMs: number;
@@ -136,7 +140,9 @@ export class VirtualMachineReconciler {
   }
 
   private async place(vm: VirtualMachine, logger: Logger): Promise<ReconcileResult> {
-    const result = placeVirtualMachine(vm, this.options.nodes.list(), this.knownVms());
+    const vms = this.knownVms();
+    const incoming = incomingReservations(this.options.migrations.list(), vms);
+    const result = placeVirtualMachine(vm, this.options.nodes.list(), vms, incoming);
     if (result.node === undefined) {
       await this.updateStatus(vm, {
         phase: 'Pending',
@@ -351,8 +357,10 @@ export class VirtualMachineReconciler {
       phase: change.phase,
       conditions,
       macAddress: vmMacAddress(vm),
+      guestAddress: configuredGuestAddress(vm),
       observedGeneration: vm.metadata.generation,
     };
+    if (next.guestAddress === undefined) delete next.guestAddress;
     if (change.node === null) delete next.node;
     else if (change.node !== undefined) next.node = change.node;
     if (change.epoch !== undefined) next.epoch = change.epoch;

@@ -89,7 +89,7 @@ export function testDaemonArgs(options: TestDaemonOptions): string[] {
     ...['--node-name', options.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', options.certs.ca.cert],
     ...['--state-dir', options.stateDir, '--allowed-root', options.imagesRoot, '--accelerator', 'tcg'],
-    ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-listen', '127.0.0.1:0'],
+    ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-address', '127.0.0.1'],
     ...['--kubeconfig', options.kubeconfig],
     ...[
       '--lease-duration-seconds',
