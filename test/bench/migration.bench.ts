@@ -1,13 +1,15 @@
 // Live migration through the two daemons' Migration service vs QEMU→QEMU directly, same busy guest, real QEMU:
-//   npm run bench:migration -- [--runs 5] [--memory-mib 1024] [--wss-mib 768] [--dirty-pps 20000]
+//   npm run bench:migration -- [--runs 5] [--memory-mib 1024] [--wss-mib 768] [--dirty-pps 20000] [--direct-tls]
 //
 // Two guests with the same spec and workload: D migrates back and forth directly (two in-process supervisors,
-// the source QEMU migrating straight into the target QEMU's unix socket), T migrates back and forth through two
-// real daemon processes (PrepareIncoming / StartMigration / WatchMigration / ResumeTarget / ReleaseSource; the data
-// over TCP with QEMU's TLS keyed by the migration's token). Runs alternate (a) and (b); only the guest being migrated dirties memory, the other
-// is set to 0 pages/s. Both use the default policy. Total time = start of QEMU's migrate to target resumed.
+// the source QEMU migrating straight into the target QEMU's unix socket, or with --direct-tls over TCP with QEMU's
+// TLS as the daemons do), T migrates back and forth through two real daemon processes (PrepareIncoming /
+// StartMigration / WatchMigration / ResumeTarget / ReleaseSource; the data over TCP with QEMU's TLS keyed by the
+// migration's token). Runs alternate (a) and (b); only the guest being migrated dirties memory, the other is set
+// to 0 pages/s. Both use the default policy. Total time = start of the migration to target resumed.
 // After every migration the agent VERIFYs the guest's memory. Prints medians and ratios (b)/(a); last line:
 // `total_ratio=<x> downtime_delta_ms=<y> gap_delta_ms=<z>`.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +19,14 @@ import { generateDevCerts } from '../../hack/gen-certs.js';
 import { guestPaths } from '../../hypervisor-node/src/guests/state-dir.js';
 import { GuestSupervisor } from '../../hypervisor-node/src/guests/supervisor.js';
 import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
+import type { MigrationChannel } from '../../hypervisor-node/src/migration/engine/channel.js';
 import { switchoverGap } from '../../hypervisor-node/src/migration/engine/downtime.js';
 import { handOver as engineHandOver } from '../../hypervisor-node/src/migration/engine/handover.js';
 import {
   channelSettings,
   resolveMigrationPolicy,
 } from '../../hypervisor-node/src/migration/engine/policy.js';
+import { writePskFile } from '../../hypervisor-node/src/migration/engine/psk.js';
 import { SourceMigration } from '../../hypervisor-node/src/migration/engine/source.js';
 import { incomingSpec, TargetMigration } from '../../hypervisor-node/src/migration/engine/target.js';
 import { UserModeNetwork } from '../../hypervisor-node/src/network/guest-network.js';
@@ -45,8 +49,9 @@ const options = new Command()
   .option('--memory-mib <n>', 'guest RAM', '1024')
   .option('--wss-mib <n>', 'working set the guest agent fills and dirties', '768')
   .option('--dirty-pps <n>', 'pages per second the guest agent rewrites', '20000')
+  .option('--direct-tls', 'direct runs over TCP with QEMU TLS (PSK) instead of a unix socket (diagnostic)')
   .parse()
-  .opts<{ runs: string; memoryMib: string; wssMib: string; dirtyPps: string }>();
+  .opts<{ runs: string; memoryMib: string; wssMib: string; dirtyPps: string; directTls?: boolean }>();
 const runs = Number(options.runs);
 const dirtyPps = Number(options.dirtyPps);
 
@@ -149,15 +154,28 @@ async function main(): Promise<void> {
     const from = direct[directAt]!;
     const to = direct[1 - directAt]!;
     const status = from.supervisor.get('bench')!;
-    const channel = { transport: 'unix' as const, path: join(work, `direct-${i}.sock`) };
+    // --direct-tls: the daemons' transport (TCP, QEMU's TLS keyed by a PSK) without the daemons, to tell the
+    // transport's cost from the daemons'.
+    const key = randomBytes(32);
+    const psk = (side: string) => writePskFile(join(work, `direct-${i}-${side}`), `direct-${i}`, key);
+    const channel: MigrationChannel = options.directTls
+      ? { transport: 'tcp', host: '127.0.0.1', port: 0, tls: await psk('in') }
+      : { transport: 'unix', path: join(work, `direct-${i}.sock`) };
     const target = await TargetMigration.prepare({
       supervisor: to.supervisor,
       spec: incomingSpec(status.spec, status.accelerator),
       channel,
       settings: channelSettings(policy),
     });
+    const sourceChannel: MigrationChannel =
+      channel.transport === 'tcp' ? { ...channel, port: target.port, tls: await psk('out') } : channel;
     const targetAgent = await connectAgent(guestPaths(to.root, 'bench').agent);
-    const source = new SourceMigration({ supervisor: from.supervisor, guest: 'bench', channel, policy });
+    const source = new SourceMigration({
+      supervisor: from.supervisor,
+      guest: 'bench',
+      channel: sourceChannel,
+      policy,
+    });
     const startedAt = Date.now();
     await source.start();
     const result = await engineHandOver(source, target, async () => true);
