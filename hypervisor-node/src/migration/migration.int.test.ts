@@ -484,6 +484,35 @@ test('ping-pong: the busy guest migrates 10 times back and forth', async () => {
   expect(record.owner('busy')).toBe('node-b'); // it started on A: after 1 (busy test) + 10 moves it is on B
 }, 240_000);
 
+test('each daemon counts the migrations it ran in /metrics', async () => {
+  const scrape = async (node: Node): Promise<string> =>
+    (await fetch(`http://127.0.0.1:${node.daemon.metricsPort}/metrics`)).text();
+  const counted = (text: string, pattern: RegExp): number =>
+    [...text.matchAll(new RegExp(`^${pattern.source} (\\d+)$`, 'gm'))].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+  const [a, b] = await Promise.all([scrape(nodeA), scrape(nodeB)]);
+  // Both nodes were source and target several times in this file (ping-pong alone: 5 each way).
+  for (const text of [a, b]) {
+    expect(
+      counted(text, /tern_node_migrations_outgoing_total\{[^}]*result="Completed"[^}]*\}/),
+    ).toBeGreaterThanOrEqual(5);
+    expect(
+      counted(text, /tern_node_migrations_incoming_total\{[^}]*result="Loaded"[^}]*\}/),
+    ).toBeGreaterThanOrEqual(5);
+    expect(counted(text, /tern_node_migration_downtime_seconds_count\{[^}]*\}/)).toBeGreaterThanOrEqual(5);
+  }
+  // The refused and the timed-out migrations were counted with their cause on the node they left.
+  expect(
+    counted(a + b, /tern_node_migrations_outgoing_total\{[^}]*cause="Connection"[^}]*\}/),
+  ).toBeGreaterThanOrEqual(1);
+  expect(
+    counted(a + b, /tern_node_migrations_outgoing_total\{[^}]*cause="Timeout"[^}]*\}/),
+  ).toBeGreaterThanOrEqual(1);
+});
+
+// Last: the restarts below start the daemons' metrics afresh.
 describe('a daemon that dies mid-migration is recovered by its successor', () => {
   /** SIGKILLs the node's daemon and starts a new one on the same state dir; the Node gets the new clients. */
   const restart = async (node: Node): Promise<void> => {
@@ -546,32 +575,4 @@ describe('a daemon that dies mid-migration is recovered by its successor', () =>
       'idle, target daemon restarted',
     );
   });
-});
-
-test('each daemon counts the migrations it ran in /metrics', async () => {
-  const scrape = async (node: Node): Promise<string> =>
-    (await fetch(`http://127.0.0.1:${node.daemon.metricsPort}/metrics`)).text();
-  const counted = (text: string, pattern: RegExp): number =>
-    [...text.matchAll(new RegExp(`^${pattern.source} (\\d+)$`, 'gm'))].reduce(
-      (sum, m) => sum + Number(m[1]),
-      0,
-    );
-  const [a, b] = await Promise.all([scrape(nodeA), scrape(nodeB)]);
-  // Both nodes were source and target several times in this file (ping-pong alone: 5 each way).
-  for (const text of [a, b]) {
-    expect(
-      counted(text, /tern_node_migrations_outgoing_total\{[^}]*result="Completed"[^}]*\}/),
-    ).toBeGreaterThanOrEqual(5);
-    expect(
-      counted(text, /tern_node_migrations_incoming_total\{[^}]*result="Loaded"[^}]*\}/),
-    ).toBeGreaterThanOrEqual(5);
-    expect(counted(text, /tern_node_migration_downtime_seconds_count\{[^}]*\}/)).toBeGreaterThanOrEqual(5);
-  }
-  // The refused and the timed-out migrations were counted with their cause on the node they left.
-  expect(
-    counted(a + b, /tern_node_migrations_outgoing_total\{[^}]*cause="Connection"[^}]*\}/),
-  ).toBeGreaterThanOrEqual(1);
-  expect(
-    counted(a + b, /tern_node_migrations_outgoing_total\{[^}]*cause="Timeout"[^}]*\}/),
-  ).toBeGreaterThanOrEqual(1);
 });
