@@ -155,6 +155,11 @@ export class OutgoingMigration {
       'outgoing migration finished',
     );
     this.log.append({ outcome: this.wireOutcome }, Date.now(), true);
+    // Not completed and the guest runs here: nothing is left for a successor to hand over or resume. (A stale
+    // record would let a later daemon read the guest's next migration in QEMU as this one's.)
+    if (outcome.result !== 'Completed' && outcome.sourceRunState === 'running') {
+      void removeRecordFile(this.context.stateRoot, this.record.id);
+    }
   }
 
   get guest(): string {
