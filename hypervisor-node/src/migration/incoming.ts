@@ -13,6 +13,7 @@ import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
+  endpointOf,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
@@ -67,6 +68,15 @@ export class IncomingMigration {
     const { spec, supervisor, settings, id } = options;
     // Outside the guest's state dir, which the supervisor creates (and refuses to find already there).
     const tls = await writePskFile(pskDir(options, id), id, decodeToken(options.token)!);
+    const record = (port: number): MigrationRecordFile => ({
+      id,
+      role: 'target',
+      guest: spec.name,
+      dataEndpoint: endpointOf(options.address, port),
+      tokenDigest: tokenDigest(options.token),
+    });
+    // Recorded before QEMU starts (port unknown yet), so a daemon dying in between leaves no unknown incoming QEMU.
+    await writeRecordFile(options.stateRoot, record(0));
     let engine: TargetMigration;
     try {
       engine = await TargetMigration.prepare({
@@ -75,18 +85,13 @@ export class IncomingMigration {
         channel: { transport: 'tcp', host: options.address, port: 0, tls },
         settings,
       });
+      await writeRecordFile(options.stateRoot, record(engine.port));
     } catch (error) {
       await removePskFile(tls);
+      await removeRecordFile(options.stateRoot, id);
       throw error;
     }
     const incoming = new IncomingMigration(options, id, spec.name, engine, tls);
-    await writeRecordFile(options.stateRoot, {
-      id,
-      role: 'target',
-      guest: spec.name,
-      dataEndpoint: incoming.dataEndpoint,
-      tokenDigest: tokenDigest(options.token),
-    });
     setTimeout(() => void removePskFile(tls), options.tokenTtlMs).unref();
     return incoming;
   }
@@ -113,8 +118,7 @@ export class IncomingMigration {
 
   /** host:port the source QEMU connects to. */
   get dataEndpoint(): string {
-    const { address } = this.context;
-    return address.includes(':') ? `[${address}]:${this.engine.port}` : `${address}:${this.engine.port}`;
+    return endpointOf(this.context.address, this.engine.port);
   }
 
   private subscribe(): void {

@@ -13,6 +13,7 @@ import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import type { NodeMigrationMetrics } from './metrics.js';
 import {
+  endpointOf,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
@@ -39,9 +40,6 @@ export interface OutgoingOptions extends OutgoingContext {
   token: string;
   holdInQuiescing: boolean;
 }
-
-const endpointOf = (target: ListenAddress): string =>
-  target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
 
 export class OutgoingMigration {
   readonly log: EventLog;
@@ -73,7 +71,7 @@ export class OutgoingMigration {
       id,
       role: 'source',
       guest,
-      dataEndpoint: endpointOf(target),
+      dataEndpoint: endpointOf(target.host, target.port),
       tokenDigest: tokenDigest(options.token),
     };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
@@ -184,7 +182,7 @@ export class OutgoingMigration {
     return (
       record.guest === guest &&
       record.tokenDigest === tokenDigest(token) &&
-      record.dataEndpoint === endpointOf(target)
+      record.dataEndpoint === endpointOf(target.host, target.port)
     );
   }
 

@@ -128,7 +128,8 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   static async adopt(options: TargetMigrationOptions, port: number): Promise<TargetMigration> {
     const qmp = options.supervisor.qmp(options.spec.name);
     const target = new TargetMigration(options, qmp);
-    target.port = port;
+    // 0: the daemon died before it learnt the port; QEMU still knows it while it listens.
+    target.port = port || (await listeningPort(qmp).catch(() => 0));
     qmp.on('event', target.onEvent);
     qmp.on('close', target.onClose);
     const [info, run] = await Promise.all([qmp.queryMigrate(), qmp.queryStatus()]);
