@@ -11,9 +11,10 @@ import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
 import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
 import { kubeBinary } from '../../test/harness/control-plane.js';
-import { downCluster, upCluster, type LocalCluster } from '../../hack/cluster/local-cluster.js';
+import { downCluster, testGuestVm, upCluster, type LocalCluster } from '../../hack/cluster/local-cluster.js';
 import { isAlive } from '../../hack/cluster/processes.js';
 import { PLUGIN_DIR } from '../../hack/cluster/usage.js';
+import { eventually as pollUntil } from '../harness/eventually.js';
 
 const run = promisify(execFile);
 const DIR_PREFIX = 'tern-e2e-';
@@ -94,47 +95,13 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
 
 /** A small test guest: 256 MiB, 1 CPU, a `wssMib` working set of which `dirtyPps` pages are dirtied per second. */
 export async function smallVm(name: string, dirtyPps = 0, wssMib = 16): Promise<VirtualMachine> {
-  const images = await testGuestImages();
-  return {
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      running: true,
-      cpu: { cores: 1 },
-      memory: '256Mi',
-      evictionStrategy: 'LiveMigrate',
-      boot: {
-        kernel: {
-          path: images.kernel,
-          initrdPath: images.initrd,
-          // The agent takes the last tern.wss_mib on the command line.
-          cmdline: [...images.cmdline, `tern.wss_mib=${wssMib}`, `tern.dirty_pps=${dirtyPps}`].join(' '),
-        },
-      },
-    },
-  } as VirtualMachine;
+  // The agent takes the last tern.wss_mib on the command line.
+  return testGuestVm(name, await testGuestImages(), [`tern.wss_mib=${wssMib}`, `tern.dirty_pps=${dirtyPps}`]);
 }
 
-/** Polls `probe` until it returns a value (errors count as not yet); throws with the last error after `ms`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
+/** test/harness's eventually, with the patience of a whole cluster: 2 min, polling every 250 ms. */
+export const eventually = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> =>
+  pollUntil(what, probe, ms, 250);
 
 export const TERMINAL_MIGRATION_PHASES = ['Succeeded', 'Failed', 'Aborted'];
 

@@ -10,6 +10,7 @@ import { startControlPlane, type ControlPlane } from '../../../test/harness/cont
 import type { HypervisorNode } from '../../../crds/index.js';
 import { generateDevCerts } from '../../../hack/gen-certs.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import { eventually as pollUntil } from '../../../test/harness/eventually.js';
 
 const CRD = fileURLToPath(new URL('../../../crds/generated/tern.dev_hypervisornodes.yaml', import.meta.url));
 
@@ -27,20 +28,8 @@ async function getJson<T>(...args: string[]): Promise<T> {
   return JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> =>
+  pollUntil(what, probe, ms, 200);
 
 const ready = (node: HypervisorNode) =>
   node.status?.conditions?.find((condition) => condition.type === 'Ready');

@@ -48,26 +48,7 @@ export function kubectlOn(controlPlane: () => ControlPlane): Kubectl {
   };
 }
 
-/** Polls `probe` until it returns a value (errors count as not yet); throws with the last error after `ms`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 60_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`${what} not within ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}
+export { eventually } from '../../../test/harness/eventually.js';
 
 export const condition = (object: { status?: { conditions?: Condition[] } }, type: string) =>
   object.status?.conditions?.find((c) => c.type === type);
