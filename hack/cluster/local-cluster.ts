@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import type { VirtualMachine } from '../../crds/index.js';
 import { testGuestImages, type TestGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
 import { killGuestsIn } from '../../hypervisor-node/src/testing/daemon-process.js';
 import { kubeBinary, startControlPlane } from '../../test/harness/control-plane.js';
@@ -207,13 +208,12 @@ async function waitNodesReady(state: ClusterState): Promise<void> {
   }
 }
 
-/** A small VirtualMachine of the test guest for this cluster (in netns mode with an address on its subnet). */
-function exampleVm(state: ClusterState, images: TestGuestImages): string {
-  const address = state.subnet ? [`tern.ip=${state.subnet}.50/24`] : [];
-  const vm = {
+/** A 256 MiB, 1-CPU LiveMigrate VirtualMachine of the test guest; `cmdline` adds to the guest's kernel command line. */
+export function testGuestVm(name: string, images: TestGuestImages, cmdline: string[] = []): VirtualMachine {
+  return {
     apiVersion: 'tern.dev/v1alpha1',
     kind: 'VirtualMachine',
-    metadata: { name: 'vm01', namespace: 'default' },
+    metadata: { name, namespace: 'default' },
     spec: {
       running: true,
       cpu: { cores: 1 },
@@ -223,11 +223,17 @@ function exampleVm(state: ClusterState, images: TestGuestImages): string {
         kernel: {
           path: images.kernel,
           initrdPath: images.initrd,
-          cmdline: [...images.cmdline, ...address].join(' '),
+          cmdline: [...images.cmdline, ...cmdline].join(' '),
         },
       },
     },
-  };
+  } as VirtualMachine;
+}
+
+/** A small VirtualMachine of the test guest for this cluster (in netns mode with an address on its subnet). */
+function exampleVm(state: ClusterState, images: TestGuestImages): string {
+  const address = state.subnet ? [`tern.ip=${state.subnet}.50/24`] : [];
+  const vm = testGuestVm('vm01', images, address);
   return `# The test guest (guest/README.md) on the local cluster${address.length ? `, at ${state.subnet}.50` : ''}.\n${stringify(vm)}`;
 }
 
