@@ -56,7 +56,9 @@ const daemon = await startDaemonProcess([
 ]);
 const client = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
 try {
-  await sleep(5_000);
+  // The daemon's start-up garbage (module loading, TLS set-up) takes V8 tens of seconds to give back; a baseline taken
+  // earlier made the node with ten guests look smaller than the empty one.
+  await sleep(30_000);
   const before = await settledMemory(daemon.metricsPort);
   const t0 = performance.now();
   await Promise.all(
