@@ -89,16 +89,35 @@ describe('CRDs', () => {
   it('print the columns kubectl get shows', () => {
     const columns = (kind: string) =>
       crds.get(kind)?.spec.versions[0]?.additionalPrinterColumns.map((c) => c.name) ?? [];
-    expect(columns('VirtualMachine')).toEqual(
-      expect.arrayContaining(['Phase', 'Node', 'CPUs', 'Memory', 'Age']),
-    );
-    expect(columns('Migration')).toEqual(
-      expect.arrayContaining(['VM', 'Phase', 'Source', 'Target', 'Progress', 'Downtime-ms', 'Age']),
-    );
-    expect(columns('HypervisorNode')).toEqual(
-      expect.arrayContaining(['Ready', 'Accelerator', 'VMs', 'Allocatable-Memory', 'Age']),
-    );
-    expect(columns('MigrationPolicy')).toEqual(expect.arrayContaining(['Priority', 'Age']));
+    // Exact names and order: the order is what `kubectl get` prints, and a new column is a deliberate change.
+    expect(columns('VirtualMachine')).toEqual(['Phase', 'Node', 'CPUs', 'Memory', 'Age', 'Address', 'Epoch']);
+    expect(columns('Migration')).toEqual([
+      'VM',
+      'Phase',
+      'Source',
+      'Target',
+      'Progress',
+      'Downtime-ms',
+      'Age',
+      'Reason',
+    ]);
+    expect(columns('HypervisorNode')).toEqual([
+      'Ready',
+      'Accelerator',
+      'VMs',
+      'Allocatable-Memory',
+      'Unschedulable',
+      'Age',
+      'Endpoint',
+      'QEMU',
+    ]);
+    expect(columns('MigrationPolicy')).toEqual([
+      'Priority',
+      'Bandwidth',
+      'Max-Downtime-ms',
+      'Post-Copy',
+      'Age',
+    ]);
   });
 
   it('make the Migration spec immutable with CEL', () => {

@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tern's tests, guests and demo need. Idempotent: does nothing when all are present.
 # QEMU comes from bookworm-backports: Debian 12's own QEMU 7.2 corrupts guests during TCG live migration.
+# apt-get's output goes to logs under $TERN_CACHE/logs; a failure prints one line that points at its log.
 set -euo pipefail
 
 QEMU_MIN_MAJOR=10
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
+LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
+
+die() {
+  echo "setup: error: $*" >&2
+  exit 1
+}
+
+# logged <log name> <error line> <command...>: runs the command with its output in the log.
+logged() {
+  local log=$LOG_DIR/$1.log what=$2
+  shift 2
+  "$@" >"$log" 2>&1 || die "$what (full log: $log)"
+}
 
 qemu_ok() {
   command -v qemu-system-x86_64 >/dev/null || return 1
@@ -26,8 +40,7 @@ if qemu_ok && packages_ok; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "hack/install-packages.sh: missing Debian packages and not root; install as root: ${PACKAGES[*]} ${BACKPORTS_PACKAGES[*]} (from bookworm-backports)" >&2
-  exit 1
+  die "cannot install the missing Debian packages without root; install as root: ${PACKAGES[*]} ${BACKPORTS_PACKAGES[*]} (from bookworm-backports)"
 fi
 
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
@@ -43,12 +56,15 @@ SRC
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
-apt-get install -y -qq --no-install-recommends -t "${codename}-backports" "${BACKPORTS_PACKAGES[@]}" >/dev/null
+mkdir -p "$LOG_DIR"
+logged apt-get-update "cannot update the Debian package lists with apt-get update" \
+  apt-get update
+logged apt-get-install "cannot install the Debian packages ${PACKAGES[*]}" \
+  apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+logged apt-get-install-backports "cannot install ${BACKPORTS_PACKAGES[*]} from ${codename}-backports" \
+  apt-get install -y --no-install-recommends -t "${codename}-backports" "${BACKPORTS_PACKAGES[@]}"
 
 if ! qemu_ok; then
-  echo "hack/install-packages.sh: QEMU >= ${QEMU_MIN_MAJOR} is required, found: $(qemu-system-x86_64 --version | head -1)" >&2
-  exit 1
+  die "cannot find QEMU >= ${QEMU_MIN_MAJOR} after installing it, found: $(qemu-system-x86_64 --version | head -1)"
 fi
 echo "packages: $(qemu-system-x86_64 --version | head -1)"

@@ -7,13 +7,18 @@ export TERN_CACHE="${TERN_CACHE:-$HOME/.cache/tern}"
 mkdir -p "$TERN_CACHE"
 
 step() { printf 'setup: %s\n' "$*"; }
+LOG_DIR=$TERN_CACHE/logs
+mkdir -p "$LOG_DIR"
 
 step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox)"
 bash hack/install-packages.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund >"$LOG_DIR/npm-ci.log" 2>&1 || {
+    echo "setup: error: cannot install the npm dependencies with npm ci (full log: $LOG_DIR/npm-ci.log)" >&2
+    exit 1
+  }
 fi
 
 step "kube-apiserver, etcd and kubectl in $TERN_CACHE/bin"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: setup, static checks, generated-file checks, unit, integration and end-to-end tests.
-# Ends with one line `N passed, N failed` (static checks count as one test each) and exits non-zero on any failure.
+# Ends with one line `N passed, N failed` (static checks count as one test each; skipped and todo tests count as
+# failed) and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,13 +35,37 @@ unit_rc=$?
 NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --runInBand --forceExit --json --outputFile="$results.int" 2>&1
 int_rc=$?
 
-count() { node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(r[process.argv[2]]+(process.argv[2]==="numFailedTests"?r.numRuntimeErrorTestSuites:0))' "$1" "$2" 2>/dev/null || echo 0; }
-for f in "$results.unit" "$results.int"; do
-  passed=$((passed + $(count "$f" numPassedTests)))
-  failed=$((failed + $(count "$f" numFailedTests)))
-done
-[ "$unit_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=$((failed + 1))
-[ "$int_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=$((failed + 1))
+# "passed failed skipped" of a jest --json result file; nothing (and a non-zero status) when jest crashed before
+# writing it. Suites that failed to run count as failed tests; todo tests count as skipped.
+summary() {
+  node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites, r.numPendingTests + r.numTodoTests)' \
+    "$1" 2>/dev/null
+}
+
+# tally <run> <json file> <jest exit status>: adds one jest run to the totals; a skipped test, a crash without
+# results and a failing exit without a failed test each count as failures, with a line saying why.
+tally() {
+  local run=$1 file=$2 rc=$3 counts p f s
+  if ! counts=$(summary "$file") || [ -z "$counts" ]; then
+    failed=$((failed + 1))
+    echo "$run tests: jest exited with $rc and wrote no results (crashed?)"
+    return
+  fi
+  read -r p f s <<<"$counts"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$s" -gt 0 ]; then
+    failed=$((failed + s))
+    echo "$run tests: $s skipped tests: a skipped test hides a missing feature"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    failed=$((failed + 1))
+    echo "$run tests: jest exited with $rc without a failed test"
+  fi
+}
+tally unit "$results.unit" "$unit_rc"
+tally integration "$results.int" "$int_rc"
 rm -f "$results" "$results.unit" "$results.int"
 
 echo "$passed passed, $failed failed"

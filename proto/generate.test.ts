@@ -1,11 +1,29 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkGeneratedUpToDate, diffTrees } from './generate.js';
+import { checkGeneratedUpToDate, diffTrees, findProtoFiles } from './generate.js';
 
 describe('proto generation', () => {
   it('proto/generated matches what the generator produces from the .proto files', () => {
     expect(checkGeneratedUpToDate()).toEqual([]);
+  });
+
+  it('generates every .proto file under proto/tern, including ones in new directories', () => {
+    const root = mkdtempSync(join(tmpdir(), 'tern-protos-'));
+    try {
+      mkdirSync(join(root, 'tern', 'node', 'v1alpha1'), { recursive: true });
+      mkdirSync(join(root, 'tern', 'other', 'v1'), { recursive: true });
+      writeFileSync(join(root, 'tern', 'node', 'v1alpha1', 'control.proto'), '');
+      writeFileSync(join(root, 'tern', 'other', 'v1', 'new.proto'), '');
+      writeFileSync(join(root, 'tern', 'node', 'v1alpha1', 'README.md'), '');
+      expect(findProtoFiles(root)).toEqual(['tern/node/v1alpha1/control.proto', 'tern/other/v1/new.proto']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect(findProtoFiles()).toEqual([
+      'tern/node/v1alpha1/control.proto',
+      'tern/node/v1alpha1/migration.proto',
+    ]);
   });
 
   it('reports stale, missing and extra files', () => {

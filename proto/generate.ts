@@ -5,13 +5,24 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, cpSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { protoFiles, protoGenTypesFlags } from './options.js';
+import { protoGenTypesFlags } from './options.js';
 
 const protoDir = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(protoDir, '..');
 export const generatedDir = join(protoDir, 'generated');
+
+/**
+ * Every .proto file under proto/tern, relative to the proto/ directory (the include root), sorted: a new file is
+ * generated, and checked by `--check`, without being listed anywhere.
+ */
+export function findProtoFiles(dir = protoDir): string[] {
+  return readdirSync(join(dir, 'tern'), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.proto'))
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)).split(sep).join('/'))
+    .sort();
+}
 
 /** Runs the generator into outDir. The working directory is the repo root: it appears in the output's comments. */
 export function generateProtoTypes(outDir: string): void {
@@ -26,7 +37,7 @@ export function generateProtoTypes(outDir: string): void {
       `--outDir=${outDir}`,
       `--includeDirs=${relative(repoRoot, protoDir)}`,
       '--',
-      ...protoFiles,
+      ...findProtoFiles(),
     ],
     { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
   );

@@ -16,6 +16,10 @@ export type { GuestPhase, GuestPhase__Output } from './generated/tern/node/v1alp
 export type { GuestSpec, GuestSpec__Output } from './generated/tern/node/v1alpha1/GuestSpec.js';
 export type { ListGuestsResponse__Output } from './generated/tern/node/v1alpha1/ListGuestsResponse.js';
 export type { NodeInfo, NodeInfo__Output } from './generated/tern/node/v1alpha1/NodeInfo.js';
+export type { NetworkInfo, NetworkInfo__Output } from './generated/tern/node/v1alpha1/NetworkInfo.js';
+export type { NetworkMode } from './generated/tern/node/v1alpha1/NetworkMode.js';
+export type { NicAttachment, NicAttachment__Output } from './generated/tern/node/v1alpha1/NicAttachment.js';
+export type { StartGuestRequest } from './generated/tern/node/v1alpha1/StartGuestRequest.js';
 export type { Resources, Resources__Output } from './generated/tern/node/v1alpha1/Resources.js';
 export type { ProtoGrpcType as MigrationProto } from './generated/migration.js';
 export type {

@@ -29,6 +29,3 @@ export const protoGenTypesFlags = [
   '--grpcLib=@grpc/grpc-js',
   '--importFileExtension=.js',
 ];
-
-/** .proto files, relative to the proto/ directory (the include root). */
-export const protoFiles = ['tern/node/v1alpha1/control.proto', 'tern/node/v1alpha1/migration.proto'];

@@ -11,6 +11,9 @@ import { StringEnum, Timestamp } from './schema.js';
 export const ACCELERATORS = ['kvm', 'tcg'] as const;
 export type Accelerator = (typeof ACCELERATORS)[number];
 
+export const NETWORK_MODES = ['bridge', 'user'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];
+
 export const EVACUATION_PHASES = ['Evacuating', 'Evacuated', 'Blocked'] as const;
 
 /** Condition types on HypervisorNode.status.conditions. */
@@ -35,6 +38,21 @@ export const NodeResources = Type.Object({
   memory: ByteQuantity({ description: 'Guest memory.' }),
 });
 export type NodeResources = Static<typeof NodeResources>;
+
+export const NodeNetwork = Type.Object({
+  mode: StringEnum(NETWORK_MODES, {
+    description:
+      "bridge: each guest NIC is a tap on the node's bridge and keeps its MAC and IP across nodes. " +
+      'user: QEMU user-mode networking (the daemon may not create taps), see limitation.',
+  }),
+  bridge: Type.Optional(
+    Type.String({ maxLength: 15, description: 'The Linux bridge the guest taps join (mode bridge).' }),
+  ),
+  limitation: Type.Optional(
+    Type.String({ maxLength: 1024, description: 'What guests cannot do on this node (mode user).' }),
+  ),
+});
+export type NodeNetwork = Static<typeof NodeNetwork>;
 
 export const Evacuation = Type.Object({
   phase: StringEnum(EVACUATION_PHASES, {
@@ -67,6 +85,7 @@ export const HypervisorNodeStatus = Type.Object({
     }),
   ),
   vmCount: Type.Optional(Type.Integer({ minimum: 0 })),
+  network: Type.Optional(NodeNetwork),
   conditions: Type.Optional(Conditions()),
   evacuation: Type.Optional(Evacuation),
   heartbeatTime: Type.Optional(Timestamp({ description: 'Last time the daemon reported.' })),

@@ -1,11 +1,17 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { BridgeNetwork, canManageLinks, UserModeNetwork, type NicProvider } from './network/guest-network.js';
+import {
+  BridgeNetwork,
+  canManageLinks,
+  USER_MODE_LIMITATION,
+  UserModeNetwork,
+  type NicProvider,
+} from './network/guest-network.js';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from './config.js';
 import { GuestSupervisor } from './guests/supervisor.js';
 import type { GuestStatus } from './guests/types.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
-import { describeNode, probeHost } from './node-info.js';
+import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
 import { detectAccelerator } from './qemu/accel.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
@@ -44,13 +50,12 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   logger.info({ ...host, accelerator: accelerator.accel, why: accelerator.reason }, 'host probed');
 
   const network = await chooseNetwork(config);
+  const networkFacts: NetworkFacts =
+    network.kind === 'user'
+      ? { mode: 'user', limitation: USER_MODE_LIMITATION }
+      : { mode: 'bridge', bridge: config.network.bridge };
   logger.info({ network: network.kind }, 'guest networking');
-  if (network.kind === 'user') {
-    logger.warn(
-      'user-mode networking: each guest is reachable only through one TCP port forwarded on 127.0.0.1, ' +
-        'guests cannot reach each other, and a guest address does not move with a migration',
-    );
-  }
+  if (networkFacts.mode === 'user') logger.warn(`user-mode networking: ${networkFacts.limitation}`);
   const supervisor = new GuestSupervisor({
     stateRoot: config.stateDir,
     accel: accelerator.accel,
@@ -63,7 +68,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
 
   const reservation = { cpus: config.reservedCpus, memoryMiB: config.reservedMemoryMiB };
   const nodeInfo = () =>
-    describeNode(config.nodeName, host, accelerator.accel, reservation, supervisor.list());
+    describeNode(config.nodeName, host, accelerator.accel, reservation, networkFacts, supervisor.list());
   const metrics = createDaemonMetrics(config.nodeName, () => supervisor.list());
 
   let registration: HypervisorNodeRegistration | undefined;

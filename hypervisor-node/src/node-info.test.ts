@@ -25,7 +25,8 @@ describe('describeNode', () => {
   });
 
   it('subtracts the reservation and counts only guests that hold resources as allocated', () => {
-    const info = describeNode('node-a', host, 'tcg', { cpus: 1, memoryMiB: 512 }, [
+    const network = { mode: 'bridge', bridge: 'tern0' } as const;
+    const info = describeNode('node-a', host, 'tcg', { cpus: 1, memoryMiB: 512 }, network, [
       guest('a', 'Running'),
       guest('b', 'Starting'),
       guest('c', 'Stopped'),
@@ -39,11 +40,22 @@ describe('describeNode', () => {
       qemuVersion: '10.0.2',
       cpuModel: 'max',
       guestCount: 3,
+      network: { mode: 'NETWORK_MODE_BRIDGE', bridge: 'tern0', limitation: '' },
+    });
+  });
+
+  it('reports user-mode networking with its limitation', () => {
+    const network = { mode: 'user', limitation: 'guests cannot reach each other' } as const;
+    expect(describeNode('n', host, 'tcg', { cpus: 0, memoryMiB: 0 }, network, []).network).toEqual({
+      mode: 'NETWORK_MODE_USER',
+      bridge: '',
+      limitation: 'guests cannot reach each other',
     });
   });
 
   it('reports the host CPU model under KVM', () => {
-    expect(describeNode('n', host, 'kvm', { cpus: 0, memoryMiB: 0 }, []).cpuModel).toBe(
+    const network = { mode: 'bridge', bridge: 'tern0' } as const;
+    expect(describeNode('n', host, 'kvm', { cpus: 0, memoryMiB: 0 }, network, []).cpuModel).toBe(
       'Intel(R) Xeon(R) Processor',
     );
   });

@@ -15,6 +15,9 @@ export interface HostFacts {
   hostCpuModel: string;
 }
 
+/** How guest NICs reach the network on this node, as reported to the operator. */
+export type NetworkFacts = { mode: 'bridge'; bridge: string } | { mode: 'user'; limitation: string };
+
 export interface Reservation {
   cpus: number;
   memoryMiB: number;
@@ -46,6 +49,7 @@ export function describeNode(
   host: HostFacts,
   accelerator: Accelerator,
   reservation: Reservation,
+  network: NetworkFacts,
   guests: GuestStatus[],
 ): NodeInfo {
   const active = guests.filter(holdsResources);
@@ -64,5 +68,9 @@ export function describeNode(
     qemuVersion: host.qemuVersion,
     cpuModel: guestCpuModel(accelerator, host),
     guestCount: guests.length,
+    network:
+      network.mode === 'bridge'
+        ? { mode: 'NETWORK_MODE_BRIDGE', bridge: network.bridge, limitation: '' }
+        : { mode: 'NETWORK_MODE_USER', bridge: '', limitation: network.limitation },
   };
 }

@@ -14,10 +14,15 @@ import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _
 import type { KernelBoot as _tern_node_v1alpha1_KernelBoot, KernelBoot__Output as _tern_node_v1alpha1_KernelBoot__Output } from './tern/node/v1alpha1/KernelBoot.js';
 import type { ListGuestsRequest as _tern_node_v1alpha1_ListGuestsRequest, ListGuestsRequest__Output as _tern_node_v1alpha1_ListGuestsRequest__Output } from './tern/node/v1alpha1/ListGuestsRequest.js';
 import type { ListGuestsResponse as _tern_node_v1alpha1_ListGuestsResponse, ListGuestsResponse__Output as _tern_node_v1alpha1_ListGuestsResponse__Output } from './tern/node/v1alpha1/ListGuestsResponse.js';
+import type { NetworkInfo as _tern_node_v1alpha1_NetworkInfo, NetworkInfo__Output as _tern_node_v1alpha1_NetworkInfo__Output } from './tern/node/v1alpha1/NetworkInfo.js';
 import type { Nic as _tern_node_v1alpha1_Nic, Nic__Output as _tern_node_v1alpha1_Nic__Output } from './tern/node/v1alpha1/Nic.js';
+import type { NicAttachment as _tern_node_v1alpha1_NicAttachment, NicAttachment__Output as _tern_node_v1alpha1_NicAttachment__Output } from './tern/node/v1alpha1/NicAttachment.js';
 import type { NodeInfo as _tern_node_v1alpha1_NodeInfo, NodeInfo__Output as _tern_node_v1alpha1_NodeInfo__Output } from './tern/node/v1alpha1/NodeInfo.js';
 import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _tern_node_v1alpha1_Resources__Output } from './tern/node/v1alpha1/Resources.js';
+import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from './tern/node/v1alpha1/StartGuestRequest.js';
 import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from './tern/node/v1alpha1/StopGuestRequest.js';
+import type { TapBackend as _tern_node_v1alpha1_TapBackend, TapBackend__Output as _tern_node_v1alpha1_TapBackend__Output } from './tern/node/v1alpha1/TapBackend.js';
+import type { UserModeBackend as _tern_node_v1alpha1_UserModeBackend, UserModeBackend__Output as _tern_node_v1alpha1_UserModeBackend__Output } from './tern/node/v1alpha1/UserModeBackend.js';
 import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from './tern/node/v1alpha1/WatchGuestsRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -44,10 +49,16 @@ export interface ProtoGrpcType {
         KernelBoot: MessageTypeDefinition<_tern_node_v1alpha1_KernelBoot, _tern_node_v1alpha1_KernelBoot__Output>
         ListGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsRequest, _tern_node_v1alpha1_ListGuestsRequest__Output>
         ListGuestsResponse: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsResponse, _tern_node_v1alpha1_ListGuestsResponse__Output>
+        NetworkInfo: MessageTypeDefinition<_tern_node_v1alpha1_NetworkInfo, _tern_node_v1alpha1_NetworkInfo__Output>
+        NetworkMode: EnumTypeDefinition
         Nic: MessageTypeDefinition<_tern_node_v1alpha1_Nic, _tern_node_v1alpha1_Nic__Output>
+        NicAttachment: MessageTypeDefinition<_tern_node_v1alpha1_NicAttachment, _tern_node_v1alpha1_NicAttachment__Output>
         NodeInfo: MessageTypeDefinition<_tern_node_v1alpha1_NodeInfo, _tern_node_v1alpha1_NodeInfo__Output>
         Resources: MessageTypeDefinition<_tern_node_v1alpha1_Resources, _tern_node_v1alpha1_Resources__Output>
+        StartGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_StartGuestRequest__Output>
         StopGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_StopGuestRequest__Output>
+        TapBackend: MessageTypeDefinition<_tern_node_v1alpha1_TapBackend, _tern_node_v1alpha1_TapBackend__Output>
+        UserModeBackend: MessageTypeDefinition<_tern_node_v1alpha1_UserModeBackend, _tern_node_v1alpha1_UserModeBackend__Output>
         WatchGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_WatchGuestsRequest, _tern_node_v1alpha1_WatchGuestsRequest__Output>
       }
     }

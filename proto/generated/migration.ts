@@ -27,15 +27,20 @@ import type { MigrationOutcome as _tern_node_v1alpha1_MigrationOutcome, Migratio
 import type { MigrationPolicy as _tern_node_v1alpha1_MigrationPolicy, MigrationPolicy__Output as _tern_node_v1alpha1_MigrationPolicy__Output } from './tern/node/v1alpha1/MigrationPolicy.js';
 import type { MigrationProgress as _tern_node_v1alpha1_MigrationProgress, MigrationProgress__Output as _tern_node_v1alpha1_MigrationProgress__Output } from './tern/node/v1alpha1/MigrationProgress.js';
 import type { MigrationState as _tern_node_v1alpha1_MigrationState, MigrationState__Output as _tern_node_v1alpha1_MigrationState__Output } from './tern/node/v1alpha1/MigrationState.js';
+import type { NetworkInfo as _tern_node_v1alpha1_NetworkInfo, NetworkInfo__Output as _tern_node_v1alpha1_NetworkInfo__Output } from './tern/node/v1alpha1/NetworkInfo.js';
 import type { Nic as _tern_node_v1alpha1_Nic, Nic__Output as _tern_node_v1alpha1_Nic__Output } from './tern/node/v1alpha1/Nic.js';
+import type { NicAttachment as _tern_node_v1alpha1_NicAttachment, NicAttachment__Output as _tern_node_v1alpha1_NicAttachment__Output } from './tern/node/v1alpha1/NicAttachment.js';
 import type { NodeInfo as _tern_node_v1alpha1_NodeInfo, NodeInfo__Output as _tern_node_v1alpha1_NodeInfo__Output } from './tern/node/v1alpha1/NodeInfo.js';
 import type { PhaseChange as _tern_node_v1alpha1_PhaseChange, PhaseChange__Output as _tern_node_v1alpha1_PhaseChange__Output } from './tern/node/v1alpha1/PhaseChange.js';
 import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from './tern/node/v1alpha1/PhaseTiming.js';
 import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingRequest, PrepareIncomingRequest__Output as _tern_node_v1alpha1_PrepareIncomingRequest__Output } from './tern/node/v1alpha1/PrepareIncomingRequest.js';
 import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from './tern/node/v1alpha1/PrepareIncomingResponse.js';
 import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _tern_node_v1alpha1_Resources__Output } from './tern/node/v1alpha1/Resources.js';
+import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from './tern/node/v1alpha1/StartGuestRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from './tern/node/v1alpha1/StartMigrationRequest.js';
 import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from './tern/node/v1alpha1/StopGuestRequest.js';
+import type { TapBackend as _tern_node_v1alpha1_TapBackend, TapBackend__Output as _tern_node_v1alpha1_TapBackend__Output } from './tern/node/v1alpha1/TapBackend.js';
+import type { UserModeBackend as _tern_node_v1alpha1_UserModeBackend, UserModeBackend__Output as _tern_node_v1alpha1_UserModeBackend__Output } from './tern/node/v1alpha1/UserModeBackend.js';
 import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from './tern/node/v1alpha1/WatchGuestsRequest.js';
 import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest, WatchMigrationRequest__Output as _tern_node_v1alpha1_WatchMigrationRequest__Output } from './tern/node/v1alpha1/WatchMigrationRequest.js';
 
@@ -79,15 +84,21 @@ export interface ProtoGrpcType {
         MigrationRole: EnumTypeDefinition
         MigrationStage: EnumTypeDefinition
         MigrationState: MessageTypeDefinition<_tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_MigrationState__Output>
+        NetworkInfo: MessageTypeDefinition<_tern_node_v1alpha1_NetworkInfo, _tern_node_v1alpha1_NetworkInfo__Output>
+        NetworkMode: EnumTypeDefinition
         Nic: MessageTypeDefinition<_tern_node_v1alpha1_Nic, _tern_node_v1alpha1_Nic__Output>
+        NicAttachment: MessageTypeDefinition<_tern_node_v1alpha1_NicAttachment, _tern_node_v1alpha1_NicAttachment__Output>
         NodeInfo: MessageTypeDefinition<_tern_node_v1alpha1_NodeInfo, _tern_node_v1alpha1_NodeInfo__Output>
         PhaseChange: MessageTypeDefinition<_tern_node_v1alpha1_PhaseChange, _tern_node_v1alpha1_PhaseChange__Output>
         PhaseTiming: MessageTypeDefinition<_tern_node_v1alpha1_PhaseTiming, _tern_node_v1alpha1_PhaseTiming__Output>
         PrepareIncomingRequest: MessageTypeDefinition<_tern_node_v1alpha1_PrepareIncomingRequest, _tern_node_v1alpha1_PrepareIncomingRequest__Output>
         PrepareIncomingResponse: MessageTypeDefinition<_tern_node_v1alpha1_PrepareIncomingResponse, _tern_node_v1alpha1_PrepareIncomingResponse__Output>
         Resources: MessageTypeDefinition<_tern_node_v1alpha1_Resources, _tern_node_v1alpha1_Resources__Output>
+        StartGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_StartGuestRequest__Output>
         StartMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_StartMigrationRequest__Output>
         StopGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_StopGuestRequest__Output>
+        TapBackend: MessageTypeDefinition<_tern_node_v1alpha1_TapBackend, _tern_node_v1alpha1_TapBackend__Output>
+        UserModeBackend: MessageTypeDefinition<_tern_node_v1alpha1_UserModeBackend, _tern_node_v1alpha1_UserModeBackend__Output>
         WatchGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_WatchGuestsRequest, _tern_node_v1alpha1_WatchGuestsRequest__Output>
         WatchMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_WatchMigrationRequest, _tern_node_v1alpha1_WatchMigrationRequest__Output>
       }

@@ -1,10 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { kubeBinary, startControlPlane, type ControlPlane } from './control-plane.js';
+import { eventually } from './eventually.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -22,15 +32,37 @@ function processesUsing(dir: string): number[] {
     .map(Number);
 }
 
-async function eventually(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+// Tighter than jest.config.js's testTimeout (120 s): a warm control plane starts in seconds.
+const START_TIMEOUT_MS = 90_000;
+
+/** `check` as a probe for eventually(): true ends the wait. */
+const until =
+  (check: () => boolean): (() => Promise<true | undefined>) =>
+  async () =>
+    check() || undefined;
+
+/** Rejects with the child's output once it exits, for racing against a wait for it to print something. */
+function failOnExit(exited: Promise<unknown>, what: string, output: () => string): Promise<never> {
+  return exited.then((how) =>
+    Promise.reject(new Error(`${what} exited early (${String(how)}):\n${output()}`)),
+  );
 }
 
-// Explicit timeouts: jest ignores testTimeout inside a `projects` entry, so the default 5 s would apply.
+/** A node child process running TypeScript through tsx, with its combined output collected. */
+function spawnNode(args: string[]): { child: ChildProcess; exited: Promise<unknown>; output: () => string } {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not needed by the child
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  return { child, exited, output: () => output };
+}
 
 /** Runs hack/control-plane.ts in a child node process and waits until its control plane is up. */
 async function startInChildProcess(): Promise<{
@@ -38,23 +70,17 @@ async function startInChildProcess(): Promise<{
   dir: string;
   exited: Promise<unknown>;
 }> {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not needed by the child
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'hack', 'control-plane.ts')], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const { child, exited, output } = spawnNode([join(repoRoot, 'hack', 'control-plane.ts')]);
   try {
-    await eventually('hack/control-plane.ts prints its kubeconfig', 60_000, () => {
-      if (child.exitCode !== null) throw new Error(`hack/control-plane.ts exited early:\n${output}`);
-      return /^kubeconfig: /m.test(output);
-    });
-    const dir = dirname(/^kubeconfig: (.*)$/m.exec(output)![1]!);
+    await Promise.race([
+      eventually(
+        'hack/control-plane.ts prints its kubeconfig',
+        until(() => /^kubeconfig: /m.test(output())),
+        60_000,
+      ),
+      failOnExit(exited, 'hack/control-plane.ts', output),
+    ]);
+    const dir = dirname(/^kubeconfig: (.*)$/m.exec(output())![1]!);
     expect(processesUsing(dir)).toHaveLength(2);
     return { child, dir, exited };
   } catch (err) {
@@ -63,16 +89,24 @@ async function startInChildProcess(): Promise<{
   }
 }
 
-test('etcd and kube-apiserver die within seconds when the node process that started them is SIGKILLed', async () => {
-  const { child, dir, exited } = await startInChildProcess();
-  child.kill('SIGKILL');
-  const killedAt = Date.now();
-  await eventually('etcd and kube-apiserver are gone', 5_000, () => processesUsing(dir).length === 0);
-  console.log(`servers gone ${Date.now() - killedAt} ms after SIGKILL of their parent`);
-  expect(await exited).toBe('SIGKILL');
-  expect(existsSync(dir)).toBe(true); // nobody was left to remove it; the next start does that (tested below)
-  rmSync(dir, { recursive: true });
-}, 90_000);
+test(
+  'etcd and kube-apiserver die within seconds when the node process that started them is SIGKILLed',
+  async () => {
+    const { child, dir, exited } = await startInChildProcess();
+    child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await eventually(
+      'etcd and kube-apiserver are gone',
+      until(() => processesUsing(dir).length === 0),
+      5_000,
+    );
+    console.log(`servers gone ${Date.now() - killedAt} ms after SIGKILL of their parent`);
+    expect(await exited).toBe('SIGKILL');
+    expect(existsSync(dir)).toBe(true); // nobody was left to remove it; the next start does that (tested below)
+    rmSync(dir, { recursive: true });
+  },
+  START_TIMEOUT_MS,
+);
 
 // SIGINT is handled by hack/control-plane.ts itself (it exits 0); SIGTERM by the harness alone, which then
 // re-raises it so that the process still dies of it.
@@ -86,10 +120,72 @@ test.each([
     child.kill(signal);
     expect(await exited).toBe(exit);
     // The harness sent SIGKILL just before the process exited; the kernel may take a moment to deliver it.
-    await eventually('etcd and kube-apiserver are gone', 2_000, () => processesUsing(dir).length === 0);
+    await eventually(
+      'etcd and kube-apiserver are gone',
+      until(() => processesUsing(dir).length === 0),
+      2_000,
+    );
     expect(existsSync(dir)).toBe(false);
   },
-  90_000,
+  START_TIMEOUT_MS,
+);
+
+/** Temp dirs of this test process's control planes named `label`, and the processes using any of them. */
+function leftoversOf(label: string): { dirs: string[]; pids: number[] } {
+  const prefix = `tern-cp-${process.pid}-${label}-`;
+  return {
+    dirs: readdirSync(tmpdir()).filter((entry) => entry.startsWith(prefix)),
+    pids: processesUsing(join(tmpdir(), prefix)),
+  };
+}
+
+test('a kube-apiserver that fails to start: a clear error, etcd stopped, no dir left', async () => {
+  // A cache whose kube-apiserver is the real one with a flag it does not know; etcd and kubectl are the real ones.
+  const cache = mkdtempSync(join(tmpdir(), 'tern-bad-cache-'));
+  mkdirSync(join(cache, 'bin'));
+  symlinkSync(kubeBinary('etcd'), join(cache, 'bin', 'etcd'));
+  symlinkSync(kubeBinary('kubectl'), join(cache, 'bin', 'kubectl'));
+  const apiserver = join(cache, 'bin', 'kube-apiserver');
+  writeFileSync(apiserver, `#!/bin/sh\nexec ${kubeBinary('kube-apiserver')} --no-such-flag "$@"\n`, {
+    mode: 0o755,
+  });
+  const savedCache = process.env.TERN_CACHE;
+  process.env.TERN_CACHE = cache;
+  try {
+    await expect(startControlPlane({ name: 'failing-start' })).rejects.toThrow(
+      /^control plane failed to start: kube-apiserver exited \(code 1\) while waiting for kube-apiserver \/readyz\n[^]*unknown flag: --no-such-flag/,
+    );
+  } finally {
+    if (savedCache === undefined) delete process.env.TERN_CACHE;
+    else process.env.TERN_CACHE = savedCache;
+    rmSync(cache, { recursive: true });
+  }
+  expect(leftoversOf('failing-start')).toEqual({ dirs: [], pids: [] });
+});
+
+test(
+  'process.exit(0) in a process that started a control plane stops it and removes its dir',
+  async () => {
+    const harness = join(repoRoot, 'test', 'harness', 'control-plane.ts');
+    const script = [
+      `import { startControlPlane } from ${JSON.stringify(harness)};`,
+      `const cp = await startControlPlane({ name: 'plain-exit' });`,
+      `console.log('dir: ' + cp.dir);`,
+      'process.exit(0);',
+    ].join('\n');
+    const { exited, output } = spawnNode(['--input-type=module', '--eval', script]);
+    expect(await exited).toBe(0);
+    const dir = /^dir: (.*)$/m.exec(output())?.[1];
+    expect(dir).toMatch(/\/tern-cp-\d+-plain-exit-/);
+    // The exit handler SIGKILLed both servers just before the process exited; the kernel may take a moment.
+    await eventually(
+      'etcd and kube-apiserver are gone',
+      until(() => processesUsing(dir!).length === 0),
+      2_000,
+    );
+    expect(existsSync(dir!)).toBe(false);
+  },
+  START_TIMEOUT_MS,
 );
 
 describe('a running control plane', () => {
@@ -106,7 +202,7 @@ describe('a running control plane', () => {
     console.log(`control plane started in ${cp.startupMs} ms`);
     kc = new KubeConfig();
     kc.loadFromFile(cp.kubeconfigPath);
-  }, 90_000);
+  }, START_TIMEOUT_MS);
 
   afterAll(async () => {
     await cp?.stop();
@@ -158,8 +254,10 @@ describe('a running control plane', () => {
       });
       const read = await core.readNamespacedConfigMap({ namespace: 'default', name: 'watched' });
       expect(read.data).toEqual({ key: 'value' });
-      await eventually('the watch delivers ADDED watched', 10_000, () =>
-        events.some((e) => e.type === 'ADDED' && e.name === 'watched'),
+      await eventually(
+        'the watch delivers ADDED watched',
+        until(() => events.some((e) => e.type === 'ADDED' && e.name === 'watched')),
+        10_000,
       );
     } finally {
       watching.abort();
@@ -184,11 +282,15 @@ describe('a running control plane', () => {
       (err) => (closedWith = err ?? 'closed'),
     );
     try {
-      await eventually('the initial-events-end bookmark', 10_000, () => {
-        if (closedWith !== undefined)
-          throw new Error(`watch ended (${String(closedWith)}): ${JSON.stringify(events)}`);
-        return events.some((e) => e.type === 'BOOKMARK' && e.initialEventsEnd);
-      });
+      await eventually(
+        'the initial-events-end bookmark',
+        until(() => {
+          if (closedWith !== undefined)
+            throw new Error(`watch ended (${String(closedWith)}): ${JSON.stringify(events)}`);
+          return events.some((e) => e.type === 'BOOKMARK' && e.initialEventsEnd);
+        }),
+        10_000,
+      );
       expect(events.filter((e) => e.type === 'ADDED').map((e) => e.name)).toContain('listed-initially');
     } finally {
       watching.abort();

@@ -1,10 +1,12 @@
 // QEMU processes that outlive the daemon: detached launch through a tiny shell that records QEMU's exit status,
-// identity checks for a pid read back from a state dir, and exit descriptions.
+// identity checks for a pid read back from a state dir or found by scanning /proc, and exit descriptions.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
+import path from 'node:path';
 import type { GuestPaths } from './state-dir.js';
+import type { GuestReason } from './types.js';
 
 /**
  * The shell stays QEMU's parent after the daemon exits, so QEMU's exit status is still collected (and written to
@@ -30,14 +32,46 @@ export function spawnDetachedQemu(qemuBinary: string, argv: string[], paths: Gue
 
 /** True when `pid` is a live (non-zombie) process whose command line names this guest's pidfile. */
 export async function isQemuOfGuest(pid: number, paths: GuestPaths): Promise<boolean> {
+  return (await qemuPidfileOf(pid)) === paths.pid;
+}
+
+/**
+ * Every live guest QEMU whose pidfile lies in a guest dir under `dir` (a state root, or one guest's dir), found by
+ * scanning /proc: it finds a QEMU that has not written its pidfile yet (or whose pidfile is lost), which readPid
+ * cannot.
+ */
+export async function findGuestQemus(dir: string): Promise<number[]> {
+  const prefix = path.join(dir, '/');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if ((await qemuPidfileOf(pid))?.startsWith(prefix)) pids.push(pid);
+  }
+  return pids;
+}
+
+/** True while the process exists and is not a zombie (a zombie no longer touches files). */
+export async function isAlive(pid: number): Promise<boolean> {
+  return (await liveCommandLine(pid)) !== undefined;
+}
+
+/** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
+async function qemuPidfileOf(pid: number): Promise<string | undefined> {
+  const argv = await liveCommandLine(pid);
+  if (argv === undefined || (argv[1] === '-c' && argv[2] === EXIT_STATUS_SHIM)) return undefined;
+  const at = argv.indexOf('-pidfile');
+  return at < 0 ? undefined : argv[at + 1];
+}
+
+async function liveCommandLine(pid: number): Promise<string[] | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The state letter follows the parenthesised command name, which may itself contain ')'.
-    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return false;
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    return cmdline.includes(paths.pid) && !cmdline.includes(paths.exitStatus);
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return undefined;
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -58,6 +92,12 @@ export async function readExitStatus(file: string): Promise<number | undefined> 
   } catch {
     return undefined;
   }
+}
+
+/** The Failed reason of a QEMU that ended on its own with this shell `$?` (see describeExitStatus). */
+export function exitReason(status: number | undefined): GuestReason {
+  if (status === undefined) return 'ExitStatusUnknown';
+  return status > 128 ? 'Signaled' : 'Exited';
 }
 
 /** A shell `$?`: 128+N means the process died from signal N (QEMU itself never exits with such a status). */

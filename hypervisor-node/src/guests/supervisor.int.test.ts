@@ -1,14 +1,15 @@
-// GuestSupervisor against real QEMU (TCG): boot, graceful stop, restart, daemon-restart reattach, a QEMU killed
-// from outside, a QEMU that cannot start, an incoming migration target. Every QEMU started here is killed in
-// afterAll even when a test fails.
+// GuestSupervisor against real QEMU (TCG): boot, graceful and forced stops, restart, daemon-restart reattach (with
+// and without a pidfile), a QEMU killed from outside, a QEMU or a NIC that cannot start, concurrent creates, an
+// incoming migration target. Every QEMU started here is killed in afterAll even when a test fails.
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GuestStartError, GuestSupervisor, type SupervisorOptions } from './supervisor.js';
+import { GuestExistsError, GuestStartError, GuestSupervisor, type SupervisorOptions } from './supervisor.js';
+import { findGuestQemus } from './process.js';
 import { guestPaths } from './state-dir.js';
 import { BridgeNetwork, tapName, UserModeNetwork } from '../network/guest-network.js';
 import { testGuestImages, type TestGuestImages } from './test-guest.js';
@@ -29,12 +30,12 @@ function newSupervisor(): GuestSupervisor {
   return supervisor;
 }
 
-function spec(name: string, uuidSuffix: string): Record<string, unknown> {
+function spec(name: string, uuidSuffix: string, memoryMiB = 256): Record<string, unknown> {
   return {
     name,
     uuid: `6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f${uuidSuffix}`,
     cpus: 1,
-    memoryMiB: 256,
+    memoryMiB,
     boot: { kernel: images.kernel, initrd: images.initrd, cmdline: images.cmdline },
     disks: [],
     nics: [],
@@ -104,28 +105,34 @@ beforeEach(() => {
 
 afterAll(async () => {
   for (const supervisor of supervisors) await supervisor.close().catch(() => undefined);
+  // Some tests remove pidfiles: find the QEMUs by their command lines.
   for (const stateRoot of stateRoots) {
-    for (const name of await readdir(stateRoot).catch(() => [])) {
-      const pid = Number((await readFile(guestPaths(stateRoot, name).pid, 'utf8').catch(() => '')).trim());
-      if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    for (const pid of await findGuestQemus(stateRoot)) process.kill(pid, 'SIGKILL');
   }
   await rm(work, { recursive: true, force: true });
 });
 
 test(
-  'boots to Running, stops gracefully to Stopped, starts again',
+  'boots a kernel whose file name has "," and "=" to Running, stops gracefully to Stopped, starts again',
   async () => {
     const supervisor = newSupervisor();
     const phases: string[] = [];
     supervisor.on('status', (s) => s.name === 'alpha' && phases.push(s.phase));
+    // QEMU's option syntax would split this name; -kernel must pass it through whole.
+    const kernel = path.join(work, 'k,x=y');
+    await link(images.kernel, kernel).catch(() => copyFile(images.kernel, kernel));
+    const alpha = {
+      ...spec('alpha', '4a01'),
+      boot: { kernel, initrd: images.initrd, cmdline: images.cmdline },
+    };
 
     const t0 = performance.now();
-    const running = await supervisor.create(spec('alpha', '4a01'));
+    const running = await supervisor.create(alpha);
     const qmpMs = performance.now() - t0;
     expect(running.phase).toBe('Running');
     expect(running.pid).toBeGreaterThan(0);
     expect(running.accelerator).toBe('tcg');
+    expect(running.spec.boot.kernel).toBe(kernel);
     await waitForConsole('alpha', images.readyPattern, 60_000);
     console.log(
       `alpha: create() -> Running in ${qmpMs.toFixed(0)} ms; guest ready after ${(performance.now() - t0).toFixed(0)} ms`,
@@ -138,7 +145,7 @@ test(
     console.log(`alpha: stop() took ${(performance.now() - t1).toFixed(0)} ms: ${stopped.message}`);
     expect(stopped.phase).toBe('Stopped');
     expect(stopped.pid).toBeUndefined();
-    expect(stopped.message).toBe('the guest powered off');
+    expect(stopped).toMatchObject({ reason: 'PoweredOff', message: 'the guest powered off' });
     expect(alive(running.pid as number)).toBe(false);
     expect(phases).toEqual(['Starting', 'Running', 'Stopping', 'Stopped']);
 
@@ -160,16 +167,26 @@ test(
     const created = await first.create(spec('bravo', '4b02'));
     await first.create(spec('charlie', '4c03'));
     await first.stop('charlie', { timeoutMs: 1_000 });
+    const hotel = await first.create(spec('hotel', '4a10', 128));
     await waitForConsole('bravo', images.readyPattern, 60_000);
     await first.close(); // the daemon goes away; QEMU must not
+    // As if the daemon had died before QEMU wrote its pidfile: found by its command line instead. Hotel's QMP
+    // socket is gone too, so nothing but Delete can end that QEMU.
+    await rm(guestPaths(options.stateRoot, 'bravo').pid);
+    await rm(guestPaths(options.stateRoot, 'hotel').pid);
+    await rm(guestPaths(options.stateRoot, 'hotel').qmp);
 
     expect(alive(created.pid as number)).toBe(true);
     const second = newSupervisor();
     const reattached = await second.reattachAll();
-    expect(reattached.map((s) => [s.name, s.phase])).toEqual([
-      ['bravo', 'Running'],
-      ['charlie', 'Stopped'],
+    expect(reattached.map((s) => [s.name, s.phase, s.reason])).toEqual([
+      ['bravo', 'Running', undefined],
+      ['charlie', 'Stopped', 'PowerOffTimedOut'],
+      ['hotel', 'Failed', 'QmpUnreachable'],
     ]);
+    expect(second.get('hotel')?.pid).toBe(hotel.pid);
+    await second.delete('hotel', { timeoutMs: 1_000 });
+    expect(alive(hotel.pid as number)).toBe(false);
     expect(second.get('bravo')?.pid).toBe(created.pid);
     expect(second.get('bravo')?.startedAt).toBe(created.startedAt);
     expect(await second.qmp('bravo').queryStatus()).toMatchObject({ status: 'running' });
@@ -185,10 +202,11 @@ test(
     process.kill(created.pid as number, 'SIGKILL');
     const status = await failed;
     console.log(
-      `bravo: SIGKILL noticed in ${(performance.now() - t0).toFixed(0)} ms; reason:\n${status.reason}`,
+      `bravo: SIGKILL noticed in ${(performance.now() - t0).toFixed(0)} ms; ${status.reason}: ${status.message}`,
     );
-    expect(status.reason).toMatch(/killed by signal SIGKILL \(9\)/);
-    expect(status.reason).toMatch(
+    expect(status.reason).toBe('Signaled');
+    expect(status.message).toMatch(/^QEMU killed by signal SIGKILL \(9\);/);
+    expect(status.message).toMatch(
       new RegExp(`last console lines:\\n(.*\\n)*.*${images.consoleTailPattern.source}`),
     );
     expect(status.pid).toBeUndefined();
@@ -197,7 +215,11 @@ test(
     await second.close();
     const third = newSupervisor();
     const again = await third.reattachAll();
-    expect(again.find((s) => s.name === 'bravo')).toMatchObject({ phase: 'Failed', reason: status.reason });
+    expect(again.find((s) => s.name === 'bravo')).toMatchObject({
+      phase: 'Failed',
+      reason: 'Signaled',
+      message: status.message,
+    });
     await third.delete('bravo');
     await third.delete('charlie');
   },
@@ -214,8 +236,68 @@ test(
     const error = await supervisor.create(bad).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(GuestStartError);
     expect(String(error)).toMatch(/QEMU exited with status 1: .*invalid kernel header/);
-    expect(supervisor.get('delta')?.phase).toBe('Failed');
+    expect(supervisor.get('delta')).toMatchObject({ phase: 'Failed', reason: 'LaunchFailed' });
+    expect(supervisor.get('delta')?.message).toMatch(/^QEMU exited with status 1: .*invalid kernel header/);
     await supervisor.delete('delta');
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'stop escalates: a guest ignoring the power button gets quit, a QEMU not answering gets killed',
+  async () => {
+    const supervisor = newSupervisor();
+    // acpi=off: the kernel never handles the ACPI power button.
+    const deaf = {
+      ...spec('india', '4a11', 128),
+      boot: { kernel: images.kernel, initrd: images.initrd, cmdline: [...images.cmdline, 'acpi=off'] },
+    };
+    const [india, juliet] = await Promise.all([
+      supervisor.create(deaf),
+      supervisor.create(spec('juliet', '4a12', 128)),
+    ]);
+    process.kill(juliet.pid as number, 'SIGSTOP'); // QMP stays connected but nothing answers
+    await waitForConsole('india', images.readyPattern, 60_000);
+
+    const t0 = performance.now();
+    const [quit, killed] = await Promise.all([
+      supervisor.stop('india', { timeoutMs: 2_000 }),
+      supervisor.stop('juliet', { timeoutMs: 1_000 }),
+    ]);
+    console.log(`india/juliet: forced stops took ${(performance.now() - t0).toFixed(0)} ms`);
+    expect(quit).toMatchObject({
+      phase: 'Stopped',
+      reason: 'PowerOffTimedOut',
+      message: 'the guest did not power off within 2000 ms; QEMU quit',
+    });
+    expect(killed).toMatchObject({
+      phase: 'Stopped',
+      reason: 'Killed',
+      message: 'QEMU did not quit and was killed',
+    });
+    expect(alive(india.pid as number)).toBe(false);
+    expect(alive(juliet.pid as number)).toBe(false);
+    await supervisor.delete('india');
+    await supervisor.delete('juliet');
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'of two concurrent creates of one name, one runs the guest and the other gets GuestExistsError',
+  async () => {
+    const supervisor = newSupervisor();
+    const results = await Promise.allSettled([
+      supervisor.create(spec('lima', '4a13', 128)),
+      supervisor.create(spec('lima', '4a13', 128)),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.reason).toBeInstanceOf(GuestExistsError);
+    expect(supervisor.list().map((s) => [s.name, s.phase])).toEqual([['lima', 'Running']]);
+    await supervisor.delete('lima', { timeoutMs: 1_000 });
   },
   TEST_TIMEOUT_MS,
 );
@@ -228,14 +310,17 @@ test(
     expect(target.phase).toBe('Paused');
     expect(await supervisor.qmp('echo').queryStatus()).toMatchObject({ running: false, status: 'inmigrate' });
     const stopped = await supervisor.stop('echo');
-    expect(stopped).toMatchObject({ phase: 'Stopped', message: 'QEMU quit' });
+    expect(stopped).toMatchObject({ phase: 'Stopped', reason: 'Quit', message: 'QEMU quit' });
     await supervisor.delete('echo');
 
     // A `quit` sent by another user of the QMP session (the migration source after hand-over) is a stop too.
     await supervisor.create(spec('foxtrot', '4f06'), { incoming: true });
     const quitted = waitForPhase(supervisor, 'foxtrot', 'Stopped', 10_000);
     await supervisor.qmp('foxtrot').quit();
-    expect((await quitted).reason).toBe('QEMU exited with status 0, shut down (host-qmp-quit)');
+    expect(await quitted).toMatchObject({
+      reason: 'Quit',
+      message: 'QEMU quit on a QMP command of another client; QEMU exited with status 0',
+    });
     await supervisor.delete('foxtrot');
   },
   TEST_TIMEOUT_MS,
@@ -280,7 +365,11 @@ test(
     await target.cont();
     await waitForPhase(targetSide, 'golf', 'Running', 5_000);
 
-    expect(await sourceSide.stop('golf')).toMatchObject({ phase: 'Stopped', message: 'QEMU quit' });
+    expect(await sourceSide.stop('golf')).toMatchObject({
+      phase: 'Stopped',
+      reason: 'Quit',
+      message: 'QEMU quit',
+    });
     await sourceSide.delete('golf');
     expect(await target.queryStatus()).toMatchObject({ running: true, status: 'running' });
     await targetSide.delete('golf', { timeoutMs: 1_000 });
@@ -343,6 +432,33 @@ test(
 
       await supervisor.delete('netty', { timeoutMs: 5_000 });
       await expect(ip('ip', ['link', 'show', 'dev', tap])).rejects.toThrow();
+    } finally {
+      await ip('ip', ['link', 'del', 'dev', bridge]).catch(() => undefined);
+    }
+  },
+  TEST_TIMEOUT_MS,
+);
+
+test(
+  'a NIC whose tap cannot join the bridge fails the launch: Failed with LaunchFailed, the tap released',
+  async () => {
+    const ip = promisify(execFile);
+    // The bridge's name is taken by a device that is not a bridge, so no tap can be enslaved to it.
+    const bridge = `tfail${process.pid % 10000}`;
+    await ip('ip', ['tuntap', 'add', 'dev', bridge, 'mode', 'tap']);
+    const supervisor = new GuestSupervisor({ ...options, network: new BridgeNetwork('node-f', bridge) });
+    supervisors.push(supervisor);
+    try {
+      const guest = { ...spec('mike', '4a14', 128), nics: [{ mac: '52:54:00:21:30:14' }] };
+      const error = await supervisor.create(guest).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(GuestStartError);
+      const status = supervisor.get('mike');
+      expect(status).toMatchObject({ phase: 'Failed', reason: 'LaunchFailed' });
+      expect(status?.message).toMatch(/^QEMU could not be launched: .*master/);
+      expect(status?.pid).toBeUndefined();
+      expect(await findGuestQemus(options.stateRoot)).toEqual([]);
+      await expect(ip('ip', ['link', 'show', 'dev', tapName('node-f', 'mike', 0)])).rejects.toThrow();
+      await supervisor.delete('mike');
     } finally {
       await ip('ip', ['link', 'del', 'dev', bridge]).catch(() => undefined);
     }

@@ -1,6 +1,7 @@
 // Runs and supervises QEMU guests. Each guest has a directory under the state root (see state-dir.ts); QEMU runs
 // detached from the daemon, so guests survive a daemon restart and reattachAll() picks them up again. Exit is
 // detected by the QMP socket closing plus a pid check (a reattached QEMU is not our child).
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +10,8 @@ import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.j
 import { validateGuestSpec, type ValidationPolicy } from '../qemu/validate.js';
 import {
   describeExitStatus,
+  exitReason,
+  findGuestQemus,
   isQemuOfGuest,
   readExitStatus,
   readPid,
@@ -17,7 +20,7 @@ import {
 } from './process.js';
 import { guestPaths, type GuestPaths } from './state-dir.js';
 import type { NicProvider } from '../network/guest-network.js';
-import type { Accelerator, GuestPhase, GuestSpec, GuestStatus, NicBackend } from './types.js';
+import type { Accelerator, GuestPhase, GuestReason, GuestSpec, GuestStatus, NicBackend } from './types.js';
 
 export interface SupervisorOptions {
   /** Absolute directory holding one subdirectory per guest. */
@@ -31,7 +34,7 @@ export interface SupervisorOptions {
   startTimeoutMs?: number;
   /** Interval of the pid check that backs up QMP-close detection. */
   pollIntervalMs?: number;
-  /** Console lines quoted in a Failed guest's reason. */
+  /** Console lines quoted in a Failed guest's message. */
   consoleTailLines?: number;
 }
 
@@ -43,6 +46,22 @@ export interface CreateOptions {
 export interface StopOptions {
   /** How long the guest gets to power down after system_powerdown before QEMU is told to quit. */
   timeoutMs?: number;
+}
+
+/** Another guest of that name exists on this node (also when a concurrent create of the same name won). */
+export class GuestExistsError extends Error {
+  constructor(readonly guest: string) {
+    super(`guest ${guest} already exists`);
+    this.name = 'GuestExistsError';
+  }
+}
+
+/** The guest is in a phase the operation does not apply to (e.g. starting a guest that runs). */
+export class GuestPhaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestPhaseError';
+  }
 }
 
 export class GuestStartError extends Error {
@@ -68,12 +87,18 @@ interface Run {
   qmp?: QmpClient;
   stopRequested: boolean;
   /** What a stop in progress will have done if QEMU exits now. */
-  stopMessage?: string;
+  stopOutcome?: Outcome;
   shutdownReason?: string;
   ended: boolean;
   exited: Promise<void>;
   markExited: () => void;
   timer?: NodeJS.Timeout;
+}
+
+/** A Stopped or Failed guest's reason and message. */
+interface Outcome {
+  reason: GuestReason;
+  message: string;
 }
 
 interface Guest {
@@ -112,20 +137,20 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Validates the spec, creates the guest's state dir and starts QEMU. Resolves once QMP answers (Running, or
-   * Paused for an incoming migration target). Rejects with GuestSpecError for a bad spec, or GuestStartError
-   * when QEMU does not come up (the guest then stays listed as Failed, its state dir kept for inspection).
+   * Paused for an incoming migration target). Rejects with GuestSpecError for a bad spec, GuestExistsError for a
+   * name in use, or GuestStartError when QEMU does not come up (the guest then stays listed as Failed with reason
+   * LaunchFailed, its state dir kept for inspection and its NICs' host side released).
    */
   async create(input: unknown, options: CreateOptions = {}): Promise<GuestStatus> {
     this.assertOpen();
     const spec = await validateGuestSpec(input, this.options.policy);
     const paths = guestPaths(this.options.stateRoot, spec.name);
-    if (this.guests.has(spec.name)) throw new Error(`guest ${spec.name} already exists`);
+    if (this.guests.has(spec.name)) throw new GuestExistsError(spec.name);
     await mkdir(this.options.stateRoot, { recursive: true, mode: 0o700 });
     try {
       await mkdir(paths.dir, { mode: 0o700 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-        throw new Error(`guest ${spec.name} already exists`);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new GuestExistsError(spec.name);
       throw err;
     }
     await writeFile(paths.spec, `${JSON.stringify(spec, null, 2)}\n`);
@@ -144,8 +169,8 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const guest = this.mustGet(name);
     return this.serialise(guest, async () => {
       if (guest.status.phase !== 'Stopped' && guest.status.phase !== 'Failed') {
-        throw new Error(
-          `guest ${name} is ${guest.status.phase}; only a Stopped or Failed guest can be started`,
+        throw new GuestPhaseError(
+          `guest ${JSON.stringify(name)} is ${guest.status.phase}; only a Stopped or Failed guest can be started`,
         );
       }
       guest.spec = await validateGuestSpec(guest.spec, this.options.policy);
@@ -167,15 +192,11 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const guest = this.mustGet(name);
     await this.serialise(guest, async () => {
       await this.stopRun(guest, options.timeoutMs ?? 30_000);
-      // A QEMU we could not talk to (QMP unreachable after a restart) must not outlive its state dir.
-      const pid = await readPid(guest.paths.pid);
-      if (pid !== undefined && (await isQemuOfGuest(pid, guest.paths))) {
-        process.kill(pid, 'SIGKILL');
-        for (let i = 0; i < KILL_TIMEOUT_MS / 25 && (await isQemuOfGuest(pid, guest.paths)); i++)
-          await sleep(25);
-      }
+      // A QEMU we could not talk to (QMP unreachable after a restart, or no pidfile written before the daemon
+      // died) must not outlive its state dir.
+      await killGuestQemus(guest.paths);
       // An exit noticed just before the stop is still being recorded in the state dir: let it finish first.
-      if (guest.run !== undefined) await Promise.race([guest.run.exited, sleep(KILL_TIMEOUT_MS)]);
+      if (guest.run !== undefined) await within(guest.run.exited, KILL_TIMEOUT_MS, undefined);
       await this.options.network.detach(name, guest.spec.nics.length);
       await rm(guest.paths.dir, { recursive: true, force: true });
       this.guests.delete(name);
@@ -254,36 +275,41 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
 
   private async launch(guest: Guest, incoming: boolean): Promise<GuestStatus> {
     const { paths, spec } = guest;
-    for (const stale of [paths.pid, paths.exitStatus, paths.qmp, paths.agent, paths.status]) {
-      await rm(stale, { force: true });
-    }
-    const nics = await this.options.network.attach(spec.name, spec.nics.length);
-    const launch: LaunchRecord = {
-      accel: this.options.accel,
-      incoming,
-      nics,
-      startedAt: new Date().toISOString(),
-    };
-    await writeFile(paths.launch, `${JSON.stringify(launch)}\n`);
-    const argv = buildQemuArgv(spec, {
-      stateRoot: this.options.stateRoot,
-      accel: launch.accel,
-      incoming,
-      nics,
-    });
     const run = this.newRun();
-    guest.run = run;
-    this.setStatus(guest, {
-      phase: 'Starting',
-      accelerator: launch.accel,
-      startedAt: launch.startedAt,
-      nics,
-      pid: undefined,
-      reason: undefined,
-      message: undefined,
-    });
-
-    const child = spawnDetachedQemu(this.qemuBinary, argv, paths);
+    let child: ChildProcess;
+    try {
+      for (const stale of [paths.pid, paths.exitStatus, paths.qmp, paths.agent, paths.status]) {
+        await rm(stale, { force: true });
+      }
+      const nics = await this.options.network.attach(spec.name, spec.nics.length);
+      const launch: LaunchRecord = {
+        accel: this.options.accel,
+        incoming,
+        nics,
+        startedAt: new Date().toISOString(),
+      };
+      await writeFile(paths.launch, `${JSON.stringify(launch)}\n`);
+      const argv = buildQemuArgv(spec, {
+        stateRoot: this.options.stateRoot,
+        accel: launch.accel,
+        incoming,
+        nics,
+      });
+      guest.run = run;
+      this.setStatus(guest, {
+        phase: 'Starting',
+        accelerator: launch.accel,
+        startedAt: launch.startedAt,
+        nics,
+        pid: undefined,
+        reason: undefined,
+        message: undefined,
+      });
+      child = spawnDetachedQemu(this.qemuBinary, argv, paths);
+    } catch (err) {
+      // No QEMU runs: without this the guest would stay Starting for good, holding its resources and taps.
+      throw await this.failLaunch(guest, run, `QEMU could not be launched: ${errorText(err)}`);
+    }
     let shimExited = false;
     const shimExit = new Promise<void>((resolve) => {
       child.on('exit', () => {
@@ -319,31 +345,41 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     // QEMU died between answering QMP and reporting its state: the exit handler has already said why.
-    if (run.ended) throw new GuestStartError(spec.name, guest.status.reason ?? 'QEMU exited');
+    if (run.ended) throw new GuestStartError(spec.name, guest.status.message ?? 'QEMU exited');
     // QEMU did not come up: make sure no half-started process survives, then report why.
-    run.ended = true;
     clearInterval(run.timer);
     run.qmp?.close();
     const timedOut = !shimExited;
-    const pid = await readPid(paths.pid);
-    if (timedOut && pid !== undefined && (await isQemuOfGuest(pid, paths))) process.kill(pid, 'SIGKILL');
     if (timedOut) {
-      await Promise.race([shimExit, sleep(KILL_TIMEOUT_MS)]);
+      await killGuestQemus(paths);
+      await within(shimExit, KILL_TIMEOUT_MS, undefined);
       if (!shimExited) child.kill('SIGKILL');
     }
     const qemuLog = await tailLines(paths.qemuLog, 5);
     const detail = timedOut
       ? `no QMP answer within ${this.startTimeoutMs} ms (${String(lastError)})${qemuLog ? `: ${qemuLog}` : ''}`
       : `QEMU ${describeExitStatus(await readExitStatus(paths.exitStatus))}${qemuLog ? `: ${qemuLog}` : ''}`;
-    await this.finish(guest, 'Failed', detail, qemuLog);
+    throw await this.failLaunch(guest, run, detail);
+  }
+
+  /** Reports a launch that left no QEMU running as Failed (LaunchFailed) and releases the NICs' host side. */
+  private async failLaunch(guest: Guest, run: Run, detail: string): Promise<GuestStartError> {
+    run.ended = true;
+    let message = detail;
+    try {
+      await this.options.network.detach(guest.spec.name, guest.spec.nics.length);
+    } catch (err) {
+      message += `; releasing its NICs failed too: ${errorText(err)}`;
+    }
+    await this.finish(guest, 'Failed', { reason: 'LaunchFailed', message });
     run.markExited();
-    throw new GuestStartError(guest.spec.name, detail);
+    return new GuestStartError(guest.spec.name, message);
   }
 
   private async reattach(guest: Guest): Promise<GuestStatus> {
     const { paths } = guest;
-    const pid = await readPid(paths.pid);
-    if (pid !== undefined && (await isQemuOfGuest(pid, paths))) {
+    const pid = await liveQemuPid(paths);
+    if (pid !== undefined) {
       const run = this.newRun();
       guest.run = run;
       try {
@@ -353,7 +389,8 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         this.setStatus(guest, {
           phase: 'Failed',
           pid,
-          reason: `QEMU (pid ${pid}) is alive but its QMP socket does not answer: ${String(err)}`,
+          reason: 'QmpUnreachable',
+          message: `QEMU (pid ${pid}) is alive but its QMP socket does not answer: ${String(err)}`,
         });
       }
       return { ...guest.status };
@@ -363,12 +400,14 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       this.setStatus(guest, { phase: saved.phase, reason: saved.reason, message: saved.message });
       return { ...guest.status };
     }
-    const exit = describeExitStatus(await readExitStatus(paths.exitStatus));
-    await this.finish(
-      guest,
-      'Failed',
-      await this.failureReason(guest, `QEMU ${exit} while the daemon was away`),
-    );
+    const exitStatus = await readExitStatus(paths.exitStatus);
+    await this.finish(guest, 'Failed', {
+      reason: exitReason(exitStatus),
+      message: await this.failureMessage(
+        guest,
+        `QEMU ${describeExitStatus(exitStatus)} while the daemon was away`,
+      ),
+    });
     return { ...guest.status };
   }
 
@@ -415,15 +454,24 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       exitStatus = await readExitStatus(guest.paths.exitStatus);
     }
     const exit = describeExitStatus(exitStatus);
-    const deliberate =
-      run.stopRequested || run.shutdownReason === 'guest-shutdown' || run.shutdownReason === 'host-qmp-quit';
-    if (deliberate) {
-      const by = run.stopRequested ? 'stopped by the daemon' : `shut down (${run.shutdownReason})`;
-      await this.finish(guest, 'Stopped', `QEMU ${exit}, ${by}`, run.stopMessage);
+    if (run.stopRequested && run.stopOutcome !== undefined) {
+      await this.finish(guest, 'Stopped', run.stopOutcome);
+    } else if (run.shutdownReason === 'guest-shutdown') {
+      await this.finish(guest, 'Stopped', {
+        reason: 'GuestShutdown',
+        message: `the guest powered off; QEMU ${exit}`,
+      });
+    } else if (run.shutdownReason === 'host-qmp-quit') {
+      await this.finish(guest, 'Stopped', {
+        reason: 'Quit',
+        message: `QEMU quit on a QMP command of another client; QEMU ${exit}`,
+      });
     } else {
       const after = run.shutdownReason === undefined ? '' : ` after SHUTDOWN (${run.shutdownReason})`;
-      const qemuLog = await tailLines(guest.paths.qemuLog, 3);
-      await this.finish(guest, 'Failed', await this.failureReason(guest, `QEMU ${exit}${after}`), qemuLog);
+      await this.finish(guest, 'Failed', {
+        reason: exitReason(exitStatus),
+        message: await this.failureMessage(guest, `QEMU ${exit}${after}`),
+      });
     }
     run.markExited();
   }
@@ -436,28 +484,34 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     run.stopRequested = true;
     const wasRunning = guest.status.phase === 'Running';
     this.setStatus(guest, { phase: 'Stopping' });
-    const exitedWithin = async (ms: number): Promise<boolean> => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-      const result = await Promise.race([run.exited.then(() => true), timeout]);
-      clearTimeout(timer);
-      return result;
-    };
-    // Each step first records what its success would mean: the exit handler reports it as the Stopped message.
+    const exitedWithin = (ms: number): Promise<boolean> =>
+      within(
+        run.exited.then(() => true),
+        ms,
+        false,
+      );
+    // Each step first records what its success would mean: the exit handler reports it as the Stopped outcome.
+    // A QEMU that does not answer at all (hung, SIGSTOPped) gets no more time than one that answers.
     if (wasRunning) {
-      run.stopMessage = 'the guest powered off';
-      const pressed = await run.qmp.systemPowerdown().then(
+      run.stopOutcome = { reason: 'PoweredOff', message: 'the guest powered off' };
+      const deadline = Date.now() + timeoutMs;
+      const pressed = run.qmp.systemPowerdown().then(
         () => true,
         () => false,
       );
-      if (pressed && (await exitedWithin(timeoutMs))) return { ...guest.status };
+      if ((await within(pressed, timeoutMs, false)) && (await exitedWithin(deadline - Date.now()))) {
+        return { ...guest.status };
+      }
     }
-    run.stopMessage = wasRunning
-      ? `the guest did not power off within ${timeoutMs} ms; QEMU quit`
-      : 'QEMU quit';
-    await run.qmp.quit().catch(() => undefined);
+    run.stopOutcome = wasRunning
+      ? {
+          reason: 'PowerOffTimedOut',
+          message: `the guest did not power off within ${timeoutMs} ms; QEMU quit`,
+        }
+      : { reason: 'Quit', message: 'QEMU quit' };
+    void run.qmp.quit().catch(() => undefined);
     if (await exitedWithin(QUIT_TIMEOUT_MS)) return { ...guest.status };
-    run.stopMessage = 'QEMU did not quit and was killed';
+    run.stopOutcome = { reason: 'Killed', message: 'QEMU did not quit and was killed' };
     if (await isQemuOfGuest(run.pid, guest.paths)) process.kill(run.pid, 'SIGKILL');
     void this.onMaybeExited(guest, run);
     if (!(await exitedWithin(KILL_TIMEOUT_MS))) {
@@ -466,13 +520,19 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return { ...guest.status };
   }
 
-  private async failureReason(guest: Guest, what: string): Promise<string> {
-    const tail = await tailLines(guest.paths.console, this.consoleTailLines);
-    return tail ? `${what}; last console lines:\n${tail}` : `${what}; the console log is empty`;
+  /** A failure's account: what happened, QEMU's own last words and the guest's last console lines. */
+  private async failureMessage(guest: Guest, what: string): Promise<string> {
+    const qemuLog = await tailLines(guest.paths.qemuLog, 3);
+    const console = await tailLines(guest.paths.console, this.consoleTailLines);
+    return [
+      what,
+      ...(qemuLog ? [`QEMU log:\n${qemuLog}`] : []),
+      console ? `last console lines:\n${console}` : 'the console log is empty',
+    ].join('; ');
   }
 
-  private async finish(guest: Guest, phase: GuestPhase, reason: string, message?: string): Promise<void> {
-    this.setStatus(guest, { phase, pid: undefined, reason, message: message || undefined });
+  private async finish(guest: Guest, phase: GuestPhase, outcome: Outcome): Promise<void> {
+    this.setStatus(guest, { phase, pid: undefined, ...outcome });
     await writeStatus(guest);
   }
 
@@ -506,6 +566,41 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   private assertOpen(): void {
     if (this.closed) throw new Error('guest supervisor is closed');
   }
+}
+
+/** The live QEMU of a guest: from its pidfile, or by scanning /proc when QEMU never wrote one. */
+async function liveQemuPid(paths: GuestPaths): Promise<number | undefined> {
+  const pid = await readPid(paths.pid);
+  if (pid !== undefined && (await isQemuOfGuest(pid, paths))) return pid;
+  return (await findGuestQemus(paths.dir))[0];
+}
+
+/** SIGKILLs every QEMU of the guest, pidfile or not, and waits (bounded) until they are gone. */
+async function killGuestQemus(paths: GuestPaths): Promise<void> {
+  for (const pid of await findGuestQemus(paths.dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  for (let i = 0; i < KILL_TIMEOUT_MS / 25 && (await findGuestQemus(paths.dir)).length > 0; i++)
+    await sleep(25);
+}
+
+/** `promise`'s value, or `fallback` when it has not settled within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), Math.max(0, ms))));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function phaseOf(state: QmpRunState): GuestPhase {

@@ -56,8 +56,9 @@ export interface GuestStatus {
   uuid: string;
   phase: GuestPhase;
   pid?: number;
-  /** Why the guest is in its phase, for Failed: exit status / signal and the last console lines. */
-  reason?: string;
+  /** Why a Stopped or Failed guest is in its phase: one CamelCase word of GuestReason (machine-readable). */
+  reason?: GuestReason;
+  /** The human-readable account: exit status or signal, what a stop did, the last console lines of a failure. */
   message?: string;
   startedAt?: string;
   /** 'kvm' | 'tcg' */
@@ -68,3 +69,24 @@ export interface GuestStatus {
 }
 
 export type Accelerator = 'kvm' | 'tcg';
+
+/**
+ * GuestStatus.reason of a Stopped or Failed guest. Stopped: `PoweredOff` (the guest powered off on the daemon's
+ * ACPI power button), `PowerOffTimedOut` (it did not within the stop timeout and QEMU was told to quit), `Quit`
+ * (QEMU quit on request: a paused guest, or a `quit` from another QMP client such as the migration source),
+ * `Killed` (QEMU did not quit and was SIGKILLed), `GuestShutdown` (the guest powered itself off). Failed:
+ * `LaunchFailed` (QEMU could not be started or did not come up), `Exited` (QEMU exited on its own), `Signaled`
+ * (QEMU was killed by a signal), `ExitStatusUnknown` (QEMU is gone and its exit status was not recorded),
+ * `QmpUnreachable` (QEMU runs but its QMP socket does not answer).
+ */
+export type GuestReason =
+  | 'PoweredOff'
+  | 'PowerOffTimedOut'
+  | 'Quit'
+  | 'Killed'
+  | 'GuestShutdown'
+  | 'LaunchFailed'
+  | 'Exited'
+  | 'Signaled'
+  | 'ExitStatusUnknown'
+  | 'QmpUnreachable';

@@ -92,11 +92,12 @@ export class BridgeNetwork implements NicProvider {
   }
 }
 
-/**
- * QEMU user-mode networking, for a daemon that may not create taps (not root). Limitation: the guest is reachable
- * only through one TCP port forwarded from the node's loopback, it cannot reach other guests, and its address does
- * not move with it in a migration.
- */
+/** What user-mode networking cannot do; the daemon logs it and reports it in NodeInfo and HypervisorNode status. */
+export const USER_MODE_LIMITATION =
+  'each guest is reachable only through one TCP port forwarded on 127.0.0.1, ' +
+  'guests cannot reach each other, and a guest address does not move with a migration';
+
+/** QEMU user-mode networking, for a daemon that may not create taps (not root); see USER_MODE_LIMITATION. */
 export class UserModeNetwork implements NicProvider {
   readonly kind = 'user';
 

@@ -1,8 +1,8 @@
 // QEMU's command line for a validated GuestSpec, as an argv array (never a shell string).
 // QEMU's `-opt key=value,key=value` syntax treats ',' and '=' specially, so user strings never enter it:
-// image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (verified on
-// QEMU 10.0: a kernel path or cmdline containing ',' and '=' reaches the guest unchanged), and the only paths in
-// option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
+// image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
+// named 'k,x=y' boots: guests/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
+// paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
 import type { Accelerator, GuestSpec, NicBackend } from '../guests/types.js';
 import { guestPaths } from '../guests/state-dir.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';

@@ -162,7 +162,14 @@ export class HypervisorNodeRegistration {
       {
         ...resource,
         name: this.options.nodeName,
-        body: { metadata: { resourceVersion: current.metadata.resourceVersion }, status },
+        body: {
+          metadata: { resourceVersion: current.metadata.resourceVersion },
+          // A merge patch merges nested objects: the field of the other network mode is deleted explicitly.
+          status: {
+            ...status,
+            network: status.network && { bridge: null, limitation: null, ...status.network },
+          },
+        },
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );

@@ -16,7 +16,10 @@ export interface NodeLeaseOptions {
   leaseDurationSeconds: number;
 }
 
-/** The node's heartbeat: a coordination.k8s.io/v1 Lease whose renewTime the daemon keeps moving forward. */
+/**
+ * The node's heartbeat: a coordination.k8s.io/v1 Lease whose renewTime the daemon keeps moving forward. A Lease
+ * deleted by someone else (an admin, a namespace clean-up) is created again by the next renewal.
+ */
 export class NodeLease {
   private readonly api: CoordinationV1Api;
   private created = false;
@@ -29,6 +32,17 @@ export class NodeLease {
   }
 
   async renew(now = new Date()): Promise<void> {
+    try {
+      await this.createOnceAndPatch(now);
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 404)) throw error;
+      // The Lease was deleted since this daemon created it: create it again, once, within this renewal.
+      this.created = false;
+      await this.createOnceAndPatch(now);
+    }
+  }
+
+  private async createOnceAndPatch(now: Date): Promise<void> {
     const { name, namespace, holderIdentity, leaseDurationSeconds } = this.options;
     const spec: Record<string, unknown> = { holderIdentity, leaseDurationSeconds, renewTime: microTime(now) };
     if (!this.created) {

@@ -12,6 +12,7 @@ const info: NodeInfo = {
   qemuVersion: '10.0.2',
   cpuModel: 'max',
   guestCount: 3,
+  network: { mode: 'NETWORK_MODE_BRIDGE', bridge: 'tern0', limitation: '' },
 };
 const ready = { ready: true, reason: 'DaemonReady', message: 'ok' };
 
@@ -26,6 +27,7 @@ describe('buildNodeStatus', () => {
       qemuVersion: '10.0.2',
       endpoint: '127.0.0.1:7443',
       vmCount: 3,
+      network: { mode: 'bridge', bridge: 'tern0' },
       heartbeatTime: '2026-11-28T23:30:00Z',
       conditions: [
         {
@@ -36,6 +38,17 @@ describe('buildNodeStatus', () => {
           lastTransitionTime: '2026-11-28T23:30:00Z',
         },
       ],
+    });
+  });
+
+  it('reports user-mode networking with its limitation', () => {
+    const user = {
+      ...info,
+      network: { mode: 'NETWORK_MODE_USER' as const, limitation: 'no L2 between guests' },
+    };
+    expect(buildNodeStatus(user, 'h:1', ready, [], new Date()).network).toEqual({
+      mode: 'user',
+      limitation: 'no L2 between guests',
     });
   });
 

@@ -1,6 +1,6 @@
-import type { Condition, HypervisorNodeStatus } from '../../../crds/index.js';
+import type { Condition, HypervisorNodeStatus, NodeNetwork } from '../../../crds/index.js';
 import { HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
-import type { NodeInfo } from '../../../proto/index.js';
+import type { NetworkInfo, NodeInfo } from '../../../proto/index.js';
 
 export interface Readiness {
   ready: boolean;
@@ -23,6 +23,17 @@ export function setCondition(
   return [...conditions.filter((condition) => condition.type !== next.type), { ...next, lastTransitionTime }];
 }
 
+function nodeNetwork(network: NetworkInfo | null | undefined): NodeNetwork | undefined {
+  switch (network?.mode) {
+    case 'NETWORK_MODE_BRIDGE':
+      return { mode: 'bridge', bridge: network.bridge ?? '' };
+    case 'NETWORK_MODE_USER':
+      return { mode: 'user', limitation: network.limitation ?? '' };
+    default:
+      return undefined;
+  }
+}
+
 /** The HypervisorNode status this daemon reports; conditions owned by others are carried over unchanged. */
 export function buildNodeStatus(
   info: NodeInfo,
@@ -32,6 +43,7 @@ export function buildNodeStatus(
   now: Date,
 ): HypervisorNodeStatus {
   const accelerator = info.accelerator === 'ACCELERATOR_KVM' ? 'kvm' : 'tcg';
+  const network = nodeNetwork(info.network);
   return {
     capacity: { cpu: Number(info.capacity?.cpus ?? 0), memory: `${info.capacity?.memoryMib ?? 0}Mi` },
     allocatable: {
@@ -43,6 +55,7 @@ export function buildNodeStatus(
     qemuVersion: info.qemuVersion,
     endpoint,
     vmCount: Number(info.guestCount ?? 0),
+    ...(network ? { network } : {}),
     heartbeatTime: now.toISOString().replace(/\.\d+Z$/, 'Z'),
     conditions: setCondition(
       previousConditions,

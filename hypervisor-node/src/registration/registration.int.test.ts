@@ -82,6 +82,8 @@ it('registers its HypervisorNode with Ready=True and its facts in status', async
     cpuModel: 'max',
     endpoint: `127.0.0.1:${daemon.grpcPort}`,
     vmCount: 0,
+    // Root may create taps, so the default --network auto chose the bridge (tern0 unless --bridge says otherwise).
+    network: { mode: 'bridge', bridge: 'tern0' },
   });
   expect(node.status?.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
   expect(node.status?.capacity?.cpu).toBeGreaterThan(0);
@@ -103,6 +105,25 @@ it('renews its Lease in tern-system as heartbeat', async () => {
     return renewTime(lease) > renewTime(first) ? lease : undefined;
   });
   expect(renewTime(renewed) - renewTime(first)).toBeGreaterThanOrEqual(900);
+});
+
+it('creates its Lease again when someone deletes it', async () => {
+  const before = await getJson<V1Lease>('lease', '-n', 'tern-system', 'node-a');
+  await kubectl('delete', 'lease', '-n', 'tern-system', 'node-a');
+  const recreated = await eventually('a new Lease', async () => {
+    const result = await controlPlane.kubectl(['get', 'lease', '-n', 'tern-system', 'node-a', '-o', 'json']);
+    if (result.code !== 0) return undefined; // not yet recreated
+    const lease = JSON.parse(result.stdout) as V1Lease;
+    return lease.metadata?.uid !== before.metadata?.uid ? lease : undefined;
+  });
+  expect(recreated.spec).toMatchObject({ holderIdentity: 'node-a', leaseDurationSeconds: 4 });
+  expect(recreated.spec?.renewTime).toBeDefined();
+  // And it is renewed from then on.
+  const renewTime = (lease: V1Lease) => Date.parse(String(lease.spec?.renewTime));
+  await eventually('a renewal of the new Lease', async () => {
+    const lease = await getJson<V1Lease>('lease', '-n', 'tern-system', 'node-a');
+    return renewTime(lease) > renewTime(recreated) ? lease : undefined;
+  });
 });
 
 it('reports Ready=False on shutdown and keeps conditions written by others', async () => {

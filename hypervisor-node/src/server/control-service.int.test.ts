@@ -1,6 +1,8 @@
 // The real daemon process with real mTLS certificates and real QEMU guests (TCG): who may call the control API,
-// the guest lifecycle through it, WatchGuests, metrics, and guests surviving a daemon restart.
+// the guest lifecycle through it, WatchGuests, metrics, guests surviving a daemon restart, and user-mode
+// networking as the API reports it.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -140,6 +142,8 @@ describe('who may call the control API', () => {
       cpuModel: 'max',
       guestCount: 0,
       allocated: { cpus: 0, memoryMib: 0 },
+      // Root may create taps: --network auto chose the bridge.
+      network: { mode: 'NETWORK_MODE_BRIDGE', bridge: 'tern0', limitation: '' },
     });
     expect(info.qemuVersion).toMatch(/^\d+\.\d+\.\d+$/);
     expect(info.capacity!.cpus).toBeGreaterThan(0);
@@ -156,6 +160,10 @@ describe('who may call the control API', () => {
     expect(refused.details).toContain('CN=node-b');
     await expectCode(
       unary((done) => peer.getNodeInfo({}, done)),
+      grpc.status.PERMISSION_DENIED,
+    );
+    await expectCode(
+      unary((done) => peer.startGuest({ name: 'vm1' }, done)),
       grpc.status.PERMISSION_DENIED,
     );
     const stream = peer.watchGuests({});
@@ -186,6 +194,7 @@ describe('who may call the control API', () => {
     expect(await count('ListGuests', 'OK')).toBeGreaterThanOrEqual(1);
     expect(await count('ListGuests', 'PERMISSION_DENIED')).toBe(1);
     expect(await count('WatchGuests', 'PERMISSION_DENIED')).toBe(1);
+    expect(await count('StartGuest', 'PERMISSION_DENIED')).toBe(1);
   });
 });
 
@@ -201,9 +210,13 @@ describe('guest lifecycle through the control API', () => {
       unary((done) => operator.getGuest({ name: 'outside' }, done)),
       grpc.status.NOT_FOUND,
     );
+    await expectCode(
+      unary((done) => operator.startGuest({ name: 'outside' }, done)),
+      grpc.status.NOT_FOUND,
+    );
   });
 
-  it('creates a guest, watches it run, stops it and deletes it', async () => {
+  it('creates a guest, watches it run, stops it, starts it again and deletes it', async () => {
     const stream = operator.watchGuests({});
     const watch = record(stream);
     await watch.until((event) => event.type === 'TYPE_SYNCED');
@@ -246,13 +259,31 @@ describe('guest lifecycle through the control API', () => {
     await watch.until((event) => event.guest?.phase === 'GUEST_PHASE_STOPPED');
     expect(await metric('tern_node_qemu_exits_total', { node: 'node-a', phase: 'Stopped' })).toBe(1);
 
+    // StartGuest runs the stopped guest again from its stored spec, in a new QEMU process.
+    const restarted = await unary<Guest__Output>((done) => operator.startGuest({ name: 'vm1' }, done));
+    expect(restarted).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', reason: '', message: '' });
+    expect(restarted.spec).toEqual(created.spec);
+    expect(restarted.pid).toBeGreaterThan(0);
+    expect(restarted.pid).not.toBe(created.pid);
+    expect(() => process.kill(restarted.pid, 0)).not.toThrow();
+    const notStopped = await expectCode(
+      unary((done) => operator.startGuest({ name: 'vm1' }, done)),
+      grpc.status.FAILED_PRECONDITION,
+    );
+    expect(notStopped.details).toContain('is Running; only a Stopped or Failed guest can be started');
+
     await unary((done) => operator.deleteGuest({ name: 'vm1' }, done));
     await watch.until((event) => event.type === 'TYPE_DELETED');
     expect(watch.events.map(summary).slice(3)).toEqual([
       'TYPE_MODIFIED:vm1:GUEST_PHASE_STOPPING',
       'TYPE_MODIFIED:vm1:GUEST_PHASE_STOPPED',
+      'TYPE_MODIFIED:vm1:GUEST_PHASE_STARTING',
+      'TYPE_MODIFIED:vm1:GUEST_PHASE_RUNNING',
+      'TYPE_MODIFIED:vm1:GUEST_PHASE_STOPPING',
+      'TYPE_MODIFIED:vm1:GUEST_PHASE_STOPPED',
       'TYPE_DELETED:vm1:GUEST_PHASE_STOPPED',
     ]);
+    expect(() => process.kill(restarted.pid, 0)).toThrow();
     expect(await unary((done) => operator.listGuests({}, done))).toEqual({ guests: [] });
     stream.cancel();
   }, 120_000);
@@ -286,4 +317,90 @@ describe('guest lifecycle through the control API', () => {
     await unary((done) => operator.deleteGuest({ name: 'vm2' }, done));
     expect(() => process.kill(created.pid, 0)).toThrow();
   }, 120_000);
+});
+
+/** One request line to the test guest's transaction service, one reply line back; throws without a reply. */
+async function transact(host: string, port: number, request: string): Promise<string> {
+  const socket = connect({ host, port });
+  socket.setEncoding('utf8');
+  try {
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.write(`${request}\n`);
+    let reply = '';
+    for await (const chunk of socket) {
+      reply += chunk as string;
+      if (reply.includes('\n')) return reply.trim();
+    }
+    // QEMU's user-mode stack accepts the connection even while nothing listens in the guest, then closes it.
+    throw new Error(`connection closed without a reply to ${request}`);
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function retry<T>(ms: number, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+describe('user-mode networking through the control API', () => {
+  it('reports the mode and its limitation, and the forwarded port that reaches the guest', async () => {
+    const userStateDir = join(work, 'state-user');
+    const args = daemonArgs().map((arg) => (arg === stateDir ? userStateDir : arg));
+    const userDaemon = await startDaemonProcess([
+      ...args,
+      '--network',
+      'user',
+      '--user-net-guest-port',
+      '7000',
+    ]);
+    try {
+      const userClient = controlClient(`127.0.0.1:${userDaemon.grpcPort}`, {
+        ca: certs.ca.cert,
+        ...certs.operator,
+      });
+      clients.push(userClient);
+      const info = await unary<NodeInfo__Output>((done) => userClient.getNodeInfo({}, done));
+      expect(info.network).toMatchObject({ mode: 'NETWORK_MODE_USER', bridge: '' });
+      expect(info.network!.limitation).toContain('guests cannot reach each other');
+
+      const spec = guestSpec('vmnet');
+      const created = await unary<Guest__Output>((done) =>
+        userClient.createGuest(
+          {
+            spec: {
+              ...spec,
+              boot: { ...spec.boot, cmdline: [...spec.boot!.cmdline!, 'tern.ip=10.0.2.15/24'] },
+              nics: [{ mac: '52:54:00:12:34:56' }],
+            },
+          },
+          done,
+        ),
+      );
+      expect(created.phase).toBe('GUEST_PHASE_RUNNING');
+      expect(created.nics).toHaveLength(1);
+      const nic = created.nics[0]!;
+      expect(nic).toMatchObject({ mac: '52:54:00:12:34:56', backend: 'user' });
+      expect(nic.user).toMatchObject({ hostAddress: '127.0.0.1', guestPort: 7000 });
+      expect(nic.user!.hostPort).toBeGreaterThan(0);
+
+      const { hostAddress, hostPort } = nic.user!;
+      expect(await retry(90_000, () => transact(hostAddress, hostPort, 'INC hits'))).toBe('1');
+      expect(await transact(hostAddress, hostPort, 'INC hits')).toBe('2');
+      const listed = await unary<{ guests: Guest__Output[] }>((done) => userClient.listGuests({}, done));
+      expect(listed.guests[0]!.nics).toEqual(created.nics);
+
+      await unary((done) => userClient.deleteGuest({ name: 'vmnet' }, done));
+    } finally {
+      await userDaemon.stop();
+      await killGuestsIn(userStateDir);
+    }
+  }, 180_000);
 });

@@ -1,7 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { GuestControlHandlers, GuestEvent, NodeInfo } from '../../../proto/index.js';
-import { GuestStartError, type GuestSupervisor } from '../guests/supervisor.js';
+import {
+  GuestExistsError,
+  GuestPhaseError,
+  GuestStartError,
+  type GuestSupervisor,
+} from '../guests/supervisor.js';
 import type { GuestStatus } from '../guests/types.js';
 import type { DaemonMetrics } from '../metrics.js';
 import { fromWireSpec, toWireGuest } from './convert.js';
@@ -11,7 +16,7 @@ import { checkClientIdentity } from './identity.js';
 /** What the control service uses of the guest supervisor. */
 export type GuestRuntime = Pick<
   GuestSupervisor,
-  'create' | 'stop' | 'delete' | 'get' | 'list' | 'on' | 'off'
+  'create' | 'start' | 'stop' | 'delete' | 'get' | 'list' | 'on' | 'off'
 >;
 
 /** An error carrying the gRPC status it should be reported with. */
@@ -162,6 +167,12 @@ export function createControlService(options: ControlServiceOptions): ControlSer
       logger.info({ guest: spec.name, uuid: spec.uuid, phase: status.phase }, 'guest created');
       return toWireGuest(status);
     }),
+    StartGuest: unary('StartGuest', async (request) => {
+      existing(request.name);
+      const status = await runtime.start(request.name);
+      logger.info({ guest: request.name, phase: status.phase, pid: status.pid }, 'guest started');
+      return toWireGuest(status);
+    }),
     StopGuest: unary('StopGuest', async (request) => {
       existing(request.name);
       const timeoutMs = request.timeoutMs || options.defaultStopTimeoutMs;
@@ -192,6 +203,9 @@ export function createControlService(options: ControlServiceOptions): ControlSer
 function statusOf(error: unknown): grpc.status {
   if (error instanceof RpcError) return error.code;
   if (error instanceof GuestSpecError) return grpc.status.INVALID_ARGUMENT;
+  // A concurrent CreateGuest of the same name won the race past the existence check in CreateGuest.
+  if (error instanceof GuestExistsError) return grpc.status.ALREADY_EXISTS;
+  if (error instanceof GuestPhaseError) return grpc.status.FAILED_PRECONDITION;
   // QEMU did not come up; the guest stays listed as Failed with the reason.
   if (error instanceof GuestStartError) return grpc.status.ABORTED;
   return grpc.status.INTERNAL;

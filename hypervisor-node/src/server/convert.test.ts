@@ -52,7 +52,8 @@ describe('wire conversion', () => {
       name: 'vm1',
       uuid: wireSpec.uuid,
       phase: 'Failed',
-      reason: 'QEMU exited with status 1',
+      reason: 'Exited',
+      message: 'QEMU exited with status 1; last console lines:\nKernel panic',
       accelerator: 'tcg',
       spec: fromWireSpec(wireSpec),
     };
@@ -66,10 +67,34 @@ describe('wire conversion', () => {
       },
       phase: 'GUEST_PHASE_FAILED',
       pid: 0,
-      reason: 'QEMU exited with status 1',
-      message: '',
+      reason: 'Exited',
+      message: 'QEMU exited with status 1; last console lines:\nKernel panic',
       startedAt: '',
       accelerator: 'ACCELERATOR_TCG',
+      nics: [],
     });
+  });
+
+  it('writes each NIC backend with the MAC of its spec entry', () => {
+    const spec = fromWireSpec({
+      ...wireSpec,
+      nics: [{ mac: '52:54:00:12:34:56' }, { mac: '52:54:00:ab:cd:ef' }],
+    });
+    const base = { name: 'vm1', uuid: wireSpec.uuid, phase: 'Running', accelerator: 'tcg', spec } as const;
+    expect(
+      toWireGuest({
+        ...base,
+        nics: [
+          { kind: 'user', hostAddress: '127.0.0.1', hostPort: 40123, guestPort: 7000 },
+          { kind: 'user', hostAddress: '127.0.0.1', hostPort: 40124, guestPort: 7000 },
+        ],
+      }).nics,
+    ).toEqual([
+      { mac: '52:54:00:12:34:56', user: { hostAddress: '127.0.0.1', hostPort: 40123, guestPort: 7000 } },
+      { mac: '52:54:00:ab:cd:ef', user: { hostAddress: '127.0.0.1', hostPort: 40124, guestPort: 7000 } },
+    ]);
+    expect(toWireGuest({ ...base, nics: [{ kind: 'tap', ifname: 'tt0123456789abc' }] }).nics).toEqual([
+      { mac: '52:54:00:12:34:56', tap: { ifname: 'tt0123456789abc' } },
+    ]);
   });
 });

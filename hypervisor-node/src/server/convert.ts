@@ -4,8 +4,9 @@ import type {
   Guest,
   GuestPhase as WirePhase,
   GuestSpec__Output,
+  NicAttachment,
 } from '../../../proto/index.js';
-import type { Accelerator, GuestPhase, GuestSpec, GuestStatus } from '../guests/types.js';
+import type { Accelerator, GuestPhase, GuestSpec, GuestStatus, NicBackend } from '../guests/types.js';
 
 const WIRE_PHASES: Record<GuestPhase, WirePhase> = {
   Starting: 'GUEST_PHASE_STARTING',
@@ -20,6 +21,16 @@ export function toWireAccelerator(accelerator: Accelerator): WireAccelerator {
   return accelerator === 'kvm' ? 'ACCELERATOR_KVM' : 'ACCELERATOR_TCG';
 }
 
+function toWireNic(mac: string, backend: NicBackend): NicAttachment {
+  return backend.kind === 'tap'
+    ? { mac, tap: { ifname: backend.ifname } }
+    : {
+        mac,
+        user: { hostAddress: backend.hostAddress, hostPort: backend.hostPort, guestPort: backend.guestPort },
+      };
+}
+
+/** reason and message pass through unchanged: the supervisor already writes them in the wire's terms. */
 export function toWireGuest(status: GuestStatus): Guest {
   const { spec } = status;
   return {
@@ -44,6 +55,8 @@ export function toWireGuest(status: GuestStatus): Guest {
     message: status.message ?? '',
     startedAt: status.startedAt ?? '',
     accelerator: toWireAccelerator(status.accelerator),
+    // Backends are recorded per spec NIC, in order; the MAC ties each one to its NIC for the reader.
+    nics: (status.nics ?? []).map((backend, i) => toWireNic(spec.nics[i]?.mac ?? '', backend)),
   };
 }
 

@@ -1,8 +1,7 @@
 // Runs the real daemon (hypervisor-node/src/main.ts) as a child process for integration tests, and kills any
 // QEMU it left behind.
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findGuestQemus, isAlive } from '../guests/process.js';
 import { startServiceProcess, type ServiceProcess } from '../../../test/harness/service-process.js';
 
 export type { LogLine } from '../../../test/harness/service-process.js';
@@ -28,14 +27,8 @@ export async function startDaemonProcess(args: string[]): Promise<DaemonProcess>
  * pidfile yet) and waits until they are gone, so that the caller can remove the directory.
  */
 export async function killGuestsIn(stateDir: string): Promise<number> {
-  const prefix = join(stateDir, '/');
   const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.startsWith('qemu-system') && !cmdline.includes('/qemu-system')) continue;
-    if (!cmdline.includes(prefix)) continue;
+  for (const pid of await findGuestQemus(stateDir)) {
     try {
       process.kill(pid, 'SIGKILL');
       pids.push(pid);
@@ -45,15 +38,9 @@ export async function killGuestsIn(stateDir: string): Promise<number> {
   }
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {
-    const alive = await Promise.all(pids.map(isRunning));
+    const alive = await Promise.all(pids.map(isAlive));
     if (!alive.includes(true)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   return pids.length;
-}
-
-/** True while the process exists and is not a zombie (a zombie no longer touches files). */
-async function isRunning(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }

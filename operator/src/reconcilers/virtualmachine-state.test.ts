@@ -52,6 +52,7 @@ function guest(phase: GuestPhase__Output, extra: Partial<Guest__Output> = {}): G
     message: '',
     startedAt: '',
     accelerator: 'ACCELERATOR_TCG',
+    nics: [],
     ...extra,
   };
 }

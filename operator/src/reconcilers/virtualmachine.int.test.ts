@@ -180,11 +180,11 @@ it('restarts a guest whose QEMU was killed (restartPolicy Always) on the same no
   });
   console.log(`vm1 restarted and Running ${Date.now() - killedAt} ms after kill -9`);
   expect(vm.status).toMatchObject({ node: 'node-a', epoch: 1 });
-  // The daemon's reason is a sentence, not a CamelCase word: the condition keeps it in its message.
+  // The daemon's reason is a CamelCase word the condition takes over; its message says what happened.
   const restarted = condition(vm, 'Restarted');
   expect(restarted).toMatchObject({
-    reason: 'GuestFailed',
-    message: expect.stringMatching(/failed on node-a \(QEMU killed by signal SIGKILL/),
+    reason: 'Signaled',
+    message: expect.stringMatching(/failed on node-a \(Signaled: QEMU killed by signal SIGKILL/),
   });
   const after = (await guestOnNode('node-a', 'vm1'))!;
   expect(after.phase).toBe('GUEST_PHASE_RUNNING');

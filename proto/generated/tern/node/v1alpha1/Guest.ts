@@ -3,6 +3,7 @@
 import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _tern_node_v1alpha1_GuestSpec__Output } from '../../../tern/node/v1alpha1/GuestSpec.js';
 import type { GuestPhase as _tern_node_v1alpha1_GuestPhase, GuestPhase__Output as _tern_node_v1alpha1_GuestPhase__Output } from '../../../tern/node/v1alpha1/GuestPhase.js';
 import type { Accelerator as _tern_node_v1alpha1_Accelerator, Accelerator__Output as _tern_node_v1alpha1_Accelerator__Output } from '../../../tern/node/v1alpha1/Accelerator.js';
+import type { NicAttachment as _tern_node_v1alpha1_NicAttachment, NicAttachment__Output as _tern_node_v1alpha1_NicAttachment__Output } from '../../../tern/node/v1alpha1/NicAttachment.js';
 
 export interface Guest {
   'spec'?: (_tern_node_v1alpha1_GuestSpec | null);
@@ -12,7 +13,16 @@ export interface Guest {
    */
   'pid'?: (number);
   /**
-   * Machine-readable cause of the phase (e.g. for FAILED: 'Exited', 'Signaled'), and a human-readable message.
+   * Why a STOPPED or FAILED guest is in its phase: one machine-readable CamelCase word (empty in other phases),
+   * and a human-readable message (exit status or signal, what a stop did, the last console lines of a failure).
+   * STOPPED: 'PoweredOff' (the guest powered off on the daemon's ACPI power button), 'PowerOffTimedOut' (it did
+   * not within the stop timeout and QEMU was told to quit), 'Quit' (QEMU quit on request: a paused
+   * guest, or a quit from another QMP client such as a migration source), 'Killed' (QEMU did not quit
+   * and was killed), 'GuestShutdown' (the guest powered itself off).
+   * FAILED: 'LaunchFailed' (QEMU could not be started or did not come up), 'Exited' (QEMU exited on its own),
+   * 'Signaled' (QEMU was killed by a signal), 'ExitStatusUnknown' (QEMU is gone and its exit status
+   * was not recorded), 'QmpUnreachable' (QEMU runs but its QMP socket does not answer).
+   * Clients treat a reason they do not know like an empty one: the list may grow.
    */
   'reason'?: (string);
   'message'?: (string);
@@ -21,6 +31,12 @@ export interface Guest {
    */
   'startedAt'?: (string);
   'accelerator'?: (_tern_node_v1alpha1_Accelerator);
+  /**
+   * How each NIC reaches the network on this node, in the order of spec.nics; empty before the guest's first
+   * start. While the guest is STOPPED or FAILED it is what its last QEMU process had: a user-mode host port is
+   * free again then, and the next start picks a new one.
+   */
+  'nics'?: (_tern_node_v1alpha1_NicAttachment)[];
 }
 
 export interface Guest__Output {
@@ -31,7 +47,16 @@ export interface Guest__Output {
    */
   'pid': (number);
   /**
-   * Machine-readable cause of the phase (e.g. for FAILED: 'Exited', 'Signaled'), and a human-readable message.
+   * Why a STOPPED or FAILED guest is in its phase: one machine-readable CamelCase word (empty in other phases),
+   * and a human-readable message (exit status or signal, what a stop did, the last console lines of a failure).
+   * STOPPED: 'PoweredOff' (the guest powered off on the daemon's ACPI power button), 'PowerOffTimedOut' (it did
+   * not within the stop timeout and QEMU was told to quit), 'Quit' (QEMU quit on request: a paused
+   * guest, or a quit from another QMP client such as a migration source), 'Killed' (QEMU did not quit
+   * and was killed), 'GuestShutdown' (the guest powered itself off).
+   * FAILED: 'LaunchFailed' (QEMU could not be started or did not come up), 'Exited' (QEMU exited on its own),
+   * 'Signaled' (QEMU was killed by a signal), 'ExitStatusUnknown' (QEMU is gone and its exit status
+   * was not recorded), 'QmpUnreachable' (QEMU runs but its QMP socket does not answer).
+   * Clients treat a reason they do not know like an empty one: the list may grow.
    */
   'reason': (string);
   'message': (string);
@@ -40,4 +65,10 @@ export interface Guest__Output {
    */
   'startedAt': (string);
   'accelerator': (_tern_node_v1alpha1_Accelerator__Output);
+  /**
+   * How each NIC reaches the network on this node, in the order of spec.nics; empty before the guest's first
+   * start. While the guest is STOPPED or FAILED it is what its last QEMU process had: a user-mode host port is
+   * free again then, and the next start picks a new one.
+   */
+  'nics': (_tern_node_v1alpha1_NicAttachment__Output)[];
 }

@@ -12,6 +12,7 @@ import type { GuestEvent as _tern_node_v1alpha1_GuestEvent, GuestEvent__Output a
 import type { ListGuestsRequest as _tern_node_v1alpha1_ListGuestsRequest, ListGuestsRequest__Output as _tern_node_v1alpha1_ListGuestsRequest__Output } from '../../../tern/node/v1alpha1/ListGuestsRequest.js';
 import type { ListGuestsResponse as _tern_node_v1alpha1_ListGuestsResponse, ListGuestsResponse__Output as _tern_node_v1alpha1_ListGuestsResponse__Output } from '../../../tern/node/v1alpha1/ListGuestsResponse.js';
 import type { NodeInfo as _tern_node_v1alpha1_NodeInfo, NodeInfo__Output as _tern_node_v1alpha1_NodeInfo__Output } from '../../../tern/node/v1alpha1/NodeInfo.js';
+import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from '../../../tern/node/v1alpha1/StartGuestRequest.js';
 import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from '../../../tern/node/v1alpha1/StopGuestRequest.js';
 import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from '../../../tern/node/v1alpha1/WatchGuestsRequest.js';
 
@@ -76,6 +77,25 @@ export interface GuestControlClient extends grpc.Client {
   listGuests(argument: _tern_node_v1alpha1_ListGuestsRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_ListGuestsResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
+   * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
+   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   */
+  StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  /**
+   * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
+   * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
+   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   */
+  startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
    */
   StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -122,6 +142,13 @@ export interface GuestControlHandlers extends grpc.UntypedServiceImplementation 
   ListGuests: grpc.handleUnaryCall<_tern_node_v1alpha1_ListGuestsRequest__Output, _tern_node_v1alpha1_ListGuestsResponse>;
   
   /**
+   * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
+   * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
+   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   */
+  StartGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_StartGuestRequest__Output, _tern_node_v1alpha1_Guest>;
+  
+  /**
    * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
    */
   StopGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_StopGuestRequest__Output, _tern_node_v1alpha1_Guest>;
@@ -139,6 +166,7 @@ export interface GuestControlDefinition extends grpc.ServiceDefinition {
   GetGuest: MethodDefinition<_tern_node_v1alpha1_GetGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_GetGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
   GetNodeInfo: MethodDefinition<_tern_node_v1alpha1_GetNodeInfoRequest, _tern_node_v1alpha1_NodeInfo, _tern_node_v1alpha1_GetNodeInfoRequest__Output, _tern_node_v1alpha1_NodeInfo__Output>
   ListGuests: MethodDefinition<_tern_node_v1alpha1_ListGuestsRequest, _tern_node_v1alpha1_ListGuestsResponse, _tern_node_v1alpha1_ListGuestsRequest__Output, _tern_node_v1alpha1_ListGuestsResponse__Output>
+  StartGuest: MethodDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_StartGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
   StopGuest: MethodDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_StopGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
   WatchGuests: MethodDefinition<_tern_node_v1alpha1_WatchGuestsRequest, _tern_node_v1alpha1_GuestEvent, _tern_node_v1alpha1_WatchGuestsRequest__Output, _tern_node_v1alpha1_GuestEvent__Output>
 }

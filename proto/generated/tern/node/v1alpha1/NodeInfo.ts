@@ -2,6 +2,7 @@
 
 import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _tern_node_v1alpha1_Resources__Output } from '../../../tern/node/v1alpha1/Resources.js';
 import type { Accelerator as _tern_node_v1alpha1_Accelerator, Accelerator__Output as _tern_node_v1alpha1_Accelerator__Output } from '../../../tern/node/v1alpha1/Accelerator.js';
+import type { NetworkInfo as _tern_node_v1alpha1_NetworkInfo, NetworkInfo__Output as _tern_node_v1alpha1_NetworkInfo__Output } from '../../../tern/node/v1alpha1/NetworkInfo.js';
 
 export interface NodeInfo {
   'nodeName'?: (string);
@@ -25,6 +26,10 @@ export interface NodeInfo {
    */
   'allocated'?: (_tern_node_v1alpha1_Resources | null);
   'guestCount'?: (number);
+  /**
+   * How guest NICs reach the network on this node.
+   */
+  'network'?: (_tern_node_v1alpha1_NetworkInfo | null);
 }
 
 export interface NodeInfo__Output {
@@ -49,4 +54,8 @@ export interface NodeInfo__Output {
    */
   'allocated': (_tern_node_v1alpha1_Resources__Output | null);
   'guestCount': (number);
+  /**
+   * How guest NICs reach the network on this node.
+   */
+  'network': (_tern_node_v1alpha1_NetworkInfo__Output | null);
 }
