@@ -4,7 +4,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorNode } from '../../crds/index.js';
-import { eventually, smallVm, startE2eCluster, type E2eCluster } from './e2e-cluster.js';
+import {
+  eventually,
+  runningVm,
+  smallVm,
+  startE2eCluster,
+  startVmsOnNodeA,
+  type E2eCluster,
+} from './e2e-cluster.js';
 
 let cluster: E2eCluster;
 
@@ -28,29 +35,10 @@ async function qemuPid(vm: string): Promise<number> {
 }
 
 test('guests survive a killed daemon and are reported Running again after its restart', async () => {
-  await cluster.kubectl([
-    'patch',
-    'hypervisornode',
-    'node-b',
-    '--type',
-    'merge',
-    '-p',
-    '{"spec":{"unschedulable":true}}',
-  ]);
-  for (const name of VMS)
-    await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(await smallVm(name, 200)));
-  const epochs = new Map<string, number>();
-  for (const name of VMS) {
-    const vm = await eventually(`${name} Running`, async () => {
-      const current = await cluster.getVm(name);
-      return current.status?.phase === 'Running' ? current : undefined;
-    });
-    expect(vm.status!.node).toBe('node-a');
-    epochs.set(name, vm.status!.epoch!);
-    expect((await cluster.verify('node-a', name)).ok).toBe(true);
-  }
-  // node-b takes new VMs again: nothing but the operator's restraint keeps the VMs from being started there.
-  await cluster.kubectlTern(['uncordon', 'node-b']);
+  // All on node-a; node-b takes new VMs again afterwards: nothing but the operator's restraint keeps the VMs from
+  // being started there.
+  const started = await startVmsOnNodeA(cluster, await Promise.all(VMS.map((name) => smallVm(name, 200))));
+  const epochs = new Map(started.map((vm) => [vm.metadata.name!, vm.status!.epoch!]));
   const pids = new Map(await Promise.all(VMS.map(async (name) => [name, await qemuPid(name)] as const)));
 
   await cluster.stopDaemon('node-a', 'SIGKILL');
@@ -74,10 +62,7 @@ test('guests survive a killed daemon and are reported Running again after its re
     60_000,
   );
   for (const name of VMS) {
-    const vm = await eventually(`${name} Running again`, async () => {
-      const current = await cluster.getVm(name);
-      return current.status?.phase === 'Running' ? current : undefined;
-    });
+    const vm = await runningVm(cluster, name);
     expect(vm.status).toMatchObject({ node: 'node-a', epoch: epochs.get(name) });
     expect(await qemuPid(name)).toBe(pids.get(name));
     expect(await cluster.qemuPids(name)).toEqual({ 'node-a': [pids.get(name)], 'node-b': [] });

@@ -2,7 +2,14 @@
 // operator): every VM on the node moves live to the other node, the node's evacuation completes, and every guest's
 // memory verifies after the move.
 import type { HypervisorNode } from '../../crds/index.js';
-import { eventually, migrationsOf, smallVm, startE2eCluster, type E2eCluster } from './e2e-cluster.js';
+import {
+  eventually,
+  migrationsOf,
+  smallVm,
+  startE2eCluster,
+  startVmsOnNodeA,
+  type E2eCluster,
+} from './e2e-cluster.js';
 
 let cluster: E2eCluster;
 
@@ -19,29 +26,8 @@ const getNode = (name: string) => cluster.getJson<HypervisorNode>('hypervisornod
 test('kubectl tern drain moves every VM off the node and the evacuation completes', async () => {
   const names = ['drain-1', 'drain-2', 'drain-3'];
 
-  // All on node-a: node-b is cordoned while they are placed.
-  await cluster.kubectl([
-    'patch',
-    'hypervisornode',
-    'node-b',
-    '--type',
-    'merge',
-    '-p',
-    '{"spec":{"unschedulable":true}}',
-  ]);
-  for (const name of names)
-    await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(await smallVm(name, 200)));
-  const before = new Map<string, number>();
-  for (const name of names) {
-    const vm = await eventually(`${name} Running`, async () => {
-      const current = await cluster.getVm(name);
-      return current.status?.phase === 'Running' ? current : undefined;
-    });
-    expect(vm.status!.node).toBe('node-a');
-    before.set(name, vm.status!.epoch!);
-    expect((await cluster.verify('node-a', name)).ok).toBe(true);
-  }
-  await cluster.kubectlTern(['uncordon', 'node-b']);
+  const started = await startVmsOnNodeA(cluster, await Promise.all(names.map((name) => smallVm(name, 200))));
+  const before = new Map(started.map((vm) => [vm.metadata.name!, vm.status!.epoch!]));
 
   const out = await cluster.kubectlTern(['drain', 'node-a']);
   expect(out).toContain('node-a');

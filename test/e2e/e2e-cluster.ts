@@ -7,9 +7,12 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
 import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
+import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
+import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
 import { kubeBinary } from '../../test/harness/control-plane.js';
 import { downCluster, testGuestVm, upCluster, type LocalCluster } from '../../hack/cluster/local-cluster.js';
 import { isAlive } from '../../hack/cluster/processes.js';
@@ -30,6 +33,12 @@ export interface E2eCluster extends LocalCluster {
   down(): Promise<void>;
   getJson<T>(...args: string[]): Promise<T>;
   getVm(name: string): Promise<VirtualMachine>;
+  /**
+   * Each node's daemon's view of guest `vm` (GetGuest, with the operator's certificate): its phase
+   * ('GUEST_PHASE_RUNNING', …), 'ABSENT' when the daemon has no such guest, 'UNREACHABLE' when the daemon does not
+   * answer (it is down).
+   */
+  guestPhases(vm: string): Promise<Record<string, string>>;
   /** `kubectl tern ARGS` through the real kubectl with the plugin on the PATH; throws on a non-zero exit. */
   kubectlTern(args: string[]): Promise<string>;
   /** Pids of the QEMU processes running guest `vm` inside each node's namespace. */
@@ -49,13 +58,44 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
   }
   const getJson = async <T>(...args: string[]) =>
     JSON.parse(await cluster.kubectl(['get', ...args, '-o', 'json'])) as T;
+  // netns mode: a daemon keeps its endpoint across restarts, so one client per node serves the whole file.
+  const controls = new Map<string, GuestControlClient>();
+  const control = (node: string): GuestControlClient => {
+    let client = controls.get(node);
+    if (client === undefined) {
+      const { ca, operator } = cluster.certs;
+      client = controlClient(
+        cluster.node(node).endpoint!,
+        { ca: ca.cert, cert: operator.cert, key: operator.key },
+        node,
+      );
+      controls.set(node, client);
+    }
+    return client;
+  };
   return {
     ...cluster,
     async down() {
+      for (const client of controls.values()) client.close();
       await downCluster(dir, name);
     },
     getJson,
     getVm: (vm) => getJson<VirtualMachine>('virtualmachine', vm),
+    async guestPhases(vm) {
+      const phases = await Promise.all(
+        cluster.state.nodes.map(async ({ name: node }) => {
+          const deadline = new Date(Date.now() + 1_000);
+          const phase = await unary<Guest__Output>((done) =>
+            control(node).getGuest({ name: vm }, { deadline }, done),
+          ).then(
+            (guest) => guest.phase,
+            (error: grpc.ServiceError) => (error.code === grpc.status.NOT_FOUND ? 'ABSENT' : 'UNREACHABLE'),
+          );
+          return [node, phase] as const;
+        }),
+      );
+      return Object.fromEntries(phases);
+    },
     async kubectlTern(args) {
       const { stdout } = await run(
         kubeBinary('kubectl'),
@@ -108,4 +148,59 @@ export const TERMINAL_MIGRATION_PHASES = ['Succeeded', 'Failed', 'Aborted'];
 export async function migrationsOf(cluster: E2eCluster, vm: string): Promise<Migration[]> {
   const list = await cluster.getJson<{ items: Migration[] }>('migrations');
   return list.items.filter((migration) => migration.spec.vmName === vm);
+}
+
+/** Waits until a Migration of `vm` (the one named `name`, when given) is in one of `phases`; returns it. */
+export function migrationInPhase(
+  cluster: E2eCluster,
+  vm: string,
+  phases: string[],
+  { name, ms }: { name?: string; ms?: number } = {},
+): Promise<Migration> {
+  return eventually(
+    `a Migration of ${vm}${name ? ` (${name})` : ''} in ${phases.join('|')}`,
+    async () =>
+      (await migrationsOf(cluster, vm)).find(
+        (migration) =>
+          (name === undefined || migration.metadata.name === name) &&
+          phases.includes(migration.status?.phase ?? ''),
+      ),
+    ms,
+  );
+}
+
+/** Waits until VirtualMachine `name` is Running (on `node`, when given); returns it. */
+export function runningVm(cluster: E2eCluster, name: string, node?: string): Promise<VirtualMachine> {
+  return eventually(`${name} Running${node ? ` on ${node}` : ''}`, async () => {
+    const vm = await cluster.getVm(name);
+    return vm.status?.phase === 'Running' && (node === undefined || vm.status.node === node) ? vm : undefined;
+  });
+}
+
+/**
+ * Creates `vms` on node-a (node-b is cordoned while they are placed, then uncordoned) and waits until each runs
+ * there with its memory verified. Returns them as Running, in order.
+ */
+export async function startVmsOnNodeA(cluster: E2eCluster, vms: VirtualMachine[]): Promise<VirtualMachine[]> {
+  await cluster.kubectl([
+    'patch',
+    'hypervisornode',
+    'node-b',
+    '--type',
+    'merge',
+    '-p',
+    '{"spec":{"unschedulable":true}}',
+  ]);
+  for (const vm of vms) await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vm));
+  const running: VirtualMachine[] = [];
+  for (const vm of vms) {
+    const name = vm.metadata.name!;
+    const vmRunning = await runningVm(cluster, name);
+    expect(vmRunning.status!.node).toBe('node-a');
+    expect((await cluster.verify('node-a', name)).ok).toBe(true);
+    running.push(vmRunning);
+  }
+  // node-b takes new VMs again.
+  await cluster.kubectlTern(['uncordon', 'node-b']);
+  return running;
 }
