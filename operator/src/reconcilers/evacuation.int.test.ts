@@ -220,7 +220,11 @@ it('drains a node with 2 LiveMigrate VMs: both move to the other node and the ev
 
 it('runs 3 simultaneous Migrations with at most 1 leaving a node at a time (outbound limit 1), keeps 1 finished per VM, and counts them in /metrics', async () => {
   await setNodeSpec('node-a', { drain: false, unschedulable: false });
-  expect((await getNode('node-a')).status?.evacuation).toBeUndefined();
+  // The operator clears the finished evacuation once it sees the node undrained, not within the patch.
+  await eventually('node-a evacuation cleared', async () => {
+    const hvn = await getNode('node-a');
+    return hvn.status?.evacuation === undefined ? hvn : undefined;
+  });
   await startNode('node-c');
   await startVmsOn('node-a', ['vm3']);
   const before = await scrapeMetrics();
