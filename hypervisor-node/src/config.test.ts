@@ -77,6 +77,21 @@ describe('parseConfig', () => {
     });
   });
 
+  it('takes a guest cgroup root from the flag or the environment, only an absolute one, and none by default', () => {
+    expect(parseConfig(MINIMAL, {}).guestCgroupRoot).toBeUndefined();
+    expect(parseConfig([...MINIMAL, '--guest-cgroup-root', '/sys/fs/cgroup/tern'], {}).guestCgroupRoot).toBe(
+      '/sys/fs/cgroup/tern',
+    );
+    expect(parseConfig(MINIMAL, { TERN_GUEST_CGROUP_ROOT: '/cg/env' }).guestCgroupRoot).toBe('/cg/env');
+    expect(
+      parseConfig([...MINIMAL, '--guest-cgroup-root', '/cg/flag'], { TERN_GUEST_CGROUP_ROOT: '/cg/env' })
+        .guestCgroupRoot,
+    ).toBe('/cg/flag');
+    expect(parseError([...MINIMAL, '--guest-cgroup-root', 'tern-guests'])).toBe(
+      '--guest-cgroup-root: "tern-guests" is not an absolute path',
+    );
+  });
+
   it('collects repeated flags', () => {
     const config = parseConfig(
       [

@@ -24,6 +24,11 @@ export interface DaemonConfig {
   /** Client identities allowed to call control RPCs: a certificate CN, or a URI SAN when it contains ':'. */
   operatorIdentities: string[];
   stateDir: string;
+  /**
+   * cgroup v2 directory under which every guest runs in a cgroup of its own (<dir>/<guest>), so that guests
+   * outlive the daemon's container (a runtime stopping it kills its whole cgroup); undefined: the daemon's cgroup.
+   */
+  guestCgroupRoot?: string;
   /** Kernels, initrds and disks must live under one of these. */
   allowedRoots: string[];
   qemuBinary: string;
@@ -116,6 +121,7 @@ interface RawOptions {
   tlsCa?: string;
   operatorIdentity: string[];
   stateDir: string;
+  guestCgroupRoot?: string;
   allowedRoot: string[];
   qemuBinary: string;
   accelerator: string;
@@ -182,6 +188,15 @@ function command(env: NodeJS.ProcessEnv): Command {
     )
     .addOption(
       withEnv(new Option('--state-dir <dir>', 'guest state directory'), 'TERN_STATE_DIR', '/var/lib/tern'),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--guest-cgroup-root <dir>',
+          "cgroup v2 directory in which each guest's QEMU gets a cgroup of its own, so guests outlive the daemon's container (default: the daemon's cgroup)",
+        ),
+        'TERN_GUEST_CGROUP_ROOT',
+      ),
     )
     .addOption(
       new Option(
@@ -313,6 +328,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       throw new ConfigError(`--allowed-root: ${JSON.stringify(root)} is not an absolute path`);
   if (!isAbsolute(raw.stateDir))
     throw new ConfigError(`--state-dir: ${JSON.stringify(raw.stateDir)} is not an absolute path`);
+  if (raw.guestCgroupRoot !== undefined && !isAbsolute(raw.guestCgroupRoot))
+    throw new ConfigError(
+      `--guest-cgroup-root: ${JSON.stringify(raw.guestCgroupRoot)} is not an absolute path`,
+    );
 
   const operatorIdentities =
     raw.operatorIdentity.length > 0
@@ -343,6 +362,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     },
     operatorIdentities,
     stateDir: raw.stateDir,
+    ...(raw.guestCgroupRoot !== undefined ? { guestCgroupRoot: raw.guestCgroupRoot } : {}),
     allowedRoots,
     qemuBinary: raw.qemuBinary,
     accelerator: raw.accelerator as DaemonConfig['accelerator'],

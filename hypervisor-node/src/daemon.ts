@@ -8,6 +8,7 @@ import {
 } from './network/guest-network.js';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from './config.js';
+import { prepareGuestCgroupRoot } from './guests/cgroup.js';
 import { GuestSupervisor } from './guests/supervisor.js';
 import type { GuestStatus } from './guests/types.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
@@ -39,6 +40,10 @@ function loadKubeConfig(source: string): KubeConfig {
 
 /** Wires the daemon: host probe, supervisor (re-attaching to running guests), gRPC, metrics, registration. */
 export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+  if (config.guestCgroupRoot !== undefined) {
+    await prepareGuestCgroupRoot(config.guestCgroupRoot);
+    logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
+  }
   const credentials = await loadServerCredentials(config.tls);
   const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
@@ -62,6 +67,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     policy: defaultValidationPolicy(config.allowedRoots),
     network,
     qemuBinary: config.qemuBinary,
+    cgroupRoot: config.guestCgroupRoot,
+    warn: (message) => logger.warn(message),
   });
   const reattached = await supervisor.reattachAll();
   logger.info({ guests: reattached.map(({ name, phase }) => ({ name, phase })) }, 'guests re-attached');

@@ -23,15 +23,26 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+export interface ServiceProcessOptions {
+  /** A cgroup v2 directory the program runs in from its first instruction on, as in a container's cgroup. */
+  cgroup?: string;
+}
+
 /** Starts `node --import tsx <main> <args>` and resolves once it logged `readyMessage`. */
 export async function startServiceProcess(
   main: string,
   args: string[],
   readyMessage: string,
+  options: ServiceProcessOptions = {},
 ): Promise<ServiceProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const command = [process.execPath, '--import', 'tsx', main, ...args];
+  // The shell joins the cgroup and then becomes node (exec keeps the pid): nothing runs outside it.
+  const child: ChildProcess =
+    options.cgroup === undefined
+      ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', 'echo $$ >"$0/cgroup.procs" && exec "$@"', options.cgroup, ...command], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   const logs: LogLine[] = [];
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

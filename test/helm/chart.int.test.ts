@@ -160,6 +160,27 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
   });
 });
 
+test("the DaemonSet runs guests in cgroups of their own under the host's cgroup root, so pod restarts spare them", () => {
+  interface PodSpec {
+    containers: (Container & { volumeMounts: { name: string; mountPath: string }[] })[];
+    volumes: { name: string; hostPath?: { path: string; type?: string } }[];
+  }
+  const daemonSet = parseAllDocuments(rendered)
+    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: PodSpec } } } | null)
+    .find((object) => object?.kind === 'DaemonSet')!;
+  const pod = daemonSet.spec.template.spec;
+  const mount = pod.containers[0]!.volumeMounts.find((m) => m.mountPath === '/host/sys/fs/cgroup');
+  expect(pod.volumes.find((volume) => volume.name === mount?.name)?.hostPath).toEqual({
+    path: '/sys/fs/cgroup',
+    type: 'Directory',
+  });
+  const { args, env } = asKubeletRunsIt('DaemonSet', {
+    'spec.nodeName': 'node-a',
+    'status.hostIP': '10.1.2.3',
+  });
+  expect(parseDaemonConfig(args, env).guestCgroupRoot).toBe('/host/sys/fs/cgroup/tern-guests');
+});
+
 // Every call in operator/src: informers list+watch cluster-wide (Leases only in the node-lease namespace),
 // reconcilers get, finalizers are JSON patches, status goes through PUT on /status, Events are created and patched.
 const tern = (verb: string, resource: string, more: Partial<Access> = {}): Access => ({

@@ -14,12 +14,30 @@ import type { GuestReason } from './types.js';
  * ever parsed by the shell.
  */
 const EXIT_STATUS_SHIM = '"$@"; echo $? >"$0"';
+/**
+ * The same in a guest cgroup (`$1`): the shell moves itself in before it starts QEMU, so QEMU never runs in the
+ * daemon's cgroup, and exits with CGROUP_JOIN_FAILED (starting nothing) when it cannot.
+ */
+const CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+export const CGROUP_JOIN_FAILED = 125;
 
-/** Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. */
-export function spawnDetachedQemu(qemuBinary: string, argv: string[], paths: GuestPaths): ChildProcess {
+/**
+ * Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. With
+ * `cgroup`, an existing cgroup v2 directory, the shim and QEMU run in that cgroup.
+ */
+export function spawnDetachedQemu(
+  qemuBinary: string,
+  argv: string[],
+  paths: GuestPaths,
+  cgroup?: string,
+): ChildProcess {
+  const shim =
+    cgroup === undefined
+      ? [EXIT_STATUS_SHIM, paths.exitStatus]
+      : [CGROUP_EXIT_STATUS_SHIM, paths.exitStatus, cgroup];
   const log = openSync(paths.qemuLog, 'a');
   try {
-    const child = spawn('/bin/sh', ['-c', EXIT_STATUS_SHIM, paths.exitStatus, qemuBinary, ...argv], {
+    const child = spawn('/bin/sh', ['-c', ...shim, qemuBinary, ...argv], {
       detached: true,
       stdio: ['ignore', log, log],
     });
@@ -59,7 +77,8 @@ export async function isAlive(pid: number): Promise<boolean> {
 /** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
 async function qemuPidfileOf(pid: number): Promise<string | undefined> {
   const argv = await liveCommandLine(pid);
-  if (argv === undefined || (argv[1] === '-c' && argv[2] === EXIT_STATUS_SHIM)) return undefined;
+  const isShim = argv?.[1] === '-c' && [EXIT_STATUS_SHIM, CGROUP_EXIT_STATUS_SHIM].includes(argv[2]!);
+  if (argv === undefined || isShim) return undefined;
   const at = argv.indexOf('-pidfile');
   return at < 0 ? undefined : argv[at + 1];
 }

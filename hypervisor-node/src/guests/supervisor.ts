@@ -1,6 +1,7 @@
 // Runs and supervises QEMU guests. Each guest has a directory under the state root (see state-dir.ts); QEMU runs
 // detached from the daemon, so guests survive a daemon restart and reattachAll() picks them up again. Exit is
-// detected by the QMP socket closing plus a pid check (a reattached QEMU is not our child).
+// detected by the QMP socket closing plus a pid check (a reattached QEMU is not our child). With a guest cgroup
+// root (cgroup.ts), every guest also runs in a cgroup of its own, so that it outlives the daemon's container.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { assertSafeStateRoot, buildQemuArgv } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.js';
 import { validateGuestSpec, type ValidationPolicy } from '../qemu/validate.js';
+import { createGuestCgroup, guestCgroupDir, removeGuestCgroup } from './cgroup.js';
 import {
+  CGROUP_JOIN_FAILED,
   describeExitStatus,
   exitReason,
   findGuestQemus,
@@ -36,6 +39,13 @@ export interface SupervisorOptions {
   pollIntervalMs?: number;
   /** Console lines quoted in a Failed guest's message. */
   consoleTailLines?: number;
+  /**
+   * A cgroup v2 directory (prepared by prepareGuestCgroupRoot) under which each guest's QEMU runs in a cgroup
+   * named after the guest; undefined: QEMU stays in the daemon's cgroup.
+   */
+  cgroupRoot?: string;
+  /** Told about problems that do not fail an operation (e.g. a guest cgroup that could not be removed). */
+  warn?: (message: string) => void;
 }
 
 export interface CreateOptions {
@@ -199,6 +209,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       if (guest.run !== undefined) await within(guest.run.exited, KILL_TIMEOUT_MS, undefined);
       await this.options.network.detach(name, guest.spec.nics.length);
       await rm(guest.paths.dir, { recursive: true, force: true });
+      await this.removeCgroup(name);
       this.guests.delete(name);
     });
     this.emit('deleted', name);
@@ -305,15 +316,18 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         reason: undefined,
         message: undefined,
       });
-      child = spawnDetachedQemu(this.qemuBinary, argv, paths);
+      const cgroup = await this.createCgroup(spec.name);
+      child = spawnDetachedQemu(this.qemuBinary, argv, paths, cgroup);
     } catch (err) {
       // No QEMU runs: without this the guest would stay Starting for good, holding its resources and taps.
       throw await this.failLaunch(guest, run, `QEMU could not be launched: ${errorText(err)}`);
     }
     let shimExited = false;
+    let shimExitCode: number | null = null;
     const shimExit = new Promise<void>((resolve) => {
-      child.on('exit', () => {
+      child.on('exit', (code) => {
         shimExited = true;
+        shimExitCode = code;
         resolve();
         void this.onMaybeExited(guest, run);
       });
@@ -356,10 +370,40 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       if (!shimExited) child.kill('SIGKILL');
     }
     const qemuLog = await tailLines(paths.qemuLog, 5);
+    const exitStatus = await readExitStatus(paths.exitStatus);
+    const logTail = qemuLog ? `: ${qemuLog}` : '';
+    // The shim exits with CGROUP_JOIN_FAILED before it starts QEMU, so no exit status is written then.
+    const cgroupJoinFailed =
+      this.options.cgroupRoot !== undefined &&
+      exitStatus === undefined &&
+      shimExitCode === CGROUP_JOIN_FAILED;
     const detail = timedOut
-      ? `no QMP answer within ${this.startTimeoutMs} ms (${String(lastError)})${qemuLog ? `: ${qemuLog}` : ''}`
-      : `QEMU ${describeExitStatus(await readExitStatus(paths.exitStatus))}${qemuLog ? `: ${qemuLog}` : ''}`;
+      ? `no QMP answer within ${this.startTimeoutMs} ms (${String(lastError)})${logTail}`
+      : cgroupJoinFailed
+        ? `QEMU was not started: the launch shim could not join the guest cgroup ${guestCgroupDir(this.options.cgroupRoot!, spec.name)}${logTail}`
+        : `QEMU ${describeExitStatus(exitStatus)}${logTail}`;
     throw await this.failLaunch(guest, run, detail);
+  }
+
+  /** The guest's cgroup, created, or undefined without a cgroup root. */
+  private async createCgroup(name: string): Promise<string | undefined> {
+    if (this.options.cgroupRoot === undefined) return undefined;
+    const dir = guestCgroupDir(this.options.cgroupRoot, name);
+    try {
+      await createGuestCgroup(dir);
+    } catch (err) {
+      throw new Error(`cannot create the guest cgroup ${dir}: ${errorText(err)}`);
+    }
+    return dir;
+  }
+
+  /** Removes a deleted guest's cgroup; one that stays busy is reported, not fatal (the delete must go on). */
+  private async removeCgroup(name: string): Promise<void> {
+    if (this.options.cgroupRoot === undefined) return;
+    const dir = guestCgroupDir(this.options.cgroupRoot, name);
+    const err = await removeGuestCgroup(dir);
+    if (err !== undefined)
+      this.options.warn?.(`guest ${name}: its cgroup ${dir} was left behind: ${err.message}`);
   }
 
   /** Reports a launch that left no QEMU running as Failed (LaunchFailed) and releases the NICs' host side. */

@@ -2,7 +2,11 @@
 // QEMU it left behind.
 import { fileURLToPath } from 'node:url';
 import { findGuestQemus, isAlive } from '../guests/process.js';
-import { startServiceProcess, type ServiceProcess } from '../../../test/harness/service-process.js';
+import {
+  startServiceProcess,
+  type ServiceProcess,
+  type ServiceProcessOptions,
+} from '../../../test/harness/service-process.js';
 
 export type { LogLine } from '../../../test/harness/service-process.js';
 
@@ -13,8 +17,12 @@ export interface DaemonProcess extends Omit<ServiceProcess, 'ready'> {
   metricsPort: number;
 }
 
-export async function startDaemonProcess(args: string[]): Promise<DaemonProcess> {
-  const service = await startServiceProcess(MAIN, args, 'hypervisor-node ready');
+/** `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. */
+export async function startDaemonProcess(
+  args: string[],
+  options: ServiceProcessOptions = {},
+): Promise<DaemonProcess> {
+  const service = await startServiceProcess(MAIN, args, 'hypervisor-node ready', options);
   return {
     ...service,
     grpcPort: service.ready.grpcPort as number,
