@@ -9,7 +9,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { generateDevCerts } from '../../hack/gen-certs.js';
 import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
 import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
-import { killGuestsIn, startDaemonProcess } from '../../hypervisor-node/src/testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+} from '../../hypervisor-node/src/testing/daemon-process.js';
 
 const flag = process.argv.indexOf('--guests');
 const guests = flag === -1 ? 10 : Number(process.argv[flag + 1]);
@@ -47,13 +51,12 @@ const work = await mkdtemp(join(tmpdir(), 'tern-mem-'));
 const stateDir = join(work, 'state');
 const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-m' }]);
 const images = await testGuestImages();
-const node = certs.nodes['node-m']!;
-const daemon = await startDaemonProcess([
-  ...['--node-name', 'node-m', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-  ...['--tls-cert', node.cert, '--tls-key', node.key, '--tls-ca', certs.ca.cert],
-  ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg', '--network', 'user'],
-  ...['--stop-timeout-ms', '3000'],
-]);
+const daemon = await startDaemonProcess(
+  loopbackDaemonArgs(
+    { node: 'node-m', certs, stateDir, allowedRoot: images.root },
+    ...['--network', 'user', '--stop-timeout-ms', '3000'],
+  ),
+);
 const client = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
 try {
   // The daemon's start-up garbage (module loading, TLS set-up) takes V8 tens of seconds to give back; a baseline taken

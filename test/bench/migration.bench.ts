@@ -33,6 +33,7 @@ import { UserModeNetwork } from '../../hypervisor-node/src/network/guest-network
 import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
 import {
   killGuestsIn,
+  loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
 } from '../../hypervisor-node/src/testing/daemon-process.js';
@@ -117,13 +118,12 @@ async function main(): Promise<void> {
   const nodes: (NodeHandle & { stateDir: string })[] = [];
   for (const name of ['node-a', 'node-b']) {
     const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
-    const pair = certs.nodes[name]!;
-    const daemon = await startDaemonProcess([
-      ...['--node-name', name, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      ...['--migration-address', '127.0.0.1', '--network', 'user'],
-      ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-      ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg'],
-    ]);
+    const daemon = await startDaemonProcess(
+      loopbackDaemonArgs(
+        { node: name, certs, stateDir, allowedRoot: images.root },
+        ...['--migration-address', '127.0.0.1', '--network', 'user'],
+      ),
+    );
     daemons.push(daemon);
     const address = `127.0.0.1:${daemon.grpcPort}`;
     const files = { ca: certs.ca.cert, ...certs.operator };

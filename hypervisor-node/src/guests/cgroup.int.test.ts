@@ -13,7 +13,12 @@ import { AgentClient } from '../../../guest/host/agent-client.js';
 import { generateDevCerts, type DevCerts } from '../../../hack/gen-certs.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
 import { controlClient, unary } from '../testing/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../testing/daemon-process.js';
 import { isAlive, isQemuOfGuest } from './process.js';
 import { guestPaths } from './state-dir.js';
 import { testGuestImages, type TestGuestImages } from './test-guest.js';
@@ -74,16 +79,13 @@ interface Node {
 async function startNode(name: string, container: string, guestCgroupRoot?: string): Promise<Node> {
   // Short: a guest's socket paths under it must fit in 107 bytes.
   const stateDir = join(work, name);
-  const pair = certs.nodes[name]!;
   await mkdir(container);
   const daemon = await startDaemonProcess(
-    [
-      ...['--node-name', name, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-      ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg'],
+    loopbackDaemonArgs(
+      { node: name, certs, stateDir, allowedRoot: images.root },
       ...['--network', 'user', '--stop-timeout-ms', '2000'],
       ...(guestCgroupRoot === undefined ? [] : ['--guest-cgroup-root', guestCgroupRoot]),
-    ],
+    ),
     { cgroup: container },
   );
   daemons.push(daemon);

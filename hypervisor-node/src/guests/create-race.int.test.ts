@@ -8,7 +8,12 @@ import { generateDevCerts } from '../../../hack/gen-certs.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
 import { testGuestImages } from './test-guest.js';
 import { controlClient, unary } from '../testing/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../testing/daemon-process.js';
 
 let work: string;
 let daemon: DaemonProcess | undefined;
@@ -27,13 +32,12 @@ test('of two concurrent CreateGuest calls for one name, one succeeds and the oth
   work = await mkdtemp(join(tmpdir(), 'tern-race-'));
   const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
   const images = await testGuestImages();
-  const node = certs.nodes['node-a']!;
-  daemon = await startDaemonProcess([
-    ...['--node-name', 'node-a', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...['--tls-cert', node.cert, '--tls-key', node.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', join(work, 'state'), '--allowed-root', images.root, '--accelerator', 'tcg'],
-    ...['--stop-timeout-ms', '1000'],
-  ]);
+  daemon = await startDaemonProcess(
+    loopbackDaemonArgs(
+      { node: 'node-a', certs, stateDir: join(work, 'state'), allowedRoot: images.root },
+      ...['--stop-timeout-ms', '1000'],
+    ),
+  );
   const operator = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
   client = operator;
   const spec = {

@@ -21,7 +21,12 @@ import type {
 import { guestPaths } from '../guests/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../guests/test-guest.js';
 import { controlClient, unary } from '../testing/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../testing/daemon-process.js';
 import {
   assertAtMostOneRunning,
   begin,
@@ -56,14 +61,12 @@ const clients: { close(): void }[] = [];
 
 async function startNode(name: string): Promise<Node> {
   const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
-  const pair = certs.nodes[name]!;
-  const daemon = await startDaemonProcess([
-    ...['--node-name', name, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...['--migration-address', '127.0.0.1', '--network', 'user'],
-    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg'],
-    ...['--stop-timeout-ms', '3000'],
-  ]);
+  const daemon = await startDaemonProcess(
+    loopbackDaemonArgs(
+      { node: name, certs, stateDir, allowedRoot: images.root },
+      ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '3000'],
+    ),
+  );
   const address = `127.0.0.1:${daemon.grpcPort}`;
   const files = { ca: certs.ca.cert, ...certs.operator };
   const control = controlClient(address, files);

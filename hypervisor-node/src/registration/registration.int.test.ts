@@ -9,7 +9,12 @@ import type { V1Lease } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
 import type { HypervisorNode } from '../../../crds/index.js';
 import { generateDevCerts } from '../../../hack/gen-certs.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../testing/daemon-process.js';
 import { eventually as pollUntil } from '../../../test/harness/eventually.js';
 
 const CRD = fileURLToPath(new URL('../../../crds/generated/tern.dev_hypervisornodes.yaml', import.meta.url));
@@ -41,26 +46,13 @@ beforeAll(async () => {
   await kubectl('create', 'namespace', 'tern-system');
   work = await mkdtemp(join(tmpdir(), 'tern-reg-'));
   const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
-  daemon = await startDaemonProcess([
-    ...['--node-name', 'node-a', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...[
-      '--tls-cert',
-      certs.nodes['node-a']!.cert,
-      '--tls-key',
-      certs.nodes['node-a']!.key,
-      '--tls-ca',
-      certs.ca.cert,
-    ],
-    ...['--state-dir', join(work, 'state'), '--allowed-root', work, '--accelerator', 'tcg'],
-    ...[
-      '--kubeconfig',
-      controlPlane.kubeconfigPath,
-      '--lease-duration-seconds',
-      '4',
-      '--heartbeat-interval-seconds',
-      '1',
-    ],
-  ]);
+  daemon = await startDaemonProcess(
+    loopbackDaemonArgs(
+      { node: 'node-a', certs, stateDir: join(work, 'state'), allowedRoot: work },
+      ...['--kubeconfig', controlPlane.kubeconfigPath],
+      ...['--lease-duration-seconds', '4', '--heartbeat-interval-seconds', '1'],
+    ),
+  );
 }, 120_000);
 
 afterAll(async () => {

@@ -18,7 +18,12 @@ import { AgentClient } from '../../../guest/host/agent-client.js';
 import { guestPaths } from '../guests/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../guests/test-guest.js';
 import { controlClient, unary } from '../testing/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../testing/daemon-process.js';
+import {
+  killGuestsIn,
+  loopbackDaemonArgs,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../testing/daemon-process.js';
 
 let work: string;
 let stateDir: string;
@@ -30,14 +35,11 @@ let operator: GuestControlClient;
 const clients: GuestControlClient[] = [];
 
 function daemonArgs(): string[] {
-  const node = certs.nodes['node-a']!;
-  return [
-    ...['--node-name', 'node-a', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-    ...['--tls-cert', node.cert, '--tls-key', node.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', stateDir, '--allowed-root', images.root, '--accelerator', 'tcg'],
+  return loopbackDaemonArgs(
+    { node: 'node-a', certs, stateDir, allowedRoot: images.root },
     // A short default stop timeout keeps DeleteGuest of a running guest quick.
     ...['--reserved-memory-mib', '1024', '--stop-timeout-ms', '3000'],
-  ];
+  );
 }
 
 function client(files: { cert?: string; key?: string }, ca = certs.ca.cert): GuestControlClient {

@@ -1,6 +1,7 @@
 // Runs the real daemon (hypervisor-node/src/main.ts) as a child process for integration tests, and kills any
 // QEMU it left behind.
 import { fileURLToPath } from 'node:url';
+import type { DevCerts } from '../../../hack/gen-certs.js';
 import { findGuestQemus, isAlive } from '../guests/process.js';
 import {
   startServiceProcess,
@@ -15,6 +16,27 @@ const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
 export interface DaemonProcess extends Omit<ServiceProcess, 'ready'> {
   grpcPort: number;
   metricsPort: number;
+}
+
+export interface LoopbackDaemon {
+  node: string;
+  certs: DevCerts;
+  stateDir: string;
+  allowedRoot: string;
+}
+
+/**
+ * The arguments of a test daemon for `node`: gRPC and metrics on free loopback ports, the node's certificate,
+ * TCG; `extra` is appended (e.g. '--network', 'user').
+ */
+export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): string[] {
+  const pair = daemon.certs.nodes[daemon.node]!;
+  return [
+    ...['--node-name', daemon.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', daemon.certs.ca.cert],
+    ...['--state-dir', daemon.stateDir, '--allowed-root', daemon.allowedRoot, '--accelerator', 'tcg'],
+    ...extra,
+  ];
 }
 
 /** `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. */
