@@ -1,10 +1,14 @@
 // How much memory the hypervisor-node daemon itself uses while it supervises N idle guests (default 10).
 // Usage: npx tsx test/bench/daemon-memory.bench.ts [--guests N]
 // Prints the daemon's resident set and V8 heap in use (from its own metrics) before any guest and with the guests
-// running, and the per-guest increase; QEMU's own memory is not the daemon's and is not counted.
+// running, and the per-guest increase; QEMU's own memory is not the daemon's and is not counted. Before each
+// sample the daemon runs a full garbage collection (test/bench/gc-on-signal.ts): an idle daemon allocates too
+// little for V8 to collect by itself, and its start-up garbage would otherwise count as memory in use.
+// The empty node's RSS still holds pages freed after start-up that the OS has not taken back yet: compare heaps.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateDevCerts } from '../../hack/gen-certs.js';
 import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
@@ -13,6 +17,7 @@ import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
+  type DaemonProcess,
 } from '../../hypervisor-node/src/testing/daemon-process.js';
 
 const flag = process.argv.indexOf('--guests');
@@ -34,12 +39,13 @@ async function memory(metricsPort: number): Promise<Memory> {
   return { rss: value('process_resident_memory_bytes'), heap: value('nodejs_heap_size_used_bytes') };
 }
 
-/** Median of ten samples half a second apart: RSS moves with garbage collection. */
-async function settledMemory(metricsPort: number): Promise<Memory> {
+/** Median of ten samples half a second apart, each after a full garbage collection in the daemon. */
+async function settledMemory(daemon: DaemonProcess): Promise<Memory> {
   const samples: Memory[] = [];
   for (let i = 0; i < 10; i++) {
-    samples.push(await memory(metricsPort));
+    process.kill(daemon.pid, 'SIGUSR2');
     await sleep(500);
+    samples.push(await memory(daemon.metricsPort));
   }
   const median = (values: number[]): number => values.sort((a, b) => a - b)[values.length >> 1]!;
   return { rss: median(samples.map((m) => m.rss)), heap: median(samples.map((m) => m.heap)) };
@@ -56,13 +62,12 @@ const daemon = await startDaemonProcess(
     { node: 'node-m', certs, stateDir, allowedRoot: images.root },
     ...['--network', 'user', '--stop-timeout-ms', '3000'],
   ),
+  { nodeOptions: ['--expose-gc', '--import', fileURLToPath(new URL('gc-on-signal.ts', import.meta.url))] },
 );
 const client = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
 try {
-  // The daemon's start-up garbage (module loading, TLS set-up) takes V8 tens of seconds to give back; a baseline taken
-  // earlier made the node with ten guests look smaller than the empty one.
-  await sleep(30_000);
-  const before = await settledMemory(daemon.metricsPort);
+  await sleep(5_000);
+  const before = await settledMemory(daemon);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: guests }, (_, i) =>
@@ -87,7 +92,7 @@ try {
   const createdMs = performance.now() - t0;
   // Let every guest boot and the daemon settle into its steady state (QMP sessions, pid polling, metrics).
   await sleep(20_000);
-  const during = await settledMemory(daemon.metricsPort);
+  const during = await settledMemory(daemon);
   console.log(`guests=${guests} all_created_ms=${createdMs.toFixed(0)}`);
   console.log(`daemon_rss_mib_idle_node=${mib(before.rss)} daemon_rss_mib_with_guests=${mib(during.rss)}`);
   console.log(

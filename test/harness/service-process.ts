@@ -26,6 +26,8 @@ export interface ServiceProcess {
 export interface ServiceProcessOptions {
   /** A cgroup v2 directory the program runs in from its first instruction on, as in a container's cgroup. */
   cgroup?: string;
+  /** Extra Node.js options, after tsx is loaded (so `--import` may name a .ts file). */
+  nodeOptions?: string[];
 }
 
 /** Starts `node --import tsx <main> <args>` and resolves once it logged `readyMessage`. */
@@ -35,7 +37,7 @@ export async function startServiceProcess(
   readyMessage: string,
   options: ServiceProcessOptions = {},
 ): Promise<ServiceProcess> {
-  const command = [process.execPath, '--import', 'tsx', main, ...args];
+  const command = [process.execPath, '--import', 'tsx', ...(options.nodeOptions ?? []), main, ...args];
   // The shell joins the cgroup and then becomes node (exec keeps the pid): nothing runs outside it.
   const child: ChildProcess =
     options.cgroup === undefined
