@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../../../guest/host/agent-client.js';
+import { eventually } from '../../../test/harness/eventually.js';
 import { generateDevCerts, type DevCerts } from '../../../hack/gen-certs.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
 import { controlClient, unary } from '../testing/control-client.js';
@@ -201,8 +202,11 @@ test('a guest in a cgroup of its own survives the kill of its daemon container a
   await unary((done) => restarted.client.deleteGuest({ name: 'busy' }, done));
   expect(await unary<unknown>((done) => restarted.client.listGuests({}, done))).toEqual({ guests: [] });
   expect(await procsOf(join(guestRoot, 'busy'))).toEqual([stray.pid]);
-  expect(restarted.daemon.logs.map((line) => line.msg)).toContainEqual(
-    expect.stringMatching(/^guest busy: its cgroup .*\/busy was left behind: EBUSY/),
+  // The warning travels over the daemon's stdout, the reply over gRPC: either may come first.
+  await eventually('the left-behind cgroup warning', async () =>
+    restarted.daemon.logs.find((line) =>
+      /^guest busy: its cgroup .*\/busy was left behind: EBUSY/.test(line.msg),
+    ),
   );
 }, 60_000);
 

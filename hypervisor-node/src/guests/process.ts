@@ -5,6 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { GuestPaths } from './state-dir.js';
 import type { GuestReason } from './types.js';
 
@@ -67,6 +68,25 @@ export async function findGuestQemus(dir: string): Promise<number[]> {
     if ((await qemuPidfileOf(pid))?.startsWith(prefix)) pids.push(pid);
   }
   return pids;
+}
+
+/**
+ * SIGKILLs every guest QEMU found under `dir` (findGuestQemus: pidfile or not) and waits, at most `timeoutMs`,
+ * until they are gone. Returns how many it killed.
+ */
+export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promise<number> {
+  let killed = 0;
+  for (const pid of await findGuestQemus(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && (await findGuestQemus(dir)).length > 0) await sleep(25);
+  return killed;
 }
 
 /** True while the process exists and is not a zombie (a zombie no longer touches files). */

@@ -185,6 +185,8 @@ test(
       ['hotel', 'Failed', 'QmpUnreachable'],
     ]);
     expect(second.get('hotel')?.pid).toBe(hotel.pid);
+    // Failed, but its QEMU lives: a start must not put a second QEMU next to it.
+    await expect(second.start('hotel')).rejects.toThrow(/its QEMU \(pid \d+\) still runs; delete the guest/);
     await second.delete('hotel', { timeoutMs: 1_000 });
     expect(alive(hotel.pid as number)).toBe(false);
     expect(second.get('bravo')?.pid).toBe(created.pid);

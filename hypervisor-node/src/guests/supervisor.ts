@@ -16,6 +16,7 @@ import {
   exitReason,
   findGuestQemus,
   isQemuOfGuest,
+  killGuestQemusUnder,
   readExitStatus,
   readPid,
   spawnDetachedQemu,
@@ -63,6 +64,14 @@ export class GuestExistsError extends Error {
   constructor(readonly guest: string) {
     super(`guest ${guest} already exists`);
     this.name = 'GuestExistsError';
+  }
+}
+
+/** No guest of that name on this node (also when a delete queued ahead of the operation removed it). */
+export class GuestNotFoundError extends Error {
+  constructor(readonly guest: string) {
+    super(`no guest named ${guest}`);
+    this.name = 'GuestNotFoundError';
   }
 }
 
@@ -178,9 +187,18 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   async start(name: string): Promise<GuestStatus> {
     const guest = this.mustGet(name);
     return this.serialise(guest, async () => {
+      // A delete queued ahead of this start has removed the guest.
+      if (this.guests.get(name) !== guest) throw new GuestNotFoundError(name);
       if (guest.status.phase !== 'Stopped' && guest.status.phase !== 'Failed') {
         throw new GuestPhaseError(
           `guest ${JSON.stringify(name)} is ${guest.status.phase}; only a Stopped or Failed guest can be started`,
+        );
+      }
+      // A Failed guest whose QEMU still lives (QMP unreachable) must not get a second QEMU next to it.
+      const alive = await liveQemuPid(guest.paths);
+      if (alive !== undefined) {
+        throw new GuestPhaseError(
+          `guest ${JSON.stringify(name)} is ${guest.status.phase} but its QEMU (pid ${alive}) still runs; delete the guest instead`,
         );
       }
       guest.spec = await validateGuestSpec(guest.spec, this.options.policy);
@@ -204,7 +222,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       await this.stopRun(guest, options.timeoutMs ?? 30_000);
       // A QEMU we could not talk to (QMP unreachable after a restart, or no pidfile written before the daemon
       // died) must not outlive its state dir.
-      await killGuestQemus(guest.paths);
+      await killGuestQemusUnder(guest.paths.dir, KILL_TIMEOUT_MS);
       // An exit noticed just before the stop is still being recorded in the state dir: let it finish first.
       if (guest.run !== undefined) await within(guest.run.exited, KILL_TIMEOUT_MS, undefined);
       await this.options.network.detach(name, guest.spec.nics.length);
@@ -360,12 +378,14 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     }
     // QEMU died between answering QMP and reporting its state: the exit handler has already said why.
     if (run.ended) throw new GuestStartError(spec.name, guest.status.message ?? 'QEMU exited');
-    // QEMU did not come up: make sure no half-started process survives, then report why.
+    // QEMU did not come up: make sure no half-started process survives, then report why. Ended first, so that
+    // the exit handlers do not report this run while it is being cleaned up.
+    run.ended = true;
     clearInterval(run.timer);
     run.qmp?.close();
     const timedOut = !shimExited;
     if (timedOut) {
-      await killGuestQemus(paths);
+      await killGuestQemusUnder(paths.dir, KILL_TIMEOUT_MS);
       await within(shimExit, KILL_TIMEOUT_MS, undefined);
       if (!shimExited) child.kill('SIGKILL');
     }
@@ -430,6 +450,10 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         await this.attach(guest, run, await QmpClient.connect(paths.qmp), pid);
       } catch (err) {
         run.ended = true;
+        clearInterval(run.timer);
+        run.qmp?.close();
+        // Nothing will report this run's exit: delete() must not wait for it.
+        run.markExited();
         this.setStatus(guest, {
           phase: 'Failed',
           pid,
@@ -556,7 +580,13 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     void run.qmp.quit().catch(() => undefined);
     if (await exitedWithin(QUIT_TIMEOUT_MS)) return { ...guest.status };
     run.stopOutcome = { reason: 'Killed', message: 'QEMU did not quit and was killed' };
-    if (await isQemuOfGuest(run.pid, guest.paths)) process.kill(run.pid, 'SIGKILL');
+    if (await isQemuOfGuest(run.pid, guest.paths)) {
+      try {
+        process.kill(run.pid, 'SIGKILL');
+      } catch {
+        // It exited after all.
+      }
+    }
     void this.onMaybeExited(guest, run);
     if (!(await exitedWithin(KILL_TIMEOUT_MS))) {
       throw new Error(`QEMU of guest ${guest.spec.name} (pid ${run.pid}) did not die`);
@@ -603,7 +633,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   private mustGet(name: string): Guest {
     this.assertOpen();
     const guest = this.guests.get(name);
-    if (guest === undefined) throw new Error(`no guest named ${name}`);
+    if (guest === undefined) throw new GuestNotFoundError(name);
     return guest;
   }
 
@@ -617,19 +647,6 @@ async function liveQemuPid(paths: GuestPaths): Promise<number | undefined> {
   const pid = await readPid(paths.pid);
   if (pid !== undefined && (await isQemuOfGuest(pid, paths))) return pid;
   return (await findGuestQemus(paths.dir))[0];
-}
-
-/** SIGKILLs every QEMU of the guest, pidfile or not, and waits (bounded) until they are gone. */
-async function killGuestQemus(paths: GuestPaths): Promise<void> {
-  for (const pid of await findGuestQemus(paths.dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  for (let i = 0; i < KILL_TIMEOUT_MS / 25 && (await findGuestQemus(paths.dir)).length > 0; i++)
-    await sleep(25);
 }
 
 /** `promise`'s value, or `fallback` when it has not settled within `ms`. */

@@ -106,7 +106,8 @@ it('creates its Lease again when someone deletes it', async () => {
     const result = await controlPlane.kubectl(['get', 'lease', '-n', 'tern-system', 'node-a', '-o', 'json']);
     if (result.code !== 0) return undefined; // not yet recreated
     const lease = JSON.parse(result.stdout) as V1Lease;
-    return lease.metadata?.uid !== before.metadata?.uid ? lease : undefined;
+    // Created first and given its renewTime by a patch right after: wait for both.
+    return lease.metadata?.uid !== before.metadata?.uid && lease.spec?.renewTime ? lease : undefined;
   });
   expect(recreated.spec).toMatchObject({ holderIdentity: 'node-a', leaseDurationSeconds: 4 });
   expect(recreated.spec?.renewTime).toBeDefined();

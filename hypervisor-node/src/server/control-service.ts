@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { GuestControlHandlers, GuestEvent, NodeInfo } from '../../../proto/index.js';
 import {
   GuestExistsError,
+  GuestNotFoundError,
   GuestPhaseError,
   GuestStartError,
   type GuestSupervisor,
@@ -206,6 +207,8 @@ function statusOf(error: unknown): grpc.status {
   // A concurrent CreateGuest of the same name won the race past the existence check in CreateGuest.
   if (error instanceof GuestExistsError) return grpc.status.ALREADY_EXISTS;
   if (error instanceof GuestPhaseError) return grpc.status.FAILED_PRECONDITION;
+  // Deleted by a call that ran between this one's existence check and its turn on the guest.
+  if (error instanceof GuestNotFoundError) return grpc.status.NOT_FOUND;
   // QEMU did not come up; the guest stays listed as Failed with the reason.
   if (error instanceof GuestStartError) return grpc.status.ABORTED;
   return grpc.status.INTERNAL;

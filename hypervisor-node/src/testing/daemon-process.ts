@@ -2,7 +2,7 @@
 // QEMU it left behind.
 import { fileURLToPath } from 'node:url';
 import type { DevCerts } from '../../../hack/gen-certs.js';
-import { findGuestQemus, isAlive } from '../guests/process.js';
+import { killGuestQemusUnder } from '../guests/process.js';
 import {
   startServiceProcess,
   type ServiceProcess,
@@ -56,21 +56,6 @@ export async function startDaemonProcess(
  * Kills every QEMU whose command line names a guest dir under stateDir (whether or not it has written its
  * pidfile yet) and waits until they are gone, so that the caller can remove the directory.
  */
-export async function killGuestsIn(stateDir: string): Promise<number> {
-  const pids: number[] = [];
-  for (const pid of await findGuestQemus(stateDir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-      pids.push(pid);
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline) {
-    const alive = await Promise.all(pids.map(isAlive));
-    if (!alive.includes(true)) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return pids.length;
+export function killGuestsIn(stateDir: string): Promise<number> {
+  return killGuestQemusUnder(stateDir);
 }

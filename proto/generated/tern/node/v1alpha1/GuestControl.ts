@@ -79,7 +79,8 @@ export interface GuestControlClient extends grpc.Client {
   /**
    * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
    * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
-   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   * any other phase or its old QEMU still runs (QMP unreachable: delete it instead), INVALID_ARGUMENT if the
+   * stored spec no longer passes the node's policy, ABORTED if QEMU does not come up (the guest is then FAILED).
    */
   StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   StartGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -88,7 +89,8 @@ export interface GuestControlClient extends grpc.Client {
   /**
    * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
    * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
-   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   * any other phase or its old QEMU still runs (QMP unreachable: delete it instead), INVALID_ARGUMENT if the
+   * stored spec no longer passes the node's policy, ABORTED if QEMU does not come up (the guest is then FAILED).
    */
   startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -96,14 +98,16 @@ export interface GuestControlClient extends grpc.Client {
   startGuest(argument: _tern_node_v1alpha1_StartGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   * Asks the guest to shut down (ACPI powerdown); when it has not within the timeout, tells QEMU to quit, and
+   * SIGKILLs QEMU 5 s later if it is still there. A paused guest gets the quit at once.
    */
   StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   StopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   /**
-   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   * Asks the guest to shut down (ACPI powerdown); when it has not within the timeout, tells QEMU to quit, and
+   * SIGKILLs QEMU 5 s later if it is still there. A paused guest gets the quit at once.
    */
   stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   stopGuest(argument: _tern_node_v1alpha1_StopGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -144,12 +148,14 @@ export interface GuestControlHandlers extends grpc.UntypedServiceImplementation 
   /**
    * Starts a STOPPED or FAILED guest again from its stored spec (re-validated against the node's current
    * policy), and returns once QEMU answers. NOT_FOUND if there is no such guest, FAILED_PRECONDITION if it is in
-   * any other phase, ABORTED if QEMU does not come up (the guest is then FAILED with the reason).
+   * any other phase or its old QEMU still runs (QMP unreachable: delete it instead), INVALID_ARGUMENT if the
+   * stored spec no longer passes the node's policy, ABORTED if QEMU does not come up (the guest is then FAILED).
    */
   StartGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_StartGuestRequest__Output, _tern_node_v1alpha1_Guest>;
   
   /**
-   * Asks the guest to shut down (ACPI powerdown) and kills QEMU when the timeout expires.
+   * Asks the guest to shut down (ACPI powerdown); when it has not within the timeout, tells QEMU to quit, and
+   * SIGKILLs QEMU 5 s later if it is still there. A paused guest gets the quit at once.
    */
   StopGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_StopGuestRequest__Output, _tern_node_v1alpha1_Guest>;
   

@@ -4,7 +4,7 @@
 export interface StopGuestRequest {
   'name'?: (string);
   /**
-   * How long the guest may take to power down before QEMU is killed; 0 means the daemon's default.
+   * How long the guest may take to power down before QEMU is told to quit; 0 means the daemon's default.
    */
   'timeoutMs'?: (number);
 }
@@ -12,7 +12,7 @@ export interface StopGuestRequest {
 export interface StopGuestRequest__Output {
   'name': (string);
   /**
-   * How long the guest may take to power down before QEMU is killed; 0 means the daemon's default.
+   * How long the guest may take to power down before QEMU is told to quit; 0 means the daemon's default.
    */
   'timeoutMs': (number);
 }
