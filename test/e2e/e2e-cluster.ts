@@ -36,9 +36,11 @@ export interface E2eCluster extends LocalCluster {
   /**
    * Each node's daemon's view of guest `vm` (GetGuest, with the operator's certificate): its phase
    * ('GUEST_PHASE_RUNNING', …), 'ABSENT' when the daemon has no such guest, 'UNREACHABLE' when the daemon does not
-   * answer (it is down).
+   * answer (it is down). The daemons are asked one after the other in `order` (default: every node, in cluster
+   * order): asking a move's destination first means a guest that moves during the poll cannot look as if it ran
+   * on both nodes.
    */
-  guestPhases(vm: string): Promise<Record<string, string>>;
+  guestPhases(vm: string, order?: string[]): Promise<Record<string, string>>;
   /** `kubectl tern ARGS` through the real kubectl with the plugin on the PATH; throws on a non-zero exit. */
   kubectlTern(args: string[]): Promise<string>;
   /** Pids of the QEMU processes running guest `vm` inside each node's namespace. */
@@ -81,20 +83,18 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
     },
     getJson,
     getVm: (vm) => getJson<VirtualMachine>('virtualmachine', vm),
-    async guestPhases(vm) {
-      const phases = await Promise.all(
-        cluster.state.nodes.map(async ({ name: node }) => {
-          const deadline = new Date(Date.now() + 1_000);
-          const phase = await unary<Guest__Output>((done) =>
-            control(node).getGuest({ name: vm }, { deadline }, done),
-          ).then(
-            (guest) => guest.phase,
-            (error: grpc.ServiceError) => (error.code === grpc.status.NOT_FOUND ? 'ABSENT' : 'UNREACHABLE'),
-          );
-          return [node, phase] as const;
-        }),
-      );
-      return Object.fromEntries(phases);
+    async guestPhases(vm, order = cluster.state.nodes.map(({ name: node }) => node)) {
+      const phases: Record<string, string> = {};
+      for (const node of order) {
+        const deadline = new Date(Date.now() + 1_000);
+        phases[node] = await unary<Guest__Output>((done) =>
+          control(node).getGuest({ name: vm }, { deadline }, done),
+        ).then(
+          (guest) => guest.phase,
+          (error: grpc.ServiceError) => (error.code === grpc.status.NOT_FOUND ? 'ABSENT' : 'UNREACHABLE'),
+        );
+      }
+      return phases;
     },
     async kubectlTern(args) {
       const { stdout } = await run(
