@@ -4,24 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorNode } from '../../crds/index.js';
-import {
-  eventually,
-  runningVm,
-  smallVm,
-  startE2eCluster,
-  startVmsOnNodeA,
-  type E2eCluster,
-} from './e2e-cluster.js';
+import { eventually, runningVm, smallVm, e2eClusterForFile, startVmsOnNodeA } from './e2e-cluster.js';
 
-let cluster: E2eCluster;
-
-beforeAll(async () => {
-  cluster = await startE2eCluster();
-}, 180_000);
-
-afterAll(async () => {
-  await cluster?.down();
-}, 60_000);
+const cluster = e2eClusterForFile();
 
 const VMS = ['keep-1', 'keep-2'];
 

@@ -2,24 +2,9 @@
 // operator): every VM on the node moves live to the other node, the node's evacuation completes, and every guest's
 // memory verifies after the move.
 import type { HypervisorNode } from '../../crds/index.js';
-import {
-  eventually,
-  migrationsOf,
-  smallVm,
-  startE2eCluster,
-  startVmsOnNodeA,
-  type E2eCluster,
-} from './e2e-cluster.js';
+import { eventually, migrationsOf, smallVm, e2eClusterForFile, startVmsOnNodeA } from './e2e-cluster.js';
 
-let cluster: E2eCluster;
-
-beforeAll(async () => {
-  cluster = await startE2eCluster();
-}, 180_000);
-
-afterAll(async () => {
-  await cluster?.down();
-}, 60_000);
+const cluster = e2eClusterForFile();
 
 const getNode = (name: string) => cluster.getJson<HypervisorNode>('hypervisornode', name);
 

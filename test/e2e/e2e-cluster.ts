@@ -134,6 +134,21 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
 }
 
 /** A small test guest: 256 MiB, 1 CPU, a `wssMib` working set of which `dirtyPps` pages are dirtied per second. */
+/**
+ * One cluster for the calling test file, shared by its tests: up before the first, down after the last. Call it
+ * at the file's top level; the object is filled in when the cluster is up.
+ */
+export function e2eClusterForFile(): E2eCluster {
+  const cluster = {} as E2eCluster;
+  beforeAll(async () => {
+    Object.assign(cluster, await startE2eCluster());
+  }, 180_000);
+  afterAll(async () => {
+    await cluster.down?.();
+  }, 60_000);
+  return cluster;
+}
+
 export async function smallVm(name: string, dirtyPps = 0, wssMib = 16): Promise<VirtualMachine> {
   // The agent takes the last tern.wss_mib on the command line.
   return testGuestVm(name, await testGuestImages(), [`tern.wss_mib=${wssMib}`, `tern.dirty_pps=${dirtyPps}`]);

@@ -12,21 +12,12 @@ import {
   migrationsOf,
   runningVm,
   smallVm,
-  startE2eCluster,
+  e2eClusterForFile,
   startVmsOnNodeA,
   TERMINAL_MIGRATION_PHASES,
-  type E2eCluster,
 } from './e2e-cluster.js';
 
-let cluster: E2eCluster;
-
-beforeAll(async () => {
-  cluster = await startE2eCluster();
-}, 180_000);
-
-afterAll(async () => {
-  await cluster?.down();
-}, 60_000);
+const cluster = e2eClusterForFile();
 
 /**
  * Polls both daemons' view of the guest every 50 ms until stopped; stop() returns how often each combination of

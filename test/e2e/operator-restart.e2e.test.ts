@@ -6,20 +6,11 @@ import {
   migrationsOf,
   runningVm,
   smallVm,
-  startE2eCluster,
+  e2eClusterForFile,
   TERMINAL_MIGRATION_PHASES,
-  type E2eCluster,
 } from './e2e-cluster.js';
 
-let cluster: E2eCluster;
-
-beforeAll(async () => {
-  cluster = await startE2eCluster();
-}, 180_000);
-
-afterAll(async () => {
-  await cluster?.down();
-}, 60_000);
+const cluster = e2eClusterForFile();
 
 test('a migration survives an operator restart and the guest ends on exactly one node', async () => {
   // A 128 MiB working set behind an 8 MiB/s bandwidth limit: the copy takes long enough to kill the operator in it.

@@ -405,6 +405,54 @@ it('finishes a migration whose operator was killed during Copying, and starts no
   await expectVerifyOk(other(from));
 }, 150_000);
 
+/** The admission rules of a hold on VirtualMachine status writes. */
+const VM_STATUS_UPDATES = [
+  {
+    apiGroups: ['tern.dev'],
+    apiVersions: ['v1alpha1'],
+    operations: ['UPDATE'],
+    resources: ['virtualmachines/status'],
+  },
+];
+
+/**
+ * Waits until Migration `name` stands in Freezing, held: its operator's run failed on the refused write at least
+ * once, and the daemons' sides of the migration are at the given stages.
+ */
+function heldInFreezing(
+  name: string,
+  from: NodeName,
+  to: NodeName,
+  stages: { source: string; target: string },
+): Promise<Migration> {
+  return eventually(
+    `${name} held in Freezing`,
+    async () => {
+      const current = await getMigration(name);
+      const id = current.metadata.uid!;
+      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
+      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
+      return source?.stage === stages.source && target?.stage === stages.target ? current : undefined;
+    },
+    120_000,
+  );
+}
+
+/** SIGKILLs the held operator, lifts the hold, starts a new operator; returns Migration `name` once it ended. */
+async function killOperatorAndRelease(
+  release: () => Promise<void>,
+  name: string,
+  what: string,
+): Promise<Migration> {
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn(name, ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(`${what}: migration ${done.status?.phase} ${Date.now() - killedAt} ms after SIGKILL`);
+  return done;
+}
+
 it('finishes a migration whose operator was killed in Freezing before the ownership compare-and-swap', async () => {
   const before = await getVm();
   const from = before.status!.node as NodeName;
@@ -414,14 +462,7 @@ it('finishes a migration whose operator was killed in Freezing before the owners
   const release = await holdWrites(
     'hold-handover',
     {
-      resourceRules: [
-        {
-          apiGroups: ['tern.dev'],
-          apiVersions: ['v1alpha1'],
-          operations: ['UPDATE'],
-          resources: ['virtualmachines/status'],
-        },
-      ],
+      resourceRules: VM_STATUS_UPDATES,
       validations: [
         {
           expression:
@@ -439,30 +480,16 @@ it('finishes a migration whose operator was killed in Freezing before the owners
   );
   const stopWatch = watchOwnership();
   await apply(migration('frozen'));
-  const held = await eventually(
-    'frozen held in Freezing at the hand-over',
-    async () => {
-      const current = await getMigration('frozen');
-      const id = current.metadata.uid!;
-      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
-      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
-      return source?.stage === 'MIGRATION_STAGE_FINISHED' && target?.stage === 'MIGRATION_STAGE_LOADED'
-        ? current
-        : undefined;
-    },
-    120_000,
-  );
+  const held = await heldInFreezing('frozen', from, to, {
+    source: 'MIGRATION_STAGE_FINISHED',
+    target: 'MIGRATION_STAGE_LOADED',
+  });
   const source = await daemonMigration(from, held.metadata.uid!);
   expect(source?.outcome?.result).toBe('RESULT_COMPLETED');
   expect((await guestOnNode(from))?.phase).not.toBe('GUEST_PHASE_RUNNING');
   expect((await getVm()).status).toMatchObject({ node: from, epoch: before.status!.epoch });
 
-  expect(await operator.stop('SIGKILL')).toBeNull();
-  const killedAt = Date.now();
-  await release();
-  operator = await startOperator();
-  const done = await migrationIn('frozen', ['Succeeded', 'Failed', 'Aborted'], 120_000);
-  console.log(`killed in Freezing: migration Succeeded ${Date.now() - killedAt} ms after SIGKILL`);
+  const done = await killOperatorAndRelease(release, 'frozen', 'killed in Freezing');
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
   expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
@@ -493,14 +520,7 @@ it('finishes a migration whose operator was killed in Freezing after the ownersh
   const release = await holdWrites(
     'hold-release',
     {
-      resourceRules: [
-        {
-          apiGroups: ['tern.dev'],
-          apiVersions: ['v1alpha1'],
-          operations: ['UPDATE'],
-          resources: ['virtualmachines/status'],
-        },
-      ],
+      resourceRules: VM_STATUS_UPDATES,
       validations: [
         {
           expression:
@@ -522,19 +542,10 @@ it('finishes a migration whose operator was killed in Freezing after the ownersh
   );
   const stopWatch = watchOwnership();
   await apply(migration('committed'));
-  const held = await eventually(
-    'committed held after the hand-over',
-    async () => {
-      const current = await getMigration('committed');
-      const id = current.metadata.uid!;
-      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
-      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
-      return source?.stage === 'MIGRATION_STAGE_RELEASED' && target?.stage === 'MIGRATION_STAGE_RESUMED'
-        ? current
-        : undefined;
-    },
-    120_000,
-  );
+  const held = await heldInFreezing('committed', from, to, {
+    source: 'MIGRATION_STAGE_RELEASED',
+    target: 'MIGRATION_STAGE_RESUMED',
+  });
   expect((await getVm()).status).toMatchObject({
     phase: 'Migrating',
     activeMigration: 'committed',
@@ -542,12 +553,7 @@ it('finishes a migration whose operator was killed in Freezing after the ownersh
     epoch: before.status!.epoch! + 1,
   });
 
-  expect(await operator.stop('SIGKILL')).toBeNull();
-  const killedAt = Date.now();
-  await release();
-  operator = await startOperator();
-  const done = await migrationIn('committed', ['Succeeded', 'Failed', 'Aborted'], 120_000);
-  console.log(`killed after the hand-over: migration Succeeded ${Date.now() - killedAt} ms after SIGKILL`);
+  const done = await killOperatorAndRelease(release, 'committed', 'killed after the hand-over');
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
   expect(logged(operator, 'migration started')).toHaveLength(0);
