@@ -17,6 +17,9 @@ export function runKubectl(
         resolve({ code, stdout, stderr: stderr || (error?.message ?? '') });
       },
     );
+    // kubectl may exit before it reads its input (a `get` never does): the write then fails with EPIPE, and the
+    // exit status and stderr above are what count.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }

@@ -308,6 +308,8 @@ function runKubectl(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    // kubectl may exit before it reads its input (a `get` never does): EPIPE then, and the exit status counts.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
