@@ -2,8 +2,8 @@
 // KubeApiError and are printed verbatim by the entry point.
 import type { HypervisorNode, Migration, MigrationSettings, VirtualMachine } from '../crds/index.js';
 import { API_VERSION } from '../crds/index.js';
-import type { KubeClient } from '../operator/src/kube/client.js';
-import { KubeApiError, isNotFound } from '../operator/src/kube/errors.js';
+import type { KubeClient } from '../kube/client.js';
+import { KubeApiError, isNotFound } from '../kube/errors.js';
 import { formatDuration } from './format.js';
 import { HypervisorNodes, Migrations, USER_AGENT, VirtualMachines, activeMigrations } from './kube.js';
 import { migrationRef, renderLiveLine } from './render.js';

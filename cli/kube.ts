@@ -4,9 +4,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION_NAME, NAMESPACED, PLURALS, isTerminalMigrationPhase } from '../crds/index.js';
 import type { Migration, TernKind, VirtualMachine } from '../crds/index.js';
-import type { KubeClient } from '../operator/src/kube/client.js';
-import { customResource } from '../operator/src/kube/resources.js';
-import type { ResourceType } from '../operator/src/kube/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { customResource } from '../kube/resources.js';
+import type { ResourceType } from '../kube/types.js';
 import { InputError } from './validate.js';
 
 export interface ConnectionOptions {
@@ -56,7 +56,7 @@ async function loadConfig(options: ConnectionOptions): Promise<KubeConfig> {
 
 export const connect: Connect = async (options) => {
   const kc = await loadConfig(options);
-  const { RestKubeClient } = await import('../operator/src/kube/rest-client.js');
+  const { RestKubeClient } = await import('../kube/rest-client.js');
   const client = new RestKubeClient(kc, { userAgent: USER_AGENT });
   const namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   return { client, namespace, close: () => client.close() };

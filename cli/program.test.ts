@@ -1,9 +1,9 @@
 // The command line in-process: help, validation before any API call, error wording, and --wait following a
 // Migration through a scripted client (the real apiserver is exercised in kubectl-tern.int.test.ts).
 import type { Migration, MigrationStatus, VirtualMachine } from '../crds/index.js';
-import { KubeApiError, NotFoundError } from '../operator/src/kube/errors.js';
-import type { KubeClient } from '../operator/src/kube/client.js';
-import type { KubeObject, ResourceType } from '../operator/src/kube/types.js';
+import { KubeApiError, NotFoundError } from '../kube/errors.js';
+import type { KubeClient } from '../kube/client.js';
+import type { KubeObject, ResourceType } from '../kube/types.js';
 import type { Connect } from './kube.js';
 import { errorMessage, run } from './program.js';
 

@@ -2,7 +2,7 @@
 // kubectl-style messages and exit codes. The I/O and the cluster connection are injected so tests can run it
 // in-process.
 import { Command, CommanderError } from 'commander';
-import { KubeApiError } from '../operator/src/kube/errors.js';
+import { KubeApiError } from '../kube/errors.js';
 import type { CommandContext } from './commands.js';
 import { CliError, cancel, drain, migrate, status, uncordon } from './commands.js';
 import type { Connect, ConnectionOptions } from './kube.js';

@@ -8,17 +8,17 @@ import {
 } from './network/guest-network.js';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from './config.js';
-import { prepareGuestCgroupRoot } from './guests/cgroup.js';
-import { GuestSupervisor } from './guests/supervisor.js';
-import type { GuestStatus } from './guests/types.js';
+import { prepareGuestCgroupRoot } from './runtime/cgroup.js';
+import { GuestSupervisor } from './runtime/supervisor.js';
+import type { GuestStatus } from './model/guest.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
 import { detectAccelerator } from './qemu/accel.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
-import { createControlService } from './server/control-service.js';
-import { startGrpcServer, type RunningServer } from './server/grpc-server.js';
-import { loadServerCredentials } from './server/tls.js';
+import { createControlService } from './control/service.js';
+import { startGrpcServer, type RunningServer } from './grpc-server.js';
+import { loadServerCredentials } from './rpc/tls.js';
 import { createMigrationService } from './migration/service.js';
 
 export interface Daemon {

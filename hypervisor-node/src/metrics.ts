@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ListenAddress } from './config.js';
-import type { GuestPhase, GuestStatus } from './guests/types.js';
+import type { GuestPhase, GuestStatus } from './model/guest.js';
 
 const PHASES: GuestPhase[] = ['Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Failed'];
 

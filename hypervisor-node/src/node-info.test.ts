@@ -1,4 +1,4 @@
-import type { GuestStatus } from './guests/types.js';
+import type { GuestStatus } from './model/guest.js';
 import { describeNode } from './node-info.js';
 
 describe('describeNode', () => {

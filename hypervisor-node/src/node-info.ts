@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import type { NodeInfo } from '../../proto/index.js';
-import type { Accelerator, GuestStatus } from './guests/types.js';
+import type { Accelerator, GuestStatus } from './model/guest.js';
 import { detectQemuVersion, formatVersion } from './qemu/version.js';
-import { toWireAccelerator } from './server/convert.js';
+import { toWireAccelerator } from './rpc/guest-wire.js';
 
 /** Facts about the host that do not change while the daemon runs. */
 export interface HostFacts {

@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateDevCerts } from '../../hack/gen-certs.js';
-import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
-import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
+import { generateDevCerts } from '../harness/dev-certs.js';
+import { testGuestImages } from '../fixtures/test-guest.js';
+import { controlClient, unary } from '../harness/control-client.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../hypervisor-node/src/testing/daemon-process.js';
+} from '../harness/daemon-process.js';
 
 const flag = process.argv.indexOf('--guests');
 const guests = flag === -1 ? 10 : Number(process.argv[flag + 1]);

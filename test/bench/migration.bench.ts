@@ -15,13 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { AgentClient } from '../../guest/host/agent-client.js';
-import { generateDevCerts } from '../../hack/gen-certs.js';
-import { guestPaths } from '../../hypervisor-node/src/guests/state-dir.js';
-import { GuestSupervisor } from '../../hypervisor-node/src/guests/supervisor.js';
-import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
+import { generateDevCerts } from '../harness/dev-certs.js';
+import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
+import { GuestSupervisor } from '../../hypervisor-node/src/runtime/supervisor.js';
+import { testGuestImages } from '../fixtures/test-guest.js';
 import type { MigrationChannel } from '../../hypervisor-node/src/migration/engine/channel.js';
-import { switchoverGap } from '../../hypervisor-node/src/migration/engine/downtime.js';
-import { handOver as engineHandOver } from '../../hypervisor-node/src/migration/engine/handover.js';
+import { switchoverGap } from '../fixtures/switchover-gap.js';
+import { handOver as engineHandOver } from '../fixtures/engine-handover.js';
 import {
   channelSettings,
   resolveMigrationPolicy,
@@ -30,20 +30,20 @@ import { writePskFile } from '../../hypervisor-node/src/migration/engine/psk.js'
 import { SourceMigration } from '../../hypervisor-node/src/migration/engine/source.js';
 import { incomingSpec, TargetMigration } from '../../hypervisor-node/src/migration/engine/target.js';
 import { UserModeNetwork } from '../../hypervisor-node/src/network/guest-network.js';
-import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
+import { controlClient, unary } from '../harness/control-client.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../hypervisor-node/src/testing/daemon-process.js';
+} from '../harness/daemon-process.js';
 import {
   begin,
   handOver,
   migrationClient,
   OwnershipRecord,
   type NodeHandle,
-} from '../../hypervisor-node/src/testing/migration-driver.js';
+} from '../harness/migration-driver.js';
 
 const options = new Command()
   .option('--runs <n>', 'migrations per mode', '5')

@@ -10,13 +10,13 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
-import { testGuestImages } from '../../hypervisor-node/src/guests/test-guest.js';
-import { controlClient, unary } from '../../hypervisor-node/src/testing/control-client.js';
+import { testGuestImages } from '../fixtures/test-guest.js';
+import { controlClient, unary } from '../harness/control-client.js';
 import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
 import { kubeBinary } from '../../test/harness/control-plane.js';
-import { downCluster, testGuestVm, upCluster, type LocalCluster } from '../../hack/cluster/local-cluster.js';
-import { isAlive } from '../../hack/cluster/processes.js';
-import { PLUGIN_DIR } from '../../hack/cluster/usage.js';
+import { downCluster, testGuestVm, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
+import { isAlive } from '../local-cluster/processes.js';
+import { PLUGIN_DIR } from '../local-cluster/usage.js';
 import { eventually as pollUntil } from '../harness/eventually.js';
 
 const run = promisify(execFile);

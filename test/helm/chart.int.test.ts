@@ -16,16 +16,12 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { generateDevCerts } from '../../hack/gen-certs.js';
+import { generateDevCerts } from '../harness/dev-certs.js';
 import { parseConfig as parseDaemonConfig } from '../../hypervisor-node/src/config.js';
 import { parseConfig as parseOperatorConfig } from '../../operator/src/config.js';
-import {
-  killGuestsIn,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../hypervisor-node/src/testing/daemon-process.js';
-import { eventually, testDaemonArgs } from '../../operator/src/testing/cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../operator/src/testing/operator-process.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
+import { eventually, testDaemonArgs } from '../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../harness/operator-process.js';
 import type { LogLine } from '../harness/service-process.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { allowedFor, describeAccess, helm, kubectl, tokenKubeconfig, type Access } from './chart-tools.js';

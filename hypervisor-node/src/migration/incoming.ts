@@ -5,8 +5,8 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationStage, MigrationState } from '../../../proto/index.js';
-import type { GuestSupervisor } from '../guests/supervisor.js';
-import type { Accelerator, GuestSpec } from '../guests/types.js';
+import type { GuestSupervisor } from '../runtime/supervisor.js';
+import type { Accelerator, GuestSpec } from '../model/guest.js';
 import type { PskTls } from './engine/channel.js';
 import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
@@ -21,7 +21,7 @@ import {
   type MigrationRecordFile,
 } from './record-file.js';
 import type { NodeMigrationMetrics } from './metrics.js';
-import { failedPrecondition } from './rpc.js';
+import { failedPrecondition } from '../rpc/unary.js';
 import { decodeToken } from './token.js';
 
 /** What an incoming migration needs from its daemon. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
 import { parseListenAddress, type ListenAddress } from '../config.js';
-import type { GuestSupervisor } from '../guests/supervisor.js';
+import type { GuestSupervisor } from '../runtime/supervisor.js';
 import { resolveMigrationPolicy, type MigrationPolicy } from './engine/policy.js';
 import type { MigrationProgress } from './engine/progress.js';
 import { SourceMigration, type SourceOutcome } from './engine/source.js';
@@ -20,7 +20,7 @@ import {
   writeRecordFile,
   type MigrationRecordFile,
 } from './record-file.js';
-import { failedPrecondition } from './rpc.js';
+import { failedPrecondition } from '../rpc/unary.js';
 import { decodeToken } from './token.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 

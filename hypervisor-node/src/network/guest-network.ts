@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
-import type { NicBackend } from '../guests/types.js';
+import type { NicBackend } from '../model/guest.js';
 
 const run = promisify(execFile);
 

@@ -3,7 +3,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Accelerator } from '../guests/types.js';
+import type { Accelerator } from '../model/guest.js';
 import { detectAccelerator, kvmProbeFirmware, PROBE_SUCCESS_STATUS, type ProbeOutcome } from './accel.js';
 
 let dir: string;

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Accelerator } from '../guests/types.js';
+import type { Accelerator } from '../model/guest.js';
 
 /** kvm-probe.S assembled, bytes 0x0000..0x00b5 of the 64 KiB firmware image. */
 const KVM_PROBE_CODE =

@@ -3,8 +3,8 @@
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
 // named 'k,x=y' boots: guests/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
-import type { Accelerator, GuestSpec, NicBackend } from '../guests/types.js';
-import { guestPaths } from '../guests/state-dir.js';
+import type { Accelerator, GuestSpec, NicBackend } from '../model/guest.js';
+import { guestPaths } from '../model/state-dir.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
 
 export const DEFAULT_MACHINE = 'q35';

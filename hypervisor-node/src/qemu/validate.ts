@@ -4,7 +4,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import path from 'node:path';
-import type { DiskFormat, DiskSpec, GuestSpec, KernelBoot, NicSpec } from '../guests/types.js';
+import type { DiskFormat, DiskSpec, GuestSpec, KernelBoot, NicSpec } from '../model/guest.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_CPUS = 64;

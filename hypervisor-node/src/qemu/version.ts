@@ -1,7 +1,7 @@
 // The installed QEMU's version, and the rule it imposes on live migration.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Accelerator } from '../guests/types.js';
+import type { Accelerator } from '../model/guest.js';
 
 export interface QemuVersion {
   major: number;

@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import type { V1Lease } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
 import type { HypervisorNode } from '../../../crds/index.js';
-import { generateDevCerts } from '../../../hack/gen-certs.js';
+import { generateDevCerts } from '../../../test/harness/dev-certs.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../testing/daemon-process.js';
+} from '../../../test/harness/daemon-process.js';
 import { eventually as pollUntil } from '../../../test/harness/eventually.js';
 
 const CRD = fileURLToPath(new URL('../../../crds/generated/tern.dev_hypervisornodes.yaml', import.meta.url));

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
-import { DaemonClient, type DaemonClientOptions } from './daemon-client.js';
+import { DaemonClient, type DaemonClientOptions } from './guest-client.js';
 import { MigrationDaemonClient } from './migration-client.js';
 
 export interface TlsFiles {

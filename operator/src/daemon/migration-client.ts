@@ -10,7 +10,7 @@ import type {
   PrepareIncomingResponse__Output,
   WireMigrationPolicy,
 } from '../../../proto/index.js';
-import { isGrpcError } from './daemon-client.js';
+import { isGrpcError } from './guest-client.js';
 
 /** A fresh one-time migration token: 32 random bytes, base64url (what the daemons admit data links with). */
 export function newMigrationToken(): string {

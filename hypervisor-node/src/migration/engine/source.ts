@@ -3,7 +3,7 @@
 // convergence policy, and stops at the hand-over: it never quits the source on its own (release() does, when the
 // caller says so) and never leaves it paused after a cancel.
 import { EventEmitter } from 'node:events';
-import type { GuestSupervisor } from '../../guests/supervisor.js';
+import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
   QmpClosedError,
   type MigrationInfo,

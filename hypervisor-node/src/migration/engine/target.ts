@@ -6,8 +6,8 @@ import { EventEmitter } from 'node:events';
 import { DEFAULT_MACHINE } from '../../qemu/argv.js';
 import type { MigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
-import type { GuestSupervisor } from '../../guests/supervisor.js';
-import type { Accelerator, GuestSpec } from '../../guests/types.js';
+import type { GuestSupervisor } from '../../runtime/supervisor.js';
+import type { Accelerator, GuestSpec } from '../../model/guest.js';
 import { channelCapabilities, type ChannelSettings } from './policy.js';
 import { applyChannelTls, channelUri, listeningPort, type MigrationChannel } from './channel.js';
 

@@ -1,0 +1,78 @@
+// `npm run cluster -- up|down|status`: the local Tern cluster (see local-cluster.ts). `up` returns once the
+// cluster is ready and leaves it running; `down` removes it, also after an `up` that failed halfway.
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../test/local-cluster/cluster-state.js';
+import { clusterStatus, downCluster, openCluster, upCluster } from '../test/local-cluster/local-cluster.js';
+import { usageHint } from '../test/local-cluster/usage.js';
+
+interface Common {
+  dir: string;
+  name: string;
+}
+
+const program = new Command('cluster').description('The local Tern cluster');
+const withCommon = (command: Command): Command =>
+  command
+    .option('--dir <dir>', 'cluster dir (state, kubeconfig, logs)', defaultClusterDir())
+    .option(
+      '--name <name>',
+      'short cluster name the namespaces and links are named after',
+      DEFAULT_CLUSTER_NAME,
+    );
+
+withCommon(program.command('up').description('bring the cluster up and leave it running'))
+  .option('--nodes <names>', 'comma-separated hypervisor node names', 'node-a,node-b')
+  .option('--loopback', 'no network namespaces, even as root')
+  .action(async (opts: Common & { nodes: string; loopback?: boolean }) => {
+    const dir = resolve(opts.dir);
+    const running = openCluster(dir);
+    if (running !== undefined) {
+      console.log(`The cluster ${running.state.name} is up already (${running.state.mode} mode). Try:\n`);
+      console.log(usageHint(running.state));
+      return;
+    }
+    const cluster = await upCluster({
+      dir,
+      name: opts.name,
+      nodes: opts.nodes.split(',').filter(Boolean),
+      loopback: opts.loopback,
+      log: (line) => console.log(`cluster: ${line}`),
+    });
+    console.log(`\nThe cluster ${cluster.state.name} is up (${cluster.state.mode} mode). Try:\n`);
+    console.log(usageHint(cluster.state));
+  });
+
+withCommon(
+  program.command('down').description('remove every process, namespace, link and file of the cluster'),
+).action(async (opts: Common) => {
+  const removed = await downCluster(resolve(opts.dir), opts.name);
+  console.log(
+    removed.length === 0 ? 'nothing to remove' : removed.map((what) => `removed ${what}`).join('\n'),
+  );
+});
+
+withCommon(program.command('status').description('each component of the cluster')).action(
+  async (opts: Common) => {
+    const dir = resolve(opts.dir);
+    const rows = await clusterStatus(dir);
+    if (rows === undefined) {
+      console.log(`no cluster in ${dir}`);
+      process.exitCode = 1;
+      return;
+    }
+    const state = readState(dir)!;
+    console.log(`cluster ${state.name} (${state.mode} mode) in ${dir}, kubeconfig ${state.kubeconfig}`);
+    for (const row of rows) {
+      console.log(
+        `  ${row.component.padEnd(16)} ${(row.running ? 'running' : 'DOWN').padEnd(8)} ${row.detail}`,
+      );
+    }
+    if (rows.some((row) => !row.running)) process.exitCode = 1;
+  },
+);
+
+await program.parseAsync().catch((error: unknown) => {
+  console.error(`cluster: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,246 @@
+// `npm run demo`: a local Tern cluster (real kube-apiserver + etcd, two hypervisor-node daemons, the operator), a
+// VirtualMachine running the test guest's transaction service, a client issuing transactions continuously, and a
+// live migration of the VM with `kubectl tern migrate --wait` while the client keeps going. Prints the phases,
+// the transactions-per-second chart with the freeze marked (also written as SVG) and a summary. The cluster is
+// the one `npm run cluster -- up` brings up: reused when it is up, brought up otherwise, and left up afterwards.
+// `--down` removes it instead; `--svg PATH` says where the chart goes (default ./demo-tps.svg); `--dir DIR` and
+// `--name NAME` select another cluster than the default one (the end-to-end test uses its own).
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Migration, VirtualMachine } from '../crds/index.js';
+import { AgentClient } from '../guest/host/agent-client.js';
+import { testGuestImages, type TestGuestImages } from '../test/fixtures/test-guest.js';
+import { kubeBinary } from '../test/harness/control-plane.js';
+import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../test/local-cluster/cluster-state.js';
+import {
+  downCluster,
+  openCluster,
+  upCluster,
+  type LocalCluster,
+} from '../test/local-cluster/local-cluster.js';
+import { PLUGIN_DIR, usageHint } from '../test/local-cluster/usage.js';
+import { svgChart, terminalChart } from '../test/demo/chart.js';
+import { longestGap, startTransactionClient, throughputSeries } from '../test/demo/transaction-client.js';
+
+const NODES = ['node-a', 'node-b'];
+const SERVICE_PORT = 7000;
+const BUCKET_MS = 100;
+const flag = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name);
+  return at === -1 ? undefined : process.argv[at + 1];
+};
+const svgPath = flag('--svg') ?? join(process.cwd(), 'demo-tps.svg');
+const clusterDir = resolve(flag('--dir') ?? defaultClusterDir());
+const clusterName = flag('--name') ?? DEFAULT_CLUSTER_NAME;
+
+const say = (line: string): void => console.log(line);
+const wallToPerf = (iso: string): number => Date.parse(iso) - Date.now() + performance.now();
+
+async function getJson<T>(cluster: LocalCluster, ...args: string[]): Promise<T> {
+  return JSON.parse(await cluster.kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms / 1000} s`);
+    await sleep(200);
+  }
+}
+
+function vmManifest(images: TestGuestImages, guestIp: string): VirtualMachine {
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name: 'demo', namespace: 'default' },
+    spec: {
+      running: true,
+      cpu: { cores: 1 },
+      memory: '512Mi',
+      boot: {
+        kernel: {
+          path: images.kernel,
+          initrdPath: images.initrd,
+          // A busy guest: 256 MiB working set, 5000 pages dirtied per second, the transaction service on eth0.
+          cmdline: `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${guestIp}/24 tern.port=${SERVICE_PORT}`,
+        },
+      },
+      network: { macAddress: '52:54:00:21:37:10' },
+    },
+  } as VirtualMachine;
+}
+
+/**
+ * Migrates the VM the way a user would: `kubectl tern migrate demo --to TARGET --wait`, through the real kubectl
+ * with the plugin on the PATH; its live output is shown as it comes. Returns the finished Migration.
+ */
+async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
+  const args = ['tern', 'migrate', 'demo', '--to', target, '--wait'];
+  say(`\n$ kubectl ${args.join(' ')}`);
+  const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.kubeconfig], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PATH: `${PLUGIN_DIR}:${process.env.PATH ?? ''}` },
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+    process.stdout.write(chunk);
+  });
+  await new Promise((resolve) => child.once('exit', resolve));
+  const name = /migration\.tern\.dev\/(\S+) created/.exec(output)?.[1];
+  if (name === undefined) throw new Error('kubectl tern created no Migration');
+  return getJson<Migration>(cluster, 'migration', name);
+}
+
+/** The cluster that is up in clusterDir, else a new one there (after cleaning up what a dead one left). */
+async function clusterUp(): Promise<LocalCluster> {
+  const running = openCluster(clusterDir);
+  if (running !== undefined) {
+    say(`cluster: reusing the cluster in ${clusterDir}`);
+    // A VM left by an earlier demo run goes first (its finalizer stops the guest).
+    await running.kubectl([
+      'delete',
+      'virtualmachine',
+      'demo',
+      '--ignore-not-found',
+      '--wait',
+      '--timeout=120s',
+    ]);
+    return running;
+  }
+  if (readState(clusterDir) !== undefined) {
+    say(`cluster: the cluster in ${clusterDir} is not healthy: removing it`);
+    await downCluster(clusterDir, clusterName);
+  }
+  return upCluster({
+    dir: clusterDir,
+    name: clusterName,
+    nodes: NODES,
+    log: (line) => say(`cluster: ${line}`),
+  });
+}
+
+if (process.argv.includes('--down')) {
+  const removed = await downCluster(clusterDir, clusterName);
+  say(removed.length === 0 ? 'nothing to remove' : removed.map((what) => `removed ${what}`).join('\n'));
+  process.exit(0);
+}
+
+const demoStart = performance.now();
+let failed = false;
+try {
+  const cluster = await clusterUp();
+  if (cluster.state.subnet === undefined) {
+    throw new Error(
+      'the demo needs the network-namespace cluster (run it as root): in loopback mode the client cannot reach the guest across nodes',
+    );
+  }
+  const GUEST_IP = `${cluster.state.subnet}.100`;
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(await testGuestImages(), GUEST_IP)));
+  say('\n$ kubectl apply -f vm.yaml   # VirtualMachine demo: 512 MiB, busy, transaction service');
+  const vm = await until('VM demo Running', 120_000, async () => {
+    const current = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  const source = vm.status!.node!;
+  const target = NODES.find((node) => node !== source)!;
+  say(await cluster.kubectl(['get', 'tern', '-o', 'wide']));
+
+  const client = startTransactionClient(GUEST_IP, SERVICE_PORT, 'demo');
+  await until('the transaction service', 120_000, async () =>
+    client.log.completions.length > 0 ? true : undefined,
+  );
+  const clientStart = client.log.completions[0]!;
+  say(`client: transactions flowing to ${GUEST_IP}:${SERVICE_PORT}`);
+  await sleep(3_000);
+
+  const migrationStart = performance.now();
+  const migration = await migrate(cluster, target);
+  const migrationEnd = performance.now();
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  await sleep(3_000);
+  await client.stop();
+  // The chart ends with the last completed transaction, not in a bucket the stopped client left empty.
+  const clientEnd = client.log.completions.at(-1)!;
+
+  const status = migration.status!;
+  const timings = status.phaseTimings ?? [];
+  const timing = (phase: string) => timings.find((entry) => entry.phase === phase);
+  const quiesce = timing('Quiescing');
+  const freezing = timing('Freezing');
+  const freezeFrom = quiesce?.startedAt ?? freezing?.startedAt;
+  const freeze =
+    freezeFrom !== undefined && freezing?.startedAt !== undefined
+      ? {
+          fromMs: wallToPerf(freezeFrom) - clientStart,
+          toMs: wallToPerf(freezing.startedAt) + (freezing.durationMs ?? 0) - clientStart,
+        }
+      : undefined;
+  const chart = {
+    series: throughputSeries(client.log.completions, clientStart, clientEnd, BUCKET_MS),
+    bucketMs: BUCKET_MS,
+    freeze,
+    migration: { fromMs: migrationStart - clientStart, toMs: migrationEnd - clientStart },
+  };
+  say('\ntransactions per second (100 ms buckets):');
+  say(terminalChart(chart));
+  await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
+
+  let verify = 'not run';
+  if (status.phase === 'Succeeded') {
+    const agent = await AgentClient.connect(join(cluster.node(target).stateDir, 'demo', 'agent.sock'), {
+      timeoutMs: 10_000,
+    });
+    const result = await agent.verify(60_000);
+    agent.close();
+    verify = result.ok ? `OK (${result.pages} pages, ${result.writes} writes)` : `FAILED: ${result.detail}`;
+    failed ||= !result.ok;
+  }
+  const gap = longestGap(client.log.completions, migrationStart, migrationEnd + 2_000);
+  const after = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
+  say('\nsummary');
+  say(
+    `  VM node           ${source} → ${after.status?.node} (epoch ${vm.status?.epoch} → ${after.status?.epoch})`,
+  );
+  say(
+    `  result            ${status.phase}${status.failureReason ? ` (${status.failureReason}: ${status.message})` : ''}`,
+  );
+  for (const entry of timings) {
+    if (entry.durationMs !== undefined)
+      say(`  ${entry.phase.padEnd(17)} ${String(entry.durationMs).padStart(6)} ms`);
+  }
+  say(`  QEMU downtime     ${status.downtime?.qemuMs ?? '?'} ms`);
+  say(`  client's longest gap between transactions: ${gap.toFixed(0)} ms`);
+  // A transaction may fail (and the client reconnect) only while the migration runs; anything else is a defect.
+  // Connection attempts before the guest's service first answered are not transactions.
+  const failures = client.log.errors.filter((e) => e.atMs > clientStart);
+  const outside = failures.filter((e) => e.atMs < migrationStart || e.atMs > migrationEnd);
+  say(
+    `  failed transactions: ${failures.length} (${outside.length} outside the migration), ` +
+      `out of order: ${client.log.outOfOrder}`,
+  );
+  for (const error of failures) {
+    say(`    at ${((error.atMs - migrationStart) / 1000).toFixed(2)} s after apply: ${error.message}`);
+  }
+  say(
+    `  total time        ${((migrationEnd - migrationStart) / 1000).toFixed(2)} s (kubectl tern migrate → ${status.phase})`,
+  );
+  say(`  bytes moved       ${((status.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+  say(`  integrity         ${verify}`);
+  say(`  chart             ${svgPath}`);
+  say(`  demo wall time    ${((performance.now() - demoStart) / 1000).toFixed(1)} s`);
+  failed ||= status.phase !== 'Succeeded';
+  const down = clusterDir === defaultClusterDir() ? '' : ` --dir ${clusterDir} --name ${clusterName}`;
+  say(
+    `\nThe cluster stays up with the VM demo on ${after.status?.node}. Try more:\n${usageHint(cluster.state)}`,
+  );
+  say(`  npm run demo -- --down${down}        # removes the cluster`);
+} catch (error) {
+  failed = true;
+  console.error(`demo failed: ${(error as Error).message}`);
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  describeExitStatus,
+  exitReason,
+  findGuestQemus,
+  isAlive,
+  isQemuOfGuest,
+  readExitStatus,
+  tailLines,
+} from './process.js';
+import { guestPaths } from '../model/state-dir.js';
+
+test('describes shell exit statuses, signals included', () => {
+  expect(describeExitStatus(0)).toBe('exited with status 0');
+  expect(describeExitStatus(1)).toBe('exited with status 1');
+  expect(describeExitStatus(137)).toBe('killed by signal SIGKILL (9)');
+  expect(describeExitStatus(134)).toBe('killed by signal SIGABRT (6)');
+  expect(describeExitStatus(undefined)).toBe('exit status unknown');
+  expect([0, 1, 137, undefined].map(exitReason)).toEqual([
+    'Exited',
+    'Exited',
+    'Signaled',
+    'ExitStatusUnknown',
+  ]);
+});
+
+test('reads exit status files and console tails', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tern-proc-'));
+  try {
+    await writeFile(path.join(dir, 'status'), '137\n');
+    await writeFile(path.join(dir, 'partial'), '');
+    expect(await readExitStatus(path.join(dir, 'status'))).toBe(137);
+    expect(await readExitStatus(path.join(dir, 'partial'))).toBeUndefined();
+    expect(await readExitStatus(path.join(dir, 'missing'))).toBeUndefined();
+    await writeFile(path.join(dir, 'console'), 'one\r\ntwo\n\nthree\nfour\n');
+    expect(await tailLines(path.join(dir, 'console'), 3)).toBe('two\nthree\nfour');
+    expect(await tailLines(path.join(dir, 'missing'), 3)).toBe('');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a pid is not taken for a guest QEMU unless its command line names the guest pidfile', async () => {
+  const paths = guestPaths('/var/lib/tern', 'vm01');
+  expect(await isQemuOfGuest(process.pid, paths)).toBe(false);
+  expect(await isQemuOfGuest(2 ** 22 + 1, paths)).toBe(false);
+});
+
+test('a /proc scan finds a process whose -pidfile lies in a guest dir, pidfile written or not', async () => {
+  const stateRoot = await mkdtemp(path.join(tmpdir(), 'tern-scan-'));
+  const vm01 = guestPaths(stateRoot, 'vm01');
+  const vm011 = guestPaths(stateRoot, 'vm011');
+  // Stand-ins with QEMU's -pidfile argument; neither writes its pidfile, like a QEMU that has not got that far.
+  const idle = (paths: typeof vm01) =>
+    spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', '--', '-pidfile', paths.pid], {
+      stdio: 'ignore',
+    });
+  const children = [idle(vm01), idle(vm011)];
+  try {
+    await Promise.all(children.map((child) => new Promise((resolve) => child.once('spawn', resolve))));
+    const [pid01, pid011] = children.map((child) => child.pid as number);
+    expect(await findGuestQemus(vm01.dir)).toEqual([pid01]);
+    expect((await findGuestQemus(stateRoot)).sort()).toEqual([pid01, pid011].sort());
+    expect(await findGuestQemus(path.join(stateRoot, 'vm02'))).toEqual([]);
+    expect(await isQemuOfGuest(pid01!, vm01)).toBe(true);
+    expect(await isQemuOfGuest(pid01!, vm011)).toBe(false);
+
+    children[0]!.kill('SIGKILL');
+    await new Promise((resolve) => children[0]!.once('exit', resolve));
+    expect(await isAlive(pid01!)).toBe(false);
+    expect(await findGuestQemus(stateRoot)).toEqual([pid011]);
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    await rm(stateRoot, { recursive: true, force: true });
+  }
+});

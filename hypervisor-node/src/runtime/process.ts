@@ -1,0 +1,175 @@
+// QEMU processes that outlive the daemon: detached launch through a tiny shell that records QEMU's exit status,
+// identity checks for a pid read back from a state dir or found by scanning /proc, and exit descriptions.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { open, readdir, readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GuestPaths } from '../model/state-dir.js';
+import type { GuestReason } from '../model/guest.js';
+
+/**
+ * The shell stays QEMU's parent after the daemon exits, so QEMU's exit status is still collected (and written to
+ * the state dir) when no daemon is around. `$0` is the status file, `$@` the QEMU command: no user string is
+ * ever parsed by the shell.
+ */
+const EXIT_STATUS_SHIM = '"$@"; echo $? >"$0"';
+/**
+ * The same in a guest cgroup (`$1`): the shell moves itself in before it starts QEMU, so QEMU never runs in the
+ * daemon's cgroup, and exits with CGROUP_JOIN_FAILED (starting nothing) when it cannot.
+ */
+const CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+export const CGROUP_JOIN_FAILED = 125;
+
+/**
+ * Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. With
+ * `cgroup`, an existing cgroup v2 directory, the shim and QEMU run in that cgroup.
+ */
+export function spawnDetachedQemu(
+  qemuBinary: string,
+  argv: string[],
+  paths: GuestPaths,
+  cgroup?: string,
+): ChildProcess {
+  const shim =
+    cgroup === undefined
+      ? [EXIT_STATUS_SHIM, paths.exitStatus]
+      : [CGROUP_EXIT_STATUS_SHIM, paths.exitStatus, cgroup];
+  const log = openSync(paths.qemuLog, 'a');
+  try {
+    const child = spawn('/bin/sh', ['-c', ...shim, qemuBinary, ...argv], {
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+    child.unref();
+    return child;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** True when `pid` is a live (non-zombie) process whose command line names this guest's pidfile. */
+export async function isQemuOfGuest(pid: number, paths: GuestPaths): Promise<boolean> {
+  return (await qemuPidfileOf(pid)) === paths.pid;
+}
+
+/**
+ * Every live guest QEMU whose pidfile lies in a guest dir under `dir` (a state root, or one guest's dir), found by
+ * scanning /proc: it finds a QEMU that has not written its pidfile yet (or whose pidfile is lost), which readPid
+ * cannot.
+ */
+export async function findGuestQemus(dir: string): Promise<number[]> {
+  const prefix = path.join(dir, '/');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if ((await qemuPidfileOf(pid))?.startsWith(prefix)) pids.push(pid);
+  }
+  return pids;
+}
+
+/**
+ * SIGKILLs every guest QEMU found under `dir` (findGuestQemus: pidfile or not) and waits, at most `timeoutMs`,
+ * until they are gone. Returns how many it killed.
+ */
+export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promise<number> {
+  let killed = 0;
+  for (const pid of await findGuestQemus(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && (await findGuestQemus(dir)).length > 0) await sleep(25);
+  return killed;
+}
+
+/** True while the process exists and is not a zombie (a zombie no longer touches files). */
+export async function isAlive(pid: number): Promise<boolean> {
+  return (await liveCommandLine(pid)) !== undefined;
+}
+
+/** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
+async function qemuPidfileOf(pid: number): Promise<string | undefined> {
+  const argv = await liveCommandLine(pid);
+  const isShim = argv?.[1] === '-c' && [EXIT_STATUS_SHIM, CGROUP_EXIT_STATUS_SHIM].includes(argv[2]!);
+  if (argv === undefined || isShim) return undefined;
+  const at = argv.indexOf('-pidfile');
+  return at < 0 ? undefined : argv[at + 1];
+}
+
+async function liveCommandLine(pid: number): Promise<string[] | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The state letter follows the parenthesised command name, which may itself contain ')'.
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return undefined;
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt((await readFile(file, 'utf8')).trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The shim's `$?` for QEMU, or undefined when it has not been written. */
+export async function readExitStatus(file: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(file, 'utf8')).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Failed reason of a QEMU that ended on its own with this shell `$?` (see describeExitStatus). */
+export function exitReason(status: number | undefined): GuestReason {
+  if (status === undefined) return 'ExitStatusUnknown';
+  return status > 128 ? 'Signaled' : 'Exited';
+}
+
+/** A shell `$?`: 128+N means the process died from signal N (QEMU itself never exits with such a status). */
+export function describeExitStatus(status: number | undefined): string {
+  if (status === undefined) return 'exit status unknown';
+  if (status > 128) {
+    const signal = status - 128;
+    const name = Object.entries(constants.signals).find(([, number]) => number === signal)?.[0];
+    return `killed by signal ${name ?? 'unknown'} (${signal})`;
+  }
+  return `exited with status ${status}`;
+}
+
+/** The last `lines` non-empty lines of a file (reading at most its last 64 KiB); '' when it does not exist. */
+export async function tailLines(file: string, lines: number): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, size - length);
+    return buffer
+      .toString('utf8')
+      .split(/\r?\n/)
+      .filter((line) => line.trim().length > 0)
+      .slice(-lines)
+      .join('\n');
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,78 @@
+// The shapes of Kubernetes objects as they travel over the wire: plain JSON, timestamps as RFC 3339 strings.
+
+import type { ObjectMeta } from '../crds/index.js';
+
+export type { ObjectMeta, OwnerReference } from '../crds/index.js';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+/** Which REST collection an object lives in; enough to build every URL the client needs. */
+export interface ResourceType {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  /** Lower-case plural as in the URL, e.g. 'virtualmachines'. */
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+export interface ObjectList<T extends KubeObject> {
+  items: T[];
+  resourceVersion: string;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+export interface WatchEvent<T extends KubeObject> {
+  type: WatchEventType;
+  object: T;
+}
+
+/** An open watch stream. `done` resolves when the server ends the stream and rejects with a KubeApiError on failure. */
+export interface WatchHandle {
+  done: Promise<void>;
+  stop(): void;
+}
+
+export type JsonPatchOperation =
+  { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
+
+export type Patch =
+  | { type: 'merge'; body: object }
+  | { type: 'json'; operations: JsonPatchOperation[] }
+  | { type: 'apply'; body: object; force?: boolean };
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface WatchOptions extends ListOptions {
+  resourceVersion: string;
+  /** The server ends the watch after this long; the client aborts it a little later if the server went silent. */
+  timeoutSeconds?: number;
+}
+
+export interface WriteOptions {
+  fieldManager?: string;
+}
+
+export interface PatchOptions extends WriteOptions {
+  subresource?: 'status';
+  /** Compare-and-swap: the patch fails with ConflictError unless the object still has this resourceVersion. */
+  resourceVersion?: string;
+}
+
+export interface DeleteOptions {
+  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+/** `namespace/name` for namespaced objects, `name` for cluster-scoped ones (client-go's MetaNamespaceKeyFunc). */
+export type ObjectKey = string;

@@ -1,0 +1,766 @@
+// Migrations end to end: the real operator process, a real kube-apiserver and two real daemon processes running a
+// QEMU guest (TCG, 256 MiB, 16 MiB working set). Every migration ends with the guest agent's VERIFY OK on the node
+// the VM's record names; the guest never runs on both nodes.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
+import { generateDevCerts, type DevCerts } from '../../../test/harness/dev-certs.js';
+import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
+import { controlClient } from '../../../test/harness/control-client.js';
+import { DaemonClientPool } from '../daemon/client-pool.js';
+import {
+  killGuestsIn,
+  startDaemonProcess,
+  type DaemonProcess,
+} from '../../../test/harness/daemon-process.js';
+import type { GuestControlClient } from '../../../proto/index.js';
+import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../../../test/harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../../test/harness/operator-process.js';
+import { ATTEMPT_ANNOTATION } from './state.js';
+
+const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
+const NODES = ['node-a', 'node-b'] as const;
+type NodeName = (typeof NODES)[number];
+const VM = 'mvm';
+
+let cp: ControlPlane;
+let work: string;
+let certs: DevCerts;
+let images: TestGuestImages;
+let operator: OperatorProcess;
+/** Operators started with leader election (stopped in afterAll). */
+const replicas: OperatorProcess[] = [];
+let pool: DaemonClientPool;
+const daemons = {} as Record<NodeName, DaemonProcess>;
+const controls = {} as Record<NodeName, GuestControlClient>;
+const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+
+const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
+const getMigration = (name: string) => getJson<Migration>('migration', name);
+
+const migrationIn = (name: string, phases: string[], ms?: number) =>
+  eventually(
+    `${name} in ${phases.join('|')}`,
+    async () => {
+      const migration = await getMigration(name);
+      return phases.includes(migration.status?.phase ?? '') ? migration : undefined;
+    },
+    ms,
+  );
+
+const stateDir = (node: NodeName) => join(work, node.slice(-1));
+
+/** A daemon's record of a migration id (undefined: it has none), through its Migration API. */
+const daemonMigration = (node: NodeName, id: string) =>
+  pool.migrationClient(node, `127.0.0.1:${daemons[node].grpcPort}`).getMigration(id);
+
+const logged = (process: OperatorProcess, msg: string, migrationUid?: string) =>
+  process.logs.filter(
+    (line) => line.msg === msg && (migrationUid === undefined || line.migration === migrationUid),
+  );
+
+/** How often a run of the Migration broke off with an error (its next reconcile resumes it). */
+const failedRuns = (process: OperatorProcess, migrationUid: string) =>
+  logged(process, 'migration run failed; the next reconcile resumes it', migrationUid).length;
+
+/**
+ * Holds the operator at a chosen step with a ValidatingAdmissionPolicy (evaluated inside the kube-apiserver) that
+ * refuses one kind of write; resolves once `refused` (a server-side dry run) sees the policy in force. The
+ * returned release() deletes it and waits until the dry run passes again.
+ */
+async function holdWrites(
+  name: string,
+  spec: { resourceRules: object[]; objectSelector?: object; validations: object[] },
+  refused: () => Promise<boolean>,
+): Promise<() => Promise<void>> {
+  const { validations, ...matchConstraints } = spec;
+  await apply({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: { failurePolicy: 'Fail', matchConstraints, validations },
+  });
+  await apply({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name },
+    spec: { policyName: name, validationActions: ['Deny'] },
+  });
+  await eventually(`${name} in force`, async () => ((await refused()) ? true : undefined));
+  return async () => {
+    await kubectl('delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', name);
+    await eventually(`${name} lifted`, async () => ((await refused()) ? undefined : true));
+  };
+}
+
+/** Whether the apiserver refuses a write (server-side dry run: admission runs, nothing is stored). */
+const dryRunRefused = async (args: string[]) => {
+  const result = await cp.kubectl([...args, '--dry-run=server']);
+  if (result.code !== 0 && !/denied request/.test(result.stderr)) throw new Error(result.stderr);
+  return result.code !== 0;
+};
+
+const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
+
+/** Connects to the guest agent on `node` and runs VERIFY there. */
+async function expectVerifyOk(node: NodeName): Promise<void> {
+  const result = await verifyGuest(stateDir(node), VM);
+  expect(result.detail).toMatch(/^OK /);
+  expect(result.ok).toBe(true);
+}
+
+/** Polls both daemons until stopped; stop() throws if the guest ever ran on both. */
+function watchOwnership(): () => Promise<void> {
+  let violation: string | undefined;
+  let watching = true;
+  const loop = (async () => {
+    while (watching) {
+      const phases = await Promise.all(NODES.map((node) => guestOnNode(node).then((g) => g?.phase)));
+      if (phases.every((phase) => phase === 'GUEST_PHASE_RUNNING')) violation ??= phases.join(', ');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return async () => {
+    watching = false;
+    await loop;
+    expect(violation).toBeUndefined();
+  };
+}
+
+function migration(name: string, spec: Partial<Migration['spec']> = {}) {
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name, namespace: 'default' },
+    spec: { vmName: VM, ...spec },
+  };
+}
+
+const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
+
+/** Migrates the VM and checks everything a successful migration must leave behind. */
+async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): Promise<void> {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const stopWatch = watchOwnership();
+  const createdAt = Date.now();
+  await apply(migration(name, spec));
+  const done = await migrationIn(name, ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.status?.failureReason).toBeUndefined();
+  const timings = new Map(done.status!.phaseTimings!.map((t) => [t.phase, t]));
+  for (const phase of [
+    'Pending',
+    'Scheduling',
+    'Initializing',
+    'Copying',
+    'Quiescing',
+    'Freezing',
+    'Succeeded',
+  ]) {
+    expect(timings.get(phase as never)).toBeDefined();
+  }
+  expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
+  // Seen by this operator from the source's pause to the target's resume: QEMU's downtime and the hand-over.
+  expect(done.status?.downtime?.guestGapMs).toBeGreaterThan(0);
+  expect(done.status?.progress).toMatchObject({ percent: 100, remainingBytes: 0 });
+  // At least the guest agent's 16 MiB working set crossed.
+  expect(done.status?.progress?.transferredBytes).toBeGreaterThan(16 * 2 ** 20);
+  expect(condition(done, 'Completed')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+  const copying = Date.parse(timings.get('Copying')!.startedAt);
+  const freezing = timings.get('Freezing')!;
+  const freezeEnd = Date.parse(freezing.startedAt) + freezing.durationMs!;
+  const succeeded = Date.parse(timings.get('Succeeded')!.startedAt);
+  console.log(
+    `${name} (${from} → ${to}): create → Copying ${copying - createdAt} ms; freeze end → Succeeded ` +
+      `${succeeded - freezeEnd} ms; QEMU downtime ${done.status?.downtime?.qemuMs} ms; ` +
+      `pause → resume seen by the operator ${done.status?.downtime?.guestGapMs} ms; ` +
+      `${((done.status?.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(1)} MiB sent; phases ` +
+      done.status!.phaseTimings!.map((t) => `${t.phase} ${t.durationMs ?? '-'} ms`).join(', '),
+  );
+
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({
+    name,
+    sourceNode: from,
+    targetNode: to,
+    result: 'Succeeded',
+    downtimeMs: done.status?.downtime?.qemuMs,
+  });
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+  expect(await eventReasons('Migration', name)).toEqual(
+    expect.arrayContaining(['Scheduling', 'Initializing', 'Copying', 'Quiescing', 'Freezing', 'Succeeded']),
+  );
+  expect(await eventReasons('VirtualMachine', VM)).toEqual(expect.arrayContaining(['Migrating', 'Migrated']));
+  // The VM reconciler takes the VM back on its new node and keeps it Running there.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  expect((await getVm()).status).toMatchObject({ phase: 'Running', node: to });
+}
+
+const startOperator = () =>
+  startOperatorProcess([
+    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
+    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+    ...['--migration-progress-interval-ms', '500'],
+  ]);
+
+beforeAll(async () => {
+  const started = Date.now();
+  work = await mkdtemp(join(tmpdir(), 'tmig-'));
+  [cp, images] = await Promise.all([startControlPlane({ name: 'migration-reconciler' }), testGuestImages()]);
+  await kubectl('apply', '-f', CRDS);
+  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
+  await kubectl('create', 'namespace', 'tern-system');
+  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
+  const [a, b] = await Promise.all(
+    NODES.map((node) =>
+      startDaemonProcess(
+        testDaemonArgs({
+          node,
+          certs,
+          stateDir: stateDir(node),
+          imagesRoot: images.root,
+          kubeconfig: cp.kubeconfigPath,
+          leaseDurationSeconds: 6,
+        }),
+      ),
+    ),
+  );
+  daemons['node-a'] = a!;
+  daemons['node-b'] = b!;
+  for (const node of NODES) {
+    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
+      ca: certs.ca.cert,
+      cert: certs.operator.cert,
+      key: certs.operator.key,
+    });
+  }
+  pool = new DaemonClientPool({
+    tls: { caFile: certs.ca.cert, certFile: certs.operator.cert, keyFile: certs.operator.key },
+    callTimeoutMs: 10_000,
+  });
+  operator = await startOperator();
+  for (const node of NODES) {
+    await eventually(`${node} Ready`, async () => {
+      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
+      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
+    });
+  }
+  await apply({
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name: VM, namespace: 'default' },
+    spec: {
+      running: true,
+      cpu: { cores: 1 },
+      memory: '256Mi',
+      boot: { kernel: { path: images.kernel, initrdPath: images.initrd, cmdline: images.cmdline.join(' ') } },
+    },
+  });
+  const vm = await eventually('VM Running', async () => {
+    const current = await getVm();
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  await expectVerifyOk(vm.status!.node as NodeName);
+  console.log(`setup: ${Date.now() - started} ms (control plane ${cp.startupMs} ms)`);
+}, 240_000);
+
+afterAll(async () => {
+  for (const client of Object.values(controls)) client.close();
+  pool?.close();
+  await operator?.stop();
+  await Promise.all(replicas.map((replica) => replica.stop()));
+  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
+  if (work) {
+    for (const node of NODES) await killGuestsIn(stateDir(node));
+    await rm(work, { recursive: true, force: true });
+  }
+  await cp?.stop();
+});
+
+it('migrates a running VM to the given targetNode through every phase, moving ownership with epoch+1', async () => {
+  const from = (await getVm()).status!.node as NodeName;
+  await migrateAndCheck('to-target', { targetNode: other(from) });
+}, 150_000);
+
+it('picks the target itself when the Migration names none', async () => {
+  await migrateAndCheck('anywhere', {});
+}, 150_000);
+
+it('refuses a Migration to the node the VM runs on (TargetIsSource) and one of a missing VM (VMNotFound)', async () => {
+  const node = (await getVm()).status!.node!;
+  await apply(migration('same-node', { targetNode: node }));
+  await apply({ ...migration('no-vm'), spec: { vmName: 'absent' } });
+  const same = await migrationIn('same-node', ['Failed']);
+  const missing = await migrationIn('no-vm', ['Failed']);
+  expect(same.status?.failureReason).toBe('TargetIsSource');
+  expect(missing.status?.failureReason).toBe('VMNotFound');
+  expect(condition(same, 'Scheduled')).toMatchObject({ status: 'False', reason: 'TargetIsSource' });
+  expect(await eventReasons('Migration', 'no-vm')).toContain('VMNotFound');
+  expect((await getVm()).status).toMatchObject({ phase: 'Running', node });
+});
+
+it('refuses a second Migration of a VM that is migrating (AlreadyMigrating) and aborts on delete during Copying', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const stopWatch = watchOwnership();
+  // 1 MiB/s keeps the first copy of the guest's memory going for many seconds.
+  await apply(migration('slow', { overrides: { bandwidth: '1Mi' } }));
+  await eventually('slow copying with progress', async () => {
+    const current = await getMigration('slow');
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  expect((await getVm()).status).toMatchObject({ phase: 'Migrating', activeMigration: 'slow' });
+
+  await apply(migration('second'));
+  const second = await migrationIn('second', ['Failed']);
+  expect(second.status?.failureReason).toBe('AlreadyMigrating');
+  expect((await getMigration('slow')).status?.phase).toBe('Copying');
+
+  const deletedAt = Date.now();
+  await kubectl('delete', 'migration', 'slow', '--wait=false');
+  await eventually(
+    'slow gone',
+    async () => ((await cp.kubectl(['get', 'migration', 'slow'])).code !== 0 ? true : undefined),
+    60_000,
+  );
+  console.log(`abort: Migration deleted → gone (finalizer released) in ${Date.now() - deletedAt} ms`);
+  await stopWatch();
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: from, epoch: before.status!.epoch });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'slow', result: 'Aborted', sourceNode: from });
+  expect((await guestOnNode(from))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(other(from))).toBeUndefined();
+  await expectVerifyOk(from);
+  expect(await eventReasons('Migration', 'slow')).toEqual(expect.arrayContaining(['Copying', 'Cancelled']));
+}, 150_000);
+
+it("surfaces the daemon's completion timeout as failureReason Timeout and keeps the guest on the source", async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  // 1 s per GiB of a 256 MiB guest at 1 MiB/s: the engine gives up after a quarter of a second.
+  await apply(migration('too-slow', { overrides: { bandwidth: '1Mi', completionTimeoutPerGiBSeconds: 1 } }));
+  const failed = await migrationIn('too-slow', ['Failed', 'Succeeded', 'Aborted']);
+  expect(failed.status).toMatchObject({ phase: 'Failed', failureReason: 'Timeout' });
+  expect(failed.status?.message).toMatch(/^not completed within/);
+  expect(condition(failed, 'Completed')).toMatchObject({ status: 'False', reason: 'Timeout' });
+  const vm = await eventually('VM Running again', async () => {
+    const current = await getVm();
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch });
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'too-slow', result: 'Failed' });
+  expect(await guestOnNode(other(from))).toBeUndefined();
+  await expectVerifyOk(from);
+  // The failed Migration stays as a record, without the finalizer.
+  expect((await getMigration('too-slow')).metadata.finalizers ?? []).not.toContain('tern.dev/migration');
+});
+
+it('finishes a migration whose operator was killed during Copying, and starts no second one', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const stopWatch = watchOwnership();
+  await apply(migration('survivor', { overrides: { bandwidth: '4Mi' } }));
+  await eventually('survivor copying with progress', async () => {
+    const current = await getMigration('survivor');
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const restartedAt = Date.now();
+  operator = await startOperator();
+  const done = await migrationIn('survivor', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `restart: new operator ready and migration Succeeded ${Date.now() - restartedAt} ms after SIGKILL`,
+  );
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
+  expect(operator.logs.filter((line) => line.msg === 'migration started')).toHaveLength(0);
+  const reasons = await eventReasons('Migration', 'survivor');
+  expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(other(from));
+}, 150_000);
+
+/** The admission rules of a hold on VirtualMachine status writes. */
+const VM_STATUS_UPDATES = [
+  {
+    apiGroups: ['tern.dev'],
+    apiVersions: ['v1alpha1'],
+    operations: ['UPDATE'],
+    resources: ['virtualmachines/status'],
+  },
+];
+
+/**
+ * Waits until Migration `name` stands in Freezing, held: its operator's run failed on the refused write at least
+ * once, and the daemons' sides of the migration are at the given stages.
+ */
+function heldInFreezing(
+  name: string,
+  from: NodeName,
+  to: NodeName,
+  stages: { source: string; target: string },
+): Promise<Migration> {
+  return eventually(
+    `${name} held in Freezing`,
+    async () => {
+      const current = await getMigration(name);
+      const id = current.metadata.uid!;
+      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
+      const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
+      return source?.stage === stages.source && target?.stage === stages.target ? current : undefined;
+    },
+    120_000,
+  );
+}
+
+/** SIGKILLs the held operator, lifts the hold, starts a new operator; returns Migration `name` once it ended. */
+async function killOperatorAndRelease(
+  release: () => Promise<void>,
+  name: string,
+  what: string,
+): Promise<Migration> {
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn(name, ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(`${what}: migration ${done.status?.phase} ${Date.now() - killedAt} ms after SIGKILL`);
+  return done;
+}
+
+it('finishes a migration whose operator was killed in Freezing before the ownership compare-and-swap', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  // Refuses any write of the VM's status that moves its node: the operator gets to the hand-over and stops there
+  // (its run fails and is retried), with the guest loaded and paused on the target and paused on the source.
+  const release = await holdWrites(
+    'hold-handover',
+    {
+      resourceRules: VM_STATUS_UPDATES,
+      validations: [
+        {
+          expression:
+            '!has(oldObject.status) || !has(oldObject.status.node) || ' +
+            '(has(object.status) && has(object.status.node) && object.status.node == oldObject.status.node)',
+          message: 'test hold: the ownership record stays',
+        },
+      ],
+    },
+    () =>
+      dryRunRefused([
+        ...['patch', 'virtualmachine', VM, '--subresource=status', '--type=merge'],
+        ...['-p', JSON.stringify({ status: { node: 'elsewhere' } })],
+      ]),
+  );
+  const stopWatch = watchOwnership();
+  await apply(migration('frozen'));
+  const held = await heldInFreezing('frozen', from, to, {
+    source: 'MIGRATION_STAGE_FINISHED',
+    target: 'MIGRATION_STAGE_LOADED',
+  });
+  const source = await daemonMigration(from, held.metadata.uid!);
+  expect(source?.outcome?.result).toBe('RESULT_COMPLETED');
+  expect((await guestOnNode(from))?.phase).not.toBe('GUEST_PHASE_RUNNING');
+  expect((await getVm()).status).toMatchObject({ node: from, epoch: before.status!.epoch });
+
+  const done = await killOperatorAndRelease(release, 'frozen', 'killed in Freezing');
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
+  // The pause happened before this operator: it does not claim to know the gap.
+  expect(done.status?.downtime?.guestGapMs).toBeUndefined();
+  expect(logged(operator, 'migration started')).toHaveLength(0);
+  const reasons = await eventReasons('Migration', 'frozen');
+  expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'frozen', result: 'Succeeded', targetNode: to });
+  expect((await daemonMigration(to, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await daemonMigration(from, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+it('finishes a migration whose operator was killed in Freezing after the ownership compare-and-swap', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  // Refuses the VM status write that ends the migration (activeMigration cleared): the operator has moved the
+  // record, resumed the target and released the source, and stops before the Migration's terminal phase. A
+  // canary rule (a documentation address as guestAddress) shows when the policy is in force.
+  const canary = '192.0.2.1';
+  const release = await holdWrites(
+    'hold-release',
+    {
+      resourceRules: VM_STATUS_UPDATES,
+      validations: [
+        {
+          expression:
+            '!has(oldObject.status) || !has(oldObject.status.activeMigration) || ' +
+            '(has(object.status) && has(object.status.activeMigration))',
+          message: 'test hold: the VM stays Migrating',
+        },
+        {
+          expression: `!has(object.status) || !has(object.status.guestAddress) || object.status.guestAddress != '${canary}'`,
+          message: 'test hold: canary',
+        },
+      ],
+    },
+    () =>
+      dryRunRefused([
+        ...['patch', 'virtualmachine', VM, '--subresource=status', '--type=merge'],
+        ...['-p', JSON.stringify({ status: { guestAddress: canary } })],
+      ]),
+  );
+  const stopWatch = watchOwnership();
+  await apply(migration('committed'));
+  const held = await heldInFreezing('committed', from, to, {
+    source: 'MIGRATION_STAGE_RELEASED',
+    target: 'MIGRATION_STAGE_RESUMED',
+  });
+  expect((await getVm()).status).toMatchObject({
+    phase: 'Migrating',
+    activeMigration: 'committed',
+    node: to,
+    epoch: before.status!.epoch! + 1,
+  });
+
+  const done = await killOperatorAndRelease(release, 'committed', 'killed after the hand-over');
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(logged(operator, 'migration started')).toHaveLength(0);
+  const vm = await getVm();
+  // The epoch moved once, by the killed operator's compare-and-swap.
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'committed', result: 'Succeeded', targetNode: to });
+  expect((await daemonMigration(to, held.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+const HOLD_START_LABEL = { 'tern.test/hold': 'start' };
+
+/**
+ * For Migrations labelled HOLD_START_LABEL: refuses the status write that follows PrepareIncoming (phase
+ * Initializing), and the annotation of a fresh attempt. The operator prepares the target and stops there; its
+ * retries stop at the annotation, before touching a daemon, so the prepared target stays as the first run left it.
+ */
+function holdBeforeStart(): Promise<() => Promise<void>> {
+  const label = HOLD_START_LABEL;
+  return holdWrites(
+    'hold-start',
+    {
+      resourceRules: [
+        {
+          apiGroups: ['tern.dev'],
+          apiVersions: ['v1alpha1'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['migrations', 'migrations/status'],
+        },
+      ],
+      objectSelector: { matchLabels: label },
+      validations: [
+        {
+          expression:
+            "!has(object.status) || !has(object.status.phase) || object.status.phase != 'Initializing'",
+          message: 'test hold: no Initializing',
+        },
+        {
+          expression: `!has(object.metadata.annotations) || !('${ATTEMPT_ANNOTATION}' in object.metadata.annotations)`,
+          message: 'test hold: no fresh attempt',
+        },
+      ],
+    },
+    async () => {
+      const probe = migration('probe');
+      const manifest = join(work, 'probe.json');
+      const metadata = { ...probe.metadata, labels: label, annotations: { [ATTEMPT_ANNOTATION]: '1' } };
+      await writeFile(manifest, JSON.stringify({ ...probe, metadata }));
+      return dryRunRefused(['create', '-f', manifest]);
+    },
+  );
+}
+
+it('replaces a target prepared by an operator killed before StartMigration, and migrates once', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const label = HOLD_START_LABEL;
+  const release = await holdBeforeStart();
+  const stopWatch = watchOwnership();
+  const gap = migration('gap');
+  await apply({ ...gap, metadata: { ...gap.metadata, labels: label } });
+  const held = await eventually(
+    'gap prepared on the target and held',
+    async () => {
+      const current = await getMigration('gap');
+      // Two failed runs: the first after PrepareIncoming, the retry at the fresh attempt.
+      if (failedRuns(operator, current.metadata.uid!) < 2) return;
+      return current.status?.phase === 'Scheduling' ? current : undefined;
+    },
+    120_000,
+  );
+  const uid = held.metadata.uid!;
+  expect((await daemonMigration(to, uid))?.stage).toBe('MIGRATION_STAGE_RUNNING');
+  expect(await daemonMigration(from, uid)).toBeUndefined();
+  expect((await getVm()).status).toMatchObject({ phase: 'Migrating', activeMigration: 'gap', node: from });
+
+  expect(await operator.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await release();
+  operator = await startOperator();
+  const done = await migrationIn('gap', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `killed between PrepareIncoming and StartMigration: Succeeded ${Date.now() - killedAt} ms after SIGKILL`,
+  );
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.metadata.annotations?.[ATTEMPT_ANNOTATION]).toBe('1');
+  expect(logged(operator, 'target prepared by a lost run discarded; preparing it afresh')).toHaveLength(1);
+  expect(logged(operator, 'migration started')).toHaveLength(1);
+  // The stale target was aborted (not leaked); the migration ran once, under the fresh attempt's id.
+  expect((await daemonMigration(to, uid))?.stage).toBe('MIGRATION_STAGE_ABORTED');
+  expect(await daemonMigration(from, uid)).toBeUndefined();
+  expect((await daemonMigration(to, `${uid}-1`))?.stage).toBe('MIGRATION_STAGE_RESUMED');
+  expect((await daemonMigration(from, `${uid}-1`))?.stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await eventReasons('Migration', 'gap')).filter((reason) => reason === 'Initializing')).toHaveLength(
+    1,
+  );
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect((await guestOnNode(to))?.phase).toBe('GUEST_PHASE_RUNNING');
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+}, 240_000);
+
+it('aborts the prepared target and gives the VM back when a Migration held before StartMigration is deleted', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const release = await holdBeforeStart();
+  const held = migration('dropped');
+  await apply({ ...held, metadata: { ...held.metadata, labels: HOLD_START_LABEL } });
+  const prepared = await eventually(
+    'dropped prepared on the target and held',
+    async () => {
+      const current = await getMigration('dropped');
+      if (current.status?.phase !== 'Scheduling' || failedRuns(operator, current.metadata.uid!) === 0) return;
+      return (await daemonMigration(to, current.metadata.uid!))?.stage === 'MIGRATION_STAGE_RUNNING'
+        ? current
+        : undefined;
+    },
+    120_000,
+  );
+  await kubectl('delete', 'migration', 'dropped', '--wait=false');
+  await eventually(
+    'dropped gone',
+    async () => ((await cp.kubectl(['get', 'migration', 'dropped'])).code !== 0 ? true : undefined),
+    60_000,
+  );
+  await release();
+  expect((await daemonMigration(to, prepared.metadata.uid!))?.stage).toBe('MIGRATION_STAGE_ABORTED');
+  expect(await daemonMigration(from, prepared.metadata.uid!)).toBeUndefined();
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: from, epoch: before.status!.epoch });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'dropped', result: 'Aborted' });
+  expect(await guestOnNode(to)).toBeUndefined();
+  expect((await guestOnNode(from))?.phase).toBe('GUEST_PHASE_RUNNING');
+  await expectVerifyOk(from);
+}, 240_000);
+
+it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over within the lease time and finishes', async () => {
+  const LEASE_SECONDS = 6;
+  expect(await operator.stop()).toBe(0);
+  const replica = (identity: string) =>
+    startOperatorProcess([
+      ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0'],
+      ...['--leader-election-name', 'tern-operator-test', '--leader-election-identity', identity],
+      ...['--leader-lease-duration-seconds', String(LEASE_SECONDS)],
+      ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+      ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+      ...['--migration-progress-interval-ms', '500'],
+    ]).then((started) => {
+      replicas.push(started);
+      return started;
+    });
+  const byIdentity = { 'op-1': await replica('op-1'), 'op-2': await replica('op-2') };
+  const holder = async () =>
+    (await getJson<{ spec: { holderIdentity?: string } }>('lease', '-n', 'tern-system', 'tern-operator-test'))
+      .spec.holderIdentity;
+  const leaderId = await eventually('a leader', async () => {
+    const id = await holder();
+    return id === 'op-1' || id === 'op-2' ? id : undefined;
+  });
+  const leader = byIdentity[leaderId];
+  const standby = byIdentity[leaderId === 'op-1' ? 'op-2' : 'op-1'];
+
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const stopWatch = watchOwnership();
+  await apply(migration('failover', { overrides: { bandwidth: '4Mi' } }));
+  await eventually('failover copying with progress', async () => {
+    const current = await getMigration('failover');
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  expect(logged(standby, 'migration run started')).toHaveLength(0);
+  expect(await leader.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await eventually('the standby drives the migration', async () =>
+    logged(standby, 'migration run started').length > 0 ? true : undefined,
+  );
+  const takeoverMs = Date.now() - killedAt;
+  expect(await holder()).toBe(standby === byIdentity['op-1'] ? 'op-1' : 'op-2');
+  const done = await migrationIn('failover', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `fail-over: standby drives the migration ${takeoverMs} ms after SIGKILL of the leader (lease ${LEASE_SECONDS} s); ` +
+      `Succeeded ${Date.now() - killedAt} ms after it`,
+  );
+  await stopWatch();
+  // The lease runs out at most LEASE_SECONDS after the leader's last renewal, and the standby tries again every
+  // retry period (2/15 of the lease, jittered up to 1.2×).
+  expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 2 * 1.2 * ((LEASE_SECONDS * 1000 * 2) / 15));
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
+  expect(logged(standby, 'migration started')).toHaveLength(0);
+  expect(logged(standby, 'migration run started')[0]).toMatchObject({ phase: 'Copying' });
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
+  expect(await guestOnNode(from)).toBeUndefined();
+  expect((await guestOnNode(other(from)))?.phase).toBe('GUEST_PHASE_RUNNING');
+  await expectVerifyOk(other(from));
+  // Back to the single operator the other tests use.
+  expect(await standby.stop()).toBe(0);
+  operator = await startOperator();
+}, 240_000);

@@ -1,0 +1,394 @@
+// The VirtualMachine reconciler: places a VM on a HypervisorNode, starts, stops, restarts and deletes its guest
+// through that node's daemon, and reports phase, node, epoch and conditions through the status subresource.
+//
+// Level-triggered: every pass reads the VM from the API, the node from the informer and the guest from the daemon,
+// and does the one next step. The guest is observed by polling GetGuest (requeueAfter: fast while it starts or
+// stops, pollIntervalMs while it runs) rather than by WatchGuests streams: a poll needs no per-node stream
+// bookkeeping, survives daemon and operator restarts without resync logic, and a missed change is impossible —
+// the cost is up to pollIntervalMs of delay before a crash is noticed.
+//
+// Ownership: status.node + status.epoch record which node owns the guest. A VM is placed only while status.node is
+// empty, with a compare-and-swap status write (resourceVersion) that sets node and epoch+1; a VM whose node is not
+// Ready becomes Unknown and is never started anywhere else. A VM in phase Migrating belongs to the Migration
+// reconciler and is left alone here.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type {
+  HypervisorNode,
+  Migration,
+  VirtualMachine,
+  VirtualMachinePhase,
+  VirtualMachineStatus,
+} from '../../../crds/index.js';
+import { conditionsEqual, setCondition, type ConditionUpdate } from '../runtime/conditions.js';
+import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
+import type { Informer } from '../runtime/informer.js';
+import type { KubeClient } from '../../../kube/client.js';
+import { isNotFound } from '../../../kube/errors.js';
+import type { EventRecorder, EventType } from '../../../kube/events.js';
+import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../../../kube/objects.js';
+import { isGrpcError, type DaemonClient } from '../daemon/guest-client.js';
+import type { DaemonClientPool } from '../daemon/client-pool.js';
+import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
+import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
+import { incomingReservations } from '../migration/state.js';
+import { VirtualMachines } from '../../../crds/src/resources.js';
+import { nextGuestStep, type ReadyState } from './state.js';
+
+/** Keeps a VM object until its guest is stopped and deleted on the node. */
+export const VM_FINALIZER = 'tern.dev/guest';
+
+export const VM_CONDITIONS = {
+  Ready: 'Ready',
+  Scheduled: 'Scheduled',
+  /** True once the operator restarted a crashed guest; reason = the daemon's cause, message = when and where. */
+  Restarted: 'Restarted',
+} as const;
+
+export interface VirtualMachineReconcilerOptions {
+  client: KubeClient;
+  pool: DaemonClientPool;
+  nodes: Informer<HypervisorNode>;
+  vms: Informer<VirtualMachine>;
+  /** Migrations heading to a node hold the moving VM's resources there (placement counts them). */
+  migrations: Informer<Migration>;
+  events: EventRecorder;
+  /** GetGuest interval while the guest runs. */
+  pollIntervalMs: number;
+  /** Graceful stop timeout handed to the daemon. */
+  stopTimeoutMs: number;
+  /** Retry interval of a VM no node can take (node and VM changes also trigger a retry). */
+  unschedulableRetryMs?: number;
+  now?: () => Date;
+}
+
+interface StatusChange {
+  phase: VirtualMachinePhase;
+  conditions?: ConditionUpdate[];
+  node?: string | null;
+  epoch?: number;
+  /** Recorded when the phase changes, and for a Warning whenever the status changes (e.g. a new reason). */
+  event: { type: EventType; reason: string; message: string };
+}
+
+const TRANSITION_POLL_MS = 1_000;
+/** How long a placement written by this process counts even though the VM informer has not shown it yet. */
+const ASSUMED_PLACEMENT_MS = 60_000;
+
+export class VirtualMachineReconciler {
+  /** Placements this process wrote, until the informer shows them: two placements never miss each other. */
+  private readonly assumed = new Map<string, { vm: VirtualMachine; at: number }>();
+  private placing: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: VirtualMachineReconcilerOptions) {}
+
+  readonly reconcile = async (
+    request: ReconcileRequest,
+    context: ReconcileContext,
+  ): Promise<ReconcileResult> => {
+    let vm: VirtualMachine;
+    try {
+      vm = await this.options.client.get<VirtualMachine>(VirtualMachines, request.name, request.namespace);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
+    if (vm.status?.phase === 'Migrating') {
+      context.logger.debug('phase Migrating: the Migration reconciler owns this VM');
+      return;
+    }
+    if (isBeingDeleted(vm)) return this.finalize(vm, context.logger);
+    vm = await addFinalizer(this.options.client, VirtualMachines, vm, VM_FINALIZER);
+
+    const nodeName = vm.status?.node;
+    if (!nodeName) {
+      if (!vm.spec.running) {
+        await this.updateStatus(vm, {
+          phase: 'Stopped',
+          conditions: [ready('False', 'NotRunning', 'spec.running is false')],
+          event: { type: 'Normal', reason: 'Stopped', message: 'spec.running is false' },
+        });
+        return;
+      }
+      return this.schedule(vm, context.logger);
+    }
+    const node = this.options.nodes.get(nodeName);
+    if (!node || !isNodeReady(node)) return this.reportNodeNotReady(vm, nodeName, node);
+    const daemon = this.options.pool.client(nodeName, node.status!.endpoint!);
+    return this.driveGuest(vm, daemon, context.logger);
+  };
+
+  /** The keys of the VMs a HypervisorNode change concerns: those on it, and those still waiting for a node. */
+  readonly vmKeysForNode = (node: HypervisorNode): string[] =>
+    this.options.vms
+      .list()
+      .filter((vm) => vm.status?.node === node.metadata.name || (!vm.status?.node && vm.spec.running))
+      .map((vm) => objectKey(vm));
+
+  private async schedule(vm: VirtualMachine, logger: Logger): Promise<ReconcileResult> {
+    if (vm.status?.phase !== 'Pending') {
+      vm = await this.updateStatus(vm, {
+        phase: 'Pending',
+        conditions: [ready('False', 'Pending', 'waiting for a node')],
+        event: { type: 'Normal', reason: 'Pending', message: 'waiting for a node' },
+      });
+    }
+    // One placement at a time: each sees the ones before it.
+    const placed = this.placing.then(() => this.place(vm, logger));
+    this.placing = placed.catch(() => undefined);
+    return placed;
+  }
+
+  private async place(vm: VirtualMachine, logger: Logger): Promise<ReconcileResult> {
+    const vms = this.knownVms();
+    const incoming = incomingReservations(this.options.migrations.list(), vms);
+    const result = placeVirtualMachine(vm, this.options.nodes.list(), vms, incoming);
+    if (result.node === undefined) {
+      await this.updateStatus(vm, {
+        phase: 'Pending',
+        conditions: [
+          { type: VM_CONDITIONS.Scheduled, status: 'False', reason: result.reason, message: result.message },
+          ready('False', 'Unschedulable', result.message),
+        ],
+        event: { type: 'Warning', reason: 'FailedScheduling', message: result.message },
+      });
+      return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
+    }
+    const epoch = (vm.status?.epoch ?? 0) + 1;
+    const updated = await this.updateStatus(vm, {
+      phase: 'Scheduling',
+      node: result.node,
+      epoch,
+      conditions: [
+        { type: VM_CONDITIONS.Scheduled, status: 'True', reason: 'Placed', message: result.message },
+        ready('False', 'Scheduled', `starting on ${result.node}`),
+      ],
+      event: { type: 'Normal', reason: 'Scheduled', message: `${result.message}; ownership epoch ${epoch}` },
+    });
+    this.assumed.set(vm.metadata.uid!, { vm: updated, at: Date.now() });
+    logger.info({ node: result.node, epoch }, 'placed');
+    return { requeueAfterMs: 0 };
+  }
+
+  /** The VM informer's objects, with placements written here that it has not shown yet. */
+  private knownVms(): VirtualMachine[] {
+    const byUid = new Map(this.options.vms.list().map((vm) => [vm.metadata.uid, vm]));
+    for (const [uid, { vm, at }] of this.assumed) {
+      const cached = byUid.get(uid);
+      const caughtUp =
+        cached && BigInt(cached.metadata.resourceVersion!) >= BigInt(vm.metadata.resourceVersion!);
+      if (caughtUp || Date.now() - at > ASSUMED_PLACEMENT_MS) this.assumed.delete(uid);
+      else byUid.set(uid, vm);
+    }
+    return [...byUid.values()];
+  }
+
+  private async driveGuest(
+    vm: VirtualMachine,
+    daemon: DaemonClient,
+    logger: Logger,
+  ): Promise<ReconcileResult> {
+    const name = vm.metadata.name!;
+    const node = vm.status!.node!;
+    const step = nextGuestStep(vm, await daemon.getGuest(name));
+    switch (step.kind) {
+      case 'report':
+        await this.updateStatus(vm, {
+          phase: step.phase,
+          conditions: [readyFrom(step.ready)],
+          event: {
+            type: step.phase === 'Failed' ? 'Warning' : 'Normal',
+            reason: step.phase === 'Running' ? 'Started' : step.phase,
+            message: `${step.ready.reason}: ${step.ready.message}`,
+          },
+        });
+        return this.poll(step.phase);
+      case 'conflict':
+        await this.updateStatus(vm, {
+          phase: 'Failed',
+          conditions: [ready('False', 'GuestNameConflict', step.message)],
+          event: { type: 'Warning', reason: 'GuestNameConflict', message: step.message },
+        });
+        return;
+      case 'create':
+      case 'restart': {
+        if (step.kind === 'restart') {
+          const message = `guest failed on ${node} (${step.message}); restarting it there (restartPolicy Always)`;
+          logger.warn({ cause: step.cause }, 'restarting guest');
+          await this.options.events.record(vm, 'Warning', 'GuestRestarted', message);
+          vm = await this.updateStatus(vm, {
+            phase: 'Starting',
+            conditions: [
+              {
+                type: VM_CONDITIONS.Restarted,
+                status: 'True',
+                reason: step.cause,
+                message: `${this.timestamp()}: ${message}`,
+              },
+              ready('False', 'Restarting', message),
+            ],
+            event: { type: 'Normal', reason: 'Starting', message: `restarting the guest on ${node}` },
+          });
+          await daemon.deleteGuest(name, this.options.stopTimeoutMs);
+        } else {
+          vm = await this.updateStatus(vm, {
+            phase: 'Starting',
+            conditions: [ready('False', 'GuestStarting', `creating the guest on ${node}`)],
+            event: { type: 'Normal', reason: 'Starting', message: `creating the guest on ${node}` },
+          });
+        }
+        return this.createGuest(vm, daemon);
+      }
+      case 'stop':
+        vm = await this.updateStatus(vm, {
+          phase: 'Stopping',
+          conditions: [ready('False', 'Stopping', 'spec.running is false')],
+          event: { type: 'Normal', reason: 'Stopping', message: `stopping the guest on ${node}` },
+        });
+        await daemon.stopGuest(name, this.options.stopTimeoutMs);
+        return this.release(vm, daemon);
+      case 'release':
+        return this.release(vm, daemon);
+    }
+  }
+
+  private async createGuest(vm: VirtualMachine, daemon: DaemonClient): Promise<ReconcileResult> {
+    try {
+      await daemon.createGuest(toGuestSpec(vm));
+    } catch (error) {
+      // A create that reached the daemon before this process died (or timed out here): look again.
+      if (isGrpcError(error, grpc.status.ALREADY_EXISTS)) return { requeueAfterMs: 0 };
+      if (
+        isGrpcError(error, grpc.status.INVALID_ARGUMENT) ||
+        isGrpcError(error, grpc.status.FAILED_PRECONDITION)
+      ) {
+        const message = `the daemon on ${daemon.nodeName} refused the guest: ${error.details}`;
+        await this.updateStatus(vm, {
+          phase: 'Failed',
+          conditions: [ready('False', 'GuestRejected', message)],
+          event: { type: 'Warning', reason: 'GuestRejected', message },
+        });
+        return;
+      }
+      throw error;
+    }
+    return { requeueAfterMs: 0 };
+  }
+
+  /** The guest is down or gone: delete it and give up the node (a later start places the VM afresh). */
+  private async release(vm: VirtualMachine, daemon: DaemonClient): Promise<ReconcileResult> {
+    await daemon.deleteGuest(vm.metadata.name!, this.options.stopTimeoutMs);
+    await this.updateStatus(vm, {
+      phase: 'Stopped',
+      node: null,
+      conditions: [ready('False', 'NotRunning', 'spec.running is false')],
+      event: {
+        type: 'Normal',
+        reason: 'Stopped',
+        message: `the guest on ${daemon.nodeName} is stopped and deleted`,
+      },
+    });
+  }
+
+  private async reportNodeNotReady(
+    vm: VirtualMachine,
+    nodeName: string,
+    node: HypervisorNode | undefined,
+  ): Promise<ReconcileResult> {
+    const nodeReady = node?.status?.conditions?.find((c) => c.type === 'Ready');
+    const reason = node ? 'NodeNotReady' : 'NodeNotFound';
+    const message = node
+      ? `HypervisorNode ${nodeName} is not ready (${nodeReady?.reason ?? 'no Ready condition'}: ${nodeReady?.message ?? ''}); the guest is not started elsewhere`
+      : `HypervisorNode ${nodeName} does not exist; the guest is not started elsewhere`;
+    await this.updateStatus(vm, {
+      phase: 'Unknown',
+      conditions: [ready('Unknown', reason, message)],
+      event: { type: 'Warning', reason, message },
+    });
+    // A node change enqueues this VM again.
+  }
+
+  private async finalize(vm: VirtualMachine, logger: Logger): Promise<ReconcileResult> {
+    if (!vm.metadata.finalizers?.includes(VM_FINALIZER)) return;
+    const nodeName = vm.status?.node;
+    if (nodeName) {
+      const node = this.options.nodes.get(nodeName);
+      if (!node || !isNodeReady(node)) {
+        await this.reportNodeNotReady(vm, nodeName, node);
+        logger.warn(
+          { node: nodeName },
+          `cannot delete the guest; remove finalizer ${VM_FINALIZER} to abandon it`,
+        );
+        return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
+      }
+      const daemon = this.options.pool.client(nodeName, node.status!.endpoint!);
+      const guest = await daemon.getGuest(vm.metadata.name!);
+      if (guest && guest.spec?.uuid === vm.metadata.uid) {
+        vm = await this.updateStatus(vm, {
+          phase: 'Stopping',
+          conditions: [ready('False', 'Deleting', 'the VirtualMachine is being deleted')],
+          event: { type: 'Normal', reason: 'Stopping', message: `deleting the guest on ${nodeName}` },
+        });
+        await daemon.deleteGuest(vm.metadata.name!, this.options.stopTimeoutMs);
+        await this.options.events.record(vm, 'Normal', 'GuestDeleted', `deleted the guest on ${nodeName}`);
+      }
+    }
+    await removeFinalizer(this.options.client, VirtualMachines, vm, VM_FINALIZER);
+  }
+
+  private poll(phase: VirtualMachinePhase): ReconcileResult {
+    if (phase === 'Running') return { requeueAfterMs: this.options.pollIntervalMs };
+    if (phase === 'Starting' || phase === 'Stopping') {
+      return { requeueAfterMs: Math.min(TRANSITION_POLL_MS, this.options.pollIntervalMs) };
+    }
+    return undefined;
+  }
+
+  /** Writes the status through the subresource (compare-and-swap on resourceVersion) when it changes. */
+  private async updateStatus(vm: VirtualMachine, change: StatusChange): Promise<VirtualMachine> {
+    const current = vm.status ?? {};
+    const now = this.options.now?.() ?? new Date();
+    let conditions = current.conditions;
+    for (const update of change.conditions ?? []) {
+      conditions = setCondition(conditions, { ...update, observedGeneration: vm.metadata.generation }, now);
+    }
+    const next: VirtualMachineStatus = {
+      ...current,
+      phase: change.phase,
+      conditions,
+      macAddress: vmMacAddress(vm),
+      guestAddress: configuredGuestAddress(vm),
+      observedGeneration: vm.metadata.generation,
+    };
+    if (next.guestAddress === undefined) delete next.guestAddress;
+    if (change.node === null) delete next.node;
+    else if (change.node !== undefined) next.node = change.node;
+    if (change.epoch !== undefined) next.epoch = change.epoch;
+    if (statusEqual(current, next)) return vm;
+    const updated = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
+      ...vm,
+      status: next,
+    });
+    if (current.phase !== next.phase || change.event.type === 'Warning') {
+      await this.options.events.record(updated, change.event.type, change.event.reason, change.event.message);
+    }
+    return updated;
+  }
+
+  private timestamp(): string {
+    return (this.options.now?.() ?? new Date()).toISOString();
+  }
+}
+
+function ready(status: ReadyState['status'], reason: string, message: string): ConditionUpdate {
+  return { type: VM_CONDITIONS.Ready, status, reason, message };
+}
+
+function readyFrom(state: ReadyState): ConditionUpdate {
+  return ready(state.status, state.reason, state.message);
+}
+
+function statusEqual(a: VirtualMachineStatus, b: VirtualMachineStatus): boolean {
+  const fields = ['phase', 'node', 'epoch', 'macAddress', 'guestAddress', 'observedGeneration'] as const;
+  return fields.every((field) => a[field] === b[field]) && conditionsEqual(a.conditions, b.conditions);
+}

@@ -1,0 +1,57 @@
+// Runs the real daemon (hypervisor-node/src/main.ts) as a child process for integration tests, and kills any
+// QEMU it left behind.
+import { fileURLToPath } from 'node:url';
+import type { DevCerts } from './dev-certs.js';
+import { killGuestQemusUnder } from '../../hypervisor-node/src/runtime/process.js';
+import { startServiceProcess, type ServiceProcess, type ServiceProcessOptions } from './service-process.js';
+
+export type { LogLine } from './service-process.js';
+
+const MAIN = fileURLToPath(new URL('../../hypervisor-node/src/main.ts', import.meta.url));
+
+export interface DaemonProcess extends Omit<ServiceProcess, 'ready'> {
+  grpcPort: number;
+  metricsPort: number;
+}
+
+export interface LoopbackDaemon {
+  node: string;
+  certs: DevCerts;
+  stateDir: string;
+  allowedRoot: string;
+}
+
+/**
+ * The arguments of a test daemon for `node`: gRPC and metrics on free loopback ports, the node's certificate,
+ * TCG; `extra` is appended (e.g. '--network', 'user').
+ */
+export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): string[] {
+  const pair = daemon.certs.nodes[daemon.node]!;
+  return [
+    ...['--node-name', daemon.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', daemon.certs.ca.cert],
+    ...['--state-dir', daemon.stateDir, '--allowed-root', daemon.allowedRoot, '--accelerator', 'tcg'],
+    ...extra,
+  ];
+}
+
+/** `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. */
+export async function startDaemonProcess(
+  args: string[],
+  options: ServiceProcessOptions = {},
+): Promise<DaemonProcess> {
+  const service = await startServiceProcess(MAIN, args, 'hypervisor-node ready', options);
+  return {
+    ...service,
+    grpcPort: service.ready.grpcPort as number,
+    metricsPort: service.ready.metricsPort as number,
+  };
+}
+
+/**
+ * Kills every QEMU whose command line names a guest dir under stateDir (whether or not it has written its
+ * pidfile yet) and waits until they are gone, so that the caller can remove the directory.
+ */
+export function killGuestsIn(stateDir: string): Promise<number> {
+  return killGuestQemusUnder(stateDir);
+}

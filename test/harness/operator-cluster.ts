@@ -1,0 +1,103 @@
+// Helpers the operator's integration tests share: kubectl against the test control plane, polling, the
+// daemon's command line for a test node, and the guest agent's VERIFY.
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Condition } from '../../crds/index.js';
+import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
+import type { DevCerts } from './dev-certs.js';
+import { unary } from './control-client.js';
+import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
+import type { ControlPlane } from './control-plane.js';
+
+export interface Kubectl {
+  /** Runs kubectl; throws with its stderr on a non-zero exit. */
+  kubectl(...args: string[]): Promise<string>;
+  /** `kubectl apply -f -` of an object or a JSON/YAML manifest. */
+  apply(manifest: object | string): Promise<void>;
+  /** `kubectl get … -o json`, parsed. */
+  getJson<T>(...args: string[]): Promise<T>;
+  /** The reasons of the Events about one object. */
+  eventReasons(kind: string, name: string): Promise<string[]>;
+}
+
+/** kubectl helpers on the control plane `controlPlane()` returns (called lazily: tests assign it in beforeAll). */
+export function kubectlOn(controlPlane: () => ControlPlane): Kubectl {
+  const kubectl = async (...args: string[]) => {
+    const result = await controlPlane().kubectl(args);
+    if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const getJson = async <T>(...args: string[]) =>
+    JSON.parse(await kubectl('get', ...args, '-o', 'json')) as T;
+  return {
+    kubectl,
+    getJson,
+    async apply(manifest) {
+      const input = typeof manifest === 'string' ? manifest : JSON.stringify(manifest);
+      const result = await controlPlane().kubectl(['apply', '-f', '-'], { input });
+      if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
+    },
+    async eventReasons(kind, name) {
+      const list = await getJson<{ items: { reason: string }[] }>(
+        'events',
+        '--field-selector',
+        `involvedObject.kind=${kind},involvedObject.name=${name}`,
+      );
+      return list.items.map((event) => event.reason);
+    },
+  };
+}
+
+export { eventually } from './eventually.js';
+
+export const condition = (object: { status?: { conditions?: Condition[] } }, type: string) =>
+  object.status?.conditions?.find((c) => c.type === type);
+
+export interface TestDaemonOptions {
+  node: string;
+  certs: DevCerts;
+  stateDir: string;
+  /** The guest images' root (--allowed-root). */
+  imagesRoot: string;
+  kubeconfig: string;
+  leaseDurationSeconds: number;
+}
+
+/** The daemon's flags for a test node: loopback, TCG, user networking, heartbeat every second. */
+export function testDaemonArgs(options: TestDaemonOptions): string[] {
+  const pair = options.certs.nodes[options.node]!;
+  return [
+    ...['--node-name', options.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', options.certs.ca.cert],
+    ...['--state-dir', options.stateDir, '--allowed-root', options.imagesRoot, '--accelerator', 'tcg'],
+    ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-address', '127.0.0.1'],
+    ...['--kubeconfig', options.kubeconfig],
+    ...[
+      '--lease-duration-seconds',
+      String(options.leaseDurationSeconds),
+      '--heartbeat-interval-seconds',
+      '1',
+    ],
+  ];
+}
+
+/** The daemon's guest of that name, or undefined when it has none. */
+export async function guestOn(client: GuestControlClient, name: string): Promise<Guest__Output | undefined> {
+  try {
+    return await unary<Guest__Output>((done) => client.getGuest({ name }, done));
+  } catch (error) {
+    if ((error as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
+    throw error;
+  }
+}
+
+/** Connects to the guest agent of `vm` under a daemon's state dir and runs VERIFY there. */
+export async function verifyGuest(stateDir: string, vm: string): Promise<VerifyResult> {
+  const agent = await AgentClient.connect(join(stateDir, vm, 'agent.sock'), { timeoutMs: 30_000 });
+  try {
+    await agent.waitReady(90_000);
+    return await agent.verify();
+  } finally {
+    agent.close();
+  }
+}

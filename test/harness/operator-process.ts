@@ -1,0 +1,17 @@
+// Runs the real operator (operator/src/main.ts) as a child process for integration tests.
+import { fileURLToPath } from 'node:url';
+import { startServiceProcess, type ServiceProcess } from './service-process.js';
+
+export type { LogLine } from './service-process.js';
+
+const MAIN = fileURLToPath(new URL('../../operator/src/main.ts', import.meta.url));
+
+export interface OperatorProcess extends Omit<ServiceProcess, 'ready'> {
+  metricsPort: number;
+}
+
+/** Starts the operator with `args` and resolves once it logged 'tern-operator ready' (metrics endpoint up). */
+export async function startOperatorProcess(args: string[]): Promise<OperatorProcess> {
+  const service = await startServiceProcess(MAIN, args, 'tern-operator ready');
+  return { ...service, metricsPort: service.ready.metricsPort as number };
+}

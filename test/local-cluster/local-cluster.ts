@@ -1,0 +1,424 @@
+// A local Tern cluster on this machine: a real kube-apiserver + etcd, the CRDs, hypervisor-node daemons running
+// QEMU guests, and the operator. As root every node is a network namespace with its own address and bridge (see
+// netns.ts); otherwise all daemons share the host's loopback and guests get user-mode networking. Every process
+// is detached and recorded in the cluster dir's state file, so the cluster outlives the command that brought it up
+// and `downCluster` finds everything again, also after a crash halfway through `upCluster`.
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import type { VirtualMachine } from '../../crds/index.js';
+import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
+import { killGuestsIn } from '../harness/daemon-process.js';
+import { kubeBinary, startControlPlane } from '../harness/control-plane.js';
+import { generateDevCerts, type DevCerts } from '../harness/dev-certs.js';
+import {
+  checkClusterName,
+  DAEMON_PORTS,
+  exampleVmPath,
+  hostBridgeName,
+  hostVethName,
+  netnsName,
+  NODE_BRIDGE,
+  nodeAddress,
+  readState,
+  writeState,
+  type ClusterMode,
+  type ClusterState,
+  type NodeState,
+} from './cluster-state.js';
+import {
+  createHostBridge,
+  createNodeNetwork,
+  canUseNamespaces,
+  freeSubnet,
+  ip,
+  removeClusterNetwork,
+} from './netns.js';
+import { isOurs, killAndWait, processesOf, startDetached } from './processes.js';
+import { runKubectl } from './kubectl.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const CRDS = join(REPO, 'crds/generated/');
+const DAEMON_MAIN = join(REPO, 'hypervisor-node/src/main.ts');
+const OPERATOR_MAIN = join(REPO, 'operator/src/main.ts');
+const NODE_READY_TIMEOUT_MS = 60_000;
+/** What a cluster runs; each names the cluster dir on its command line. */
+const CLUSTER_PROGRAMS = ['/etcd', '/kube-apiserver', DAEMON_MAIN, OPERATOR_MAIN] as const;
+
+/** The nodes' guest state: a short path, because QEMU's unix socket paths under it must fit in 107 bytes. */
+const guestRoot = (cluster: string): string => join(tmpdir(), `tern-${cluster}`);
+
+export interface UpOptions {
+  /** Cluster dir: state file, kubeconfig, certificates, logs, control-plane data (guest state: guestRoot). */
+  dir: string;
+  /** Short name the namespaces and links are named after (distinct for clusters that run side by side). */
+  name: string;
+  nodes: string[];
+  /** Force loopback mode even as root. */
+  loopback?: boolean;
+  log?: (line: string) => void;
+}
+
+/** A cluster that is up, as the demo and the end-to-end tests use it. */
+export interface LocalCluster {
+  state: ClusterState;
+  kubeconfig: string;
+  certs: DevCerts;
+  /** Runs kubectl against the cluster; throws with its stderr on failure. */
+  kubectl(args: string[], input?: string): Promise<string>;
+  node(name: string): NodeState;
+  /** Stops a node's daemon (SIGTERM: its guests keep running; SIGKILL: a crash). */
+  stopDaemon(node: string, signal?: NodeJS.Signals): Promise<void>;
+  startDaemon(node: string): Promise<void>;
+  stopOperator(signal?: NodeJS.Signals): Promise<void>;
+  startOperator(): Promise<void>;
+}
+
+const certsOf = (state: ClusterState): DevCerts =>
+  generateDevCerts(
+    join(state.dir, 'pki'),
+    state.nodes.map((node) => ({ name: node.name, ips: [node.address] })),
+  );
+
+const NODE_VCPUS = 4;
+
+function daemonArgs(state: ClusterState, node: NodeState, certs: DevCerts): string[] {
+  const pair = certs.nodes[node.name]!;
+  // netns mode: fixed ports on the node's own address (each namespace has its own ports). Incoming migrations
+  // listen on the node's address too, which the other nodes reach over the shared bridge.
+  const [grpc, metrics] =
+    state.mode === 'netns'
+      ? [`${node.address}:${DAEMON_PORTS.grpc}`, `${node.address}:${DAEMON_PORTS.metrics}`]
+      : ['127.0.0.1:0', '127.0.0.1:0'];
+  return [
+    ...['--node-name', node.name, '--listen', grpc, '--metrics-listen', metrics],
+    ...['--migration-address', state.mode === 'netns' ? node.address : '127.0.0.1'],
+    // TCG guests share the host's cores: each node offers 4 vCPUs, so a 2-core machine holds a few small VMs.
+    ...['--cpu-capacity', String(NODE_VCPUS)],
+    ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
+    ...['--state-dir', node.stateDir, '--allowed-root', state.imagesRoot],
+    ...(state.mode === 'netns' ? ['--network', 'bridge', '--bridge', NODE_BRIDGE] : ['--network', 'user']),
+    ...[
+      '--kubeconfig',
+      state.kubeconfig,
+      '--heartbeat-interval-seconds',
+      '2',
+      '--lease-duration-seconds',
+      '10',
+    ],
+  ];
+}
+
+function clusterHandle(state: ClusterState): LocalCluster {
+  const certs = certsOf(state);
+  const node = (name: string): NodeState => {
+    const found = state.nodes.find((entry) => entry.name === name);
+    if (found === undefined) throw new Error(`no node ${name} in cluster ${state.name}`);
+    return found;
+  };
+  return {
+    state,
+    kubeconfig: state.kubeconfig,
+    certs,
+    node,
+    async kubectl(args, input) {
+      const result = await runKubectl(state.kubeconfig, args, input);
+      if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr.trim()}`);
+      return result.stdout;
+    },
+    async stopDaemon(name, signal = 'SIGTERM') {
+      const entry = node(name);
+      if (entry.daemon && isOurs(entry.daemon.pid, state.dir)) await killAndWait([entry.daemon.pid], signal);
+      entry.daemon = undefined;
+      writeState(state);
+    },
+    startDaemon: (name) => startDaemon(state, node(name), certs),
+    async stopOperator(signal = 'SIGTERM') {
+      if (state.operator && isOurs(state.operator.pid, state.dir))
+        await killAndWait([state.operator.pid], signal);
+      state.operator = undefined;
+      writeState(state);
+    },
+    startOperator: () => startOperator(state, certs),
+  };
+}
+
+async function startDaemon(state: ClusterState, node: NodeState, certs: DevCerts): Promise<void> {
+  const log = join(state.dir, 'logs', `daemon-${node.name}.log`);
+  const main = [process.execPath, '--import', 'tsx', DAEMON_MAIN, ...daemonArgs(state, node, certs)];
+  // `ip netns exec` execs the program, so the recorded pid is the daemon's.
+  const [command, ...args] = node.netns ? ['ip', 'netns', 'exec', node.netns, ...main] : main;
+  const { pid, ready } = await startDetached(command!, args, {
+    log,
+    readyMessage: 'hypervisor-node ready',
+    cwd: REPO,
+  });
+  const host = state.mode === 'netns' ? node.address : '127.0.0.1';
+  node.daemon = { pid, log };
+  node.endpoint = `${host}:${String(ready.grpcPort)}`;
+  node.metricsEndpoint = `${host}:${String(ready.metricsPort)}`;
+  writeState(state);
+}
+
+async function startOperator(state: ClusterState, certs: DevCerts): Promise<void> {
+  const log = join(state.dir, 'logs', 'operator.log');
+  const { pid, ready } = await startDetached(
+    process.execPath,
+    [
+      ...['--import', 'tsx', OPERATOR_MAIN, '--kubeconfig', state.kubeconfig],
+      ...['--metrics-listen', '127.0.0.1:0', '--guest-poll-interval-ms', '1000'],
+      ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ],
+    { log, readyMessage: 'tern-operator ready', cwd: REPO },
+  );
+  state.operator = { pid, log, metricsEndpoint: `127.0.0.1:${String(ready.metricsPort)}` };
+  writeState(state);
+}
+
+/** The Ready condition's status of each HypervisorNode (empty when the apiserver does not answer). */
+async function nodeReadiness(kubeconfig: string): Promise<Map<string, string>> {
+  const { stdout } = await runKubectl(kubeconfig, [
+    'get',
+    'hypervisornodes',
+    '-o',
+    'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}',
+  ]);
+  return new Map(
+    stdout
+      .split(' ')
+      .filter(Boolean)
+      .map((entry) => entry.split('=') as [string, string]),
+  );
+}
+
+async function waitNodesReady(state: ClusterState): Promise<void> {
+  const deadline = Date.now() + NODE_READY_TIMEOUT_MS;
+  for (;;) {
+    const readiness = await nodeReadiness(state.kubeconfig);
+    if (state.nodes.every((node) => readiness.get(node.name) === 'True')) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `hypervisor nodes not Ready within ${NODE_READY_TIMEOUT_MS} ms: ${JSON.stringify([...readiness])}`,
+      );
+    }
+    await sleep(250);
+  }
+}
+
+/** A 256 MiB, 1-CPU LiveMigrate VirtualMachine of the test guest; `cmdline` adds to the guest's kernel command line. */
+export function testGuestVm(name: string, images: TestGuestImages, cmdline: string[] = []): VirtualMachine {
+  return {
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      running: true,
+      cpu: { cores: 1 },
+      memory: '256Mi',
+      evictionStrategy: 'LiveMigrate',
+      boot: {
+        kernel: {
+          path: images.kernel,
+          initrdPath: images.initrd,
+          cmdline: [...images.cmdline, ...cmdline].join(' '),
+        },
+      },
+    },
+  } as VirtualMachine;
+}
+
+/** A small VirtualMachine of the test guest for this cluster (in netns mode with an address on its subnet). */
+function exampleVm(state: ClusterState, images: TestGuestImages): string {
+  const address = state.subnet ? [`tern.ip=${state.subnet}.50/24`] : [];
+  const vm = testGuestVm('vm01', images, address);
+  return `# The test guest (guest/README.md) on the local cluster${address.length ? `, at ${state.subnet}.50` : ''}.\n${stringify(vm)}`;
+}
+
+/** Brings a cluster up in `dir`; refuses when one is recorded there already (bring it down first). */
+export async function upCluster(options: UpOptions): Promise<LocalCluster> {
+  const log = options.log ?? (() => undefined);
+  const name = checkClusterName(options.name);
+  if (readState(options.dir) !== undefined) {
+    throw new Error(
+      `a cluster is recorded in ${options.dir} but not all of it runs (see status): bring it down first`,
+    );
+  }
+  const images = await testGuestImages();
+  kubeBinary('kubectl');
+  const mode: ClusterMode = !options.loopback && (await canUseNamespaces()) ? 'netns' : 'loopback';
+  if (mode === 'loopback') {
+    log(
+      `NOTE: LOOPBACK MODE (${options.loopback ? '--loopback' : 'network namespaces are not available: not root?'}). ` +
+        'All daemons share 127.0.0.1 and guests get user-mode networking: no guest address, no network across a migration.',
+    );
+  }
+  mkdirSync(join(options.dir, 'logs'), { recursive: true, mode: 0o700 });
+  const subnet = mode === 'netns' ? await freeSubnet(name) : undefined;
+  const state: ClusterState = {
+    name,
+    dir: options.dir,
+    mode,
+    hostBridge: mode === 'netns' ? hostBridgeName(name) : undefined,
+    subnet,
+    hostAddress: subnet ? `${subnet}.1` : '127.0.0.1',
+    kubeconfig: join(options.dir, 'kubeconfig'),
+    imagesRoot: images.root,
+    nodes: options.nodes.map((node, index) => ({
+      name: node,
+      address: subnet ? nodeAddress(subnet, index) : '127.0.0.1',
+      netns: subnet ? netnsName(name, node) : undefined,
+      hostVeth: subnet ? hostVethName(name, index) : undefined,
+      stateDir: join(guestRoot(name), node),
+    })),
+  };
+  writeState(state);
+  try {
+    if (mode === 'netns') {
+      await createHostBridge(state);
+      for (let index = 0; index < state.nodes.length; index++) await createNodeNetwork(state, index);
+      log(
+        `network: bridge ${state.hostBridge} ${state.hostAddress}/24, nodes in namespaces ${state.nodes.map((n) => `${n.netns} (${n.address})`).join(', ')}`,
+      );
+    }
+    const cp = await startControlPlane({
+      name,
+      bindAddress: state.hostAddress,
+      detached: { dir: join(options.dir, 'control-plane') },
+    });
+    state.controlPlane = { processes: cp.processes };
+    state.apiServer = cp.server;
+    copyFileSync(cp.kubeconfigPath, state.kubeconfig);
+    writeState(state);
+    log(`control plane up in ${cp.startupMs} ms: ${cp.server}`);
+
+    const cluster = clusterHandle(state);
+    await cluster.kubectl(['apply', '-f', CRDS]);
+    await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+    await cluster.kubectl(['create', 'namespace', 'tern-system']);
+    await Promise.all(
+      state.nodes.map(async (node) => {
+        await startDaemon(state, node, cluster.certs);
+        log(`daemon ${node.name} up: gRPC ${node.endpoint}${node.netns ? ` in netns ${node.netns}` : ''}`);
+      }),
+    );
+    await startOperator(state, cluster.certs);
+    log('operator up');
+    writeFileSync(exampleVmPath(state), exampleVm(state, images));
+    await waitNodesReady(state);
+    log(`nodes Ready: ${state.nodes.map((node) => node.name).join(', ')}`);
+    return cluster;
+  } catch (error) {
+    await downCluster(options.dir);
+    throw error;
+  }
+}
+
+/** The cluster recorded in `dir` with its processes alive, or undefined. */
+export function openCluster(dir: string): LocalCluster | undefined {
+  const state = readState(dir);
+  if (state === undefined) return undefined;
+  if (!state.controlPlane?.processes.length || !state.operator) return undefined;
+  const pids = [
+    ...state.controlPlane.processes.map((p) => p.pid),
+    state.operator.pid,
+    ...state.nodes.map((node) => node.daemon?.pid ?? 0),
+  ];
+  if (!pids.every((pid) => isOurs(pid, dir))) return undefined;
+  return clusterHandle(state);
+}
+
+/**
+ * Removes everything of the cluster recorded in `dir` (processes, guests, namespaces, links, files). `name`
+ * covers an `up` that crashed before writing its state file. Returns what was removed.
+ */
+export async function downCluster(dir: string, name?: string): Promise<string[]> {
+  const state = readState(dir);
+  const clusterName = state?.name ?? name;
+  const removed: string[] = [];
+  const kill = async (what: string, pid: number | undefined) => {
+    if (pid === undefined || !isOurs(pid, dir)) return;
+    await killAndWait([pid]);
+    removed.push(`${what} (pid ${pid})`);
+  };
+  // The operator first, so that it does not react to the nodes going away.
+  await kill('operator', state?.operator?.pid);
+  for (const node of state?.nodes ?? []) await kill(`daemon ${node.name}`, node.daemon?.pid);
+  if (clusterName !== undefined) removed.push(...(await removeClusterNetwork(clusterName)));
+  for (const node of state?.nodes ?? []) {
+    if (existsSync(node.stateDir)) {
+      const guests = await killGuestsIn(node.stateDir);
+      if (guests > 0) removed.push(`${guests} guest(s) of ${node.name}`);
+    }
+  }
+  for (const server of state?.controlPlane?.processes ?? []) await kill(server.name, server.pid);
+  // Processes a crashed `up` started but did not record yet (a control plane starting, loopback-mode daemons).
+  const strays = processesOf([...CLUSTER_PROGRAMS], dir);
+  if (strays.length > 0) {
+    await killAndWait(strays);
+    removed.push(`unrecorded processes ${strays.join(', ')}`);
+  }
+  if (clusterName !== undefined && existsSync(guestRoot(clusterName))) {
+    rmSync(guestRoot(clusterName), { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    removed.push(`dir ${guestRoot(clusterName)}`);
+  }
+  if (existsSync(dir)) {
+    // A killed QEMU's exit shim may still be writing into its guest dir.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    removed.push(`dir ${dir}`);
+  }
+  return removed;
+}
+
+export interface ComponentStatus {
+  component: string;
+  running: boolean;
+  detail: string;
+}
+
+/** Each recorded component: whether its process runs, and where it listens. */
+export async function clusterStatus(dir: string): Promise<ComponentStatus[] | undefined> {
+  const state = readState(dir);
+  if (state === undefined) return undefined;
+  const alive = (pid: number | undefined) => pid !== undefined && isOurs(pid, dir);
+  const rows: ComponentStatus[] = [];
+  if (state.mode === 'netns') {
+    const namespaces = await ip(['netns', 'list']).catch(() => '');
+    const present = new Set(namespaces.split('\n').map((line) => line.split(' ')[0]));
+    const missing = state.nodes.filter((node) => !present.has(node.netns));
+    const bridge = await ip(['-o', '-4', 'addr', 'show', 'dev', state.hostBridge!]).catch(() => '');
+    rows.push({
+      component: 'network',
+      running: missing.length === 0 && bridge.includes(`inet ${state.hostAddress}/`),
+      detail:
+        `bridge ${state.hostBridge} ${state.hostAddress}/24, ` +
+        state.nodes.map((node) => `${node.netns} ${node.address}`).join(', ') +
+        (missing.length > 0 ? ` (missing: ${missing.map((node) => node.netns).join(', ')})` : ''),
+    });
+  }
+  for (const server of state.controlPlane?.processes ?? []) {
+    rows.push({
+      component: server.name,
+      running: alive(server.pid),
+      detail: `pid ${server.pid}${server.name === 'kube-apiserver' ? ` ${state.apiServer}` : ''}`,
+    });
+  }
+  const readyOf = state.apiServer ? await nodeReadiness(state.kubeconfig) : new Map<string, string>();
+  for (const node of state.nodes) {
+    rows.push({
+      component: `daemon ${node.name}`,
+      running: alive(node.daemon?.pid),
+      detail:
+        `pid ${node.daemon?.pid ?? '-'} gRPC ${node.endpoint ?? '-'}` +
+        `${node.netns ? ` netns ${node.netns}` : ''} Ready=${readyOf.get(node.name) ?? 'unknown'}`,
+    });
+  }
+  rows.push({
+    component: 'operator',
+    running: alive(state.operator?.pid),
+    detail: `pid ${state.operator?.pid ?? '-'} metrics ${state.operator?.metricsEndpoint ?? '-'}`,
+  });
+  return rows;
+}
