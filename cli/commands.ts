@@ -1,11 +1,11 @@
 // The plugin's commands, on a KubeClient. Inputs arrive validated (program.ts); API errors propagate as
 // KubeApiError and are printed verbatim by the entry point.
 import type { HypervisorNode, Migration, MigrationSettings, VirtualMachine } from '../crds/index.js';
-import { API_VERSION } from '../crds/index.js';
+import { API_VERSION, HypervisorNodes, Migrations, VirtualMachines } from '../crds/index.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError, isNotFound } from '../kube/errors.js';
 import { formatDuration } from './format.js';
-import { HypervisorNodes, Migrations, USER_AGENT, VirtualMachines, activeMigrations } from './kube.js';
+import { USER_AGENT, activeMigrations } from './kube.js';
 import { migrationRef, renderLiveLine } from './render.js';
 import type { Outcome } from './render.js';
 import { MigrationReporter } from './reporter.js';

@@ -2,11 +2,9 @@
 // global flags), so the plugin reads --kubeconfig, --context and --namespace itself and otherwise follows
 // kubectl's rules: $KUBECONFIG (a path list) or ~/.kube/config, the current context, and that context's namespace.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { API_GROUP, API_VERSION_NAME, NAMESPACED, PLURALS, isTerminalMigrationPhase } from '../crds/index.js';
-import type { Migration, TernKind, VirtualMachine } from '../crds/index.js';
+import { Migrations, isTerminalMigrationPhase } from '../crds/index.js';
+import type { Migration, VirtualMachine } from '../crds/index.js';
 import type { KubeClient } from '../kube/client.js';
-import { customResource } from '../kube/resources.js';
-import type { ResourceType } from '../kube/types.js';
 import { InputError } from './validate.js';
 
 export interface ConnectionOptions {
@@ -23,14 +21,6 @@ export interface Connection {
 }
 
 export type Connect = (options: ConnectionOptions) => Promise<Connection>;
-
-function ternResource(kind: TernKind): ResourceType {
-  return customResource(API_GROUP, API_VERSION_NAME, kind, PLURALS[kind], NAMESPACED[kind]);
-}
-
-export const VirtualMachines = ternResource('VirtualMachine');
-export const Migrations = ternResource('Migration');
-export const HypervisorNodes = ternResource('HypervisorNode');
 
 export const USER_AGENT = 'kubectl-tern';
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { startControlPlane } from '../test/harness/control-plane.js';
 import type { ControlPlane } from '../test/harness/control-plane.js';
-import { API_VERSION, KIND_DEFINITIONS, crdName } from './index.js';
+import { API_VERSION, DNS1123_LABEL_PATTERN, KIND_DEFINITIONS, crdName } from './index.js';
 import type { TernKind } from './index.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -118,7 +118,7 @@ const failsPattern = (field: string, patternFragment: string): RegExp =>
   new RegExp(`${literally(field).source} in body should match '[^']*${literally(patternFragment).source}`);
 
 const QUANTITY_SUFFIXES = '(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$';
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+const DNS_LABEL = DNS1123_LABEL_PATTERN;
 
 describe('validation', () => {
   type Case = [name: string, kind: TernKind, spec: unknown, expected: RegExp[], objectName?: string];

@@ -9,7 +9,9 @@ import type { MigrationPolicySpec, MigrationPolicyStatus } from './src/migration
 import { migrationPolicyDefinition } from './src/migrationpolicy.js';
 import type { VirtualMachineSpec, VirtualMachineStatus } from './src/virtualmachine.js';
 import { virtualMachineDefinition } from './src/virtualmachine.js';
+import type { ApiVersion, TernKind } from './src/api.js';
 
+export * from './src/api.js';
 export * from './src/conditions.js';
 export * from './src/formats.js';
 export * from './src/hypervisornode.js';
@@ -18,18 +20,10 @@ export * from './src/migrationpolicy.js';
 export * from './src/migrationsettings.js';
 export * from './src/names.js';
 export * from './src/quantities.js';
+export * from './src/resources.js';
 export * from './src/selectors.js';
 export * from './src/virtualmachine.js';
 export type { KindDefinition, PrinterColumn } from './src/definition.js';
-
-export const API_GROUP = 'tern.dev';
-export const API_VERSION_NAME = 'v1alpha1';
-/** The `apiVersion` of every Tern object. */
-export const API_VERSION = `${API_GROUP}/${API_VERSION_NAME}` as const;
-export type ApiVersion = typeof API_VERSION;
-
-/** The kubectl category of all four kinds: `kubectl get tern`. */
-export const CATEGORY = 'tern';
 
 export const KIND_DEFINITIONS: readonly KindDefinition[] = [
   virtualMachineDefinition,
@@ -37,29 +31,6 @@ export const KIND_DEFINITIONS: readonly KindDefinition[] = [
   migrationPolicyDefinition,
   hypervisorNodeDefinition,
 ];
-
-export const KINDS = {
-  VirtualMachine: 'VirtualMachine',
-  Migration: 'Migration',
-  MigrationPolicy: 'MigrationPolicy',
-  HypervisorNode: 'HypervisorNode',
-} as const;
-export type TernKind = keyof typeof KINDS;
-
-/** Resource (plural) names, as used in API paths, RBAC rules and informers. */
-export const PLURALS = {
-  VirtualMachine: 'virtualmachines',
-  Migration: 'migrations',
-  MigrationPolicy: 'migrationpolicies',
-  HypervisorNode: 'hypervisornodes',
-} as const satisfies Record<TernKind, string>;
-
-export const NAMESPACED = {
-  VirtualMachine: true,
-  Migration: true,
-  MigrationPolicy: false,
-  HypervisorNode: false,
-} as const satisfies Record<TernKind, boolean>;
 
 export interface OwnerReference {
   apiVersion: string;
@@ -111,34 +82,6 @@ export interface TernList<T> {
   kind: string;
   metadata: { resourceVersion?: string; continue?: string };
   items: T[];
-}
-
-/** The `<plural>.<group>` name of a kind's CRD, e.g. "virtualmachines.tern.dev". */
-export function crdName(kind: TernKind): string {
-  return `${PLURALS[kind]}.${API_GROUP}`;
-}
-
-/**
- * The API path of a collection or an object, e.g. resourcePath('Migration', 'default', 'm1') →
- * "/apis/tern.dev/v1alpha1/namespaces/default/migrations/m1". `subresource` is "status" for status writes.
- */
-export function resourcePath(
-  kind: TernKind,
-  namespace?: string,
-  name?: string,
-  subresource?: 'status',
-): string {
-  if (NAMESPACED[kind] && namespace === undefined && name !== undefined) {
-    throw new Error(`${kind} is namespaced: a namespace is needed to address ${name}`);
-  }
-  if (!NAMESPACED[kind] && namespace !== undefined) throw new Error(`${kind} is cluster-scoped`);
-  if (subresource && name === undefined) throw new Error('a subresource needs an object name');
-  let path = `/apis/${API_VERSION}`;
-  if (namespace !== undefined) path += `/namespaces/${encodeURIComponent(namespace)}`;
-  path += `/${PLURALS[kind]}`;
-  if (name !== undefined) path += `/${encodeURIComponent(name)}`;
-  if (subresource) path += `/${subresource}`;
-  return path;
 }
 
 export function isTerminalMigrationPhase(phase: MigrationPhase | undefined): boolean {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run demo`: set up what is missing, then run the live-migration demo on the local cluster (hack/demo.ts).
+# `npm run demo`: set up what is missing, then run the live-migration demo on the local cluster (test/demo/main.ts).
 # `npm run demo -- --down` only removes the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,4 +7,4 @@ case " $* " in
 *" --down "*) ;;
 *) bash hack/setup.sh ;;
 esac
-exec npx tsx hack/demo.ts "$@"
+exec npx tsx test/demo/main.ts "$@"

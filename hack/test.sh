@@ -24,6 +24,7 @@ check() {
 check "typecheck" npx tsc -p tsconfig.json --noEmit
 check "eslint" npx eslint .
 check "prettier" npx prettier --check --log-level warn .
+check "import rules" npx tsx hack/check-imports.ts
 check "generated CRDs are current" npx tsx crds/generate.ts --check
 check "generated protos are current" npx tsx proto/generate.ts --check
 

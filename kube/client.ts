@@ -1,4 +1,4 @@
-// The port the operator talks to the Kubernetes API through. The client-node adapter implements it
+// The port the operator and the CLI talk to the Kubernetes API through. The client-node adapter implements it
 // (rest-client.ts); unit tests can implement it in memory without loading client-node.
 import type {
   DeleteOptions,

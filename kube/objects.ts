@@ -106,7 +106,11 @@ export function setControllerReference(
   return true;
 }
 
-/** The RFC 3339 timestamp with microseconds that Lease and Event MicroTime fields require (a plain ISO string gets a 400). */
+/**
+ * The RFC 3339 timestamp with microseconds that Lease and Event MicroTime fields require: the apiserver parses
+ * exactly six fractional digits and Date#toISOString gives three (a plain ISO string gets a 400). Used by the
+ * operator, the daemon's node Lease and the tests.
+ */
 export function microTime(date: Date): string {
   return date.toISOString().replace(/Z$/, '000Z');
 }

@@ -32,6 +32,7 @@ const PATCH_CONTENT_TYPES: Record<Patch['type'], string> = {
 export interface RestKubeClientOptions {
   /** Per-request timeout for everything but watches. */
   requestTimeoutMs?: number;
+  /** Default 'tern-operator'; the CLI sends its own. */
   userAgent?: string;
 }
 

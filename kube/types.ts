@@ -2,23 +2,12 @@
 
 import type { ObjectMeta } from '../crds/index.js';
 
-export type { ObjectMeta, OwnerReference } from '../crds/index.js';
+export type { ObjectMeta, OwnerReference, ResourceType } from '../crds/index.js';
 
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
   metadata: ObjectMeta;
-}
-
-/** Which REST collection an object lives in; enough to build every URL the client needs. */
-export interface ResourceType {
-  /** '' for the core group. */
-  group: string;
-  version: string;
-  /** Lower-case plural as in the URL, e.g. 'virtualmachines'. */
-  plural: string;
-  kind: string;
-  namespaced: boolean;
 }
 
 export interface ObjectList<T extends KubeObject> {

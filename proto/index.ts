@@ -1,6 +1,9 @@
-// The gRPC contracts of the hypervisor-node daemon: runtime loader plus the generated wire types.
+// The gRPC contracts of the hypervisor-node daemon: runtime loader, the generated wire types, the migration token
+// format and the client-side unary call helper.
 export { loadControlProto, loadMigrationProto } from './load.js';
 export { protoLoaderOptions } from './options.js';
+export { decodeToken, newMigrationToken, TOKEN_BYTES } from './token.js';
+export { isGrpcError, unary, type UnaryCallback } from './unary.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
 export type { DiskFormat } from './generated/tern/node/v1alpha1/DiskFormat.js';

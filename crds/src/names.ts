@@ -5,6 +5,13 @@ import type { SchemaOptions } from '@sinclair/typebox';
 /** RFC 1123 label: what Kubernetes calls a DNS label (Service names, container names). */
 export const DNS1123_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const DNS1123_LABEL_MAX_LENGTH = 63;
+/**
+ * The label check as one RegExp, the length limit included (1 to 63 characters): what code outside the schemas
+ * tests names with (VM and node names, migration ids, TLS identities).
+ */
+export const DNS1123_LABEL = new RegExp(
+  `^(?=.{1,${DNS1123_LABEL_MAX_LENGTH}}$)${DNS1123_LABEL_PATTERN.slice(1)}`,
+);
 
 /** RFC 1123 subdomain: the format of Node and most object names. */
 export const DNS1123_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';

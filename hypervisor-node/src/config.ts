@@ -3,16 +3,13 @@ import { hostname } from 'node:os';
 import { isValidBridgeName } from './network/guest-network.js';
 import { isAbsolute } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
+import { DNS1123_LABEL } from '../../crds/index.js';
+import { envOptions, LOG_LEVELS, parseHostPort, type HostPort } from '../../cmdline/index.js';
 
 export interface DaemonConfig {
   nodeName: string;
   /** gRPC control (and later migration) endpoint. */
-  listen: ListenAddress;
+  listen: HostPort;
   /** host:port the operator and peers dial; reported in HypervisorNode.status.endpoint. */
   advertiseAddress: string;
   /**
@@ -50,7 +47,7 @@ export interface DaemonConfig {
     leaseDurationSeconds: number;
     heartbeatIntervalSeconds: number;
   };
-  metricsListen: ListenAddress;
+  metricsListen: HostPort;
   logLevel: string;
 }
 
@@ -63,16 +60,14 @@ export class HelpRequested extends Error {
   override name = 'HelpRequested';
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+const DNS_LABEL = DNS1123_LABEL;
 
-export function parseListenAddress(value: string, flag: string): ListenAddress {
-  // host:port, with IPv6 hosts in brackets: [::1]:7443
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535)
-    throw new ConfigError(`${flag}: expected host:port, got ${JSON.stringify(value)}`);
-  return { host: (match[1] ?? match[2])!, port };
+function parseListenAddress(value: string, flag: string): HostPort {
+  try {
+    return parseHostPort(value, flag);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 function nonNegativeInteger(value: string, flag: string): number {
@@ -144,11 +139,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 /** The daemon's command line; most flags also have an environment variable, which the flag overrides. */
 function command(env: NodeJS.ProcessEnv): Command {
-  const withEnv = (option: Option, envName: string, fallback?: string): Option => {
-    option.description += ` (env ${envName})`;
-    const value = env[envName] ?? fallback;
-    return value === undefined ? option : option.default(value);
-  };
+  const withEnv = envOptions(env);
   return new Command('hypervisor-node')
     .description('Tern hypervisor-node daemon: runs QEMU guests and serves the control API to the operator')
     .exitOverride()

@@ -18,6 +18,7 @@ import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { createControlService } from './control/service.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
+import { RpcMetrics } from './rpc/metrics.js';
 import { loadServerCredentials } from './rpc/tls.js';
 import { createMigrationService } from './migration/service.js';
 
@@ -77,6 +78,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   const nodeInfo = () =>
     describeNode(config.nodeName, host, accelerator.accel, reservation, networkFacts, supervisor.list());
   const metrics = createDaemonMetrics(config.nodeName, () => supervisor.list());
+  const rpcMetrics = new RpcMetrics(metrics.registry);
 
   let registration: HypervisorNodeRegistration | undefined;
   const lastPhase = new Map<string, GuestStatus['phase']>(
@@ -105,7 +107,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     nodeInfo,
     operatorIdentities: config.operatorIdentities,
     defaultStopTimeoutMs: config.stopTimeoutMs,
-    metrics,
+    metrics: rpcMetrics,
     logger,
   });
   const migration = createMigrationService({
@@ -116,6 +118,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     operatorIdentities: config.operatorIdentities,
     migrationAddress: config.migrationAddress,
     registry: metrics.registry,
+    rpcMetrics,
     logger,
   });
   let server: RunningServer | undefined;

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadControlProto, loadMigrationProto } from '../../proto/index.js';
-import type { ListenAddress } from './config.js';
+import { formatHostPort, type HostPort } from '../../cmdline/index.js';
 import type { MigrationService } from './migration/service.js';
 import type { ControlService } from './control/service.js';
 
@@ -11,12 +11,8 @@ export interface RunningServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-function formatAddress({ host, port }: ListenAddress): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 export async function startGrpcServer(
-  listen: ListenAddress,
+  listen: HostPort,
   credentials: grpc.ServerCredentials,
   control: ControlService,
   migration: MigrationService,
@@ -29,7 +25,7 @@ export async function startGrpcServer(
   server.addService(loadControlProto().GuestControl.service, control.handlers);
   server.addService(loadMigrationProto().Migration.service, migration.handlers);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(formatAddress(listen), credentials, (error, boundPort) =>
+    server.bindAsync(formatHostPort(listen), credentials, (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
     ),
   );

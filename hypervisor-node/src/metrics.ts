@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ListenAddress } from './config.js';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { HostPort } from '../../cmdline/index.js';
 import type { GuestPhase, GuestStatus } from './model/guest.js';
 
 const PHASES: GuestPhase[] = ['Starting', 'Running', 'Paused', 'Stopping', 'Stopped', 'Failed'];
@@ -10,8 +10,6 @@ export interface DaemonMetrics {
   registry: Registry;
   /** tern_node_qemu_exits_total{phase}: QEMU processes that ended, by the phase the guest ended in (Stopped, Failed). */
   qemuExits: Counter<'phase'>;
-  /** tern_node_rpc_duration_seconds{method,code}: control RPC latency by gRPC status code name. */
-  rpcDuration: Histogram<'method' | 'code'>;
 }
 
 /** A registry of its own (not prom-client's global one), with tern_node_guests{phase} read from listGuests at scrape. */
@@ -38,13 +36,6 @@ export function createDaemonMetrics(nodeName: string, listGuests: () => GuestSta
       labelNames: ['phase'],
       registers: [registry],
     }),
-    rpcDuration: new Histogram({
-      name: 'tern_node_rpc_duration_seconds',
-      help: 'Control RPC latency (for streams: until the stream ends)',
-      labelNames: ['method', 'code'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
-      registers: [registry],
-    }),
   };
 }
 
@@ -54,7 +45,7 @@ export interface MetricsServer {
 }
 
 /** Serves GET /metrics (Prometheus text format) and GET /healthz. */
-export async function startMetricsServer(registry: Registry, listen: ListenAddress): Promise<MetricsServer> {
+export async function startMetricsServer(registry: Registry, listen: HostPort): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
     if (request.method === 'GET' && request.url === '/metrics') {
       registry.metrics().then(

@@ -1,11 +1,9 @@
 // The operator's command line; most flags also have an environment variable, which the flag overrides.
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
+import { envOptions, LOG_LEVELS, parseHostPort, type HostPort } from '../../cmdline/index.js';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
+export type ListenAddress = HostPort;
 
 export interface OperatorConfig {
   /** Path of a kubeconfig; undefined for the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -40,14 +38,12 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
-
 export function parseListenAddress(value: string, flag: string): ListenAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535)
-    throw new ConfigError(`${flag}: expected host:port, got ${JSON.stringify(value)}`);
-  return { host: (match[1] ?? match[2])!, port };
+  try {
+    return parseHostPort(value, flag);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 function positiveInteger(value: string, flag: string): number {
@@ -81,11 +77,7 @@ interface RawOptions {
 }
 
 function command(env: NodeJS.ProcessEnv): Command {
-  const withEnv = (option: Option, envName: string, fallback?: string): Option => {
-    option.description += ` (env ${envName})`;
-    const value = env[envName] ?? fallback;
-    return value === undefined ? option : option.default(value);
-  };
+  const withEnv = envOptions(env);
   return new Command('tern-operator')
     .description('Tern operator: places VirtualMachines on hypervisor nodes and drives their daemons')
     .exitOverride()

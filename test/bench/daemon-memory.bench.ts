@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateDevCerts } from '../harness/dev-certs.js';
+import { generateDevCerts } from '../harness/certificates.js';
 import { testGuestImages } from '../fixtures/test-guest.js';
 import { controlClient, unary } from '../harness/control-client.js';
 import {

@@ -15,13 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { AgentClient } from '../../guest/host/agent-client.js';
-import { generateDevCerts } from '../harness/dev-certs.js';
+import { generateDevCerts } from '../harness/certificates.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
 import { GuestSupervisor } from '../../hypervisor-node/src/runtime/supervisor.js';
 import { testGuestImages } from '../fixtures/test-guest.js';
 import type { MigrationChannel } from '../../hypervisor-node/src/migration/engine/channel.js';
 import { switchoverGap } from '../fixtures/switchover-gap.js';
-import { handOver as engineHandOver } from '../fixtures/engine-handover.js';
+import { handOverToTarget } from '../fixtures/engine-handover.js';
 import {
   channelSettings,
   resolveMigrationPolicy,
@@ -178,16 +178,18 @@ async function main(): Promise<void> {
     });
     const startedAt = Date.now();
     await source.start();
-    const result = await engineHandOver(source, target, async () => true);
+    // No ownership record in this process: the target owns the guest once it is loaded.
+    const resumedAtMs = await handOverToTarget(source, target).catch((error: Error) => {
+      throw new Error(`direct run ${i}: ${error.message}`);
+    });
     const outcome = await source.done;
-    if (result.owner !== 'target') throw new Error(`direct run ${i}: ${result.reason}`);
     await sleep(300);
     const gap = switchoverGap(directAgent.heartbeats, targetAgent.heartbeats);
     directAgent.close();
     directAgent = targetAgent;
     directAt = 1 - directAt;
     await verify(directAgent, `direct run ${i}`);
-    return sample(result.resumedAtMs! - startedAt, outcome.downtimeMs ?? 0, gap.gapMs, outcome);
+    return sample(resumedAtMs - startedAt, outcome.downtimeMs ?? 0, gap.gapMs, outcome);
   };
 
   const record = new OwnershipRecord();

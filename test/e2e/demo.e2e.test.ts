@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DEMO = fileURLToPath(new URL('../../hack/demo.ts', import.meta.url));
+const DEMO = fileURLToPath(new URL('../demo/main.ts', import.meta.url));
 let work: string;
 let clusterArgs: string[];
 

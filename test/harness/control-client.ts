@@ -28,10 +28,4 @@ export function controlClient(
 }
 
 /** Promise form of a unary call: `await unary((done) => client.listGuests({}, done))`. */
-export function unary<T>(
-  invoke: (done: (error: grpc.ServiceError | null, value?: T) => void) => void,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) =>
-    invoke((error, value) => (error ? reject(error) : resolve(value as T))),
-  );
-}
+export { unary } from '../../proto/index.js';

@@ -1,7 +1,7 @@
 // Runs the real daemon (hypervisor-node/src/main.ts) as a child process for integration tests, and kills any
 // QEMU it left behind.
 import { fileURLToPath } from 'node:url';
-import type { DevCerts } from './dev-certs.js';
+import type { DevCerts } from './certificates.js';
 import { killGuestQemusUnder } from '../../hypervisor-node/src/runtime/process.js';
 import { startServiceProcess, type ServiceProcess, type ServiceProcessOptions } from './service-process.js';
 

@@ -1,22 +1,35 @@
-// Drives live migrations between two real daemons through their Migration API the way the operator will:
-// PrepareIncoming on the target, StartMigration on the source, WatchMigration until the outcome, then the
-// hand-over against an in-memory ownership record (the stand-in for the compare-and-swap in the Kubernetes API).
-// Used by the integration tests and the migration benchmark.
+// Drives live migrations between two real daemons through their Migration API with the operator's own sequence
+// (operator/src/migration/sequence.ts): PrepareIncoming on the target, StartMigration on the source,
+// WatchMigration until the outcome, then the hand-over — here against an in-memory ownership record (the stand-in
+// for the compare-and-swap of the VM's status in the Kubernetes API). What only tests need is layered on top:
+// holding the source in Quiescing, presenting a wrong token, a hook between Prepare and Start, and every event of
+// the watch stream with until(). Used by the integration tests and the migration benchmark.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
 import {
   loadMigrationProto,
+  newMigrationToken,
   type GuestControlClient,
   type Guest__Output,
   type MigrationClient,
   type MigrationEvent__Output,
   type MigrationOutcome__Output,
-  type MigrationState__Output,
   type WireMigrationPolicy,
 } from '../../proto/index.js';
-import { newMigrationToken } from '../../hypervisor-node/src/migration/token.js';
+import { MigrationDaemonClient } from '../../operator/src/daemon/migration-client.js';
+import {
+  followToOutcome,
+  handOver as operatorHandOver,
+  prepareTarget,
+  startSource,
+} from '../../operator/src/migration/sequence.js';
 import { unary, type ClientCertificate } from './control-client.js';
+
+/** Deadline of each unary Migration call (PrepareIncoming starts a QEMU on a busy test machine). */
+const CALL_TIMEOUT_MS = 60_000;
+const quiet = pino({ level: 'silent' });
 
 export function migrationClient(address: string, files: ClientCertificate): MigrationClient {
   const credentials = grpc.credentials.createSsl(
@@ -84,46 +97,44 @@ export interface HandOverResult {
   outcomeAtMs: number;
 }
 
+/** The operator's client of a node's Migration API, over the test's channel to it. */
+function operatorClient(node: NodeHandle): MigrationDaemonClient {
+  return new MigrationDaemonClient(node.name, '', node.migration, CALL_TIMEOUT_MS);
+}
+
 export async function begin(options: BeginOptions): Promise<RunningMigration> {
   const { from, to, guest } = options;
-  const source: Guest__Output = await unary((done) => from.control.getGuest({ name: guest }, done));
+  const source = operatorClient(from);
+  const target = operatorClient(to);
+  const running: Guest__Output = await unary((done) => from.control.getGuest({ name: guest }, done));
   const id = `m-${randomUUID()}`;
   const token = newMigrationToken();
-  const channel = {
+  const dataEndpoint = await prepareTarget(target, {
+    id,
+    source: running,
+    token,
     postCopy: options.policy?.allowPostCopy ?? false,
     multifdChannels: options.policy?.multifdChannels ?? 0,
-  };
-  const prepared = await unary<{ dataEndpoint: string }>((done) =>
-    to.migration.prepareIncoming(
-      { migrationId: id, spec: source.spec!, sourceAccelerator: source.accelerator, channel, token },
-      done,
-    ),
-  );
-  await options.onPrepared?.({ id, token, dataEndpoint: prepared.dataEndpoint });
-  await unary((done) =>
-    from.migration.startMigration(
-      {
-        migrationId: id,
-        guest,
-        targetDataEndpoint: prepared.dataEndpoint,
-        token: options.presentToken ?? token,
-        policy: options.policy ?? {},
-        holdInQuiescing: options.holdInQuiescing ?? false,
-      },
-      done,
-    ),
-  );
+  });
+  await options.onPrepared?.({ id, token, dataEndpoint });
+  await startSource(source, {
+    id,
+    guest,
+    targetDataEndpoint: dataEndpoint,
+    token: options.presentToken ?? token,
+    policy: options.policy ?? {},
+    holdInQuiescing: options.holdInQuiescing,
+  });
   const events: MigrationEvent__Output[] = [];
   const waiters = new Set<() => void>();
-  const stream = from.migration.watchMigration({ migrationId: id, progressIntervalMs: 100 });
-  const outcome = new Promise<MigrationOutcome__Output>((resolve, reject) => {
-    stream.on('data', (event: MigrationEvent__Output) => {
+  const outcome = followToOutcome(source, id, {
+    progressIntervalMs: 100,
+    onEvent: (event) => {
       events.push(event);
       for (const wake of [...waiters]) wake();
-      if (event.outcome) resolve(event.outcome);
-    });
-    stream.on('error', reject);
-    stream.on('end', () => reject(new Error(`watch of ${id} ended without an outcome`)));
+    },
+    signal: new AbortController().signal,
+    logger: quiet,
   });
   outcome.catch(() => undefined);
   const until = (match: (event: MigrationEvent__Output) => boolean): Promise<MigrationEvent__Output> =>
@@ -142,13 +153,13 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
         reject,
       );
     });
-  return { id, token, dataEndpoint: prepared.dataEndpoint, events, outcome, until };
+  return { id, token, dataEndpoint, events, outcome, until };
 }
 
 /**
- * The operator's hand-over after the outcome: COMPLETED → record the target as the owner, then ResumeTarget and
- * ReleaseSource; otherwise (or when the record did not move) AbortIncoming, then ResumeSource while the record
- * still names the source.
+ * The operator's hand-over (sequence.ts handOver) after the outcome, with `record` as the ownership record:
+ * COMPLETED → the record moves to the target, then ResumeTarget and ReleaseSource; otherwise (or when the record
+ * did not move) AbortIncoming, then ResumeSource while the record still names the source.
  */
 export async function handOver(
   run: RunningMigration,
@@ -157,19 +168,23 @@ export async function handOver(
   const { guest, from, to, record } = options;
   const outcome = await run.outcome;
   const outcomeAtMs = Date.now();
-  const request = (owner: string) => ({ migrationId: run.id, recordedOwner: owner });
-  if (outcome.result === 'RESULT_COMPLETED' && record.compareAndSwap(guest, from.name, to.name)) {
-    await unary<MigrationState__Output>((done) => to.migration.resumeTarget(request(to.name), done));
-    const resumedAtMs = Date.now();
-    await unary<MigrationState__Output>((done) => from.migration.releaseSource(request(to.name), done));
-    return { owner: to.name, resumedAtMs, outcomeAtMs };
-  }
-  await unary((done) => to.migration.abortIncoming({ migrationId: run.id }, done));
-  const owner = record.owner(guest)!;
-  if (owner === from.name) {
-    await unary<MigrationState__Output>((done) => from.migration.resumeSource(request(from.name), done));
-  }
-  return { owner, outcomeAtMs };
+  const result = await operatorHandOver({
+    source: operatorClient(from),
+    target: operatorClient(to),
+    id: run.id,
+    outcome,
+    sourceNode: from.name,
+    targetNode: to.name,
+    ownership: {
+      owner: async () => record.owner(guest),
+      compareAndSwap: async (expected, next) => {
+        record.compareAndSwap(guest, expected, next);
+        return record.owner(guest);
+      },
+    },
+  });
+  if (result.kind === 'handedOver') return { owner: to.name, resumedAtMs: result.resumedAtMs, outcomeAtMs };
+  return { owner: record.owner(guest)!, outcomeAtMs };
 }
 
 /** Both nodes' view of the guest; throws when both run it. Polled by tests throughout each migration. */

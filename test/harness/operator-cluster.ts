@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Condition } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
-import type { DevCerts } from './dev-certs.js';
+import type { DevCerts } from './certificates.js';
 import { unary } from './control-client.js';
 import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
 import type { ControlPlane } from './control-plane.js';

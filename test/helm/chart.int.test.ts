@@ -16,9 +16,10 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { generateDevCerts } from '../harness/dev-certs.js';
+import { generateDevCerts } from '../harness/certificates.js';
 import { parseConfig as parseDaemonConfig } from '../../hypervisor-node/src/config.js';
 import { parseConfig as parseOperatorConfig } from '../../operator/src/config.js';
+import { microTime } from '../../kube/objects.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
 import { eventually, testDaemonArgs } from '../harness/operator-cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../harness/operator-process.js';
@@ -382,8 +383,6 @@ test('the admission policy lets the operator create no Lease but its leader Leas
     /tern-operator-leader-lease-only.*may create only its leader Lease tern-operator, not node-z/,
   );
 });
-
-const microTime = (date: Date): string => date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 /** Log lines that show the API refused a call (an RBAC or admission-policy gap). */
 const refusals = (logs: LogLine[]): string[] =>

@@ -1,7 +1,8 @@
 // Live migration between TWO real daemon processes (hypervisor-node/src/main.ts) with real QEMU (TCG), driven
-// through their Migration API the way the operator will (testing/migration-driver.ts): an in-memory ownership
-// record decides the hand-over, a watcher asserts throughout that at most one node runs the guest, and after
-// EVERY migration the guest agent's VERIFY must be OK on the node that runs the guest.
+// through their Migration API with the operator's own sequence (test/harness/migration-driver.ts calls
+// operator/src/migration/sequence.ts): an in-memory ownership record decides the hand-over, a watcher asserts
+// throughout that at most one node runs the guest, and after EVERY migration the guest agent's VERIFY must be OK on
+// the node that runs the guest.
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -10,7 +11,7 @@ import tls from 'node:tls';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AgentClient } from '../../guest/host/agent-client.js';
-import { generateDevCerts, type DevCerts } from '../harness/dev-certs.js';
+import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
 import type {
   Guest__Output,
   MigrationEvent__Output,
@@ -38,7 +39,7 @@ import {
   type RunningMigration,
 } from '../harness/migration-driver.js';
 import { switchoverGap } from '../fixtures/switchover-gap.js';
-import { decodeToken, newMigrationToken } from '../../hypervisor-node/src/migration/token.js';
+import { decodeToken, newMigrationToken } from '../../proto/index.js';
 
 const MiB = 2 ** 20;
 const SLOW_LINK = 20 * MiB;

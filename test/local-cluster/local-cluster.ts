@@ -13,7 +13,7 @@ import type { VirtualMachine } from '../../crds/index.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { killGuestsIn } from '../harness/daemon-process.js';
 import { kubeBinary, startControlPlane } from '../harness/control-plane.js';
-import { generateDevCerts, type DevCerts } from '../harness/dev-certs.js';
+import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
 import {
   checkClusterName,
   DAEMON_PORTS,

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/dev-certs.js';
+import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
 import type {
   GuestControlClient,
   GuestEvent__Output,

@@ -5,15 +5,15 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationStage, MigrationState } from '../../../proto/index.js';
+import { formatHostPort } from '../../../cmdline/index.js';
 import type { GuestSupervisor } from '../runtime/supervisor.js';
-import type { Accelerator, GuestSpec } from '../model/guest.js';
+import type { Accelerator, GuestDefinition } from '../model/guest.js';
 import type { PskTls } from './engine/channel.js';
 import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
-  endpointOf,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
@@ -21,8 +21,8 @@ import {
   type MigrationRecordFile,
 } from './record-file.js';
 import type { NodeMigrationMetrics } from './metrics.js';
-import { failedPrecondition } from '../rpc/unary.js';
-import { decodeToken } from './token.js';
+import { failedPrecondition } from '../rpc/errors.js';
+import { decodeToken } from '../../../proto/index.js';
 
 /** What an incoming migration needs from its daemon. */
 export interface IncomingContext {
@@ -36,7 +36,7 @@ export interface IncomingContext {
 
 export interface IncomingOptions extends IncomingContext {
   id: string;
-  spec: GuestSpec;
+  spec: GuestDefinition;
   sourceAccelerator: Accelerator;
   settings: ChannelSettings;
   token: string;
@@ -72,7 +72,7 @@ export class IncomingMigration {
       id,
       role: 'target',
       guest: spec.name,
-      dataEndpoint: endpointOf(options.address, port),
+      dataEndpoint: formatHostPort({ host: options.address, port }),
       tokenDigest: tokenDigest(options.token),
     });
     // Recorded before QEMU starts (port unknown yet), so a daemon dying in between leaves no unknown incoming QEMU.
@@ -118,7 +118,7 @@ export class IncomingMigration {
 
   /** host:port the source QEMU connects to. */
   get dataEndpoint(): string {
-    return endpointOf(this.context.address, this.engine.port);
+    return formatHostPort({ host: this.context.address, port: this.engine.port });
   }
 
   private subscribe(): void {

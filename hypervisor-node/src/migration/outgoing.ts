@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
-import { parseListenAddress, type ListenAddress } from '../config.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../../../cmdline/index.js';
 import type { GuestSupervisor } from '../runtime/supervisor.js';
 import { resolveMigrationPolicy, type MigrationPolicy } from './engine/policy.js';
 import type { MigrationProgress } from './engine/progress.js';
@@ -13,15 +13,14 @@ import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import type { NodeMigrationMetrics } from './metrics.js';
 import {
-  endpointOf,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
   writeRecordFile,
   type MigrationRecordFile,
 } from './record-file.js';
-import { failedPrecondition } from '../rpc/unary.js';
-import { decodeToken } from './token.js';
+import { failedPrecondition } from '../rpc/errors.js';
+import { decodeToken } from '../../../proto/index.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
 /** What an outgoing migration needs from its daemon. */
@@ -36,7 +35,7 @@ export interface OutgoingOptions extends OutgoingContext {
   id: string;
   guest: string;
   policy: MigrationPolicy;
-  target: ListenAddress;
+  target: HostPort;
   token: string;
   holdInQuiescing: boolean;
 }
@@ -71,7 +70,7 @@ export class OutgoingMigration {
       id,
       role: 'source',
       guest,
-      dataEndpoint: endpointOf(target.host, target.port),
+      dataEndpoint: formatHostPort(target),
       tokenDigest: tokenDigest(options.token),
     };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
@@ -104,7 +103,7 @@ export class OutgoingMigration {
    * cancelled and the guest runs here again; a completed one waits for the hand-over (SourceMigration.adopt).
    */
   static async recover(context: OutgoingContext, record: MigrationRecordFile): Promise<OutgoingMigration> {
-    const target = parseListenAddress(record.dataEndpoint, 'data endpoint');
+    const target = parseHostPort(record.dataEndpoint, 'data endpoint');
     const engine = new SourceMigration({
       supervisor: context.supervisor,
       guest: record.guest,
@@ -177,12 +176,12 @@ export class OutgoingMigration {
     );
   }
 
-  sameRequest(target: ListenAddress, token: string, guest: string): boolean {
+  sameRequest(target: HostPort, token: string, guest: string): boolean {
     const { record } = this;
     return (
       record.guest === guest &&
       record.tokenDigest === tokenDigest(token) &&
-      record.dataEndpoint === endpointOf(target.host, target.port)
+      record.dataEndpoint === formatHostPort(target)
     );
   }
 

@@ -14,10 +14,6 @@ export interface MigrationRecordFile {
   tokenDigest: string;
 }
 
-/** host:port, with an IPv6 host in brackets. */
-export const endpointOf = (host: string, port: number): string =>
-  host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-
 export const migrationsDir = (stateRoot: string): string => path.join(stateRoot, '.migrations');
 
 export const tokenDigest = (token: string): string => createHash('sha256').update(token).digest('hex');

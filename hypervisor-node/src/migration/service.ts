@@ -5,18 +5,21 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
-import { parseListenAddress } from '../config.js';
-import type { GuestSupervisor } from '../runtime/supervisor.js';
+import { DNS1123_LABEL } from '../../../crds/index.js';
+import { parseHostPort } from '../../../cmdline/index.js';
+import { GuestStartError, type GuestSupervisor } from '../runtime/supervisor.js';
 import type { Accelerator } from '../model/guest.js';
-import { RpcError } from '../control/service.js';
+import { GuestSpecError } from '../qemu/validate.js';
+import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
+import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { fromWireSpec } from '../rpc/guest-wire.js';
-import { resolveMigrationPolicy } from './engine/policy.js';
+import type { RpcMetrics } from '../rpc/metrics.js';
+import { MigrationPolicyError, resolveMigrationPolicy } from './engine/policy.js';
 import { IncomingMigration } from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
 import { readRecordFiles, removeRecordFile } from './record-file.js';
 import { OutgoingMigration } from './outgoing.js';
-import { failedPrecondition, MigrationRpc, serviceError } from '../rpc/unary.js';
-import { decodeToken } from './token.js';
+import { decodeToken } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
 
 export interface MigrationServiceOptions {
@@ -29,6 +32,7 @@ export interface MigrationServiceOptions {
   migrationAddress: string;
   /** The daemon's registry: the service adds tern_node_migration_* to it. */
   registry: Registry;
+  rpcMetrics: RpcMetrics;
   logger: Logger;
 }
 
@@ -40,31 +44,43 @@ export interface MigrationService {
   close(): Promise<void>;
 }
 
-const MIGRATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const MIGRATION_ID = DNS1123_LABEL;
 const DEFAULT_TOKEN_TTL_SECONDS = 300;
 const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
 const MIN_PROGRESS_INTERVAL_MS = 100;
 /** Finished migrations kept for retries and GetMigration. */
 const MAX_FINISHED_RECORDS = 200;
 
-type Record = OutgoingMigration | IncomingMigration;
+/** The side of one migration this daemon plays. */
+type MigrationSide = OutgoingMigration | IncomingMigration;
 
-const invalid = (message: string): RpcError => new RpcError(grpc.status.INVALID_ARGUMENT, message);
+const ERROR_STATUSES: ErrorStatuses = [
+  [GuestSpecError, grpc.status.INVALID_ARGUMENT],
+  [MigrationPolicyError, grpc.status.INVALID_ARGUMENT],
+  [GuestStartError, grpc.status.ABORTED],
+];
 
 function checkId(id: string): string {
-  if (!MIGRATION_ID.test(id)) throw invalid(`migration_id ${JSON.stringify(id)} must be a DNS-1123 label`);
+  if (!MIGRATION_ID.test(id))
+    throw invalidArgument(`migration_id ${JSON.stringify(id)} must be a DNS-1123 label`);
   return id;
 }
 
 function checkToken(token: string): string {
-  if (decodeToken(token) === undefined) throw invalid('token must be 32 random bytes in base64url');
+  if (decodeToken(token) === undefined) throw invalidArgument('token must be 32 random bytes in base64url');
   return token;
 }
 
 export function createMigrationService(options: MigrationServiceOptions): MigrationService {
   const { supervisor, logger, nodeName } = options;
-  const rpc = new MigrationRpc(options.operatorIdentities, logger);
-  const records = new Map<string, Record>();
+  const calls = new OperatorCalls({
+    service: 'migration',
+    operatorIdentities: options.operatorIdentities,
+    errorStatuses: ERROR_STATUSES,
+    metrics: options.rpcMetrics,
+    logger,
+  });
+  const records = new Map<string, MigrationSide>();
   const streams = new Set<grpc.ServerWritableStream<unknown, MigrationEvent>>();
   const metrics = new NodeMigrationMetrics(options.registry, () =>
     [...records.values()].flatMap((record) =>
@@ -72,7 +88,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     ),
   );
 
-  function remember(id: string, record: Record): void {
+  function remember(id: string, record: MigrationSide): void {
     records.set(id, record);
     if (records.size <= MAX_FINISHED_RECORDS) return;
     for (const [oldId, old] of records) {
@@ -83,7 +99,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     }
   }
 
-  function find(id: string): Record {
+  function find(id: string): MigrationSide {
     const record = records.get(checkId(id));
     if (!record)
       throw new RpcError(grpc.status.NOT_FOUND, `no migration ${JSON.stringify(id)} on ${nodeName}`);
@@ -105,10 +121,10 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
   }
 
   const handlers: MigrationHandlers = {
-    PrepareIncoming: rpc.unary('PrepareIncoming', async (request) => {
+    PrepareIncoming: calls.unary('PrepareIncoming', async (request) => {
       const id = checkId(request.migrationId);
       const token = checkToken(request.token);
-      if (!request.spec) throw invalid('spec is required');
+      if (!request.spec) throw invalidArgument('spec is required');
       const spec = fromWireSpec(request.spec);
       const existing = records.get(id);
       if (existing !== undefined) {
@@ -126,7 +142,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           : request.sourceAccelerator === 'ACCELERATOR_TCG'
             ? 'tcg'
             : undefined;
-      if (sourceAccelerator === undefined) throw invalid('source_accelerator is required');
+      if (sourceAccelerator === undefined) throw invalidArgument('source_accelerator is required');
       if (sourceAccelerator !== options.accelerator) {
         throw failedPrecondition(
           `the source runs ${sourceAccelerator}, this node ${options.accelerator}: a guest never migrates between them`,
@@ -162,14 +178,14 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       return { dataEndpoint: record.dataEndpoint, state: record.state() };
     }),
 
-    StartMigration: rpc.unary('StartMigration', async (request) => {
+    StartMigration: calls.unary('StartMigration', async (request) => {
       const id = checkId(request.migrationId);
       const token = checkToken(request.token);
       let target;
       try {
-        target = parseListenAddress(request.targetDataEndpoint, 'target_data_endpoint');
+        target = parseHostPort(request.targetDataEndpoint, 'target_data_endpoint');
       } catch (error) {
-        throw invalid((error as Error).message);
+        throw invalidArgument((error as Error).message);
       }
       const existing = records.get(id);
       if (existing !== undefined) {
@@ -214,14 +230,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     }),
 
     WatchMigration: (call) => {
-      const refused = rpc.refuse('WatchMigration', call);
-      if (refused) return void call.emit('error', refused);
-      let record: Record;
+      if (!calls.admitStream('WatchMigration', call)) return;
+      let record: MigrationSide;
       try {
         record = find(call.request.migrationId);
       } catch (error) {
-        const code = error instanceof RpcError ? error.code : grpc.status.INTERNAL;
-        return void call.emit('error', serviceError(code, (error as Error).message));
+        return void call.emit('error', calls.toServiceError('WatchMigration', error));
       }
       const interval = Math.max(
         MIN_PROGRESS_INTERVAL_MS,
@@ -242,29 +256,29 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       call.on('finish', finish);
     },
 
-    GetMigration: rpc.unary('GetMigration', (request) => find(request.migrationId).state()),
+    GetMigration: calls.unary('GetMigration', (request) => find(request.migrationId).state()),
 
-    CancelMigration: rpc.unary('CancelMigration', (request) =>
+    CancelMigration: calls.unary('CancelMigration', (request) =>
       outgoing(request.migrationId).cancel(request.reason || 'cancelled by the operator'),
     ),
 
-    ContinueMigration: rpc.unary('ContinueMigration', (request) =>
+    ContinueMigration: calls.unary('ContinueMigration', (request) =>
       outgoing(request.migrationId).continueSwitchover(),
     ),
 
-    ResumeTarget: rpc.unary('ResumeTarget', (request) =>
+    ResumeTarget: calls.unary('ResumeTarget', (request) =>
       incoming(request.migrationId).resume(request.recordedOwner, nodeName),
     ),
 
-    ReleaseSource: rpc.unary('ReleaseSource', (request) =>
+    ReleaseSource: calls.unary('ReleaseSource', (request) =>
       outgoing(request.migrationId).release(request.recordedOwner, nodeName),
     ),
 
-    ResumeSource: rpc.unary('ResumeSource', (request) =>
+    ResumeSource: calls.unary('ResumeSource', (request) =>
       outgoing(request.migrationId).resumeSource(request.recordedOwner, nodeName),
     ),
 
-    AbortIncoming: rpc.unary('AbortIncoming', async (request): Promise<MigrationState> => {
+    AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);
       if (!records.has(id)) {
         return {

@@ -1,7 +1,10 @@
 // The contract between the QEMU layer (supervisor, argv, QMP) and the daemon's service layer (gRPC, registration).
 
-/** What a caller asks the daemon to run. Validated by `validateGuestSpec` before anything touches QEMU. */
-export interface GuestSpec {
+/**
+ * What a caller asks the daemon to run: the daemon's own form of the wire GuestSpec (proto), converted by
+ * rpc/guest-wire.ts. Validated by `validateGuestSpec` before anything touches QEMU.
+ */
+export interface GuestDefinition {
   /** Unique on this node; DNS-1123 label (lowercase alphanumerics and '-', at most 63). Also the state dir name. */
   name: string;
   /** RFC 4122 UUID, passed to QEMU as -uuid; identical on source and target of a migration. */
@@ -65,7 +68,7 @@ export interface GuestStatus {
   accelerator: Accelerator;
   /** One backend per spec.nics entry, while the guest has a QEMU. */
   nics?: NicBackend[];
-  spec: GuestSpec;
+  spec: GuestDefinition;
 }
 
 export type Accelerator = 'kvm' | 'tcg';

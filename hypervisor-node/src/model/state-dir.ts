@@ -4,7 +4,7 @@ import path from 'node:path';
 
 export interface GuestPaths {
   dir: string;
-  /** The validated GuestSpec as JSON. */
+  /** The validated GuestDefinition as JSON. */
   spec: string;
   /** How the current QEMU was launched (accelerator, incoming, start time). */
   launch: string;

@@ -1,9 +1,9 @@
-// QEMU's command line for a validated GuestSpec, as an argv array (never a shell string).
+// QEMU's command line for a validated GuestDefinition, as an argv array (never a shell string).
 // QEMU's `-opt key=value,key=value` syntax treats ',' and '=' specially, so user strings never enter it:
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
-// named 'k,x=y' boots: guests/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
+// named 'k,x=y' boots: runtime/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
-import type { Accelerator, GuestSpec, NicBackend } from '../model/guest.js';
+import type { Accelerator, GuestDefinition, NicBackend } from '../model/guest.js';
 import { guestPaths } from '../model/state-dir.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
 
@@ -42,7 +42,7 @@ export function assertSafeStateRoot(stateRoot: string): void {
 }
 
 /** The argv (without the binary) that runs `spec`; the spec must come from validateGuestSpec. */
-export function buildQemuArgv(spec: GuestSpec, launch: QemuLaunchOptions): string[] {
+export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions): string[] {
   assertSafeStateRoot(launch.stateRoot);
   const paths = guestPaths(launch.stateRoot, spec.name);
   const cmdline = spec.boot.cmdline.some((word) => word.startsWith('console='))

@@ -1,10 +1,11 @@
-// Validation of a GuestSpec before anything reaches QEMU. Every user string that later lands on QEMU's command
+// Validation of a GuestDefinition before anything reaches QEMU. Every user string that later lands on QEMU's command
 // line passes through here; argv.ts relies on these guarantees (no commas where QEMU's option parser would see
 // them, paths that are real, absolute and inside the allowed roots).
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import path from 'node:path';
-import type { DiskFormat, DiskSpec, GuestSpec, KernelBoot, NicSpec } from '../model/guest.js';
+import type { DiskFormat, DiskSpec, GuestDefinition, KernelBoot, NicSpec } from '../model/guest.js';
+import { DNS1123_LABEL } from '../../../crds/index.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_CPUS = 64;
@@ -42,7 +43,7 @@ export function defaultValidationPolicy(allowedRoots: string[]): ValidationPolic
   };
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_LABEL = DNS1123_LABEL;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Machine types and CPU models: a bare identifier; QEMU's ',prop=value' suffixes are not accepted. */
@@ -55,7 +56,7 @@ const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
  * Checks `input` against the policy and returns a normalised copy (lowercase uuid/MACs, symlink-free paths).
  * Throws GuestSpecError listing every problem, each naming its field.
  */
-export async function validateGuestSpec(input: unknown, policy: ValidationPolicy): Promise<GuestSpec> {
+export async function validateGuestSpec(input: unknown, policy: ValidationPolicy): Promise<GuestDefinition> {
   const problems: SpecProblem[] = [];
   const fail = (field: string, message: string): void => {
     problems.push({ field, message });
@@ -90,7 +91,7 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
   const nics = validateNics(input.nics, fail);
 
   if (problems.length > 0) throw new GuestSpecError(problems);
-  const spec: GuestSpec = {
+  const spec: GuestDefinition = {
     name: name as string,
     uuid: (uuid as string).toLowerCase(),
     cpus: input.cpus as number,

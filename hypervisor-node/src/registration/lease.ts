@@ -1,13 +1,8 @@
 import { ApiException, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
-
-/**
- * A Lease's renewTime is a MicroTime: the apiserver parses exactly six fractional digits, and Date#toISOString
- * gives three (client-node's own serializer therefore cannot write it; we send it inside a merge patch).
- */
-export function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
+// A Lease's renewTime is a MicroTime: the apiserver parses exactly six fractional digits, and Date#toISOString
+// gives three (client-node's own serializer therefore cannot write it; we send it inside a merge patch).
+import { microTime } from '../../../kube/objects.js';
 
 export interface NodeLeaseOptions {
   name: string;

@@ -1,6 +1,6 @@
 import type { Condition } from '../../../crds/index.js';
 import type { NodeInfo } from '../../../proto/index.js';
-import { microTime } from './lease.js';
+import { microTime } from '../../../kube/objects.js';
 import { buildNodeStatus, setCondition } from './node-status.js';
 
 const info: NodeInfo = {

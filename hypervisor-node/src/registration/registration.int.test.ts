@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { V1Lease } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
 import type { HypervisorNode } from '../../../crds/index.js';
-import { generateDevCerts } from '../../../test/harness/dev-certs.js';
+import { generateDevCerts } from '../../../test/harness/certificates.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,

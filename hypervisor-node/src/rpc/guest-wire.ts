@@ -1,4 +1,4 @@
-// Conversions between the daemon's guest types (guests/types.ts) and the tern.node.v1alpha1 wire messages.
+// Conversions between the daemon's guest types (model/guest.ts) and the tern.node.v1alpha1 wire messages.
 import type {
   Accelerator as WireAccelerator,
   Guest,
@@ -6,7 +6,7 @@ import type {
   GuestSpec__Output,
   NicAttachment,
 } from '../../../proto/index.js';
-import type { Accelerator, GuestPhase, GuestSpec, GuestStatus, NicBackend } from '../model/guest.js';
+import type { Accelerator, GuestPhase, GuestDefinition, GuestStatus, NicBackend } from '../model/guest.js';
 
 const WIRE_PHASES: Record<GuestPhase, WirePhase> = {
   Starting: 'GUEST_PHASE_STARTING',
@@ -61,7 +61,7 @@ export function toWireGuest(status: GuestStatus): Guest {
 }
 
 /** proto3 has no "unset" for scalars: empty strings mean "the daemon's default". */
-export function fromWireSpec(spec: GuestSpec__Output): GuestSpec {
+export function fromWireSpec(spec: GuestSpec__Output): GuestDefinition {
   return {
     name: spec.name,
     uuid: spec.uuid,

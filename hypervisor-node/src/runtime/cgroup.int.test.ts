@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../../../guest/host/agent-client.js';
 import { eventually } from '../../../test/harness/eventually.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/dev-certs.js';
+import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
 import { controlClient, unary } from '../../../test/harness/control-client.js';
 import {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { generateDevCerts } from '../../../test/harness/dev-certs.js';
+import { generateDevCerts } from '../../../test/harness/certificates.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
 import { testGuestImages } from '../../../test/fixtures/test-guest.js';
 import { controlClient, unary } from '../../../test/harness/control-client.js';

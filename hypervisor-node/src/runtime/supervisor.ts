@@ -28,7 +28,7 @@ import type {
   Accelerator,
   GuestPhase,
   GuestReason,
-  GuestSpec,
+  GuestDefinition,
   GuestStatus,
   NicBackend,
 } from '../model/guest.js';
@@ -128,7 +128,7 @@ interface Outcome {
 }
 
 interface Guest {
-  spec: GuestSpec;
+  spec: GuestDefinition;
   paths: GuestPaths;
   status: GuestStatus;
   run?: Run;
@@ -273,7 +273,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     for (const name of entries.sort()) {
       if (this.guests.has(name)) continue;
       const paths = guestPaths(this.options.stateRoot, name);
-      const spec = await readJson<GuestSpec>(paths.spec);
+      const spec = await readJson<GuestDefinition>(paths.spec);
       if (spec === undefined || spec.name !== name) continue;
       const launch = await readJson<LaunchRecord>(paths.launch);
       const guest: Guest = {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
-import { DaemonClient, type DaemonClientOptions } from './guest-client.js';
+import { DaemonGuestClient, type DaemonGuestClientOptions } from './guest-client.js';
 import { MigrationDaemonClient } from './migration-client.js';
 
 export interface TlsFiles {
@@ -13,7 +13,7 @@ export interface TlsFiles {
   keyFile: string;
 }
 
-export interface DaemonClientPoolOptions extends DaemonClientOptions {
+export interface DaemonClientPoolOptions extends DaemonGuestClientOptions {
   tls: TlsFiles;
 }
 
@@ -29,7 +29,7 @@ export class DaemonClientPool {
   private readonly credentials: grpc.ChannelCredentials;
   private readonly GuestControl = loadControlProto().GuestControl;
   private readonly Migration = loadMigrationProto().Migration;
-  private readonly clients = new Map<string, DaemonClient>();
+  private readonly clients = new Map<string, DaemonGuestClient>();
   private readonly migrationClients = new Map<string, MigrationDaemonClient>();
 
   constructor(private readonly options: DaemonClientPoolOptions) {
@@ -42,12 +42,12 @@ export class DaemonClientPool {
   }
 
   /** The client of nodeName at endpoint; a client for an older endpoint of that node is closed and replaced. */
-  client(nodeName: string, endpoint: string): DaemonClient {
+  client(nodeName: string, endpoint: string): DaemonGuestClient {
     const existing = this.clients.get(nodeName);
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
     const raw = new this.GuestControl(endpoint, this.credentials, this.channelOptions(nodeName));
-    const created = new DaemonClient(nodeName, endpoint, raw, this.options);
+    const created = new DaemonGuestClient(nodeName, endpoint, raw, this.options);
     this.clients.set(nodeName, created);
     return created;
   }

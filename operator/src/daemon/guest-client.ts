@@ -2,19 +2,26 @@
 // itself (with backoff) after the daemon went away; a call made while it is down fails fast with UNAVAILABLE and
 // the reconciler retries it.
 import * as grpc from '@grpc/grpc-js';
-import type { GuestControlClient, GuestSpec, Guest__Output } from '../../../proto/index.js';
+import {
+  isGrpcError,
+  unary,
+  type GuestControlClient,
+  type GuestSpec,
+  type Guest__Output,
+  type UnaryCallback,
+} from '../../../proto/index.js';
 
-export interface DaemonClientOptions {
+export interface DaemonGuestClientOptions {
   /** Deadline of every unary call except StopGuest/DeleteGuest, which add the guest's stop timeout. */
   callTimeoutMs: number;
 }
 
-export class DaemonClient {
+export class DaemonGuestClient {
   constructor(
     readonly nodeName: string,
     readonly endpoint: string,
     private readonly client: GuestControlClient,
-    private readonly options: DaemonClientOptions,
+    private readonly options: DaemonGuestClientOptions,
   ) {}
 
   createGuest(spec: GuestSpec): Promise<Guest__Output> {
@@ -56,16 +63,9 @@ export class DaemonClient {
   }
 
   private unary<T>(
-    invoke: (done: (error: grpc.ServiceError | null, value?: T) => void, deadline: Date) => void,
+    invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void,
     extraMs = 0,
   ): Promise<T> {
-    const deadline = new Date(Date.now() + this.options.callTimeoutMs + extraMs);
-    return new Promise<T>((resolve, reject) =>
-      invoke((error, value) => (error ? reject(error) : resolve(value as T)), deadline),
-    );
+    return unary(invoke, this.options.callTimeoutMs + extraMs);
   }
-}
-
-export function isGrpcError(error: unknown, code: grpc.status): error is grpc.ServiceError {
-  return typeof error === 'object' && error !== null && (error as grpc.ServiceError).code === code;
 }

@@ -1,21 +1,17 @@
 // Promise-shaped calls to one daemon's Migration API (proto/tern/node/v1alpha1/migration.proto), each unary call
-// with a deadline, plus the WatchMigration stream. Shares the node's mTLS channel settings with DaemonClient.
-import { randomBytes } from 'node:crypto';
+// with a deadline, plus the WatchMigration stream. Shares the node's mTLS channel settings with DaemonGuestClient.
 import * as grpc from '@grpc/grpc-js';
-import type {
-  Guest__Output,
-  MigrationClient as WireMigrationClient,
-  MigrationEvent__Output,
-  MigrationState__Output,
-  PrepareIncomingResponse__Output,
-  WireMigrationPolicy,
+import {
+  isGrpcError,
+  unary,
+  type Guest__Output,
+  type MigrationClient as WireMigrationClient,
+  type MigrationEvent__Output,
+  type MigrationState__Output,
+  type PrepareIncomingResponse__Output,
+  type UnaryCallback,
+  type WireMigrationPolicy,
 } from '../../../proto/index.js';
-import { isGrpcError } from './guest-client.js';
-
-/** A fresh one-time migration token: 32 random bytes, base64url (what the daemons admit data links with). */
-export function newMigrationToken(): string {
-  return randomBytes(32).toString('base64url');
-}
 
 export interface PrepareIncoming {
   id: string;
@@ -32,6 +28,8 @@ export interface StartMigration {
   targetDataEndpoint: string;
   token: string;
   policy: WireMigrationPolicy;
+  /** The source waits in Quiescing until ContinueMigration (the daemons' tests hold a migration there). */
+  holdInQuiescing?: boolean;
 }
 
 export class MigrationDaemonClient {
@@ -67,6 +65,7 @@ export class MigrationDaemonClient {
           targetDataEndpoint: request.targetDataEndpoint,
           token: request.token,
           policy: request.policy,
+          holdInQuiescing: request.holdInQuiescing ?? false,
         },
         { deadline },
         done,
@@ -145,12 +144,7 @@ export class MigrationDaemonClient {
     this.client.close();
   }
 
-  private unary<T>(
-    invoke: (done: (error: grpc.ServiceError | null, value?: T) => void, deadline: Date) => void,
-  ): Promise<T> {
-    const deadline = new Date(Date.now() + this.callTimeoutMs);
-    return new Promise<T>((resolve, reject) =>
-      invoke((error, value) => (error ? reject(error) : resolve(value as T)), deadline),
-    );
+  private unary<T>(invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void): Promise<T> {
+    return unary(invoke, this.callTimeoutMs);
   }
 }

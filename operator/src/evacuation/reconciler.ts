@@ -8,8 +8,9 @@
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
+import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
-import { isConflict, isNotFound } from '../../../kube/errors.js';
+import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
 import {
   EVACUATION_NODE_LABEL,
@@ -51,14 +52,8 @@ export class EvacuationReconciler {
     // informer's copy arrives as an informer update of its own, which wakes this again.)
     const cached = this.options.nodes.get(request.key);
     if (!cached?.spec?.drain && !cached?.status?.evacuation) return;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.evacuate(request.name, context);
-      } catch (error) {
-        // The daemon's status heartbeat moved the node on: plan again from what is stored now.
-        if (!isConflict(error) || attempt >= STATUS_RETRIES) throw error;
-      }
-    }
+    // A conflict: the daemon's status heartbeat moved the node on; plan again from what is stored now.
+    return retryOnConflict(STATUS_RETRIES, () => this.evacuate(request.name, context));
   };
 
   private async evacuate(name: string, context: ReconcileContext): Promise<ReconcileResult> {

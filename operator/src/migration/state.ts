@@ -1,6 +1,7 @@
 // The Migration state machine, without I/O: admission (validation, target choice, concurrency limits), the
 // mapping of the daemon's phases and outcomes onto Migration.status, the hand-over decision, phase timings and the
-// progress write throttle. migration.ts does the I/O around these decisions.
+// progress write throttle. reconciler.ts, run.ts, sequence.ts, ownership.ts and status.ts do the I/O around these
+// decisions.
 import type {
   HypervisorNode,
   Migration,
@@ -33,14 +34,9 @@ export const DEFAULT_CONCURRENCY_LIMITS: ConcurrencyLimits = {
 };
 
 /** Phases in which a migration holds a slot of the concurrency limits (it has a source and a target). */
-export const ACTIVE_MIGRATION_PHASES: readonly MigrationPhase[] = [
-  'Scheduling',
-  'Initializing',
-  'Copying',
-  'Quiescing',
-  'Freezing',
-  'PostCopy',
-];
+export const ACTIVE_MIGRATION_PHASES: readonly MigrationPhase[] = MIGRATION_PHASES.filter(
+  (phase) => phase !== 'Pending' && !isTerminalMigrationPhase(phase),
+);
 
 /** Phases before the daemons hold anything: deleting the Migration needs no daemon call. */
 export const PRE_DAEMON_PHASES: readonly (MigrationPhase | undefined)[] = [undefined, 'Pending'];
@@ -254,6 +250,16 @@ const FAILURE_BY_CAUSE: Record<string, MigrationFailureReason> = {
   CAUSE_CONNECTION: 'TransportFailed',
   CAUSE_SOURCE: 'SourceFailed',
 };
+
+/** Ends a migration as Failed (or Aborted, for 'Cancelled') with its reason; anything else thrown is retried. */
+export class MigrationFailed extends Error {
+  constructor(
+    readonly reason: MigrationFailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The failure reason for a source outcome that is not COMPLETED, from the daemon's machine-readable cause. */
 export function failureFromOutcome(

@@ -27,7 +27,8 @@ import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder, EventType } from '../../../kube/events.js';
 import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../../../kube/objects.js';
-import { isGrpcError, type DaemonClient } from '../daemon/guest-client.js';
+import { isGrpcError } from '../../../proto/index.js';
+import type { DaemonGuestClient } from '../daemon/guest-client.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
 import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
@@ -185,7 +186,7 @@ export class VirtualMachineReconciler {
 
   private async driveGuest(
     vm: VirtualMachine,
-    daemon: DaemonClient,
+    daemon: DaemonGuestClient,
     logger: Logger,
   ): Promise<ReconcileResult> {
     const name = vm.metadata.name!;
@@ -252,7 +253,7 @@ export class VirtualMachineReconciler {
     }
   }
 
-  private async createGuest(vm: VirtualMachine, daemon: DaemonClient): Promise<ReconcileResult> {
+  private async createGuest(vm: VirtualMachine, daemon: DaemonGuestClient): Promise<ReconcileResult> {
     try {
       await daemon.createGuest(toGuestSpec(vm));
     } catch (error) {
@@ -276,7 +277,7 @@ export class VirtualMachineReconciler {
   }
 
   /** The guest is down or gone: delete it and give up the node (a later start places the VM afresh). */
-  private async release(vm: VirtualMachine, daemon: DaemonClient): Promise<ReconcileResult> {
+  private async release(vm: VirtualMachine, daemon: DaemonGuestClient): Promise<ReconcileResult> {
     await daemon.deleteGuest(vm.metadata.name!, this.options.stopTimeoutMs);
     await this.updateStatus(vm, {
       phase: 'Stopped',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/dev-certs.js';
+import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
 import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
 import { controlClient } from '../../../test/harness/control-client.js';
 import {

@@ -12,7 +12,12 @@ import { GuestSupervisor, type SupervisorOptions } from '../../runtime/superviso
 import { testGuestImages, type TestGuestImages } from '../../../../test/fixtures/test-guest.js';
 import { UserModeNetwork } from '../../network/guest-network.js';
 import { switchoverGap, type SwitchoverGap } from '../../../../test/fixtures/switchover-gap.js';
-import { assertAtMostOneRunning, handOver, runStateOf } from '../../../../test/fixtures/engine-handover.js';
+import {
+  assertAtMostOneRunning,
+  handOverToTarget,
+  rollBackToSource,
+  runStateOf,
+} from '../../../../test/fixtures/engine-handover.js';
 import type { MigrationChannel } from './channel.js';
 import type { MigrationPhase } from './phases.js';
 import { writePskFile } from './psk.js';
@@ -156,9 +161,9 @@ async function startMigration(
 async function completeMigration(guest: string, to: Node, migration: Migration): Promise<SwitchoverGap> {
   const from = guests.get(guest)!;
   const loadedAt = migration.target.loaded.then((loaded) => loaded.atMs);
-  const result = await handOver(migration.source, migration.target, async () => true);
-  expect(result.owner).toBe('target');
-  console.log(`${guest}: target loaded → resumed in ${result.resumedAtMs! - (await loadedAt)} ms`);
+  // The record names the target (this test is the record): resume the target, release the source.
+  const resumedAtMs = await handOverToTarget(migration.source, migration.target);
+  console.log(`${guest}: target loaded → resumed in ${resumedAtMs - (await loadedAt)} ms`);
   const checks = await migration.stopWatch();
   expect(checks).toBeGreaterThan(0);
   expect(await runStateOf(migration.target.qmp)).toBe('running');
@@ -271,8 +276,14 @@ test('an idle guest migrates; the hand-over resumes the target and releases the 
 test('when the ownership record does not move, the hand-over rolls back: the source runs again', async () => {
   // The idle guest now runs on B; its migration back to A completes, but the owner stays B.
   const migration = await startMigration('idle', nodeA, resolveMigrationPolicy());
-  const result = await handOver(migration.source, migration.target, async () => false);
-  expect(result).toEqual({ owner: 'source', reason: 'the ownership record did not move to the target' });
+  await migration.target.loaded;
+  expect((await migration.source.done).result).toBe('Completed');
+  // The record still names the source: abort the target, resume the source; the source owns and runs the guest.
+  await rollBackToSource(migration.source, migration.target);
+  expect(await assertAtMostOneRunning(migration.source.qmp, migration.target.qmp)).toEqual({
+    source: 'running',
+    target: 'absent',
+  });
   const outcome = await migration.source.done;
   report('idle, record not moved (rollback)', outcome);
   expect(outcome.result).toBe('Completed');

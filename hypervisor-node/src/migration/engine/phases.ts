@@ -1,4 +1,4 @@
-// The phases a migration moves through (DESIGN.md "A migration, end to end") and their timing record.
+// The phases a migration moves through (docs/architecture.md "A migration") and their timing record.
 // The engine's terminal phases describe the QEMU migration; the Migration object's Succeeded comes later, after
 // the caller's hand-over.
 

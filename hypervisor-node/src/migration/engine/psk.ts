@@ -2,8 +2,9 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PskTls } from './channel.js';
+import { DNS1123_LABEL } from '../../../../crds/index.js';
 
-const IDENTITY = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const IDENTITY = DNS1123_LABEL;
 
 /** Writes `dir/keys.psk` holding `key` for `identity` (a DNS-1123 label, e.g. the migration id). */
 export async function writePskFile(dir: string, identity: string, key: Buffer): Promise<PskTls> {

@@ -7,7 +7,7 @@ import { DEFAULT_MACHINE } from '../../qemu/argv.js';
 import type { MigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
-import type { Accelerator, GuestSpec } from '../../model/guest.js';
+import type { Accelerator, GuestDefinition } from '../../model/guest.js';
 import { channelCapabilities, type ChannelSettings } from './policy.js';
 import { applyChannelTls, channelUri, listeningPort, type MigrationChannel } from './channel.js';
 
@@ -17,7 +17,7 @@ const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
 export interface TargetMigrationOptions {
   supervisor: GuestSupervisor;
   /** The source's spec with machine type and CPU model pinned (incomingSpec). */
-  spec: GuestSpec;
+  spec: GuestDefinition;
   /** Where the target QEMU listens (TCP port 0: a free port, see `port`). */
   channel: MigrationChannel;
   /** From the source's policy (channelSettings): must match on both ends. */
@@ -41,7 +41,7 @@ interface TargetMigrationEvents {
  * The spec a migration target is started with: the source's, with the defaults the source's daemon applied made
  * explicit, so a target daemon with other defaults still builds an identical machine.
  */
-export function incomingSpec(spec: GuestSpec, sourceAccel: Accelerator): GuestSpec {
+export function incomingSpec(spec: GuestDefinition, sourceAccel: Accelerator): GuestDefinition {
   return {
     ...spec,
     machine: spec.machine ?? DEFAULT_MACHINE,

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
-import type { GuestSpec, GuestStatus } from '../../model/guest.js';
+import type { GuestDefinition, GuestStatus } from '../../model/guest.js';
 import { QmpClient } from '../../qemu/qmp-client.js';
 import { channelSettings, resolveMigrationPolicy } from './policy.js';
 import { SourceMigration } from './source.js';
@@ -68,7 +68,7 @@ test('the target refuses to listen on QEMU 7.2 under TCG and removes the incomin
     qmp: () => qmp,
     delete: async (name: string) => void deleted.push(name),
   } as unknown as GuestSupervisor;
-  const spec = { name: 'vm01' } as GuestSpec;
+  const spec = { name: 'vm01' } as GuestDefinition;
   const settings = channelSettings(resolveMigrationPolicy());
   await expect(TargetMigration.prepare({ supervisor, spec, channel, settings })).rejects.toThrow(REFUSAL);
   expect(commands).toEqual(['qmp_capabilities', 'query-version']);

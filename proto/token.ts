@@ -1,11 +1,12 @@
-// A migration's one-time token: 32 random bytes the operator hands to both daemons (base64url on the wire). The
-// daemons key QEMU's TLS with it (a pre-shared key), so only a peer holding it can connect to the target QEMU.
+// A migration's one-time token: 32 random bytes the operator hands to both daemons (base64url on the wire, the
+// `token` fields of PrepareIncoming and StartMigration). The daemons key QEMU's TLS with it (a pre-shared key), so
+// only a peer holding it can connect to the target QEMU.
 import { randomBytes } from 'node:crypto';
 
 /** Raw length of a migration token; its text form is their base64url (43 characters). */
 export const TOKEN_BYTES = 32;
 
-/** A fresh token, as the operator makes them (used by tests and the benchmark that drive daemons directly). */
+/** A fresh one-time migration token, as the operator makes them (and tests that drive daemons directly). */
 export function newMigrationToken(): string {
   return randomBytes(TOKEN_BYTES).toString('base64url');
 }

@@ -9,20 +9,15 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Migration, VirtualMachine } from '../crds/index.js';
-import { AgentClient } from '../guest/host/agent-client.js';
-import { testGuestImages, type TestGuestImages } from '../test/fixtures/test-guest.js';
-import { kubeBinary } from '../test/harness/control-plane.js';
-import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../test/local-cluster/cluster-state.js';
-import {
-  downCluster,
-  openCluster,
-  upCluster,
-  type LocalCluster,
-} from '../test/local-cluster/local-cluster.js';
-import { PLUGIN_DIR, usageHint } from '../test/local-cluster/usage.js';
-import { svgChart, terminalChart } from '../test/demo/chart.js';
-import { longestGap, startTransactionClient, throughputSeries } from '../test/demo/transaction-client.js';
+import type { Migration, VirtualMachine } from '../../crds/index.js';
+import { AgentClient } from '../../guest/host/agent-client.js';
+import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
+import { kubeBinary } from '../harness/control-plane.js';
+import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../local-cluster/cluster-state.js';
+import { downCluster, openCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
+import { PLUGIN_DIR, usageHint } from '../local-cluster/usage.js';
+import { svgChart, terminalChart } from './chart.js';
+import { longestGap, startTransactionClient, throughputSeries } from './transaction-client.js';
 
 const NODES = ['node-a', 'node-b'];
 const SERVICE_PORT = 7000;

@@ -1,0 +1,38 @@
+// The API's identity: group, version, kinds, plural resource names and scopes of the four Tern kinds.
+
+export const API_GROUP = 'tern.dev';
+export const API_VERSION_NAME = 'v1alpha1';
+/** The `apiVersion` of every Tern object. */
+export const API_VERSION = `${API_GROUP}/${API_VERSION_NAME}` as const;
+export type ApiVersion = typeof API_VERSION;
+
+/** The kubectl category of all four kinds: `kubectl get tern`. */
+export const CATEGORY = 'tern';
+
+export const KINDS = {
+  VirtualMachine: 'VirtualMachine',
+  Migration: 'Migration',
+  MigrationPolicy: 'MigrationPolicy',
+  HypervisorNode: 'HypervisorNode',
+} as const;
+export type TernKind = keyof typeof KINDS;
+
+/** Resource (plural) names, as used in API paths, RBAC rules and informers. */
+export const PLURALS = {
+  VirtualMachine: 'virtualmachines',
+  Migration: 'migrations',
+  MigrationPolicy: 'migrationpolicies',
+  HypervisorNode: 'hypervisornodes',
+} as const satisfies Record<TernKind, string>;
+
+export const NAMESPACED = {
+  VirtualMachine: true,
+  Migration: true,
+  MigrationPolicy: false,
+  HypervisorNode: false,
+} as const satisfies Record<TernKind, boolean>;
+
+/** The `<plural>.<group>` name of a kind's CRD, e.g. "virtualmachines.tern.dev". */
+export function crdName(kind: TernKind): string {
+  return `${PLURALS[kind]}.${API_GROUP}`;
+}

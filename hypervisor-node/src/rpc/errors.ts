@@ -1,0 +1,22 @@
+// Errors a service throws to answer a call with a chosen gRPC status, and the ServiceError grpc-js sends.
+import * as grpc from '@grpc/grpc-js';
+
+/** An error carrying the gRPC status it should be reported with. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const invalidArgument = (message: string): RpcError =>
+  new RpcError(grpc.status.INVALID_ARGUMENT, message);
+
+export const failedPrecondition = (message: string): RpcError =>
+  new RpcError(grpc.status.FAILED_PRECONDITION, message);
+
+export function serviceError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}

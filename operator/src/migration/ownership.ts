@@ -1,0 +1,134 @@
+// The VM's side of a migration, written through its status subresource (compare-and-swap on resourceVersion):
+// lockVm hands the VM to the Migration (phase Migrating, activeMigration: the VM reconciler leaves it alone),
+// ownershipRecord is the hand-over's record (status.node/epoch: the node that may run the guest), and releaseVm
+// gives the VM back to the VM reconciler with lastMigration. docs/architecture.md "The hand-over rule": the target
+// resumes only after the record names it; after a failure the source resumes only while the record names it.
+import type { Logger } from 'pino';
+import type { Migration, VirtualMachine, VirtualMachineStatus } from '../../../crds/index.js';
+import { retryOnConflict } from '../runtime/conflict.js';
+import type { KubeClient } from '../../../kube/client.js';
+import { isNotFound } from '../../../kube/errors.js';
+import type { EventRecorder } from '../../../kube/events.js';
+import { metaTime } from '../../../kube/objects.js';
+import { VirtualMachines } from '../../../crds/src/resources.js';
+import type { OwnershipRecord } from './sequence.js';
+import { MigrationFailed } from './state.js';
+import { CAS_RETRIES } from './status.js';
+
+export interface VmOwnershipOptions {
+  client: KubeClient;
+  events: EventRecorder;
+}
+
+export class VmOwnership {
+  constructor(private readonly options: VmOwnershipOptions) {}
+
+  /** The Migration's VM as stored now, or undefined when it is gone. */
+  async getVm(migration: Migration): Promise<VirtualMachine | undefined> {
+    try {
+      return await this.options.client.get<VirtualMachine>(
+        VirtualMachines,
+        migration.spec.vmName,
+        migration.metadata.namespace,
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Marks the VM as being moved by this Migration (compare-and-swap); refuses when it is no longer movable. */
+  async lockVm(migration: Migration): Promise<VirtualMachine> {
+    const name = migration.metadata.name!;
+    return retryOnConflict(CAS_RETRIES, async () => {
+      const vm = await this.getVm(migration);
+      if (!vm) throw new MigrationFailed('VMNotFound', `VirtualMachine ${migration.spec.vmName} is gone`);
+      const status = vm.status ?? {};
+      if (status.activeMigration === name && status.phase === 'Migrating') return vm;
+      if (status.activeMigration && status.activeMigration !== name) {
+        throw new MigrationFailed('AlreadyMigrating', `Migration ${status.activeMigration} moves the VM`);
+      }
+      if (status.phase !== 'Running' || status.node !== migration.status?.sourceNode) {
+        throw new MigrationFailed(
+          'VMNotRunning',
+          `VirtualMachine ${vm.metadata.name} is ${status.phase} on ${status.node ?? 'no node'}`,
+        );
+      }
+      const locked = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
+        ...vm,
+        status: { ...status, phase: 'Migrating', activeMigration: name },
+      });
+      await this.options.events.record(
+        locked,
+        'Normal',
+        'Migrating',
+        `Migration ${name}: ${status.node} → ${migration.status?.targetNode}`,
+      );
+      return locked;
+    });
+  }
+
+  /**
+   * The VM's status.node as the hand-over's ownership record. compareAndSwap writes node = target and epoch+1
+   * against the VM as owner() last read it (resourceVersion precondition). A write that is not about ownership (a
+   * label, a condition) also bumps resourceVersion: it reads and retries while the record still names `from`;
+   * once the record changed, it returns what it names and the hand-over decides from that.
+   */
+  ownershipRecord(migration: Migration, logger: Logger): OwnershipRecord {
+    let vm: VirtualMachine | undefined;
+    return {
+      owner: async () => {
+        vm = await this.getVm(migration);
+        return vm?.status?.node;
+      },
+      compareAndSwap: (from, to) =>
+        retryOnConflict(CAS_RETRIES, async (attempt) => {
+          if (attempt > 0 || vm === undefined) vm = await this.getVm(migration);
+          if (!vm || vm.status?.node !== from) return vm?.status?.node;
+          vm = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
+            ...vm,
+            status: { ...vm.status, node: to, epoch: (vm.status?.epoch ?? 0) + 1 },
+          });
+          logger.info({ epoch: vm.status?.epoch }, 'ownership moved to the target');
+          return vm.status?.node;
+        }),
+    };
+  }
+
+  /** Gives the VM back to the VM reconciler (Running on whatever node its record names) with lastMigration. */
+  async releaseVm(
+    migration: Migration,
+    result: 'Succeeded' | 'Failed' | 'Aborted',
+    downtimeMs?: number,
+  ): Promise<void> {
+    const name = migration.metadata.name!;
+    return retryOnConflict(CAS_RETRIES, async () => {
+      const vm = await this.getVm(migration);
+      if (!vm || vm.status?.activeMigration !== name) return;
+      const status: VirtualMachineStatus = {
+        ...vm.status,
+        phase: 'Running',
+        lastMigration: {
+          name,
+          sourceNode: migration.status!.sourceNode!,
+          targetNode: migration.status?.targetNode,
+          result,
+          downtimeMs,
+          finishedAt: metaTime(new Date()),
+        },
+      };
+      delete status.activeMigration;
+      if (downtimeMs === undefined) delete status.lastMigration!.downtimeMs;
+      const updated = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
+        ...vm,
+        status,
+      });
+      await this.options.events.record(
+        updated,
+        result === 'Succeeded' ? 'Normal' : 'Warning',
+        result === 'Succeeded' ? 'Migrated' : `Migration${result}`,
+        `Migration ${name} ${result.toLowerCase()}; the guest runs on ${status.node} (epoch ${status.epoch})`,
+      );
+    });
+  }
+}

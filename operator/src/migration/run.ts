@@ -1,0 +1,347 @@
+// One in-process run of a Migration, from its current phase to a terminal one: it drives the two daemons through
+// the sequence of sequence.ts and mirrors what they report into Migration.status.
+//
+// A run is keyed by the Migration's UID; the daemons know it by the id of its current attempt (daemonMigrationId).
+// It follows the source's WatchMigration stream and mirrors it into status (phase changes at once, progress at most
+// once per progressIntervalMs). A run that is lost with its process is resumed from Migration.status + the
+// daemons' state by the next reconcile (decideRunStart): StartMigration is only issued while the source knows
+// nothing of the migration, so a re-run never starts a second one, and a target prepared by a lost run (whose
+// token is gone with it) is aborted and prepared afresh under a new attempt.
+//
+// The hand-over's ownership record is the VM's status.node/epoch (ownership.ts): a single compare-and-swap in the
+// Kubernetes API decides the owner.
+import type { Logger } from 'pino';
+import type {
+  HypervisorNode,
+  Migration,
+  MigrationProgress,
+  MigrationStatus,
+  VirtualMachine,
+} from '../../../crds/index.js';
+import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
+import type { Informer } from '../runtime/informer.js';
+import type { DaemonClientPool } from '../daemon/client-pool.js';
+import { newMigrationToken } from '../../../proto/index.js';
+import type { MigrationDaemonClient } from '../daemon/migration-client.js';
+import type { KubeClient } from '../../../kube/client.js';
+import { Migrations } from '../../../crds/src/resources.js';
+import { isNodeReady } from '../placement/placement.js';
+import type { VmOwnership } from './ownership.js';
+import { toWirePolicy, type ResolvedSettings } from './policy.js';
+import { cancelOnSource, followToOutcome, handOver, prepareTarget, startSource } from './sequence.js';
+import {
+  ATTEMPT_ANNOTATION,
+  MigrationFailed,
+  ProgressThrottle,
+  closePhase,
+  daemonMigrationId,
+  decideRunStart,
+  failureFromOutcome,
+  isLaterPhase,
+  isWireTerminal,
+  migrationAttempt,
+  phaseFromWire,
+} from './state.js';
+import { toProgress, type MigrationStatusWriter } from './status.js';
+
+export interface Run {
+  /** The latest Migration this run wrote or read. */
+  migration: Migration;
+  /** The daemons' id of the current attempt. */
+  id: string;
+  /**
+   * performance.now() when this run saw the source pause the guest (Quiescing, or Freezing without it) as it
+   * happened; unset when the pause came before this run (replayed history).
+   */
+  pausedSeenAtMs?: number;
+  cancelled: boolean;
+  /** The controller stopped (shutdown, lost leadership): the run lets go; the next leader resumes it. */
+  stopped: AbortSignal;
+  /** Set once StartMigration returned: cancelling must go through the source daemon. */
+  source?: MigrationDaemonClient;
+  done: Promise<void>;
+}
+
+export interface MigrationRunnerOptions {
+  client: KubeClient;
+  pool: DaemonClientPool;
+  nodes: Informer<HypervisorNode>;
+  status: MigrationStatusWriter;
+  vms: VmOwnership;
+  /** The Migration's settings (overrides, MigrationPolicies, defaults). */
+  settingsFor: (migration: Migration, vm: VirtualMachine) => Promise<{ settings: ResolvedSettings }>;
+  /** Least interval between two progress writes to Migration.status. */
+  progressIntervalMs: number;
+}
+
+/** Drives runs; the reconciler keeps the registry of runs and starts and cancels them. */
+export class MigrationRunner {
+  constructor(private readonly options: MigrationRunnerOptions) {}
+
+  /** Cancels the run: before StartMigration the run sees the flag; after it, the source daemon is told. */
+  async cancel(run: Run, logger: Logger): Promise<void> {
+    if (run.cancelled) return;
+    run.cancelled = true;
+    // Not started yet: the run checks the flag before StartMigration and right after it.
+    if (run.source) await cancelOnSource(run.source, run.id, 'the Migration was deleted', logger);
+  }
+
+  /** One migration from its current phase to a terminal one. */
+  async drive(run: Run, logger: Logger): Promise<void> {
+    const { sourceNode, targetNode } = run.migration.status!;
+    const source = this.daemon(sourceNode!);
+    const target = this.daemon(targetNode!);
+    try {
+      const phase = run.migration.status?.phase;
+      if (!source || !target) {
+        const missing = !source ? sourceNode : targetNode;
+        // Once the daemons hold the migration, a node that is not Ready now is waited for, not given up on.
+        if (phase !== 'Scheduling') throw new Error(`${missing} is not Ready; retrying`);
+        if (run.cancelled) throw new MigrationFailed('Cancelled', `deleted while ${missing} is not Ready`);
+        throw new MigrationFailed(!source ? 'SourceFailed' : 'TargetNotReady', `${missing} is not Ready`);
+      }
+      const sourceKnows = (await source.migration.getMigration(run.id)) !== undefined;
+      const targetKnows = !sourceKnows && (await target.migration.getMigration(run.id)) !== undefined;
+      const start = decideRunStart({ phase, sourceKnows, targetKnows, cancelled: run.cancelled });
+      if (start.kind === 'cancel')
+        throw new MigrationFailed('Cancelled', 'deleted before the source started');
+      if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message);
+      if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
+      run.source = source.migration;
+      if (run.cancelled) await cancelOnSource(source.migration, run.id, 'the Migration was deleted', logger);
+      const outcome = await this.follow(run, source.migration, logger);
+      await this.handOver(run, outcome, source.migration, target.migration, logger);
+    } catch (error) {
+      if (!(error instanceof MigrationFailed)) throw error;
+      logger.warn({ reason: error.reason }, error.message);
+      if (target) await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1);
+      await this.options.vms.releaseVm(run.migration, error.reason === 'Cancelled' ? 'Aborted' : 'Failed');
+      run.migration = await this.options.status.finish(
+        run.migration,
+        error.reason === 'Cancelled' ? 'Aborted' : 'Failed',
+        error.reason,
+        error.message,
+      );
+    }
+  }
+
+  private daemon(nodeName: string) {
+    const node = this.options.nodes.get(nodeName);
+    if (!node || !isNodeReady(node)) return undefined;
+    const endpoint = node.status!.endpoint!;
+    return {
+      control: this.options.pool.client(nodeName, endpoint),
+      migration: this.options.pool.migrationClient(nodeName, endpoint),
+    };
+  }
+
+  /** AbortIncoming on the target for attempts 0 … count-1 (idempotent; an unknown id is not an error). */
+  private async abortAttempts(run: Run, target: MigrationDaemonClient, count: number): Promise<void> {
+    for (let attempt = 0; attempt < count; attempt++) {
+      await target.abortIncoming(daemonMigrationId(run.migration.metadata.uid!, attempt));
+    }
+  }
+
+  /** Records the next attempt in the Migration's annotation (compare-and-swap on resourceVersion). */
+  private async nextAttempt(migration: Migration): Promise<Migration> {
+    const attempt = String(migrationAttempt(migration) + 1);
+    return this.options.client.patch<Migration>(
+      Migrations,
+      migration.metadata.name!,
+      migration.metadata.namespace,
+      { type: 'merge', body: { metadata: { annotations: { [ATTEMPT_ANNOTATION]: attempt } } } },
+      { resourceVersion: migration.metadata.resourceVersion },
+    );
+  }
+
+  /**
+   * Locks the VM (phase Migrating, activeMigration), then PrepareIncoming on the target, StartMigration on the
+   * source. `freshAttempt`: the target holds the current id from a run that is gone; a new attempt replaces it.
+   */
+  private async initialize(
+    run: Run,
+    source: NonNullable<ReturnType<MigrationRunner['daemon']>>,
+    target: NonNullable<ReturnType<MigrationRunner['daemon']>>,
+    freshAttempt: boolean,
+    logger: Logger,
+  ): Promise<void> {
+    const uid = run.migration.metadata.uid!;
+    if (freshAttempt) {
+      const discarded = run.id;
+      // The attempt is recorded before anything is aborted: a crash in between leaves the older attempt to the
+      // clean-up below, never a target nobody knows about.
+      run.migration = await this.nextAttempt(run.migration);
+      run.id = daemonMigrationId(uid, migrationAttempt(run.migration));
+      logger.info({ discarded, id: run.id }, 'target prepared by a lost run discarded; preparing it afresh');
+    }
+    await this.abortAttempts(run, target.migration, migrationAttempt(run.migration));
+    const { id } = run;
+    const migration = run.migration;
+    const { sourceNode, targetNode } = migration.status!;
+    const vm = await this.options.vms.lockVm(migration);
+    const startedAt = new Date();
+    const guest = await source.control.getGuest(vm.metadata.name!);
+    if (!guest || guest.spec?.uuid !== vm.metadata.uid) {
+      throw new MigrationFailed('VMNotRunning', `${sourceNode} has no guest of ${vm.metadata.name}`);
+    }
+    const { settings } = await this.options.settingsFor(migration, vm);
+    const token = newMigrationToken();
+    const dataEndpoint = await prepareTarget(target.migration, {
+      id,
+      source: guest,
+      token,
+      postCopy: settings.allowPostCopy,
+      multifdChannels: settings.multifdChannels,
+    });
+    // Written once the target is prepared, so that this write separates PrepareIncoming from StartMigration: a
+    // run lost in between leaves a prepared target that decideRunStart finds and replaces.
+    if (run.migration.status?.phase !== 'Initializing') {
+      run.migration = await this.options.status.enter(
+        run.migration,
+        'Initializing',
+        startedAt,
+        `${targetNode} prepared`,
+      );
+    }
+    if (run.cancelled) throw new MigrationFailed('Cancelled', 'deleted during Initializing');
+    run.stopped.throwIfAborted();
+    await startSource(source.migration, {
+      id,
+      guest: vm.metadata.name!,
+      targetDataEndpoint: dataEndpoint,
+      token,
+      policy: toWirePolicy(settings),
+    });
+    logger.info({ dataEndpoint }, 'migration started');
+  }
+
+  /** Mirrors the source's WatchMigration stream into status until the outcome; re-attaches after a broken stream. */
+  private async follow(
+    run: Run,
+    source: MigrationDaemonClient,
+    logger: Logger,
+  ): Promise<MigrationOutcome__Output> {
+    const { status } = this.options;
+    const throttle = new ProgressThrottle(this.options.progressIntervalMs);
+    let progress: MigrationProgress | undefined;
+    let writes: Promise<unknown> = Promise.resolve();
+    let pendingFlush: NodeJS.Timeout | undefined;
+    const serial = (write: () => Promise<unknown>) => {
+      writes = writes.then(write).catch((err: unknown) => logger.warn({ err }, 'status write failed'));
+    };
+    const flushProgress = () => {
+      pendingFlush = undefined;
+      if (!throttle.take(Date.now())) return;
+      const snapshot = progress;
+      serial(async () => {
+        run.migration = await status.write(run.migration, (current) => ({
+          ...current,
+          progress: snapshot,
+        }));
+      });
+    };
+    const onEvent = (event: MigrationEvent__Output) => {
+      if (event.event === 'phase' && event.phase) {
+        const at = new Date(event.atUnixMs);
+        if (isWireTerminal(event.phase.to)) {
+          serial(async () => {
+            run.migration = await status.write(run.migration, (current) => ({
+              ...current,
+              phaseTimings: closePhase(current.phaseTimings, at),
+            }));
+          });
+          return;
+        }
+        const phase = phaseFromWire(event.phase.to);
+        if (!phase) return;
+        // Seen as it happens only while the status is still before the pause (not a replay after a restart).
+        if (
+          (phase === 'Quiescing' || phase === 'Freezing') &&
+          run.pausedSeenAtMs === undefined &&
+          isLaterPhase('Quiescing', run.migration.status?.phase)
+        ) {
+          run.pausedSeenAtMs = performance.now();
+        }
+        const snapshot = progress;
+        throttle.wrote(Date.now());
+        serial(async () => {
+          if (!isLaterPhase(phase, run.migration.status?.phase)) return;
+          run.migration = await status.enter(run.migration, phase, at, event.phase!.reason, snapshot);
+        });
+      } else if (event.event === 'progress' && event.progress) {
+        progress = toProgress(event.progress);
+        if (!pendingFlush) pendingFlush = setTimeout(flushProgress, throttle.delayMs(Date.now()));
+      }
+    };
+    let outcome: MigrationOutcome__Output;
+    try {
+      outcome = await followToOutcome(source, run.id, {
+        progressIntervalMs: Math.min(this.options.progressIntervalMs, 1_000),
+        onEvent,
+        signal: run.stopped,
+        logger,
+      });
+    } finally {
+      clearTimeout(pendingFlush);
+      await writes;
+    }
+    if (progress) run.migration = await status.write(run.migration, (current) => ({ ...current, progress }));
+    return outcome;
+  }
+
+  /** The hand-over with the VM's record as the owner, then the VM and the Migration's terminal status. */
+  private async handOver(
+    run: Run,
+    outcome: MigrationOutcome__Output,
+    source: MigrationDaemonClient,
+    target: MigrationDaemonClient,
+    logger: Logger,
+  ): Promise<void> {
+    const { sourceNode, targetNode } = run.migration.status! as Required<MigrationStatus>;
+    // A replica that is no longer the leader must not take the ownership decision.
+    run.stopped.throwIfAborted();
+    const outcomeAt = Date.now();
+    const result = await handOver({
+      source,
+      target,
+      id: run.id,
+      outcome,
+      sourceNode,
+      targetNode,
+      ownership: this.options.vms.ownershipRecord(run.migration, logger),
+    });
+    if (result.kind === 'rolledBack') {
+      const reason = result.completed ? 'HandoverFailed' : failureFromOutcome(outcome, run.cancelled);
+      const message = result.completed
+        ? `the VM's ownership record no longer names ${sourceNode}; the target was aborted`
+        : outcome.reason;
+      throw new MigrationFailed(reason, message);
+    }
+    // The guest's pause as the operator's clock sees it: from the source's pause event (QEMU stopped the vCPUs at
+    // pre-switchover) arriving here to ResumeTarget's reply (the target's vCPUs run). It covers QEMU's downtime
+    // plus the hand-over (outcome, compare-and-swap, resume); it differs from the guest's true gap by the
+    // difference of the two messages' delays. It is not the guest agent's heartbeat gap (the operator has no line
+    // to the agent). Only known when this run saw the pause and did the resume, and not for post-copy (the target
+    // runs before the outcome).
+    const guestGapMs =
+      result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
+        ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
+        : undefined;
+    await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
+    run.migration = await this.options.status.finish(
+      run.migration,
+      'Succeeded',
+      undefined,
+      `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)`,
+      outcome,
+      guestGapMs,
+    );
+    logger.info(
+      {
+        resumeAfterOutcomeMs: result.resumedAtMs - outcomeAt,
+        succeededAfterOutcomeMs: Date.now() - outcomeAt,
+      },
+      'migration succeeded',
+    );
+  }
+}

@@ -1,0 +1,182 @@
+// The daemon side of one migration: the calls the operator makes to the source's and the target's Migration APIs,
+// in order — PrepareIncoming on the target, StartMigration on the source, WatchMigration until the outcome, then
+// the hand-over. The operator's runs (run.ts) call these with the VM's status as the ownership record
+// (ownership.ts); the daemon integration tests and the migration benchmark call the same functions with an
+// in-memory record (test/harness/migration-driver.ts), so they exercise exactly this sequence.
+//
+// Hand-over (docs/architecture.md "The hand-over rule"): the source's outcome COMPLETED leaves the guest loaded and
+// paused on the target. One compare-and-swap of the ownership record (source→target) decides the owner; only then
+// is the target resumed and the source released. Otherwise the target is aborted, and the source resumed only
+// while the record still names it.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  isGrpcError,
+  type MigrationEvent__Output,
+  type MigrationOutcome__Output,
+} from '../../../proto/index.js';
+import type { MigrationDaemonClient, PrepareIncoming, StartMigration } from '../daemon/migration-client.js';
+import { MigrationFailed, decideHandOver } from './state.js';
+
+const WATCH_RETRIES = 5;
+const WATCH_RETRY_MS = 1_000;
+
+/** The two daemons of one migration, by their Migration API. */
+export interface MigrationDaemons {
+  source: MigrationDaemonClient;
+  target: MigrationDaemonClient;
+}
+
+/**
+ * Which node may run the guest. The operator's is the VM's status.node/epoch in the Kubernetes API; the daemon
+ * tests' an in-memory map.
+ */
+export interface OwnershipRecord {
+  /** The node the record names now (undefined: there is no record, e.g. the VM is gone). */
+  owner(): Promise<string | undefined>;
+  /**
+   * Moves the record from `from` to `to` if it still names `from` (compare-and-swap against what owner() read);
+   * returns the node it names afterwards: `to` when it moved.
+   */
+  compareAndSwap(from: string, to: string): Promise<string | undefined>;
+}
+
+/** PrepareIncoming on the target; returns its data endpoint. A refusal fails the migration. */
+export async function prepareTarget(
+  target: MigrationDaemonClient,
+  request: PrepareIncoming,
+): Promise<string> {
+  try {
+    const { dataEndpoint } = await target.prepareIncoming(request);
+    return dataEndpoint;
+  } catch (error) {
+    if (isGrpcError(error, grpc.status.FAILED_PRECONDITION))
+      throw new MigrationFailed('IncompatibleTarget', error.details);
+    if (isGrpcError(error, grpc.status.ALREADY_EXISTS) || isGrpcError(error, grpc.status.INVALID_ARGUMENT))
+      throw new MigrationFailed('TargetFailed', error.details);
+    throw error;
+  }
+}
+
+/** StartMigration on the source (toward the prepared target's data endpoint). A refusal fails the migration. */
+export async function startSource(source: MigrationDaemonClient, request: StartMigration): Promise<void> {
+  try {
+    await source.startMigration(request);
+  } catch (error) {
+    if (
+      isGrpcError(error, grpc.status.FAILED_PRECONDITION) ||
+      isGrpcError(error, grpc.status.INVALID_ARGUMENT) ||
+      isGrpcError(error, grpc.status.NOT_FOUND)
+    )
+      throw new MigrationFailed('SourceFailed', error.details);
+    throw error;
+  }
+}
+
+/** CancelMigration on the source; past the point of no return it is too late, and the migration completes. */
+export async function cancelOnSource(
+  source: MigrationDaemonClient,
+  id: string,
+  reason: string,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await source.cancelMigration(id, reason);
+  } catch (error) {
+    // Past the point of no return (device state crossed): the hand-over finishes the migration.
+    if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION)) throw error;
+    logger.info({ err: error }, 'too late to cancel; the migration completes');
+  }
+}
+
+export interface FollowOptions {
+  /** The progress interval asked of the source's stream. */
+  progressIntervalMs: number;
+  /** Every event of the stream, the outcome included; a re-attached stream replays the history first. */
+  onEvent: (event: MigrationEvent__Output) => void;
+  /** Stops following (the watch is cancelled and the error thrown). */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** Follows the source's WatchMigration stream until the outcome; re-attaches after a broken stream. */
+export async function followToOutcome(
+  source: MigrationDaemonClient,
+  id: string,
+  options: FollowOptions,
+): Promise<MigrationOutcome__Output> {
+  const { signal, logger } = options;
+  let outcome: MigrationOutcome__Output | undefined;
+  const onEvent = (event: MigrationEvent__Output) => {
+    options.onEvent(event);
+    if (event.event === 'outcome' && event.outcome) outcome = event.outcome;
+  };
+  const stop = new AbortController();
+  try {
+    for (let attempt = 0; outcome === undefined; attempt++) {
+      try {
+        await source.watch(id, options.progressIntervalMs, onEvent, AbortSignal.any([stop.signal, signal]));
+      } catch (error) {
+        if (attempt >= WATCH_RETRIES || signal.aborted) throw error;
+        logger.warn({ err: error }, 'watch broke; re-attaching');
+      }
+      signal.throwIfAborted();
+      if (outcome === undefined) await new Promise((resolve) => setTimeout(resolve, WATCH_RETRY_MS));
+    }
+  } finally {
+    stop.abort();
+  }
+  return outcome;
+}
+
+export interface HandOverInput extends MigrationDaemons {
+  /** The daemons' id of the migration. */
+  id: string;
+  outcome: MigrationOutcome__Output;
+  sourceNode: string;
+  targetNode: string;
+  ownership: OwnershipRecord;
+}
+
+export type HandOverResult =
+  /** The record names the target; it was resumed and the source released. */
+  | {
+      kind: 'handedOver';
+      /** The compare-and-swap happened in this call (false: a hand-over resumed after a restart). */
+      committedHere: boolean;
+      /** Date.now() and performance.now() once ResumeTarget returned (the target's vCPUs run). */
+      resumedAtMs: number;
+      resumedAtPerfMs: number;
+    }
+  /** The target was aborted; the source was resumed if the record still named it. */
+  | { kind: 'rolledBack'; completed: boolean; sourceResumed: boolean };
+
+/** The hand-over once the source reported its outcome (see the header). */
+export async function handOver(input: HandOverInput): Promise<HandOverResult> {
+  const { source, target, id, outcome, sourceNode, targetNode, ownership } = input;
+  const completed = outcome.result === 'RESULT_COMPLETED';
+  let decision = decideHandOver(completed, await ownership.owner(), sourceNode, targetNode);
+  const committedHere = decision.kind === 'commit';
+  if (decision.kind === 'commit') {
+    const owner = await ownership.compareAndSwap(sourceNode, targetNode);
+    decision = decideHandOver(completed, owner, sourceNode, targetNode);
+  }
+  if (decision.kind === 'finish') {
+    // Only a hand-over resumed after a restart can find a step already done.
+    const resumed = committedHere ? undefined : await target.getMigration(id);
+    if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') await target.resumeTarget(id, targetNode);
+    const resumedAtMs = Date.now();
+    const resumedAtPerfMs = performance.now();
+    const released = committedHere ? undefined : await source.getMigration(id);
+    if (released?.stage !== 'MIGRATION_STAGE_RELEASED') await source.releaseSource(id, targetNode);
+    return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
+  }
+  await target.abortIncoming(id);
+  // (A record that names nobody any more, e.g. the VM vanished, resumes nothing.)
+  const sourceResumed = decision.kind === 'rollback' && decision.resumeSource;
+  if (sourceResumed) {
+    const state = await source.getMigration(id);
+    if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED') await source.resumeSource(id, sourceNode);
+  }
+  return { kind: 'rolledBack', completed, sourceResumed };
+}

@@ -1,0 +1,175 @@
+// Migration.status: the conditions, the daemon's wire progress and final figures as status, and the one writer of
+// it (replace on the status subresource, compare-and-swap on resourceVersion, re-applied after a conflict). Each
+// phase entered and each terminal phase also gets an Event; a terminal phase is counted in the metrics.
+import type {
+  Migration,
+  MigrationFailureReason,
+  MigrationPhase,
+  MigrationProgress,
+  MigrationStatus,
+} from '../../../crds/index.js';
+import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
+import { setCondition, type ConditionUpdate } from '../runtime/conditions.js';
+import { retryOnConflict } from '../runtime/conflict.js';
+import type { KubeClient } from '../../../kube/client.js';
+import type { EventRecorder } from '../../../kube/events.js';
+import { Migrations } from '../../../crds/src/resources.js';
+import type { MigrationMetrics } from './metrics.js';
+import { UNSTARTED_PHASES, statusWithPhase } from './state.js';
+
+export const MIGRATION_CONDITIONS = {
+  /** False while waiting (reason: ClusterLimit, OutboundLimit, InboundLimit) or refused (the failure reason). */
+  Scheduled: 'Scheduled',
+  /** Unknown while it runs (reason: the phase); True when Succeeded; False when Failed or Aborted. */
+  Completed: 'Completed',
+} as const;
+
+/** Retries of a status write after a 409 Conflict (each re-reads the object first). */
+export const CAS_RETRIES = 5;
+
+export type TerminalPhase = 'Succeeded' | 'Failed' | 'Aborted';
+
+export function scheduled(status: 'True' | 'False', reason: string, message: string): ConditionUpdate {
+  return { type: MIGRATION_CONDITIONS.Scheduled, status, reason, message };
+}
+
+export function completed(
+  status: 'True' | 'False' | 'Unknown',
+  reason: string,
+  message: string,
+): ConditionUpdate {
+  return { type: MIGRATION_CONDITIONS.Completed, status, reason, message };
+}
+
+/** The status's conditions with `updates` applied, stamped with the Migration's generation. */
+export function withConditions(status: MigrationStatus, migration: Migration, updates: ConditionUpdate[]) {
+  let conditions = status.conditions;
+  for (const update of updates) {
+    conditions = setCondition(conditions, { ...update, observedGeneration: migration.metadata.generation });
+  }
+  return conditions;
+}
+
+/** A progress sample of the source's WatchMigration stream as Migration.status.progress. */
+export function toProgress(wire: NonNullable<MigrationEvent__Output['progress']>): MigrationProgress {
+  const total = wire.totalBytes;
+  const remaining = wire.remainingBytes;
+  return {
+    round: wire.round,
+    transferredBytes: wire.transferredBytes,
+    remainingBytes: remaining,
+    totalBytes: total,
+    dirtyBytesPerSecond: wire.dirtyRateBytesPerSec,
+    throughputBytesPerSecond: Math.round((wire.throughputMbps * 1_000_000) / 8),
+    expectedDowntimeMs: wire.expectedDowntimeMs,
+    percent: total > 0 ? Math.min(100, Math.max(0, Math.round((100 * (total - remaining)) / total))) : 0,
+  };
+}
+
+/**
+ * `status` ended in a terminal phase with its message, reason and conditions (a failure before the source
+ * started is also a refusal: Scheduled=False). After a COMPLETED outcome, QEMU's final figures replace the last
+ * sampled progress, and the downtime gets QEMU's figure and, when known, the guest's gap as the operator saw it.
+ */
+export function terminalStatus(
+  status: MigrationStatus,
+  migration: Migration,
+  phase: TerminalPhase,
+  reason: MigrationFailureReason | undefined,
+  message: string,
+  at: Date,
+  outcome?: MigrationOutcome__Output,
+  guestGapMs?: number,
+): MigrationStatus {
+  const next: MigrationStatus = {
+    ...statusWithPhase(status, phase, at),
+    message,
+    conditions: withConditions(status, migration, [
+      ...(phase === 'Failed' && UNSTARTED_PHASES.includes(status.phase)
+        ? [scheduled('False', reason!, message)]
+        : []),
+      completed(phase === 'Succeeded' ? 'True' : 'False', reason ?? phase, message),
+    ]),
+  };
+  if (reason) next.failureReason = reason;
+  if (outcome?.result === 'RESULT_COMPLETED') {
+    // QEMU's final figures, not the last sampled progress.
+    if (outcome.downtimeMs > 0) next.downtime = { ...next.downtime, qemuMs: outcome.downtimeMs };
+    if (guestGapMs !== undefined) next.downtime = { ...next.downtime, guestGapMs };
+    next.progress = {
+      ...next.progress,
+      round: outcome.rounds,
+      transferredBytes: outcome.transferredBytes,
+      remainingBytes: 0,
+      percent: 100,
+    };
+  }
+  return next;
+}
+
+export interface MigrationStatusWriterOptions {
+  client: KubeClient;
+  events: EventRecorder;
+  metrics?: MigrationMetrics;
+}
+
+/** Writes Migration.status; every write returns the Migration as stored (the next write's precondition). */
+export class MigrationStatusWriter {
+  constructor(private readonly options: MigrationStatusWriterOptions) {}
+
+  /** Replaces the status (compare-and-swap); on a conflict reads the Migration again and re-applies `change`. */
+  async write(
+    migration: Migration,
+    change: (status: MigrationStatus) => MigrationStatus,
+  ): Promise<Migration> {
+    const { client } = this.options;
+    let current = migration;
+    return retryOnConflict(CAS_RETRIES, async (attempt) => {
+      if (attempt > 0) {
+        current = await client.get<Migration>(Migrations, current.metadata.name!, current.metadata.namespace);
+      }
+      const status = { ...change(current.status ?? {}), observedGeneration: current.metadata.generation };
+      return client.replaceStatus<Migration>(Migrations, { ...current, status });
+    });
+  }
+
+  /** Enters a (non-terminal) phase at `at`, with its Completed=Unknown condition and an Event. */
+  async enter(
+    migration: Migration,
+    phase: MigrationPhase,
+    at: Date,
+    message: string,
+    progress?: MigrationProgress,
+  ): Promise<Migration> {
+    const updated = await this.write(migration, (status) => ({
+      ...statusWithPhase(status, phase, at),
+      ...(progress ? { progress } : {}),
+      conditions: withConditions(status, migration, [completed('Unknown', phase, message)]),
+    }));
+    await this.options.events.record(updated, 'Normal', phase, message);
+    return updated;
+  }
+
+  /** Writes a terminal phase with its reason, condition and Event. */
+  async finish(
+    migration: Migration,
+    phase: TerminalPhase,
+    reason: MigrationFailureReason | undefined,
+    message: string,
+    outcome?: MigrationOutcome__Output,
+    guestGapMs?: number,
+  ): Promise<Migration> {
+    const now = new Date();
+    const updated = await this.write(migration, (status) =>
+      terminalStatus(status, migration, phase, reason, message, now, outcome, guestGapMs),
+    );
+    await this.options.events.record(
+      updated,
+      phase === 'Succeeded' ? 'Normal' : 'Warning',
+      reason ?? phase,
+      message,
+    );
+    this.options.metrics?.observeFinished(updated);
+    return updated;
+  }
+}
