@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkImports, readSources } from '../test/architecture/imports.js';
+import { checkImports, CYCLE_RULE, readSources } from '../test/architecture/imports.js';
 
 const root = execFileSync('git', ['rev-parse', '--show-toplevel'], { encoding: 'utf8' }).trim();
 const paths = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], {
@@ -13,6 +13,9 @@ const paths = execFileSync('git', ['ls-files', '--cached', '--others', '--exclud
   .split('\n')
   .filter((path) => path !== '' && existsSync(join(root, path)));
 const violations = checkImports(readSources(root, paths));
-for (const v of violations) console.log(`import rule "${v.rule}": ${v.from} imports ${v.to}`);
+for (const v of violations) {
+  const what = v.rule === CYCLE_RULE ? `${v.from}, ${v.to} import each other` : `${v.from} imports ${v.to}`;
+  console.log(`import rule "${v.rule}": ${what}`);
+}
 console.log(violations.length === 0 ? 'import rules: ok' : `import rules: ${violations.length} violations`);
 process.exitCode = violations.length === 0 ? 0 : 1;

@@ -81,6 +81,7 @@ describe('the layout import rules', () => {
         "export * from './format.js';",
         "import {\n  b,\n  c,\n} from '../kube/rest-client.js';",
         "const { d } = await import('../kube/errors.js');",
+        "import '../cmdline/index.js';",
         "import { e } from '../proto';",
         "import pino from 'pino';",
       ].join('\n'),
@@ -90,6 +91,7 @@ describe('the layout import rules', () => {
       'cli/format.ts',
       'kube/rest-client.ts',
       'kube/errors.ts',
+      'cmdline/index.ts',
       'proto/index.ts',
     ]);
     expect(folderOf('operator/src/main.ts')).toBe('operator/src');

@@ -23,7 +23,7 @@ export interface Violation {
 }
 
 const IMPORT =
-  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[\s;])import\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;
 const CONTRACTS: Record<string, readonly string[]> = {
   crds: ['crds', 'proto'],
   proto: ['proto', 'crds'],
@@ -31,6 +31,8 @@ const CONTRACTS: Record<string, readonly string[]> = {
   cmdline: ['cmdline'],
   guest: ['guest'],
 };
+
+export const CYCLE_RULE = 'no import cycles between folders';
 
 const top = (path: string): string => path.split('/')[0]!;
 const isTest = (path: string): boolean =>
@@ -81,7 +83,7 @@ export function checkImports(files: readonly SourceFile[]): Violation[] {
   }
   for (const cycle of folderCycles(edges)) {
     const [first, ...rest] = cycle;
-    violations.push({ rule: 'no import cycles between folders', from: first!, to: rest.join(', ') });
+    violations.push({ rule: CYCLE_RULE, from: first!, to: rest.join(', ') });
   }
   return violations;
 }
