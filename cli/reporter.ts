@@ -17,13 +17,13 @@ export interface ReporterOutput {
 const ERASE_LINE = '\r\x1b[2K';
 
 export class MigrationReporter {
-  readonly #out: ReporterOutput;
-  readonly #completed = new Set<string>();
-  #liveShown = false;
-  #lastPlainKey = '';
+  private readonly out: ReporterOutput;
+  private readonly completed = new Set<string>();
+  private liveShown = false;
+  private lastPlainKey = '';
 
   constructor(out: ReporterOutput) {
-    this.#out = out;
+    this.out = out;
   }
 
   /** Renders one snapshot; returns the outcome once the Migration has reached a terminal phase. */
@@ -31,43 +31,43 @@ export class MigrationReporter {
     const status = migration.status;
     for (const span of phaseSpans(status)) {
       if (span.durationMs === undefined || isTerminalMigrationPhase(span.phase)) continue;
-      if (this.#completed.has(span.phase)) continue;
-      this.#completed.add(span.phase);
-      this.#line(renderPhaseCompleted(span));
+      if (this.completed.has(span.phase)) continue;
+      this.completed.add(span.phase);
+      this.line(renderPhaseCompleted(span));
     }
     if (isTerminalMigrationPhase(status?.phase)) {
       const outcome = renderOutcome(migration);
-      for (const line of outcome.lines) this.#line(line);
+      for (const line of outcome.lines) this.line(line);
       return outcome;
     }
-    this.#live(migration);
+    this.live(migration);
     return undefined;
   }
 
   /** Ends the live line so that a message printed next starts on its own line. */
   close(): void {
-    if (this.#liveShown) this.#out.write(ERASE_LINE);
-    this.#liveShown = false;
+    if (this.liveShown) this.out.write(ERASE_LINE);
+    this.liveShown = false;
   }
 
-  #line(text: string): void {
+  private line(text: string): void {
     this.close();
-    this.#out.write(`${text}\n`);
+    this.out.write(`${text}\n`);
   }
 
-  #live(migration: Migration): void {
+  private live(migration: Migration): void {
     const status = migration.status;
-    if (this.#out.isTTY) {
+    if (this.out.isTTY) {
       // A pty whose size was never set reports 0 columns.
-      const width = Math.max(20, (this.#out.columns || 80) - 1);
+      const width = Math.max(20, (this.out.columns || 80) - 1);
       const line = renderLiveLine(status, true);
-      this.#out.write(ERASE_LINE + (line.length > width ? `${line.slice(0, width - 1)}…` : line));
-      this.#liveShown = true;
+      this.out.write(ERASE_LINE + (line.length > width ? `${line.slice(0, width - 1)}…` : line));
+      this.liveShown = true;
       return;
     }
     const key = `${status?.phase ?? 'Pending'}/${status?.progress?.round ?? ''}`;
-    if (key === this.#lastPlainKey) return;
-    this.#lastPlainKey = key;
-    this.#line(renderLiveLine(status, false));
+    if (key === this.lastPlainKey) return;
+    this.lastPlainKey = key;
+    this.line(renderLiveLine(status, false));
   }
 }

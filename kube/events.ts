@@ -48,37 +48,42 @@ interface Recorded {
 }
 
 export class EventRecorder {
-  readonly #client: KubeClient;
-  readonly #options: EventRecorderOptions;
-  readonly #recent = new Map<string, Recorded>();
+  private readonly client: KubeClient;
+  private readonly options: EventRecorderOptions;
+  private readonly recent = new Map<string, Recorded>();
 
   constructor(client: KubeClient, options: EventRecorderOptions) {
-    this.#client = client;
-    this.#options = options;
+    this.client = client;
+    this.options = options;
   }
 
   /** Records an Event about `object`. Never throws: an Event is a hint, its failure must not fail a reconcile. */
   async record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
     try {
-      await this.#record(object, type, reason, message);
+      await this.recordOrThrow(object, type, reason, message);
     } catch (err) {
-      this.#options.logger?.warn({ err, reason, object: object.metadata.name }, 'could not record event');
+      this.options.logger?.warn({ err, reason, object: object.metadata.name }, 'could not record event');
     }
   }
 
-  async #record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
-    const now = metaTime((this.#options.now ?? (() => new Date()))());
+  private async recordOrThrow(
+    object: KubeObject,
+    type: EventType,
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const now = metaTime((this.options.now ?? (() => new Date()))());
     const { name, namespace, uid } = object.metadata;
     const dedupKey = [object.kind, namespace, name, uid, type, reason, message].join('\u0000');
-    const previous = this.#recent.get(dedupKey);
+    const previous = this.recent.get(dedupKey);
     if (previous) {
       try {
         const count = previous.count + 1;
-        await this.#client.patch(Events, previous.name, previous.namespace, {
+        await this.client.patch(Events, previous.name, previous.namespace, {
           type: 'merge',
           body: { count, lastTimestamp: now },
         });
-        this.#remember(dedupKey, { ...previous, count });
+        this.remember(dedupKey, { ...previous, count });
         return;
       } catch (err) {
         if (!isNotFound(err)) throw err; // expired (events have a TTL): start over with a new Event
@@ -101,18 +106,18 @@ export class EventRecorder {
       count: 1,
       firstTimestamp: now,
       lastTimestamp: now,
-      source: { component: this.#options.component },
-      reportingComponent: this.#options.component,
-      reportingInstance: this.#options.instance,
+      source: { component: this.options.component },
+      reportingComponent: this.options.component,
+      reportingInstance: this.options.instance,
     };
-    const created = await this.#client.create(Events, event);
-    this.#remember(dedupKey, { name: created.metadata.name!, namespace: eventNamespace, count: 1 });
+    const created = await this.client.create(Events, event);
+    this.remember(dedupKey, { name: created.metadata.name!, namespace: eventNamespace, count: 1 });
   }
 
-  #remember(key: string, recorded: Recorded): void {
-    this.#recent.delete(key); // re-insert: Map order is the LRU order
-    this.#recent.set(key, recorded);
-    const limit = this.#options.cacheSize ?? 4096;
-    if (this.#recent.size > limit) this.#recent.delete(this.#recent.keys().next().value!);
+  private remember(key: string, recorded: Recorded): void {
+    this.recent.delete(key); // re-insert: Map order is the LRU order
+    this.recent.set(key, recorded);
+    const limit = this.options.cacheSize ?? 4096;
+    if (this.recent.size > limit) this.recent.delete(this.recent.keys().next().value!);
   }
 }

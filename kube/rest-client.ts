@@ -55,19 +55,19 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 export class RestKubeClient implements KubeClient {
-  readonly #kc: KubeConfig;
-  readonly #server: URL;
-  readonly #requestTimeoutMs: number;
-  readonly #userAgent: string;
-  #agent: http.Agent | undefined;
+  private readonly kc: KubeConfig;
+  private readonly server: URL;
+  private readonly requestTimeoutMs: number;
+  private readonly userAgent: string;
+  private agent: http.Agent | undefined;
 
   constructor(kc: KubeConfig, options: RestKubeClientOptions = {}) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.#kc = kc;
-    this.#server = new URL(cluster.server);
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.#userAgent = options.userAgent ?? 'tern-operator';
+    this.kc = kc;
+    this.server = new URL(cluster.server);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.userAgent = options.userAgent ?? 'tern-operator';
   }
 
   static fromKubeconfig(path?: string, options?: RestKubeClientOptions): RestKubeClient {
@@ -75,11 +75,11 @@ export class RestKubeClient implements KubeClient {
   }
 
   async get<T extends KubeObject>(type: ResourceType, name: string, namespace?: string): Promise<T> {
-    return this.#json<T>({ method: 'GET', path: objectPath(type, name, namespace) });
+    return this.json<T>({ method: 'GET', path: objectPath(type, name, namespace) });
   }
 
   async list<T extends KubeObject>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
-    const list = await this.#json<{ items: T[] | null; metadata: { resourceVersion: string } }>({
+    const list = await this.json<{ items: T[] | null; metadata: { resourceVersion: string } }>({
       method: 'GET',
       path: collectionPath(type, options.namespace),
       query: { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector },
@@ -94,7 +94,7 @@ export class RestKubeClient implements KubeClient {
   }
 
   async create<T extends KubeObject>(type: ResourceType, object: T, options: WriteOptions = {}): Promise<T> {
-    return this.#json<T>({
+    return this.json<T>({
       method: 'POST',
       path: collectionPath(type, object.metadata.namespace),
       query: { fieldManager: options.fieldManager },
@@ -103,7 +103,7 @@ export class RestKubeClient implements KubeClient {
   }
 
   async replace<T extends KubeObject>(type: ResourceType, object: T, options: WriteOptions = {}): Promise<T> {
-    return this.#put(type, object, undefined, options);
+    return this.put(type, object, undefined, options);
   }
 
   async replaceStatus<T extends KubeObject>(
@@ -111,7 +111,7 @@ export class RestKubeClient implements KubeClient {
     object: T,
     options: WriteOptions = {},
   ): Promise<T> {
-    return this.#put(type, object, 'status', options);
+    return this.put(type, object, 'status', options);
   }
 
   async patch<T extends KubeObject>(
@@ -121,11 +121,11 @@ export class RestKubeClient implements KubeClient {
     patch: Patch,
     options: PatchOptions = {},
   ): Promise<T> {
-    return this.#json<T>({
+    return this.json<T>({
       method: 'PATCH',
       path: objectPath(type, name, namespace, options.subresource),
       query: {
-        fieldManager: options.fieldManager ?? (patch.type === 'apply' ? this.#userAgent : undefined),
+        fieldManager: options.fieldManager ?? (patch.type === 'apply' ? this.userAgent : undefined),
         force: patch.type === 'apply' ? patch.force : undefined,
       },
       body: patchBody(patch, options.resourceVersion),
@@ -139,7 +139,7 @@ export class RestKubeClient implements KubeClient {
     namespace?: string,
     options: DeleteOptions = {},
   ): Promise<void> {
-    await this.#json({
+    await this.json({
       method: 'DELETE',
       path: objectPath(type, name, namespace),
       body: { apiVersion: 'v1', kind: 'DeleteOptions', ...options },
@@ -180,7 +180,7 @@ export class RestKubeClient implements KubeClient {
       labelSelector: options.labelSelector,
       fieldSelector: options.fieldSelector,
     };
-    this.#send({ method: 'GET', path: collectionPath(type, options.namespace), query }, 0)
+    this.send({ method: 'GET', path: collectionPath(type, options.namespace), query }, 0)
       .then(({ req, res }) => {
         request = req;
         if (stopped) return settle();
@@ -231,7 +231,7 @@ export class RestKubeClient implements KubeClient {
     };
   }
 
-  async #put<T extends KubeObject>(
+  private async put<T extends KubeObject>(
     type: ResourceType,
     object: T,
     subresource: 'status' | undefined,
@@ -239,7 +239,7 @@ export class RestKubeClient implements KubeClient {
   ): Promise<T> {
     const name = object.metadata.name;
     if (!name) throw new Error(`${type.kind}: replace needs metadata.name`);
-    return this.#json<T>({
+    return this.json<T>({
       method: 'PUT',
       path: objectPath(type, name, object.metadata.namespace, subresource),
       query: { fieldManager: options.fieldManager },
@@ -247,8 +247,8 @@ export class RestKubeClient implements KubeClient {
     });
   }
 
-  async #json<T>(request: Request): Promise<T> {
-    const { res } = await this.#send(request, this.#requestTimeoutMs);
+  private async json<T>(request: Request): Promise<T> {
+    const { res } = await this.send(request, this.requestTimeoutMs);
     const body = await readBody(res);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw errorFromResponse(status, body);
@@ -256,14 +256,14 @@ export class RestKubeClient implements KubeClient {
   }
 
   /** Resolves once response headers arrive; the caller consumes the body. */
-  async #send(
+  private async send(
     request: Request,
     timeoutMs: number,
   ): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
     // Applied per request: token files and exec credentials can rotate.
     const auth: https.RequestOptions = {};
-    await this.#kc.applyToHTTPSOptions(auth);
-    const url = new URL(this.#server.origin + this.#server.pathname.replace(/\/$/, '') + request.path);
+    await this.kc.applyToHTTPSOptions(auth);
+    const url = new URL(this.server.origin + this.server.pathname.replace(/\/$/, '') + request.path);
     for (const [key, value] of Object.entries(request.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
@@ -271,7 +271,7 @@ export class RestKubeClient implements KubeClient {
     const headers: http.OutgoingHttpHeaders = {
       ...(auth.headers as http.OutgoingHttpHeaders | undefined),
       Accept: 'application/json',
-      'User-Agent': this.#userAgent,
+      'User-Agent': this.userAgent,
     };
     if (auth.auth) headers.Authorization = `Basic ${Buffer.from(auth.auth).toString('base64')}`;
     if (payload !== undefined) {
@@ -282,7 +282,7 @@ export class RestKubeClient implements KubeClient {
     return new Promise((resolve, reject) => {
       const req = transport.request(
         url,
-        { method: request.method, headers, agent: this.#agentFor(auth) },
+        { method: request.method, headers, agent: this.agentFor(auth) },
         (res) => resolve({ req, res }),
       );
       if (timeoutMs > 0) {
@@ -302,10 +302,10 @@ export class RestKubeClient implements KubeClient {
   }
 
   /** One keep-alive agent for the client's lifetime (client-node makes a new agent per request). */
-  #agentFor(auth: https.RequestOptions): http.Agent {
-    if (!this.#agent) {
-      this.#agent =
-        this.#server.protocol === 'http:'
+  private agentFor(auth: https.RequestOptions): http.Agent {
+    if (!this.agent) {
+      this.agent =
+        this.server.protocol === 'http:'
           ? new http.Agent({ keepAlive: true })
           : new https.Agent({
               keepAlive: true,
@@ -318,13 +318,13 @@ export class RestKubeClient implements KubeClient {
               servername: auth.servername,
             });
     }
-    return this.#agent;
+    return this.agent;
   }
 
   /** Closes idle keep-alive sockets so the process can exit. */
   close(): void {
-    this.#agent?.destroy();
-    this.#agent = undefined;
+    this.agent?.destroy();
+    this.agent = undefined;
   }
 }
 

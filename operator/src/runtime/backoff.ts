@@ -6,26 +6,26 @@ export interface BackoffOptions {
 }
 
 export class ExponentialBackoff<K = string> {
-  readonly #failures = new Map<K, number>();
-  readonly #options: BackoffOptions;
+  private readonly failureCounts = new Map<K, number>();
+  private readonly options: BackoffOptions;
 
   constructor(options: BackoffOptions) {
-    this.#options = options;
+    this.options = options;
   }
 
   /** The delay before the next attempt for key; each call counts one more failure. */
   next(key: K): number {
-    const failures = this.#failures.get(key) ?? 0;
-    this.#failures.set(key, failures + 1);
+    const failures = this.failureCounts.get(key) ?? 0;
+    this.failureCounts.set(key, failures + 1);
     // Math.min before the power would overflow for large failure counts.
-    return Math.min(this.#options.maxMs, this.#options.baseMs * 2 ** Math.min(failures, 52));
+    return Math.min(this.options.maxMs, this.options.baseMs * 2 ** Math.min(failures, 52));
   }
 
   failures(key: K): number {
-    return this.#failures.get(key) ?? 0;
+    return this.failureCounts.get(key) ?? 0;
   }
 
   forget(key: K): void {
-    this.#failures.delete(key);
+    this.failureCounts.delete(key);
   }
 }

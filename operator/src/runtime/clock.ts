@@ -32,51 +32,51 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
 
 /** A clock that only moves when told to; timers fire in due order inside advance(). */
 export class ManualClock implements Clock {
-  #now: number;
-  #nextId = 0;
-  readonly #timers = new Map<number, { due: number; callback: () => void }>();
+  private nowMs: number;
+  private nextId = 0;
+  private readonly timers = new Map<number, { due: number; callback: () => void }>();
 
   constructor(start = 0) {
-    this.#now = start;
+    this.nowMs = start;
   }
 
   now(): number {
-    return this.#now;
+    return this.nowMs;
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {
-    const id = this.#nextId++;
-    this.#timers.set(id, { due: this.#now + Math.max(0, ms), callback });
+    const id = this.nextId++;
+    this.timers.set(id, { due: this.nowMs + Math.max(0, ms), callback });
     return { id };
   }
 
   clearTimeout(handle: TimerHandle): void {
-    this.#timers.delete(handle.id as number);
+    this.timers.delete(handle.id as number);
   }
 
   /** Number of timers not yet fired. */
   get pendingTimers(): number {
-    return this.#timers.size;
+    return this.timers.size;
   }
 
   /** Moves time forward, firing every timer that falls due on the way (including ones they schedule). */
   advance(ms: number): void {
-    const target = this.#now + ms;
+    const target = this.nowMs + ms;
     for (;;) {
       let nextId: number | undefined;
       let nextDue = Infinity;
-      for (const [id, timer] of this.#timers) {
+      for (const [id, timer] of this.timers) {
         if (timer.due <= target && timer.due < nextDue) {
           nextDue = timer.due;
           nextId = id;
         }
       }
       if (nextId === undefined) break;
-      const timer = this.#timers.get(nextId)!;
-      this.#timers.delete(nextId);
-      this.#now = timer.due;
+      const timer = this.timers.get(nextId)!;
+      this.timers.delete(nextId);
+      this.nowMs = timer.due;
       timer.callback();
     }
-    this.#now = target;
+    this.nowMs = target;
   }
 }

@@ -56,26 +56,26 @@ export interface ControllerOptions {
 export class Controller {
   readonly name: string;
   readonly queue: WorkQueue<ObjectKey>;
-  readonly #informers: Informer<KubeObject>[] = [];
-  readonly #reconcile: Reconciler;
-  readonly #workers: number;
-  readonly #clock: Clock;
-  readonly #logger: Logger;
-  readonly #metrics: ControllerMetrics;
-  readonly #stop = new AbortController();
-  #running: Promise<void>[] = [];
+  private readonly watchedInformers: Informer<KubeObject>[] = [];
+  private readonly reconcile: Reconciler;
+  private readonly workers: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly metrics: ControllerMetrics;
+  private readonly stopAbortController = new AbortController();
+  private running: Promise<void>[] = [];
 
   constructor(options: ControllerOptions) {
     this.name = options.name;
-    this.#reconcile = options.reconcile;
-    this.#workers = options.workers ?? 1;
-    this.#clock = options.clock ?? systemClock;
-    this.#logger = (options.logger ?? pino({ enabled: false })).child({ controller: options.name });
-    this.#metrics = ControllerMetrics.for(options.registry ?? new Registry());
+    this.reconcile = options.reconcile;
+    this.workers = options.workers ?? 1;
+    this.clock = options.clock ?? systemClock;
+    this.logger = (options.logger ?? pino({ enabled: false })).child({ controller: options.name });
+    this.metrics = ControllerMetrics.for(options.registry ?? new Registry());
     this.queue = new WorkQueue<ObjectKey>({
-      clock: this.#clock,
+      clock: this.clock,
       backoff: options.backoff,
-      metrics: this.#metrics.queue(options.name),
+      metrics: this.metrics.queue(options.name),
     });
   }
 
@@ -92,74 +92,74 @@ export class Controller {
       },
       onDelete: enqueue,
     });
-    this.#informers.push(informer as unknown as Informer<KubeObject>);
+    this.watchedInformers.push(informer as unknown as Informer<KubeObject>);
     return this;
   }
 
   /** The informers this controller reads; the manager starts them and waits for their sync. */
   get informers(): readonly Informer<KubeObject>[] {
-    return this.#informers;
+    return this.watchedInformers;
   }
 
   /** Starts the workers. Call after the informers have synced (the Manager does). */
   start(): void {
-    if (this.#running.length > 0) return;
-    this.#logger.info({ workers: this.#workers }, 'starting workers');
-    for (let i = 0; i < this.#workers; i++) this.#running.push(this.#work());
+    if (this.running.length > 0) return;
+    this.logger.info({ workers: this.workers }, 'starting workers');
+    for (let i = 0; i < this.workers; i++) this.running.push(this.work());
   }
 
   /** Stops taking keys, aborts the context of running reconciles and waits for them to return. */
   async stop(): Promise<void> {
-    this.#stop.abort();
+    this.stopAbortController.abort();
     const drained = this.queue.shutDown();
-    await Promise.all(this.#running);
+    await Promise.all(this.running);
     await drained;
   }
 
-  async #work(): Promise<void> {
+  private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
       try {
-        await this.#process(key);
+        await this.process(key);
       } finally {
         this.queue.done(key);
       }
     }
   }
 
-  async #process(key: ObjectKey): Promise<void> {
+  private async process(key: ObjectKey): Promise<void> {
     const reconcileID = randomUUID();
-    const logger = this.#logger.child({ key, reconcileID });
+    const logger = this.logger.child({ key, reconcileID });
     const labels = { controller: this.name };
-    const started = this.#clock.now();
-    this.#metrics.activeWorkers.inc(labels);
+    const started = this.clock.now();
+    this.metrics.activeWorkers.inc(labels);
     try {
-      const result = await this.#reconcile(
+      const result = await this.reconcile(
         { key, ...parseObjectKey(key) },
-        { logger, reconcileID, signal: this.#stop.signal },
+        { logger, reconcileID, signal: this.stopAbortController.signal },
       );
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
         this.queue.addAfter(key, result.requeueAfterMs);
-        this.#metrics.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
       } else {
-        this.#metrics.reconcileTotal.inc({ ...labels, result: 'success' });
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'success' });
       }
     } catch (err) {
-      this.#metrics.reconcileErrors.inc(labels);
+      this.metrics.reconcileErrors.inc(labels);
       if (err instanceof TerminalError) {
         this.queue.forget(key);
-        this.#metrics.reconcileTotal.inc({ ...labels, result: 'terminal_error' });
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'terminal_error' });
         logger.error({ err }, 'reconcile failed permanently');
       } else {
         this.queue.addRateLimited(key);
-        this.#metrics.reconcileTotal.inc({ ...labels, result: 'error' });
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
         logger.warn({ err, retries: this.queue.numRequeues(key) }, 'reconcile failed, will retry');
       }
     } finally {
-      this.#metrics.activeWorkers.dec(labels);
-      this.#metrics.reconcileSeconds.observe(labels, (this.#clock.now() - started) / 1000);
+      this.metrics.activeWorkers.dec(labels);
+      this.metrics.reconcileSeconds.observe(labels, (this.clock.now() - started) / 1000);
     }
   }
 }

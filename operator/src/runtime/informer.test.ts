@@ -19,7 +19,7 @@ class FakeSource implements ListWatchSource<KubeObject> {
   lists: (ObjectList<KubeObject> | Error)[] = [];
   listCalls = 0;
   watches: OpenWatch[] = [];
-  #watchOpened: (() => void)[] = [];
+  private watchOpened: (() => void)[] = [];
 
   async list(): Promise<ObjectList<KubeObject>> {
     this.listCalls++;
@@ -35,13 +35,13 @@ class FakeSource implements ListWatchSource<KubeObject> {
       settle = (err) => (err ? reject(err) : resolve());
     });
     this.watches.push({ resourceVersion, emit: onEvent, end: settle });
-    for (const notify of this.#watchOpened.splice(0)) notify();
+    for (const notify of this.watchOpened.splice(0)) notify();
     return { done, stop: () => settle() };
   }
 
   /** Resolves when the n-th watch (1-based) has been opened. */
   async watchNumber(n: number): Promise<OpenWatch> {
-    while (this.watches.length < n) await new Promise<void>((resolve) => this.#watchOpened.push(resolve));
+    while (this.watches.length < n) await new Promise<void>((resolve) => this.watchOpened.push(resolve));
     return this.watches[n - 1]!;
   }
 }

@@ -62,185 +62,182 @@ export interface InformerOptions {
 const RETRY = 'retry';
 
 export class Informer<T extends KubeObject> {
-  readonly #source: ListWatchSource<T>;
-  readonly #clock: Clock;
-  readonly #logger: Logger | undefined;
-  readonly #backoff: ExponentialBackoff<string>;
-  readonly #minWatchMs: number;
-  readonly #cache = new Map<ObjectKey, T>();
-  readonly #handlers: InformerHandlers<T>[] = [];
-  readonly #syncWaiters: (() => void)[] = [];
-  #resourceVersion = '';
-  #synced = false;
-  #running: Promise<void> | undefined;
-  #stop = new AbortController();
-  #watch: WatchHandle | undefined;
-  #relists = 0;
+  private readonly source: ListWatchSource<T>;
+  private readonly clock: Clock;
+  private readonly logger: Logger | undefined;
+  private readonly backoff: ExponentialBackoff<string>;
+  private readonly minWatchMs: number;
+  private readonly cache = new Map<ObjectKey, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private readonly syncWaiters: (() => void)[] = [];
+  private resourceVersion = '';
+  private synced = false;
+  private running: Promise<void> | undefined;
+  private stopAbortController = new AbortController();
+  private watch: WatchHandle | undefined;
+  private relistCount = 0;
 
   constructor(source: ListWatchSource<T>, options: InformerOptions = {}) {
-    this.#source = source;
-    this.#clock = options.clock ?? systemClock;
-    this.#logger = options.logger?.child({ informer: source.description });
-    this.#backoff = new ExponentialBackoff({ baseMs: 800, maxMs: 30_000, ...options.backoff });
-    this.#minWatchMs = options.minWatchMs ?? 1_000;
+    this.source = source;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger?.child({ informer: source.description });
+    this.backoff = new ExponentialBackoff({ baseMs: 800, maxMs: 30_000, ...options.backoff });
+    this.minWatchMs = options.minWatchMs ?? 1_000;
   }
 
   get description(): string {
-    return this.#source.description;
+    return this.source.description;
   }
 
   /** Handlers added after the first sync are first told about every cached object, as adds. */
   addHandlers(handlers: InformerHandlers<T>): void {
-    this.#handlers.push(handlers);
-    if (this.#synced) for (const object of this.#cache.values()) this.#call(handlers, 'onAdd', object);
+    this.handlers.push(handlers);
+    if (this.synced) for (const object of this.cache.values()) this.call(handlers, 'onAdd', object);
   }
 
   start(): void {
-    if (this.#running) return;
-    this.#stop = new AbortController();
-    this.#running = this.#run();
+    if (this.running) return;
+    this.stopAbortController = new AbortController();
+    this.running = this.run();
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort();
-    this.#watch?.stop();
-    await this.#running;
-    this.#running = undefined;
+    this.stopAbortController.abort();
+    this.watch?.stop();
+    await this.running;
+    this.running = undefined;
   }
 
   hasSynced(): boolean {
-    return this.#synced;
+    return this.synced;
   }
 
   /** Resolves once the first list has been loaded into the cache. */
   waitForSync(): Promise<void> {
-    if (this.#synced) return Promise.resolve();
-    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
   }
 
   get(key: ObjectKey): T | undefined {
-    return this.#cache.get(key);
+    return this.cache.get(key);
   }
 
   list(): T[] {
-    return [...this.#cache.values()];
+    return [...this.cache.values()];
   }
 
   get lastSyncResourceVersion(): string {
-    return this.#resourceVersion;
+    return this.resourceVersion;
   }
 
   /** How many times the informer listed (1 after the initial list; more after 410 Gone). */
   get relists(): number {
-    return this.#relists;
+    return this.relistCount;
   }
 
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
+  private async run(): Promise<void> {
+    const signal = this.stopAbortController.signal;
     while (!signal.aborted) {
       try {
-        if (!this.#resourceVersion) await this.#relist();
+        if (!this.resourceVersion) await this.relist();
         if (signal.aborted) break;
-        const started = this.#clock.now();
-        const delivered = await this.#watchOnce();
-        if (delivered || this.#clock.now() - started >= this.#minWatchMs) {
-          this.#backoff.forget(RETRY);
+        const started = this.clock.now();
+        const delivered = await this.watchOnce();
+        if (delivered || this.clock.now() - started >= this.minWatchMs) {
+          this.backoff.forget(RETRY);
           continue;
         }
-        await sleep(this.#clock, this.#backoff.next(RETRY), signal);
+        await sleep(this.clock, this.backoff.next(RETRY), signal);
       } catch (err) {
         if (signal.aborted) break;
         if (isGone(err)) {
-          this.#logger?.info(
-            { resourceVersion: this.#resourceVersion },
-            'watch expired (410 Gone), relisting',
-          );
-          this.#resourceVersion = '';
+          this.logger?.info({ resourceVersion: this.resourceVersion }, 'watch expired (410 Gone), relisting');
+          this.resourceVersion = '';
           continue;
         }
-        const delay = this.#backoff.next(RETRY);
-        this.#logger?.warn({ err, retryInMs: delay }, 'list/watch failed');
-        await sleep(this.#clock, delay, signal);
+        const delay = this.backoff.next(RETRY);
+        this.logger?.warn({ err, retryInMs: delay }, 'list/watch failed');
+        await sleep(this.clock, delay, signal);
       }
     }
   }
 
-  async #relist(): Promise<void> {
-    const list = await this.#source.list();
-    if (this.#stop.signal.aborted) return;
-    this.#relists++;
+  private async relist(): Promise<void> {
+    const list = await this.source.list();
+    if (this.stopAbortController.signal.aborted) return;
+    this.relistCount++;
     const listed = new Map(list.items.map((object) => [objectKey(object), object] as const));
-    for (const [key, old] of this.#cache) {
+    for (const [key, old] of this.cache) {
       if (!listed.has(key)) {
-        this.#cache.delete(key);
-        this.#notify('onDelete', old);
+        this.cache.delete(key);
+        this.notify('onDelete', old);
       }
     }
     for (const [key, object] of listed) {
-      const old = this.#cache.get(key);
-      this.#cache.set(key, object);
-      if (old) this.#notifyUpdate(old, object);
-      else this.#notify('onAdd', object);
+      const old = this.cache.get(key);
+      this.cache.set(key, object);
+      if (old) this.notifyUpdate(old, object);
+      else this.notify('onAdd', object);
     }
-    this.#resourceVersion = list.resourceVersion;
-    this.#backoff.forget(RETRY);
-    if (!this.#synced) {
-      this.#synced = true;
-      for (const resolve of this.#syncWaiters.splice(0)) resolve();
+    this.resourceVersion = list.resourceVersion;
+    this.backoff.forget(RETRY);
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
     }
   }
 
   /** Watches until the stream ends; returns whether any event arrived. Rejects with the stream's error. */
-  async #watchOnce(): Promise<boolean> {
+  private async watchOnce(): Promise<boolean> {
     let delivered = false;
-    this.#watch = this.#source.watch(this.#resourceVersion, (event) => {
+    this.watch = this.source.watch(this.resourceVersion, (event) => {
       delivered = true;
-      this.#apply(event);
+      this.apply(event);
     });
     try {
-      await this.#watch.done;
+      await this.watch.done;
     } finally {
-      this.#watch = undefined;
+      this.watch = undefined;
     }
     return delivered;
   }
 
-  #apply(event: WatchEvent<T>): void {
-    if (this.#stop.signal.aborted) return;
+  private apply(event: WatchEvent<T>): void {
+    if (this.stopAbortController.signal.aborted) return;
     const object = event.object;
-    if (object.metadata.resourceVersion) this.#resourceVersion = object.metadata.resourceVersion;
+    if (object.metadata.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
     if (event.type === 'BOOKMARK') return;
     const key = objectKey(object);
-    const old = this.#cache.get(key);
+    const old = this.cache.get(key);
     if (event.type === 'DELETED') {
-      this.#cache.delete(key);
-      this.#notify('onDelete', object); // the event carries the final state
+      this.cache.delete(key);
+      this.notify('onDelete', object); // the event carries the final state
       return;
     }
-    this.#cache.set(key, object);
-    if (old) this.#notifyUpdate(old, object);
-    else this.#notify('onAdd', object);
+    this.cache.set(key, object);
+    if (old) this.notifyUpdate(old, object);
+    else this.notify('onAdd', object);
   }
 
-  #notify(kind: 'onAdd' | 'onDelete', object: T): void {
-    for (const handlers of this.#handlers) this.#call(handlers, kind, object);
+  private notify(kind: 'onAdd' | 'onDelete', object: T): void {
+    for (const handlers of this.handlers) this.call(handlers, kind, object);
   }
 
-  #notifyUpdate(old: T, object: T): void {
-    for (const handlers of this.#handlers) {
+  private notifyUpdate(old: T, object: T): void {
+    for (const handlers of this.handlers) {
       try {
         handlers.onUpdate?.(old, object);
       } catch (err) {
-        this.#logger?.error({ err }, 'informer update handler threw');
+        this.logger?.error({ err }, 'informer update handler threw');
       }
     }
   }
 
-  #call(handlers: InformerHandlers<T>, kind: 'onAdd' | 'onDelete', object: T): void {
+  private call(handlers: InformerHandlers<T>, kind: 'onAdd' | 'onDelete', object: T): void {
     try {
       handlers[kind]?.(object);
     } catch (err) {
-      this.#logger?.error({ err, handler: kind }, 'informer handler threw');
+      this.logger?.error({ err, handler: kind }, 'informer handler threw');
     }
   }
 }

@@ -7,7 +7,7 @@ import { LeaderElector, type ElectionOutcome, type Lease } from './leader.js';
 /** An in-memory Lease store with the apiserver's resourceVersion checks; `down` makes every call fail. */
 class LeaseStore {
   lease: Lease | undefined;
-  #rv = 0;
+  private rv = 0;
   down = new Set<string>();
 
   clientFor(identity: string): KubeClient {
@@ -28,7 +28,7 @@ class LeaseStore {
         if (this.lease) throw new AlreadyExistsError(409, 'AlreadyExists', 'exists');
         this.lease = {
           ...structuredClone(object),
-          metadata: { ...object.metadata, resourceVersion: String(++this.#rv) },
+          metadata: { ...object.metadata, resourceVersion: String(++this.rv) },
         };
         return structuredClone(this.lease) as unknown as T;
       },
@@ -39,7 +39,7 @@ class LeaseStore {
         }
         this.lease = {
           ...structuredClone(object),
-          metadata: { ...object.metadata, resourceVersion: String(++this.#rv) },
+          metadata: { ...object.metadata, resourceVersion: String(++this.rv) },
         };
         return structuredClone(this.lease) as unknown as T;
       },

@@ -48,173 +48,176 @@ export interface LeaderCallbacks {
 export type ElectionOutcome = 'stopped' | 'lost';
 
 export class LeaderElector {
-  readonly #client: KubeClient;
-  readonly #namespace: string;
-  readonly #name: string;
+  private readonly client: KubeClient;
+  private readonly namespace: string;
+  private readonly name: string;
   readonly identity: string;
-  readonly #leaseDurationMs: number;
-  readonly #renewDeadlineMs: number;
-  readonly #retryPeriodMs: number;
-  readonly #releaseOnStop: boolean;
-  readonly #clock: Clock;
-  readonly #logger: Logger | undefined;
-  #lease: Lease | undefined;
-  #observedSpec = '';
-  #observedAt = 0;
-  #leader: string | undefined;
-  #leading = false;
+  private readonly leaseDurationMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+  private readonly releaseOnStop: boolean;
+  private readonly clock: Clock;
+  private readonly logger: Logger | undefined;
+  private lease: Lease | undefined;
+  private observedSpec = '';
+  private observedAt = 0;
+  private observedLeader: string | undefined;
+  private leading = false;
 
   constructor(client: KubeClient, options: LeaderElectionOptions) {
-    this.#client = client;
-    this.#namespace = options.namespace;
-    this.#name = options.name;
+    this.client = client;
+    this.namespace = options.namespace;
+    this.name = options.name;
     this.identity = options.identity;
-    this.#leaseDurationMs = options.leaseDurationMs ?? 15_000;
-    this.#renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
-    this.#retryPeriodMs = options.retryPeriodMs ?? 2_000;
-    this.#releaseOnStop = options.releaseOnStop ?? true;
-    this.#clock = options.clock ?? systemClock;
-    this.#logger = options.logger?.child({
+    this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
+    this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    this.releaseOnStop = options.releaseOnStop ?? true;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger?.child({
       lease: `${options.namespace}/${options.name}`,
       identity: options.identity,
     });
-    if (this.#leaseDurationMs % 1000 !== 0)
+    if (this.leaseDurationMs % 1000 !== 0)
       throw new Error('leaseDurationMs must be whole seconds (the Lease stores seconds)');
-    if (!(this.#retryPeriodMs < this.#renewDeadlineMs && this.#renewDeadlineMs < this.#leaseDurationMs)) {
+    if (!(this.retryPeriodMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseDurationMs)) {
       throw new Error('leader election needs retryPeriod < renewDeadline < leaseDuration');
     }
   }
 
   isLeader(): boolean {
-    return this.#leading;
+    return this.leading;
   }
 
   /** The holder last seen on the lease. */
   get leader(): string | undefined {
-    return this.#leader;
+    return this.observedLeader;
   }
 
   /** Campaigns until signal aborts ('stopped', lease released) or leadership is lost ('lost'). */
   async run(signal: AbortSignal, callbacks: LeaderCallbacks): Promise<ElectionOutcome> {
-    while (!signal.aborted && !(await this.#tryAcquireOrRenew(callbacks))) {
-      await sleep(this.#clock, this.#jittered(this.#retryPeriodMs), signal);
+    while (!signal.aborted && !(await this.tryAcquireOrRenew(callbacks))) {
+      await sleep(this.clock, this.jittered(this.retryPeriodMs), signal);
     }
     if (signal.aborted) return 'stopped';
 
-    this.#leading = true;
-    this.#logger?.info('became leader');
+    this.leading = true;
+    this.logger?.info('became leader');
     const leadership = new AbortController();
     callbacks.onStartedLeading(leadership.signal);
-    const outcome = await this.#renewUntilStoppedOrLost(signal, callbacks);
-    this.#leading = false;
+    const outcome = await this.renewUntilStoppedOrLost(signal, callbacks);
+    this.leading = false;
     leadership.abort();
     await callbacks.onStoppedLeading();
-    if (outcome === 'lost') this.#logger?.error('lost leadership');
-    else if (this.#releaseOnStop) await this.#release();
+    if (outcome === 'lost') this.logger?.error('lost leadership');
+    else if (this.releaseOnStop) await this.release();
     return outcome;
   }
 
-  async #renewUntilStoppedOrLost(signal: AbortSignal, callbacks: LeaderCallbacks): Promise<ElectionOutcome> {
-    let lastRenewal = this.#clock.now();
+  private async renewUntilStoppedOrLost(
+    signal: AbortSignal,
+    callbacks: LeaderCallbacks,
+  ): Promise<ElectionOutcome> {
+    let lastRenewal = this.clock.now();
     for (;;) {
-      await sleep(this.#clock, this.#retryPeriodMs, signal);
+      await sleep(this.clock, this.retryPeriodMs, signal);
       if (signal.aborted) return 'stopped';
-      const remaining = lastRenewal + this.#renewDeadlineMs - this.#clock.now();
+      const remaining = lastRenewal + this.renewDeadlineMs - this.clock.now();
       // A hung request must not keep us leading past the deadline.
       const renewed = await Promise.race([
-        this.#tryAcquireOrRenew(callbacks),
-        sleep(this.#clock, Math.max(0, remaining)).then(() => false),
+        this.tryAcquireOrRenew(callbacks),
+        sleep(this.clock, Math.max(0, remaining)).then(() => false),
       ]);
-      if (renewed) lastRenewal = this.#clock.now();
-      else if (this.#clock.now() - lastRenewal >= this.#renewDeadlineMs) return 'lost';
+      if (renewed) lastRenewal = this.clock.now();
+      else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) return 'lost';
     }
   }
 
-  async #tryAcquireOrRenew(callbacks: LeaderCallbacks): Promise<boolean> {
-    const now = this.#clock.now();
+  private async tryAcquireOrRenew(callbacks: LeaderCallbacks): Promise<boolean> {
+    const now = this.clock.now();
     try {
       let lease: Lease;
       try {
-        lease = await this.#client.get<Lease>(Leases, this.#name, this.#namespace);
+        lease = await this.client.get<Lease>(Leases, this.name, this.namespace);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        return await this.#create(now, callbacks);
+        return await this.create(now, callbacks);
       }
       const spec = lease.spec ?? {};
       const specJson = JSON.stringify(spec);
-      if (specJson !== this.#observedSpec) {
-        this.#observedSpec = specJson;
-        this.#observedAt = now;
+      if (specJson !== this.observedSpec) {
+        this.observedSpec = specJson;
+        this.observedAt = now;
       }
-      this.#lease = lease;
+      this.lease = lease;
       const holder = spec.holderIdentity ?? '';
-      this.#noteLeader(holder, callbacks);
-      const durationMs = (spec.leaseDurationSeconds ?? this.#leaseDurationMs / 1000) * 1000;
-      if (holder && holder !== this.identity && this.#observedAt + durationMs > now) return false;
+      this.noteLeader(holder, callbacks);
+      const durationMs = (spec.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
+      if (holder && holder !== this.identity && this.observedAt + durationMs > now) return false;
 
       const renewing = holder === this.identity;
-      const updated = await this.#client.replace<Lease>(Leases, {
+      const updated = await this.client.replace<Lease>(Leases, {
         metadata: {
-          name: this.#name,
-          namespace: this.#namespace,
+          name: this.name,
+          namespace: this.namespace,
           resourceVersion: lease.metadata.resourceVersion,
         },
         spec: {
           holderIdentity: this.identity,
-          leaseDurationSeconds: this.#leaseDurationMs / 1000,
+          leaseDurationSeconds: this.leaseDurationMs / 1000,
           acquireTime: renewing && spec.acquireTime ? spec.acquireTime : microTime(new Date(now)),
           renewTime: microTime(new Date(now)),
           leaseTransitions: (spec.leaseTransitions ?? 0) + (renewing ? 0 : 1),
         },
       });
-      this.#observe(updated, now, callbacks);
+      this.observe(updated, now, callbacks);
       return true;
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err)) return false; // another candidate wrote first
-      this.#logger?.warn({ err }, 'lease acquire/renew failed');
+      this.logger?.warn({ err }, 'lease acquire/renew failed');
       return false;
     }
   }
 
-  async #create(now: number, callbacks: LeaderCallbacks): Promise<boolean> {
-    const created = await this.#client.create<Lease>(Leases, {
-      metadata: { name: this.#name, namespace: this.#namespace },
+  private async create(now: number, callbacks: LeaderCallbacks): Promise<boolean> {
+    const created = await this.client.create<Lease>(Leases, {
+      metadata: { name: this.name, namespace: this.namespace },
       spec: {
         holderIdentity: this.identity,
-        leaseDurationSeconds: this.#leaseDurationMs / 1000,
+        leaseDurationSeconds: this.leaseDurationMs / 1000,
         acquireTime: microTime(new Date(now)),
         renewTime: microTime(new Date(now)),
         leaseTransitions: 0,
       },
     });
-    this.#observe(created, now, callbacks);
+    this.observe(created, now, callbacks);
     return true;
   }
 
-  #observe(lease: Lease, now: number, callbacks: LeaderCallbacks): void {
-    this.#lease = lease;
-    this.#observedSpec = JSON.stringify(lease.spec ?? {});
-    this.#observedAt = now;
-    this.#noteLeader(lease.spec?.holderIdentity ?? '', callbacks);
+  private observe(lease: Lease, now: number, callbacks: LeaderCallbacks): void {
+    this.lease = lease;
+    this.observedSpec = JSON.stringify(lease.spec ?? {});
+    this.observedAt = now;
+    this.noteLeader(lease.spec?.holderIdentity ?? '', callbacks);
   }
 
-  #noteLeader(holder: string, callbacks: LeaderCallbacks): void {
-    if (!holder || holder === this.#leader) return;
-    this.#leader = holder;
-    this.#logger?.info({ leader: holder }, 'new leader observed');
+  private noteLeader(holder: string, callbacks: LeaderCallbacks): void {
+    if (!holder || holder === this.observedLeader) return;
+    this.observedLeader = holder;
+    this.logger?.info({ leader: holder }, 'new leader observed');
     callbacks.onNewLeader?.(holder);
   }
 
   /** Hands the lease back (empty holder, 1 s duration) so a standby acquires it on its next try. */
-  async #release(): Promise<void> {
-    const lease = this.#lease;
+  private async release(): Promise<void> {
+    const lease = this.lease;
     if (!lease || lease.spec?.holderIdentity !== this.identity) return;
-    const now = microTime(new Date(this.#clock.now()));
+    const now = microTime(new Date(this.clock.now()));
     try {
-      await this.#client.replace<Lease>(Leases, {
+      await this.client.replace<Lease>(Leases, {
         metadata: {
-          name: this.#name,
-          namespace: this.#namespace,
+          name: this.name,
+          namespace: this.namespace,
           resourceVersion: lease.metadata.resourceVersion,
         },
         spec: {
@@ -225,13 +228,13 @@ export class LeaderElector {
           renewTime: now,
         },
       });
-      this.#logger?.info('released lease');
+      this.logger?.info('released lease');
     } catch (err) {
-      this.#logger?.warn({ err }, 'could not release lease');
+      this.logger?.warn({ err }, 'could not release lease');
     }
   }
 
-  #jittered(ms: number): number {
+  private jittered(ms: number): number {
     return ms * (1 + 0.2 * Math.random());
   }
 }

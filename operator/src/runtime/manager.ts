@@ -34,24 +34,24 @@ export class Manager {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly elector: LeaderElector | undefined;
-  readonly #clock: Clock;
-  readonly #shutdownTimeoutMs: number;
-  readonly #informers = new Map<string, Informer<KubeObject>>();
-  readonly #controllers: Controller[] = [];
-  readonly #stop = new AbortController();
-  #running: Promise<void> | undefined;
-  #leading = false;
+  private readonly clock: Clock;
+  private readonly shutdownTimeoutMs: number;
+  private readonly informers = new Map<string, Informer<KubeObject>>();
+  private readonly controllers: Controller[] = [];
+  private readonly stopAbortController = new AbortController();
+  private running: Promise<void> | undefined;
+  private leading = false;
 
   constructor(options: ManagerOptions) {
     this.client = options.client;
     this.logger = options.logger ?? pino({ enabled: false });
     this.registry = options.registry ?? new Registry();
-    this.#clock = options.clock ?? systemClock;
-    this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+    this.clock = options.clock ?? systemClock;
+    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
     if (options.leaderElection) {
       this.elector = new LeaderElector(this.client, {
         ...options.leaderElection,
-        clock: this.#clock,
+        clock: this.clock,
         logger: this.logger,
       });
     }
@@ -67,49 +67,49 @@ export class Manager {
       options.labelSelector,
       options.fieldSelector,
     ]);
-    let informer = this.#informers.get(id);
+    let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer<KubeObject>(listWatch(this.client, type, options), {
-        clock: this.#clock,
+        clock: this.clock,
         logger: this.logger,
       });
-      this.#informers.set(id, informer);
+      this.informers.set(id, informer);
     }
     return informer as unknown as Informer<T>;
   }
 
   addController(options: Omit<ControllerOptions, 'clock' | 'logger' | 'registry'>): Controller {
-    if (this.#running) throw new Error('add controllers before start()');
+    if (this.running) throw new Error('add controllers before start()');
     const controller = new Controller({
       ...options,
-      clock: this.#clock,
+      clock: this.clock,
       logger: this.logger,
       registry: this.registry,
     });
-    this.#controllers.push(controller);
+    this.controllers.push(controller);
     return controller;
   }
 
   /** Readiness: every informer has loaded its first list. */
   hasSynced(): boolean {
-    return this.#allInformers().every((informer) => informer.hasSynced());
+    return this.allInformers().every((informer) => informer.hasSynced());
   }
 
   /** Whether this replica's controllers are running (always, once synced, without leader election). */
   isLeader(): boolean {
-    return this.#leading;
+    return this.leading;
   }
 
   /** Runs until stop(); rejects with LeadershipLostError when leadership is lost. */
   start(): Promise<void> {
-    this.#running ??= this.#run();
-    return this.#running;
+    this.running ??= this.run();
+    return this.running;
   }
 
   /** Graceful shutdown: stop workers (bounded wait), release the lease, close the watches. */
   async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#running?.catch(() => {});
+    this.stopAbortController.abort();
+    await this.running?.catch(() => {});
   }
 
   /** Calls stop() on SIGTERM/SIGINT; returns a function that removes the handlers. */
@@ -124,9 +124,9 @@ export class Manager {
     };
   }
 
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal;
-    const informers = this.#allInformers();
+  private async run(): Promise<void> {
+    const signal = this.stopAbortController.signal;
+    const informers = this.allInformers();
     for (const informer of informers) informer.start();
     try {
       await Promise.race([
@@ -136,14 +136,14 @@ export class Manager {
       if (signal.aborted) return;
       this.logger.info({ informers: informers.map((i) => i.description) }, 'caches synced');
       if (!this.elector) {
-        this.#startControllers();
+        this.startControllers();
         await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-        await this.#stopControllers();
+        await this.stopControllers();
         return;
       }
       const outcome = await this.elector.run(signal, {
-        onStartedLeading: () => this.#startControllers(),
-        onStoppedLeading: () => this.#stopControllers(),
+        onStartedLeading: () => this.startControllers(),
+        onStoppedLeading: () => this.stopControllers(),
       });
       if (outcome === 'lost') throw new LeadershipLostError();
     } finally {
@@ -153,27 +153,24 @@ export class Manager {
   }
 
   /** The manager's informers and any others its controllers watch, each once. */
-  #allInformers(): Informer<KubeObject>[] {
-    return [...new Set([...this.#informers.values(), ...this.#controllers.flatMap((c) => c.informers)])];
+  private allInformers(): Informer<KubeObject>[] {
+    return [...new Set([...this.informers.values(), ...this.controllers.flatMap((c) => c.informers)])];
   }
 
-  #startControllers(): void {
-    this.#leading = true;
-    for (const controller of this.#controllers) controller.start();
+  private startControllers(): void {
+    this.leading = true;
+    for (const controller of this.controllers) controller.start();
   }
 
-  async #stopControllers(): Promise<void> {
-    this.#leading = false;
+  private async stopControllers(): Promise<void> {
+    this.leading = false;
     const cancelTimeout = new AbortController();
-    const stopped = Promise.all(this.#controllers.map((controller) => controller.stop())).then(() => true);
-    const timedOut = sleep(this.#clock, this.#shutdownTimeoutMs, cancelTimeout.signal).then(() => false);
+    const stopped = Promise.all(this.controllers.map((controller) => controller.stop())).then(() => true);
+    const timedOut = sleep(this.clock, this.shutdownTimeoutMs, cancelTimeout.signal).then(() => false);
     const inTime = await Promise.race([stopped, timedOut]);
     cancelTimeout.abort();
     if (!inTime) {
-      this.logger.warn(
-        { timeoutMs: this.#shutdownTimeoutMs },
-        'reconciles still running at shutdown timeout',
-      );
+      this.logger.warn({ timeoutMs: this.shutdownTimeoutMs }, 'reconciles still running at shutdown timeout');
     }
   }
 }

@@ -23,78 +23,78 @@ export interface WorkQueueOptions {
 export const DEFAULT_QUEUE_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 5 * 60_000 };
 
 export class WorkQueue<K = string> {
-  readonly #clock: Clock;
-  readonly #backoff: ExponentialBackoff<K>;
-  readonly #metrics: QueueMetrics | undefined;
-  readonly #queue: K[] = [];
-  readonly #dirty = new Set<K>();
-  readonly #processing = new Set<K>();
-  readonly #delayed = new Map<K, { readyAt: number; timer: TimerHandle }>();
-  readonly #waiters: ((key: K | undefined) => void)[] = [];
-  #shuttingDown = false;
-  #drainQueued = false;
-  #idle: (() => void)[] = [];
+  private readonly clock: Clock;
+  private readonly backoff: ExponentialBackoff<K>;
+  private readonly metrics: QueueMetrics | undefined;
+  private readonly queue: K[] = [];
+  private readonly dirty = new Set<K>();
+  private readonly processing = new Set<K>();
+  private readonly delayed = new Map<K, { readyAt: number; timer: TimerHandle }>();
+  private readonly waiters: ((key: K | undefined) => void)[] = [];
+  private shuttingDown = false;
+  private drainQueued = false;
+  private idle: (() => void)[] = [];
 
   constructor(options: WorkQueueOptions = {}) {
-    this.#clock = options.clock ?? systemClock;
-    this.#backoff = new ExponentialBackoff<K>(options.backoff ?? DEFAULT_QUEUE_BACKOFF);
-    this.#metrics = options.metrics;
+    this.clock = options.clock ?? systemClock;
+    this.backoff = new ExponentialBackoff<K>(options.backoff ?? DEFAULT_QUEUE_BACKOFF);
+    this.metrics = options.metrics;
   }
 
   add(key: K): void {
-    if (this.#shuttingDown || this.#dirty.has(key)) return;
-    this.#metrics?.added();
-    this.#dirty.add(key);
-    if (this.#processing.has(key)) return; // done() queues it again
-    this.#enqueue(key);
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.metrics?.added();
+    this.dirty.add(key);
+    if (this.processing.has(key)) return; // done() queues it again
+    this.enqueue(key);
   }
 
   addAfter(key: K, ms: number): void {
-    if (this.#shuttingDown) return;
+    if (this.shuttingDown) return;
     if (ms <= 0) return this.add(key);
-    const readyAt = this.#clock.now() + ms;
-    const existing = this.#delayed.get(key);
+    const readyAt = this.clock.now() + ms;
+    const existing = this.delayed.get(key);
     if (existing && existing.readyAt <= readyAt) return;
-    if (existing) this.#clock.clearTimeout(existing.timer);
-    const timer = this.#clock.setTimeout(() => {
-      this.#delayed.delete(key);
+    if (existing) this.clock.clearTimeout(existing.timer);
+    const timer = this.clock.setTimeout(() => {
+      this.delayed.delete(key);
       this.add(key);
     }, ms);
-    this.#delayed.set(key, { readyAt, timer });
+    this.delayed.set(key, { readyAt, timer });
   }
 
   /** Re-adds a failed key after its backoff; every call without forget() doubles the delay. */
   addRateLimited(key: K): void {
-    this.#metrics?.retried();
-    this.addAfter(key, this.#backoff.next(key));
+    this.metrics?.retried();
+    this.addAfter(key, this.backoff.next(key));
   }
 
   /** Clears the key's failure history (call after a success). */
   forget(key: K): void {
-    this.#backoff.forget(key);
+    this.backoff.forget(key);
   }
 
   numRequeues(key: K): number {
-    return this.#backoff.failures(key);
+    return this.backoff.failures(key);
   }
 
   /** Next key to process, or undefined once the queue shuts down. Every key received must be passed to done(). */
   get(): Promise<K | undefined> {
-    const key = this.#take();
+    const key = this.take();
     if (key !== undefined) return Promise.resolve(key);
-    if (this.#shuttingDown) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   done(key: K): void {
-    this.#processing.delete(key);
-    if (this.#shuttingDown && !this.#drainQueued) this.#dirty.delete(key);
-    if (this.#dirty.has(key)) this.#enqueue(key);
-    this.#checkIdle();
+    this.processing.delete(key);
+    if (this.shuttingDown && !this.drainQueued) this.dirty.delete(key);
+    if (this.dirty.has(key)) this.enqueue(key);
+    this.checkIdle();
   }
 
   len(): number {
-    return this.#queue.length;
+    return this.queue.length;
   }
 
   /**
@@ -102,47 +102,47 @@ export class WorkQueue<K = string> {
    * drain, keys already queued are still handed out and awaited too.
    */
   shutDown(options: { drain?: boolean } = {}): Promise<void> {
-    this.#shuttingDown = true;
-    this.#drainQueued = options.drain ?? false;
-    for (const { timer } of this.#delayed.values()) this.#clock.clearTimeout(timer);
-    this.#delayed.clear();
-    if (!this.#drainQueued) {
-      for (const key of this.#queue) this.#dirty.delete(key);
-      this.#queue.length = 0;
-      this.#metrics?.depth(0);
+    this.shuttingDown = true;
+    this.drainQueued = options.drain ?? false;
+    for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
+    this.delayed.clear();
+    if (!this.drainQueued) {
+      for (const key of this.queue) this.dirty.delete(key);
+      this.queue.length = 0;
+      this.metrics?.depth(0);
     }
-    if (this.#queue.length === 0) for (const waiter of this.#waiters.splice(0)) waiter(undefined);
+    if (this.queue.length === 0) for (const waiter of this.waiters.splice(0)) waiter(undefined);
     return new Promise((resolve) => {
-      this.#idle.push(resolve);
-      this.#checkIdle();
+      this.idle.push(resolve);
+      this.checkIdle();
     });
   }
 
-  #enqueue(key: K): void {
-    const waiter = this.#waiters.shift();
+  private enqueue(key: K): void {
+    const waiter = this.waiters.shift();
     if (waiter) {
-      this.#queue.push(key);
-      waiter(this.#take());
+      this.queue.push(key);
+      waiter(this.take());
     } else {
-      this.#queue.push(key);
-      this.#metrics?.depth(this.#queue.length);
+      this.queue.push(key);
+      this.metrics?.depth(this.queue.length);
     }
   }
 
-  #take(): K | undefined {
-    if (this.#shuttingDown && !this.#drainQueued) return undefined;
-    const key = this.#queue.shift();
+  private take(): K | undefined {
+    if (this.shuttingDown && !this.drainQueued) return undefined;
+    const key = this.queue.shift();
     if (key === undefined) return undefined;
-    this.#metrics?.depth(this.#queue.length);
-    this.#processing.add(key);
-    this.#dirty.delete(key);
+    this.metrics?.depth(this.queue.length);
+    this.processing.add(key);
+    this.dirty.delete(key);
     return key;
   }
 
-  #checkIdle(): void {
-    if (!this.#shuttingDown) return;
-    if (this.#queue.length === 0) for (const waiter of this.#waiters.splice(0)) waiter(undefined);
-    if (this.#processing.size > 0 || this.#queue.length > 0) return;
-    for (const resolve of this.#idle.splice(0)) resolve();
+  private checkIdle(): void {
+    if (!this.shuttingDown) return;
+    if (this.queue.length === 0) for (const waiter of this.waiters.splice(0)) waiter(undefined);
+    if (this.processing.size > 0 || this.queue.length > 0) return;
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 }
