@@ -42,7 +42,10 @@ export const MigrationSettings = Type.Object(
     ),
     maxDowntimeMs: Type.Optional(
       Type.Integer({
-        description: 'Largest downtime target, in milliseconds, the convergence policy may raise to.',
+        description:
+          'Largest downtime target, in milliseconds, the convergence policy may raise to. It also bounds the ' +
+          "freeze: a switchover that has not finished 10 times this (at least 5 s) after the guest's pause is " +
+          'abandoned and the guest runs on the source again.',
         minimum: DOWNTIME_MS_MIN,
         maximum: MAX_DOWNTIME_MS_MAX,
       }),

@@ -445,6 +445,52 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
     await expectStillOnSource('hot', started);
   });
 
+  // maxDowntimeMs 300 ms: the switchover deadline is max(5 s, 10 × 300 ms) = 5 s.
+  const deadlinePolicy: WireMigrationPolicy = { maxDowntimeMs: 300 };
+
+  test('held at the switchover past its deadline: abandoned (Timeout), the guest runs on the source again', async () => {
+    const started = await start('hot', { holdInQuiescing: true, policy: deadlinePolicy });
+    await started.run.until((e) => e.phase?.to === 'MIGRATION_PHASE_QUIESCING');
+    const outcome = await started.run.outcome;
+    report('held past the switchover deadline', outcome);
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_TIMEOUT',
+      sourceRunState: 'running',
+    });
+    expect(outcome.reason).toMatch(/^the switchover did not finish within 5000 ms/);
+    const paused = outcome.phases.find((p) => p.phase === 'MIGRATION_PHASE_QUIESCING')!.durationMs;
+    expect(paused).toBeGreaterThanOrEqual(5_000);
+    expect(paused).toBeLessThan(8_000);
+    await expectStillOnSource('hot', started);
+  });
+
+  test('a target that stops answering at the switchover: abandoned at the deadline, the guest runs on the source', async () => {
+    const started = await start('hot', { holdInQuiescing: true, policy: deadlinePolicy });
+    await started.run.until((e) => e.phase?.to === 'MIGRATION_PHASE_QUIESCING');
+    const target = await unary<Guest__Output>((done) => started.to.control.getGuest({ name: 'hot' }, done));
+    process.kill(target.pid, 'SIGSTOP');
+    let outcome: MigrationOutcome__Output;
+    try {
+      await unary((done) => started.from.migration.continueMigration({ migrationId: started.run.id }, done));
+      outcome = await started.run.outcome;
+    } finally {
+      process.kill(target.pid, 'SIGCONT');
+    }
+    report('target stopped at the switchover', outcome);
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_TIMEOUT',
+      sourceRunState: 'running',
+    });
+    expect(outcome.reason).toMatch(/^the switchover did not finish within 5000 ms/);
+    const pausedMs = outcome.phases
+      .filter((p) => ['MIGRATION_PHASE_QUIESCING', 'MIGRATION_PHASE_FREEZING'].includes(p.phase))
+      .reduce((sum, p) => sum + p.durationMs, 0);
+    expect(pausedMs).toBeLessThan(8_000);
+    await expectStillOnSource('hot', started);
+  });
+
   test('with nothing allowed and a short completion timeout it aborts and keeps running on the source', async () => {
     const started = await start('hot', {
       policy: {

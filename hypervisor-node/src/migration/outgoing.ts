@@ -31,6 +31,9 @@ export interface OutgoingContext {
   logger: Logger;
 }
 
+/** How long ResumeSource waits for the supervisor to conclude that a source QEMU whose QMP closed has exited. */
+const QEMU_EXIT_WAIT_MS = 5_000;
+
 export interface OutgoingOptions extends OutgoingContext {
   id: string;
   guest: string;
@@ -235,12 +238,23 @@ export class OutgoingMigration {
     return this.state();
   }
 
-  /** Hand-over failure side: the record still names this node, so the guest runs here again. */
+  /**
+   * Hand-over failure side: the record still names this node, so the guest runs here again; when its QEMU died
+   * there is nothing to resume (stage SOURCE_LOST), and the VM's restart policy decides what happens next.
+   */
   async resumeSource(recordedOwner: string, nodeName: string): Promise<MigrationState> {
     if (recordedOwner !== nodeName) {
       throw failedPrecondition(
         `the ownership record names ${recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,
       );
+    }
+    if (this.stage === 'MIGRATION_STAGE_SOURCE_LOST') return this.state();
+    const gone = await this.sourceQemuGone();
+    if (gone !== undefined) {
+      this.stage = 'MIGRATION_STAGE_SOURCE_LOST';
+      this.message = `the source QEMU is gone (${gone}): nothing to resume here`;
+      await removeRecordFile(this.context.stateRoot, this.record.id);
+      return this.state();
     }
     let runState: string;
     try {
@@ -252,6 +266,22 @@ export class OutgoingMigration {
     this.message = `the source runs the guest again (${runState})`;
     await removeRecordFile(this.context.stateRoot, this.record.id);
     return this.state();
+  }
+
+  /**
+   * Why the guest's QEMU here is gone, or undefined while it lives: its QMP closed and the supervisor concluded
+   * that the process exited (it looks for a few seconds: QMP closes a moment before the process is reaped).
+   */
+  private async sourceQemuGone(): Promise<string | undefined> {
+    if (!this.engine.qmp.closed) return undefined;
+    const deadline = Date.now() + QEMU_EXIT_WAIT_MS;
+    for (;;) {
+      const status = this.context.supervisor.get(this.record.guest);
+      if (status === undefined) return 'the guest was deleted';
+      if (status.phase === 'Failed' || status.phase === 'Stopped') return status.message ?? status.phase;
+      if (Date.now() >= deadline) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /**

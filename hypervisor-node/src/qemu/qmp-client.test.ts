@@ -100,6 +100,43 @@ test('negotiates capabilities after the greeting and exposes the greeting', asyn
   expect(client.closed).toBe(true);
 });
 
+test('enables out-of-band execution when QEMU offers it, and sends exec-oob commands', async () => {
+  let negotiation: Frame | undefined;
+  onPeer = (peer) => {
+    peer.send(GREETING);
+    void peer.next().then((msg) => {
+      negotiation = msg;
+      peer.send({ return: {}, id: msg.id });
+    });
+  };
+  const { client, peer } = await connected();
+  expect(negotiation).toMatchObject({ execute: 'qmp_capabilities', arguments: { enable: ['oob'] } });
+  expect(client.oob).toBe(true);
+  const yank = client.executeOob('yank', { instances: [{ type: 'migration' }] });
+  const frame = await peer.next();
+  expect(frame).toMatchObject({ 'exec-oob': 'yank', arguments: { instances: [{ type: 'migration' }] } });
+  expect(frame.execute).toBeUndefined();
+  peer.send({ return: {}, id: frame.id });
+  await expect(yank).resolves.toEqual({});
+  client.close();
+});
+
+test('without an offer it negotiates nothing and refuses exec-oob', async () => {
+  let negotiation: Frame | undefined;
+  onPeer = (peer) => {
+    peer.send({ QMP: { ...GREETING.QMP, capabilities: [] } });
+    void peer.next().then((msg) => {
+      negotiation = msg;
+      peer.send({ return: {}, id: msg.id });
+    });
+  };
+  const { client } = await connected();
+  expect(negotiation?.arguments).toBeUndefined();
+  expect(client.oob).toBe(false);
+  await expect(client.executeOob('yank')).rejects.toThrow(/no out-of-band QMP/);
+  client.close();
+});
+
 test('connect fails when negotiation is refused or the peer is not QMP', async () => {
   onPeer = (peer) => {
     peer.send(GREETING);

@@ -179,6 +179,8 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     private readonly lines: LineReader,
     greeting: QmpGreeting,
     options: QmpClientOptions,
+    /** Out-of-band execution was negotiated. */
+    readonly oob: boolean,
   ) {
     super();
     this.greeting = greeting;
@@ -189,7 +191,11 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     );
   }
 
-  /** Connects, reads the greeting and negotiates capabilities (none requested). */
+  /**
+   * Connects, reads the greeting and negotiates capabilities: out-of-band execution when QEMU offers it (every
+   * command carries an id, so replies may come in any order), for the commands that must get through while
+   * QEMU's main loop is blocked (executeOob).
+   */
   static async connect(socketPath: string, options: QmpClientOptions = {}): Promise<QmpClient> {
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     const socket = net.createConnection(socketPath);
@@ -199,13 +205,17 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       if (!isRecord(greeting) || !isRecord(greeting.QMP)) {
         throw new Error(`${socketPath} did not greet with QMP: ${JSON.stringify(greeting)}`);
       }
-      socket.write(`${JSON.stringify({ execute: 'qmp_capabilities', id: 'negotiate' })}\n`);
+      const oob = (greeting.QMP.capabilities as unknown[] | undefined)?.includes('oob') === true;
+      const negotiate = oob
+        ? { execute: 'qmp_capabilities', arguments: { enable: ['oob'] }, id: 'negotiate' }
+        : { execute: 'qmp_capabilities', id: 'negotiate' };
+      socket.write(`${JSON.stringify(negotiate)}\n`);
       // Events cannot arrive before negotiation completes, so the next message is the reply.
       const reply = await withTimeout(lines.next(), handshakeTimeoutMs, `QMP negotiation on ${socketPath}`);
       if (!isRecord(reply) || !('return' in reply)) {
         throw new Error(`QMP negotiation on ${socketPath} failed: ${JSON.stringify(reply)}`);
       }
-      return new QmpClient(socket, lines, greeting as unknown as QmpGreeting, options);
+      return new QmpClient(socket, lines, greeting as unknown as QmpGreeting, options, oob);
     } catch (err) {
       socket.destroy();
       throw err;
@@ -222,16 +232,33 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     args?: Record<string, unknown>,
     options: { timeoutMs?: number } = {},
   ): Promise<T> {
+    return this.send('execute', command, args, options.timeoutMs);
+  }
+
+  /**
+   * Runs an out-of-band command (e.g. `yank`): QEMU's monitor thread answers it even while the main loop waits on
+   * the big lock. Rejects at once when out-of-band execution was not negotiated.
+   */
+  executeOob<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    if (!this.oob) return Promise.reject(new Error(`QEMU offers no out-of-band QMP for ${command}`));
+    return this.send('exec-oob', command, args, timeoutMs);
+  }
+
+  private send<T>(
+    verb: 'execute' | 'exec-oob',
+    command: string,
+    args: Record<string, unknown> | undefined,
+    timeoutMs = this.commandTimeoutMs,
+  ): Promise<T> {
     if (this.isClosed) return Promise.reject(new QmpClosedError(this.closedBy?.message ?? 'closed'));
     const id = `c${this.nextId++}`;
-    const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new QmpTimeoutError(command, timeoutMs));
       }, timeoutMs);
       this.pending.set(id, { command, resolve: resolve as (value: unknown) => void, reject, timer });
-      const frame = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
+      const frame = args === undefined ? { [verb]: command, id } : { [verb]: command, arguments: args, id };
       this.socket.write(`${JSON.stringify(frame)}\n`);
     });
   }

@@ -315,7 +315,12 @@ export class MigrationRunner {
       const message = result.completed
         ? `the VM's ownership record no longer names ${sourceNode}; the target was aborted`
         : outcome.reason;
-      throw new MigrationFailed(reason, message);
+      throw new MigrationFailed(
+        reason,
+        result.sourceLost
+          ? `${message}; the guest's QEMU on ${sourceNode} is gone: its restartPolicy decides whether it starts again`
+          : message,
+      );
     }
     // The guest's pause as the operator's clock sees it: from the source's pause event (QEMU stopped the vCPUs at
     // pre-switchover) arriving here to ResumeTarget's reply (the target's vCPUs run). It covers QEMU's downtime

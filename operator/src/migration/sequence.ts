@@ -148,8 +148,11 @@ export type HandOverResult =
       resumedAtMs: number;
       resumedAtPerfMs: number;
     }
-  /** The target was aborted; the source was resumed if the record still named it. */
-  | { kind: 'rolledBack'; completed: boolean; sourceResumed: boolean };
+  /**
+   * The target was aborted; the source was resumed if the record still named it, unless its QEMU is gone
+   * (sourceLost: it died, and the VM's restart policy decides what happens next).
+   */
+  | { kind: 'rolledBack'; completed: boolean; sourceResumed: boolean; sourceLost: boolean };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
@@ -173,10 +176,13 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   }
   await target.abortIncoming(id);
   // (A record that names nobody any more, e.g. the VM vanished, resumes nothing.)
-  const sourceResumed = decision.kind === 'rollback' && decision.resumeSource;
-  if (sourceResumed) {
-    const state = await source.getMigration(id);
-    if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED') await source.resumeSource(id, sourceNode);
+  if (decision.kind !== 'rollback' || !decision.resumeSource) {
+    return { kind: 'rolledBack', completed, sourceResumed: false, sourceLost: false };
   }
-  return { kind: 'rolledBack', completed, sourceResumed };
+  let state = await source.getMigration(id);
+  if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
+    state = await source.resumeSource(id, sourceNode);
+  }
+  const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
+  return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
 }

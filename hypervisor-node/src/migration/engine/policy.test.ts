@@ -6,6 +6,7 @@ import {
   MigrationPolicyError,
   qemuMaxBandwidth,
   resolveMigrationPolicy,
+  switchoverTimeoutMs,
   UNLIMITED_BANDWIDTH_BYTES_PER_SEC,
 } from './policy.js';
 
@@ -121,4 +122,10 @@ test('channel settings: return path always, post-copy and multifd from the polic
       multifd: false,
     },
   );
+});
+
+test('the switchover deadline is ten times the largest downtime target, at least 5 s', () => {
+  expect(switchoverTimeoutMs({ maxDowntimeMs: 300 })).toBe(5_000);
+  expect(switchoverTimeoutMs({ maxDowntimeMs: 1_000 })).toBe(10_000);
+  expect(switchoverTimeoutMs(DEFAULT_MIGRATION_POLICY)).toBe(10 * DEFAULT_MIGRATION_POLICY.maxDowntimeMs);
 });

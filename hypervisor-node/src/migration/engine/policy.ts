@@ -41,6 +41,21 @@ export const DEFAULT_MIGRATION_POLICY: Readonly<MigrationPolicy> = Object.freeze
   multifdChannels: 0,
 });
 
+/** The shortest switchover deadline (switchoverTimeoutMs). */
+export const MIN_SWITCHOVER_TIMEOUT_MS = 5_000;
+/** The switchover deadline in multiples of the largest downtime target. */
+const SWITCHOVER_TIMEOUT_DOWNTIMES = 10;
+
+/**
+ * How long the guest may stay paused for the switchover (from QEMU's pause before the switchover to the target
+ * holding the complete guest) before the migration is abandoned and the guest runs on the source again: ten
+ * times the largest downtime target, at least 5 s. The target never runs without the ownership record, so giving
+ * up is always safe.
+ */
+export function switchoverTimeoutMs(policy: Pick<MigrationPolicy, 'maxDowntimeMs'>): number {
+  return Math.max(MIN_SWITCHOVER_TIMEOUT_MS, SWITCHOVER_TIMEOUT_DOWNTIMES * policy.maxDowntimeMs);
+}
+
 /** What "unlimited" becomes on the wire: 1 TiB/s, far above any link, so QEMU never rate-limits. */
 export const UNLIMITED_BANDWIDTH_BYTES_PER_SEC = 2 ** 40;
 /** QEMU rejects a downtime-limit above 2000 s. */

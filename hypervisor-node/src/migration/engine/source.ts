@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
   QmpClosedError,
+  QmpTimeoutError,
   type MigrationInfo,
   type MigrationStatus,
   type QmpClient,
@@ -16,7 +17,13 @@ import { assertMigrationSupported } from '../../qemu/version.js';
 import { applyChannelTls, channelUri, type MigrationChannel } from './channel.js';
 import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
 import { PhaseClock, type MigrationPhase, type PhaseChange, type PhaseRecord } from './phases.js';
-import { channelCapabilities, channelSettings, qemuMaxBandwidth, type MigrationPolicy } from './policy.js';
+import {
+  channelCapabilities,
+  channelSettings,
+  qemuMaxBandwidth,
+  switchoverTimeoutMs,
+  type MigrationPolicy,
+} from './policy.js';
 import { progressFromInfo, type MigrationProgress } from './progress.js';
 
 export interface SourceMigrationOptions {
@@ -87,6 +94,11 @@ const DEFAULT_POLL_MS = 200;
 /** MIGRATION_PASS triggers an extra poll (to catch the new round's dirty set), but never closer than this. */
 const MIN_POLL_GAP_MS = 50;
 const RESUME_WAIT_MS = 3_000;
+/**
+ * How long the switchover deadline's migrate_cancel may take before the migration's connections are yanked: QEMU
+ * writes the last pages and the device state holding its big lock, so on a stalled link no in-band command runs.
+ */
+const CANCEL_BEFORE_YANK_MS = 1_000;
 const IDLE_STATUSES: readonly MigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
 
 export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
@@ -108,14 +120,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private polling = false;
   private lastPollAtMs = 0;
   private pollTimer: NodeJS.Timeout | undefined;
+  private switchoverTimer: NodeJS.Timeout | undefined;
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
-    void this.finish(
-      'Failed',
-      `the source QEMU's QMP connection closed: ${err?.message ?? 'closed'}`,
-      'Source',
-    );
+    void this.finish('Failed', `the source QEMU went away (${err?.message ?? 'QMP closed'})`, 'Source');
 
   private startedAtMs = 0;
   private wasRunning = false;
@@ -346,6 +355,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       case 'pre-switchover':
         if (!this.quiesceStarted) {
           this.quiesceStarted = true;
+          const deadlineMs = switchoverTimeoutMs(this.options.policy);
+          this.switchoverTimer = setTimeout(() => void this.abandonSwitchover(deadlineMs), deadlineMs);
           this.enter('Quiescing', 'QEMU paused the guest before switchover');
           void this.quiesce();
         }
@@ -387,6 +398,27 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         break;
       default:
         break;
+    }
+  }
+
+  /**
+   * The freeze's deadline passed (a stalled link or target, a quiesce that hangs): the migration is cancelled and
+   * the guest runs on the source again. Never in post-copy, where the target already runs the guest.
+   */
+  private async abandonSwitchover(deadlineMs: number): Promise<void> {
+    if (this.finishing || this.convergence.postCopyStarted) return;
+    if (this.abort !== undefined || this.cancelReason !== undefined) return;
+    this.abort = {
+      reason: `the switchover did not finish within ${deadlineMs} ms of the guest's pause: abandoned, the guest runs on the source again`,
+      cause: 'Timeout',
+    };
+    try {
+      await this.qmp.execute('migrate_cancel', undefined, { timeoutMs: CANCEL_BEFORE_YANK_MS });
+    } catch (err) {
+      if (!(err instanceof QmpTimeoutError)) return;
+      // The cancel stays queued in QEMU; breaking the connections ends the blocked write, and with it the migration.
+      this.abort.reason += ' (its connections were yanked: QEMU was blocked writing to the target)';
+      await this.qmp.executeOob('yank', { instances: [{ type: 'migration' }] }).catch(() => undefined);
     }
   }
 
@@ -505,6 +537,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (this.finishing) return;
     this.finishing = true;
     clearTimeout(this.pollTimer);
+    clearTimeout(this.switchoverTimer);
     this.qmp.off('event', this.onEvent);
     this.qmp.off('close', this.onClose);
     const info = await this.qmp.queryMigrate().catch(() => undefined);

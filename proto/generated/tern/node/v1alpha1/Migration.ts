@@ -113,7 +113,7 @@ export interface MigrationClient extends grpc.Client {
   
   /**
    * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
-   * the caller must have aborted the target first.
+   * the caller must have aborted the target first. Answers stage SOURCE_LOST when the source QEMU died.
    */
   ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -121,7 +121,7 @@ export interface MigrationClient extends grpc.Client {
   ResumeSource(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
    * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
-   * the caller must have aborted the target first.
+   * the caller must have aborted the target first. Answers stage SOURCE_LOST when the source QEMU died.
    */
   resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   resumeSource(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -215,7 +215,7 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Source, hand-over failure side: runs the guest here again if it is paused. recorded_owner must name this node;
-   * the caller must have aborted the target first.
+   * the caller must have aborted the target first. Answers stage SOURCE_LOST when the source QEMU died.
    */
   ResumeSource: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
   

@@ -37,6 +37,11 @@ export const MigrationStage = {
    * Target: the incoming migration failed; AbortIncoming cleans up.
    */
   MIGRATION_STAGE_TARGET_FAILED: 'MIGRATION_STAGE_TARGET_FAILED',
+  /**
+   * Source: the source QEMU is gone (it died), so nothing here runs the guest or can resume it; the VM's restart
+   * policy decides whether it starts again.
+   */
+  MIGRATION_STAGE_SOURCE_LOST: 'MIGRATION_STAGE_SOURCE_LOST',
 } as const;
 
 /**
@@ -85,6 +90,12 @@ export type MigrationStage =
    */
   | 'MIGRATION_STAGE_TARGET_FAILED'
   | 8
+  /**
+   * Source: the source QEMU is gone (it died), so nothing here runs the guest or can resume it; the VM's restart
+   * policy decides whether it starts again.
+   */
+  | 'MIGRATION_STAGE_SOURCE_LOST'
+  | 9
 
 /**
  * Where a migration stands on this daemon.

@@ -1,0 +1,229 @@
+// A guest's QEMU dies in the middle of a migration (as an OOM kill would do it): the real operator, a real
+// kube-apiserver and two real daemons with a TCG guest. Whatever dies, the Migration ends in a terminal phase with
+// a specific reason within a bounded time, the guest ends on exactly one node (running, or restarted by its
+// restartPolicy when its only QEMU died), and deleting a Migration always finishes.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../crds/index.js';
+import type { GuestControlClient } from '../../proto/index.js';
+import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
+import { controlClient } from '../harness/control-client.js';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../harness/operator-process.js';
+import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
+
+const CRDS = fileURLToPath(new URL('../../crds/generated/', import.meta.url));
+const NODES = ['node-a', 'node-b'] as const;
+type NodeName = (typeof NODES)[number];
+const VM = 'crash';
+/** Whatever dies, the Migration is terminal within this bound (the daemons notice a dead QEMU at once). */
+const TERMINAL_WITHIN_MS = 30_000;
+
+let cp: ControlPlane;
+let work: string;
+let certs: DevCerts;
+let images: TestGuestImages;
+let operator: OperatorProcess;
+const daemons = {} as Record<NodeName, DaemonProcess>;
+const controls = {} as Record<NodeName, GuestControlClient>;
+const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+
+const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
+const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
+const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
+
+const migrationIn = (name: string, phases: string[], ms?: number) =>
+  eventually(
+    `${name} in ${phases.join('|')}`,
+    async () => {
+      const migration = await getJson<Migration>('migration', name);
+      return phases.includes(migration.status?.phase ?? '') ? migration : undefined;
+    },
+    ms,
+  );
+
+/** A Migration of the VM at 1 MiB/s: its first copy of the guest's memory lasts minutes. */
+const slowMigration = (name: string) => ({
+  apiVersion: 'tern.dev/v1alpha1',
+  kind: 'Migration',
+  metadata: { name, namespace: 'default' },
+  spec: { vmName: VM, overrides: { bandwidth: '1Mi' } },
+});
+
+/** Applies a slow Migration and resolves once it copies (bytes on the wire) with the source and target nodes. */
+async function copying(name: string): Promise<{ from: NodeName; to: NodeName }> {
+  const from = (await getVm()).status!.node as NodeName;
+  await apply(slowMigration(name));
+  await eventually(`${name} copying with progress`, async () => {
+    const current = await getJson<Migration>('migration', name);
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  return { from, to: other(from) };
+}
+
+/** The pid of the VM's QEMU on `node` as its daemon reports it. */
+async function qemuPid(node: NodeName): Promise<number> {
+  const guest = await guestOnNode(node);
+  if (!guest?.pid) throw new Error(`${node} runs no QEMU of ${VM}`);
+  return guest.pid;
+}
+
+/** The VM Running on `node` with a guest whose agent answers VERIFY OK. */
+async function expectRunningOn(node: NodeName): Promise<VirtualMachine> {
+  const vm = await eventually(
+    `${VM} Running on ${node}`,
+    async () => {
+      const current = await getVm();
+      const guest = await guestOnNode(node);
+      return current.status?.phase === 'Running' &&
+        current.status.node === node &&
+        current.status.activeMigration === undefined &&
+        guest?.phase === 'GUEST_PHASE_RUNNING'
+        ? current
+        : undefined;
+    },
+    90_000,
+  );
+  const verified = await verifyGuest(stateDir(node), VM);
+  expect(verified.detail).toMatch(/^OK /);
+  expect(await guestOnNode(other(node))).toBeUndefined();
+  return vm;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'tcrash-'));
+  [cp, images] = await Promise.all([startControlPlane({ name: 'qemu-crash' }), testGuestImages()]);
+  await kubectl('apply', '-f', CRDS);
+  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
+  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
+  const started = await Promise.all(
+    NODES.map((node) =>
+      startDaemonProcess(
+        testDaemonArgs({
+          node,
+          certs,
+          stateDir: stateDir(node),
+          imagesRoot: images.root,
+          kubeconfig: cp.kubeconfigPath,
+          leaseDurationSeconds: 6,
+        }),
+      ),
+    ),
+  );
+  NODES.forEach((node, i) => {
+    daemons[node] = started[i]!;
+    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
+      ca: certs.ca.cert,
+      cert: certs.operator.cert,
+      key: certs.operator.key,
+    });
+  });
+  operator = await startOperatorProcess([
+    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
+    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+    ...['--migration-progress-interval-ms', '500'],
+  ]);
+  for (const node of NODES) {
+    await eventually(`${node} Ready`, async () => {
+      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
+      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
+    });
+  }
+  await apply({
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'VirtualMachine',
+    metadata: { name: VM, namespace: 'default' },
+    spec: {
+      running: true,
+      cpu: { cores: 1 },
+      memory: '256Mi',
+      boot: { kernel: { path: images.kernel, initrdPath: images.initrd, cmdline: images.cmdline.join(' ') } },
+    },
+  });
+  const vm = await eventually('VM Running', async () => {
+    const current = await getVm();
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  await expectRunningOn(vm.status!.node as NodeName);
+}, 240_000);
+
+afterAll(async () => {
+  for (const client of Object.values(controls)) client.close();
+  await operator?.stop();
+  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
+  if (work) {
+    for (const node of NODES) await killGuestsIn(stateDir(node));
+    await rm(work, { recursive: true, force: true });
+  }
+  await cp?.stop();
+});
+
+it('the source QEMU killed during Copying: Failed (SourceFailed), the target aborted, the VM restarted on the source', async () => {
+  const { from, to } = await copying('source-dies');
+  const before = await getVm();
+  const pid = await qemuPid(from);
+  const killedAt = Date.now();
+  process.kill(pid, 'SIGKILL');
+  const failed = await migrationIn('source-dies', ['Failed', 'Aborted', 'Succeeded'], TERMINAL_WITHIN_MS);
+  console.log(
+    `source QEMU killed → ${failed.status?.phase} in ${Date.now() - killedAt} ms: ${failed.status?.message}`,
+  );
+  expect(failed.status).toMatchObject({ phase: 'Failed', failureReason: 'SourceFailed' });
+  expect(failed.status?.message).toMatch(/QEMU/);
+  expect(condition(failed, 'Completed')).toMatchObject({ status: 'False', reason: 'SourceFailed' });
+  expect(await guestOnNode(to)).toBeUndefined();
+  // restartPolicy Always (the default): the VM's only QEMU died, so it starts again where its record says.
+  const vm = await expectRunningOn(from);
+  expect(await qemuPid(from)).not.toBe(pid);
+  expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch });
+  expect(vm.status?.lastMigration).toMatchObject({ name: 'source-dies', result: 'Failed' });
+  expect(await eventReasons('VirtualMachine', VM)).toEqual(expect.arrayContaining(['MigrationFailed']));
+}, 180_000);
+
+it('a Migration deleted after its source QEMU died is gone within the bound; the VM runs again', async () => {
+  const { from, to } = await copying('deleted-after-crash');
+  process.kill(await qemuPid(from), 'SIGKILL');
+  const deletedAt = Date.now();
+  await kubectl('delete', 'migration', 'deleted-after-crash', '--wait=false');
+  await eventually(
+    'deleted-after-crash gone',
+    async () => {
+      const list = await getJson<{ items: Migration[] }>('migrations');
+      return list.items.some((m) => m.metadata.name === 'deleted-after-crash') ? undefined : true;
+    },
+    TERMINAL_WITHIN_MS,
+  );
+  console.log(`Migration deleted after the source QEMU died: gone in ${Date.now() - deletedAt} ms`);
+  expect(await guestOnNode(to)).toBeUndefined();
+  await expectRunningOn(from);
+}, 180_000);
+
+it('the target QEMU killed during Copying: Failed (TransportFailed), the guest runs on at the source', async () => {
+  const { from, to } = await copying('target-dies');
+  const sourcePid = await qemuPid(from);
+  const killedAt = Date.now();
+  process.kill(await qemuPid(to), 'SIGKILL');
+  const failed = await migrationIn('target-dies', ['Failed', 'Aborted', 'Succeeded'], TERMINAL_WITHIN_MS);
+  console.log(
+    `target QEMU killed → ${failed.status?.phase} in ${Date.now() - killedAt} ms: ${failed.status?.message}`,
+  );
+  expect(failed.status).toMatchObject({ phase: 'Failed', failureReason: 'TransportFailed' });
+  await expectRunningOn(from);
+  // The same QEMU: the guest never stopped.
+  expect(await qemuPid(from)).toBe(sourcePid);
+}, 180_000);
