@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../crds/index.js';
-import type { GuestControlClient } from '../../proto/index.js';
+import type { GuestControlClient, MigrationClient, MigrationState__Output } from '../../proto/index.js';
 import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
-import { controlClient } from '../harness/control-client.js';
+import { controlClient, unary } from '../harness/control-client.js';
+import { migrationClient } from '../harness/migration-driver.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
 import {
@@ -37,7 +38,8 @@ let images: TestGuestImages;
 let operator: OperatorProcess;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const controls = {} as Record<NodeName, GuestControlClient>;
-const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+const migrationApis = {} as Record<NodeName, MigrationClient>;
+const { kubectl, apply, getJson, eventReasons, holdOwnershipRecord } = kubectlOn(() => cp);
 
 const stateDir = (node: NodeName) => join(work, node.slice(-1));
 const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
@@ -74,6 +76,13 @@ async function copying(name: string): Promise<{ from: NodeName; to: NodeName }> 
   });
   return { from, to: other(from) };
 }
+
+/** A daemon's stage of a migration (undefined: it knows none of that id). */
+const daemonStage = (node: NodeName, id: string) =>
+  unary<MigrationState__Output>((done) => migrationApis[node].getMigration({ migrationId: id }, done)).then(
+    (state) => state.stage,
+    () => undefined,
+  );
 
 /** The pid of the VM's QEMU on `node` as its daemon reports it. */
 async function qemuPid(node: NodeName): Promise<number> {
@@ -126,11 +135,9 @@ beforeAll(async () => {
   );
   NODES.forEach((node, i) => {
     daemons[node] = started[i]!;
-    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
-      ca: certs.ca.cert,
-      cert: certs.operator.cert,
-      key: certs.operator.key,
-    });
+    const files = { ca: certs.ca.cert, cert: certs.operator.cert, key: certs.operator.key };
+    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, files);
+    migrationApis[node] = migrationClient(`127.0.0.1:${daemons[node].grpcPort}`, files);
   });
   operator = await startOperatorProcess([
     ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
@@ -163,7 +170,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const client of Object.values(controls)) client.close();
+  for (const client of [...Object.values(controls), ...Object.values(migrationApis)]) client.close();
   await operator?.stop();
   await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
   if (work) {
@@ -227,3 +234,40 @@ it('the target QEMU killed during Copying: Failed (TransportFailed), the guest r
   // The same QEMU: the guest never stopped.
   expect(await qemuPid(from)).toBe(sourcePid);
 }, 180_000);
+
+it('the target QEMU killed at the hand-over: the record goes back to the source, which runs the guest again', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  const sourcePid = await qemuPid(from);
+  // The operator stops before the ownership compare-and-swap, with the guest complete and paused on the target.
+  const release = await holdOwnershipRecord(VM);
+  await apply({ ...slowMigration('target-lost'), spec: { vmName: VM } });
+  const held = await eventually(
+    'target-lost loaded on the target',
+    async () => {
+      const current = await getJson<Migration>('migration', 'target-lost');
+      const id = current.metadata.uid!;
+      const [source, target] = await Promise.all([daemonStage(from, id), daemonStage(to, id)]);
+      return source === 'MIGRATION_STAGE_FINISHED' && target === 'MIGRATION_STAGE_LOADED'
+        ? current
+        : undefined;
+    },
+    120_000,
+  );
+  process.kill(await qemuPid(to), 'SIGKILL');
+  const killedAt = Date.now();
+  // The record now moves to the target; ResumeTarget finds its QEMU gone.
+  await release();
+  const failed = await migrationIn('target-lost', ['Failed', 'Aborted', 'Succeeded'], TERMINAL_WITHIN_MS);
+  console.log(
+    `target QEMU killed at the hand-over → ${failed.status?.phase} in ${Date.now() - killedAt} ms: ${failed.status?.message}`,
+  );
+  expect(failed.status).toMatchObject({ phase: 'Failed', failureReason: 'TargetFailed' });
+  expect(failed.metadata.uid).toBe(held.metadata.uid);
+  const vm = await expectRunningOn(from);
+  // Moved to the target and back: two compare-and-swaps.
+  expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch! + 2 });
+  // The same QEMU: the source paused the guest and ran it again.
+  expect(await qemuPid(from)).toBe(sourcePid);
+}, 240_000);

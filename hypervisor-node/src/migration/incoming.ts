@@ -171,6 +171,7 @@ export class IncomingMigration {
   }
 
   state(): MigrationState {
+    this.noticeLostQemu();
     return {
       migrationId: this.id,
       role: 'MIGRATION_ROLE_TARGET',
@@ -189,6 +190,7 @@ export class IncomingMigration {
         `the ownership record names ${recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,
       );
     }
+    this.noticeLostQemu();
     if (this.stage !== 'MIGRATION_STAGE_LOADED') {
       throw failedPrecondition(`target ${this.guest} is not loaded (${this.message})`);
     }
@@ -197,6 +199,19 @@ export class IncomingMigration {
     this.message = 'the target runs the guest';
     await removeRecordFile(this.context.stateRoot, this.id);
     return this.state();
+  }
+
+  /**
+   * A loaded guest whose QEMU has since died (the supervisor concluded its exit) can never be resumed: the stage
+   * becomes TARGET_FAILED, which tells the operator that this node does not hold the guest.
+   */
+  private noticeLostQemu(): void {
+    if (this.stage !== 'MIGRATION_STAGE_LOADED') return;
+    const status = this.context.supervisor.get(this.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') return;
+    this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
+    this.message = `the loaded target QEMU is gone (${status?.reason ?? 'the guest was deleted'})`;
+    this.context.logger.info({ migration: this.id, reason: this.message }, 'incoming migration failed');
   }
 
   /** Quits the incoming QEMU and removes everything of this migration here. Idempotent; refused once resumed. */

@@ -278,7 +278,7 @@ export class OutgoingMigration {
     for (;;) {
       const status = this.context.supervisor.get(this.record.guest);
       if (status === undefined) return 'the guest was deleted';
-      if (status.phase === 'Failed' || status.phase === 'Stopped') return status.message ?? status.phase;
+      if (status.phase === 'Failed' || status.phase === 'Stopped') return status.reason ?? status.phase;
       if (Date.now() >= deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -18,6 +18,7 @@ import {
 import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
 import {
+  VM_STATUS_UPDATES,
   condition,
   eventually,
   guestOn,
@@ -43,7 +44,9 @@ const replicas: OperatorProcess[] = [];
 let pool: DaemonClientPool;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const controls = {} as Record<NodeName, GuestControlClient>;
-const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+const { kubectl, apply, getJson, eventReasons, holdWrites, dryRunRefused, holdOwnershipRecord } = kubectlOn(
+  () => cp,
+);
 
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
 const getMigration = (name: string) => getJson<Migration>('migration', name);
@@ -72,43 +75,6 @@ const logged = (process: OperatorProcess, msg: string, migrationUid?: string) =>
 /** How often a run of the Migration broke off with an error (its next reconcile resumes it). */
 const failedRuns = (process: OperatorProcess, migrationUid: string) =>
   logged(process, 'migration run failed; the next reconcile resumes it', migrationUid).length;
-
-/**
- * Holds the operator at a chosen step with a ValidatingAdmissionPolicy (evaluated inside the kube-apiserver) that
- * refuses one kind of write; resolves once `refused` (a server-side dry run) sees the policy in force. The
- * returned release() deletes it and waits until the dry run passes again.
- */
-async function holdWrites(
-  name: string,
-  spec: { resourceRules: object[]; objectSelector?: object; validations: object[] },
-  refused: () => Promise<boolean>,
-): Promise<() => Promise<void>> {
-  const { validations, ...matchConstraints } = spec;
-  await apply({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name },
-    spec: { failurePolicy: 'Fail', matchConstraints, validations },
-  });
-  await apply({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicyBinding',
-    metadata: { name },
-    spec: { policyName: name, validationActions: ['Deny'] },
-  });
-  await eventually(`${name} in force`, async () => ((await refused()) ? true : undefined));
-  return async () => {
-    await kubectl('delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', name);
-    await eventually(`${name} lifted`, async () => ((await refused()) ? undefined : true));
-  };
-}
-
-/** Whether the apiserver refuses a write (server-side dry run: admission runs, nothing is stored). */
-const dryRunRefused = async (args: string[]) => {
-  const result = await cp.kubectl([...args, '--dry-run=server']);
-  if (result.code !== 0 && !/denied request/.test(result.stderr)) throw new Error(result.stderr);
-  return result.code !== 0;
-};
 
 const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
 
@@ -406,14 +372,6 @@ it('finishes a migration whose operator was killed during Copying, and starts no
 }, 150_000);
 
 /** The admission rules of a hold on VirtualMachine status writes. */
-const VM_STATUS_UPDATES = [
-  {
-    apiGroups: ['tern.dev'],
-    apiVersions: ['v1alpha1'],
-    operations: ['UPDATE'],
-    resources: ['virtualmachines/status'],
-  },
-];
 
 /**
  * Waits until Migration `name` stands in Freezing, held: its operator's run failed on the refused write at least
@@ -459,25 +417,7 @@ it('finishes a migration whose operator was killed in Freezing before the owners
   const to = other(from);
   // Refuses any write of the VM's status that moves its node: the operator gets to the hand-over and stops there
   // (its run fails and is retried), with the guest loaded and paused on the target and paused on the source.
-  const release = await holdWrites(
-    'hold-handover',
-    {
-      resourceRules: VM_STATUS_UPDATES,
-      validations: [
-        {
-          expression:
-            '!has(oldObject.status) || !has(oldObject.status.node) || ' +
-            '(has(object.status) && has(object.status.node) && object.status.node == oldObject.status.node)',
-          message: 'test hold: the ownership record stays',
-        },
-      ],
-    },
-    () =>
-      dryRunRefused([
-        ...['patch', 'virtualmachine', VM, '--subresource=status', '--type=merge'],
-        ...['-p', JSON.stringify({ status: { node: 'elsewhere' } })],
-      ]),
-  );
+  const release = await holdOwnershipRecord(VM);
   const stopWatch = watchOwnership();
   await apply(migration('frozen'));
   const held = await heldInFreezing('frozen', from, to, {

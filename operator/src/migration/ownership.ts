@@ -89,7 +89,7 @@ export class VmOwnership {
             ...vm,
             status: { ...vm.status, node: to, epoch: (vm.status?.epoch ?? 0) + 1 },
           });
-          logger.info({ epoch: vm.status?.epoch }, 'ownership moved to the target');
+          logger.info({ epoch: vm.status?.epoch, from, to }, `ownership moved to ${to}`);
           return vm.status?.node;
         }),
     };

@@ -18,7 +18,11 @@ import type {
   MigrationStatus,
   VirtualMachine,
 } from '../../../crds/index.js';
-import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
+import type {
+  MigrationEvent__Output,
+  MigrationOutcome__Output,
+  MigrationState__Output,
+} from '../../../proto/index.js';
 import type { Informer } from '../runtime/informer.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken } from '../../../proto/index.js';
@@ -100,7 +104,8 @@ export class MigrationRunner {
         if (run.cancelled) throw new MigrationFailed('Cancelled', `deleted while ${missing} is not Ready`);
         throw new MigrationFailed(!source ? 'SourceFailed' : 'TargetNotReady', `${missing} is not Ready`);
       }
-      const sourceKnows = (await source.migration.getMigration(run.id)) !== undefined;
+      const sourceAtStart = await source.migration.getMigration(run.id);
+      const sourceKnows = sourceAtStart !== undefined;
       const targetKnows = !sourceKnows && (await target.migration.getMigration(run.id)) !== undefined;
       const start = decideRunStart({ phase, sourceKnows, targetKnows, cancelled: run.cancelled });
       if (start.kind === 'cancel')
@@ -110,7 +115,7 @@ export class MigrationRunner {
       run.source = source.migration;
       if (run.cancelled) await cancelOnSource(source.migration, run.id, 'the Migration was deleted', logger);
       const outcome = await this.follow(run, source.migration, logger);
-      await this.handOver(run, outcome, source.migration, target.migration, logger);
+      await this.handOver(run, outcome, source.migration, target.migration, sourceAtStart?.stage, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       logger.warn({ reason: error.reason }, error.message);
@@ -295,6 +300,7 @@ export class MigrationRunner {
     outcome: MigrationOutcome__Output,
     source: MigrationDaemonClient,
     target: MigrationDaemonClient,
+    sourceStageAtStart: MigrationState__Output['stage'] | undefined,
     logger: Logger,
   ): Promise<void> {
     const { sourceNode, targetNode } = run.migration.status! as Required<MigrationStatus>;
@@ -309,7 +315,15 @@ export class MigrationRunner {
       sourceNode,
       targetNode,
       ownership: this.options.vms.ownershipRecord(run.migration, logger),
+      sourceStageAtStart,
     });
+    if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
+      throw new MigrationFailed(
+        'TargetFailed',
+        `${targetNode} lost the guest before it resumed it (${result.targetLost}); the ownership record went ` +
+          `back to ${sourceNode}, which runs the guest again`,
+      );
+    }
     if (result.kind === 'rolledBack') {
       const reason = result.completed ? 'HandoverFailed' : failureFromOutcome(outcome, run.cancelled);
       const message = result.completed

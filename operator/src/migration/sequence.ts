@@ -14,6 +14,7 @@ import {
   isGrpcError,
   type MigrationEvent__Output,
   type MigrationOutcome__Output,
+  type MigrationState__Output,
 } from '../../../proto/index.js';
 import type { MigrationDaemonClient, PrepareIncoming, StartMigration } from '../daemon/migration-client.js';
 import { MigrationFailed, decideHandOver } from './state.js';
@@ -136,6 +137,12 @@ export interface HandOverInput extends MigrationDaemons {
   sourceNode: string;
   targetNode: string;
   ownership: OwnershipRecord;
+  /**
+   * The source's stage when this run began, for a run that resumes a migration an earlier run left: a completed
+   * migration whose source runs the guest again was rolled back by that run, so the record must not move to the
+   * target again.
+   */
+  sourceStageAtStart?: MigrationState__Output['stage'];
 }
 
 export type HandOverResult =
@@ -150,14 +157,33 @@ export type HandOverResult =
     }
   /**
    * The target was aborted; the source was resumed if the record still named it, unless its QEMU is gone
-   * (sourceLost: it died, and the VM's restart policy decides what happens next).
+   * (sourceLost: it died, and the VM's restart policy decides what happens next). targetLost: the record had
+   * moved to the target, but the target lost the guest before it resumed (why): the record went back to the
+   * source, which runs the guest again.
    */
-  | { kind: 'rolledBack'; completed: boolean; sourceResumed: boolean; sourceLost: boolean };
+  | {
+      kind: 'rolledBack';
+      completed: boolean;
+      sourceResumed: boolean;
+      sourceLost: boolean;
+      targetLost?: string;
+    };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   const { source, target, id, outcome, sourceNode, targetNode, ownership } = input;
   const completed = outcome.result === 'RESULT_COMPLETED';
+  if (completed && input.sourceStageAtStart === 'MIGRATION_STAGE_SOURCE_RESUMED') {
+    // An earlier run found the target without the guest and gave it back to the source, which runs it again.
+    await target.abortIncoming(id);
+    return {
+      kind: 'rolledBack',
+      completed,
+      sourceResumed: true,
+      sourceLost: false,
+      targetLost: 'found by an earlier run of this migration',
+    };
+  }
   let decision = decideHandOver(completed, await ownership.owner(), sourceNode, targetNode);
   const committedHere = decision.kind === 'commit';
   if (decision.kind === 'commit') {
@@ -167,7 +193,10 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   if (decision.kind === 'finish') {
     // Only a hand-over resumed after a restart can find a step already done.
     const resumed = committedHere ? undefined : await target.getMigration(id);
-    if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') await target.resumeTarget(id, targetNode);
+    if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
+      const lost = await resumeOrLose(target, id, targetNode);
+      if (lost !== undefined) return reclaimForSource(input, lost);
+    }
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
     const released = committedHere ? undefined : await source.getMigration(id);
@@ -185,4 +214,47 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   }
   const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
   return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
+}
+
+/**
+ * ResumeTarget; when the target cannot run the guest any more (its daemon reports the incoming migration failed
+ * or aborted, e.g. its QEMU died after the record moved), returns why instead of failing. Any other error is
+ * thrown and the hand-over retried: an unreachable daemon may still hold the guest, and one that no longer knows
+ * the migration may have resumed it before it restarted.
+ */
+async function resumeOrLose(
+  target: MigrationDaemonClient,
+  id: string,
+  targetNode: string,
+): Promise<string | undefined> {
+  try {
+    await target.resumeTarget(id, targetNode);
+    return undefined;
+  } catch (error) {
+    if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
+      throw error;
+    }
+    const state = await target.getMigration(id);
+    if (state?.stage === 'MIGRATION_STAGE_TARGET_FAILED' || state?.stage === 'MIGRATION_STAGE_ABORTED') {
+      return state.message;
+    }
+    throw error;
+  }
+}
+
+/**
+ * The record names the target, but the target lost the guest before it ran it: nothing runs the guest anywhere
+ * (the source is paused, after QEMU's completion). The target's remains are aborted, the record moves back to
+ * the source by compare-and-swap, and only then does the source run the guest again.
+ */
+async function reclaimForSource(input: HandOverInput, why: string): Promise<HandOverResult> {
+  const { source, target, id, sourceNode, targetNode, ownership } = input;
+  await target.abortIncoming(id);
+  const owner = await ownership.compareAndSwap(targetNode, sourceNode);
+  if (owner !== sourceNode) {
+    throw new Error(`the ownership record names ${owner ?? 'nobody'}, not ${targetNode}: not reclaiming`);
+  }
+  const state = await source.getMigration(id);
+  if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED') await source.resumeSource(id, sourceNode);
+  return { kind: 'rolledBack', completed: true, sourceResumed: true, sourceLost: false, targetLost: why };
 }
