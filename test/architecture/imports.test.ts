@@ -13,7 +13,10 @@ describe('the layout import rules', () => {
       rulesOf([
         file('operator/src/main.ts', './migration/reconciler.js', '../../kube/index.js'),
         file('operator/src/migration/reconciler.ts', '../../../crds/index.js', '../../../proto/index.js'),
-        file('operator/src/migration/reconciler.test.ts', '../../../test/harness/control-plane.js'),
+        file('operator/src/migration/reconciler.test.ts', './state.js'),
+        file('test/integration/operator/migration.int.test.ts', '../../harness/control-plane.js'),
+        file('cli/kube.ts', '../kube/rest-client.js', '../crds/index.js'),
+        file('crds/crds.int.test.ts', '../test/harness/control-plane.js'),
         file('kube/client.ts', '../crds/index.js'),
         file('crds/index.ts', './src/names.js'),
         file('crds/src/names.ts'),
@@ -31,15 +34,22 @@ describe('the layout import rules', () => {
     [
       'operator/src/migration/run.ts',
       '../../../hypervisor-node/src/model/guest.js',
-      'the operator and the daemon',
+      'the programs never import each other',
     ],
     [
       'hypervisor-node/src/control/x.test.ts',
       '../../../operator/src/runtime/queue.js',
-      'the operator and the daemon',
+      'the programs never import each other',
     ],
     ['test/e2e/a.e2e.test.ts', '../../hack/cluster.js', 'nothing imports hack/'],
     ['operator/src/config.ts', '../../test/harness/free-port.js', 'production code never imports test/'],
+    [
+      'operator/src/queue.test.ts',
+      '../../test/harness/free-port.js',
+      "nothing under a program's src/ imports test/",
+    ],
+    ['cli/commands.ts', '../operator/src/config.js', 'the programs never import each other'],
+    ['operator/src/main.ts', '../../cli/format.js', 'the programs never import each other'],
     ['crds/src/resources.ts', '../../kube/resources.js', 'crds/ imports only'],
     ['kube/client.ts', '../operator/src/config.js', 'kube/ imports only'],
     ['guest/host/agent-client.ts', '../../crds/index.js', 'guest/ imports only'],
@@ -64,6 +74,17 @@ describe('the layout import rules', () => {
     ]);
   });
 
+  test('nested folders count on their own', () => {
+    expect(
+      rulesOf([
+        file('hypervisor-node/src/migration/service.ts', './engine/source.js'),
+        file('hypervisor-node/src/migration/engine/source.ts', '../wire.js'),
+      ]),
+    ).toEqual([
+      'no import cycles between folders: hypervisor-node/src/migration → hypervisor-node/src/migration/engine',
+    ]);
+  });
+
   test('tests may close a loop that production code may not', () => {
     expect(
       rulesOf([
@@ -82,6 +103,10 @@ describe('the layout import rules', () => {
         "import {\n  b,\n  c,\n} from '../kube/rest-client.js';",
         "const { d } = await import('../kube/errors.js');",
         "import '../cmdline/index.js';",
+        'const { f } = await import(`../kube/objects.js`);',
+        "const g = require('../kube/types.js');",
+        "// import { h } from '../operator/src/main.js';",
+        "/* export { i } from '../hack/cluster.js'; */",
         "import { e } from '../proto';",
         "import pino from 'pino';",
       ].join('\n'),
@@ -92,11 +117,16 @@ describe('the layout import rules', () => {
       'kube/rest-client.ts',
       'kube/errors.ts',
       'cmdline/index.ts',
+      'kube/objects.ts',
+      'kube/types.ts',
       'proto/index.ts',
     ]);
     expect(folderOf('operator/src/main.ts')).toBe('operator/src');
     expect(folderOf('operator/src/migration/run.ts')).toBe('operator/src/migration');
-    expect(folderOf('hypervisor-node/src/migration/engine/source.ts')).toBe('hypervisor-node/src/migration');
+    expect(folderOf('hypervisor-node/src/migration/engine/source.ts')).toBe(
+      'hypervisor-node/src/migration/engine',
+    );
+    expect(folderOf('crds/src/names.ts')).toBe('crds');
     expect(folderOf('test/harness/control-plane.ts')).toBe('test/harness');
   });
 });

@@ -1,12 +1,12 @@
 // The layout's rules, checked on the import graph (run by `npm test` through hack/check-imports.ts):
-//   - the operator and the daemon never import each other;
+//   - the programs (operator/, hypervisor-node/, cli/) never import each other;
 //   - nothing imports hack/ (thin command-line scripts only);
-//   - production code (anything not a test and not under test/ or hack/) never imports test/;
+//   - nothing under a program's src/ imports test/, tests included (its tests there are unit tests; the ones that
+//     need the harness live under test/), and no production code anywhere does;
 //   - the shared packages stand alone: crds/ and proto/ import only each other, kube/ only crds/, cmdline/ and
 //     guest/ nothing;
-//   - no import cycles between folders of production code (a folder: the top-level one, or the first folder under
-//     operator/src and hypervisor-node/src; a program's composition root is its src/ itself, which subfolders
-//     must therefore never import).
+//   - no import cycles between folders of production code (every folder counts, nested ones too; a program's
+//     composition root is its src/ itself, which its subfolders must therefore never import).
 import { readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 
@@ -23,13 +23,16 @@ export interface Violation {
 }
 
 const IMPORT =
-  /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[\s;])import\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;
+  /(?:^|[\s;])(?:import|export)\s[^'"`]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|(?:^|[\s;])import\s*\(?\s*['"`](\.{1,2}\/[^'"`]+)['"`]|\brequire\(\s*['"`](\.{1,2}\/[^'"`]+)['"`]/g;
+const COMMENT = /\/\*[\s\S]*?\*\/|(?:^|\s)\/\/[^\n]*/g;
+const PROGRAMS = ['operator', 'hypervisor-node', 'cli'];
 const CONTRACTS: Record<string, readonly string[]> = {
   crds: ['crds', 'proto'],
   proto: ['proto', 'crds'],
   kube: ['kube', 'crds'],
   cmdline: ['cmdline'],
   guest: ['guest'],
+  cli: ['cli', 'crds', 'kube', 'proto'],
 };
 
 export const CYCLE_RULE = 'no import cycles between folders';
@@ -38,21 +41,20 @@ const top = (path: string): string => path.split('/')[0]!;
 const isTest = (path: string): boolean =>
   /\.test\.ts$/.test(path) || top(path) === 'test' || top(path) === 'hack';
 
-/** The folder a file belongs to for the cycle rule. */
+/** The folder a file belongs to for the cycle rule: its directory, but a shared package is one folder. */
 export function folderOf(path: string): string {
   const parts = path.split('/');
-  if ((parts[0] === 'operator' || parts[0] === 'hypervisor-node') && parts[1] === 'src') {
-    return parts.length > 3 ? parts.slice(0, 3).join('/') : parts.slice(0, 2).join('/');
-  }
-  if (parts[0] === 'test' && parts.length > 2) return parts.slice(0, 2).join('/');
-  return parts[0]!;
+  if (parts[0] !== undefined && parts[0] in CONTRACTS && parts[0] !== 'cli') return parts[0];
+  return parts.slice(0, -1).join('/') || '.';
 }
+
+const underSrc = (path: string): boolean => PROGRAMS.includes(top(path)) && path.split('/')[1] === 'src';
 
 /** The repository-relative .ts files `file` imports (relative specifiers only; packages are not the layout's). */
 export function importsOf(file: SourceFile): string[] {
   const found: string[] = [];
-  for (const match of file.text.matchAll(IMPORT)) {
-    const specifier = match[1] ?? match[2]!;
+  for (const match of file.text.replace(COMMENT, '').matchAll(IMPORT)) {
+    const specifier = match[1] ?? match[2] ?? match[3]!;
     const target = normalize(join(dirname(file.path), specifier)).replace(/\.js$/, '.ts');
     found.push(target.endsWith('.ts') ? target : `${target}/index.ts`);
   }
@@ -66,9 +68,10 @@ export function checkImports(files: readonly SourceFile[]): Violation[] {
     for (const to of importsOf(file)) {
       const [a, b] = [top(file.path), top(to)];
       const add = (rule: string) => violations.push({ rule, from: file.path, to });
-      if ((a === 'operator' && b === 'hypervisor-node') || (a === 'hypervisor-node' && b === 'operator'))
-        add('the operator and the daemon never import each other');
+      if (a !== b && PROGRAMS.includes(a) && PROGRAMS.includes(b))
+        add('the programs never import each other');
       if (b === 'hack') add('nothing imports hack/');
+      if (b === 'test' && underSrc(file.path)) add("nothing under a program's src/ imports test/");
       if (isTest(file.path)) continue;
       if (b === 'test') add('production code never imports test/');
       const allowed = CONTRACTS[a];

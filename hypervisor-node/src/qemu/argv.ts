@@ -1,7 +1,7 @@
 // QEMU's command line for a validated GuestDefinition, as an argv array (never a shell string).
 // QEMU's `-opt key=value,key=value` syntax treats ',' and '=' specially, so user strings never enter it:
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
-// named 'k,x=y' boots: runtime/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
+// named 'k,x=y' boots: test/integration/hypervisor-node/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
 import type { Accelerator, GuestDefinition, NicBackend } from '../model/guest.js';
 import { guestPaths } from '../model/state-dir.js';

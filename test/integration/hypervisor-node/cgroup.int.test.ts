@@ -10,19 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../../../guest/host/agent-client.js';
-import { eventually } from '../../../test/harness/eventually.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
+import { eventually } from '../../harness/eventually.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
-import { controlClient, unary } from '../../../test/harness/control-client.js';
+import { controlClient, unary } from '../../harness/control-client.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
-import { isAlive, isQemuOfGuest } from './process.js';
-import { guestPaths } from '../model/state-dir.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
+} from '../../harness/daemon-process.js';
+import { isAlive, isQemuOfGuest } from '../../../hypervisor-node/src/runtime/process.js';
+import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
 
 let work: string;
 let certs: DevCerts;

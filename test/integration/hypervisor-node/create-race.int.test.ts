@@ -4,16 +4,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { generateDevCerts } from '../../../test/harness/certificates.js';
+import { generateDevCerts } from '../../harness/certificates.js';
 import type { GuestControlClient, Guest__Output } from '../../../proto/index.js';
-import { testGuestImages } from '../../../test/fixtures/test-guest.js';
-import { controlClient, unary } from '../../../test/harness/control-client.js';
+import { testGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient, unary } from '../../harness/control-client.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
+} from '../../harness/daemon-process.js';
 
 let work: string;
 let daemon: DaemonProcess | undefined;

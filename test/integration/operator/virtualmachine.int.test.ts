@@ -5,24 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
-import { controlClient } from '../../../test/harness/control-client.js';
-import {
-  killGuestsIn,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient } from '../../harness/control-client.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
-import {
-  condition,
-  eventually,
-  guestOn,
-  kubectlOn,
-  testDaemonArgs,
-} from '../../../test/harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../../test/harness/operator-process.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
+import { condition, eventually, guestOn, kubectlOn, testDaemonArgs } from '../../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;

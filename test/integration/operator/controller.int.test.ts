@@ -4,16 +4,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { API_GROUP, API_VERSION_NAME, crdName, KINDS, NAMESPACED, PLURALS } from '../../../crds/index.js';
-import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
 import { AlreadyExistsError, ConflictError, GoneError, NotFoundError } from '../../../kube/errors.js';
 import { EventRecorder, type CoreEvent } from '../../../kube/events.js';
 import { addFinalizer, removeFinalizer, setControllerReference } from '../../../kube/objects.js';
 import { ConfigMaps, customResource, Events, Leases, Namespaces } from '../../../kube/resources.js';
 import { RestKubeClient } from '../../../kube/rest-client.js';
 import type { KubeObject, WatchEvent, WatchHandle } from '../../../kube/types.js';
-import { setCondition, type Condition } from './conditions.js';
-import { Informer, listWatch, type ListWatchSource } from './informer.js';
-import type { Lease } from './leader.js';
+import { setCondition, type Condition } from '../../../operator/src/runtime/conditions.js';
+import { Informer, listWatch, type ListWatchSource } from '../../../operator/src/runtime/informer.js';
+import type { Lease } from '../../../operator/src/runtime/leader.js';
 
 interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -582,14 +582,7 @@ describe('leader election with two operator processes', () => {
     delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the child
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(here, '../../../test/fixtures/leader-candidate.ts'),
-        cp.kubeconfigPath,
-        identity,
-        ns,
-      ],
+      ['--import', 'tsx', join(here, '../../fixtures/leader-candidate.ts'), cp.kubeconfigPath, identity, ns],
       { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);

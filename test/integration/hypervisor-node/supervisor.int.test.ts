@@ -8,12 +8,21 @@ import { copyFile, link, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GuestExistsError, GuestStartError, GuestSupervisor, type SupervisorOptions } from './supervisor.js';
-import { findGuestQemus } from './process.js';
-import { guestPaths } from '../model/state-dir.js';
-import { BridgeNetwork, tapName, UserModeNetwork } from '../network/guest-network.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
-import type { GuestPhase, GuestStatus } from '../model/guest.js';
+import {
+  GuestExistsError,
+  GuestStartError,
+  GuestSupervisor,
+  type SupervisorOptions,
+} from '../../../hypervisor-node/src/runtime/supervisor.js';
+import { findGuestQemus } from '../../../hypervisor-node/src/runtime/process.js';
+import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
+import {
+  BridgeNetwork,
+  tapName,
+  UserModeNetwork,
+} from '../../../hypervisor-node/src/network/guest-network.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import type { GuestPhase, GuestStatus } from '../../../hypervisor-node/src/model/guest.js';
 
 const TEST_TIMEOUT_MS = 120_000;
 

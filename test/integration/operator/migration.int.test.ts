@@ -6,17 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
-import { controlClient } from '../../../test/harness/control-client.js';
-import { DaemonClientPool } from '../daemon/client-pool.js';
-import {
-  killGuestsIn,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient } from '../../harness/control-client.js';
+import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
 import {
   VM_STATUS_UPDATES,
   condition,
@@ -25,9 +21,9 @@ import {
   kubectlOn,
   testDaemonArgs,
   verifyGuest,
-} from '../../../test/harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../../test/harness/operator-process.js';
-import { ATTEMPT_ANNOTATION } from './state.js';
+} from '../../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import { ATTEMPT_ANNOTATION } from '../../../operator/src/migration/state.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;

@@ -6,24 +6,28 @@ import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AgentClient } from '../../../../guest/host/agent-client.js';
-import { guestPaths } from '../../model/state-dir.js';
-import { GuestSupervisor, type SupervisorOptions } from '../../runtime/supervisor.js';
-import { testGuestImages, type TestGuestImages } from '../../../../test/fixtures/test-guest.js';
-import { UserModeNetwork } from '../../network/guest-network.js';
-import { switchoverGap, type SwitchoverGap } from '../../../../test/fixtures/switchover-gap.js';
+import { AgentClient } from '../../../guest/host/agent-client.js';
+import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
+import { GuestSupervisor, type SupervisorOptions } from '../../../hypervisor-node/src/runtime/supervisor.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { UserModeNetwork } from '../../../hypervisor-node/src/network/guest-network.js';
+import { switchoverGap, type SwitchoverGap } from '../../fixtures/switchover-gap.js';
 import {
   assertAtMostOneRunning,
   handOverToTarget,
   rollBackToSource,
   runStateOf,
-} from '../../../../test/fixtures/engine-handover.js';
-import type { MigrationChannel } from './channel.js';
-import type { MigrationPhase } from './phases.js';
-import { writePskFile } from './psk.js';
-import { channelSettings, resolveMigrationPolicy, type MigrationPolicy } from './policy.js';
-import { SourceMigration, type SourceOutcome } from './source.js';
-import { incomingSpec, TargetMigration } from './target.js';
+} from '../../fixtures/engine-handover.js';
+import type { MigrationChannel } from '../../../hypervisor-node/src/migration/engine/channel.js';
+import type { MigrationPhase } from '../../../hypervisor-node/src/migration/engine/phases.js';
+import { writePskFile } from '../../../hypervisor-node/src/migration/engine/psk.js';
+import {
+  channelSettings,
+  resolveMigrationPolicy,
+  type MigrationPolicy,
+} from '../../../hypervisor-node/src/migration/engine/policy.js';
+import { SourceMigration, type SourceOutcome } from '../../../hypervisor-node/src/migration/engine/source.js';
+import { incomingSpec, TargetMigration } from '../../../hypervisor-node/src/migration/engine/target.js';
 
 const MiB = 2 ** 20;
 /** Emulates a slow link: the hot guest dirties its 32 MiB working set faster than this. */

@@ -6,16 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Lease } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
 import type { HypervisorNode } from '../../../crds/index.js';
-import { generateDevCerts } from '../../../test/harness/certificates.js';
+import { generateDevCerts } from '../../harness/certificates.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
-import { eventually as pollUntil } from '../../../test/harness/eventually.js';
+} from '../../harness/daemon-process.js';
+import { eventually as pollUntil } from '../../harness/eventually.js';
 
 const CRD = fileURLToPath(new URL('../../../crds/generated/tern.dev_hypervisornodes.yaml', import.meta.url));
 

@@ -7,16 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
-import { controlClient } from '../../../test/harness/control-client.js';
-import {
-  killGuestsIn,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient } from '../../harness/control-client.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../../test/harness/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
 import {
   condition,
   eventually,
@@ -24,10 +20,10 @@ import {
   kubectlOn,
   testDaemonArgs,
   verifyGuest,
-} from '../../../test/harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../../test/harness/operator-process.js';
-import { EVACUATION_NODE_LABEL } from './plan.js';
-import { ACTIVE_MIGRATION_PHASES } from '../migration/state.js';
+} from '../../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import { EVACUATION_NODE_LABEL } from '../../../operator/src/evacuation/plan.js';
+import { ACTIVE_MIGRATION_PHASES } from '../../../operator/src/migration/state.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b', 'node-c'] as const;

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { generateDevCerts, type DevCerts } from '../../../test/harness/certificates.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import type {
   GuestControlClient,
   GuestEvent__Output,
@@ -15,15 +15,15 @@ import type {
   NodeInfo__Output,
 } from '../../../proto/index.js';
 import { AgentClient } from '../../../guest/host/agent-client.js';
-import { guestPaths } from '../model/state-dir.js';
-import { testGuestImages, type TestGuestImages } from '../../../test/fixtures/test-guest.js';
-import { controlClient, unary } from '../../../test/harness/control-client.js';
+import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
+import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient, unary } from '../../harness/control-client.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
   startDaemonProcess,
   type DaemonProcess,
-} from '../../../test/harness/daemon-process.js';
+} from '../../harness/daemon-process.js';
 
 let work: string;
 let stateDir: string;
