@@ -1,6 +1,6 @@
 // Builds the CustomResourceDefinition manifests from the kind definitions in crds/src.
 import { stringify } from 'yaml';
-import { API_GROUP, API_VERSION_NAME, CATEGORY, KIND_DEFINITIONS } from './index.js';
+import { API_GROUP, API_VERSION_NAME, CATEGORY, KIND_DEFINITIONS, crdName, type TernKind } from './index.js';
 import type { KindDefinition } from './src/definition.js';
 import { structuralViolations, toStructural } from './openapi.js';
 import type { JsonSchema } from './openapi.js';
@@ -36,7 +36,7 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${def.plural}.${API_GROUP}`, labels: { 'app.kubernetes.io/part-of': 'tern' } },
+    metadata: { name: crdName(def.kind as TernKind), labels: { 'app.kubernetes.io/part-of': 'tern' } },
     spec: {
       group: API_GROUP,
       names: {

@@ -7,15 +7,20 @@ import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse } from 'yaml';
 import {
+  ownershipMovedTo,
   API_VERSION,
   HypervisorNodeSpec,
   HypervisorNodeStatus,
+  HypervisorNodes,
   MigrationPolicySpec,
   MigrationSpec,
+  Migrations,
   VirtualMachineSpec,
+  VirtualMachines,
+  collectionPath,
   isTerminalMigrationPhase,
+  objectPath,
   registerFormats,
-  resourcePath,
 } from './index.js';
 
 registerFormats();
@@ -122,15 +127,16 @@ describe('schema validation (OpenAPI level)', () => {
 
 describe('helpers', () => {
   it('build API paths', () => {
-    expect(resourcePath('Migration', 'default', 'm1', 'status')).toBe(
+    expect(objectPath(Migrations, 'm1', 'default', 'status')).toBe(
       '/apis/tern.dev/v1alpha1/namespaces/default/migrations/m1/status',
     );
-    expect(resourcePath('HypervisorNode')).toBe('/apis/tern.dev/v1alpha1/hypervisornodes');
-    expect(resourcePath('VirtualMachine', 'ns')).toBe(
+    expect(collectionPath(HypervisorNodes)).toBe('/apis/tern.dev/v1alpha1/hypervisornodes');
+    expect(collectionPath(VirtualMachines, 'ns')).toBe(
       '/apis/tern.dev/v1alpha1/namespaces/ns/virtualmachines',
     );
-    expect(() => resourcePath('HypervisorNode', 'default')).toThrow(/cluster-scoped/);
-    expect(() => resourcePath('VirtualMachine', undefined, 'vm01')).toThrow(/namespaced/);
+    // A cluster-scoped kind has no namespace in its path, whatever the caller passes.
+    expect(collectionPath(HypervisorNodes, 'default')).toBe('/apis/tern.dev/v1alpha1/hypervisornodes');
+    expect(() => objectPath(VirtualMachines, 'vm01')).toThrow(/namespace required/);
   });
 
   it('know the terminal Migration phases', () => {
@@ -139,5 +145,13 @@ describe('helpers', () => {
     );
     expect(isTerminalMigrationPhase('Freezing')).toBe(false);
     expect(isTerminalMigrationPhase(undefined)).toBe(false);
+  });
+
+  it('move the ownership record to a node with the next epoch', () => {
+    expect(ownershipMovedTo(undefined, 'node-a')).toEqual({ node: 'node-a', epoch: 1 });
+    expect(ownershipMovedTo({ node: 'node-a', epoch: 4, phase: 'Running' }, 'node-b')).toEqual({
+      node: 'node-b',
+      epoch: 5,
+    });
   });
 });

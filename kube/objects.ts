@@ -1,7 +1,6 @@
-// Metadata helpers in the spirit of controller-runtime's controllerutil: keys, finalizers, owner references.
+// Metadata helpers in the spirit of controller-runtime's controllerutil (keys, finalizers), and API timestamps.
 import type { KubeClient } from './client.js';
-import { apiVersionOf } from './resources.js';
-import type { JsonPatchOperation, KubeObject, ObjectKey, OwnerReference, ResourceType } from './types.js';
+import type { JsonPatchOperation, KubeObject, ObjectKey, ResourceType } from './types.js';
 
 export function objectKey(object: KubeObject): ObjectKey {
   const { namespace, name } = object.metadata;
@@ -61,49 +60,6 @@ function patchMetadata<T extends KubeObject>(
   if (!name || !resourceVersion)
     throw new Error(`${type.kind}: finalizer patch needs name and resourceVersion`);
   return client.patch<T>(type, name, namespace, { type: 'json', operations }, { resourceVersion });
-}
-
-/** An owner reference to `owner`; `controller: true` marks the one owner that manages the dependent. */
-export function ownerReference(
-  owner: KubeObject,
-  type: ResourceType,
-  options: { controller?: boolean; blockOwnerDeletion?: boolean } = {},
-): OwnerReference {
-  const { name, uid } = owner.metadata;
-  if (!name || !uid) throw new Error(`${type.kind}: owner needs name and uid (read it from the API first)`);
-  return {
-    apiVersion: apiVersionOf(type),
-    kind: type.kind,
-    name,
-    uid,
-    controller: options.controller ?? true,
-    blockOwnerDeletion: options.blockOwnerDeletion ?? true,
-  };
-}
-
-/**
- * Sets `owner` as the controller of `dependent` (in place) and returns whether metadata changed. The API forbids
- * cross-namespace owners, and an object can have only one controller.
- */
-export function setControllerReference(
-  dependent: KubeObject,
-  owner: KubeObject,
-  ownerType: ResourceType,
-): boolean {
-  if (ownerType.namespaced && owner.metadata.namespace !== dependent.metadata.namespace) {
-    throw new Error(
-      `cross-namespace owner: ${ownerType.kind} ${objectKey(owner)} cannot own an object in ${dependent.metadata.namespace ?? 'the cluster scope'}`,
-    );
-  }
-  const reference = ownerReference(owner, ownerType, { controller: true });
-  const references = dependent.metadata.ownerReferences ?? [];
-  const current = references.find((r) => r.controller);
-  if (current && current.uid !== reference.uid) {
-    throw new Error(`${objectKey(dependent)} is already controlled by ${current.kind} ${current.name}`);
-  }
-  if (current) return false;
-  dependent.metadata.ownerReferences = [...references.filter((r) => r.uid !== reference.uid), reference];
-  return true;
 }
 
 /**

@@ -4,13 +4,6 @@ import type { ResourceType } from '../crds/index.js';
 
 export { apiVersionOf, collectionPath, customResource, objectPath } from '../crds/index.js';
 
-export const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
 export const Namespaces: ResourceType = {
   group: '',
   version: 'v1',

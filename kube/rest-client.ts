@@ -38,7 +38,7 @@ export interface RestKubeClientOptions {
 
 type Query = Record<string, string | number | boolean | undefined>;
 
-interface Request {
+interface KubeRequest {
   method: string;
   path: string;
   query?: Query;
@@ -247,7 +247,7 @@ export class RestKubeClient implements KubeClient {
     });
   }
 
-  private async json<T>(request: Request): Promise<T> {
+  private async json<T>(request: KubeRequest): Promise<T> {
     const { res } = await this.send(request, this.requestTimeoutMs);
     const body = await readBody(res);
     const status = res.statusCode ?? 0;
@@ -257,7 +257,7 @@ export class RestKubeClient implements KubeClient {
 
   /** Resolves once response headers arrive; the caller consumes the body. */
   private async send(
-    request: Request,
+    request: KubeRequest,
     timeoutMs: number,
   ): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
     // Applied per request: token files and exec credentials can rotate.

@@ -1,4 +1,5 @@
-// The API's identity: group, version, kinds, plural resource names and scopes of the four Tern kinds.
+// The API's identity: group, version, kinds, plural resource names and scopes of the four Tern kinds. The kind
+// definitions (src/<kind>.ts) read their plural and scope from here, so the CRDs and the clients cannot disagree.
 
 export const API_GROUP = 'tern.dev';
 export const API_VERSION_NAME = 'v1alpha1';
@@ -17,7 +18,7 @@ export const KINDS = {
 } as const;
 export type TernKind = keyof typeof KINDS;
 
-/** Resource (plural) names, as used in API paths, RBAC rules and informers. */
+/** Resource (plural) names, as used in API paths, RBAC rules, informers and the CRDs. */
 export const PLURALS = {
   VirtualMachine: 'virtualmachines',
   Migration: 'migrations',
@@ -31,6 +32,11 @@ export const NAMESPACED = {
   MigrationPolicy: false,
   HypervisorNode: false,
 } as const satisfies Record<TernKind, boolean>;
+
+/** A kind's CRD scope, from NAMESPACED. */
+export function scopeOf(kind: TernKind): 'Namespaced' | 'Cluster' {
+  return NAMESPACED[kind] ? 'Namespaced' : 'Cluster';
+}
 
 /** The `<plural>.<group>` name of a kind's CRD, e.g. "virtualmachines.tern.dev". */
 export function crdName(kind: TernKind): string {

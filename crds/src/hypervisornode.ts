@@ -2,6 +2,7 @@
 // write the spec (cordon, drain).
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
+import { PLURALS, scopeOf } from './api.js';
 import { Conditions } from './conditions.js';
 import { AGE_COLUMN } from './definition.js';
 import type { KindDefinition } from './definition.js';
@@ -96,9 +97,9 @@ export type HypervisorNodeStatus = Static<typeof HypervisorNodeStatus>;
 export const hypervisorNodeDefinition: KindDefinition = {
   kind: 'HypervisorNode',
   singular: 'hypervisornode',
-  plural: 'hypervisornodes',
+  plural: PLURALS.HypervisorNode,
   shortNames: ['hvn'],
-  scope: 'Cluster',
+  scope: scopeOf('HypervisorNode'),
   description: 'A host running the Tern daemon: its capacity, accelerator, endpoint and health.',
   spec: HypervisorNodeSpec,
   status: HypervisorNodeStatus,

@@ -2,6 +2,7 @@
 // deleting it before the hand-over cancels it; afterwards it stays as a record.
 import { CloneType, Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
+import { PLURALS, scopeOf } from './api.js';
 import { Conditions } from './conditions.js';
 import { AGE_COLUMN } from './definition.js';
 import type { KindDefinition } from './definition.js';
@@ -129,9 +130,9 @@ export type MigrationStatus = Static<typeof MigrationStatus>;
 export const migrationDefinition: KindDefinition = {
   kind: 'Migration',
   singular: 'migration',
-  plural: 'migrations',
+  plural: PLURALS.Migration,
   shortNames: ['mig'],
-  scope: 'Namespaced',
+  scope: scopeOf('Migration'),
   description: 'A request to live-migrate a VirtualMachine, and the record of how it went.',
   spec: MigrationSpec,
   status: MigrationStatus,

@@ -1,6 +1,7 @@
 // MigrationPolicy: cluster-wide migration settings for the VMs its selectors match.
 import { CloneType, Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
+import { PLURALS, scopeOf } from './api.js';
 import { Conditions } from './conditions.js';
 import { AGE_COLUMN } from './definition.js';
 import type { KindDefinition } from './definition.js';
@@ -40,10 +41,10 @@ export type MigrationPolicyStatus = Static<typeof MigrationPolicyStatus>;
 export const migrationPolicyDefinition: KindDefinition = {
   kind: 'MigrationPolicy',
   singular: 'migrationpolicy',
-  plural: 'migrationpolicies',
+  plural: PLURALS.MigrationPolicy,
   // KubeVirt's MigrationPolicy has no short name; "tmp" would read as "temporary", hence "migpol".
   shortNames: ['migpol'],
-  scope: 'Cluster',
+  scope: scopeOf('MigrationPolicy'),
   description: 'Migration settings applied to the VirtualMachines selected by labels.',
   spec: MigrationPolicySpec,
   status: MigrationPolicyStatus,

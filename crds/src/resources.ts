@@ -56,26 +56,3 @@ export const VirtualMachines = ternResource('VirtualMachine');
 export const HypervisorNodes = ternResource('HypervisorNode');
 export const Migrations = ternResource('Migration');
 export const MigrationPolicies = ternResource('MigrationPolicy');
-
-/**
- * The API path of a Tern collection or object, e.g. resourcePath('Migration', 'default', 'm1') →
- * "/apis/tern.dev/v1alpha1/namespaces/default/migrations/m1". `subresource` is "status" for status writes.
- * Stricter about its arguments than collectionPath/objectPath (which it uses): a cluster-scoped kind refuses a
- * namespace instead of ignoring it.
- */
-export function resourcePath(
-  kind: TernKind,
-  namespace?: string,
-  name?: string,
-  subresource?: 'status',
-): string {
-  if (NAMESPACED[kind] && namespace === undefined && name !== undefined) {
-    throw new Error(`${kind} is namespaced: a namespace is needed to address ${name}`);
-  }
-  if (!NAMESPACED[kind] && namespace !== undefined) throw new Error(`${kind} is cluster-scoped`);
-  if (subresource && name === undefined) throw new Error('a subresource needs an object name');
-  const type = ternResource(kind);
-  return name === undefined
-    ? collectionPath(type, namespace)
-    : objectPath(type, name, namespace, subresource);
-}

@@ -1,6 +1,7 @@
 // VirtualMachine: a guest the operator keeps running on one hypervisor node at a time.
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
+import { PLURALS, scopeOf } from './api.js';
 import { Conditions } from './conditions.js';
 import { AGE_COLUMN } from './definition.js';
 import type { KindDefinition } from './definition.js';
@@ -203,13 +204,24 @@ export const VirtualMachineStatus = Type.Object({
 });
 export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
 
+/**
+ * The ownership record after it moves to `node` (a placement, a migration's hand-over, or its reversal): that
+ * node, with the epoch one higher than the record's now. Written only by compare-and-swap on the VM's status.
+ */
+export function ownershipMovedTo(
+  status: VirtualMachineStatus | undefined,
+  node: string,
+): Required<Pick<VirtualMachineStatus, 'node' | 'epoch'>> {
+  return { node, epoch: (status?.epoch ?? 0) + 1 };
+}
+
 export const virtualMachineDefinition: KindDefinition = {
   kind: 'VirtualMachine',
   singular: 'virtualmachine',
-  plural: 'virtualmachines',
+  plural: PLURALS.VirtualMachine,
   // KubeVirt already uses vm/vms/vmi; Tern's names must not shadow them in clusters that run both.
   shortNames: ['tvm'],
-  scope: 'Namespaced',
+  scope: scopeOf('VirtualMachine'),
   description: 'A QEMU guest that Tern runs on one hypervisor node at a time and can live-migrate.',
   spec: VirtualMachineSpec,
   status: VirtualMachineStatus,

@@ -4,7 +4,18 @@ import { isValidBridgeName } from './network/guest-network.js';
 import { isAbsolute } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { DNS1123_LABEL } from '../../crds/index.js';
-import { envOptions, LOG_LEVELS, parseHostPort, type HostPort } from '../../cmdline/index.js';
+import {
+  ConfigError,
+  envOptions,
+  LOG_LEVELS,
+  parseInteger,
+  parseListenAddress,
+  required,
+  type HostPort,
+  type IntegerRule,
+} from '../../cmdline/index.js';
+
+export { ConfigError } from '../../cmdline/index.js';
 
 export interface DaemonConfig {
   nodeName: string;
@@ -51,10 +62,6 @@ export interface DaemonConfig {
   logLevel: string;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 /** Thrown for --help; carries the usage text. */
 export class HelpRequested extends Error {
   override name = 'HelpRequested';
@@ -62,28 +69,12 @@ export class HelpRequested extends Error {
 
 const DNS_LABEL = DNS1123_LABEL;
 
-function parseListenAddress(value: string, flag: string): HostPort {
-  try {
-    return parseHostPort(value, flag);
-  } catch (error) {
-    throw new ConfigError((error as Error).message);
-  }
-}
-
-function nonNegativeInteger(value: string, flag: string): number {
-  if (!/^\d+$/.test(value))
-    throw new ConfigError(`${flag}: expected a non-negative integer, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
-
-function positiveInteger(value: string, flag: string): number {
-  const parsed = nonNegativeInteger(value, flag);
-  if (parsed === 0) throw new ConfigError(`${flag}: must be greater than 0`);
-  return parsed;
-}
+// The daemon's numbers accept leading zeros ("0512" is 512).
+const NON_NEGATIVE: IntegerRule = { min: 0, leadingZeros: true };
+const POSITIVE: IntegerRule = { min: 1, leadingZeros: true };
 
 function port(value: string, flag: string): number {
-  const parsed = positiveInteger(value, flag);
+  const parsed = parseInteger(value, flag, POSITIVE);
   if (parsed > 65535) throw new ConfigError(`${flag}: ${value} is not a TCP port`);
   return parsed;
 }
@@ -94,11 +85,6 @@ function bridgeName(value: string): string {
       `--bridge: ${JSON.stringify(value)} is not an interface name (1-15 of [A-Za-z0-9_.-])`,
     );
   }
-  return value;
-}
-
-function required(value: string | undefined, flag: string, envName: string): string {
-  if (!value) throw new ConfigError(`${flag} (or ${envName}) is required`);
   return value;
 }
 
@@ -331,10 +317,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         ? env.TERN_OPERATOR_IDENTITIES.split(',')
         : ['tern-operator'];
 
-  const leaseDurationSeconds = positiveInteger(raw.leaseDurationSeconds, '--lease-duration-seconds');
-  const heartbeatIntervalSeconds = positiveInteger(
+  const leaseDurationSeconds = parseInteger(raw.leaseDurationSeconds, '--lease-duration-seconds', POSITIVE);
+  const heartbeatIntervalSeconds = parseInteger(
     raw.heartbeatIntervalSeconds,
     '--heartbeat-interval-seconds',
+    POSITIVE,
   );
   if (heartbeatIntervalSeconds >= leaseDurationSeconds)
     throw new ConfigError('--heartbeat-interval-seconds must be shorter than --lease-duration-seconds');
@@ -362,12 +349,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       bridge: bridgeName(raw.bridge),
       userModeGuestPort: port(raw.userNetGuestPort, '--user-net-guest-port'),
     },
-    stopTimeoutMs: positiveInteger(raw.stopTimeoutMs, '--stop-timeout-ms'),
+    stopTimeoutMs: parseInteger(raw.stopTimeoutMs, '--stop-timeout-ms', POSITIVE),
     ...(raw.cpuCapacity !== undefined
-      ? { cpuCapacity: positiveInteger(raw.cpuCapacity, '--cpu-capacity') }
+      ? { cpuCapacity: parseInteger(raw.cpuCapacity, '--cpu-capacity', POSITIVE) }
       : {}),
-    reservedCpus: nonNegativeInteger(raw.reservedCpus, '--reserved-cpus'),
-    reservedMemoryMiB: nonNegativeInteger(raw.reservedMemoryMib, '--reserved-memory-mib'),
+    reservedCpus: parseInteger(raw.reservedCpus, '--reserved-cpus', NON_NEGATIVE),
+    reservedMemoryMiB: parseInteger(raw.reservedMemoryMib, '--reserved-memory-mib', NON_NEGATIVE),
     registration: raw.kubeconfig
       ? {
           kubeconfig: raw.kubeconfig,

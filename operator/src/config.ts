@@ -1,7 +1,18 @@
 // The operator's command line; most flags also have an environment variable, which the flag overrides.
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
-import { envOptions, LOG_LEVELS, parseHostPort, type HostPort } from '../../cmdline/index.js';
+import {
+  ConfigError,
+  envOptions,
+  LOG_LEVELS,
+  parseInteger,
+  parseListenAddress,
+  required,
+  type HostPort,
+  type IntegerRule,
+} from '../../cmdline/index.js';
+
+export { ConfigError } from '../../cmdline/index.js';
 
 export type ListenAddress = HostPort;
 
@@ -34,23 +45,8 @@ export interface OperatorConfig {
   migrationHistoryLimit: number;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-export function parseListenAddress(value: string, flag: string): ListenAddress {
-  try {
-    return parseHostPort(value, flag);
-  } catch (error) {
-    throw new ConfigError((error as Error).message);
-  }
-}
-
-function positiveInteger(value: string, flag: string): number {
-  if (!/^[1-9]\d*$/.test(value))
-    throw new ConfigError(`${flag}: expected a positive integer, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
+/** Every number the operator takes is a positive integer in canonical form ("010" is refused). */
+const POSITIVE: IntegerRule = { min: 1, leadingZeros: false };
 
 interface RawOptions {
   kubeconfig?: string;
@@ -200,18 +196,17 @@ function command(env: NodeJS.ProcessEnv): Command {
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
 }
 
-function required(value: string | undefined, flag: string): string {
-  if (!value) throw new ConfigError(`${flag} is required`);
-  return value;
-}
-
 /** Parses argv (without node and script). Throws ConfigError on a bad value, CommanderError for --help. */
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const raw = command(env).parse(argv, { from: 'user' }).opts<RawOptions>();
   if (!LOG_LEVELS.includes(raw.logLevel))
     throw new ConfigError(`--log-level: one of ${LOG_LEVELS.join(', ')}`);
   // client-go's ratios: renew deadline 2/3 and retry period 2/15 of the lease duration.
-  const leaseSeconds = positiveInteger(raw.leaderLeaseDurationSeconds, '--leader-lease-duration-seconds');
+  const leaseSeconds = parseInteger(
+    raw.leaderLeaseDurationSeconds,
+    '--leader-lease-duration-seconds',
+    POSITIVE,
+  );
   if (leaseSeconds < 3) throw new ConfigError('--leader-lease-duration-seconds: at least 3');
   return {
     kubeconfig: raw.kubeconfig || undefined,
@@ -232,24 +227,30 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         }
       : undefined,
     nodeLeaseNamespace: raw.nodeLeaseNamespace,
-    guestPollIntervalMs: positiveInteger(raw.guestPollIntervalMs, '--guest-poll-interval-ms'),
-    guestStopTimeoutMs: positiveInteger(raw.guestStopTimeoutMs, '--guest-stop-timeout-ms'),
-    daemonCallTimeoutMs: positiveInteger(raw.daemonCallTimeoutMs, '--daemon-call-timeout-ms'),
-    workers: positiveInteger(raw.workers, '--workers'),
+    guestPollIntervalMs: parseInteger(raw.guestPollIntervalMs, '--guest-poll-interval-ms', POSITIVE),
+    guestStopTimeoutMs: parseInteger(raw.guestStopTimeoutMs, '--guest-stop-timeout-ms', POSITIVE),
+    daemonCallTimeoutMs: parseInteger(raw.daemonCallTimeoutMs, '--daemon-call-timeout-ms', POSITIVE),
+    workers: parseInteger(raw.workers, '--workers', POSITIVE),
     logLevel: raw.logLevel,
     migrationLimits: {
-      cluster: positiveInteger(raw.maxMigrations, '--max-migrations'),
-      outboundPerNode: positiveInteger(
+      cluster: parseInteger(raw.maxMigrations, '--max-migrations', POSITIVE),
+      outboundPerNode: parseInteger(
         raw.maxOutboundMigrationsPerNode,
         '--max-outbound-migrations-per-node',
+        POSITIVE,
       ),
-      inboundPerNode: positiveInteger(raw.maxInboundMigrationsPerNode, '--max-inbound-migrations-per-node'),
+      inboundPerNode: parseInteger(
+        raw.maxInboundMigrationsPerNode,
+        '--max-inbound-migrations-per-node',
+        POSITIVE,
+      ),
     },
-    migrationProgressIntervalMs: positiveInteger(
+    migrationProgressIntervalMs: parseInteger(
       raw.migrationProgressIntervalMs,
       '--migration-progress-interval-ms',
+      POSITIVE,
     ),
-    migrationHistoryLimit: positiveInteger(raw.migrationHistoryLimit, '--migration-history-limit'),
+    migrationHistoryLimit: parseInteger(raw.migrationHistoryLimit, '--migration-history-limit', POSITIVE),
   };
 }
 

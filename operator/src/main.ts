@@ -2,7 +2,7 @@
 // Exit codes: 0 after SIGTERM/SIGINT, 1 when leadership is lost or the manager fails, 2 on a configuration error.
 import { CommanderError } from 'commander';
 import { ConfigError, parseConfig, usage } from './config.js';
-import { createLogger } from './runtime/logger.js';
+import { createOperatorLogger } from './runtime/logger.js';
 import { startOperator } from './operator.js';
 
 async function main(): Promise<number> {
@@ -20,7 +20,7 @@ async function main(): Promise<number> {
     }
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel, base: { component: 'tern-operator' } });
+  const logger = createOperatorLogger({ level: config.logLevel, base: { component: 'tern-operator' } });
   const operator = await startOperator(config, logger);
   operator.manager.handleSignals();
   logger.info(

@@ -16,7 +16,7 @@ import { EvacuationReconciler } from './evacuation/reconciler.js';
 import { HypervisorNodeHealthReconciler } from './hypervisornode/health.js';
 import { MigrationMetrics } from './migration/metrics.js';
 import { MigrationReconciler } from './migration/reconciler.js';
-import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/src/resources.js';
+import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/index.js';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler.js';
 
 export interface RunningOperator {

@@ -41,7 +41,7 @@ import {
   begin,
   handOver,
   migrationClient,
-  OwnershipRecord,
+  InMemoryOwnership,
   type NodeHandle,
 } from '../harness/migration-driver.js';
 
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     return sample(resumedAtMs - startedAt, outcome.downtimeMs ?? 0, gap.gapMs, outcome);
   };
 
-  const record = new OwnershipRecord();
+  const record = new InMemoryOwnership();
   record.set('bench', 'node-a');
   let daemonAt = 0;
   const daemonRun = async (i: number): Promise<Sample> => {

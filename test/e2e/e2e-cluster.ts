@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
+import { TERMINAL_MIGRATION_PHASES as TERMINAL_PHASES } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
 import { testGuestImages } from '../fixtures/test-guest.js';
 import { controlClient, unary } from '../harness/control-client.js';
@@ -158,7 +159,8 @@ export async function smallVm(name: string, dirtyPps = 0, wssMib = 16): Promise<
 export const eventually = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> =>
   pollUntil(what, probe, ms, 250);
 
-export const TERMINAL_MIGRATION_PHASES = ['Succeeded', 'Failed', 'Aborted'];
+/** The API's terminal Migration phases, as strings: the tests compare them with any phase a status reports. */
+export const TERMINAL_MIGRATION_PHASES: readonly string[] = TERMINAL_PHASES;
 
 export async function migrationsOf(cluster: E2eCluster, vm: string): Promise<Migration[]> {
   const list = await cluster.getJson<{ items: Migration[] }>('migrations');
@@ -169,7 +171,7 @@ export async function migrationsOf(cluster: E2eCluster, vm: string): Promise<Mig
 export function migrationInPhase(
   cluster: E2eCluster,
   vm: string,
-  phases: string[],
+  phases: readonly string[],
   { name, ms }: { name?: string; ms?: number } = {},
 ): Promise<Migration> {
   return eventually(

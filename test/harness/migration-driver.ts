@@ -47,7 +47,7 @@ export interface NodeHandle {
 }
 
 /** Who owns each guest; moves only by compare-and-swap, as the VM's recorded node will in the Kubernetes API. */
-export class OwnershipRecord {
+export class InMemoryOwnership {
   private readonly owners = new Map<string, string>();
 
   set(guest: string, node: string): void {
@@ -89,7 +89,7 @@ export interface RunningMigration {
   until(match: (event: MigrationEvent__Output) => boolean): Promise<MigrationEvent__Output>;
 }
 
-export interface HandOverResult {
+export interface DriverHandOverResult {
   owner: string;
   /** Date.now() after ResumeTarget returned (owner = target). */
   resumedAtMs?: number;
@@ -163,8 +163,8 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
  */
 export async function handOver(
   run: RunningMigration,
-  options: { guest: string; from: NodeHandle; to: NodeHandle; record: OwnershipRecord },
-): Promise<HandOverResult> {
+  options: { guest: string; from: NodeHandle; to: NodeHandle; record: InMemoryOwnership },
+): Promise<DriverHandOverResult> {
   const { guest, from, to, record } = options;
   const outcome = await run.outcome;
   const outcomeAtMs = Date.now();

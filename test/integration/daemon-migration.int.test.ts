@@ -33,7 +33,7 @@ import {
   begin,
   handOver,
   migrationClient,
-  OwnershipRecord,
+  InMemoryOwnership,
   type BeginOptions,
   type NodeHandle,
   type RunningMigration,
@@ -55,7 +55,7 @@ let certs: DevCerts;
 let images: TestGuestImages;
 let nodeA: Node;
 let nodeB: Node;
-const record = new OwnershipRecord();
+const record = new InMemoryOwnership();
 const agents = new Map<string, AgentClient>();
 const allAgents: AgentClient[] = [];
 const clients: { close(): void }[] = [];

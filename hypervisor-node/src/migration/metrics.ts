@@ -2,7 +2,7 @@
 // receives as target, on the daemon's registry (tern_node_migration_*).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { TERMINAL_PHASES } from './engine/phases.js';
-import type { MigrationProgress } from './engine/progress.js';
+import type { ProgressSample } from './engine/progress.js';
 import { throughputBytesPerSec } from './engine/progress.js';
 import type { SourceOutcome } from './engine/source.js';
 
@@ -12,7 +12,7 @@ const DOWNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** An outgoing migration in flight, for the live gauges (labelled by guest: one migration per guest at a time). */
 export interface ActiveOutgoing {
   guest: string;
-  latest: MigrationProgress | undefined;
+  latest: ProgressSample | undefined;
 }
 
 export type IncomingResult = 'Loaded' | 'Failed' | 'Aborted';
@@ -26,7 +26,7 @@ export class NodeMigrationMetrics {
 
   constructor(registry: Registry, active: () => ActiveOutgoing[]) {
     const registers = [registry];
-    const liveGauge = (name: string, help: string, value: (progress: MigrationProgress) => number): void =>
+    const liveGauge = (name: string, help: string, value: (progress: ProgressSample) => number): void =>
       void new Gauge({
         name,
         help,

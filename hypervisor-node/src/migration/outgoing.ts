@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import type { MigrationOutcome, MigrationStage, MigrationState } from '../../../proto/index.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../../cmdline/index.js';
 import type { GuestSupervisor } from '../runtime/supervisor.js';
-import { resolveMigrationPolicy, type MigrationPolicy } from './engine/policy.js';
-import type { MigrationProgress } from './engine/progress.js';
+import { resolveMigrationPolicy, type ResolvedMigrationPolicy } from './engine/policy.js';
+import type { ProgressSample } from './engine/progress.js';
 import { SourceMigration, type SourceOutcome } from './engine/source.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
@@ -37,7 +37,7 @@ const QEMU_EXIT_WAIT_MS = 5_000;
 export interface OutgoingOptions extends OutgoingContext {
   id: string;
   guest: string;
-  policy: MigrationPolicy;
+  policy: ResolvedMigrationPolicy;
   target: HostPort;
   token: string;
   holdInQuiescing: boolean;
@@ -167,7 +167,7 @@ export class OutgoingMigration {
   }
 
   /** The latest progress sample while QEMU migrates; undefined once the outcome is in. */
-  get liveProgress(): MigrationProgress | undefined {
+  get liveProgress(): ProgressSample | undefined {
     return this.stage === 'MIGRATION_STAGE_RUNNING' ? this.engine.latest : undefined;
   }
 

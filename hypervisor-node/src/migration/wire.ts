@@ -6,12 +6,12 @@ import type {
   WireMigrationPolicy__Output,
   WireMigrationProgress,
 } from '../../../proto/index.js';
-import type { MigrationPhase } from './engine/phases.js';
-import type { MigrationPolicy } from './engine/policy.js';
-import type { MigrationProgress } from './engine/progress.js';
+import type { EnginePhase } from './engine/phases.js';
+import type { ResolvedMigrationPolicy } from './engine/policy.js';
+import type { ProgressSample } from './engine/progress.js';
 import type { ConvergenceRecord, SourceFailureCause, SourceOutcome } from './engine/source.js';
 
-const WIRE_PHASES: Record<MigrationPhase, WireMigrationPhase> = {
+const WIRE_PHASES: Record<EnginePhase, WireMigrationPhase> = {
   Initializing: 'MIGRATION_PHASE_INITIALIZING',
   Copying: 'MIGRATION_PHASE_COPYING',
   Quiescing: 'MIGRATION_PHASE_QUIESCING',
@@ -22,7 +22,7 @@ const WIRE_PHASES: Record<MigrationPhase, WireMigrationPhase> = {
   Aborted: 'MIGRATION_PHASE_ABORTED',
 };
 
-export function toWirePhase(phase: MigrationPhase | undefined): WireMigrationPhase {
+export function toWirePhase(phase: EnginePhase | undefined): WireMigrationPhase {
   return phase === undefined ? 'MIGRATION_PHASE_UNSPECIFIED' : WIRE_PHASES[phase];
 }
 
@@ -32,10 +32,13 @@ export function toWirePhase(phase: MigrationPhase | undefined): WireMigrationPha
  */
 export function policyOverridesFromWire(
   policy: WireMigrationPolicy__Output | null,
-): Partial<MigrationPolicy> {
+): Partial<ResolvedMigrationPolicy> {
   if (policy === null) return {};
-  const overrides: Partial<MigrationPolicy> = {};
-  const copy = <K extends keyof MigrationPolicy>(key: K, value: MigrationPolicy[K] | undefined): void => {
+  const overrides: Partial<ResolvedMigrationPolicy> = {};
+  const copy = <K extends keyof ResolvedMigrationPolicy>(
+    key: K,
+    value: ResolvedMigrationPolicy[K] | undefined,
+  ): void => {
     if (value !== undefined) overrides[key] = value;
   };
   copy('bandwidthBytesPerSec', policy.bandwidthBytesPerSec);
@@ -54,7 +57,7 @@ export function policyOverridesFromWire(
 
 const whole = (value: number): number => Math.max(0, Math.round(value));
 
-export function toWireProgress(progress: MigrationProgress): WireMigrationProgress {
+export function toWireProgress(progress: ProgressSample): WireMigrationProgress {
   return {
     status: progress.status,
     round: progress.round,

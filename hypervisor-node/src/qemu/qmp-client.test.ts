@@ -328,3 +328,31 @@ test('typed helpers send the QMP commands and arguments QEMU expects', async () 
   }
   client.close();
 });
+
+// Found by test/fuzz/qmp-client.fuzz.test.ts: String() on an error field `{"toString": 1}` threw inside the socket's data
+// handler (an uncaught exception in the daemon) and left the command pending for good.
+test('an error reply whose class and desc are objects rejects the command with a QmpCommandError', async () => {
+  const { client, peer } = await connected();
+  const result = client.execute('stop');
+  const cmd = await peer.next();
+  peer.socket.write(
+    `{"id":${JSON.stringify(cmd.id)},"error":{"class":{"toString":1},"desc":{"valueOf":{}}}}\n`,
+  );
+  const error = (await result.catch((e: unknown) => e)) as QmpCommandError;
+  expect(error).toBeInstanceOf(QmpCommandError);
+  expect(error.errorClass).toBe('{"toString":1}');
+  expect(error.desc).toBe('{"valueOf":{}}');
+  client.close();
+});
+
+// Found by test/fuzz/qmp-client.fuzz.test.ts: capabilities that are not a list made connect() fail with a TypeError of the
+// client's own code.
+test('a greeting whose capabilities are not a list negotiates without out-of-band execution', async () => {
+  onPeer = (peer) => {
+    peer.send({ QMP: { ...GREETING.QMP, capabilities: {} } });
+    void peer.negotiate();
+  };
+  const { client } = await connected();
+  expect(client.oob).toBe(false);
+  client.close();
+});

@@ -45,7 +45,8 @@ export interface QmpVersionInfo {
   package: string;
 }
 
-export type MigrationStatus =
+/** QEMU's MigrationStatus (query-migrate `status`, MIGRATION events), not the Migration object's status. */
+export type QmpMigrationStatus =
   | 'none'
   | 'setup'
   | 'cancelling'
@@ -82,8 +83,8 @@ export interface MigrationRamStats {
 }
 
 /** query-migrate's MigrationInfo; every field is optional because QEMU fills them by state. */
-export interface MigrationInfo {
-  status?: MigrationStatus;
+export interface QmpMigrationInfo {
+  status?: QmpMigrationStatus;
   ram?: MigrationRamStats;
   'total-time'?: number;
   'expected-downtime'?: number;
@@ -205,7 +206,8 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       if (!isRecord(greeting) || !isRecord(greeting.QMP)) {
         throw new Error(`${socketPath} did not greet with QMP: ${JSON.stringify(greeting)}`);
       }
-      const oob = (greeting.QMP.capabilities as unknown[] | undefined)?.includes('oob') === true;
+      const capabilities = greeting.QMP.capabilities;
+      const oob = Array.isArray(capabilities) && capabilities.includes('oob');
       const negotiate = oob
         ? { execute: 'qmp_capabilities', arguments: { enable: ['oob'] }, id: 'negotiate' }
         : { execute: 'qmp_capabilities', id: 'negotiate' };
@@ -306,8 +308,8 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     return this.execute<QmpVersionInfo>('query-version');
   }
 
-  queryMigrate(): Promise<MigrationInfo> {
-    return this.execute<MigrationInfo>('query-migrate');
+  queryMigrate(): Promise<QmpMigrationInfo> {
+    return this.execute<QmpMigrationInfo>('query-migrate');
   }
 
   async migrateSetCapabilities(capabilities: Record<string, boolean>): Promise<void> {
@@ -365,7 +367,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     } else {
       const error = isRecord(msg.error) ? msg.error : {};
       pending.reject(
-        new QmpCommandError(pending.command, String(error.class ?? 'Unknown'), String(error.desc ?? '')),
+        new QmpCommandError(pending.command, errorText(error.class, 'Unknown'), errorText(error.desc, '')),
       );
     }
   }
@@ -467,6 +469,15 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A field of a QMP error as text. Not String(): a peer's `{"toString": 1}` would make it throw inside the socket's
+ * data handler, which crashes the daemon.
+ */
+function errorText(value: unknown, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

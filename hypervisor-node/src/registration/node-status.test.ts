@@ -1,7 +1,8 @@
 import type { Condition } from '../../../crds/index.js';
 import type { NodeInfo } from '../../../proto/index.js';
+import { setCondition } from '../../../kube/conditions.js';
 import { microTime } from '../../../kube/objects.js';
-import { buildNodeStatus, setCondition } from './node-status.js';
+import { buildNodeStatus } from './node-status.js';
 
 const info: NodeInfo = {
   nodeName: 'node-a',

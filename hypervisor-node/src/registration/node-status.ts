@@ -1,5 +1,7 @@
 import type { Condition, HypervisorNodeStatus, NodeNetwork } from '../../../crds/index.js';
 import { HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
+import { setCondition } from '../../../kube/conditions.js';
+import { metaTime } from '../../../kube/objects.js';
 import type { NetworkInfo, NodeInfo } from '../../../proto/index.js';
 
 export interface Readiness {
@@ -7,20 +9,6 @@ export interface Readiness {
   /** CamelCase, e.g. DaemonReady, DaemonStopped. */
   reason: string;
   message: string;
-}
-
-/** Sets one condition in a list, keeping lastTransitionTime when the status did not change. */
-export function setCondition(
-  conditions: readonly Condition[],
-  next: Omit<Condition, 'lastTransitionTime'>,
-  now: Date,
-): Condition[] {
-  const previous = conditions.find((condition) => condition.type === next.type);
-  const lastTransitionTime =
-    previous && previous.status === next.status
-      ? previous.lastTransitionTime
-      : now.toISOString().replace(/\.\d+Z$/, 'Z');
-  return [...conditions.filter((condition) => condition.type !== next.type), { ...next, lastTransitionTime }];
 }
 
 function nodeNetwork(network: NetworkInfo | null | undefined): NodeNetwork | undefined {
@@ -56,7 +44,7 @@ export function buildNodeStatus(
     endpoint,
     vmCount: Number(info.guestCount ?? 0),
     ...(network ? { network } : {}),
-    heartbeatTime: now.toISOString().replace(/\.\d+Z$/, 'Z'),
+    heartbeatTime: metaTime(now),
     conditions: setCondition(
       previousConditions,
       {

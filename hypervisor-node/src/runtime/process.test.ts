@@ -1,17 +1,26 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   describeExitStatus,
   exitReason,
   findGuestQemus,
-  isAlive,
   isQemuOfGuest,
   readExitStatus,
   tailLines,
 } from './process.js';
 import { guestPaths } from '../model/state-dir.js';
+
+/** True while the process exists and is not a zombie (a zombie no longer touches files). */
+async function isAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 test('describes shell exit statuses, signals included', () => {
   expect(describeExitStatus(0)).toBe('exited with status 0');

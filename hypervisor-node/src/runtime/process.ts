@@ -89,11 +89,6 @@ export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promi
   return killed;
 }
 
-/** True while the process exists and is not a zombie (a zombie no longer touches files). */
-export async function isAlive(pid: number): Promise<boolean> {
-  return (await liveCommandLine(pid)) !== undefined;
-}
-
 /** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
 async function qemuPidfileOf(pid: number): Promise<string | undefined> {
   const argv = await liveCommandLine(pid);

@@ -127,7 +127,8 @@ interface Outcome {
   message: string;
 }
 
-interface Guest {
+/** A guest as the supervisor holds it: its definition, paths, last status and current QEMU run. */
+interface SupervisedGuest {
   spec: GuestDefinition;
   paths: GuestPaths;
   status: GuestStatus;
@@ -145,7 +146,7 @@ const QUIT_TIMEOUT_MS = 5_000;
 const KILL_TIMEOUT_MS = 5_000;
 
 export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
-  private readonly guests = new Map<string, Guest>();
+  private readonly guests = new Map<string, SupervisedGuest>();
   private readonly qemuBinary: string;
   private readonly startTimeoutMs: number;
   private readonly pollIntervalMs: number;
@@ -180,7 +181,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       throw err;
     }
     await writeFile(paths.spec, `${JSON.stringify(spec, null, 2)}\n`);
-    const guest: Guest = {
+    const guest: SupervisedGuest = {
       spec,
       paths,
       status: { name: spec.name, uuid: spec.uuid, phase: 'Starting', accelerator: this.options.accel, spec },
@@ -276,7 +277,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       const spec = await readJson<GuestDefinition>(paths.spec);
       if (spec === undefined || spec.name !== name) continue;
       const launch = await readJson<LaunchRecord>(paths.launch);
-      const guest: Guest = {
+      const guest: SupervisedGuest = {
         spec,
         paths,
         status: {
@@ -309,7 +310,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     this.guests.clear();
   }
 
-  private async launch(guest: Guest, incoming: boolean): Promise<GuestStatus> {
+  private async launch(guest: SupervisedGuest, incoming: boolean): Promise<GuestStatus> {
     const { paths, spec } = guest;
     const run = this.newRun();
     let child: ChildProcess;
@@ -434,7 +435,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Reports a launch that left no QEMU running as Failed (LaunchFailed) and releases the NICs' host side. */
-  private async failLaunch(guest: Guest, run: Run, detail: string): Promise<GuestStartError> {
+  private async failLaunch(guest: SupervisedGuest, run: Run, detail: string): Promise<GuestStartError> {
     run.ended = true;
     let message = detail;
     try {
@@ -447,7 +448,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return new GuestStartError(guest.spec.name, message);
   }
 
-  private async reattach(guest: Guest): Promise<GuestStatus> {
+  private async reattach(guest: SupervisedGuest): Promise<GuestStatus> {
     const { paths } = guest;
     const pid = await liveQemuPid(paths);
     if (pid !== undefined) {
@@ -487,7 +488,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Wires a connected QMP session and its pid into the guest and reads the initial run state. */
-  private async attach(guest: Guest, run: Run, qmp: QmpClient, pid: number): Promise<void> {
+  private async attach(guest: SupervisedGuest, run: Run, qmp: QmpClient, pid: number): Promise<void> {
     clearInterval(run.timer);
     run.qmp = qmp;
     run.pid = pid;
@@ -499,7 +500,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     this.setStatus(guest, { phase: phaseOf(status), pid });
   }
 
-  private onQmpEvent(guest: Guest, run: Run, event: QmpEvent): void {
+  private onQmpEvent(guest: SupervisedGuest, run: Run, event: QmpEvent): void {
     if (run.ended || guest.run !== run) return;
     if (event.event === 'SHUTDOWN') {
       run.shutdownReason = typeof event.data?.reason === 'string' ? event.data.reason : 'unknown';
@@ -511,7 +512,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Called on QMP close, shim exit and every poll tick; concludes the run once QEMU is really gone. */
-  private async onMaybeExited(guest: Guest, run: Run): Promise<void> {
+  private async onMaybeExited(guest: SupervisedGuest, run: Run): Promise<void> {
     if (run.ended || run.pid === undefined) return;
     if (await isQemuOfGuest(run.pid, guest.paths)) {
       // QMP closed but the process is still exiting: look again soon rather than at the next slow tick.
@@ -551,7 +552,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     run.markExited();
   }
 
-  private async stopRun(guest: Guest, timeoutMs: number): Promise<GuestStatus> {
+  private async stopRun(guest: SupervisedGuest, timeoutMs: number): Promise<GuestStatus> {
     const run = guest.run;
     if (run === undefined || run.ended || run.qmp === undefined || run.pid === undefined) {
       return { ...guest.status };
@@ -602,17 +603,17 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** A failure's account: what happened, QEMU's own last words and the guest's last console lines. */
-  private async failureMessage(guest: Guest, what: string): Promise<string> {
+  private async failureMessage(guest: SupervisedGuest, what: string): Promise<string> {
     const qemuLog = await tailLines(guest.paths.qemuLog, 3);
-    const console = await tailLines(guest.paths.console, this.consoleTailLines);
+    const consoleTail = await tailLines(guest.paths.console, this.consoleTailLines);
     return [
       what,
       ...(qemuLog ? [`QEMU log:\n${qemuLog}`] : []),
-      console ? `last console lines:\n${console}` : 'the console log is empty',
+      consoleTail ? `last console lines:\n${consoleTail}` : 'the console log is empty',
     ].join('; ');
   }
 
-  private async finish(guest: Guest, phase: GuestPhase, outcome: Outcome): Promise<void> {
+  private async finish(guest: SupervisedGuest, phase: GuestPhase, outcome: Outcome): Promise<void> {
     this.setStatus(guest, { phase, pid: undefined, ...outcome });
     await writeStatus(guest);
   }
@@ -623,7 +624,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return { stopRequested: false, ended: false, exited, markExited };
   }
 
-  private setStatus(guest: Guest, change: Partial<GuestStatus>): void {
+  private setStatus(guest: SupervisedGuest, change: Partial<GuestStatus>): void {
     const next: GuestStatus = { ...guest.status, ...change };
     for (const key of Object.keys(next) as (keyof GuestStatus)[])
       if (next[key] === undefined) delete next[key];
@@ -631,13 +632,13 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     if (!this.closed) this.emit('status', { ...next });
   }
 
-  private serialise<T>(guest: Guest, op: () => Promise<T>): Promise<T> {
+  private serialise<T>(guest: SupervisedGuest, op: () => Promise<T>): Promise<T> {
     const result = guest.lock.then(op, op);
     guest.lock = result.catch(() => undefined);
     return result;
   }
 
-  private mustGet(name: string): Guest {
+  private mustGet(name: string): SupervisedGuest {
     this.assertOpen();
     const guest = this.guests.get(name);
     if (guest === undefined) throw new GuestNotFoundError(name);
@@ -675,7 +676,7 @@ function phaseOf(state: QmpRunState): GuestPhase {
   return state === 'running' ? 'Running' : 'Paused';
 }
 
-async function writeStatus(guest: Guest): Promise<void> {
+async function writeStatus(guest: SupervisedGuest): Promise<void> {
   const { phase, reason, message } = guest.status;
   await writeFile(guest.paths.status, `${JSON.stringify({ phase, reason, message })}\n`);
 }

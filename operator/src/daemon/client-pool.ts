@@ -7,14 +7,15 @@ import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
 import { DaemonGuestClient, type DaemonGuestClientOptions } from './guest-client.js';
 import { MigrationDaemonClient } from './migration-client.js';
 
-export interface TlsFiles {
+/** The operator's client certificate and key, and the CA the daemons' certificates must chain to. */
+export interface ClientTlsFiles {
   caFile: string;
   certFile: string;
   keyFile: string;
 }
 
 export interface DaemonClientPoolOptions extends DaemonGuestClientOptions {
-  tls: TlsFiles;
+  tls: ClientTlsFiles;
 }
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -42,7 +43,7 @@ export class DaemonClientPool {
   }
 
   /** The client of nodeName at endpoint; a client for an older endpoint of that node is closed and replaced. */
-  client(nodeName: string, endpoint: string): DaemonGuestClient {
+  guestClient(nodeName: string, endpoint: string): DaemonGuestClient {
     const existing = this.clients.get(nodeName);
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
@@ -52,7 +53,7 @@ export class DaemonClientPool {
     return created;
   }
 
-  /** The Migration API client of nodeName at endpoint (same daemon, same rules as client()). */
+  /** The Migration API client of nodeName at endpoint (same daemon, same rules as guestClient()). */
   migrationClient(nodeName: string, endpoint: string): MigrationDaemonClient {
     const existing = this.migrationClients.get(nodeName);
     if (existing?.endpoint === endpoint) return existing;

@@ -19,7 +19,7 @@ import {
   sameEvacuation,
   type EvacuationStatus,
 } from './plan.js';
-import { HypervisorNodes, Migrations, VirtualMachines } from '../../../crds/src/resources.js';
+import { HypervisorNodes, Migrations, VirtualMachines } from '../../../crds/index.js';
 
 export interface EvacuationReconcilerOptions {
   client: KubeClient;

@@ -6,13 +6,13 @@
 // be NTP-synchronised to well under a lease duration.
 import type { HypervisorNode } from '../../../crds/index.js';
 import { HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
-import { findCondition, setCondition } from '../runtime/conditions.js';
+import { findCondition, setCondition } from '../../../kube/conditions.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Lease } from '../runtime/leader.js';
 import type { KubeClient } from '../../../kube/client.js';
 import type { EventRecorder } from '../../../kube/events.js';
-import { HypervisorNodes } from '../../../crds/src/resources.js';
+import { HypervisorNodes } from '../../../crds/index.js';
 
 export const LEASE_EXPIRED = 'LeaseExpired';
 export const LEASE_RENEWED = 'LeaseRenewed';

@@ -10,7 +10,7 @@ import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
 import { metaTime } from '../../../kube/objects.js';
-import { VirtualMachines } from '../../../crds/src/resources.js';
+import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
 import type { OwnershipRecord } from './sequence.js';
 import { MigrationFailed } from './state.js';
 import { CAS_RETRIES } from './status.js';
@@ -87,7 +87,7 @@ export class VmOwnership {
           if (!vm || vm.status?.node !== from) return vm?.status?.node;
           vm = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
             ...vm,
-            status: { ...vm.status, node: to, epoch: (vm.status?.epoch ?? 0) + 1 },
+            status: { ...vm.status, ...ownershipMovedTo(vm.status, to) },
           });
           logger.info({ epoch: vm.status?.epoch, from, to }, `ownership moved to ${to}`);
           return vm.status?.node;

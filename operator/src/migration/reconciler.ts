@@ -33,7 +33,7 @@ import {
   type ConcurrencyLimits,
 } from './state.js';
 import { MigrationStatusWriter, completed, scheduled, withConditions } from './status.js';
-import { Migrations } from '../../../crds/src/resources.js';
+import { Migrations } from '../../../crds/index.js';
 
 /** Keeps a Migration until the daemons let go of it (cancelled or handed over). */
 export const MIGRATION_FINALIZER = 'tern.dev/migration';

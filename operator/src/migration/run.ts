@@ -28,7 +28,7 @@ import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
 import type { KubeClient } from '../../../kube/client.js';
-import { Migrations } from '../../../crds/src/resources.js';
+import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
 import type { VmOwnership } from './ownership.js';
 import { toWirePolicy, type ResolvedSettings } from './policy.js';
@@ -135,7 +135,7 @@ export class MigrationRunner {
     if (!node || !isNodeReady(node)) return undefined;
     const endpoint = node.status!.endpoint!;
     return {
-      control: this.options.pool.client(nodeName, endpoint),
+      control: this.options.pool.guestClient(nodeName, endpoint),
       migration: this.options.pool.migrationClient(nodeName, endpoint),
     };
   }

@@ -9,11 +9,11 @@ import type {
   MigrationStatus,
 } from '../../../crds/index.js';
 import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
-import { setCondition, type ConditionUpdate } from '../runtime/conditions.js';
+import { setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
 import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
 import type { EventRecorder } from '../../../kube/events.js';
-import { Migrations } from '../../../crds/src/resources.js';
+import { Migrations } from '../../../crds/index.js';
 import type { MigrationMetrics } from './metrics.js';
 import { UNSTARTED_PHASES, statusWithPhase } from './state.js';
 

@@ -38,7 +38,7 @@ export function isNodeSchedulable(node: HypervisorNode): boolean {
 }
 
 /** A VM holds resources on status.node unless its guest is down for good (Stopped, Failed). */
-export function holdsResources(vm: VirtualMachine): boolean {
+export function vmHoldsResources(vm: VirtualMachine): boolean {
   return vm.status?.node !== undefined && vm.status.phase !== 'Stopped' && vm.status.phase !== 'Failed';
 }
 
@@ -69,7 +69,7 @@ export function usageByNode(
     usage.set(node, entry);
   };
   for (const vm of vms) {
-    if (holdsResources(vm) && vm.metadata.uid !== exceptUid) hold(vm.status!.node!, vm);
+    if (vmHoldsResources(vm) && vm.metadata.uid !== exceptUid) hold(vm.status!.node!, vm);
   }
   for (const reservation of incoming) {
     if (reservation.vm.metadata.uid !== exceptUid) hold(reservation.node, reservation.vm);

@@ -30,7 +30,11 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
   });
 }
 
-/** A clock that only moves when told to; timers fire in due order inside advance(). */
+/**
+ * A clock that only moves when told to; timers fire in due order inside advance(). Only tests use it, but it stays
+ * here: the unit tests next to queue, informer, controller and leader election need it, and code under src/ may
+ * not import test/.
+ */
 export class ManualClock implements Clock {
   private nowMs: number;
   private nextId = 0;

@@ -1,10 +1,9 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { ConfigMaps } from '../../../kube/resources.js';
 import type { KubeObject, ObjectList, WatchEvent, WatchHandle } from '../../../kube/types.js';
 import { ManualClock } from './clock.js';
 import { Controller, TerminalError, type ReconcileRequest, type ReconcileResult } from './controller.js';
-import { enqueueMapped, enqueueOwner } from './handlers.js';
+import type { KeyMapper } from './handlers.js';
 import { Informer, type ListWatchSource } from './informer.js';
 
 /** A source whose list is fixed and whose single watch the test drives. */
@@ -144,12 +143,15 @@ describe('Controller', () => {
     const informer = new Informer(source, { clock: new ManualClock() });
     const related = new Informer(relatedSource, { clock: new ManualClock() });
     const keys: string[] = [];
+    // The keys of a child's controlling ConfigMap, and of the object a label names.
+    const controllingConfigMap: KeyMapper<KubeObject> = (o) =>
+      (o.metadata.ownerReferences ?? [])
+        .filter((ref) => ref.kind === 'ConfigMap' && ref.apiVersion === 'v1' && ref.controller === true)
+        .map((ref) => `${o.metadata.namespace}/${ref.name}`);
+    const labelTarget: KeyMapper<KubeObject> = (o) => [`ns/${o.metadata.labels?.target ?? ''}`];
     const controller = new Controller({ name: 'owners', reconcile: async ({ key }) => void keys.push(key) })
-      .watch(informer, enqueueOwner(ConfigMaps))
-      .watch(
-        related,
-        enqueueMapped((o: KubeObject) => [`ns/${o.metadata.labels?.target ?? ''}`]),
-      );
+      .watch(informer, controllingConfigMap)
+      .watch(related, labelTarget);
     informer.start();
     related.start();
     await Promise.all([informer.waitForSync(), related.waitForSync()]);

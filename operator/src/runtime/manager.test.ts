@@ -1,7 +1,9 @@
 import type { KubeClient } from '../../../kube/client.js';
-import { ConfigMaps } from '../../../kube/resources.js';
+import { customResource } from '../../../kube/resources.js';
 import type { KubeObject, WatchEvent } from '../../../kube/types.js';
 import { Manager } from './manager.js';
+
+const ConfigMaps = customResource('', 'v1', 'ConfigMap', 'configmaps', true);
 
 /** Just enough of a KubeClient for informers: a fixed list and watches that stay open until stopped. */
 function listWatchClient(items: KubeObject[]) {

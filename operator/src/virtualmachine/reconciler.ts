@@ -20,7 +20,7 @@ import type {
   VirtualMachinePhase,
   VirtualMachineStatus,
 } from '../../../crds/index.js';
-import { conditionsEqual, setCondition, type ConditionUpdate } from '../runtime/conditions.js';
+import { conditionsEqual, setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../../../kube/client.js';
@@ -33,7 +33,7 @@ import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
 import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
 import { incomingReservations } from '../migration/state.js';
-import { VirtualMachines } from '../../../crds/src/resources.js';
+import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
 import { nextGuestStep, type ReadyState } from './state.js';
 
 /** Keeps a VM object until its guest is stopped and deleted on the node. */
@@ -115,7 +115,7 @@ export class VirtualMachineReconciler {
     }
     const node = this.options.nodes.get(nodeName);
     if (!node || !isNodeReady(node)) return this.reportNodeNotReady(vm, nodeName, node);
-    const daemon = this.options.pool.client(nodeName, node.status!.endpoint!);
+    const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
     return this.driveGuest(vm, daemon, context.logger);
   };
 
@@ -155,7 +155,7 @@ export class VirtualMachineReconciler {
       });
       return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
     }
-    const epoch = (vm.status?.epoch ?? 0) + 1;
+    const { epoch } = ownershipMovedTo(vm.status, result.node);
     const updated = await this.updateStatus(vm, {
       phase: 'Scheduling',
       node: result.node,
@@ -322,7 +322,7 @@ export class VirtualMachineReconciler {
         );
         return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
       }
-      const daemon = this.options.pool.client(nodeName, node.status!.endpoint!);
+      const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
       const guest = await daemon.getGuest(vm.metadata.name!);
       if (guest && guest.spec?.uuid === vm.metadata.uid) {
         vm = await this.updateStatus(vm, {

@@ -20,7 +20,8 @@ import {
   startDaemonProcess,
   type DaemonProcess,
 } from '../../harness/daemon-process.js';
-import { isAlive, isQemuOfGuest } from '../../../hypervisor-node/src/runtime/process.js';
+import { isQemuOfGuest } from '../../../hypervisor-node/src/runtime/process.js';
+import { isAlive } from '../../local-cluster/processes.js';
 import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
 

@@ -13,18 +13,18 @@ import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest
 import { UserModeNetwork } from '../../../hypervisor-node/src/network/guest-network.js';
 import { switchoverGap, type SwitchoverGap } from '../../fixtures/switchover-gap.js';
 import {
-  assertAtMostOneRunning,
+  assertAtMostOneQemuRunning,
   handOverToTarget,
   rollBackToSource,
   runStateOf,
 } from '../../fixtures/engine-handover.js';
 import type { MigrationChannel } from '../../../hypervisor-node/src/migration/engine/channel.js';
-import type { MigrationPhase } from '../../../hypervisor-node/src/migration/engine/phases.js';
+import type { EnginePhase } from '../../../hypervisor-node/src/migration/engine/phases.js';
 import { writePskFile } from '../../../hypervisor-node/src/migration/engine/psk.js';
 import {
   channelSettings,
   resolveMigrationPolicy,
-  type MigrationPolicy,
+  type ResolvedMigrationPolicy,
 } from '../../../hypervisor-node/src/migration/engine/policy.js';
 import { SourceMigration, type SourceOutcome } from '../../../hypervisor-node/src/migration/engine/source.js';
 import { incomingSpec, TargetMigration } from '../../../hypervisor-node/src/migration/engine/target.js';
@@ -46,13 +46,13 @@ interface Placement {
   agent: AgentClient;
 }
 
-interface Migration {
+interface EngineMigration {
   source: SourceMigration;
   target: TargetMigration;
   targetAgent: AgentClient;
   targetPid: number;
   /** Every phase the source announced, subscribed before start(). */
-  seenPhases: MigrationPhase[];
+  seenPhases: EnginePhase[];
   /** Stops the run-state watcher and returns what it saw (throws on a violation). */
   stopWatch: () => Promise<number>;
 }
@@ -107,9 +107,9 @@ async function expectVerifyOk(agent: AgentClient): Promise<void> {
 async function startMigration(
   guest: string,
   to: Node,
-  policy: MigrationPolicy,
+  policy: ResolvedMigrationPolicy,
   options: { quiesce?: () => Promise<void>; tcpTls?: boolean } = {},
-): Promise<Migration> {
+): Promise<EngineMigration> {
   const { quiesce } = options;
   const from = guests.get(guest)!.node;
   const status = from.supervisor.get(guest)!;
@@ -128,7 +128,7 @@ async function startMigration(
   const sourceChannel: MigrationChannel =
     channel.transport === 'tcp' ? { ...channel, port: target.port, tls: await tlsIn('source') } : channel;
   const targetPid = to.supervisor.get(guest)!.pid!;
-  const seenPhases: MigrationPhase[] = [];
+  const seenPhases: EnginePhase[] = [];
   // Connect before the target runs: the ISA serial agent channel drops what the guest writes while no one listens.
   const targetAgent = await connectAgent(to, guest);
   const source = new SourceMigration({
@@ -145,7 +145,7 @@ async function startMigration(
   let watching = true;
   const watch = (async () => {
     while (watching) {
-      await assertAtMostOneRunning(source.qmp, target.qmp).then(
+      await assertAtMostOneQemuRunning(source.qmp, target.qmp).then(
         () => checks++,
         (err: unknown) => (violation ??= err),
       );
@@ -162,7 +162,11 @@ async function startMigration(
 }
 
 /** Hand-over on success; checks the source is gone, then VERIFY on the target. Returns the guest-perceived gap. */
-async function completeMigration(guest: string, to: Node, migration: Migration): Promise<SwitchoverGap> {
+async function completeMigration(
+  guest: string,
+  to: Node,
+  migration: EngineMigration,
+): Promise<SwitchoverGap> {
   const from = guests.get(guest)!;
   const loadedAt = migration.target.loaded.then((loaded) => loaded.atMs);
   // The record names the target (this test is the record): resume the target, release the source.
@@ -182,7 +186,7 @@ async function completeMigration(guest: string, to: Node, migration: Migration):
 }
 
 /** After a migration that ended before the hand-over: the source runs, the target leaves nothing behind. */
-async function expectStillOnSource(guest: string, to: Node, migration: Migration): Promise<void> {
+async function expectStillOnSource(guest: string, to: Node, migration: EngineMigration): Promise<void> {
   const here = guests.get(guest)!;
   await migration.target.abort();
   await migration.stopWatch();
@@ -197,7 +201,7 @@ async function expectStillOnSource(guest: string, to: Node, migration: Migration
   await expectVerifyOk(here.agent);
 }
 
-function phasesOf(outcome: SourceOutcome): MigrationPhase[] {
+function phasesOf(outcome: SourceOutcome): EnginePhase[] {
   return outcome.phases.map((p) => p.phase);
 }
 
@@ -284,7 +288,7 @@ test('when the ownership record does not move, the hand-over rolls back: the sou
   expect((await migration.source.done).result).toBe('Completed');
   // The record still names the source: abort the target, resume the source; the source owns and runs the guest.
   await rollBackToSource(migration.source, migration.target);
-  expect(await assertAtMostOneRunning(migration.source.qmp, migration.target.qmp)).toEqual({
+  expect(await assertAtMostOneQemuRunning(migration.source.qmp, migration.target.qmp)).toEqual({
     source: 'running',
     target: 'absent',
   });

@@ -63,14 +63,14 @@ const stateDir = (node: NodeName) => join(work, node.slice(-1));
 const daemonMigration = (node: NodeName, id: string) =>
   pool.migrationClient(node, `127.0.0.1:${daemons[node].grpcPort}`).getMigration(id);
 
-const logged = (process: OperatorProcess, msg: string, migrationUid?: string) =>
-  process.logs.filter(
+const logged = (operatorProcess: OperatorProcess, msg: string, migrationUid?: string) =>
+  operatorProcess.logs.filter(
     (line) => line.msg === msg && (migrationUid === undefined || line.migration === migrationUid),
   );
 
 /** How often a run of the Migration broke off with an error (its next reconcile resumes it). */
-const failedRuns = (process: OperatorProcess, migrationUid: string) =>
-  logged(process, 'migration run failed; the next reconcile resumes it', migrationUid).length;
+const failedRuns = (operatorProcess: OperatorProcess, migrationUid: string) =>
+  logged(operatorProcess, 'migration run failed; the next reconcile resumes it', migrationUid).length;
 
 const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
 

@@ -6,8 +6,8 @@ import {
   summariseRounds,
   type ConvergenceState,
 } from './convergence.js';
-import { resolveMigrationPolicy, type MigrationPolicy } from './policy.js';
-import type { MigrationProgress } from './progress.js';
+import { resolveMigrationPolicy, type ResolvedMigrationPolicy } from './policy.js';
+import type { ProgressSample } from './progress.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -17,8 +17,8 @@ function sample(
   atS: number,
   round: number,
   remainingMiB: number,
-  extra: Partial<MigrationProgress> = {},
-): MigrationProgress {
+  extra: Partial<ProgressSample> = {},
+): ProgressSample {
   return {
     atMs: T0 + atS * 1000,
     status: 'active',
@@ -48,7 +48,7 @@ function state(over: Partial<ConvergenceState> = {}): ConvergenceState {
 }
 
 /** Rounds 2.. whose dirty sets are given (MiB), one per second after a 1-round bulk copy. */
-function rounds(dirty: number[], extra: Partial<MigrationProgress> = {}): MigrationProgress[] {
+function rounds(dirty: number[], extra: Partial<ProgressSample> = {}): ProgressSample[] {
   const history = [sample(0, 1, 1024), sample(5, 1, 10)];
   dirty.forEach((mib, i) => {
     history.push(sample(6 + i, i + 2, mib, extra), sample(6.5 + i, i + 2, mib / 2, extra));
@@ -56,7 +56,7 @@ function rounds(dirty: number[], extra: Partial<MigrationProgress> = {}): Migrat
   return history;
 }
 
-const policy: MigrationPolicy = resolveMigrationPolicy({
+const policy: ResolvedMigrationPolicy = resolveMigrationPolicy({
   downtimeMs: 50,
   maxDowntimeMs: 1000,
   downtimeSteps: 4, // 50, 288, 525, 763, 1000
@@ -68,7 +68,7 @@ const policy: MigrationPolicy = resolveMigrationPolicy({
   stallTimeoutSeconds: 30,
 });
 
-function decide(history: MigrationProgress[], st: ConvergenceState, nowS?: number, p = policy) {
+function decide(history: ProgressSample[], st: ConvergenceState, nowS?: number, p = policy) {
   const nowMs = nowS === undefined ? history.at(-1)!.atMs : T0 + nowS * 1000;
   return decideConvergence({ policy: p, memoryBytes: GiB, history, state: st, nowMs });
 }

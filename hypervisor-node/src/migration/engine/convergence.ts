@@ -2,8 +2,8 @@
 // to the next action. QEMU itself never gives up on a pre-copy that does not converge (anchors-qemu.md §3.1),
 // so the daemon escalates: raise the downtime target in steps, then throttle the guest (auto-converge), then
 // switch to post-copy if allowed; it fails the migration at the completion or stall timeout.
-import { downtimeRamp, type MigrationPolicy } from './policy.js';
-import { throughputBytesPerSec, type MigrationProgress } from './progress.js';
+import { downtimeRamp, type ResolvedMigrationPolicy } from './policy.js';
+import { throughputBytesPerSec, type ProgressSample } from './progress.js';
 
 /** What the engine has done so far; updated by the engine after each applied action. */
 export interface ConvergenceState {
@@ -28,11 +28,11 @@ export type ConvergenceDecision =
   | { action: 'abort'; cause: 'Timeout' | 'Stalled'; reason: string };
 
 export interface ConvergenceInput {
-  policy: MigrationPolicy;
+  policy: ResolvedMigrationPolicy;
   /** Guest memory, for the completion budget. */
   memoryBytes: number;
   /** Every progress sample so far, oldest first. */
-  history: readonly MigrationProgress[];
+  history: readonly ProgressSample[];
   state: ConvergenceState;
   nowMs: number;
 }
@@ -53,7 +53,7 @@ const MiB = 2 ** 20;
 /** A round's dirty set must be this much (fraction) below the reference to count: dirty sets jitter by ~1%. */
 export const MIN_SHRINK = 0.05;
 
-export function summariseRounds(history: readonly MigrationProgress[]): RoundSummary[] {
+export function summariseRounds(history: readonly ProgressSample[]): RoundSummary[] {
   const rounds: RoundSummary[] = [];
   for (const sample of history) {
     if (sample.round < 1) continue;
@@ -78,7 +78,7 @@ export function summariseRounds(history: readonly MigrationProgress[]): RoundSum
 }
 
 /** Completion budget: completionTimeoutPerGiBSeconds × guest memory in GiB. */
-export function completionTimeoutMs(policy: MigrationPolicy, memoryBytes: number): number {
+export function completionTimeoutMs(policy: ResolvedMigrationPolicy, memoryBytes: number): number {
   return Math.round(policy.completionTimeoutPerGiBSeconds * 1000 * (memoryBytes / GiB));
 }
 
@@ -87,7 +87,7 @@ export function completionTimeoutMs(policy: MigrationPolicy, memoryBytes: number
  * a later round whose dirty set is clearly (MIN_SHRINK) below every earlier round's, or a convergence action (which deserves a
  * chance to work). The start counts as progress.
  */
-export function lastProgressAtMs(history: readonly MigrationProgress[], state: ConvergenceState): number {
+export function lastProgressAtMs(history: readonly ProgressSample[], state: ConvergenceState): number {
   let at = state.startedAtMs;
   let bulkLow = Infinity;
   for (const sample of history) {
@@ -114,7 +114,7 @@ export function lastProgressAtMs(history: readonly MigrationProgress[], state: C
  */
 export function nonConvergence(
   rounds: readonly RoundSummary[],
-  policy: MigrationPolicy,
+  policy: ResolvedMigrationPolicy,
   state: ConvergenceState,
 ): string | undefined {
   const k = policy.stallRounds;

@@ -2,13 +2,14 @@
 // The engine's terminal phases describe the QEMU migration; the Migration object's Succeeded comes later, after
 // the caller's hand-over.
 
-export type MigrationPhase =
+/** The engine's phase of one QEMU migration (not the Migration object's phase in crds/, nor the wire enum). */
+export type EnginePhase =
   'Initializing' | 'Copying' | 'Quiescing' | 'Freezing' | 'PostCopy' | 'Completed' | 'Failed' | 'Aborted';
 
-export const TERMINAL_PHASES: readonly MigrationPhase[] = ['Completed', 'Failed', 'Aborted'];
+export const TERMINAL_PHASES: readonly EnginePhase[] = ['Completed', 'Failed', 'Aborted'];
 
 export interface PhaseRecord {
-  phase: MigrationPhase;
+  phase: EnginePhase;
   /** Date.now() when the phase began. */
   startedAtMs: number;
   /** Set when the next phase began; a terminal phase has 0. */
@@ -16,8 +17,8 @@ export interface PhaseRecord {
 }
 
 export interface PhaseChange {
-  from: MigrationPhase | undefined;
-  to: MigrationPhase;
+  from: EnginePhase | undefined;
+  to: EnginePhase;
   atMs: number;
   /** Why, in words (e.g. the QEMU status that caused it, or a cancel reason). */
   reason: string;
@@ -27,11 +28,11 @@ export interface PhaseChange {
 export class PhaseClock {
   readonly records: PhaseRecord[] = [];
 
-  get current(): MigrationPhase | undefined {
+  get current(): EnginePhase | undefined {
     return this.records.at(-1)?.phase;
   }
 
-  enter(phase: MigrationPhase, reason: string, atMs = Date.now()): PhaseChange | undefined {
+  enter(phase: EnginePhase, reason: string, atMs = Date.now()): PhaseChange | undefined {
     const last = this.records.at(-1);
     if (last?.phase === phase) return undefined;
     if (last !== undefined) last.durationMs = atMs - last.startedAtMs;

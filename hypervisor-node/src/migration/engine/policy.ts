@@ -2,7 +2,8 @@
 // take, and when it gives up. The operator resolves a MigrationPolicy per Migration; the daemon validates it here
 // before anything reaches QEMU.
 
-export interface MigrationPolicy {
+/** The daemon's resolved, validated settings of one migration (not the MigrationPolicy kind nor its wire message). */
+export interface ResolvedMigrationPolicy {
   /** Link budget in bytes/s for pre-copy and post-copy; 0 = unlimited (QEMU's own default is 128 MiB/s). */
   bandwidthBytesPerSec: number;
   /** The downtime target QEMU starts with (its `downtime-limit`). */
@@ -27,7 +28,7 @@ export interface MigrationPolicy {
   multifdChannels: number;
 }
 
-export const DEFAULT_MIGRATION_POLICY: Readonly<MigrationPolicy> = Object.freeze({
+export const DEFAULT_MIGRATION_POLICY: Readonly<ResolvedMigrationPolicy> = Object.freeze({
   bandwidthBytesPerSec: 0,
   downtimeMs: 50,
   maxDowntimeMs: 1000,
@@ -52,7 +53,7 @@ const SWITCHOVER_TIMEOUT_DOWNTIMES = 10;
  * times the largest downtime target, at least 5 s. The target never runs without the ownership record, so giving
  * up is always safe.
  */
-export function switchoverTimeoutMs(policy: Pick<MigrationPolicy, 'maxDowntimeMs'>): number {
+export function switchoverTimeoutMs(policy: Pick<ResolvedMigrationPolicy, 'maxDowntimeMs'>): number {
   return Math.max(MIN_SWITCHOVER_TIMEOUT_MS, SWITCHOVER_TIMEOUT_DOWNTIMES * policy.maxDowntimeMs);
 }
 
@@ -63,7 +64,7 @@ export const QEMU_MAX_DOWNTIME_MS = 2_000_000;
 const MAX_MULTIFD_CHANNELS = 255;
 
 export interface PolicyProblem {
-  field: keyof MigrationPolicy | 'policy';
+  field: keyof ResolvedMigrationPolicy | 'policy';
   message: string;
 }
 
@@ -78,7 +79,7 @@ export class MigrationPolicyError extends Error {
  * Fills unset fields from DEFAULT_MIGRATION_POLICY and validates the result. Throws MigrationPolicyError naming
  * every bad field; unknown fields are refused so a misspelt override does not silently fall back to a default.
  */
-export function resolveMigrationPolicy(overrides: unknown = {}): MigrationPolicy {
+export function resolveMigrationPolicy(overrides: unknown = {}): ResolvedMigrationPolicy {
   if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
     throw new MigrationPolicyError([{ field: 'policy', message: 'must be an object' }]);
   }
@@ -86,23 +87,23 @@ export function resolveMigrationPolicy(overrides: unknown = {}): MigrationPolicy
   if (unknown.length > 0) {
     throw new MigrationPolicyError([{ field: 'policy', message: `unknown field(s) ${unknown.join(', ')}` }]);
   }
-  const merged = { ...DEFAULT_MIGRATION_POLICY, ...(overrides as Partial<MigrationPolicy>) };
+  const merged = { ...DEFAULT_MIGRATION_POLICY, ...(overrides as Partial<ResolvedMigrationPolicy>) };
   return validateMigrationPolicy(merged);
 }
 
 /** Returns a copy of a complete policy after checking every field and their relations. */
-export function validateMigrationPolicy(policy: MigrationPolicy): MigrationPolicy {
+export function validateMigrationPolicy(policy: ResolvedMigrationPolicy): ResolvedMigrationPolicy {
   const problems: PolicyProblem[] = [];
   const fail = (field: PolicyProblem['field'], message: string): void => {
     problems.push({ field, message });
   };
-  const integer = (field: keyof MigrationPolicy, min: number, max: number, unit = ''): void => {
+  const integer = (field: keyof ResolvedMigrationPolicy, min: number, max: number, unit = ''): void => {
     const value = policy[field];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
       fail(field, `must be an integer from ${min} to ${max}${unit}, got ${JSON.stringify(value)}`);
     }
   };
-  const flag = (field: keyof MigrationPolicy): void => {
+  const flag = (field: keyof ResolvedMigrationPolicy): void => {
     if (typeof policy[field] !== 'boolean')
       fail(field, `must be true or false, got ${JSON.stringify(policy[field])}`);
   };
@@ -148,7 +149,7 @@ export function validateMigrationPolicy(policy: MigrationPolicy): MigrationPolic
 }
 
 /** The downtime targets the convergence ramp walks through, first = downtimeMs, last = maxDowntimeMs. */
-export function downtimeRamp(policy: MigrationPolicy): number[] {
+export function downtimeRamp(policy: ResolvedMigrationPolicy): number[] {
   if (policy.maxDowntimeMs === policy.downtimeMs) return [policy.downtimeMs];
   const span = policy.maxDowntimeMs - policy.downtimeMs;
   return Array.from({ length: policy.downtimeSteps + 1 }, (_, i) =>
@@ -156,7 +157,7 @@ export function downtimeRamp(policy: MigrationPolicy): number[] {
   );
 }
 
-export function qemuMaxBandwidth(policy: MigrationPolicy): number {
+export function qemuMaxBandwidth(policy: ResolvedMigrationPolicy): number {
   return policy.bandwidthBytesPerSec === 0 ? UNLIMITED_BANDWIDTH_BYTES_PER_SEC : policy.bandwidthBytesPerSec;
 }
 
@@ -170,7 +171,7 @@ export interface ChannelSettings {
   multifdChannels: number;
 }
 
-export function channelSettings(policy: MigrationPolicy): ChannelSettings {
+export function channelSettings(policy: ResolvedMigrationPolicy): ChannelSettings {
   return { postCopy: policy.allowPostCopy, multifdChannels: policy.multifdChannels };
 }
 

@@ -1,10 +1,11 @@
 // Progress of a migration as Tern reports it, mapped from QEMU's query-migrate (MigrationInfo).
-import type { MigrationInfo, MigrationStatus } from '../../qemu/qmp-client.js';
+import type { QmpMigrationInfo, QmpMigrationStatus } from '../../qemu/qmp-client.js';
 
-export interface MigrationProgress {
+/** One query-migrate sample in Tern's units (not the Migration's status.progress in crds/). */
+export interface ProgressSample {
   /** Date.now() when the sample was taken. */
   atMs: number;
-  status: MigrationStatus;
+  status: QmpMigrationStatus;
   /** Pass over guest memory: QEMU's dirty-sync-count (1 = the first full copy). */
   round: number;
   transferredBytes: number;
@@ -25,12 +26,12 @@ export interface MigrationProgress {
 }
 
 /** Bytes/s from QEMU's megabit/s. */
-export function throughputBytesPerSec(progress: Pick<MigrationProgress, 'throughputMbps'>): number {
+export function throughputBytesPerSec(progress: Pick<ProgressSample, 'throughputMbps'>): number {
   return (progress.throughputMbps * 1e6) / 8;
 }
 
 /** Maps a query-migrate reply to a progress sample; undefined while QEMU reports no RAM statistics yet. */
-export function progressFromInfo(info: MigrationInfo, atMs: number): MigrationProgress | undefined {
+export function progressFromInfo(info: QmpMigrationInfo, atMs: number): ProgressSample | undefined {
   const ram = info.ram;
   if (info.status === undefined || ram === undefined) return undefined;
   const pageSize = ram['page-size'] > 0 ? ram['page-size'] : 4096;

@@ -7,8 +7,8 @@ import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
   QmpClosedError,
   QmpTimeoutError,
-  type MigrationInfo,
-  type MigrationStatus,
+  type QmpMigrationInfo,
+  type QmpMigrationStatus,
   type QmpClient,
   type QmpEvent,
   type QmpRunState,
@@ -16,15 +16,15 @@ import {
 import { assertMigrationSupported } from '../../qemu/version.js';
 import { applyChannelTls, channelUri, type MigrationChannel } from './channel.js';
 import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
-import { PhaseClock, type MigrationPhase, type PhaseChange, type PhaseRecord } from './phases.js';
+import { PhaseClock, type EnginePhase, type PhaseChange, type PhaseRecord } from './phases.js';
 import {
   channelCapabilities,
   channelSettings,
   qemuMaxBandwidth,
   switchoverTimeoutMs,
-  type MigrationPolicy,
+  type ResolvedMigrationPolicy,
 } from './policy.js';
-import { progressFromInfo, type MigrationProgress } from './progress.js';
+import { progressFromInfo, type ProgressSample } from './progress.js';
 
 export interface SourceMigrationOptions {
   supervisor: GuestSupervisor;
@@ -33,7 +33,7 @@ export interface SourceMigrationOptions {
   /** Where the target QEMU listens. */
   channel: MigrationChannel;
   /** A validated policy (resolveMigrationPolicy). */
-  policy: MigrationPolicy;
+  policy: ResolvedMigrationPolicy;
   /** query-migrate poll period, 100–1000 ms (default 200); one progress event per poll. */
   pollIntervalMs?: number;
   /**
@@ -86,7 +86,7 @@ export interface SourceOutcome {
 
 interface SourceMigrationEvents {
   phase: [PhaseChange];
-  progress: [MigrationProgress];
+  progress: [ProgressSample];
   decision: [ConvergenceRecord];
 }
 
@@ -99,12 +99,12 @@ const RESUME_WAIT_MS = 3_000;
  * writes the last pages and the device state holding its big lock, so on a stalled link no in-band command runs.
  */
 const CANCEL_BEFORE_YANK_MS = 1_000;
-const IDLE_STATUSES: readonly MigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
+const IDLE_STATUSES: readonly QmpMigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
 
 export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /** Resolves once with the outcome (after start() resolved; never if start() rejected); never rejects. */
   readonly done: Promise<SourceOutcome>;
-  readonly history: MigrationProgress[] = [];
+  readonly history: ProgressSample[] = [];
   readonly decisions: ConvergenceRecord[] = [];
   private readonly clock = new PhaseClock();
   private readonly convergence: ConvergenceState;
@@ -244,7 +244,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   }
 
   /** The current phase; undefined before start(). */
-  get phase(): MigrationPhase | undefined {
+  get phase(): EnginePhase | undefined {
     return this.clock.current;
   }
 
@@ -252,7 +252,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     return this.clock.snapshot();
   }
 
-  get latest(): MigrationProgress | undefined {
+  get latest(): ProgressSample | undefined {
     return this.history.at(-1);
   }
 
@@ -333,20 +333,20 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     return this.outcome;
   }
 
-  private enter(phase: MigrationPhase, reason: string, atMs = Date.now()): void {
+  private enter(phase: EnginePhase, reason: string, atMs = Date.now()): void {
     const change = this.clock.enter(phase, reason, atMs);
     if (change !== undefined) this.emit('phase', change);
   }
 
   private handleEvent(event: QmpEvent): void {
     if (event.event === 'MIGRATION' && typeof event.data?.status === 'string') {
-      this.onStatus(event.data.status as MigrationStatus, undefined);
+      this.onStatus(event.data.status as QmpMigrationStatus, undefined);
     } else if (event.event === 'MIGRATION_PASS' && !this.polling) {
       this.schedulePoll(Math.max(0, MIN_POLL_GAP_MS - (Date.now() - this.lastPollAtMs)));
     }
   }
 
-  private onStatus(status: MigrationStatus, info: MigrationInfo | undefined): void {
+  private onStatus(status: QmpMigrationStatus, info: QmpMigrationInfo | undefined): void {
     if (this.finishing) return;
     switch (status) {
       case 'active':
@@ -475,7 +475,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
   }
 
-  private async converge(sample: MigrationProgress): Promise<void> {
+  private async converge(sample: ProgressSample): Promise<void> {
     if (this.actionInFlight || this.cancelReason !== undefined || this.abort !== undefined) return;
     const decision = decideConvergence({
       policy: this.options.policy,
@@ -531,7 +531,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /** Concludes once; `reason` may be built from QEMU's final query-migrate (e.g. its error description). */
   private async finish(
     result: SourceResult,
-    why: string | ((info: MigrationInfo | undefined) => string),
+    why: string | ((info: QmpMigrationInfo | undefined) => string),
     cause?: SourceFailureCause,
   ): Promise<void> {
     if (this.finishing) return;

@@ -4,7 +4,7 @@
 // resume() is the caller's, after the ownership hand-over. abort() leaves nothing behind.
 import { EventEmitter } from 'node:events';
 import { DEFAULT_MACHINE } from '../../qemu/argv.js';
-import type { MigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
+import type { QmpMigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import type { Accelerator, GuestDefinition } from '../../model/guest.js';
@@ -34,7 +34,7 @@ export interface TargetLoaded {
 }
 
 interface TargetMigrationEvents {
-  status: [MigrationStatus];
+  status: [QmpMigrationStatus];
 }
 
 /**
@@ -58,7 +58,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   private rejectLoaded!: (err: Error) => void;
   private resolveCompleted!: () => void;
   private rejectCompleted!: (err: Error) => void;
-  private status: MigrationStatus = 'none';
+  private status: QmpMigrationStatus = 'none';
   private isLoaded = false;
   private resumed = false;
   private aborted = false;
@@ -151,7 +151,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     return this.options.spec.name;
   }
 
-  get migrationStatus(): MigrationStatus {
+  get migrationStatus(): QmpMigrationStatus {
     return this.status;
   }
 
@@ -177,7 +177,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
 
   private handleEvent(event: QmpEvent): void {
     if (event.event !== 'MIGRATION' || typeof event.data?.status !== 'string') return;
-    this.status = event.data.status as MigrationStatus;
+    this.status = event.data.status as QmpMigrationStatus;
     this.emit('status', this.status);
     if (this.status === 'completed') {
       void this.markLoaded(false);

@@ -1,10 +1,4 @@
-import {
-  conditionsEqual,
-  findCondition,
-  isConditionTrue,
-  removeCondition,
-  setCondition,
-} from './conditions.js';
+import { conditionsEqual, findCondition, setCondition } from './conditions.js';
 
 const t0 = new Date('2026-11-28T10:00:00.123Z');
 const t1 = new Date('2026-11-28T10:05:00Z');
@@ -58,10 +52,7 @@ describe('conditions', () => {
       ['Ready', 'True', '2026-11-28T10:05:00Z'],
       ['Migrating', 'False', '2026-11-28T10:00:00Z'],
     ]);
-    expect(isConditionTrue(list, 'Ready')).toBe(true);
-    expect(isConditionTrue(list, 'Migrating')).toBe(false);
     expect(findCondition(list, 'Nope')).toBeUndefined();
-    expect(removeCondition(list, 'Ready').map((c) => c.type)).toEqual(['Migrating']);
   });
 
   test('conditionsEqual ignores order and detects any changed field', () => {

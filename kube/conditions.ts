@@ -1,23 +1,15 @@
-// metav1.Condition helpers (apimachinery's meta.SetStatusCondition): conditions are a list keyed by type, and
-// lastTransitionTime moves only when status flips, so it tells how long the condition has held.
-import { metaTime } from '../../../kube/objects.js';
-
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
-
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
+// metav1.Condition helpers (apimachinery's meta.SetStatusCondition), shared by the operator and the daemon: conditions
+// are a list keyed by type, and lastTransitionTime moves only when status flips, so it tells how long the condition
+// has held. The Condition type itself is the API's (crds/).
+import type { Condition } from '../crds/index.js';
+import { metaTime } from './objects.js';
 
 export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'>;
 
 /**
  * Returns a new list with `update` set. lastTransitionTime is `now` for a new condition or a status change and
- * is kept otherwise; reason, message and observedGeneration are always replaced. The input is not modified.
+ * is kept otherwise; reason, message and observedGeneration are always replaced. An updated condition keeps its
+ * place in the list; a new one is appended. The input is not modified.
  */
 export function setCondition(
   conditions: readonly Condition[] | undefined,
@@ -41,14 +33,6 @@ export function findCondition(
   type: string,
 ): Condition | undefined {
   return conditions?.find((c) => c.type === type);
-}
-
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
-  return findCondition(conditions, type)?.status === 'True';
-}
-
-export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
-  return (conditions ?? []).filter((c) => c.type !== type);
 }
 
 /** Whether two condition lists say the same thing; lets a reconciler skip a no-op status write. */
