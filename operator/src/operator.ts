@@ -76,7 +76,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   manager
     .addController({ name: 'migration', reconcile: migrationReconciler.reconcile, workers: 1 })
     .watch(migrations)
-    .watch(migrations, migrationReconciler.pendingKeys);
+    .watch(migrations, migrationReconciler.pendingKeys)
+    .watch(vms, migrationReconciler.migrationKeysForVm);
 
   const evacuation = new EvacuationReconciler({ client, nodes, events });
   manager

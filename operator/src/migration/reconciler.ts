@@ -98,29 +98,45 @@ export class MigrationReconciler {
       return;
     }
     const run = this.runs.get(migration.metadata.uid!);
-    if (isBeingDeleted(migration)) {
-      if (run) return void (await this.runner.cancel(run, context.logger));
+    const cancelled = this.cancelledBecause(migration);
+    if (cancelled !== undefined) {
+      if (run) return void (await this.runner.cancel(run, cancelled, context.logger));
       if (PRE_DAEMON_PHASES.includes(phase)) {
         const aborted = await this.status.finish(
           migration,
           'Aborted',
           'Cancelled',
-          'deleted before it started',
+          `${cancelled} before it started`,
         );
         await removeFinalizer(this.options.client, Migrations, aborted, MIGRATION_FINALIZER);
         return;
       }
-      // Deleted while no run holds it (this process restarted, or the run broke): resume it cancelled.
-      this.startRun(migration, context, true);
+      // Cancelled while no run holds it (this process restarted, or the run broke): resume it cancelled.
+      this.startRun(migration, context, cancelled);
       return { requeueAfterMs: RUN_CHECK_MS };
     }
     // Looked at again every RUN_CHECK_MS: a run that broke on an error is resumed from status and the daemons.
     if (run) return { requeueAfterMs: RUN_CHECK_MS };
     migration = await addFinalizer(this.options.client, Migrations, migration, MIGRATION_FINALIZER);
     if (phase === undefined || phase === 'Pending') return this.admit(migration, context);
-    this.startRun(migration, context, false);
+    this.startRun(migration, context);
     return { requeueAfterMs: RUN_CHECK_MS };
   };
+
+  /**
+   * Why an unfinished Migration is to be cancelled: it is being deleted, or its VirtualMachine is (a VM being
+   * deleted is not moved; its guest stays where it runs, and the VM reconciler deletes it there).
+   */
+  private cancelledBecause(migration: Migration): string | undefined {
+    if (isBeingDeleted(migration)) return 'the Migration was deleted';
+    const vm = this.options.vms.get(`${migration.metadata.namespace}/${migration.spec.vmName}`);
+    if (vm !== undefined && isBeingDeleted(vm)) return 'the VirtualMachine is being deleted';
+    return undefined;
+  }
+
+  /** A VM's change (e.g. its deletion) concerns the Migration that moves it. */
+  readonly migrationKeysForVm = (vm: VirtualMachine): string[] =>
+    vm.status?.activeMigration ? [`${vm.metadata.namespace}/${vm.status.activeMigration}`] : [];
 
   /** Deletes the VM's finished Migrations beyond the history limit. */
   private async pruneHistory(finished: Migration, logger: Logger): Promise<void> {
@@ -188,7 +204,7 @@ export class MigrationReconciler {
     }));
     logger.info({ source: admission.source, target: admission.target, settings, sources }, 'scheduled');
     await this.options.events.record(scheduledMigration, 'Normal', 'Scheduling', admission.message);
-    this.startRun(scheduledMigration, context, false);
+    this.startRun(scheduledMigration, context);
     return { requeueAfterMs: RUN_CHECK_MS };
   }
 
@@ -209,7 +225,7 @@ export class MigrationReconciler {
     return resolveSettings(migration, vm, policies, namespaceLabels);
   }
 
-  private startRun(migration: Migration, context: ReconcileContext, cancelled: boolean): void {
+  private startRun(migration: Migration, context: ReconcileContext, cancelled?: string): void {
     const uid = migration.metadata.uid!;
     const id = daemonMigrationId(uid, migrationAttempt(migration));
     const run: Run = { migration, id, cancelled, stopped: context.signal, done: Promise.resolve() };

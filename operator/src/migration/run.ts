@@ -58,7 +58,8 @@ export interface Run {
    * happened; unset when the pause came before this run (replayed history).
    */
   pausedSeenAtMs?: number;
-  cancelled: boolean;
+  /** Why the run is cancelled (the Migration or its VM is being deleted); undefined while it is not. */
+  cancelled?: string;
   /** The controller stopped (shutdown, lost leadership): the run lets go; the next leader resumes it. */
   stopped: AbortSignal;
   /** Set once StartMigration returned: cancelling must go through the source daemon. */
@@ -83,11 +84,11 @@ export class MigrationRunner {
   constructor(private readonly options: MigrationRunnerOptions) {}
 
   /** Cancels the run: before StartMigration the run sees the flag; after it, the source daemon is told. */
-  async cancel(run: Run, logger: Logger): Promise<void> {
-    if (run.cancelled) return;
-    run.cancelled = true;
+  async cancel(run: Run, why: string, logger: Logger): Promise<void> {
+    if (run.cancelled !== undefined) return;
+    run.cancelled = why;
     // Not started yet: the run checks the flag before StartMigration and right after it.
-    if (run.source) await cancelOnSource(run.source, run.id, 'the Migration was deleted', logger);
+    if (run.source) await cancelOnSource(run.source, run.id, why, logger);
   }
 
   /** One migration from its current phase to a terminal one. */
@@ -101,19 +102,26 @@ export class MigrationRunner {
         const missing = !source ? sourceNode : targetNode;
         // Once the daemons hold the migration, a node that is not Ready now is waited for, not given up on.
         if (phase !== 'Scheduling') throw new Error(`${missing} is not Ready; retrying`);
-        if (run.cancelled) throw new MigrationFailed('Cancelled', `deleted while ${missing} is not Ready`);
+        if (run.cancelled !== undefined) {
+          throw new MigrationFailed('Cancelled', `${run.cancelled} while ${missing} is not Ready`);
+        }
         throw new MigrationFailed(!source ? 'SourceFailed' : 'TargetNotReady', `${missing} is not Ready`);
       }
       const sourceAtStart = await source.migration.getMigration(run.id);
       const sourceKnows = sourceAtStart !== undefined;
       const targetKnows = !sourceKnows && (await target.migration.getMigration(run.id)) !== undefined;
-      const start = decideRunStart({ phase, sourceKnows, targetKnows, cancelled: run.cancelled });
+      const start = decideRunStart({
+        phase,
+        sourceKnows,
+        targetKnows,
+        cancelled: run.cancelled !== undefined,
+      });
       if (start.kind === 'cancel')
-        throw new MigrationFailed('Cancelled', 'deleted before the source started');
+        throw new MigrationFailed('Cancelled', `${run.cancelled} before the source started`);
       if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message);
       if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
       run.source = source.migration;
-      if (run.cancelled) await cancelOnSource(source.migration, run.id, 'the Migration was deleted', logger);
+      if (run.cancelled !== undefined) await cancelOnSource(source.migration, run.id, run.cancelled, logger);
       const outcome = await this.follow(run, source.migration, logger);
       await this.handOver(run, outcome, source.migration, target.migration, sourceAtStart?.stage, logger);
     } catch (error) {
@@ -208,7 +216,8 @@ export class MigrationRunner {
         `${targetNode} prepared`,
       );
     }
-    if (run.cancelled) throw new MigrationFailed('Cancelled', 'deleted during Initializing');
+    if (run.cancelled !== undefined)
+      throw new MigrationFailed('Cancelled', `${run.cancelled} during Initializing`);
     run.stopped.throwIfAborted();
     await startSource(source.migration, {
       id,
@@ -325,7 +334,9 @@ export class MigrationRunner {
       );
     }
     if (result.kind === 'rolledBack') {
-      const reason = result.completed ? 'HandoverFailed' : failureFromOutcome(outcome, run.cancelled);
+      const reason = result.completed
+        ? 'HandoverFailed'
+        : failureFromOutcome(outcome, run.cancelled !== undefined);
       const message = result.completed
         ? `the VM's ownership record no longer names ${sourceNode}; the target was aborted`
         : outcome.reason;

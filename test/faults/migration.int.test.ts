@@ -1,5 +1,5 @@
-// A guest's QEMU dies in the middle of a migration (as an OOM kill would do it): the real operator, a real
-// kube-apiserver and two real daemons with a TCG guest. Whatever dies, the Migration ends in a terminal phase with
+// Faults in the middle of a migration: a guest's QEMU dies (as an OOM kill would do it), the VM is deleted. The
+// real operator, a real kube-apiserver and two real daemons with a TCG guest. Whatever dies, the Migration ends in a terminal phase with
 // a specific reason within a bounded time, the guest ends on exactly one node (running, or restarted by its
 // restartPolicy when its only QEMU died), and deleting a Migration always finishes.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -271,3 +271,24 @@ it('the target QEMU killed at the hand-over: the record goes back to the source,
   // The same QEMU: the source paused the guest and ran it again.
   expect(await qemuPid(from)).toBe(sourcePid);
 }, 240_000);
+
+// Last: it deletes the file's VM.
+it('the VM deleted while it migrates: the Migration is Aborted, the guest deleted where it ran, the VM gone', async () => {
+  const { from, to } = await copying('vm-deleted');
+  const deletedAt = Date.now();
+  await kubectl('delete', 'virtualmachine', VM, '--wait=false');
+  const aborted = await migrationIn('vm-deleted', ['Aborted', 'Failed', 'Succeeded'], TERMINAL_WITHIN_MS);
+  expect(aborted.status).toMatchObject({ phase: 'Aborted', failureReason: 'Cancelled' });
+  expect(aborted.status?.message).toMatch(/the VirtualMachine is being deleted/);
+  await eventually(
+    `${VM} gone`,
+    async () => {
+      const list = await getJson<{ items: VirtualMachine[] }>('virtualmachines');
+      return list.items.some((vm) => vm.metadata.name === VM) ? undefined : true;
+    },
+    TERMINAL_WITHIN_MS,
+  );
+  console.log(`VM deleted during Copying: Migration Aborted and VM gone in ${Date.now() - deletedAt} ms`);
+  expect(await guestOnNode(from)).toBeUndefined();
+  expect(await guestOnNode(to)).toBeUndefined();
+}, 180_000);
