@@ -279,6 +279,20 @@ describe('validation', () => {
       [/spec\.overrides\.bandwidth/, /at least 1Mi bytes per second/],
     ],
     [
+      // Found by test/fuzz/migration-policy.fuzz.test.ts: the schema accepted it, and the operator's toWirePolicy
+      // threw a plain Error (not a safe integer) after the target was prepared.
+      'an int64 bandwidth',
+      'Migration',
+      mig({ overrides: { bandwidth: 2 ** 62 } }),
+      [/spec\.overrides\.bandwidth/, /at most 1Ti bytes per second/],
+    ],
+    [
+      'a 10E bandwidth in a policy',
+      'MigrationPolicy',
+      { settings: { bandwidth: '10E' } },
+      [/spec\.settings\.bandwidth/, /at most 1Ti bytes per second/],
+    ],
+    [
       'a bandwidth word',
       'Migration',
       mig({ overrides: { bandwidth: 'fast' } }),

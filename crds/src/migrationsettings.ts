@@ -7,6 +7,8 @@ import { IntOrString, cel } from './schema.js';
 
 /** `bandwidth` value meaning "no limit" (so does 0). */
 export const UNLIMITED_BANDWIDTH = 'unlimited';
+/** The largest bandwidth cap, bytes per second: what the daemon sends QEMU for "unlimited" (2^40). */
+export const BANDWIDTH_MAX = '1Ti';
 
 export const DOWNTIME_MS_MIN = 1;
 export const DOWNTIME_TARGET_MS_MAX = 10_000;
@@ -22,12 +24,20 @@ export const MigrationSettings = Type.Object(
           description:
             'Bandwidth cap of the migration stream in bytes per second, e.g. "1Gi" or 125000000. ' +
             '0 or "unlimited" means no cap.',
-          ...cel({
-            rule:
-              "type(self) == string && self == 'unlimited' || !isQuantity(string(self)) || " +
-              "quantity(string(self)).compareTo(quantity('0')) == 0 || quantity(string(self)).compareTo(quantity('1Mi')) >= 0",
-            message: 'bandwidth must be 0 or "unlimited" (no cap) or at least 1Mi bytes per second',
-          }),
+          ...cel(
+            {
+              rule:
+                "type(self) == string && self == 'unlimited' || !isQuantity(string(self)) || " +
+                "quantity(string(self)).compareTo(quantity('0')) == 0 || quantity(string(self)).compareTo(quantity('1Mi')) >= 0",
+              message: 'bandwidth must be 0 or "unlimited" (no cap) or at least 1Mi bytes per second',
+            },
+            {
+              // The daemon refuses more (hypervisor-node/src/migration/engine/policy.ts), and far larger values do
+              // not fit the operator's numbers; "unlimited" is the way to ask for no cap.
+              rule: `!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('${BANDWIDTH_MAX}')) <= 0`,
+              message: `bandwidth must be at most ${BANDWIDTH_MAX} bytes per second (use "unlimited" for no cap)`,
+            },
+          ),
         },
       ),
     ),

@@ -198,6 +198,8 @@ export class MigrationRunner {
       throw new MigrationFailed('VMNotRunning', `${sourceNode} has no guest of ${vm.metadata.name}`);
     }
     const { settings } = await this.options.settingsFor(migration, vm);
+    // Checked before the target is prepared: settings the daemons cannot take fail the Migration, not the run.
+    const policy = wirePolicyOf(settings);
     const token = newMigrationToken();
     const dataEndpoint = await prepareTarget(target.migration, {
       id,
@@ -224,7 +226,7 @@ export class MigrationRunner {
       guest: vm.metadata.name!,
       targetDataEndpoint: dataEndpoint,
       token,
-      policy: toWirePolicy(settings),
+      policy,
     });
     logger.info({ dataEndpoint }, 'migration started');
   }
@@ -372,6 +374,17 @@ export class MigrationRunner {
         succeededAfterOutcomeMs: Date.now() - outcomeAt,
       },
       'migration succeeded',
+    );
+  }
+}
+
+function wirePolicyOf(settings: ResolvedSettings) {
+  try {
+    return toWirePolicy(settings);
+  } catch (error) {
+    throw new MigrationFailed(
+      'Internal',
+      `the migration's settings cannot be applied: ${(error as Error).message}`,
     );
   }
 }

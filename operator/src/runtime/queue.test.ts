@@ -1,5 +1,5 @@
 import { ManualClock } from './clock.js';
-import { WorkQueue } from './queue.js';
+import { MAX_DELAY_MS, WorkQueue } from './queue.js';
 
 const backoff = { baseMs: 100, maxMs: 1_000 };
 
@@ -100,6 +100,18 @@ describe('WorkQueue', () => {
     clock.advance(300);
     expect(q.len()).toBe(1); // the delayed add found b still queued
     q.addAfter('c', 0);
+    expect(q.len()).toBe(2);
+  });
+
+  test('addAfter waits at most MAX_DELAY_MS, and a delay that is not a positive number adds at once', () => {
+    const clock = new ManualClock();
+    const q = queue(clock);
+    q.addAfter('far', 25 * 24 * 3600 * 1000); // past setTimeout's 2^31-1 ms, which would fire at once
+    clock.advance(MAX_DELAY_MS - 1);
+    expect(q.len()).toBe(0);
+    clock.advance(1);
+    expect(q.len()).toBe(1);
+    q.addAfter('nan', Number.NaN);
     expect(q.len()).toBe(2);
   });
 

@@ -13,6 +13,9 @@ export interface QueueMetrics {
   retried(): void;
 }
 
+/** The longest delay addAfter() waits: a day, far below setTimeout's limit of 2^31-1 ms. */
+export const MAX_DELAY_MS = 24 * 3600 * 1000;
+
 export interface WorkQueueOptions {
   clock?: Clock;
   /** Retry delay for addRateLimited; defaults suit long-running VM operations: 500 ms doubling to 5 min. */
@@ -49,9 +52,12 @@ export class WorkQueue<K = string> {
     this.enqueue(key);
   }
 
-  addAfter(key: K, ms: number): void {
+  addAfter(key: K, requestedMs: number): void {
     if (this.shuttingDown) return;
-    if (ms <= 0) return this.add(key);
+    if (!(requestedMs > 0)) return this.add(key);
+    // setTimeout fires at once for a delay past 2^31-1 ms: a huge delay (e.g. derived from a far-future
+    // timestamp) must wait long, not spin.
+    const ms = Math.min(requestedMs, MAX_DELAY_MS);
     const readyAt = this.clock.now() + ms;
     const existing = this.delayed.get(key);
     if (existing && existing.readyAt <= readyAt) return;

@@ -1,0 +1,183 @@
+// Property: whatever a caller sends as a guest spec (any JSON-ish value, wrong types, commas and control
+// characters in paths, paths out of the allowed roots), validateGuestSpec either returns a spec whose QEMU command
+// line keeps every user string out of QEMU's option syntax, or throws a GuestSpecError naming the problems. It
+// never throws anything else. (The CRD-side property, which starts from VirtualMachine objects, is
+// guest-spec.fuzz.test.ts.)
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { checkProperty } from './settings.js';
+import { createHostFile, expectSafeArgv, fileNameArb } from './qemu-argv.js';
+import { buildQemuArgv } from '../../hypervisor-node/src/qemu/argv.js';
+import {
+  GuestSpecError,
+  validateGuestSpec,
+  type ValidationPolicy,
+} from '../../hypervisor-node/src/qemu/validate.js';
+
+let work: string;
+let root: string;
+let policy: ValidationPolicy;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'tern-fuzz-validate-'));
+  root = path.join(work, 'images');
+  await createHostFile(work, ['images', 'vmlinux'], { as: 'file' });
+  await createHostFile(work, ['outside'], { as: 'file' });
+  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 8192 };
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Mostly `valid`, sometimes `other` (a near miss), now and then anything at all or nothing. */
+const mostly = <T, U>(valid: fc.Arbitrary<T>, other: fc.Arbitrary<U>): fc.Arbitrary<unknown> =>
+  fc.oneof(
+    { weight: 24, arbitrary: valid },
+    { weight: 2, arbitrary: other },
+    { weight: 1, arbitrary: fc.anything() },
+    { weight: 1, arbitrary: fc.constant(undefined) },
+  );
+
+/** A path: mostly an existing file under the root with any characters in its name (commas included). */
+const imagePath: fc.Arbitrary<() => Promise<unknown>> = fc.oneof(
+  {
+    weight: 24,
+    arbitrary: fc
+      .array(fileNameArb(), { minLength: 1, maxLength: 2 })
+      .map((segments) => () => createHostFile(root, segments, { as: 'file' })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('', 'vmlinux', '/', `/images/../outside`).map((p) => () => Promise.resolve(p)),
+  },
+  { weight: 1, arbitrary: fc.string().map((p) => () => Promise.resolve(`${root}/${p}`)) },
+  { weight: 1, arbitrary: fc.anything().map((v) => () => Promise.resolve(v)) },
+);
+
+const specCase = fc.record({
+  name: mostly(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/), fc.string()),
+  uuid: mostly(fc.uuid(), fc.string()),
+  cpus: mostly(fc.integer({ min: 1, max: 4 }), fc.oneof(fc.integer(), fc.double())),
+  memoryMiB: mostly(fc.integer({ min: 64, max: 4096 }), fc.oneof(fc.integer(), fc.double())),
+  machine: fc.option(
+    mostly(
+      fc.constantFrom('q35', 'pc', 'pc-q35-10.0'),
+      fc.oneof(fc.constantFrom('help', 'q35,accel=kvm'), fc.string()),
+    ),
+    {
+      nil: undefined,
+    },
+  ),
+  cpuModel: fc.option(
+    mostly(
+      fc.constantFrom('max', 'host', 'qemu64'),
+      fc.oneof(fc.constantFrom('help', 'max,+vmx'), fc.string()),
+    ),
+    {
+      nil: undefined,
+    },
+  ),
+  kernel: imagePath,
+  initrd: fc.option(imagePath, { nil: undefined }),
+  cmdline: mostly(
+    fc.array(
+      fc.oneof(
+        fc.constantFrom('panic=-1', 'a,b=c', 'console=ttyS1', 'x="y', '-append'),
+        fileNameArb((c) => c > ' ' && c !== '\u007f' && c !== '\u0085' && c !== '\u00a0' && c !== '\u2028'),
+      ),
+      { maxLength: 6 },
+    ),
+    fc.array(fc.oneof(fc.constantFrom('', ' ', 'x\ny'), fc.string()), { maxLength: 3 }),
+  ),
+  disks: mostly(
+    fc.array(
+      fc.record({
+        path: imagePath,
+        readOnly: mostly(fc.boolean(), fc.constantFrom('true', 1)),
+        format: mostly(fc.constantFrom('raw', 'qcow2', undefined), fc.constantFrom('vmdk', 'RAW')),
+      }),
+      { maxLength: 4 },
+    ),
+    fc.constant('disk'),
+  ),
+  nics: mostly(
+    fc.array(
+      fc.record({ mac: mostly(fc.stringMatching(/^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/), fc.string()) }),
+      { maxLength: 3 },
+    ),
+    fc.constant({}),
+  ),
+  notAnObject: fc.oneof(
+    { weight: 30, arbitrary: fc.constant(false) },
+    { weight: 1, arbitrary: fc.constant(true) },
+  ),
+});
+
+type SpecCase = typeof specCase extends fc.Arbitrary<infer T> ? T : never;
+
+async function materialise(c: SpecCase): Promise<unknown> {
+  if (c.notAnObject) return c.name;
+  // A disk generated as a record has a path still to create; anything else is passed as it is.
+  const disks = Array.isArray(c.disks)
+    ? await Promise.all(
+        (c.disks as unknown[]).map(async (disk) =>
+          typeof disk === 'object' && disk !== null && typeof (disk as { path?: unknown }).path === 'function'
+            ? { ...disk, path: await (disk as { path: () => Promise<unknown> }).path() }
+            : disk,
+        ),
+      )
+    : c.disks;
+  const boot: Record<string, unknown> = { kernel: await c.kernel(), cmdline: c.cmdline };
+  if (c.initrd !== undefined) boot.initrd = await c.initrd();
+  const spec: Record<string, unknown> = {
+    name: c.name,
+    uuid: c.uuid,
+    cpus: c.cpus,
+    memoryMiB: c.memoryMiB,
+    boot,
+    disks,
+    nics: c.nics,
+  };
+  if (c.machine !== undefined) spec.machine = c.machine;
+  if (c.cpuModel !== undefined) spec.cpuModel = c.cpuModel;
+  return spec;
+}
+
+describe('fuzz: validateGuestSpec and buildQemuArgv on any input', () => {
+  it('accepts with a safe argv or refuses with a GuestSpecError, never anything else', async () => {
+    let accepted = 0;
+    await checkProperty(
+      'guest-spec-validation',
+      fc.asyncProperty(specCase, async (c) => {
+        const input = await materialise(c);
+        let spec;
+        try {
+          spec = await validateGuestSpec(input, policy);
+        } catch (error) {
+          if (!(error instanceof GuestSpecError)) throw error;
+          expect(error.problems.length).toBeGreaterThan(0);
+          for (const problem of error.problems) expect(problem.message).not.toBe('');
+          return;
+        }
+        accepted++;
+        const launch = {
+          stateRoot: '/run/tern',
+          accel: 'kvm' as const,
+          incoming: true,
+          nics: spec.nics.map((_, i) => ({
+            kind: 'user' as const,
+            hostAddress: '127.0.0.1',
+            hostPort: 20000 + i,
+            guestPort: 22,
+          })),
+        };
+        expectSafeArgv(buildQemuArgv(spec, launch), spec, launch);
+      }),
+    );
+    process.stdout.write(`fuzz guest-spec-validation: ${accepted} accepted\n`);
+    expect(accepted).toBeGreaterThan(0);
+  });
+});
