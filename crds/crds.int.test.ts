@@ -228,6 +228,18 @@ describe('validation', () => {
       [/spec\.disks\[1\]/, /Duplicate value/],
     ],
     [
+      'a globally administered MAC',
+      'VirtualMachine',
+      vm({ network: { macAddress: '00:11:22:33:44:55' } }),
+      [/spec\.network\.macAddress/, /must be locally administered/],
+    ],
+    [
+      'post-copy with multifd channels',
+      'Migration',
+      mig({ overrides: { allowPostCopy: true, multifdChannels: 2 } }),
+      [/spec\.overrides\.allowPostCopy/, /cannot be combined with multifdChannels/],
+    ],
+    [
       'a multicast MAC',
       'VirtualMachine',
       vm({ network: { macAddress: '01:00:5e:00:00:01' } }),

@@ -93,10 +93,18 @@ export const MigrationSettings = Type.Object(
       }),
     ),
   },
-  cel({
-    rule: '!has(self.downtimeTargetMs) || !has(self.maxDowntimeMs) || self.maxDowntimeMs >= self.downtimeTargetMs',
-    message: 'maxDowntimeMs must be greater than or equal to downtimeTargetMs',
-    fieldPath: '.maxDowntimeMs',
-  }),
+  cel(
+    {
+      rule: '!has(self.downtimeTargetMs) || !has(self.maxDowntimeMs) || self.maxDowntimeMs >= self.downtimeTargetMs',
+      message: 'maxDowntimeMs must be greater than or equal to downtimeTargetMs',
+      fieldPath: '.maxDowntimeMs',
+    },
+    {
+      // QEMU 10.0 cannot combine post-copy with multifd; the daemons refuse the pair.
+      rule: '!has(self.allowPostCopy) || !self.allowPostCopy || !has(self.multifdChannels) || self.multifdChannels == 0',
+      message: 'allowPostCopy cannot be combined with multifdChannels > 0',
+      fieldPath: '.allowPostCopy',
+    },
+  ),
 );
 export type MigrationSettings = Static<typeof MigrationSettings>;

@@ -98,14 +98,22 @@ export const VmNetwork = Type.Object({
   macAddress: Type.Optional(
     Type.String({
       description:
-        'Unicast MAC of the guest NIC. When absent the operator derives a stable locally administered ' +
-        'address from the VM UID and records it in status.macAddress; it survives migrations.',
+        'Locally administered unicast MAC of the guest NIC (the second hex digit is 2, 6, A or E, e.g. ' +
+        '52:54:00:…). When absent the operator derives a stable locally administered address from the VM UID ' +
+        'and records it in status.macAddress; it survives migrations.',
       pattern: '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$',
       maxLength: 17,
-      ...cel({
-        rule: "self.matches('^.[02468aceACE]')",
-        message: 'macAddress must be a unicast address (the first octet must be even)',
-      }),
+      ...cel(
+        {
+          rule: "self.matches('^.[02468aceACE]')",
+          message: 'macAddress must be a unicast address (the first octet must be even)',
+        },
+        {
+          // A globally administered address belongs to some vendor's hardware; the daemons refuse it.
+          rule: "!self.matches('^.[02468aceACE]') || self.matches('^.[26aeAE]')",
+          message: 'macAddress must be locally administered (the second hex digit must be 2, 6, A or E)',
+        },
+      ),
     }),
   ),
 });
