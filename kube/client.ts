@@ -4,6 +4,7 @@ import type {
   DeleteOptions,
   KubeObject,
   ListOptions,
+  ListPageOptions,
   ObjectList,
   Patch,
   PatchOptions,
@@ -16,7 +17,14 @@ import type {
 
 export interface KubeClient {
   get<T extends KubeObject>(type: ResourceType, name: string, namespace?: string): Promise<T>;
-  list<T extends KubeObject>(type: ResourceType, options?: ListOptions): Promise<ObjectList<T>>;
+  /**
+   * Without `limit`: every item, one snapshot at one resourceVersion (the REST client reads it in pages).
+   * With `limit`: one page, and the `continue` token of the next one if there is more.
+   */
+  list<T extends KubeObject>(
+    type: ResourceType,
+    options?: ListOptions & ListPageOptions,
+  ): Promise<ObjectList<T>>;
   /** Streams changes after options.resourceVersion; `ERROR` events end the stream with a typed error (410 → GoneError). */
   watch<T extends KubeObject>(
     type: ResourceType,

@@ -2,6 +2,7 @@
 // are a list keyed by type, and lastTransitionTime moves only when status flips, so it tells how long the condition
 // has held. The Condition type itself is the API's (crds/).
 import type { Condition } from '../crds/index.js';
+import { boundConditionMessage } from './messages.js';
 import { metaTime } from './objects.js';
 
 export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'>;
@@ -9,7 +10,8 @@ export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'>;
 /**
  * Returns a new list with `update` set. lastTransitionTime is `now` for a new condition or a status change and
  * is kept otherwise; reason, message and observedGeneration are always replaced. An updated condition keeps its
- * place in the list; a new one is appended. The input is not modified.
+ * place in the list; a new one is appended. The message is bounded (boundConditionMessage: printable, at most
+ * 4 KiB), whoever wrote it. The input is not modified.
  */
 export function setCondition(
   conditions: readonly Condition[] | undefined,
@@ -21,7 +23,11 @@ export function setCondition(
   const existing = index >= 0 ? list[index] : undefined;
   const lastTransitionTime =
     existing && existing.status === update.status ? existing.lastTransitionTime : metaTime(now);
-  const condition: Condition = { ...update, lastTransitionTime };
+  const condition: Condition = {
+    ...update,
+    message: boundConditionMessage(update.message),
+    lastTransitionTime,
+  };
   if (condition.observedGeneration === undefined) delete condition.observedGeneration;
   if (index >= 0) list[index] = condition;
   else list.push(condition);

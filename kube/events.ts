@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient } from './client.js';
 import { isNotFound } from './errors.js';
+import { boundEventMessage } from './messages.js';
 import { metaTime } from './objects.js';
 import { Events } from './resources.js';
 import type { KubeObject } from './types.js';
@@ -57,10 +58,13 @@ export class EventRecorder {
     this.options = options;
   }
 
-  /** Records an Event about `object`. Never throws: an Event is a hint, its failure must not fail a reconcile. */
+  /**
+   * Records an Event about `object`. Never throws: an Event is a hint, its failure must not fail a reconcile.
+   * The message is bounded first (boundEventMessage: one printable line, at most 1 KiB), whoever wrote it.
+   */
   async record(object: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
     try {
-      await this.recordOrThrow(object, type, reason, message);
+      await this.recordOrThrow(object, type, reason, boundEventMessage(message));
     } catch (err) {
       this.options.logger?.warn({ err, reason, object: object.metadata.name }, 'could not record event');
     }

@@ -7,12 +7,14 @@ import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeClient } from './client.js';
 import { apiErrorFromStatus, KubeApiError, type ApiStatus } from './errors.js';
+import { DEFAULT_LIST_PAGE_SIZE, listAllPages } from './pagination.js';
 import { apiVersionOf, collectionPath, objectPath } from './resources.js';
 import type {
   DeleteOptions,
   JsonPatchOperation,
   KubeObject,
   ListOptions,
+  ListPageOptions,
   ObjectList,
   Patch,
   PatchOptions,
@@ -34,6 +36,8 @@ export interface RestKubeClientOptions {
   requestTimeoutMs?: number;
   /** Default 'tern-operator'; the CLI sends its own. */
   userAgent?: string;
+  /** Items per request when list() reads a whole collection; default 500 (DEFAULT_LIST_PAGE_SIZE). */
+  listPageSize?: number;
 }
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -59,6 +63,7 @@ export class RestKubeClient implements KubeClient {
   private readonly server: URL;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
+  private readonly listPageSize: number;
   private agent: http.Agent | undefined;
 
   constructor(kc: KubeConfig, options: RestKubeClientOptions = {}) {
@@ -68,6 +73,7 @@ export class RestKubeClient implements KubeClient {
     this.server = new URL(cluster.server);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'tern-operator';
+    this.listPageSize = options.listPageSize ?? DEFAULT_LIST_PAGE_SIZE;
   }
 
   static fromKubeconfig(path?: string, options?: RestKubeClientOptions): RestKubeClient {
@@ -78,11 +84,33 @@ export class RestKubeClient implements KubeClient {
     return this.json<T>({ method: 'GET', path: objectPath(type, name, namespace) });
   }
 
-  async list<T extends KubeObject>(type: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
-    const list = await this.json<{ items: T[] | null; metadata: { resourceVersion: string } }>({
+  /** Without options.limit, reads the collection in pages of listPageSize (kube/pagination.ts). */
+  async list<T extends KubeObject>(
+    type: ResourceType,
+    options: ListOptions & ListPageOptions = {},
+  ): Promise<ObjectList<T>> {
+    if (options.limit !== undefined || options.continue !== undefined) return this.listPage(type, options);
+    return listAllPages((page) => this.listPage<T>(type, { ...options, ...page }), {
+      pageSize: this.listPageSize,
+    });
+  }
+
+  private async listPage<T extends KubeObject>(
+    type: ResourceType,
+    options: ListOptions & ListPageOptions,
+  ): Promise<ObjectList<T>> {
+    const list = await this.json<{
+      items: T[] | null;
+      metadata: { resourceVersion: string; continue?: string };
+    }>({
       method: 'GET',
       path: collectionPath(type, options.namespace),
-      query: { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector },
+      query: {
+        labelSelector: options.labelSelector,
+        fieldSelector: options.fieldSelector,
+        limit: options.limit,
+        continue: options.continue,
+      },
     });
     // List items carry no apiVersion/kind; restore them so cached objects look like watched ones.
     const items = (list.items ?? []).map((item) => ({
@@ -90,7 +118,8 @@ export class RestKubeClient implements KubeClient {
       kind: type.kind,
       ...item,
     }));
-    return { items, resourceVersion: list.metadata.resourceVersion };
+    const next = list.metadata.continue;
+    return { items, resourceVersion: list.metadata.resourceVersion, ...(next ? { continue: next } : {}) };
   }
 
   async create<T extends KubeObject>(type: ResourceType, object: T, options: WriteOptions = {}): Promise<T> {

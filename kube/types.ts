@@ -13,6 +13,8 @@ export interface KubeObject {
 export interface ObjectList<T extends KubeObject> {
   items: T[];
   resourceVersion: string;
+  /** Set on a page (a list with ListPageOptions.limit) that has more after it: pass it as the next page's `continue`. */
+  continue?: string;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
@@ -40,6 +42,14 @@ export interface ListOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
+}
+
+/** One page of a list (the API's `limit` and `continue`); see kube/pagination.ts. */
+export interface ListPageOptions {
+  /** At most this many items; the page's `continue` token asks for the rest. */
+  limit?: number;
+  /** The previous page's `continue` token. */
+  continue?: string;
 }
 
 export interface WatchOptions extends ListOptions {

@@ -10,6 +10,7 @@ import { assertSafeStateRoot, buildQemuArgv } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.js';
 import { validateGuestSpec, type ValidationPolicy } from '../qemu/validate.js';
 import { createGuestCgroup, guestCgroupDir, removeGuestCgroup } from './cgroup.js';
+import { boundGuestLines, CONSOLE_TAIL_LIMITS, QEMU_LOG_TAIL_LIMITS } from './guest-text.js';
 import {
   CGROUP_JOIN_FAILED,
   describeExitStatus,
@@ -45,7 +46,7 @@ export interface SupervisorOptions {
   startTimeoutMs?: number;
   /** Interval of the pid check that backs up QMP-close detection. */
   pollIntervalMs?: number;
-  /** Console lines quoted in a Failed guest's message. */
+  /** Console lines quoted in a Failed guest's message (bounded to 1 KiB in all, see guest-text.ts). */
   consoleTailLines?: number;
   /**
    * A cgroup v2 directory (prepared by prepareGuestCgroupRoot) under which each guest's QEMU runs in a cgroup
@@ -602,10 +603,20 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return { ...guest.status };
   }
 
-  /** A failure's account: what happened, QEMU's own last words and the guest's last console lines. */
+  /**
+   * A failure's account: what happened, QEMU's own last words and the guest's last console lines. The guest
+   * writes its console (and can make QEMU log), so both are bounded here (guest-text.ts): the message stays
+   * under 2 KiB and printable, whatever the guest printed.
+   */
   private async failureMessage(guest: SupervisedGuest, what: string): Promise<string> {
-    const qemuLog = await tailLines(guest.paths.qemuLog, 3);
-    const consoleTail = await tailLines(guest.paths.console, this.consoleTailLines);
+    const qemuLog = boundGuestLines(
+      await tailLines(guest.paths.qemuLog, QEMU_LOG_TAIL_LIMITS.maxLines),
+      QEMU_LOG_TAIL_LIMITS,
+    );
+    const consoleTail = boundGuestLines(await tailLines(guest.paths.console, this.consoleTailLines), {
+      ...CONSOLE_TAIL_LIMITS,
+      maxLines: this.consoleTailLines,
+    });
     return [
       what,
       ...(qemuLog ? [`QEMU log:\n${qemuLog}`] : []),

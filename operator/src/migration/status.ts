@@ -1,6 +1,7 @@
 // Migration.status: the conditions, the daemon's wire progress and final figures as status, and the one writer of
 // it (replace on the status subresource, compare-and-swap on resourceVersion, re-applied after a conflict). Each
 // phase entered and each terminal phase also gets an Event; a terminal phase is counted in the metrics.
+import { boundConditionMessage } from '../../../kube/messages.js';
 import type {
   Migration,
   MigrationFailureReason,
@@ -83,7 +84,8 @@ export function terminalStatus(
 ): MigrationStatus {
   const next: MigrationStatus = {
     ...statusWithPhase(status, phase, at),
-    message,
+    // The daemons' words may quote QEMU (and through it the guest): bounded like a condition's message.
+    message: boundConditionMessage(message),
     conditions: withConditions(status, migration, [
       ...(phase === 'Failed' && UNSTARTED_PHASES.includes(status.phase)
         ? [scheduled('False', reason!, message)]

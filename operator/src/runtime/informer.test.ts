@@ -1,5 +1,11 @@
 import { GoneError, KubeApiError } from '../../../kube/errors.js';
-import type { KubeObject, ObjectList, WatchEvent, WatchHandle } from '../../../kube/types.js';
+import type {
+  KubeObject,
+  ListPageOptions,
+  ObjectList,
+  WatchEvent,
+  WatchHandle,
+} from '../../../kube/types.js';
 import { ManualClock } from './clock.js';
 import { Informer, type ListWatchSource } from './informer.js';
 
@@ -16,13 +22,17 @@ interface OpenWatch {
 /** A scripted list/watch: the test decides what each list returns and drives each watch stream. */
 class FakeSource implements ListWatchSource<KubeObject> {
   readonly description = 'configmaps (fake)';
-  lists: (ObjectList<KubeObject> | Error)[] = [];
+  /** One entry per list call: a whole list, or a page (with `continue` when more follow), or a failure. */
+  lists: (ObjectList<KubeObject> | Error | Promise<ObjectList<KubeObject>>)[] = [];
   listCalls = 0;
+  /** The page options of each list call. */
+  pageRequests: (ListPageOptions | undefined)[] = [];
   watches: OpenWatch[] = [];
   private watchOpened: (() => void)[] = [];
 
-  async list(): Promise<ObjectList<KubeObject>> {
+  async list(page?: ListPageOptions): Promise<ObjectList<KubeObject>> {
     this.listCalls++;
+    this.pageRequests.push(page);
     const next = this.lists.shift();
     if (!next) throw new Error('no list scripted');
     if (next instanceof Error) throw next;
@@ -186,6 +196,120 @@ describe('Informer', () => {
     const late = recorder(informer);
     (await source.watchNumber(1)).emit({ type: 'ADDED', object: cm('b', '2') });
     expect(late).toEqual(['add a@1', 'add b@2']);
+    await informer.stop();
+  });
+
+  test("a relist reads the collection in pages and applies it as one snapshot at the first page's resourceVersion", async () => {
+    const source = new FakeSource();
+    let releasePage2!: (page: ObjectList<KubeObject>) => void;
+    source.lists.push(
+      { items: [cm('a', '10'), cm('b', '11')], resourceVersion: '30', continue: 'c1' },
+      new Promise((resolve) => (releasePage2 = resolve)),
+      { items: [cm('e', '14')], resourceVersion: '30' },
+    );
+    const informer = new Informer(source, { clock: new ManualClock(), listPageSize: 2 });
+    const log = recorder(informer);
+    informer.start();
+    await flush();
+    // Half-listed: nothing is cached or reported yet.
+    expect(source.listCalls).toBe(2);
+    expect(log).toEqual([]);
+    expect(informer.list()).toEqual([]);
+    expect(informer.hasSynced()).toBe(false);
+    releasePage2({ items: [cm('c', '12'), cm('d', '13')], resourceVersion: '30', continue: 'c2' });
+    await informer.waitForSync();
+    expect(source.pageRequests).toEqual([
+      { limit: 2 },
+      { limit: 2, continue: 'c1' },
+      { limit: 2, continue: 'c2' },
+    ]);
+    expect(log).toEqual(['add a@10', 'add b@11', 'add c@12', 'add d@13', 'add e@14']);
+    expect(informer.relists).toBe(1);
+    expect(informer.lastSyncResourceVersion).toBe('30');
+    expect((await source.watchNumber(1)).resourceVersion).toBe('30');
+    await informer.stop();
+  });
+
+  test('a paged relist after 410 Gone diffs the whole new snapshot against the cache', async () => {
+    const source = new FakeSource();
+    source.lists.push({ items: [cm('a', '1'), cm('b', '2'), cm('c', '3')], resourceVersion: '3' });
+    source.lists.push(
+      { items: [cm('a', '1'), cm('c', '7')], resourceVersion: '9', continue: 'next' },
+      { items: [cm('d', '8')], resourceVersion: '9' },
+    );
+    const informer = new Informer(source, { clock: new ManualClock(), listPageSize: 2 });
+    const log = recorder(informer);
+    informer.start();
+    (await source.watchNumber(1)).end(new GoneError(410, 'Expired', 'too old resource version'));
+    expect((await source.watchNumber(2)).resourceVersion).toBe('9');
+    // b is on no page of the new snapshot: deleted; the deletion comes only once every page is in.
+    expect(log).toEqual([
+      'add a@1',
+      'add b@2',
+      'add c@3',
+      'delete b@2',
+      'update a@1->1',
+      'update c@3->7',
+      'add d@8',
+    ]);
+    expect(informer.relists).toBe(2);
+    await informer.stop();
+  });
+
+  test('a continue token that expired mid-list (410 Gone) restarts the relist from the first page', async () => {
+    const source = new FakeSource();
+    source.lists.push(
+      { items: [cm('a', '10'), cm('b', '11')], resourceVersion: '40', continue: 'c1' },
+      new GoneError(
+        410,
+        'Expired',
+        'The provided continue parameter is too old to display a consistent list',
+      ),
+      { items: [cm('a', '10'), cm('c', '45')], resourceVersion: '50', continue: 'c2' },
+      { items: [cm('d', '46')], resourceVersion: '50' },
+    );
+    const informer = new Informer(source, { clock: new ManualClock(), listPageSize: 2 });
+    const log = recorder(informer);
+    informer.start();
+    await informer.waitForSync();
+    expect(source.pageRequests).toEqual([
+      { limit: 2 },
+      { limit: 2, continue: 'c1' },
+      { limit: 2 },
+      { limit: 2, continue: 'c2' },
+    ]);
+    // Only the snapshot that was listed whole counts: b (seen on the expired one's first page) never shows.
+    expect(log).toEqual(['add a@10', 'add c@45', 'add d@46']);
+    expect(informer.relists).toBe(1);
+    expect((await source.watchNumber(1)).resourceVersion).toBe('50');
+    await informer.stop();
+  });
+
+  test('a continue token that keeps expiring: the relist gives up after 5 restarts and retries after backoff', async () => {
+    const clock = new ManualClock();
+    const source = new FakeSource();
+    for (let i = 0; i < 6; i++) {
+      source.lists.push(
+        { items: [cm('a', '1')], resourceVersion: String(100 + i), continue: 'more' },
+        new GoneError(410, 'Expired', 'continue token too old'),
+      );
+    }
+    source.lists.push({ items: [cm('a', '1'), cm('b', '2')], resourceVersion: '200' });
+    const informer = new Informer(source, { clock, listPageSize: 1, backoff: { baseMs: 100, maxMs: 1_000 } });
+    const log = recorder(informer);
+    informer.start();
+    await flush();
+    expect(source.listCalls).toBe(12);
+    expect(informer.hasSynced()).toBe(false);
+    expect(log).toEqual([]);
+    clock.advance(99);
+    await flush();
+    expect(source.listCalls).toBe(12);
+    clock.advance(1);
+    await informer.waitForSync();
+    expect(source.listCalls).toBe(13);
+    expect(log).toEqual(['add a@1', 'add b@2']);
+    expect(informer.lastSyncResourceVersion).toBe('200');
     await informer.stop();
   });
 });

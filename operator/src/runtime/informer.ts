@@ -1,15 +1,19 @@
 // List+watch of one resource into a local cache (client-go's reflector + indexer, minus the indexes).
 // - a relist (at start, and after 410 Gone) diffs the cache: vanished objects get onDelete, and every listed
 //   object gets onAdd or onUpdate, so a relist is also a full resync of every key;
+// - a relist reads the collection in pages (kube/pagination.ts) but applies it as one snapshot, at the first
+//   page's resourceVersion, once the last page is in; a continue token that expires mid-list restarts the list;
 // - a watch that ends is resumed from the last resourceVersion; a failing list or watch retries with backoff;
 // - handlers only ever see objects in resourceVersion order, from one loop.
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../../kube/client.js';
 import { isGone } from '../../../kube/errors.js';
 import { objectKey } from '../../../kube/objects.js';
+import { DEFAULT_LIST_PAGE_SIZE, listAllPages } from '../../../kube/pagination.js';
 import type {
   KubeObject,
   ListOptions,
+  ListPageOptions,
   ObjectKey,
   ObjectList,
   ResourceType,
@@ -22,7 +26,8 @@ import { sleep, systemClock, type Clock } from './clock.js';
 /** Where an informer gets its objects from; listWatch() binds it to the API, unit tests can fake it. */
 export interface ListWatchSource<T extends KubeObject> {
   readonly description: string;
-  list(): Promise<ObjectList<T>>;
+  /** One page when `page.limit` is set (a source may ignore it and return everything); everything otherwise. */
+  list(page?: ListPageOptions): Promise<ObjectList<T>>;
   watch(resourceVersion: string, onEvent: (event: WatchEvent<T>) => void): WatchHandle;
 }
 
@@ -35,7 +40,13 @@ export function listWatch<T extends KubeObject>(
   const selector = options.labelSelector ? ` (${options.labelSelector})` : '';
   return {
     description: `${type.plural}${type.group ? `.${type.group}` : ''}${scope}${selector}`,
-    list: () => client.list<T>(type, options),
+    list: (page) =>
+      client.list<T>(type, {
+        namespace: options.namespace,
+        labelSelector: options.labelSelector,
+        fieldSelector: options.fieldSelector,
+        ...page,
+      }),
     watch: (resourceVersion, onEvent) => {
       // Like client-go, spread watch restarts over time: the server ends each watch after 5–10 minutes.
       const timeoutSeconds = options.timeoutSeconds ?? Math.round(300 * (1 + Math.random()));
@@ -57,6 +68,8 @@ export interface InformerOptions {
   backoff?: BackoffOptions;
   /** A watch that closes sooner than this without delivering anything counts as a failure (no hot reconnect loop). */
   minWatchMs?: number;
+  /** Items per list request of a relist; default 500. */
+  listPageSize?: number;
 }
 
 const RETRY = 'retry';
@@ -67,6 +80,7 @@ export class Informer<T extends KubeObject> {
   private readonly logger: Logger | undefined;
   private readonly backoff: ExponentialBackoff<string>;
   private readonly minWatchMs: number;
+  private readonly listPageSize: number;
   private readonly cache = new Map<ObjectKey, T>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private readonly syncWaiters: (() => void)[] = [];
@@ -83,6 +97,7 @@ export class Informer<T extends KubeObject> {
     this.logger = options.logger?.child({ informer: source.description });
     this.backoff = new ExponentialBackoff({ baseMs: 800, maxMs: 30_000, ...options.backoff });
     this.minWatchMs = options.minWatchMs ?? 1_000;
+    this.listPageSize = options.listPageSize ?? DEFAULT_LIST_PAGE_SIZE;
   }
 
   get description(): string {
@@ -163,7 +178,16 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(): Promise<void> {
-    const list = await this.source.list();
+    // All pages first: handlers see the new snapshot whole, never a half-listed collection.
+    const signal = this.stopAbortController.signal;
+    const list = await listAllPages(
+      (page) => (signal.aborted ? Promise.reject(new Error('informer stopped')) : this.source.list(page)),
+      {
+        pageSize: this.listPageSize,
+        onRestart: (err, restart) =>
+          this.logger?.info({ err, restart }, 'list snapshot expired mid-list (410 Gone), listing again'),
+      },
+    );
     if (this.stopAbortController.signal.aborted) return;
     this.relistCount++;
     const listed = new Map(list.items.map((object) => [objectKey(object), object] as const));

@@ -12,7 +12,13 @@ import { addFinalizer, removeFinalizer } from '../../../kube/objects.js';
 import { customResource, Events, Leases, Namespaces } from '../../../kube/resources.js';
 import { ConfigMaps } from '../../fixtures/config-maps.js';
 import { RestKubeClient } from '../../../kube/rest-client.js';
-import type { KubeObject, WatchEvent, WatchHandle } from '../../../kube/types.js';
+import type {
+  KubeObject,
+  ListPageOptions,
+  ObjectList,
+  WatchEvent,
+  WatchHandle,
+} from '../../../kube/types.js';
 import { setCondition } from '../../../kube/conditions.js';
 import { Informer, listWatch, type ListWatchSource } from '../../../operator/src/runtime/informer.js';
 import type { Lease } from '../../../operator/src/runtime/leader.js';
@@ -368,6 +374,93 @@ describe('KubeClient on a real apiserver', () => {
     expect(events[0]!.source.component).toBe('tern-operator');
   });
 
+  test('the event recorder bounds a hostile message (megabytes, escapes, binary) to one printable line of 1 KiB', async () => {
+    const subject = await client.create(ConfigMaps, configMap(ns, 'hostile'));
+    const recorder = new EventRecorder(client, { component: 'tern-operator', instance: 'test-0' });
+    const console = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7919) % 256)).toString('utf8');
+    await recorder.record(
+      { ...subject, apiVersion: 'v1', kind: 'ConfigMap' },
+      'Warning',
+      'GuestRestarted',
+      `guest failed (\x1b[31mpanic\x1b[0m\n${console}\n\u20ac\u20ac); restarting it`,
+    );
+    const [stored] = (await client.list<CoreEvent>(Events, { namespace: ns })).items.filter(
+      (e) => e.involvedObject.uid === subject.metadata.uid,
+    );
+    expect(Buffer.byteLength(stored!.message)).toBeLessThanOrEqual(1024);
+    expect(stored!.message).toMatch(
+      /^guest failed \(panic \u23ce .*\u2026\[\d+ bytes cut\]\u2026 .*\); restarting it$/su,
+    );
+    // eslint-disable-next-line no-control-regex
+    expect(stored!.message).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+  });
+
+  test('list: limit + continue reads one page at a time; without limit, the client reads listPageSize pages', async () => {
+    const paged = 'client-paged';
+    await createNamespace(paged);
+    const names = Array.from({ length: 25 }, (_, i) => `cm-${String(i).padStart(2, '0')}`);
+    for (const name of names) await client.create(ConfigMaps, configMap(paged, name));
+    const first = await client.list<ConfigMap>(ConfigMaps, { namespace: paged, limit: 10 });
+    const second = await client.list<ConfigMap>(ConfigMaps, {
+      namespace: paged,
+      limit: 10,
+      continue: first.continue,
+    });
+    const third = await client.list<ConfigMap>(ConfigMaps, {
+      namespace: paged,
+      limit: 10,
+      continue: second.continue,
+    });
+    expect([first, second, third].map((page) => [page.items.length, Boolean(page.continue)])).toEqual([
+      [10, true],
+      [10, true],
+      [5, false],
+    ]);
+    // The continuations are served from the first page's snapshot.
+    expect([second.resourceVersion, third.resourceVersion]).toEqual([
+      first.resourceVersion,
+      first.resourceVersion,
+    ]);
+    expect([...first.items, ...second.items, ...third.items].map((o) => [o.kind, o.metadata.name])).toEqual(
+      names.map((name) => ['ConfigMap', name]),
+    );
+
+    const small = RestKubeClient.fromKubeconfig(cp.kubeconfigPath, { listPageSize: 10 });
+    // Count the requests behind list() (listPage is the client's one-page request).
+    const requests: ListPageOptions[] = [];
+    const internals = small as unknown as {
+      listPage(type: unknown, options: ListPageOptions): Promise<ObjectList<ConfigMap>>;
+    };
+    const listPage = internals.listPage.bind(small);
+    internals.listPage = (type, options) => (requests.push(options), listPage(type, options));
+    try {
+      const all = await small.list<ConfigMap>(ConfigMaps, { namespace: paged });
+      expect(all.items.map((o) => o.metadata.name)).toEqual(names);
+      expect(all.continue).toBeUndefined();
+      expect(requests.map((r) => [r.limit, Boolean(r.continue)])).toEqual([
+        [10, false],
+        [10, true],
+        [10, true],
+      ]);
+    } finally {
+      small.close();
+    }
+  });
+
+  test('a continue token from before an etcd compaction ends with GoneError', async () => {
+    const expired = 'client-expired';
+    await createNamespace(expired);
+    for (const name of ['e1', 'e2', 'e3']) await client.create(Events, event(expired, name, 'v0'));
+    const first = await client.list<CoreEvent>(Events, { namespace: expired, limit: 1 });
+    expect(first.continue).toBeTruthy();
+    await client.create(Events, event(expired, 'after-1', 'v0'));
+    await client.create(Events, event(expired, 'after-2', 'v0'));
+    await compactEtcd();
+    await expect(
+      client.list(Events, { namespace: expired, limit: 1, continue: first.continue }),
+    ).rejects.toBeInstanceOf(GoneError);
+  }, 20_000);
+
   test('a watch from a resourceVersion etcd has compacted away ends with GoneError', async () => {
     const before = await client.list(Events, { namespace: ns });
     // Watching from R asks for revisions R+1 on; a compaction at the current revision removes R+1 only if
@@ -425,6 +518,78 @@ describe('Informer on a real apiserver', () => {
     console.log(`informer: create → add handler in ${addLatencyMs} ms`);
     await informer.stop();
   });
+
+  test('lists a collection larger than one page in pages, as one snapshot, then watches', async () => {
+    const paged = 'informer-paged';
+    await createNamespace(paged);
+    const names = Array.from({ length: 25 }, (_, i) => `cm-${String(i).padStart(2, '0')}`);
+    for (const name of names) await client.create(ConfigMaps, configMap(paged, name, { v: '0' }));
+    const real = listWatch<ConfigMap>(client, ConfigMaps, { namespace: paged });
+    const pages: (ListPageOptions | undefined)[] = [];
+    const source: ListWatchSource<ConfigMap> = {
+      description: real.description,
+      list: (page) => (pages.push(page), real.list(page)),
+      watch: (resourceVersion, onEvent) => real.watch(resourceVersion, onEvent),
+    };
+    const informer = new Informer<ConfigMap>(source, { listPageSize: 10 });
+    const log = record(informer);
+    informer.start();
+    await informer.waitForSync();
+    expect(pages.map((p) => [p?.limit, Boolean(p?.continue)])).toEqual([
+      [10, false],
+      [10, true],
+      [10, true],
+    ]);
+    expect(log).toEqual(names.map((name) => `add ${name} {"v":"0"}`));
+    expect(informer.relists).toBe(1);
+    await client.create(ConfigMaps, configMap(paged, 'late', { v: '1' }));
+    await eventually('watch after a paged list', 5_000, () => log.includes('add late {"v":"1"}'));
+    expect(informer.list()).toHaveLength(26);
+    await informer.stop();
+  });
+
+  test('a continue token that etcd compacted away mid-list (410 Gone) → the relist starts over', async () => {
+    const expired = 'informer-expired';
+    await createNamespace(expired);
+    for (const name of ['e1', 'e2', 'e3', 'e4', 'e5'])
+      await client.create(Events, event(expired, name, 'v0'));
+    const real = listWatch<CoreEvent>(client, Events, { namespace: expired });
+    const pages: (ListPageOptions | undefined)[] = [];
+    let compacted = false;
+    const source: ListWatchSource<CoreEvent> = {
+      description: 'events, compacted after the first page',
+      list: async (page) => {
+        pages.push(page);
+        const result = await real.list(page);
+        if (!compacted) {
+          // Between the first page and the second, the cluster changes and etcd compacts past the snapshot.
+          compacted = true;
+          await client.create(Events, event(expired, 'late-1', 'v0'));
+          await client.create(Events, event(expired, 'late-2', 'v0'));
+          await compactEtcd();
+        }
+        return result;
+      },
+      watch: (resourceVersion, onEvent) => real.watch(resourceVersion, onEvent),
+    };
+    const informer = new Informer<CoreEvent>(source, { listPageSize: 2 });
+    const log: string[] = [];
+    informer.addHandlers({ onAdd: (o) => log.push(`add ${o.metadata.name}`) });
+    informer.start();
+    await informer.waitForSync();
+    // Page 1, its continuation (410), then the whole list again: 7 events in pages of 2.
+    expect(pages.map((p) => [p?.limit, Boolean(p?.continue)])).toEqual([
+      [2, false],
+      [2, true],
+      [2, false],
+      [2, true],
+      [2, true],
+      [2, true],
+    ]);
+    expect(log.sort()).toEqual(['e1', 'e2', 'e3', 'e4', 'e5', 'late-1', 'late-2'].map((n) => `add ${n}`));
+    expect(informer.relists).toBe(1);
+    await informer.stop();
+  }, 30_000);
 
   test('410 Gone after etcd compacted past the informer → relist converges on what it missed', async () => {
     const gone = 'informer-gone';
