@@ -12,6 +12,11 @@ export interface MigrationRecordFile {
   /** host:port the target QEMU listens on (the source dialled it; the target reported it). */
   dataEndpoint: string;
   tokenDigest: string;
+  /**
+   * Target: when the token's TTL ends (ms since the epoch), so that a successor daemon still removes the key file
+   * then and an incoming QEMU no source reached after it. Absent in records of older daemons.
+   */
+  tokenExpiresAtMs?: number;
 }
 
 export const migrationsDir = (stateRoot: string): string => path.join(stateRoot, '.migrations');

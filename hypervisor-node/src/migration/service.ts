@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
 import { DNS1123_LABEL } from '../../../crds/index.js';
 import { parseHostPort } from '../../../cmdline/index.js';
-import { GuestStartError, type GuestSupervisor } from '../runtime/supervisor.js';
+import { GuestExistsError, GuestStartError, type GuestSupervisor } from '../runtime/supervisor.js';
 import type { Accelerator } from '../model/guest.js';
 import { GuestSpecError } from '../qemu/validate.js';
 import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
@@ -15,9 +15,9 @@ import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js'
 import { fromWireSpec } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
 import { MigrationPolicyError, resolveMigrationPolicy } from './engine/policy.js';
-import { IncomingMigration } from './incoming.js';
+import { DEFAULT_TOKEN_TTL_MS, IncomingAbortedError, IncomingMigration } from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
-import { readRecordFiles, removeRecordFile } from './record-file.js';
+import { readRecordFiles, removeRecordFile, tokenDigest } from './record-file.js';
 import { OutgoingMigration } from './outgoing.js';
 import { decodeToken } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
@@ -45,11 +45,13 @@ export interface MigrationService {
 }
 
 const MIGRATION_ID = DNS1123_LABEL;
-const DEFAULT_TOKEN_TTL_SECONDS = 300;
 const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
 const MIN_PROGRESS_INTERVAL_MS = 100;
-/** Finished migrations kept for retries and GetMigration. */
-const MAX_FINISHED_RECORDS = 200;
+/**
+ * Migrations remembered (for retries and GetMigration). Past it the oldest finished ones are forgotten; one that
+ * still matters (see `matters` in createMigrationService) never is, and a new one is refused instead.
+ */
+export const MAX_MIGRATION_RECORDS = 200;
 
 /** The side of one migration this daemon plays. */
 type MigrationSide = OutgoingMigration | IncomingMigration;
@@ -58,6 +60,9 @@ const ERROR_STATUSES: ErrorStatuses = [
   [GuestSpecError, grpc.status.INVALID_ARGUMENT],
   [MigrationPolicyError, grpc.status.INVALID_ARGUMENT],
   [GuestStartError, grpc.status.ABORTED],
+  // Two PrepareIncoming calls of other ids for one guest at once: the supervisor lets one win.
+  [GuestExistsError, grpc.status.ALREADY_EXISTS],
+  [IncomingAbortedError, grpc.status.ABORTED],
 ];
 
 function checkId(id: string): string {
@@ -69,6 +74,20 @@ function checkId(id: string): string {
 function checkToken(token: string): string {
   if (decodeToken(token) === undefined) throw invalidArgument('token must be 32 random bytes in base64url');
   return token;
+}
+
+/**
+ * Which remembered migrations (oldest first, as `records` lists them) to forget so that one more fits under
+ * `max`: only those that no longer matter, oldest first. Undefined when too many of them still matter.
+ */
+export function planEviction(
+  records: readonly { id: string; matters: boolean }[],
+  max: number,
+): string[] | undefined {
+  const excess = records.length + 1 - max;
+  if (excess <= 0) return [];
+  const finished = records.filter((record) => !record.matters).map((record) => record.id);
+  return finished.length < excess ? undefined : finished.slice(0, excess);
 }
 
 export function createMigrationService(options: MigrationServiceOptions): MigrationService {
@@ -88,15 +107,40 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     ),
   );
 
-  function remember(id: string, record: MigrationSide): void {
-    records.set(id, record);
-    if (records.size <= MAX_FINISHED_RECORDS) return;
-    for (const [oldId, old] of records) {
-      if (old.log.isEnded && !(old instanceof OutgoingMigration && old.active)) {
-        records.delete(oldId);
-        if (records.size <= MAX_FINISHED_RECORDS) return;
-      }
+  /** Outgoing migrations whose StartMigration is under way (not yet in `records`), by id. */
+  const starting = new Map<string, { guest: string; done: Promise<unknown> }>();
+
+  /**
+   * Whether forgetting this migration could lose something: a target QEMU starting, listening, loaded or failed
+   * but not cleaned up (IncomingMigration.pending); a source that migrates or holds a completed guest for the
+   * hand-over (OutgoingMigration.active), or whose failed migration left the guest paused for ResumeSource.
+   */
+  function matters(record: MigrationSide): boolean {
+    if (record instanceof IncomingMigration) return record.pending;
+    if (record.active) return true;
+    return (
+      record.state().stage === 'MIGRATION_STAGE_FINISHED' && supervisor.get(record.guest)?.phase === 'Paused'
+    );
+  }
+
+  /**
+   * Makes room for one more migration by forgetting the oldest finished ones; RESOURCE_EXHAUSTED (nothing
+   * forgotten) when every remembered migration still matters. Synchronous: the caller registers its migration
+   * right after, before any other call can take the room.
+   */
+  function makeRoom(id: string): void {
+    const listed = [...records].map(([recordId, record]) => ({ id: recordId, matters: matters(record) }));
+    // Starts under way count as migrations that matter.
+    for (const [startingId] of starting) listed.push({ id: startingId, matters: true });
+    const evict = planEviction(listed, MAX_MIGRATION_RECORDS);
+    if (evict === undefined) {
+      throw new RpcError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${nodeName} tracks ${listed.length} migrations that are all in progress or awaiting their hand-over ` +
+          `(at most ${MAX_MIGRATION_RECORDS}): refusing ${id} until one of them finishes`,
+      );
     }
+    for (const oldId of evict) records.delete(oldId);
   }
 
   function find(id: string): MigrationSide {
@@ -129,6 +173,17 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       const existing = records.get(id);
       if (existing !== undefined) {
         if (existing instanceof IncomingMigration && existing.guest === spec.name) {
+          if (existing.tokenDigest !== tokenDigest(token)) {
+            throw new RpcError(
+              grpc.status.ALREADY_EXISTS,
+              `migration ${id} exists on ${nodeName} with another token`,
+            );
+          }
+          // A retry (the client's deadline passed while QEMU started): the first call's answer, not a second QEMU.
+          await existing.ready;
+          if (existing.aborted) {
+            throw new RpcError(grpc.status.ABORTED, `migration ${id} was aborted on ${nodeName}`);
+          }
           return { dataEndpoint: existing.dataEndpoint, state: existing.state() };
         }
         throw new RpcError(
@@ -148,13 +203,23 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           `the source runs ${sourceAccelerator}, this node ${options.accelerator}: a guest never migrates between them`,
         );
       }
+      for (const [otherId, other] of records) {
+        if (other instanceof IncomingMigration && other.guest === spec.name && other.pending) {
+          throw new RpcError(
+            grpc.status.ALREADY_EXISTS,
+            `guest ${JSON.stringify(spec.name)} is the target of migration ${otherId} on ${nodeName}`,
+          );
+        }
+      }
       if (supervisor.get(spec.name)) {
         throw new RpcError(
           grpc.status.ALREADY_EXISTS,
           `guest ${JSON.stringify(spec.name)} already exists on ${nodeName}`,
         );
       }
-      const record = await IncomingMigration.prepare({
+      makeRoom(id);
+      // Known from here on, before QEMU starts: an AbortIncoming or a retry meanwhile finds it.
+      const record = IncomingMigration.begin({
         id,
         spec,
         sourceAccelerator,
@@ -163,14 +228,22 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           multifdChannels: request.channel?.multifdChannels ?? 0,
         },
         token,
-        tokenTtlMs: (request.tokenTtlSeconds || DEFAULT_TOKEN_TTL_SECONDS) * 1000,
+        tokenTtlMs: request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS,
         address: options.migrationAddress,
         metrics,
         supervisor,
         stateRoot: options.stateRoot,
         logger,
       });
-      remember(id, record);
+      records.set(id, record);
+      try {
+        await record.ready;
+      } catch (error) {
+        // A start that failed left nothing behind: forget it, so that a retry starts afresh. An aborted one stays
+        // known as ABORTED.
+        if (!record.aborted && records.get(id) === record) records.delete(id);
+        throw error;
+      }
       logger.info(
         { migration: id, guest: spec.name, dataEndpoint: record.dataEndpoint },
         'incoming migration prepared',
@@ -187,6 +260,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       } catch (error) {
         throw invalidArgument((error as Error).message);
       }
+      // A retry while the first call still starts QEMU's migration: wait for it, then answer as for any retry.
+      await starting.get(id)?.done.catch(() => undefined);
       const existing = records.get(id);
       if (existing !== undefined) {
         if (existing instanceof OutgoingMigration && existing.sameRequest(target, token, request.guest)) {
@@ -203,13 +278,17 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           `guest ${JSON.stringify(request.guest)} not found on ${nodeName}`,
         );
       }
-      for (const [otherId, other] of records) {
-        if (other instanceof OutgoingMigration && other.guest === request.guest && other.active) {
-          throw failedPrecondition(`guest ${request.guest} is already being migrated (${otherId})`);
-        }
+      if (starting.has(id)) throw failedPrecondition(`migration ${id} is starting on ${nodeName}; retry`);
+      const migrating = [
+        ...[...records].filter(([, other]) => other instanceof OutgoingMigration && other.active),
+        ...starting,
+      ].find(([, other]) => other.guest === request.guest);
+      if (migrating !== undefined) {
+        throw failedPrecondition(`guest ${request.guest} is already being migrated (${migrating[0]})`);
       }
       const policy = resolveMigrationPolicy(policyOverridesFromWire(request.policy));
-      const record = await OutgoingMigration.start({
+      makeRoom(id);
+      const started = OutgoingMigration.start({
         id,
         guest: request.guest,
         supervisor,
@@ -221,7 +300,14 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         metrics,
         logger,
       });
-      remember(id, record);
+      starting.set(id, { guest: request.guest, done: started });
+      let record: OutgoingMigration;
+      try {
+        record = await started;
+      } finally {
+        starting.delete(id);
+      }
+      records.set(id, record);
       logger.info(
         { migration: id, guest: request.guest, target: request.targetDataEndpoint, policy },
         'outgoing migration started',
@@ -280,6 +366,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
     AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);
+      // A migration whose QEMU still starts is marked aborted; the answer comes once the start removed it again.
       if (!records.has(id)) {
         return {
           migrationId: id,
@@ -303,7 +390,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
             file.role === 'source'
               ? await OutgoingMigration.recover(context, file)
               : await IncomingMigration.recover({ ...context, address: options.migrationAddress }, file);
-          remember(file.id, record);
+          // Every recovered migration matters; none is refused or evicts another.
+          records.set(file.id, record);
         } catch (error) {
           logger.warn({ migration: file.id, reason: (error as Error).message }, 'migration not recovered');
           await removeRecordFile(options.stateRoot, file.id);

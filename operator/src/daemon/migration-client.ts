@@ -13,6 +13,9 @@ import {
   type WireMigrationPolicy,
 } from '../../../proto/index.js';
 
+/** How long a daemon gives a QEMU to start (its supervisor's start timeout). */
+const QEMU_START_TIMEOUT_MS = 30_000;
+
 export interface PrepareIncoming {
   id: string;
   /** The source guest as its daemon reports it (spec and accelerator). */
@@ -40,19 +43,22 @@ export class MigrationDaemonClient {
     private readonly callTimeoutMs: number,
   ) {}
 
+  /** Starts a QEMU on the target: its deadline adds the daemon's QEMU start timeout to the call timeout. */
   prepareIncoming(request: PrepareIncoming): Promise<PrepareIncomingResponse__Output> {
-    return this.unary((done, deadline) =>
-      this.client.prepareIncoming(
-        {
-          migrationId: request.id,
-          spec: request.source.spec!,
-          sourceAccelerator: request.source.accelerator,
-          channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
-          token: request.token,
-        },
-        { deadline },
-        done,
-      ),
+    return this.unary(
+      (done, deadline) =>
+        this.client.prepareIncoming(
+          {
+            migrationId: request.id,
+            spec: request.source.spec!,
+            sourceAccelerator: request.source.accelerator,
+            channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
+            token: request.token,
+          },
+          { deadline },
+          done,
+        ),
+      QEMU_START_TIMEOUT_MS,
     );
   }
 
@@ -109,8 +115,12 @@ export class MigrationDaemonClient {
     );
   }
 
+  /** Aborting a target that is still starting waits for its QEMU to be gone: the same extra time. */
   abortIncoming(id: string): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) => this.client.abortIncoming({ migrationId: id }, { deadline }, done));
+    return this.unary(
+      (done, deadline) => this.client.abortIncoming({ migrationId: id }, { deadline }, done),
+      QEMU_START_TIMEOUT_MS,
+    );
   }
 
   /**
@@ -144,7 +154,10 @@ export class MigrationDaemonClient {
     this.client.close();
   }
 
-  private unary<T>(invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void): Promise<T> {
-    return unary(invoke, this.callTimeoutMs);
+  private unary<T>(
+    invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void,
+    extraMs = 0,
+  ): Promise<T> {
+    return unary(invoke, this.callTimeoutMs + extraMs);
   }
 }

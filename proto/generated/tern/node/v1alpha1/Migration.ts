@@ -17,7 +17,8 @@ import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest
 export interface MigrationClient extends grpc.Client {
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -25,7 +26,8 @@ export interface MigrationClient extends grpc.Client {
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -76,8 +78,14 @@ export interface MigrationClient extends grpc.Client {
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
-   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
-   * accelerator differs from this node's.
+   * guest of that name exists here and is not this migration's target, or if the id is known with another token;
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
+   * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
+   * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
+   * remembers and none of them has finished (it never forgets one in progress or awaiting its hand-over). An
+   * incoming QEMU no source reached within token_ttl_seconds (plus a margin), or whose incoming migration failed,
+   * is removed by the daemon itself if nobody aborted it; its stage is then TARGET_FAILED with the reason.
    */
   PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   PrepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
@@ -86,8 +94,14 @@ export interface MigrationClient extends grpc.Client {
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
-   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
-   * accelerator differs from this node's.
+   * guest of that name exists here and is not this migration's target, or if the id is known with another token;
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
+   * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
+   * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
+   * remembers and none of them has finished (it never forgets one in progress or awaiting its hand-over). An
+   * incoming QEMU no source reached within token_ttl_seconds (plus a margin), or whose incoming migration failed,
+   * is removed by the daemon itself if nobody aborted it; its stage is then TARGET_FAILED with the reason.
    */
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
@@ -182,7 +196,8 @@ export interface MigrationClient extends grpc.Client {
 export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error.
+   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   AbortIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_AbortIncomingRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
@@ -202,8 +217,14 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
-   * guest of that name exists here and is not this migration's target; FAILED_PRECONDITION if the source's
-   * accelerator differs from this node's.
+   * guest of that name exists here and is not this migration's target, or if the id is known with another token;
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
+   * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
+   * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
+   * remembers and none of them has finished (it never forgets one in progress or awaiting its hand-over). An
+   * incoming QEMU no source reached within token_ttl_seconds (plus a margin), or whose incoming migration failed,
+   * is removed by the daemon itself if nobody aborted it; its stage is then TARGET_FAILED with the reason.
    */
   PrepareIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse>;
   

@@ -23,7 +23,8 @@ export interface PrepareIncomingRequest {
    */
   'token'?: (string);
   /**
-   * How long the target accepts a source connection with the token; 0 = 300 s.
+   * How long the target accepts a source connection with the token; 0 = 300 s. An incoming QEMU still not
+   * reached by a source some seconds after it is removed (stage TARGET_FAILED).
    */
   'tokenTtlSeconds'?: (number);
 }
@@ -47,7 +48,8 @@ export interface PrepareIncomingRequest__Output {
    */
   'token': (string);
   /**
-   * How long the target accepts a source connection with the token; 0 = 300 s.
+   * How long the target accepts a source connection with the token; 0 = 300 s. An incoming QEMU still not
+   * reached by a source some seconds after it is removed (stage TARGET_FAILED).
    */
   'tokenTtlSeconds': (number);
 }
