@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
-import { DaemonGuestClient, type DaemonGuestClientOptions } from './guest-client.js';
+import { DaemonGuestClient } from './guest-client.js';
 import { MigrationDaemonClient } from './migration-client.js';
 
 /** The operator's client certificate and key, and the CA the daemons' certificates must chain to. */
@@ -14,7 +14,9 @@ export interface ClientTlsFiles {
   keyFile: string;
 }
 
-export interface DaemonClientPoolOptions extends DaemonGuestClientOptions {
+export interface DaemonClientPoolOptions {
+  /** Deadline of every unary call to a daemon (calls that wait on QEMU add their own extra time). */
+  callTimeoutMs: number;
   tls: ClientTlsFiles;
 }
 
@@ -48,7 +50,7 @@ export class DaemonClientPool {
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
     const raw = new this.GuestControl(endpoint, this.credentials, this.channelOptions(nodeName));
-    const created = new DaemonGuestClient(nodeName, endpoint, raw, this.options);
+    const created = new DaemonGuestClient(nodeName, endpoint, raw, this.options.callTimeoutMs);
     this.clients.set(nodeName, created);
     return created;
   }

@@ -4,26 +4,13 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   isGrpcError,
-  unary,
   type GuestControlClient,
   type GuestSpec,
   type Guest__Output,
-  type UnaryCallback,
 } from '../../../proto/index.js';
+import { DaemonApiClient } from './daemon-api-client.js';
 
-export interface DaemonGuestClientOptions {
-  /** Deadline of every unary call except StopGuest/DeleteGuest, which add the guest's stop timeout. */
-  callTimeoutMs: number;
-}
-
-export class DaemonGuestClient {
-  constructor(
-    readonly nodeName: string,
-    readonly endpoint: string,
-    private readonly client: GuestControlClient,
-    private readonly options: DaemonGuestClientOptions,
-  ) {}
-
+export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
   createGuest(spec: GuestSpec): Promise<Guest__Output> {
     return this.unary((done, deadline) => this.client.createGuest({ spec }, { deadline }, done));
   }
@@ -56,16 +43,5 @@ export class DaemonGuestClient {
     } catch (error) {
       if (!isGrpcError(error, grpc.status.NOT_FOUND)) throw error;
     }
-  }
-
-  close(): void {
-    this.client.close();
-  }
-
-  private unary<T>(
-    invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void,
-    extraMs = 0,
-  ): Promise<T> {
-    return unary(invoke, this.options.callTimeoutMs + extraMs);
   }
 }

@@ -3,15 +3,14 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   isGrpcError,
-  unary,
   type Guest__Output,
   type MigrationClient as WireMigrationClient,
   type MigrationEvent__Output,
   type MigrationState__Output,
   type PrepareIncomingResponse__Output,
-  type UnaryCallback,
   type WireMigrationPolicy,
 } from '../../../proto/index.js';
+import { DaemonApiClient } from './daemon-api-client.js';
 
 /** How long a daemon gives a QEMU to start (its supervisor's start timeout). */
 const QEMU_START_TIMEOUT_MS = 30_000;
@@ -35,14 +34,7 @@ export interface StartMigration {
   holdInQuiescing?: boolean;
 }
 
-export class MigrationDaemonClient {
-  constructor(
-    readonly nodeName: string,
-    readonly endpoint: string,
-    private readonly client: WireMigrationClient,
-    private readonly callTimeoutMs: number,
-  ) {}
-
+export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> {
   /** Starts a QEMU on the target: its deadline adds the daemon's QEMU start timeout to the call timeout. */
   prepareIncoming(request: PrepareIncoming): Promise<PrepareIncomingResponse__Output> {
     return this.unary(
@@ -148,16 +140,5 @@ export class MigrationDaemonClient {
         resolve();
       });
     });
-  }
-
-  close(): void {
-    this.client.close();
-  }
-
-  private unary<T>(
-    invoke: (done: UnaryCallback<T>, deadline: grpc.Deadline) => void,
-    extraMs = 0,
-  ): Promise<T> {
-    return unary(invoke, this.callTimeoutMs + extraMs);
   }
 }
