@@ -336,6 +336,84 @@ describe('validation', () => {
       [literally('spec.vmSelector.matchExpressions[0].operator: Unsupported value: "Near"')],
     ],
     [
+      'a policy bandwidth above its own ceiling',
+      'MigrationPolicy',
+      { settings: { bandwidth: '2Gi' }, ceilings: { maxBandwidth: '1Gi' } },
+      [
+        /spec\.settings\.bandwidth/,
+        literally(
+          'settings.bandwidth must be a cap no larger than ceilings.maxBandwidth (0 and "unlimited" mean no cap)',
+        ),
+      ],
+    ],
+    [
+      'a policy without a bandwidth cap under a bandwidth ceiling',
+      'MigrationPolicy',
+      { settings: { bandwidth: 'unlimited' }, ceilings: { maxBandwidth: 1073741824 } },
+      [/spec\.settings\.bandwidth/, /must be a cap no larger than ceilings\.maxBandwidth/],
+    ],
+    [
+      'an "unlimited" bandwidth ceiling',
+      'MigrationPolicy',
+      { settings: {}, ceilings: { maxBandwidth: 'unlimited' } },
+      [failsPattern('spec.ceilings.maxBandwidth', QUANTITY_SUFFIXES)],
+    ],
+    [
+      'a zero bandwidth ceiling',
+      'MigrationPolicy',
+      { settings: {}, ceilings: { maxBandwidth: 0 } },
+      [/spec\.ceilings\.maxBandwidth/, /maxBandwidth must be from 1Mi to 1Ti bytes per second/],
+    ],
+    [
+      'a 2Ti bandwidth ceiling',
+      'MigrationPolicy',
+      { settings: {}, ceilings: { maxBandwidth: '2Ti' } },
+      [/spec\.ceilings\.maxBandwidth/, /maxBandwidth must be from 1Mi to 1Ti bytes per second/],
+    ],
+    [
+      'a policy allowing post-copy under its own post-copy ban',
+      'MigrationPolicy',
+      { settings: { allowPostCopy: true }, ceilings: { allowPostCopy: false } },
+      [
+        /spec\.settings\.allowPostCopy/,
+        /settings\.allowPostCopy cannot be true when ceilings\.allowPostCopy is false/,
+      ],
+    ],
+    [
+      'a policy downtime target and max downtime above its own ceiling',
+      'MigrationPolicy',
+      { settings: { downtimeTargetMs: 300, maxDowntimeMs: 400 }, ceilings: { maxDowntimeMs: 200 } },
+      [
+        /spec\.settings\.downtimeTargetMs/,
+        /settings\.downtimeTargetMs must be at most ceilings\.maxDowntimeMs/,
+        /spec\.settings\.maxDowntimeMs/,
+        /settings\.maxDowntimeMs must be at most ceilings\.maxDowntimeMs/,
+      ],
+    ],
+    [
+      'policy multifd channels and timeouts above their own ceilings',
+      'MigrationPolicy',
+      {
+        settings: { multifdChannels: 8, completionTimeoutPerGiBSeconds: 600, stallTimeoutSeconds: 90 },
+        ceilings: {
+          maxMultifdChannels: 4,
+          maxCompletionTimeoutPerGiBSeconds: 300,
+          maxStallTimeoutSeconds: 60,
+        },
+      },
+      [
+        /spec\.settings\.multifdChannels.*must be at most ceilings\.maxMultifdChannels/,
+        /spec\.settings\.completionTimeoutPerGiBSeconds.*must be at most ceilings\.maxCompletionTimeoutPerGiBSeconds/,
+        /spec\.settings\.stallTimeoutSeconds.*must be at most ceilings\.maxStallTimeoutSeconds/,
+      ],
+    ],
+    [
+      '17 multifd channels as a ceiling',
+      'MigrationPolicy',
+      { settings: {}, ceilings: { maxMultifdChannels: 17 } },
+      [/spec\.ceilings\.maxMultifdChannels/, /less than or equal to 16/],
+    ],
+    [
       'drain of the wrong type',
       'HypervisorNode',
       { drain: 'yes' },
@@ -371,6 +449,36 @@ describe('validation', () => {
     await kubectl(
       ['create', '--dry-run=server', '-f', '-'],
       manifest('MigrationPolicy', 'empty', { settings: {} }),
+    );
+    // Settings at their ceilings, and settings a ceiling does not bound, are accepted.
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('MigrationPolicy', 'at-ceilings', {
+        settings: {
+          bandwidth: 1073741824,
+          multifdChannels: 4,
+          allowPostCopy: false,
+          downtimeTargetMs: 200,
+          maxDowntimeMs: 200,
+          completionTimeoutPerGiBSeconds: 300,
+          stallTimeoutSeconds: 60,
+        },
+        ceilings: {
+          maxBandwidth: '1Gi',
+          maxMultifdChannels: 4,
+          allowPostCopy: false,
+          maxDowntimeMs: 200,
+          maxCompletionTimeoutPerGiBSeconds: 300,
+          maxStallTimeoutSeconds: 60,
+        },
+      }),
+    );
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('MigrationPolicy', 'ceilings-only', {
+        settings: { allowPostCopy: true, bandwidth: 'unlimited' },
+        ceilings: { maxDowntimeMs: 100, maxMultifdChannels: 0 },
+      }),
     );
     await kubectl(
       ['create', '--dry-run=server', '-f', '-'],

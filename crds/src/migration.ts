@@ -40,6 +40,8 @@ export const MIGRATION_FAILURE_REASONS = [
   'NoTargetAvailable',
   'InsufficientCapacity',
   'IncompatibleTarget',
+  // spec.overrides exceed a ceiling of a MigrationPolicy that selects the VM (refused at admission, never clamped).
+  'PolicyViolation',
   'Timeout',
   'Stalled',
   'Cancelled',
@@ -60,7 +62,9 @@ export const MigrationSpec = Type.Object(
     ),
     overrides: Type.Optional(
       CloneType(MigrationSettings, {
-        description: 'Settings for this migration only; unset fields come from the matching MigrationPolicy.',
+        description:
+          'Settings for this migration only; unset fields come from the matching MigrationPolicy. An override ' +
+          'above a ceiling of a MigrationPolicy that selects the VM refuses the Migration (PolicyViolation).',
       }),
     ),
   },

@@ -2,7 +2,7 @@
 // override any of them for itself. Unset fields fall through to the next level (policy, then built-in default).
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
-import { BYTE_QUANTITY_PATTERN, QUANTITY_MAX_LENGTH } from './quantities.js';
+import { BYTE_QUANTITY_PATTERN, QUANTITY_MAX_LENGTH, quantityBoundsRule } from './quantities.js';
 import { IntOrString, cel } from './schema.js';
 
 /** `bandwidth` value meaning "no limit" (so does 0). */
@@ -14,6 +14,9 @@ export const DOWNTIME_MS_MIN = 1;
 export const DOWNTIME_TARGET_MS_MAX = 10_000;
 export const MAX_DOWNTIME_MS_MAX = 60_000;
 export const MULTIFD_CHANNELS_MAX = 16;
+export const TIMEOUT_SECONDS_MAX = 3600;
+/** The smallest bandwidth cap other than "no cap", bytes per second. */
+export const BANDWIDTH_MIN = '1Mi';
 
 export const MigrationSettings = Type.Object(
   {
@@ -64,7 +67,7 @@ export const MigrationSettings = Type.Object(
       Type.Integer({
         description: 'The migration is aborted after this many seconds per GiB of guest memory.',
         minimum: 1,
-        maximum: 3600,
+        maximum: TIMEOUT_SECONDS_MAX,
       }),
     ),
     stallTimeoutSeconds: Type.Optional(
@@ -72,7 +75,7 @@ export const MigrationSettings = Type.Object(
         description:
           'The migration is aborted when the remaining bytes have not shrunk for this many seconds.',
         minimum: 1,
-        maximum: 3600,
+        maximum: TIMEOUT_SECONDS_MAX,
       }),
     ),
     allowAutoConverge: Type.Optional(
@@ -108,3 +111,76 @@ export const MigrationSettings = Type.Object(
   ),
 );
 export type MigrationSettings = Static<typeof MigrationSettings>;
+
+/**
+ * Upper bounds a MigrationPolicy sets for the VMs it selects. A Migration whose `spec.overrides` go beyond a
+ * ceiling is refused (failureReason PolicyViolation) rather than clamped, so that whoever asked knows it was not
+ * granted; settings that come from policies or the operator's defaults are lowered to the ceiling. When several
+ * matching policies set the same ceiling, the strictest one applies. An absent ceiling bounds nothing.
+ */
+export const MigrationCeilings = Type.Object(
+  {
+    maxBandwidth: Type.Optional(
+      IntOrString(
+        { pattern: BYTE_QUANTITY_PATTERN, maxLength: QUANTITY_MAX_LENGTH },
+        {
+          description:
+            'Largest bandwidth cap, in bytes per second (e.g. "1Gi" or 125000000), from ' +
+            `${BANDWIDTH_MIN} to ${BANDWIDTH_MAX}. It bounds settings.bandwidth: an override of 0 or ` +
+            '"unlimited" (no cap) or above this is refused; a policy\'s or the default "unlimited" becomes this ' +
+            'cap. "unlimited" and 0 are not ceilings: leave the field out for no ceiling.',
+          ...cel({
+            rule: quantityBoundsRule(BANDWIDTH_MIN, BANDWIDTH_MAX),
+            message: `maxBandwidth must be from ${BANDWIDTH_MIN} to ${BANDWIDTH_MAX} bytes per second`,
+          }),
+        },
+      ),
+    ),
+    maxMultifdChannels: Type.Optional(
+      Type.Integer({
+        description:
+          'Most parallel data connections (settings.multifdChannels) a migration may open; 0 allows only the ' +
+          'main channel.',
+        minimum: 0,
+        maximum: MULTIFD_CHANNELS_MAX,
+      }),
+    ),
+    allowPostCopy: Type.Optional(
+      Type.Boolean({
+        description:
+          "false forbids post-copy: an override of settings.allowPostCopy true is refused, and a policy's " +
+          'true becomes false. true (or absent) bounds nothing.',
+      }),
+    ),
+    maxDowntimeMs: Type.Optional(
+      Type.Integer({
+        description:
+          'Largest downtime, in milliseconds, for both settings.downtimeTargetMs and settings.maxDowntimeMs ' +
+          '(and so for the freeze deadline derived from them).',
+        minimum: DOWNTIME_MS_MIN,
+        maximum: MAX_DOWNTIME_MS_MAX,
+      }),
+    ),
+    maxCompletionTimeoutPerGiBSeconds: Type.Optional(
+      Type.Integer({
+        description: 'Largest settings.completionTimeoutPerGiBSeconds (seconds per GiB of guest memory).',
+        minimum: 1,
+        maximum: TIMEOUT_SECONDS_MAX,
+      }),
+    ),
+    maxStallTimeoutSeconds: Type.Optional(
+      Type.Integer({
+        description: 'Largest settings.stallTimeoutSeconds.',
+        minimum: 1,
+        maximum: TIMEOUT_SECONDS_MAX,
+      }),
+    ),
+  },
+  {
+    description:
+      'Upper bounds for the migrations of the VMs this policy selects. A Migration whose overrides exceed one is ' +
+      'refused (failureReason PolicyViolation); settings from policies and defaults are lowered to it. When ' +
+      'several matching policies set a ceiling, the strictest applies.',
+  },
+);
+export type MigrationCeilings = Static<typeof MigrationCeilings>;

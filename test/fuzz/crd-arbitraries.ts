@@ -14,7 +14,9 @@ import {
   POLICY_PRIORITY_MAX,
   POLICY_PRIORITY_MIN,
   QUANTITY_MAX_LENGTH,
+  TIMEOUT_SECONDS_MAX,
   UNLIMITED_BANDWIDTH,
+  type MigrationCeilings,
   type MigrationSettings,
 } from '../../crds/index.js';
 
@@ -117,6 +119,74 @@ export const migrationSettings: fc.Arbitrary<MigrationSettings> = fc
     { requiredKeys: [] },
   )
   .filter(migrationSettingsCel);
+
+/** MigrationCeilings.maxBandwidth's CEL rule: from 1Mi to BANDWIDTH_MAX ("unlimited" and 0 are not ceilings). */
+export function maxBandwidthCel(value: string | number): boolean {
+  return compareQuantity(value, '1Mi') >= 0 && compareQuantity(value, BANDWIDTH_MAX) <= 0;
+}
+
+/** MigrationCeilings the CRD accepts (MigrationPolicy.spec.ceilings). */
+export const migrationCeilings: fc.Arbitrary<MigrationCeilings> = fc
+  .record(
+    {
+      maxBandwidth: fc.oneof(
+        int64(0),
+        byteQuantityString(['1Mi', '100Mi', '1Gi', '1Ti', '1048575', '1048577', '1.5Mi']),
+      ),
+      maxMultifdChannels: fc.integer({ min: 0, max: MULTIFD_CHANNELS_MAX }),
+      allowPostCopy: fc.boolean(),
+      maxDowntimeMs: fc.integer({ min: DOWNTIME_MS_MIN, max: MAX_DOWNTIME_MS_MAX }),
+      maxCompletionTimeoutPerGiBSeconds: fc.integer({ min: 1, max: TIMEOUT_SECONDS_MAX }),
+      maxStallTimeoutSeconds: fc.integer({ min: 1, max: TIMEOUT_SECONDS_MAX }),
+    },
+    { requiredKeys: [] },
+  )
+  .filter((c) => c.maxBandwidth === undefined || maxBandwidthCel(c.maxBandwidth));
+
+/** The fields of a policy's `settings` that its own `ceilings` refuse (MigrationPolicySpec's CEL rules). */
+export function settingsAboveOwnCeilings(
+  settings: MigrationSettings,
+  ceilings: MigrationCeilings | undefined,
+): (keyof MigrationSettings)[] {
+  if (!ceilings) return [];
+  const above: (keyof MigrationSettings)[] = [];
+  const over = (value: number | undefined, max: number | undefined) =>
+    value !== undefined && max !== undefined && value > max;
+  const { bandwidth } = settings;
+  if (
+    bandwidth !== undefined &&
+    ceilings.maxBandwidth !== undefined &&
+    (bandwidth === UNLIMITED_BANDWIDTH ||
+      compareQuantity(bandwidth, 0) === 0 ||
+      compareQuantity(bandwidth, ceilings.maxBandwidth) > 0)
+  ) {
+    above.push('bandwidth');
+  }
+  if (over(settings.multifdChannels, ceilings.maxMultifdChannels)) above.push('multifdChannels');
+  if (settings.allowPostCopy === true && ceilings.allowPostCopy === false) above.push('allowPostCopy');
+  if (over(settings.downtimeTargetMs, ceilings.maxDowntimeMs)) above.push('downtimeTargetMs');
+  if (over(settings.maxDowntimeMs, ceilings.maxDowntimeMs)) above.push('maxDowntimeMs');
+  if (over(settings.completionTimeoutPerGiBSeconds, ceilings.maxCompletionTimeoutPerGiBSeconds)) {
+    above.push('completionTimeoutPerGiBSeconds');
+  }
+  if (over(settings.stallTimeoutSeconds, ceilings.maxStallTimeoutSeconds)) above.push('stallTimeoutSeconds');
+  return above;
+}
+
+/**
+ * A MigrationPolicy's settings and ceilings the CRD accepts together: the settings its own ceilings refuse are
+ * left out (dropping a field keeps MigrationSettings' own CEL rules true).
+ */
+export const policySettingsAndCeilings: fc.Arbitrary<{
+  settings: MigrationSettings;
+  ceilings: MigrationCeilings | undefined;
+}> = fc
+  .record({ settings: migrationSettings, ceilings: optional(migrationCeilings) })
+  .map(({ settings, ceilings }) => {
+    const kept = { ...settings };
+    for (const field of settingsAboveOwnCeilings(settings, ceilings)) delete kept[field];
+    return { settings: kept, ceilings };
+  });
 
 export const policyPriority = optional(fc.integer({ min: POLICY_PRIORITY_MIN, max: POLICY_PRIORITY_MAX }));
 

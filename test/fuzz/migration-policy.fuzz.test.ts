@@ -1,7 +1,8 @@
 // Property: Migration overrides and MigrationPolicy settings the CRDs accept, resolved by the operator
 // (operator/src/migration/policy.ts) and sent as StartMigration's policy, are accepted by the daemon's
 // resolveMigrationPolicy (hypervisor-node/src/migration/engine/policy.ts) with the settings the operator resolved,
-// or refused with a MigrationPolicyError naming the fields; nothing on the way throws anything else.
+// or refused with a MigrationPolicyError naming the fields; nothing on the way throws anything else. The settings
+// resolved never exceed the ceilings of the policies that select the VM, and only overrides are refused for them.
 import { Value } from '@sinclair/typebox/value';
 import fc from 'fast-check';
 import {
@@ -9,6 +10,7 @@ import {
   MigrationSettings,
   registerFormats,
   type Migration,
+  type MigrationCeilings,
   type MigrationPolicy,
 } from '../../crds/index.js';
 import { loadMigrationProto } from '../../proto/index.js';
@@ -24,7 +26,13 @@ import {
 } from '../../hypervisor-node/src/migration/engine/policy.js';
 import { policyOverridesFromWire } from '../../hypervisor-node/src/migration/wire.js';
 import { checkProperty } from './settings.js';
-import { dnsLabel, migrationSettings, policyPriority } from './crd-arbitraries.js';
+import {
+  dnsLabel,
+  migrationSettings,
+  policyPriority,
+  policySettingsAndCeilings,
+  settingsAboveOwnCeilings,
+} from './crd-arbitraries.js';
 
 registerFormats();
 const startMigration = loadMigrationProto().Migration.service.StartMigration;
@@ -35,9 +43,9 @@ const policyArb: fc.Arbitrary<MigrationPolicy> = fc
     name: dnsLabel,
     priority: policyPriority,
     selects: fc.constantFrom('all', 'vm', 'other'),
-    settings: migrationSettings,
+    own: policySettingsAndCeilings,
   })
-  .map(({ name, priority, selects, settings }) => ({
+  .map(({ name, priority, selects, own: { settings, ceilings } }) => ({
     apiVersion: 'tern.dev/v1alpha1' as const,
     kind: 'MigrationPolicy' as const,
     metadata: { name },
@@ -47,6 +55,7 @@ const policyArb: fc.Arbitrary<MigrationPolicy> = fc
         ? {}
         : { vmSelector: { matchLabels: selects === 'vm' ? VM_LABELS : { tier: 'web' } } }),
       settings,
+      ...(ceilings === undefined ? {} : { ceilings }),
     },
   }));
 
@@ -55,6 +64,9 @@ function overWire(request: Parameters<typeof startMigration.requestSerialize>[0]
   return startMigration.requestDeserialize(startMigration.requestSerialize(request));
 }
 
+/** Cases whose overrides a ceiling refused (PolicyViolation at admission). */
+let aboveCeilings = 0;
+
 type Outcome = { kind: 'accepted' } | { kind: 'refused'; error: MigrationPolicyError };
 
 function sendToDaemon(overrides: Migration['spec']['overrides'], policies: MigrationPolicy[]): Outcome {
@@ -62,7 +74,14 @@ function sendToDaemon(overrides: Migration['spec']['overrides'], policies: Migra
     spec: { vmName: 'vm1', ...(overrides === undefined ? {} : { overrides }) },
   };
   const vm = { metadata: { name: 'vm1', labels: VM_LABELS } };
-  const { settings } = resolveSettings(migration, vm, policies, {});
+  const { settings, ceilings, violations } = resolveSettings(migration, vm, policies, {});
+  // Within every ceiling that applies, and refused only for what the overrides asked.
+  expect(settingsAboveOwnCeilings(settings, ceilingValues(ceilings))).toEqual([]);
+  if (violations.length > 0) aboveCeilings++;
+  for (const violation of violations) {
+    expect(overrides?.[violation.field]).toBe(violation.value);
+    expect(violation.message).toContain(`MigrationPolicy ${violation.policy}`);
+  }
   const request = overWire({
     migrationId: 'm-1',
     guest: 'vm1',
@@ -88,6 +107,12 @@ function sendToDaemon(overrides: Migration['spec']['overrides'], policies: Migra
     if (!(error instanceof MigrationPolicyError)) throw error;
     return { kind: 'refused', error };
   }
+}
+
+function ceilingValues(ceilings: ReturnType<typeof resolveSettings>['ceilings']): MigrationCeilings {
+  return Object.fromEntries(
+    Object.entries(ceilings).map(([name, ceiling]) => [name, ceiling.value]),
+  ) as MigrationCeilings;
 }
 
 function expectNamedRefusal(error: MigrationPolicyError): void {
@@ -117,6 +142,9 @@ describe('fuzz: migration settings from the CRDs to the daemon', () => {
         },
       ),
     );
-    process.stdout.write(`fuzz migration-policy: ${refused} refused by the daemon with a reason\n`);
+    process.stdout.write(
+      `fuzz migration-policy: ${refused} refused by the daemon with a reason, ` +
+        `${aboveCeilings} overrides refused for a MigrationPolicy ceiling\n`,
+    );
   });
 });

@@ -21,14 +21,16 @@ import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../../
 import { Namespaces } from '../../../kube/resources.js';
 import type { MigrationMetrics } from './metrics.js';
 import { VmOwnership } from './ownership.js';
-import { resolveSettings } from './policy.js';
+import { policyViolationMessage, resolveSettings } from './policy.js';
 import { migrationsToPrune } from './retention.js';
 import { MigrationRunner, type Run } from './run.js';
 import {
+  MigrationFailed,
   PRE_DAEMON_PHASES,
   admit,
   daemonMigrationId,
   migrationAttempt,
+  runRetryDelayMs,
   statusWithPhase,
   type ConcurrencyLimits,
 } from './state.js';
@@ -60,6 +62,8 @@ const RUN_CHECK_MS = 5_000;
 
 export class MigrationReconciler {
   private readonly runs = new Map<string, Run>();
+  /** Migrations (by UID) whose runs failed in a row: the next run waits for its backoff. */
+  private readonly failures = new Map<string, { count: number; retryAt: number; last: string }>();
 
   private readonly status: MigrationStatusWriter;
   private readonly ownership: VmOwnership;
@@ -75,7 +79,7 @@ export class MigrationReconciler {
       nodes,
       status: this.status,
       vms: this.ownership,
-      settingsFor: (migration, vm) => this.settingsFor(migration, vm),
+      settingsFor: (migration, vm) => this.grantedSettings(migration, vm),
       progressIntervalMs,
     });
   }
@@ -93,11 +97,15 @@ export class MigrationReconciler {
     }
     const phase = migration.status?.phase;
     if (isTerminalMigrationPhase(phase)) {
+      this.failures.delete(migration.metadata.uid!);
       await removeFinalizer(this.options.client, Migrations, migration, MIGRATION_FINALIZER);
       await this.pruneHistory(migration, context.logger);
       return;
     }
     const run = this.runs.get(migration.metadata.uid!);
+    // A run that failed is started again only after its backoff (level-triggered reconciles come sooner).
+    const failed = this.failures.get(migration.metadata.uid!);
+    if (!run && failed && Date.now() < failed.retryAt) return { requeueAfterMs: failed.retryAt - Date.now() };
     const cancelled = this.cancelledBecause(migration);
     if (cancelled !== undefined) {
       if (run) return void (await this.runner.cancel(run, cancelled, context.logger));
@@ -179,6 +187,14 @@ export class MigrationReconciler {
       await this.status.finish(migration, 'Failed', admission.reason, admission.message);
       return;
     }
+    // Overrides above a MigrationPolicy ceiling are refused before the Migration waits or schedules.
+    const { settings, sources, violations } = await this.settingsFor(migration, vm!);
+    if (violations.length > 0) {
+      const message = policyViolationMessage(violations);
+      logger.info({ reason: 'PolicyViolation' }, message);
+      await this.status.finish(migration, 'Failed', 'PolicyViolation', message);
+      return;
+    }
     if (admission.kind === 'wait') {
       await this.status.write(migration, (status) => ({
         ...statusWithPhase(status, 'Pending', now),
@@ -191,7 +207,6 @@ export class MigrationReconciler {
       }));
       return { requeueAfterMs: this.options.waitRetryMs ?? 2_000 };
     }
-    const { settings, sources } = await this.settingsFor(migration, vm!);
     const scheduledMigration = await this.status.write(migration, (status) => ({
       ...statusWithPhase(statusWithPhase(status, 'Pending', now), 'Scheduling', now),
       sourceNode: admission.source,
@@ -225,16 +240,43 @@ export class MigrationReconciler {
     return resolveSettings(migration, vm, policies, namespaceLabels);
   }
 
+  /** The run's settings; a policy that changed since admission and refuses the overrides fails the Migration. */
+  private async grantedSettings(migration: Migration, vm: VirtualMachine) {
+    const resolution = await this.settingsFor(migration, vm);
+    if (resolution.violations.length > 0) {
+      throw new MigrationFailed('PolicyViolation', policyViolationMessage(resolution.violations));
+    }
+    return resolution;
+  }
+
   private startRun(migration: Migration, context: ReconcileContext, cancelled?: string): void {
     const uid = migration.metadata.uid!;
     const id = daemonMigrationId(uid, migrationAttempt(migration));
-    const run: Run = { migration, id, cancelled, stopped: context.signal, done: Promise.resolve() };
+    const failed = this.failures.get(uid);
+    const run: Run = {
+      migration,
+      id,
+      cancelled,
+      failedRuns: failed?.count ?? 0,
+      lastFailure: failed?.last,
+      stopped: context.signal,
+      done: Promise.resolve(),
+    };
     const log = context.logger.child({ migration: uid });
     log.info({ phase: migration.status?.phase, id, cancelled }, 'migration run started');
     run.done = this.runner
       .drive(run, log)
-      .catch((error: unknown) =>
-        log.error({ err: error }, 'migration run failed; the next reconcile resumes it'),
+      .then(
+        () => void this.failures.delete(uid),
+        (error: unknown) => {
+          const count = (failed?.count ?? 0) + 1;
+          const retryInMs = runRetryDelayMs(count);
+          this.failures.set(uid, { count, retryAt: Date.now() + retryInMs, last: String(error) });
+          log.error(
+            { err: error, failedRuns: count, retryInMs },
+            'migration run failed; the next reconcile resumes it',
+          );
+        },
       )
       .finally(() => this.runs.delete(uid));
     this.runs.set(uid, run);

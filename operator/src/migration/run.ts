@@ -60,6 +60,9 @@ export interface Run {
   pausedSeenAtMs?: number;
   /** Why the run is cancelled (the Migration or its VM is being deleted); undefined while it is not. */
   cancelled?: string;
+  /** Runs of this Migration that failed in a row before this one, and the last one's error. */
+  failedRuns: number;
+  lastFailure?: string;
   /** The controller stopped (shutdown, lost leadership): the run lets go; the next leader resumes it. */
   stopped: AbortSignal;
   /** Set once StartMigration returned: cancelling must go through the source daemon. */
@@ -115,10 +118,12 @@ export class MigrationRunner {
         sourceKnows,
         targetKnows,
         cancelled: run.cancelled !== undefined,
+        failedRuns: run.failedRuns,
+        lastFailure: run.lastFailure,
       });
       if (start.kind === 'cancel')
         throw new MigrationFailed('Cancelled', `${run.cancelled} before the source started`);
-      if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message);
+      if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message, start.nothingStarted);
       if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
       run.source = source.migration;
       if (run.cancelled !== undefined) await cancelOnSource(source.migration, run.id, run.cancelled, logger);
@@ -127,7 +132,17 @@ export class MigrationRunner {
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       logger.warn({ reason: error.reason }, error.message);
-      if (target) await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1);
+      if (target) {
+        await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1).catch(
+          (abortError: unknown) => {
+            if (!error.nothingStarted) throw abortError;
+            logger.warn(
+              { err: abortError },
+              'could not abort the target; its daemon removes an unused incoming QEMU',
+            );
+          },
+        );
+      }
       await this.options.vms.releaseVm(run.migration, error.reason === 'Cancelled' ? 'Aborted' : 'Failed');
       run.migration = await this.options.status.finish(
         run.migration,

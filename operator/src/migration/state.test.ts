@@ -14,6 +14,8 @@ import {
   daemonMigrationId,
   decideHandOver,
   decideRunStart,
+  MAX_UNSTARTED_RUN_FAILURES,
+  runRetryDelayMs,
   enterPhase,
   failureFromOutcome,
   incomingReservations,
@@ -385,6 +387,39 @@ describe('decideRunStart', () => {
   it('cancels a deleted Migration the source never started', () => {
     expect(start('Scheduling', {}, true)).toEqual({ kind: 'cancel' });
     expect(start('Initializing', { target: true }, true)).toEqual({ kind: 'cancel' });
+  });
+
+  it('gives up after repeated failed runs only while the source knows nothing of the migration', () => {
+    const failing = (phase: MigrationPhase, sourceKnows: boolean, failedRuns: number) =>
+      decideRunStart({
+        phase,
+        sourceKnows,
+        targetKnows: true,
+        cancelled: false,
+        failedRuns,
+        lastFailure: 'x',
+      });
+    expect(failing('Initializing', false, MAX_UNSTARTED_RUN_FAILURES - 1)).toEqual({
+      kind: 'initialize',
+      freshAttempt: true,
+    });
+    for (const phase of ['Scheduling', 'Initializing'] as const) {
+      expect(failing(phase, false, MAX_UNSTARTED_RUN_FAILURES)).toMatchObject({
+        kind: 'fail',
+        reason: 'Internal',
+        nothingStarted: true,
+        message: expect.stringMatching(/^gave up after 6 failed attempts to start it; the last: x$/),
+      });
+    }
+    // Once the source holds it, the migration is followed however often runs failed.
+    expect(failing('Initializing', true, 100)).toEqual({ kind: 'follow' });
+    expect(failing('Copying', true, 100)).toEqual({ kind: 'follow' });
+  });
+
+  it('waits 5 s after a failed run, doubling to at most 5 min', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map(runRetryDelayMs)).toEqual([
+      5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000,
+    ]);
   });
 
   it('fails with SourceFailed when the source forgot a migration it had started', () => {

@@ -256,9 +256,21 @@ export class MigrationFailed extends Error {
   constructor(
     readonly reason: MigrationFailureReason,
     message: string,
+    /** Nothing was started: cleaning up the target is best effort (its daemon reaps an unused incoming QEMU). */
+    readonly nothingStarted = false,
   ) {
     super(message);
   }
+}
+
+/** Runs that may fail in a row before the source started before the Migration fails (about 2.5 min of retries). */
+export const MAX_UNSTARTED_RUN_FAILURES = 6;
+const RUN_RETRY_BASE_MS = 5_000;
+const RUN_RETRY_MAX_MS = 5 * 60_000;
+
+/** How long after its `failures`-th failure in a row a Migration's next run starts: 5 s, doubling, at most 5 min. */
+export function runRetryDelayMs(failures: number): number {
+  return Math.min(RUN_RETRY_MAX_MS, RUN_RETRY_BASE_MS * 2 ** Math.max(0, failures - 1));
 }
 
 /** The failure reason for a source outcome that is not COMPLETED, from the daemon's machine-readable cause. */
@@ -299,8 +311,11 @@ export type RunStart =
   | { kind: 'initialize'; freshAttempt: boolean }
   /** Deleted before the source started: discard what the target holds, give the VM back, Aborted. */
   | { kind: 'cancel' }
-  /** The status says the source started, but the source has no record of it. */
-  | { kind: 'fail'; reason: MigrationFailureReason; message: string };
+  /**
+   * The status says the source started, but the source has no record of it; or runs kept failing before the
+   * source started (nothingStarted: what the target may hold is cleaned up as far as its daemon answers).
+   */
+  | { kind: 'fail'; reason: MigrationFailureReason; message: string; nothingStarted?: boolean };
 
 /**
  * How a run starts, from Migration.status and the daemons' state (level-triggered: the same answer whichever
@@ -312,10 +327,22 @@ export function decideRunStart(input: {
   sourceKnows: boolean;
   targetKnows: boolean;
   cancelled: boolean;
+  /** Runs of this Migration that failed in a row before this one, and the last one's error. */
+  failedRuns?: number;
+  lastFailure?: string;
 }): RunStart {
   if (input.sourceKnows) return { kind: 'follow' };
   if (input.cancelled) return { kind: 'cancel' };
   if (input.phase === 'Scheduling' || input.phase === 'Initializing') {
+    // The source knows nothing of it, so nothing runs anywhere yet: giving up here can never strand the guest.
+    if ((input.failedRuns ?? 0) >= MAX_UNSTARTED_RUN_FAILURES) {
+      return {
+        kind: 'fail',
+        reason: 'Internal',
+        message: `gave up after ${input.failedRuns} failed attempts to start it; the last: ${input.lastFailure ?? 'unknown'}`,
+        nothingStarted: true,
+      };
+    }
     return { kind: 'initialize', freshAttempt: input.targetKnows };
   }
   return {

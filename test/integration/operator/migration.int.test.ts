@@ -279,6 +279,45 @@ it('refuses a Migration to the node the VM runs on (TargetIsSource) and one of a
   expect((await getVm()).status).toMatchObject({ phase: 'Running', node });
 });
 
+it("a Migration whose overrides exceed its MigrationPolicy's ceiling is refused (PolicyViolation) and the VM stays", async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  // Selects every VM; its own settings stay within its ceilings (the CRD refuses them otherwise).
+  await apply({
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'MigrationPolicy',
+    metadata: { name: 'tenant-ceilings' },
+    spec: { settings: { bandwidth: '64Mi' }, ceilings: { maxBandwidth: '100Mi', allowPostCopy: false } },
+  });
+  try {
+    // The operator's policy informer sees the policy through its watch, well within this.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await apply(
+      migration('over-ceiling', { targetNode: other(from), overrides: { bandwidth: 'unlimited' } }),
+    );
+    const refused = await migrationIn('over-ceiling', ['Failed', 'Succeeded', 'Aborted']);
+    expect(refused.status).toMatchObject({ phase: 'Failed', failureReason: 'PolicyViolation' });
+    expect(refused.status?.message).toBe(
+      'refused by MigrationPolicy ceilings: spec.overrides.bandwidth "unlimited" (no cap) exceeds ' +
+        'ceilings.maxBandwidth "100Mi" of MigrationPolicy tenant-ceilings',
+    );
+    expect(condition(refused, 'Scheduled')).toMatchObject({ status: 'False', reason: 'PolicyViolation' });
+    expect(condition(refused, 'Completed')).toMatchObject({ status: 'False', reason: 'PolicyViolation' });
+    // Refused in Pending: it never scheduled, and no daemon heard of it.
+    expect(refused.status?.phaseTimings?.map((t) => t.phase)).not.toContain('Scheduling');
+    expect(refused.status?.sourceNode).toBeUndefined();
+    for (const node of NODES) expect(await daemonMigration(node, refused.metadata.uid!)).toBeUndefined();
+    expect(await eventReasons('Migration', 'over-ceiling')).toContain('PolicyViolation');
+    const vm = await getVm();
+    expect(vm.status).toMatchObject({ phase: 'Running', node: from, epoch: before.status!.epoch });
+    expect(vm.status?.activeMigration).toBeUndefined();
+    expect((await guestOnNode(from))?.phase).toBe('GUEST_PHASE_RUNNING');
+    expect(await guestOnNode(other(from))).toBeUndefined();
+  } finally {
+    await kubectl('delete', 'migrationpolicy', 'tenant-ceilings', '--ignore-not-found');
+  }
+});
+
 it('refuses a second Migration of a VM that is migrating (AlreadyMigrating) and aborts on delete during Copying', async () => {
   const before = await getVm();
   const from = before.status!.node as NodeName;
