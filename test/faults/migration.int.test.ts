@@ -235,7 +235,7 @@ it('the target QEMU killed during Copying: Failed (TransportFailed), the guest r
   expect(await qemuPid(from)).toBe(sourcePid);
 }, 180_000);
 
-it('the target QEMU killed at the hand-over: the record goes back to the source, which runs the guest again', async () => {
+it('the target QEMU killed at the hand-over: the record stays with the source, which runs the guest again', async () => {
   const before = await getVm();
   const from = before.status!.node as NodeName;
   const to = other(from);
@@ -257,17 +257,20 @@ it('the target QEMU killed at the hand-over: the record goes back to the source,
   );
   process.kill(await qemuPid(to), 'SIGKILL');
   const killedAt = Date.now();
-  // The record now moves to the target; ResumeTarget finds its QEMU gone.
   await release();
   const failed = await migrationIn('target-lost', ['Failed', 'Aborted', 'Succeeded'], TERMINAL_WITHIN_MS);
   console.log(
     `target QEMU killed at the hand-over → ${failed.status?.phase} in ${Date.now() - killedAt} ms: ${failed.status?.message}`,
   );
   expect(failed.status).toMatchObject({ phase: 'Failed', failureReason: 'TargetFailed' });
+  // The run that meets the lifted hold resumes one that failed at the held swap: it asks the target first, finds
+  // its QEMU gone, and never moves the record (the swap-then-reclaim order is in daemon-migration.int.test.ts).
+  expect(failed.status?.message).toMatch(
+    /lost the guest before it resumed it .*; the ownership record stays with/,
+  );
   expect(failed.metadata.uid).toBe(held.metadata.uid);
   const vm = await expectRunningOn(from);
-  // Moved to the target and back: two compare-and-swaps.
-  expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch! + 2 });
+  expect(vm.status).toMatchObject({ node: from, epoch: before.status!.epoch });
   // The same QEMU: the source paused the guest and ran it again.
   expect(await qemuPid(from)).toBe(sourcePid);
 }, 240_000);

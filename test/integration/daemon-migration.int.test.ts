@@ -22,6 +22,7 @@ import type {
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { controlClient, unary } from '../harness/control-client.js';
+import { eventually } from '../harness/eventually.js';
 import {
   killGuestsIn,
   loopbackDaemonArgs,
@@ -291,6 +292,43 @@ test('an idle guest migrates; the operator may retry Prepare and Start with the 
   expect(outcome.downtimeMs).toBeGreaterThan(0);
   expect(outcome.transferredBytes).toBeGreaterThan(0);
   expect(run.events.some((e) => e.progress)).toBe(true);
+});
+
+test('the target QEMU dies after the outcome: the record moves to it and back, the source runs the guest again', async () => {
+  const started = await start('idle');
+  const { run, from, to } = started;
+  const outcome = await run.outcome;
+  expect(outcome.result).toBe('RESULT_COMPLETED');
+  const target = await unary<Guest__Output>((done) => to.control.getGuest({ name: 'idle' }, done));
+  process.kill(target.pid, 'SIGKILL');
+  await eventually('the target daemon sees its loaded QEMU gone', async () => {
+    const state = await unary<MigrationState__Output>((done) =>
+      to.migration.getMigration({ migrationId: run.id }, done),
+    );
+    return state.stage === 'MIGRATION_STAGE_TARGET_FAILED' ? state : undefined;
+  });
+  // The operator's hand-over of a first run: the swap to the target, ResumeTarget refused, the record back.
+  const moves: string[] = [];
+  const swap = record.compareAndSwap.bind(record);
+  record.compareAndSwap = (guest, expected, next) => {
+    moves.push(`${expected}→${next}`);
+    return swap(guest, expected, next);
+  };
+  try {
+    const result = await handOver(run, { guest: 'idle', from, to, record });
+    expect(result.owner).toBe(from.name);
+  } finally {
+    record.compareAndSwap = swap;
+  }
+  expect(moves).toEqual([`${from.name}→${to.name}`, `${to.name}→${from.name}`]);
+  await started.stopWatch();
+  expect(await assertAtMostOneRunning('idle', [from, to])).toEqual(['GUEST_PHASE_RUNNING', 'ABSENT']);
+  started.targetAgent().close();
+  const agent = agents.get('idle')!;
+  const beats = agent.heartbeats.length;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(agent.heartbeats.length).toBeGreaterThan(beats);
+  await expectVerifyOk('idle');
 });
 
 test('hold_in_quiescing: the guest waits paused in Quiescing until ContinueMigration, then migrates', async () => {

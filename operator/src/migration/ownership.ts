@@ -9,7 +9,7 @@ import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
-import { metaTime } from '../../../kube/objects.js';
+import { isBeingDeleted, metaTime } from '../../../kube/objects.js';
 import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
 import type { OwnershipRecord } from './sequence.js';
 import { MigrationFailed } from './state.js';
@@ -43,6 +43,9 @@ export class VmOwnership {
     return retryOnConflict(CAS_RETRIES, async () => {
       const vm = await this.getVm(migration);
       if (!vm) throw new MigrationFailed('VMNotFound', `VirtualMachine ${migration.spec.vmName} is gone`);
+      if (isBeingDeleted(vm)) {
+        throw new MigrationFailed('Cancelled', `VirtualMachine ${vm.metadata.name} is being deleted`);
+      }
       const status = vm.status ?? {};
       if (status.activeMigration === name && status.phase === 'Migrating') return vm;
       if (status.activeMigration && status.activeMigration !== name) {

@@ -103,10 +103,13 @@ export class MigrationReconciler {
       return;
     }
     const run = this.runs.get(migration.metadata.uid!);
-    // A run that failed is started again only after its backoff (level-triggered reconciles come sooner).
+    // A run that failed is started again only after its backoff (level-triggered reconciles come sooner); a
+    // cancel does not wait for it.
     const failed = this.failures.get(migration.metadata.uid!);
-    if (!run && failed && Date.now() < failed.retryAt) return { requeueAfterMs: failed.retryAt - Date.now() };
     const cancelled = this.cancelledBecause(migration);
+    if (!run && failed && cancelled === undefined && Date.now() < failed.retryAt) {
+      return { requeueAfterMs: failed.retryAt - Date.now() };
+    }
     if (cancelled !== undefined) {
       if (run) return void (await this.runner.cancel(run, cancelled, context.logger));
       if (PRE_DAEMON_PHASES.includes(phase)) {

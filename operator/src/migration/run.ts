@@ -346,8 +346,11 @@ export class MigrationRunner {
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
       throw new MigrationFailed(
         'TargetFailed',
-        `${targetNode} lost the guest before it resumed it (${result.targetLost}); the ownership record went ` +
-          `back to ${sourceNode}, which runs the guest again`,
+        `${targetNode} lost the guest before it resumed it (${result.targetLost.why}); the ownership record ` +
+          (result.targetLost.recordMoved ? 'went back to' : 'stays with') +
+          (result.sourceLost
+            ? ` ${sourceNode}, whose QEMU is gone too: its restartPolicy decides whether it starts again`
+            : ` ${sourceNode}, which runs the guest again`),
       );
     }
     if (result.kind === 'rolledBack') {
@@ -368,8 +371,8 @@ export class MigrationRunner {
     // pre-switchover) arriving here to ResumeTarget's reply (the target's vCPUs run). It covers QEMU's downtime
     // plus the hand-over (outcome, compare-and-swap, resume); it differs from the guest's true gap by the
     // difference of the two messages' delays. It is not the guest agent's heartbeat gap (the operator has no line
-    // to the agent). Only known when this run saw the pause and did the resume, and not for post-copy (the target
-    // runs before the outcome).
+    // to the agent). Only known when this run saw the pause and did the resume, and not for post-copy (the pause
+    // then spans the whole post-copy phase, which is not a switchover gap).
     const guestGapMs =
       result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
         ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)

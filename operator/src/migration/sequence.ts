@@ -166,7 +166,8 @@ export type HandOverResult =
       completed: boolean;
       sourceResumed: boolean;
       sourceLost: boolean;
-      targetLost?: string;
+      /** recordMoved: the record had moved to the target and was moved back. */
+      targetLost?: { why: string; recordMoved: boolean };
     };
 
 /** The hand-over once the source reported its outcome (see the header). */
@@ -181,10 +182,18 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
       completed,
       sourceResumed: true,
       sourceLost: false,
-      targetLost: 'found by an earlier run of this migration',
+      targetLost: { why: 'found by an earlier run of this migration', recordMoved: true },
     };
   }
   let decision = decideHandOver(completed, await ownership.owner(), sourceNode, targetNode);
+  if (decision.kind === 'commit' && input.sourceStageAtStart !== undefined) {
+    // A resumed run (an earlier one may have found the target without the guest and moved the record back before
+    // it could resume the source): the record moves to the target only while the target still holds the guest.
+    const held = await target.getMigration(id);
+    if (held?.stage !== 'MIGRATION_STAGE_LOADED') {
+      return giveBackToSource(input, held?.message || `${targetNode} no longer knows the migration`, false);
+    }
+  }
   const committedHere = decision.kind === 'commit';
   if (decision.kind === 'commit') {
     const owner = await ownership.compareAndSwap(sourceNode, targetNode);
@@ -195,7 +204,9 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumed = committedHere ? undefined : await target.getMigration(id);
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
       const lost = await resumeOrLose(target, id, targetNode);
-      if (lost !== undefined) return reclaimForSource(input, lost);
+      // After post-copy the target held the newest memory: the source cannot take the guest back.
+      if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost);
+      if (lost !== undefined) throw new Error(`${targetNode} lost the guest after post-copy: ${lost}`);
     }
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
@@ -248,13 +259,36 @@ async function resumeOrLose(
  * the source by compare-and-swap, and only then does the source run the guest again.
  */
 async function reclaimForSource(input: HandOverInput, why: string): Promise<HandOverResult> {
-  const { source, target, id, sourceNode, targetNode, ownership } = input;
+  const { target, id, sourceNode, targetNode, ownership } = input;
   await target.abortIncoming(id);
   const owner = await ownership.compareAndSwap(targetNode, sourceNode);
   if (owner !== sourceNode) {
     throw new Error(`the ownership record names ${owner ?? 'nobody'}, not ${targetNode}: not reclaiming`);
   }
-  const state = await source.getMigration(id);
-  if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED') await source.resumeSource(id, sourceNode);
-  return { kind: 'rolledBack', completed: true, sourceResumed: true, sourceLost: false, targetLost: why };
+  return giveBackToSource(input, why, true);
+}
+
+/**
+ * The target lost the guest and the record names the source: abort what is left of the target (reclaimForSource
+ * did so before it moved the record back), then resume the source.
+ */
+async function giveBackToSource(
+  input: HandOverInput,
+  why: string,
+  recordMoved: boolean,
+): Promise<HandOverResult> {
+  const { source, target, id, sourceNode } = input;
+  if (!recordMoved) await target.abortIncoming(id);
+  let state = await source.getMigration(id);
+  if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
+    state = await source.resumeSource(id, sourceNode);
+  }
+  const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
+  return {
+    kind: 'rolledBack',
+    completed: true,
+    sourceResumed: !sourceLost,
+    sourceLost,
+    targetLost: { why, recordMoved },
+  };
 }

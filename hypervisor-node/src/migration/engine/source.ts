@@ -121,6 +121,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private lastPollAtMs = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private switchoverTimer: NodeJS.Timeout | undefined;
+  private pollPaused = false;
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
@@ -412,6 +413,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       reason: `the switchover did not finish within ${deadlineMs} ms of the guest's pause: abandoned, the guest runs on the source again`,
       cause: 'Timeout',
     };
+    // No more polls meanwhile: a QEMU blocked under its big lock stops reading its monitor once a few in-band
+    // commands wait, and the out-of-band yank must still get through. QMP events still report the outcome.
+    this.pollPaused = true;
+    clearTimeout(this.pollTimer);
     try {
       await this.qmp.execute('migrate_cancel', undefined, { timeoutMs: CANCEL_BEFORE_YANK_MS });
     } catch (err) {
@@ -419,6 +424,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       // The cancel stays queued in QEMU; breaking the connections ends the blocked write, and with it the migration.
       this.abort.reason += ' (its connections were yanked: QEMU was blocked writing to the target)';
       await this.qmp.executeOob('yank', { instances: [{ type: 'migration' }] }).catch(() => undefined);
+    } finally {
+      this.pollPaused = false;
+      this.schedulePoll(0);
     }
   }
 
@@ -447,7 +455,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   }
 
   private schedulePoll(delayMs: number): void {
-    if (this.finishing) return;
+    if (this.finishing || this.pollPaused) return;
     clearTimeout(this.pollTimer);
     this.pollTimer = setTimeout(() => void this.poll(), delayMs);
   }
