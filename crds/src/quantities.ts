@@ -27,7 +27,8 @@ export function quantityBoundsRule(min: string, max: string): string {
   );
 }
 
-const SUFFIX_MULTIPLIERS: Record<string, bigint> = {
+/** Bytes per unit of each quantity suffix ('' = bytes), exact. */
+export const BYTE_QUANTITY_MULTIPLIERS: Readonly<Record<string, bigint>> = {
   '': 1n,
   k: 10n ** 3n,
   M: 10n ** 6n,
@@ -58,7 +59,7 @@ export function parseByteQuantity(value: string | number): number {
   if (!match) throw new Error(`invalid byte quantity: ${JSON.stringify(value)}`);
   const suffix = match[2] ?? '';
   const [whole = '0', fraction = ''] = value.slice(0, value.length - suffix.length).split('.');
-  const multiplier = SUFFIX_MULTIPLIERS[suffix] ?? 1n;
+  const multiplier = BYTE_QUANTITY_MULTIPLIERS[suffix] ?? 1n;
   const scale = 10n ** BigInt(fraction.length);
   const numerator = BigInt(whole + fraction) * multiplier;
   const bytes = (numerator + scale - 1n) / scale;

@@ -22,7 +22,7 @@ import {
   verifyGuest,
 } from '../harness/operator-cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../harness/operator-process.js';
-import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../fixtures/test-guest.js';
 
 const CRDS = fileURLToPath(new URL('../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
@@ -151,17 +151,7 @@ beforeAll(async () => {
       return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
     });
   }
-  await apply({
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name: VM, namespace: 'default' },
-    spec: {
-      running: true,
-      cpu: { cores: 1 },
-      memory: '256Mi',
-      boot: { kernel: { path: images.kernel, initrdPath: images.initrd, cmdline: images.cmdline.join(' ') } },
-    },
-  });
+  await apply(testGuestVm(VM, images));
   const vm = await eventually('VM Running', async () => {
     const current = await getVm();
     return current.status?.phase === 'Running' ? current : undefined;

@@ -18,24 +18,10 @@ import {
   UNLIMITED_BANDWIDTH,
   type MigrationCeilings,
   type MigrationSettings,
+  BYTE_QUANTITY_MULTIPLIERS,
 } from '../../crds/index.js';
 
 const SUFFIXES = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei', 'k', 'M', 'G', 'T', 'P', 'E'] as const;
-const MULTIPLIERS: Record<string, bigint> = {
-  '': 1n,
-  k: 10n ** 3n,
-  M: 10n ** 6n,
-  G: 10n ** 9n,
-  T: 10n ** 12n,
-  P: 10n ** 15n,
-  E: 10n ** 18n,
-  Ki: 2n ** 10n,
-  Mi: 2n ** 20n,
-  Gi: 2n ** 30n,
-  Ti: 2n ** 40n,
-  Pi: 2n ** 50n,
-  Ei: 2n ** 60n,
-};
 const QUANTITY = new RegExp(BYTE_QUANTITY_PATTERN);
 
 /** A quantity's exact value as a fraction (numerator, denominator), as CEL's quantity() compares it. */
@@ -45,7 +31,10 @@ export function exactQuantity(value: string | number): { num: bigint; den: bigin
   if (!match) throw new Error(`not a byte quantity: ${value}`);
   const suffix = match[2] ?? '';
   const [whole = '0', fraction = ''] = value.slice(0, value.length - suffix.length).split('.');
-  return { num: BigInt(whole + fraction) * MULTIPLIERS[suffix]!, den: 10n ** BigInt(fraction.length) };
+  return {
+    num: BigInt(whole + fraction) * BYTE_QUANTITY_MULTIPLIERS[suffix]!,
+    den: 10n ** BigInt(fraction.length),
+  };
 }
 
 /** compareTo of two quantities: -1, 0 or 1. */

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import type { VirtualMachine } from '../../crds/index.js';
-import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../fixtures/test-guest.js';
 import { killGuestsIn } from '../harness/daemon-process.js';
 import { kubeBinary, startControlPlane } from '../harness/control-plane.js';
 import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
@@ -206,28 +205,6 @@ async function waitNodesReady(state: ClusterState): Promise<void> {
     }
     await sleep(250);
   }
-}
-
-/** A 256 MiB, 1-CPU LiveMigrate VirtualMachine of the test guest; `cmdline` adds to the guest's kernel command line. */
-export function testGuestVm(name: string, images: TestGuestImages, cmdline: string[] = []): VirtualMachine {
-  return {
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      running: true,
-      cpu: { cores: 1 },
-      memory: '256Mi',
-      evictionStrategy: 'LiveMigrate',
-      boot: {
-        kernel: {
-          path: images.kernel,
-          initrdPath: images.initrd,
-          cmdline: [...images.cmdline, ...cmdline].join(' '),
-        },
-      },
-    },
-  } as VirtualMachine;
 }
 
 /** A small VirtualMachine of the test guest for this cluster (in netns mode with an address on its subnet). */

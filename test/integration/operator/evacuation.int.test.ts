@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
@@ -47,26 +47,11 @@ const listMigrations = async (...selector: string[]) =>
 const setNodeSpec = (node: NodeName, spec: HypervisorNode['spec']) =>
   kubectl('patch', 'hypervisornode', node, '--type', 'merge', '-p', JSON.stringify({ spec }));
 
-function vmManifest(name: string) {
-  return {
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      running: true,
-      cpu: { cores: 1 },
-      memory: '256Mi',
-      evictionStrategy: 'LiveMigrate',
-      boot: { kernel: { path: images.kernel, initrdPath: images.initrd, cmdline: images.cmdline.join(' ') } },
-    },
-  };
-}
-
 /** Creates the VMs while every other node is cordoned, so that they all start on `node`; checks their VERIFY. */
 async function startVmsOn(node: NodeName, names: string[]): Promise<void> {
   const others = (Object.keys(daemons) as NodeName[]).filter((other) => other !== node);
   for (const other of others) await setNodeSpec(other, { unschedulable: true });
-  for (const name of names) await apply(vmManifest(name));
+  for (const name of names) await apply(testGuestVm(name, images));
   for (const name of names) {
     await eventually(`${name} Running on ${node}`, async () => {
       const vm = await getVm(name);

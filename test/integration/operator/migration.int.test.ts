@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
@@ -225,17 +225,7 @@ beforeAll(async () => {
       return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
     });
   }
-  await apply({
-    apiVersion: 'tern.dev/v1alpha1',
-    kind: 'VirtualMachine',
-    metadata: { name: VM, namespace: 'default' },
-    spec: {
-      running: true,
-      cpu: { cores: 1 },
-      memory: '256Mi',
-      boot: { kernel: { path: images.kernel, initrdPath: images.initrd, cmdline: images.cmdline.join(' ') } },
-    },
-  });
+  await apply(testGuestVm(VM, images));
   const vm = await eventually('VM Running', async () => {
     const current = await getVm();
     return current.status?.phase === 'Running' ? current : undefined;
