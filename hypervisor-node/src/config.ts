@@ -40,6 +40,11 @@ export interface DaemonConfig {
   /** Kernels, initrds and disks must live under one of these. */
   allowedRoots: string[];
   qemuBinary: string;
+  /**
+   * The user QEMU drops to once started (a name or uid:gid; see qemu/run-as.ts); undefined: QEMU keeps the
+   * daemon's user (root), which only its seccomp sandbox confines.
+   */
+  qemuUser?: string;
   /** 'auto' probes whether KVM can really run a guest (takes up to 5 s when it cannot). */
   accelerator: 'auto' | 'kvm' | 'tcg';
   /** Host side of guest NICs: taps on a bridge, user-mode networking, or 'auto' (bridge when links can be made). */
@@ -105,6 +110,7 @@ interface RawOptions {
   guestCgroupRoot?: string;
   allowedRoot: string[];
   qemuBinary: string;
+  qemuUser?: string;
   accelerator: string;
   network: string;
   bridge: string;
@@ -185,6 +191,15 @@ function command(env: NodeJS.ProcessEnv): Command {
     )
     .addOption(
       withEnv(new Option('--qemu-binary <path>', 'QEMU binary'), 'TERN_QEMU_BINARY', 'qemu-system-x86_64'),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--qemu-user <user>',
+          "user QEMU drops to after start-up: a name or uid:gid (default: none, QEMU keeps the daemon's user)",
+        ),
+        'TERN_QEMU_USER',
+      ),
     )
     .addOption(
       withEnv(new Option('--accelerator <accel>', 'auto|kvm|tcg'), 'TERN_ACCELERATOR', 'auto').choices([
@@ -343,6 +358,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     ...(raw.guestCgroupRoot !== undefined ? { guestCgroupRoot: raw.guestCgroupRoot } : {}),
     allowedRoots,
     qemuBinary: raw.qemuBinary,
+    ...(raw.qemuUser !== undefined && raw.qemuUser !== '' ? { qemuUser: raw.qemuUser } : {}),
     accelerator: raw.accelerator as DaemonConfig['accelerator'],
     network: {
       mode: raw.network as DaemonConfig['network']['mode'],

@@ -14,6 +14,8 @@ import type { GuestStatus } from './model/guest.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
 import { detectAccelerator } from './qemu/accel.js';
+import { grantSearch, probeQemuIdentity, resolveQemuUser, type QemuUser } from './qemu/run-as.js';
+import { migrationsDir } from './migration/record-file.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { createControlService } from './control/service.js';
@@ -39,12 +41,33 @@ function loadKubeConfig(source: string): KubeConfig {
   return kubeConfig;
 }
 
+/**
+ * Resolves --qemu-user, makes the state root and the migrations' key directories reachable for it, and proves
+ * with a QEMU started as guests are (sandbox, user, a TLS key loaded) that the host allows it; throws one line
+ * saying what the host refused otherwise.
+ */
+async function prepareQemuUser(config: DaemonConfig, logger: Logger): Promise<QemuUser | undefined> {
+  const user = config.qemuUser === undefined ? undefined : await resolveQemuUser(config.qemuUser);
+  const keyParent = migrationsDir(config.stateDir);
+  if (user !== undefined) await grantSearch([config.stateDir, keyParent], user);
+  await probeQemuIdentity(config.qemuBinary, user, keyParent);
+  if (user === undefined) {
+    logger.warn(
+      "QEMU keeps the daemon's user (confined by its seccomp sandbox only): set --qemu-user to run it unprivileged",
+    );
+  } else {
+    logger.info({ qemuUser: user.configured, uid: user.uid, gid: user.gid }, 'QEMU runs unprivileged');
+  }
+  return user;
+}
+
 /** Wires the daemon: host probe, supervisor (re-attaching to running guests), gRPC, metrics, registration. */
 export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
   if (config.guestCgroupRoot !== undefined) {
     await prepareGuestCgroupRoot(config.guestCgroupRoot);
     logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
   }
+  const qemuUser = await prepareQemuUser(config, logger);
   const credentials = await loadServerCredentials(config.tls);
   const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
@@ -69,10 +92,14 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     network,
     qemuBinary: config.qemuBinary,
     cgroupRoot: config.guestCgroupRoot,
+    qemuUser,
     warn: (message) => logger.warn(message),
   });
   const reattached = await supervisor.reattachAll();
-  logger.info({ guests: reattached.map(({ name, phase }) => ({ name, phase })) }, 'guests re-attached');
+  logger.info(
+    { guests: reattached.map(({ name, spec, phase }) => ({ name, displayName: spec.displayName, phase })) },
+    'guests re-attached',
+  );
 
   const reservation = { cpus: config.reservedCpus, memoryMiB: config.reservedMemoryMiB };
   const nodeInfo = () =>
@@ -89,7 +116,13 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     lastPhase.set(status.name, status.phase);
     if (previous === status.phase) return;
     logger.info(
-      { guest: status.name, from: previous, phase: status.phase, reason: status.reason },
+      {
+        guest: status.name,
+        displayName: status.spec.displayName,
+        from: previous,
+        phase: status.phase,
+        reason: status.reason,
+      },
       'guest phase',
     );
     const ended = status.phase === 'Stopped' || status.phase === 'Failed';

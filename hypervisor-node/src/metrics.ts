@@ -28,6 +28,20 @@ export function createDaemonMetrics(nodeName: string, listGuests: () => GuestSta
       for (const [phase, count] of counts) this.set({ phase }, count);
     },
   });
+  // One series per guest: its key on the node (the VM's UID) with the name people know it by.
+  new Gauge({
+    name: 'tern_node_guest_info',
+    help: 'Each guest on this node (value 1): its name (the key), display name (namespace/name) and phase',
+    labelNames: ['guest', 'display_name', 'phase'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const guest of listGuests()) {
+        const displayName = guest.spec.displayName ?? guest.name;
+        this.set({ guest: guest.name, display_name: displayName, phase: guest.phase }, 1);
+      }
+    },
+  });
   return {
     registry,
     qemuExits: new Counter({

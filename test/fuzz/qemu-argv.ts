@@ -25,6 +25,8 @@ const KEYVAL = new Set([
   '-chardev',
   '-serial',
   '-incoming',
+  '-sandbox',
+  '-run-with',
 ]);
 /** Options whose value QEMU takes in JSON syntax when it starts with '{'. */
 const JSON_OPTIONS = new Set(['-blockdev', '-device', '-netdev']);
@@ -57,9 +59,12 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
     return all[0];
   };
 
-  // -name is QEMU option syntax too (name=…,debug-threads=…): only a DNS-1123 label may go there.
-  expect(one('-name')).toBe(spec.name);
+  // -name is QEMU option syntax too (guest=…,debug-threads=…): only DNS-1123 labels (and the '/' between the
+  // display name's namespace and name) may go there.
+  expect(one('-name')).toBe(`guest=${spec.displayName ?? spec.name}`);
   expect(DNS1123_LABEL.test(spec.name)).toBe(true);
+  for (const label of (spec.displayName ?? spec.name).split('/'))
+    expect(DNS1123_LABEL.test(label)).toBe(true);
   expect(one('-uuid')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   expect(one('-machine')).toMatch(QEMU_MODEL_NAME);
   expect(one('-cpu')).toMatch(QEMU_MODEL_NAME);

@@ -2,7 +2,8 @@
 // through their Migration API with the operator's own sequence (test/harness/migration-driver.ts calls
 // operator/src/migration/sequence.ts): an in-memory ownership record decides the hand-over, a watcher asserts
 // throughout that at most one node runs the guest, and after EVERY migration the guest agent's VERIFY must be OK on
-// the node that runs the guest.
+// the node that runs the guest. Both daemons run QEMU as the unprivileged test user (--qemu-user), as the Helm chart
+// does: QEMU reads each migration's TLS key after it dropped privileges.
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -41,6 +42,7 @@ import {
 } from '../harness/migration-driver.js';
 import { switchoverGap } from '../fixtures/switchover-gap.js';
 import { decodeToken, newMigrationToken } from '../../proto/index.js';
+import { letQemuUserThrough, processIdentity, qemuUserArgs } from '../harness/qemu-user.js';
 
 const MiB = 2 ** 20;
 const SLOW_LINK = 20 * MiB;
@@ -67,6 +69,7 @@ async function startNode(name: string): Promise<Node> {
     loopbackDaemonArgs(
       { node: name, certs, stateDir, allowedRoot: images.root },
       ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '3000'],
+      ...qemuUserArgs(),
     ),
   );
   const address = `127.0.0.1:${daemon.grpcPort}`;
@@ -240,6 +243,7 @@ async function expectCode(promise: Promise<unknown>, code: grpc.status): Promise
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tern-mig-'));
+  await letQemuUserThrough(work);
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
   images = await testGuestImages();
   [nodeA, nodeB] = await Promise.all([startNode('node-a'), startNode('node-b')]);
@@ -292,6 +296,11 @@ test('an idle guest migrates; the operator may retry Prepare and Start with the 
   expect(outcome.downtimeMs).toBeGreaterThan(0);
   expect(outcome.transferredBytes).toBeGreaterThan(0);
   expect(run.events.some((e) => e.progress)).toBe(true);
+  // The target QEMU, started by the daemon as root, runs the guest unprivileged and sandboxed.
+  const moved = await unary<Guest__Output>((done) => to.control.getGuest({ name: 'idle' }, done));
+  const identity = await processIdentity(moved.pid);
+  expect(identity.uids.every((uid) => uid !== 0 && uid === identity.uids[0])).toBe(true);
+  expect(identity).toMatchObject({ seccomp: 2, noNewPrivs: 1 });
 });
 
 test('the target QEMU dies after the outcome: the record moves to it and back, the source runs the guest again', async () => {

@@ -127,7 +127,7 @@ export class IncomingMigration {
     });
     const start = async (): Promise<TargetMigration> => {
       // Outside the guest's state dir, which the supervisor creates (and refuses to find already there).
-      await writePskFile(tls.dir, id, decodeToken(options.token)!);
+      await writePskFile(tls.dir, id, decodeToken(options.token)!, supervisor.qemuUser);
       try {
         // Recorded before QEMU starts (port unknown yet), so a daemon dying in between leaves no unknown incoming
         // QEMU.

@@ -68,6 +68,7 @@ export class OutgoingMigration {
       path.join(migrationsDir(options.stateRoot), `${id}-out`),
       id,
       decodeToken(options.token)!,
+      supervisor.qemuUser,
     );
     const record: MigrationRecordFile = {
       id,

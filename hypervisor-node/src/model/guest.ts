@@ -9,6 +9,8 @@ export interface GuestDefinition {
   name: string;
   /** RFC 4122 UUID, passed to QEMU as -uuid; identical on source and target of a migration. */
   uuid: string;
+  /** For people (QEMU's -name, logs, metrics), never a key: e.g. '<namespace>/<vm name>'; see DISPLAY_NAME. */
+  displayName?: string;
   cpus: number;
   memoryMiB: number;
   /** QEMU machine type; defaults to the daemon's choice (e.g. 'q35'); a migration target copies the source's. */

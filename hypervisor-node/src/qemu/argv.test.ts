@@ -75,6 +75,11 @@ describe('validateGuestSpec rejects', () => {
     ['name longer than 63', 'name', (s) => (s.name = 'a'.repeat(64))],
     ['name starting with "-"', 'name', (s) => (s.name = '-vm')],
     ['name with a dot', 'name', (s) => (s.name = 'vm.01')],
+    ['display name with an option suffix', 'displayName', (s) => (s.displayName = 'ns/vm,debug-threads=on')],
+    ['display name with "="', 'displayName', (s) => (s.displayName = 'ns/vm=1')],
+    ['display name of three parts', 'displayName', (s) => (s.displayName = 'a/b/c')],
+    ['uppercase display name', 'displayName', (s) => (s.displayName = 'Default/vm01')],
+    ['empty display name', 'displayName', (s) => (s.displayName = '')],
     ['empty uuid', 'uuid', (s) => (s.uuid = '')],
     ['uuid without dashes', 'uuid', (s) => (s.uuid = '6b1e0c2a3f4d4e5f8a9b0c1d2e3f4a5b')],
     ['uuid with option suffix', 'uuid', (s) => (s.uuid = '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b,x=y')],
@@ -204,7 +209,7 @@ describe('buildQemuArgv', () => {
       buildQemuArgv(spec, { stateRoot, accel: 'tcg', nics: [{ kind: 'tap', ifname: 'tt0123456789abc' }] }),
     ).toEqual([
       '-name',
-      'vm01',
+      'guest=vm01',
       '-uuid',
       '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b',
       '-machine',
@@ -223,6 +228,8 @@ describe('buildQemuArgv', () => {
       'none',
       '-msg',
       'timestamp=on',
+      '-sandbox',
+      'on,obsolete=deny,spawn=deny,resourcecontrol=deny,elevateprivileges=deny',
       '-pidfile',
       '/var/lib/tern/guests/vm01/qemu.pid',
       '-qmp',
@@ -286,6 +293,27 @@ describe('buildQemuArgv', () => {
     expect(argv.slice(-3)).toEqual(['-S', '-incoming', 'defer']);
     const kvmDefault = buildQemuArgv({ ...spec, cpuModel: undefined }, { stateRoot, accel: 'kvm', nics: [] });
     expect(kvmDefault[kvmDefault.indexOf('-cpu') + 1]).toBe('host');
+  });
+
+  test('shows the display name in -name and drops to the QEMU user, which must be able to call setuid', async () => {
+    const spec = await validateGuestSpec({ ...validSpec(), displayName: 'default/vm01' }, policy);
+    const user = { uid: 999, gid: 995, configured: 'tern-qemu' };
+    const argv = buildQemuArgv(spec, {
+      stateRoot,
+      accel: 'tcg',
+      nics: [{ kind: 'tap', ifname: 'tt0' }],
+      user,
+    });
+    expect(argv.slice(0, 2)).toEqual(['-name', 'guest=default/vm01']);
+    const sandbox = argv.indexOf('-sandbox');
+    expect(argv.slice(sandbox, sandbox + 4)).toEqual([
+      '-sandbox',
+      'on,obsolete=deny,spawn=deny,resourcecontrol=deny',
+      '-run-with',
+      'user=999:995',
+    ]);
+    // The state dir stays named by the guest's key, not by its display name.
+    expect(argv[argv.indexOf('-pidfile') + 1]).toBe('/var/lib/tern/guests/vm01/qemu.pid');
   });
 
   test('refuses state roots that would need QEMU option escaping or overflow a socket path', () => {

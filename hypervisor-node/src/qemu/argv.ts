@@ -5,6 +5,7 @@
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
 import type { Accelerator, GuestDefinition, NicBackend } from '../model/guest.js';
 import { guestPaths } from '../model/state-dir.js';
+import { qemuIdentityArgs, type QemuUser } from './run-as.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
 
 export const DEFAULT_MACHINE = 'q35';
@@ -21,6 +22,8 @@ export interface QemuLaunchOptions {
   incoming?: boolean;
   /** The host side of each NIC in spec.nics, in order (see network/guest-network.ts). */
   nics: NicBackend[];
+  /** The user QEMU drops to after start-up (run-as.ts); undefined: it keeps the daemon's user. */
+  user?: QemuUser;
 }
 
 /**
@@ -49,8 +52,9 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
     ? spec.boot.cmdline
     : [SERIAL_CONSOLE_WORD, ...spec.boot.cmdline];
   const argv = [
+    // validateGuestSpec keeps ',' and '=' out of both, so QEMU's option parser reads one value.
     '-name',
-    spec.name,
+    `guest=${spec.displayName ?? spec.name}`,
     '-uuid',
     spec.uuid,
     '-machine',
@@ -69,6 +73,7 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
     'none',
     '-msg',
     'timestamp=on',
+    ...qemuIdentityArgs(launch.user),
     '-pidfile',
     paths.pid,
     '-qmp',

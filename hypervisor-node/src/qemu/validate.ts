@@ -47,6 +47,11 @@ const DNS_LABEL = DNS1123_LABEL;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Machine types and CPU models: a bare identifier; QEMU's ',prop=value' suffixes are not accepted. */
+/**
+ * One or two DNS-1123 labels joined by '/' (namespace/name): no ',' or '=', so it is safe as the value of QEMU's
+ * `-name guest=...` option.
+ */
+const DISPLAY_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$/;
 const QEMU_MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -75,6 +80,10 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
   if (typeof uuid !== 'string' || !UUID.test(uuid)) {
     fail('uuid', 'must be a UUID like 6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b');
   }
+  const displayName = input.displayName;
+  if (displayName !== undefined && (typeof displayName !== 'string' || !DISPLAY_NAME.test(displayName))) {
+    fail('displayName', 'must be one or two DNS-1123 labels joined by "/", e.g. "default/vm01"');
+  }
   checkInteger(input.cpus, 'cpus', 1, Math.min(MAX_CPUS, policy.maxCpus), '', fail);
   checkInteger(input.memoryMiB, 'memoryMiB', MIN_MEMORY_MIB, policy.maxMemoryMiB, ' MiB', fail);
   for (const field of ['machine', 'cpuModel'] as const) {
@@ -100,6 +109,7 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
     disks: disks as DiskSpec[],
     nics: nics as NicSpec[],
   };
+  if (displayName !== undefined) spec.displayName = displayName as string;
   if (input.machine !== undefined) spec.machine = input.machine as string;
   if (input.cpuModel !== undefined) spec.cpuModel = input.cpuModel as string;
   return spec;

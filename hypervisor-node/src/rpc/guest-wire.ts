@@ -37,6 +37,7 @@ export function toWireGuest(status: GuestStatus): Guest {
     spec: {
       name: spec.name,
       uuid: spec.uuid,
+      displayName: spec.displayName ?? '',
       cpus: spec.cpus,
       memoryMib: spec.memoryMiB,
       machine: spec.machine ?? '',
@@ -65,6 +66,7 @@ export function fromWireSpec(spec: GuestSpec__Output): GuestDefinition {
   return {
     name: spec.name,
     uuid: spec.uuid,
+    ...(spec.displayName ? { displayName: spec.displayName } : {}),
     cpus: spec.cpus,
     memoryMiB: spec.memoryMib,
     ...(spec.machine ? { machine: spec.machine } : {}),

@@ -8,6 +8,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertSafeStateRoot, buildQemuArgv } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.js';
+import type { QemuUser } from '../qemu/run-as.js';
 import { validateGuestSpec, type ValidationPolicy } from '../qemu/validate.js';
 import { createGuestCgroup, guestCgroupDir, removeGuestCgroup } from './cgroup.js';
 import { boundGuestLines, CONSOLE_TAIL_LIMITS, QEMU_LOG_TAIL_LIMITS } from './guest-text.js';
@@ -53,6 +54,8 @@ export interface SupervisorOptions {
    * named after the guest; undefined: QEMU stays in the daemon's cgroup.
    */
   cgroupRoot?: string;
+  /** The user QEMU drops to once started (qemu/run-as.ts); undefined: QEMU keeps the daemon's user. */
+  qemuUser?: QemuUser;
   /** Told about problems that do not fail an operation (e.g. a guest cgroup that could not be removed). */
   warn?: (message: string) => void;
 }
@@ -251,6 +254,11 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return [...this.guests.values()].map((guest) => ({ ...guest.status }));
   }
 
+  /** Who the guests' QEMU runs as: files QEMU opens after start-up (TLS keys) must be given to this user. */
+  get qemuUser(): QemuUser | undefined {
+    return this.options.qemuUser;
+  }
+
   /** The QMP session of a running guest, for migration control. Throws when the guest has no live QEMU. */
   qmp(name: string): QmpClient {
     const qmp = this.mustGet(name).run?.qmp;
@@ -332,6 +340,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         accel: launch.accel,
         incoming,
         nics,
+        user: this.options.qemuUser,
       });
       guest.run = run;
       this.setStatus(guest, {

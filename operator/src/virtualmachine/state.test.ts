@@ -38,6 +38,7 @@ function guest(phase: GuestPhase__Output, extra: Partial<Guest__Output> = {}): G
     spec: {
       name: 'vm1',
       uuid: UID,
+      displayName: 'default/vm1',
       cpus: 1,
       memoryMib: 256,
       machine: '',

@@ -6,7 +6,8 @@ import type { Nic as _tern_node_v1alpha1_Nic, Nic__Output as _tern_node_v1alpha1
 
 export interface GuestSpec {
   /**
-   * DNS-1123 label, unique on the node.
+   * DNS-1123 label, unique on the node: the key of every call about the guest. The operator uses the
+   * VirtualMachine's UID, so VMs of the same name in two namespaces never meet on a node.
    */
   'name'?: (string);
   /**
@@ -26,11 +27,17 @@ export interface GuestSpec {
   'boot'?: (_tern_node_v1alpha1_KernelBoot | null);
   'disks'?: (_tern_node_v1alpha1_Disk)[];
   'nics'?: (_tern_node_v1alpha1_Nic)[];
+  /**
+   * For people only, never a key: '<namespace>/<name>' of the VirtualMachine (one or two DNS-1123 labels joined by
+   * '/'), shown as QEMU's -name and in the daemon's logs and metrics. Empty: the name.
+   */
+  'displayName'?: (string);
 }
 
 export interface GuestSpec__Output {
   /**
-   * DNS-1123 label, unique on the node.
+   * DNS-1123 label, unique on the node: the key of every call about the guest. The operator uses the
+   * VirtualMachine's UID, so VMs of the same name in two namespaces never meet on a node.
    */
   'name': (string);
   /**
@@ -50,4 +57,9 @@ export interface GuestSpec__Output {
   'boot': (_tern_node_v1alpha1_KernelBoot__Output | null);
   'disks': (_tern_node_v1alpha1_Disk__Output)[];
   'nics': (_tern_node_v1alpha1_Nic__Output)[];
+  /**
+   * For people only, never a key: '<namespace>/<name>' of the VirtualMachine (one or two DNS-1123 labels joined by
+   * '/'), shown as QEMU's -name and in the daemon's logs and metrics. Empty: the name.
+   */
+  'displayName': (string);
 }
