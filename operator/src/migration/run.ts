@@ -27,6 +27,7 @@ import type { Informer } from '../runtime/informer.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
+import { guestName } from '../daemon/guest-key.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
@@ -208,7 +209,7 @@ export class MigrationRunner {
     const { sourceNode, targetNode } = migration.status!;
     const vm = await this.options.vms.lockVm(migration);
     const startedAt = new Date();
-    const guest = await source.control.getGuest(vm.metadata.name!);
+    const guest = await source.control.getGuest(guestName(vm));
     if (!guest || guest.spec?.uuid !== vm.metadata.uid) {
       throw new MigrationFailed('VMNotRunning', `${sourceNode} has no guest of ${vm.metadata.name}`);
     }
@@ -238,7 +239,7 @@ export class MigrationRunner {
     run.stopped.throwIfAborted();
     await startSource(source.migration, {
       id,
-      guest: vm.metadata.name!,
+      guest: guestName(vm),
       targetDataEndpoint: dataEndpoint,
       token,
       policy,

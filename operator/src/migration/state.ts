@@ -83,7 +83,7 @@ function sameMigration(a: Migration, b: Migration): boolean {
 }
 
 /**
- * What the migrations holding a slot reserve on their targets: the VM's CPUs, memory and guest name, until the
+ * What the migrations holding a slot reserve on their targets: the VM's CPUs and memory, until the
  * VM's record names the target (from then on the VM itself counts there).
  */
 export function incomingReservations(
@@ -206,9 +206,6 @@ function checkTarget(
     );
   }
   const used = usageByNode(vms, vm.metadata.uid, incoming).get(target);
-  if (used?.vmNames.has(vm.metadata.name!)) {
-    return fail('TargetNotReady', `${target} already runs another VM named ${vm.metadata.name}`);
-  }
   const allocatable = node.status?.allocatable;
   const freeCpu = (allocatable?.cpu ?? 0) - (used?.cpu ?? 0);
   const freeMemory = (allocatable ? parseByteQuantity(allocatable.memory) : 0) - (used?.memoryBytes ?? 0);

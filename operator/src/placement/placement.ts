@@ -12,7 +12,6 @@ export const PLACEMENT_REASONS = [
   'NoReadyNodes',
   'NodeSelectorMismatch',
   'Unschedulable',
-  'NameConflict',
   'InsufficientCapacity',
 ] as const;
 export type PlacementReason = (typeof PLACEMENT_REASONS)[number];
@@ -23,8 +22,6 @@ export type PlacementResult =
 export interface NodeUsage {
   cpu: number;
   memoryBytes: number;
-  /** Names of the VMs placed there (a guest name is unique per node). */
-  vmNames: Set<string>;
 }
 
 /** Whether the node may receive guests: Ready=True and an endpoint to reach its daemon. */
@@ -62,10 +59,10 @@ export function usageByNode(
 ): Map<string, NodeUsage> {
   const usage = new Map<string, NodeUsage>();
   const hold = (node: string, vm: VirtualMachine) => {
-    const entry = usage.get(node) ?? { cpu: 0, memoryBytes: 0, vmNames: new Set<string>() };
+    // Guests are keyed by the VM's UID on a node (daemon/guest-key.ts): names never conflict there.
+    const entry = usage.get(node) ?? { cpu: 0, memoryBytes: 0 };
     entry.cpu += vm.spec.cpu.cores;
     entry.memoryBytes += parseByteQuantity(vm.spec.memory);
-    entry.vmNames.add(vm.metadata.name!);
     usage.set(node, entry);
   };
   for (const vm of vms) {
@@ -135,11 +132,6 @@ export function placeVirtualMachine(
       (n) => matchesSelector(n, vm.spec.placement?.nodeSelector),
     ],
     ['Unschedulable', 'cordoned', isNodeSchedulable],
-    [
-      'NameConflict',
-      `running another VM named ${vm.metadata.name}`,
-      (n) => !usage.get(n.metadata.name!)?.vmNames.has(vm.metadata.name!),
-    ],
     [
       'InsufficientCapacity',
       `without ${vm.spec.cpu.cores} CPUs and ${Math.ceil(memoryBytes / MiB)} MiB free`,

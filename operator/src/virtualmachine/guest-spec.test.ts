@@ -26,10 +26,11 @@ function vm(
 }
 
 describe('toGuestSpec', () => {
-  it('maps name, uid, CPUs, memory in MiB, kernel boot and one NIC', () => {
+  it('names the guest by the uid (namespace/name for display) and maps CPUs, memory in MiB, kernel boot, one NIC', () => {
     expect(toGuestSpec(vm({ network: { macAddress: '52:54:00:AB:CD:EF' } }))).toEqual({
-      name: 'vm01',
+      name: '0b5e2a8c-5d6f-4a61-9c1e-8f7d3b2a1c00',
       uuid: '0b5e2a8c-5d6f-4a61-9c1e-8f7d3b2a1c00',
+      displayName: 'default/vm01',
       cpus: 2,
       memoryMib: 1024,
       boot: {

@@ -1,10 +1,11 @@
-// VirtualMachine spec → the daemon's GuestSpec. The guest is named after the VM (a DNS-1123 label by the CRD's
-// rule) and carries the VM's UID as its QEMU -uuid, which stays the same on both ends of a migration.
+// VirtualMachine spec → the daemon's GuestSpec. The guest is named by the VM's UID (daemon/guest-key.ts), which is
+// also QEMU's -uuid and stays the same on both ends of a migration; people see <namespace>/<name> (display_name).
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { VirtualMachine } from '../../../crds/index.js';
 import { parseByteQuantity } from '../../../crds/index.js';
 import type { DiskFormat, GuestSpec } from '../../../proto/index.js';
+import { guestDisplayName, guestName } from '../daemon/guest-key.js';
 
 const MiB = 1024 * 1024;
 
@@ -53,8 +54,9 @@ export function toGuestSpec(vm: VirtualMachine): GuestSpec {
     (a, b) => Number(b.name === vm.spec.boot.disk) - Number(a.name === vm.spec.boot.disk),
   );
   return {
-    name,
+    name: guestName(vm),
     uuid: uid,
+    displayName: guestDisplayName(vm),
     cpus: vm.spec.cpu.cores,
     memoryMib: Math.ceil(memoryBytes / MiB),
     ...(kernel

@@ -32,6 +32,7 @@ import type { DaemonGuestClient } from '../daemon/guest-client.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
 import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
+import { guestName } from '../daemon/guest-key.js';
 import { incomingReservations } from '../migration/state.js';
 import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
 import { nextGuestStep, type ReadyState } from './state.js';
@@ -189,7 +190,7 @@ export class VirtualMachineReconciler {
     daemon: DaemonGuestClient,
     logger: Logger,
   ): Promise<ReconcileResult> {
-    const name = vm.metadata.name!;
+    const name = guestName(vm);
     const node = vm.status!.node!;
     const step = nextGuestStep(vm, await daemon.getGuest(name));
     switch (step.kind) {
@@ -278,7 +279,7 @@ export class VirtualMachineReconciler {
 
   /** The guest is down or gone: delete it and give up the node (a later start places the VM afresh). */
   private async release(vm: VirtualMachine, daemon: DaemonGuestClient): Promise<ReconcileResult> {
-    await daemon.deleteGuest(vm.metadata.name!, this.options.stopTimeoutMs);
+    await daemon.deleteGuest(guestName(vm), this.options.stopTimeoutMs);
     await this.updateStatus(vm, {
       phase: 'Stopped',
       node: null,
@@ -323,14 +324,14 @@ export class VirtualMachineReconciler {
         return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
       }
       const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
-      const guest = await daemon.getGuest(vm.metadata.name!);
+      const guest = await daemon.getGuest(guestName(vm));
       if (guest && guest.spec?.uuid === vm.metadata.uid) {
         vm = await this.updateStatus(vm, {
           phase: 'Stopping',
           conditions: [ready('False', 'Deleting', 'the VirtualMachine is being deleted')],
           event: { type: 'Normal', reason: 'Stopping', message: `deleting the guest on ${nodeName}` },
         });
-        await daemon.deleteGuest(vm.metadata.name!, this.options.stopTimeoutMs);
+        await daemon.deleteGuest(guestName(vm), this.options.stopTimeoutMs);
         await this.options.events.record(vm, 'Normal', 'GuestDeleted', `deleted the guest on ${nodeName}`);
       }
     }

@@ -41,7 +41,7 @@ export function nextGuestStep(vm: VirtualMachine, guest: Guest__Output | undefin
   if (guest && guest.spec?.uuid !== vm.metadata.uid) {
     return {
       kind: 'conflict',
-      message: `node ${vm.status?.node} runs another guest named ${vm.metadata.name} (uuid ${guest.spec?.uuid})`,
+      message: `node ${vm.status?.node} runs another guest under this VM's key ${vm.metadata.uid} (uuid ${guest.spec?.uuid})`,
     };
   }
   const phase = vm.status?.phase;
