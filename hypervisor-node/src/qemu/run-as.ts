@@ -86,6 +86,8 @@ export async function giveToQemu(file: string, user: QemuUser | undefined): Prom
  */
 export async function grantSearch(dirs: string[], user: QemuUser): Promise<void> {
   for (const dir of dirs) {
+    // Missing parents get the usual 0755 (umask permitting), so that the QEMU user can pass them too.
+    await mkdir(path.dirname(dir), { recursive: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chown(dir, process.getuid?.() ?? 0, user.gid);
     await chmod(dir, 0o710);
