@@ -187,9 +187,12 @@ try {
 
   let verify = 'not run';
   if (status.phase === 'Succeeded') {
-    const agent = await AgentClient.connect(join(cluster.node(target).stateDir, 'demo', 'agent.sock'), {
-      timeoutMs: 10_000,
-    });
+    const agent = await AgentClient.connect(
+      join(cluster.node(target).stateDir, vm.metadata.uid!, 'agent.sock'),
+      {
+        timeoutMs: 10_000,
+      },
+    );
     const result = await agent.verify(60_000);
     agent.close();
     verify = result.ok ? `OK (${result.pages} pages, ${result.writes} writes)` : `FAILED: ${result.detail}`;

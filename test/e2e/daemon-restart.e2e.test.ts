@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HypervisorNode } from '../../crds/index.js';
 import { eventually, runningVm, smallVm, e2eClusterForFile, startVmsOnNodeA } from './e2e-cluster.js';
+import { guestDirOfVm } from '../harness/guest-lookup.js';
 
 const cluster = e2eClusterForFile();
 
@@ -16,7 +17,8 @@ const nodeReady = async (name: string) => {
 };
 
 async function qemuPid(vm: string): Promise<number> {
-  return Number((await readFile(join(cluster.node('node-a').stateDir, vm, 'qemu.pid'), 'utf8')).trim());
+  const dir = await guestDirOfVm(cluster.node('node-a').stateDir, vm);
+  return Number((await readFile(join(dir, 'qemu.pid'), 'utf8')).trim());
 }
 
 test('guests survive a killed daemon and are reported Running again after its restart', async () => {

@@ -7,13 +7,13 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { TERMINAL_MIGRATION_PHASES as TERMINAL_PHASES } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
 import { testGuestImages, testGuestVm } from '../fixtures/test-guest.js';
-import { controlClient, unary } from '../harness/control-client.js';
-import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
+import { controlClient } from '../harness/control-client.js';
+import { guestDirOfVm, guestOfVm, isQemuOfVm } from '../harness/guest-lookup.js';
+import type { GuestControlClient } from '../../proto/index.js';
 import { kubeBinary } from '../../test/harness/control-plane.js';
 import { downCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
 import { isAlive } from '../local-cluster/processes.js';
@@ -88,11 +88,9 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
       const phases: Record<string, string> = {};
       for (const node of order) {
         const deadline = new Date(Date.now() + 1_000);
-        phases[node] = await unary<Guest__Output>((done) =>
-          control(node).getGuest({ name: vm }, { deadline }, done),
-        ).then(
-          (guest) => guest.phase,
-          (error: grpc.ServiceError) => (error.code === grpc.status.NOT_FOUND ? 'ABSENT' : 'UNREACHABLE'),
+        phases[node] = await guestOfVm(control(node), vm, 'default', deadline).then(
+          (guest) => guest?.phase ?? 'ABSENT',
+          () => 'UNREACHABLE',
         );
       }
       return phases;
@@ -114,14 +112,17 @@ export async function startE2eCluster(nodes = ['node-a', 'node-b']): Promise<E2e
         found[node.name] = [];
         for (const pid of stdout.split('\n').filter(Boolean).map(Number)) {
           const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-          if (argv[0]?.endsWith('qemu-system-x86_64') && argv.includes(join(node.stateDir, vm, 'qemu.pid')))
+          const pidfile = argv[argv.indexOf('-pidfile') + 1];
+          const ofNode = argv.includes('-pidfile') && pidfile?.startsWith(join(node.stateDir, '/')) === true;
+          if (argv[0]?.endsWith('qemu-system-x86_64') && ofNode && isQemuOfVm(argv, vm))
             found[node.name]!.push(pid);
         }
       }
       return found;
     },
     async verify(node, vm) {
-      const agent = await AgentClient.connect(join(cluster.node(node).stateDir, vm, 'agent.sock'), {
+      const dir = await guestDirOfVm(cluster.node(node).stateDir, vm);
+      const agent = await AgentClient.connect(join(dir, 'agent.sock'), {
         timeoutMs: 30_000,
       });
       try {

@@ -1,11 +1,10 @@
 // Helpers the operator's integration tests share: kubectl against the test control plane, polling, the
 // daemon's command line for a test node, and the guest agent's VERIFY.
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import type { Condition } from '../../crds/index.js';
 import { AgentClient, type VerifyResult } from '../../guest/host/agent-client.js';
 import type { DevCerts } from './certificates.js';
-import { unary } from './control-client.js';
+import { guestDirOfVm, guestOfVm } from './guest-lookup.js';
 import { eventually } from './eventually.js';
 import type { GuestControlClient, Guest__Output } from '../../proto/index.js';
 import type { ControlPlane } from './control-plane.js';
@@ -163,19 +162,26 @@ export function testDaemonArgs(options: TestDaemonOptions): string[] {
   ];
 }
 
-/** The daemon's guest of that name, or undefined when it has none. */
-export async function guestOn(client: GuestControlClient, name: string): Promise<Guest__Output | undefined> {
-  try {
-    return await unary<Guest__Output>((done) => client.getGuest({ name }, done));
-  } catch (error) {
-    if ((error as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
-    throw error;
-  }
+/**
+ * The daemon's guest of the VirtualMachine `vm` (in `namespace`), or undefined when it has none. The daemon keys
+ * guests by the VM's UID; this finds it by its display name, `<namespace>/<name>`.
+ */
+export function guestOn(
+  client: GuestControlClient,
+  vm: string,
+  namespace = 'default',
+): Promise<Guest__Output | undefined> {
+  return guestOfVm(client, vm, namespace);
 }
 
-/** Connects to the guest agent of `vm` under a daemon's state dir and runs VERIFY there. */
-export async function verifyGuest(stateDir: string, vm: string): Promise<VerifyResult> {
-  const agent = await AgentClient.connect(join(stateDir, vm, 'agent.sock'), { timeoutMs: 30_000 });
+/** Connects to the guest agent of VM `vm` (in `namespace`) under a daemon's state dir and runs VERIFY there. */
+export async function verifyGuest(
+  stateDir: string,
+  vm: string,
+  namespace = 'default',
+): Promise<VerifyResult> {
+  const dir = await guestDirOfVm(stateDir, vm, namespace);
+  const agent = await AgentClient.connect(join(dir, 'agent.sock'), { timeoutMs: 30_000 });
   try {
     await agent.waitReady(90_000);
     return await agent.verify();

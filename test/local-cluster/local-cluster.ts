@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { testGuestImages, testGuestVm, type TestGuestImages } from '../fixtures/test-guest.js';
 import { killGuestsIn } from '../harness/daemon-process.js';
+import { qemuUserArgs } from '../harness/qemu-user.js';
 import { kubeBinary, startControlPlane } from '../harness/control-plane.js';
 import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
 import {
@@ -99,7 +100,11 @@ function daemonArgs(state: ClusterState, node: NodeState, certs: DevCerts): stri
     ...['--cpu-capacity', String(NODE_VCPUS)],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
     ...['--state-dir', node.stateDir, '--allowed-root', state.imagesRoot],
-    ...(state.mode === 'netns' ? ['--network', 'bridge', '--bridge', NODE_BRIDGE] : ['--network', 'user']),
+    // As root (netns mode) QEMU drops to the unprivileged test user, as the Helm chart runs it; the guest state
+    // lies under /tmp/tern-<cluster> (0755), which that user may pass through to its migration keys.
+    ...(state.mode === 'netns'
+      ? ['--network', 'bridge', '--bridge', NODE_BRIDGE, ...qemuUserArgs()]
+      : ['--network', 'user']),
     ...[
       '--kubeconfig',
       state.kubeconfig,

@@ -144,7 +144,8 @@ it('places a VM, starts its guest on that node and reports node, epoch, conditio
   const guest = await guestOnNode('node-a', 'vm1');
   expect(guest).toMatchObject({
     phase: 'GUEST_PHASE_RUNNING',
-    spec: { uuid: vm.metadata.uid, memoryMib: 256 },
+    // Keyed by the VM's UID on the node; people see namespace/name.
+    spec: { name: vm.metadata.uid, uuid: vm.metadata.uid, displayName: 'default/vm1', memoryMib: 256 },
   });
   expect(guest?.spec?.nics[0]?.mac).toBe(vm.status?.macAddress);
   expect(await processAlive(guest!.pid)).toBe(true);
@@ -153,7 +154,9 @@ it('places a VM, starts its guest on that node and reports node, epoch, conditio
   await eventually(
     'the guest agent on the console',
     async () =>
-      images.readyPattern.test(await readFile(join(stateDir('node-a'), 'vm1', 'console.log'), 'utf8'))
+      images.readyPattern.test(
+        await readFile(join(stateDir('node-a'), vm.metadata.uid!, 'console.log'), 'utf8'),
+      )
         ? true
         : undefined,
     60_000,
