@@ -1,6 +1,7 @@
 // Migrations end to end: the real operator process, a real kube-apiserver and two real daemon processes running a
 // QEMU guest (TCG, 256 MiB, 16 MiB working set). Every migration ends with the guest agent's VERIFY OK on the node
-// the VM's record names; the guest never runs on both nodes.
+// the VM's record names; the guest never runs on both nodes. The daemons run QEMU as the unprivileged test user
+// (--qemu-user), as the Helm chart does.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import {
   testDaemonArgs,
   verifyGuest,
 } from '../../harness/operator-cluster.js';
+import { letQemuUserThrough, qemuUserArgs } from '../../harness/qemu-user.js';
 import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
 import { ATTEMPT_ANNOTATION } from '../../../operator/src/migration/state.js';
 
@@ -186,6 +188,7 @@ const startOperator = () =>
 beforeAll(async () => {
   const started = Date.now();
   work = await mkdtemp(join(tmpdir(), 'tmig-'));
+  await letQemuUserThrough(work);
   [cp, images] = await Promise.all([startControlPlane({ name: 'migration-reconciler' }), testGuestImages()]);
   await kubectl('apply', '-f', CRDS);
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
@@ -201,7 +204,7 @@ beforeAll(async () => {
           imagesRoot: images.root,
           kubeconfig: cp.kubeconfigPath,
           leaseDurationSeconds: 6,
-        }),
+        }).concat(qemuUserArgs()),
       ),
     ),
   );
@@ -251,6 +254,52 @@ it('migrates a running VM to the given targetNode through every phase, moving ow
   const from = (await getVm()).status!.node as NodeName;
   await migrateAndCheck('to-target', { targetNode: other(from) });
 }, 150_000);
+
+it('a VM of the same name in another namespace runs on the same node, migrates away and back on its own', async () => {
+  const node = (await getVm()).status!.node as NodeName;
+  const mainPid = (await guestOnNode(node))!.pid;
+  await kubectl('create', 'namespace', 'twin');
+  const twin = testGuestVm(VM, images);
+  await apply({
+    ...twin,
+    metadata: { name: VM, namespace: 'twin' },
+    spec: { ...twin.spec, placement: { nodeName: node } },
+  });
+  const getTwin = () => getJson<VirtualMachine>('virtualmachine', VM, '-n', 'twin');
+  const running = await eventually('twin/mvm Running', async () => {
+    const current = await getTwin();
+    return current.status?.phase === 'Running' ? current : undefined;
+  });
+  expect(running.status?.node).toBe(node);
+  // One node, two guests told apart by the VMs' UIDs; people see namespace/name.
+  const [main, twinGuest] = [await guestOn(controls[node], VM), await guestOn(controls[node], VM, 'twin')];
+  expect(main).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
+  expect(main!.spec).toMatchObject({ name: (await getVm()).metadata.uid, displayName: `default/${VM}` });
+  expect(twinGuest).toMatchObject({ phase: 'GUEST_PHASE_RUNNING' });
+  expect(twinGuest!.spec).toMatchObject({ name: running.metadata.uid, displayName: `twin/${VM}` });
+  expect((await verifyGuest(stateDir(node), VM, 'twin')).ok).toBe(true);
+
+  // Migrating one moves only its own guest, there and back (a daemon holding the other's guest takes it).
+  for (const [name, to] of [
+    ['twin-away', other(node)],
+    ['twin-back', node],
+  ] as const) {
+    await apply({ ...migration(name, { targetNode: to }), metadata: { name, namespace: 'twin' } });
+    const done = await eventually(`twin ${name} finished`, async () => {
+      const current = await getJson<Migration>('migration', name, '-n', 'twin');
+      return ['Succeeded', 'Failed', 'Aborted'].includes(current.status?.phase ?? '') ? current : undefined;
+    });
+    expect(done.status).toMatchObject({ phase: 'Succeeded', targetNode: to });
+    expect((await guestOn(controls[to], VM, 'twin'))?.phase).toBe('GUEST_PHASE_RUNNING');
+    expect(await guestOn(controls[other(to)], VM, 'twin')).toBeUndefined();
+    expect((await verifyGuest(stateDir(to), VM, 'twin')).ok).toBe(true);
+    expect(await guestOnNode(node)).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
+  }
+  // (No namespace controller runs here: the VM is deleted on its own.)
+  await kubectl('delete', 'virtualmachine', VM, '-n', 'twin', '--timeout=60s');
+  expect(await guestOn(controls[node], VM, 'twin')).toBeUndefined();
+  expect(await guestOnNode(node)).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
+}, 240_000);
 
 it('picks the target itself when the Migration names none', async () => {
   await migrateAndCheck('anywhere', {});
