@@ -13,6 +13,13 @@ mkdir -p "$LOG_DIR"
 step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox)"
 bash hack/install-packages.sh
 
+# The test daemons and the local cluster run their guests' QEMU as this user (--qemu-user), as the Helm chart runs it
+# as a uid of its own: a system user without home or shell, created once.
+if [ "$(id -u)" = 0 ] && ! id -u tern-qemu >/dev/null 2>&1; then
+  step "user tern-qemu (the unprivileged user QEMU drops to)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin tern-qemu
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "npm ci"
   npm ci --no-audit --no-fund >"$LOG_DIR/npm-ci.log" 2>&1 || {

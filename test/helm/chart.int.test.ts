@@ -145,6 +145,8 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
     tls: { certFile: '/etc/tern/tls/node-a.crt', keyFile: '/etc/tern/tls/node-a.key' },
     operatorIdentities: ['tern-operator'],
     registration: { kubeconfig: 'in-cluster', leaseNamespace: NS },
+    // QEMU drops to a uid of its own, which needs no passwd entry in the image.
+    qemuUser: '60400:60400',
   });
   const deployment = asKubeletRunsIt('Deployment', { 'metadata.name': 'tern-operator-7d9f-x2' });
   const operator = parseOperatorConfig(deployment.args, deployment.env);
