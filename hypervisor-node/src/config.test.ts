@@ -92,6 +92,13 @@ describe('parseConfig', () => {
     );
   });
 
+  it('takes the QEMU user from the flag or the environment; none by default (QEMU keeps the daemon user)', () => {
+    expect(parseConfig(MINIMAL, {}).qemuUser).toBeUndefined();
+    expect(parseConfig(MINIMAL, { TERN_QEMU_USER: '' }).qemuUser).toBeUndefined();
+    expect(parseConfig([...MINIMAL, '--qemu-user', 'tern-qemu'], {}).qemuUser).toBe('tern-qemu');
+    expect(parseConfig(MINIMAL, { TERN_QEMU_USER: '60400:60400' }).qemuUser).toBe('60400:60400');
+  });
+
   it('collects repeated flags', () => {
     const config = parseConfig(
       [

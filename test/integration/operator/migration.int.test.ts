@@ -278,6 +278,15 @@ it('a VM of the same name in another namespace runs on the same node, migrates a
   expect(twinGuest).toMatchObject({ phase: 'GUEST_PHASE_RUNNING' });
   expect(twinGuest!.spec).toMatchObject({ name: running.metadata.uid, displayName: `twin/${VM}` });
   expect((await verifyGuest(stateDir(node), VM, 'twin')).ok).toBe(true);
+  // The daemon's metrics name both guests by key and by display name.
+  const metrics = await (await fetch(`http://127.0.0.1:${daemons[node].metricsPort}/metrics`)).text();
+  for (const [uid, displayName] of [
+    [main!.spec!.uuid, `default/${VM}`],
+    [running.metadata.uid, `twin/${VM}`],
+  ])
+    expect(metrics).toContain(
+      `tern_node_guest_info{guest="${uid}",display_name="${displayName}",phase="Running"`,
+    );
 
   // Migrating one moves only its own guest, there and back (a daemon holding the other's guest takes it).
   for (const [name, to] of [
