@@ -89,7 +89,14 @@ export async function grantSearch(dirs: string[], user: QemuUser): Promise<void>
     // Missing parents get the usual 0755 (umask permitting), so that the QEMU user can pass them too.
     await mkdir(path.dirname(dir), { recursive: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chown(dir, process.getuid?.() ?? 0, user.gid);
+    try {
+      await chown(dir, process.getuid?.() ?? 0, user.gid);
+    } catch (err) {
+      throw new Error(
+        `--qemu-user ${user.configured}: cannot give ${dir} to group ${user.gid} (${(err as Error).message}); ` +
+          'only a daemon running as root can start QEMU as another user',
+      );
+    }
     await chmod(dir, 0o710);
   }
 }
