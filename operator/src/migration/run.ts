@@ -27,6 +27,8 @@ import type { Informer } from '../runtime/informer.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
+import { FencedError } from '../daemon/fencing.js';
+import { NotLeadingError } from '../runtime/leader.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
@@ -97,8 +99,8 @@ export class MigrationRunner {
   /** One migration from its current phase to a terminal one. */
   async drive(run: Run, logger: Logger): Promise<void> {
     const { sourceNode, targetNode } = run.migration.status!;
-    const source = this.daemon(sourceNode!);
-    const target = this.daemon(targetNode!);
+    const source = this.daemon(sourceNode!, run.stopped);
+    const target = this.daemon(targetNode!, run.stopped);
     try {
       const phase = run.migration.status?.phase;
       if (!source || !target) {
@@ -131,11 +133,13 @@ export class MigrationRunner {
       await this.handOver(run, outcome, source.migration, target.migration, sourceAtStart?.stage, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
+      // A run whose controller stopped writes no outcome: the next leader decides from status and the daemons.
+      run.stopped.throwIfAborted();
       logger.warn({ reason: error.reason }, error.message);
       if (target) {
         await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1).catch(
           (abortError: unknown) => {
-            if (!error.nothingStarted) throw abortError;
+            if (!error.nothingStarted || isDeposed(abortError)) throw abortError;
             logger.warn(
               { err: abortError },
               'could not abort the target; its daemon removes an unused incoming QEMU',
@@ -153,13 +157,14 @@ export class MigrationRunner {
     }
   }
 
-  private daemon(nodeName: string) {
+  /** The node's clients for this run: once `stopped` aborted (the controller stopped), they make no call. */
+  private daemon(nodeName: string, stopped: AbortSignal) {
     const node = this.options.nodes.get(nodeName);
     if (!node || !isNodeReady(node)) return undefined;
     const endpoint = node.status!.endpoint!;
     return {
-      control: this.options.pool.guestClient(nodeName, endpoint),
-      migration: this.options.pool.migrationClient(nodeName, endpoint),
+      control: this.options.pool.guestClient(nodeName, endpoint).during(stopped),
+      migration: this.options.pool.migrationClient(nodeName, endpoint).during(stopped),
     };
   }
 
@@ -395,6 +400,16 @@ export class MigrationRunner {
     );
   }
 }
+
+/**
+ * This replica may not act on the daemons any more: a daemon refused its fencing token (a newer leader called it),
+ * or its own leadership or controller ended. The run then stops where it is and touches nothing.
+ */
+function isDeposed(error: unknown): boolean {
+  return error instanceof FencedError || error instanceof NotLeadingError || isAbortError(error);
+}
+
+const isAbortError = (error: unknown): boolean => error instanceof Error && error.name === 'AbortError';
 
 function wirePolicyOf(settings: ResolvedSettings) {
   try {
