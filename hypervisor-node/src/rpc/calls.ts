@@ -62,19 +62,17 @@ export class OperatorCalls {
         callback(refused);
         return;
       }
-      this.admitToken(call.metadata, changesGuest)
-        .then(() => implementation(call.request))
-        .then(
-          (response) => {
-            metrics.observe(method, started, grpc.status.OK);
-            callback(null, response);
-          },
-          (error: unknown) => {
-            const failure = this.toServiceError(method, error);
-            metrics.observe(method, started, failure.code);
-            callback(failure);
-          },
-        );
+      this.fenced(call.metadata, changesGuest, () => implementation(call.request)).then(
+        (response) => {
+          metrics.observe(method, started, grpc.status.OK);
+          callback(null, response);
+        },
+        (error: unknown) => {
+          const failure = this.toServiceError(method, error);
+          metrics.observe(method, started, failure.code);
+          callback(failure);
+        },
+      );
     };
   }
 
@@ -98,20 +96,27 @@ export class OperatorCalls {
     // grpc-js turns an 'error' on a server stream into the call's final status.
     if (refused) call.emit('error', refused);
     else {
-      this.admitToken(call.metadata, false).catch((error: unknown) =>
+      this.fenced(call.metadata, false, () => undefined).catch((error: unknown) =>
         this.options.logger.error({ method, err: error }, 'could not record the fencing token'),
       );
     }
     return refused === undefined;
   }
 
-  /** Checks and records the call's fencing token (a call without one counts as the unfenced operator's, 0). */
-  private async admitToken(metadata: grpc.Metadata, changesGuest: boolean): Promise<void> {
+  /**
+   * Runs `call` under the fencing rules (FencingStore.run) with the call's token; a call without one counts as the
+   * unfenced operator's, 0.
+   */
+  private async fenced<T>(
+    metadata: grpc.Metadata,
+    changesGuest: boolean,
+    call: () => Promise<T> | T,
+  ): Promise<T> {
     const token = fencingTokenOf(metadata);
     if (token === undefined) {
       throw new RpcError(grpc.status.INVALID_ARGUMENT, 'the fencing token must be a non-negative integer');
     }
-    await this.options.fencing.admit(token, changesGuest);
+    return this.options.fencing.run(token, changesGuest, call);
   }
 
   /** What a call that threw `error` is answered with; a failure of the daemon's own (INTERNAL, ABORTED) is logged. */

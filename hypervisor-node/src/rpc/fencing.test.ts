@@ -88,6 +88,35 @@ describe('FencingStore', () => {
     expect(older.status).toBe('rejected');
   });
 
+  it("answers a newer leader only once the older leader's changes under way have finished", async () => {
+    const store = await FencingStore.open(dir);
+    const events: string[] = [];
+    let finishOld = (): void => undefined;
+    const old = store.run(
+      1,
+      true,
+      () => new Promise<void>((resolve) => (finishOld = () => resolve(void events.push('old change done')))),
+    );
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+    await tick(); // the old leader's change was admitted and is under way
+    const read = store.run(2, false, () => events.push('new leader read'));
+    const sameTermChange = store.run(1, true, () => events.push('old leader change'));
+    await tick();
+    expect(events).toEqual([]);
+    finishOld();
+    await Promise.all([old, read]);
+    expect(events).toEqual(['old change done', 'new leader read']);
+    // Admitted after the newer token arrived: refused, although the same term's first change ran.
+    await refusal(sameTermChange);
+    // Changes of the same term do not wait for each other.
+    let finishCurrent = (): void => undefined;
+    const current = store.run(2, true, () => new Promise<void>((resolve) => (finishCurrent = resolve)));
+    await tick();
+    await store.run(2, true, () => events.push('second change of term 2'));
+    finishCurrent();
+    await current;
+  });
+
   it('refuses to open a file that is not a fencing record, rather than forget the token', async () => {
     await writeFile(path.join(dir, FENCING_FILE), '{"token":"x"}');
     await expect(FencingStore.open(dir)).rejects.toThrow(/is not a fencing record/);

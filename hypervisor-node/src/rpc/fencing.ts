@@ -28,6 +28,8 @@ export class FencingStore {
   private writing: Promise<void> = Promise.resolve();
   /** The state as last written to disk. */
   private durable: FencingFile;
+  /** Guest-changing calls admitted and not yet answered, with their tokens. */
+  private readonly changesUnderWay = new Set<{ token: number; done: Promise<void> }>();
 
   private constructor(
     private readonly file: string,
@@ -67,13 +69,15 @@ export class FencingStore {
   }
 
   /**
-   * Admits a call carrying `token`: records it when it is the highest yet (on disk before this resolves), and
-   * refuses a guest-changing call with a lower one. A read is never refused.
+   * Runs `call` (one operator call carrying `token`) under the fencing rules: a token higher than any seen is
+   * recorded, on disk before the call goes on; a guest-changing call with a lower token is refused (a read never
+   * is). A call with a token above that of guest-changing calls still under way (admitted before a newer leader
+   * called) waits for them first: once this node has answered a leader, no older leader's change runs here any
+   * more, and what those changes did is what the leader sees.
    */
-  async admit(token: number, changesGuest: boolean): Promise<void> {
+  async run<T>(token: number, changesGuest: boolean, call: () => Promise<T> | T): Promise<T> {
     const highest = this.state.token;
-    if (token < highest) {
-      if (!changesGuest) return;
+    if (token < highest && changesGuest) {
       const message =
         token === UNFENCED_TOKEN
           ? `the operator's fencing token ${token} (no leader election, or no token sent) is older than ` +
@@ -81,8 +85,26 @@ export class FencingStore {
           : `the operator's fencing token ${token} is older than ${highest} seen on this node: a newer leader runs`;
       throw fencingRefusal(message, highest);
     }
-    this.state.token = token;
-    await this.persistUnlessDurable();
+    if (token > highest) this.state.token = token;
+    let finished = (): void => undefined;
+    const change = changesGuest
+      ? { token, done: new Promise<void>((resolve) => (finished = resolve)) }
+      : undefined;
+    if (change) this.changesUnderWay.add(change);
+    try {
+      await this.persistUnlessDurable();
+      const older = [...this.changesUnderWay].filter((other) => other.token < token);
+      await Promise.all(older.map((other) => other.done));
+      return await call();
+    } finally {
+      if (change) this.changesUnderWay.delete(change);
+      finished();
+    }
+  }
+
+  /** Admits a call carrying `token` (run() with nothing to run). */
+  admit(token: number, changesGuest: boolean): Promise<void> {
+    return this.run(token, changesGuest, () => undefined);
   }
 
   /**
