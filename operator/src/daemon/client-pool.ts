@@ -47,6 +47,11 @@ export class DaemonClientPool {
     );
   }
 
+  /** Where the clients' fencing token comes from; it throws while this replica may not act. */
+  get fencing(): FencingTokenSource {
+    return this.options.fencing;
+  }
+
   /** The client of nodeName at endpoint; a client for an older endpoint of that node is closed and replaced. */
   guestClient(nodeName: string, endpoint: string): DaemonGuestClient {
     const existing = this.clients.get(nodeName);

@@ -34,7 +34,14 @@ import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
 import type { VmOwnership } from './ownership.js';
 import { toWirePolicy, type ResolvedSettings } from './policy.js';
-import { cancelOnSource, followToOutcome, handOver, prepareTarget, startSource } from './sequence.js';
+import {
+  cancelOnSource,
+  followToOutcome,
+  handOver,
+  prepareTarget,
+  startSource,
+  type OwnershipRecord,
+} from './sequence.js';
 import {
   ATTEMPT_ANNOTATION,
   MigrationFailed,
@@ -147,6 +154,7 @@ export class MigrationRunner {
           },
         );
       }
+      this.assertMayAct(run);
       await this.options.vms.releaseVm(run.migration, error.reason === 'Cancelled' ? 'Aborted' : 'Failed');
       run.migration = await this.options.status.finish(
         run.migration,
@@ -165,6 +173,28 @@ export class MigrationRunner {
     return {
       control: this.options.pool.guestClient(nodeName, endpoint).during(stopped),
       migration: this.options.pool.migrationClient(nodeName, endpoint).during(stopped),
+    };
+  }
+
+  /**
+   * Throws unless this run may still act: its controller runs and this replica holds a fresh lease (the check its
+   * daemon calls make through their token). The writes that decide where the guest runs (the ownership swap, the
+   * VM's release) are Kubernetes writes the daemons cannot fence, so the run checks before each.
+   */
+  private assertMayAct(run: Run): void {
+    run.stopped.throwIfAborted();
+    this.options.pool.fencing.fencingToken();
+  }
+
+  /** The VM's ownership record for this run's hand-over: it is swapped only while the run may act. */
+  private fencedOwnership(run: Run, logger: Logger): OwnershipRecord {
+    const record = this.options.vms.ownershipRecord(run.migration, logger);
+    return {
+      ...record,
+      compareAndSwap: (from, to) => {
+        this.assertMayAct(run);
+        return record.compareAndSwap(from, to);
+      },
     };
   }
 
@@ -345,7 +375,7 @@ export class MigrationRunner {
       outcome,
       sourceNode,
       targetNode,
-      ownership: this.options.vms.ownershipRecord(run.migration, logger),
+      ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
     });
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
@@ -382,6 +412,7 @@ export class MigrationRunner {
       result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
         ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
         : undefined;
+    this.assertMayAct(run);
     await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
     run.migration = await this.options.status.finish(
       run.migration,
