@@ -189,9 +189,16 @@ it("refuses a deposed leader's StopGuest that reaches the daemon after the new l
   );
 
   // Woken up, the deposed leader finds its lease gone and exits (1: leadership lost) without acting.
+  const sentBeforeWake = proxy.forwarded.length;
+  const wokenAt = Date.now();
   process.kill(leader.pid, 'SIGCONT');
   expect(await leader.exited).toBe(1);
-  console.log(`deposed leader frozen ${Date.now() - frozenAt} ms in all; exited after SIGCONT`);
+  // Awake, it made no call at all: its lease was older than the renew deadline, so it had no token to send.
+  expect(proxy.forwarded.slice(sentBeforeWake).filter((call) => call.token === leaderToken)).toEqual([]);
+  console.log(
+    `deposed leader: frozen ${wokenAt - frozenAt} ms, exited ${Date.now() - wokenAt} ms after SIGCONT; ` +
+      `its StopGuest refused (token ${leaderToken} < ${newToken})`,
+  );
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   expect(await guestOfVm(running.metadata.uid!)).toMatchObject({
     phase: 'GUEST_PHASE_RUNNING',
