@@ -1,8 +1,16 @@
 // The gRPC contracts of the hypervisor-node daemon: runtime loader, the generated wire types, the migration token
-// format and the client-side unary call helper.
+// format, the fencing token's metadata and the client-side unary call helper.
 export { loadControlProto, loadMigrationProto } from './load.js';
 export { protoLoaderOptions } from './options.js';
 export { decodeToken, newMigrationToken, TOKEN_BYTES } from './token.js';
+export {
+  FENCING_REFUSED_METADATA,
+  FENCING_TOKEN_METADATA,
+  UNFENCED_TOKEN,
+  fencingMetadata,
+  fencingRefusalOf,
+  fencingTokenOf,
+} from './fencing.js';
 export { isGrpcError, unary, type UnaryCallback } from './unary.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';

@@ -20,6 +20,7 @@ import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { createControlService } from './control/service.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
+import { FencingStore } from './rpc/fencing.js';
 import { RpcMetrics } from './rpc/metrics.js';
 import { loadServerCredentials } from './rpc/tls.js';
 import { createMigrationService } from './migration/service.js';
@@ -100,6 +101,10 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     { guests: reattached.map(({ name, spec, phase }) => ({ name, displayName: spec.displayName, phase })) },
     'guests re-attached',
   );
+  // The highest fencing token and ownership epochs the daemon saw before it restarted.
+  const fencing = await FencingStore.open(config.stateDir);
+  await fencing.keepGuests(reattached.map(({ name }) => name));
+  logger.info({ fencingToken: fencing.highestToken }, 'fencing record loaded');
 
   const reservation = { cpus: config.reservedCpus, memoryMiB: config.reservedMemoryMiB };
   const nodeInfo = () =>
@@ -132,6 +137,11 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   });
   supervisor.on('deleted', (name) => {
     lastPhase.delete(name);
+    fencing
+      .forgetGuest(name)
+      .catch((error: unknown) =>
+        logger.warn({ guest: name, err: error }, 'could not update the fencing record'),
+      );
     registration?.requestStatusUpdate();
   });
 
@@ -139,6 +149,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     runtime: supervisor,
     nodeInfo,
     operatorIdentities: config.operatorIdentities,
+    fencing,
     defaultStopTimeoutMs: config.stopTimeoutMs,
     metrics: rpcMetrics,
     logger,
@@ -149,6 +160,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     nodeName: config.nodeName,
     accelerator: accelerator.accel,
     operatorIdentities: config.operatorIdentities,
+    fencing,
     migrationAddress: config.migrationAddress,
     registry: metrics.registry,
     rpcMetrics,

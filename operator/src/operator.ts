@@ -34,7 +34,11 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const identity = config.leaderElection?.identity ?? `tern-operator_${process.pid}`;
   const manager = new Manager({ client, logger, registry, leaderElection: config.leaderElection });
   const events = new EventRecorder(client, { component: 'tern-operator', instance: identity, logger });
-  const pool = new DaemonClientPool({ tls: config.tls, callTimeoutMs: config.daemonCallTimeoutMs });
+  const pool = new DaemonClientPool({
+    tls: config.tls,
+    callTimeoutMs: config.daemonCallTimeoutMs,
+    fencing: manager,
+  });
 
   const vms = manager.informer<VirtualMachine>(VirtualMachines);
   const nodes = manager.informer<HypervisorNode>(HypervisorNodes);

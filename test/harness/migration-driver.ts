@@ -46,21 +46,28 @@ export interface NodeHandle {
   migration: MigrationClient;
 }
 
-/** Who owns each guest; moves only by compare-and-swap, as the VM's recorded node will in the Kubernetes API. */
+/**
+ * Who owns each guest, with an epoch that counts the moves; moves only by compare-and-swap, as the VM's status
+ * node/epoch does in the Kubernetes API.
+ */
 export class InMemoryOwnership {
-  private readonly owners = new Map<string, string>();
+  private readonly owners = new Map<string, { node: string; epoch: number }>();
 
   set(guest: string, node: string): void {
-    this.owners.set(guest, node);
+    this.owners.set(guest, { node, epoch: (this.owners.get(guest)?.epoch ?? 0) + 1 });
   }
 
   owner(guest: string): string | undefined {
-    return this.owners.get(guest);
+    return this.owners.get(guest)?.node;
+  }
+
+  epoch(guest: string): number | undefined {
+    return this.owners.get(guest)?.epoch;
   }
 
   compareAndSwap(guest: string, expected: string, next: string): boolean {
-    if (this.owners.get(guest) !== expected) return false;
-    this.owners.set(guest, next);
+    if (this.owner(guest) !== expected) return false;
+    this.set(guest, next);
     return true;
   }
 }
@@ -181,6 +188,7 @@ export async function handOver(
         record.compareAndSwap(guest, expected, next);
         return record.owner(guest);
       },
+      epoch: () => record.epoch(guest),
     },
   });
   if (result.kind === 'handedOver') return { owner: to.name, resumedAtMs: result.resumedAtMs, outcomeAtMs };

@@ -12,6 +12,7 @@ import {
 import type { GuestStatus } from '../model/guest.js';
 import { GuestSpecError } from '../qemu/validate.js';
 import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
+import type { FencingStore } from '../rpc/fencing.js';
 import { invalidArgument, RpcError, serviceError } from '../rpc/errors.js';
 import { fromWireSpec, toWireGuest } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
@@ -37,6 +38,7 @@ export interface ControlServiceOptions {
   runtime: GuestRuntime;
   nodeInfo: () => NodeInfo;
   operatorIdentities: readonly string[];
+  fencing: FencingStore;
   defaultStopTimeoutMs: number;
   metrics: RpcMetrics;
   logger: Logger;
@@ -58,6 +60,7 @@ export function createControlService(options: ControlServiceOptions): ControlSer
     service: 'control',
     operatorIdentities: options.operatorIdentities,
     errorStatuses: ERROR_STATUSES,
+    fencing: options.fencing,
     metrics: options.metrics,
     logger,
   });
@@ -139,10 +142,10 @@ export function createControlService(options: ControlServiceOptions): ControlSer
       logger.info({ guest: request.name }, 'guest deleted');
       return {};
     }),
-    GetGuest: calls.unary('GetGuest', (request) => toWireGuest(existing(request.name))),
-    ListGuests: calls.unary('ListGuests', () => ({ guests: runtime.list().map(toWireGuest) })),
+    GetGuest: calls.read('GetGuest', (request) => toWireGuest(existing(request.name))),
+    ListGuests: calls.read('ListGuests', () => ({ guests: runtime.list().map(toWireGuest) })),
     WatchGuests: watchGuests,
-    GetNodeInfo: calls.unary('GetNodeInfo', () => options.nodeInfo()),
+    GetNodeInfo: calls.read('GetNodeInfo', () => options.nodeInfo()),
   };
 
   return {

@@ -11,6 +11,7 @@ import { GuestExistsError, GuestStartError, type GuestSupervisor } from '../runt
 import type { Accelerator } from '../model/guest.js';
 import { GuestSpecError } from '../qemu/validate.js';
 import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
+import type { FencingStore } from '../rpc/fencing.js';
 import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { fromWireSpec } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
@@ -28,6 +29,8 @@ export interface MigrationServiceOptions {
   nodeName: string;
   accelerator: Accelerator;
   operatorIdentities: readonly string[];
+  /** The node's fencing token and ownership epochs (the hand-over calls check the epoch they carry). */
+  fencing: FencingStore;
   /** This node's IP address incoming QEMUs listen on. */
   migrationAddress: string;
   /** The daemon's registry: the service adds tern_node_migration_* to it. */
@@ -96,6 +99,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     service: 'migration',
     operatorIdentities: options.operatorIdentities,
     errorStatuses: ERROR_STATUSES,
+    fencing: options.fencing,
     metrics: options.rpcMetrics,
     logger,
   });
@@ -342,7 +346,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       call.on('finish', finish);
     },
 
-    GetMigration: calls.unary('GetMigration', (request) => find(request.migrationId).state()),
+    GetMigration: calls.read('GetMigration', (request) => find(request.migrationId).state()),
 
     CancelMigration: calls.unary('CancelMigration', (request) =>
       outgoing(request.migrationId).cancel(request.reason || 'cancelled by the operator'),
@@ -352,17 +356,27 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       outgoing(request.migrationId).continueSwitchover(),
     ),
 
-    ResumeTarget: calls.unary('ResumeTarget', (request) =>
-      incoming(request.migrationId).resume(request.recordedOwner, nodeName),
-    ),
+    // The hand-over calls show the ownership record's epoch: one older than this node was shown for the guest is
+    // refused (FencingStore.admitEpoch). What that adds to the fencing token is argued in docs/architecture.md
+    // "The hand-over rule": little, as each hand-over step is single-shot per migration here; it is a second check
+    // that does not depend on leader election (an operator without it sends token 0 on every call).
+    ResumeTarget: calls.unary('ResumeTarget', async (request) => {
+      const record = incoming(request.migrationId);
+      await options.fencing.admitEpoch(record.guest, Number(request.epoch));
+      return record.resume(request.recordedOwner, nodeName);
+    }),
 
-    ReleaseSource: calls.unary('ReleaseSource', (request) =>
-      outgoing(request.migrationId).release(request.recordedOwner, nodeName),
-    ),
+    ReleaseSource: calls.unary('ReleaseSource', async (request) => {
+      const record = outgoing(request.migrationId);
+      await options.fencing.admitEpoch(record.guest, Number(request.epoch));
+      return record.release(request.recordedOwner, nodeName);
+    }),
 
-    ResumeSource: calls.unary('ResumeSource', (request) =>
-      outgoing(request.migrationId).resumeSource(request.recordedOwner, nodeName),
-    ),
+    ResumeSource: calls.unary('ResumeSource', async (request) => {
+      const record = outgoing(request.migrationId);
+      await options.fencing.admitEpoch(record.guest, Number(request.epoch));
+      return record.resumeSource(request.recordedOwner, nodeName);
+    }),
 
     AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);

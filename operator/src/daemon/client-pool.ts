@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadControlProto, loadMigrationProto } from '../../../proto/index.js';
+import type { FencingTokenSource } from './fencing.js';
 import { DaemonGuestClient } from './guest-client.js';
 import { MigrationDaemonClient } from './migration-client.js';
 
@@ -18,6 +19,8 @@ export interface DaemonClientPoolOptions {
   /** Deadline of every unary call to a daemon (calls that wait on QEMU add their own extra time). */
   callTimeoutMs: number;
   tls: ClientTlsFiles;
+  /** The fencing token of every call (the manager's: the leader Lease's term, or 0 without leader election). */
+  fencing: FencingTokenSource;
 }
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -44,13 +47,24 @@ export class DaemonClientPool {
     );
   }
 
+  /** Where the clients' fencing token comes from; it throws while this replica may not act. */
+  get fencing(): FencingTokenSource {
+    return this.options.fencing;
+  }
+
   /** The client of nodeName at endpoint; a client for an older endpoint of that node is closed and replaced. */
   guestClient(nodeName: string, endpoint: string): DaemonGuestClient {
     const existing = this.clients.get(nodeName);
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
     const raw = new this.GuestControl(endpoint, this.credentials, this.channelOptions(nodeName));
-    const created = new DaemonGuestClient(nodeName, endpoint, raw, this.options.callTimeoutMs);
+    const created = new DaemonGuestClient(
+      nodeName,
+      endpoint,
+      raw,
+      this.options.callTimeoutMs,
+      this.options.fencing,
+    );
     this.clients.set(nodeName, created);
     return created;
   }
@@ -61,7 +75,13 @@ export class DaemonClientPool {
     if (existing?.endpoint === endpoint) return existing;
     existing?.close();
     const raw = new this.Migration(endpoint, this.credentials, this.channelOptions(nodeName));
-    const created = new MigrationDaemonClient(nodeName, endpoint, raw, this.options.callTimeoutMs);
+    const created = new MigrationDaemonClient(
+      nodeName,
+      endpoint,
+      raw,
+      this.options.callTimeoutMs,
+      this.options.fencing,
+    );
     this.migrationClients.set(nodeName, created);
     return created;
   }

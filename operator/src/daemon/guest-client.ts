@@ -12,13 +12,15 @@ import { DaemonApiClient } from './daemon-api-client.js';
 
 export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
   createGuest(spec: GuestSpec): Promise<Guest__Output> {
-    return this.unary((done, deadline) => this.client.createGuest({ spec }, { deadline }, done));
+    return this.unary((done, call) => this.client.createGuest({ spec }, call.metadata, call.options, done));
   }
 
   /** The guest, or undefined when the daemon has no guest of that name. */
   async getGuest(name: string): Promise<Guest__Output | undefined> {
     try {
-      return await this.unary((done, deadline) => this.client.getGuest({ name }, { deadline }, done));
+      return await this.unary((done, call) =>
+        this.client.getGuest({ name }, call.metadata, call.options, done),
+      );
     } catch (error) {
       if (isGrpcError(error, grpc.status.NOT_FOUND)) return undefined;
       throw error;
@@ -28,7 +30,7 @@ export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
   /** Graceful stop: the daemon powers the guest down and kills QEMU after timeoutMs. */
   stopGuest(name: string, timeoutMs: number): Promise<Guest__Output> {
     return this.unary(
-      (done, deadline) => this.client.stopGuest({ name, timeoutMs }, { deadline }, done),
+      (done, call) => this.client.stopGuest({ name, timeoutMs }, call.metadata, call.options, done),
       timeoutMs,
     );
   }
@@ -37,7 +39,7 @@ export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
   async deleteGuest(name: string, stopTimeoutMs: number): Promise<void> {
     try {
       await this.unary(
-        (done, deadline) => this.client.deleteGuest({ name }, { deadline }, done),
+        (done, call) => this.client.deleteGuest({ name }, call.metadata, call.options, done),
         stopTimeoutMs,
       );
     } catch (error) {

@@ -34,11 +34,16 @@ export interface StartMigration {
   holdInQuiescing?: boolean;
 }
 
+/**
+ * The hand-over calls (resumeTarget, releaseSource, resumeSource) show the ownership record's epoch (the VM's
+ * status.epoch when it named recordedOwner; undefined: none, nothing checked); a daemon that was shown a higher one
+ * for the guest refuses them (FencedError).
+ */
 export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> {
   /** Starts a QEMU on the target: its deadline adds the daemon's QEMU start timeout to the call timeout. */
   prepareIncoming(request: PrepareIncoming): Promise<PrepareIncomingResponse__Output> {
     return this.unary(
-      (done, deadline) =>
+      (done, call) =>
         this.client.prepareIncoming(
           {
             migrationId: request.id,
@@ -47,7 +52,8 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
             channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
             token: request.token,
           },
-          { deadline },
+          call.metadata,
+          call.options,
           done,
         ),
       QEMU_START_TIMEOUT_MS,
@@ -55,7 +61,7 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
   }
 
   startMigration(request: StartMigration): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) =>
+    return this.unary((done, call) =>
       this.client.startMigration(
         {
           migrationId: request.id,
@@ -65,7 +71,8 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
           policy: request.policy,
           holdInQuiescing: request.holdInQuiescing ?? false,
         },
-        { deadline },
+        call.metadata,
+        call.options,
         done,
       ),
     );
@@ -74,8 +81,8 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
   /** The migration's state here, or undefined when this daemon does not know the id. */
   async getMigration(id: string): Promise<MigrationState__Output | undefined> {
     try {
-      return await this.unary((done, deadline) =>
-        this.client.getMigration({ migrationId: id }, { deadline }, done),
+      return await this.unary((done, call) =>
+        this.client.getMigration({ migrationId: id }, call.metadata, call.options, done),
       );
     } catch (error) {
       if (isGrpcError(error, grpc.status.NOT_FOUND)) return undefined;
@@ -84,33 +91,60 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
   }
 
   cancelMigration(id: string, reason: string): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) =>
-      this.client.cancelMigration({ migrationId: id, reason }, { deadline }, done),
+    return this.unary((done, call) =>
+      this.client.cancelMigration({ migrationId: id, reason }, call.metadata, call.options, done),
     );
   }
 
-  resumeTarget(id: string, recordedOwner: string): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) =>
-      this.client.resumeTarget({ migrationId: id, recordedOwner }, { deadline }, done),
+  resumeTarget(
+    id: string,
+    recordedOwner: string,
+    epoch: number | undefined,
+  ): Promise<MigrationState__Output> {
+    return this.unary((done, call) =>
+      this.client.resumeTarget(
+        { migrationId: id, recordedOwner, epoch: epoch ?? 0 },
+        call.metadata,
+        call.options,
+        done,
+      ),
     );
   }
 
-  releaseSource(id: string, recordedOwner: string): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) =>
-      this.client.releaseSource({ migrationId: id, recordedOwner }, { deadline }, done),
+  releaseSource(
+    id: string,
+    recordedOwner: string,
+    epoch: number | undefined,
+  ): Promise<MigrationState__Output> {
+    return this.unary((done, call) =>
+      this.client.releaseSource(
+        { migrationId: id, recordedOwner, epoch: epoch ?? 0 },
+        call.metadata,
+        call.options,
+        done,
+      ),
     );
   }
 
-  resumeSource(id: string, recordedOwner: string): Promise<MigrationState__Output> {
-    return this.unary((done, deadline) =>
-      this.client.resumeSource({ migrationId: id, recordedOwner }, { deadline }, done),
+  resumeSource(
+    id: string,
+    recordedOwner: string,
+    epoch: number | undefined,
+  ): Promise<MigrationState__Output> {
+    return this.unary((done, call) =>
+      this.client.resumeSource(
+        { migrationId: id, recordedOwner, epoch: epoch ?? 0 },
+        call.metadata,
+        call.options,
+        done,
+      ),
     );
   }
 
   /** Aborting a target that is still starting waits for its QEMU to be gone: the same extra time. */
   abortIncoming(id: string): Promise<MigrationState__Output> {
     return this.unary(
-      (done, deadline) => this.client.abortIncoming({ migrationId: id }, { deadline }, done),
+      (done, call) => this.client.abortIncoming({ migrationId: id }, call.metadata, call.options, done),
       QEMU_START_TIMEOUT_MS,
     );
   }
@@ -126,7 +160,13 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
     signal: AbortSignal,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
-      const call = this.client.watchMigration({ migrationId: id, progressIntervalMs });
+      let metadata;
+      try {
+        metadata = this.callMetadata();
+      } catch (error) {
+        return reject(error);
+      }
+      const call = this.client.watchMigration({ migrationId: id, progressIntervalMs }, metadata);
       const cancel = () => call.cancel();
       signal.addEventListener('abort', cancel, { once: true });
       const finish = () => signal.removeEventListener('abort', cancel);

@@ -72,7 +72,7 @@ export class VmOwnership {
   }
 
   /**
-   * The VM's status.node as the hand-over's ownership record. compareAndSwap writes node = target and epoch+1
+   * The VM's status.node/epoch as the hand-over's ownership record. compareAndSwap writes node = target and epoch+1
    * against the VM as owner() last read it (resourceVersion precondition). A write that is not about ownership (a
    * label, a condition) also bumps resourceVersion: it reads and retries while the record still names `from`;
    * once the record changed, it returns what it names and the hand-over decides from that.
@@ -95,6 +95,7 @@ export class VmOwnership {
           logger.info({ epoch: vm.status?.epoch, from, to }, `ownership moved to ${to}`);
           return vm.status?.node;
         }),
+      epoch: () => vm?.status?.epoch,
     };
   }
 

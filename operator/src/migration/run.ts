@@ -28,12 +28,21 @@ import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
 import { guestName } from '../daemon/guest-key.js';
+import { FencedError } from '../daemon/fencing.js';
+import { NotLeadingError } from '../runtime/leader.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
 import type { VmOwnership } from './ownership.js';
 import { toWirePolicy, type ResolvedSettings } from './policy.js';
-import { cancelOnSource, followToOutcome, handOver, prepareTarget, startSource } from './sequence.js';
+import {
+  cancelOnSource,
+  followToOutcome,
+  handOver,
+  prepareTarget,
+  startSource,
+  type OwnershipRecord,
+} from './sequence.js';
 import {
   ATTEMPT_ANNOTATION,
   MigrationFailed,
@@ -98,8 +107,8 @@ export class MigrationRunner {
   /** One migration from its current phase to a terminal one. */
   async drive(run: Run, logger: Logger): Promise<void> {
     const { sourceNode, targetNode } = run.migration.status!;
-    const source = this.daemon(sourceNode!);
-    const target = this.daemon(targetNode!);
+    const source = this.daemon(sourceNode!, run.stopped);
+    const target = this.daemon(targetNode!, run.stopped);
     try {
       const phase = run.migration.status?.phase;
       if (!source || !target) {
@@ -132,11 +141,13 @@ export class MigrationRunner {
       await this.handOver(run, outcome, source.migration, target.migration, sourceAtStart?.stage, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
+      // A run whose controller stopped writes no outcome: the next leader decides from status and the daemons.
+      run.stopped.throwIfAborted();
       logger.warn({ reason: error.reason }, error.message);
       if (target) {
         await this.abortAttempts(run, target.migration, migrationAttempt(run.migration) + 1).catch(
           (abortError: unknown) => {
-            if (!error.nothingStarted) throw abortError;
+            if (!error.nothingStarted || isDeposed(abortError)) throw abortError;
             logger.warn(
               { err: abortError },
               'could not abort the target; its daemon removes an unused incoming QEMU',
@@ -144,6 +155,7 @@ export class MigrationRunner {
           },
         );
       }
+      this.assertMayAct(run);
       await this.options.vms.releaseVm(run.migration, error.reason === 'Cancelled' ? 'Aborted' : 'Failed');
       run.migration = await this.options.status.finish(
         run.migration,
@@ -154,13 +166,36 @@ export class MigrationRunner {
     }
   }
 
-  private daemon(nodeName: string) {
+  /** The node's clients for this run: once `stopped` aborted (the controller stopped), they make no call. */
+  private daemon(nodeName: string, stopped: AbortSignal) {
     const node = this.options.nodes.get(nodeName);
     if (!node || !isNodeReady(node)) return undefined;
     const endpoint = node.status!.endpoint!;
     return {
-      control: this.options.pool.guestClient(nodeName, endpoint),
-      migration: this.options.pool.migrationClient(nodeName, endpoint),
+      control: this.options.pool.guestClient(nodeName, endpoint).during(stopped),
+      migration: this.options.pool.migrationClient(nodeName, endpoint).during(stopped),
+    };
+  }
+
+  /**
+   * Throws unless this run may still act: its controller runs and this replica holds a fresh lease (the check its
+   * daemon calls make through their token). The writes that decide where the guest runs (the ownership swap, the
+   * VM's release) are Kubernetes writes the daemons cannot fence, so the run checks before each.
+   */
+  private assertMayAct(run: Run): void {
+    run.stopped.throwIfAborted();
+    this.options.pool.fencing.fencingToken();
+  }
+
+  /** The VM's ownership record for this run's hand-over: it is swapped only while the run may act. */
+  private fencedOwnership(run: Run, logger: Logger): OwnershipRecord {
+    const record = this.options.vms.ownershipRecord(run.migration, logger);
+    return {
+      ...record,
+      compareAndSwap: (from, to) => {
+        this.assertMayAct(run);
+        return record.compareAndSwap(from, to);
+      },
     };
   }
 
@@ -341,7 +376,7 @@ export class MigrationRunner {
       outcome,
       sourceNode,
       targetNode,
-      ownership: this.options.vms.ownershipRecord(run.migration, logger),
+      ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
     });
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
@@ -378,6 +413,7 @@ export class MigrationRunner {
       result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
         ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
         : undefined;
+    this.assertMayAct(run);
     await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
     run.migration = await this.options.status.finish(
       run.migration,
@@ -396,6 +432,16 @@ export class MigrationRunner {
     );
   }
 }
+
+/**
+ * This replica may not act on the daemons any more: a daemon refused its fencing token (a newer leader called it),
+ * or its own leadership or controller ended. The run then stops where it is and touches nothing.
+ */
+function isDeposed(error: unknown): boolean {
+  return error instanceof FencedError || error instanceof NotLeadingError || isAbortError(error);
+}
+
+const isAbortError = (error: unknown): boolean => error instanceof Error && error.name === 'AbortError';
 
 function wirePolicyOf(settings: ResolvedSettings) {
   try {

@@ -40,6 +40,11 @@ export interface OwnershipRecord {
    * returns the node it names afterwards: `to` when it moved.
    */
   compareAndSwap(from: string, to: string): Promise<string | undefined>;
+  /**
+   * The record's epoch as owner() or compareAndSwap() last saw it, shown to the daemons on the hand-over calls
+   * (undefined: not known, nothing checked).
+   */
+  epoch(): number | undefined;
 }
 
 /** PrepareIncoming on the target; returns its data endpoint. A refusal fails the migration. */
@@ -203,7 +208,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     // Only a hand-over resumed after a restart can find a step already done.
     const resumed = committedHere ? undefined : await target.getMigration(id);
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
-      const lost = await resumeOrLose(target, id, targetNode);
+      const lost = await resumeOrLose(target, id, targetNode, ownership.epoch());
       // After post-copy the target held the newest memory: the source cannot take the guest back.
       if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost);
       if (lost !== undefined) throw new Error(`${targetNode} lost the guest after post-copy: ${lost}`);
@@ -211,7 +216,9 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
     const released = committedHere ? undefined : await source.getMigration(id);
-    if (released?.stage !== 'MIGRATION_STAGE_RELEASED') await source.releaseSource(id, targetNode);
+    if (released?.stage !== 'MIGRATION_STAGE_RELEASED') {
+      await source.releaseSource(id, targetNode, ownership.epoch());
+    }
     return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
   }
   await target.abortIncoming(id);
@@ -221,7 +228,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   }
   let state = await source.getMigration(id);
   if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
-    state = await source.resumeSource(id, sourceNode);
+    state = await source.resumeSource(id, sourceNode, ownership.epoch());
   }
   const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
   return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
@@ -237,9 +244,10 @@ async function resumeOrLose(
   target: MigrationDaemonClient,
   id: string,
   targetNode: string,
+  epoch: number | undefined,
 ): Promise<string | undefined> {
   try {
-    await target.resumeTarget(id, targetNode);
+    await target.resumeTarget(id, targetNode, epoch);
     return undefined;
   } catch (error) {
     if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
@@ -277,11 +285,11 @@ async function giveBackToSource(
   why: string,
   recordMoved: boolean,
 ): Promise<HandOverResult> {
-  const { source, target, id, sourceNode } = input;
+  const { source, target, id, sourceNode, ownership } = input;
   if (!recordMoved) await target.abortIncoming(id);
   let state = await source.getMigration(id);
   if (state?.stage !== 'MIGRATION_STAGE_SOURCE_RESUMED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
-    state = await source.resumeSource(id, sourceNode);
+    state = await source.resumeSource(id, sourceNode, ownership.epoch());
   }
   const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
   return {

@@ -2,7 +2,7 @@ import type { KubeClient } from '../../../kube/client.js';
 import { AlreadyExistsError, ConflictError, KubeApiError, NotFoundError } from '../../../kube/errors.js';
 import type { KubeObject } from '../../../kube/types.js';
 import { ManualClock } from './clock.js';
-import { LeaderElector, type ElectionOutcome, type Lease } from './leader.js';
+import { LeaderElector, NotLeadingError, type ElectionOutcome, type Lease } from './leader.js';
 
 /** An in-memory Lease store with the apiserver's resourceVersion checks; `down` makes every call fail. */
 class LeaseStore {
@@ -138,6 +138,48 @@ describe('LeaderElector', () => {
     expect(b.elector.isLeader()).toBe(true);
     b.stop.abort();
     await b.done;
+  });
+
+  test('each leadership term has its own fencing token: leaseTransitions + 1 as the acquiring write left it', async () => {
+    const clock = new ManualClock(Date.parse('2026-11-28T10:00:00Z'));
+    const store = new LeaseStore();
+    const a = candidate(store, clock, 'a');
+    await advance(clock, 100);
+    const b = candidate(store, clock, 'b');
+    await advance(clock, 1_000);
+    expect(a.elector.fencingToken()).toBe(1); // created with leaseTransitions 0
+    expect(() => b.elector.fencingToken()).toThrow(NotLeadingError);
+    a.stop.abort();
+    await advance(clock, 1_000);
+    expect(() => a.elector.fencingToken()).toThrow(NotLeadingError);
+    expect(b.elector.isLeader()).toBe(true);
+    expect(b.elector.fencingToken()).toBe(2);
+    expect(store.lease?.spec?.leaseTransitions).toBe(1);
+    // The same identity in a second process (a restarted container whose predecessor still runs): a new term, so
+    // the daemons fence the predecessor, which shares the name but keeps the old token.
+    const b2 = candidate(store, clock, 'b');
+    await advance(clock, 100);
+    expect(b2.elector.fencingToken()).toBe(3);
+    expect(b.elector.fencingToken()).toBe(2);
+    b.stop.abort();
+    b2.stop.abort();
+    await advance(clock, 100);
+    await Promise.all([b.done, b2.done]);
+  });
+
+  test('a leader paused past its renew deadline has no fencing token, before its renew loop notices', async () => {
+    const clock = new ManualClock(Date.parse('2026-11-28T10:00:00Z'));
+    const store = new LeaseStore();
+    const a = candidate(store, clock, 'a');
+    await advance(clock, 1_000);
+    expect(a.elector.fencingToken()).toBe(1);
+    // As after SIGSTOP: the clock jumped, and none of the elector's continuations has run yet.
+    clock.advance(timing.renewDeadlineMs);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(() => a.elector.fencingToken()).toThrow(/last renewed 2\d{3} ms ago \(renew deadline 2000 ms\)/);
+    a.stop.abort();
+    await advance(clock, 100);
+    await a.done;
   });
 
   test('rejects timings that could let two leaders overlap', () => {

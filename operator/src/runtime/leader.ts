@@ -4,6 +4,11 @@
 // - the leader renews every retryPeriod; if no renewal succeeded within renewDeadline it stops leading. With
 //   renewDeadline < leaseDuration it has stopped before anyone else can take over;
 // - every write is a compare-and-swap on resourceVersion, so two candidates cannot both win.
+// The fencing token of a leadership term is the Lease's leaseTransitions + 1 as this replica's acquiring write left
+// it: that write is a compare-and-swap that raised leaseTransitions, so no other term has the same token, and a
+// later term has a higher one (as long as nobody deletes the Lease: a new Lease starts again from 1). It is handed
+// out only while the last renewal is younger than renewDeadline on this replica's clock (docs/architecture.md "The
+// hand-over rule").
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../../kube/client.js';
 import { isAlreadyExists, isConflict, isNotFound } from '../../../kube/errors.js';
@@ -47,6 +52,14 @@ export interface LeaderCallbacks {
 
 export type ElectionOutcome = 'stopped' | 'lost';
 
+/** This replica may not act as the leader now (it does not lead, or its lease may have passed on). */
+export class NotLeadingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotLeadingError';
+  }
+}
+
 export class LeaderElector {
   private readonly client: KubeClient;
   private readonly namespace: string;
@@ -63,6 +76,10 @@ export class LeaderElector {
   private observedAt = 0;
   private observedLeader: string | undefined;
   private leading = false;
+  /** The fencing token of this replica's current term (set by the acquiring write). */
+  private token: number | undefined;
+  /** When the last successful acquire or renewal was sent (this replica's clock). */
+  private renewedAt = 0;
 
   constructor(client: KubeClient, options: LeaderElectionOptions) {
     this.client = client;
@@ -89,6 +106,23 @@ export class LeaderElector {
     return this.leading;
   }
 
+  /**
+   * The fencing token of this leadership term, for every call to a daemon. Throws NotLeadingError when this replica
+   * does not lead, or when its last renewal is renewDeadline old or older (e.g. the process was paused): another
+   * replica may lead by now, even before the renew loop notices.
+   */
+  fencingToken(): number {
+    if (!this.leading || this.token === undefined) throw new NotLeadingError('this replica does not lead');
+    const age = this.clock.now() - this.renewedAt;
+    if (age >= this.renewDeadlineMs) {
+      throw new NotLeadingError(
+        `the leader Lease was last renewed ${age} ms ago (renew deadline ${this.renewDeadlineMs} ms): another ` +
+          'replica may lead',
+      );
+    }
+    return this.token;
+  }
+
   /** The holder last seen on the lease. */
   get leader(): string | undefined {
     return this.observedLeader;
@@ -96,7 +130,7 @@ export class LeaderElector {
 
   /** Campaigns until signal aborts ('stopped', lease released) or leadership is lost ('lost'). */
   async run(signal: AbortSignal, callbacks: LeaderCallbacks): Promise<ElectionOutcome> {
-    while (!signal.aborted && !(await this.tryAcquireOrRenew(callbacks))) {
+    while (!signal.aborted && !(await this.tryAcquireOrRenew(callbacks, false))) {
       await sleep(this.clock, this.jittered(this.retryPeriodMs), signal);
     }
     if (signal.aborted) return 'stopped';
@@ -118,22 +152,24 @@ export class LeaderElector {
     signal: AbortSignal,
     callbacks: LeaderCallbacks,
   ): Promise<ElectionOutcome> {
-    let lastRenewal = this.clock.now();
     for (;;) {
       await sleep(this.clock, this.retryPeriodMs, signal);
       if (signal.aborted) return 'stopped';
-      const remaining = lastRenewal + this.renewDeadlineMs - this.clock.now();
+      const remaining = this.renewedAt + this.renewDeadlineMs - this.clock.now();
       // A hung request must not keep us leading past the deadline.
       const renewed = await Promise.race([
-        this.tryAcquireOrRenew(callbacks),
+        this.tryAcquireOrRenew(callbacks, true),
         sleep(this.clock, Math.max(0, remaining)).then(() => false),
       ]);
-      if (renewed) lastRenewal = this.clock.now();
-      else if (this.clock.now() - lastRenewal >= this.renewDeadlineMs) return 'lost';
+      if (!renewed && this.clock.now() - this.renewedAt >= this.renewDeadlineMs) return 'lost';
     }
   }
 
-  private async tryAcquireOrRenew(callbacks: LeaderCallbacks): Promise<boolean> {
+  /**
+   * One acquire (renewal false) or renewal attempt. An acquire always starts a new term (leaseTransitions + 1),
+   * also when the Lease still names this identity (a restarted process with the same name).
+   */
+  private async tryAcquireOrRenew(callbacks: LeaderCallbacks, renewal: boolean): Promise<boolean> {
     const now = this.clock.now();
     try {
       let lease: Lease;
@@ -155,7 +191,7 @@ export class LeaderElector {
       const durationMs = (spec.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
       if (holder && holder !== this.identity && this.observedAt + durationMs > now) return false;
 
-      const renewing = holder === this.identity;
+      const renewing = renewal && holder === this.identity;
       const updated = await this.client.replace<Lease>(Leases, {
         metadata: {
           name: this.name,
@@ -171,6 +207,8 @@ export class LeaderElector {
         },
       });
       this.observe(updated, now, callbacks);
+      this.renewedAt = now;
+      if (!renewing) this.token = (updated.spec?.leaseTransitions ?? 0) + 1;
       return true;
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err)) return false; // another candidate wrote first
@@ -191,6 +229,8 @@ export class LeaderElector {
       },
     });
     this.observe(created, now, callbacks);
+    this.renewedAt = now;
+    this.token = (created.spec?.leaseTransitions ?? 0) + 1;
     return true;
   }
 

@@ -1,6 +1,7 @@
 import type { KubeClient } from '../../../kube/client.js';
 import { customResource } from '../../../kube/resources.js';
 import type { KubeObject, WatchEvent } from '../../../kube/types.js';
+import { NotLeadingError } from './leader.js';
 import { Manager } from './manager.js';
 
 const ConfigMaps = customResource('', 'v1', 'ConfigMap', 'configmaps', true);
@@ -45,10 +46,12 @@ test('without leader election the manager syncs, runs its controllers, and stops
   expect(manager.informer(ConfigMaps, { namespace: 'ns' })).toBe(first); // shared
   manager.addController({ name: 'cms', reconcile: async ({ key }) => void seen.push(key) }).watch(first);
   expect(manager.hasSynced()).toBe(false);
+  expect(() => manager.fencingToken()).toThrow(NotLeadingError); // no daemon call before the controllers run
   const running = manager.start();
   while (seen.length < 2) await new Promise((resolve) => setImmediate(resolve));
   expect(manager.hasSynced()).toBe(true);
   expect(manager.isLeader()).toBe(true);
+  expect(manager.fencingToken()).toBe(0); // the token of an operator without leader election
   expect(seen.sort()).toEqual(['ns/a', 'ns/b']);
   emit({ type: 'ADDED', object: cm('c', '2') });
   while (seen.length < 3) await new Promise((resolve) => setImmediate(resolve));
@@ -56,6 +59,7 @@ test('without leader election the manager syncs, runs its controllers, and stops
   await manager.stop();
   await running;
   expect(manager.isLeader()).toBe(false);
+  expect(() => manager.fencingToken()).toThrow(/controllers are not running/);
   expect(openWatches()).toBe(0);
 });
 

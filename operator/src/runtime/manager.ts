@@ -8,7 +8,8 @@ import type { KubeObject, ListOptions, ResourceType } from '../../../kube/types.
 import { sleep, systemClock, type Clock } from './clock.js';
 import { Controller, type ControllerOptions } from './controller.js';
 import { Informer, listWatch } from './informer.js';
-import { LeaderElector, type LeaderElectionOptions } from './leader.js';
+import { UNFENCED_TOKEN } from '../../../proto/index.js';
+import { LeaderElector, NotLeadingError, type LeaderElectionOptions } from './leader.js';
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -98,6 +99,16 @@ export class Manager {
   /** Whether this replica's controllers are running (always, once synced, without leader election). */
   isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * The fencing token every call to a daemon carries: the leader Lease's term (LeaderElector.fencingToken), or
+   * UNFENCED_TOKEN (0) without leader election. Throws NotLeadingError while the controllers do not run (before
+   * leading, once leadership ended or the manager stops), so that nothing left over calls a daemon.
+   */
+  fencingToken(): number {
+    if (!this.leading) throw new NotLeadingError("this replica's controllers are not running");
+    return this.elector ? this.elector.fencingToken() : UNFENCED_TOKEN;
   }
 
   /** Runs until stop(); rejects with LeadershipLostError when leadership is lost. */

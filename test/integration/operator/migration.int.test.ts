@@ -11,6 +11,7 @@ import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
+import { UNFENCED } from '../../../operator/src/daemon/fencing.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
@@ -220,6 +221,7 @@ beforeAll(async () => {
   pool = new DaemonClientPool({
     tls: { caFile: certs.ca.cert, certFile: certs.operator.cert, keyFile: certs.operator.key },
     callTimeoutMs: 10_000,
+    fencing: UNFENCED,
   });
   operator = await startOperator();
   for (const node of NODES) {

@@ -1,5 +1,6 @@
 // Original file: proto/tern/node/v1alpha1/migration.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 export interface HandOverRequest {
   'migrationId'?: (string);
@@ -7,6 +8,12 @@ export interface HandOverRequest {
    * The node the caller's ownership record names now (after its compare-and-swap).
    */
   'recordedOwner'?: (string);
+  /**
+   * The record's epoch (VirtualMachine status.epoch) when it named recorded_owner; 0 = not sent (no check). The
+   * daemon remembers the highest epoch it was shown per guest and refuses a hand-over call with a lower one
+   * (PERMISSION_DENIED, as a stale fencing token): the record has moved since the caller read it.
+   */
+  'epoch'?: (number | string | Long);
 }
 
 export interface HandOverRequest__Output {
@@ -15,4 +22,10 @@ export interface HandOverRequest__Output {
    * The node the caller's ownership record names now (after its compare-and-swap).
    */
   'recordedOwner': (string);
+  /**
+   * The record's epoch (VirtualMachine status.epoch) when it named recorded_owner; 0 = not sent (no check). The
+   * daemon remembers the highest epoch it was shown per guest and refuses a hand-over call with a lower one
+   * (PERMISSION_DENIED, as a stale fencing token): the record has moved since the caller read it.
+   */
+  'epoch': (number);
 }
