@@ -66,10 +66,22 @@ export interface MigrationClient extends grpc.Client {
   continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -212,6 +224,12 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
    */
   ContinueMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_ContinueMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   GetMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_GetMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
