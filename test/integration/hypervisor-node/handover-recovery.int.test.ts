@@ -20,6 +20,7 @@ import {
   type GuestSpec,
   type Guest__Output,
   type ListGuestsResponse__Output,
+  type MigrationEvent__Output,
   type MigrationState__Output,
 } from '../../../proto/index.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
@@ -196,6 +197,15 @@ test('steps done survive a daemon restart as tombstones: RESUMED and RELEASED, a
   // The source's step too.
   await restart(nodeA);
   expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
+  // A resumed run follows the source: its watch replays the outcome from the tombstone and ends.
+  const replayed = await new Promise<MigrationEvent__Output[]>((resolve, reject) => {
+    const events: MigrationEvent__Output[] = [];
+    const stream = nodeA.migration.watchMigration({ migrationId: run.id, progressIntervalMs: 100 });
+    stream.on('data', (event: MigrationEvent__Output) => events.push(event));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(events));
+  });
+  expect(replayed.map((event) => event.outcome?.result)).toEqual(['RESULT_COMPLETED']);
   await deleteGuest(nodeB, 'remembered');
 }, 120_000);
 
@@ -229,8 +239,42 @@ test('a target daemon that restarted after `cont` but before it removed its reco
   await deleteGuest(nodeB, 'continued');
 }, 120_000);
 
-test('ResumeTarget and AbortIncoming at once: exactly one wins, and what is reported is what runs', async () => {
-  for (let round = 0; round < 3; round++) {
+test('an AbortIncoming during a ResumeTarget waits for it, and is refused once the guest runs', async () => {
+  const run = await completedOnB('resuming');
+  expect(record.compareAndSwap('resuming', nodeA.name, nodeB.name)).toBe(true);
+  // The target QEMU stops answering QMP for a moment, so the resume's `cont` is still under way when the abort comes.
+  const { pid } = await getGuest(nodeB, 'resuming');
+  process.kill(pid, 'SIGSTOP');
+  let resumed: Promise<MigrationState__Output>;
+  let aborted: Promise<MigrationState__Output>;
+  try {
+    resumed = resumeTarget(nodeB, run.id);
+    resumed.catch(() => undefined);
+    await eventually(
+      'the target reports the resume under way',
+      async () =>
+        (await getMigration(nodeB, run.id)).stage === 'MIGRATION_STAGE_RESUMING' ? true : undefined,
+      5_000,
+      20,
+    );
+    aborted = abortIncoming(nodeB, run.id);
+    aborted.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  expect((await resumed).stage).toBe('MIGRATION_STAGE_RESUMED');
+  const refused = await expectCode(aborted, grpc.status.FAILED_PRECONDITION);
+  expect(refused.details).toMatch(/runs the guest/);
+  expect((await getMigration(nodeB, run.id)).stage).toBe('MIGRATION_STAGE_RESUMED');
+  const result = await handOver(run, { guest: 'resuming', from: nodeA, to: nodeB, record });
+  expect(result.owner).toBe(nodeB.name);
+  await expectRunsOnlyOn('resuming', nodeB);
+  await deleteGuest(nodeB, 'resuming');
+}, 120_000);
+
+test('ResumeTarget and AbortIncoming sent at once: exactly one wins, and what is reported is what runs', async () => {
+  for (let round = 0; round < 2; round++) {
     const name = `raced-${round}`;
     const run = await completedOnB(name);
     expect(record.compareAndSwap(name, nodeA.name, nodeB.name)).toBe(true);
@@ -273,10 +317,14 @@ test('GetMigration reports a StartMigration still under way (STARTING), and the 
     // The source QEMU stops answering QMP, so StartMigration waits on it; looked at meanwhile, then let go.
     onPrepared: async ({ id }) => {
       process.kill(pid, 'SIGSTOP');
-      void eventually('StartMigration is under way', async () => {
-        const state = await getMigration(nodeA, id).catch(() => undefined);
-        return state?.stage === 'MIGRATION_STAGE_STARTING' ? state : undefined;
-      })
+      void eventually(
+        'StartMigration is under way',
+        async () => {
+          const state = await getMigration(nodeA, id).catch(() => undefined);
+          return state?.stage === 'MIGRATION_STAGE_STARTING' ? state : undefined;
+        },
+        5_000,
+      )
         .then((state) => (seen = state))
         .finally(() => process.kill(pid, 'SIGCONT'));
     },
