@@ -247,16 +247,12 @@ test('an AbortIncoming during a ResumeTarget waits for it, and is refused once t
   process.kill(pid, 'SIGSTOP');
   let resumed: Promise<MigrationState__Output>;
   let aborted: Promise<MigrationState__Output>;
+  let during: MigrationState__Output;
   try {
     resumed = resumeTarget(nodeB, run.id);
     resumed.catch(() => undefined);
-    await eventually(
-      'the target reports the resume under way',
-      async () =>
-        (await getMigration(nodeB, run.id)).stage === 'MIGRATION_STAGE_RESUMING' ? true : undefined,
-      5_000,
-      20,
-    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    during = await getMigration(nodeB, run.id);
     aborted = abortIncoming(nodeB, run.id);
     aborted.catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -266,6 +262,7 @@ test('an AbortIncoming during a ResumeTarget waits for it, and is refused once t
   expect((await resumed).stage).toBe('MIGRATION_STAGE_RESUMED');
   const refused = await expectCode(aborted, grpc.status.FAILED_PRECONDITION);
   expect(refused.details).toMatch(/runs the guest/);
+  expect(during.stage).toBe('MIGRATION_STAGE_RESUMING');
   expect((await getMigration(nodeB, run.id)).stage).toBe('MIGRATION_STAGE_RESUMED');
   const result = await handOver(run, { guest: 'resuming', from: nodeA, to: nodeB, record });
   expect(result.owner).toBe(nodeB.name);
