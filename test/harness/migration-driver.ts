@@ -19,6 +19,7 @@ import {
   type WireMigrationPolicy,
 } from '../../proto/index.js';
 import { MigrationDaemonClient } from '../../operator/src/daemon/migration-client.js';
+import { DaemonGuestClient } from '../../operator/src/daemon/guest-client.js';
 import {
   followToOutcome,
   handOver as operatorHandOver,
@@ -178,6 +179,7 @@ export async function handOver(
   const result = await operatorHandOver({
     source: operatorClient(from),
     target: operatorClient(to),
+    targetGuests: new DaemonGuestClient(to.name, '', to.control, CALL_TIMEOUT_MS),
     id: run.id,
     outcome,
     sourceNode: from.name,

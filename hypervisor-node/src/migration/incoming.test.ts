@@ -1,4 +1,4 @@
-import { waitingForSource } from './incoming.js';
+import { MAX_UNANSWERED_REAP_QUERIES, reapDecision, waitingForSource } from './incoming.js';
 
 describe('waitingForSource', () => {
   it('is true while the incoming QEMU only listens', () => {
@@ -9,5 +9,21 @@ describe('waitingForSource', () => {
     for (const status of ['active', 'postcopy-active', 'device', 'completed', 'failed'] as const) {
       expect(waitingForSource(status)).toBe(false);
     }
+  });
+});
+
+describe('reapDecision', () => {
+  it('removes an incoming QEMU that only listens, and looks again at one a source streams into', () => {
+    expect(reapDecision({ status: 'setup' }, 0)).toBe('reap-unused');
+    expect(reapDecision({ status: undefined }, 0)).toBe('reap-unused');
+    expect(reapDecision({ status: 'active' }, 0)).toBe('look-again');
+  });
+
+  it('takes a query-migrate that failed as no answer, not as waiting: asked again, then removed', () => {
+    expect(reapDecision({ error: 'QMP query-migrate got no reply within 10000 ms' }, 0)).toBe('look-again');
+    expect(reapDecision({ error: 'timeout' }, MAX_UNANSWERED_REAP_QUERIES - 2)).toBe('look-again');
+    expect(reapDecision({ error: 'timeout' }, MAX_UNANSWERED_REAP_QUERIES - 1)).toBe('reap-unresponsive');
+    // An answer in between starts the count afresh (the caller passes 0 again).
+    expect(reapDecision({ status: 'active' }, MAX_UNANSWERED_REAP_QUERIES - 1)).toBe('look-again');
   });
 });

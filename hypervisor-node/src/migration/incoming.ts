@@ -22,6 +22,7 @@ import {
   type MigrationRecordFile,
 } from './record-file.js';
 import type { NodeMigrationMetrics } from './metrics.js';
+import { retire, type TombstoneStore } from './tombstones.js';
 import { failedPrecondition } from '../rpc/errors.js';
 import { decodeToken } from '../../../proto/index.js';
 
@@ -32,6 +33,7 @@ export interface IncomingContext {
   supervisor: GuestSupervisor;
   stateRoot: string;
   metrics: NodeMigrationMetrics;
+  tombstones: TombstoneStore;
   logger: Logger;
 }
 
@@ -80,8 +82,12 @@ export class IncomingMigration {
   private starting: boolean;
   /** AbortIncoming arrived while QEMU started: the start tears it down again once it finished. */
   private abortRequested = false;
-  /** Set once the incoming QEMU (and the key and record files) are being removed; see teardown(). */
+  /** Set once the incoming QEMU (and the key file) are being removed; see teardown(). */
   private removal: Promise<void> | undefined;
+  /** Set while ResumeTarget runs the loaded guest (stage RESUMING): an abort meanwhile waits for it. */
+  private resuming: Promise<MigrationState> | undefined;
+  /** Set once AbortIncoming began removing a started QEMU: resume is refused; ABORTED once it is gone. */
+  private aborting = false;
   private readonly timers: NodeJS.Timeout[] = [];
 
   private constructor(
@@ -89,6 +95,8 @@ export class IncomingMigration {
     readonly id: string,
     readonly guest: string,
     readonly tokenDigest: string,
+    /** host:port the incoming QEMU listens on, as recorded (for the tombstone). */
+    private readonly recordedEndpoint: () => string,
     private readonly tls: PskTls,
     start: (() => Promise<TargetMigration>) | TargetMigration,
   ) {
@@ -151,7 +159,15 @@ export class IncomingMigration {
         throw error;
       }
     };
-    const incoming = new IncomingMigration(options, id, spec.name, tokenDigest(options.token), tls, start);
+    const incoming: IncomingMigration = new IncomingMigration(
+      options,
+      id,
+      spec.name,
+      tokenDigest(options.token),
+      (): string => incoming.dataEndpoint,
+      tls,
+      start,
+    );
     incoming.scheduleExpiry(tokenExpiresAtMs, options.reapMarginMs ?? REAP_MARGIN_MS, options.tokenTtlMs);
     return incoming;
   }
@@ -174,7 +190,26 @@ export class IncomingMigration {
       },
       port,
     );
-    const incoming = new IncomingMigration(context, record.id, record.guest, record.tokenDigest, tls, engine);
+    const incoming = new IncomingMigration(
+      context,
+      record.id,
+      record.guest,
+      record.tokenDigest,
+      () => record.dataEndpoint,
+      tls,
+      engine,
+    );
+    if (engine.isResumed) {
+      // Resumed before the daemon went away (which did not get to remove the record file): the guest runs here.
+      incoming.stage = 'MIGRATION_STAGE_RESUMED';
+      incoming.message = 'the target runs the guest (resumed before the daemon restarted)';
+      await incoming.retire();
+      context.logger.info(
+        { migration: record.id, guest: record.guest },
+        'resumed incoming migration recovered',
+      );
+      return incoming;
+    }
     // A record of an older daemon has no expiry: the token's default TTL counts from now.
     const expiresAtMs = record.tokenExpiresAtMs ?? Date.now() + DEFAULT_TOKEN_TTL_MS;
     incoming.scheduleExpiry(expiresAtMs, context.reapMarginMs ?? REAP_MARGIN_MS);
@@ -189,7 +224,8 @@ export class IncomingMigration {
     } catch (error) {
       this.starting = false;
       if (this.abortRequested) {
-        this.concludeAborted();
+        this.concludeAborted(true);
+        await this.retire();
         throw new IncomingAbortedError(
           `migration ${this.id} was aborted while its incoming QEMU started (which failed: ${(error as Error).message}); nothing of it is left here`,
         );
@@ -204,7 +240,8 @@ export class IncomingMigration {
     this.attach(engine);
     if (this.abortRequested) {
       await this.teardown();
-      this.concludeAborted();
+      this.concludeAborted(true);
+      await this.retire();
       throw new IncomingAbortedError(
         `migration ${this.id} was aborted while its incoming QEMU started; that QEMU was removed again`,
       );
@@ -232,7 +269,7 @@ export class IncomingMigration {
   }
 
   /** See scheduleExpiry. A loaded target is never removed here: it may hold the guest's only complete copy. */
-  private async reap(ttlMs: number, marginMs: number): Promise<void> {
+  private async reap(ttlMs: number, marginMs: number, unanswered = 0): Promise<void> {
     const { engine, context } = this;
     if (this.starting) {
       // The TTL ended before QEMU even listened: look once it does (an abort meanwhile removes it anyway).
@@ -242,65 +279,101 @@ export class IncomingMigration {
       );
       return;
     }
-    if (engine === undefined || this.removal !== undefined) return;
+    if (engine === undefined || this.removal !== undefined || this.aborting || this.resuming) return;
     if (this.stage === 'MIGRATION_STAGE_RUNNING') {
-      const status = await engine.qmp.queryMigrate().then(
-        (info) => info.status,
-        () => undefined,
+      const query = await engine.qmp.queryMigrate().then(
+        (info) => ({ status: info.status }),
+        (error: Error) => ({ error: error.message }),
       );
-      if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.removal !== undefined) return;
-      if (!waitingForSource(status)) {
-        // Streaming: it ends loaded or failed; look again later.
-        this.timers.push(setTimeout(() => void this.reap(ttlMs, marginMs), marginMs).unref());
+      // The incoming migration moved on meanwhile (loaded, failed): decide again from where it is now.
+      if (this.stage !== 'MIGRATION_STAGE_RUNNING') return this.reap(ttlMs, marginMs);
+      if (this.removal !== undefined || this.aborting) return;
+      const decision = reapDecision(query, unanswered);
+      if (decision === 'look-again') {
+        // Streaming (it ends loaded or failed), or QEMU did not answer this time: look again later.
+        const next = 'error' in query ? unanswered + 1 : 0;
+        this.timers.push(setTimeout(() => void this.reap(ttlMs, marginMs, next), marginMs).unref());
         return;
       }
       context.metrics.observeIncoming('Failed');
       this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
-      this.message = `no source connected within the token's TTL (${Math.round(ttlMs / 1000)} s) and nobody aborted the migration: the daemon removed the incoming QEMU`;
+      this.message =
+        'error' in query
+          ? `its incoming QEMU stopped answering (query-migrate: ${query.error}, ${unanswered + 1} times) before any source completed the migration, and nobody aborted it: the daemon removed it`
+          : `no source connected within the token's TTL (${Math.round(ttlMs / 1000)} s) and nobody aborted the migration: the daemon removed the incoming QEMU`;
       context.logger.warn(
         { migration: this.id, guest: this.guest, reason: this.message },
         'unused incoming migration reaped',
       );
       this.log.append(
-        { target: { state: 'TARGET_STATE_FAILED', qemuStatus: status ?? '', message: this.message } },
+        {
+          target: {
+            state: 'TARGET_STATE_FAILED',
+            qemuStatus: 'status' in query ? (query.status ?? '') : '',
+            message: this.message,
+          },
+        },
         Date.now(),
         true,
       );
-      await this.teardown().catch((error: Error) =>
-        context.logger.warn(
-          { migration: this.id, reason: error.message },
-          'reaping the incoming QEMU failed',
-        ),
-      );
+      await this.removeReaped();
     } else if (this.stage === 'MIGRATION_STAGE_TARGET_FAILED') {
       this.message = `${this.message}; nobody aborted the migration within the token's TTL and a margin, so the daemon removed the incoming QEMU`;
       context.logger.warn({ migration: this.id, guest: this.guest }, 'failed incoming migration reaped');
-      await this.teardown().catch((error: Error) =>
-        context.logger.warn(
-          { migration: this.id, reason: error.message },
-          'reaping the incoming QEMU failed',
-        ),
-      );
+      await this.removeReaped();
     }
   }
 
-  /** Quits the incoming QEMU and removes its key and record files; once, however many callers ask. */
+  private async removeReaped(): Promise<void> {
+    try {
+      await this.teardown();
+    } catch (error) {
+      this.context.logger.warn(
+        { migration: this.id, reason: (error as Error).message },
+        'reaping the incoming QEMU failed',
+      );
+      return;
+    }
+    await this.retire();
+  }
+
+  /**
+   * Quits the incoming QEMU and removes its key file; once, however many callers ask (again after a failure). The
+   * record file goes with retire(), after the tombstone is written.
+   */
   private teardown(): Promise<void> {
     this.clearTimers();
     this.removal ??= (async () => {
-      await this.engine?.abort();
-      await removePskFile(this.tls);
-      await removeRecordFile(this.context.stateRoot, this.id);
+      try {
+        await this.engine?.abort();
+        await removePskFile(this.tls);
+      } catch (error) {
+        this.removal = undefined;
+        throw error;
+      }
     })();
     return this.removal;
+  }
+
+  /** The step is done (resumed, aborted, or failed and removed): its tombstone replaces the record file. */
+  private retire(): Promise<void> {
+    return retire(this.context, {
+      id: this.id,
+      role: 'target',
+      state: this.state(),
+      tokenDigest: this.tokenDigest,
+      dataEndpoint: this.recordedEndpoint(),
+    });
   }
 
   private clearTimers(): void {
     for (const timer of this.timers.splice(0)) clearTimeout(timer);
   }
 
-  private concludeAborted(): void {
-    this.context.metrics.observeIncoming('Aborted');
+  /** Nothing of the migration is left here (any QEMU removed): stage ABORTED. */
+  private concludeAborted(count: boolean): void {
+    if (this.stage === 'MIGRATION_STAGE_ABORTED') return;
+    if (count) this.context.metrics.observeIncoming('Aborted');
     this.stage = 'MIGRATION_STAGE_ABORTED';
     this.message = 'aborted: nothing of this migration is left here';
     this.clearTimers();
@@ -313,18 +386,18 @@ export class IncomingMigration {
 
   /**
    * True while this migration still holds something here that only its own calls release: QEMU starting, an
-   * incoming QEMU listening, loading or loaded (ResumeTarget or AbortIncoming pending), or one whose incoming
-   * migration failed and whose QEMU is still there (AbortIncoming pending, or the daemon's own clean-up).
+   * incoming QEMU listening, loading, loaded or resuming (ResumeTarget or AbortIncoming pending), or one whose
+   * incoming migration failed and whose QEMU is still there (AbortIncoming pending, or the daemon's own clean-up).
    */
   get pending(): boolean {
-    if (this.starting) return true;
+    if (this.starting || this.aborting || this.resuming) return this.stage !== 'MIGRATION_STAGE_ABORTED';
     if (this.stage === 'MIGRATION_STAGE_RUNNING' || this.stage === 'MIGRATION_STAGE_LOADED') return true;
     return this.stage === 'MIGRATION_STAGE_TARGET_FAILED' && this.removal === undefined;
   }
 
-  /** True once aborted (AbortIncoming, also while QEMU was still starting). */
+  /** True once aborted (AbortIncoming, also while QEMU was still starting or is being removed). */
   get aborted(): boolean {
-    return this.stage === 'MIGRATION_STAGE_ABORTED' || this.abortRequested;
+    return this.stage === 'MIGRATION_STAGE_ABORTED' || this.abortRequested || this.aborting;
   }
 
   /** host:port the source QEMU connects to ('' while QEMU starts). */
@@ -342,7 +415,7 @@ export class IncomingMigration {
       (loaded) => {
         // Every channel is in by now: the key has nothing left to admit.
         void removePskFile(this.tls);
-        if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested) return;
+        if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested || this.aborting) return;
         context.metrics.observeIncoming('Loaded');
         this.stage = 'MIGRATION_STAGE_LOADED';
         this.message = loaded.postCopy
@@ -362,7 +435,7 @@ export class IncomingMigration {
       },
       (error: Error) => {
         void removePskFile(this.tls);
-        if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested) return;
+        if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested || this.aborting) return;
         context.metrics.observeIncoming('Failed');
         this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
         this.message = error.message;
@@ -394,7 +467,10 @@ export class IncomingMigration {
     };
   }
 
-  /** Hand-over success side: the record names this node, so the loaded guest runs here. */
+  /**
+   * Hand-over success side: the record names this node, so the loaded guest runs here. The stage is RESUMING
+   * until QEMU runs it: a second ResumeTarget meanwhile joins this one, an AbortIncoming waits for it.
+   */
   async resume(recordedOwner: string, nodeName: string): Promise<MigrationState> {
     if (this.stage === 'MIGRATION_STAGE_RESUMED') return this.state();
     if (recordedOwner !== nodeName) {
@@ -402,15 +478,47 @@ export class IncomingMigration {
         `the ownership record names ${recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,
       );
     }
+    if (this.resuming !== undefined) return this.resuming;
+    if (this.aborting || this.abortRequested) {
+      throw failedPrecondition(`target ${this.guest} is being aborted: not resuming`);
+    }
     this.noticeLostQemu();
     if (this.stage !== 'MIGRATION_STAGE_LOADED') {
       throw failedPrecondition(`target ${this.guest} is not loaded (${this.message})`);
     }
-    await this.engine!.resume();
+    const loadedMessage = this.message;
+    this.stage = 'MIGRATION_STAGE_RESUMING';
+    this.message = 'resuming the loaded guest';
+    const resuming = this.runResume(loadedMessage);
+    this.resuming = resuming;
+    try {
+      return await resuming;
+    } finally {
+      this.resuming = undefined;
+    }
+  }
+
+  private async runResume(loadedMessage: string): Promise<MigrationState> {
+    const engine = this.engine!;
+    try {
+      await engine.resume();
+    } catch (error) {
+      if (!engine.isResumed) {
+        // QEMU does not run the guest: it stays loaded (noticeLostQemu tells when its QEMU is gone).
+        this.stage = 'MIGRATION_STAGE_LOADED';
+        this.message = loadedMessage;
+        throw error;
+      }
+      // `cont` ran; only the network announcement failed. The guest runs here all the same.
+      this.context.logger.warn(
+        { migration: this.id, reason: (error as Error).message },
+        'the resumed guest could not be announced on the network',
+      );
+    }
     this.stage = 'MIGRATION_STAGE_RESUMED';
     this.message = 'the target runs the guest';
     this.clearTimers();
-    await removeRecordFile(this.context.stateRoot, this.id);
+    await this.retire();
     return this.state();
   }
 
@@ -419,7 +527,7 @@ export class IncomingMigration {
    * becomes TARGET_FAILED, which tells the operator that this node does not hold the guest.
    */
   private noticeLostQemu(): void {
-    if (this.stage !== 'MIGRATION_STAGE_LOADED') return;
+    if (this.stage !== 'MIGRATION_STAGE_LOADED' || this.aborting) return;
     const status = this.context.supervisor.get(this.guest);
     if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') return;
     this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
@@ -428,11 +536,13 @@ export class IncomingMigration {
   }
 
   /**
-   * Quits the incoming QEMU and removes everything of this migration here. Idempotent; refused once resumed.
-   * While QEMU still starts, marks the migration aborted and waits until the start has removed it again, so that
-   * the answer (stage ABORTED) still means that nothing of it is left here.
+   * Quits the incoming QEMU and removes everything of this migration here. Idempotent; refused once resumed (a
+   * resume under way is waited for). The stage turns ABORTED only once QEMU is gone, so that the answer means
+   * that nothing of it is left here; while QEMU still starts, the migration is marked aborted and the answer
+   * waits until the start has removed it again.
    */
   async abort(): Promise<MigrationState> {
+    if (this.resuming !== undefined) await this.resuming.catch(() => undefined);
     if (this.stage === 'MIGRATION_STAGE_RESUMED') {
       throw failedPrecondition(`target ${this.guest} runs the guest: it cannot be aborted`);
     }
@@ -447,20 +557,16 @@ export class IncomingMigration {
       await this.ready.catch(() => undefined);
       return this.state();
     }
-    if (this.stage === 'MIGRATION_STAGE_ABORTED') {
-      // An abort that is still removing QEMU (or the start's own clean-up): answer once it is gone.
-      await this.removal?.catch(() => undefined);
-      return this.state();
+    if (this.stage === 'MIGRATION_STAGE_ABORTED') return this.state();
+    const count = this.stage === 'MIGRATION_STAGE_RUNNING';
+    if (!this.aborting) {
+      this.aborting = true;
+      this.message = 'aborting: removing the incoming QEMU';
     }
-    if (this.stage === 'MIGRATION_STAGE_RUNNING') this.context.metrics.observeIncoming('Aborted');
-    this.stage = 'MIGRATION_STAGE_ABORTED';
-    this.message = 'aborted: nothing of this migration is left here';
-    this.log.append(
-      { target: { state: 'TARGET_STATE_FAILED', qemuStatus: '', message: 'aborted' } },
-      Date.now(),
-      true,
-    );
     await this.teardown();
+    // Another abort that waited for the same teardown may have concluded already (concludeAborted is idempotent).
+    this.concludeAborted(count);
+    await this.retire();
     return this.state();
   }
 
@@ -469,4 +575,24 @@ export class IncomingMigration {
     this.clearTimers();
     this.log.end();
   }
+}
+
+/** query-migrate calls in a row that an incoming QEMU may leave unanswered before the reaper removes it. */
+export const MAX_UNANSWERED_REAP_QUERIES = 3;
+
+/**
+ * What the reaper does with an incoming migration still RUNNING after its token's TTL and a margin, from its QEMU's
+ * query-migrate (`unanswered`: how many of them failed in a row before this one). Streaming: look again (it ends
+ * loaded or failed). Still waiting for a source: remove it. No answer: look again, and after
+ * MAX_UNANSWERED_REAP_QUERIES failed queries remove it too: a QEMU that no longer answers must not keep the
+ * migration (and the guest's name on this node) for ever, and a target that is not loaded holds no complete copy.
+ */
+export function reapDecision(
+  query: { status: QmpMigrationStatus | undefined } | { error: string },
+  unanswered: number,
+): 'look-again' | 'reap-unused' | 'reap-unresponsive' {
+  if ('error' in query) {
+    return unanswered + 1 >= MAX_UNANSWERED_REAP_QUERIES ? 'reap-unresponsive' : 'look-again';
+  }
+  return waitingForSource(query.status) ? 'reap-unused' : 'look-again';
 }

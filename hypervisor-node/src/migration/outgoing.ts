@@ -8,7 +8,7 @@ import { formatHostPort, parseHostPort, type HostPort } from '../../../cmdline/i
 import type { GuestSupervisor } from '../runtime/supervisor.js';
 import { resolveMigrationPolicy, type ResolvedMigrationPolicy } from './engine/policy.js';
 import type { ProgressSample } from './engine/progress.js';
-import { SourceMigration, type SourceOutcome } from './engine/source.js';
+import { SourceMigration, TooLateToCancelError, type SourceOutcome } from './engine/source.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import type { NodeMigrationMetrics } from './metrics.js';
@@ -19,7 +19,9 @@ import {
   writeRecordFile,
   type MigrationRecordFile,
 } from './record-file.js';
-import { failedPrecondition } from '../rpc/errors.js';
+import * as grpc from '@grpc/grpc-js';
+import { failedPrecondition, RpcError } from '../rpc/errors.js';
+import { retire, type TombstoneStore } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
@@ -28,7 +30,16 @@ export interface OutgoingContext {
   supervisor: GuestSupervisor;
   stateRoot: string;
   metrics: NodeMigrationMetrics;
+  tombstones: TombstoneStore;
   logger: Logger;
+}
+
+/**
+ * CancelMigration's answer past the point of no return (the device state crossed, or post-copy runs):
+ * FAILED_PRECONDITION, and only then. The operator takes it as "the hand-over finishes the migration".
+ */
+export function tooLateToCancel(why: string): RpcError {
+  return failedPrecondition(`too late to cancel: ${why}`);
 }
 
 /** How long ResumeSource waits for the supervisor to conclude that a source QEMU whose QMP closed has exited. */
@@ -201,11 +212,19 @@ export class OutgoingMigration {
     };
   }
 
+  /**
+   * Too late (see tooLateToCancel) is FAILED_PRECONDITION; any other failure (QEMU did not answer or did not
+   * finish cancelling in time) is UNAVAILABLE, and the caller asks again.
+   */
   async cancel(reason: string): Promise<MigrationState> {
     try {
       await this.engine.cancel(reason);
     } catch (error) {
-      throw failedPrecondition((error as Error).message);
+      if (error instanceof TooLateToCancelError) throw tooLateToCancel(error.message);
+      throw new RpcError(
+        grpc.status.UNAVAILABLE,
+        `cancelling migration ${this.record.id} failed: ${(error as Error).message}; retry`,
+      );
     }
     return this.state();
   }
@@ -235,7 +254,7 @@ export class OutgoingMigration {
     }
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
-    await removeRecordFile(this.context.stateRoot, this.record.id);
+    await this.retire();
     return this.state();
   }
 
@@ -254,7 +273,7 @@ export class OutgoingMigration {
     if (gone !== undefined) {
       this.stage = 'MIGRATION_STAGE_SOURCE_LOST';
       this.message = `the source QEMU is gone (${gone}): nothing to resume here`;
-      await removeRecordFile(this.context.stateRoot, this.record.id);
+      await this.retire();
       return this.state();
     }
     let runState: string;
@@ -265,8 +284,19 @@ export class OutgoingMigration {
     }
     this.stage = 'MIGRATION_STAGE_SOURCE_RESUMED';
     this.message = `the source runs the guest again (${runState})`;
-    await removeRecordFile(this.context.stateRoot, this.record.id);
+    await this.retire();
     return this.state();
+  }
+
+  /** The hand-over step is done here: its tombstone replaces the record file. */
+  private retire(): Promise<void> {
+    return retire(this.context, {
+      id: this.record.id,
+      role: 'source',
+      state: this.state(),
+      tokenDigest: this.record.tokenDigest,
+      dataEndpoint: this.record.dataEndpoint,
+    });
   }
 
   /**

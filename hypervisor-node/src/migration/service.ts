@@ -4,9 +4,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { MigrationEvent, MigrationHandlers, MigrationState } from '../../../proto/index.js';
+import type {
+  MigrationEvent,
+  MigrationHandlers,
+  MigrationStage,
+  MigrationState,
+} from '../../../proto/index.js';
 import { DNS1123_LABEL } from '../../../crds/index.js';
-import { parseHostPort } from '../../../cmdline/index.js';
+import { formatHostPort, parseHostPort } from '../../../cmdline/index.js';
 import { GuestExistsError, GuestStartError, type GuestSupervisor } from '../runtime/supervisor.js';
 import type { Accelerator } from '../model/guest.js';
 import { GuestSpecError } from '../qemu/validate.js';
@@ -19,7 +24,8 @@ import { MigrationPolicyError, resolveMigrationPolicy } from './engine/policy.js
 import { DEFAULT_TOKEN_TTL_MS, IncomingAbortedError, IncomingMigration } from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
 import { readRecordFiles, removeRecordFile, tokenDigest } from './record-file.js';
-import { OutgoingMigration } from './outgoing.js';
+import { OutgoingMigration, tooLateToCancel } from './outgoing.js';
+import { retire, TombstoneStore, type Tombstone } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
 
@@ -104,6 +110,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     logger,
   });
   const records = new Map<string, MigrationSide>();
+  /** The hand-over steps done here, durable (tombstones.ts): what a migration no longer in `records` ended as. */
+  const tombstones = new TombstoneStore(options.stateRoot);
   const streams = new Set<grpc.ServerWritableStream<unknown, MigrationEvent>>();
   const metrics = new NodeMigrationMetrics(options.registry, () =>
     [...records.values()].flatMap((record) =>
@@ -168,6 +176,42 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     return record;
   }
 
+  /**
+   * The tombstone of a migration no longer in `records` (a hand-over step done, then a daemon restart or an
+   * eviction), on the side `role`; undefined when there is none or the migration is still remembered.
+   */
+  function tombstoneOf(id: string, role: Tombstone['role']): Tombstone | undefined {
+    if (records.has(checkId(id))) return undefined;
+    const tombstone = tombstones.get(id);
+    if (tombstone === undefined) return undefined;
+    if (tombstone.role !== role) {
+      throw failedPrecondition(
+        `${nodeName} was the ${tombstone.role} of ${id}, not its ${role} (it ended ${tombstone.state.stage})`,
+      );
+    }
+    return tombstone;
+  }
+
+  /** A hand-over call repeated on a tombstone: the same answer when its step is one of `done`, else refused. */
+  function repeated(tombstone: Tombstone, done: readonly MigrationStage[], call: string): MigrationState {
+    if (tombstone.state.stage !== undefined && done.includes(tombstone.state.stage)) return tombstone.state;
+    throw failedPrecondition(
+      `${call}: migration ${tombstone.id} ended ${tombstone.state.stage} on ${nodeName} (${tombstone.state.message})`,
+    );
+  }
+
+  /** What a StartMigration still under way (not yet in `records`) reports. */
+  function startingState(id: string, guest: string): MigrationState {
+    return {
+      migrationId: id,
+      role: 'MIGRATION_ROLE_SOURCE',
+      guest,
+      stage: 'MIGRATION_STAGE_STARTING',
+      phase: 'MIGRATION_PHASE_UNSPECIFIED',
+      message: `StartMigration is under way on ${nodeName}`,
+    };
+  }
+
   const handlers: MigrationHandlers = {
     PrepareIncoming: calls.unary('PrepareIncoming', async (request) => {
       const id = checkId(request.migrationId);
@@ -193,6 +237,17 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         throw new RpcError(
           grpc.status.ALREADY_EXISTS,
           `migration ${id} exists on ${nodeName} for another guest or role`,
+        );
+      }
+      const ended = tombstones.get(id);
+      if (ended !== undefined) {
+        // A late retry of a migration whose step is done here: never a second QEMU.
+        if (ended.state.stage === 'MIGRATION_STAGE_ABORTED' && ended.tokenDigest === tokenDigest(token)) {
+          throw new RpcError(grpc.status.ABORTED, `migration ${id} was aborted on ${nodeName}`);
+        }
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `migration ${id} already ended on ${nodeName} (${ended.state.stage})`,
         );
       }
       const sourceAccelerator: Accelerator | undefined =
@@ -235,6 +290,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         tokenTtlMs: request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS,
         address: options.migrationAddress,
         metrics,
+        tombstones,
         supervisor,
         stateRoot: options.stateRoot,
         logger,
@@ -276,6 +332,20 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           `migration ${id} exists on ${nodeName} with other parameters`,
         );
       }
+      const ended = tombstones.get(id);
+      if (ended !== undefined) {
+        // A late retry of a migration that ended here: its end, never a second start.
+        const same =
+          ended.role === 'source' &&
+          ended.state.guest === request.guest &&
+          ended.tokenDigest === tokenDigest(token) &&
+          ended.dataEndpoint === formatHostPort(target);
+        if (same) return ended.state;
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `migration ${id} already ended on ${nodeName} (${ended.state.stage})`,
+        );
+      }
       if (!supervisor.get(request.guest)) {
         throw new RpcError(
           grpc.status.NOT_FOUND,
@@ -302,6 +372,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         token,
         holdInQuiescing: request.holdInQuiescing,
         metrics,
+        tombstones,
         logger,
       });
       starting.set(id, { guest: request.guest, done: started });
@@ -321,58 +392,109 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
     WatchMigration: (call) => {
       if (!calls.admitStream('WatchMigration', call)) return;
-      let record: MigrationSide;
-      try {
-        record = find(call.request.migrationId);
-      } catch (error) {
-        return void call.emit('error', calls.toServiceError('WatchMigration', error));
-      }
-      const interval = Math.max(
-        MIN_PROGRESS_INTERVAL_MS,
-        call.request.progressIntervalMs || DEFAULT_PROGRESS_INTERVAL_MS,
-      );
-      streams.add(call);
-      const unsubscribe = record.log.watch(
-        (event) => call.write(event),
-        () => call.end(),
-        interval,
-      );
-      const finish = (): void => {
-        unsubscribe();
-        streams.delete(call);
-      };
-      call.on('cancelled', finish);
-      call.on('close', finish);
-      call.on('finish', finish);
+      void (async () => {
+        const id = call.request.migrationId;
+        let record: MigrationSide | Tombstone;
+        try {
+          // A StartMigration under way: its migration is followed once QEMU was asked to migrate.
+          await starting.get(checkId(id))?.done.catch(() => undefined);
+          record = records.get(id) ?? tombstones.get(id) ?? find(id);
+        } catch (error) {
+          return void call.emit('error', calls.toServiceError('WatchMigration', error));
+        }
+        if (!(record instanceof OutgoingMigration || record instanceof IncomingMigration)) {
+          // Ended: its outcome (a source's) is all the history left.
+          const { outcome } = record.state;
+          if (outcome !== undefined) call.write({ migrationId: id, atUnixMs: record.atMs, outcome });
+          return void call.end();
+        }
+        const interval = Math.max(
+          MIN_PROGRESS_INTERVAL_MS,
+          call.request.progressIntervalMs || DEFAULT_PROGRESS_INTERVAL_MS,
+        );
+        streams.add(call);
+        const unsubscribe = record.log.watch(
+          (event) => call.write(event),
+          () => call.end(),
+          interval,
+        );
+        const finish = (): void => {
+          unsubscribe();
+          streams.delete(call);
+        };
+        call.on('cancelled', finish);
+        call.on('close', finish);
+        call.on('finish', finish);
+      })();
     },
 
-    GetMigration: calls.read('GetMigration', (request) => find(request.migrationId).state()),
+    GetMigration: calls.read('GetMigration', (request) => {
+      const id = checkId(request.migrationId);
+      const record = records.get(id);
+      if (record !== undefined) return record.state();
+      const start = starting.get(id);
+      if (start !== undefined) return startingState(id, start.guest);
+      return tombstones.get(id)?.state ?? find(id).state();
+    }),
 
-    CancelMigration: calls.unary('CancelMigration', (request) =>
-      outgoing(request.migrationId).cancel(request.reason || 'cancelled by the operator'),
-    ),
+    CancelMigration: calls.unary('CancelMigration', async (request) => {
+      const id = checkId(request.migrationId);
+      await starting.get(id)?.done.catch(() => undefined);
+      const ended = tombstoneOf(id, 'source');
+      if (ended !== undefined) {
+        if (
+          ended.state.outcome?.result === 'RESULT_COMPLETED' &&
+          ended.state.stage === 'MIGRATION_STAGE_RELEASED'
+        ) {
+          throw tooLateToCancel(`migration ${id} completed and its source was released`);
+        }
+        // It ended without handing the guest over (or gave it back): nothing is left to cancel.
+        return ended.state;
+      }
+      return outgoing(id).cancel(request.reason || 'cancelled by the operator');
+    }),
 
     ContinueMigration: calls.unary('ContinueMigration', (request) =>
       outgoing(request.migrationId).continueSwitchover(),
     ),
 
     // The hand-over calls show the ownership record's epoch: one older than this node was shown for the guest is
-    // refused (FencingStore.admitEpoch). What that adds to the fencing token is argued in docs/architecture.md
+    // refused (FencingStore.admitEpoch; a step a tombstone answers changes nothing). What that adds to the fencing token is argued in docs/architecture.md
     // "The hand-over rule": little, as each hand-over step is single-shot per migration here; it is a second check
     // that does not depend on leader election (an operator without it sends token 0 on every call).
     ResumeTarget: calls.unary('ResumeTarget', async (request) => {
+      const ended = tombstoneOf(request.migrationId, 'target');
+      if (ended !== undefined) return repeated(ended, ['MIGRATION_STAGE_RESUMED'], 'not resuming');
       const record = incoming(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
       return record.resume(request.recordedOwner, nodeName);
     }),
 
     ReleaseSource: calls.unary('ReleaseSource', async (request) => {
+      const ended = tombstoneOf(request.migrationId, 'source');
+      if (ended !== undefined) {
+        // A source whose QEMU is gone has nothing left to release either.
+        return repeated(ended, ['MIGRATION_STAGE_RELEASED', 'MIGRATION_STAGE_SOURCE_LOST'], 'not releasing');
+      }
       const record = outgoing(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
       return record.release(request.recordedOwner, nodeName);
     }),
 
     ResumeSource: calls.unary('ResumeSource', async (request) => {
+      const ended = tombstoneOf(request.migrationId, 'source');
+      if (ended !== undefined) {
+        if (request.recordedOwner !== nodeName) {
+          throw failedPrecondition(
+            `the ownership record names ${request.recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,
+          );
+        }
+        return repeated(
+          ended,
+          ['MIGRATION_STAGE_SOURCE_RESUMED', 'MIGRATION_STAGE_SOURCE_LOST'],
+          'not resuming the source',
+        );
+      }
       const record = outgoing(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
       return record.resumeSource(request.recordedOwner, nodeName);
@@ -380,6 +502,17 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
     AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);
+      const ended = tombstoneOf(id, 'target');
+      if (ended !== undefined) {
+        if (ended.state.stage === 'MIGRATION_STAGE_RESUMED') {
+          throw failedPrecondition(`target ${ended.state.guest} runs the guest: it cannot be aborted`);
+        }
+        return {
+          ...ended.state,
+          stage: 'MIGRATION_STAGE_ABORTED',
+          message: `nothing of it is left here (it ended ${ended.state.stage}: ${ended.state.message})`,
+        };
+      }
       // A migration whose QEMU still starts is marked aborted; the answer comes once the start removed it again.
       if (!records.has(id)) {
         return {
@@ -396,10 +529,36 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
   return {
     handlers,
     async recover() {
-      const context = { supervisor, stateRoot: options.stateRoot, metrics, logger };
+      await tombstones.load();
+      const context = { supervisor, stateRoot: options.stateRoot, metrics, tombstones, logger };
       for (const file of await readRecordFiles(options.stateRoot)) {
+        if (tombstones.get(file.id) !== undefined) {
+          // Its step was done; the daemon went away before it removed the record file.
+          await removeRecordFile(options.stateRoot, file.id);
+          continue;
+        }
+        if (!supervisor.get(file.guest)) {
+          // Its QEMU is gone with the guest: nothing of it runs or can run here, which the tombstone tells.
+          const lost = `the guest's QEMU was gone when the daemon restarted`;
+          logger.warn({ migration: file.id, guest: file.guest }, `migration not recovered: ${lost}`);
+          const source = file.role === 'source';
+          await retire(context, {
+            id: file.id,
+            role: file.role,
+            state: {
+              migrationId: file.id,
+              role: source ? 'MIGRATION_ROLE_SOURCE' : 'MIGRATION_ROLE_TARGET',
+              guest: file.guest,
+              stage: source ? 'MIGRATION_STAGE_SOURCE_LOST' : 'MIGRATION_STAGE_TARGET_FAILED',
+              phase: 'MIGRATION_PHASE_UNSPECIFIED',
+              message: lost,
+            },
+            tokenDigest: file.tokenDigest,
+            dataEndpoint: file.dataEndpoint,
+          });
+          continue;
+        }
         try {
-          if (!supervisor.get(file.guest)) throw new Error(`guest ${file.guest} is gone`);
           const record =
             file.role === 'source'
               ? await OutgoingMigration.recover(context, file)

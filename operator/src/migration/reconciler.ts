@@ -34,7 +34,7 @@ import {
   statusWithPhase,
   type ConcurrencyLimits,
 } from './state.js';
-import { MigrationStatusWriter, completed, scheduled, withConditions } from './status.js';
+import { MigrationStatusWriter, completed, retrying, scheduled, withConditions } from './status.js';
 import { Migrations } from '../../../crds/index.js';
 
 /** Keeps a Migration until the daemons let go of it (cancelled or handed over). */
@@ -111,7 +111,11 @@ export class MigrationReconciler {
       return { requeueAfterMs: failed.retryAt - Date.now() };
     }
     if (cancelled !== undefined) {
-      if (run) return void (await this.runner.cancel(run, cancelled, context.logger));
+      if (run) {
+        // Sent again on every reconcile until the source acknowledged it (see MigrationRunner.cancel).
+        await this.runner.cancel(run, cancelled, context.logger);
+        return { requeueAfterMs: RUN_CHECK_MS };
+      }
       if (PRE_DAEMON_PHASES.includes(phase)) {
         const aborted = await this.status.finish(
           migration,
@@ -271,17 +275,29 @@ export class MigrationReconciler {
       .drive(run, log)
       .then(
         () => void this.failures.delete(uid),
-        (error: unknown) => {
+        async (error: unknown) => {
           const count = (failed?.count ?? 0) + 1;
           const retryInMs = runRetryDelayMs(count);
-          this.failures.set(uid, { count, retryAt: Date.now() + retryInMs, last: String(error) });
+          const retryAt = Date.now() + retryInMs;
+          this.failures.set(uid, { count, retryAt, last: String(error) });
           log.error(
             { err: error, failedRuns: count, retryInMs },
             'migration run failed; the next reconcile resumes it',
           );
+          // In status too, for whoever looks at a Migration that does not move (bounded like any condition).
+          await this.status
+            .runFailed(run.migration, retrying(count, errorText(error), new Date(retryAt)))
+            .catch((writeError: unknown) =>
+              log.warn({ err: writeError }, 'could not record the failed run in status'),
+            );
         },
       )
       .finally(() => this.runs.delete(uid));
     this.runs.set(uid, run);
   }
+}
+
+/** An error as one line of a condition's message: its message (gRPC errors: code and details), not its stack. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

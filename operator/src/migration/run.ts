@@ -70,6 +70,8 @@ export interface Run {
   pausedSeenAtMs?: number;
   /** Why the run is cancelled (the Migration or its VM is being deleted); undefined while it is not. */
   cancelled?: string;
+  /** The source acknowledged the cancel, or answered that it is too late: it is not sent again. */
+  cancelSettled?: boolean;
   /** Runs of this Migration that failed in a row before this one, and the last one's error. */
   failedRuns: number;
   lastFailure?: string;
@@ -96,12 +98,17 @@ export interface MigrationRunnerOptions {
 export class MigrationRunner {
   constructor(private readonly options: MigrationRunnerOptions) {}
 
-  /** Cancels the run: before StartMigration the run sees the flag; after it, the source daemon is told. */
+  /**
+   * Cancels the run: before StartMigration the run sees the flag; after it, the source daemon is told. Called
+   * again (every reconcile of a deleted Migration), it sends the cancel again until the source acknowledged it
+   * or answered that it is too late; a failed call is thrown, and the reconcile retried.
+   */
   async cancel(run: Run, why: string, logger: Logger): Promise<void> {
-    if (run.cancelled !== undefined) return;
-    run.cancelled = why;
+    run.cancelled ??= why;
     // Not started yet: the run checks the flag before StartMigration and right after it.
-    if (run.source) await cancelOnSource(run.source, run.id, why, logger);
+    if (!run.source || run.cancelSettled) return;
+    await cancelOnSource(run.source, run.id, run.cancelled, logger);
+    run.cancelSettled = true;
   }
 
   /** One migration from its current phase to a terminal one. */
@@ -136,9 +143,11 @@ export class MigrationRunner {
       if (start.kind === 'fail') throw new MigrationFailed(start.reason, start.message, start.nothingStarted);
       if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
       run.source = source.migration;
-      if (run.cancelled !== undefined) await cancelOnSource(source.migration, run.id, run.cancelled, logger);
+      if (run.cancelled !== undefined) await this.cancel(run, run.cancelled, logger);
       const outcome = await this.follow(run, source.migration, logger);
-      await this.handOver(run, outcome, source.migration, target.migration, sourceAtStart?.stage, logger);
+      // The outcome is in: there is nothing left to cancel.
+      run.cancelSettled = true;
+      await this.handOver(run, outcome, source, target, sourceAtStart?.stage, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       // A run whose controller stopped writes no outcome: the next leader decides from status and the daemons.
@@ -360,8 +369,8 @@ export class MigrationRunner {
   private async handOver(
     run: Run,
     outcome: MigrationOutcome__Output,
-    source: MigrationDaemonClient,
-    target: MigrationDaemonClient,
+    source: NonNullable<ReturnType<MigrationRunner['daemon']>>,
+    target: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     sourceStageAtStart: MigrationState__Output['stage'] | undefined,
     logger: Logger,
   ): Promise<void> {
@@ -370,8 +379,9 @@ export class MigrationRunner {
     run.stopped.throwIfAborted();
     const outcomeAt = Date.now();
     const result = await handOver({
-      source,
-      target,
+      source: source.migration,
+      target: target.migration,
+      targetGuests: target.control,
       id: run.id,
       outcome,
       sourceNode,

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   isGrpcError,
+  type Guest__Output,
   type MigrationEvent__Output,
   type MigrationOutcome__Output,
   type MigrationState__Output,
@@ -79,19 +80,24 @@ export async function startSource(source: MigrationDaemonClient, request: StartM
   }
 }
 
-/** CancelMigration on the source; past the point of no return it is too late, and the migration completes. */
+/**
+ * CancelMigration on the source: 'cancelled' once the source acknowledged it, 'too late' past the point of no
+ * return (the daemon answers FAILED_PRECONDITION for that and nothing else: the device state crossed or post-copy
+ * runs, and the hand-over finishes the migration). Any other error is thrown: the caller sends the cancel again.
+ */
 export async function cancelOnSource(
-  source: MigrationDaemonClient,
+  source: Pick<MigrationDaemonClient, 'cancelMigration'>,
   id: string,
   reason: string,
   logger: Logger,
-): Promise<void> {
+): Promise<'cancelled' | 'too late'> {
   try {
     await source.cancelMigration(id, reason);
+    return 'cancelled';
   } catch (error) {
-    // Past the point of no return (device state crossed): the hand-over finishes the migration.
     if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION)) throw error;
     logger.info({ err: error }, 'too late to cancel; the migration completes');
+    return 'too late';
   }
 }
 
@@ -135,9 +141,16 @@ export async function followToOutcome(
   return outcome;
 }
 
+/** The target daemon's guests (its control API), for a target that no longer knows the migration. */
+export interface TargetGuests {
+  /** The guest, or undefined when the daemon has none of that name. */
+  getGuest(name: string): Promise<Guest__Output | undefined>;
+}
+
 export interface HandOverInput extends MigrationDaemons {
   /** The daemons' id of the migration. */
   id: string;
+  targetGuests: TargetGuests;
   outcome: MigrationOutcome__Output;
   sourceNode: string;
   targetNode: string;
@@ -208,7 +221,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     // Only a hand-over resumed after a restart can find a step already done.
     const resumed = committedHere ? undefined : await target.getMigration(id);
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
-      const lost = await resumeOrLose(target, id, targetNode, ownership.epoch());
+      const lost = await resumeOrLose(input);
       // After post-copy the target held the newest memory: the source cannot take the guest back.
       if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost);
       if (lost !== undefined) throw new Error(`${targetNode} lost the guest after post-copy: ${lost}`);
@@ -216,7 +229,8 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
     const released = committedHere ? undefined : await source.getMigration(id);
-    if (released?.stage !== 'MIGRATION_STAGE_RELEASED') {
+    // A source whose QEMU is gone (SOURCE_LOST) has nothing left to release either.
+    if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
       await source.releaseSource(id, targetNode, ownership.epoch());
     }
     return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
@@ -236,18 +250,14 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
 
 /**
  * ResumeTarget; when the target cannot run the guest any more (its daemon reports the incoming migration failed
- * or aborted, e.g. its QEMU died after the record moved), returns why instead of failing. Any other error is
- * thrown and the hand-over retried: an unreachable daemon may still hold the guest, and one that no longer knows
- * the migration may have resumed it before it restarted.
+ * or aborted, e.g. its QEMU died after the record moved, or it knows nothing of it and runs no such guest),
+ * returns why instead of failing. Undefined: the target runs the guest. Any other error is thrown and the
+ * hand-over retried: an unreachable daemon may still hold the guest.
  */
-async function resumeOrLose(
-  target: MigrationDaemonClient,
-  id: string,
-  targetNode: string,
-  epoch: number | undefined,
-): Promise<string | undefined> {
+async function resumeOrLose(input: HandOverInput): Promise<string | undefined> {
+  const { target, id, targetNode, ownership } = input;
   try {
-    await target.resumeTarget(id, targetNode, epoch);
+    await target.resumeTarget(id, targetNode, ownership.epoch());
     return undefined;
   } catch (error) {
     if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
@@ -257,8 +267,42 @@ async function resumeOrLose(
     if (state?.stage === 'MIGRATION_STAGE_TARGET_FAILED' || state?.stage === 'MIGRATION_STAGE_ABORTED') {
       return state.message;
     }
-    throw error;
+    // Resumed by a call that raced this one (or before the daemon restarted: its tombstone says so).
+    if (state?.stage === 'MIGRATION_STAGE_RESUMED') return undefined;
+    if (state !== undefined) throw error;
+    return targetKnowsNothing(input, error.details);
   }
+}
+
+/**
+ * The target daemon has neither a record nor a tombstone of the migration: it lost its state directory (a node
+ * that rebooted with it wiped), or it is older than tombstones and forgot a finished step. Its guests tell the
+ * rest. The guest running there: the target resumed it before it forgot, so the hand-over is done. No such guest,
+ * or one whose QEMU is dead: nothing runs the guest there, and nothing will (an incoming QEMU runs only on
+ * ResumeTarget of a migration its daemon knows, and the daemon refuses a PrepareIncoming of a guest it already
+ * has), so the guest is lost there and goes back to the source (reclaimForSource). A guest there that is neither
+ * running nor dead (paused, starting) is asked about again.
+ */
+async function targetKnowsNothing(input: HandOverInput, why: string): Promise<string | undefined> {
+  const { source, id, sourceNode, targetNode } = input;
+  // The guest's name on the nodes is the daemons' own; the source still holds the migration (or its tombstone).
+  const guest = (await source.getMigration(id))?.guest;
+  if (!guest) {
+    throw new Error(
+      `neither ${targetNode} (${why}) nor ${sourceNode} knows migration ${id}: cannot tell which guest to look for`,
+    );
+  }
+  const found = await input.targetGuests.getGuest(guest);
+  if (found?.phase === 'GUEST_PHASE_RUNNING') return undefined;
+  if (found === undefined) {
+    return `${targetNode} knows nothing of the migration and has no guest ${guest} (its daemon lost its state, e.g. the node restarted)`;
+  }
+  if (found.phase === 'GUEST_PHASE_FAILED' || found.phase === 'GUEST_PHASE_STOPPED') {
+    return `${targetNode} knows nothing of the migration and its guest ${guest} is ${found.phase} (${found.message || 'no reason given'})`;
+  }
+  throw new Error(
+    `${targetNode} knows nothing of migration ${id} but holds guest ${guest} (${found.phase}): asking again`,
+  );
 }
 
 /**

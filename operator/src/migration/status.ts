@@ -10,7 +10,7 @@ import type {
   MigrationStatus,
 } from '../../../crds/index.js';
 import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
-import { setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
+import { findCondition, setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
 import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
 import type { EventRecorder } from '../../../kube/events.js';
@@ -23,6 +23,11 @@ export const MIGRATION_CONDITIONS = {
   Scheduled: 'Scheduled',
   /** Unknown while it runs (reason: the phase); True when Succeeded; False when Failed or Aborted. */
   Completed: 'Completed',
+  /**
+   * True (reason RunFailed) while runs of the Migration fail and are retried: the last error, how many runs failed
+   * in a row and when the next starts. False (reason Progressed) once a run moved the Migration on.
+   */
+  Retrying: 'Retrying',
 } as const;
 
 /** Retries of a status write after a 409 Conflict (each re-reads the object first). */
@@ -40,6 +45,29 @@ export function completed(
   message: string,
 ): ConditionUpdate {
   return { type: MIGRATION_CONDITIONS.Completed, status, reason, message };
+}
+
+/** A run failed on an error (`failedRuns` in a row) and the next one starts at `retryAt`. */
+export function retrying(failedRuns: number, error: string, retryAt: Date): ConditionUpdate {
+  return {
+    type: MIGRATION_CONDITIONS.Retrying,
+    status: 'True',
+    reason: 'RunFailed',
+    message: `${failedRuns} run${failedRuns === 1 ? '' : 's'} in a row failed; the next starts at ${retryAt.toISOString()}. Last error: ${error}`,
+  };
+}
+
+/** Retrying=False once the Migration moved on (to `phase`); nothing when no run was being retried. */
+export function progressed(status: MigrationStatus, phase: MigrationPhase): ConditionUpdate[] {
+  if (findCondition(status.conditions, MIGRATION_CONDITIONS.Retrying)?.status !== 'True') return [];
+  return [
+    {
+      type: MIGRATION_CONDITIONS.Retrying,
+      status: 'False',
+      reason: 'Progressed',
+      message: `a run moved the Migration on to ${phase}`,
+    },
+  ];
 }
 
 /** The status's conditions with `updates` applied, stamped with the Migration's generation. */
@@ -91,6 +119,7 @@ export function terminalStatus(
         ? [scheduled('False', reason!, message)]
         : []),
       completed(phase === 'Succeeded' ? 'True' : 'False', reason ?? phase, message),
+      ...progressed(status, phase),
     ]),
   };
   if (reason) next.failureReason = reason;
@@ -146,10 +175,21 @@ export class MigrationStatusWriter {
     const updated = await this.write(migration, (status) => ({
       ...statusWithPhase(status, phase, at),
       ...(progress ? { progress } : {}),
-      conditions: withConditions(status, migration, [completed('Unknown', phase, message)]),
+      conditions: withConditions(status, migration, [
+        completed('Unknown', phase, message),
+        ...progressed(status, phase),
+      ]),
     }));
     await this.options.events.record(updated, 'Normal', phase, message);
     return updated;
+  }
+
+  /** Retrying=True with the run's error, the failures in a row and the next attempt's time (retrying()). */
+  async runFailed(migration: Migration, update: ConditionUpdate): Promise<Migration> {
+    return this.write(migration, (status) => ({
+      ...status,
+      conditions: withConditions(status, migration, [update]),
+    }));
   }
 
   /** Writes a terminal phase with its reason, condition and Event. */

@@ -513,10 +513,21 @@ it('finishes a migration whose operator was killed in Freezing before the owners
   expect(source?.outcome?.result).toBe('RESULT_COMPLETED');
   expect((await guestOnNode(from))?.phase).not.toBe('GUEST_PHASE_RUNNING');
   expect((await getVm()).status).toMatchObject({ node: from, epoch: before.status!.epoch });
+  // The failing runs show in status, with the refused write's error and the next attempt.
+  const retrying = await eventually('the failed runs in status', async () => {
+    const found = condition(await getMigration('frozen'), 'Retrying');
+    return found?.status === 'True' ? found : undefined;
+  });
+  expect(retrying.reason).toBe('RunFailed');
+  expect(retrying.message).toMatch(
+    /runs? in a row failed; the next starts at .*test hold: the ownership record stays/,
+  );
 
   const done = await killOperatorAndRelease(release, 'frozen', 'killed in Freezing');
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  // Cleared once a run moved it on.
+  expect(condition(done, 'Retrying')).toMatchObject({ status: 'False', reason: 'Progressed' });
   expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
   // The pause happened before this operator: it does not claim to know the gap.
   expect(done.status?.downtime?.guestGapMs).toBeUndefined();

@@ -101,6 +101,9 @@ const RESUME_WAIT_MS = 3_000;
 const CANCEL_BEFORE_YANK_MS = 1_000;
 const IDLE_STATUSES: readonly QmpMigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
 
+/** cancel() past the point of no return: the device state crossed, or post-copy runs. Any other error is not. */
+export class TooLateToCancelError extends Error {}
+
 export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /** Resolves once with the outcome (after start() resolved; never if start() rejected); never rejects. */
   readonly done: Promise<SourceOutcome>;
@@ -270,14 +273,16 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (this.outcome !== undefined || this.finishing) {
       const outcome = await this.done;
       if (outcome.result === 'Completed') {
-        throw new Error(
+        throw new TooLateToCancelError(
           'the migration already completed: abort the target, then resumeAfterFailure() the source',
         );
       }
       return outcome;
     }
     if (this.convergence.postCopyStarted) {
-      throw new Error('post-copy is running: cancelling now would lose the guest; let it complete');
+      throw new TooLateToCancelError(
+        'post-copy is running: cancelling now would lose the guest; let it complete',
+      );
     }
     this.cancelReason ??= reason;
     await this.qmp.execute('migrate_cancel');
@@ -291,7 +296,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     });
     const outcome = await Promise.race([this.done, timeout]).finally(() => clearTimeout(timer));
     if (outcome.result === 'Completed') {
-      throw new Error('the migration completed before the cancel took effect: hand-over or roll back');
+      throw new TooLateToCancelError(
+        'the migration completed before the cancel took effect: hand-over or roll back',
+      );
     }
     return outcome;
   }

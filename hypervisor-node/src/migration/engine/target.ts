@@ -155,6 +155,11 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     return this.status;
   }
 
+  /** True once QEMU runs the guest here (`cont` succeeded, or it ran already when adopted). */
+  get isResumed(): boolean {
+    return this.resumed;
+  }
+
   /** Hand-over, success side: runs the loaded guest (`cont`) and announces its MACs to the network. */
   async resume(): Promise<void> {
     if (this.aborted) throw new Error(`target ${this.name} was aborted`);

@@ -17,7 +17,8 @@ import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest
 export interface MigrationClient extends grpc.Client {
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * Refused once the target was resumed; during a ResumeTarget it waits for it (and is refused if the guest then
+   * runs). Answers ABORTED only once the incoming QEMU is gone. Idempotent; an unknown id is not an error. While PrepareIncoming still
    * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -26,7 +27,8 @@ export interface MigrationClient extends grpc.Client {
   AbortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * Refused once the target was resumed; during a ResumeTarget it waits for it (and is refused if the guest then
+   * runs). Answers ABORTED only once the incoming QEMU is gone. Idempotent; an unknown id is not an error. While PrepareIncoming still
    * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   abortIncoming(argument: _tern_node_v1alpha1_AbortIncomingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -36,7 +38,8 @@ export interface MigrationClient extends grpc.Client {
   
   /**
    * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
-   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   * device state has crossed (use the hand-over's failure path) or during post-copy, and for nothing else: the
+   * message starts "too late to cancel". UNAVAILABLE when QEMU did not answer or finish cancelling in time: retry.
    */
   CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -44,7 +47,8 @@ export interface MigrationClient extends grpc.Client {
   CancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
    * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
-   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   * device state has crossed (use the hand-over's failure path) or during post-copy, and for nothing else: the
+   * message starts "too late to cancel". UNAVAILABLE when QEMU did not answer or finish cancelling in time: retry.
    */
   cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   cancelMigration(argument: _tern_node_v1alpha1_CancelMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -66,10 +70,22 @@ export interface MigrationClient extends grpc.Client {
   continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   continueMigration(argument: _tern_node_v1alpha1_ContinueMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   GetMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   getMigration(argument: _tern_node_v1alpha1_GetMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -144,7 +160,8 @@ export interface MigrationClient extends grpc.Client {
   
   /**
    * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
-   * recorded this node as the owner; recorded_owner must name this node.
+   * recorded this node as the owner; recorded_owner must name this node. The stage is RESUMING meanwhile; a second
+   * call joins the first.
    */
   ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -152,7 +169,8 @@ export interface MigrationClient extends grpc.Client {
   ResumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
    * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
-   * recorded this node as the owner; recorded_owner must name this node.
+   * recorded this node as the owner; recorded_owner must name this node. The stage is RESUMING meanwhile; a second
+   * call joins the first.
    */
   resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -196,14 +214,16 @@ export interface MigrationClient extends grpc.Client {
 export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Target: quits the incoming QEMU (and with it the data endpoint), forgets the token, deletes the state dir.
-   * Refused once the target was resumed. Idempotent; an unknown id is not an error. While PrepareIncoming still
+   * Refused once the target was resumed; during a ResumeTarget it waits for it (and is refused if the guest then
+   * runs). Answers ABORTED only once the incoming QEMU is gone. Idempotent; an unknown id is not an error. While PrepareIncoming still
    * starts QEMU, marks the migration aborted and answers once that QEMU is removed again.
    */
   AbortIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_AbortIncomingRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
    * Source: cancels before the hand-over; the guest keeps running on the source. FAILED_PRECONDITION once the
-   * device state has crossed (use the hand-over's failure path) or during post-copy.
+   * device state has crossed (use the hand-over's failure path) or during post-copy, and for nothing else: the
+   * message starts "too late to cancel". UNAVAILABLE when QEMU did not answer or finish cancelling in time: retry.
    */
   CancelMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_CancelMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
@@ -212,6 +232,12 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
    */
   ContinueMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_ContinueMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
+  /**
+   * Either side. A migration whose hand-over step is done (target RESUMED, ABORTED or TARGET_FAILED and removed;
+   * source RELEASED, SOURCE_RESUMED or SOURCE_LOST) is answered from a tombstone that survives a daemon restart and
+   * is kept for days, so NOT_FOUND means this daemon never held the migration (or forgot it with its state dir).
+   * The hand-over calls repeated on a tombstone answer as they did (or refuse as they would).
+   */
   GetMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_GetMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
@@ -242,7 +268,8 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Target, hand-over success side: runs the loaded guest and announces it on the network. Only after the caller
-   * recorded this node as the owner; recorded_owner must name this node.
+   * recorded this node as the owner; recorded_owner must name this node. The stage is RESUMING meanwhile; a second
+   * call joins the first.
    */
   ResumeTarget: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
   

@@ -42,6 +42,16 @@ export const MigrationStage = {
    * policy decides whether it starts again.
    */
   MIGRATION_STAGE_SOURCE_LOST: 'MIGRATION_STAGE_SOURCE_LOST',
+  /**
+   * Source: StartMigration is under way (QEMU is being configured and asked to migrate); RUNNING follows, or the
+   * migration is forgotten again if the start is refused.
+   */
+  MIGRATION_STAGE_STARTING: 'MIGRATION_STAGE_STARTING',
+  /**
+   * Target: ResumeTarget is under way (the loaded guest is being started); RESUMED follows. An AbortIncoming
+   * meanwhile waits for it and is refused once the guest runs.
+   */
+  MIGRATION_STAGE_RESUMING: 'MIGRATION_STAGE_RESUMING',
 } as const;
 
 /**
@@ -96,6 +106,18 @@ export type MigrationStage =
    */
   | 'MIGRATION_STAGE_SOURCE_LOST'
   | 9
+  /**
+   * Source: StartMigration is under way (QEMU is being configured and asked to migrate); RUNNING follows, or the
+   * migration is forgotten again if the start is refused.
+   */
+  | 'MIGRATION_STAGE_STARTING'
+  | 10
+  /**
+   * Target: ResumeTarget is under way (the loaded guest is being started); RESUMED follows. An AbortIncoming
+   * meanwhile waits for it and is refused once the guest runs.
+   */
+  | 'MIGRATION_STAGE_RESUMING'
+  | 11
 
 /**
  * Where a migration stands on this daemon.

@@ -1,0 +1,35 @@
+import type { Migration, MigrationStatus } from '../../../crds/index.js';
+import { findCondition } from '../../../kube/conditions.js';
+import { CONDITION_MESSAGE_MAX_BYTES } from '../../../kube/messages.js';
+import { MIGRATION_CONDITIONS, progressed, retrying, terminalStatus, withConditions } from './status.js';
+
+const migration = { metadata: { name: 'm', generation: 1 } } as Migration;
+
+describe('the Retrying condition', () => {
+  const retryAt = new Date('2026-12-06T10:00:00Z');
+
+  it('says how many runs failed, when the next starts and the last error, bounded', () => {
+    const conditions = withConditions({}, migration, [retrying(3, 'x'.repeat(20_000), retryAt)]);
+    const condition = findCondition(conditions, MIGRATION_CONDITIONS.Retrying)!;
+    expect(condition).toMatchObject({ status: 'True', reason: 'RunFailed' });
+    expect(condition.message).toMatch(
+      /^3 runs in a row failed; the next starts at 2026-12-06T10:00:00.000Z\. Last error: x+/,
+    );
+    expect(Buffer.byteLength(condition.message)).toBeLessThanOrEqual(CONDITION_MESSAGE_MAX_BYTES);
+  });
+
+  it('is cleared when a run moves the Migration on, and not added when no run was retried', () => {
+    const status: MigrationStatus = {
+      phase: 'Copying',
+      conditions: withConditions({}, migration, [retrying(1, 'UNAVAILABLE: node-b', retryAt)]),
+    };
+    expect(progressed({ phase: 'Copying' }, 'Quiescing')).toEqual([]);
+    const cleared = withConditions(status, migration, progressed(status, 'Quiescing'));
+    expect(findCondition(cleared, MIGRATION_CONDITIONS.Retrying)).toMatchObject({
+      status: 'False',
+      reason: 'Progressed',
+    });
+    const finished = terminalStatus(status, migration, 'Succeeded', undefined, 'moved', new Date());
+    expect(findCondition(finished.conditions, MIGRATION_CONDITIONS.Retrying)?.status).toBe('False');
+  });
+});
