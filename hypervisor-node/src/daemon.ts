@@ -16,6 +16,7 @@ import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
 import { detectAccelerator } from './qemu/accel.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
+import { NodeFencing } from './fencing/heartbeat.js';
 import { createControlService } from './control/service.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { RpcMetrics } from './rpc/metrics.js';
@@ -45,6 +46,23 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     await prepareGuestCgroupRoot(config.guestCgroupRoot);
     logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
   }
+  // Before anything else touches the guests: a watchdog a previous daemon started keeps guarding them.
+  const fencing = new NodeFencing({
+    stateRoot: config.stateDir,
+    fenceAfterSeconds: config.registration?.fenceAfterSeconds ?? 0,
+    cgroupRoot: config.guestCgroupRoot,
+    logger,
+  });
+  await fencing.prepare();
+  if (config.registration?.fenceAfterSeconds)
+    logger.info(
+      { fenceAfterSeconds: config.registration.fenceAfterSeconds },
+      'guests are fenced (SIGKILL) when the Lease is not renewed for this long',
+    );
+  else
+    logger.warn(
+      'self-fencing is off: when this node is lost its VMs are not started elsewhere (nodeLossPolicy Restart waits)',
+    );
   const credentials = await loadServerCredentials(config.tls);
   const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
@@ -145,6 +163,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       heartbeatIntervalSeconds: config.registration.heartbeatIntervalSeconds,
       statusIntervalSeconds: STATUS_INTERVAL_SECONDS,
       nodeInfo,
+      fencing,
       logger,
     });
     await registration.start();
