@@ -77,7 +77,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .addController({ name: 'migration', reconcile: migrationReconciler.reconcile, workers: 1 })
     .watch(migrations)
     .watch(migrations, migrationReconciler.pendingKeys)
-    .watch(vms, migrationReconciler.migrationKeysForVm);
+    .watch(vms, migrationReconciler.migrationKeysForVm)
+    .watch(nodes, migrationReconciler.migrationKeysForNode);
 
   const evacuation = new EvacuationReconciler({ client, nodes, events });
   manager
@@ -91,6 +92,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     nodes,
     leases,
     leaseNamespace: config.nodeLeaseNamespace,
+    nodeLossMarginMs: config.nodeLossMarginSeconds * 1000,
     events,
   });
   manager

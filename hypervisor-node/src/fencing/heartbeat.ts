@@ -16,9 +16,6 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ensureWatchdog, fencingPaths, type FencingPaths } from './watchdog.js';
 
-/** The Lease annotation that publishes the node's fence time to the operator, renewed with every heartbeat. */
-export const FENCE_AFTER_ANNOTATION = 'tern.dev/fence-after-seconds';
-
 export interface Heartbeat {
   bootId: string;
   /** Centiseconds of CLOCK_BOOTTIME when the renewal request started. */

@@ -2,9 +2,15 @@ import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions } from 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HypervisorNode } from '../../../crds/index.js';
-import { API_GROUP, API_VERSION, API_VERSION_NAME, PLURALS } from '../../../crds/index.js';
+import {
+  API_GROUP,
+  API_VERSION,
+  API_VERSION_NAME,
+  FENCE_AFTER_ANNOTATION,
+  PLURALS,
+} from '../../../crds/index.js';
 import type { NodeInfo } from '../../../proto/index.js';
-import { FENCE_AFTER_ANNOTATION, type NodeFencing } from '../fencing/heartbeat.js';
+import type { NodeFencing } from '../fencing/heartbeat.js';
 import { NodeLease } from './lease.js';
 import { buildNodeStatus, type Readiness } from './node-status.js';
 
