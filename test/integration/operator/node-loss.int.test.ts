@@ -1,0 +1,215 @@
+// Node loss with real parts: a real operator, a real kube-apiserver and two real daemons with QEMU guests (TCG).
+// node-a's daemon dies (SIGKILL) and never renews its Lease again; its fence watchdog kills its guests after the
+// fence time. Only after the fence time plus the operator's margin, on the operator's clock, does node-a become
+// Fenced: the VM with nodeLossPolicy Restart then starts on node-b with the ownership epoch + 1 (never while its
+// QEMU on node-a still ran), the one with Wait only gets NodeLost. When node-a returns, the guest that moved stays
+// down there, and the one that waited is restarted there by its restartPolicy.
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import type { GuestControlClient } from '../../../proto/index.js';
+import { runningWatchdog } from '../../../hypervisor-node/src/fencing/watchdog.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient } from '../../harness/control-client.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
+import { condition, eventually, guestOn, kubectlOn, testDaemonArgs } from '../../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+
+const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
+const NODES = ['node-a', 'node-b'] as const;
+type NodeName = (typeof NODES)[number];
+const FENCE_SECONDS = 8;
+const MARGIN_SECONDS = 2;
+
+let cp: ControlPlane;
+let work: string;
+let certs: DevCerts;
+let images: TestGuestImages;
+let operator: OperatorProcess;
+const daemons = {} as Record<NodeName, DaemonProcess>;
+const clients: GuestControlClient[] = [];
+const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+
+const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
+const getNode = (name: NodeName) => getJson<HypervisorNode>('hypervisornode', name);
+
+// Short: a guest's QMP socket path must fit in 107 bytes.
+const stateDir = (node: NodeName) => join(work, node.slice(-1));
+
+const startDaemon = async (node: NodeName) => {
+  daemons[node] = await startDaemonProcess([
+    ...testDaemonArgs({
+      node,
+      certs,
+      stateDir: stateDir(node),
+      imagesRoot: images.root,
+      kubeconfig: cp.kubeconfigPath,
+      leaseDurationSeconds: 3,
+    }),
+    ...['--fence-after-seconds', String(FENCE_SECONDS)],
+  ]);
+};
+
+function guestOnNode(node: NodeName, name: string) {
+  const client = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
+    ca: certs.ca.cert,
+    cert: certs.operator.cert,
+    key: certs.operator.key,
+  });
+  clients.push(client);
+  return guestOn(client, name);
+}
+
+const qemuAlive = (pid: number) =>
+  readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+    (cmdline) => cmdline.includes('qemu'),
+    () => false,
+  );
+
+const nodeReady = (node: NodeName) =>
+  eventually(`${node} Ready`, async () => {
+    const hvn = await getNode(node);
+    return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
+  });
+
+const vmRunningOn = (name: string, node: NodeName) =>
+  eventually(
+    `${name} Running on ${node}`,
+    async () => {
+      const vm = await getVm(name);
+      return vm.status?.phase === 'Running' && vm.status.node === node ? vm : undefined;
+    },
+    90_000,
+  );
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'tnl-'));
+  [cp, images] = await Promise.all([startControlPlane({ name: 'node-loss' }), testGuestImages()]);
+  await kubectl('apply', '-f', CRDS);
+  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
+  await kubectl('create', 'namespace', 'tern-system');
+  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
+  await Promise.all(NODES.map((node) => startDaemon(node)));
+  operator = await startOperatorProcess([
+    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0'],
+    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+    ...['--leader-lease-duration-seconds', '6', '--node-loss-margin-seconds', String(MARGIN_SECONDS)],
+  ]);
+  for (const node of NODES) await nodeReady(node);
+}, 180_000);
+
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await operator?.stop();
+  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
+  if (work) {
+    for (const node of NODES) await killGuestsIn(stateDir(node));
+    // The fence watchdogs exit once their state dirs are gone.
+    await rm(work, { recursive: true, force: true });
+  }
+  await cp?.stop();
+});
+
+it('restarts a Restart VM of a lost node elsewhere with epoch + 1 only after the fence time and margin, and marks a Wait VM NodeLost', async () => {
+  // Both VMs on node-a: node-b is cordoned while they are placed.
+  await kubectl('patch', 'hypervisornode', 'node-b', '--type=merge', '-p', '{"spec":{"unschedulable":true}}');
+  await apply({
+    ...testGuestVm('vm-restart', images),
+    spec: { ...testGuestVm('vm-restart', images).spec, nodeLossPolicy: 'Restart' },
+  });
+  await apply(testGuestVm('vm-wait', images));
+  const restartBefore = await vmRunningOn('vm-restart', 'node-a');
+  const waitBefore = await vmRunningOn('vm-wait', 'node-a');
+  expect(restartBefore.status?.epoch).toBe(1);
+  expect(waitBefore.spec.nodeLossPolicy).toBe('Wait');
+  await kubectl(
+    'patch',
+    'hypervisornode',
+    'node-b',
+    '--type=merge',
+    '-p',
+    '{"spec":{"unschedulable":false}}',
+  );
+  const pidA = (await guestOnNode('node-a', 'vm-restart'))!.pid;
+  const watchdogA = await runningWatchdog(stateDir('node-a'));
+  expect(watchdogA).toBeGreaterThan(0);
+
+  // node-a's daemon dies; its QEMUs and its watchdog run on.
+  const diedAt = Date.now();
+  expect(await daemons['node-a'].stop('SIGKILL')).toBeNull();
+  // Until the VM runs on node-b, watch that its record never names node-b while its QEMU on node-a lives.
+  const samples: { at: number; alive: boolean; node?: string; epoch?: number }[] = [];
+  const moved = await eventually(
+    'vm-restart Running on node-b',
+    async () => {
+      const alive = await qemuAlive(pidA);
+      const vm = await getVm('vm-restart');
+      samples.push({ at: Date.now() - diedAt, alive, node: vm.status?.node, epoch: vm.status?.epoch });
+      return vm.status?.phase === 'Running' && vm.status.node === 'node-b' ? vm : undefined;
+    },
+    120_000,
+    200,
+  );
+  const killedAt = samples.find((s) => !s.alive)?.at;
+  const movedAt = samples.find((s) => s.node === 'node-b')?.at;
+  console.log(`node-a died; its QEMU killed after ${killedAt} ms, the record moved after ${movedAt} ms`);
+  expect(samples.filter((s) => s.node === 'node-b' && s.alive)).toEqual([]);
+  // The operator counts from the last renewal it saw, at most one heartbeat (1 s) before the daemon died.
+  expect(movedAt).toBeGreaterThanOrEqual((FENCE_SECONDS + MARGIN_SECONDS - 1) * 1000);
+  expect(moved.status?.epoch).toBe(2);
+  expect(condition(moved, 'Restarted')).toMatchObject({ status: 'True', reason: 'NodeLost' });
+  expect(condition(moved, 'NodeLost')).toMatchObject({
+    status: 'False',
+    reason: 'RestartedElsewhere',
+    message: expect.stringMatching(
+      /node node-a is lost .*the guest starts on node-b \(nodeLossPolicy Restart, ownership epoch 2\)/,
+    ),
+  });
+  const guestB = await guestOnNode('node-b', 'vm-restart');
+  expect(guestB).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', spec: { uuid: moved.metadata.uid } });
+
+  const lost = await getNode('node-a');
+  expect(condition(lost, 'Ready')).toMatchObject({ status: 'False', reason: 'LeaseExpired' });
+  expect(condition(lost, 'Fenced')).toMatchObject({ status: 'True', reason: 'FenceTimeElapsed' });
+  expect(await eventReasons('HypervisorNode', 'node-a')).toEqual(
+    expect.arrayContaining(['NodeNotReady', 'NodeFenced']),
+  );
+
+  const waiting = await eventually('vm-wait NodeLost', async () => {
+    const vm = await getVm('vm-wait');
+    return condition(vm, 'NodeLost')?.status === 'True' ? vm : undefined;
+  });
+  expect(waiting.status).toMatchObject({ phase: 'Unknown', node: 'node-a', epoch: 1 });
+  expect(condition(waiting, 'NodeLost')).toMatchObject({
+    reason: 'WaitingForNode',
+    message: expect.stringMatching(/^node node-a is lost \(no Lease renewal seen by the operator for \d+ s/),
+  });
+  expect(await guestOnNode('node-b', 'vm-wait')).toBeUndefined();
+}, 240_000);
+
+it('does not run the moved guest on the node that comes back; the waiting VM is restarted there', async () => {
+  await startDaemon('node-a');
+  await nodeReady('node-a');
+  const back = await eventually('node-a Fenced=False', async () => {
+    const hvn = await getNode('node-a');
+    return condition(hvn, 'Fenced')?.status === 'False' ? hvn : undefined;
+  });
+  expect(condition(back, 'Fenced')).toMatchObject({ reason: 'LeaseRenewed' });
+  // The waiting VM's record still names node-a: its fenced guest is restarted there (restartPolicy Always).
+  const restarted = await vmRunningOn('vm-wait', 'node-a');
+  expect(restarted.status?.epoch).toBe(1);
+  expect(condition(restarted, 'NodeLost')).toMatchObject({ status: 'False', reason: 'NodeReturned' });
+  expect(condition(restarted, 'Restarted')).toMatchObject({ status: 'True', reason: 'Fenced' });
+  // The moved guest never runs on node-a again, while it runs on node-b.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const stale = await guestOnNode('node-a', 'vm-restart');
+  expect(stale === undefined || stale.phase === 'GUEST_PHASE_FAILED').toBe(true);
+  if (stale) expect(stale.reason).toBe('Fenced');
+  expect(await getVm('vm-restart')).toMatchObject({ status: { phase: 'Running', node: 'node-b', epoch: 2 } });
+  expect((await guestOnNode('node-b', 'vm-restart'))?.phase).toBe('GUEST_PHASE_RUNNING');
+}, 180_000);
