@@ -3,12 +3,13 @@
 // fence time. Only after the fence time plus the operator's margin, on the operator's clock, does node-a become
 // Fenced: the VM with nodeLossPolicy Restart then starts on node-b with the ownership epoch + 1 (never while its
 // QEMU on node-a still ran), the one with Wait only gets NodeLost. When node-a returns, the guest that moved stays
-// down there, and the one that waited is restarted there by its restartPolicy.
+// down there, and the one that waited is restarted there by its restartPolicy. A Migration whose source node is
+// lost at the hand-over ends NodeLost and lets the VM's nodeLossPolicy act.
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import type { GuestControlClient } from '../../../proto/index.js';
 import { runningWatchdog } from '../../../hypervisor-node/src/fencing/watchdog.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
@@ -32,7 +33,7 @@ let images: TestGuestImages;
 let operator: OperatorProcess;
 const daemons = {} as Record<NodeName, DaemonProcess>;
 const clients: GuestControlClient[] = [];
-const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+const { kubectl, apply, getJson, eventReasons, holdOwnershipRecord } = kubectlOn(() => cp);
 
 const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
 const getNode = (name: NodeName) => getJson<HypervisorNode>('hypervisornode', name);
@@ -159,8 +160,8 @@ it('restarts a Restart VM of a lost node elsewhere with epoch + 1 only after the
   const movedAt = samples.find((s) => s.node === 'node-b')?.at;
   console.log(`node-a died; its QEMU killed after ${killedAt} ms, the record moved after ${movedAt} ms`);
   expect(samples.filter((s) => s.node === 'node-b' && s.alive)).toEqual([]);
-  // The operator counts from the last renewal it saw, at most one heartbeat (1 s) before the daemon died.
-  expect(movedAt).toBeGreaterThanOrEqual((FENCE_SECONDS + MARGIN_SECONDS - 1) * 1000);
+  // The operator counts from the last renewal it saw: about one heartbeat (1 s) plus a renewal before the death.
+  expect(movedAt).toBeGreaterThanOrEqual((FENCE_SECONDS + MARGIN_SECONDS - 2) * 1000);
   expect(moved.status?.epoch).toBe(2);
   expect(condition(moved, 'Restarted')).toMatchObject({ status: 'True', reason: 'NodeLost' });
   expect(condition(moved, 'NodeLost')).toMatchObject({
@@ -222,3 +223,55 @@ it('does not run the moved guest on the node that comes back; the waiting VM is 
   expect(await getVm('vm-restart')).toMatchObject({ status: { phase: 'Running', node: 'node-b', epoch: 2 } });
   expect((await guestOnNode('node-b', 'vm-restart'))?.phase).toBe('GUEST_PHASE_RUNNING');
 }, 180_000);
+
+it('ends a Migration whose source node is lost at the hand-over (NodeLost); the VM then restarts by its nodeLossPolicy', async () => {
+  const before = await vmRunningOn('vm-restart', 'node-b');
+  // The operator gets to the hand-over and stops before the compare-and-swap: the guest is loaded and paused on
+  // node-a, paused on node-b.
+  const release = await holdOwnershipRecord('vm-restart');
+  await apply({
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'm-lost', namespace: 'default' },
+    spec: { vmName: 'vm-restart', targetNode: 'node-a' },
+  });
+  await eventually(
+    'm-lost held at the hand-over',
+    async () => {
+      const migration = await getJson<Migration>('migration', 'm-lost');
+      const target = await guestOnNode('node-a', 'vm-restart');
+      return migration.status?.phase === 'Freezing' && target?.phase === 'GUEST_PHASE_PAUSED'
+        ? migration
+        : undefined;
+    },
+    120_000,
+  );
+  const pidB = (await guestOnNode('node-b', 'vm-restart'))!.pid;
+  expect(await daemons['node-b'].stop('SIGKILL')).toBeNull();
+  const failed = await eventually(
+    'm-lost Failed',
+    async () => {
+      const migration = await getJson<Migration>('migration', 'm-lost');
+      return migration.status?.phase === 'Failed' ? migration : undefined;
+    },
+    120_000,
+  );
+  expect(failed.status).toMatchObject({
+    failureReason: 'NodeLost',
+    message: expect.stringMatching(
+      /^node node-b lost \(no Lease renewal for its fence time plus the margin\): the VM stays with node-b; its nodeLossPolicy decides/,
+    ),
+  });
+  // The source's QEMU was fenced, the target's incoming guest aborted: the guest runs nowhere.
+  expect(await qemuAlive(pidB)).toBe(false);
+  expect(await guestOnNode('node-a', 'vm-restart')).toBeUndefined();
+  const released = await getVm('vm-restart');
+  expect(released.status?.activeMigration).toBeUndefined();
+  expect(released.status).toMatchObject({ node: 'node-b', epoch: before.status!.epoch });
+  expect(released.status?.lastMigration).toMatchObject({ name: 'm-lost', result: 'Failed' });
+
+  await release();
+  const moved = await vmRunningOn('vm-restart', 'node-a');
+  expect(moved.status?.epoch).toBe(before.status!.epoch! + 1);
+  expect(condition(moved, 'Restarted')).toMatchObject({ status: 'True', reason: 'NodeLost' });
+}, 240_000);
