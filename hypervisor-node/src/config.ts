@@ -278,7 +278,7 @@ function command(env: NodeJS.ProcessEnv): Command {
       withEnv(
         new Option(
           '--fence-after-seconds <s>',
-          'stop (SIGKILL) every guest when the Lease has not been renewed for this long, so that the operator may start them elsewhere; must exceed --lease-duration-seconds; 0: off (unsafe for VMs with nodeLossPolicy Restart: they then wait for the node)',
+          "stop (SIGKILL) every guest when the Lease has not been renewed for this long, so that the operator may start them elsewhere; must exceed --lease-duration-seconds; 0: off (the operator then never starts this node's VMs elsewhere, whatever their nodeLossPolicy)",
         ),
         'TERN_FENCE_AFTER_SECONDS',
         String(DEFAULT_FENCE_AFTER_SECONDS),

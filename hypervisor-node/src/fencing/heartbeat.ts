@@ -83,7 +83,13 @@ export class NodeFencing {
         'fence time shortened before the first renewal',
       );
     }
-    if (current.fenceAfterCs > 0) await this.watch();
+    if (current.fenceAfterCs === 0) return;
+    await this.watch();
+    if (this.options.fenceAfterSeconds === 0)
+      this.options.logger.warn(
+        { fenceAfterSeconds: current.fenceAfterCs / 100 },
+        'fencing is turned off, but the watchdog keeps guarding the guests until a Lease renewal publishes that',
+      );
   }
 
   /**

@@ -395,8 +395,13 @@ export class VirtualMachineReconciler {
   ): Promise<ReconcileResult> {
     const nodeReady = node?.status?.conditions?.find((c) => c.type === 'Ready');
     const reason = node ? 'NodeNotReady' : 'NodeNotFound';
+    // The daemon's published fence time, for the message only: the decision waits for Fenced (health.ts).
+    const fence = node?.status?.fenceAfterSeconds;
+    const elsewhere = fence
+      ? `the guest is not started elsewhere before the node is lost (no renewal for its fence time, ${fence} s, plus the operator's margin)`
+      : 'the node does not fence itself, so the guest is never started elsewhere';
     const message = node
-      ? `HypervisorNode ${nodeName} is not ready (${nodeReady?.reason ?? 'no Ready condition'}: ${nodeReady?.message ?? ''}); the guest is not started elsewhere`
+      ? `HypervisorNode ${nodeName} is not ready (${nodeReady?.reason ?? 'no Ready condition'}: ${nodeReady?.message ?? ''}); ${elsewhere}`
       : `HypervisorNode ${nodeName} does not exist; the guest is not started elsewhere`;
     await this.updateStatus(vm, {
       phase: 'Unknown',
