@@ -51,7 +51,9 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
   if (!sourceLost && owner === sourceNode) {
     // The target was lost before the swap: the guest is the source's; stop the copy, resume it if paused.
     const source = mustReach(context, sourceNode);
-    await cancelOnSource(source, id, `target node ${targetNode} lost`, logger);
+    // A source that knows nothing of the migration (it never started) has nothing to cancel.
+    if ((await source.getMigration(id)) !== undefined)
+      await cancelOnSource(source, id, `target node ${targetNode} lost`, logger);
     const state = await source.getMigration(id);
     if (state?.stage === 'MIGRATION_STAGE_RUNNING') throw new Error('the source still migrates; waiting');
     if (state?.stage === 'MIGRATION_STAGE_FINISHED') await source.resumeSource(id, sourceNode);
