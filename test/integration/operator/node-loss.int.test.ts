@@ -4,7 +4,8 @@
 // Fenced: the VM with nodeLossPolicy Restart then starts on node-b with the ownership epoch + 1 (never while its
 // QEMU on node-a still ran), the one with Wait only gets NodeLost. When node-a returns, the guest that moved stays
 // down there, and the one that waited is restarted there by its restartPolicy. A Migration whose source node is
-// lost at the hand-over ends NodeLost and lets the VM's nodeLossPolicy act.
+// lost at the hand-over ends NodeLost and lets the VM's nodeLossPolicy act; one whose target is lost there ends
+// NodeLost with the guest resumed on the source.
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,4 +275,58 @@ it('ends a Migration whose source node is lost at the hand-over (NodeLost); the 
   const moved = await vmRunningOn('vm-restart', 'node-a');
   expect(moved.status?.epoch).toBe(before.status!.epoch! + 1);
   expect(condition(moved, 'Restarted')).toMatchObject({ status: 'True', reason: 'NodeLost' });
+}, 240_000);
+
+it('ends a Migration whose target node is lost at the hand-over (NodeLost) and resumes the guest on the source', async () => {
+  await startDaemon('node-b');
+  await nodeReady('node-b');
+  await eventually('node-b Fenced=False', async () => {
+    const hvn = await getNode('node-b');
+    return condition(hvn, 'Fenced')?.status === 'False' ? hvn : undefined;
+  });
+  const before = await vmRunningOn('vm-wait', 'node-a');
+  const sourcePid = (await guestOnNode('node-a', 'vm-wait'))!.pid;
+  const release = await holdOwnershipRecord('vm-wait');
+  await apply({
+    apiVersion: 'tern.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'm-target-lost', namespace: 'default' },
+    spec: { vmName: 'vm-wait', targetNode: 'node-b' },
+  });
+  await eventually(
+    'm-target-lost held at the hand-over',
+    async () => {
+      const migration = await getJson<Migration>('migration', 'm-target-lost');
+      const target = await guestOnNode('node-b', 'vm-wait');
+      return migration.status?.phase === 'Freezing' && target?.phase === 'GUEST_PHASE_PAUSED'
+        ? migration
+        : undefined;
+    },
+    120_000,
+  );
+  expect((await guestOnNode('node-a', 'vm-wait'))?.phase).toBe('GUEST_PHASE_PAUSED');
+  expect(await daemons['node-b'].stop('SIGKILL')).toBeNull();
+  const failed = await eventually(
+    'm-target-lost Failed',
+    async () => {
+      const migration = await getJson<Migration>('migration', 'm-target-lost');
+      return migration.status?.phase === 'Failed' ? migration : undefined;
+    },
+    120_000,
+  );
+  expect(failed.status).toMatchObject({
+    failureReason: 'NodeLost',
+    message:
+      'node node-b lost (no Lease renewal for its fence time plus the margin): the guest runs on node-a',
+  });
+  // The source QEMU, paused at the hand-over, runs the guest again; the record never moved.
+  expect(await guestOnNode('node-a', 'vm-wait')).toMatchObject({
+    phase: 'GUEST_PHASE_RUNNING',
+    pid: sourcePid,
+  });
+  await release();
+  const after = await vmRunningOn('vm-wait', 'node-a');
+  expect(after.status).toMatchObject({ epoch: before.status!.epoch });
+  expect(after.status?.activeMigration).toBeUndefined();
+  expect(condition(after, 'Ready')).toMatchObject({ status: 'True' });
 }, 240_000);
