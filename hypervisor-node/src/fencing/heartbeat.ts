@@ -6,8 +6,9 @@
 //
 // The rules that keep "the watchdog kills no later than the operator may restart the guest elsewhere" true across
 // daemon restarts and configuration changes:
-// - The heartbeat is written only after a renewal succeeded, never at start-up: a daemon that restarts in a loop
-//   without reaching the apiserver must not keep its guests alive.
+// - The heartbeat moves forward only after a renewal succeeded, never at start-up: a daemon that restarts in a loop
+//   without reaching the apiserver must not keep its guests alive. (The one exception is a node's first heartbeat,
+//   written as its first fencing renewal starts: no operator holds a fence time of this node before that renewal.)
 // - The fence time the operator uses comes with the renewal itself (an annotation on the Lease), and the file's
 //   fence time grows only after such a renewal; it shrinks at once, at start-up, before any renewal.
 // - Fencing off (0) takes effect with the first renewal that says so: until then the watchdog a previous daemon
