@@ -158,10 +158,14 @@ export class VirtualMachineReconciler {
       });
       return;
     }
-    if ((vm.spec.nodeLossPolicy ?? 'Wait') === 'Wait') {
-      const message = `${lost}; nodeLossPolicy Wait: the VM stays on ${name} until it returns`;
+    // A guest already down for good there (restartPolicy Never) is not started elsewhere either.
+    const down = vm.status?.phase === 'Failed' || vm.status?.phase === 'Stopped';
+    if (down || (vm.spec.nodeLossPolicy ?? 'Wait') === 'Wait') {
+      const message = down
+        ? `${lost}; the guest was already ${vm.status!.phase!.toLowerCase()} there and is not started elsewhere`
+        : `${lost}; nodeLossPolicy Wait: the VM stays on ${name} until it returns`;
       await this.updateStatus(vm, {
-        phase: 'Unknown',
+        phase: down ? vm.status!.phase! : 'Unknown',
         conditions: [nodeLost('True', 'WaitingForNode', message), ready('Unknown', 'NodeLost', message)],
         event: { type: 'Warning', reason: 'NodeLost', message },
       });
