@@ -98,7 +98,8 @@ afterAll(async () => {
   }
   if (stateDir) await killGuestsIn(stateDir);
   // The watchdog exits within a tick once the state dir is gone.
-  if (work) await rm(work, { recursive: true, force: true });
+  // A killed QEMU's exit shim may still write into its guest dir: retry a directory that is not empty yet.
+  if (work) await rm(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   await cp?.stop();
 });
 

@@ -112,7 +112,8 @@ afterAll(async () => {
   if (work) {
     for (const node of NODES) await killGuestsIn(stateDir(node));
     // The fence watchdogs exit once their state dirs are gone.
-    await rm(work, { recursive: true, force: true });
+    // A killed QEMU's exit shim may still write into its guest dir: retry a directory that is not empty yet.
+    await rm(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
   await cp?.stop();
 });
