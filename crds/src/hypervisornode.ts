@@ -17,8 +17,21 @@ export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export const EVACUATION_PHASES = ['Evacuating', 'Evacuated', 'Blocked'] as const;
 
-/** Condition types on HypervisorNode.status.conditions. */
-export const HYPERVISOR_NODE_CONDITIONS = { Ready: 'Ready' } as const;
+/**
+ * Condition types on HypervisorNode.status.conditions. Ready: the daemon reports, the operator sets False
+ * (LeaseExpired) when it sees no heartbeat for the Lease's duration. Fenced: set by the operator; True once it has
+ * seen no Lease renewal for the node's fence time plus its margin (its watchdog has killed its guests: its VMs may
+ * start elsewhere), False (LeaseRenewed) when the node renews again.
+ */
+export const HYPERVISOR_NODE_CONDITIONS = { Ready: 'Ready', Fenced: 'Fenced' } as const;
+
+/**
+ * Annotation on a node's heartbeat Lease, written by its daemon with every renewal: the node's fence time in
+ * seconds (its guests are killed that long after the last successful renewal started); "0" or absent: the node
+ * does not fence itself, and its VMs are never started elsewhere. On the Lease rather than only in status, so that
+ * the fence time the operator uses always comes with the renewal it measures from.
+ */
+export const FENCE_AFTER_ANNOTATION = 'tern.dev/fence-after-seconds';
 
 export const HypervisorNodeSpec = Type.Object({
   unschedulable: Type.Optional(
@@ -90,6 +103,15 @@ export const HypervisorNodeStatus = Type.Object({
   conditions: Type.Optional(Conditions()),
   evacuation: Type.Optional(Evacuation),
   heartbeatTime: Type.Optional(Timestamp({ description: 'Last time the daemon reported.' })),
+  fenceAfterSeconds: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description:
+        "The daemon's fence time: its guests are killed when it has not renewed its Lease for this long. Absent " +
+        'or 0: it does not fence itself, and its VMs are never started elsewhere when it is lost. (The operator ' +
+        'reads the value from the Lease, annotation tern.dev/fence-after-seconds.)',
+    }),
+  ),
   observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
 });
 export type HypervisorNodeStatus = Static<typeof HypervisorNodeStatus>;

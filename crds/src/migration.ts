@@ -50,6 +50,8 @@ export const MIGRATION_FAILURE_REASONS = [
   'TransportFailed',
   'HandoverFailed',
   'GuestVerificationFailed',
+  // The source or target node was lost (no Lease renewal for its fence time plus the operator's margin).
+  'NodeLost',
   'Internal',
 ] as const;
 export type MigrationFailureReason = (typeof MIGRATION_FAILURE_REASONS)[number];

@@ -31,6 +31,8 @@ export type VirtualMachinePhase = (typeof VM_PHASES)[number];
 
 export const EVICTION_STRATEGIES = ['LiveMigrate', 'None'] as const;
 export const RESTART_POLICIES = ['Always', 'Never'] as const;
+export const NODE_LOSS_POLICIES = ['Wait', 'Restart'] as const;
+export type NodeLossPolicy = (typeof NODE_LOSS_POLICIES)[number];
 export const DISK_FORMATS = ['raw', 'qcow2'] as const;
 export const MIGRATION_RESULTS = ['Succeeded', 'Failed', 'Aborted'] as const;
 
@@ -169,6 +171,17 @@ export const VirtualMachineSpec = Type.Object(
       StringEnum(RESTART_POLICIES, {
         description: 'Whether a guest that crashed or exited on its own is started again.',
         default: 'Always',
+      }),
+    ),
+    nodeLossPolicy: Type.Optional(
+      StringEnum(NODE_LOSS_POLICIES, {
+        description:
+          'What happens when the node running the guest is lost (its daemon has not renewed its Lease for the ' +
+          "node's fence time plus the operator's margin, so the node has killed the guest). Wait: the VM keeps " +
+          'its node and reports NodeLost until the node returns (then restartPolicy applies there). Restart: the ' +
+          'guest starts on another Ready node (the ownership record moves there, epoch + 1); needs disks every ' +
+          'node sees. Never restarted elsewhere from a node that does not fence itself.',
+        default: 'Wait',
       }),
     ),
     placement: Type.Optional(Placement),

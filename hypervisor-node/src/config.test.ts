@@ -74,6 +74,7 @@ describe('parseConfig', () => {
       leaseNamespace: 'tern-system',
       leaseDurationSeconds: 40,
       heartbeatIntervalSeconds: 10,
+      fenceAfterSeconds: 120,
     });
   });
 
@@ -136,6 +137,10 @@ describe('parseConfig', () => {
     [
       [...MINIMAL, '--lease-duration-seconds', '10', '--heartbeat-interval-seconds', '10'],
       '--heartbeat-interval-seconds must be shorter than --lease-duration-seconds',
+    ],
+    [
+      [...MINIMAL, '--lease-duration-seconds', '40', '--fence-after-seconds', '40'],
+      '--fence-after-seconds (40) must exceed --lease-duration-seconds (40), or be 0 (off)',
     ],
     [
       [...MINIMAL, '--log-level', 'loud'],

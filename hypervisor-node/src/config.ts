@@ -62,6 +62,12 @@ export interface DaemonConfig {
     leaseNamespace: string;
     leaseDurationSeconds: number;
     heartbeatIntervalSeconds: number;
+    /**
+     * Self-fencing: this long after the start of the last successful Lease renewal, the node's watchdog SIGKILLs
+     * every guest QEMU (docs/architecture.md "Node failure"); 0 turns it off, and the operator then never starts
+     * this node's VMs elsewhere.
+     */
+    fenceAfterSeconds: number;
   };
   metricsListen: HostPort;
   logLevel: string;
@@ -123,9 +129,18 @@ interface RawOptions {
   leaseNamespace: string;
   leaseDurationSeconds: string;
   heartbeatIntervalSeconds: string;
+  fenceAfterSeconds: string;
   metricsListen: string;
   logLevel: string;
 }
+
+/**
+ * Two minutes: three times the default Lease duration (40 s), so a node is NotReady well before its guests die and
+ * a few failed renewals never fence; long enough to ride out a restart of a single kube-apiserver (which fences
+ * every node at once); short enough that a VM with nodeLossPolicy Restart is back on another node within about
+ * two and a half minutes (fence time plus the operator's margin, 30 s by default).
+ */
+export const DEFAULT_FENCE_AFTER_SECONDS = 120;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -276,6 +291,16 @@ function command(env: NodeJS.ProcessEnv): Command {
     )
     .addOption(
       withEnv(
+        new Option(
+          '--fence-after-seconds <s>',
+          "stop (SIGKILL) every guest when the Lease has not been renewed for this long, so that the operator may start them elsewhere; must exceed --lease-duration-seconds; 0: off (the operator then never starts this node's VMs elsewhere, whatever their nodeLossPolicy)",
+        ),
+        'TERN_FENCE_AFTER_SECONDS',
+        String(DEFAULT_FENCE_AFTER_SECONDS),
+      ),
+    )
+    .addOption(
+      withEnv(
         new Option('--metrics-listen <host:port>', 'Prometheus /metrics address'),
         'TERN_METRICS_LISTEN',
         '127.0.0.1:9464',
@@ -340,6 +365,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   );
   if (heartbeatIntervalSeconds >= leaseDurationSeconds)
     throw new ConfigError('--heartbeat-interval-seconds must be shorter than --lease-duration-seconds');
+  const fenceAfterSeconds = parseInteger(raw.fenceAfterSeconds, '--fence-after-seconds', NON_NEGATIVE);
+  if (fenceAfterSeconds !== 0 && fenceAfterSeconds <= leaseDurationSeconds)
+    throw new ConfigError(
+      `--fence-after-seconds (${fenceAfterSeconds}) must exceed --lease-duration-seconds (${leaseDurationSeconds}), or be 0 (off)`,
+    );
   if (!LOG_LEVELS.includes(raw.logLevel))
     throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
 
@@ -377,6 +407,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
           leaseNamespace: raw.leaseNamespace,
           leaseDurationSeconds,
           heartbeatIntervalSeconds,
+          fenceAfterSeconds,
         }
       : undefined,
     metricsListen: parseListenAddress(raw.metricsListen, '--metrics-listen'),

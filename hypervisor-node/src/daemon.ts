@@ -18,6 +18,7 @@ import { grantSearch, probeQemuIdentity, resolveQemuUser, type QemuUser } from '
 import { migrationsDir } from './migration/record-file.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
+import { NodeFencing } from './fencing/heartbeat.js';
 import { createControlService } from './control/service.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { FencingStore } from './rpc/fencing.js';
@@ -68,6 +69,23 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     await prepareGuestCgroupRoot(config.guestCgroupRoot);
     logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
   }
+  // Before anything else touches the guests: a watchdog a previous daemon started keeps guarding them.
+  const selfFencing = new NodeFencing({
+    stateRoot: config.stateDir,
+    fenceAfterSeconds: config.registration?.fenceAfterSeconds ?? 0,
+    cgroupRoot: config.guestCgroupRoot,
+    logger,
+  });
+  await selfFencing.prepare();
+  if (config.registration?.fenceAfterSeconds)
+    logger.info(
+      { fenceAfterSeconds: config.registration.fenceAfterSeconds },
+      'guests are fenced (SIGKILL) when the Lease is not renewed for this long',
+    );
+  else
+    logger.warn(
+      'self-fencing is off: when this node is lost its VMs are not started elsewhere (nodeLossPolicy Restart waits)',
+    );
   const qemuUser = await prepareQemuUser(config, logger);
   const credentials = await loadServerCredentials(config.tls);
   const [probed, accelerator] = await Promise.all([
@@ -190,6 +208,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       heartbeatIntervalSeconds: config.registration.heartbeatIntervalSeconds,
       statusIntervalSeconds: STATUS_INTERVAL_SECONDS,
       nodeInfo,
+      fencing: selfFencing,
       logger,
     });
     await registration.start();

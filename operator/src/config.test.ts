@@ -10,6 +10,7 @@ describe('parseConfig', () => {
       tls: { certFile: '/pki/operator.crt', keyFile: '/pki/operator.key', caFile: '/pki/ca.crt' },
       metricsListen: { host: '127.0.0.1', port: 8080 },
       nodeLeaseNamespace: 'tern-system',
+      nodeLossMarginSeconds: 30,
       guestPollIntervalMs: 5000,
       workers: 4,
     });

@@ -32,6 +32,11 @@ export interface OperatorConfig {
   };
   /** Where the daemons renew their heartbeat Leases. */
   nodeLeaseNamespace: string;
+  /**
+   * Added to a node's fence time: a node whose Lease the operator has not seen renewed for fence time + margin is
+   * lost (Fenced=True), and its VMs with nodeLossPolicy Restart start elsewhere.
+   */
+  nodeLossMarginSeconds: number;
   guestPollIntervalMs: number;
   guestStopTimeoutMs: number;
   daemonCallTimeoutMs: number;
@@ -60,6 +65,7 @@ interface RawOptions {
   leaderElectionIdentity: string;
   leaderLeaseDurationSeconds: string;
   nodeLeaseNamespace: string;
+  nodeLossMarginSeconds: string;
   guestPollIntervalMs: string;
   guestStopTimeoutMs: string;
   daemonCallTimeoutMs: string;
@@ -126,6 +132,16 @@ function command(env: NodeJS.ProcessEnv): Command {
         new Option('--node-lease-namespace <ns>', "namespace of the daemons' heartbeat Leases"),
         'TERN_NODE_LEASE_NAMESPACE',
         'tern-system',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--node-loss-margin-seconds <s>',
+          "added to a node's fence time before its VMs may start elsewhere (covers clock rate differences, the watchdog's tick and QEMU's exit)",
+        ),
+        'TERN_NODE_LOSS_MARGIN_SECONDS',
+        '30',
       ),
     )
     .addOption(
@@ -227,6 +243,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         }
       : undefined,
     nodeLeaseNamespace: raw.nodeLeaseNamespace,
+    nodeLossMarginSeconds: parseInteger(raw.nodeLossMarginSeconds, '--node-loss-margin-seconds', POSITIVE),
     guestPollIntervalMs: parseInteger(raw.guestPollIntervalMs, '--guest-poll-interval-ms', POSITIVE),
     guestStopTimeoutMs: parseInteger(raw.guestStopTimeoutMs, '--guest-stop-timeout-ms', POSITIVE),
     daemonCallTimeoutMs: parseInteger(raw.daemonCallTimeoutMs, '--daemon-call-timeout-ms', POSITIVE),

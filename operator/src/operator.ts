@@ -13,6 +13,7 @@ import { EventRecorder } from '../../kube/events.js';
 import { Leases } from '../../kube/resources.js';
 import { RestKubeClient } from '../../kube/rest-client.js';
 import { EvacuationReconciler } from './evacuation/reconciler.js';
+import { StaleGuestReconciler } from './virtualmachine/stale-guests.js';
 import { HypervisorNodeHealthReconciler } from './hypervisornode/health.js';
 import { MigrationMetrics } from './migration/metrics.js';
 import { MigrationReconciler } from './migration/reconciler.js';
@@ -60,6 +61,15 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .addController({ name: 'virtualmachine', reconcile: vmReconciler.reconcile, workers: config.workers })
     .watch(vms)
     .watch(nodes, vmReconciler.vmKeysForNode);
+  const staleGuests = new StaleGuestReconciler({
+    client,
+    pool,
+    nodes,
+    vms,
+    events,
+    stopTimeoutMs: config.guestStopTimeoutMs,
+  });
+  manager.addController({ name: 'stale-guests', reconcile: staleGuests.reconcile }).watch(nodes);
 
   const policies = manager.informer<MigrationPolicy>(MigrationPolicies);
   const migrationReconciler = new MigrationReconciler({
@@ -81,7 +91,8 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .addController({ name: 'migration', reconcile: migrationReconciler.reconcile, workers: 1 })
     .watch(migrations)
     .watch(migrations, migrationReconciler.pendingKeys)
-    .watch(vms, migrationReconciler.migrationKeysForVm);
+    .watch(vms, migrationReconciler.migrationKeysForVm)
+    .watch(nodes, migrationReconciler.migrationKeysForNode);
 
   const evacuation = new EvacuationReconciler({ client, nodes, events });
   manager
@@ -95,6 +106,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     nodes,
     leases,
     leaseNamespace: config.nodeLeaseNamespace,
+    nodeLossMarginMs: config.nodeLossMarginSeconds * 1000,
     events,
   });
   manager

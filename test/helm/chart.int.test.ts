@@ -144,7 +144,7 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
     migrationAddress: '10.1.2.3',
     tls: { certFile: '/etc/tern/tls/node-a.crt', keyFile: '/etc/tern/tls/node-a.key' },
     operatorIdentities: ['tern-operator'],
-    registration: { kubeconfig: 'in-cluster', leaseNamespace: NS },
+    registration: { kubeconfig: 'in-cluster', leaseNamespace: NS, fenceAfterSeconds: 120 },
     // QEMU drops to a uid of its own, which needs no passwd entry in the image.
     qemuUser: '60400:60400',
   });
@@ -155,6 +155,7 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
     metricsListen: { host: '0.0.0.0', port: 8080 },
     leaderElection: { namespace: NS, name: 'tern-operator', identity: 'tern-operator-7d9f-x2' },
     nodeLeaseNamespace: NS,
+    nodeLossMarginSeconds: 30,
     tls: { certFile: '/etc/tern/tls/tls.crt', caFile: '/etc/tern/tls/ca.crt' },
   });
 });

@@ -82,7 +82,8 @@ export type Accelerator = 'kvm' | 'tcg';
  * `Killed` (QEMU did not quit and was SIGKILLed), `GuestShutdown` (the guest powered itself off). Failed:
  * `LaunchFailed` (QEMU could not be started or did not come up), `Exited` (QEMU exited on its own), `Signaled`
  * (QEMU was killed by a signal), `ExitStatusUnknown` (QEMU is gone and its exit status was not recorded),
- * `QmpUnreachable` (QEMU runs but its QMP socket does not answer).
+ * `QmpUnreachable` (QEMU runs but its QMP socket does not answer), `Fenced` (the node's fence watchdog killed QEMU
+ * because the daemon had not renewed its Lease for the fence time; the daemon never restarts it by itself).
  */
 export type GuestReason =
   | 'PoweredOff'
@@ -94,4 +95,5 @@ export type GuestReason =
   | 'Exited'
   | 'Signaled'
   | 'ExitStatusUnknown'
-  | 'QmpUnreachable';
+  | 'QmpUnreachable'
+  | 'Fenced';

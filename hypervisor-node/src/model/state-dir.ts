@@ -14,6 +14,8 @@ export interface GuestPaths {
   pid: string;
   /** Written by the launch shim when QEMU exits: the shell's $? (128+N for signal N). */
   exitStatus: string;
+  /** Written by the node's fence watchdog (fencing/watchdog.ts) just before it kills QEMU: why. */
+  fenced: string;
   qmp: string;
   agent: string;
   /** The guest's first serial port. */
@@ -31,6 +33,7 @@ export function guestPaths(stateRoot: string, name: string): GuestPaths {
     status: path.join(dir, 'status.json'),
     pid: path.join(dir, 'qemu.pid'),
     exitStatus: path.join(dir, 'exit-status'),
+    fenced: path.join(dir, 'fenced'),
     qmp: path.join(dir, 'qmp.sock'),
     agent: path.join(dir, 'agent.sock'),
     console: path.join(dir, 'console.log'),

@@ -2,8 +2,15 @@ import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions } from 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HypervisorNode } from '../../../crds/index.js';
-import { API_GROUP, API_VERSION, API_VERSION_NAME, PLURALS } from '../../../crds/index.js';
+import {
+  API_GROUP,
+  API_VERSION,
+  API_VERSION_NAME,
+  FENCE_AFTER_ANNOTATION,
+  PLURALS,
+} from '../../../crds/index.js';
 import type { NodeInfo } from '../../../proto/index.js';
+import type { NodeFencing } from '../fencing/heartbeat.js';
 import { NodeLease } from './lease.js';
 import { buildNodeStatus, type Readiness } from './node-status.js';
 
@@ -18,6 +25,12 @@ export interface RegistrationOptions {
   /** Status is rewritten on every requested update and at least this often (heartbeatTime, drifting facts). */
   statusIntervalSeconds: number;
   nodeInfo: () => NodeInfo;
+  /**
+   * Self-fencing: each renewal publishes the fence time on the Lease and, once it succeeded, refreshes the
+   * watchdog's heartbeat (fencing/heartbeat.ts). Undefined: the Lease carries no fence time (the operator then
+   * never starts this node's VMs elsewhere).
+   */
+  fencing?: NodeFencing;
   logger: Logger;
 }
 
@@ -50,6 +63,9 @@ export class HypervisorNodeRegistration {
       namespace: options.leaseNamespace,
       holderIdentity: options.nodeName,
       leaseDurationSeconds: options.leaseDurationSeconds,
+      ...(options.fencing
+        ? { annotations: { [FENCE_AFTER_ANNOTATION]: String(options.fencing.fenceAfterSeconds) } }
+        : {}),
     });
   }
 
@@ -62,7 +78,7 @@ export class HypervisorNodeRegistration {
       return this.loop(what, intervalSeconds * 1000, action, reportFirst);
     };
     this.loops = [
-      run('lease', this.options.heartbeatIntervalSeconds, () => this.lease.renew()),
+      run('lease', this.options.heartbeatIntervalSeconds, () => this.renewLease()),
       run('status', this.options.statusIntervalSeconds, () => this.writeStatus(READY)),
     ];
     await Promise.all(firstAttempts);
@@ -107,6 +123,14 @@ export class HypervisorNodeRegistration {
       // After a failure retry sooner (doubling from 500 ms), never later than the regular interval.
       await this.sleep(what, ok ? intervalMs : Math.min(500 * 2 ** (failures - 1), MAX_RETRY_MS, intervalMs));
     }
+  }
+
+  /** One renewal; the watchdog's heartbeat is dated from the request's start, and written only on success. */
+  private async renewLease(): Promise<void> {
+    const fencing = this.options.fencing;
+    const startedAt = await fencing?.renewalStarting();
+    await this.lease.renew();
+    if (fencing && startedAt !== undefined) await fencing.renewed(startedAt);
   }
 
   private sleep(what: string, delayMs: number): Promise<void> {
@@ -167,6 +191,7 @@ export class HypervisorNodeRegistration {
           // A merge patch merges nested objects: the field of the other network mode is deleted explicitly.
           status: {
             ...status,
+            fenceAfterSeconds: this.options.fencing?.fenceAfterSeconds ?? null,
             network: status.network && { bridge: null, limitation: null, ...status.network },
           },
         },

@@ -9,6 +9,8 @@ export interface NodeLeaseOptions {
   namespace: string;
   holderIdentity: string;
   leaseDurationSeconds: number;
+  /** Set on every renewal, in the same write (e.g. the node's fence time, which must come with the renewal). */
+  annotations?: Record<string, string>;
 }
 
 /**
@@ -44,8 +46,11 @@ export class NodeLease {
       await this.createIfMissing();
       spec.acquireTime = microTime(now);
     }
+    const body = this.options.annotations
+      ? { metadata: { annotations: this.options.annotations }, spec }
+      : { spec };
     await this.api.patchNamespacedLease(
-      { name, namespace, body: { spec } },
+      { name, namespace, body },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }

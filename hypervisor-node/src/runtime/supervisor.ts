@@ -324,7 +324,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const run = this.newRun();
     let child: ChildProcess;
     try {
-      for (const stale of [paths.pid, paths.exitStatus, paths.qmp, paths.agent, paths.status]) {
+      for (const stale of [paths.pid, paths.exitStatus, paths.fenced, paths.qmp, paths.agent, paths.status]) {
         await rm(stale, { force: true });
       }
       const nics = await this.options.network.attach(spec.name, spec.nics.length);
@@ -487,6 +487,11 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       return { ...guest.status };
     }
     const exitStatus = await readExitStatus(paths.exitStatus);
+    const fenced = await fencedOutcome(paths, exitStatus);
+    if (fenced !== undefined) {
+      await this.finish(guest, 'Failed', fenced);
+      return { ...guest.status };
+    }
     await this.finish(guest, 'Failed', {
       reason: exitReason(exitStatus),
       message: await this.failureMessage(
@@ -540,7 +545,10 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       exitStatus = await readExitStatus(guest.paths.exitStatus);
     }
     const exit = describeExitStatus(exitStatus);
-    if (run.stopRequested && run.stopOutcome !== undefined) {
+    const fenced = await fencedOutcome(guest.paths, exitStatus);
+    if (fenced !== undefined) {
+      await this.finish(guest, 'Failed', fenced);
+    } else if (run.stopRequested && run.stopOutcome !== undefined) {
       await this.finish(guest, 'Stopped', run.stopOutcome);
     } else if (run.shutdownReason === 'guest-shutdown') {
       await this.finish(guest, 'Stopped', {
@@ -675,6 +683,23 @@ async function liveQemuPid(paths: GuestPaths): Promise<number | undefined> {
   const pid = await readPid(paths.pid);
   if (pid !== undefined && (await isQemuOfGuest(pid, paths))) return pid;
   return (await findGuestQemus(paths.dir))[0];
+}
+
+/** The outcome of a QEMU the node's fence watchdog killed (it left its reason in the guest dir), if it did. */
+async function fencedOutcome(
+  paths: GuestPaths,
+  exitStatus: number | undefined,
+): Promise<Outcome | undefined> {
+  let why: string;
+  try {
+    why = (await readFile(paths.fenced, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  return {
+    reason: 'Fenced',
+    message: `${boundGuestLines(why, QEMU_LOG_TAIL_LIMITS) || 'fenced'}; QEMU ${describeExitStatus(exitStatus)}`,
+  };
 }
 
 /** `promise`'s value, or `fallback` when it has not settled within `ms`. */

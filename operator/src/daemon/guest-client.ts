@@ -7,6 +7,7 @@ import {
   type GuestControlClient,
   type GuestSpec,
   type Guest__Output,
+  type ListGuestsResponse__Output,
 } from '../../../proto/index.js';
 import { DaemonApiClient } from './daemon-api-client.js';
 
@@ -25,6 +26,14 @@ export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
       if (isGrpcError(error, grpc.status.NOT_FOUND)) return undefined;
       throw error;
     }
+  }
+
+  /** Every guest the daemon holds. */
+  async listGuests(): Promise<Guest__Output[]> {
+    const response = await this.unary<ListGuestsResponse__Output>((done, call) =>
+      this.client.listGuests({}, call.metadata, call.options, done),
+    );
+    return response.guests;
   }
 
   /** Graceful stop: the daemon powers the guest down and kills QEMU after timeoutMs. */

@@ -5,8 +5,10 @@ import type { ReconcileContext } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Lease } from '../runtime/leader.js';
 import {
+  fenceAfterMs,
   HypervisorNodeHealthReconciler,
   leaseState,
+  nodeLoss,
   MIN_REQUEUE_MS,
   observeHeartbeat,
   requeueDelay,
@@ -251,5 +253,82 @@ describe('HypervisorNodeHealthReconciler', () => {
     expect(await h.reconcile()).toEqual({ requeueAfterMs: 4_100 });
     expect(h.ready()).toMatchObject({ status: 'True', reason: 'LeaseRenewed' });
     expect(h.world.events).toEqual(['NodeNotReady', 'NodeReady']);
+  });
+});
+
+describe('nodeLoss: fence time plus margin on the operator clock', () => {
+  const fencing = (renew: string, fence?: string, resourceVersion = '1'): Lease => ({
+    ...lease(renew, 4, resourceVersion),
+    metadata: {
+      name: 'node-a',
+      namespace: 'tern-system',
+      resourceVersion,
+      ...(fence === undefined ? {} : { annotations: { 'tern.dev/fence-after-seconds': fence } }),
+    },
+  });
+
+  it('reads the fence time from the Lease annotation; absent, 0 or garbage means the node does not fence', () => {
+    expect(fenceAfterMs(fencing('2026-11-28T10:00:00.000000Z', '120'))).toBe(120_000);
+    for (const value of [undefined, '0', '-5', '1e3', 'soon', '12345678901'])
+      expect(fenceAfterMs(fencing('2026-11-28T10:00:00.000000Z', value))).toBeUndefined();
+  });
+
+  it('is lost only fence + margin after the operator last saw a renewal, whatever the renewTime says', () => {
+    // The daemon's clock is a day ahead: its renewTime is never compared with the operator's clock.
+    const held = fencing(renewTime(T0, DAY_MS), '10', '7');
+    const seen = observeAll([
+      { t: T0 - 1_000, lease: fencing(renewTime(T0 - 1_000, DAY_MS), '10', '6') },
+      { t: T0, lease: held },
+    ]);
+    expect(nodeLoss(node, held, seen, T0 + 11_999, 2_000)).toEqual({ kind: 'pending', at: T0 + 12_000 });
+    expect(nodeLoss(node, held, seen, T0 + 12_000, 2_000)).toMatchObject({
+      kind: 'lost',
+      message: expect.stringMatching(
+        /^no Lease renewal seen by the operator for 12 s \(since 2026-11-28T10:00:00.000Z, operator clock\), more than the node's fence time \(10 s\) plus the margin \(2 s\)/,
+      ),
+    });
+  });
+
+  it('never declares a node without a fence time lost, and gives a restarted operator a full fence + margin', () => {
+    const unfenced = fencing('2026-11-28T10:00:00.000000Z');
+    const seen = observeAll([{ t: T0, lease: unfenced }]);
+    expect(nodeLoss(node, unfenced, seen, T0 + DAY_MS, 2_000)).toEqual({ kind: 'unfenced' });
+    // A new operator's first look starts its count, however old the renewal is.
+    const fenced = fencing('2026-11-28T09:00:00.000000Z', '10');
+    const first = observeAll([{ t: T0, lease: fenced }]);
+    expect(nodeLoss(node, fenced, first, T0 + 11_000, 2_000)).toEqual({ kind: 'pending', at: T0 + 12_000 });
+  });
+
+  it('keeps a node it already declared Fenced lost until it sees a renewal itself', () => {
+    const marked: HypervisorNode = {
+      ...node,
+      status: {
+        conditions: [
+          {
+            type: 'Fenced',
+            status: 'True',
+            reason: 'FenceTimeElapsed',
+            message: 'earlier verdict',
+            lastTransitionTime: '2026-11-28T09:00:00Z',
+          },
+        ],
+      },
+    };
+    const fenced = fencing('2026-11-28T09:00:00.000000Z', '10');
+    const first = observeHeartbeat(undefined, marked, fenced, T0);
+    expect(nodeLoss(marked, fenced, first, T0 + 1_000, 2_000)).toEqual({
+      kind: 'lost',
+      message: 'earlier verdict',
+    });
+    const renewed = observeHeartbeat(
+      first,
+      marked,
+      fencing('2026-11-28T10:00:05.000000Z', '10', '2'),
+      T0 + 5_000,
+    );
+    expect(nodeLoss(marked, fenced, renewed, T0 + 6_000, 2_000)).toEqual({
+      kind: 'pending',
+      at: T0 + 17_000,
+    });
   });
 });

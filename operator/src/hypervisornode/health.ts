@@ -8,9 +8,16 @@
 // change, and never compares a timestamp the daemon wrote (renewTime, heartbeatTime) with its own clock. A daemon
 // whose clock runs days ahead or behind therefore neither stays Ready after it died nor flaps while it lives, and
 // the requeue delays are clamped, so that no value a node writes makes the operator spin or sleep for days.
+//
+// Node loss: a daemon that fences itself publishes its fence time on its Lease (FENCE_AFTER_ANNOTATION); its
+// watchdog kills its guests that long after the start of its last successful renewal. When this operator has seen
+// no heartbeat for the fence time plus its margin, the node gets Fenced=True (FenceTimeElapsed), and the VM
+// reconciler may start the node's VMs elsewhere. Since the operator's count starts when it SEES a renewal (after
+// the request started), the node's deadline falls first as long as the two clocks run at about the same rate; the
+// margin covers the rate difference, the watchdog's tick and QEMU's exit (docs/architecture.md "Node failure").
 import type { HypervisorNode } from '../../../crds/index.js';
-import { HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
-import { findCondition, setCondition } from '../../../kube/conditions.js';
+import { FENCE_AFTER_ANNOTATION, HYPERVISOR_NODE_CONDITIONS } from '../../../crds/index.js';
+import { findCondition, setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Lease } from '../runtime/leader.js';
@@ -20,6 +27,10 @@ import { HypervisorNodes } from '../../../crds/index.js';
 
 export const LEASE_EXPIRED = 'LeaseExpired';
 export const LEASE_RENEWED = 'LeaseRenewed';
+/** Fenced=True: no heartbeat for the node's fence time plus the margin, on the operator's clock. */
+export const FENCE_TIME_ELAPSED = 'FenceTimeElapsed';
+/** Default of the operator's margin on top of a node's fence time (--node-loss-margin-seconds). */
+export const DEFAULT_NODE_LOSS_MARGIN_MS = 30_000;
 
 /** The bounds of every requeue delay: never a busy loop, never a sleep longer than this. */
 export const MIN_REQUEUE_MS = 1_000;
@@ -36,6 +47,8 @@ export interface HypervisorNodeHealthOptions {
   events: EventRecorder;
   /** A node without a Lease is considered expired this long after the operator first saw it without one. */
   missingLeaseGraceMs?: number;
+  /** Added to a node's fence time before its VMs may start elsewhere (default DEFAULT_NODE_LOSS_MARGIN_MS). */
+  nodeLossMarginMs?: number;
   now?: () => Date;
 }
 
@@ -135,6 +148,54 @@ export function leaseState(
   };
 }
 
+/** Whether the operator declared the node lost (Fenced=True): its guests are killed, its VMs may start elsewhere. */
+export function isNodeLost(node: HypervisorNode | undefined): boolean {
+  return findCondition(node?.status?.conditions, HYPERVISOR_NODE_CONDITIONS.Fenced)?.status === 'True';
+}
+
+/** Pure: the node's fence time in ms from its Lease's annotation; undefined when the node does not fence itself. */
+export function fenceAfterMs(lease: Lease | undefined): number | undefined {
+  const value = lease?.metadata.annotations?.[FENCE_AFTER_ANNOTATION];
+  if (value === undefined || !/^\d{1,9}$/.test(value)) return undefined;
+  const seconds = Number(value);
+  return seconds > 0 ? seconds * 1000 : undefined;
+}
+
+export type NodeLoss =
+  /** The node does not fence itself (or has no Lease): its VMs are never started elsewhere. */
+  | { kind: 'unfenced' }
+  /** Its guests may still run: look again at `at` (ms, operator clock). */
+  | { kind: 'pending'; at: number }
+  | { kind: 'lost'; message: string };
+
+/**
+ * Pure: whether an expired node is lost at `now` (ms, operator clock): the operator has seen no heartbeat for its
+ * fence time plus `marginMs`. A node already marked Fenced stays lost until this operator sees a heartbeat (after a
+ * restart its own count starts again, and must not lift a verdict that may already have moved VMs).
+ */
+export function nodeLoss(
+  node: HypervisorNode,
+  lease: Lease | undefined,
+  observation: HeartbeatObservation,
+  now: number,
+  marginMs: number,
+): NodeLoss {
+  const fenced = findCondition(node.status?.conditions, HYPERVISOR_NODE_CONDITIONS.Fenced);
+  const fenceMs = usableLease(lease) ? fenceAfterMs(lease) : undefined;
+  if (fenced?.status === 'True' && !observation.changed) return { kind: 'lost', message: fenced.message };
+  if (fenceMs === undefined) return { kind: 'unfenced' };
+  const at = observation.since + fenceMs + marginMs;
+  if (now < at) return { kind: 'pending', at };
+  const unseen = Math.round((now - observation.since) / 1000);
+  return {
+    kind: 'lost',
+    message:
+      `no Lease renewal seen by the operator for ${unseen} s (since ${new Date(observation.since).toISOString()}, ` +
+      `operator clock), more than the node's fence time (${fenceMs / 1000} s) plus the margin ` +
+      `(${marginMs / 1000} s): its watchdog has killed its guests; VMs with nodeLossPolicy Restart start elsewhere`,
+  };
+}
+
 /**
  * Pure: when to look again at a live node — just after it would expire, but never sooner than MIN_REQUEUE_MS
  * and never later than its duration (at most MAX_REQUEUE_MS), whatever the node wrote or the clock did.
@@ -182,38 +243,65 @@ export class HypervisorNodeHealthReconciler {
       this.options.missingLeaseGraceMs ?? 60_000,
     );
     const ready = findCondition(node.status?.conditions, HYPERVISOR_NODE_CONDITIONS.Ready);
+    const fenced = findCondition(node.status?.conditions, HYPERVISOR_NODE_CONDITIONS.Fenced);
+    const markedExpired = ready?.status === 'False' && ready.reason === LEASE_EXPIRED;
     if (state.expired) {
-      if (ready?.status === 'False' && ready.reason === LEASE_EXPIRED) return;
-      await this.setReady(node, 'False', LEASE_EXPIRED, state.message, now);
-      context.logger.warn({ node: request.name }, state.message);
-      await this.options.events.record(node, 'Warning', 'NodeNotReady', state.message);
+      const marginMs = this.options.nodeLossMarginMs ?? DEFAULT_NODE_LOSS_MARGIN_MS;
+      const loss = nodeLoss(node, lease, observation, now.getTime(), marginMs);
+      const updates: ConditionUpdate[] = [];
+      if (!markedExpired) updates.push(readyCondition('False', LEASE_EXPIRED, state.message));
+      if (loss.kind === 'lost' && fenced?.status !== 'True')
+        updates.push({
+          type: HYPERVISOR_NODE_CONDITIONS.Fenced,
+          status: 'True',
+          reason: FENCE_TIME_ELAPSED,
+          message: loss.message,
+        });
+      if (updates.length > 0) await this.setConditions(node, updates, now);
+      if (!markedExpired) {
+        context.logger.warn({ node: request.name }, state.message);
+        await this.options.events.record(node, 'Warning', 'NodeNotReady', state.message);
+      }
+      if (loss.kind === 'lost' && fenced?.status !== 'True') {
+        context.logger.warn({ node: request.name }, loss.message);
+        await this.options.events.record(node, 'Warning', 'NodeFenced', loss.message);
+      }
+      // Look again when the node would be lost; a renewal (a Lease or node event) comes first if there is one.
+      if (loss.kind === 'pending')
+        return {
+          requeueAfterMs: requeueDelay({ expiresAt: loss.at, durationMs: MAX_REQUEUE_MS }, now.getTime()),
+        };
       return;
     }
-    // Only the operator's own verdict is lifted here; a daemon reports its own readiness otherwise.
-    if (ready?.status === 'False' && ready.reason === LEASE_EXPIRED) {
-      const message = 'the heartbeat Lease is being renewed again';
-      await this.setReady(node, 'True', LEASE_RENEWED, message, now);
+    // Only the operator's own verdicts are lifted here; a daemon reports its own readiness otherwise.
+    const updates: ConditionUpdate[] = [];
+    const message = 'the heartbeat Lease is being renewed again';
+    if (markedExpired) updates.push(readyCondition('True', LEASE_RENEWED, message));
+    if (fenced?.status === 'True')
+      updates.push({
+        type: HYPERVISOR_NODE_CONDITIONS.Fenced,
+        status: 'False',
+        reason: LEASE_RENEWED,
+        message,
+      });
+    if (updates.length > 0) {
+      await this.setConditions(node, updates, now);
       await this.options.events.record(node, 'Normal', 'NodeReady', message);
     }
     // Look again just after the heartbeat would lapse, unless a renewal (a Lease or node event) comes first.
     return { requeueAfterMs: requeueDelay(state, now.getTime()) };
   };
 
-  private async setReady(
-    node: HypervisorNode,
-    status: 'True' | 'False',
-    reason: string,
-    message: string,
-    now: Date,
-  ): Promise<void> {
-    const conditions = setCondition(
-      node.status?.conditions,
-      { type: HYPERVISOR_NODE_CONDITIONS.Ready, status, reason, message },
-      now,
-    );
+  private async setConditions(node: HypervisorNode, updates: ConditionUpdate[], now: Date): Promise<void> {
+    let conditions = node.status?.conditions;
+    for (const update of updates) conditions = setCondition(conditions, update, now);
     await this.options.client.replaceStatus(HypervisorNodes, {
       ...node,
       status: { ...node.status, conditions },
     });
   }
+}
+
+function readyCondition(status: 'True' | 'False', reason: string, message: string): ConditionUpdate {
+  return { type: HYPERVISOR_NODE_CONDITIONS.Ready, status, reason, message };
 }

@@ -19,10 +19,12 @@ import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
 import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../../../kube/objects.js';
 import { Namespaces } from '../../../kube/resources.js';
+import { isNodeReady } from '../placement/placement.js';
 import type { MigrationMetrics } from './metrics.js';
 import { VmOwnership } from './ownership.js';
 import { policyViolationMessage, resolveSettings } from './policy.js';
 import { migrationsToPrune } from './retention.js';
+import { endOnNodeLoss, lostNodesOf } from './node-loss.js';
 import { MigrationRunner, type Run } from './run.js';
 import {
   MigrationFailed,
@@ -103,6 +105,21 @@ export class MigrationReconciler {
       return;
     }
     const run = this.runs.get(migration.metadata.uid!);
+    // A node of the migration is lost: once no run holds it (a run cannot reach the lost node and ends), it ends
+    // here (node-loss.ts).
+    const lost = lostNodesOf(migration, (name) => this.options.nodes.get(name));
+    if (lost.length > 0 && !PRE_DAEMON_PHASES.includes(phase)) {
+      if (run) return { requeueAfterMs: RUN_CHECK_MS };
+      await endOnNodeLoss({
+        migration,
+        lost,
+        daemon: (name) => this.migrationDaemon(name),
+        vms: this.ownership,
+        status: this.status,
+        logger: context.logger,
+      });
+      return;
+    }
     // A run that failed is started again only after its backoff (level-triggered reconciles come sooner); a
     // cancel does not wait for it.
     const failed = this.failures.get(migration.metadata.uid!);
@@ -147,6 +164,23 @@ export class MigrationReconciler {
     const vm = this.options.vms.get(`${migration.metadata.namespace}/${migration.spec.vmName}`);
     if (vm !== undefined && isBeingDeleted(vm)) return 'the VirtualMachine is being deleted';
     return undefined;
+  }
+
+  /** A node's change (e.g. it is lost) concerns the unfinished Migrations from or to it. */
+  readonly migrationKeysForNode = (node: HypervisorNode): string[] =>
+    this.options.migrations
+      .list()
+      .filter(
+        (m) =>
+          !isTerminalMigrationPhase(m.status?.phase) &&
+          (m.status?.sourceNode === node.metadata.name || m.status?.targetNode === node.metadata.name),
+      )
+      .map((m) => objectKey(m));
+
+  private migrationDaemon(name: string) {
+    const node = this.options.nodes.get(name);
+    if (!node || !isNodeReady(node)) return undefined;
+    return this.options.pool.migrationClient(name, node.status!.endpoint!);
   }
 
   /** A VM's change (e.g. its deletion) concerns the Migration that moves it. */

@@ -9,7 +9,10 @@
 //
 // Ownership: status.node + status.epoch record which node owns the guest. A VM is placed only while status.node is
 // empty, with a compare-and-swap status write (resourceVersion) that sets node and epoch+1; a VM whose node is not
-// Ready becomes Unknown and is never started anywhere else. A VM in phase Migrating belongs to the Migration
+// Ready becomes Unknown and is not started anywhere else — until the node is lost (HypervisorNode Fenced=True: no
+// Lease renewal for the node's fence time plus the operator's margin, so the node has killed its guests). Then the
+// VM gets NodeLost=True and, with spec.nodeLossPolicy Restart, its record moves by the same compare-and-swap to
+// another Ready node (epoch+1), where its guest is created. A VM in phase Migrating belongs to the Migration
 // reconciler and is left alone here.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -31,6 +34,7 @@ import { isGrpcError } from '../../../proto/index.js';
 import type { DaemonGuestClient } from '../daemon/guest-client.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
+import { isNodeLost } from '../hypervisornode/health.js';
 import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
 import { guestName } from '../daemon/guest-key.js';
 import { incomingReservations } from '../migration/state.js';
@@ -45,6 +49,11 @@ export const VM_CONDITIONS = {
   Scheduled: 'Scheduled',
   /** True once the operator restarted a crashed guest; reason = the daemon's cause, message = when and where. */
   Restarted: 'Restarted',
+  /**
+   * True while the VM's node is lost (reason WaitingForNode: nodeLossPolicy Wait; NoNodeAvailable: Restart, but
+   * no node can take it yet); False once it moved (RestartedElsewhere) or the node returned (NodeReturned).
+   */
+  NodeLost: 'NodeLost',
 } as const;
 
 export interface VirtualMachineReconcilerOptions {
@@ -115,10 +124,102 @@ export class VirtualMachineReconciler {
       return this.schedule(vm, context.logger);
     }
     const node = this.options.nodes.get(nodeName);
+    if (node && isNodeLost(node)) return this.onNodeLost(vm, node, context.logger);
     if (!node || !isNodeReady(node)) return this.reportNodeNotReady(vm, nodeName, node);
+    if (vm.status?.conditions?.some((c) => c.type === VM_CONDITIONS.NodeLost && c.status === 'True')) {
+      const message = `${nodeName} renews its Lease again; the guest there follows restartPolicy`;
+      vm = await this.updateStatus(vm, {
+        phase: vm.status.phase ?? 'Unknown',
+        conditions: [nodeLost('False', 'NodeReturned', message)],
+        event: { type: 'Normal', reason: 'NodeReturned', message },
+      });
+    }
     const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
     return this.driveGuest(vm, daemon, context.logger);
   };
+
+  /**
+   * The VM's node is lost: its guest was killed there by the node's watchdog. A VM that should not run gives up
+   * the node; nodeLossPolicy Wait keeps it there with NodeLost=True; Restart moves its record to another node.
+   */
+  private async onNodeLost(
+    vm: VirtualMachine,
+    node: HypervisorNode,
+    logger: Logger,
+  ): Promise<ReconcileResult> {
+    const name = node.metadata.name!;
+    const why = node.status?.conditions?.find((c) => c.type === 'Fenced')?.message ?? 'no Lease renewal';
+    const lost = `node ${name} is lost (${why})`;
+    if (!vm.spec.running) {
+      await this.updateStatus(vm, {
+        phase: 'Stopped',
+        node: null,
+        conditions: [ready('False', 'NotRunning', `spec.running is false; the guest was fenced on ${name}`)],
+        event: { type: 'Normal', reason: 'Stopped', message: `${lost}; spec.running is false` },
+      });
+      return;
+    }
+    // A guest already down for good there (restartPolicy Never) is not started elsewhere either.
+    const down = vm.status?.phase === 'Failed' || vm.status?.phase === 'Stopped';
+    if (down || (vm.spec.nodeLossPolicy ?? 'Wait') === 'Wait') {
+      const message = down
+        ? `${lost}; the guest was already ${vm.status!.phase!.toLowerCase()} there and is not started elsewhere`
+        : `${lost}; nodeLossPolicy Wait: the VM stays on ${name} until it returns`;
+      await this.updateStatus(vm, {
+        phase: down ? vm.status!.phase! : 'Unknown',
+        conditions: [nodeLost('True', 'WaitingForNode', message), ready('Unknown', 'NodeLost', message)],
+        event: { type: 'Warning', reason: 'NodeLost', message },
+      });
+      return;
+    }
+    // One placement at a time: each sees the ones before it.
+    const placed = this.placing.then(() => this.restartElsewhere(vm, name, lost, logger));
+    this.placing = placed.catch(() => undefined);
+    return placed;
+  }
+
+  /** nodeLossPolicy Restart: the record moves to another Ready node (compare-and-swap, epoch+1). */
+  private async restartElsewhere(
+    vm: VirtualMachine,
+    from: string,
+    lost: string,
+    logger: Logger,
+  ): Promise<ReconcileResult> {
+    const vms = this.knownVms();
+    const incoming = incomingReservations(this.options.migrations.list(), vms);
+    const result = placeVirtualMachine(vm, this.options.nodes.list(), vms, incoming);
+    if (result.node === undefined) {
+      const message = `${lost}; no other node can take the VM: ${result.message}`;
+      await this.updateStatus(vm, {
+        phase: 'Unknown',
+        conditions: [nodeLost('True', 'NoNodeAvailable', message), ready('Unknown', 'NodeLost', message)],
+        event: { type: 'Warning', reason: 'NodeLost', message },
+      });
+      return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
+    }
+    const { epoch } = ownershipMovedTo(vm.status, result.node);
+    const message = `${lost}; the guest starts on ${result.node} (nodeLossPolicy Restart, ownership epoch ${epoch})`;
+    const updated = await this.updateStatus(vm, {
+      phase: 'Scheduling',
+      node: result.node,
+      epoch,
+      conditions: [
+        nodeLost('False', 'RestartedElsewhere', `${this.timestamp()}: ${message}`),
+        {
+          type: VM_CONDITIONS.Restarted,
+          status: 'True',
+          reason: 'NodeLost',
+          message: `${this.timestamp()}: ${message}`,
+        },
+        { type: VM_CONDITIONS.Scheduled, status: 'True', reason: 'Placed', message: result.message },
+        ready('False', 'Scheduled', `starting on ${result.node}`),
+      ],
+      event: { type: 'Warning', reason: 'RestartedElsewhere', message },
+    });
+    this.assumed.set(vm.metadata.uid!, { vm: updated, at: Date.now() });
+    logger.warn({ from, node: result.node, epoch }, 'node lost; VM restarted elsewhere');
+    return { requeueAfterMs: 0 };
+  }
 
   /** The keys of the VMs a HypervisorNode change concerns: those on it, and those still waiting for a node. */
   readonly vmKeysForNode = (node: HypervisorNode): string[] =>
@@ -299,8 +400,13 @@ export class VirtualMachineReconciler {
   ): Promise<ReconcileResult> {
     const nodeReady = node?.status?.conditions?.find((c) => c.type === 'Ready');
     const reason = node ? 'NodeNotReady' : 'NodeNotFound';
+    // The daemon's published fence time, for the message only: the decision waits for Fenced (health.ts).
+    const fence = node?.status?.fenceAfterSeconds;
+    const elsewhere = fence
+      ? `the guest is not started elsewhere before the node is lost (no renewal for its fence time, ${fence} s, plus the operator's margin)`
+      : 'the node does not fence itself, so the guest is never started elsewhere';
     const message = node
-      ? `HypervisorNode ${nodeName} is not ready (${nodeReady?.reason ?? 'no Ready condition'}: ${nodeReady?.message ?? ''}); the guest is not started elsewhere`
+      ? `HypervisorNode ${nodeName} is not ready (${nodeReady?.reason ?? 'no Ready condition'}: ${nodeReady?.message ?? ''}); ${elsewhere}`
       : `HypervisorNode ${nodeName} does not exist; the guest is not started elsewhere`;
     await this.updateStatus(vm, {
       phase: 'Unknown',
@@ -315,7 +421,15 @@ export class VirtualMachineReconciler {
     const nodeName = vm.status?.node;
     if (nodeName) {
       const node = this.options.nodes.get(nodeName);
-      if (!node || !isNodeReady(node)) {
+      if (node && isNodeLost(node)) {
+        // Its guest was killed there by the node's watchdog; the node deletes nothing while it is away.
+        await this.options.events.record(
+          vm,
+          'Warning',
+          'NodeLost',
+          `node ${nodeName} is lost; its fenced guest stays in its state directory`,
+        );
+      } else if (!node || !isNodeReady(node)) {
         await this.reportNodeNotReady(vm, nodeName, node);
         logger.warn(
           { node: nodeName },
@@ -384,6 +498,10 @@ export class VirtualMachineReconciler {
 
 function ready(status: ReadyState['status'], reason: string, message: string): ConditionUpdate {
   return { type: VM_CONDITIONS.Ready, status, reason, message };
+}
+
+function nodeLost(status: 'True' | 'False', reason: string, message: string): ConditionUpdate {
+  return { type: VM_CONDITIONS.NodeLost, status, reason, message };
 }
 
 function readyFrom(state: ReadyState): ConditionUpdate {

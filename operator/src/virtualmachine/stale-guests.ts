@@ -1,0 +1,87 @@
+// Guests left behind on a node whose VM's ownership record names another node: a guest fenced on a node that was
+// lost while its VM was restarted elsewhere (nodeLossPolicy Restart), or the stopped source of a migration. The VM
+// reconciler only talks to the node its record names, so this reconciler, keyed by HypervisorNode, deletes them
+// when the node is Ready (it looks again with each status heartbeat of the node). Only guests that are down
+// (Stopped, Failed) are deleted: a running or paused guest of a VM recorded elsewhere is an incoming migration
+// target or a source before its release, and belongs to the Migration. The VM is read from the API before a
+// delete: an informer that lags behind a move to this node must not remove the guest the record names.
+import type { Logger } from 'pino';
+import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import { VirtualMachines } from '../../../crds/index.js';
+import type { KubeClient } from '../../../kube/client.js';
+import { isNotFound } from '../../../kube/errors.js';
+import type { EventRecorder } from '../../../kube/events.js';
+import type { Guest__Output } from '../../../proto/index.js';
+import type { DaemonClientPool } from '../daemon/client-pool.js';
+import { isNodeReady } from '../placement/placement.js';
+import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
+import type { Informer } from '../runtime/informer.js';
+
+export interface StaleGuestOptions {
+  client: KubeClient;
+  pool: DaemonClientPool;
+  nodes: Informer<HypervisorNode>;
+  vms: Informer<VirtualMachine>;
+  events: EventRecorder;
+  stopTimeoutMs: number;
+}
+
+const DOWN: readonly Guest__Output['phase'][] = ['GUEST_PHASE_STOPPED', 'GUEST_PHASE_FAILED'];
+
+/** Pure: whether `guest` on `node` is left behind: down, and its VM's record names another node, no migration. */
+export function isStaleGuest(guest: Guest__Output, node: string, vm: VirtualMachine | undefined): boolean {
+  if (!DOWN.includes(guest.phase) || vm === undefined || vm.metadata.uid !== guest.spec?.uuid) return false;
+  const owner = vm.status?.node;
+  return (
+    owner !== undefined && owner !== node && !vm.status?.activeMigration && vm.status?.phase !== 'Migrating'
+  );
+}
+
+export class StaleGuestReconciler {
+  constructor(private readonly options: StaleGuestOptions) {}
+
+  readonly reconcile = async (
+    request: ReconcileRequest,
+    context: ReconcileContext,
+  ): Promise<ReconcileResult> => {
+    const node = this.options.nodes.get(request.key);
+    if (!node || !isNodeReady(node)) return;
+    const name = node.metadata.name!;
+    const daemon = this.options.pool.guestClient(name, node.status!.endpoint!);
+    const byUid = new Map(this.options.vms.list().map((vm) => [vm.metadata.uid, vm]));
+    for (const guest of await daemon.listGuests()) {
+      const cached = byUid.get(guest.spec?.uuid);
+      if (!isStaleGuest(guest, name, cached)) continue;
+      const vm = await this.fresh(cached!);
+      if (!isStaleGuest(guest, name, vm)) continue;
+      await daemon.deleteGuest(guest.spec!.name, this.options.stopTimeoutMs);
+      await this.deleted(vm!, guest, name, context.logger);
+    }
+  };
+
+  private async fresh(vm: VirtualMachine): Promise<VirtualMachine | undefined> {
+    try {
+      return await this.options.client.get<VirtualMachine>(
+        VirtualMachines,
+        vm.metadata.name!,
+        vm.metadata.namespace,
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private async deleted(
+    vm: VirtualMachine,
+    guest: Guest__Output,
+    node: string,
+    logger: Logger,
+  ): Promise<void> {
+    const message =
+      `deleted the ${guest.reason || guest.phase} guest left on ${node}; the ownership record names ` +
+      `${vm.status?.node} (epoch ${vm.status?.epoch})`;
+    logger.info({ vm: vm.metadata.name, node }, message);
+    await this.options.events.record(vm, 'Normal', 'StaleGuestDeleted', message);
+  }
+}
