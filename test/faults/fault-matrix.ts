@@ -121,6 +121,8 @@ export interface Matrix {
 }
 
 const PROBE_MIGRATION = 'hold-probe';
+/** The admission holds' names (holdInitializing, holdOwnershipRecord). */
+const HOLDS = ['hold-initializing', 'hold-ownership-record'];
 
 /** Sets up the matrix on a cluster that is up: the admission-hold probe and the first VM, Running and verified. */
 export async function prepareMatrix(cluster: E2eCluster, log: (line: string) => void): Promise<Matrix> {
@@ -226,6 +228,14 @@ export async function restore(matrix: Matrix): Promise<void> {
     else await cluster.startDaemon(node.name);
   }
   if (!state.operator || !isOurs(state.operator.pid, state.dir)) await cluster.startOperator();
+  // Whatever a cell that broke off left behind: its admission holds, a stopped target QEMU.
+  await cluster.kubectl([
+    ...['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy'],
+    ...[...HOLDS, '--ignore-not-found'],
+  ]);
+  for (const pids of Object.values(await cluster.qemuPids(matrix.vm))) {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
   await eventually(
     'both nodes Ready',
     async () => {
@@ -721,6 +731,7 @@ export async function runCell(
       );
       if (!gone) {
         result.outcome = (await getMigration(matrix, name).catch(() => undefined))?.status?.phase ?? 'none';
+        result.reason = `deleted in ${result.reason}`;
         problems.push(`the deleted Migration is not gone within ${TERMINAL_WITHIN_MS / 1000} s of the fault`);
         return result;
       }
