@@ -76,12 +76,21 @@ async function teardown(): Promise<void> {
   }
 }
 
+function printTable(): void {
+  console.log(`\n${formatTable(results.map(tableRow))}\n`);
+  const passed = results.filter((r) => r.pass).length;
+  console.log(`${passed} passed, ${results.length - passed} failed`);
+}
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: stopping after tearing down`);
-    void teardown().finally(() => process.exit(130));
+    log(`${signal}: stopping after tearing down; the cells that finished:`);
+    void teardown().finally(() => {
+      printTable();
+      process.exit(130);
+    });
   });
 }
 
@@ -131,7 +140,5 @@ try {
   if (!stopping) await teardown();
 }
 
-console.log(`\n${formatTable(results.map(tableRow))}\n`);
-const passed = results.filter((r) => r.pass).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-if (results.length - passed > 0 && !process.exitCode) process.exitCode = 1;
+printTable();
+if (results.some((r) => !r.pass) && !process.exitCode) process.exitCode = 1;
