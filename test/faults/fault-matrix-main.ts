@@ -121,8 +121,8 @@ try {
         const result = await runCell(matrix, fault, phase, trial, options);
         results.push(result);
         log(
-          `  → ${result.pass ? 'PASS' : 'FAIL'} ${result.outcome} ${result.reason} ` +
-            `(${((Date.now() - started) / 1000).toFixed(0)} s) ${result.message}` +
+          `  → ${tableRow(result).slice(3, 7).join(' | ')} | ${result.pass ? 'PASS' : 'FAIL'} ` +
+            `(cell ${((Date.now() - started) / 1000).toFixed(0)} s) ${result.message}` +
             `${result.problems.length ? `\n    problems: ${result.problems.join('; ')}` : ''}` +
             `${result.notes.length ? `\n    notes: ${result.notes.join('; ')}` : ''}` +
             `\n    watch: ${JSON.stringify(result.watch)}`,
