@@ -54,7 +54,7 @@ export const VM_STATUS_UPDATES = [
 ];
 
 /** kubectl helpers on the control plane `controlPlane()` returns (called lazily: tests assign it in beforeAll). */
-export function kubectlOn(controlPlane: () => ControlPlane): Kubectl {
+export function kubectlOn(controlPlane: () => Pick<ControlPlane, 'kubectl'>): Kubectl {
   const kubectl = async (...args: string[]) => {
     const result = await controlPlane().kubectl(args);
     if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);

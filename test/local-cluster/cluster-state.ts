@@ -43,7 +43,11 @@ export interface ClusterState {
   imagesRoot: string;
   apiServer?: string;
   /** etcd and kube-apiserver (their data is in DIR/control-plane). */
-  controlPlane?: { processes: { name: string; pid: number }[] };
+  controlPlane?: {
+    processes: { name: string; pid: number }[];
+    /** kube-apiserver's command line while it is stopped (stopApiServer), to start it again with the same flags. */
+    stoppedApiServer?: string[];
+  };
   nodes: NodeState[];
   operator?: RecordedProcess & { metricsEndpoint: string };
 }

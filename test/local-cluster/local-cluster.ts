@@ -3,7 +3,17 @@
 // netns.ts); otherwise all daemons share the host's loopback and guests get user-mode networking. Every process
 // is detached and recorded in the cluster dir's state file, so the cluster outlives the command that brought it up
 // and `downCluster` finds everything again, also after a crash halfway through `upCluster`.
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +47,7 @@ import {
   ip,
   removeClusterNetwork,
 } from './netns.js';
-import { isOurs, killAndWait, processesOf, startDetached } from './processes.js';
+import { isAlive, isOurs, killAndWait, processesOf, startDetached } from './processes.js';
 import { runKubectl } from './kubectl.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -75,6 +85,17 @@ export interface LocalCluster {
   startDaemon(node: string): Promise<void>;
   stopOperator(signal?: NodeJS.Signals): Promise<void>;
   startOperator(): Promise<void>;
+  /** SIGSTOP or SIGCONT to a node's daemon (a hung daemon, and its recovery); its QEMUs are not signalled. */
+  signalDaemon(node: string, signal: 'SIGSTOP' | 'SIGCONT'): void;
+  /**
+   * Takes the host end of a node's veth down or up (netns mode): down cuts the node from the apiserver, the
+   * operator and every other node; its daemon and guests keep running.
+   */
+  setNodeLink(node: string, up: boolean): Promise<void>;
+  /** Stops kube-apiserver (SIGKILL); etcd and its data stay. */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again with the flags it had, and waits until it is ready. */
+  startApiServer(): Promise<void>;
 }
 
 const certsOf = (state: ClusterState): DevCerts =>
@@ -147,7 +168,54 @@ function clusterHandle(state: ClusterState): LocalCluster {
       writeState(state);
     },
     startOperator: () => startOperator(state, certs),
+    signalDaemon(name, signal) {
+      const { daemon } = node(name);
+      if (!daemon || !isOurs(daemon.pid, state.dir)) throw new Error(`the daemon of ${name} does not run`);
+      process.kill(daemon.pid, signal);
+    },
+    async setNodeLink(name, up) {
+      const { hostVeth } = node(name);
+      if (hostVeth === undefined)
+        throw new Error(`cluster ${state.name} has no links to cut (loopback mode)`);
+      await ip(['link', 'set', 'dev', hostVeth, up ? 'up' : 'down']);
+    },
+    stopApiServer: () => stopApiServer(state),
+    startApiServer: () => startApiServer(state),
   };
+}
+
+const API_SERVER_READY_TIMEOUT_MS = 60_000;
+
+async function stopApiServer(state: ClusterState): Promise<void> {
+  const cp = state.controlPlane;
+  const server = cp?.processes.find((p) => p.name === 'kube-apiserver');
+  if (!cp || !server || !isOurs(server.pid, state.dir)) throw new Error('kube-apiserver does not run');
+  cp.stoppedApiServer = readFileSync(`/proc/${server.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  writeState(state);
+  await killAndWait([server.pid]);
+}
+
+async function startApiServer(state: ClusterState): Promise<void> {
+  const cp = state.controlPlane;
+  const server = cp?.processes.find((p) => p.name === 'kube-apiserver');
+  const argv = cp?.stoppedApiServer;
+  if (!cp || !server || !argv) throw new Error('kube-apiserver was not stopped by stopApiServer');
+  const log = openSync(join(state.dir, 'control-plane', 'kube-apiserver.log'), 'a');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+  closeSync(log);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`cannot start ${argv[0]}`);
+  server.pid = child.pid;
+  cp.stoppedApiServer = undefined;
+  writeState(state);
+  const deadline = Date.now() + API_SERVER_READY_TIMEOUT_MS;
+  while ((await runKubectl(state.kubeconfig, ['get', '--raw', '/readyz'])).code !== 0) {
+    if (!isAlive(child.pid))
+      throw new Error('kube-apiserver exited on restart (see control-plane/kube-apiserver.log)');
+    if (Date.now() > deadline)
+      throw new Error(`kube-apiserver not ready within ${API_SERVER_READY_TIMEOUT_MS} ms`);
+    await sleep(250);
+  }
 }
 
 async function startDaemon(state: ClusterState, node: NodeState, certs: DevCerts): Promise<void> {
