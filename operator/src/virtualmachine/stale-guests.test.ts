@@ -9,15 +9,17 @@ const vm = (status: VirtualMachine['status']) =>
   ({ metadata: { name: 'vm1', namespace: 'default', uid: UID }, spec: {}, status }) as VirtualMachine;
 
 describe('isStaleGuest', () => {
-  it('is a down guest whose VM is recorded on another node with no migration', () => {
+  it('is a down or paused guest whose VM is recorded on another node with no migration', () => {
     const moved = vm({ phase: 'Running', node: 'node-b', epoch: 2 });
     expect(isStaleGuest(guest('GUEST_PHASE_FAILED'), 'node-a', moved)).toBe(true);
     expect(isStaleGuest(guest('GUEST_PHASE_STOPPED'), 'node-a', moved)).toBe(true);
+    // An incoming target its Migration could not abort (the node was not Ready when it ended).
+    expect(isStaleGuest(guest('GUEST_PHASE_PAUSED'), 'node-a', moved)).toBe(true);
   });
 
-  it('never touches a guest that runs or is paused (a migration end), one of another VM, or the recorded node', () => {
+  it('never touches a guest that runs or starts, one of another VM, the recorded node, or a migrating VM', () => {
     const moved = vm({ phase: 'Running', node: 'node-b', epoch: 2 });
-    for (const phase of ['GUEST_PHASE_RUNNING', 'GUEST_PHASE_PAUSED', 'GUEST_PHASE_STARTING'] as const)
+    for (const phase of ['GUEST_PHASE_RUNNING', 'GUEST_PHASE_STARTING'] as const)
       expect(isStaleGuest(guest(phase), 'node-a', moved)).toBe(false);
     expect(isStaleGuest(guest('GUEST_PHASE_FAILED', 'another-uid'), 'node-a', moved)).toBe(false);
     expect(isStaleGuest(guest('GUEST_PHASE_FAILED'), 'node-b', moved)).toBe(false);
@@ -25,5 +27,6 @@ describe('isStaleGuest', () => {
     expect(isStaleGuest(guest('GUEST_PHASE_FAILED'), 'node-a', vm({ phase: 'Stopped' }))).toBe(false);
     const migrating = vm({ phase: 'Migrating', node: 'node-b', epoch: 2, activeMigration: 'm1' });
     expect(isStaleGuest(guest('GUEST_PHASE_FAILED'), 'node-a', migrating)).toBe(false);
+    expect(isStaleGuest(guest('GUEST_PHASE_PAUSED'), 'node-a', migrating)).toBe(false);
   });
 });

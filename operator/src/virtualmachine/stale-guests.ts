@@ -1,10 +1,13 @@
 // Guests left behind on a node whose VM's ownership record names another node: a guest fenced on a node that was
 // lost while its VM was restarted elsewhere (nodeLossPolicy Restart), or the stopped source of a migration. The VM
 // reconciler only talks to the node its record names, so this reconciler, keyed by HypervisorNode, deletes them
-// when the node is Ready (it looks again with each status heartbeat of the node). Only guests that are down
-// (Stopped, Failed) are deleted: a running or paused guest of a VM recorded elsewhere is an incoming migration
-// target or a source before its release, and belongs to the Migration. The VM is read from the API before a
-// delete: an informer that lags behind a move to this node must not remove the guest the record names.
+// when the node is Ready (it looks again with each status heartbeat of the node). Guests that are down (Stopped,
+// Failed) or paused are deleted once no Migration holds the VM: a paused guest of a VM recorded elsewhere is an
+// incoming migration target or a source before its release, which belongs to the Migration while it runs (the VM
+// is locked before its target is prepared, and released only after the hand-over's last step) and to nobody after
+// it (e.g. a target the Migration could not abort because its node was not Ready). A running guest is never
+// touched. The VM is read from the API before a delete: an informer that lags behind a move to this node, or
+// behind a new Migration's lock, must not remove a guest that the record or a Migration still needs.
 import type { Logger } from 'pino';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
 import { VirtualMachines } from '../../../crds/index.js';
@@ -26,11 +29,16 @@ export interface StaleGuestOptions {
   stopTimeoutMs: number;
 }
 
-const DOWN: readonly Guest__Output['phase'][] = ['GUEST_PHASE_STOPPED', 'GUEST_PHASE_FAILED'];
+const LEFT_BEHIND: readonly Guest__Output['phase'][] = [
+  'GUEST_PHASE_STOPPED',
+  'GUEST_PHASE_FAILED',
+  'GUEST_PHASE_PAUSED',
+];
 
-/** Pure: whether `guest` on `node` is left behind: down, and its VM's record names another node, no migration. */
+/** Pure: whether `guest` on `node` is left behind: down or paused, its VM recorded on another node, no migration. */
 export function isStaleGuest(guest: Guest__Output, node: string, vm: VirtualMachine | undefined): boolean {
-  if (!DOWN.includes(guest.phase) || vm === undefined || vm.metadata.uid !== guest.spec?.uuid) return false;
+  if (!LEFT_BEHIND.includes(guest.phase) || vm === undefined || vm.metadata.uid !== guest.spec?.uuid)
+    return false;
   const owner = vm.status?.node;
   return (
     owner !== undefined && owner !== node && !vm.status?.activeMigration && vm.status?.phase !== 'Migrating'
