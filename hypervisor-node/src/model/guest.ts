@@ -82,7 +82,8 @@ export type Accelerator = 'kvm' | 'tcg';
  * `Killed` (QEMU did not quit and was SIGKILLed), `GuestShutdown` (the guest powered itself off). Failed:
  * `LaunchFailed` (QEMU could not be started or did not come up), `Exited` (QEMU exited on its own), `Signaled`
  * (QEMU was killed by a signal), `ExitStatusUnknown` (QEMU is gone and its exit status was not recorded),
- * `QmpUnreachable` (QEMU runs but its QMP socket does not answer).
+ * `QmpUnreachable` (QEMU runs but its QMP socket does not answer), `PostCopyFailed` (a post-copy migration of the
+ * guest failed: its state was split between two nodes, so the daemon stopped this QEMU, which cannot run it).
  */
 export type GuestReason =
   | 'PoweredOff'
@@ -94,4 +95,5 @@ export type GuestReason =
   | 'Exited'
   | 'Signaled'
   | 'ExitStatusUnknown'
-  | 'QmpUnreachable';
+  | 'QmpUnreachable'
+  | 'PostCopyFailed';

@@ -1,7 +1,9 @@
 // The source side of a live migration: configures the running guest's QEMU, starts `migrate` to the target QEMU
 // (TCP with QEMU's own TLS between nodes, or a unix socket in tests), follows QEMU through the phases, applies the
 // convergence policy, and stops at the hand-over: it never quits the source on its own (release() does, when the
-// caller says so) and never leaves it paused after a cancel.
+// caller says so) and never leaves it paused after a cancel. The one exception is a post-copy that cannot finish:
+// the guest's state is then split between the two QEMUs and neither can run it, so the source QEMU is stopped
+// (the guest Failed, reason PostCopyFailed) rather than left paused for good.
 import { EventEmitter } from 'node:events';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
@@ -125,6 +127,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private pollTimer: NodeJS.Timeout | undefined;
   private switchoverTimer: NodeJS.Timeout | undefined;
   private pollPaused = false;
+  /** The last time post-copy moved (bytes transferred grew), for its stall deadline. */
+  private postCopyProgress = { bytes: -1, atMs: 0 };
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
@@ -374,7 +378,20 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         break;
       case 'postcopy-active':
         this.convergence.postCopyStarted = true;
-        this.enter('PostCopy', 'the target runs from the device state; remaining pages follow on demand');
+        this.enter(
+          'PostCopy',
+          'the device state crossed; the remaining pages follow (the target stays paused until the hand-over)',
+        );
+        break;
+      case 'postcopy-paused':
+      case 'postcopy-recover-setup':
+      case 'postcopy-recover':
+        // QEMU paused post-copy: its stream to the target broke (the link, or the target QEMU went away). Tern
+        // does not recover a post-copy stream, so the migration ends here and the source QEMU is stopped.
+        this.convergence.postCopyStarted = true;
+        void this.endPostCopy(
+          `QEMU paused post-copy (${status}): the stream to the target broke (the link was lost or the target QEMU went away)`,
+        );
         break;
       case 'completed':
         void this.finish('Completed', 'QEMU completed the migration; the target holds the guest, paused');
@@ -383,6 +400,13 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         // After our own migrate_cancel QEMU may report `failed` (e.g. a channel error as the links close)
         // instead of `cancelled`: the decision that stopped it is the reason.
         if (this.abort !== undefined) void this.finish('Failed', this.abort.reason, this.abort.cause);
+        else if (this.convergence.postCopyStarted)
+          void this.finish(
+            'Failed',
+            (final) =>
+              `post-copy failed: QEMU failed the migration: ${final?.['error-desc'] ?? info?.['error-desc'] ?? 'no reason given'}`,
+            'Connection',
+          );
         else if (this.cancelReason !== undefined) void this.finish('Aborted', this.cancelReason, 'Cancelled');
         else
           void this.finish(
@@ -437,6 +461,37 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
   }
 
+  /**
+   * Post-copy's stall deadline: once QEMU switched to post-copy, the migration must keep moving. A stream that
+   * transfers nothing for the policy's stall timeout (a link that drops packets silently, a target that hangs) ends
+   * the migration like a broken one.
+   */
+  private async watchPostCopy(sample: ProgressSample): Promise<void> {
+    if (sample.transferredBytes > this.postCopyProgress.bytes) {
+      this.postCopyProgress = { bytes: sample.transferredBytes, atMs: sample.atMs };
+      return;
+    }
+    const stallMs = this.options.policy.stallTimeoutSeconds * 1000;
+    if (sample.atMs - this.postCopyProgress.atMs < stallMs) return;
+    await this.endPostCopy(
+      `post-copy transferred nothing for ${this.options.policy.stallTimeoutSeconds} s (the stall timeout): the link to the target or the target QEMU hangs`,
+    );
+  }
+
+  /**
+   * Post-copy cannot finish: the target holds the device state and part of the memory, this QEMU the rest, so
+   * neither can run the guest. The migration's connections are yanked (no page goes to the target any more) and the
+   * outcome is Failed; finish() stops the source QEMU.
+   */
+  private async endPostCopy(why: string): Promise<void> {
+    if (this.finishing || this.abort !== undefined) return;
+    this.abort = { reason: `post-copy failed: ${why}`, cause: 'Connection' };
+    this.pollPaused = true;
+    clearTimeout(this.pollTimer);
+    await this.qmp.executeOob('yank', { instances: [{ type: 'migration' }] }).catch(() => undefined);
+    await this.finish('Failed', this.abort.reason, this.abort.cause);
+  }
+
   private async quiesce(): Promise<void> {
     try {
       // Block devices are flushed and handed over here; a guest without disks has nothing to do.
@@ -480,6 +535,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       }
       if (info.status !== undefined) this.onStatus(info.status, info);
       if (sample?.status === 'active') await this.converge(sample);
+      if (sample !== undefined && this.convergence.postCopyStarted) await this.watchPostCopy(sample);
     } catch (err) {
       if (err instanceof QmpClosedError) {
         await this.finish('Failed', `the source QEMU went away: ${err.message}`, 'Source');
@@ -556,9 +612,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.qmp.off('event', this.onEvent);
     this.qmp.off('close', this.onClose);
     const info = await this.qmp.queryMigrate().catch(() => undefined);
-    const reason = typeof why === 'string' ? why : why(info);
+    let reason = typeof why === 'string' ? why : why(info);
     let sourceRunState: QmpRunState | undefined;
-    if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
+    if (result !== 'Completed' && this.convergence.postCopyStarted) {
+      reason = await this.stopSplitSource(reason);
+    } else if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
       sourceRunState = await this.ensureRunningAfterCancel();
     } else {
       sourceRunState = (await this.qmp.queryStatus().catch(() => undefined))?.status;
@@ -586,6 +644,25 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     outcome.phases = this.clock.snapshot();
     this.outcome = outcome;
     this.resolveDone(outcome);
+  }
+
+  /**
+   * A post-copy that cannot finish leaves the guest split (see endPostCopy): the source QEMU is stopped, its guest
+   * Failed with reason PostCopyFailed, so that nothing stays paused for good and the VM's restart policy applies.
+   * Returns the outcome's reason, which says so.
+   */
+  private async stopSplitSource(reason: string): Promise<string> {
+    const split = `${reason}; the guest's state is split between the source and the target, so neither can run it`;
+    if (this.qmp.closed) return `${split}: the source QEMU is gone`;
+    try {
+      await this.options.supervisor.stop(this.options.guest, {
+        timeoutMs: 0,
+        failure: { reason: 'PostCopyFailed', message: split },
+      });
+      return `${split}: the source QEMU was stopped`;
+    } catch (err) {
+      return `${split}: stopping the source QEMU failed (${(err as Error).message})`;
+    }
   }
 
   /** After a cancel before hand-over the guest must run on the source again, as it did before. */
