@@ -389,6 +389,14 @@ export class MigrationRunner {
       ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
     });
+    if (result.kind === 'postCopyLost') {
+      throw new MigrationFailed(
+        'PostCopyFailed',
+        `post-copy completed but ${targetNode} lost the guest before it resumed it (${result.why}); both QEMUs ` +
+          `were stopped and the guest starts again from scratch on ${targetNode}, which the ownership record ` +
+          `names, by its restartPolicy`,
+      );
+    }
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
       throw new MigrationFailed(
         'TargetFailed',
@@ -406,6 +414,13 @@ export class MigrationRunner {
       const message = result.completed
         ? `the VM's ownership record no longer names ${sourceNode}; the target was aborted`
         : outcome.reason;
+      if (reason === 'PostCopyFailed') {
+        throw new MigrationFailed(
+          reason,
+          `post-copy from ${sourceNode} to ${targetNode} failed: ${message}. Both QEMUs were stopped; the guest ` +
+            `starts again from scratch on ${sourceNode} by its restartPolicy (its running state is lost)`,
+        );
+      }
       throw new MigrationFailed(
         reason,
         result.sourceLost
