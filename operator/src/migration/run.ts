@@ -330,6 +330,15 @@ export class MigrationRunner {
         }
         const phase = phaseFromWire(event.phase.to);
         if (!phase) return;
+        if (event.phase.from === event.phase.to) {
+          // A note within the phase (a post-copy paused and recovering, or resumed): shown while it lasts.
+          const reason = event.phase.reason;
+          serial(async () => {
+            if (run.migration.status?.phase !== phase) return;
+            run.migration = await status.note(run.migration, phase, reason);
+          });
+          return;
+        }
         // Seen as it happens only while the status is still before the pause (not a replay after a restart).
         if (
           (phase === 'Quiescing' || phase === 'Freezing') &&
