@@ -272,8 +272,8 @@ it('the target QEMU killed in post-copy: Failed (PostCopyFailed), both QEMUs sto
   const from = before.status!.node as NodeName;
   const to = other(from);
   const sourcePid = await qemuPid(from);
-  // The guest dirties its 16 MiB working set far faster than the 2 MiB/s link: with the downtime target at its
-  // maximum and no auto-converge, the only measure left is post-copy.
+  // The guest dirties its 16 MiB working set far faster than the 4 MiB/s link: with the downtime target at its
+  // maximum and no auto-converge, the only measure left is post-copy (and the completion budget leaves time for it).
   const agent = await AgentClient.connect(join(await guestDirOfVm(stateDir(from), VM), 'agent.sock'), {
     timeoutMs: 30_000,
   });
@@ -289,7 +289,8 @@ it('the target QEMU killed in post-copy: Failed (PostCopyFailed), both QEMUs sto
     spec: {
       vmName: VM,
       overrides: {
-        bandwidth: '2Mi',
+        bandwidth: '4Mi',
+        completionTimeoutPerGiBSeconds: 600,
         downtimeTargetMs: 50,
         maxDowntimeMs: 50,
         allowAutoConverge: false,
@@ -298,17 +299,18 @@ it('the target QEMU killed in post-copy: Failed (PostCopyFailed), both QEMUs sto
     },
   });
   const id = (await getJson<Migration>('migration', 'postcopy-target-dies')).metadata.uid!;
-  // Watched at the source daemon: post-copy of the working set lasts seconds.
+  // Watched at the daemons: post-copy of the working set lasts seconds. The target has loaded the device state.
   await eventually(
-    'post-copy on the source',
+    'post-copy on the source, the target loaded',
     async () => {
       const state = await unary<MigrationState__Output>((done) =>
         migrationApis[from].getMigration({ migrationId: id }, done),
       ).catch(() => undefined);
-      return state?.phase === 'MIGRATION_PHASE_POST_COPY' ? state : undefined;
+      if (state?.phase !== 'MIGRATION_PHASE_POST_COPY') return undefined;
+      return (await daemonStage(to, id)) === 'MIGRATION_STAGE_LOADED' ? state : undefined;
     },
     150_000,
-    50,
+    20,
   );
   process.kill(await qemuPid(to), 'SIGKILL');
   const killedAt = Date.now();

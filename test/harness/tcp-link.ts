@@ -1,6 +1,6 @@
 // A TCP link between two endpoints on loopback that a test can cut: every connection accepted on its own port is
 // piped to the target; cut() breaks every connection at once (both peers see the stream end, as when a link between
-// two nodes drops) and refuses new ones from then on.
+// two nodes drops) and refuses new ones until restore().
 import net from 'node:net';
 
 export class TcpLink {
@@ -44,6 +44,10 @@ export class TcpLink {
   cut(): void {
     this.up = false;
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.up = true;
   }
 
   async close(): Promise<void> {

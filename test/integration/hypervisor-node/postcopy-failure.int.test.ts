@@ -1,9 +1,10 @@
-// A post-copy migration that cannot finish, with two real daemon processes and QEMU (TCG), driven by the operator's
+// A post-copy migration whose stream breaks, with two real daemon processes and QEMU (TCG), driven by the operator's
 // own sequence (test/harness/migration-driver.ts → operator/src/migration/sequence.ts) against an in-memory
 // ownership record. Once QEMU switched to post-copy the target holds the device state and part of the memory, the
-// source the rest: when the target QEMU dies or the link between them breaks, neither can run the guest. The
-// migration must end (Failed, post-copy), both QEMUs must be stopped (none left paused for good), and the source's
-// guest reports PostCopyFailed so that the VM's restart policy starts it again.
+// source the rest. A link that comes back within the policy's stall timeout resumes the stream (QEMU's post-copy
+// recovery) and the migration completes. When the target QEMU dies or the link stays down, neither QEMU can run the
+// guest: the migration must end (Failed, post-copy), both QEMUs must be stopped (none left paused for good), and
+// the source's guest reports PostCopyFailed so that the VM's restart policy starts it again.
 //
 // QEMU runs as root here: post-copy needs userfaultfd, which an unprivileged QEMU (--qemu-user) only gets where the
 // host lets that user open /dev/userfaultfd (or sets vm.unprivileged_userfaultfd=1).
@@ -36,6 +37,9 @@ import {
   type RunningMigration,
 } from '../../harness/migration-driver.js';
 import { TcpLink } from '../../harness/tcp-link.js';
+import { eventually } from '../../harness/eventually.js';
+import { AgentClient } from '../../../guest/host/agent-client.js';
+import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
 
 const MiB = 2 ** 20;
 
@@ -54,9 +58,11 @@ const clients: { close(): void }[] = [];
 
 /**
  * Reaches post-copy within seconds and stays there for seconds: the guest dirties its 32 MiB working set far
- * faster than 8 MiB/s, the downtime target is at its maximum after one step, and auto-converge is not allowed.
+ * faster than 8 MiB/s, the downtime target is at its maximum after one step, and auto-converge is not allowed. A
+ * broken post-copy stream is given 10 s (the stall timeout) to resume.
  */
 const POST_COPY: WireMigrationPolicy = {
+  stallTimeoutSeconds: 10,
   bandwidthBytesPerSec: 8 * MiB,
   downtimeSteps: 1,
   stallRounds: 1,
@@ -117,6 +123,14 @@ async function inPostCopy(name: string, connectVia?: (endpoint: string) => Promi
     ...(connectVia ? { connectVia } : {}),
   });
   await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_POST_COPY');
+  // The target has loaded the device state (QEMU's post-copy "run", the guest kept paused by -S): from here on a
+  // broken stream pauses post-copy on both sides. (Before it, the target QEMU gives up and exits.)
+  await eventually(
+    `${name} loaded for post-copy on ${nodeB.name}`,
+    async () => ((await getMigration(nodeB, run.id)).stage === 'MIGRATION_STAGE_LOADED' ? true : undefined),
+    30_000,
+    20,
+  );
   return run;
 }
 
@@ -128,7 +142,9 @@ async function expectBothStopped(name: string, run: RunningMigration): Promise<M
   const outcome = await run.outcome;
   console.log(`${name}: ${outcome.result} in ${outcome.durationMs} ms: ${outcome.reason}`);
   expect(outcome).toMatchObject({ result: 'RESULT_FAILED', postCopy: true });
-  expect(outcome.reason).toMatch(/^post-copy failed: .*neither can run it: the source QEMU was stopped$/);
+  expect(outcome.reason).toMatch(
+    /^post-copy failed: .* could not be resumed within 10 s .*neither can run it: the source QEMU was stopped$/,
+  );
   const result = await handOver(run, { guest: name, from: nodeA, to: nodeB, record });
   expect(result.owner).toBe(nodeA.name);
   expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_SOURCE_LOST');
@@ -163,7 +179,47 @@ test('the target QEMU killed in post-copy: Failed, the source QEMU stopped (Post
   await expectBothStopped('target-killed', run);
 }, 180_000);
 
-test('the link cut in post-copy: Failed, both QEMUs stopped, nothing left paused', async () => {
+test('the link cut in post-copy and back within the deadline: the stream resumes, the guest runs on the target', async () => {
+  let link: TcpLink | undefined;
+  try {
+    const run = await inPostCopy('link-back', async (endpoint) => {
+      link = await TcpLink.open(endpoint);
+      return link.endpoint;
+    });
+    link!.cut();
+    const paused = await run.until((e) => /^post-copy paused: /.test(e.phase?.reason ?? ''));
+    expect(paused.phase).toMatchObject({
+      from: 'MIGRATION_PHASE_POST_COPY',
+      to: 'MIGRATION_PHASE_POST_COPY',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    link!.restore();
+    const outcome = await run.outcome;
+    console.log(`link-back: ${outcome.result} in ${outcome.durationMs} ms: ${outcome.reason}`);
+    expect(outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
+    expect(run.events.some((e) => /^post-copy resumed after \d+ ms/.test(e.phase?.reason ?? ''))).toBe(true);
+    const result = await handOver(run, { guest: 'link-back', from: nodeA, to: nodeB, record });
+    expect(result.owner).toBe(nodeB.name);
+    expect(await assertAtMostOneRunning('link-back', [nodeA, nodeB])).toEqual([
+      'ABSENT',
+      'GUEST_PHASE_RUNNING',
+    ]);
+    // Every page reached the target intact: the guest's own check of its memory.
+    const agent = await AgentClient.connect(guestPaths(nodeB.stateDir, 'link-back').agent, {
+      timeoutMs: 30_000,
+    });
+    try {
+      const verified = await agent.verify();
+      expect(verified.detail).toMatch(/^OK /);
+    } finally {
+      agent.close();
+    }
+  } finally {
+    await link?.close();
+  }
+}, 180_000);
+
+test('the link cut in post-copy and not back within the deadline: Failed, both QEMUs stopped, nothing left paused', async () => {
   let link: TcpLink | undefined;
   try {
     const run = await inPostCopy('link-cut', async (endpoint) => {
