@@ -426,7 +426,7 @@ export class MigrationRunner {
       if (reason === 'PostCopyFailed') {
         throw new MigrationFailed(
           reason,
-          `post-copy from ${sourceNode} to ${targetNode} failed: ${message}. Both QEMUs were stopped; the guest ` +
+          `post-copy from ${sourceNode} to ${targetNode} did not complete (${message}). Both QEMUs were stopped; the guest ` +
             `starts again from scratch on ${sourceNode} by its restartPolicy (its running state is lost)`,
         );
       }
