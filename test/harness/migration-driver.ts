@@ -83,6 +83,8 @@ export interface BeginOptions {
   presentToken?: string;
   /** Runs after PrepareIncoming, before StartMigration (e.g. connect to the target's agent socket). */
   onPrepared?: (prepared: { id: string; token: string; dataEndpoint: string }) => Promise<void>;
+  /** Where the source connects instead of the target's data endpoint (e.g. a proxy in front of it). */
+  connectVia?: (dataEndpoint: string) => Promise<string>;
 }
 
 export interface RunningMigration {
@@ -128,7 +130,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
   await startSource(source, {
     id,
     guest,
-    targetDataEndpoint: dataEndpoint,
+    targetDataEndpoint: (await options.connectVia?.(dataEndpoint)) ?? dataEndpoint,
     token: options.presentToken ?? token,
     policy: options.policy ?? {},
     holdInQuiescing: options.holdInQuiescing,

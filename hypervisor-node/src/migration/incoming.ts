@@ -88,6 +88,13 @@ export class IncomingMigration {
   private resuming: Promise<MigrationState> | undefined;
   /** Set once AbortIncoming began removing a started QEMU: resume is refused; ABORTED once it is gone. */
   private aborting = false;
+  /**
+   * The migration's key, in memory only, to listen again for a post-copy stream that broke (the key file is gone
+   * once the guest is loaded); undefined for a migration recovered after a daemon restart, which cannot.
+   */
+  private key: Buffer | undefined;
+  /** True while the incoming QEMU listens again for a broken post-copy stream. */
+  private relistening = false;
   private readonly timers: NodeJS.Timeout[] = [];
 
   private constructor(
@@ -168,6 +175,7 @@ export class IncomingMigration {
       tls,
       start,
     );
+    incoming.key = decodeToken(options.token)!;
     incoming.scheduleExpiry(tokenExpiresAtMs, options.reapMarginMs ?? REAP_MARGIN_MS, options.tokenTtlMs);
     return incoming;
   }
@@ -343,6 +351,7 @@ export class IncomingMigration {
    */
   private teardown(): Promise<void> {
     this.clearTimers();
+    this.key = undefined;
     this.removal ??= (async () => {
       try {
         await this.engine?.abort();
@@ -408,9 +417,15 @@ export class IncomingMigration {
 
   private subscribe(engine: TargetMigration): void {
     const { log, context } = this;
-    engine.on('status', (status) =>
-      log.append({ target: { state: 'TARGET_STATE_STATUS', qemuStatus: status, message: '' } }),
-    );
+    engine.on('status', (status) => {
+      log.append({ target: { state: 'TARGET_STATE_STATUS', qemuStatus: status, message: '' } });
+      if (status === 'postcopy-paused') void this.listenForRecovery(engine);
+      else if (status === 'postcopy-active' && this.relistening) {
+        this.relistening = false;
+        void removePskFile(this.tls);
+        context.logger.info({ migration: this.id }, 'post-copy stream resumed');
+      }
+    });
     engine.loaded.then(
       (loaded) => {
         // Every channel is in by now: the key has nothing left to admit.
@@ -453,6 +468,29 @@ export class IncomingMigration {
         );
       },
     );
+  }
+
+  /**
+   * The post-copy stream broke: the incoming QEMU listens again on its port, with the key file back, so that the
+   * source can resume the stream (the source gives up after its policy's stall timeout, and the operator aborts this
+   * side). Again after each failed attempt (QEMU pauses once more).
+   */
+  private async listenForRecovery(engine: TargetMigration): Promise<void> {
+    if (this.key === undefined || this.aborting || this.removal !== undefined) return;
+    try {
+      await writePskFile(this.tls.dir, this.id, this.key, this.context.supervisor.qemuUser);
+      await engine.listenForRecovery();
+      this.relistening = true;
+      this.context.logger.info(
+        { migration: this.id, endpoint: this.dataEndpoint },
+        'post-copy paused: listening again for the source',
+      );
+    } catch (error) {
+      this.context.logger.warn(
+        { migration: this.id, reason: (error as Error).message },
+        'post-copy paused: could not listen again for the source',
+      );
+    }
   }
 
   state(): MigrationState {

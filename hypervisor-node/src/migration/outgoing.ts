@@ -269,6 +269,7 @@ export class OutgoingMigration {
       );
     }
     if (this.stage === 'MIGRATION_STAGE_SOURCE_LOST') return this.state();
+    if (this.engine.postCopyStarted) return this.loseSplitSource();
     const gone = await this.sourceQemuGone();
     if (gone !== undefined) {
       this.stage = 'MIGRATION_STAGE_SOURCE_LOST';
@@ -284,6 +285,25 @@ export class OutgoingMigration {
     }
     this.stage = 'MIGRATION_STAGE_SOURCE_RESUMED';
     this.message = `the source runs the guest again (${runState})`;
+    await this.retire();
+    return this.state();
+  }
+
+  /**
+   * A post-copy that did not complete split the guest between the nodes: this QEMU cannot run it again. The engine
+   * stopped it at the outcome (guest Failed, PostCopyFailed); should that have failed, it is stopped here.
+   */
+  private async loseSplitSource(): Promise<MigrationState> {
+    const message = `post-copy did not complete (${this.message}): the source QEMU cannot run the guest`;
+    const status = this.context.supervisor.get(this.record.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') {
+      await this.context.supervisor.stop(this.record.guest, {
+        timeoutMs: 0,
+        failure: { reason: 'PostCopyFailed', message },
+      });
+    }
+    this.stage = 'MIGRATION_STAGE_SOURCE_LOST';
+    this.message = `${message}; it was stopped and nothing is resumed here`;
     await this.retire();
     return this.state();
   }

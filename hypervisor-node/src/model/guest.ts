@@ -83,7 +83,9 @@ export type Accelerator = 'kvm' | 'tcg';
  * `LaunchFailed` (QEMU could not be started or did not come up), `Exited` (QEMU exited on its own), `Signaled`
  * (QEMU was killed by a signal), `ExitStatusUnknown` (QEMU is gone and its exit status was not recorded),
  * `QmpUnreachable` (QEMU runs but its QMP socket does not answer), `Fenced` (the node's fence watchdog killed QEMU
- * because the daemon had not renewed its Lease for the fence time; the daemon never restarts it by itself).
+ * because the daemon had not renewed its Lease for the fence time; the daemon never restarts it by itself),
+ * `PostCopyFailed` (a post-copy migration of the guest failed: its state was split between two nodes, so the
+ * daemon stopped this QEMU, which cannot run it).
  */
 export type GuestReason =
   | 'PoweredOff'
@@ -96,4 +98,5 @@ export type GuestReason =
   | 'Signaled'
   | 'ExitStatusUnknown'
   | 'QmpUnreachable'
-  | 'Fenced';
+  | 'Fenced'
+  | 'PostCopyFailed';

@@ -68,6 +68,11 @@ export interface CreateOptions {
 export interface StopOptions {
   /** How long the guest gets to power down after system_powerdown before QEMU is told to quit. */
   timeoutMs?: number;
+  /**
+   * The guest is stopped because it cannot go on (e.g. its state was split by a failed post-copy migration): it
+   * ends Failed with this reason and message instead of Stopped, so its restart policy applies.
+   */
+  failure?: { reason: GuestReason; message: string };
 }
 
 /** Another guest of that name exists on this node (also when a concurrent create of the same name won). */
@@ -118,6 +123,8 @@ interface Run {
   stopRequested: boolean;
   /** What a stop in progress will have done if QEMU exits now. */
   stopOutcome?: Outcome;
+  /** Set by stop({ failure }): the run ends Failed with this instead of Stopped with stopOutcome. */
+  stopFailure?: Outcome;
   shutdownReason?: string;
   ended: boolean;
   exited: Promise<void>;
@@ -224,7 +231,12 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
    */
   async stop(name: string, options: StopOptions = {}): Promise<GuestStatus> {
     const guest = this.mustGet(name);
-    return this.serialise(guest, () => this.stopRun(guest, options.timeoutMs ?? 30_000));
+    return this.serialise(guest, () => {
+      if (options.failure !== undefined && guest.run !== undefined && !guest.run.ended) {
+        guest.run.stopFailure = options.failure;
+      }
+      return this.stopRun(guest, options.timeoutMs ?? 30_000);
+    });
   }
 
   /** Stops the guest if needed and removes its state dir. */
@@ -548,6 +560,11 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const fenced = await fencedOutcome(guest.paths, exitStatus);
     if (fenced !== undefined) {
       await this.finish(guest, 'Failed', fenced);
+    } else if (run.stopRequested && run.stopFailure !== undefined) {
+      await this.finish(guest, 'Failed', {
+        reason: run.stopFailure.reason,
+        message: `${run.stopFailure.message}; QEMU ${exit}`,
+      });
     } else if (run.stopRequested && run.stopOutcome !== undefined) {
       await this.finish(guest, 'Stopped', run.stopOutcome);
     } else if (run.shutdownReason === 'guest-shutdown') {

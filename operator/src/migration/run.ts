@@ -330,6 +330,15 @@ export class MigrationRunner {
         }
         const phase = phaseFromWire(event.phase.to);
         if (!phase) return;
+        if (event.phase.from === event.phase.to) {
+          // A note within the phase (a post-copy paused and recovering, or resumed): shown while it lasts.
+          const reason = event.phase.reason;
+          serial(async () => {
+            if (run.migration.status?.phase !== phase) return;
+            run.migration = await status.note(run.migration, phase, reason);
+          });
+          return;
+        }
         // Seen as it happens only while the status is still before the pause (not a replay after a restart).
         if (
           (phase === 'Quiescing' || phase === 'Freezing') &&
@@ -389,6 +398,14 @@ export class MigrationRunner {
       ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
     });
+    if (result.kind === 'postCopyLost') {
+      throw new MigrationFailed(
+        'PostCopyFailed',
+        `post-copy completed but ${targetNode} lost the guest before it resumed it (${result.why}); both QEMUs ` +
+          `were stopped and the guest starts again from scratch on ${targetNode}, which the ownership record ` +
+          `names, by its restartPolicy`,
+      );
+    }
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
       throw new MigrationFailed(
         'TargetFailed',
@@ -406,6 +423,13 @@ export class MigrationRunner {
       const message = result.completed
         ? `the VM's ownership record no longer names ${sourceNode}; the target was aborted`
         : outcome.reason;
+      if (reason === 'PostCopyFailed') {
+        throw new MigrationFailed(
+          reason,
+          `post-copy from ${sourceNode} to ${targetNode} did not complete (${message}). Both QEMUs were stopped; the guest ` +
+            `starts again from scratch on ${sourceNode} by its restartPolicy (its running state is lost)`,
+        );
+      }
       throw new MigrationFailed(
         reason,
         result.sourceLost

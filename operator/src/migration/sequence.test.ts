@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import type { MigrationState__Output } from '../../../proto/index.js';
-import { cancelOnSource } from './sequence.js';
+import type { MigrationOutcome__Output, MigrationState__Output } from '../../../proto/index.js';
+import type { MigrationDaemonClient } from '../daemon/migration-client.js';
+import { cancelOnSource, handOver } from './sequence.js';
 
 const quiet = pino({ level: 'silent' });
 const grpcError = (code: grpc.status, details: string) =>
@@ -26,5 +27,53 @@ describe('cancelOnSource', () => {
       const source = answering(() => Promise.reject(grpcError(code, 'QEMU did not answer')));
       await expect(cancelOnSource(source, 'm', 'deleted', quiet)).rejects.toMatchObject({ code });
     }
+  });
+});
+
+describe('handOver after a completed post-copy whose target lost the guest', () => {
+  it('aborts the target and releases the source (no paused half), and reports it instead of failing', async () => {
+    const calls: string[] = [];
+    const state = (stage: MigrationState__Output['stage'], message = '') =>
+      ({ stage, message, guest: 'g' }) as MigrationState__Output;
+    const target = {
+      resumeTarget: async () => {
+        calls.push('resumeTarget');
+        throw grpcError(grpc.status.FAILED_PRECONDITION, 'target g is not loaded');
+      },
+      getMigration: async () => state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone'),
+      abortIncoming: async () => {
+        calls.push('abortIncoming');
+        return state('MIGRATION_STAGE_ABORTED');
+      },
+    };
+    const source = {
+      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+      releaseSource: async (_id: string, owner: string) => {
+        calls.push(`releaseSource ${owner}`);
+        return state('MIGRATION_STAGE_RELEASED');
+      },
+      resumeSource: async () => {
+        calls.push('resumeSource');
+        return state('MIGRATION_STAGE_SOURCE_RESUMED');
+      },
+    };
+    let owner = 'a';
+    const result = await handOver({
+      source: source as unknown as MigrationDaemonClient,
+      target: target as unknown as MigrationDaemonClient,
+      targetGuests: { getGuest: async () => undefined },
+      id: 'm',
+      outcome: { result: 'RESULT_COMPLETED', postCopy: true } as MigrationOutcome__Output,
+      sourceNode: 'a',
+      targetNode: 'b',
+      ownership: {
+        owner: async () => owner,
+        compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
+        epoch: () => 1,
+      },
+    });
+    expect(result).toEqual({ kind: 'postCopyLost', why: 'the loaded target QEMU is gone' });
+    expect(calls).toEqual(['resumeTarget', 'abortIncoming', 'releaseSource b']);
+    expect(owner).toBe('b');
   });
 });

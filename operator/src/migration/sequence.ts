@@ -186,7 +186,13 @@ export type HandOverResult =
       sourceLost: boolean;
       /** recordMoved: the record had moved to the target and was moved back. */
       targetLost?: { why: string; recordMoved: boolean };
-    };
+    }
+  /**
+   * Post-copy completed and the record moved to the target, but the target lost the guest before it resumed it
+   * (why). Both QEMUs are stopped (the target's remains aborted, the source released); the record stays with the
+   * target, where the VM's restart policy starts the guest again.
+   */
+  | { kind: 'postCopyLost'; why: string };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
@@ -222,9 +228,9 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumed = committedHere ? undefined : await target.getMigration(id);
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
       const lost = await resumeOrLose(input);
-      // After post-copy the target held the newest memory: the source cannot take the guest back.
       if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost);
-      if (lost !== undefined) throw new Error(`${targetNode} lost the guest after post-copy: ${lost}`);
+      // After post-copy the source QEMU is not taken back (see postCopyLost): the guest starts again.
+      if (lost !== undefined) return postCopyLost(input, lost);
     }
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
@@ -303,6 +309,21 @@ async function targetKnowsNothing(input: HandOverInput, why: string): Promise<st
   throw new Error(
     `${targetNode} knows nothing of migration ${id} but holds guest ${guest} (${found.phase}): asking again`,
   );
+}
+
+/**
+ * The target lost the guest after a post-copy: the source's QEMU is not resumed, as after any post-copy (a post-copy
+ * that does not complete ends with the source QEMU stopped, docs/architecture.md "Failure model"), but released:
+ * neither node keeps a paused half of the guest. The record stays with the target.
+ */
+async function postCopyLost(input: HandOverInput, why: string): Promise<HandOverResult> {
+  const { source, target, id, targetNode, ownership } = input;
+  await target.abortIncoming(id);
+  const state = await source.getMigration(id);
+  if (state?.stage !== 'MIGRATION_STAGE_RELEASED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
+    await source.releaseSource(id, targetNode, ownership.epoch());
+  }
+  return { kind: 'postCopyLost', why };
 }
 
 /**

@@ -315,6 +315,9 @@ describe('daemon phases and outcomes', () => {
     [outcome('RESULT_FAILED', 'CAUSE_CONNECTION'), false, 'TransportFailed'],
     [outcome('RESULT_FAILED', 'CAUSE_SOURCE'), false, 'SourceFailed'],
     [outcome('RESULT_FAILED', 'CAUSE_UNSPECIFIED'), false, 'SourceFailed'],
+    // A failed post-copy cost the guest its state, whatever the cause, also when the Migration was being deleted.
+    [{ ...outcome('RESULT_FAILED', 'CAUSE_CONNECTION'), postCopy: true }, false, 'PostCopyFailed'],
+    [{ ...outcome('RESULT_FAILED', 'CAUSE_SOURCE'), postCopy: true }, true, 'PostCopyFailed'],
   ])('outcome %j (cancelled %s) → %s', (wire, cancelled, reason) => {
     expect(failureFromOutcome(wire, cancelled)).toBe(reason);
   });

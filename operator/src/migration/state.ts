@@ -275,6 +275,9 @@ export function failureFromOutcome(
   outcome: MigrationOutcome__Output,
   cancelled: boolean,
 ): MigrationFailureReason {
+  // A cancel is refused once post-copy runs: a post-copy that failed cost the guest its state, even when the
+  // Migration was being deleted meanwhile.
+  if (outcome.postCopy && outcome.result === 'RESULT_FAILED') return 'PostCopyFailed';
   if (cancelled || outcome.result === 'RESULT_ABORTED') return 'Cancelled';
   return FAILURE_BY_CAUSE[String(outcome.cause)] ?? 'SourceFailed';
 }

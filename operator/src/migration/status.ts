@@ -184,6 +184,19 @@ export class MigrationStatusWriter {
     return updated;
   }
 
+  /**
+   * Says what a phase waits for without leaving it (e.g. a post-copy paused while its stream is recovered): the
+   * Completed=Unknown condition's message and an Event.
+   */
+  async note(migration: Migration, phase: MigrationPhase, message: string): Promise<Migration> {
+    const updated = await this.write(migration, (status) => ({
+      ...status,
+      conditions: withConditions(status, migration, [completed('Unknown', phase, message)]),
+    }));
+    await this.options.events.record(updated, 'Normal', phase, message);
+    return updated;
+  }
+
   /** Retrying=True with the run's error, the failures in a row and the next attempt's time (retrying()). */
   async runFailed(migration: Migration, update: ConditionUpdate): Promise<Migration> {
     return this.write(migration, (status) => ({

@@ -1,7 +1,10 @@
 // The source side of a live migration: configures the running guest's QEMU, starts `migrate` to the target QEMU
 // (TCP with QEMU's own TLS between nodes, or a unix socket in tests), follows QEMU through the phases, applies the
 // convergence policy, and stops at the hand-over: it never quits the source on its own (release() does, when the
-// caller says so) and never leaves it paused after a cancel.
+// caller says so) and never leaves it paused after a cancel. A post-copy whose stream broke is recovered (QEMU's
+// `migrate` with `resume`) until the policy's stall timeout; one that cannot finish leaves the guest's state split
+// between the two QEMUs, neither can run it, so the source QEMU is stopped (the guest Failed, reason
+// PostCopyFailed) rather than left paused for good.
 import { EventEmitter } from 'node:events';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
@@ -99,6 +102,8 @@ const RESUME_WAIT_MS = 3_000;
  * writes the last pages and the device state holding its big lock, so on a stalled link no in-band command runs.
  */
 const CANCEL_BEFORE_YANK_MS = 1_000;
+/** How often a paused post-copy tries to resume its stream. */
+const RECOVER_RETRY_MS = 1_000;
 const IDLE_STATUSES: readonly QmpMigrationStatus[] = ['none', 'completed', 'failed', 'cancelled'];
 
 /** cancel() past the point of no return: the device state crossed, or post-copy runs. Any other error is not. */
@@ -125,6 +130,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private pollTimer: NodeJS.Timeout | undefined;
   private switchoverTimer: NodeJS.Timeout | undefined;
   private pollPaused = false;
+  /** The last time post-copy moved (bytes transferred grew), for its stall deadline. */
+  private postCopyProgress = { bytes: -1, atMs: 0 };
+  /** Set while a broken post-copy stream is being recovered: since when, and its deadline's timer. */
+  private recovery: { sinceMs: number; deadline: NodeJS.Timeout; retry?: NodeJS.Timeout } | undefined;
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
@@ -374,7 +383,17 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         break;
       case 'postcopy-active':
         this.convergence.postCopyStarted = true;
-        this.enter('PostCopy', 'the target runs from the device state; remaining pages follow on demand');
+        if (this.recovery !== undefined) this.recovered();
+        this.enter(
+          'PostCopy',
+          'the device state crossed; the remaining pages follow (the target stays paused until the hand-over)',
+        );
+        break;
+      case 'postcopy-paused':
+        // QEMU paused post-copy: its stream to the target broke (the link, or the target QEMU went away). It is
+        // resumed when the target can be reached again, within the deadline; a failed attempt pauses it again.
+        this.convergence.postCopyStarted = true;
+        this.recoverPostCopy();
         break;
       case 'completed':
         void this.finish('Completed', 'QEMU completed the migration; the target holds the guest, paused');
@@ -383,6 +402,13 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         // After our own migrate_cancel QEMU may report `failed` (e.g. a channel error as the links close)
         // instead of `cancelled`: the decision that stopped it is the reason.
         if (this.abort !== undefined) void this.finish('Failed', this.abort.reason, this.abort.cause);
+        else if (this.convergence.postCopyStarted)
+          void this.finish(
+            'Failed',
+            (final) =>
+              `post-copy failed: QEMU failed the migration: ${final?.['error-desc'] ?? info?.['error-desc'] ?? 'no reason given'}`,
+            'Connection',
+          );
         else if (this.cancelReason !== undefined) void this.finish('Aborted', this.cancelReason, 'Cancelled');
         else
           void this.finish(
@@ -437,6 +463,94 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
   }
 
+  /**
+   * Post-copy's stall deadline: once QEMU switched to post-copy, the migration must keep moving. A stream that
+   * transfers nothing for the policy's stall timeout (a link that drops packets silently, a target that hangs) ends
+   * the migration like a broken one.
+   */
+  private async watchPostCopy(sample: ProgressSample): Promise<void> {
+    if (sample.transferredBytes > this.postCopyProgress.bytes) {
+      this.postCopyProgress = { bytes: sample.transferredBytes, atMs: sample.atMs };
+      return;
+    }
+    const stallMs = this.options.policy.stallTimeoutSeconds * 1000;
+    if (sample.atMs - this.postCopyProgress.atMs < stallMs) return;
+    await this.endPostCopy(
+      `post-copy transferred nothing for ${this.options.policy.stallTimeoutSeconds} s (the stall timeout): the link to the target or the target QEMU hangs`,
+    );
+  }
+
+  /**
+   * The post-copy stream broke: QEMU resumes it (`migrate` with `resume`, to the same target: its QEMU listens again
+   * with `migrate-recover` on the same port) once the target answers, tried every second until the policy's stall
+   * timeout; then the post-copy has failed (endPostCopy). Announced as a phase note while it lasts.
+   */
+  private recoverPostCopy(): void {
+    if (this.finishing || this.abort !== undefined) return;
+    if (this.recovery === undefined) {
+      const deadlineMs = this.options.policy.stallTimeoutSeconds * 1000;
+      this.recovery = {
+        sinceMs: Date.now(),
+        deadline: setTimeout(
+          () =>
+            void this.endPostCopy(
+              `the stream to the target broke (the link was lost or the target QEMU went away) and could not be resumed within ${this.options.policy.stallTimeoutSeconds} s (the stall timeout)`,
+            ),
+          deadlineMs,
+        ),
+      };
+      this.note(
+        'PostCopy',
+        `post-copy paused: link to the target lost, recovering (deadline ${this.options.policy.stallTimeoutSeconds} s)`,
+      );
+    }
+    const recovery = this.recovery;
+    // Every poll and event while paused lands here: one attempt at a time, a second after the last one ended.
+    if (recovery.retry !== undefined) return;
+    recovery.retry = setTimeout(() => {
+      if (this.recovery !== recovery || this.finishing || this.abort !== undefined) return;
+      void this.qmp
+        .execute('migrate', { uri: this.uri, resume: true })
+        // QEMU refuses while an earlier attempt is still under way; the next try comes after it.
+        .catch(() => undefined)
+        .then(() => this.qmp.queryMigrate())
+        .then((info) => {
+          recovery.retry = undefined;
+          // Still (or again) paused: the target did not take the stream; try again.
+          if (info.status === 'postcopy-paused') this.recoverPostCopy();
+        })
+        .catch(() => (recovery.retry = undefined));
+    }, RECOVER_RETRY_MS);
+  }
+
+  private recovered(): void {
+    const recovery = this.recovery!;
+    clearTimeout(recovery.deadline);
+    clearTimeout(recovery.retry);
+    this.recovery = undefined;
+    this.postCopyProgress = { bytes: -1, atMs: 0 };
+    this.note('PostCopy', `post-copy resumed after ${Date.now() - recovery.sinceMs} ms without a link`);
+  }
+
+  /** Says why the migration waits, without a phase change (the wire's phase event from a phase to itself). */
+  private note(phase: EnginePhase, reason: string): void {
+    this.emit('phase', { from: phase, to: phase, atMs: Date.now(), reason });
+  }
+
+  /**
+   * Post-copy cannot finish: the target holds the device state and part of the memory, this QEMU the rest, so
+   * neither can run the guest. The migration's connections are yanked (no page goes to the target any more) and the
+   * outcome is Failed; finish() stops the source QEMU.
+   */
+  private async endPostCopy(why: string): Promise<void> {
+    if (this.finishing || this.abort !== undefined) return;
+    this.abort = { reason: `post-copy failed: ${why}`, cause: 'Connection' };
+    this.pollPaused = true;
+    clearTimeout(this.pollTimer);
+    await this.qmp.executeOob('yank', { instances: [{ type: 'migration' }] }).catch(() => undefined);
+    await this.finish('Failed', this.abort.reason, this.abort.cause);
+  }
+
   private async quiesce(): Promise<void> {
     try {
       // Block devices are flushed and handed over here; a guest without disks has nothing to do.
@@ -480,6 +594,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       }
       if (info.status !== undefined) this.onStatus(info.status, info);
       if (sample?.status === 'active') await this.converge(sample);
+      if (sample !== undefined && this.convergence.postCopyStarted && this.recovery === undefined)
+        await this.watchPostCopy(sample);
     } catch (err) {
       if (err instanceof QmpClosedError) {
         await this.finish('Failed', `the source QEMU went away: ${err.message}`, 'Source');
@@ -553,12 +669,16 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.finishing = true;
     clearTimeout(this.pollTimer);
     clearTimeout(this.switchoverTimer);
+    clearTimeout(this.recovery?.deadline);
+    clearTimeout(this.recovery?.retry);
     this.qmp.off('event', this.onEvent);
     this.qmp.off('close', this.onClose);
     const info = await this.qmp.queryMigrate().catch(() => undefined);
-    const reason = typeof why === 'string' ? why : why(info);
+    let reason = typeof why === 'string' ? why : why(info);
     let sourceRunState: QmpRunState | undefined;
-    if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
+    if (result !== 'Completed' && this.convergence.postCopyStarted) {
+      reason = await this.stopSplitSource(reason);
+    } else if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
       sourceRunState = await this.ensureRunningAfterCancel();
     } else {
       sourceRunState = (await this.qmp.queryStatus().catch(() => undefined))?.status;
@@ -586,6 +706,25 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     outcome.phases = this.clock.snapshot();
     this.outcome = outcome;
     this.resolveDone(outcome);
+  }
+
+  /**
+   * A post-copy that cannot finish leaves the guest split (see endPostCopy): the source QEMU is stopped, its guest
+   * Failed with reason PostCopyFailed, so that nothing stays paused for good and the VM's restart policy applies.
+   * Returns the outcome's reason, which says so.
+   */
+  private async stopSplitSource(reason: string): Promise<string> {
+    const split = `${reason}; the guest's state is split between the source and the target, so neither can run it`;
+    if (this.qmp.closed) return `${split}: the source QEMU is gone`;
+    try {
+      await this.options.supervisor.stop(this.options.guest, {
+        timeoutMs: 0,
+        failure: { reason: 'PostCopyFailed', message: split },
+      });
+      return `${split}: the source QEMU was stopped`;
+    } catch (err) {
+      return `${split}: stopping the source QEMU failed (${(err as Error).message})`;
+    }
   }
 
   /** After a cancel before hand-over the guest must run on the source again, as it did before. */

@@ -171,6 +171,17 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     await this.qmp.execute('announce-self', ANNOUNCE);
   }
 
+  /**
+   * A post-copy whose stream broke (`postcopy-paused`): listens again on the same address and port
+   * (`migrate-recover`) for the source to resume the stream. The channel's key file must be there again, because the
+   * server side reads it at each handshake.
+   */
+  async listenForRecovery(): Promise<void> {
+    const channel = this.options.channel;
+    const uri = channelUri(channel.transport === 'tcp' ? { ...channel, port: this.port } : channel);
+    await this.qmp.execute('migrate-recover', { uri });
+  }
+
   /** Quits the target QEMU (if any) and deletes its state dir. Idempotent. Refused once the guest runs here. */
   async abort(): Promise<void> {
     if (this.resumed) throw new Error(`target ${this.name} runs the guest: it cannot be aborted`);
