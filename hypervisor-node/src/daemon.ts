@@ -14,7 +14,14 @@ import type { GuestStatus } from './model/guest.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
 import { detectAccelerator } from './qemu/accel.js';
-import { grantSearch, probeQemuIdentity, resolveQemuUser, type QemuUser } from './qemu/run-as.js';
+import {
+  grantSearch,
+  grantUserfaultfd,
+  probeQemuIdentity,
+  resolveQemuUser,
+  USERFAULTFD_DEVICE,
+  type QemuUser,
+} from './qemu/run-as.js';
 import { migrationsDir } from './migration/record-file.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
@@ -59,6 +66,11 @@ async function prepareQemuUser(config: DaemonConfig, logger: Logger): Promise<Qe
     );
   } else {
     logger.info({ qemuUser: user.configured, uid: user.uid, gid: user.gid }, 'QEMU runs unprivileged');
+    if (!(await grantUserfaultfd(user))) {
+      logger.warn(
+        `no ${USERFAULTFD_DEVICE}: an unprivileged QEMU can be a post-copy target only with vm.unprivileged_userfaultfd=1`,
+      );
+    }
   }
   return user;
 }

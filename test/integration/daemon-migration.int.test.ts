@@ -560,6 +560,15 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
     await expectStillOnSource('hot', started);
   });
 
+  test('with post-copy allowed it switches to post-copy and completes, the unprivileged target QEMU using /dev/userfaultfd', async () => {
+    const started = await start('hot', {
+      policy: { ...slow, allowAutoConverge: false, allowPostCopy: true },
+    });
+    const outcome = await complete('hot', started, 'post-copy');
+    expect(outcome.postCopy).toBe(true);
+    expect(outcome.decisions.map((d) => d.action)).toContain('start-postcopy');
+  });
+
   test('with auto-converge allowed it throttles the guest and completes', async () => {
     const started = await start('hot', {
       policy: { ...slow, allowAutoConverge: true, cpuThrottleSteps: [60, 90, 99] },

@@ -101,6 +101,26 @@ export async function grantSearch(dirs: string[], user: QemuUser): Promise<void>
   }
 }
 
+/** The device through which a QEMU without CAP_SYS_PTRACE gets a userfaultfd (Linux ≥ 6.1), which post-copy needs. */
+export const USERFAULTFD_DEVICE = '/dev/userfaultfd';
+
+/**
+ * Lets the QEMU user's group open the userfaultfd device (root:<gid> 0660), so that an unprivileged QEMU can be a
+ * post-copy target: QEMU uses the device when the userfaultfd system call is closed to it
+ * (vm.unprivileged_userfaultfd = 0, the usual default). Returns false when the host has no such device: post-copy
+ * then works only where that sysctl is 1.
+ */
+export async function grantUserfaultfd(user: QemuUser, device = USERFAULTFD_DEVICE): Promise<boolean> {
+  try {
+    await chown(device, 0, user.gid);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  await chmod(device, 0o660);
+  return true;
+}
+
 const PROBE_TIMEOUT_MS = 10_000;
 
 /**
