@@ -102,11 +102,6 @@ export class FencingStore {
     }
   }
 
-  /** Admits a call carrying `token` (run() with nothing to run). */
-  admit(token: number, changesGuest: boolean): Promise<void> {
-    return this.run(token, changesGuest, () => undefined);
-  }
-
   /**
    * Admits a hand-over call that shows the guest's ownership record at `epoch` (0: not sent, nothing checked):
    * records it when it is the highest yet for the guest, refuses a lower one.

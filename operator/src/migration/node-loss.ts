@@ -9,8 +9,10 @@
 // - the record names the lost target (it was lost after the swap): the target may have resumed the guest before it
 //   died, so the paused source must never resume; it is released, and the VM's nodeLossPolicy decides;
 // - the record names the surviving target (the source was lost after the swap): the target resumes the guest.
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { HypervisorNode, Migration } from '../../../crds/index.js';
+import { isGrpcError } from '../../../proto/index.js';
 import { isNodeLost } from '../hypervisornode/health.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
 import type { VmOwnership } from './ownership.js';
@@ -47,6 +49,12 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
   const targetLost = lost.includes(targetNode);
   const record = context.vms.ownershipRecord(migration, logger);
   const owner = await record.owner();
+  const vm = await context.vms.getVm(migration);
+  if (vm !== undefined && vm.status?.activeMigration !== migration.metadata.name) {
+    // An earlier pass released the VM and could not write the end: the VM is no longer this Migration's to align.
+    await context.status.finish(migration, 'Failed', 'NodeLost', `node ${lost.join(' and ')} lost`);
+    return;
+  }
   let done: string;
   if (!sourceLost && owner === sourceNode) {
     // The target was lost before the swap: the guest is the source's; stop the copy, resume it if paused.
@@ -54,11 +62,14 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
     // A source that knows nothing of the migration (it never started) has nothing to cancel.
     if ((await source.getMigration(id)) !== undefined)
       await cancelOnSource(source, id, `target node ${targetNode} lost`, logger);
-    const state = await source.getMigration(id);
+    let state = await source.getMigration(id);
     if (state?.stage === 'MIGRATION_STAGE_RUNNING') throw new Error('the source still migrates; waiting');
     if (state?.stage === 'MIGRATION_STAGE_FINISHED')
-      await source.resumeSource(id, sourceNode, record.epoch());
-    done = `the guest runs on ${sourceNode}`;
+      state = await source.resumeSource(id, sourceNode, record.epoch());
+    done =
+      state?.stage === 'MIGRATION_STAGE_SOURCE_LOST'
+        ? `the guest's QEMU on ${sourceNode} is gone (${state.message}): its restartPolicy decides whether it starts again`
+        : `the guest runs on ${sourceNode}`;
   } else if (!sourceLost && owner === targetNode) {
     // The target was lost after the swap. It may have resumed the guest before it died (its disk writes are then
     // newer than the source's paused memory), so the source must not resume: its paused copy is released, and the
@@ -71,8 +82,7 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
     done = `the VM stays with ${targetNode}; its nodeLossPolicy decides whether it starts elsewhere`;
   } else if (!targetLost && owner === targetNode) {
     // Lost after the swap: the record names the target, which may run the guest (the hand-over rule).
-    await mustReach(context, targetNode).resumeTarget(id, targetNode, record.epoch());
-    done = `the guest runs on ${targetNode}, which the ownership record names`;
+    done = await resumeSurvivingTarget(mustReach(context, targetNode), id, targetNode, record.epoch());
   } else {
     if (!targetLost) {
       // The target never runs without the record: abort every attempt it may hold.
@@ -88,6 +98,34 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
   logger.warn({ lost, owner }, message);
   await context.vms.releaseVm(migration, 'Failed');
   await context.status.finish(migration, 'Failed', 'NodeLost', message);
+}
+
+/**
+ * ResumeTarget on the surviving target; one that cannot run the guest any more (its QEMU died after the swap, or it
+ * no longer knows the migration) is aborted instead, and the record stays with it: the VM's restartPolicy starts
+ * the guest again there, as the source (lost) cannot take it back.
+ */
+async function resumeSurvivingTarget(
+  target: MigrationDaemonClient,
+  id: string,
+  targetNode: string,
+  epoch: number | undefined,
+): Promise<string> {
+  try {
+    await target.resumeTarget(id, targetNode, epoch);
+    return `the guest runs on ${targetNode}, which the ownership record names`;
+  } catch (error) {
+    if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
+      throw error;
+    }
+    await target.abortIncoming(id).catch((abortError: unknown) => {
+      if (!isGrpcError(abortError, grpc.status.NOT_FOUND)) throw abortError;
+    });
+    return (
+      `${targetNode} could not resume the guest (${error.details}); the record stays with it and the VM's ` +
+      'restartPolicy decides whether it starts again there'
+    );
+  }
 }
 
 function mustReach(context: NodeLossContext, node: string): MigrationDaemonClient {

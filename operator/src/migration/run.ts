@@ -33,6 +33,7 @@ import { NotLeadingError } from '../runtime/leader.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { Migrations } from '../../../crds/index.js';
 import { isNodeReady } from '../placement/placement.js';
+import { isNodeLost } from '../hypervisornode/health.js';
 import type { VmOwnership } from './ownership.js';
 import { toWirePolicy, type ResolvedSettings } from './policy.js';
 import {
@@ -196,13 +197,19 @@ export class MigrationRunner {
     this.options.pool.fencing.fencingToken();
   }
 
-  /** The VM's ownership record for this run's hand-over: it is swapped only while the run may act. */
+  /**
+   * The VM's ownership record for this run's hand-over: it is swapped only while the run may act, and never to or
+   * from a node declared lost (its guests are fenced; the Migration ends NodeLost once this run let go).
+   */
   private fencedOwnership(run: Run, logger: Logger): OwnershipRecord {
     const record = this.options.vms.ownershipRecord(run.migration, logger);
     return {
       ...record,
       compareAndSwap: (from, to) => {
         this.assertMayAct(run);
+        const lost = [from, to].filter((node) => isNodeLost(this.options.nodes.get(node)));
+        if (lost.length > 0)
+          throw new Error(`node ${lost.join(' and ')} is lost: the ownership record stays`);
         return record.compareAndSwap(from, to);
       },
     };

@@ -422,7 +422,8 @@ export class VirtualMachineReconciler {
     if (nodeName) {
       const node = this.options.nodes.get(nodeName);
       if (node && isNodeLost(node)) {
-        // Its guest was killed there by the node's watchdog; the node deletes nothing while it is away.
+        // Its guest was killed there by the node's watchdog; the node deletes nothing while it is away, and the
+        // stale-guest sweep removes the guest dir once the node returns.
         await this.options.events.record(
           vm,
           'Warning',
@@ -436,17 +437,18 @@ export class VirtualMachineReconciler {
           `cannot delete the guest; remove finalizer ${VM_FINALIZER} to abandon it`,
         );
         return { requeueAfterMs: this.options.unschedulableRetryMs ?? 10_000 };
-      }
-      const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
-      const guest = await daemon.getGuest(guestName(vm));
-      if (guest && guest.spec?.uuid === vm.metadata.uid) {
-        vm = await this.updateStatus(vm, {
-          phase: 'Stopping',
-          conditions: [ready('False', 'Deleting', 'the VirtualMachine is being deleted')],
-          event: { type: 'Normal', reason: 'Stopping', message: `deleting the guest on ${nodeName}` },
-        });
-        await daemon.deleteGuest(guestName(vm), this.options.stopTimeoutMs);
-        await this.options.events.record(vm, 'Normal', 'GuestDeleted', `deleted the guest on ${nodeName}`);
+      } else {
+        const daemon = this.options.pool.guestClient(nodeName, node.status!.endpoint!);
+        const guest = await daemon.getGuest(guestName(vm));
+        if (guest && guest.spec?.uuid === vm.metadata.uid) {
+          vm = await this.updateStatus(vm, {
+            phase: 'Stopping',
+            conditions: [ready('False', 'Deleting', 'the VirtualMachine is being deleted')],
+            event: { type: 'Normal', reason: 'Stopping', message: `deleting the guest on ${nodeName}` },
+          });
+          await daemon.deleteGuest(guestName(vm), this.options.stopTimeoutMs);
+          await this.options.events.record(vm, 'Normal', 'GuestDeleted', `deleted the guest on ${nodeName}`);
+        }
       }
     }
     await removeFinalizer(this.options.client, VirtualMachines, vm, VM_FINALIZER);

@@ -7,7 +7,9 @@
 // is locked before its target is prepared, and released only after the hand-over's last step) and to nobody after
 // it (e.g. a target the Migration could not abort because its node was not Ready). A running guest is never
 // touched. The VM is read from the API before a delete: an informer that lags behind a move to this node, or
-// behind a new Migration's lock, must not remove a guest that the record or a Migration still needs.
+// behind a new Migration's lock, must not remove a guest that the record or a Migration still needs. A down guest
+// whose VM is gone (deleted while its node was lost, or re-created under a new UID) is deleted too: it is found
+// by its display name (namespace/name) and a fresh read.
 import type { Logger } from 'pino';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
 import { VirtualMachines } from '../../../crds/index.js';
@@ -16,6 +18,7 @@ import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
 import type { Guest__Output } from '../../../proto/index.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
+import type { DaemonGuestClient } from '../daemon/guest-client.js';
 import { isNodeReady } from '../placement/placement.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
@@ -34,6 +37,10 @@ const LEFT_BEHIND: readonly Guest__Output['phase'][] = [
   'GUEST_PHASE_FAILED',
   'GUEST_PHASE_PAUSED',
 ];
+
+function isDown(guest: Guest__Output): boolean {
+  return guest.phase === 'GUEST_PHASE_STOPPED' || guest.phase === 'GUEST_PHASE_FAILED';
+}
 
 /** Pure: whether `guest` on `node` is left behind: down or paused, its VM recorded on another node, no migration. */
 export function isStaleGuest(guest: Guest__Output, node: string, vm: VirtualMachine | undefined): boolean {
@@ -59,21 +66,42 @@ export class StaleGuestReconciler {
     const byUid = new Map(this.options.vms.list().map((vm) => [vm.metadata.uid, vm]));
     for (const guest of await daemon.listGuests()) {
       const cached = byUid.get(guest.spec?.uuid);
+      if (cached === undefined && isDown(guest)) {
+        await this.deleteIfOrphaned(daemon, guest, name, context.logger);
+        continue;
+      }
       if (!isStaleGuest(guest, name, cached)) continue;
-      const vm = await this.fresh(cached!);
+      const vm = await this.fresh(cached!.metadata.name!, cached!.metadata.namespace);
       if (!isStaleGuest(guest, name, vm)) continue;
       await daemon.deleteGuest(guest.spec!.name, this.options.stopTimeoutMs);
       await this.deleted(vm!, guest, name, context.logger);
     }
   };
 
-  private async fresh(vm: VirtualMachine): Promise<VirtualMachine | undefined> {
+  /**
+   * A down guest whose VM is gone (deleted while its node was lost, or re-created under a new UID): named by its
+   * display name (namespace/name), it is deleted once a fresh read finds no VM of its UID there.
+   */
+  private async deleteIfOrphaned(
+    daemon: DaemonGuestClient,
+    guest: Guest__Output,
+    node: string,
+    logger: Logger,
+  ): Promise<void> {
+    const [namespace, vmName] = guest.spec?.displayName?.split('/') ?? [];
+    if (!namespace || !vmName) return;
+    const vm = await this.fresh(vmName, namespace);
+    if (vm?.metadata.uid === guest.spec?.uuid) return;
+    await daemon.deleteGuest(guest.spec!.name, this.options.stopTimeoutMs);
+    logger.info(
+      { guest: guest.spec!.name, displayName: guest.spec!.displayName, node },
+      `deleted the ${guest.reason || guest.phase} guest left on ${node}: its VirtualMachine is gone`,
+    );
+  }
+
+  private async fresh(name: string, namespace: string | undefined): Promise<VirtualMachine | undefined> {
     try {
-      return await this.options.client.get<VirtualMachine>(
-        VirtualMachines,
-        vm.metadata.name!,
-        vm.metadata.namespace,
-      );
+      return await this.options.client.get<VirtualMachine>(VirtualMachines, name, namespace);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
