@@ -25,6 +25,7 @@ import {
   handOver as operatorHandOver,
   prepareTarget,
   startSource,
+  type HandOverResult,
 } from '../../operator/src/migration/sequence.js';
 import { unary, type ClientCertificate } from './control-client.js';
 
@@ -101,6 +102,8 @@ export interface RunningMigration {
 
 export interface DriverHandOverResult {
   owner: string;
+  /** How the operator's hand-over ended (HandOverResult's kind). */
+  kind: HandOverResult['kind'];
   /** Date.now() after ResumeTarget returned (owner = target). */
   resumedAtMs?: number;
   /** Date.now() when the outcome reached the driver. */
@@ -195,8 +198,10 @@ export async function handOver(
       epoch: () => record.epoch(guest),
     },
   });
-  if (result.kind === 'handedOver') return { owner: to.name, resumedAtMs: result.resumedAtMs, outcomeAtMs };
-  return { owner: record.owner(guest)!, outcomeAtMs };
+  if (result.kind === 'handedOver') {
+    return { owner: to.name, kind: result.kind, resumedAtMs: result.resumedAtMs, outcomeAtMs };
+  }
+  return { owner: record.owner(guest)!, kind: result.kind, outcomeAtMs };
 }
 
 /** Both nodes' view of the guest; throws when both run it. Polled by tests throughout each migration. */

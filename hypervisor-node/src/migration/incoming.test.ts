@@ -1,4 +1,10 @@
-import { MAX_UNANSWERED_REAP_QUERIES, reapDecision, waitingForSource } from './incoming.js';
+import {
+  MAX_UNANSWERED_REAP_QUERIES,
+  reapDecision,
+  resumedTargetLost,
+  waitingForSource,
+} from './incoming.js';
+import type { MigrationRecordFile } from './record-file.js';
 
 describe('waitingForSource', () => {
   it('is true while the incoming QEMU only listens', () => {
@@ -25,5 +31,29 @@ describe('reapDecision', () => {
     expect(reapDecision({ error: 'timeout' }, MAX_UNANSWERED_REAP_QUERIES - 1)).toBe('reap-unresponsive');
     // An answer in between starts the count afresh (the caller passes 0 again).
     expect(reapDecision({ status: 'active' }, MAX_UNANSWERED_REAP_QUERIES - 1)).toBe('look-again');
+  });
+});
+
+describe('resumedTargetLost', () => {
+  const record: MigrationRecordFile = {
+    id: 'm',
+    role: 'target',
+    guest: 'g',
+    dataEndpoint: '10.0.0.2:49152',
+    tokenDigest: 'd',
+  };
+
+  it('answers RESUMED for a target whose record holds the resume mark: the guest may have run there', () => {
+    expect(resumedTargetLost({ ...record, resumeStartedAtMs: 1 }, 'QEMU was Failed')).toEqual({
+      stage: 'MIGRATION_STAGE_RESUMED',
+      message: expect.stringMatching(
+        /QEMU died after it resumed the guest \(QEMU was Failed\).*restartPolicy/,
+      ),
+    });
+  });
+
+  it('has nothing to say without the mark (never resumed there), nor for a source', () => {
+    expect(resumedTargetLost(record, 'gone')).toBeUndefined();
+    expect(resumedTargetLost({ ...record, role: 'source', resumeStartedAtMs: 1 }, 'gone')).toBeUndefined();
   });
 });

@@ -15,6 +15,7 @@ import { incomingSpec, TargetMigration } from './engine/target.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
+  markResumeStarted,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
@@ -57,6 +58,24 @@ export const DEFAULT_TOKEN_TTL_MS = 300_000;
  */
 export const REAP_MARGIN_MS = 15_000;
 
+/**
+ * What a restarted daemon answers for a target record whose guest's QEMU it cannot follow any more (`why`: dead,
+ * gone, or not adoptable), or undefined when the record holds no resume mark (the guest provably never ran here).
+ * With the mark ResumeTarget may have run the guest here, and the guest may have written to its disks: the answer is
+ * RESUMED, so that the operator releases the source and never runs its stale memory again; the VM's restartPolicy
+ * starts the guest again where the ownership record names, this node.
+ */
+export function resumedTargetLost(
+  record: MigrationRecordFile,
+  why: string,
+): Pick<MigrationState, 'stage' | 'message'> | undefined {
+  if (record.role !== 'target' || record.resumeStartedAtMs === undefined) return undefined;
+  return {
+    stage: 'MIGRATION_STAGE_RESUMED',
+    message: `the target's QEMU died after it resumed the guest (${why}); the guest starts again by its restartPolicy`,
+  };
+}
+
 /** Thrown to a PrepareIncoming (and every retry that joined it) whose migration was aborted while QEMU started. */
 export class IncomingAbortedError extends Error {}
 
@@ -88,6 +107,8 @@ export class IncomingMigration {
   private resuming: Promise<MigrationState> | undefined;
   /** Set once AbortIncoming began removing a started QEMU: resume is refused; ABORTED once it is gone. */
   private aborting = false;
+  /** Set once the record file holds the resume mark (`cont` was or may have been sent; see resumedTargetLost). */
+  private resumeMarked = false;
   /**
    * The migration's key, in memory only, to listen again for a post-copy stream that broke (the key file is gone
    * once the guest is loaded); undefined for a migration recovered after a daemon restart, which cannot.
@@ -218,6 +239,8 @@ export class IncomingMigration {
       );
       return incoming;
     }
+    // Marked but not running: `cont` did not reach QEMU, or failed; the guest stays loaded (a retried ResumeTarget).
+    incoming.resumeMarked = record.resumeStartedAtMs !== undefined;
     // A record of an older daemon has no expiry: the token's default TTL counts from now.
     const expiresAtMs = record.tokenExpiresAtMs ?? Date.now() + DEFAULT_TOKEN_TTL_MS;
     incoming.scheduleExpiry(expiresAtMs, context.reapMarginMs ?? REAP_MARGIN_MS);
@@ -521,6 +544,8 @@ export class IncomingMigration {
       throw failedPrecondition(`target ${this.guest} is being aborted: not resuming`);
     }
     this.noticeLostQemu();
+    // A marked resume whose QEMU died since (noticeLostQemu): the guest may have run, which RESUMED tells.
+    if ((this.stage as MigrationStage) === 'MIGRATION_STAGE_RESUMED') return this.state();
     if (this.stage !== 'MIGRATION_STAGE_LOADED') {
       throw failedPrecondition(`target ${this.guest} is not loaded (${this.message})`);
     }
@@ -538,6 +563,17 @@ export class IncomingMigration {
 
   private async runResume(loadedMessage: string): Promise<MigrationState> {
     const engine = this.engine!;
+    try {
+      // Durably before `cont`: a daemon that finds this QEMU dead after a crash must know the guest may have run.
+      await markResumeStarted(this.context.stateRoot, this.id);
+    } catch (error) {
+      this.stage = 'MIGRATION_STAGE_LOADED';
+      this.message = loadedMessage;
+      throw new Error(
+        `not resuming: the resume mark could not be written to the record file (${(error as Error).message})`,
+      );
+    }
+    this.resumeMarked = true;
     try {
       await engine.resume();
     } catch (error) {
@@ -562,14 +598,25 @@ export class IncomingMigration {
 
   /**
    * A loaded guest whose QEMU has since died (the supervisor concluded its exit) can never be resumed: the stage
-   * becomes TARGET_FAILED, which tells the operator that this node does not hold the guest.
+   * becomes TARGET_FAILED, which tells the operator that this node does not hold the guest. Unless a resume was
+   * marked: then `cont` may have reached QEMU before it died, the guest may have run here, and the stage is
+   * RESUMED (see resumedTargetLost).
    */
   private noticeLostQemu(): void {
     if (this.stage !== 'MIGRATION_STAGE_LOADED' || this.aborting) return;
     const status = this.context.supervisor.get(this.guest);
     if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') return;
+    const why = `the loaded target QEMU is gone (${status?.reason ?? 'the guest was deleted'})`;
+    if (this.resumeMarked) {
+      this.stage = 'MIGRATION_STAGE_RESUMED';
+      this.message = `the target's QEMU died after it was told to resume the guest (${why}); the guest starts again by its restartPolicy`;
+      this.clearTimers();
+      this.retire().catch(() => undefined);
+      this.context.logger.warn({ migration: this.id, reason: this.message }, 'resumed target QEMU lost');
+      return;
+    }
     this.stage = 'MIGRATION_STAGE_TARGET_FAILED';
-    this.message = `the loaded target QEMU is gone (${status?.reason ?? 'the guest was deleted'})`;
+    this.message = why;
     this.context.logger.info({ migration: this.id, reason: this.message }, 'incoming migration failed');
   }
 

@@ -2,7 +2,7 @@
 // find the guest's QEMU again and to answer the operator's retried calls. The token itself is not stored, only
 // its digest (to recognise a retried StartMigration).
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface MigrationRecordFile {
@@ -17,18 +17,66 @@ export interface MigrationRecordFile {
    * then and an incoming QEMU no source reached after it. Absent in records of older daemons.
    */
   tokenExpiresAtMs?: number;
+  /**
+   * Target: set (Date.now()) durably before ResumeTarget's `cont`, so that a successor daemon that finds the
+   * guest's QEMU dead knows the guest may have run here (and written to its disks): it answers RESUMED, never
+   * TARGET_FAILED, and the source's stale memory is never resumed over those writes.
+   */
+  resumeStartedAtMs?: number;
 }
 
 export const migrationsDir = (stateRoot: string): string => path.join(stateRoot, '.migrations');
 
 export const tokenDigest = (token: string): string => createHash('sha256').update(token).digest('hex');
 
+/**
+ * Writes `text` to `file` durably: written aside, flushed, renamed over, and the directory flushed, so that a crash
+ * or a power loss leaves the old content or the new one, never half of one, and never loses a write that returned.
+ */
+export async function writeFileDurably(file: string, text: string): Promise<void> {
+  const aside = `${file}.tmp`;
+  const handle = await open(aside, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(aside, file);
+  await syncDir(path.dirname(file));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** mkdir -p whose new directories survive a power loss too (the parent of each one created is flushed). */
+export async function makeDirDurably(dir: string): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (created === undefined) return;
+  for (let level = path.resolve(dir); ; level = path.dirname(level)) {
+    await syncDir(path.dirname(level));
+    if (level === path.resolve(created) || level === path.dirname(level)) return;
+  }
+}
+
 export async function writeRecordFile(stateRoot: string, record: MigrationRecordFile): Promise<void> {
-  await mkdir(migrationsDir(stateRoot), { recursive: true, mode: 0o700 });
-  const file = path.join(migrationsDir(stateRoot), `${record.id}.json`);
-  // Written aside and renamed over, so a crash leaves the old record or the new one, never half of one.
-  await writeFile(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
+  await makeDirDurably(migrationsDir(stateRoot));
+  await writeFileDurably(path.join(migrationsDir(stateRoot), `${record.id}.json`), JSON.stringify(record));
+}
+
+/** Target, before `cont`: marks durably in the record file that the guest may run here from now on. */
+export async function markResumeStarted(stateRoot: string, id: string): Promise<void> {
+  const file = path.join(migrationsDir(stateRoot), `${id}.json`);
+  const record = JSON.parse(await readFile(file, 'utf8')) as MigrationRecordFile;
+  if (record.id !== id || record.role !== 'target')
+    throw new Error(`${file} is not the record of target ${id}`);
+  await writeFileDurably(file, JSON.stringify({ ...record, resumeStartedAtMs: Date.now() }));
 }
 
 export async function removeRecordFile(stateRoot: string, id: string): Promise<void> {
@@ -44,7 +92,7 @@ export async function readRecordFiles(stateRoot: string): Promise<MigrationRecor
       const record = JSON.parse(await readFile(path.join(migrationsDir(stateRoot), name), 'utf8'));
       if (`${record.id}.json` === name) records.push(record as MigrationRecordFile);
     } catch {
-      // Not a record (the rename makes torn records impossible).
+      // Not a record (writeFileDurably makes torn records impossible).
     }
   }
   return records;

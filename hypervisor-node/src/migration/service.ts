@@ -21,7 +21,12 @@ import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js'
 import { fromWireSpec } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
 import { MigrationPolicyError, resolveMigrationPolicy } from './engine/policy.js';
-import { DEFAULT_TOKEN_TTL_MS, IncomingAbortedError, IncomingMigration } from './incoming.js';
+import {
+  DEFAULT_TOKEN_TTL_MS,
+  IncomingAbortedError,
+  IncomingMigration,
+  resumedTargetLost,
+} from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
 import { readRecordFiles, removeRecordFile, tokenDigest } from './record-file.js';
 import { OutgoingMigration, tooLateToCancel } from './outgoing.js';
@@ -537,25 +542,40 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           await removeRecordFile(options.stateRoot, file.id);
           continue;
         }
-        if (!supervisor.get(file.guest)) {
-          // Its QEMU is gone with the guest: nothing of it runs or can run here, which the tombstone tells.
-          const lost = `the guest's QEMU was gone when the daemon restarted`;
-          logger.warn({ migration: file.id, guest: file.guest }, `migration not recovered: ${lost}`);
-          const source = file.role === 'source';
-          await retire(context, {
+        const retireAs = (answer: Pick<MigrationState, 'stage' | 'message'>): Promise<void> =>
+          retire(context, {
             id: file.id,
             role: file.role,
             state: {
               migrationId: file.id,
-              role: source ? 'MIGRATION_ROLE_SOURCE' : 'MIGRATION_ROLE_TARGET',
+              role: file.role === 'source' ? 'MIGRATION_ROLE_SOURCE' : 'MIGRATION_ROLE_TARGET',
               guest: file.guest,
-              stage: source ? 'MIGRATION_STAGE_SOURCE_LOST' : 'MIGRATION_STAGE_TARGET_FAILED',
               phase: 'MIGRATION_PHASE_UNSPECIFIED',
-              message: lost,
+              ...answer,
             },
             tokenDigest: file.tokenDigest,
             dataEndpoint: file.dataEndpoint,
           });
+        const status = supervisor.get(file.guest);
+        if (!status) {
+          // Its QEMU is gone with the guest: nothing of it runs or can run here, which the tombstone tells.
+          const lost = `the guest's QEMU was gone when the daemon restarted`;
+          logger.warn({ migration: file.id, guest: file.guest }, `migration not recovered: ${lost}`);
+          await retireAs(
+            resumedTargetLost(file, lost) ?? {
+              stage: file.role === 'source' ? 'MIGRATION_STAGE_SOURCE_LOST' : 'MIGRATION_STAGE_TARGET_FAILED',
+              message: lost,
+            },
+          );
+          continue;
+        }
+        const deadAfterResume =
+          status.phase === 'Failed' || status.phase === 'Stopped'
+            ? resumedTargetLost(file, `it was ${status.phase} when the daemon restarted: ${status.reason}`)
+            : undefined;
+        if (deadAfterResume !== undefined) {
+          logger.warn({ migration: file.id, guest: file.guest }, deadAfterResume.message);
+          await retireAs(deadAfterResume);
           continue;
         }
         try {
@@ -566,8 +586,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           // Every recovered migration matters; none is refused or evicts another.
           records.set(file.id, record);
         } catch (error) {
-          logger.warn({ migration: file.id, reason: (error as Error).message }, 'migration not recovered');
-          await removeRecordFile(options.stateRoot, file.id);
+          const reason = (error as Error).message;
+          logger.warn({ migration: file.id, reason }, 'migration not recovered');
+          // A target that may have run the guest must not be forgotten (NOT_FOUND): see resumedTargetLost.
+          const resumed = resumedTargetLost(file, `its QEMU could not be followed: ${reason}`);
+          if (resumed !== undefined) await retireAs(resumed);
+          else await removeRecordFile(options.stateRoot, file.id);
         }
       }
     },

@@ -9,11 +9,11 @@
 // about a migration again at least every 5 minutes (its longest retry backoff) for as long as the migration is not
 // finished; forgetting a tombstone by count takes TOMBSTONE_MAX_COUNT newer hand-overs on this node in between,
 // which its concurrency limits (2 inbound, 2 outbound) and a migration's own duration never allow.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationState } from '../../../proto/index.js';
-import { removeRecordFile } from './record-file.js';
+import { makeDirDurably, removeRecordFile, writeFileDurably } from './record-file.js';
 
 export interface Tombstone {
   id: string;
@@ -71,7 +71,7 @@ export class TombstoneStore {
         if (`${tombstone.id}.json` === name && typeof tombstone.atMs === 'number')
           this.tombstones.set(tombstone.id, tombstone);
       } catch {
-        // Not a tombstone (the rename makes torn ones impossible).
+        // Not a tombstone (put() flushes the file before its rename, so only a foreign file gets here).
       }
     }
     await this.prune();
@@ -81,13 +81,14 @@ export class TombstoneStore {
     return this.tombstones.get(id);
   }
 
-  /** Records a completed step durably (written aside and renamed over); rejects when it could not be written. */
+  /**
+   * Records a completed step durably (written aside, flushed, renamed over, the directory flushed: a power loss
+   * leaves it whole or absent, never torn); rejects when it could not be written.
+   */
   async put(tombstone: Tombstone): Promise<void> {
     const dir = tombstonesDir(this.stateRoot);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, `${tombstone.id}.json`);
-    await writeFile(`${file}.tmp`, JSON.stringify(tombstone), { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    await makeDirDurably(dir);
+    await writeFileDurably(path.join(dir, `${tombstone.id}.json`), JSON.stringify(tombstone));
     this.tombstones.set(tombstone.id, tombstone);
     await this.prune();
   }

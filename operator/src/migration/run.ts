@@ -413,6 +413,14 @@ export class MigrationRunner {
           `names, by its restartPolicy`,
       );
     }
+    if (result.kind === 'targetStateLost') {
+      throw new MigrationFailed(
+        'TargetFailed',
+        `${targetNode} lost its state after the hand-over (${result.why}); it may have run the guest, so ` +
+          `${sourceNode}'s paused copy was released, not resumed, and the guest starts again on ${targetNode}, ` +
+          `which the ownership record names, by its restartPolicy`,
+      );
+    }
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
       throw new MigrationFailed(
         'TargetFailed',

@@ -77,3 +77,88 @@ describe('handOver after a completed post-copy whose target lost the guest', () 
     expect(owner).toBe('b');
   });
 });
+
+describe('handOver after a completed pre-copy whose target does not resume the guest', () => {
+  type Stage = MigrationState__Output['stage'];
+  const state = (stage: Stage, message = '') => ({ stage, message, guest: 'g' }) as MigrationState__Output;
+
+  /** The target refuses ResumeTarget and then answers GetMigration with `targetState` (undefined: NOT_FOUND). */
+  async function run(
+    targetState: MigrationState__Output | undefined,
+    guest: { phase: string; message: string } | undefined,
+  ) {
+    const calls: string[] = [];
+    const target = {
+      resumeTarget: async () => {
+        calls.push('resumeTarget');
+        if (targetState?.stage === 'MIGRATION_STAGE_RESUMED') return targetState;
+        throw grpcError(
+          targetState === undefined ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION,
+          'not resuming',
+        );
+      },
+      getMigration: async () => targetState,
+      abortIncoming: async () => {
+        calls.push('abortIncoming');
+        return state('MIGRATION_STAGE_ABORTED');
+      },
+    };
+    const source = {
+      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+      releaseSource: async (_id: string, owner: string) => {
+        calls.push(`releaseSource ${owner}`);
+        return state('MIGRATION_STAGE_RELEASED');
+      },
+      resumeSource: async () => {
+        calls.push('resumeSource');
+        return state('MIGRATION_STAGE_SOURCE_RESUMED');
+      },
+    };
+    let owner = 'a';
+    const result = await handOver({
+      source: source as unknown as MigrationDaemonClient,
+      target: target as unknown as MigrationDaemonClient,
+      targetGuests: { getGuest: async () => guest as never },
+      id: 'm',
+      outcome: { result: 'RESULT_COMPLETED', postCopy: false } as MigrationOutcome__Output,
+      sourceNode: 'a',
+      targetNode: 'b',
+      ownership: {
+        owner: async () => owner,
+        compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
+        epoch: () => 1,
+      },
+    });
+    return { result, calls, owner };
+  }
+
+  it.each([
+    ['has no such guest', undefined],
+    ['holds it Failed', { phase: 'GUEST_PHASE_FAILED', message: 'QEMU exited' }],
+    ['holds it Stopped', { phase: 'GUEST_PHASE_STOPPED', message: '' }],
+  ])(
+    'a target that knows nothing of it and %s may have run it: the source is released, never resumed',
+    async (_case, guest) => {
+      const { result, calls, owner } = await run(undefined, guest);
+      expect(result).toMatchObject({ kind: 'targetStateLost', why: expect.stringMatching(/knows nothing/) });
+      expect(calls).toEqual(['resumeTarget', 'abortIncoming', 'releaseSource b']);
+      expect(owner).toBe('b');
+    },
+  );
+
+  it('a target whose daemon knows its loaded QEMU died (TARGET_FAILED) gives the guest back to the source', async () => {
+    const failed = state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone');
+    const { result, calls, owner } = await run(failed, undefined);
+    expect(result).toMatchObject({ kind: 'rolledBack', sourceResumed: true });
+    expect(calls).toEqual(['resumeTarget', 'abortIncoming', 'resumeSource']);
+    expect(owner).toBe('a');
+  });
+
+  it('a target that answers RESUMED though its QEMU died after the resume is handed over to', async () => {
+    const resumed = state('MIGRATION_STAGE_RESUMED', "the target's QEMU died after it resumed the guest");
+    const { result, calls, owner } = await run(resumed, { phase: 'GUEST_PHASE_FAILED', message: 'killed' });
+    expect(result).toMatchObject({ kind: 'handedOver' });
+    expect(calls).toEqual(['resumeTarget', 'releaseSource b']);
+    expect(owner).toBe('b');
+  });
+});

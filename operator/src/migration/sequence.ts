@@ -192,7 +192,14 @@ export type HandOverResult =
    * (why). Both QEMUs are stopped (the target's remains aborted, the source released); the record stays with the
    * target, where the VM's restart policy starts the guest again.
    */
-  | { kind: 'postCopyLost'; why: string };
+  | { kind: 'postCopyLost'; why: string }
+  /**
+   * The record moved to the target, which then lost its state (why: it knows nothing of the migration and holds no
+   * live guest), so it may have resumed the guest, and the guest written to its disks, before it forgot: the
+   * source's stale memory is never resumed but released, and the record stays with the target, where the VM's
+   * restart policy starts the guest again.
+   */
+  | { kind: 'targetStateLost'; why: string };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
@@ -228,9 +235,12 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumed = committedHere ? undefined : await target.getMigration(id);
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
       const lost = await resumeOrLose(input);
-      if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost);
+      // A target that may have run the guest before it lost its state: the source's memory is stale.
+      if (lost?.mayHaveRun === true)
+        return releaseForTarget(input, { kind: 'targetStateLost', why: lost.why });
+      if (lost !== undefined && !outcome.postCopy) return reclaimForSource(input, lost.why);
       // After post-copy the source QEMU is not taken back (see postCopyLost): the guest starts again.
-      if (lost !== undefined) return postCopyLost(input, lost);
+      if (lost !== undefined) return releaseForTarget(input, { kind: 'postCopyLost', why: lost.why });
     }
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
@@ -254,13 +264,19 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
 }
 
+/** Why the target does not run the guest; mayHaveRun: it may have run it before (see targetKnowsNothing). */
+interface TargetLost {
+  why: string;
+  mayHaveRun: boolean;
+}
+
 /**
  * ResumeTarget; when the target cannot run the guest any more (its daemon reports the incoming migration failed
  * or aborted, e.g. its QEMU died after the record moved, or it knows nothing of it and runs no such guest),
- * returns why instead of failing. Undefined: the target runs the guest. Any other error is thrown and the
- * hand-over retried: an unreachable daemon may still hold the guest.
+ * returns why instead of failing. Undefined: the target runs the guest (or ran it: RESUMED). Any other error is
+ * thrown and the hand-over retried: an unreachable daemon may still hold the guest.
  */
-async function resumeOrLose(input: HandOverInput): Promise<string | undefined> {
+async function resumeOrLose(input: HandOverInput): Promise<TargetLost | undefined> {
   const { target, id, targetNode, ownership } = input;
   try {
     await target.resumeTarget(id, targetNode, ownership.epoch());
@@ -271,7 +287,8 @@ async function resumeOrLose(input: HandOverInput): Promise<string | undefined> {
     }
     const state = await target.getMigration(id);
     if (state?.stage === 'MIGRATION_STAGE_TARGET_FAILED' || state?.stage === 'MIGRATION_STAGE_ABORTED') {
-      return state.message;
+      // The daemon knows its record: a resume would have marked it and answered RESUMED (it never ran there).
+      return { why: state.message, mayHaveRun: false };
     }
     // Resumed by a call that raced this one (or before the daemon restarted: its tombstone says so).
     if (state?.stage === 'MIGRATION_STAGE_RESUMED') return undefined;
@@ -286,10 +303,12 @@ async function resumeOrLose(input: HandOverInput): Promise<string | undefined> {
  * rest. The guest running there: the target resumed it before it forgot, so the hand-over is done. No such guest,
  * or one whose QEMU is dead: nothing runs the guest there, and nothing will (an incoming QEMU runs only on
  * ResumeTarget of a migration its daemon knows, and the daemon refuses a PrepareIncoming of a guest it already
- * has), so the guest is lost there and goes back to the source (reclaimForSource). A guest there that is neither
- * running nor dead (paused, starting) is asked about again.
+ * has); but the target may have resumed it (the record named it) and the guest written to its disks before the
+ * target lost its state, so the source's memory, paused since before, must not run again (mayHaveRun: the guest
+ * starts again by its restartPolicy). A guest there that is neither running nor dead (paused, starting) is asked
+ * about again.
  */
-async function targetKnowsNothing(input: HandOverInput, why: string): Promise<string | undefined> {
+async function targetKnowsNothing(input: HandOverInput, why: string): Promise<TargetLost | undefined> {
   const { source, id, sourceNode, targetNode } = input;
   // The guest's name on the nodes is the daemons' own; the source still holds the migration (or its tombstone).
   const guest = (await source.getMigration(id))?.guest;
@@ -301,10 +320,16 @@ async function targetKnowsNothing(input: HandOverInput, why: string): Promise<st
   const found = await input.targetGuests.getGuest(guest);
   if (found?.phase === 'GUEST_PHASE_RUNNING') return undefined;
   if (found === undefined) {
-    return `${targetNode} knows nothing of the migration and has no guest ${guest} (its daemon lost its state, e.g. the node restarted)`;
+    return {
+      why: `${targetNode} knows nothing of the migration and has no guest ${guest} (its daemon lost its state, e.g. the node restarted)`,
+      mayHaveRun: true,
+    };
   }
   if (found.phase === 'GUEST_PHASE_FAILED' || found.phase === 'GUEST_PHASE_STOPPED') {
-    return `${targetNode} knows nothing of the migration and its guest ${guest} is ${found.phase} (${found.message || 'no reason given'})`;
+    return {
+      why: `${targetNode} knows nothing of the migration and its guest ${guest} is ${found.phase} (${found.message || 'no reason given'})`,
+      mayHaveRun: true,
+    };
   }
   throw new Error(
     `${targetNode} knows nothing of migration ${id} but holds guest ${guest} (${found.phase}): asking again`,
@@ -312,18 +337,22 @@ async function targetKnowsNothing(input: HandOverInput, why: string): Promise<st
 }
 
 /**
- * The target lost the guest after a post-copy: the source's QEMU is not resumed, as after any post-copy (a post-copy
- * that does not complete ends with the source QEMU stopped, docs/architecture.md "Failure model"), but released:
- * neither node keeps a paused half of the guest. The record stays with the target.
+ * The target lost the guest after a post-copy, or lost its state after the record moved to it (it may have run the
+ * guest): the source's QEMU is not resumed, as after any post-copy (a post-copy that does not complete ends with
+ * the source QEMU stopped, docs/architecture.md "Failure model"), but released: neither node keeps a paused copy
+ * of the guest. The record stays with the target.
  */
-async function postCopyLost(input: HandOverInput, why: string): Promise<HandOverResult> {
+async function releaseForTarget<Result extends HandOverResult>(
+  input: HandOverInput,
+  result: Result,
+): Promise<Result> {
   const { source, target, id, targetNode, ownership } = input;
   await target.abortIncoming(id);
   const state = await source.getMigration(id);
   if (state?.stage !== 'MIGRATION_STAGE_RELEASED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
     await source.releaseSource(id, targetNode, ownership.epoch());
   }
-  return { kind: 'postCopyLost', why };
+  return result;
 }
 
 /**

@@ -3,15 +3,17 @@
 // in-memory ownership record:
 // - the daemons keep a durable tombstone of each hand-over step, so a restarted daemon still answers "resumed",
 //   "released" or "aborted" instead of NOT_FOUND;
-// - a target that lost its state after the ownership swap (and with it the guest) gives the guest back to the
-//   source: the record moves back and the source runs it again;
+// - a target that lost its state after the ownership swap (and with it the guest) may have run the guest: the
+//   source is released, never resumed, and the record stays with the target (the restartPolicy restarts it);
+// - a target whose QEMU died after ResumeTarget (its resume mark on disk) reports RESUMED after a restart, and the
+//   source is released;
 // - a target that resumed the guest and then forgot the migration (no tombstone) is seen running it (GetGuest),
 //   and the hand-over finishes;
 // - ResumeTarget and AbortIncoming racing each other: exactly one wins; a daemon that restarted between `cont`
 //   and removing its record reports RESUMED;
 // - GetMigration reports a StartMigration still under way (STARTING);
 // - CancelMigration tells "too late" (FAILED_PRECONDITION) from a failure worth retrying (UNAVAILABLE).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -157,9 +159,10 @@ afterAll(async () => {
   if (work !== undefined) await rm(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 });
 
-test('a target that lost its state after the swap gives the guest back: the record moves back, the source runs it', async () => {
+test('a target that lost its state after the swap may have run the guest: the source is released, not resumed', async () => {
   const run = await completedOnB('wiped');
-  // The operator's swap happened; then node B restarts with its state gone (and its QEMUs with it).
+  // The operator's swap happened; then node B restarts with its state gone (and its QEMUs with it). B may have
+  // resumed the guest (and the guest written to its disks) before: A's paused memory is stale.
   expect(record.compareAndSwap('wiped', nodeA.name, nodeB.name)).toBe(true);
   const { pid } = await getGuest(nodeB, 'wiped');
   await restart(nodeB, async () => {
@@ -168,11 +171,40 @@ test('a target that lost its state after the swap gives the guest back: the reco
   });
   await expectCode(getMigration(nodeB, run.id), grpc.status.NOT_FOUND);
   const result = await handOver(run, { guest: 'wiped', from: nodeA, to: nodeB, record });
-  expect(result.owner).toBe(nodeA.name);
-  expect(record.owner('wiped')).toBe(nodeA.name);
-  await expectRunsOnlyOn('wiped', nodeA);
-  expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_SOURCE_RESUMED');
-  await deleteGuest(nodeA, 'wiped');
+  expect(result).toMatchObject({ kind: 'targetStateLost', owner: nodeB.name });
+  expect(record.owner('wiped')).toBe(nodeB.name);
+  expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
+  // Nothing runs it: the VM's restartPolicy starts it again on B, which the record names.
+  expect((await guestsOn(nodeA)).has('wiped')).toBe(false);
+  expect((await guestsOn(nodeB)).has('wiped')).toBe(false);
+}, 120_000);
+
+test('a target whose QEMU died after it resumed the guest reports RESUMED after a restart: the source is released', async () => {
+  const run = await completedOnB('crashed');
+  expect(record.compareAndSwap('crashed', nodeA.name, nodeB.name)).toBe(true);
+  // B's tombstone cannot be written (the directory's path is taken by a file), so B's record file stays after `cont`,
+  // as after a power loss before the tombstone reached the disk.
+  const tombstones = tombstonesDir(nodeB.stateDir);
+  await rm(tombstones, { recursive: true, force: true });
+  await writeFile(tombstones, '');
+  expect((await resumeTarget(nodeB, run.id)).stage).toBe('MIGRATION_STAGE_RESUMED');
+  // B's QEMU dies and its daemon restarts before the operator released the source.
+  const { pid } = await getGuest(nodeB, 'crashed');
+  await restart(nodeB, async () => {
+    process.kill(pid, 'SIGKILL');
+    await rm(tombstones, { force: true });
+  });
+  expect((await guestsOn(nodeB)).get('crashed')).toBe('GUEST_PHASE_FAILED');
+  expect(await getMigration(nodeB, run.id)).toMatchObject({
+    stage: 'MIGRATION_STAGE_RESUMED',
+    message: expect.stringMatching(/QEMU died after it resumed the guest/),
+  });
+  const result = await handOver(run, { guest: 'crashed', from: nodeA, to: nodeB, record });
+  expect(result).toMatchObject({ kind: 'handedOver', owner: nodeB.name });
+  expect(record.owner('crashed')).toBe(nodeB.name);
+  expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await guestsOn(nodeA)).has('crashed')).toBe(false);
+  await deleteGuest(nodeB, 'crashed');
 }, 120_000);
 
 test('steps done survive a daemon restart as tombstones: RESUMED and RELEASED, and the hand-over finishes', async () => {
