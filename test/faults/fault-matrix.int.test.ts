@@ -18,7 +18,8 @@ import {
 const CELLS: [Fault, Phase][] = [
   // The scenario that opened issue 11: the source QEMU dies as an OOM kill would, mid-copy.
   ['kill-source-qemu', 'Copying'],
-  ['kill-target-qemu', 'Switchover'],
+  // Post-copy: the guest's state is split, so both QEMUs stop and the VM restarts on the node its record names.
+  ['kill-target-qemu', 'PostCopy'],
   ['kill-source-daemon', 'Copying'],
   ['kill-target-daemon', 'AfterSwap'],
   ['kill-operator', 'Switchover'],
