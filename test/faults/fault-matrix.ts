@@ -604,13 +604,15 @@ async function inject(matrix: Matrix, fault: Fault, from: string, to: string): P
  * Whether the fault kills the only QEMU that holds the guest whole, so that a restart by the restartPolicy is the
  * expected end. The source QEMU holds it until the record moves (Initializing, Copying); in post-copy neither side
  * does (the target runs with part of the memory, the source holds the rest): killing either loses the guest by
- * nature. Once the target is loaded (Switchover, AfterSwap) each side holds it whole, so killing one QEMU must not
- * lose it; the target's QEMU is never the only one before post-copy.
+ * nature. Once the target is loaded (Switchover) each side holds it whole, so killing one QEMU must not lose it.
+ * AfterSwap kills the target QEMU while ResumeTarget's `cont` waits on it: from the durable resume mark on, the
+ * guest may have run on the target, so the source's paused memory is stale and never runs again (docs/
+ * architecture.md "The hand-over rule"); the guest starts again on the target, and the Migration says so.
  */
 export function restartAllowed(fault: Fault, phase: Phase): boolean {
   if (fault === 'kill-source-qemu')
     return phase === 'Initializing' || phase === 'Copying' || phase === 'PostCopy';
-  if (fault === 'kill-target-qemu') return phase === 'PostCopy';
+  if (fault === 'kill-target-qemu') return phase === 'AfterSwap' || phase === 'PostCopy';
   return false;
 }
 
@@ -691,6 +693,8 @@ export async function runCell(
     if (!moved && node !== from) problems.push(`${result.outcome} but the guest runs on ${node}`);
     if (result.restarted && !restartAllowed(fault, phase))
       problems.push(`the guest was restarted (a new QEMU on ${node}): its state is lost`);
+    if (result.restarted && result.outcome === 'Succeeded')
+      problems.push('Succeeded although the guest was restarted (its running state is lost)');
     if (!sameQemu && !restartedByPolicy)
       problems.push(`a new QEMU runs the guest on ${node} without a Restarted condition saying why`);
     if (result.restarted) result.message += ` [restarted: ${conditionOf(settled.vm, 'Restarted')?.reason}]`;

@@ -47,8 +47,9 @@ describe('resumedTargetLost', () => {
     expect(resumedTargetLost({ ...record, resumeStartedAtMs: 1 }, 'QEMU was Failed')).toEqual({
       stage: 'MIGRATION_STAGE_RESUMED',
       message: expect.stringMatching(
-        /QEMU died after it resumed the guest \(QEMU was Failed\).*restartPolicy/,
+        /QEMU died after it was told to resume the guest \(QEMU was Failed\).*restartPolicy/,
       ),
+      guestLost: true,
     });
   });
 

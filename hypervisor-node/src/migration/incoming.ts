@@ -68,11 +68,12 @@ export const REAP_MARGIN_MS = 15_000;
 export function resumedTargetLost(
   record: MigrationRecordFile,
   why: string,
-): Pick<MigrationState, 'stage' | 'message'> | undefined {
+): Pick<MigrationState, 'stage' | 'message' | 'guestLost'> | undefined {
   if (record.role !== 'target' || record.resumeStartedAtMs === undefined) return undefined;
   return {
     stage: 'MIGRATION_STAGE_RESUMED',
-    message: `the target's QEMU died after it resumed the guest (${why}); the guest starts again by its restartPolicy`,
+    message: `the target's QEMU died after it was told to resume the guest (${why}); the guest starts again by its restartPolicy`,
+    guestLost: true,
   };
 }
 
@@ -109,6 +110,8 @@ export class IncomingMigration {
   private aborting = false;
   /** Set once the record file holds the resume mark (`cont` was or may have been sent; see resumedTargetLost). */
   private resumeMarked = false;
+  /** RESUMED because the QEMU died after the resume mark: the guest may have run here and is gone (guest_lost). */
+  private guestLost = false;
   /**
    * The migration's key, in memory only, to listen again for a post-copy stream that broke (the key file is gone
    * once the guest is loaded); undefined for a migration recovered after a daemon restart, which cannot.
@@ -525,6 +528,7 @@ export class IncomingMigration {
       stage: this.stage,
       phase: 'MIGRATION_PHASE_UNSPECIFIED',
       message: this.message,
+      guestLost: this.guestLost,
     };
   }
 
@@ -609,6 +613,7 @@ export class IncomingMigration {
     const why = `the loaded target QEMU is gone (${status?.reason ?? 'the guest was deleted'})`;
     if (this.resumeMarked) {
       this.stage = 'MIGRATION_STAGE_RESUMED';
+      this.guestLost = true;
       this.message = `the target's QEMU died after it was told to resume the guest (${why}); the guest starts again by its restartPolicy`;
       this.clearTimers();
       this.retire().catch(() => undefined);

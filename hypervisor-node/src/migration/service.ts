@@ -542,7 +542,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           await removeRecordFile(options.stateRoot, file.id);
           continue;
         }
-        const retireAs = (answer: Pick<MigrationState, 'stage' | 'message'>): Promise<void> =>
+        const retireAs = (answer: Pick<MigrationState, 'stage' | 'message' | 'guestLost'>): Promise<void> =>
           retire(context, {
             id: file.id,
             role: file.role,

@@ -421,6 +421,14 @@ export class MigrationRunner {
           `which the ownership record names, by its restartPolicy`,
       );
     }
+    if (result.kind === 'resumedTargetLost') {
+      throw new MigrationFailed(
+        'TargetFailed',
+        `${targetNode} lost the guest as it resumed it (${result.why}); the guest may have run there, so ` +
+          `${sourceNode}'s paused copy was released, not resumed, and the guest starts again on ${targetNode}, ` +
+          `which the ownership record names, by its restartPolicy`,
+      );
+    }
     if (result.kind === 'rolledBack' && result.targetLost !== undefined) {
       throw new MigrationFailed(
         'TargetFailed',

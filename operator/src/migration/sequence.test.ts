@@ -86,12 +86,13 @@ describe('handOver after a completed pre-copy whose target does not resume the g
   async function run(
     targetState: MigrationState__Output | undefined,
     guest: { phase: string; message: string } | undefined,
+    { resumeCallFails = false } = {},
   ) {
     const calls: string[] = [];
     const target = {
       resumeTarget: async () => {
         calls.push('resumeTarget');
-        if (targetState?.stage === 'MIGRATION_STAGE_RESUMED') return targetState;
+        if (targetState?.stage === 'MIGRATION_STAGE_RESUMED' && !resumeCallFails) return targetState;
         throw grpcError(
           targetState === undefined ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION,
           'not resuming',
@@ -154,11 +155,29 @@ describe('handOver after a completed pre-copy whose target does not resume the g
     expect(owner).toBe('a');
   });
 
-  it('a target that answers RESUMED though its QEMU died after the resume is handed over to', async () => {
-    const resumed = state('MIGRATION_STAGE_RESUMED', "the target's QEMU died after it resumed the guest");
-    const { result, calls, owner } = await run(resumed, { phase: 'GUEST_PHASE_FAILED', message: 'killed' });
+  it('a target that resumed the guest (its QEMU may crash later) is handed over to', async () => {
+    const resumed = state('MIGRATION_STAGE_RESUMED', 'the target runs the guest');
+    const { result, calls, owner } = await run(resumed, { phase: 'GUEST_PHASE_RUNNING', message: '' });
     expect(result).toMatchObject({ kind: 'handedOver' });
     expect(calls).toEqual(['resumeTarget', 'releaseSource b']);
     expect(owner).toBe('b');
   });
+
+  it.each([
+    ['answers ResumeTarget with it', false],
+    ['fails ResumeTarget and then tells it', true],
+  ])(
+    'a target whose QEMU died while it resumed the guest (guest_lost) %s: the source is released, never resumed',
+    async (_case, resumeCallFails) => {
+      const lost = {
+        ...state('MIGRATION_STAGE_RESUMED', "the target's QEMU died after it was told to resume the guest"),
+        guestLost: true,
+      };
+      const { result, calls, owner } = await run(lost, undefined, { resumeCallFails });
+      expect(result).toEqual({ kind: 'resumedTargetLost', why: lost.message });
+      // The target's daemon ended its side itself: no abort (it would refuse a RESUMED migration).
+      expect(calls).toEqual(['resumeTarget', 'releaseSource b']);
+      expect(owner).toBe('b');
+    },
+  );
 });

@@ -199,7 +199,13 @@ export type HandOverResult =
    * source's stale memory is never resumed but released, and the record stays with the target, where the VM's
    * restart policy starts the guest again.
    */
-  | { kind: 'targetStateLost'; why: string };
+  | { kind: 'targetStateLost'; why: string }
+  /**
+   * The target's QEMU died after its daemon told it to resume the guest (guest_lost): `cont` may have run, so the
+   * source's paused memory is stale and is released, not resumed; the record stays with the target, where the VM's
+   * restart policy starts the guest again.
+   */
+  | { kind: 'resumedTargetLost'; why: string };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
@@ -233,8 +239,14 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   if (decision.kind === 'finish') {
     // Only a hand-over resumed after a restart can find a step already done.
     const resumed = committedHere ? undefined : await target.getMigration(id);
+    if (resumed?.stage === 'MIGRATION_STAGE_RESUMED' && resumed.guestLost) {
+      return releaseForTarget(input, { kind: 'resumedTargetLost', why: resumed.message }, false);
+    }
     if (resumed?.stage !== 'MIGRATION_STAGE_RESUMED') {
       const lost = await resumeOrLose(input);
+      // The target's daemon ended its side when its QEMU died mid-resume: nothing of it is left to abort.
+      if (lost?.resumeInterrupted === true)
+        return releaseForTarget(input, { kind: 'resumedTargetLost', why: lost.why }, false);
       // A target that may have run the guest before it lost its state: the source's memory is stale.
       if (lost?.mayHaveRun === true)
         return releaseForTarget(input, { kind: 'targetStateLost', why: lost.why });
@@ -264,11 +276,21 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
 }
 
-/** Why the target does not run the guest; mayHaveRun: it may have run it before (see targetKnowsNothing). */
+/**
+ * Why the target does not run the guest; mayHaveRun: it may have run it before (see targetKnowsNothing);
+ * resumeInterrupted: its QEMU died after it was told to resume (guest_lost).
+ */
 interface TargetLost {
   why: string;
   mayHaveRun: boolean;
+  resumeInterrupted?: boolean;
 }
+
+const interruptedResume = (state: MigrationState__Output): TargetLost => ({
+  why: state.message,
+  mayHaveRun: true,
+  resumeInterrupted: true,
+});
 
 /**
  * ResumeTarget; when the target cannot run the guest any more (its daemon reports the incoming migration failed
@@ -279,8 +301,8 @@ interface TargetLost {
 async function resumeOrLose(input: HandOverInput): Promise<TargetLost | undefined> {
   const { target, id, targetNode, ownership } = input;
   try {
-    await target.resumeTarget(id, targetNode, ownership.epoch());
-    return undefined;
+    const resumed = await target.resumeTarget(id, targetNode, ownership.epoch());
+    return resumed.guestLost ? interruptedResume(resumed) : undefined;
   } catch (error) {
     if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
       throw error;
@@ -291,7 +313,8 @@ async function resumeOrLose(input: HandOverInput): Promise<TargetLost | undefine
       return { why: state.message, mayHaveRun: false };
     }
     // Resumed by a call that raced this one (or before the daemon restarted: its tombstone says so).
-    if (state?.stage === 'MIGRATION_STAGE_RESUMED') return undefined;
+    if (state?.stage === 'MIGRATION_STAGE_RESUMED')
+      return state.guestLost ? interruptedResume(state) : undefined;
     if (state !== undefined) throw error;
     return targetKnowsNothing(input, error.details);
   }
@@ -345,9 +368,10 @@ async function targetKnowsNothing(input: HandOverInput, why: string): Promise<Ta
 async function releaseForTarget<Result extends HandOverResult>(
   input: HandOverInput,
   result: Result,
+  abortTarget = true,
 ): Promise<Result> {
   const { source, target, id, targetNode, ownership } = input;
-  await target.abortIncoming(id);
+  if (abortTarget) await target.abortIncoming(id);
   const state = await source.getMigration(id);
   if (state?.stage !== 'MIGRATION_STAGE_RELEASED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
     await source.releaseSource(id, targetNode, ownership.epoch());

@@ -5,8 +5,8 @@
 //   "released" or "aborted" instead of NOT_FOUND;
 // - a target that lost its state after the ownership swap (and with it the guest) may have run the guest: the
 //   source is released, never resumed, and the record stays with the target (the restartPolicy restarts it);
-// - a target whose QEMU died after ResumeTarget (its resume mark on disk) reports RESUMED after a restart, and the
-//   source is released;
+// - a target whose QEMU died after ResumeTarget (its resume mark on disk), with `cont` on its way or found dead after
+//   a restart, reports RESUMED with guest_lost, and the source is released, never resumed;
 // - a target that resumed the guest and then forgot the migration (no tombstone) is seen running it (GetGuest),
 //   and the hand-over finishes;
 // - ResumeTarget and AbortIncoming racing each other: exactly one wins; a daemon that restarted between `cont`
@@ -179,7 +179,7 @@ test('a target that lost its state after the swap may have run the guest: the so
   expect((await guestsOn(nodeB)).has('wiped')).toBe(false);
 }, 120_000);
 
-test('a target whose QEMU died after it resumed the guest reports RESUMED after a restart: the source is released', async () => {
+test('a target whose QEMU died after it resumed the guest reports RESUMED, guest lost, after a restart: the source is released', async () => {
   const run = await completedOnB('crashed');
   expect(record.compareAndSwap('crashed', nodeA.name, nodeB.name)).toBe(true);
   // B's tombstone cannot be written (the directory's path is taken by a file), so B's record file stays after `cont`,
@@ -197,14 +197,48 @@ test('a target whose QEMU died after it resumed the guest reports RESUMED after 
   expect((await guestsOn(nodeB)).get('crashed')).toBe('GUEST_PHASE_FAILED');
   expect(await getMigration(nodeB, run.id)).toMatchObject({
     stage: 'MIGRATION_STAGE_RESUMED',
-    message: expect.stringMatching(/QEMU died after it resumed the guest/),
+    message: expect.stringMatching(/QEMU died after it was told to resume the guest/),
+    guestLost: true,
   });
+  // Released, never resumed: the guest may have run on B; it starts again there by its restartPolicy.
   const result = await handOver(run, { guest: 'crashed', from: nodeA, to: nodeB, record });
-  expect(result).toMatchObject({ kind: 'handedOver', owner: nodeB.name });
+  expect(result).toMatchObject({ kind: 'resumedTargetLost', owner: nodeB.name });
   expect(record.owner('crashed')).toBe(nodeB.name);
   expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
   expect((await guestsOn(nodeA)).has('crashed')).toBe(false);
   await deleteGuest(nodeB, 'crashed');
+}, 120_000);
+
+test('a target whose QEMU dies while its `cont` is on the way reports RESUMED, guest lost: the source is released, never resumed', async () => {
+  const run = await completedOnB('mid-cont');
+  expect(record.compareAndSwap('mid-cont', nodeA.name, nodeB.name)).toBe(true);
+  // B's QEMU is stopped, so `cont` (sent after the resume mark) waits on it; it is killed before it answers.
+  const { pid } = await getGuest(nodeB, 'mid-cont');
+  process.kill(pid, 'SIGSTOP');
+  const resuming = resumeTarget(nodeB, run.id).catch((error: grpc.ServiceError) => error);
+  await eventually(
+    'ResumeTarget under way on node-b',
+    async () => ((await getMigration(nodeB, run.id)).stage === 'MIGRATION_STAGE_RESUMING' ? true : undefined),
+    10_000,
+    20,
+  );
+  process.kill(pid, 'SIGKILL');
+  expect(await resuming).toBeInstanceOf(Error);
+  await eventually(
+    'node-b tells that its guest is lost',
+    async () => ((await getMigration(nodeB, run.id)).guestLost ? true : undefined),
+    30_000,
+  );
+  expect(await getMigration(nodeB, run.id)).toMatchObject({
+    stage: 'MIGRATION_STAGE_RESUMED',
+    message: expect.stringMatching(/QEMU died after it was told to resume the guest/),
+  });
+  // A is released, never resumed; the record stays with B, where the restartPolicy starts the guest again.
+  const result = await handOver(run, { guest: 'mid-cont', from: nodeA, to: nodeB, record });
+  expect(result).toMatchObject({ kind: 'resumedTargetLost', owner: nodeB.name });
+  expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect((await guestsOn(nodeA)).has('mid-cont')).toBe(false);
+  await deleteGuest(nodeB, 'mid-cont');
 }, 120_000);
 
 test('steps done survive a daemon restart as tombstones: RESUMED and RELEASED, and the hand-over finishes', async () => {

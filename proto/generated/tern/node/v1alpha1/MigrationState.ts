@@ -22,6 +22,12 @@ export interface MigrationState {
    * Source, once known.
    */
   'outcome'?: (_tern_node_v1alpha1_MigrationOutcome | null);
+  /**
+   * Target, RESUMED only: its QEMU died after the daemon told it to resume the guest (`cont` sent, its effect
+   * unknown). The guest may have run here, so the source's paused copy is stale, and its state is gone: the source
+   * is released, never resumed, and the guest starts again here by its restartPolicy.
+   */
+  'guestLost'?: (boolean);
 }
 
 export interface MigrationState__Output {
@@ -41,4 +47,10 @@ export interface MigrationState__Output {
    * Source, once known.
    */
   'outcome': (_tern_node_v1alpha1_MigrationOutcome__Output | null);
+  /**
+   * Target, RESUMED only: its QEMU died after the daemon told it to resume the guest (`cont` sent, its effect
+   * unknown). The guest may have run here, so the source's paused copy is stale, and its state is gone: the source
+   * is released, never resumed, and the guest starts again here by its restartPolicy.
+   */
+  'guestLost': (boolean);
 }
