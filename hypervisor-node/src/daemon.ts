@@ -25,7 +25,7 @@ import {
 import { migrationsDir } from './migration/record-file.js';
 import { defaultValidationPolicy } from './qemu/validate.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
-import { NodeFencing } from './fencing/heartbeat.js';
+import { SelfFencing } from './self-fencing/heartbeat.js';
 import { createControlService } from './control/service.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { FencingStore } from './rpc/fencing.js';
@@ -82,7 +82,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
   }
   // Before anything else touches the guests: a watchdog a previous daemon started keeps guarding them.
-  const selfFencing = new NodeFencing({
+  const selfFencing = new SelfFencing({
     stateRoot: config.stateDir,
     fenceAfterSeconds: config.registration?.fenceAfterSeconds ?? 0,
     cgroupRoot: config.guestCgroupRoot,
@@ -220,7 +220,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       heartbeatIntervalSeconds: config.registration.heartbeatIntervalSeconds,
       statusIntervalSeconds: STATUS_INTERVAL_SECONDS,
       nodeInfo,
-      fencing: selfFencing,
+      selfFencing,
       logger,
     });
     await registration.start();

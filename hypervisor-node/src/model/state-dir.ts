@@ -14,7 +14,7 @@ export interface GuestPaths {
   pid: string;
   /** Written by the launch shim when QEMU exits: the shell's $? (128+N for signal N). */
   exitStatus: string;
-  /** Written by the node's fence watchdog (fencing/watchdog.ts) just before it kills QEMU: why. */
+  /** Written by the node's fence watchdog (self-fencing/watchdog.ts) just before it kills QEMU: why. */
   fenced: string;
   qmp: string;
   agent: string;

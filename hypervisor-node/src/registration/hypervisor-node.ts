@@ -10,7 +10,7 @@ import {
   PLURALS,
 } from '../../../crds/index.js';
 import type { NodeInfo } from '../../../proto/index.js';
-import type { NodeFencing } from '../fencing/heartbeat.js';
+import type { SelfFencing } from '../self-fencing/heartbeat.js';
 import { NodeLease } from './lease.js';
 import { buildNodeStatus, type Readiness } from './node-status.js';
 
@@ -27,10 +27,10 @@ export interface RegistrationOptions {
   nodeInfo: () => NodeInfo;
   /**
    * Self-fencing: each renewal publishes the fence time on the Lease and, once it succeeded, refreshes the
-   * watchdog's heartbeat (fencing/heartbeat.ts). Undefined: the Lease carries no fence time (the operator then
+   * watchdog's heartbeat (self-fencing/heartbeat.ts). Undefined: the Lease carries no fence time (the operator then
    * never starts this node's VMs elsewhere).
    */
-  fencing?: NodeFencing;
+  selfFencing?: SelfFencing;
   logger: Logger;
 }
 
@@ -63,8 +63,8 @@ export class HypervisorNodeRegistration {
       namespace: options.leaseNamespace,
       holderIdentity: options.nodeName,
       leaseDurationSeconds: options.leaseDurationSeconds,
-      ...(options.fencing
-        ? { annotations: { [FENCE_AFTER_ANNOTATION]: String(options.fencing.fenceAfterSeconds) } }
+      ...(options.selfFencing
+        ? { annotations: { [FENCE_AFTER_ANNOTATION]: String(options.selfFencing.fenceAfterSeconds) } }
         : {}),
     });
   }
@@ -127,7 +127,7 @@ export class HypervisorNodeRegistration {
 
   /** One renewal; the watchdog's heartbeat is dated from the request's start, and written only on success. */
   private async renewLease(): Promise<void> {
-    const fencing = this.options.fencing;
+    const fencing = this.options.selfFencing;
     const startedAt = await fencing?.renewalStarting();
     await this.lease.renew();
     if (fencing && startedAt !== undefined) await fencing.renewed(startedAt);
@@ -191,7 +191,7 @@ export class HypervisorNodeRegistration {
           // A merge patch merges nested objects: the field of the other network mode is deleted explicitly.
           status: {
             ...status,
-            fenceAfterSeconds: this.options.fencing?.fenceAfterSeconds ?? null,
+            fenceAfterSeconds: this.options.selfFencing?.fenceAfterSeconds ?? null,
             network: status.network && { bridge: null, limitation: null, ...status.network },
           },
         },

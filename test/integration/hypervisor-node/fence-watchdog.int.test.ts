@@ -1,4 +1,4 @@
-// The node's fence watchdog (hypervisor-node/src/fencing/watchdog.ts) as a real process against processes that
+// The node's fence watchdog (hypervisor-node/src/self-fencing/watchdog.ts) as a real process against processes that
 // look like guest QEMUs to it (their command line names a guest's pidfile; fencing.int.test.ts uses real QEMUs):
 // which heartbeats it trusts, that it checks a pid's command line before it kills (pid reuse), and when it exits.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,12 +9,12 @@ import {
   ensureWatchdog,
   fencingPaths,
   runningWatchdog,
-} from '../../../hypervisor-node/src/fencing/watchdog.js';
+} from '../../../hypervisor-node/src/self-fencing/watchdog.js';
 import {
   bootClockCs,
   currentBootId,
   formatHeartbeat,
-} from '../../../hypervisor-node/src/fencing/heartbeat.js';
+} from '../../../hypervisor-node/src/self-fencing/heartbeat.js';
 import { eventually } from '../../harness/eventually.js';
 
 let root: string;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { V1Lease } from '@kubernetes/client-node';
 import type { HypervisorNode } from '../../../crds/index.js';
 import type { GuestControlClient, GuestSpec, Guest__Output } from '../../../proto/index.js';
-import { runningWatchdog } from '../../../hypervisor-node/src/fencing/watchdog.js';
+import { runningWatchdog } from '../../../hypervisor-node/src/self-fencing/watchdog.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import { controlClient, unary } from '../../harness/control-client.js';
 import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import type { GuestControlClient } from '../../../proto/index.js';
-import { runningWatchdog } from '../../../hypervisor-node/src/fencing/watchdog.js';
+import { runningWatchdog } from '../../../hypervisor-node/src/self-fencing/watchdog.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';

@@ -46,7 +46,7 @@ export function parseHeartbeat(text: string): Heartbeat | undefined {
   return { bootId: match[1]!, renewedAtCs: Number(match[2]), fenceAfterCs: Number(match[3]) };
 }
 
-export interface NodeFencingOptions {
+export interface SelfFencingOptions {
   stateRoot: string;
   /** 0: off. */
   fenceAfterSeconds: number;
@@ -55,11 +55,11 @@ export interface NodeFencingOptions {
   logger: Logger;
 }
 
-export class NodeFencing {
+export class SelfFencing {
   private readonly paths: FencingPaths;
   private bootId = '';
 
-  constructor(private readonly options: NodeFencingOptions) {
+  constructor(private readonly options: SelfFencingOptions) {
     this.paths = fencingPaths(options.stateRoot);
   }
 
