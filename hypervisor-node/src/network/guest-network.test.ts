@@ -1,4 +1,4 @@
-import { isValidBridgeName, tapName, UserModeNetwork } from './guest-network.js';
+import { isValidBridgeName, tapMac, tapName, UserModeNetwork } from './guest-network.js';
 
 describe('tapName', () => {
   it('fits IFNAMSIZ and is stable for a node, guest and NIC', () => {
@@ -34,5 +34,14 @@ describe('UserModeNetwork', () => {
       expect(nic).toMatchObject({ kind: 'user', hostAddress: '127.0.0.1', guestPort: 7000 });
       expect(nic.kind === 'user' && nic.hostPort > 0).toBe(true);
     }
+  });
+});
+
+describe('tapMac', () => {
+  it('is a locally administered unicast MAC starting with FE, stable per tap', () => {
+    const mac = tapMac(tapName('node-a', 'vm01', 0));
+    expect(mac).toMatch(/^fe(:[0-9a-f]{2}){5}$/);
+    expect(tapMac(tapName('node-a', 'vm01', 0))).toBe(mac);
+    expect(tapMac(tapName('node-a', 'vm01', 1))).not.toBe(mac);
   });
 });

@@ -24,6 +24,17 @@ export function tapName(nodeName: string, guestName: string, index: number): str
   return `tt${digest}`.slice(0, IFNAMSIZ);
 }
 
+/**
+ * The host-side MAC of a tap: 0xFE first, then bytes of its name's digest. A bridge without a MAC of its own takes
+ * the lowest of its ports', so a tap with an ordinary MAC could become the node's: the node's address would change
+ * MAC as guests come and go, and other hosts would keep sending to a MAC that left (their connections time out).
+ * FE sorts above any address a NIC carries (libvirt does the same). The guest's own MAC is QEMU's, not this one.
+ */
+export function tapMac(ifname: string): string {
+  const digest = createHash('sha256').update(ifname).digest();
+  return ['fe', ...[...digest.subarray(0, 5)].map((byte) => byte.toString(16).padStart(2, '0'))].join(':');
+}
+
 export function isValidBridgeName(name: string): boolean {
   return /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/.test(name);
 }
@@ -77,6 +88,8 @@ export class BridgeNetwork implements NicProvider {
     for (let i = 0; i < nicCount; i++) {
       const ifname = tapName(this.nodeName, guestName, i);
       if (!(await linkExists(ifname))) await ip(['tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
+      // Before it joins the bridge (see tapMac); again for a tap an older daemon left with its random MAC.
+      await ip(['link', 'set', 'dev', ifname, 'address', tapMac(ifname)]);
       await ip(['link', 'set', 'dev', ifname, 'master', this.bridge]);
       await ip(['link', 'set', 'dev', ifname, 'up']);
       nics.push({ kind: 'tap', ifname });

@@ -420,10 +420,23 @@ test(
   async () => {
     const ip = promisify(execFile);
     const bridge = `ttest${process.pid % 10000}`;
+    const uplink = `tup${process.pid % 10000}`;
     const network = new BridgeNetwork('node-t', bridge);
     const supervisor = new GuestSupervisor({ ...options, network });
     supervisors.push(supervisor);
+    const macOf = async (dev: string) =>
+      (JSON.parse((await ip('ip', ['-j', 'link', 'show', 'dev', dev])).stdout) as { address: string }[])[0]!
+        .address;
     try {
+      // The node's uplink, with a MAC most random tap MACs sort below: the bridge (whose MAC is its lowest port's)
+      // must keep it while guest taps come and go.
+      await ip('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+      await ip('ip', [
+        ...['link', 'add', 'name', uplink, 'address', 'fa:00:00:00:00:01'],
+        ...['type', 'veth', 'peer', 'name', `${uplink}p`, 'address', 'fa:00:00:00:00:02'],
+      ]);
+      await ip('ip', ['link', 'set', 'dev', uplink, 'master', bridge]);
+      expect(await macOf(bridge)).toBe('fa:00:00:00:00:01');
       const status = await supervisor.create({
         ...spec('netty', '4a08'),
         boot: {
@@ -437,6 +450,8 @@ test(
       expect(status.nics).toEqual([{ kind: 'tap', ifname: tap }]);
       const link = (await ip('ip', ['-o', 'link', 'show', 'dev', tap])).stdout;
       expect(link).toContain(`master ${bridge}`);
+      expect(await macOf(tap)).toMatch(/^fe:/);
+      expect(await macOf(bridge)).toBe('fa:00:00:00:00:01');
       await ip('ip', ['addr', 'add', '10.213.0.1/24', 'dev', bridge]);
       expect(await retry(60_000, () => transact('10.213.0.10', 7000, 'INC hits'))).toBe('1');
       expect(await transact('10.213.0.10', 7000, 'INC hits')).toBe('2');
@@ -445,6 +460,7 @@ test(
       await expect(ip('ip', ['link', 'show', 'dev', tap])).rejects.toThrow();
     } finally {
       await ip('ip', ['link', 'del', 'dev', bridge]).catch(() => undefined);
+      await ip('ip', ['link', 'del', 'dev', uplink]).catch(() => undefined);
     }
   },
   TEST_TIMEOUT_MS,
