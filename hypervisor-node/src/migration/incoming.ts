@@ -430,6 +430,21 @@ export class IncomingMigration {
     return this.stage === 'MIGRATION_STAGE_TARGET_FAILED' && this.removal === undefined;
   }
 
+  /**
+   * A failed incoming migration whose QEMU is gone (the stale-guest sweep or an admin deleted the guest, or it died):
+   * removes what is left and retires the record now, so that it neither blocks a new migration of the guest nor,
+   * reaped later, removes that migration's QEMU (the guest's name is the same). A QEMU still running waits for
+   * AbortIncoming or the reaper.
+   */
+  async removeIfQemuGone(): Promise<void> {
+    if (this.stage !== 'MIGRATION_STAGE_TARGET_FAILED' || this.removal !== undefined) return;
+    const status = this.context.supervisor.get(this.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') return;
+    this.message = `${this.message}; its QEMU was gone when another migration of the guest was prepared`;
+    await this.teardown();
+    await this.retire();
+  }
+
   /** True once aborted (AbortIncoming, also while QEMU was still starting or is being removed). */
   get aborted(): boolean {
     return this.stage === 'MIGRATION_STAGE_ABORTED' || this.abortRequested || this.aborting;

@@ -267,6 +267,9 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           `the source runs ${sourceAccelerator}, this node ${options.accelerator}: a guest never migrates between them`,
         );
       }
+      for (const other of [...records.values()]) {
+        if (other instanceof IncomingMigration && other.guest === spec.name) await other.removeIfQemuGone();
+      }
       for (const [otherId, other] of records) {
         if (other instanceof IncomingMigration && other.guest === spec.name && other.pending) {
           throw new RpcError(

@@ -4,6 +4,7 @@
 // incoming QEMU that no source reached is removed after its token's TTL. QEMU's start is slowed down on demand by
 // a wrapper (--qemu-binary) that sleeps while a file says so.
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -34,6 +35,7 @@ import {
 import { eventually } from '../../harness/eventually.js';
 import { findGuestQemus } from '../../../hypervisor-node/src/runtime/process.js';
 import { MAX_MIGRATION_RECORDS } from '../../../hypervisor-node/src/migration/service.js';
+import { REAP_MARGIN_MS } from '../../../hypervisor-node/src/migration/incoming.js';
 
 interface Node extends NodeHandle {
   stateDir: string;
@@ -238,6 +240,29 @@ test('an incoming QEMU that no source reached is removed after its token TTL and
   // The operator's clean-up, if it ever comes, still succeeds.
   expect((await abortIncoming(nodeB, id)).stage).toBe('MIGRATION_STAGE_ABORTED');
 }, 60_000);
+
+test('a failed incoming migration whose guest was deleted (as the stale-guest sweep does) neither blocks the next one nor removes its QEMU later', async () => {
+  const token = newMigrationToken();
+  await prepare(nodeB, { id: 'swept', spec: spec('racer-s', '0005'), token, ttlSeconds: 4 });
+  await unary((done) => nodeB.control.deleteGuest({ name: 'racer-s' }, done));
+  await eventually('the swept migration failed', async () =>
+    (await getMigration(nodeB, 'swept')).stage === 'MIGRATION_STAGE_TARGET_FAILED' ? true : undefined,
+  );
+  const next = await prepare(nodeB, {
+    id: 'after-sweep',
+    spec: spec('racer-s', '0005'),
+    token: newMigrationToken(),
+    ttlSeconds: 120,
+  });
+  expect(next.state?.stage).toBe('MIGRATION_STAGE_RUNNING');
+  expect((await getMigration(nodeB, 'swept')).message).toMatch(/its QEMU was gone when another migration/);
+  // Past the first one's TTL and the reaper's margin: the second one's QEMU (the same guest name) still runs.
+  await sleep(4_000 + REAP_MARGIN_MS + 2_000);
+  expect((await getMigration(nodeB, 'after-sweep')).stage).toBe('MIGRATION_STAGE_RUNNING');
+  expect(await guestsOn(nodeB)).toContain('racer-s');
+  expect((await abortIncoming(nodeB, 'after-sweep')).stage).toBe('MIGRATION_STAGE_ABORTED');
+  await expectNothingLeft(nodeB, 'racer-s');
+}, 90_000);
 
 test('the cap on remembered migrations forgets finished ones, never a loaded target', async () => {
   const record = new InMemoryOwnership();

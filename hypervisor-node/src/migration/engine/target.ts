@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { DEFAULT_MACHINE } from '../../qemu/argv.js';
 import type { QmpMigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
-import type { GuestSupervisor } from '../../runtime/supervisor.js';
+import { GuestNotFoundError, type GuestSupervisor } from '../../runtime/supervisor.js';
 import type { Accelerator, GuestDefinition } from '../../model/guest.js';
 import { channelCapabilities, type ChannelSettings } from './policy.js';
 import { applyChannelTls, channelUri, listeningPort, type MigrationChannel } from './channel.js';
@@ -188,7 +188,12 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     if (this.aborted) return;
     this.aborted = true;
     this.fail(new Error(`target ${this.name} was aborted`));
-    await this.options.supervisor.delete(this.name, { timeoutMs: 0 });
+    try {
+      await this.options.supervisor.delete(this.name, { timeoutMs: 0 });
+    } catch (error) {
+      // Deleted already (the stale-guest sweep, an admin): nothing of it is left to remove.
+      if (!(error instanceof GuestNotFoundError)) throw error;
+    }
   }
 
   private handleEvent(event: QmpEvent): void {
