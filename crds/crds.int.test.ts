@@ -195,7 +195,10 @@ describe('validation', () => {
     [
       'both kernel and disk boot',
       'VirtualMachine',
-      vm({ boot: { kernel: { path: '/k' }, disk: 'root' }, disks: [{ name: 'root', path: '/d.img' }] }),
+      vm({
+        boot: { kernel: { path: '/k' }, disk: 'root' },
+        disks: [{ name: 'root', path: '/d.img', storage: 'shared' }],
+      }),
       [/spec\.boot/, /exactly one of kernel or disk/],
     ],
     [
@@ -221,8 +224,8 @@ describe('validation', () => {
       'VirtualMachine',
       vm({
         disks: [
-          { name: 'a', path: '/a.img' },
-          { name: 'a', path: '/b.img' },
+          { name: 'a', path: '/a.img', storage: 'shared' },
+          { name: 'a', path: '/b.img', storage: 'shared' },
         ],
       }),
       [/spec\.disks\[1\]/, /Duplicate value/],

@@ -72,7 +72,7 @@ if ! up_to_date "$out/vmlinuz" || ! up_to_date "$out/vmlinux" || ! up_to_date "$
     for dep in ${deps//,/ }; do add_module "$dep"; done
     order+=("$name")
   }
-  for m in virtio_pci virtio_net virtio_console evdev button; do add_module "$m"; done
+  for m in virtio_pci virtio_net virtio_console virtio_blk evdev button; do add_module "$m"; done
   for m in "${order[@]}"; do
     f="$(modinfo -k "$kver" -F filename "$m")"
     case "$f" in

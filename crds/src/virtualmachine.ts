@@ -34,6 +34,10 @@ export const RESTART_POLICIES = ['Always', 'Never'] as const;
 export const NODE_LOSS_POLICIES = ['Wait', 'Restart'] as const;
 export type NodeLossPolicy = (typeof NODE_LOSS_POLICIES)[number];
 export const DISK_FORMATS = ['raw', 'qcow2'] as const;
+export const DISK_BUSES = ['virtio', 'sata'] as const;
+export const DISK_CACHES = ['writeback', 'none', 'writethrough'] as const;
+export const DISK_IO_MODES = ['threads', 'native', 'io_uring'] as const;
+export const DISK_STORAGES = ['shared', 'local'] as const;
 export const MIGRATION_RESULTS = ['Succeeded', 'Failed', 'Aborted'] as const;
 
 /**
@@ -85,15 +89,47 @@ export const BootSource = Type.Object(
   },
 );
 
-export const Disk = Type.Object({
-  name: Type.String({ maxLength: DNS1123_LABEL_MAX_LENGTH, pattern: DNS1123_LABEL_PATTERN }),
-  path: HostPath(
-    'Disk image on the host. Live migration assumes every node sees the same image at the same path ' +
-      '(shared storage) or that the disk is read-only.',
-  ),
-  format: Type.Optional(StringEnum(DISK_FORMATS, { default: 'raw' })),
-  readOnly: Type.Optional(Type.Boolean({ default: false })),
-});
+export const Disk = Type.Object(
+  {
+    name: Type.String({ maxLength: DNS1123_LABEL_MAX_LENGTH, pattern: DNS1123_LABEL_PATTERN }),
+    path: HostPath('Disk image on the host.'),
+    format: Type.Optional(StringEnum(DISK_FORMATS, { default: 'raw' })),
+    readOnly: Type.Optional(Type.Boolean({ default: false })),
+    storage: StringEnum(DISK_STORAGES, {
+      description:
+        'shared: every node sees the same image at the same path (NFS, a cluster filesystem); a migration moves ' +
+        'only the memory, and the target opens the image after the source has flushed and let go. local: the ' +
+        'image lives on the node; a migration copies it live into a new image at the same path on the target ' +
+        '(for a qcow2 overlay on a base image every node has, only the overlay).',
+    }),
+    bus: Type.Optional(
+      StringEnum(DISK_BUSES, {
+        description: 'virtio: virtio-blk. sata: AHCI, for guests without virtio.',
+        default: 'virtio',
+      }),
+    ),
+    cache: Type.Optional(
+      StringEnum(DISK_CACHES, {
+        description:
+          "writeback: the host's page cache, the guest's flushes reach stable storage. none: O_DIRECT, flushes " +
+          'still honoured. writethrough: every write reaches stable storage before it completes.',
+        default: 'writeback',
+      }),
+    ),
+    io: Type.Optional(
+      StringEnum(DISK_IO_MODES, {
+        description:
+          'How QEMU submits I/O: a thread pool, Linux native AIO (needs cache: none), or io_uring.',
+        default: 'threads',
+      }),
+    ),
+  },
+  cel({
+    rule: "!has(self.io) || self.io != 'native' || (has(self.cache) && self.cache == 'none')",
+    message: 'io: native needs cache: none (native AIO works on O_DIRECT files only)',
+    fieldPath: '.io',
+  }),
+);
 export type Disk = Static<typeof Disk>;
 
 export const VmNetwork = Type.Object({

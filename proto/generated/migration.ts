@@ -62,7 +62,11 @@ export interface ProtoGrpcType {
         DeleteGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_DeleteGuestRequest, _tern_node_v1alpha1_DeleteGuestRequest__Output>
         DeleteGuestResponse: MessageTypeDefinition<_tern_node_v1alpha1_DeleteGuestResponse, _tern_node_v1alpha1_DeleteGuestResponse__Output>
         Disk: MessageTypeDefinition<_tern_node_v1alpha1_Disk, _tern_node_v1alpha1_Disk__Output>
+        DiskBus: EnumTypeDefinition
+        DiskCache: EnumTypeDefinition
         DiskFormat: EnumTypeDefinition
+        DiskIo: EnumTypeDefinition
+        DiskStorage: EnumTypeDefinition
         GetGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_GetGuestRequest, _tern_node_v1alpha1_GetGuestRequest__Output>
         GetMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_GetMigrationRequest, _tern_node_v1alpha1_GetMigrationRequest__Output>
         GetNodeInfoRequest: MessageTypeDefinition<_tern_node_v1alpha1_GetNodeInfoRequest, _tern_node_v1alpha1_GetNodeInfoRequest__Output>

@@ -91,11 +91,20 @@ function validSpec(name: string): GuestSpec {
 }
 
 interface WireDisk {
+  name: string;
   path: string;
   readOnly: boolean;
   format: 'DISK_FORMAT_RAW' | 'DISK_FORMAT_QCOW2';
+  storage: 'DISK_STORAGE_SHARED' | 'DISK_STORAGE_LOCAL' | 'DISK_STORAGE_UNSPECIFIED';
 }
-const raw1 = (path: string, readOnly = true): WireDisk => ({ path, readOnly, format: 'DISK_FORMAT_RAW' });
+let diskNames = 0;
+const raw1 = (path: string, readOnly = true): WireDisk => ({
+  name: `d${diskNames++}`,
+  path,
+  readOnly,
+  format: 'DISK_FORMAT_RAW',
+  storage: 'DISK_STORAGE_SHARED',
+});
 
 /** A spec field by field: mostly valid, often a near miss. Strings and numbers stay wire-typed. */
 const specArb = (name: fc.Arbitrary<string>): fc.Arbitrary<(i: TestGuestImages) => GuestSpec> =>
@@ -145,7 +154,15 @@ const specArb = (name: fc.Arbitrary<string>): fc.Arbitrary<(i: TestGuestImages) 
         { weight: 4, arbitrary: fc.constant<WireDisk[]>([]) },
         fc.constantFrom<WireDisk[]>(
           [raw1('/nonexistent.img', false)],
-          [{ path: 'ROOT', readOnly: true, format: 'DISK_FORMAT_QCOW2' }],
+          [
+            {
+              name: 'root',
+              path: 'ROOT',
+              readOnly: true,
+              format: 'DISK_FORMAT_QCOW2',
+              storage: 'DISK_STORAGE_UNSPECIFIED',
+            },
+          ],
           Array.from({ length: 17 }, () => raw1('KERNEL')),
           [raw1('KERNEL'), raw1('KERNEL')],
         ),

@@ -95,9 +95,18 @@ const specCase = fc.record({
   disks: mostly(
     fc.array(
       fc.record({
+        name: mostly(fc.constantFrom('root', 'data', 'scratch'), fc.constantFrom('Root', '', 'a_b')),
         path: imagePath,
         readOnly: mostly(fc.boolean(), fc.constantFrom('true', 1)),
         format: mostly(fc.constantFrom('raw', 'qcow2', undefined), fc.constantFrom('vmdk', 'RAW')),
+        bus: mostly(fc.constantFrom('virtio', 'sata'), fc.constantFrom('scsi', undefined)),
+        cache: mostly(
+          fc.constantFrom('writeback', 'none', 'writethrough'),
+          fc.constantFrom('unsafe', undefined),
+        ),
+        io: mostly(fc.constantFrom('threads', 'native', 'io_uring'), fc.constantFrom('aio', undefined)),
+        storage: mostly(fc.constantFrom('shared', 'local'), fc.constantFrom('nfs', undefined)),
+        boot: mostly(fc.boolean(), fc.constant('yes')),
       }),
       { maxLength: 4 },
     ),

@@ -214,7 +214,16 @@ interface VmCase {
   memory: string | number;
   boot:
     { kernel: () => Promise<string>; initrd?: () => Promise<string>; cmdline?: string } | { disk: number };
-  disks: { name: string; path: () => Promise<string>; format?: 'raw' | 'qcow2'; readOnly?: boolean }[];
+  disks: {
+    name: string;
+    path: () => Promise<string>;
+    storage: 'shared' | 'local';
+    format?: 'raw' | 'qcow2';
+    readOnly?: boolean;
+    bus?: 'virtio' | 'sata';
+    cache?: 'writeback' | 'none' | 'writethrough';
+    io?: 'threads' | 'native' | 'io_uring';
+  }[];
   mac?: string;
 }
 
@@ -243,8 +252,12 @@ const vmCase: fc.Arbitrary<VmCase> = fc
             path: hostPath,
             format: fc.constantFrom('raw' as const, 'qcow2' as const),
             readOnly: fc.boolean(),
+            storage: fc.constantFrom('shared' as const, 'local' as const),
+            bus: fc.constantFrom('virtio' as const, 'sata' as const),
+            cache: fc.constantFrom('writeback' as const, 'none' as const, 'writethrough' as const),
+            io: fc.constantFrom('threads' as const, 'native' as const, 'io_uring' as const),
           },
-          { requiredKeys: ['name', 'path'] },
+          { requiredKeys: ['name', 'path', 'storage'] },
         ),
         { maxLength: VM_DISKS_MAX, selector: (disk) => disk.name, size: 'xsmall' },
       ),

@@ -32,13 +32,26 @@ export interface KernelBoot {
 }
 
 export interface DiskSpec {
+  /** The VM's name for the disk (DNS-1123 label, unique in the guest); names its QEMU nodes and mirror jobs. */
+  name: string;
   /** Absolute path under one of the daemon's allowed roots (raw or qcow2 image). */
   path: string;
   readOnly: boolean;
   /** Image format, never guessed from the file's contents (a raw image could carry a qcow2 header); default 'raw'. */
   format?: DiskFormat;
+  bus: DiskBus;
+  cache: DiskCache;
+  io: DiskIo;
+  /** shared: every node opens the same image (a migration moves memory only); local: a migration copies it. */
+  storage: DiskStorage;
+  /** The firmware boots this disk (at most one, and only when the guest has no kernel boot). */
+  boot: boolean;
 }
 
+export type DiskBus = 'virtio' | 'sata';
+export type DiskCache = 'writeback' | 'none' | 'writethrough';
+export type DiskIo = 'threads' | 'native' | 'io_uring';
+export type DiskStorage = 'shared' | 'local';
 export type DiskFormat = 'raw' | 'qcow2';
 
 export interface NicSpec {

@@ -4,7 +4,17 @@
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import path from 'node:path';
-import type { DiskFormat, DiskSpec, GuestDefinition, KernelBoot, NicSpec } from '../model/guest.js';
+import type {
+  DiskBus,
+  DiskCache,
+  DiskFormat,
+  DiskIo,
+  DiskSpec,
+  DiskStorage,
+  GuestDefinition,
+  KernelBoot,
+  NicSpec,
+} from '../model/guest.js';
 import { DNS1123_LABEL } from '../../../crds/index.js';
 
 export const MIN_MEMORY_MIB = 64;
@@ -56,6 +66,10 @@ const QEMU_MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
+const DISK_BUSES: readonly DiskBus[] = ['virtio', 'sata'];
+const DISK_CACHES: readonly DiskCache[] = ['writeback', 'none', 'writethrough'];
+const DISK_IO_MODES: readonly DiskIo[] = ['threads', 'native', 'io_uring'];
+const DISK_STORAGES: readonly DiskStorage[] = ['shared', 'local'];
 
 /**
  * Checks `input` against the policy and returns a normalised copy (lowercase uuid/MACs, symlink-free paths).
@@ -171,6 +185,7 @@ async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<
   }
   const out: DiskSpec[] = [];
   const seen = new Set<string>();
+  const names = new Set<string>();
   for (const [i, disk] of disks.entries()) {
     const field = `disks[${i}]`;
     if (!isRecord(disk)) {
@@ -178,13 +193,37 @@ async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<
       continue;
     }
     const diskPath = await validateImagePath(disk.path, `${field}.path`, roots, fail);
+    if (typeof disk.name !== 'string' || !DNS_LABEL.test(disk.name)) {
+      fail(`${field}.name`, 'must be a DNS-1123 label');
+    } else if (names.has(disk.name)) {
+      fail(`${field}.name`, `${disk.name} names another disk too`);
+    }
     if (typeof disk.readOnly !== 'boolean') fail(`${field}.readOnly`, 'must be true or false');
     const format = disk.format ?? 'raw';
     if (!DISK_FORMATS.includes(format as DiskFormat)) fail(`${field}.format`, 'must be "raw" or "qcow2"');
+    checkChoice(disk.bus, DISK_BUSES, `${field}.bus`, fail);
+    checkChoice(disk.cache, DISK_CACHES, `${field}.cache`, fail);
+    checkChoice(disk.io, DISK_IO_MODES, `${field}.io`, fail);
+    checkChoice(disk.storage, DISK_STORAGES, `${field}.storage`, fail);
+    if (disk.io === 'native' && disk.cache !== 'none') {
+      fail(`${field}.io`, 'native needs cache "none" (native AIO works on O_DIRECT files only)');
+    }
+    if (typeof disk.boot !== 'boolean') fail(`${field}.boot`, 'must be true or false');
     if (diskPath === undefined || typeof disk.readOnly !== 'boolean') continue;
     if (seen.has(diskPath)) fail(`${field}.path`, `${diskPath} is already used by another disk`);
     seen.add(diskPath);
-    out.push({ path: diskPath, readOnly: disk.readOnly, format: format as DiskFormat });
+    names.add(disk.name as string);
+    out.push({
+      name: disk.name as string,
+      path: diskPath,
+      readOnly: disk.readOnly,
+      format: format as DiskFormat,
+      bus: disk.bus as DiskBus,
+      cache: disk.cache as DiskCache,
+      io: disk.io as DiskIo,
+      storage: disk.storage as DiskStorage,
+      boot: disk.boot as boolean,
+    });
   }
   return out.length === disks.length ? out : undefined;
 }
@@ -313,4 +352,10 @@ function checkInteger(
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkChoice(value: unknown, choices: readonly string[], field: string, fail: Fail): void {
+  if (typeof value !== 'string' || !choices.includes(value)) {
+    fail(field, `must be one of ${choices.map((c) => `"${c}"`).join(', ')}`);
+  }
 }

@@ -12,10 +12,46 @@ const wireSpec: GuestSpec__Output = {
   cpuModel: '',
   boot: { kernel: '/img/vmlinuz', initrd: '', cmdline: ['quiet'] },
   disks: [
-    { path: '/img/root.qcow2', readOnly: false, format: 'DISK_FORMAT_QCOW2' },
-    { path: '/img/data.raw', readOnly: true, format: 'DISK_FORMAT_UNSPECIFIED' },
+    {
+      name: 'root',
+      path: '/img/root.qcow2',
+      readOnly: false,
+      format: 'DISK_FORMAT_QCOW2',
+      bus: 'DISK_BUS_SATA',
+      cache: 'DISK_CACHE_NONE',
+      io: 'DISK_IO_NATIVE',
+      storage: 'DISK_STORAGE_LOCAL',
+      boot: true,
+    },
+    {
+      name: 'data',
+      path: '/img/data.raw',
+      readOnly: true,
+      format: 'DISK_FORMAT_UNSPECIFIED',
+      bus: 'DISK_BUS_UNSPECIFIED',
+      cache: 'DISK_CACHE_UNSPECIFIED',
+      io: 'DISK_IO_UNSPECIFIED',
+      storage: 'DISK_STORAGE_UNSPECIFIED',
+      boot: false,
+    },
   ],
   nics: [{ mac: '52:54:00:12:34:56' }],
+};
+
+/** wireSpec as the daemon writes it back: every enum spelled out, the second disk shared. */
+const specWithDefaults: GuestSpec__Output = {
+  ...wireSpec,
+  disks: [
+    wireSpec.disks[0]!,
+    {
+      ...wireSpec.disks[1]!,
+      format: 'DISK_FORMAT_RAW',
+      bus: 'DISK_BUS_VIRTIO',
+      cache: 'DISK_CACHE_WRITEBACK',
+      io: 'DISK_IO_THREADS',
+      storage: 'DISK_STORAGE_SHARED',
+    },
+  ],
 };
 
 describe('wire conversion', () => {
@@ -27,8 +63,28 @@ describe('wire conversion', () => {
       memoryMiB: 1024,
       boot: { kernel: '/img/vmlinuz', cmdline: ['quiet'] },
       disks: [
-        { path: '/img/root.qcow2', readOnly: false, format: 'qcow2' },
-        { path: '/img/data.raw', readOnly: true },
+        {
+          name: 'root',
+          path: '/img/root.qcow2',
+          readOnly: false,
+          format: 'qcow2',
+          bus: 'sata',
+          cache: 'none',
+          io: 'native',
+          storage: 'local',
+          boot: true,
+        },
+        // Unspecified bus, cache and io take the defaults; storage stays unset for validation to refuse.
+        {
+          name: 'data',
+          path: '/img/data.raw',
+          readOnly: true,
+          bus: 'virtio',
+          cache: 'writeback',
+          io: 'threads',
+          storage: undefined,
+          boot: false,
+        },
       ],
       nics: [{ mac: '52:54:00:12:34:56' }],
     });
@@ -58,16 +114,10 @@ describe('wire conversion', () => {
       reason: 'Exited',
       message: 'QEMU exited with status 1; last console lines:\nKernel panic',
       accelerator: 'tcg',
-      spec: fromWireSpec(wireSpec),
+      spec: fromWireSpec(specWithDefaults),
     };
     expect(toWireGuest(status)).toEqual({
-      spec: {
-        ...wireSpec,
-        disks: [
-          { path: '/img/root.qcow2', readOnly: false, format: 'DISK_FORMAT_QCOW2' },
-          { path: '/img/data.raw', readOnly: true, format: 'DISK_FORMAT_RAW' },
-        ],
-      },
+      spec: specWithDefaults,
       phase: 'GUEST_PHASE_FAILED',
       pid: 0,
       reason: 'Exited',

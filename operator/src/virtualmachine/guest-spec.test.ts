@@ -48,20 +48,49 @@ describe('toGuestSpec', () => {
     expect(toGuestSpec(vm({ memory: '2048Mi' })).memoryMib).toBe(2048);
   });
 
-  it('maps disks with format and read-only flag, boot disk first, and no kernel boot', () => {
+  it('maps disks with their settings in spec order, marks the boot disk, and sends no kernel boot', () => {
     const spec = toGuestSpec(
       vm({
         boot: { disk: 'root' },
         disks: [
-          { name: 'data', path: '/images/data.qcow2', format: 'qcow2', readOnly: true },
-          { name: 'root', path: '/images/root.raw' },
+          {
+            name: 'data',
+            path: '/images/data.qcow2',
+            format: 'qcow2',
+            readOnly: true,
+            storage: 'local',
+            bus: 'sata',
+            cache: 'none',
+            io: 'native',
+          },
+          { name: 'root', path: '/images/root.raw', storage: 'shared' },
         ],
       }),
     );
     expect(spec.boot).toBeUndefined();
     expect(spec.disks).toEqual([
-      { path: '/images/root.raw', readOnly: false, format: 'DISK_FORMAT_RAW' },
-      { path: '/images/data.qcow2', readOnly: true, format: 'DISK_FORMAT_QCOW2' },
+      {
+        name: 'data',
+        path: '/images/data.qcow2',
+        readOnly: true,
+        format: 'DISK_FORMAT_QCOW2',
+        bus: 'DISK_BUS_SATA',
+        cache: 'DISK_CACHE_NONE',
+        io: 'DISK_IO_NATIVE',
+        storage: 'DISK_STORAGE_LOCAL',
+        boot: false,
+      },
+      {
+        name: 'root',
+        path: '/images/root.raw',
+        readOnly: false,
+        format: 'DISK_FORMAT_RAW',
+        bus: 'DISK_BUS_VIRTIO',
+        cache: 'DISK_CACHE_WRITEBACK',
+        io: 'DISK_IO_THREADS',
+        storage: 'DISK_STORAGE_SHARED',
+        boot: true,
+      },
     ]);
   });
 
@@ -115,7 +144,7 @@ describe('configuredGuestAddress', () => {
       configuredGuestAddress(
         vm({
           boot: { disk: 'root' },
-          disks: [{ name: 'root', path: '/images/root.qcow2', format: 'qcow2' }],
+          disks: [{ name: 'root', path: '/images/root.qcow2', format: 'qcow2', storage: 'shared' }],
         }),
       ),
     ).toBeUndefined();

@@ -4,12 +4,27 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { VirtualMachine } from '../../../crds/index.js';
 import { parseByteQuantity } from '../../../crds/index.js';
-import type { DiskFormat, GuestSpec } from '../../../proto/index.js';
+import type { DiskBus, DiskCache, DiskFormat, DiskIo, DiskStorage, GuestSpec } from '../../../proto/index.js';
 import { guestDisplayName, guestName } from '../daemon/guest-key.js';
 
 const MiB = 1024 * 1024;
 
 const DISK_FORMATS: Record<string, DiskFormat> = { raw: 'DISK_FORMAT_RAW', qcow2: 'DISK_FORMAT_QCOW2' };
+const DISK_BUSES: Record<string, DiskBus> = { virtio: 'DISK_BUS_VIRTIO', sata: 'DISK_BUS_SATA' };
+const DISK_CACHES: Record<string, DiskCache> = {
+  writeback: 'DISK_CACHE_WRITEBACK',
+  none: 'DISK_CACHE_NONE',
+  writethrough: 'DISK_CACHE_WRITETHROUGH',
+};
+const DISK_IO_MODES: Record<string, DiskIo> = {
+  threads: 'DISK_IO_THREADS',
+  native: 'DISK_IO_NATIVE',
+  io_uring: 'DISK_IO_IO_URING',
+};
+const DISK_STORAGES: Record<string, DiskStorage> = {
+  shared: 'DISK_STORAGE_SHARED',
+  local: 'DISK_STORAGE_LOCAL',
+};
 
 /**
  * The guest NIC's MAC: spec.network.macAddress, or one derived from the VM's UID — locally administered (bit 1 of
@@ -49,10 +64,6 @@ export function toGuestSpec(vm: VirtualMachine): GuestSpec {
   if (!name || !uid) throw new Error('a VirtualMachine read from the API has a name and a uid');
   const memoryBytes = parseByteQuantity(vm.spec.memory);
   const kernel = vm.spec.boot.kernel;
-  // Disk boot: the proto has no boot order, QEMU boots the first disk, so the boot disk goes first.
-  const disks = [...(vm.spec.disks ?? [])].sort(
-    (a, b) => Number(b.name === vm.spec.boot.disk) - Number(a.name === vm.spec.boot.disk),
-  );
   return {
     name: guestName(vm),
     uuid: uid,
@@ -68,10 +79,16 @@ export function toGuestSpec(vm: VirtualMachine): GuestSpec {
           },
         }
       : {}),
-    disks: disks.map((disk) => ({
+    disks: (vm.spec.disks ?? []).map((disk) => ({
+      name: disk.name,
       path: disk.path,
       readOnly: disk.readOnly ?? false,
       format: DISK_FORMATS[disk.format ?? 'raw'],
+      bus: DISK_BUSES[disk.bus ?? 'virtio'],
+      cache: DISK_CACHES[disk.cache ?? 'writeback'],
+      io: DISK_IO_MODES[disk.io ?? 'threads'],
+      storage: DISK_STORAGES[disk.storage],
+      boot: disk.name === vm.spec.boot.disk,
     })),
     nics: [{ mac: vmMacAddress(vm) }],
   };

@@ -24,6 +24,9 @@ export interface GuestSpec {
    * QEMU CPU model; empty means the daemon's default ('max' under TCG, 'host' under KVM).
    */
   'cpuModel'?: (string);
+  /**
+   * Kernel boot. Unset or with an empty kernel: the firmware boots the disk marked `boot`.
+   */
   'boot'?: (_tern_node_v1alpha1_KernelBoot | null);
   'disks'?: (_tern_node_v1alpha1_Disk)[];
   'nics'?: (_tern_node_v1alpha1_Nic)[];
@@ -54,6 +57,9 @@ export interface GuestSpec__Output {
    * QEMU CPU model; empty means the daemon's default ('max' under TCG, 'host' under KVM).
    */
   'cpuModel': (string);
+  /**
+   * Kernel boot. Unset or with an empty kernel: the firmware boots the disk marked `boot`.
+   */
   'boot': (_tern_node_v1alpha1_KernelBoot__Output | null);
   'disks': (_tern_node_v1alpha1_Disk__Output)[];
   'nics': (_tern_node_v1alpha1_Nic__Output)[];
