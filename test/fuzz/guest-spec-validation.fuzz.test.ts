@@ -119,6 +119,8 @@ const specCase = fc.record({
     ),
     fc.constant({}),
   ),
+  /** No kernel boot: the firmware boots the disk marked boot (valid with exactly one). */
+  diskBoot: fc.boolean(),
   notAnObject: fc.oneof(
     { weight: 30, arbitrary: fc.constant(false) },
     { weight: 1, arbitrary: fc.constant(true) },
@@ -146,10 +148,10 @@ async function materialise(c: SpecCase): Promise<unknown> {
     uuid: c.uuid,
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
-    boot,
     disks,
     nics: c.nics,
   };
+  if (!c.diskBoot) spec.boot = boot;
   if (c.machine !== undefined) spec.machine = c.machine;
   if (c.cpuModel !== undefined) spec.cpuModel = c.cpuModel;
   return spec;
