@@ -1,5 +1,5 @@
 // The real operator process against a real kube-apiserver and two real daemon processes running QEMU guests (TCG):
-// placement, start, crash restart, stop, delete, an unschedulable VM, and a node whose heartbeat lapses.
+// placement, start, crash restart, stop, delete, an unschedulable VM, a node whose heartbeat lapses, and disk boot.
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,6 +262,36 @@ it('reports the VMs of a node whose Lease expired as Unknown, never starts them 
   expect(await eventReasons('VirtualMachine', 'vm2')).toEqual(
     expect.arrayContaining(['NodeNotReady', 'Started']),
   );
+});
+
+it('runs a VM that boots from a disk (boot.disk): the firmware boots the test disk image to its agent', async () => {
+  const started = Date.now();
+  const manifest = JSON.parse(vmManifest('vm-disk')) as VirtualMachine;
+  // The cached test disk is shared by every test: this guest only reads it (the firmware and the loader do too).
+  manifest.spec.boot = { disk: 'root' };
+  manifest.spec.disks = [{ name: 'root', path: images.bootDisk, storage: 'shared', readOnly: true }];
+  await apply(JSON.stringify(manifest));
+  const vm = await vmInPhase('vm-disk', 'Running');
+  const node = vm.status!.node as NodeName;
+  const guest = (await guestOnNode(node, 'vm-disk'))!;
+  // The daemon got no kernel boot; the one disk is marked for the firmware.
+  expect(guest.spec?.boot).toBeNull();
+  expect(guest.spec?.disks).toMatchObject([
+    { name: 'root', path: images.bootDisk, boot: true, readOnly: true },
+  ]);
+  const consoleText = await eventually(
+    'the disk-booted guest agent on the console',
+    async () => {
+      const text = await readFile(join(stateDir(node), vm.metadata.uid!, 'console.log'), 'utf8');
+      return images.readyPattern.test(text) ? text : undefined;
+    },
+    120_000,
+  );
+  // The boot loader of the image ran (not a kernel the daemon passed).
+  expect(consoleText).toMatch(/SYSLINUX/);
+  console.log(`vm-disk agent up ${Date.now() - started} ms after the VM was created`);
+  await kubectl('delete', 'tvm', 'vm-disk', '--timeout=30s');
+  expect(await guestOnNode(node, 'vm-disk')).toBeUndefined();
 });
 
 it('shuts the operator down on SIGTERM with exit code 0', async () => {
