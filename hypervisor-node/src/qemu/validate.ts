@@ -15,13 +15,13 @@ import type {
   KernelBoot,
   NicSpec,
 } from '../model/guest.js';
-import { DNS1123_LABEL } from '../../../crds/index.js';
+import { DNS1123_LABEL, VM_SATA_DISKS_MAX } from '../../../crds/index.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_CPUS = 64;
 export const MAX_DISKS = 16;
 /** argv.ts puts SATA disks on q35's built-in AHCI controller, one per port. */
-export const MAX_SATA_DISKS = 6;
+export const MAX_SATA_DISKS = VM_SATA_DISKS_MAX;
 export const MAX_NICS = 8;
 /** x86 COMMAND_LINE_SIZE is 2048 including the NUL; argv.ts may prepend the serial console word. */
 export const SERIAL_CONSOLE_WORD = 'console=ttyS0';
