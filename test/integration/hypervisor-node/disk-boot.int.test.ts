@@ -151,6 +151,7 @@ describe('disk boot', () => {
   it('boots the test disk to READY; what the guest wrote to its data disk survives stop and start', async () => {
     const root = await bootDisk('vm1-root');
     const data = await dataDisk('vm1-data');
+    const t0 = performance.now();
     const created = await unary<Guest__Output>((done) =>
       operator.createGuest(
         {
@@ -168,6 +169,9 @@ describe('disk boot', () => {
     expect(created.spec?.disks.map((d) => d.boot)).toEqual([true, false]);
 
     await expectAgentReady('vm1');
+    console.log(
+      `vm1: CreateGuest -> agent READY and VERIFY OK after ${(performance.now() - t0).toFixed(0)} ms`,
+    );
     const console1 = await waitForConsole('vm1', /tern-init: boot count 1 on \/dev\/vdb/, 10_000);
     expect(console1).toMatch(/SYSLINUX/);
 
