@@ -4,14 +4,21 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import { condition, eventually, guestOn, kubectlOn, testDaemonArgs } from '../../harness/operator-cluster.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../../harness/operator-cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
@@ -264,7 +271,7 @@ it('reports the VMs of a node whose Lease expired as Unknown, never starts them 
   );
 });
 
-it('runs a VM that boots from a disk (boot.disk): the firmware boots the test disk image to its agent', async () => {
+it('runs a VM that boots from a disk (boot.disk) and migrates it: the firmware boots the test disk image', async () => {
   const started = Date.now();
   const manifest = JSON.parse(vmManifest('vm-disk')) as VirtualMachine;
   // The cached test disk is shared by every test: this guest only reads it (the firmware and the loader do too).
@@ -290,8 +297,34 @@ it('runs a VM that boots from a disk (boot.disk): the firmware boots the test di
   // The boot loader of the image ran (not a kernel the daemon passed).
   expect(consoleText).toMatch(/SYSLINUX/);
   console.log(`vm-disk agent up ${Date.now() - started} ms after the VM was created`);
-  await kubectl('delete', 'tvm', 'vm-disk', '--timeout=30s');
+  expect((await verifyGuest(stateDir(node), 'vm-disk')).ok).toBe(true);
+
+  // A live migration to the other node: the shared boot disk stays, the memory (firmware and guest) moves.
+  const to: NodeName = node === 'node-a' ? 'node-b' : 'node-a';
+  await apply(
+    JSON.stringify({
+      apiVersion: 'tern.dev/v1alpha1',
+      kind: 'Migration',
+      metadata: { name: 'vm-disk-move', namespace: 'default' },
+      spec: { vmName: 'vm-disk', targetNode: to },
+    }),
+  );
+  const done = await eventually(
+    'vm-disk-move finished',
+    async () => {
+      const m = await getJson<Migration>('migration', 'vm-disk-move');
+      return ['Succeeded', 'Failed', 'Aborted'].includes(m.status?.phase ?? '') ? m : undefined;
+    },
+    120_000,
+  );
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: node, targetNode: to });
+  expect((await vmInPhase('vm-disk', 'Running')).status?.node).toBe(to);
   expect(await guestOnNode(node, 'vm-disk')).toBeUndefined();
+  expect((await guestOnNode(to, 'vm-disk'))?.spec?.boot).toBeNull();
+  expect((await verifyGuest(stateDir(to), 'vm-disk')).ok).toBe(true);
+
+  await kubectl('delete', 'tvm', 'vm-disk', '--timeout=30s');
+  expect(await guestOnNode(to, 'vm-disk')).toBeUndefined();
 });
 
 it('shuts the operator down on SIGTERM with exit code 0', async () => {
