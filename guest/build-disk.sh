@@ -52,8 +52,8 @@ if ! up_to_date; then
   printf 'label: dos\nlabel-id: 0x7465726e\nunit: sectors\n\nstart=%d, type=e, bootable\n' "$PART_START" |
     sfdisk --quiet --no-reread --no-tell-kernel "$image"
   dd if="$mbr" of="$image" bs=440 count=1 conv=notrunc status=none
-  # -h: hidden sectors before the partition (the boot sector's view of where it lives); --invariant: volume id 1234-abcd, no random
-  # serial or time-based fields.
+  # -h: the sectors before the partition (where the boot sector believes it lives); --invariant: volume id 1234-ABCD
+  # and no time-based fields; the last argument is the size in KiB.
   mkfs.vfat -F 16 -n TERNBOOT -h "$PART_START" --invariant --offset "$PART_START" \
     "$image" $(((sectors - PART_START) / 2)) >/dev/null
 
@@ -61,6 +61,7 @@ if ! up_to_date; then
   mkdir -p "$files"
   cp "$kernel" "$files/vmlinuz"
   cp "$initrd" "$files/initramfs.img"
+  # SERIAL: syslinux also talks on ttyS0, so the console log shows that the loader ran.
   cat >"$files/syslinux.cfg" <<CFG
 SERIAL 0 115200
 DEFAULT tern
