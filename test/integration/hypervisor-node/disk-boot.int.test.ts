@@ -129,7 +129,7 @@ beforeAll(async () => {
   stateDir = join(work, 'state');
   await mkdir(images);
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
-  guest = await testGuestImages();
+  guest = await testGuestImages({ bootDisk: true });
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
       { node: 'node-a', certs, stateDir, allowedRoot: images },

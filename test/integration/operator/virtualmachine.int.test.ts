@@ -96,7 +96,10 @@ const processAlive = (pid: number) =>
 beforeAll(async () => {
   const started = Date.now();
   work = await mkdtemp(join(tmpdir(), 'tvm-'));
-  [cp, images] = await Promise.all([startControlPlane({ name: 'vm-reconciler' }), testGuestImages()]);
+  [cp, images] = await Promise.all([
+    startControlPlane({ name: 'vm-reconciler' }),
+    testGuestImages({ bootDisk: true }),
+  ]);
   await kubectl('apply', '-f', CRDS);
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
   await kubectl('create', 'namespace', 'tern-system');
