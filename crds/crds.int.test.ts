@@ -231,6 +231,19 @@ describe('validation', () => {
       [/spec\.disks\[1\]/, /Duplicate value/],
     ],
     [
+      'seven SATA disks (q35 has six AHCI ports)',
+      'VirtualMachine',
+      vm({
+        disks: Array.from({ length: 7 }, (_, i) => ({
+          name: `d${i}`,
+          path: `/d${i}.img`,
+          storage: 'shared',
+          bus: 'sata',
+        })),
+      }),
+      [/spec\.disks/, /at most 6 disks on bus sata/],
+    ],
+    [
       'a globally administered MAC',
       'VirtualMachine',
       vm({ network: { macAddress: '00:11:22:33:44:55' } }),

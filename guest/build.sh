@@ -54,7 +54,7 @@ if ! up_to_date "$out/vmlinuz" || ! up_to_date "$out/vmlinux" || ! up_to_date "$
   mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
 
   cp "$busybox" "$root/bin/busybox"
-  for applet in sh mount insmod ip cat echo poweroff head sync sleep; do ln -s busybox "$root/bin/$applet"; done
+  for applet in sh mount insmod ip cat echo poweroff head sync sleep tr; do ln -s busybox "$root/bin/$applet"; done
   install -m 0755 "$here/init" "$root/init"
   gcc -static -O2 -Wall -Wextra -s -Wl,--build-id=none -o "$root/agent" "$here/agent/agent.c"
 

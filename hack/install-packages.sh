@@ -5,7 +5,9 @@
 set -euo pipefail
 
 QEMU_MIN_MAJOR=10
-PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make)
+# syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
+PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
+  syslinux syslinux-common mtools dosfstools fdisk faketime)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 

@@ -10,7 +10,7 @@ step() { printf 'setup: %s\n' "$*"; }
 LOG_DIR=$TERN_CACHE/logs
 mkdir -p "$LOG_DIR"
 
-step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox)"
+step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox, syslinux)"
 bash hack/install-packages.sh
 
 # The test daemons and the local cluster run their guests' QEMU as this user (--qemu-user), as the Helm chart runs it
@@ -31,5 +31,6 @@ fi
 step "kube-apiserver, etcd and kubectl in $TERN_CACHE/bin"
 bash hack/build-k8s.sh
 
-step "test guest in $TERN_CACHE/guest"
+step "test guest in $TERN_CACHE/guest (kernel boot, and the bootable disk image)"
 bash guest/build.sh
+bash guest/build-disk.sh

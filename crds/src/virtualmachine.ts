@@ -15,6 +15,8 @@ export const VM_CPU_CORES_MAX = 64;
 export const VM_MEMORY_MIN = '64Mi';
 export const VM_MEMORY_MAX = '1Ti';
 export const VM_DISKS_MAX = 16;
+/** SATA disks sit on the q35 machine's built-in AHCI controller, one per port. */
+export const VM_SATA_DISKS_MAX = 6;
 
 export const VM_PHASES = [
   'Pending',
@@ -74,7 +76,9 @@ export const BootSource = Type.Object(
     kernel: Type.Optional(KernelBoot),
     disk: Type.Optional(
       Type.String({
-        description: 'Boot from this entry of spec.disks (by name).',
+        description:
+          'Boot from this entry of spec.disks (by name): the firmware (SeaBIOS) runs the boot loader on the disk ' +
+          '(an MBR disk image; no UEFI), which loads the kernel with its own command line.',
         maxLength: DNS1123_LABEL_MAX_LENGTH,
         pattern: DNS1123_LABEL_PATTERN,
       }),
@@ -104,7 +108,7 @@ export const Disk = Type.Object(
     }),
     bus: Type.Optional(
       StringEnum(DISK_BUSES, {
-        description: 'virtio: virtio-blk. sata: AHCI, for guests without virtio.',
+        description: `virtio: virtio-blk. sata: AHCI, for guests without virtio (at most ${VM_SATA_DISKS_MAX}).`,
         default: 'virtio',
       }),
     ),
@@ -193,6 +197,10 @@ export const VirtualMachineSpec = Type.Object(
         maxItems: VM_DISKS_MAX,
         'x-kubernetes-list-type': 'map',
         'x-kubernetes-list-map-keys': ['name'],
+        ...cel({
+          rule: `self.filter(d, has(d.bus) && d.bus == 'sata').size() <= ${VM_SATA_DISKS_MAX}`,
+          message: `at most ${VM_SATA_DISKS_MAX} disks on bus sata (the AHCI controller has ${VM_SATA_DISKS_MAX} ports)`,
+        }),
       }),
     ),
     network: Type.Optional(VmNetwork),

@@ -27,6 +27,7 @@ const KEYVAL = new Set([
   '-incoming',
   '-sandbox',
   '-run-with',
+  '-boot',
 ]);
 /** Options whose value QEMU takes in JSON syntax when it starts with '{'. */
 const JSON_OPTIONS = new Set(['-blockdev', '-device', '-netdev']);
@@ -71,17 +72,23 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
   expect(one('-pidfile')).toBe(guestPaths(launch.stateRoot, spec.name).pid);
 
   // Kernel and initrd are taken whole, except that QEMU splits -initrd at commas (multiboot module lists).
-  expect(one('-kernel')).toBe(spec.boot.kernel);
-  const initrd = one('-initrd');
-  expect(initrd).toBe(spec.boot.initrd);
-  if (initrd !== undefined) expect(initrd).not.toContain(',');
-  const append = one('-append')!;
-  expect(CONTROL_CHARS.test(append)).toBe(false);
-  expect(append.split(' ').filter((w) => w !== '')).toEqual(
-    spec.boot.cmdline.some((w) => w.startsWith('console='))
-      ? spec.boot.cmdline
-      : ['console=ttyS0', ...spec.boot.cmdline],
-  );
+  const boot = spec.boot;
+  if (boot === undefined) {
+    // Disk boot: the firmware boots the disk with a bootindex, and only that disk.
+    expect([one('-kernel'), one('-initrd'), one('-append')]).toEqual([undefined, undefined, undefined]);
+    expect(one('-boot')).toBe('strict=on');
+  } else {
+    expect(one('-boot')).toBeUndefined();
+    expect(one('-kernel')).toBe(boot.kernel);
+    const initrd = one('-initrd');
+    expect(initrd).toBe(boot.initrd);
+    if (initrd !== undefined) expect(initrd).not.toContain(',');
+    const append = one('-append')!;
+    expect(CONTROL_CHARS.test(append)).toBe(false);
+    expect(append.split(' ').filter((w) => w !== '')).toEqual(
+      boot.cmdline.some((w) => w.startsWith('console=')) ? boot.cmdline : ['console=ttyS0', ...boot.cmdline],
+    );
+  }
 
   // Option syntax holds only what the daemon chose: its own state paths, ids and numbers.
   const ownDir = path.join(launch.stateRoot, spec.name);
@@ -97,15 +104,18 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
   // JSON syntax: every value parses, and the disks' filenames are exactly the validated paths, once each.
   const filenames: string[] = [];
   const macs: string[] = [];
+  const bootIndexes: unknown[] = [];
   for (const option of JSON_OPTIONS) {
     for (const value of values.get(option) ?? []) {
       expect(value.startsWith('{')).toBe(true);
       const parsed = JSON.parse(value) as Record<string, unknown>;
       if (option === '-blockdev' && parsed.driver === 'file') filenames.push(parsed.filename as string);
       if (option === '-device' && parsed.driver === 'virtio-net-pci') macs.push(parsed.mac as string);
+      if (option === '-device' && parsed.drive !== undefined) bootIndexes.push(parsed.bootindex);
     }
   }
   expect(filenames).toEqual(spec.disks.map((disk) => disk.path));
+  expect(bootIndexes).toEqual(spec.disks.map((disk) => (disk.boot ? 0 : undefined)));
   expect(macs).toEqual(spec.nics.map((nic) => nic.mac));
 }
 

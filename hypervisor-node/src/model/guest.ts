@@ -17,7 +17,8 @@ export interface GuestDefinition {
   machine?: string;
   /** QEMU CPU model; defaults to 'max' under TCG and 'host' under KVM unless set. */
   cpuModel?: string;
-  boot: KernelBoot;
+  /** Kernel boot; unset: the firmware (SeaBIOS) boots the one disk with `boot: true`. */
+  boot?: KernelBoot;
   disks: DiskSpec[];
   nics: NicSpec[];
 }
@@ -44,7 +45,7 @@ export interface DiskSpec {
   io: DiskIo;
   /** shared: every node opens the same image (a migration moves memory only); local: a migration copies it. */
   storage: DiskStorage;
-  /** The firmware boots this disk (at most one, and only when the guest has no kernel boot). */
+  /** The firmware boots this disk: exactly one disk of a guest without kernel boot, none of a guest with one. */
   boot: boolean;
 }
 

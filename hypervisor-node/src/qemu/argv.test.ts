@@ -17,7 +17,15 @@ beforeAll(async () => {
   await mkdir(root);
   await mkdir(outside);
   await mkdir(path.join(root, 'subdir'));
-  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'data.qcow2', 'init,rd']) {
+  const sataImages = Array.from({ length: 7 }, (_, i) => `sata${i}.raw`);
+  for (const file of [
+    'vmlinuz',
+    'initrd.img',
+    'disk,with=comma.raw',
+    'data.qcow2',
+    'init,rd',
+    ...sataImages,
+  ]) {
     await writeFile(path.join(root, file), 'x');
   }
   await writeFile(path.join(outside, 'secret'), 'x');
@@ -114,7 +122,28 @@ describe('validateGuestSpec rejects', () => {
     ['cpu model with flags', 'cpuModel', (s) => (s.cpuModel = 'max,+vmx')],
     ['machine "help"', 'machine', (s) => (s.machine = 'help')],
     ['cpu model "help"', 'cpuModel', (s) => (s.cpuModel = 'help')],
-    ['missing boot', 'boot', (s) => delete s.boot],
+    ['no boot source: no kernel and no boot disk', 'boot', (s) => delete s.boot],
+    ['a boot disk next to a kernel', 'disks[0].boot', (s) => (s.disks[0].boot = true)],
+    [
+      'two boot disks',
+      'disks[1].boot',
+      (s) => {
+        delete s.boot;
+        s.disks[0].boot = true;
+        s.disks[1].boot = true;
+      },
+    ],
+    [
+      'seven SATA disks (q35 has six AHCI ports)',
+      'disks',
+      (s) =>
+        (s.disks = Array.from({ length: 7 }, (_, i) => ({
+          ...s.disks[0],
+          name: `d${i}`,
+          path: `${root}/sata${i}.raw`,
+          bus: 'sata',
+        }))),
+    ],
     ['empty kernel path', 'boot.kernel', (s) => (s.boot.kernel = '')],
     ['relative kernel path', 'boot.kernel', (s) => (s.boot.kernel = 'images/vmlinuz')],
     ['kernel path with ".."', 'boot.kernel', (s) => (s.boot.kernel = `${root}/../outside/secret`)],
@@ -145,6 +174,7 @@ describe('validateGuestSpec rejects', () => {
     ['native AIO without O_DIRECT', 'disks[0].io', (s) => (s.disks[0].io = 'native')],
     ['disk name not a label', 'disks[0].name', (s) => (s.disks[0].name = 'Root')],
     ['two disks of one name', 'disks[1].name', (s) => (s.disks[1].name = 'root')],
+    ['boot flag not a boolean', 'disks[0].boot', (s) => (s.disks[0].boot = 'yes')],
     ['the same disk twice', 'disks[1].path', (s) => (s.disks[1].path = `${root}/disk,with=comma.raw`)],
     ['empty MAC', 'nics[0].mac', (s) => (s.nics[0].mac = '')],
     ['MAC with dashes', 'nics[0].mac', (s) => (s.nics[0].mac = '52-54-00-ab-cd-ef')],
@@ -241,7 +271,17 @@ describe('validateGuestSpec accepts', () => {
       { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] } },
       { ...policy, allowedRoots: [linkedRoot] },
     );
-    expect(spec.boot.kernel).toBe(`${root}/vmlinuz`);
+    expect(spec.boot?.kernel).toBe(`${root}/vmlinuz`);
+  });
+
+  test('disk boot: no kernel, one disk marked boot', async () => {
+    const input = validSpec();
+    delete input.boot;
+    (input.disks as LooseSpec[])[1]!.boot = true;
+    const spec = await validateGuestSpec(input, policy);
+    expect(spec.boot).toBeUndefined();
+    expect('boot' in spec).toBe(false);
+    expect(spec.disks.map((disk) => disk.boot)).toEqual([false, true]);
   });
 });
 
@@ -294,21 +334,74 @@ describe('buildQemuArgv', () => {
       '-append',
       'console=ttyS0 panic=-1 tern.ip=10.0.0.2/24',
       '-blockdev',
-      `{"driver":"file","node-name":"file0","filename":"${root}/disk,with=comma.raw","read-only":false}`,
+      `{"driver":"file","node-name":"file0","filename":"${root}/disk,with=comma.raw","read-only":false,"aio":"threads","cache":{"direct":false,"no-flush":false}}`,
       '-blockdev',
-      '{"driver":"raw","node-name":"disk0","file":"file0","read-only":false}',
+      '{"driver":"raw","node-name":"disk0","file":"file0","read-only":false,"cache":{"direct":false,"no-flush":false}}',
       '-device',
-      '{"driver":"virtio-blk-pci","id":"vd0","drive":"disk0"}',
+      '{"driver":"virtio-blk-pci","id":"vd0","drive":"disk0","write-cache":"on"}',
       '-blockdev',
-      `{"driver":"file","node-name":"file1","filename":"${root}/data.qcow2","read-only":true}`,
+      `{"driver":"file","node-name":"file1","filename":"${root}/data.qcow2","read-only":true,"aio":"threads","cache":{"direct":false,"no-flush":false}}`,
       '-blockdev',
-      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true}',
+      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true,"cache":{"direct":false,"no-flush":false}}',
       '-device',
-      '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1"}',
+      '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1","write-cache":"on"}',
       '-netdev',
       '{"type":"tap","id":"net0","ifname":"tt0123456789abc","script":"no","downscript":"no"}',
       '-device',
       '{"driver":"virtio-net-pci","id":"nic0","netdev":"net0","mac":"52:54:00:ab:cd:ef"}',
+    ]);
+  });
+
+  test('disk boot: the boot disk gets bootindex 0, no -kernel/-initrd/-append; bus, cache and io per disk', async () => {
+    const disk = (i: number, bus: string, cache: string, io: string, boot = false): LooseSpec => ({
+      name: `d${i}`,
+      path: `${root}/sata${i}.raw`,
+      readOnly: false,
+      bus,
+      cache,
+      io,
+      storage: 'local',
+      boot,
+    });
+    const input = validSpec();
+    delete input.boot;
+    input.disks = [
+      disk(0, 'virtio', 'none', 'native'),
+      disk(1, 'sata', 'writethrough', 'threads', true),
+      disk(2, 'virtio', 'writeback', 'io_uring'),
+      disk(3, 'sata', 'none', 'io_uring'),
+    ];
+    const spec = await validateGuestSpec(input, policy);
+    const argv = buildQemuArgv(spec, { stateRoot, accel: 'tcg', nics: [{ kind: 'tap', ifname: 'tt0' }] });
+    for (const option of ['-kernel', '-initrd', '-append']) expect(argv).not.toContain(option);
+    const serial = argv.lastIndexOf('chardev:agent');
+    expect(argv.slice(serial + 1, argv.indexOf('-netdev'))).toEqual([
+      '-boot',
+      'strict=on',
+      '-blockdev',
+      `{"driver":"file","node-name":"file0","filename":"${root}/sata0.raw","read-only":false,"aio":"native","cache":{"direct":true,"no-flush":false}}`,
+      '-blockdev',
+      '{"driver":"raw","node-name":"disk0","file":"file0","read-only":false,"cache":{"direct":true,"no-flush":false}}',
+      '-device',
+      '{"driver":"virtio-blk-pci","id":"vd0","drive":"disk0","write-cache":"on"}',
+      '-blockdev',
+      `{"driver":"file","node-name":"file1","filename":"${root}/sata1.raw","read-only":false,"aio":"threads","cache":{"direct":false,"no-flush":false}}`,
+      '-blockdev',
+      '{"driver":"raw","node-name":"disk1","file":"file1","read-only":false,"cache":{"direct":false,"no-flush":false}}',
+      '-device',
+      '{"driver":"ide-hd","id":"vd1","bus":"ide.0","drive":"disk1","write-cache":"off","bootindex":0}',
+      '-blockdev',
+      `{"driver":"file","node-name":"file2","filename":"${root}/sata2.raw","read-only":false,"aio":"io_uring","cache":{"direct":false,"no-flush":false}}`,
+      '-blockdev',
+      '{"driver":"raw","node-name":"disk2","file":"file2","read-only":false,"cache":{"direct":false,"no-flush":false}}',
+      '-device',
+      '{"driver":"virtio-blk-pci","id":"vd2","drive":"disk2","write-cache":"on"}',
+      '-blockdev',
+      `{"driver":"file","node-name":"file3","filename":"${root}/sata3.raw","read-only":false,"aio":"io_uring","cache":{"direct":true,"no-flush":false}}`,
+      '-blockdev',
+      '{"driver":"raw","node-name":"disk3","file":"file3","read-only":false,"cache":{"direct":true,"no-flush":false}}',
+      '-device',
+      '{"driver":"ide-hd","id":"vd3","bus":"ide.1","drive":"disk3","write-cache":"on"}',
     ]);
   });
 

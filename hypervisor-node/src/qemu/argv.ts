@@ -3,7 +3,7 @@
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
 // named 'k,x=y' boots: test/integration/hypervisor-node/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
-import type { Accelerator, GuestDefinition, NicBackend } from '../model/guest.js';
+import type { Accelerator, DiskSpec, GuestDefinition, NicBackend } from '../model/guest.js';
 import { guestPaths } from '../model/state-dir.js';
 import { qemuIdentityArgs, type QemuUser } from './run-as.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
@@ -48,9 +48,6 @@ export function assertSafeStateRoot(stateRoot: string): void {
 export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions): string[] {
   assertSafeStateRoot(launch.stateRoot);
   const paths = guestPaths(launch.stateRoot, spec.name);
-  const cmdline = spec.boot.cmdline.some((word) => word.startsWith('console='))
-    ? spec.boot.cmdline
-    : [SERIAL_CONSOLE_WORD, ...spec.boot.cmdline];
   const argv = [
     // validateGuestSpec keeps ',' and '=' out of both, so QEMU's option parser reads one value.
     '-name',
@@ -86,28 +83,21 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
     `socket,id=agent,path=${paths.agent},server=on,wait=off`,
     '-serial',
     'chardev:agent',
-    '-kernel',
-    spec.boot.kernel,
   ];
-  if (spec.boot.initrd !== undefined) argv.push('-initrd', spec.boot.initrd);
-  argv.push('-append', cmdline.join(' '));
-
-  spec.disks.forEach((disk, i) => {
-    const readOnly = disk.readOnly;
-    argv.push(
-      '-blockdev',
-      JSON.stringify({ driver: 'file', 'node-name': `file${i}`, filename: disk.path, 'read-only': readOnly }),
-      '-blockdev',
-      JSON.stringify({
-        driver: disk.format ?? 'raw',
-        'node-name': `disk${i}`,
-        file: `file${i}`,
-        'read-only': readOnly,
-      }),
-      '-device',
-      JSON.stringify({ driver: 'virtio-blk-pci', id: `vd${i}`, drive: `disk${i}` }),
-    );
-  });
+  if (spec.boot !== undefined) {
+    const { kernel, initrd, cmdline } = spec.boot;
+    argv.push('-kernel', kernel);
+    if (initrd !== undefined) argv.push('-initrd', initrd);
+    const words = cmdline.some((word) => word.startsWith('console='))
+      ? cmdline
+      : [SERIAL_CONSOLE_WORD, ...cmdline];
+    argv.push('-append', words.join(' '));
+  } else {
+    // Disk boot: SeaBIOS boots the disk with a bootindex and nothing else (no PXE from the NIC's option ROM when the
+    // disk does not boot).
+    argv.push('-boot', 'strict=on');
+  }
+  argv.push(...diskArgs(spec.disks));
   if (launch.nics.length !== spec.nics.length) {
     throw new Error(
       `guest ${spec.name} has ${spec.nics.length} NICs but ${launch.nics.length} host backends`,
@@ -124,6 +114,53 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
   // -S: after the incoming migration the target stays paused; it runs the guest only when the daemon sends
   // `cont` after the ownership hand-over, so the guest never runs on two nodes.
   if (launch.incoming === true) argv.push('-S', '-incoming', 'defer');
+  return argv;
+}
+
+/**
+ * -blockdev/-device for each disk. Block node names are `file<i>` (the image file) and `disk<i>` (its format), i the
+ * disk's index in the spec: QMP commands of the disk migration name them.
+ *
+ * cache, in QEMU's terms (block/qapi: BlockdevCacheOptions on both nodes, the device's write-cache):
+ *   writeback     host page cache (direct off), the guest's flushes reach the disk (no-flush off), write cache on
+ *   none          O_DIRECT (direct on), flushes honoured, write cache on
+ *   writethrough  host page cache, and the device reports no write cache, so QEMU flushes after every write
+ * io is the file node's aio: threads, native (Linux AIO, needs O_DIRECT: validate.ts) or io_uring.
+ */
+function diskArgs(disks: DiskSpec[]): string[] {
+  const argv: string[] = [];
+  let sataPort = 0;
+  disks.forEach((disk, i) => {
+    const readOnly = disk.readOnly;
+    const cache = { direct: disk.cache === 'none', 'no-flush': false };
+    const device: Record<string, unknown> =
+      disk.bus === 'sata' // q35's built-in AHCI controller: buses ide.0 to ide.5 (MAX_SATA_DISKS)
+        ? { driver: 'ide-hd', id: `vd${i}`, bus: `ide.${sataPort++}`, drive: `disk${i}` }
+        : { driver: 'virtio-blk-pci', id: `vd${i}`, drive: `disk${i}` };
+    device['write-cache'] = disk.cache === 'writethrough' ? 'off' : 'on';
+    if (disk.boot) device.bootindex = 0;
+    argv.push(
+      '-blockdev',
+      JSON.stringify({
+        driver: 'file',
+        'node-name': `file${i}`,
+        filename: disk.path,
+        'read-only': readOnly,
+        aio: disk.io,
+        cache,
+      }),
+      '-blockdev',
+      JSON.stringify({
+        driver: disk.format ?? 'raw',
+        'node-name': `disk${i}`,
+        file: `file${i}`,
+        'read-only': readOnly,
+        cache,
+      }),
+      '-device',
+      JSON.stringify(device),
+    );
+  });
   return argv;
 }
 

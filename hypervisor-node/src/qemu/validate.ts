@@ -15,11 +15,13 @@ import type {
   KernelBoot,
   NicSpec,
 } from '../model/guest.js';
-import { DNS1123_LABEL } from '../../../crds/index.js';
+import { DNS1123_LABEL, VM_SATA_DISKS_MAX } from '../../../crds/index.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_CPUS = 64;
 export const MAX_DISKS = 16;
+/** argv.ts puts SATA disks on q35's built-in AHCI controller, one per port. */
+export const MAX_SATA_DISKS = VM_SATA_DISKS_MAX;
 export const MAX_NICS = 8;
 /** x86 COMMAND_LINE_SIZE is 2048 including the NUL; argv.ts may prepend the serial console word. */
 export const SERIAL_CONSOLE_WORD = 'console=ttyS0';
@@ -109,8 +111,9 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
     }
   }
 
-  const boot = await validateBoot(input.boot, roots, fail);
+  const boot = input.boot === undefined ? undefined : await validateBoot(input.boot, roots, fail);
   const disks = await validateDisks(input.disks, roots, fail);
+  checkBootSource(input.boot !== undefined, input.disks, fail);
   const nics = validateNics(input.nics, fail);
 
   if (problems.length > 0) throw new GuestSpecError(problems);
@@ -119,10 +122,10 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
     uuid: (uuid as string).toLowerCase(),
     cpus: input.cpus as number,
     memoryMiB: input.memoryMiB as number,
-    boot: boot as KernelBoot,
     disks: disks as DiskSpec[],
     nics: nics as NicSpec[],
   };
+  if (boot !== undefined) spec.boot = boot;
   if (displayName !== undefined) spec.displayName = displayName as string;
   if (input.machine !== undefined) spec.machine = input.machine as string;
   if (input.cpuModel !== undefined) spec.cpuModel = input.cpuModel as string;
@@ -151,6 +154,34 @@ async function validateBoot(boot: unknown, roots: Roots, fail: Fail): Promise<Ke
     return undefined;
   }
   return initrd === undefined ? { kernel, cmdline } : { kernel, initrd, cmdline };
+}
+
+/**
+ * A guest boots one way: a kernel (`boot`), or through the firmware from exactly one disk marked `boot`. Disk entries
+ * that are not objects are reported by validateDisks.
+ */
+function checkBootSource(kernelBoot: boolean, disks: unknown, fail: Fail): void {
+  const bootDisks = (Array.isArray(disks) ? disks : []).flatMap((disk: unknown, i) =>
+    isRecord(disk) && disk.boot === true ? [i] : [],
+  );
+  if (kernelBoot) {
+    for (const i of bootDisks) {
+      fail(
+        `disks[${i}].boot`,
+        'must be false: the guest boots its kernel (boot.kernel), the firmware boots no disk',
+      );
+    }
+  } else if (bootDisks.length === 0) {
+    fail(
+      'boot',
+      'the guest has no boot source: give a kernel (boot.kernel) or mark one disk with boot: true',
+    );
+  } else if (bootDisks.length > 1) {
+    fail(
+      `disks[${bootDisks[1]}].boot`,
+      `only one disk can boot the guest, and disks[${bootDisks[0]}] is marked boot: true too`,
+    );
+  }
 }
 
 function validateCmdline(cmdline: unknown, fail: Fail): string[] | undefined {
@@ -225,7 +256,14 @@ async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<
       boot: disk.boot as boolean,
     });
   }
-  return out.length === disks.length ? out : undefined;
+  const sata = disks.filter((disk: unknown) => isRecord(disk) && disk.bus === 'sata').length;
+  if (sata > MAX_SATA_DISKS) {
+    fail(
+      'disks',
+      `at most ${MAX_SATA_DISKS} disks on bus "sata" (the q35 machine's AHCI controller has ${MAX_SATA_DISKS} ports)`,
+    );
+  }
+  return out.length === disks.length && sata <= MAX_SATA_DISKS ? out : undefined;
 }
 
 function validateNics(nics: unknown, fail: Fail): NicSpec[] | undefined {

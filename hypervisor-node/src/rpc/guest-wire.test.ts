@@ -106,6 +106,39 @@ describe('wire conversion', () => {
     });
   });
 
+  it('reads an unset or all-empty boot as disk boot, and a boot with words but no kernel as a kernel boot', () => {
+    expect('boot' in fromWireSpec({ ...wireSpec, boot: null })).toBe(false);
+    expect('boot' in fromWireSpec({ ...wireSpec, boot: { kernel: '', initrd: '', cmdline: [] } })).toBe(
+      false,
+    );
+    // Never silently a disk boot: validation refuses the empty kernel.
+    expect(fromWireSpec({ ...wireSpec, boot: { kernel: '', initrd: '', cmdline: ['quiet'] } }).boot).toEqual({
+      kernel: '',
+      cmdline: ['quiet'],
+    });
+    expect(
+      fromWireSpec({ ...wireSpec, boot: { kernel: '', initrd: '/img/initrd', cmdline: [] } }).boot,
+    ).toEqual({
+      kernel: '',
+      initrd: '/img/initrd',
+      cmdline: [],
+    });
+  });
+
+  it('writes a disk-boot spec without a boot, and reads it back the same', () => {
+    const diskBoot = { ...specWithDefaults, boot: null };
+    const status: GuestStatus = {
+      name: 'vm1',
+      uuid: wireSpec.uuid,
+      phase: 'Running',
+      accelerator: 'tcg',
+      spec: fromWireSpec(diskBoot),
+    };
+    const written = toWireGuest(status).spec!;
+    expect('boot' in written).toBe(false);
+    expect(fromWireSpec({ ...written, boot: null } as GuestSpec__Output)).toEqual(status.spec);
+  });
+
   it('writes a guest status with its phase, accelerator and spec', () => {
     const status: GuestStatus = {
       name: 'vm1',

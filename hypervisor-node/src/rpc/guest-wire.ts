@@ -79,7 +79,9 @@ export function toWireGuest(status: GuestStatus): Guest {
       memoryMib: spec.memoryMiB,
       machine: spec.machine ?? '',
       cpuModel: spec.cpuModel ?? '',
-      boot: { kernel: spec.boot.kernel, initrd: spec.boot.initrd ?? '', cmdline: spec.boot.cmdline },
+      ...(spec.boot
+        ? { boot: { kernel: spec.boot.kernel, initrd: spec.boot.initrd ?? '', cmdline: spec.boot.cmdline } }
+        : {}),
       disks: spec.disks.map((disk) => ({
         name: disk.name,
         path: disk.path,
@@ -114,14 +116,26 @@ export function fromWireSpec(spec: GuestSpec__Output): GuestDefinition {
     memoryMiB: spec.memoryMib,
     ...(spec.machine ? { machine: spec.machine } : {}),
     ...(spec.cpuModel ? { cpuModel: spec.cpuModel } : {}),
-    boot: {
-      kernel: spec.boot?.kernel ?? '',
-      ...(spec.boot?.initrd ? { initrd: spec.boot.initrd } : {}),
-      cmdline: spec.boot?.cmdline ?? [],
-    },
+    ...(isKernelBoot(spec.boot)
+      ? {
+          boot: {
+            kernel: spec.boot.kernel,
+            ...(spec.boot.initrd ? { initrd: spec.boot.initrd } : {}),
+            cmdline: spec.boot.cmdline,
+          },
+        }
+      : {}),
     disks: spec.disks.map(fromWireDisk),
     nics: spec.nics.map((nic) => ({ mac: nic.mac })),
   };
+}
+
+/**
+ * An unset boot, or one with every field empty, means disk boot. A boot with an initrd or a command line but no
+ * kernel stays a kernel boot, which validation refuses for its empty kernel (never silently a disk boot).
+ */
+function isKernelBoot(boot: GuestSpec__Output['boot']): boot is NonNullable<GuestSpec__Output['boot']> {
+  return boot != null && (boot.kernel !== '' || boot.initrd !== '' || boot.cmdline.length > 0);
 }
 
 /**

@@ -141,7 +141,7 @@ test(
     expect(running.phase).toBe('Running');
     expect(running.pid).toBeGreaterThan(0);
     expect(running.accelerator).toBe('tcg');
-    expect(running.spec.boot.kernel).toBe(kernel);
+    expect(running.spec.boot?.kernel).toBe(kernel);
     await waitForConsole('alpha', images.readyPattern, 60_000);
     console.log(
       `alpha: create() -> Running in ${qmpMs.toFixed(0)} ms; guest ready after ${(performance.now() - t0).toFixed(0)} ms`,

@@ -1,17 +1,24 @@
 // The real operator process against a real kube-apiserver and two real daemon processes running QEMU guests (TCG):
-// placement, start, crash restart, stop, delete, an unschedulable VM, and a node whose heartbeat lapses.
+// placement, start, crash restart, stop, delete, an unschedulable VM, a node whose heartbeat lapses, and disk boot.
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import { condition, eventually, guestOn, kubectlOn, testDaemonArgs } from '../../harness/operator-cluster.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../../harness/operator-cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
@@ -89,7 +96,10 @@ const processAlive = (pid: number) =>
 beforeAll(async () => {
   const started = Date.now();
   work = await mkdtemp(join(tmpdir(), 'tvm-'));
-  [cp, images] = await Promise.all([startControlPlane({ name: 'vm-reconciler' }), testGuestImages()]);
+  [cp, images] = await Promise.all([
+    startControlPlane({ name: 'vm-reconciler' }),
+    testGuestImages({ bootDisk: true }),
+  ]);
   await kubectl('apply', '-f', CRDS);
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
   await kubectl('create', 'namespace', 'tern-system');
@@ -262,6 +272,62 @@ it('reports the VMs of a node whose Lease expired as Unknown, never starts them 
   expect(await eventReasons('VirtualMachine', 'vm2')).toEqual(
     expect.arrayContaining(['NodeNotReady', 'Started']),
   );
+});
+
+it('runs a VM that boots from a disk (boot.disk) and migrates it: the firmware boots the test disk image', async () => {
+  const started = Date.now();
+  const manifest = JSON.parse(vmManifest('vm-disk')) as VirtualMachine;
+  // The cached test disk is shared by every test: this guest only reads it (the firmware and the loader do too).
+  manifest.spec.boot = { disk: 'root' };
+  manifest.spec.disks = [{ name: 'root', path: images.bootDisk, storage: 'shared', readOnly: true }];
+  await apply(JSON.stringify(manifest));
+  const vm = await vmInPhase('vm-disk', 'Running');
+  const node = vm.status!.node as NodeName;
+  const guest = (await guestOnNode(node, 'vm-disk'))!;
+  // The daemon got no kernel boot; the one disk is marked for the firmware.
+  expect(guest.spec?.boot).toBeNull();
+  expect(guest.spec?.disks).toMatchObject([
+    { name: 'root', path: images.bootDisk, boot: true, readOnly: true },
+  ]);
+  const consoleText = await eventually(
+    'the disk-booted guest agent on the console',
+    async () => {
+      const text = await readFile(join(stateDir(node), vm.metadata.uid!, 'console.log'), 'utf8');
+      return images.readyPattern.test(text) ? text : undefined;
+    },
+    120_000,
+  );
+  // The boot loader of the image ran (not a kernel the daemon passed).
+  expect(consoleText).toMatch(/SYSLINUX/);
+  console.log(`vm-disk agent up ${Date.now() - started} ms after the VM was created`);
+  expect((await verifyGuest(stateDir(node), 'vm-disk')).ok).toBe(true);
+
+  // A live migration to the other node: the shared boot disk stays, the memory (firmware and guest) moves.
+  const to: NodeName = node === 'node-a' ? 'node-b' : 'node-a';
+  await apply(
+    JSON.stringify({
+      apiVersion: 'tern.dev/v1alpha1',
+      kind: 'Migration',
+      metadata: { name: 'vm-disk-move', namespace: 'default' },
+      spec: { vmName: 'vm-disk', targetNode: to },
+    }),
+  );
+  const done = await eventually(
+    'vm-disk-move finished',
+    async () => {
+      const m = await getJson<Migration>('migration', 'vm-disk-move');
+      return ['Succeeded', 'Failed', 'Aborted'].includes(m.status?.phase ?? '') ? m : undefined;
+    },
+    120_000,
+  );
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: node, targetNode: to });
+  expect((await vmInPhase('vm-disk', 'Running')).status?.node).toBe(to);
+  expect(await guestOnNode(node, 'vm-disk')).toBeUndefined();
+  expect((await guestOnNode(to, 'vm-disk'))?.spec?.boot).toBeNull();
+  expect((await verifyGuest(stateDir(to), 'vm-disk')).ok).toBe(true);
+
+  await kubectl('delete', 'tvm', 'vm-disk', '--timeout=30s');
+  expect(await guestOnNode(to, 'vm-disk')).toBeUndefined();
 });
 
 it('shuts the operator down on SIGTERM with exit code 0', async () => {

@@ -25,7 +25,8 @@ export interface GuestSpec {
    */
   'cpuModel'?: (string);
   /**
-   * Kernel boot. Unset or with an empty kernel: the firmware boots the disk marked `boot`.
+   * Kernel boot. Unset (or every field empty): the firmware boots the disk marked `boot`. An initrd or cmdline
+   * without a kernel is refused, never read as disk boot.
    */
   'boot'?: (_tern_node_v1alpha1_KernelBoot | null);
   'disks'?: (_tern_node_v1alpha1_Disk)[];
@@ -58,7 +59,8 @@ export interface GuestSpec__Output {
    */
   'cpuModel': (string);
   /**
-   * Kernel boot. Unset or with an empty kernel: the firmware boots the disk marked `boot`.
+   * Kernel boot. Unset (or every field empty): the firmware boots the disk marked `boot`. An initrd or cmdline
+   * without a kernel is refused, never read as disk boot.
    */
   'boot': (_tern_node_v1alpha1_KernelBoot__Output | null);
   'disks': (_tern_node_v1alpha1_Disk__Output)[];
