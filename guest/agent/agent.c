@@ -655,7 +655,7 @@ static int list_record(void *ctx, uint64_t seq, const uint8_t *payload, uint32_t
 
 static char *txl_run_summary(uint64_t acked)
 {
-	struct summary s = {.digest = 1469598103934665603ull};
+	struct summary s = {.digest = 14695981039346656037ull}; /* FNV-1a 64 offset basis */
 	uint64_t end_seq;
 	enum txl_end e = scan_records(1, summarize_record, &s, &end_seq);
 	char *line = malloc(512);
