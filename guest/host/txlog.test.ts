@@ -19,6 +19,9 @@ function image(records: TxRecord[], slots = 16, id = ID): Buffer {
   return buf;
 }
 
+const flip = (buf: Buffer, offset: number): void => {
+  buf.writeUInt8(buf.readUInt8(offset) ^ 0xff, offset);
+};
 const tx = (n: number, client = 'c'): TxRecord => ({ seq: n + 1, payload: `${client}.${n}` });
 const acksOf = (records: TxRecord[]): Ack[] => records.map((r) => ({ ...r }));
 
@@ -39,7 +42,11 @@ describe('parseTxLogImage', () => {
     // The second half of slot 3 never reached the disk.
     buf.fill(0, 3 * SLOT_SIZE + SLOT_SIZE / 2, 4 * SLOT_SIZE);
     buf.write('X', 3 * SLOT_SIZE + 40, 'latin1'); // and the payload is only half written
-    expect(parseTxLogImage(buf)).toMatchObject({ records: [tx(0), tx(1)], end: 'torn', writtenAfterEnd: false });
+    expect(parseTxLogImage(buf)).toMatchObject({
+      records: [tx(0), tx(1)],
+      end: 'torn',
+      writtenAfterEnd: false,
+    });
   });
 
   it('tells damage in the middle (a written slot after the torn one) from a torn tail', () => {
@@ -60,7 +67,7 @@ describe('parseTxLogImage', () => {
   it('refuses an image without a header, and one whose slot 0 holds something else', () => {
     expect(() => parseTxLogImage(Buffer.alloc(4 * SLOT_SIZE))).toThrow('no header');
     const other = image([tx(0)]);
-    other[20] ^= 0xff;
+    flip(other, 20);
     expect(() => parseTxLogImage(other)).toThrow('slot 0 is not a txlog header');
     expect(() => parseTxLogImage(Buffer.alloc(SLOT_SIZE))).toThrow('too small');
   });
@@ -111,7 +118,9 @@ describe('checkDurability', () => {
 
   it('reports a lost ack when the seq was reused by another transaction (a log that went back)', () => {
     const rewritten = [...log.slice(0, 4), { seq: 5, payload: 'c.6' }];
-    const report = checkDurability(rewritten, [{ name: 'c', acks: acksOf(log.slice(0, 5)), unknown: ['c.6'] }]);
+    const report = checkDurability(rewritten, [
+      { name: 'c', acks: acksOf(log.slice(0, 5)), unknown: ['c.6'] },
+    ]);
     expect(report.lost).toEqual([{ seq: 5, payload: 'c.4' }]);
   });
 
@@ -135,9 +144,9 @@ describe('checkDurability', () => {
       'c: ack of c.0 has seq 1, after seq 2',
     );
     const backwards = [log[0]!, log[2]!, { seq: 2, payload: 'c.1' }];
-    expect(checkDurability(backwards, [{ name: 'c', acks: [], unknown: ['c.0', 'c.1', 'c.2'] }]).outOfOrder).toContain(
-      'log: seq 2 follows seq 3',
-    );
+    expect(
+      checkDurability(backwards, [{ name: 'c', acks: [], unknown: ['c.0', 'c.1', 'c.2'] }]).outOfOrder,
+    ).toContain('log: seq 2 follows seq 3');
   });
 
   it('reports a duplicated transaction', () => {
@@ -148,7 +157,12 @@ describe('checkDurability', () => {
   });
 
   it('checks several clients interleaved in one log', () => {
-    const mixed = [tx(0, 'a'), { seq: 2, payload: 'b.0' }, { seq: 3, payload: 'a.1' }, { seq: 4, payload: 'b.1' }];
+    const mixed = [
+      tx(0, 'a'),
+      { seq: 2, payload: 'b.0' },
+      { seq: 3, payload: 'a.1' },
+      { seq: 4, payload: 'b.1' },
+    ];
     const clients = [
       { name: 'a', acks: [mixed[0]!, mixed[2]!], unknown: [] },
       { name: 'b', acks: [mixed[1]!, mixed[3]!], unknown: [] },
@@ -158,10 +172,12 @@ describe('checkDurability', () => {
 
   it('reads a parsed image with a torn last slot: the unacknowledged torn write is not a loss', () => {
     const buf = image(log);
-    buf[6 * SLOT_SIZE + 40] ^= 0xff; // seq 6 torn: its write was in flight, never acknowledged
+    flip(buf, 6 * SLOT_SIZE + 40); // seq 6 torn: its write was in flight, never acknowledged
     const parsed = parseTxLogImage(buf);
     expect(parsed.end).toBe('torn');
-    const report = checkDurability(parsed.records, [{ name: 'c', acks: acksOf(log.slice(0, 5)), unknown: ['c.5'] }]);
+    const report = checkDurability(parsed.records, [
+      { name: 'c', acks: acksOf(log.slice(0, 5)), unknown: ['c.5'] },
+    ]);
     expect(report.ok).toBe(true);
     // Had seq 6 been acknowledged, the same image is a loss.
     expect(checkDurability(parsed.records, [{ name: 'c', acks: acksOf(log), unknown: [] }]).lost).toEqual([

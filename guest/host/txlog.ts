@@ -36,7 +36,9 @@ export function parseTxLogImage(image: Uint8Array): ParsedTxLog {
   if (buf.length < 2 * SLOT_SIZE) throw new Error(`txlog image too small: ${buf.length} bytes`);
   const header = buf.subarray(0, SLOT_SIZE);
   if (header.toString('latin1', 0, 8) !== HEADER_MAGIC || !sealed(header)) {
-    throw new Error(isBlank(header) ? 'txlog image has no header (never used)' : 'slot 0 is not a txlog header');
+    throw new Error(
+      isBlank(header) ? 'txlog image has no header (never used)' : 'slot 0 is not a txlog header',
+    );
   }
   if (header.readUInt32LE(12) !== SLOT_SIZE) throw new Error(`txlog slot size ${header.readUInt32LE(12)}`);
   const id = header.readBigUInt64LE(16);
@@ -64,7 +66,11 @@ export function parseTxLogImage(image: Uint8Array): ParsedTxLog {
 
 function checkRecord(slot: Buffer, id: bigint, seq: number): 'valid' | Exclude<LogEnd, 'device-end'> {
   if (isBlank(slot)) return 'blank';
-  if (slot.toString('latin1', 0, 8) !== RECORD_MAGIC || !sealed(slot) || slot.readUInt32LE(12) > PAYLOAD_MAX) {
+  if (
+    slot.toString('latin1', 0, 8) !== RECORD_MAGIC ||
+    !sealed(slot) ||
+    slot.readUInt32LE(12) > PAYLOAD_MAX
+  ) {
     return 'torn';
   }
   if (slot.readBigUInt64LE(16) !== id || slot.readBigUInt64LE(24) !== BigInt(seq)) return 'stale';
@@ -111,7 +117,8 @@ export function logDigest(records: readonly TxRecord[]): string {
   const mask = 0xffffffffffffffffn;
   let h = 0xcbf29ce484222325n;
   for (const r of records) {
-    for (const byte of Buffer.from(`${r.seq}:${r.payload}\n`, 'latin1')) h = ((h ^ BigInt(byte)) * prime) & mask;
+    for (const byte of Buffer.from(`${r.seq}:${r.payload}\n`, 'latin1'))
+      h = ((h ^ BigInt(byte)) * prime) & mask;
   }
   return h.toString(16).padStart(16, '0');
 }
@@ -158,17 +165,23 @@ const SHOWN = 10;
 
 /** Compares a log with what its clients were told: zero acknowledged transactions lost, none out of order, none
  * duplicated. Every client writing to the log must be given, or its records count as unexpected. */
-export function checkDurability(log: readonly TxRecord[], clients: readonly ClientRecord[]): DurabilityReport {
+export function checkDurability(
+  log: readonly TxRecord[],
+  clients: readonly ClientRecord[],
+): DurabilityReport {
   const outOfOrder: string[] = [];
   const bySeq = new Map<number, TxRecord>();
   const seqsOf = new Map<string, number[]>();
   for (let i = 0; i < log.length; i++) {
     const r = log[i]!;
-    if (i > 0 && r.seq <= log[i - 1]!.seq) outOfOrder.push(`log: seq ${r.seq} follows seq ${log[i - 1]!.seq}`);
+    if (i > 0 && r.seq <= log[i - 1]!.seq)
+      outOfOrder.push(`log: seq ${r.seq} follows seq ${log[i - 1]!.seq}`);
     bySeq.set(r.seq, r);
     seqsOf.set(r.payload, [...(seqsOf.get(r.payload) ?? []), r.seq]);
   }
-  const duplicated = [...seqsOf].filter(([, seqs]) => seqs.length > 1).map(([payload, seqs]) => ({ payload, seqs }));
+  const duplicated = [...seqsOf]
+    .filter(([, seqs]) => seqs.length > 1)
+    .map(([payload, seqs]) => ({ payload, seqs }));
 
   const lost: Ack[] = [];
   const moved: DurabilityReport['moved'] = [];
@@ -194,7 +207,9 @@ export function checkDurability(log: readonly TxRecord[], clients: readonly Clie
       const n = sequenceOf(client.name, r.payload);
       if (n === undefined) continue;
       if (last && n <= last.n) {
-        outOfOrder.push(`${client.name}: ${r.payload} at seq ${r.seq} follows ${last.payload} at seq ${last.seq}`);
+        outOfOrder.push(
+          `${client.name}: ${r.payload} at seq ${r.seq} follows ${last.payload} at seq ${last.seq}`,
+        );
       }
       last = { n, seq: r.seq, payload: r.payload };
     }
@@ -216,7 +231,11 @@ export function checkDurability(log: readonly TxRecord[], clients: readonly Clie
       `${outOfOrder.length} out of order, ${unexpected.length} unexpected, ` +
       `${durableUnacknowledged.length} durable without an acknowledgement (reply lost: allowed)`,
     ...listed('lost (acknowledged, not in the log)', lost, (a) => `seq ${a.seq} ${a.payload}`),
-    ...listed('moved', moved, (m) => `${m.ack.payload} acknowledged as seq ${m.ack.seq}, found at ${m.foundSeq}`),
+    ...listed(
+      'moved',
+      moved,
+      (m) => `${m.ack.payload} acknowledged as seq ${m.ack.seq}, found at ${m.foundSeq}`,
+    ),
     ...listed('duplicated', duplicated, (d) => `${d.payload} at seqs ${d.seqs.join(', ')}`),
     ...listed('out of order', outOfOrder, (s) => s),
     ...listed('unexpected (never sent)', unexpected, (r) => `seq ${r.seq} ${r.payload}`),
