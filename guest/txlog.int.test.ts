@@ -206,7 +206,8 @@ describe('durable transaction log under QEMU/TCG', () => {
         console.log(
           `migration ${String(info['total-time'])} ms (QEMU downtime ${String(info.downtime)} ms); client m: ` +
             `${log.acks.length} acknowledged (${ackedBefore} before the migration, ${ackedDuring} while it ran, ` +
-            `${log.acks.length - afterSwitch} by the target), ${log.unknown.length} without a reply, ` +
+            `${log.acks.length - afterSwitch} by the target; ${((ackedDuring * 1000) / (t1 - t0)).toFixed(0)}/s ` +
+            `during the migration), ${log.unknown.length} without a reply, ` +
             `errors ${JSON.stringify(log.errors.map((e) => e.message))}`,
         );
         // Transactions went on while the memory was copied, and on the target afterwards.
