@@ -805,9 +805,10 @@ static uint64_t tx_count;
 
 static void client_reply(struct client *c, const char *line)
 {
-	/* Replies are tiny; a client that does not read them is dropped instead of buffered. */
+	/* Replies are tiny; a client that does not read them is dropped instead of buffered. MSG_NOSIGNAL: a client
+	 * that closed its end (with a reply still due) must not kill the agent with SIGPIPE. */
 	size_t len = strlen(line);
-	if (write(c->fd, line, len) != (ssize_t)len) {
+	if (send(c->fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
 		close(c->fd);
 		c->fd = -1;
 	}
