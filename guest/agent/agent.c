@@ -346,8 +346,9 @@ static void heartbeat_tick(uint64_t now)
  *
  * Writes use O_DIRECT | O_DSYNC on the block device: O_DIRECT sends each 4096-byte write (aligned buffer and
  * offset) straight to the device instead of the guest page cache, and O_DSYNC makes the write return only after
- * the device acknowledged it as stable (Linux follows it with a cache flush, which QEMU turns into fdatasync of
- * the image), so the acknowledgement can follow the write directly. One syscall per transaction.
+ * the device acknowledged it as stable (virtio-blk has no FUA: Linux sends cache flushes with the write, which
+ * QEMU turns into fdatasync of the image), so the acknowledgement can follow the write directly. One syscall per
+ * transaction, and no separate fdatasync that one path could forget.
  *
  * The I/O runs in one thread so the heartbeat and the other clients are not held up by a flush; the main loop
  * queues operations and learns of completions through a pipe, in queue order.
