@@ -1,15 +1,15 @@
 // Boots the real test guest under QEMU/TCG (launched directly, not through the daemon), checks the agent's
 // heartbeat, integrity verifier and transaction service, live-migrates it between two QEMU processes, and
 // proves the verifier catches one lost page.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { AgentClient, gapStats, type Heartbeat } from './host/agent-client.js';
+import { killGuest, launchGuest, Qmp, type DirectGuest } from './qemu-direct.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WSS_MIB = 256;
@@ -18,115 +18,25 @@ const DIRTY_PPS = 20000;
 const HB_MS = 5;
 const BOOT_TIMEOUT_MS = 120_000;
 
-// ---- minimal QMP client (the daemon has its own; this test must not depend on it) ----
+// ---- QEMU, launched directly ----
 
-class Qmp {
-  readonly events: { event: string; data?: Record<string, unknown> }[] = [];
-  private buf = '';
-  private waiting: ((msg: Record<string, unknown>) => void)[] = [];
+const started: DirectGuest[] = [];
 
-  private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buf += chunk;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(this.buf.slice(0, nl)) as Record<string, unknown>;
-        this.buf = this.buf.slice(nl + 1);
-        if (typeof msg.event === 'string') this.events.push(msg as Qmp['events'][number]);
-        else if ('return' in msg || 'error' in msg) this.waiting.shift()?.(msg);
-      }
-    });
-  }
-
-  static async connect(socketPath: string): Promise<Qmp> {
-    const deadline = performance.now() + 30_000;
-    for (;;) {
-      try {
-        const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.createConnection(socketPath, () => resolve(s));
-          s.once('error', reject);
-        });
-        const qmp = new Qmp(socket);
-        await qmp.execute('qmp_capabilities');
-        return qmp;
-      } catch (err) {
-        if (performance.now() > deadline) throw err;
-        await sleep(20);
-      }
-    }
-  }
-
-  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push((msg) =>
-        msg.error ? reject(new Error(`${command}: ${JSON.stringify(msg.error)}`)) : resolve(msg.return),
-      );
-      this.socket.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + '\n');
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-// ---- QEMU launcher ----
-
-interface Guest {
-  dir: string;
-  proc: ChildProcess;
-  tcpPort: number;
-  agentSock: string;
-  qmpSock: string;
-  exited: Promise<void>;
-}
-
-const started: Guest[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
-async function launch(kernel: string, initrd: string, name: string, incoming?: string): Promise<Guest> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tern-guest-${name}-`));
-  const tcpPort = await freePort();
-  const args = [
-    ...['-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1'],
-    ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-    ...['-kernel', kernel, '-initrd', initrd],
-    '-append',
-    `console=ttyS0 quiet panic=-1 tern.wss_mib=${WSS_MIB} tern.dirty_pps=${DIRTY_PPS} ` +
+async function launch(kernel: string, initrd: string, name: string, incoming?: string): Promise<DirectGuest> {
+  const guest = await launchGuest({
+    kernel,
+    initrd,
+    name,
+    append:
+      `panic=-1 tern.wss_mib=${WSS_MIB} tern.dirty_pps=${DIRTY_PPS} ` +
       `tern.hb_ms=${HB_MS} tern.ip=10.0.2.15/24 tern.port=7000`,
-    ...['-chardev', `file,id=console,path=${dir}/console.log`, '-serial', 'chardev:console'],
-    ...['-chardev', `socket,id=agent,path=${dir}/agent.sock,server=on,wait=off`, '-serial', 'chardev:agent'],
-    ...['-qmp', `unix:${dir}/qmp.sock,server=on,wait=off`],
-    ...['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${tcpPort}-:7000`],
-    ...['-device', 'virtio-net-pci,netdev=n0'],
-    ...(incoming ? ['-incoming', incoming] : []),
-  ];
-  const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) =>
-    proc.on('exit', (code) => {
-      if (code) console.error(`qemu ${name} exited with ${code}: ${stderr}`);
-      resolve();
-    }),
-  );
-  const guest = { dir, proc, tcpPort, agentSock: `${dir}/agent.sock`, qmpSock: `${dir}/qmp.sock`, exited };
+    ...(incoming ? { incoming } : {}),
+  });
   started.push(guest);
   return guest;
 }
 
-async function stop(guest: Guest): Promise<void> {
-  if (guest.proc.exitCode === null && guest.proc.signalCode === null) guest.proc.kill('SIGKILL');
-  await guest.exited;
-}
+const stop = killGuest;
 
 async function transact(port: number, lines: string[]): Promise<string[]> {
   const socket = net.createConnection({ host: '127.0.0.1', port });
@@ -155,9 +65,9 @@ const fmt = (s: { count: number; p50: number; p99: number; max: number }): strin
 describe('tern test guest under QEMU/TCG', () => {
   let kernel: string;
   let initrd: string;
-  let source: Guest;
+  let source: DirectGuest;
   let sourceAgent: AgentClient;
-  let target: Guest;
+  let target: DirectGuest;
   let targetAgent: AgentClient;
   let readyAt: number;
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient, gapStats, maxGap, parseVerify, type Heartbeat } from './agent-client.js';
+import { logDigest } from './txlog.js';
 
 // A scripted agent: records the lines the client sends and lets the test write raw bytes back.
 class ScriptedAgent {
@@ -102,6 +103,37 @@ describe('AgentClient against a scripted agent', () => {
     await sleep(30);
     expect(client.heartbeats.length).toBeLessThanOrEqual(11);
     expect(client.heartbeats[client.heartbeats.length - 1]!.seq).toBe(24);
+  });
+
+  it('reads the transaction log page by page and checks the pages against the digest', async () => {
+    const records = Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, payload: `c.${i}` }));
+    const summary = (digest: string): string =>
+      `TXLOG OK dev=/dev/vda id=00000000000000ab slot=4096 capacity=100 records=40 last=40 end=blank ` +
+      `digest=${digest} acked=40 recovered=0 recovered_end=blank write_cache=write_back\n`;
+    let digest = logDigest(records);
+    agent.answer((line) => {
+      if (line === 'TXLOG') return summary(digest);
+      const [, from, count] = line.split(' ').map(Number);
+      const page = records.slice(from! - 1, from! - 1 + count!);
+      return `TXLOG LIST from=${from} n=${page.length} end=none ${page.map((r) => `${r.seq}:${r.payload}`).join(' ')}\n`;
+    });
+    await agent.listen();
+    client = await AgentClient.connect(agent.socketPath);
+    await agent.connected();
+    const read = await client.readTxLog();
+    expect(read.records).toEqual(records);
+    expect(read.summary).toMatchObject({
+      id: '00000000000000ab',
+      last: 40,
+      end: 'blank',
+      writeCache: 'write_back',
+    });
+    expect(agent.received.filter((l) => l.startsWith('TXLOG '))).toEqual(['TXLOG 1 32', 'TXLOG 33 8']);
+
+    digest = logDigest(records.slice(1));
+    await expect(client.readTxLog()).rejects.toThrow(
+      /listing of seqs 1\.\.40 has digest [0-9a-f]{16}, the summary/,
+    );
   });
 
   it('fails with a clear error when the socket never appears', async () => {

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { logDigest, type LogEnd, type TxRecord } from './txlog.js';
 
 export interface Heartbeat {
   seq: number;
@@ -77,8 +78,34 @@ export interface ConnectOptions {
   keepHeartbeats?: number;
 }
 
-type Command = 'VERIFY' | 'STATS' | 'DIRTY' | 'CORRUPT';
-const COMMANDS: readonly string[] = ['VERIFY', 'STATS', 'DIRTY', 'CORRUPT'];
+/** The agent's `TXLOG` reply: the transaction log as read from the disk at that moment. */
+export interface TxLogSummary {
+  dev: string;
+  id: string;
+  capacity: number;
+  records: number;
+  /** The last seq in the log (0 when empty); the log is seqs 1..last. */
+  last: number;
+  end: LogEnd | 'none';
+  digest: string;
+  /** Transactions acknowledged since the agent started. */
+  acked: number;
+  /** Records found on the disk when the agent started, and what ended them. */
+  recovered: number;
+  recoveredEnd: LogEnd;
+  /** The guest's view of the device's write cache (`write_back` when flushes reach the disk). */
+  writeCache: string;
+}
+
+export interface TxLogContents {
+  summary: TxLogSummary;
+  records: TxRecord[];
+}
+
+type Command = 'VERIFY' | 'STATS' | 'DIRTY' | 'CORRUPT' | 'TXLOG';
+const COMMANDS: readonly string[] = ['VERIFY', 'STATS', 'DIRTY', 'CORRUPT', 'TXLOG'];
+/** Records per `TXLOG <from> <count>` (the agent's limit). */
+const TXLOG_PAGE = 32;
 
 interface Pending {
   resolve: (reply: string) => void;
@@ -96,6 +123,48 @@ export function parseFields(text: string): Record<string, number> {
     if (Number.isFinite(value)) out[tok.slice(0, eq)] = value;
   }
   return out;
+}
+
+/** Parses `key=value` tokens of a reply line as strings. */
+export function parseTokens(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const tok of text.split(' ')) {
+    const eq = tok.indexOf('=');
+    if (eq > 0) out[tok.slice(0, eq)] = tok.slice(eq + 1);
+  }
+  return out;
+}
+
+export function parseTxLogSummary(line: string): TxLogSummary {
+  const t = parseTokens(line);
+  const num = (key: string): number => {
+    const value = Number(t[key]);
+    if (!Number.isSafeInteger(value)) throw new Error(`TXLOG reply without ${key}: ${line}`);
+    return value;
+  };
+  return {
+    dev: t.dev ?? '',
+    id: t.id ?? '',
+    capacity: num('capacity'),
+    records: num('records'),
+    last: num('last'),
+    end: (t.end ?? 'none') as TxLogSummary['end'],
+    digest: t.digest ?? '',
+    acked: num('acked'),
+    recovered: num('recovered'),
+    recoveredEnd: (t.recovered_end ?? 'blank') as LogEnd,
+    writeCache: t.write_cache ?? 'unknown',
+  };
+}
+
+/** Parses `TXLOG LIST from=<s> n=<k> end=<why> <seq>:<payload>...`. */
+export function parseTxLogList(line: string): { records: TxRecord[]; end: string } {
+  const records: TxRecord[] = [];
+  for (const tok of line.split(' ').slice(2)) {
+    const m = /^(\d+):(.*)$/.exec(tok);
+    if (m) records.push({ seq: Number(m[1]), payload: m[2]! });
+  }
+  return { records, end: parseTokens(line).end ?? 'none' };
 }
 
 export function parseVerify(line: string): VerifyResult {
@@ -248,6 +317,41 @@ export class AgentClient extends EventEmitter {
   async corrupt(page: number, timeoutMs = 5_000): Promise<CorruptResult> {
     const f = parseFields(await this.request('CORRUPT', `CORRUPT ${page}`, timeoutMs));
     return { page: f.page ?? Number.NaN, stale: f.stale ?? Number.NaN, expected: f.expected ?? Number.NaN };
+  }
+
+  /** Reads the transaction log from the guest's disk: where it ends, how many records, their digest. */
+  async txlog(timeoutMs = 60_000): Promise<TxLogSummary> {
+    return parseTxLogSummary(await this.request('TXLOG', 'TXLOG', timeoutMs));
+  }
+
+  /** Up to `count` (at most 32) records from seq `from` on, read from the disk. */
+  async txlogList(from: number, count = TXLOG_PAGE, timeoutMs = 10_000): Promise<TxRecord[]> {
+    return parseTxLogList(await this.request('TXLOG', `TXLOG ${from} ${count}`, timeoutMs)).records;
+  }
+
+  /**
+   * The whole log, while the guest keeps running: the summary, then seqs 1..last page by page. The log only
+   * grows, so the pages must match the summary's digest; a mismatch means the disk changed under the reader.
+   */
+  async readTxLog(): Promise<TxLogContents> {
+    const summary = await this.txlog();
+    const records: TxRecord[] = [];
+    while (records.length < summary.last) {
+      const page = await this.txlogList(
+        records.length + 1,
+        Math.min(TXLOG_PAGE, summary.last - records.length),
+      );
+      if (page.length === 0)
+        throw new Error(`TXLOG listing ended at seq ${records.length} of ${summary.last}`);
+      records.push(...page);
+    }
+    const digest = logDigest(records);
+    if (digest !== summary.digest) {
+      throw new Error(
+        `TXLOG listing of seqs 1..${summary.last} has digest ${digest}, the summary ${summary.digest}`,
+      );
+    }
+    return { summary, records };
   }
 
   maxGap(fromMs?: number, toMs?: number): number {

@@ -1,27 +1,35 @@
 // `npm run demo`: a local Tern cluster (real kube-apiserver + etcd, two hypervisor-node daemons, the operator), a
-// VirtualMachine running the test guest's transaction service, a client issuing transactions continuously, and a
-// live migration of the VM with `kubectl tern migrate --wait` while the client keeps going. Prints the phases,
-// the transactions-per-second chart with the freeze marked (also written as SVG) and a summary. The cluster is
+// VirtualMachine running the test guest's durable transaction service (each transaction acknowledged once it is on
+// the VM's data disk, a shared raw image), a client issuing transactions continuously, and a live migration of the
+// VM with `kubectl tern migrate --wait` while the client keeps going. Prints the phases, the transactions-per-second
+// chart with the freeze marked (also written as SVG) and a summary, with the check that every acknowledged
+// transaction is in the log the guest reads back from its disk after the migration. The cluster is
 // the one `npm run cluster -- up` brings up: reused when it is up, brought up otherwise, and left up afterwards.
 // `--down` removes it instead; `--svg PATH` says where the chart goes (default ./demo-tps.svg); `--dir DIR` and
 // `--name NAME` select another cluster than the default one (the end-to-end test uses its own).
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { AgentClient } from '../../guest/host/agent-client.js';
+import { startDurableClient } from '../../guest/host/durable-client.js';
+import { checkDurability } from '../../guest/host/txlog.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { kubeBinary } from '../harness/control-plane.js';
 import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../local-cluster/cluster-state.js';
 import { downCluster, openCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
 import { PLUGIN_DIR, usageHint } from '../local-cluster/usage.js';
 import { svgChart, terminalChart } from './chart.js';
-import { longestGap, startTransactionClient, throughputSeries } from './transaction-client.js';
+import { longestGap, throughputSeries } from './throughput.js';
 
 const NODES = ['node-a', 'node-b'];
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
+/** The guest's transaction log disk: a raw image under the daemons' allowed root, which both nodes see. */
+const LOG_DISK_MIB = 256;
+/** Bound of the demo's client; it is stopped a few seconds after the migration. */
+const CLIENT_MAX_MS = 15 * 60_000;
 const flag = (name: string): string | undefined => {
   const at = process.argv.indexOf(name);
   return at === -1 ? undefined : process.argv[at + 1];
@@ -47,7 +55,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
   }
 }
 
-function vmManifest(images: TestGuestImages, guestIp: string): VirtualMachine {
+function vmManifest(images: TestGuestImages, guestIp: string, logDisk: string): VirtualMachine {
   return {
     apiVersion: 'tern.dev/v1alpha1',
     kind: 'VirtualMachine',
@@ -60,10 +68,15 @@ function vmManifest(images: TestGuestImages, guestIp: string): VirtualMachine {
         kernel: {
           path: images.kernel,
           initrdPath: images.initrd,
-          // A busy guest: 256 MiB working set, 5000 pages dirtied per second, the transaction service on eth0.
-          cmdline: `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${guestIp}/24 tern.port=${SERVICE_PORT}`,
+          // A busy guest: 256 MiB working set, 5000 pages dirtied per second, the transaction service on eth0
+          // with its log on the data disk (/dev/vda).
+          cmdline:
+            `panic=-1 tern.wss_mib=256 tern.dirty_pps=5000 tern.ip=${guestIp}/24 tern.port=${SERVICE_PORT} ` +
+            'tern.txlog=/dev/vda',
         },
       },
+      // Both nodes of the local cluster are on this host: the image is shared storage, the memory moves.
+      disks: [{ name: 'txlog', path: logDisk, format: 'raw', storage: 'shared' }],
       network: { macAddress: '52:54:00:21:37:10' },
     },
   } as VirtualMachine;
@@ -135,8 +148,15 @@ try {
     );
   }
   const GUEST_IP = `${cluster.state.subnet}.100`;
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(await testGuestImages(), GUEST_IP)));
-  say('\n$ kubectl apply -f vm.yaml   # VirtualMachine demo: 512 MiB, busy, transaction service');
+  const images = await testGuestImages();
+  // A blank log for this run (the VM of an earlier run is gone: clusterUp deleted it and waited).
+  const logDisk = join(images.root, 'demo-txlog.raw');
+  await writeFile(logDisk, '');
+  await truncate(logDisk, LOG_DISK_MIB * 2 ** 20);
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(images, GUEST_IP, logDisk)));
+  say(
+    '\n$ kubectl apply -f vm.yaml   # VirtualMachine demo: 512 MiB, busy, durable transaction service on a shared disk',
+  );
   const vm = await until('VM demo Running', 120_000, async () => {
     const current = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
     return current.status?.phase === 'Running' ? current : undefined;
@@ -145,11 +165,16 @@ try {
   const target = NODES.find((node) => node !== source)!;
   say(await cluster.kubectl(['get', 'tern', '-o', 'wide']));
 
-  const client = startTransactionClient(GUEST_IP, SERVICE_PORT, 'demo');
+  const client = startDurableClient({
+    name: 'demo',
+    endpoint: () => ({ host: GUEST_IP, port: SERVICE_PORT }),
+    durationMs: CLIENT_MAX_MS,
+  });
+  const completions = (): number[] => client.log.acks.map((ack) => ack.atMs);
   await until('the transaction service', 120_000, async () =>
-    client.log.completions.length > 0 ? true : undefined,
+    client.log.acks.length > 0 ? true : undefined,
   );
-  const clientStart = client.log.completions[0]!;
+  const clientStart = client.log.acks[0]!.atMs;
   say(`client: transactions flowing to ${GUEST_IP}:${SERVICE_PORT}`);
   await sleep(3_000);
 
@@ -160,7 +185,7 @@ try {
   await sleep(3_000);
   await client.stop();
   // The chart ends with the last completed transaction, not in a bucket the stopped client left empty.
-  const clientEnd = client.log.completions.at(-1)!;
+  const clientEnd = client.log.acks.at(-1)!.atMs;
 
   const status = migration.status!;
   const timings = status.phaseTimings ?? [];
@@ -176,7 +201,7 @@ try {
         }
       : undefined;
   const chart = {
-    series: throughputSeries(client.log.completions, clientStart, clientEnd, BUCKET_MS),
+    series: throughputSeries(completions(), clientStart, clientEnd, BUCKET_MS),
     bucketMs: BUCKET_MS,
     freeze,
     migration: { fromMs: migrationStart - clientStart, toMs: migrationEnd - clientStart },
@@ -186,6 +211,8 @@ try {
   await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
 
   let verify = 'not run';
+  let durability = 'not checked';
+  let outOfOrder = 0;
   if (status.phase === 'Succeeded') {
     const agent = await AgentClient.connect(
       join(cluster.node(target).stateDir, vm.metadata.uid!, 'agent.sock'),
@@ -194,11 +221,16 @@ try {
       },
     );
     const result = await agent.verify(60_000);
-    agent.close();
     verify = result.ok ? `OK (${result.pages} pages, ${result.writes} writes)` : `FAILED: ${result.detail}`;
     failed ||= !result.ok;
+    // The log as the guest reads it back from its disk, on the target, against every acknowledgement.
+    const report = checkDurability((await agent.readTxLog()).records, [client.log]);
+    agent.close();
+    durability = report.text.split('\n').join('\n                    ');
+    outOfOrder = report.outOfOrder.length + report.moved.length + report.duplicated.length;
+    failed ||= !report.ok;
   }
-  const gap = longestGap(client.log.completions, migrationStart, migrationEnd + 2_000);
+  const gap = longestGap(completions(), migrationStart, migrationEnd + 2_000);
   const after = await getJson<VirtualMachine>(cluster, 'virtualmachine', 'demo');
   say('\nsummary');
   say(
@@ -219,7 +251,7 @@ try {
   const outside = failures.filter((e) => e.atMs < migrationStart || e.atMs > migrationEnd);
   say(
     `  failed transactions: ${failures.length} (${outside.length} outside the migration), ` +
-      `out of order: ${client.log.outOfOrder}`,
+      `out of order: ${outOfOrder}`,
   );
   for (const error of failures) {
     say(`    at ${((error.atMs - migrationStart) / 1000).toFixed(2)} s after apply: ${error.message}`);
@@ -229,6 +261,7 @@ try {
   );
   say(`  bytes moved       ${((status.progress?.transferredBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
   say(`  integrity         ${verify}`);
+  say(`  durability        ${durability}`);
   say(`  chart             ${svgPath}`);
   say(`  demo wall time    ${((performance.now() - demoStart) / 1000).toFixed(1)} s`);
   failed ||= status.phase !== 'Succeeded';

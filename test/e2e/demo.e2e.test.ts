@@ -1,7 +1,8 @@
 // The demo flow headless: the local cluster (real apiserver, two daemons in network namespaces, the operator), a
 // busy VM serving transactions, a live migration with kubectl tern while a client keeps transacting. The demo's own
-// summary is the evidence: it reads the Migration's status, the VM's new node, the client's log and the agent's
-// VERIFY. The demo runs on a cluster of its own (--dir, --name), which it leaves up and `--down` removes.
+// summary is the evidence: it reads the Migration's status, the VM's new node, the client's log, the agent's
+// VERIFY and the durability check of the transaction log the guest reads back from its disk. The demo runs on a
+// cluster of its own (--dir, --name), which it leaves up and `--down` removes.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,6 +53,9 @@ test('a busy VM serving transactions migrates live; the client loses nothing and
   // A reconnect during the migration is allowed; a failed transaction outside it, or a lost/repeated one, is not.
   expect(output).toMatch(/failed transactions: \d+ \(0 outside the migration\), out of order: 0/);
   expect(output).toMatch(/integrity\s+OK \(\d+ pages/);
+  expect(output).toMatch(
+    /durability\s+OK: \d+ acknowledged, \d+ in the log .*, 0 lost, 0 moved, 0 duplicated/,
+  );
   expect(output).toContain('Guest migrated successfully.');
   const chart = await readFile(svg, 'utf8');
   expect(chart).toContain('<polyline');
