@@ -1,5 +1,5 @@
 // Property: whatever a caller sends as a guest spec (any JSON-ish value, wrong types, commas and control
-// characters in paths, paths out of the allowed roots), validateGuestSpec either returns a spec whose QEMU command
+// characters in paths, paths out of the image roots), validateGuestSpec either returns a spec whose QEMU command
 // line keeps every user string out of QEMU's option syntax, or throws a GuestSpecError naming the problems. It
 // never throws anything else. (The CRD-side property, which starts from VirtualMachine objects, is
 // guest-spec.fuzz.test.ts.)
@@ -25,7 +25,8 @@ beforeAll(async () => {
   root = path.join(work, 'images');
   await createHostFile(work, ['images', 'vmlinux'], { as: 'file' });
   await createHostFile(work, ['outside'], { as: 'file' });
-  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 8192 };
+  // Specs name the namespace "images" (mostly): root is its directory.
+  policy = { imageRoots: { namespaceRoot: work, sharedRoots: [] }, maxCpus: 4, maxMemoryMiB: 8192 };
 });
 
 afterAll(async () => {
@@ -60,6 +61,7 @@ const imagePath: fc.Arbitrary<() => Promise<unknown>> = fc.oneof(
 const specCase = fc.record({
   name: mostly(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/), fc.string()),
   uuid: mostly(fc.uuid(), fc.string()),
+  namespace: mostly(fc.constant('images'), fc.constantFrom('other', 'Images', '')),
   cpus: mostly(fc.integer({ min: 1, max: 4 }), fc.oneof(fc.integer(), fc.double())),
   memoryMiB: mostly(fc.integer({ min: 64, max: 4096 }), fc.oneof(fc.integer(), fc.double())),
   machine: fc.option(
@@ -144,6 +146,7 @@ async function materialise(c: SpecCase): Promise<unknown> {
   const spec: Record<string, unknown> = {
     name: c.name,
     uuid: c.uuid,
+    namespace: c.namespace,
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
     boot,

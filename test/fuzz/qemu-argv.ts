@@ -94,7 +94,8 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
     }
   }
 
-  // JSON syntax: every value parses, and the disks' filenames are exactly the validated paths, once each.
+  // JSON syntax: every value parses, and the disks' filenames are exactly the validated paths (each disk's bases,
+  // deepest first, then its own image), once each.
   const filenames: string[] = [];
   const macs: string[] = [];
   for (const option of JSON_OPTIONS) {
@@ -105,7 +106,12 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
       if (option === '-device' && parsed.driver === 'virtio-net-pci') macs.push(parsed.mac as string);
     }
   }
-  expect(filenames).toEqual(spec.disks.map((disk) => disk.path));
+  expect(filenames).toEqual(
+    spec.disks.flatMap((disk) => [
+      ...(disk.backingChain ?? []).map((base) => base.path).reverse(),
+      disk.path,
+    ]),
+  );
   expect(macs).toEqual(spec.nics.map((nic) => nic.mac));
 }
 

@@ -39,7 +39,7 @@ export interface ClusterState {
   subnet?: string;
   hostAddress: string;
   kubeconfig: string;
-  /** The test guest's images (the daemons' --allowed-root). */
+  /** The test guest's images (the daemons' --shared-image-root). */
   imagesRoot: string;
   apiServer?: string;
   /** etcd and kube-apiserver (their data is in DIR/control-plane). */

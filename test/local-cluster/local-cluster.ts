@@ -120,7 +120,7 @@ function daemonArgs(state: ClusterState, node: NodeState, certs: DevCerts): stri
     // TCG guests share the host's cores: each node offers 4 vCPUs, so a 2-core machine holds a few small VMs.
     ...['--cpu-capacity', String(NODE_VCPUS)],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', node.stateDir, '--allowed-root', state.imagesRoot],
+    ...['--state-dir', node.stateDir, '--shared-image-root', state.imagesRoot],
     // As root (netns mode) QEMU drops to the unprivileged test user, as the Helm chart runs it; the guest state
     // lies under /tmp/tern-<cluster> (0755), which that user may pass through to its migration keys.
     ...(state.mode === 'netns'

@@ -1,5 +1,6 @@
 // validateGuestSpec + buildQemuArgv: an injection corpus that must be rejected with errors naming the field,
 // and the golden argv of a valid spec.
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,13 +18,15 @@ beforeAll(async () => {
   await mkdir(root);
   await mkdir(outside);
   await mkdir(path.join(root, 'subdir'));
-  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'data.qcow2', 'init,rd']) {
+  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'init,rd']) {
     await writeFile(path.join(root, file), 'x');
   }
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(root, 'data.qcow2'), '1M']);
   await writeFile(path.join(outside, 'secret'), 'x');
   await symlink(path.join(outside, 'secret'), path.join(root, 'escape'));
   await symlink(path.join(root, 'vmlinuz'), path.join(root, 'kernel-link'));
-  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 4096 };
+  // The guest's namespace is "images": root is its namespace directory; outside is another namespace's.
+  policy = { imageRoots: { namespaceRoot: base, sharedRoots: [] }, maxCpus: 4, maxMemoryMiB: 4096 };
 });
 
 afterAll(async () => {
@@ -37,6 +40,7 @@ function validSpec(): Record<string, unknown> {
   return {
     name: 'vm01',
     uuid: '6B1E0C2A-3F4D-4E5F-8A9B-0C1D2E3F4A5B',
+    namespace: 'images',
     cpus: 2,
     memoryMiB: 512,
     boot: {
@@ -191,6 +195,7 @@ describe('validateGuestSpec accepts', () => {
     expect(spec).toEqual({
       name: 'vm01',
       uuid: '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b',
+      namespace: 'images',
       cpus: 2,
       memoryMiB: 512,
       boot: {
@@ -220,6 +225,7 @@ describe('validateGuestSpec accepts', () => {
           io: 'threads',
           storage: 'local',
           boot: false,
+          backingChain: [],
         },
       ],
       nics: [{ mac: '52:54:00:ab:cd:ef' }],
@@ -238,8 +244,8 @@ describe('validateGuestSpec accepts', () => {
     const linkedRoot = `${path.dirname(root)}/linked-root`;
     await symlink(root, linkedRoot);
     const spec = await validateGuestSpec(
-      { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] } },
-      { ...policy, allowedRoots: [linkedRoot] },
+      { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] }, disks: [] },
+      { ...policy, imageRoots: { sharedRoots: [linkedRoot] } },
     );
     expect(spec.boot.kernel).toBe(`${root}/vmlinuz`);
   });
@@ -302,7 +308,7 @@ describe('buildQemuArgv', () => {
       '-blockdev',
       `{"driver":"file","node-name":"file1","filename":"${root}/data.qcow2","read-only":true}`,
       '-blockdev',
-      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true}',
+      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true,"backing":null}',
       '-device',
       '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1"}',
       '-netdev',

@@ -3,7 +3,7 @@
 // image paths go through JSON-syntax -blockdev/-device, -kernel/-initrd/-append take plain strings (a kernel file
 // named 'k,x=y' boots: test/integration/hypervisor-node/supervisor.int.test.ts; -initrd is the exception, see validate.ts), and the only
 // paths in option syntax are the daemon's own state-dir paths, which assertSafeStateRoot restricts.
-import type { Accelerator, GuestDefinition, NicBackend } from '../model/guest.js';
+import type { Accelerator, DiskSpec, GuestDefinition, NicBackend } from '../model/guest.js';
 import { guestPaths } from '../model/state-dir.js';
 import { qemuIdentityArgs, type QemuUser } from './run-as.js';
 import { SERIAL_CONSOLE_WORD } from './validate.js';
@@ -95,6 +95,7 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
   spec.disks.forEach((disk, i) => {
     const readOnly = disk.readOnly;
     argv.push(
+      ...backingChainArgs(disk, i),
       '-blockdev',
       JSON.stringify({ driver: 'file', 'node-name': `file${i}`, filename: disk.path, 'read-only': readOnly }),
       '-blockdev',
@@ -103,6 +104,7 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
         'node-name': `disk${i}`,
         file: `file${i}`,
         'read-only': readOnly,
+        ...qcow2Backing(disk, i),
       }),
       '-device',
       JSON.stringify({ driver: 'virtio-blk-pci', id: `vd${i}`, drive: `disk${i}` }),
@@ -125,6 +127,44 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
   // `cont` after the ownership hand-over, so the guest never runs on two nodes.
   if (launch.incoming === true) argv.push('-S', '-incoming', 'defer');
   return argv;
+}
+
+/**
+ * A qcow2 format node's `backing`: the first validated base's node, or null when it has none, so that QEMU never
+ * opens a file because an image header names it (validate.ts checked the chain; docs/images.md).
+ */
+function qcow2Backing(disk: DiskSpec, i: number): { backing?: string | null } {
+  if (disk.format !== 'qcow2') return {};
+  return { backing: (disk.backingChain ?? []).length > 0 ? baseNodeName(i, 0) : null };
+}
+
+/** The -blockdev nodes of a qcow2 disk's validated bases, deepest first, each read-only with an explicit backing. */
+function backingChainArgs(disk: DiskSpec, i: number): string[] {
+  if (disk.format !== 'qcow2') return [];
+  const chain = disk.backingChain ?? [];
+  const args: string[] = [];
+  for (let level = chain.length - 1; level >= 0; level--) {
+    const base = chain[level]!;
+    const file = `${baseNodeName(i, level)}-file`;
+    const below = level + 1 < chain.length ? baseNodeName(i, level + 1) : null;
+    args.push(
+      '-blockdev',
+      JSON.stringify({ driver: 'file', 'node-name': file, filename: base.path, 'read-only': true }),
+      '-blockdev',
+      JSON.stringify({
+        driver: base.format,
+        'node-name': baseNodeName(i, level),
+        file,
+        'read-only': true,
+        ...(base.format === 'qcow2' ? { backing: below } : {}),
+      }),
+    );
+  }
+  return args;
+}
+
+function baseNodeName(disk: number, level: number): string {
+  return `disk${disk}-base${level}`;
 }
 
 function netdev(id: string, backend: NicBackend): Record<string, unknown> {

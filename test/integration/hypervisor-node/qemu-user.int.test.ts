@@ -38,7 +38,7 @@ const agents: AgentClient[] = [];
 
 async function startNode(stateDir: string, ...extra: string[]): Promise<GuestControlClient> {
   const daemon = await startDaemonProcess(
-    loopbackDaemonArgs({ node: 'node-a', certs, stateDir, allowedRoot: images.root }, ...extra),
+    loopbackDaemonArgs({ node: 'node-a', certs, stateDir, sharedImageRoot: images.root }, ...extra),
   );
   daemons.push(daemon);
   const client = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
