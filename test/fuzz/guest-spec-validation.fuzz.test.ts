@@ -26,7 +26,13 @@ beforeAll(async () => {
   await createHostFile(work, ['images', 'vmlinux'], { as: 'file' });
   await createHostFile(work, ['outside'], { as: 'file' });
   // Specs name the namespace "images" (mostly): root is its directory.
-  policy = { imageRoots: { namespaceRoot: work, sharedRoots: [] }, maxCpus: 4, maxMemoryMiB: 8192 };
+  // Every image reads as raw (the header rules have tests of their own: image-header.test.ts).
+  policy = {
+    imageRoots: { namespaceRoot: work, sharedRoots: [] },
+    maxCpus: 4,
+    maxMemoryMiB: 8192,
+    inspectImage: () => Promise.resolve({ format: 'raw' }),
+  };
 });
 
 afterAll(async () => {

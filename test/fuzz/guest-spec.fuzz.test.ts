@@ -48,7 +48,13 @@ beforeAll(async () => {
   await createHostFile(work, ['elsewhere', 'secret'], { as: 'file' });
   await writeFile(path.join(outside, 'secret'), 'not an image');
   // Limits below the CRD's, so that the node's own refusals are exercised too.
-  policy = { imageRoots: { namespaceRoot: work, sharedRoots: [] }, maxCpus: 8, maxMemoryMiB: 16384 };
+  // Every image reads as raw (the header rules have tests of their own: image-header.test.ts).
+  policy = {
+    imageRoots: { namespaceRoot: work, sharedRoots: [] },
+    maxCpus: 8,
+    maxMemoryMiB: 16384,
+    inspectImage: () => Promise.resolve({ format: 'raw' }),
+  };
 });
 
 afterAll(async () => {

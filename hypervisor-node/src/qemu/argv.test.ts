@@ -1,6 +1,5 @@
 // validateGuestSpec + buildQemuArgv: an injection corpus that must be rejected with errors naming the field,
 // and the golden argv of a valid spec.
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,15 +17,20 @@ beforeAll(async () => {
   await mkdir(root);
   await mkdir(outside);
   await mkdir(path.join(root, 'subdir'));
-  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'init,rd']) {
+  for (const file of ['vmlinuz', 'initrd.img', 'disk,with=comma.raw', 'data.qcow2', 'init,rd']) {
     await writeFile(path.join(root, file), 'x');
   }
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(root, 'data.qcow2'), '1M']);
   await writeFile(path.join(outside, 'secret'), 'x');
   await symlink(path.join(outside, 'secret'), path.join(root, 'escape'));
   await symlink(path.join(root, 'vmlinuz'), path.join(root, 'kernel-link'));
   // The guest's namespace is "images": root is its namespace directory; outside is another namespace's.
-  policy = { imageRoots: { namespaceRoot: base, sharedRoots: [] }, maxCpus: 4, maxMemoryMiB: 4096 };
+  // Headers by name (the header rules: image-header.test.ts and validate.test.ts).
+  policy = {
+    imageRoots: { namespaceRoot: base, sharedRoots: [] },
+    maxCpus: 4,
+    maxMemoryMiB: 4096,
+    inspectImage: (file) => Promise.resolve({ format: file.endsWith('.qcow2') ? 'qcow2' : 'raw' }),
+  };
 });
 
 afterAll(async () => {

@@ -1,10 +1,10 @@
 // Per-namespace image roots and shared read-only roots (docs/images.md): what a guest of one namespace may name as
 // its kernel, initrd and disks, and the explicit backing nodes a validated qcow2 overlay gets in QEMU's argv.
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildQemuArgv } from './argv.js';
+import type { ImageHeader } from './image-header.js';
 import { checkImageRoots, GuestSpecError, validateGuestSpec, type ValidationPolicy } from './validate.js';
 
 let work: string;
@@ -24,18 +24,16 @@ beforeAll(async () => {
     await writeFile(path.join(namespaces, ns, 'disk.raw'), Buffer.alloc(4096));
     await writeFile(path.join(namespaces, ns, 'vmlinuz'), 'x');
   }
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(shared, 'base.qcow2'), '1M']);
-  execFileSync('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-b',
-    path.join(shared, 'base.qcow2'),
-    '-F',
-    'qcow2',
-    path.join(namespaces, 'team-a', 'overlay.qcow2'),
+  // Headers as qemu-img would report them (a fake inspector: the real one is tested on crafted images in
+  // test/integration/hypervisor-node/image-header.int.test.ts); every other file reads as raw.
+  const headers = new Map<string, ImageHeader>([
+    [path.join(shared, 'base.qcow2'), { format: 'qcow2' }],
+    [
+      path.join(namespaces, 'team-a', 'overlay.qcow2'),
+      { format: 'qcow2', backingFilename: path.join(shared, 'base.qcow2'), backingFormat: 'qcow2' },
+    ],
   ]);
+  for (const file of headers.keys()) await writeFile(file, 'x');
   // team-a's symlink to team-b's disk, and a namespace directory that is a symlink to team-b's.
   await symlink(path.join(namespaces, 'team-b', 'disk.raw'), path.join(namespaces, 'team-a', 'borrowed.raw'));
   await symlink(path.join(namespaces, 'team-b'), path.join(namespaces, 'team-c'));
@@ -43,6 +41,7 @@ beforeAll(async () => {
     imageRoots: { namespaceRoot: namespaces, sharedRoots: [shared] },
     maxCpus: 2,
     maxMemoryMiB: 1024,
+    inspectImage: (file) => Promise.resolve(headers.get(file) ?? { format: 'raw' }),
   };
 });
 
