@@ -141,7 +141,7 @@ describe('checkBackingChain', () => {
     });
     headers.set(path.join(shared, `b${MAX_BACKING_DEPTH + 1}.qcow2`), { format: 'qcow2' });
     expect(await checkBackingChain(path.join(shared, 'b0.qcow2'), 'qcow2', context)).toEqual({
-      problem: `has a backing chain deeper than ${MAX_BACKING_DEPTH} bases`,
+      problem: `${path.join(shared, 'b0.qcow2')} has a backing chain deeper than ${MAX_BACKING_DEPTH} bases`,
     });
   });
 

@@ -119,37 +119,37 @@ export async function checkBackingChain(
       header = await context.inspect(current);
     } catch (err) {
       return {
-        problem: `${describe(current, realPath)}cannot be read by qemu-img: ${(err as Error).message}`,
+        problem: `${subject(current, realPath)}cannot be read by qemu-img: ${(err as Error).message}`,
       };
     }
     const problem = headerProblem(header, format);
-    if (problem !== undefined) return { problem: `${describe(current, realPath)}${problem}` };
+    if (problem !== undefined) return { problem: `${subject(current, realPath)}${problem}` };
     if (header.backingFilename === undefined) return { chain };
     const base = backingFilePath(header.backingFilename, current);
-    if ('problem' in base) return { problem: `${describe(current, realPath)}${base.problem}` };
+    if ('problem' in base) return { problem: `${subject(current, realPath)}${base.problem}` };
     let baseReal: string;
     try {
       baseReal = await realpath(base.path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       return {
-        problem: `${describe(current, realPath)}has a backing file ${base.path} that cannot be resolved: ${code}`,
+        problem: `${subject(current, realPath)}has a backing file ${base.path} that cannot be resolved: ${code}`,
       };
     }
     if (!context.isShared(baseReal)) {
       const resolved = baseReal === base.path ? '' : ` (resolves to ${baseReal})`;
       return {
-        problem: `${describe(current, realPath)}has a backing file ${base.path}${resolved} outside the shared image roots (${context.sharedRoots.join(', ') || 'none configured'}); a backing file must be an admin-provided base`,
+        problem: `${subject(current, realPath)}has a backing file ${base.path}${resolved} outside the shared image roots (${context.sharedRoots.join(', ') || 'none configured'}); a backing file must be an admin-provided base`,
       };
     }
     if (seen.has(baseReal))
-      return { problem: `${describe(current, realPath)}has a backing chain that loops at ${baseReal}` };
+      return { problem: `${subject(current, realPath)}has a backing chain that loops at ${baseReal}` };
     if (chain.length === MAX_BACKING_DEPTH) {
-      return { problem: `has a backing chain deeper than ${MAX_BACKING_DEPTH} bases` };
+      return { problem: `${realPath} has a backing chain deeper than ${MAX_BACKING_DEPTH} bases` };
     }
     if (!(await stat(baseReal)).isFile()) {
       return {
-        problem: `${describe(current, realPath)}has a backing file ${baseReal} that is not a regular file`,
+        problem: `${subject(current, realPath)}has a backing file ${baseReal} that is not a regular file`,
       };
     }
     seen.add(baseReal);
@@ -159,8 +159,8 @@ export async function checkBackingChain(
   }
 }
 
-/** "" for the disk's own image (the field's message already names it), "its base /b.qcow2 " for a base. */
-function describe(current: string, top: string): string {
+/** Who a problem is about: "<image> " for the disk's own image, "<image>: its base <base> " for a base. */
+function subject(current: string, top: string): string {
   return current === top ? `${top} ` : `${top}: its base ${current} `;
 }
 
