@@ -438,6 +438,35 @@ test("the admission policy refuses a VirtualMachine naming paths outside its nam
     expect(result.stderr).toContain('tern-vm-image-paths');
     expect(result.stderr).toContain(message);
   }
+
+  // A VM written before the policy (or before the roots moved) keeps taking metadata changes (finalizers, labels:
+  // it can still be deleted); only a new spec is judged.
+  const binding = ['validatingadmissionpolicybinding', 'tern-vm-image-paths'];
+  const bindingManifest = await kubectl(cp, ['get', ...binding, '-o', 'json']);
+  await kubectl(cp, ['delete', ...binding]);
+  await eventually('the policy lifted', async () => {
+    const result = await create(refused[2][0]);
+    return result.code === 0 ? true : undefined;
+  });
+  await kubectl(cp, ['create', '-f', '-'], refused[2][0]);
+  await kubectl(cp, ['apply', '-f', '-'], bindingManifest);
+  await eventually('the policy in force', async () => {
+    const result = await create(refused[2][0].replace('"vm-paths"', '"vm-paths-2"'));
+    return result.code !== 0 ? true : undefined;
+  });
+  await kubectl(cp, ['label', 'virtualmachine', 'vm-paths', '-n', TENANT, 'tier=old']);
+  const specChange = await cp.kubectl([
+    'patch',
+    'virtualmachine',
+    'vm-paths',
+    '-n',
+    TENANT,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { boot: { kernel: { path: '/etc/shadow' } } } }),
+  ]);
+  expect(specChange.stderr).toContain('not /etc/shadow');
+  await kubectl(cp, ['delete', 'virtualmachine', 'vm-paths', '-n', TENANT]);
 });
 
 /** Log lines that show the API refused a call (an RBAC or admission-policy gap). */
