@@ -43,8 +43,9 @@ export const DISK_STORAGES = ['shared', 'local'] as const;
 export const MIGRATION_RESULTS = ['Succeeded', 'Failed', 'Aborted'] as const;
 
 /**
- * An absolute path on the hypervisor host. The daemon only opens paths under its allowed roots; the API
- * additionally refuses ".." segments and commas (QEMU's option separator) so such values never reach a node.
+ * An absolute path on the hypervisor host. The daemon only opens paths in the VM's namespace directory or, read-only,
+ * under a shared image root (docs/images.md); the API additionally refuses ".." segments and commas (QEMU's option
+ * separator) so such values never reach a node.
  */
 const HostPath = (description: string) =>
   Type.String({

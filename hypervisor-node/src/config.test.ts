@@ -1,7 +1,7 @@
 import { ConfigError, parseConfig } from './config.js';
 
 const TLS = ['--tls-cert', '/c/node.crt', '--tls-key', '/c/node.key', '--tls-ca', '/c/ca.crt'];
-const MINIMAL = ['--node-name', 'node-a', ...TLS, '--allowed-root', '/images'];
+const MINIMAL = ['--node-name', 'node-a', ...TLS, '--shared-image-root', '/images'];
 
 function parseError(argv: string[], env: NodeJS.ProcessEnv = {}): string {
   try {
@@ -23,7 +23,7 @@ describe('parseConfig', () => {
       tls: { certFile: '/c/node.crt', keyFile: '/c/node.key', caFile: '/c/ca.crt' },
       operatorIdentities: ['tern-operator'],
       stateDir: '/var/lib/tern',
-      allowedRoots: ['/images'],
+      sharedImageRoots: ['/images'],
       stopTimeoutMs: 30000,
       accelerator: 'auto',
       metricsListen: { host: '127.0.0.1', port: 9464 },
@@ -59,7 +59,7 @@ describe('parseConfig', () => {
       TERN_TLS_CERT: '/e/c',
       TERN_TLS_KEY: '/e/k',
       TERN_TLS_CA: '/e/ca',
-      TERN_ALLOWED_ROOTS: '/a:/b',
+      TERN_SHARED_IMAGE_ROOTS: '/a:/b',
       TERN_OPERATOR_IDENTITIES: 'spiffe://tern.dev/operator,tern-operator',
       TERN_KUBECONFIG: '/k/config',
       TERN_LISTEN: '[::1]:9000',
@@ -67,7 +67,7 @@ describe('parseConfig', () => {
     const config = parseConfig(['--node-name', 'from-flag'], env);
     expect(config.nodeName).toBe('from-flag');
     expect(config.listen).toEqual({ host: '::1', port: 9000 });
-    expect(config.allowedRoots).toEqual(['/a', '/b']);
+    expect(config.sharedImageRoots).toEqual(['/a', '/b']);
     expect(config.operatorIdentities).toEqual(['spiffe://tern.dev/operator', 'tern-operator']);
     expect(config.registration).toEqual({
       kubeconfig: '/k/config',
@@ -104,7 +104,7 @@ describe('parseConfig', () => {
     const config = parseConfig(
       [
         ...MINIMAL,
-        '--allowed-root',
+        '--shared-image-root',
         '/more',
         '--operator-identity',
         'a',
@@ -113,15 +113,18 @@ describe('parseConfig', () => {
       ],
       {},
     );
-    expect(config.allowedRoots).toEqual(['/images', '/more']);
+    expect(config.sharedImageRoots).toEqual(['/images', '/more']);
     expect(config.operatorIdentities).toEqual(['a', 'spiffe://x/y']);
   });
 
   it.each([
-    [['--node-name', 'node-a', '--allowed-root', '/i'], '--tls-cert (or TERN_TLS_CERT) is required'],
-    [['--node-name', 'node-a', ...TLS], '--allowed-root (or TERN_ALLOWED_ROOTS) is required'],
+    [['--node-name', 'node-a', '--shared-image-root', '/i'], '--tls-cert (or TERN_TLS_CERT) is required'],
     [
-      ['--node-name', 'Node_A', ...TLS, '--allowed-root', '/i'],
+      ['--node-name', 'node-a', ...TLS],
+      '--image-root or --shared-image-root (or TERN_IMAGE_ROOT, TERN_SHARED_IMAGE_ROOTS) is required',
+    ],
+    [
+      ['--node-name', 'Node_A', ...TLS, '--shared-image-root', '/i'],
       '--node-name: "Node_A" is not a DNS-1123 label',
     ],
     [[...MINIMAL, '--listen', '7443'], '--listen: expected host:port, got "7443"'],
@@ -130,7 +133,10 @@ describe('parseConfig', () => {
       [...MINIMAL, '--listen', '0.0.0.0:7443'],
       '--advertise-address is required when --listen is a wildcard address',
     ],
-    [[...MINIMAL, '--allowed-root', 'relative'], '--allowed-root: "relative" is not an absolute path'],
+    [
+      [...MINIMAL, '--shared-image-root', 'relative'],
+      '--shared-image-root: "relative" is not an absolute path',
+    ],
     [[...MINIMAL, '--state-dir', 'state'], '--state-dir: "state" is not an absolute path'],
     [[...MINIMAL, '--reserved-cpus', '-1'], '--reserved-cpus: expected a non-negative integer, got "-1"'],
     [[...MINIMAL, '--stop-timeout-ms', '0'], '--stop-timeout-ms: must be greater than 0'],

@@ -37,8 +37,13 @@ export interface DaemonConfig {
    * outlive the daemon's container (a runtime stopping it kills its whole cgroup); undefined: the daemon's cgroup.
    */
   guestCgroupRoot?: string;
-  /** Kernels, initrds and disks must live under one of these. */
-  allowedRoots: string[];
+  /**
+   * Per-namespace images: a guest of namespace N uses `<imageRoot>/N/...` (its writable disks only there);
+   * undefined: no guest may have a writable disk. See docs/images.md.
+   */
+  imageRoot?: string;
+  /** Admin-provided read-only images any namespace may use: kernels, initrds, read-only disks, qcow2 bases. */
+  sharedImageRoots: string[];
   qemuBinary: string;
   /**
    * The user QEMU drops to once started (a name or uid:gid; see qemu/run-as.ts); undefined: QEMU keeps the
@@ -114,7 +119,8 @@ interface RawOptions {
   operatorIdentity: string[];
   stateDir: string;
   guestCgroupRoot?: string;
-  allowedRoot: string[];
+  imageRoot?: string;
+  sharedImageRoot: string[];
   qemuBinary: string;
   qemuUser?: string;
   accelerator: string;
@@ -197,9 +203,18 @@ function command(env: NodeJS.ProcessEnv): Command {
       ),
     )
     .addOption(
+      withEnv(
+        new Option(
+          '--image-root <dir>',
+          'directory of per-namespace images: a guest of namespace N uses <dir>/N/ (its writable disks only there)',
+        ),
+        'TERN_IMAGE_ROOT',
+      ),
+    )
+    .addOption(
       new Option(
-        '--allowed-root <dir>',
-        'directory guest images may come from (repeatable; env TERN_ALLOWED_ROOTS, colon-separated)',
+        '--shared-image-root <dir>',
+        'directory of read-only images any namespace may use: kernels, initrds, read-only disks, qcow2 backing bases (repeatable; env TERN_SHARED_IMAGE_ROOTS, colon-separated)',
       )
         .argParser(collect)
         .default([]),
@@ -338,11 +353,18 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       `--migration-address: ${JSON.stringify(migrationAddress ?? '')} must be this node's IP address (not a wildcard)`,
     );
 
-  const allowedRoots = raw.allowedRoot.length > 0 ? raw.allowedRoot : listFromEnv(env.TERN_ALLOWED_ROOTS);
-  if (allowedRoots.length === 0) throw new ConfigError('--allowed-root (or TERN_ALLOWED_ROOTS) is required');
-  for (const root of allowedRoots)
+  const sharedImageRoots =
+    raw.sharedImageRoot.length > 0 ? raw.sharedImageRoot : listFromEnv(env.TERN_SHARED_IMAGE_ROOTS);
+  const imageRoot = raw.imageRoot === '' ? undefined : raw.imageRoot;
+  if (sharedImageRoots.length === 0 && imageRoot === undefined)
+    throw new ConfigError(
+      '--image-root or --shared-image-root (or TERN_IMAGE_ROOT, TERN_SHARED_IMAGE_ROOTS) is required',
+    );
+  for (const root of sharedImageRoots)
     if (!isAbsolute(root))
-      throw new ConfigError(`--allowed-root: ${JSON.stringify(root)} is not an absolute path`);
+      throw new ConfigError(`--shared-image-root: ${JSON.stringify(root)} is not an absolute path`);
+  if (imageRoot !== undefined && !isAbsolute(imageRoot))
+    throw new ConfigError(`--image-root: ${JSON.stringify(imageRoot)} is not an absolute path`);
   if (!isAbsolute(raw.stateDir))
     throw new ConfigError(`--state-dir: ${JSON.stringify(raw.stateDir)} is not an absolute path`);
   if (raw.guestCgroupRoot !== undefined && !isAbsolute(raw.guestCgroupRoot))
@@ -386,7 +408,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     operatorIdentities,
     stateDir: raw.stateDir,
     ...(raw.guestCgroupRoot !== undefined ? { guestCgroupRoot: raw.guestCgroupRoot } : {}),
-    allowedRoots,
+    ...(imageRoot !== undefined ? { imageRoot } : {}),
+    sharedImageRoots,
     qemuBinary: raw.qemuBinary,
     ...(raw.qemuUser !== undefined && raw.qemuUser !== '' ? { qemuUser: raw.qemuUser } : {}),
     accelerator: raw.accelerator as DaemonConfig['accelerator'],

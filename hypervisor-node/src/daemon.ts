@@ -23,7 +23,8 @@ import {
   type QemuUser,
 } from './qemu/run-as.js';
 import { migrationsDir } from './migration/record-file.js';
-import { defaultValidationPolicy } from './qemu/validate.js';
+import { checkImageRoots, defaultValidationPolicy } from './qemu/validate.js';
+import { qemuImgInspector } from './qemu/image-header.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { SelfFencing } from './self-fencing/heartbeat.js';
 import { createControlService } from './control/service.js';
@@ -99,6 +100,12 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       'self-fencing is off: when this node is lost its VMs are not started elsewhere (nodeLossPolicy Restart waits)',
     );
   const qemuUser = await prepareQemuUser(config, logger);
+  const imageRoots = {
+    ...(config.imageRoot !== undefined ? { namespaceRoot: config.imageRoot } : {}),
+    sharedRoots: config.sharedImageRoots,
+  };
+  await checkImageRoots(imageRoots);
+  logger.info(imageRoots, 'image roots');
   const credentials = await loadServerCredentials(config.tls);
   const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
@@ -119,7 +126,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   const supervisor = new GuestSupervisor({
     stateRoot: config.stateDir,
     accel: accelerator.accel,
-    policy: defaultValidationPolicy(config.allowedRoots),
+    policy: defaultValidationPolicy(imageRoots, qemuImgInspector({ user: qemuUser })),
     network,
     qemuBinary: config.qemuBinary,
     cgroupRoot: config.guestCgroupRoot,

@@ -59,7 +59,7 @@ const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-m' }]);
 const images = await testGuestImages();
 const daemon = await startDaemonProcess(
   loopbackDaemonArgs(
-    { node: 'node-m', certs, stateDir, allowedRoot: images.root },
+    { node: 'node-m', certs, stateDir, sharedImageRoot: images.root },
     ...['--network', 'user', '--stop-timeout-ms', '3000'],
   ),
   { nodeOptions: ['--expose-gc', '--import', fileURLToPath(new URL('gc-on-signal.ts', import.meta.url))] },

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   // (a) direct: two supervisors in this process.
   const base = {
     accel: 'tcg' as const,
-    policy: { allowedRoots: [images.root], maxCpus: 2, maxMemoryMiB: 4096 },
+    policy: { imageRoots: { sharedRoots: [images.root] }, maxCpus: 2, maxMemoryMiB: 4096 },
     network: new UserModeNetwork(7000),
   };
   const direct = ['da', 'db'].map((n) => {
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
     const daemon = await startDaemonProcess(
       loopbackDaemonArgs(
-        { node: name, certs, stateDir, allowedRoot: images.root },
+        { node: name, certs, stateDir, sharedImageRoot: images.root },
         ...['--migration-address', '127.0.0.1', '--network', 'user'],
       ),
     );

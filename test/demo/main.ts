@@ -26,7 +26,7 @@ import { longestGap, throughputSeries } from './throughput.js';
 const NODES = ['node-a', 'node-b'];
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
-/** The guest's transaction log disk: a raw image under the daemons' allowed root, which both nodes see. */
+/** The guest's transaction log disk: a raw image in the cluster's image root (namespace default), which both nodes see. */
 const LOG_DISK_MIB = 256;
 /** Bound of the demo's client; it is stopped a few seconds after the migration. */
 const CLIENT_MAX_MS = 15 * 60_000;
@@ -150,7 +150,7 @@ try {
   const GUEST_IP = `${cluster.state.subnet}.100`;
   const images = await testGuestImages();
   // A blank log for this run (the VM of an earlier run is gone: clusterUp deleted it and waited).
-  const logDisk = join(images.root, 'demo-txlog.raw');
+  const logDisk = join(cluster.state.imageRoot, 'default', 'demo-txlog.raw');
   await writeFile(logDisk, '');
   await truncate(logDisk, LOG_DISK_MIB * 2 ** 20);
   await cluster.kubectl(['apply', '-f', '-'], JSON.stringify(vmManifest(images, GUEST_IP, logDisk)));

@@ -50,7 +50,7 @@ beforeAll(async () => {
   images = await testGuestImages();
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir, allowedRoot: images.root },
+      { node: 'node-a', certs, stateDir, sharedImageRoot: images.root },
       ...['--network', 'user', '--reserved-memory-mib', '512', '--stop-timeout-ms', '2000'],
     ),
   );

@@ -1,9 +1,9 @@
 // Property: whatever a caller sends as a guest spec (any JSON-ish value, wrong types, commas and control
-// characters in paths, paths out of the allowed roots), validateGuestSpec either returns a spec whose QEMU command
+// characters in paths, paths out of the image roots), validateGuestSpec either returns a spec whose QEMU command
 // line keeps every user string out of QEMU's option syntax, or throws a GuestSpecError naming the problems. It
 // never throws anything else. (The CRD-side property, which starts from VirtualMachine objects, is
 // guest-spec.fuzz.test.ts.)
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -15,17 +15,30 @@ import {
   validateGuestSpec,
   type ValidationPolicy,
 } from '../../hypervisor-node/src/qemu/validate.js';
+import type { ImageHeader } from '../../hypervisor-node/src/qemu/image-header.js';
 
 let work: string;
 let root: string;
+let shared: string;
 let policy: ValidationPolicy;
+/** What the fake qemu-img reports for a symlink-free path (by default a raw image). */
+const headers = new Map<string, ImageHeader>();
 
 beforeAll(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'tern-fuzz-validate-'));
-  root = path.join(work, 'images');
-  await createHostFile(work, ['images', 'vmlinux'], { as: 'file' });
+  work = await realpath(await mkdtemp(path.join(tmpdir(), 'tern-fuzz-validate-')));
+  root = path.join(work, 'ns', 'images');
+  shared = path.join(work, 'shared');
+  await createHostFile(work, ['ns', 'images', 'vmlinux'], { as: 'file' });
   await createHostFile(work, ['outside'], { as: 'file' });
-  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 8192 };
+  // Specs name the namespace "images" (mostly): root is its directory. Image headers come from a fake qemu-img
+  // (the header rules have tests of their own: image-header.test.ts): a qcow2 disk may have a base, with any
+  // characters in its name, under the shared root.
+  policy = {
+    imageRoots: { namespaceRoot: path.join(work, 'ns'), sharedRoots: [shared] },
+    maxCpus: 4,
+    maxMemoryMiB: 8192,
+    inspectImage: (file) => Promise.resolve(headers.get(file) ?? { format: 'raw' }),
+  };
 });
 
 afterAll(async () => {
@@ -60,6 +73,7 @@ const imagePath: fc.Arbitrary<() => Promise<unknown>> = fc.oneof(
 const specCase = fc.record({
   name: mostly(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/), fc.string()),
   uuid: mostly(fc.uuid(), fc.string()),
+  namespace: mostly(fc.constant('images'), fc.constantFrom('other', 'Images', '')),
   cpus: mostly(fc.integer({ min: 1, max: 4 }), fc.oneof(fc.integer(), fc.double())),
   memoryMiB: mostly(fc.integer({ min: 64, max: 4096 }), fc.oneof(fc.integer(), fc.double())),
   machine: fc.option(
@@ -112,6 +126,8 @@ const specCase = fc.record({
           { weight: 1, arbitrary: fc.constant(true) },
           { weight: 1, arbitrary: fc.constant('yes') },
         ),
+        // Not a spec field: the name of the base a qcow2 image's header names, if any.
+        base: fc.option(fileNameArb(), { nil: undefined }),
       }),
       { maxLength: 4 },
     ),
@@ -139,11 +155,13 @@ async function materialise(c: SpecCase): Promise<unknown> {
   // A disk generated as a record has a path still to create; anything else is passed as it is.
   const disks = Array.isArray(c.disks)
     ? await Promise.all(
-        (c.disks as unknown[]).map(async (disk) =>
-          typeof disk === 'object' && disk !== null && typeof (disk as { path?: unknown }).path === 'function'
-            ? { ...disk, path: await (disk as { path: () => Promise<unknown> }).path() }
-            : disk,
-        ),
+        (c.disks as unknown[]).map(async (disk) => {
+          if (typeof disk !== 'object' || disk === null || !('base' in disk)) return disk;
+          const { base, ...rest } = disk as { base?: string; path: () => Promise<unknown>; format?: unknown };
+          const diskPath = await rest.path();
+          if (typeof diskPath === 'string') await describeImage(diskPath, rest.format, base);
+          return { ...rest, path: diskPath };
+        }),
       )
     : c.disks;
   const boot: Record<string, unknown> = { kernel: await c.kernel(), cmdline: c.cmdline };
@@ -151,6 +169,7 @@ async function materialise(c: SpecCase): Promise<unknown> {
   const spec: Record<string, unknown> = {
     name: c.name,
     uuid: c.uuid,
+    namespace: c.namespace,
     cpus: c.cpus,
     memoryMiB: c.memoryMiB,
     disks,
@@ -165,9 +184,22 @@ async function materialise(c: SpecCase): Promise<unknown> {
   return spec;
 }
 
+/** Makes the fake qemu-img report `declared` for the file, a qcow2 with a base named `base` under the shared root. */
+async function describeImage(file: string, declared: unknown, base: string | undefined): Promise<void> {
+  const real = await realpath(file).catch(() => undefined);
+  if (real === undefined || declared !== 'qcow2') return;
+  if (base === undefined) {
+    headers.set(real, { format: 'qcow2' });
+    return;
+  }
+  const basePath = await createHostFile(shared, [base], { as: 'file' });
+  headers.set(real, { format: 'qcow2', backingFilename: basePath, backingFormat: 'raw' });
+}
+
 describe('fuzz: validateGuestSpec and buildQemuArgv on any input', () => {
   it('accepts with a safe argv or refuses with a GuestSpecError, never anything else', async () => {
     let accepted = 0;
+    let withBase = 0;
     await checkProperty(
       'guest-spec-validation',
       fc.asyncProperty(specCase, async (c) => {
@@ -182,6 +214,7 @@ describe('fuzz: validateGuestSpec and buildQemuArgv on any input', () => {
           return;
         }
         accepted++;
+        if (spec.disks.some((disk) => (disk.backingChain ?? []).length > 0)) withBase++;
         const launch = {
           stateRoot: '/run/tern',
           accel: 'kvm' as const,
@@ -196,7 +229,9 @@ describe('fuzz: validateGuestSpec and buildQemuArgv on any input', () => {
         expectSafeArgv(buildQemuArgv(spec, launch), spec, launch);
       }),
     );
-    process.stdout.write(`fuzz guest-spec-validation: ${accepted} accepted\n`);
+    process.stdout.write(
+      `fuzz guest-spec-validation: ${accepted} accepted, ${withBase} with a qcow2 disk on a base\n`,
+    );
     expect(accepted).toBeGreaterThan(0);
   });
 });

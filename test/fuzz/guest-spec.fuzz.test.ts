@@ -41,13 +41,20 @@ let policy: ValidationPolicy;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'tern-fuzz-spec-'));
-  root = path.join(work, 'images');
+  // The VMs' namespace is "default": root is its image directory, outside another namespace's.
+  root = path.join(work, 'default');
   outside = path.join(work, 'elsewhere');
-  await createHostFile(work, ['images', 'kernel'], { as: 'file' });
+  await createHostFile(work, ['default', 'kernel'], { as: 'file' });
   await createHostFile(work, ['elsewhere', 'secret'], { as: 'file' });
   await writeFile(path.join(outside, 'secret'), 'not an image');
   // Limits below the CRD's, so that the node's own refusals are exercised too.
-  policy = { allowedRoots: [root], maxCpus: 8, maxMemoryMiB: 16384 };
+  // Every image reads as raw (the header rules have tests of their own: image-header.test.ts).
+  policy = {
+    imageRoots: { namespaceRoot: work, sharedRoots: [] },
+    maxCpus: 8,
+    maxMemoryMiB: 16384,
+    inspectImage: () => Promise.resolve({ format: 'raw' }),
+  };
 });
 
 afterAll(async () => {
@@ -63,7 +70,7 @@ const hostPathAccepted = (value: string): boolean =>
   !value.endsWith('/..');
 
 /**
- * A host path as a user might write one, with what it names created on the way: a file in the allowed root, a
+ * A host path as a user might write one, with what it names created on the way: a file in the namespace's root, a
  * missing one, a directory, a symlink out of the root, a file outside it, or any string the CRD allows.
  */
 const hostPath: fc.Arbitrary<() => Promise<string>> = fc

@@ -101,7 +101,8 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
     }
   }
 
-  // JSON syntax: every value parses, and the disks' filenames are exactly the validated paths, once each.
+  // JSON syntax: every value parses, and the disks' filenames are exactly the validated paths (each disk's bases,
+  // deepest first, then its own image), once each.
   const filenames: string[] = [];
   const macs: string[] = [];
   const bootIndexes: unknown[] = [];
@@ -114,7 +115,12 @@ export function expectSafeArgv(argv: string[], spec: GuestDefinition, launch: Qe
       if (option === '-device' && parsed.drive !== undefined) bootIndexes.push(parsed.bootindex);
     }
   }
-  expect(filenames).toEqual(spec.disks.map((disk) => disk.path));
+  expect(filenames).toEqual(
+    spec.disks.flatMap((disk) => [
+      ...(disk.backingChain ?? []).map((base) => base.path).reverse(),
+      disk.path,
+    ]),
+  );
   expect(bootIndexes).toEqual(spec.disks.map((disk) => (disk.boot ? 0 : undefined)));
   expect(macs).toEqual(spec.nics.map((nic) => nic.mac));
 }

@@ -18,7 +18,10 @@ export interface LoopbackDaemon {
   node: string;
   certs: DevCerts;
   stateDir: string;
-  allowedRoot: string;
+  /** --shared-image-root: read-only images (the test guest's kernel and initrd). */
+  sharedImageRoot: string;
+  /** --image-root: one directory per namespace, for writable disks; default none. */
+  imageRoot?: string;
 }
 
 /**
@@ -30,7 +33,15 @@ export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): 
   return [
     ...['--node-name', daemon.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', daemon.certs.ca.cert],
-    ...['--state-dir', daemon.stateDir, '--allowed-root', daemon.allowedRoot, '--accelerator', 'tcg'],
+    ...[
+      '--state-dir',
+      daemon.stateDir,
+      '--shared-image-root',
+      daemon.sharedImageRoot,
+      '--accelerator',
+      'tcg',
+    ],
+    ...(daemon.imageRoot !== undefined ? ['--image-root', daemon.imageRoot] : []),
     ...extra,
   ];
 }

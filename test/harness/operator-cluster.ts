@@ -138,7 +138,7 @@ export interface TestDaemonOptions {
   node: string;
   certs: DevCerts;
   stateDir: string;
-  /** The guest images' root (--allowed-root). */
+  /** The guest images' root (--shared-image-root). */
   imagesRoot: string;
   kubeconfig: string;
   leaseDurationSeconds: number;
@@ -150,7 +150,7 @@ export function testDaemonArgs(options: TestDaemonOptions): string[] {
   return [
     ...['--node-name', options.node, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', options.certs.ca.cert],
-    ...['--state-dir', options.stateDir, '--allowed-root', options.imagesRoot, '--accelerator', 'tcg'],
+    ...['--state-dir', options.stateDir, '--shared-image-root', options.imagesRoot, '--accelerator', 'tcg'],
     ...['--network', 'user', '--stop-timeout-ms', '3000', '--migration-address', '127.0.0.1'],
     ...['--kubeconfig', options.kubeconfig],
     ...[

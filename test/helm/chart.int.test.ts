@@ -147,6 +147,8 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
     registration: { kubeconfig: 'in-cluster', leaseNamespace: NS, fenceAfterSeconds: 120 },
     // QEMU drops to a uid of its own, which needs no passwd entry in the image.
     qemuUser: '60400:60400',
+    imageRoot: '/var/lib/tern-images/namespaces',
+    sharedImageRoots: ['/var/lib/tern-images/shared'],
   });
   const deployment = asKubeletRunsIt('Deployment', { 'metadata.name': 'tern-operator-7d9f-x2' });
   const operator = parseOperatorConfig(deployment.args, deployment.env);
@@ -387,6 +389,86 @@ test('the admission policy lets the operator create no Lease but its leader Leas
   );
 });
 
+test("the admission policy refuses a VirtualMachine naming paths outside its namespace's image directory and the shared roots", async () => {
+  const vm = (boot: object, disks: object[] = []): string =>
+    JSON.stringify({
+      apiVersion: 'tern.dev/v1alpha1',
+      kind: 'VirtualMachine',
+      metadata: { name: 'vm-paths', namespace: TENANT },
+      spec: { running: false, cpu: { cores: 1 }, memory: '64Mi', boot, disks },
+    });
+  const disk = (name: string, path: string, readOnly: boolean) => ({
+    name,
+    path,
+    readOnly,
+    storage: 'local',
+  });
+  const own = `/var/lib/tern-images/namespaces/${TENANT}`;
+  const shared = '/var/lib/tern-images/shared';
+  const create = (body: string) => cp.kubectl(['create', '--dry-run=server', '-f', '-'], { input: body });
+  const ok = await create(
+    vm({ kernel: { path: `${shared}/vmlinuz`, initrdPath: `${own}/initrd` } }, [
+      disk('root', `${own}/root.qcow2`, false),
+      disk('gold', `${shared}/gold.raw`, true),
+    ]),
+  );
+  expect(ok.stderr).toBe('');
+  const refused = [
+    [
+      vm({ kernel: { path: `${shared}/vmlinuz` } }, [
+        disk('root', '/var/lib/tern-images/namespaces/other/r.raw', false),
+      ]),
+      `a writable disk must lie in this namespace's image directory ${own}/, not /var/lib/tern-images/namespaces/other/r.raw`,
+    ],
+    [
+      vm({ kernel: { path: `${shared}/vmlinuz` } }, [disk('root', `${shared}/gold.raw`, false)]),
+      `a writable disk must lie in this namespace's image directory ${own}/, not ${shared}/gold.raw`,
+    ],
+    [
+      vm({ kernel: { path: '/etc/passwd' } }),
+      `kernel, initrd and read-only disks must lie in this namespace's image directory ${own}/ or a shared image root (${shared}/), not /etc/passwd`,
+    ],
+    [
+      vm({ kernel: { path: `${shared}/vmlinuz` } }, [disk('root', `${own}x/r.raw`, true)]),
+      `not ${own}x/r.raw`,
+    ],
+  ] as const;
+  for (const [body, message] of refused) {
+    const result = await create(body);
+    expect(result.stderr).toContain('tern-vm-image-paths');
+    expect(result.stderr).toContain(message);
+  }
+
+  // A VM written before the policy (or before the roots moved) keeps taking metadata changes (finalizers, labels:
+  // it can still be deleted); only a new spec is judged.
+  const binding = ['validatingadmissionpolicybinding', 'tern-vm-image-paths'];
+  const bindingManifest = await kubectl(cp, ['get', ...binding, '-o', 'json']);
+  await kubectl(cp, ['delete', ...binding]);
+  await eventually('the policy lifted', async () => {
+    const result = await create(refused[2][0]);
+    return result.code === 0 ? true : undefined;
+  });
+  await kubectl(cp, ['create', '-f', '-'], refused[2][0]);
+  await kubectl(cp, ['apply', '-f', '-'], bindingManifest);
+  await eventually('the policy in force', async () => {
+    const result = await create(refused[2][0].replace('"vm-paths"', '"vm-paths-2"'));
+    return result.code !== 0 ? true : undefined;
+  });
+  await kubectl(cp, ['label', 'virtualmachine', 'vm-paths', '-n', TENANT, 'tier=old']);
+  const specChange = await cp.kubectl([
+    'patch',
+    'virtualmachine',
+    'vm-paths',
+    '-n',
+    TENANT,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { boot: { kernel: { path: '/etc/shadow' } } } }),
+  ]);
+  expect(specChange.stderr).toContain('not /etc/shadow');
+  await kubectl(cp, ['delete', 'virtualmachine', 'vm-paths', '-n', TENANT]);
+});
+
 /** Log lines that show the API refused a call (an RBAC or admission-policy gap). */
 const refusals = (logs: LogLine[]): string[] =>
   logs.map((line) => JSON.stringify(line)).filter((line) => /forbidden/i.test(line));
@@ -451,7 +533,8 @@ test('the real daemon and operator do their work under the chart identities with
             running: false,
             cpu: { cores: 1 },
             memory: '64Mi',
-            boot: { kernel: { path: join(imagesRoot, 'vmlinuz') } },
+            // The chart's shared image root (the admission policy checks the path; the VM never runs).
+            boot: { kernel: { path: '/var/lib/tern-images/shared/vmlinuz' } },
           },
         },
       ],

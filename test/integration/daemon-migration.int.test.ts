@@ -67,7 +67,7 @@ async function startNode(name: string): Promise<Node> {
   const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
   const daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: name, certs, stateDir, allowedRoot: images.root },
+      { node: name, certs, stateDir, sharedImageRoot: images.root },
       ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '3000'],
       ...qemuUserArgs(),
     ),

@@ -39,8 +39,13 @@ export interface ClusterState {
   subnet?: string;
   hostAddress: string;
   kubeconfig: string;
-  /** The test guest's images (the daemons' --allowed-root). */
+  /** The test guest's images (the daemons' --shared-image-root). */
   imagesRoot: string;
+  /**
+   * The daemons' --image-root: a directory per namespace for VMs' writable disks (docs/images.md). The nodes share
+   * one host, so a disk there is one every node sees (`storage: shared`).
+   */
+  imageRoot: string;
   apiServer?: string;
   /** etcd and kube-apiserver (their data is in DIR/control-plane). */
   controlPlane?: {

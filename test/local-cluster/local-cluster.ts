@@ -120,7 +120,14 @@ function daemonArgs(state: ClusterState, node: NodeState, certs: DevCerts): stri
     // TCG guests share the host's cores: each node offers 4 vCPUs, so a 2-core machine holds a few small VMs.
     ...['--cpu-capacity', String(NODE_VCPUS)],
     ...['--tls-cert', pair.cert, '--tls-key', pair.key, '--tls-ca', certs.ca.cert],
-    ...['--state-dir', node.stateDir, '--allowed-root', state.imagesRoot],
+    ...[
+      '--state-dir',
+      node.stateDir,
+      '--shared-image-root',
+      state.imagesRoot,
+      '--image-root',
+      state.imageRoot,
+    ],
     // As root (netns mode) QEMU drops to the unprivileged test user, as the Helm chart runs it; the guest state
     // lies under /tmp/tern-<cluster> (0755), which that user may pass through to its migration keys.
     ...(state.mode === 'netns'
@@ -316,6 +323,7 @@ export async function upCluster(options: UpOptions): Promise<LocalCluster> {
     hostAddress: subnet ? `${subnet}.1` : '127.0.0.1',
     kubeconfig: join(options.dir, 'kubeconfig'),
     imagesRoot: images.root,
+    imageRoot: join(guestRoot(name), 'images'),
     nodes: options.nodes.map((node, index) => ({
       name: node,
       address: subnet ? nodeAddress(subnet, index) : '127.0.0.1',
@@ -325,6 +333,8 @@ export async function upCluster(options: UpOptions): Promise<LocalCluster> {
     })),
   };
   writeState(state);
+  // Readable for the QEMU user, which inspects the images' headers (0755 like the guest state beside it).
+  mkdirSync(join(state.imageRoot, 'default'), { recursive: true, mode: 0o755 });
   try {
     if (mode === 'netns') {
       await createHostBridge(state);

@@ -11,6 +11,11 @@ export interface GuestDefinition {
   uuid: string;
   /** For people (QEMU's -name, logs, metrics), never a key: e.g. '<namespace>/<vm name>'; see DISPLAY_NAME. */
   displayName?: string;
+  /**
+   * The VirtualMachine's namespace (DNS-1123 label): its images live under <image root>/<namespace>/ (see
+   * docs/images.md). Unset: the guest may use shared images only (kernel, initrd, read-only disks).
+   */
+  namespace?: string;
   cpus: number;
   memoryMiB: number;
   /** QEMU machine type; defaults to the daemon's choice (e.g. 'q35'); a migration target copies the source's. */
@@ -24,9 +29,9 @@ export interface GuestDefinition {
 }
 
 export interface KernelBoot {
-  /** Absolute path under one of the daemon's allowed roots. */
+  /** Absolute path in the guest's namespace directory or under a shared image root. */
   kernel: string;
-  /** Absolute path under one of the daemon's allowed roots. */
+  /** Absolute path in the guest's namespace directory or under a shared image root. */
   initrd?: string;
   /** Kernel command line words, passed as one -append argument (never parsed by QEMU's option parser). */
   cmdline: string[];
@@ -35,7 +40,10 @@ export interface KernelBoot {
 export interface DiskSpec {
   /** The VM's name for the disk (DNS-1123 label, unique in the guest); names its QEMU nodes and mirror jobs. */
   name: string;
-  /** Absolute path under one of the daemon's allowed roots (raw or qcow2 image). */
+  /**
+   * Absolute path of a raw or qcow2 image: in the guest's namespace directory, or (read-only disks only) under a
+   * shared image root.
+   */
   path: string;
   readOnly: boolean;
   /** Image format, never guessed from the file's contents (a raw image could carry a qcow2 header); default 'raw'. */
@@ -47,6 +55,18 @@ export interface DiskSpec {
   storage: DiskStorage;
   /** The firmware boots this disk: exactly one disk of a guest without kernel boot, none of a guest with one. */
   boot: boolean;
+  /**
+   * Set by validation for a qcow2 disk, never taken from a caller: the image's backing chain as checked with
+   * qemu-img (each base under a shared image root), nearest base first; empty when it has no backing file. QEMU
+   * is given these files as explicit nodes and never follows a path from an image header (qemu/argv.ts).
+   */
+  backingChain?: BackingImage[];
+}
+
+/** One base image of a qcow2 disk's backing chain: symlink-free path and its format as the header declares it. */
+export interface BackingImage {
+  path: string;
+  format: DiskFormat;
 }
 
 export type DiskBus = 'virtio' | 'sata';

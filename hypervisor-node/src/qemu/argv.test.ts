@@ -31,7 +31,14 @@ beforeAll(async () => {
   await writeFile(path.join(outside, 'secret'), 'x');
   await symlink(path.join(outside, 'secret'), path.join(root, 'escape'));
   await symlink(path.join(root, 'vmlinuz'), path.join(root, 'kernel-link'));
-  policy = { allowedRoots: [root], maxCpus: 4, maxMemoryMiB: 4096 };
+  // The guest's namespace is "images": root is its namespace directory; outside is another namespace's.
+  // Headers by name (the header rules: image-header.test.ts and validate.test.ts).
+  policy = {
+    imageRoots: { namespaceRoot: base, sharedRoots: [] },
+    maxCpus: 4,
+    maxMemoryMiB: 4096,
+    inspectImage: (file) => Promise.resolve({ format: file.endsWith('.qcow2') ? 'qcow2' : 'raw' }),
+  };
 });
 
 afterAll(async () => {
@@ -45,6 +52,7 @@ function validSpec(): Record<string, unknown> {
   return {
     name: 'vm01',
     uuid: '6B1E0C2A-3F4D-4E5F-8A9B-0C1D2E3F4A5B',
+    namespace: 'images',
     cpus: 2,
     memoryMiB: 512,
     boot: {
@@ -221,6 +229,7 @@ describe('validateGuestSpec accepts', () => {
     expect(spec).toEqual({
       name: 'vm01',
       uuid: '6b1e0c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b',
+      namespace: 'images',
       cpus: 2,
       memoryMiB: 512,
       boot: {
@@ -250,6 +259,7 @@ describe('validateGuestSpec accepts', () => {
           io: 'threads',
           storage: 'local',
           boot: false,
+          backingChain: [],
         },
       ],
       nics: [{ mac: '52:54:00:ab:cd:ef' }],
@@ -268,8 +278,8 @@ describe('validateGuestSpec accepts', () => {
     const linkedRoot = `${path.dirname(root)}/linked-root`;
     await symlink(root, linkedRoot);
     const spec = await validateGuestSpec(
-      { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] } },
-      { ...policy, allowedRoots: [linkedRoot] },
+      { ...validSpec(), boot: { kernel: `${linkedRoot}/vmlinuz`, cmdline: [] }, disks: [] },
+      { ...policy, imageRoots: { sharedRoots: [linkedRoot] } },
     );
     expect(spec.boot?.kernel).toBe(`${root}/vmlinuz`);
   });
@@ -342,7 +352,7 @@ describe('buildQemuArgv', () => {
       '-blockdev',
       `{"driver":"file","node-name":"file1","filename":"${root}/data.qcow2","read-only":true,"aio":"threads","cache":{"direct":false,"no-flush":false}}`,
       '-blockdev',
-      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true,"cache":{"direct":false,"no-flush":false}}',
+      '{"driver":"qcow2","node-name":"disk1","file":"file1","read-only":true,"cache":{"direct":false,"no-flush":false},"backing":null}',
       '-device',
       '{"driver":"virtio-blk-pci","id":"vd1","drive":"disk1","write-cache":"on"}',
       '-netdev',

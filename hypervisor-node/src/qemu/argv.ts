@@ -140,6 +140,7 @@ function diskArgs(disks: DiskSpec[]): string[] {
     device['write-cache'] = disk.cache === 'writethrough' ? 'off' : 'on';
     if (disk.boot) device.bootindex = 0;
     argv.push(
+      ...backingChainArgs(disk, i),
       '-blockdev',
       JSON.stringify({
         driver: 'file',
@@ -156,12 +157,51 @@ function diskArgs(disks: DiskSpec[]): string[] {
         file: `file${i}`,
         'read-only': readOnly,
         cache,
+        ...qcow2Backing(disk, i),
       }),
       '-device',
       JSON.stringify(device),
     );
   });
   return argv;
+}
+
+/**
+ * A qcow2 format node's `backing`: the first validated base's node, or null when it has none, so that QEMU never
+ * opens a file because an image header names it (validate.ts checked the chain; docs/images.md).
+ */
+function qcow2Backing(disk: DiskSpec, i: number): { backing?: string | null } {
+  if (disk.format !== 'qcow2') return {};
+  return { backing: (disk.backingChain ?? []).length > 0 ? baseNodeName(i, 0) : null };
+}
+
+/** The -blockdev nodes of a qcow2 disk's validated bases, deepest first, each read-only with an explicit backing. */
+function backingChainArgs(disk: DiskSpec, i: number): string[] {
+  if (disk.format !== 'qcow2') return [];
+  const chain = disk.backingChain ?? [];
+  const args: string[] = [];
+  for (let level = chain.length - 1; level >= 0; level--) {
+    const base = chain[level]!;
+    const file = `${baseNodeName(i, level)}-file`;
+    const below = level + 1 < chain.length ? baseNodeName(i, level + 1) : null;
+    args.push(
+      '-blockdev',
+      JSON.stringify({ driver: 'file', 'node-name': file, filename: base.path, 'read-only': true }),
+      '-blockdev',
+      JSON.stringify({
+        driver: base.format,
+        'node-name': baseNodeName(i, level),
+        file,
+        'read-only': true,
+        ...(base.format === 'qcow2' ? { backing: below } : {}),
+      }),
+    );
+  }
+  return args;
+}
+
+function baseNodeName(disk: number, level: number): string {
+  return `disk${disk}-base${level}`;
 }
 
 function netdev(id: string, backend: NicBackend): Record<string, unknown> {

@@ -1,6 +1,6 @@
 // Validation of a GuestDefinition before anything reaches QEMU. Every user string that later lands on QEMU's command
 // line passes through here; argv.ts relies on these guarantees (no commas where QEMU's option parser would see
-// them, paths that are real, absolute and inside the allowed roots).
+// them, paths that are real, absolute and inside the image roots the guest's namespace may use: docs/images.md).
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import type {
   NicSpec,
 } from '../model/guest.js';
 import { DNS1123_LABEL, VM_SATA_DISKS_MAX } from '../../../crds/index.js';
+import { checkBackingChain, qemuImgInspector, type ImageInspector } from './image-header.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_CPUS = 64;
@@ -27,11 +28,24 @@ export const MAX_NICS = 8;
 export const SERIAL_CONSOLE_WORD = 'console=ttyS0';
 export const MAX_CMDLINE_BYTES = 2047 - SERIAL_CONSOLE_WORD.length - 1;
 
+/**
+ * Where images may come from (docs/images.md). A guest of namespace N may use anything under
+ * `<namespaceRoot>/N/` (writable disks only there); anyone may use files under a shared root read-only: kernels,
+ * initrds, read-only disks and qcow2 backing bases (the only place a base may lie).
+ */
+export interface ImageRoots {
+  /** Absolute directory holding one directory per namespace; undefined: no guest may have a writable disk. */
+  namespaceRoot?: string;
+  /** Absolute directories of admin-provided, read-only images. */
+  sharedRoots: string[];
+}
+
 export interface ValidationPolicy {
-  /** Absolute directories; kernel, initrd and disk images must resolve (after symlinks) inside one of them. */
-  allowedRoots: string[];
+  imageRoots: ImageRoots;
   maxCpus: number;
   maxMemoryMiB: number;
+  /** Reads a disk image's header; default: qemu-img as the daemon's user (the daemon gives its QEMU user's). */
+  inspectImage?: ImageInspector;
 }
 
 export interface SpecProblem {
@@ -47,12 +61,45 @@ export class GuestSpecError extends Error {
 }
 
 /** Host-derived limits: no more vCPUs than host threads (capped at 64), no more memory than the host has. */
-export function defaultValidationPolicy(allowedRoots: string[]): ValidationPolicy {
+export function defaultValidationPolicy(
+  imageRoots: ImageRoots,
+  inspectImage?: ImageInspector,
+): ValidationPolicy {
   return {
-    allowedRoots,
+    imageRoots,
     maxCpus: Math.min(MAX_CPUS, availableParallelism()),
     maxMemoryMiB: Math.floor(totalmem() / (1024 * 1024)),
+    ...(inspectImage !== undefined ? { inspectImage } : {}),
   };
+}
+
+/**
+ * Refuses roots that overlap (after symlinks): a shared root inside the namespace root would make one namespace's
+ * files everybody's, and the reverse would make shared images writable by a namespace. Throws with the reason.
+ */
+export async function checkImageRoots(imageRoots: ImageRoots): Promise<void> {
+  const resolved = await Promise.all(
+    [imageRoots.namespaceRoot, ...imageRoots.sharedRoots]
+      .filter((root): root is string => root !== undefined)
+      .map(async (root) => {
+        try {
+          return { root, real: await realpath(root) };
+        } catch (err) {
+          throw new Error(
+            `image root ${root} cannot be resolved: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          );
+        }
+      }),
+  );
+  if (imageRoots.namespaceRoot === undefined) return;
+  const [ns, ...shared] = resolved;
+  for (const other of shared) {
+    if (isInside(other.real, ns!.real) || isInside(ns!.real, other.real)) {
+      throw new Error(
+        `the namespace image root ${ns!.root} and the shared image root ${other.root} overlap (${ns!.real}, ${other.real})`,
+      );
+    }
+  }
 }
 
 const DNS_LABEL = DNS1123_LABEL;
@@ -83,7 +130,14 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
     problems.push({ field, message });
   };
   if (!isRecord(input)) throw new GuestSpecError([{ field: 'spec', message: 'must be an object' }]);
-  const roots = await resolveRoots(policy.allowedRoots);
+  const namespace = input.namespace;
+  if (namespace !== undefined && (typeof namespace !== 'string' || !DNS_LABEL.test(namespace))) {
+    fail('namespace', 'must be a DNS-1123 label (a Kubernetes namespace name)');
+  }
+  const roots = await resolveRoots(
+    policy.imageRoots,
+    typeof namespace === 'string' && DNS_LABEL.test(namespace) ? namespace : undefined,
+  );
 
   const name = input.name;
   if (typeof name !== 'string' || !DNS_LABEL.test(name)) {
@@ -115,6 +169,10 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
   const disks = await validateDisks(input.disks, roots, fail);
   checkBootSource(input.boot !== undefined, input.disks, fail);
   const nics = validateNics(input.nics, fail);
+  // Headers last, and only for an otherwise valid spec: each costs a qemu-img run.
+  if (problems.length === 0) {
+    await checkDiskHeaders(disks!, roots, policy.inspectImage ?? qemuImgInspector(), fail);
+  }
 
   if (problems.length > 0) throw new GuestSpecError(problems);
   const spec: GuestDefinition = {
@@ -127,6 +185,7 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
   };
   if (boot !== undefined) spec.boot = boot;
   if (displayName !== undefined) spec.displayName = displayName as string;
+  if (namespace !== undefined) spec.namespace = namespace as string;
   if (input.machine !== undefined) spec.machine = input.machine as string;
   if (input.cpuModel !== undefined) spec.cpuModel = input.cpuModel as string;
   return spec;
@@ -139,14 +198,14 @@ async function validateBoot(boot: unknown, roots: Roots, fail: Fail): Promise<Ke
     fail('boot', 'must be an object with kernel, optional initrd and cmdline');
     return undefined;
   }
-  const kernel = await validateImagePath(boot.kernel, 'boot.kernel', roots, fail);
+  const kernel = await validateImagePath(boot.kernel, 'boot.kernel', roots, 'read', fail);
   let initrd: string | undefined;
   if (boot.initrd !== undefined) {
     // For a multiboot kernel QEMU splits -initrd at commas into a module list; a Linux kernel takes it whole.
     if (typeof boot.initrd === 'string' && boot.initrd.includes(',')) {
       fail('boot.initrd', 'must not contain "," (QEMU reads -initrd as a comma-separated module list)');
     } else {
-      initrd = await validateImagePath(boot.initrd, 'boot.initrd', roots, fail);
+      initrd = await validateImagePath(boot.initrd, 'boot.initrd', roots, 'read', fail);
     }
   }
   const cmdline = validateCmdline(boot.cmdline, fail);
@@ -223,7 +282,8 @@ async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<
       fail(field, 'must be an object with path and readOnly');
       continue;
     }
-    const diskPath = await validateImagePath(disk.path, `${field}.path`, roots, fail);
+    const access = disk.readOnly === true ? 'read' : 'write';
+    const diskPath = await validateImagePath(disk.path, `${field}.path`, roots, access, fail);
     if (typeof disk.name !== 'string' || !DNS_LABEL.test(disk.name)) {
       fail(`${field}.name`, 'must be a DNS-1123 label');
     } else if (names.has(disk.name)) {
@@ -301,14 +361,16 @@ function validateNics(nics: unknown, fail: Fail): NicSpec[] | undefined {
 }
 
 /**
- * An image path must be absolute and already normal (no "..", ".", "//" or trailing "/"), lie inside an allowed
- * root, and still lie inside one after every symlink is resolved. Returns the resolved path, which is what QEMU
- * is given, so a symlink swapped later cannot redirect it.
+ * An image path must be absolute and already normal (no "..", ".", "//" or trailing "/"), lie in a directory the
+ * guest may use for this `access` (its namespace's directory; for reading also a shared root), and still lie in
+ * one after every symlink is resolved. Returns the resolved path, which is what QEMU is given, so a symlink
+ * swapped later cannot redirect it.
  */
 async function validateImagePath(
   value: unknown,
   field: string,
   roots: Roots,
+  access: 'read' | 'write',
   fail: Fail,
 ): Promise<string | undefined> {
   if (typeof value !== 'string' || value.length === 0) {
@@ -331,12 +393,24 @@ async function validateImagePath(
     fail(field, `must be a normalised path (no "//", "/./" or trailing "/"): ${JSON.stringify(value)}`);
     return undefined;
   }
-  if (
-    !roots.configured.some((root) => isInside(value, root)) &&
-    !roots.resolved.some((r) => isInside(value, r))
-  ) {
-    fail(field, `${value} is outside the allowed roots (${roots.configured.join(', ')})`);
-    return undefined;
+  const own = roots.namespaceDir;
+  const inOwn = (p: string, form: 'configured' | 'resolved'): boolean =>
+    own !== undefined && isInside(p, own[form]);
+  const inShared = (p: string, form: 'configured' | 'resolved'): boolean =>
+    roots.shared[form].some((root) => isInside(p, root));
+  const lexicallyShared = inShared(value, 'configured') || inShared(value, 'resolved');
+  if (!inOwn(value, 'configured') && !inOwn(value, 'resolved')) {
+    if (access === 'write' && lexicallyShared) {
+      fail(
+        field,
+        `${value} is a shared image, which is read-only; a writable disk must lie in ${ownDir(roots)}`,
+      );
+      return undefined;
+    }
+    if (!lexicallyShared) {
+      fail(field, `${value} is outside ${allowedPlaces(roots, access)}`);
+      return undefined;
+    }
   }
   let real: string;
   try {
@@ -345,8 +419,8 @@ async function validateImagePath(
     fail(field, `${value} cannot be resolved: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     return undefined;
   }
-  if (!roots.resolved.some((root) => isInside(real, root))) {
-    fail(field, `${value} resolves to ${real}, outside the allowed roots`);
+  if (!inOwn(real, 'resolved') && !(access === 'read' && inShared(real, 'resolved'))) {
+    fail(field, `${value} resolves to ${real}, outside ${allowedPlaces(roots, access)}`);
     return undefined;
   }
   if (!(await stat(real)).isFile()) {
@@ -356,19 +430,82 @@ async function validateImagePath(
   return real;
 }
 
-interface Roots {
-  /** As configured (normalised), for the lexical check of the path the caller wrote. */
-  configured: string[];
-  /** With symlinks resolved, for the check of the path QEMU will open. */
-  resolved: string[];
+function ownDir(roots: Roots): string {
+  if (roots.namespaceDir !== undefined)
+    return `its namespace's image directory ${roots.namespaceDir.configured}`;
+  return roots.namespaceRoot === undefined
+    ? 'a namespace image directory, and this node has none (--image-root is not set)'
+    : `its namespace's image directory, and the guest has no namespace`;
 }
 
-async function resolveRoots(roots: string[]): Promise<Roots> {
-  if (roots.length === 0) throw new Error('validation policy has no allowed roots');
-  for (const root of roots)
-    if (!path.isAbsolute(root)) throw new Error(`allowed root ${root} is not absolute`);
-  const configured = roots.map((root) => (root === '/' ? root : path.normalize(root).replace(/\/+$/, '')));
-  return { configured, resolved: await Promise.all(configured.map((root) => realpath(root))) };
+function allowedPlaces(roots: Roots, access: 'read' | 'write'): string {
+  if (access === 'write') return ownDir(roots);
+  const shared =
+    roots.shared.configured.length > 0
+      ? `the shared image roots (${roots.shared.configured.join(', ')})`
+      : 'the shared image roots (none configured)';
+  return roots.namespaceDir === undefined
+    ? `${shared}; the guest has no namespace directory`
+    : `${ownDir(roots)} and ${shared}`;
+}
+
+/**
+ * Reads each disk's header (qemu-img) on the resolved file: its contents must match the declared format, and a
+ * qcow2 image may name no data file and only bases under a shared root (checkBackingChain). A qcow2 disk gets the
+ * checked chain, which argv.ts turns into explicit backing nodes.
+ */
+async function checkDiskHeaders(
+  disks: DiskSpec[],
+  roots: Roots,
+  inspect: ImageInspector,
+  fail: Fail,
+): Promise<void> {
+  const context = {
+    inspect,
+    isShared: (real: string) => roots.shared.resolved.some((root) => isInside(real, root)),
+    sharedRoots: roots.shared.configured,
+  };
+  for (const [i, disk] of disks.entries()) {
+    const format = disk.format ?? 'raw';
+    const checked = await checkBackingChain(disk.path, format, context);
+    if ('problem' in checked) fail(`disks[${i}].path`, checked.problem);
+    else if (format === 'qcow2') disk.backingChain = checked.chain;
+  }
+}
+
+interface Roots {
+  namespaceRoot?: string;
+  /**
+   * The guest's own directory, `<namespace root>/<namespace>`: as configured, for the lexical check of the path
+   * the caller wrote, and under the symlink-free namespace root, for the path QEMU will open. The namespace
+   * directory itself is not resolved: one that is a symlink (to another namespace's) matches nothing.
+   */
+  namespaceDir?: { configured: string; resolved: string };
+  shared: { configured: string[]; resolved: string[] };
+}
+
+async function resolveRoots(imageRoots: ImageRoots, namespace: string | undefined): Promise<Roots> {
+  const all = [
+    ...imageRoots.sharedRoots,
+    ...(imageRoots.namespaceRoot !== undefined ? [imageRoots.namespaceRoot] : []),
+  ];
+  if (all.length === 0) throw new Error('validation policy has no image roots');
+  for (const root of all) if (!path.isAbsolute(root)) throw new Error(`image root ${root} is not absolute`);
+  const normal = (root: string): string => (root === '/' ? root : path.normalize(root).replace(/\/+$/, ''));
+  const shared = imageRoots.sharedRoots.map(normal);
+  const roots: Roots = {
+    shared: { configured: shared, resolved: await Promise.all(shared.map((root) => realpath(root))) },
+  };
+  if (imageRoots.namespaceRoot !== undefined) {
+    roots.namespaceRoot = normal(imageRoots.namespaceRoot);
+    if (namespace !== undefined) {
+      roots.namespaceDir = {
+        configured: path.join(roots.namespaceRoot, namespace),
+        resolved: path.join(await realpath(roots.namespaceRoot), namespace),
+      };
+    }
+  }
+  return roots;
 }
 
 function isInside(candidate: string, root: string): boolean {

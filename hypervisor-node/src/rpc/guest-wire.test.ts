@@ -6,6 +6,7 @@ const wireSpec: GuestSpec__Output = {
   name: 'vm1',
   uuid: '3f0c9d52-7d1a-4c55-9a57-2b8e4f1a6c01',
   displayName: '',
+  namespace: '',
   cpus: 2,
   memoryMib: 1024,
   machine: '',
@@ -90,16 +91,18 @@ describe('wire conversion', () => {
     });
   });
 
-  it('keeps explicit display name, machine, CPU model and initrd', () => {
+  it('keeps explicit display name, namespace, machine, CPU model and initrd', () => {
     const spec = fromWireSpec({
       ...wireSpec,
       displayName: 'default/vm1',
+      namespace: 'default',
       machine: 'pc',
       cpuModel: 'Skylake-Server',
       boot: { ...wireSpec.boot!, initrd: '/img/initrd' },
     });
     expect(spec).toMatchObject({
       displayName: 'default/vm1',
+      namespace: 'default',
       machine: 'pc',
       cpuModel: 'Skylake-Server',
       boot: { initrd: '/img/initrd' },

@@ -31,6 +31,7 @@ describe('toGuestSpec', () => {
       name: '0b5e2a8c-5d6f-4a61-9c1e-8f7d3b2a1c00',
       uuid: '0b5e2a8c-5d6f-4a61-9c1e-8f7d3b2a1c00',
       displayName: 'default/vm01',
+      namespace: 'default',
       cpus: 2,
       memoryMib: 1024,
       boot: {

@@ -68,6 +68,8 @@ export function toGuestSpec(vm: VirtualMachine): GuestSpec {
     name: guestName(vm),
     uuid: uid,
     displayName: guestDisplayName(vm),
+    // The daemon lets the guest use images in this namespace's directory only (docs/images.md).
+    namespace: vm.metadata.namespace ?? '',
     cpus: vm.spec.cpu.cores,
     memoryMib: Math.ceil(memoryBytes / MiB),
     ...(kernel

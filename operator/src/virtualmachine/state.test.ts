@@ -39,6 +39,7 @@ function guest(phase: GuestPhase__Output, extra: Partial<Guest__Output> = {}): G
       name: 'vm1',
       uuid: UID,
       displayName: 'default/vm1',
+      namespace: 'default',
       cpus: 1,
       memoryMib: 256,
       machine: '',

@@ -84,7 +84,7 @@ async function startNode(name: string, container: string, guestCgroupRoot?: stri
   await mkdir(container);
   const daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: name, certs, stateDir, allowedRoot: images.root },
+      { node: name, certs, stateDir, sharedImageRoot: images.root },
       ...['--network', 'user', '--stop-timeout-ms', '2000'],
       ...(guestCgroupRoot === undefined ? [] : ['--guest-cgroup-root', guestCgroupRoot]),
     ),

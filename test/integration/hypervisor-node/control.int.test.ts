@@ -36,7 +36,7 @@ const clients: GuestControlClient[] = [];
 
 function daemonArgs(): string[] {
   return loopbackDaemonArgs(
-    { node: 'node-a', certs, stateDir, allowedRoot: images.root },
+    { node: 'node-a', certs, stateDir, sharedImageRoot: images.root },
     // A short default stop timeout keeps DeleteGuest of a running guest quick.
     ...['--reserved-memory-mib', '1024', '--stop-timeout-ms', '3000'],
   );
@@ -201,7 +201,7 @@ describe('who may call the control API', () => {
 });
 
 describe('guest lifecycle through the control API', () => {
-  it('rejects a spec whose kernel lies outside the allowed roots with INVALID_ARGUMENT', async () => {
+  it('rejects a spec whose kernel lies outside the image roots with INVALID_ARGUMENT', async () => {
     const spec = { ...guestSpec('outside'), boot: { kernel: '/etc/passwd', initrd: '', cmdline: [] } };
     const error = await expectCode(
       unary((done) => operator.createGuest({ spec }, done)),

@@ -34,7 +34,7 @@ test('of two concurrent CreateGuest calls for one name, one succeeds and the oth
   const images = await testGuestImages();
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir: join(work, 'state'), allowedRoot: images.root },
+      { node: 'node-a', certs, stateDir: join(work, 'state'), sharedImageRoot: images.root },
       ...['--stop-timeout-ms', '1000'],
     ),
   );

@@ -87,7 +87,15 @@ function disk(name: string, path: string, bus: Bus, cache: Cache, io: Io, boot =
 
 /** A disk-boot spec: no `boot`, so the firmware boots the disk marked boot. */
 function spec(name: string, disks: Disk[]): GuestSpec {
-  return { name, uuid: '9d3c2b1a-5e4f-4a6b-8c7d-0e1f2a3b4c5d', cpus: 1, memoryMib: 256, disks, nics: [] };
+  return {
+    name,
+    uuid: '9d3c2b1a-5e4f-4a6b-8c7d-0e1f2a3b4c5d',
+    namespace: 'default',
+    cpus: 1,
+    memoryMib: 256,
+    disks,
+    nics: [],
+  };
 }
 
 async function waitForConsole(name: string, pattern: RegExp, ms: number): Promise<string> {
@@ -125,14 +133,15 @@ async function refusal(guestSpec: GuestSpec): Promise<string> {
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tern-disk-boot-'));
-  images = join(work, 'images');
+  // The namespace's directory under the daemon's image root: the guests' writable disks.
+  images = join(work, 'namespaces', 'default');
   stateDir = join(work, 'state');
-  await mkdir(images);
+  await mkdir(images, { recursive: true });
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
   guest = await testGuestImages({ bootDisk: true });
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir, allowedRoot: images },
+      { node: 'node-a', certs, stateDir, sharedImageRoot: guest.root, imageRoot: join(work, 'namespaces') },
       '--reserved-memory-mib',
       '1024',
     ),

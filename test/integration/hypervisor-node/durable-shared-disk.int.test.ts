@@ -49,8 +49,8 @@ async function startNode(name: string): Promise<Node> {
   const stateDir = join(work, name.slice(-1));
   const daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: name, certs, stateDir, allowedRoot: images.root },
-      ...['--allowed-root', disks, '--migration-address', '127.0.0.1', '--network', 'user'],
+      { node: name, certs, stateDir, sharedImageRoot: images.root, imageRoot: join(work, 'namespaces') },
+      ...['--migration-address', '127.0.0.1', '--network', 'user'],
       ...['--stop-timeout-ms', '3000'],
       ...qemuUserArgs(),
     ),
@@ -75,7 +75,8 @@ async function servicePort(node: Node): Promise<number> {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tern-durable-'));
   await letQemuUserThrough(work);
-  disks = join(work, 'disks');
+  // The namespace's directory under the daemons' image root, where a VM's writable disks live.
+  disks = join(work, 'namespaces', 'default');
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
   images = await testGuestImages();
   [nodeA, nodeB] = await Promise.all([startNode('node-a'), startNode('node-b')]);
@@ -93,13 +94,14 @@ afterAll(async () => {
 });
 
 test('a guest committing to a log on a shared disk migrates: no acknowledged transaction is lost', async () => {
-  await mkdir(disks);
+  await mkdir(disks, { recursive: true });
   const disk = join(disks, 'txlog.raw');
   await writeFile(disk, '');
   await truncate(disk, 64 * 2 ** 20);
   const spec: GuestSpec = {
     name: GUEST,
     uuid: '5d0e7a11-2b3c-4d5e-8f90-a1b2c3d4d15c',
+    namespace: 'default',
     cpus: 1,
     memoryMib: 256,
     boot: {

@@ -79,7 +79,7 @@ async function refused(promise: Promise<unknown>): Promise<FencedError> {
 const startDaemon = () =>
   startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir, allowedRoot: images.root },
+      { node: 'node-a', certs, stateDir, sharedImageRoot: images.root },
       '--stop-timeout-ms',
       '3000',
     ),

@@ -64,7 +64,7 @@ async function startNode(name: string): Promise<Node> {
   await mkdir(stateDir, { recursive: true });
   const daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: name, certs, stateDir, allowedRoot: images.root },
+      { node: name, certs, stateDir, sharedImageRoot: images.root },
       ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '1000'],
     ),
   );

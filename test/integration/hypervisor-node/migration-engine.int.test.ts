@@ -226,7 +226,7 @@ beforeAll(async () => {
   images = await testGuestImages();
   const base: Omit<SupervisorOptions, 'stateRoot'> = {
     accel: 'tcg',
-    policy: { allowedRoots: [images.root], maxCpus: 2, maxMemoryMiB: 2048 },
+    policy: { imageRoots: { sharedRoots: [images.root] }, maxCpus: 2, maxMemoryMiB: 2048 },
     network: new UserModeNetwork(7000),
     pollIntervalMs: 200,
   };

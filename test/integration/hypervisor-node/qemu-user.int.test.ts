@@ -1,9 +1,10 @@
 // QEMU runs unprivileged: a daemon with --qemu-user starts its guests' QEMU as root (it opens the disks, kernel and
 // tap), and QEMU drops to that user with its seccomp filter on before the guest runs; /proc says so. The guest
 // boots and holds its tap. Without the option QEMU keeps root but is sandboxed still. A daemon refuses to start,
-// with one line saying why, when the user does not exist or cannot reach the state dir.
+// with one line saying why, when the user does not exist or cannot reach the state dir. Disk headers are read as
+// that user too (qemu-img): an image it cannot read is refused, a readable qcow2 overlay on a shared base boots.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,7 +39,7 @@ const agents: AgentClient[] = [];
 
 async function startNode(stateDir: string, ...extra: string[]): Promise<GuestControlClient> {
   const daemon = await startDaemonProcess(
-    loopbackDaemonArgs({ node: 'node-a', certs, stateDir, allowedRoot: images.root }, ...extra),
+    loopbackDaemonArgs({ node: 'node-a', certs, stateDir, sharedImageRoot: images.root }, ...extra),
   );
   daemons.push(daemon);
   const client = controlClient(`127.0.0.1:${daemon.grpcPort}`, { ca: certs.ca.cert, ...certs.operator });
@@ -73,7 +74,7 @@ afterAll(async () => {
   for (const client of clients) client.close();
   for (const daemon of daemons) await daemon.stop();
   if (work) {
-    for (const dir of ['user', 'root']) await killGuestsIn(join(work, dir));
+    for (const dir of ['user', 'root', 'disks']) await killGuestsIn(join(work, dir));
     await rm(work, { recursive: true, force: true });
   }
   await run('ip', ['link', 'del', 'dev', bridge]).catch(() => undefined);
@@ -132,3 +133,46 @@ test('the daemon refuses to start when the QEMU user cannot reach the state dir'
     /QEMU as --qemu-user tern-qemu cannot run on this host: QMP: Unable to access credentials .*keys\.psk: Permission denied/,
   );
 }, 30_000);
+
+test('with --qemu-user, disk headers are read as that user: an unreadable image is refused, an overlay boots', async () => {
+  const [namespaces, bases] = [join(work, 'namespaces'), join(work, 'bases')];
+  await mkdir(join(namespaces, 'team-a'), { recursive: true, mode: 0o755 });
+  await mkdir(bases, { mode: 0o755 });
+  const img = (...args: string[]) => run('qemu-img', ['create', '-q', '-f', 'qcow2', ...args]);
+  await img(join(bases, 'golden.qcow2'), '16M');
+  await img('-b', join(bases, 'golden.qcow2'), '-F', 'qcow2', join(namespaces, 'team-a', 'vm.qcow2'));
+  await img(join(namespaces, 'team-a', 'private.qcow2'), '16M');
+  await chmod(join(bases, 'golden.qcow2'), 0o644);
+  await chmod(join(namespaces, 'team-a', 'vm.qcow2'), 0o644);
+  await chmod(join(namespaces, 'team-a', 'private.qcow2'), 0o600);
+  const client = await startNode(
+    join(work, 'disks'),
+    ...qemuUserArgs(),
+    ...['--network', 'user', '--image-root', namespaces, '--shared-image-root', bases],
+  );
+  const spec = (name: string, file: string): GuestSpec => ({
+    ...guestSpec(name),
+    namespace: 'team-a',
+    disks: [
+      {
+        name: 'root',
+        path: join(namespaces, 'team-a', file),
+        readOnly: false,
+        format: 'DISK_FORMAT_QCOW2',
+        storage: 'DISK_STORAGE_LOCAL',
+      },
+    ],
+  });
+  const refused = await unary((done) =>
+    client.createGuest({ spec: spec('vmp', 'private.qcow2') }, done),
+  ).then(
+    () => undefined,
+    (e: unknown) => e as { details: string },
+  );
+  expect(refused?.details).toContain('disks[0].path');
+  expect(refused?.details).toContain(`Permission denied (run as ${TEST_QEMU_USER})`);
+  const created = await unary<Guest__Output>((done) =>
+    client.createGuest({ spec: spec('vmo', 'vm.qcow2') }, done),
+  );
+  expect(created.phase).toBe('GUEST_PHASE_RUNNING');
+}, 60_000);

@@ -48,7 +48,7 @@ beforeAll(async () => {
   const certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }]);
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir: join(work, 'state'), allowedRoot: work },
+      { node: 'node-a', certs, stateDir: join(work, 'state'), sharedImageRoot: work },
       ...['--kubeconfig', controlPlane.kubeconfigPath],
       ...['--lease-duration-seconds', '4', '--heartbeat-interval-seconds', '1'],
     ),

@@ -44,7 +44,7 @@ async function startDaemon(): Promise<void> {
   client?.close();
   daemon = await startDaemonProcess(
     loopbackDaemonArgs(
-      { node: 'node-a', certs, stateDir, allowedRoot: images.root },
+      { node: 'node-a', certs, stateDir, sharedImageRoot: images.root },
       ...['--network', 'user', '--stop-timeout-ms', '3000', '--kubeconfig', cp.kubeconfigPath],
       ...['--lease-duration-seconds', '3', '--heartbeat-interval-seconds', '1'],
       ...['--fence-after-seconds', String(FENCE_SECONDS)],

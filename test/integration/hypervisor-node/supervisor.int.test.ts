@@ -100,7 +100,7 @@ beforeAll(async () => {
   options = {
     stateRoot: path.join(work, 'state'),
     accel: 'tcg',
-    policy: { allowedRoots: [images.root, work], maxCpus: 2, maxMemoryMiB: 2048 },
+    policy: { imageRoots: { sharedRoots: [images.root, work] }, maxCpus: 2, maxMemoryMiB: 2048 },
     network: new UserModeNetwork(7000),
     pollIntervalMs: 200,
   };

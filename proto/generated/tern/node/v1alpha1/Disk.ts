@@ -8,7 +8,7 @@ import type { DiskStorage as _tern_node_v1alpha1_DiskStorage, DiskStorage__Outpu
 
 export interface Disk {
   /**
-   * Absolute path under one of the daemon's allowed roots.
+   * Absolute path in the guest's namespace directory, or (read-only disks) under a shared image root.
    */
   'path'?: (string);
   'readOnly'?: (boolean);
@@ -30,7 +30,7 @@ export interface Disk {
 
 export interface Disk__Output {
   /**
-   * Absolute path under one of the daemon's allowed roots.
+   * Absolute path in the guest's namespace directory, or (read-only disks) under a shared image root.
    */
   'path': (string);
   'readOnly': (boolean);

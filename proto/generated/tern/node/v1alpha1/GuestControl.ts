@@ -19,7 +19,8 @@ import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, Watc
 export interface GuestControlClient extends grpc.Client {
   /**
    * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
-   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the image roots the namespace may use, unsafe
+   * image headers, sizes).
    */
   CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -27,7 +28,8 @@ export interface GuestControlClient extends grpc.Client {
   CreateGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   /**
    * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
-   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the image roots the namespace may use, unsafe
+   * image headers, sizes).
    */
   createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
   createGuest(argument: _tern_node_v1alpha1_CreateGuestRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_Guest__Output>): grpc.ClientUnaryCall;
@@ -130,7 +132,8 @@ export interface GuestControlClient extends grpc.Client {
 export interface GuestControlHandlers extends grpc.UntypedServiceImplementation {
   /**
    * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
-   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the allowed roots, sizes).
+   * INVALID_ARGUMENT if the spec is rejected (names, paths outside the image roots the namespace may use, unsafe
+   * image headers, sizes).
    */
   CreateGuest: grpc.handleUnaryCall<_tern_node_v1alpha1_CreateGuestRequest__Output, _tern_node_v1alpha1_Guest>;
   

@@ -36,6 +36,12 @@ export interface GuestSpec {
    * '/'), shown as QEMU's -name and in the daemon's logs and metrics. Empty: the name.
    */
   'displayName'?: (string);
+  /**
+   * The VirtualMachine's namespace (a DNS-1123 label). The daemon lets the guest use images in its namespace's
+   * directory (<image root>/<namespace>/, writable disks only there) and, read-only, under the shared image roots
+   * (docs/images.md). Empty: shared images only.
+   */
+  'namespace'?: (string);
 }
 
 export interface GuestSpec__Output {
@@ -70,4 +76,10 @@ export interface GuestSpec__Output {
    * '/'), shown as QEMU's -name and in the daemon's logs and metrics. Empty: the name.
    */
   'displayName': (string);
+  /**
+   * The VirtualMachine's namespace (a DNS-1123 label). The daemon lets the guest use images in its namespace's
+   * directory (<image root>/<namespace>/, writable disks only there) and, read-only, under the shared image roots
+   * (docs/images.md). Empty: shared images only.
+   */
+  'namespace': (string);
 }

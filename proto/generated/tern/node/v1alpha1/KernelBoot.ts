@@ -3,7 +3,7 @@
 
 export interface KernelBoot {
   /**
-   * Absolute paths under one of the daemon's allowed roots.
+   * Absolute paths in the guest's namespace directory or under a shared image root.
    */
   'kernel'?: (string);
   'initrd'?: (string);
@@ -15,7 +15,7 @@ export interface KernelBoot {
 
 export interface KernelBoot__Output {
   /**
-   * Absolute paths under one of the daemon's allowed roots.
+   * Absolute paths in the guest's namespace directory or under a shared image root.
    */
   'kernel': (string);
   'initrd': (string);
