@@ -173,8 +173,17 @@ describe('a guest of namespace team-a', () => {
         'node-name': 'file0',
         filename: `${namespaces}/team-a/overlay.qcow2`,
         'read-only': false,
+        aio: 'threads',
+        cache: { direct: false, 'no-flush': false },
       },
-      { driver: 'qcow2', 'node-name': 'disk0', file: 'file0', 'read-only': false, backing: 'disk0-base0' },
+      {
+        driver: 'qcow2',
+        'node-name': 'disk0',
+        file: 'file0',
+        'read-only': false,
+        cache: { direct: false, 'no-flush': false },
+        backing: 'disk0-base0',
+      },
     ]);
   });
 });
