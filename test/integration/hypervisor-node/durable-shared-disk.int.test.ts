@@ -77,6 +77,7 @@ beforeAll(async () => {
   await letQemuUserThrough(work);
   // The namespace's directory under the daemons' image root, where a VM's writable disks live.
   disks = join(work, 'namespaces', 'default');
+  await mkdir(disks, { recursive: true });
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
   images = await testGuestImages();
   [nodeA, nodeB] = await Promise.all([startNode('node-a'), startNode('node-b')]);
@@ -94,7 +95,6 @@ afterAll(async () => {
 });
 
 test('a guest committing to a log on a shared disk migrates: no acknowledged transaction is lost', async () => {
-  await mkdir(disks, { recursive: true });
   const disk = join(disks, 'txlog.raw');
   await writeFile(disk, '');
   await truncate(disk, 64 * 2 ** 20);
