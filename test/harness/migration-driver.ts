@@ -122,7 +122,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
   const running: Guest__Output = await unary((done) => from.control.getGuest({ name: guest }, done));
   const id = `m-${randomUUID()}`;
   const token = newMigrationToken();
-  const dataEndpoint = await prepareTarget(target, {
+  const { dataEndpoint, diskEndpoint } = await prepareTarget(target, {
     id,
     source: running,
     token,
@@ -134,6 +134,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
     id,
     guest,
     targetDataEndpoint: (await options.connectVia?.(dataEndpoint)) ?? dataEndpoint,
+    targetDiskEndpoint: diskEndpoint,
     token: options.presentToken ?? token,
     policy: options.policy ?? {},
     holdInQuiescing: options.holdInQuiescing,

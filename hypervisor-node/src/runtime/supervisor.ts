@@ -271,6 +271,11 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     return this.options.qemuUser;
   }
 
+  /** Where guest images may lie (the validation policy's roots): a migration target creates local disks there. */
+  get allowedRoots(): readonly string[] {
+    return this.options.policy.allowedRoots;
+  }
+
   /** The QMP session of a running guest, for migration control. Throws when the guest has no live QEMU. */
   qmp(name: string): QmpClient {
     const qmp = this.mustGet(name).run?.qmp;

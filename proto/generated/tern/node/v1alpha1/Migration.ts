@@ -178,8 +178,9 @@ export interface MigrationClient extends grpc.Client {
   resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -187,8 +188,9 @@ export interface MigrationClient extends grpc.Client {
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -274,8 +276,9 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   ResumeTarget: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   StartMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
