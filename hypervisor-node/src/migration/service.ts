@@ -35,6 +35,7 @@ import { decodeToken } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
 import { fromWireLocalDisks } from '../rpc/guest-wire.js';
 import {
+  diskCopyAllowanceMs,
   planTargetImages,
   removeCreatedImages,
   TargetImageError,
@@ -312,7 +313,9 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         },
         token,
         localDisks,
-        tokenTtlMs: request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS,
+        tokenTtlMs:
+          (request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS) +
+          diskCopyAllowanceMs(localDisks),
         address: options.migrationAddress,
         metrics,
         tombstones,

@@ -19,6 +19,7 @@ import type { DiskFormat, DiskSpec, GuestDefinition } from '../../model/guest.js
 import { readImageHeader, type LocalDiskImage } from '../../qemu/image-header.js';
 import type { QmpClient } from '../../qemu/qmp-client.js';
 import { giveToQemu, type QemuUser } from '../../qemu/run-as.js';
+import { DEFAULT_MIGRATION_POLICY } from './policy.js';
 
 export const exportName = (index: number): string => `disk${index}`;
 export const nbdNodeName = (index: number): string => `tern-nbd${index}`;
@@ -140,6 +141,17 @@ async function creatablePath(wanted: string, roots: readonly string[]): Promise<
       `local disk path ${wanted} is outside the allowed roots (${roots.join(', ')})`,
     );
   return path.join(dir, path.basename(wanted));
+}
+
+/**
+ * How much longer than its token's TTL a target with local disks accepts the memory stream: the source copies the
+ * disks first (its own bound: the completion timeout per GiB of disk, default policy), and the memory stream's
+ * TLS handshake needs the key file after that. 0 without local disks.
+ */
+export function diskCopyAllowanceMs(images: readonly LocalDiskImage[]): number {
+  if (images.length === 0) return 0;
+  const bytes = images.reduce((sum, image) => sum + image.virtualSizeBytes, 0);
+  return DEFAULT_MIGRATION_POLICY.completionTimeoutPerGiBSeconds * 1000 * Math.max(1, bytes / 2 ** 30);
 }
 
 /** Removes images this daemon created for a migration that did not reach the hand-over. */
