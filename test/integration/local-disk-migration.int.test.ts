@@ -37,10 +37,12 @@ import {
   handOver,
   migrationClient,
   InMemoryOwnership,
+  type BeginOptions,
   type NodeHandle,
   type RunningMigration,
 } from '../harness/migration-driver.js';
 import { letQemuUserThrough, qemuUserArgs } from '../harness/qemu-user.js';
+import { TcpLink } from '../harness/tcp-link.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -137,13 +139,14 @@ async function boot(
   return agent;
 }
 
-async function start(guest: string, policy: WireMigrationPolicy = {}) {
+async function start(guest: string, policy: WireMigrationPolicy = {}, extra: Partial<BeginOptions> = {}) {
   let targetAgent: AgentClient | undefined;
   const migration = await begin({
     guest,
     from: nodeA,
     to: nodeB,
     policy,
+    ...extra,
     onPrepared: async () => {
       targetAgent = await AgentClient.connect(guestPaths(nodeB.stateDir, guest).agent, { timeoutMs: 30_000 });
       agents.push(targetAgent);
@@ -301,8 +304,9 @@ describe('a 256 MiB local disk copied at 16 MiB/s', () => {
   }, 240_000);
 
   test('the target QEMU killed mid-mirror: the migration fails, the source runs on, the target keeps no file', async () => {
-    const before = await sha256(join(nodeA.disks, 'cancel.img'));
-    const agent = await boot('killed', '0004', { file: 'cancel.img', format: 'DISK_FORMAT_RAW' });
+    await rawImage('killed.img', 256);
+    const before = await sha256(join(nodeA.disks, 'killed.img'));
+    const agent = await boot('killed', '0004', { file: 'killed.img', format: 'DISK_FORMAT_RAW' });
     const { migration, targetAgent } = await start('killed', slow);
     await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
     const target = await unary<Guest__Output>((done) => nodeB.control.getGuest({ name: 'killed' }, done));
@@ -316,9 +320,9 @@ describe('a 256 MiB local disk copied at 16 MiB/s', () => {
     });
     expect(outcome.reason).toMatch(/copying the local disks failed/);
     targetAgent().close();
-    await expectStillOnSource('killed', migration, agent, 'cancel.img');
+    await expectStillOnSource('killed', migration, agent, 'killed.img');
     await stopGuest(nodeA, 'killed');
-    expect(await sha256(join(nodeA.disks, 'cancel.img'))).toBe(before);
+    expect(await sha256(join(nodeA.disks, 'killed.img'))).toBe(before);
     await deleteGuest(nodeA, 'killed');
   }, 240_000);
 
@@ -331,4 +335,69 @@ describe('a 256 MiB local disk copied at 16 MiB/s', () => {
     expect(await assertAtMostOneRunning('taken', [nodeA, nodeB])).toEqual(['GUEST_PHASE_RUNNING', 'ABSENT']);
     await deleteGuest(nodeA, 'taken');
   }, 240_000);
+
+  test('the NBD connection drops mid-mirror: the migration fails, the source runs on, the target keeps no file', async () => {
+    await rawImage('cut.img', 256);
+    const before = await sha256(join(nodeA.disks, 'cut.img'));
+    const agent = await boot('cut', '0006', { file: 'cut.img', format: 'DISK_FORMAT_RAW' });
+    let link: TcpLink | undefined;
+    const { migration, targetAgent } = await start('cut', slow, {
+      connectDisksVia: async (endpoint) => {
+        link = await TcpLink.open(endpoint);
+        return link.endpoint;
+      },
+    });
+    try {
+      await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
+      link!.cut();
+      const outcome = await migration.outcome;
+      report('NBD connection cut mid-mirror', outcome, migration);
+      expect(outcome).toMatchObject({
+        result: 'RESULT_FAILED',
+        cause: 'CAUSE_CONNECTION',
+        sourceRunState: 'running',
+      });
+      expect(outcome.reason).toMatch(/copying the local disks failed/);
+    } finally {
+      await link?.close();
+    }
+    targetAgent().close();
+    await expectStillOnSource('cut', migration, agent, 'cut.img');
+    await stopGuest(nodeA, 'cut');
+    expect(await sha256(join(nodeA.disks, 'cut.img'))).toBe(before);
+    await deleteGuest(nodeA, 'cut');
+  }, 240_000);
 });
+
+test('cancel while the mirrors write-block (memory copying): the source runs on; the next migration completes', async () => {
+  await rawImage('blocking.img', 16);
+  const before = await sha256(join(nodeA.disks, 'blocking.img'));
+  const agent = await boot('blocking', '0007', { file: 'blocking.img', format: 'DISK_FORMAT_RAW' });
+  const { migration, targetAgent } = await start('blocking', { bandwidthBytesPerSec: 4 * MiB });
+  await migration.until((e) => e.phase?.reason.startsWith('the local disks are in sync') === true);
+  await migration.until((e) => (e.progress?.transferredBytes ?? 0) > 0);
+  await unary((done) =>
+    nodeA.migration.cancelMigration(
+      { migrationId: migration.id, reason: 'test: cancel while write-blocking' },
+      done,
+    ),
+  );
+  const outcome = await migration.outcome;
+  report('cancel while write-blocking', outcome, migration);
+  expect(outcome).toMatchObject({
+    result: 'RESULT_ABORTED',
+    cause: 'CAUSE_CANCELLED',
+    sourceRunState: 'running',
+  });
+  targetAgent().close();
+  await expectStillOnSource('blocking', migration, agent, 'blocking.img');
+  // The cancelled mirrors and their NBD nodes are gone from the source QEMU: the same names serve the next one.
+  const again = await start('blocking');
+  const result = await handOver(again.migration, { guest: 'blocking', from: nodeA, to: nodeB, record });
+  expect((await again.migration.outcome).result).toBe('RESULT_COMPLETED');
+  expect(result.owner).toBe(nodeB.name);
+  await stopGuest(nodeB, 'blocking');
+  expect(await sha256(join(nodeB.disks, 'blocking.img'))).toBe(before);
+  await deleteGuest(nodeB, 'blocking');
+  await rm(join(nodeB.disks, 'blocking.img'));
+}, 240_000);
