@@ -334,6 +334,7 @@ describe('a 256 MiB local disk copied at 16 MiB/s', () => {
     expect(await readFile(join(nodeB.disks, 'taken.img'), 'utf8')).toBe('not yours');
     expect(await assertAtMostOneRunning('taken', [nodeA, nodeB])).toEqual(['GUEST_PHASE_RUNNING', 'ABSENT']);
     await deleteGuest(nodeA, 'taken');
+    await rm(join(nodeB.disks, 'taken.img'));
   }, 240_000);
 
   test('the NBD connection drops mid-mirror: the migration fails, the source runs on, the target keeps no file', async () => {

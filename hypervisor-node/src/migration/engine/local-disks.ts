@@ -371,6 +371,15 @@ export class DiskMirror {
    * jobs dismissed and the NBD client nodes removed; the source's own disk is untouched. Best effort, bounded.
    */
   async abandon(timeoutMs = 10_000): Promise<void> {
+    // Out of band, first: a hung NBD connection (a link that drops packets) would hold the cancel until TCP gives
+    // up; yanked, its requests fail at once and the jobs conclude.
+    if (this.nodes.size > 0) {
+      const instances = [...this.nodes].map((index) => ({
+        type: 'block-node',
+        'node-name': nbdNodeName(index),
+      }));
+      await this.qmp.executeOob('yank', { instances }).catch(() => undefined);
+    }
     for (const index of this.started) {
       await this.qmp
         .execute('block-job-cancel', { device: mirrorJobId(index), force: true })
