@@ -39,8 +39,9 @@ export interface Guest {
    */
   'nics'?: (_tern_node_v1alpha1_NicAttachment)[];
   /**
-   * The image of each `storage: local` disk as this node holds it (read from the image file's header when asked),
-   * in the order of spec.disks; what a migration target needs to create its copy (PrepareIncomingRequest).
+   * GetGuest only (empty in ListGuests and WatchGuests): the image of each `storage: local` disk as this node holds
+   * it, read from the image file, in the order of spec.disks; a disk whose image cannot be read is left out. What a
+   * migration target needs to create its copy (PrepareIncomingRequest.local_disks).
    */
   'localDisks'?: (_tern_node_v1alpha1_LocalDiskImage)[];
 }
@@ -78,8 +79,9 @@ export interface Guest__Output {
    */
   'nics': (_tern_node_v1alpha1_NicAttachment__Output)[];
   /**
-   * The image of each `storage: local` disk as this node holds it (read from the image file's header when asked),
-   * in the order of spec.disks; what a migration target needs to create its copy (PrepareIncomingRequest).
+   * GetGuest only (empty in ListGuests and WatchGuests): the image of each `storage: local` disk as this node holds
+   * it, read from the image file, in the order of spec.disks; a disk whose image cannot be read is left out. What a
+   * migration target needs to create its copy (PrepareIncomingRequest.local_disks).
    */
   'localDisks': (_tern_node_v1alpha1_LocalDiskImage__Output)[];
 }
