@@ -21,7 +21,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentClient } from '../../guest/host/agent-client.js';
 import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
-import type { Guest__Output, MigrationOutcome__Output, WireMigrationPolicy } from '../../proto/index.js';
+import type {
+  Guest__Output,
+  MigrationEvent__Output,
+  MigrationOutcome__Output,
+  WireMigrationPolicy,
+} from '../../proto/index.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { controlClient, unary } from '../harness/control-client.js';
@@ -69,7 +74,7 @@ async function startNode(name: string): Promise<Node> {
   const letter = name.slice(-1);
   const stateDir = join(work, letter);
   const disks = join(work, `${letter}-disks`);
-  await mkdir(disks, { mode: 0o755 });
+  await mkdir(disks, { mode: 0o755, recursive: true });
   await chmod(disks, 0o755);
   const daemon = await startDaemonProcess(
     loopbackDaemonArgs(
@@ -401,4 +406,41 @@ test('cancel while the mirrors write-block (memory copying): the source runs on;
   expect(await sha256(join(nodeB.disks, 'blocking.img'))).toBe(before);
   await deleteGuest(nodeB, 'blocking');
   await rm(join(nodeB.disks, 'blocking.img'));
+}, 240_000);
+
+test('the source daemon killed during the disk copy: its successor drops the mirrors, the guest runs on', async () => {
+  await rawImage('restart.img', 256);
+  const before = await sha256(join(nodeA.disks, 'restart.img'));
+  const agent = await boot('restart', '0008', { file: 'restart.img', format: 'DISK_FORMAT_RAW' });
+  const { migration, targetAgent } = await start('restart', { bandwidthBytesPerSec: 16 * MiB });
+  await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
+  expect(await nodeA.daemon.stop('SIGKILL')).toBe(null);
+  Object.assign(nodeA, await startNode(nodeA.name));
+  const outcome = await new Promise<MigrationOutcome__Output>((resolve, reject) => {
+    const stream = nodeA.migration.watchMigration({ migrationId: migration.id, progressIntervalMs: 100 });
+    stream.on('data', (event: MigrationEvent__Output) => event.outcome && resolve(event.outcome));
+    stream.on('error', reject);
+  });
+  report('source daemon restarted during the disk copy', outcome, migration);
+  expect(outcome).toMatchObject({
+    result: 'RESULT_FAILED',
+    cause: 'CAUSE_SOURCE',
+    sourceRunState: 'running',
+  });
+  targetAgent().close();
+  await expectStillOnSource(
+    'restart',
+    { ...migration, outcome: Promise.resolve(outcome) },
+    agent,
+    'restart.img',
+  );
+  // The successor removed the mirror and NBD node of its predecessor: the same names serve the next migration.
+  const again = await start('restart', { bandwidthBytesPerSec: 0 });
+  const result = await handOver(again.migration, { guest: 'restart', from: nodeA, to: nodeB, record });
+  expect((await again.migration.outcome).result).toBe('RESULT_COMPLETED');
+  expect(result.owner).toBe(nodeB.name);
+  await stopGuest(nodeB, 'restart');
+  expect(await sha256(join(nodeB.disks, 'restart.img'))).toBe(before);
+  await deleteGuest(nodeB, 'restart');
+  await rm(join(nodeB.disks, 'restart.img'));
 }, 240_000);
