@@ -444,3 +444,46 @@ test('the source daemon killed during the disk copy: its successor drops the mir
   await deleteGuest(nodeB, 'restart');
   await rm(join(nodeB.disks, 'restart.img'));
 }, 240_000);
+
+test('the target daemon killed during the disk copy: its successor follows, the migration completes', async () => {
+  await rawImage('target-restart.img', 128);
+  const before = await sha256(join(nodeA.disks, 'target-restart.img'));
+  await boot('trestart', '0009', { file: 'target-restart.img', format: 'DISK_FORMAT_RAW' });
+  const { migration, targetAgent } = await start('trestart', { bandwidthBytesPerSec: 16 * MiB });
+  await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
+  expect(await nodeB.daemon.stop('SIGKILL')).toBe(null);
+  Object.assign(nodeB, await startNode(nodeB.name));
+  const result = await handOver(migration, { guest: 'trestart', from: nodeA, to: nodeB, record });
+  const outcome = await migration.outcome;
+  report('target daemon restarted during the disk copy', outcome, migration);
+  expect(outcome.result).toBe('RESULT_COMPLETED');
+  expect(result.owner).toBe(nodeB.name);
+  expect((await targetAgent().verify()).ok).toBe(true);
+  await stopGuest(nodeB, 'trestart');
+  expect(await sha256(join(nodeB.disks, 'target-restart.img'))).toBe(before);
+  await deleteGuest(nodeB, 'trestart');
+  await rm(join(nodeB.disks, 'target-restart.img'));
+}, 240_000);
+
+test('the target daemon killed during the disk copy, then the migration cancelled: its successor removes the image', async () => {
+  await rawImage('target-abort.img', 256);
+  const before = await sha256(join(nodeA.disks, 'target-abort.img'));
+  const agent = await boot('tabort', '0010', { file: 'target-abort.img', format: 'DISK_FORMAT_RAW' });
+  const { migration, targetAgent } = await start('tabort', { bandwidthBytesPerSec: 16 * MiB });
+  await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
+  expect(await nodeB.daemon.stop('SIGKILL')).toBe(null);
+  Object.assign(nodeB, await startNode(nodeB.name));
+  expect(await exists(join(nodeB.disks, 'target-abort.img'))).toBe(true);
+  await unary((done) =>
+    nodeA.migration.cancelMigration(
+      { migrationId: migration.id, reason: 'test: cancel after the target restarted' },
+      done,
+    ),
+  );
+  expect((await migration.outcome).result).toBe('RESULT_ABORTED');
+  targetAgent().close();
+  await expectStillOnSource('tabort', migration, agent, 'target-abort.img');
+  await stopGuest(nodeA, 'tabort');
+  expect(await sha256(join(nodeA.disks, 'target-abort.img'))).toBe(before);
+  await deleteGuest(nodeA, 'tabort');
+}, 240_000);
