@@ -57,6 +57,14 @@ describe('planTargetImages', () => {
     expect(plan.map((entry) => [entry.disk.name, entry.image.virtualSizeBytes])).toEqual([['data', MiB]]);
   });
 
+  test('refuses a read-only local disk (its target node could not take the mirror)', () => {
+    expect(() =>
+      planTargetImages(spec([disk('seed', '/r/seed.raw', { readOnly: true })]), [
+        { name: 'seed', virtualSizeBytes: MiB },
+      ]),
+    ).toThrow(/read-only: migrating read-only local disks is not supported/);
+  });
+
   test.each([
     [[], /data has no image description/],
     [[{ name: 'data', virtualSizeBytes: 0 }], /not a positive integer/],

@@ -65,6 +65,11 @@ export function planTargetImages(spec: GuestDefinition, images: readonly LocalDi
       throw new Error(
         `local disk ${disk.name}: virtual size ${image.virtualSizeBytes} is not a positive integer`,
       );
+    // The incoming QEMU opens a read-only disk read-only, and a read-only node cannot take the mirror's writes.
+    if (disk.readOnly)
+      throw new Error(
+        `local disk ${disk.name} is read-only: migrating read-only local disks is not supported`,
+      );
     if ((disk.format ?? 'raw') === 'raw' && image.backingFile !== undefined)
       throw new Error(`local disk ${disk.name} is raw but its image names a backing file`);
     return { disk, image };
