@@ -114,13 +114,14 @@ async function boot(
   name: string,
   uuidSuffix: string,
   disk: { file: string; format: 'DISK_FORMAT_RAW' | 'DISK_FORMAT_QCOW2' },
+  cmdline = ['tern.wss_mib=8'],
 ): Promise<AgentClient> {
   const spec = {
     name,
     uuid: `7d1e7a11-2b3c-4d5e-8f90-a1b2c3d4${uuidSuffix}`,
     cpus: 1,
     memoryMib: 128,
-    boot: { kernel: images.kernel, initrd: images.initrd, cmdline: ['panic=-1', 'tern.wss_mib=8'] },
+    boot: { kernel: images.kernel, initrd: images.initrd, cmdline: ['panic=-1', ...cmdline] },
     disks: [
       {
         name: 'data',
@@ -486,4 +487,30 @@ test('the target daemon killed during the disk copy, then the migration cancelle
   await stopGuest(nodeA, 'tabort');
   expect(await sha256(join(nodeA.disks, 'target-abort.img'))).toBe(before);
   await deleteGuest(nodeA, 'tabort');
+}, 240_000);
+
+test('a guest dirtying faster than the link switches to post-copy: the disks are final before it does', async () => {
+  await rawImage('postcopy.img', 64);
+  const before = await sha256(join(nodeA.disks, 'postcopy.img'));
+  await boot('postcopy', '0011', { file: 'postcopy.img', format: 'DISK_FORMAT_RAW' }, [
+    'tern.wss_mib=32',
+    'tern.dirty_pps=20000',
+  ]);
+  const { migration, targetAgent } = await start('postcopy', {
+    bandwidthBytesPerSec: 20 * MiB,
+    downtimeSteps: 1,
+    stallRounds: 1,
+    allowAutoConverge: false,
+    allowPostCopy: true,
+  });
+  const result = await handOver(migration, { guest: 'postcopy', from: nodeA, to: nodeB, record });
+  const outcome = await migration.outcome;
+  report('post-copy', outcome, migration);
+  expect(outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
+  expect(result.owner).toBe(nodeB.name);
+  expect((await targetAgent().verify()).ok).toBe(true);
+  await stopGuest(nodeB, 'postcopy');
+  expect(await sha256(join(nodeB.disks, 'postcopy.img'))).toBe(before);
+  await deleteGuest(nodeB, 'postcopy');
+  await rm(join(nodeB.disks, 'postcopy.img'));
 }, 240_000);
