@@ -80,6 +80,12 @@ describe('progress', () => {
     );
   });
 
+  it('adds the local disks copied so far', () => {
+    expect(
+      renderProgress({ round: 0, percent: 25, diskTransferredBytes: 256 * MiB, diskTotalBytes: GiB }, false),
+    ).toBe('round 0 25% · disks 256 MiB of 1.0 GiB copied');
+  });
+
   it('leaves out what the status does not have', () => {
     expect(renderProgress({ transferredBytes: 1536 }, true)).toBe('1.5 KiB sent');
     expect(renderProgress(undefined, true)).toBe('');

@@ -61,6 +61,11 @@ export function renderProgress(progress: MigrationProgress | undefined, withBar:
   if (progress.expectedDowntimeMs !== undefined) {
     details.push(`expected downtime ${formatDuration(progress.expectedDowntimeMs)}`);
   }
+  if (progress.diskTotalBytes !== undefined) {
+    details.push(
+      `disks ${formatBytes(progress.diskTransferredBytes ?? 0)} of ${formatBytes(progress.diskTotalBytes)} copied`,
+    );
+  }
   return [parts.join(' '), ...details].filter((p) => p !== '').join(' · ');
 }
 

@@ -15,6 +15,10 @@ export { isGrpcError, unary, type UnaryCallback } from './unary.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
 export type { Disk__Output } from './generated/tern/node/v1alpha1/Disk.js';
+export type {
+  LocalDiskImage,
+  LocalDiskImage__Output,
+} from './generated/tern/node/v1alpha1/LocalDiskImage.js';
 export type { DiskBus } from './generated/tern/node/v1alpha1/DiskBus.js';
 export type { DiskCache } from './generated/tern/node/v1alpha1/DiskCache.js';
 export type { DiskFormat } from './generated/tern/node/v1alpha1/DiskFormat.js';

@@ -14,6 +14,7 @@ import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _
 import type { KernelBoot as _tern_node_v1alpha1_KernelBoot, KernelBoot__Output as _tern_node_v1alpha1_KernelBoot__Output } from './tern/node/v1alpha1/KernelBoot.js';
 import type { ListGuestsRequest as _tern_node_v1alpha1_ListGuestsRequest, ListGuestsRequest__Output as _tern_node_v1alpha1_ListGuestsRequest__Output } from './tern/node/v1alpha1/ListGuestsRequest.js';
 import type { ListGuestsResponse as _tern_node_v1alpha1_ListGuestsResponse, ListGuestsResponse__Output as _tern_node_v1alpha1_ListGuestsResponse__Output } from './tern/node/v1alpha1/ListGuestsResponse.js';
+import type { LocalDiskImage as _tern_node_v1alpha1_LocalDiskImage, LocalDiskImage__Output as _tern_node_v1alpha1_LocalDiskImage__Output } from './tern/node/v1alpha1/LocalDiskImage.js';
 import type { NetworkInfo as _tern_node_v1alpha1_NetworkInfo, NetworkInfo__Output as _tern_node_v1alpha1_NetworkInfo__Output } from './tern/node/v1alpha1/NetworkInfo.js';
 import type { Nic as _tern_node_v1alpha1_Nic, Nic__Output as _tern_node_v1alpha1_Nic__Output } from './tern/node/v1alpha1/Nic.js';
 import type { NicAttachment as _tern_node_v1alpha1_NicAttachment, NicAttachment__Output as _tern_node_v1alpha1_NicAttachment__Output } from './tern/node/v1alpha1/NicAttachment.js';
@@ -53,6 +54,7 @@ export interface ProtoGrpcType {
         KernelBoot: MessageTypeDefinition<_tern_node_v1alpha1_KernelBoot, _tern_node_v1alpha1_KernelBoot__Output>
         ListGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsRequest, _tern_node_v1alpha1_ListGuestsRequest__Output>
         ListGuestsResponse: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsResponse, _tern_node_v1alpha1_ListGuestsResponse__Output>
+        LocalDiskImage: MessageTypeDefinition<_tern_node_v1alpha1_LocalDiskImage, _tern_node_v1alpha1_LocalDiskImage__Output>
         NetworkInfo: MessageTypeDefinition<_tern_node_v1alpha1_NetworkInfo, _tern_node_v1alpha1_NetworkInfo__Output>
         NetworkMode: EnumTypeDefinition
         Nic: MessageTypeDefinition<_tern_node_v1alpha1_Nic, _tern_node_v1alpha1_Nic__Output>

@@ -21,6 +21,7 @@ import type { HandOverRequest as _tern_node_v1alpha1_HandOverRequest, HandOverRe
 import type { KernelBoot as _tern_node_v1alpha1_KernelBoot, KernelBoot__Output as _tern_node_v1alpha1_KernelBoot__Output } from './tern/node/v1alpha1/KernelBoot.js';
 import type { ListGuestsRequest as _tern_node_v1alpha1_ListGuestsRequest, ListGuestsRequest__Output as _tern_node_v1alpha1_ListGuestsRequest__Output } from './tern/node/v1alpha1/ListGuestsRequest.js';
 import type { ListGuestsResponse as _tern_node_v1alpha1_ListGuestsResponse, ListGuestsResponse__Output as _tern_node_v1alpha1_ListGuestsResponse__Output } from './tern/node/v1alpha1/ListGuestsResponse.js';
+import type { LocalDiskImage as _tern_node_v1alpha1_LocalDiskImage, LocalDiskImage__Output as _tern_node_v1alpha1_LocalDiskImage__Output } from './tern/node/v1alpha1/LocalDiskImage.js';
 import type { MigrationClient as _tern_node_v1alpha1_MigrationClient, MigrationDefinition as _tern_node_v1alpha1_MigrationDefinition } from './tern/node/v1alpha1/Migration.js';
 import type { MigrationEvent as _tern_node_v1alpha1_MigrationEvent, MigrationEvent__Output as _tern_node_v1alpha1_MigrationEvent__Output } from './tern/node/v1alpha1/MigrationEvent.js';
 import type { MigrationOutcome as _tern_node_v1alpha1_MigrationOutcome, MigrationOutcome__Output as _tern_node_v1alpha1_MigrationOutcome__Output } from './tern/node/v1alpha1/MigrationOutcome.js';
@@ -79,6 +80,7 @@ export interface ProtoGrpcType {
         KernelBoot: MessageTypeDefinition<_tern_node_v1alpha1_KernelBoot, _tern_node_v1alpha1_KernelBoot__Output>
         ListGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsRequest, _tern_node_v1alpha1_ListGuestsRequest__Output>
         ListGuestsResponse: MessageTypeDefinition<_tern_node_v1alpha1_ListGuestsResponse, _tern_node_v1alpha1_ListGuestsResponse__Output>
+        LocalDiskImage: MessageTypeDefinition<_tern_node_v1alpha1_LocalDiskImage, _tern_node_v1alpha1_LocalDiskImage__Output>
         Migration: SubtypeConstructor<typeof grpc.Client, _tern_node_v1alpha1_MigrationClient> & { service: _tern_node_v1alpha1_MigrationDefinition }
         MigrationEvent: MessageTypeDefinition<_tern_node_v1alpha1_MigrationEvent, _tern_node_v1alpha1_MigrationEvent__Output>
         MigrationOutcome: MessageTypeDefinition<_tern_node_v1alpha1_MigrationOutcome, _tern_node_v1alpha1_MigrationOutcome__Output>

@@ -86,6 +86,8 @@ export interface BeginOptions {
   onPrepared?: (prepared: { id: string; token: string; dataEndpoint: string }) => Promise<void>;
   /** Where the source connects instead of the target's data endpoint (e.g. a proxy in front of it). */
   connectVia?: (dataEndpoint: string) => Promise<string>;
+  /** Where the source's NBD client connects instead of the target's disk endpoint (local disks). */
+  connectDisksVia?: (diskEndpoint: string) => Promise<string>;
 }
 
 export interface RunningMigration {
@@ -122,7 +124,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
   const running: Guest__Output = await unary((done) => from.control.getGuest({ name: guest }, done));
   const id = `m-${randomUUID()}`;
   const token = newMigrationToken();
-  const dataEndpoint = await prepareTarget(target, {
+  const { dataEndpoint, diskEndpoint } = await prepareTarget(target, {
     id,
     source: running,
     token,
@@ -134,6 +136,8 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
     id,
     guest,
     targetDataEndpoint: (await options.connectVia?.(dataEndpoint)) ?? dataEndpoint,
+    targetDiskEndpoint:
+      diskEndpoint === '' ? '' : ((await options.connectDisksVia?.(diskEndpoint)) ?? diskEndpoint),
     token: options.presentToken ?? token,
     policy: options.policy ?? {},
     holdInQuiescing: options.holdInQuiescing,

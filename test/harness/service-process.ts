@@ -28,6 +28,12 @@ export interface ServiceProcessOptions {
   cgroup?: string;
   /** Extra Node.js options, after tsx is loaded (so `--import` may name a .ts file). */
   nodeOptions?: string[];
+  /**
+   * Runs the program (and every QEMU it starts) in a mount namespace of its own where `source` is bind-mounted
+   * over `target`: two daemons on one host then see different files at the same path, as two nodes do (the local
+   * disks of a migration).
+   */
+  privateMount?: { source: string; target: string };
 }
 
 /** Starts `node --import tsx <main> <args>` and resolves once it logged `readyMessage`. */
@@ -39,12 +45,26 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const command = [process.execPath, '--import', 'tsx', ...(options.nodeOptions ?? []), main, ...args];
   // The shell joins the cgroup and then becomes node (exec keeps the pid): nothing runs outside it.
+  if (options.cgroup !== undefined && options.privateMount !== undefined)
+    throw new Error('cgroup and privateMount cannot be combined');
+  const { privateMount } = options;
   const child: ChildProcess =
-    options.cgroup === undefined
-      ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('/bin/sh', ['-c', 'echo $$ >"$0/cgroup.procs" && exec "$@"', options.cgroup, ...command], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+    privateMount !== undefined
+      ? // unshare and the shell exec: the pid stays the program's.
+        spawn(
+          'unshare',
+          [
+            ...['--mount', '--propagation', 'private', '/bin/sh', '-c'],
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+            ...['sh', privateMount.source, privateMount.target, ...command],
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        )
+      : options.cgroup === undefined
+        ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', ['-c', 'echo $$ >"$0/cgroup.procs" && exec "$@"', options.cgroup, ...command], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
   const logs: LogLine[] = [];
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

@@ -14,7 +14,7 @@ import { GuestSpecError } from '../qemu/validate.js';
 import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
 import type { FencingStore } from '../rpc/fencing.js';
 import { invalidArgument, RpcError, serviceError } from '../rpc/errors.js';
-import { fromWireSpec, toWireGuest } from '../rpc/guest-wire.js';
+import { fromWireSpec, localDiskImages, toWireGuest } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
 
 /** What the control service uses of the guest supervisor. */
@@ -142,7 +142,11 @@ export function createControlService(options: ControlServiceOptions): ControlSer
       logger.info({ guest: request.name }, 'guest deleted');
       return {};
     }),
-    GetGuest: calls.read('GetGuest', (request) => toWireGuest(existing(request.name))),
+    GetGuest: calls.read('GetGuest', async (request) => {
+      const status = existing(request.name);
+      // Only GetGuest reads the images (a migration's operator asks it before PrepareIncoming); listings stay cheap.
+      return { ...toWireGuest(status), localDisks: await localDiskImages(status.spec) };
+    }),
     ListGuests: calls.read('ListGuests', () => ({ guests: runtime.list().map(toWireGuest) })),
     WatchGuests: watchGuests,
     GetNodeInfo: calls.read('GetNodeInfo', () => options.nodeInfo()),

@@ -12,6 +12,8 @@ import type { PskTls } from './engine/channel.js';
 import type { QmpMigrationStatus } from '../qemu/qmp-client.js';
 import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
+import { createTargetImage, planTargetImages, removeCreatedImages } from './engine/local-disks.js';
+import type { LocalDiskImage } from '../qemu/local-image.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
@@ -44,6 +46,8 @@ export interface IncomingOptions extends IncomingContext {
   sourceAccelerator: Accelerator;
   settings: ChannelSettings;
   token: string;
+  /** The source's image of each `storage: local` disk (PrepareIncomingRequest.local_disks). */
+  localDisks: LocalDiskImage[];
   /** After this long the key file goes, and with it any chance of a (late) source connecting. */
   tokenTtlMs: number;
   /** How long after the token's TTL an incoming QEMU no source connected to is removed (default REAP_MARGIN_MS). */
@@ -120,6 +124,10 @@ export class IncomingMigration {
   /** True while the incoming QEMU listens again for a broken post-copy stream. */
   private relistening = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Local disk images created here for this migration; removed with the incoming QEMU unless it resumed. */
+  private createdImages: string[] = [];
+  /** A recovered migration's disk endpoint, from its record. */
+  private recoveredDiskEndpoint = '';
 
   private constructor(
     private readonly context: IncomingContext,
@@ -156,13 +164,16 @@ export class IncomingMigration {
     const { spec, supervisor, settings, id, stateRoot } = options;
     const tls: PskTls = { dir: pskDir(options, id), identity: id };
     const tokenExpiresAtMs = Date.now() + options.tokenTtlMs;
-    const record = (port: number): MigrationRecordFile => ({
+    const created: string[] = [];
+    const record = (port: number, diskPort = 0): MigrationRecordFile => ({
       id,
       role: 'target',
       guest: spec.name,
       dataEndpoint: formatHostPort({ host: options.address, port }),
       tokenDigest: tokenDigest(options.token),
       tokenExpiresAtMs,
+      ...(created.length > 0 ? { createdImages: [...created] } : {}),
+      ...(diskPort > 0 ? { diskEndpoint: formatHostPort({ host: options.address, port: diskPort }) } : {}),
     });
     const start = async (): Promise<TargetMigration> => {
       // Outside the guest's state dir, which the supervisor creates (and refuses to find already there).
@@ -171,6 +182,18 @@ export class IncomingMigration {
         // Recorded before QEMU starts (port unknown yet), so a daemon dying in between leaves no unknown incoming
         // QEMU.
         await writeRecordFile(stateRoot, record(0));
+        for (const target of planTargetImages(spec, options.localDisks)) {
+          await createTargetImage(
+            target,
+            supervisor.writableRoots(spec.namespace),
+            supervisor.qemuUser,
+            async (file) => {
+              created.push(file);
+              incoming.createdImages = [...created];
+              await writeRecordFile(stateRoot, record(0));
+            },
+          );
+        }
         const engine = await TargetMigration.prepare({
           supervisor,
           spec: incomingSpec(spec, options.sourceAccelerator),
@@ -178,7 +201,7 @@ export class IncomingMigration {
           settings,
         });
         try {
-          await writeRecordFile(stateRoot, record(engine.port));
+          await writeRecordFile(stateRoot, record(engine.port, engine.diskPort));
         } catch (error) {
           await engine.abort().catch(() => undefined);
           throw error;
@@ -186,6 +209,9 @@ export class IncomingMigration {
         return engine;
       } catch (error) {
         await removePskFile(tls);
+        // The incoming QEMU is gone (prepare removes it on failure): its images go with it.
+        await removeCreatedImages(created);
+        incoming.createdImages = [];
         await removeRecordFile(stateRoot, id);
         throw error;
       }
@@ -231,6 +257,8 @@ export class IncomingMigration {
       tls,
       engine,
     );
+    incoming.createdImages = record.createdImages ?? [];
+    incoming.recoveredDiskEndpoint = record.diskEndpoint ?? '';
     if (engine.isResumed) {
       // Resumed before the daemon went away (which did not get to remove the record file): the guest runs here.
       incoming.stage = 'MIGRATION_STAGE_RESUMED';
@@ -382,6 +410,9 @@ export class IncomingMigration {
       try {
         await this.engine?.abort();
         await removePskFile(this.tls);
+        // Only once the incoming QEMU is gone, and only the files this migration created here.
+        await removeCreatedImages(this.createdImages);
+        this.createdImages = [];
       } catch (error) {
         this.removal = undefined;
         throw error;
@@ -448,6 +479,12 @@ export class IncomingMigration {
   /** True once aborted (AbortIncoming, also while QEMU was still starting or is being removed). */
   get aborted(): boolean {
     return this.stage === 'MIGRATION_STAGE_ABORTED' || this.abortRequested || this.aborting;
+  }
+
+  /** host:port of the NBD server for the local disks ('' without local disks, or while QEMU starts). */
+  get diskEndpoint(): string {
+    if (this.engine === undefined || this.engine.diskPort === 0) return this.recoveredDiskEndpoint;
+    return formatHostPort({ host: this.context.address, port: this.engine.diskPort });
   }
 
   /** host:port the source QEMU connects to ('' while QEMU starts). */

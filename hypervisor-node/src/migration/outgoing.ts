@@ -23,6 +23,11 @@ import * as grpc from '@grpc/grpc-js';
 import { failedPrecondition, RpcError } from '../rpc/errors.js';
 import { retire, type TombstoneStore } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
+import {
+  mirroredDisks,
+  removeCreatedImages as removeLocalImages,
+  type MirroredDisk,
+} from './engine/local-disks.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
 /** What an outgoing migration needs from its daemon. */
@@ -50,6 +55,8 @@ export interface OutgoingOptions extends OutgoingContext {
   guest: string;
   policy: ResolvedMigrationPolicy;
   target: HostPort;
+  /** The target's NBD server for the guest's local disks (PrepareIncomingResponse.disk_endpoint). */
+  diskTarget?: HostPort;
   token: string;
   holdInQuiescing: boolean;
 }
@@ -74,6 +81,19 @@ export class OutgoingMigration {
   /** Starts QEMU's migration to the target; on a refused start nothing is left behind and it rethrows. */
   static async start(options: OutgoingOptions): Promise<OutgoingMigration> {
     const { guest, supervisor, policy, target, id } = options;
+    const spec = supervisor.get(guest)?.spec;
+    if (spec === undefined) throw failedPrecondition(`no guest named ${guest}`);
+    let localDisks: MirroredDisk[];
+    try {
+      localDisks = await mirroredDisks(spec);
+    } catch (error) {
+      throw failedPrecondition(`the local disks of ${guest} cannot be read: ${(error as Error).message}`);
+    }
+    if (localDisks.length > 0 && options.diskTarget === undefined) {
+      throw failedPrecondition(
+        `guest ${guest} has ${localDisks.length} local disk(s): target_disk_endpoint (PrepareIncoming's disk_endpoint) is required`,
+      );
+    }
     // QEMU's client credentials read the key when they are created (in engine.start), so the file goes right after.
     const tls = await writePskFile(
       path.join(migrationsDir(options.stateRoot), `${id}-out`),
@@ -87,6 +107,9 @@ export class OutgoingMigration {
       guest,
       dataEndpoint: formatHostPort(target),
       tokenDigest: tokenDigest(options.token),
+      ...(localDisks.length > 0
+        ? { localImages: localDisks.map(({ index }) => spec.disks[index]!.path) }
+        : {}),
     };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
     const hold: { release?: () => void } = {};
@@ -96,6 +119,9 @@ export class OutgoingMigration {
         guest,
         channel: { transport: 'tcp', host: target.host, port: target.port, tls },
         policy,
+        ...(localDisks.length > 0 && options.diskTarget !== undefined
+          ? { localDisks: { disks: localDisks, target: options.diskTarget } }
+          : {}),
         ...(options.holdInQuiescing
           ? { quiesce: () => new Promise<void>((resolve) => (hold.release = resolve)) }
           : {}),
@@ -252,6 +278,9 @@ export class OutgoingMigration {
     } catch (error) {
       throw failedPrecondition((error as Error).message);
     }
+    // The target runs the guest (the operator calls this only after ResumeTarget): this node's copies of its local
+    // disks are stale now, and a later migration back here must find no file at their paths.
+    await removeLocalImages(this.record.localImages ?? []);
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
     await this.retire();

@@ -23,6 +23,19 @@ export interface MigrationRecordFile {
    * TARGET_FAILED, and the source's stale memory is never resumed over those writes.
    */
   resumeStartedAtMs?: number;
+  /**
+   * Target: the local disk images this daemon created for the migration (each added right after its file was
+   * created, before it was filled), so that an abort or a failure, also after a daemon restart, removes exactly
+   * these files and nothing else. They become the guest's disks once it resumed here.
+   */
+  createdImages?: string[];
+  /** Target: host:port of the NBD server the local disks are mirrored into. */
+  diskEndpoint?: string;
+  /**
+   * Source: the guest's local disk images on this node, removed by ReleaseSource once the target runs the guest
+   * (the source's copy is stale from then on and would block a later migration back here).
+   */
+  localImages?: string[];
 }
 
 export const migrationsDir = (stateRoot: string): string => path.join(stateRoot, '.migrations');

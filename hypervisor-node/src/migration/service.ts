@@ -33,6 +33,14 @@ import { OutgoingMigration, tooLateToCancel } from './outgoing.js';
 import { retire, TombstoneStore, type Tombstone } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
+import { fromWireLocalDisks } from '../rpc/guest-wire.js';
+import {
+  diskCopyAllowanceMs,
+  planTargetImages,
+  removeCreatedImages,
+  TargetImageError,
+  TargetImageExistsError,
+} from './engine/local-disks.js';
 
 export interface MigrationServiceOptions {
   supervisor: GuestSupervisor;
@@ -77,6 +85,8 @@ const ERROR_STATUSES: ErrorStatuses = [
   // Two PrepareIncoming calls of other ids for one guest at once: the supervisor lets one win.
   [GuestExistsError, grpc.status.ALREADY_EXISTS],
   [IncomingAbortedError, grpc.status.ABORTED],
+  [TargetImageExistsError, grpc.status.ALREADY_EXISTS],
+  [TargetImageError, grpc.status.FAILED_PRECONDITION],
 ];
 
 function checkId(id: string): string {
@@ -237,7 +247,11 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           if (existing.aborted) {
             throw new RpcError(grpc.status.ABORTED, `migration ${id} was aborted on ${nodeName}`);
           }
-          return { dataEndpoint: existing.dataEndpoint, state: existing.state() };
+          return {
+            dataEndpoint: existing.dataEndpoint,
+            diskEndpoint: existing.diskEndpoint,
+            state: existing.state(),
+          };
         }
         throw new RpcError(
           grpc.status.ALREADY_EXISTS,
@@ -284,6 +298,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           `guest ${JSON.stringify(spec.name)} already exists on ${nodeName}`,
         );
       }
+      const localDisks = fromWireLocalDisks(request.localDisks ?? []);
+      try {
+        planTargetImages(spec, localDisks);
+      } catch (error) {
+        throw invalidArgument((error as Error).message);
+      }
       makeRoom(id);
       // Known from here on, before QEMU starts: an AbortIncoming or a retry meanwhile finds it.
       const record = IncomingMigration.begin({
@@ -295,7 +315,10 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           multifdChannels: request.channel?.multifdChannels ?? 0,
         },
         token,
-        tokenTtlMs: request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS,
+        localDisks,
+        tokenTtlMs:
+          (request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS) +
+          diskCopyAllowanceMs(localDisks),
         address: options.migrationAddress,
         metrics,
         tombstones,
@@ -316,15 +339,20 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         { migration: id, guest: spec.name, dataEndpoint: record.dataEndpoint },
         'incoming migration prepared',
       );
-      return { dataEndpoint: record.dataEndpoint, state: record.state() };
+      return { dataEndpoint: record.dataEndpoint, diskEndpoint: record.diskEndpoint, state: record.state() };
     }),
 
     StartMigration: calls.unary('StartMigration', async (request) => {
       const id = checkId(request.migrationId);
       const token = checkToken(request.token);
       let target;
+      let diskTarget;
       try {
         target = parseHostPort(request.targetDataEndpoint, 'target_data_endpoint');
+        diskTarget =
+          request.targetDiskEndpoint === ''
+            ? undefined
+            : parseHostPort(request.targetDiskEndpoint, 'target_disk_endpoint');
       } catch (error) {
         throw invalidArgument((error as Error).message);
       }
@@ -377,6 +405,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         stateRoot: options.stateRoot,
         policy,
         target,
+        diskTarget,
         token,
         holdInQuiescing: request.holdInQuiescing,
         metrics,
@@ -564,8 +593,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           // Its QEMU is gone with the guest: nothing of it runs or can run here, which the tombstone tells.
           const lost = `the guest's QEMU was gone when the daemon restarted`;
           logger.warn({ migration: file.id, guest: file.guest }, `migration not recovered: ${lost}`);
+          const resumed = resumedTargetLost(file, lost);
+          // A target that never resumed holds no write of the guest: the images it created for it go.
+          if (resumed === undefined && file.role === 'target')
+            await removeCreatedImages(file.createdImages ?? []);
           await retireAs(
-            resumedTargetLost(file, lost) ?? {
+            resumed ?? {
               stage: file.role === 'source' ? 'MIGRATION_STAGE_SOURCE_LOST' : 'MIGRATION_STAGE_TARGET_FAILED',
               message: lost,
             },

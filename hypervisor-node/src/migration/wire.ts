@@ -69,6 +69,8 @@ export function toWireProgress(progress: ProgressSample): WireMigrationProgress 
     expectedDowntimeMs: whole(progress.expectedDowntimeMs),
     cpuThrottlePercent: progress.cpuThrottlePercent,
     qemuTotalTimeMs: progress.qemuTotalTimeMs,
+    diskTransferredBytes: progress.diskTransferredBytes ?? 0,
+    diskTotalBytes: progress.diskTotalBytes ?? 0,
   };
 }
 

@@ -9,8 +9,11 @@ import type {
   Guest,
   GuestPhase as WirePhase,
   GuestSpec__Output,
+  LocalDiskImage as WireLocalDiskImage,
+  LocalDiskImage__Output,
   NicAttachment,
 } from '../../../proto/index.js';
+import { readImageHeader, type LocalDiskImage } from '../qemu/local-image.js';
 import type {
   Accelerator,
   DiskBus,
@@ -156,4 +159,51 @@ function fromWireDisk(disk: Disk__Output): DiskSpec {
     storage: fromWireEnum(WIRE_STORAGES, disk.storage) as DiskStorage,
     boot: disk.boot,
   };
+}
+
+/**
+ * The image of each `storage: local` disk of `spec`, read from its file (Guest.local_disks); a disk whose image
+ * cannot be read is left out, and a migration target then refuses the guest saying which disk it lacks.
+ */
+export async function localDiskImages(spec: GuestDefinition): Promise<WireLocalDiskImage[]> {
+  const local = spec.disks.filter((disk) => disk.storage === 'local');
+  const images = await Promise.all(
+    local.map((disk) =>
+      readImageHeader(disk.path, disk.format ?? 'raw').then(
+        (header) => ({ name: disk.name, ...header }),
+        () => undefined,
+      ),
+    ),
+  );
+  return images
+    .filter((image) => image !== undefined)
+    .map((image) => ({
+      name: image.name,
+      virtualSizeBytes: image.virtualSizeBytes,
+      backingFile: image.backingFile ?? '',
+      backingFormat:
+        image.backingFormat === undefined
+          ? 'DISK_FORMAT_UNSPECIFIED'
+          : image.backingFormat === 'qcow2'
+            ? 'DISK_FORMAT_QCOW2'
+            : 'DISK_FORMAT_RAW',
+    }));
+}
+
+/** PrepareIncomingRequest.local_disks in the daemon's terms (sizes arrive as decimal strings or numbers). */
+export function fromWireLocalDisks(disks: readonly LocalDiskImage__Output[]): LocalDiskImage[] {
+  return disks.map((disk) => ({
+    name: disk.name,
+    virtualSizeBytes: Number(disk.virtualSizeBytes),
+    ...(disk.backingFile !== ''
+      ? {
+          backingFile: disk.backingFile,
+          ...(disk.backingFormat === 'DISK_FORMAT_QCOW2'
+            ? { backingFormat: 'qcow2' as const }
+            : disk.backingFormat === 'DISK_FORMAT_RAW'
+              ? { backingFormat: 'raw' as const }
+              : {}),
+        }
+      : {}),
+  }));
 }

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import path from 'node:path';
 import { assertSafeStateRoot, buildQemuArgv } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.js';
 import type { QemuUser } from '../qemu/run-as.js';
@@ -269,6 +270,15 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
   /** Who the guests' QEMU runs as: files QEMU opens after start-up (TLS keys) must be given to this user. */
   get qemuUser(): QemuUser | undefined {
     return this.options.qemuUser;
+  }
+
+  /**
+   * Where a guest of `namespace` may have writable disks (its directory under the image root; none without one): a
+   * migration target creates its local disks there.
+   */
+  writableRoots(namespace: string | undefined): string[] {
+    const root = this.options.policy.imageRoots.namespaceRoot;
+    return root !== undefined && namespace !== undefined ? [path.join(root, namespace)] : [];
   }
 
   /** The QMP session of a running guest, for migration control. Throws when the guest has no live QEMU. */

@@ -28,6 +28,8 @@ export interface StartMigration {
   id: string;
   guest: string;
   targetDataEndpoint: string;
+  /** PrepareIncoming's disk_endpoint; '' or unset for a guest without local disks. */
+  targetDiskEndpoint?: string;
   token: string;
   policy: WireMigrationPolicy;
   /** The source waits in Quiescing until ContinueMigration (the daemons' tests hold a migration there). */
@@ -51,6 +53,8 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
             sourceAccelerator: request.source.accelerator,
             channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
             token: request.token,
+            // The source daemon's own account of its local disks' images: the target creates its copies from it.
+            localDisks: request.source.localDisks ?? [],
           },
           call.metadata,
           call.options,
@@ -67,6 +71,7 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
           migrationId: request.id,
           guest: request.guest,
           targetDataEndpoint: request.targetDataEndpoint,
+          targetDiskEndpoint: request.targetDiskEndpoint ?? '',
           token: request.token,
           policy: request.policy,
           holdInQuiescing: request.holdInQuiescing ?? false,

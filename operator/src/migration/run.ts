@@ -268,7 +268,7 @@ export class MigrationRunner {
     // Checked before the target is prepared: settings the daemons cannot take fail the Migration, not the run.
     const policy = wirePolicyOf(settings);
     const token = newMigrationToken();
-    const dataEndpoint = await prepareTarget(target.migration, {
+    const { dataEndpoint, diskEndpoint } = await prepareTarget(target.migration, {
       id,
       source: guest,
       token,
@@ -292,6 +292,7 @@ export class MigrationRunner {
       id,
       guest: guestName(vm),
       targetDataEndpoint: dataEndpoint,
+      targetDiskEndpoint: diskEndpoint,
       token,
       policy,
     });

@@ -49,13 +49,19 @@ export interface OwnershipRecord {
 }
 
 /** PrepareIncoming on the target; returns its data endpoint. A refusal fails the migration. */
+/** Where the source sends the memory, and the local disks ('' when the guest has none). */
+export interface PreparedTarget {
+  dataEndpoint: string;
+  diskEndpoint: string;
+}
+
 export async function prepareTarget(
   target: MigrationDaemonClient,
   request: PrepareIncoming,
-): Promise<string> {
+): Promise<PreparedTarget> {
   try {
-    const { dataEndpoint } = await target.prepareIncoming(request);
-    return dataEndpoint;
+    const { dataEndpoint, diskEndpoint } = await target.prepareIncoming(request);
+    return { dataEndpoint, diskEndpoint };
   } catch (error) {
     if (isGrpcError(error, grpc.status.FAILED_PRECONDITION))
       throw new MigrationFailed('IncompatibleTarget', error.details);

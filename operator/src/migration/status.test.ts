@@ -1,7 +1,14 @@
 import type { Migration, MigrationStatus } from '../../../crds/index.js';
 import { findCondition } from '../../../kube/conditions.js';
 import { CONDITION_MESSAGE_MAX_BYTES } from '../../../kube/messages.js';
-import { MIGRATION_CONDITIONS, progressed, retrying, terminalStatus, withConditions } from './status.js';
+import {
+  MIGRATION_CONDITIONS,
+  progressed,
+  retrying,
+  terminalStatus,
+  toProgress,
+  withConditions,
+} from './status.js';
 
 const migration = { metadata: { name: 'm', generation: 1 } } as Migration;
 
@@ -31,5 +38,40 @@ describe('the Retrying condition', () => {
     });
     const finished = terminalStatus(status, migration, 'Succeeded', undefined, 'moved', new Date());
     expect(findCondition(finished.conditions, MIGRATION_CONDITIONS.Retrying)?.status).toBe('False');
+  });
+});
+
+describe('toProgress', () => {
+  const wire = {
+    status: 'setup',
+    round: 0,
+    transferredBytes: 0,
+    remainingBytes: 0,
+    totalBytes: 0,
+    dirtyRateBytesPerSec: 0,
+    throughputMbps: 0,
+    expectedDowntimeMs: 0,
+    cpuThrottlePercent: 0,
+    qemuTotalTimeMs: 0,
+    diskTransferredBytes: 0,
+    diskTotalBytes: 0,
+  };
+
+  it('carries the local disks, and their percent until the memory starts', () => {
+    const disks = toProgress({ ...wire, diskTransferredBytes: 256, diskTotalBytes: 1024 });
+    expect(disks).toMatchObject({ percent: 25, diskTransferredBytes: 256, diskTotalBytes: 1024 });
+    const memory = toProgress({
+      ...wire,
+      status: 'active',
+      totalBytes: 100,
+      remainingBytes: 10,
+      diskTransferredBytes: 1024,
+      diskTotalBytes: 1024,
+    });
+    expect(memory).toMatchObject({ percent: 90, diskTransferredBytes: 1024, diskTotalBytes: 1024 });
+  });
+
+  it('has no disk fields for a VM without local disks', () => {
+    expect(toProgress(wire)).not.toHaveProperty('diskTotalBytes');
   });
 });

@@ -91,7 +91,16 @@ export function toProgress(wire: NonNullable<MigrationEvent__Output['progress']>
     dirtyBytesPerSecond: wire.dirtyRateBytesPerSec,
     throughputBytesPerSecond: Math.round((wire.throughputMbps * 1_000_000) / 8),
     expectedDowntimeMs: wire.expectedDowntimeMs,
-    percent: total > 0 ? Math.min(100, Math.max(0, Math.round((100 * (total - remaining)) / total))) : 0,
+    // Local disks are copied before the memory: until the memory starts, the percent is the disks'.
+    percent:
+      total > 0
+        ? Math.min(100, Math.max(0, Math.round((100 * (total - remaining)) / total)))
+        : wire.diskTotalBytes > 0
+          ? Math.min(100, Math.round((100 * wire.diskTransferredBytes) / wire.diskTotalBytes))
+          : 0,
+    ...(wire.diskTotalBytes > 0
+      ? { diskTransferredBytes: wire.diskTransferredBytes, diskTotalBytes: wire.diskTotalBytes }
+      : {}),
   };
 }
 

@@ -55,6 +55,7 @@ function guest(phase: GuestPhase__Output, extra: Partial<Guest__Output> = {}): G
     startedAt: '',
     accelerator: 'ACCELERATOR_TCG',
     nics: [],
+    localDisks: [],
     ...extra,
   };
 }

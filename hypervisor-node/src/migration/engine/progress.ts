@@ -23,6 +23,9 @@ export interface ProgressSample {
   cpuThrottlePercent: number;
   /** QEMU's total-time: ms since the migration started. */
   qemuTotalTimeMs: number;
+  /** Local disks: bytes the mirrors copied so far, and the bytes to copy (both disks' lengths); unset without. */
+  diskTransferredBytes?: number;
+  diskTotalBytes?: number;
 }
 
 /** Bytes/s from QEMU's megabit/s. */

@@ -17,7 +17,8 @@ import {
   type QmpRunState,
 } from '../../qemu/qmp-client.js';
 import { assertMigrationSupported } from '../../qemu/version.js';
-import { applyChannelTls, channelUri, type MigrationChannel } from './channel.js';
+import { applyChannelTls, channelUri, TLS_CREDS_ID, type MigrationChannel } from './channel.js';
+import { DiskMirror, type MirroredDisk } from './local-disks.js';
 import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
 import { PhaseClock, type EnginePhase, type PhaseChange, type PhaseRecord } from './phases.js';
 import {
@@ -46,6 +47,11 @@ export interface SourceMigrationOptions {
   quiesce?: () => Promise<void>;
   /** How long cancel() waits for QEMU to report the migration cancelled (default 30 s). */
   cancelTimeoutMs?: number;
+  /**
+   * `storage: local` disks to mirror into the target's NBD server (TCP channel only, same TLS) before the memory
+   * is migrated (local-disks.ts).
+   */
+  localDisks?: { disks: MirroredDisk[]; target: { host: string; port: number } };
 }
 
 /** A convergence action the engine took, with its reason. */
@@ -140,6 +146,15 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     void this.finish('Failed', `the source QEMU went away (${err?.message ?? 'QMP closed'})`, 'Source');
 
   private startedAtMs = 0;
+  /** The local disks' mirrors; undefined for a guest without local disks. */
+  private mirror: DiskMirror | undefined;
+  /** True once the mirrors were completed at the switchover (the target's copies are final). */
+  private mirrorCompleted = false;
+  /** True once `migrate` was issued (for a guest with local disks: after every mirror was READY). */
+  private memoryStarted = false;
+  private diskTimer: NodeJS.Timeout | undefined;
+  /** The last disk-copy figures, carried on every progress sample. */
+  private disk = { transferredBytes: 0, totalBytes: 0 };
   private wasRunning = false;
   private started = false;
   /** The source guest's QMP session (the supervisor's). */
@@ -212,16 +227,134 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
 
     await applyChannelTls(qmp, this.options.channel, 'client');
 
+    const local = this.options.localDisks;
+    if (local !== undefined && local.disks.length > 0) {
+      if (this.options.channel.transport !== 'tcp') throw new Error('local disks migrate over TCP only');
+      // The NBD client nodes use the client credentials just created (they hold the key already).
+      const mirror = new DiskMirror(
+        qmp,
+        local.disks,
+        local.target,
+        TLS_CREDS_ID,
+        policy.bandwidthBytesPerSec,
+      );
+      try {
+        await mirror.start();
+      } catch (err) {
+        await mirror.abandon();
+        throw new Error(`the disk copy could not start: ${(err as Error).message}`);
+      }
+      this.mirror = mirror;
+    }
+
     this.enter('Initializing', `migrating ${guest} to ${this.uri}`, this.startedAtMs);
     qmp.on('event', this.onEvent);
     qmp.on('close', this.onClose);
+    if (this.mirror !== undefined) {
+      this.enter('Copying', `copying ${this.mirror.count} local disk(s) to the target; the memory follows`);
+      this.diskTimer = setTimeout(() => void this.followDiskCopy(), 0);
+      return;
+    }
+    await this.startMemory();
+  }
+
+  private async startMemory(): Promise<void> {
+    this.memoryStarted = true;
     try {
-      await qmp.execute('migrate', { uri: this.uri });
+      await this.qmp.execute('migrate', { uri: this.uri });
     } catch (err) {
       await this.finish('Failed', `QEMU refused to start the migration: ${(err as Error).message}`, 'Source');
       return;
     }
     this.schedulePoll(0);
+  }
+
+  /**
+   * Until every mirror is READY: a progress event per poll (disk bytes, no memory yet). A mirror that ends on its
+   * own fails the migration (Connection: the target or the link went away); one that copies nothing for the
+   * stall timeout, or not all within the completion timeout per GiB of disk, fails it too. READY: the mirrors turn
+   * write-blocking and the memory migration starts.
+   */
+  private async followDiskCopy(lastMoved = { bytes: -1, atMs: Date.now() }): Promise<void> {
+    if (this.finishing || this.cancelReason !== undefined) return;
+    const mirror = this.mirror!;
+    const { policy } = this.options;
+    let progress;
+    try {
+      progress = await mirror.progress();
+    } catch (err) {
+      if (err instanceof QmpClosedError) return; // onClose finishes
+      progress = { transferredBytes: 0, totalBytes: 0, ready: false, failure: (err as Error).message };
+    }
+    if (this.finishing || this.cancelReason !== undefined) return;
+    const now = Date.now();
+    if (progress.failure !== undefined) {
+      await this.finish('Failed', `copying the local disks failed: ${progress.failure}`, 'Connection');
+      return;
+    }
+    this.disk = { transferredBytes: progress.transferredBytes, totalBytes: progress.totalBytes };
+    this.emit('progress', this.diskSample(now));
+    if (progress.ready) {
+      try {
+        await mirror.writeBlocking();
+      } catch (err) {
+        await this.finish(
+          'Failed',
+          `the disk mirrors could not turn write-blocking: ${(err as Error).message}`,
+          'Source',
+        );
+        return;
+      }
+      if (this.finishing || this.cancelReason !== undefined) return;
+      this.note(
+        'Copying',
+        `the local disks are in sync (${progress.totalBytes} bytes); migrating the memory`,
+      );
+      await this.startMemory();
+      return;
+    }
+    const moved =
+      progress.transferredBytes > lastMoved.bytes
+        ? { bytes: progress.transferredBytes, atMs: now }
+        : lastMoved;
+    const gib = Math.max(1, progress.totalBytes / 2 ** 30);
+    const limitMs = policy.completionTimeoutPerGiBSeconds * 1000 * gib;
+    if (now - moved.atMs >= policy.stallTimeoutSeconds * 1000) {
+      await this.finish(
+        'Failed',
+        `the disk copy moved nothing for ${policy.stallTimeoutSeconds} s (the stall timeout)`,
+        'Stalled',
+      );
+      return;
+    }
+    if (now - this.startedAtMs >= limitMs) {
+      await this.finish(
+        'Failed',
+        `the disks were not in sync within ${Math.round(limitMs / 1000)} s (the completion timeout per GiB)`,
+        'Timeout',
+      );
+      return;
+    }
+    this.diskTimer = setTimeout(() => void this.followDiskCopy(moved), this.pollIntervalMs);
+  }
+
+  /** A progress sample of the disk-copy phase: no memory figures yet. */
+  private diskSample(atMs: number): ProgressSample {
+    return {
+      atMs,
+      status: 'setup',
+      round: 0,
+      transferredBytes: 0,
+      remainingBytes: 0,
+      totalBytes: 0,
+      dirtyRateBytesPerSec: 0,
+      throughputMbps: 0,
+      expectedDowntimeMs: 0,
+      cpuThrottlePercent: 0,
+      qemuTotalTimeMs: 0,
+      diskTransferredBytes: this.disk.transferredBytes,
+      diskTotalBytes: this.disk.totalBytes,
+    };
   }
 
   /**
@@ -241,6 +374,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.enter('Initializing', `adopted after ${why} (QEMU migration status ${status})`, this.startedAtMs);
     this.qmp.on('event', this.onEvent);
     this.qmp.on('close', this.onClose);
+    const spec = this.options.supervisor.get(this.options.guest)?.spec;
+    if (spec !== undefined && status !== 'completed' && !status.startsWith('postcopy')) {
+      // Mirrors of local disks the previous daemon started: the target's copies are dropped with the migration.
+      await DiskMirror.abandonAll(this.qmp, spec).catch(() => undefined);
+    }
     if (status === 'none') {
       await this.finish('Failed', `${why}: QEMU holds no migration of this guest`, 'Source');
       return;
@@ -294,6 +432,12 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       );
     }
     this.cancelReason ??= reason;
+    if (this.mirror !== undefined && !this.memoryStarted) {
+      // Still copying the disks: no memory migration to cancel; finish() abandons the mirrors.
+      clearTimeout(this.diskTimer);
+      await this.finish('Aborted', this.cancelReason, 'Cancelled');
+      return this.outcome!;
+    }
     await this.qmp.execute('migrate_cancel');
     const timeoutMs = this.options.cancelTimeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
@@ -552,6 +696,22 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   }
 
   private async quiesce(): Promise<void> {
+    if (this.mirror !== undefined) {
+      try {
+        // The guest is paused: the mirrors converge and conclude with the target's copies final.
+        await this.mirror.complete(switchoverTimeoutMs(this.options.policy));
+        this.mirrorCompleted = true;
+      } catch (err) {
+        if (this.cancelReason === undefined && this.abort === undefined) {
+          this.abort = {
+            reason: `completing the disk copy failed: ${(err as Error).message}`,
+            cause: 'Connection',
+          };
+          await this.qmp.execute('migrate_cancel').catch(() => undefined);
+        }
+        return;
+      }
+    }
     try {
       // Block devices are flushed and handed over here; a guest without disks has nothing to do.
       await (this.options.quiesce ?? (async () => undefined))();
@@ -588,6 +748,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     try {
       const info = await this.qmp.queryMigrate();
       const sample = progressFromInfo(info, Date.now());
+      if (this.mirror !== undefined && !this.mirrorCompleted) await this.watchMirrors();
+      if (sample !== undefined) {
+        sample.diskTransferredBytes = this.disk.transferredBytes;
+        sample.diskTotalBytes = this.disk.totalBytes;
+      }
       if (sample !== undefined && !this.finishing) {
         this.history.push(sample);
         this.emit('progress', sample);
@@ -604,6 +769,22 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       this.polling = false;
       this.schedulePoll(this.pollIntervalMs);
     }
+  }
+
+  /** During the memory migration: the mirrors keep the disks in sync; one that ends on its own fails the migration. */
+  private async watchMirrors(): Promise<void> {
+    if (this.quiesceStarted || this.abort !== undefined || this.cancelReason !== undefined) return;
+    const progress = await this.mirror!.progress();
+    this.disk = {
+      transferredBytes: progress.transferredBytes || this.disk.transferredBytes,
+      totalBytes: this.disk.totalBytes,
+    };
+    if (progress.failure === undefined || this.quiesceStarted) return;
+    this.abort = {
+      reason: `the disk copy failed during the memory migration: ${progress.failure}`,
+      cause: 'Connection',
+    };
+    await this.qmp.execute('migrate_cancel').catch(() => undefined);
   }
 
   private async converge(sample: ProgressSample): Promise<void> {
@@ -668,6 +849,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (this.finishing) return;
     this.finishing = true;
     clearTimeout(this.pollTimer);
+    clearTimeout(this.diskTimer);
     clearTimeout(this.switchoverTimer);
     clearTimeout(this.recovery?.deadline);
     clearTimeout(this.recovery?.retry);
@@ -675,6 +857,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.qmp.off('close', this.onClose);
     const info = await this.qmp.queryMigrate().catch(() => undefined);
     let reason = typeof why === 'string' ? why : why(info);
+    // Not completed: the source's disks stay the only authoritative copy; the mirrors and NBD nodes go.
+    if (result !== 'Completed' && this.mirror !== undefined && !this.mirrorCompleted && !this.qmp.closed)
+      await this.mirror.abandon();
     let sourceRunState: QmpRunState | undefined;
     if (result !== 'Completed' && this.convergence.postCopyStarted) {
       reason = await this.stopSplitSource(reason);

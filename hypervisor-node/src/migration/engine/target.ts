@@ -9,7 +9,14 @@ import { assertMigrationSupported } from '../../qemu/version.js';
 import { GuestNotFoundError, type GuestSupervisor } from '../../runtime/supervisor.js';
 import type { Accelerator, GuestDefinition } from '../../model/guest.js';
 import { channelCapabilities, type ChannelSettings } from './policy.js';
-import { applyChannelTls, channelUri, listeningPort, type MigrationChannel } from './channel.js';
+import {
+  applyChannelTls,
+  channelUri,
+  listeningPort,
+  TLS_CREDS_ID,
+  type MigrationChannel,
+} from './channel.js';
+import { exportTargetDisks, localDiskIndices, stopTargetExports } from './local-disks.js';
 
 /** QEMU's own announce-* defaults (net/announce.c), which announce-self wants spelt out. */
 const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
@@ -70,6 +77,8 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
 
   /** The TCP port QEMU listens on; 0 for a unix socket. */
   port = 0;
+  /** The TCP port of the NBD server the local disks are mirrored into; 0 without local disks. */
+  diskPort = 0;
 
   private constructor(
     private readonly options: TargetMigrationOptions,
@@ -114,6 +123,12 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       // A connection that fails the TLS handshake is dropped and QEMU keeps listening for the real source.
       await qmp.execute('migrate-incoming', { uri, 'exit-on-error': false });
       if (options.channel.transport === 'tcp') target.port = await listeningPort(qmp);
+      const local = localDiskIndices(spec);
+      if (local.length > 0) {
+        if (options.channel.transport !== 'tcp') throw new Error('local disks migrate over TCP only');
+        // Same address and credentials as the memory stream: a peer without the token fails the handshake.
+        target.diskPort = await exportTargetDisks(qmp, options.channel.host, local, TLS_CREDS_ID);
+      }
       return target;
     } catch (err) {
       await supervisor.delete(spec.name, { timeoutMs: 0 }).catch(() => undefined);
@@ -165,6 +180,9 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     if (this.aborted) throw new Error(`target ${this.name} was aborted`);
     if (!this.isLoaded) throw new Error(`target ${this.name} is not loaded yet: nothing to resume`);
     if (this.resumed) return;
+    // The source completed its mirrors before the switchover; nothing but the guest may write its disks now.
+    const local = localDiskIndices(this.options.spec);
+    if (local.length > 0) await stopTargetExports(this.qmp, local);
     await this.qmp.cont();
     this.resumed = true;
     // Switches learn the guest's MACs at their new port from the self-announce (RARP) rounds.

@@ -4,6 +4,7 @@ import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _
 import type { GuestPhase as _tern_node_v1alpha1_GuestPhase, GuestPhase__Output as _tern_node_v1alpha1_GuestPhase__Output } from '../../../tern/node/v1alpha1/GuestPhase.js';
 import type { Accelerator as _tern_node_v1alpha1_Accelerator, Accelerator__Output as _tern_node_v1alpha1_Accelerator__Output } from '../../../tern/node/v1alpha1/Accelerator.js';
 import type { NicAttachment as _tern_node_v1alpha1_NicAttachment, NicAttachment__Output as _tern_node_v1alpha1_NicAttachment__Output } from '../../../tern/node/v1alpha1/NicAttachment.js';
+import type { LocalDiskImage as _tern_node_v1alpha1_LocalDiskImage, LocalDiskImage__Output as _tern_node_v1alpha1_LocalDiskImage__Output } from '../../../tern/node/v1alpha1/LocalDiskImage.js';
 
 export interface Guest {
   'spec'?: (_tern_node_v1alpha1_GuestSpec | null);
@@ -37,6 +38,12 @@ export interface Guest {
    * free again then, and the next start picks a new one.
    */
   'nics'?: (_tern_node_v1alpha1_NicAttachment)[];
+  /**
+   * GetGuest only (empty in ListGuests and WatchGuests): the image of each `storage: local` disk as this node holds
+   * it, read from the image file, in the order of spec.disks; a disk whose image cannot be read is left out. What a
+   * migration target needs to create its copy (PrepareIncomingRequest.local_disks).
+   */
+  'localDisks'?: (_tern_node_v1alpha1_LocalDiskImage)[];
 }
 
 export interface Guest__Output {
@@ -71,4 +78,10 @@ export interface Guest__Output {
    * free again then, and the next start picks a new one.
    */
   'nics': (_tern_node_v1alpha1_NicAttachment__Output)[];
+  /**
+   * GetGuest only (empty in ListGuests and WatchGuests): the image of each `storage: local` disk as this node holds
+   * it, read from the image file, in the order of spec.disks; a disk whose image cannot be read is left out. What a
+   * migration target needs to create its copy (PrepareIncomingRequest.local_disks).
+   */
+  'localDisks': (_tern_node_v1alpha1_LocalDiskImage__Output)[];
 }

@@ -95,7 +95,10 @@ export interface MigrationClient extends grpc.Client {
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
    * guest of that name exists here and is not this migration's target, or if the id is known with another token;
-   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's, or a local disk's image cannot be
+   * created here (its directory missing or outside the allowed roots, a qcow2 overlay's base image missing);
+   * ALREADY_EXISTS also when a file exists at a local disk's path (it is never overwritten); INVALID_ARGUMENT when
+   * local_disks does not describe exactly the spec's local disks. The id is known from the moment the
    * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
    * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
    * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
@@ -111,7 +114,10 @@ export interface MigrationClient extends grpc.Client {
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
    * guest of that name exists here and is not this migration's target, or if the id is known with another token;
-   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's, or a local disk's image cannot be
+   * created here (its directory missing or outside the allowed roots, a qcow2 overlay's base image missing);
+   * ALREADY_EXISTS also when a file exists at a local disk's path (it is never overwritten); INVALID_ARGUMENT when
+   * local_disks does not describe exactly the spec's local disks. The id is known from the moment the
    * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
    * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
    * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
@@ -178,8 +184,9 @@ export interface MigrationClient extends grpc.Client {
   resumeTarget(argument: _tern_node_v1alpha1_HandOverRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -187,8 +194,9 @@ export interface MigrationClient extends grpc.Client {
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   StartMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
@@ -244,7 +252,10 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
    * Target: starts the incoming QEMU (paused, -incoming) with the source's machine, CPU model, memory and uuid,
    * listening on this node's migration address (a free port) behind TLS keyed by the token. ALREADY_EXISTS if a
    * guest of that name exists here and is not this migration's target, or if the id is known with another token;
-   * FAILED_PRECONDITION if the source's accelerator differs from this node's. The id is known from the moment the
+   * FAILED_PRECONDITION if the source's accelerator differs from this node's, or a local disk's image cannot be
+   * created here (its directory missing or outside the allowed roots, a qcow2 overlay's base image missing);
+   * ALREADY_EXISTS also when a file exists at a local disk's path (it is never overwritten); INVALID_ARGUMENT when
+   * local_disks does not describe exactly the spec's local disks. The id is known from the moment the
    * call arrives: a retry with the same id and token (also while the first call still starts QEMU) waits for the
    * first and returns its answer, never a second QEMU. ABORTED if the migration was aborted (also while its QEMU
    * started; that QEMU is removed again). RESOURCE_EXHAUSTED when the daemon tracks as many migrations as it
@@ -274,8 +285,9 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   ResumeTarget: grpc.handleUnaryCall<_tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
-   * Source: starts migrating a running guest into the target's data endpoint. Returns once QEMU was asked to
-   * migrate; follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
+   * Source: starts migrating a running guest into the target's data endpoint. Local disks are mirrored first (into
+   * target_disk_endpoint), and the memory follows once every disk is in sync. Returns once QEMU was asked to copy;
+   * follow it with WatchMigration. INVALID_ARGUMENT for a bad policy, NOT_FOUND for an unknown guest,
    * FAILED_PRECONDITION when the guest cannot be migrated now (another migration, not running, old QEMU).
    */
   StartMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;

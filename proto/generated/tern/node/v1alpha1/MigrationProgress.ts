@@ -19,6 +19,12 @@ export interface MigrationProgress {
   'expectedDowntimeMs'?: (number | string | Long);
   'cpuThrottlePercent'?: (number);
   'qemuTotalTimeMs'?: (number | string | Long);
+  /**
+   * Local disks (mirrored before the memory): bytes copied so far and the bytes to copy, over all disks; both 0
+   * for a guest without local disks. The copy goes on (each guest write is mirrored) until the switchover.
+   */
+  'diskTransferredBytes'?: (number | string | Long);
+  'diskTotalBytes'?: (number | string | Long);
 }
 
 export interface MigrationProgress__Output {
@@ -38,4 +44,10 @@ export interface MigrationProgress__Output {
   'expectedDowntimeMs': (number);
   'cpuThrottlePercent': (number);
   'qemuTotalTimeMs': (number);
+  /**
+   * Local disks (mirrored before the memory): bytes copied so far and the bytes to copy, over all disks; both 0
+   * for a guest without local disks. The copy goes on (each guest write is mirrored) until the switchover.
+   */
+  'diskTransferredBytes': (number);
+  'diskTotalBytes': (number);
 }

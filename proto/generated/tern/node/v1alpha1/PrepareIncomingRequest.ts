@@ -3,6 +3,7 @@
 import type { GuestSpec as _tern_node_v1alpha1_GuestSpec, GuestSpec__Output as _tern_node_v1alpha1_GuestSpec__Output } from '../../../tern/node/v1alpha1/GuestSpec.js';
 import type { Accelerator as _tern_node_v1alpha1_Accelerator, Accelerator__Output as _tern_node_v1alpha1_Accelerator__Output } from '../../../tern/node/v1alpha1/Accelerator.js';
 import type { ChannelSettings as _tern_node_v1alpha1_ChannelSettings, ChannelSettings__Output as _tern_node_v1alpha1_ChannelSettings__Output } from '../../../tern/node/v1alpha1/ChannelSettings.js';
+import type { LocalDiskImage as _tern_node_v1alpha1_LocalDiskImage, LocalDiskImage__Output as _tern_node_v1alpha1_LocalDiskImage__Output } from '../../../tern/node/v1alpha1/LocalDiskImage.js';
 
 export interface PrepareIncomingRequest {
   /**
@@ -27,6 +28,12 @@ export interface PrepareIncomingRequest {
    * reached by a source some seconds after it is removed (stage TARGET_FAILED).
    */
   'tokenTtlSeconds'?: (number);
+  /**
+   * One entry per `storage: local` disk of spec (the source's Guest.local_disks): the target creates each image
+   * (refusing a path where a file exists), exports it over NBD behind the same TLS, and removes it again if the
+   * migration does not reach ResumeTarget.
+   */
+  'localDisks'?: (_tern_node_v1alpha1_LocalDiskImage)[];
 }
 
 export interface PrepareIncomingRequest__Output {
@@ -52,4 +59,10 @@ export interface PrepareIncomingRequest__Output {
    * reached by a source some seconds after it is removed (stage TARGET_FAILED).
    */
   'tokenTtlSeconds': (number);
+  /**
+   * One entry per `storage: local` disk of spec (the source's Guest.local_disks): the target creates each image
+   * (refusing a path where a file exists), exports it over NBD behind the same TLS, and removes it again if the
+   * migration does not reach ResumeTarget.
+   */
+  'localDisks': (_tern_node_v1alpha1_LocalDiskImage__Output)[];
 }

@@ -8,6 +8,11 @@ export interface PrepareIncomingResponse {
    */
   'dataEndpoint'?: (string);
   'state'?: (_tern_node_v1alpha1_MigrationState | null);
+  /**
+   * host:port of the NBD server the source mirrors the local disks into (same address as data_endpoint, same
+   * TLS); empty when the guest has no local disks.
+   */
+  'diskEndpoint'?: (string);
 }
 
 export interface PrepareIncomingResponse__Output {
@@ -16,4 +21,9 @@ export interface PrepareIncomingResponse__Output {
    */
   'dataEndpoint': (string);
   'state': (_tern_node_v1alpha1_MigrationState__Output | null);
+  /**
+   * host:port of the NBD server the source mirrors the local disks into (same address as data_endpoint, same
+   * TLS); empty when the guest has no local disks.
+   */
+  'diskEndpoint': (string);
 }

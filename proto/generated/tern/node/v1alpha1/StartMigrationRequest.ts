@@ -13,6 +13,10 @@ export interface StartMigrationRequest {
    * over external resources (storage, addresses) themselves.
    */
   'holdInQuiescing'?: (boolean);
+  /**
+   * PrepareIncomingResponse.disk_endpoint; required when the guest has `storage: local` disks.
+   */
+  'targetDiskEndpoint'?: (string);
 }
 
 export interface StartMigrationRequest__Output {
@@ -26,4 +30,8 @@ export interface StartMigrationRequest__Output {
    * over external resources (storage, addresses) themselves.
    */
   'holdInQuiescing': (boolean);
+  /**
+   * PrepareIncomingResponse.disk_endpoint; required when the guest has `storage: local` disks.
+   */
+  'targetDiskEndpoint': (string);
 }
