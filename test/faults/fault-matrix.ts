@@ -479,9 +479,8 @@ async function reachPhase(
       await waitFor(`${name} prepared on ${to}`, async () => {
         const vm = await getVm(matrix);
         const phases = await cluster.guestPhases(matrix.vm, [to]);
-        return vm.status?.activeMigration === name && !['ABSENT', 'UNREACHABLE'].includes(phases[to]!)
-          ? vm
-          : undefined;
+        // PAUSED: the incoming QEMU runs (STARTING may not have spawned it yet: no QEMU to kill).
+        return vm.status?.activeMigration === name && phases[to] === 'PAUSED' ? vm : undefined;
       });
       return { release };
     }
