@@ -20,6 +20,8 @@ const CELLS: [Fault, Phase][] = [
   ['kill-source-qemu', 'Copying'],
   // Post-copy: the guest's state is split, so both QEMUs stop and the VM restarts on the node its record names.
   ['kill-target-qemu', 'PostCopy'],
+  // Killed while its `cont` is on the way: the guest may have run there, so the source is released, never resumed.
+  ['kill-target-qemu', 'AfterSwap'],
   ['kill-source-daemon', 'Copying'],
   ['kill-target-daemon', 'AfterSwap'],
   ['kill-operator', 'Switchover'],

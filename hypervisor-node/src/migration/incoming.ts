@@ -685,7 +685,10 @@ export class IncomingMigration {
    */
   async abort(): Promise<MigrationState> {
     if (this.resuming !== undefined) await this.resuming.catch(() => undefined);
+    this.noticeLostQemu();
     if (this.stage === 'MIGRATION_STAGE_RESUMED') {
+      // Its QEMU died after it was told to resume: nothing of the migration is left (the guest is the VM's now).
+      if (this.guestLost) return this.state();
       throw failedPrecondition(`target ${this.guest} runs the guest: it cannot be aborted`);
     }
     if (this.starting) {

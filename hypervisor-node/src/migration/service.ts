@@ -542,6 +542,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       const ended = tombstoneOf(id, 'target');
       if (ended !== undefined) {
         if (ended.state.stage === 'MIGRATION_STAGE_RESUMED') {
+          // guest_lost: its QEMU died after it was told to resume; nothing of the migration is left to abort.
+          if (ended.state.guestLost) return ended.state;
           throw failedPrecondition(`target ${ended.state.guest} runs the guest: it cannot be aborted`);
         }
         return {

@@ -203,6 +203,10 @@ test('a target whose QEMU died after it resumed the guest reports RESUMED, guest
   // Released, never resumed: the guest may have run on B; it starts again there by its restartPolicy.
   const result = await handOver(run, { guest: 'crashed', from: nodeA, to: nodeB, record });
   expect(result).toMatchObject({ kind: 'resumedTargetLost', owner: nodeB.name });
+  expect(await abortIncoming(nodeB, run.id)).toMatchObject({
+    stage: 'MIGRATION_STAGE_RESUMED',
+    guestLost: true,
+  });
   expect(record.owner('crashed')).toBe(nodeB.name);
   expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
   expect((await guestsOn(nodeA)).has('crashed')).toBe(false);
@@ -238,6 +242,11 @@ test('a target whose QEMU dies while its `cont` is on the way reports RESUMED, g
   expect(result).toMatchObject({ kind: 'resumedTargetLost', owner: nodeB.name });
   expect((await getMigration(nodeA, run.id)).stage).toBe('MIGRATION_STAGE_RELEASED');
   expect((await guestsOn(nodeA)).has('mid-cont')).toBe(false);
+  // The failed Migration's clean-up aborts the target: nothing of the migration is left there, which is not an error.
+  expect(await abortIncoming(nodeB, run.id)).toMatchObject({
+    stage: 'MIGRATION_STAGE_RESUMED',
+    guestLost: true,
+  });
   await deleteGuest(nodeB, 'mid-cont');
 }, 120_000);
 
