@@ -314,7 +314,7 @@ test('a raw local log disk migrates A → B → A while the guest commits: no ac
   await rm(join(nodeA.disks, 'rawlog.img'));
 }, 480_000);
 
-test('a qcow2 overlay log on a shared base migrates A → B while the guest commits: the base records stay', async () => {
+test('a qcow2 overlay log on a shared base migrates A → B → A while the guest commits: the base records stay', async () => {
   const guest = 'overlaylog';
   // The base, present on every node, already holds a log: a header and 40 records of a client "seed" (slots 0-40:
   // qcow2's 64 KiB clusters 0 and 1 the guest never writes, so on either node they are read from the base).
@@ -337,27 +337,39 @@ test('a qcow2 overlay log on a shared base migrates A → B while the guest comm
   const agentA = await boot(guest, 2, { file: 'overlaylog.qcow2', format: 'DISK_FORMAT_QCOW2' });
   expect(await agentA.txlog()).toMatchObject({ records: SEEDED });
   const service = { port: await servicePort(nodeA, guest) };
-  const client = await commit(service, 'ov');
-  const agentB = await migrate(guest, nodeA, nodeB, client);
+  const there = await commit(service, 'ov');
+  const agentB = await migrate(guest, nodeA, nodeB, there);
   service.port = await servicePort(nodeB, guest);
   expect(await exists(overlay)).toBe(false);
-  const log = await settle(client);
-  const running = await expectDurable(agentB, [seed, log], 'qcow2 overlay A → B, read back on B');
-  expect(running.slice(0, SEEDED)).toEqual(seed.acks);
+  const logAB = await settle(there);
+  const onB = await expectDurable(agentB, [seed, logAB], 'qcow2 overlay A → B, read back on B');
+  expect(onB.slice(0, SEEDED)).toEqual(seed.acks);
   expect((await agentB.verify()).ok).toBe(true);
 
-  await stopGuest(nodeB, guest);
+  const back = await commit(service, 'vo');
+  const agentA2 = await migrate(guest, nodeB, nodeA, back);
+  service.port = await servicePort(nodeA, guest);
   const copy = join(nodeB.disks, 'overlaylog.qcow2');
-  const info = JSON.parse((await run('qemu-img', ['info', '--output=json', copy])).stdout) as Record<
+  expect(await exists(copy)).toBe(false);
+  const logBA = await settle(back);
+  const running = await expectDurable(
+    agentA2,
+    [seed, logAB, logBA],
+    'qcow2 overlay A → B → A, read back on A',
+  );
+  expect((await agentA2.verify()).ok).toBe(true);
+
+  await stopGuest(nodeA, guest);
+  const info = JSON.parse((await run('qemu-img', ['info', '--output=json', overlay])).stdout) as Record<
     string,
     unknown
   >;
   expect(info).toMatchObject({ format: 'qcow2', 'backing-filename': base });
-  expectSameLog(await recordsOnDisk(copy, 'qcow2'), running, [seed, log]);
+  expectSameLog(await recordsOnDisk(overlay, 'qcow2'), running, [seed, logAB, logBA]);
   // The guest wrote only to its overlay: the shared base still holds just the seed log.
   expect(parseTxLogImage(await readFile(base)).records).toEqual(seed.acks);
-  await deleteGuest(nodeB, guest);
-  await rm(copy);
+  await deleteGuest(nodeA, guest);
+  await rm(overlay);
 }, 480_000);
 
 test('cancel while the mirror write-blocks under commits: the source keeps every acknowledged transaction', async () => {
