@@ -244,6 +244,12 @@ describe('validation', () => {
       [/spec\.disks/, /at most 6 disks on bus sata/],
     ],
     [
+      'a read-only local disk (a migration cannot mirror into it)',
+      'VirtualMachine',
+      vm({ disks: [{ name: 'seed', path: '/seed.img', storage: 'local', readOnly: true }] }),
+      [/spec\.disks\[0\]\.readOnly/, /a storage: local disk cannot be readOnly/],
+    ],
+    [
       'a globally administered MAC',
       'VirtualMachine',
       vm({ network: { macAddress: '00:11:22:33:44:55' } }),
@@ -457,6 +463,17 @@ describe('validation', () => {
     await kubectl(
       ['create', '--dry-run=server', '-f', '-'],
       manifest('VirtualMachine', 'bytes', { ...vmSpec, memory: 1073741824 }),
+    );
+    // Read-only is for shared disks; a local disk may say readOnly: false.
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('VirtualMachine', 'disks', {
+        ...vmSpec,
+        disks: [
+          { name: 'base', path: '/base.img', storage: 'shared', readOnly: true },
+          { name: 'data', path: '/data.img', storage: 'local', readOnly: false },
+        ],
+      }),
     );
     await kubectl(
       ['create', '--dry-run=server', '-f', '-'],

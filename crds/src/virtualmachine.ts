@@ -129,11 +129,22 @@ export const Disk = Type.Object(
       }),
     ),
   },
-  cel({
-    rule: "!has(self.io) || self.io != 'native' || (has(self.cache) && self.cache == 'none')",
-    message: 'io: native needs cache: none (native AIO works on O_DIRECT files only)',
-    fieldPath: '.io',
-  }),
+  cel(
+    {
+      rule: "!has(self.io) || self.io != 'native' || (has(self.cache) && self.cache == 'none')",
+      message: 'io: native needs cache: none (native AIO works on O_DIRECT files only)',
+      fieldPath: '.io',
+    },
+    {
+      // A migration mirrors a local disk into a writable copy on the target, which the target's QEMU would open
+      // read-only: QEMU cannot take the mirror's writes on a read-only node.
+      rule: "self.storage != 'local' || !has(self.readOnly) || !self.readOnly",
+      message:
+        'a storage: local disk cannot be readOnly (its live migration writes a copy on the target); ' +
+        'use storage: shared for a read-only image every node has',
+      fieldPath: '.readOnly',
+    },
+  ),
 );
 export type Disk = Static<typeof Disk>;
 

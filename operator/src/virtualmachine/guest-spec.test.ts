@@ -59,12 +59,12 @@ describe('toGuestSpec', () => {
             path: '/images/data.qcow2',
             format: 'qcow2',
             readOnly: true,
-            storage: 'local',
+            storage: 'shared',
             bus: 'sata',
             cache: 'none',
             io: 'native',
           },
-          { name: 'root', path: '/images/root.raw', storage: 'shared' },
+          { name: 'root', path: '/images/root.raw', storage: 'local' },
         ],
       }),
     );
@@ -78,7 +78,7 @@ describe('toGuestSpec', () => {
         bus: 'DISK_BUS_SATA',
         cache: 'DISK_CACHE_NONE',
         io: 'DISK_IO_NATIVE',
-        storage: 'DISK_STORAGE_LOCAL',
+        storage: 'DISK_STORAGE_SHARED',
         boot: false,
       },
       {
@@ -89,7 +89,7 @@ describe('toGuestSpec', () => {
         bus: 'DISK_BUS_VIRTIO',
         cache: 'DISK_CACHE_WRITEBACK',
         io: 'DISK_IO_THREADS',
-        storage: 'DISK_STORAGE_SHARED',
+        storage: 'DISK_STORAGE_LOCAL',
         boot: true,
       },
     ]);
