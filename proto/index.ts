@@ -12,6 +12,14 @@ export {
   fencingTokenOf,
 } from './fencing.js';
 export { isGrpcError, unary, type UnaryCallback } from './unary.js';
+export {
+  fromWireEnum,
+  WIRE_DISK_BUSES,
+  WIRE_DISK_CACHES,
+  WIRE_DISK_FORMATS,
+  WIRE_DISK_IO_MODES,
+  WIRE_DISK_STORAGES,
+} from './disk-enums.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
 export type { Disk__Output } from './generated/tern/node/v1alpha1/Disk.js';
@@ -19,11 +27,6 @@ export type {
   LocalDiskImage,
   LocalDiskImage__Output,
 } from './generated/tern/node/v1alpha1/LocalDiskImage.js';
-export type { DiskBus } from './generated/tern/node/v1alpha1/DiskBus.js';
-export type { DiskCache } from './generated/tern/node/v1alpha1/DiskCache.js';
-export type { DiskFormat } from './generated/tern/node/v1alpha1/DiskFormat.js';
-export type { DiskIo } from './generated/tern/node/v1alpha1/DiskIo.js';
-export type { DiskStorage } from './generated/tern/node/v1alpha1/DiskStorage.js';
 export type { CreateGuestRequest } from './generated/tern/node/v1alpha1/CreateGuestRequest.js';
 export type { Guest, Guest__Output } from './generated/tern/node/v1alpha1/Guest.js';
 export type {

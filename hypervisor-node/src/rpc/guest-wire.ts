@@ -1,11 +1,15 @@
 // Conversions between the daemon's guest types (model/guest.ts) and the tern.node.v1alpha1 wire messages.
+import {
+  fromWireEnum,
+  WIRE_DISK_BUSES,
+  WIRE_DISK_CACHES,
+  WIRE_DISK_FORMATS,
+  WIRE_DISK_IO_MODES,
+  WIRE_DISK_STORAGES,
+} from '../../../proto/index.js';
 import type {
   Accelerator as WireAccelerator,
   Disk__Output,
-  DiskBus as WireDiskBus,
-  DiskCache as WireDiskCache,
-  DiskIo as WireDiskIo,
-  DiskStorage as WireDiskStorage,
   Guest,
   GuestPhase as WirePhase,
   GuestSpec__Output,
@@ -16,9 +20,6 @@ import type {
 import { readImageHeader, type LocalDiskImage } from '../qemu/local-image.js';
 import type {
   Accelerator,
-  DiskBus,
-  DiskCache,
-  DiskIo,
   DiskSpec,
   DiskStorage,
   GuestPhase,
@@ -35,27 +36,6 @@ const WIRE_PHASES: Record<GuestPhase, WirePhase> = {
   Stopped: 'GUEST_PHASE_STOPPED',
   Failed: 'GUEST_PHASE_FAILED',
 };
-
-const WIRE_BUSES: Record<DiskBus, WireDiskBus> = { virtio: 'DISK_BUS_VIRTIO', sata: 'DISK_BUS_SATA' };
-const WIRE_CACHES: Record<DiskCache, WireDiskCache> = {
-  writeback: 'DISK_CACHE_WRITEBACK',
-  none: 'DISK_CACHE_NONE',
-  writethrough: 'DISK_CACHE_WRITETHROUGH',
-};
-const WIRE_IO_MODES: Record<DiskIo, WireDiskIo> = {
-  threads: 'DISK_IO_THREADS',
-  native: 'DISK_IO_NATIVE',
-  io_uring: 'DISK_IO_IO_URING',
-};
-const WIRE_STORAGES: Record<DiskStorage, WireDiskStorage> = {
-  shared: 'DISK_STORAGE_SHARED',
-  local: 'DISK_STORAGE_LOCAL',
-};
-
-/** The key of `table` whose value is `wire`; undefined for UNSPECIFIED (the caller picks the default or refuses). */
-function fromWireEnum<K extends string, W>(table: Record<K, W>, wire: unknown): K | undefined {
-  return (Object.keys(table) as K[]).find((key) => table[key] === wire);
-}
 
 export function toWireAccelerator(accelerator: Accelerator): WireAccelerator {
   return accelerator === 'kvm' ? 'ACCELERATOR_KVM' : 'ACCELERATOR_TCG';
@@ -90,11 +70,11 @@ export function toWireGuest(status: GuestStatus): Guest {
         name: disk.name,
         path: disk.path,
         readOnly: disk.readOnly,
-        format: disk.format === 'qcow2' ? 'DISK_FORMAT_QCOW2' : 'DISK_FORMAT_RAW',
-        bus: WIRE_BUSES[disk.bus],
-        cache: WIRE_CACHES[disk.cache],
-        io: WIRE_IO_MODES[disk.io],
-        storage: WIRE_STORAGES[disk.storage],
+        format: WIRE_DISK_FORMATS[disk.format ?? 'raw'],
+        bus: WIRE_DISK_BUSES[disk.bus],
+        cache: WIRE_DISK_CACHES[disk.cache],
+        io: WIRE_DISK_IO_MODES[disk.io],
+        storage: WIRE_DISK_STORAGES[disk.storage],
         boot: disk.boot,
       })),
       nics: spec.nics.map((nic) => ({ mac: nic.mac })),
@@ -153,10 +133,10 @@ function fromWireDisk(disk: Disk__Output): DiskSpec {
     path: disk.path,
     readOnly: disk.readOnly,
     ...(disk.format === 'DISK_FORMAT_QCOW2' ? { format: 'qcow2' as const } : {}),
-    bus: fromWireEnum(WIRE_BUSES, disk.bus) ?? 'virtio',
-    cache: fromWireEnum(WIRE_CACHES, disk.cache) ?? 'writeback',
-    io: fromWireEnum(WIRE_IO_MODES, disk.io) ?? 'threads',
-    storage: fromWireEnum(WIRE_STORAGES, disk.storage) as DiskStorage,
+    bus: fromWireEnum(WIRE_DISK_BUSES, disk.bus) ?? 'virtio',
+    cache: fromWireEnum(WIRE_DISK_CACHES, disk.cache) ?? 'writeback',
+    io: fromWireEnum(WIRE_DISK_IO_MODES, disk.io) ?? 'threads',
+    storage: fromWireEnum(WIRE_DISK_STORAGES, disk.storage) as DiskStorage,
     boot: disk.boot,
   };
 }

@@ -4,27 +4,17 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { VirtualMachine } from '../../../crds/index.js';
 import { parseByteQuantity } from '../../../crds/index.js';
-import type { DiskBus, DiskCache, DiskFormat, DiskIo, DiskStorage, GuestSpec } from '../../../proto/index.js';
+import {
+  WIRE_DISK_BUSES,
+  WIRE_DISK_CACHES,
+  WIRE_DISK_FORMATS,
+  WIRE_DISK_IO_MODES,
+  WIRE_DISK_STORAGES,
+  type GuestSpec,
+} from '../../../proto/index.js';
 import { guestDisplayName, guestName } from '../daemon/guest-key.js';
 
 const MiB = 1024 * 1024;
-
-const DISK_FORMATS: Record<string, DiskFormat> = { raw: 'DISK_FORMAT_RAW', qcow2: 'DISK_FORMAT_QCOW2' };
-const DISK_BUSES: Record<string, DiskBus> = { virtio: 'DISK_BUS_VIRTIO', sata: 'DISK_BUS_SATA' };
-const DISK_CACHES: Record<string, DiskCache> = {
-  writeback: 'DISK_CACHE_WRITEBACK',
-  none: 'DISK_CACHE_NONE',
-  writethrough: 'DISK_CACHE_WRITETHROUGH',
-};
-const DISK_IO_MODES: Record<string, DiskIo> = {
-  threads: 'DISK_IO_THREADS',
-  native: 'DISK_IO_NATIVE',
-  io_uring: 'DISK_IO_IO_URING',
-};
-const DISK_STORAGES: Record<string, DiskStorage> = {
-  shared: 'DISK_STORAGE_SHARED',
-  local: 'DISK_STORAGE_LOCAL',
-};
 
 /**
  * The guest NIC's MAC: spec.network.macAddress, or one derived from the VM's UID — locally administered (bit 1 of
@@ -85,11 +75,11 @@ export function toGuestSpec(vm: VirtualMachine): GuestSpec {
       name: disk.name,
       path: disk.path,
       readOnly: disk.readOnly ?? false,
-      format: DISK_FORMATS[disk.format ?? 'raw'],
-      bus: DISK_BUSES[disk.bus ?? 'virtio'],
-      cache: DISK_CACHES[disk.cache ?? 'writeback'],
-      io: DISK_IO_MODES[disk.io ?? 'threads'],
-      storage: DISK_STORAGES[disk.storage],
+      format: WIRE_DISK_FORMATS[disk.format ?? 'raw'],
+      bus: WIRE_DISK_BUSES[disk.bus ?? 'virtio'],
+      cache: WIRE_DISK_CACHES[disk.cache ?? 'writeback'],
+      io: WIRE_DISK_IO_MODES[disk.io ?? 'threads'],
+      storage: WIRE_DISK_STORAGES[disk.storage],
       boot: disk.name === vm.spec.boot.disk,
     })),
     nics: [{ mac: vmMacAddress(vm) }],
