@@ -5,13 +5,10 @@
 // transaction, in order, once (`checkDurability`); once the guest is stopped, its node's image file must hold the
 // same records (parsed with `parseTxLogImage`), and the old node's copy is gone (ReleaseSource removes it).
 //
-// The two "nodes" are set up as in local-disk-migration.int.test.ts: each daemon runs in its own mount namespace
-// in which its own directory (<work>/a-disks, <work>/b-disks) is bind-mounted over <work>/namespaces/default, so
-// the same disk path names a different file on each node; the qcow2 overlay's base lies under a shared image
-// root (<work>/base) that both nodes read.
+// The two "nodes": test/harness/local-disk-nodes.ts (the same disk path names a different file on each; the qcow2
+// overlay's base lies under a shared image root both read).
 import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, chmod, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -27,68 +24,25 @@ import {
 } from '../../guest/host/txlog.js';
 import type { Guest__Output, GuestSpec } from '../../proto/index.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
-import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
-import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
-import { controlClient, unary } from '../harness/control-client.js';
-import {
-  killGuestsIn,
-  loopbackDaemonArgs,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../harness/daemon-process.js';
-import {
-  assertAtMostOneRunning,
-  begin,
-  handOver,
-  InMemoryOwnership,
-  migrationClient,
-  type NodeHandle,
-} from '../harness/migration-driver.js';
-import { letQemuUserThrough, qemuUserArgs } from '../harness/qemu-user.js';
+import type { TestGuestImages } from '../fixtures/test-guest.js';
+import { unary } from '../harness/control-client.js';
+import { assertAtMostOneRunning, begin, handOver, InMemoryOwnership } from '../harness/migration-driver.js';
+import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
 
-interface Node extends NodeHandle {
-  stateDir: string;
-  /** This node's own directory behind <work>/namespaces/default. */
-  disks: string;
-  daemon: DaemonProcess;
-}
+type Node = LocalDiskNode;
 
 let work: string;
 let shared: string;
-let certs: DevCerts;
 let images: TestGuestImages;
+let nodes: LocalDiskNodes | undefined;
 let nodeA: Node;
 let nodeB: Node;
 const record = new InMemoryOwnership();
 const agents: AgentClient[] = [];
 const workloads: DurableClient[] = [];
-const clients: { close(): void }[] = [];
-
-async function startNode(name: string): Promise<Node> {
-  const letter = name.slice(-1);
-  const stateDir = join(work, letter);
-  const disks = join(work, `${letter}-disks`);
-  await mkdir(disks, { mode: 0o755, recursive: true });
-  await chmod(disks, 0o755);
-  const daemon = await startDaemonProcess(
-    loopbackDaemonArgs(
-      { node: name, certs, stateDir, sharedImageRoot: images.root, imageRoot: join(work, 'namespaces') },
-      ...['--shared-image-root', join(work, 'base')],
-      ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '3000'],
-      ...qemuUserArgs(),
-    ),
-    { privateMount: { source: disks, target: shared } },
-  );
-  const address = `127.0.0.1:${daemon.grpcPort}`;
-  const files = { ca: certs.ca.cert, ...certs.operator };
-  const control = controlClient(address, files);
-  const migration = migrationClient(address, files);
-  clients.push(control, migration);
-  return { name, stateDir, disks, daemon, control, migration };
-}
 
 const exists = (file: string): Promise<boolean> =>
   access(file).then(
@@ -259,27 +213,14 @@ async function blankRaw(file: string, sizeMiB: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tern-ldd-'));
-  await letQemuUserThrough(work);
-  shared = join(work, 'namespaces', 'default');
-  await mkdir(shared, { mode: 0o755, recursive: true });
-  await chmod(join(work, 'namespaces'), 0o755);
-  await mkdir(join(work, 'base'), { mode: 0o755 });
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  images = await testGuestImages();
-  [nodeA, nodeB] = await Promise.all([startNode('node-a'), startNode('node-b')]);
+  nodes = await startLocalDiskNodes('tern-ldd-');
+  ({ work, shared, images, a: nodeA, b: nodeB } = nodes);
 }, 120_000);
 
 afterAll(async () => {
   await Promise.all(workloads.map((client) => client.stop()));
   agents.forEach((agent) => agent.close());
-  clients.forEach((client) => client.close());
-  for (const node of [nodeA, nodeB]) {
-    if (node === undefined) continue;
-    await node.daemon.stop();
-    await killGuestsIn(node.stateDir);
-  }
-  if (work !== undefined) await rm(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  await nodes?.close();
 });
 
 test('a raw local log disk migrates A → B → A while the guest commits: no acknowledged transaction is lost', async () => {
@@ -374,7 +315,8 @@ test('a qcow2 overlay log on a shared base migrates A → B → A while the gues
 
 test('cancel while the mirror write-blocks under commits: the source keeps every acknowledged transaction', async () => {
   const guest = 'cancellog';
-  await blankRaw('cancellog.img', 32);
+  // Room for 32767 records: the guest commits a few hundred a second (TX log full would end the workload).
+  await blankRaw('cancellog.img', 128);
   const agent = await boot(guest, 3, { file: 'cancellog.img', format: 'DISK_FORMAT_RAW' });
   const client = await commit({ port: await servicePort(nodeA, guest) }, 'cx');
   let targetAgent: AgentClient | undefined;
@@ -382,7 +324,7 @@ test('cancel while the mirror write-blocks under commits: the source keeps every
     guest,
     from: nodeA,
     to: nodeB,
-    policy: { bandwidthBytesPerSec: 4 * MiB },
+    policy: { bandwidthBytesPerSec: 16 * MiB },
     onPrepared: async () => {
       targetAgent = await AgentClient.connect(guestPaths(nodeB.stateDir, guest).agent, { timeoutMs: 30_000 });
       agents.push(targetAgent);

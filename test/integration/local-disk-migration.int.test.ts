@@ -3,11 +3,8 @@
 // NBD behind the migration's TLS-PSK, the source mirrors them before the memory (hypervisor-node/src/migration/
 // engine/local-disks.ts).
 //
-// "The same path on another node" on one host: each daemon runs in a mount namespace of its own in which its own
-// directory (<work>/a-disks, <work>/b-disks) is bind-mounted over <work>/disks (test/harness/service-process.ts,
-// privateMount). Both daemons and their QEMUs open <work>/disks/<file>, and reach different files, as two nodes
-// would; the test reads each node's file through its own directory. The qcow2 overlay's base image lies outside
-// that path, one file read by both, as a golden image present on every node.
+// "The same path on another node" on one host: test/harness/local-disk-nodes.ts (each daemon in a mount namespace of
+// its own, its own directory behind the one path; the qcow2 overlay's base under a shared image root both read).
 //
 // The test guest does not write to its data disk (its agent has no disk workload yet), and nothing else writes the
 // images while a guest runs: each image is filled with a known pattern before the guest starts, and after the
@@ -15,12 +12,10 @@
 // for qcow2, whose layout differs), read once the QEMUs are stopped.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, chmod, copyFile, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentClient } from '../../guest/host/agent-client.js';
-import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
 import type {
   Guest__Output,
   MigrationEvent__Output,
@@ -28,70 +23,33 @@ import type {
   WireMigrationPolicy,
 } from '../../proto/index.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
-import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
-import { controlClient, unary } from '../harness/control-client.js';
-import {
-  killGuestsIn,
-  loopbackDaemonArgs,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../harness/daemon-process.js';
+import type { TestGuestImages } from '../fixtures/test-guest.js';
+import { unary } from '../harness/control-client.js';
 import {
   assertAtMostOneRunning,
   begin,
   handOver,
-  migrationClient,
   InMemoryOwnership,
   type BeginOptions,
-  type NodeHandle,
   type RunningMigration,
 } from '../harness/migration-driver.js';
-import { letQemuUserThrough, qemuUserArgs } from '../harness/qemu-user.js';
+import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 import { TcpLink } from '../harness/tcp-link.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
 
-interface Node extends NodeHandle {
-  stateDir: string;
-  /** This node's own directory behind <work>/disks. */
-  disks: string;
-  daemon: DaemonProcess;
-}
+type Node = LocalDiskNode;
 
 let work: string;
 let shared: string;
 let base: string;
-let certs: DevCerts;
 let images: TestGuestImages;
+let nodes: LocalDiskNodes | undefined;
 let nodeA: Node;
 let nodeB: Node;
 const record = new InMemoryOwnership();
 const agents: AgentClient[] = [];
-const clients: { close(): void }[] = [];
-
-async function startNode(name: string): Promise<Node> {
-  const letter = name.slice(-1);
-  const stateDir = join(work, letter);
-  const disks = join(work, `${letter}-disks`);
-  await mkdir(disks, { mode: 0o755, recursive: true });
-  await chmod(disks, 0o755);
-  const daemon = await startDaemonProcess(
-    loopbackDaemonArgs(
-      { node: name, certs, stateDir, sharedImageRoot: images.root, imageRoot: join(work, 'namespaces') },
-      ...['--shared-image-root', join(work, 'base')],
-      ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '3000'],
-      ...qemuUserArgs(),
-    ),
-    { privateMount: { source: disks, target: shared } },
-  );
-  const address = `127.0.0.1:${daemon.grpcPort}`;
-  const files = { ca: certs.ca.cert, ...certs.operator };
-  const control = controlClient(address, files);
-  const migration = migrationClient(address, files);
-  clients.push(control, migration);
-  return { name, stateDir, disks, daemon, control, migration };
-}
 
 const sha256 = async (file: string): Promise<string> =>
   createHash('sha256')
@@ -200,29 +158,14 @@ function report(label: string, outcome: MigrationOutcome__Output, migration: Run
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tern-ldm-'));
-  await letQemuUserThrough(work);
-  // The namespace's directory under the daemons' image root: the same path on both "nodes", a different directory
-  // behind it on each (startNode).
-  shared = join(work, 'namespaces', 'default');
-  base = join(work, 'base', 'base.raw');
-  await mkdir(shared, { mode: 0o755, recursive: true });
-  await chmod(join(work, 'namespaces'), 0o755);
-  await mkdir(join(work, 'base'), { mode: 0o755 });
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  images = await testGuestImages();
-  [nodeA, nodeB] = await Promise.all([startNode('node-a'), startNode('node-b')]);
+  nodes = await startLocalDiskNodes('tern-ldm-');
+  ({ work, shared, images, a: nodeA, b: nodeB } = nodes);
+  base = join(nodes.bases, 'base.raw');
 }, 120_000);
 
 afterAll(async () => {
   for (const agent of agents) agent.close();
-  for (const client of clients) client.close();
-  for (const node of [nodeA, nodeB]) {
-    if (node === undefined) continue;
-    await node.daemon.stop();
-    await killGuestsIn(node.stateDir);
-  }
-  if (work !== undefined) await rm(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  await nodes?.close();
 });
 
 test('a raw local disk migrates with the guest: the target image equals the source image', async () => {
@@ -420,7 +363,7 @@ test('the source daemon killed during the disk copy: its successor drops the mir
   const { migration, targetAgent } = await start('restart', { bandwidthBytesPerSec: 16 * MiB });
   await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
   expect(await nodeA.daemon.stop('SIGKILL')).toBe(null);
-  Object.assign(nodeA, await startNode(nodeA.name));
+  await nodes!.restart(nodeA);
   const outcome = await new Promise<MigrationOutcome__Output>((resolve, reject) => {
     const stream = nodeA.migration.watchMigration({ migrationId: migration.id, progressIntervalMs: 100 });
     stream.on('data', (event: MigrationEvent__Output) => event.outcome && resolve(event.outcome));
@@ -457,7 +400,7 @@ test('the target daemon killed during the disk copy: its successor follows, the 
   const { migration, targetAgent } = await start('trestart', { bandwidthBytesPerSec: 16 * MiB });
   await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
   expect(await nodeB.daemon.stop('SIGKILL')).toBe(null);
-  Object.assign(nodeB, await startNode(nodeB.name));
+  await nodes!.restart(nodeB);
   const result = await handOver(migration, { guest: 'trestart', from: nodeA, to: nodeB, record });
   const outcome = await migration.outcome;
   report('target daemon restarted during the disk copy', outcome, migration);
@@ -477,7 +420,7 @@ test('the target daemon killed during the disk copy, then the migration cancelle
   const { migration, targetAgent } = await start('tabort', { bandwidthBytesPerSec: 16 * MiB });
   await migration.until((e) => (e.progress?.diskTransferredBytes ?? 0) > 8 * MiB);
   expect(await nodeB.daemon.stop('SIGKILL')).toBe(null);
-  Object.assign(nodeB, await startNode(nodeB.name));
+  await nodes!.restart(nodeB);
   expect(await exists(join(nodeB.disks, 'target-abort.img'))).toBe(true);
   await unary((done) =>
     nodeA.migration.cancelMigration(
