@@ -480,7 +480,7 @@ async function reachPhase(
         const vm = await getVm(matrix);
         const phases = await cluster.guestPhases(matrix.vm, [to]);
         // PAUSED: the incoming QEMU runs (STARTING may not have spawned it yet: no QEMU to kill).
-        return vm.status?.activeMigration === name && phases[to] === 'PAUSED' ? vm : undefined;
+        return vm.status?.activeMigration === name && phases[to] === 'GUEST_PHASE_PAUSED' ? vm : undefined;
       });
       return { release };
     }
