@@ -683,8 +683,11 @@ export async function runCell(
     result.guestNode = node;
     // A restart by the restartPolicy rewrites the Restarted condition (its message starts with the time).
     const restartedByPolicy = conditionOf(settled.vm, 'Restarted')?.message !== restartedBefore;
-    // A deleted Migration is cancelled, or completes when it was past its point of no return: either node.
-    const moved = result.outcome === 'Succeeded' || result.outcome === 'Deleted';
+    // A deleted Migration is cancelled, or completes when it was past its point of no return: either node. A target
+    // QEMU killed while its `cont` was on the way keeps the record, and the guest starts again there (restartAllowed).
+    const resumeInterrupted =
+      fault === 'kill-target-qemu' && phase === 'AfterSwap' && /may have run there/.test(result.message);
+    const moved = result.outcome === 'Succeeded' || result.outcome === 'Deleted' || resumeInterrupted;
     const sameQemu = (node === from && settled.pid === sourcePid) || (node === to && moved);
     result.restarted = restartedByPolicy || !sameQemu;
     if (result.outcome === 'Succeeded' && node !== to)
