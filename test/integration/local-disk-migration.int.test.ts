@@ -20,6 +20,7 @@ import type {
   Guest__Output,
   MigrationEvent__Output,
   MigrationOutcome__Output,
+  MigrationState__Output,
   WireMigrationPolicy,
 } from '../../proto/index.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
@@ -35,6 +36,7 @@ import {
 } from '../harness/migration-driver.js';
 import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 import { TcpLink } from '../harness/tcp-link.js';
+import { eventually } from '../harness/eventually.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -434,6 +436,39 @@ test('the target daemon killed during the disk copy, then the migration cancelle
   await stopGuest(nodeA, 'tabort');
   expect(await sha256(join(nodeA.disks, 'target-abort.img'))).toBe(before);
   await deleteGuest(nodeA, 'tabort');
+}, 240_000);
+
+test('a post-copy whose target QEMU dies before its resume keeps both copies of the local disk', async () => {
+  await rawImage('pclost.img', 64);
+  await boot('pclost', '0012', { file: 'pclost.img', format: 'DISK_FORMAT_RAW' }, [
+    'tern.wss_mib=32',
+    'tern.dirty_pps=20000',
+  ]);
+  const { migration } = await start('pclost', {
+    bandwidthBytesPerSec: 20 * MiB,
+    downtimeSteps: 1,
+    stallRounds: 1,
+    allowAutoConverge: false,
+    allowPostCopy: true,
+  });
+  expect(await migration.outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
+  // The target QEMU dies (an OOM kill) before the hand-over resumes it: the guest starts again from scratch on the
+  // target, which the record names, from the target's copy; the source's copy (older by the post-copy's writes)
+  // is released but kept. Neither may be removed: one of them is all that is left of the guest's disk.
+  const { pid } = await unary<Guest__Output>((done) => nodeB.control.getGuest({ name: 'pclost' }, done));
+  process.kill(pid, 'SIGKILL');
+  await eventually('node-b noticed its loaded QEMU died', async () => {
+    const state = await unary<MigrationState__Output>((done) =>
+      nodeB.migration.getMigration({ migrationId: migration.id }, done),
+    );
+    return state.stage === 'MIGRATION_STAGE_TARGET_FAILED' ? state : undefined;
+  });
+  const result = await handOver(migration, { guest: 'pclost', from: nodeA, to: nodeB, record });
+  expect(result).toMatchObject({ kind: 'postCopyLost', owner: nodeB.name });
+  expect(await exists(join(nodeB.disks, 'pclost.img'))).toBe(true);
+  expect(await exists(join(nodeA.disks, 'pclost.img'))).toBe(true);
+  await rm(join(nodeA.disks, 'pclost.img'));
+  await rm(join(nodeB.disks, 'pclost.img'));
 }, 240_000);
 
 test('a guest dirtying faster than the link switches to post-copy: the disks are final before it does', async () => {

@@ -683,7 +683,7 @@ export class IncomingMigration {
    * that nothing of it is left here; while QEMU still starts, the migration is marked aborted and the answer
    * waits until the start has removed it again.
    */
-  async abort(): Promise<MigrationState> {
+  async abort(keepLocalDisks = false): Promise<MigrationState> {
     if (this.resuming !== undefined) await this.resuming.catch(() => undefined);
     this.noticeLostQemu();
     if (this.stage === 'MIGRATION_STAGE_RESUMED') {
@@ -704,6 +704,8 @@ export class IncomingMigration {
     }
     if (this.stage === 'MIGRATION_STAGE_ABORTED') return this.state();
     const count = this.stage === 'MIGRATION_STAGE_RUNNING';
+    // The record names this node: the images this migration created are the guest's disks now.
+    if (keepLocalDisks) this.createdImages = [];
     if (!this.aborting) {
       this.aborting = true;
       this.message = 'aborting: removing the incoming QEMU';

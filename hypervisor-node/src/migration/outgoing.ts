@@ -265,8 +265,11 @@ export class OutgoingMigration {
     return this.state();
   }
 
-  /** Hand-over success side: the record moved away from this node, so the paused source QEMU goes. */
-  async release(recordedOwner: string, nodeName: string): Promise<MigrationState> {
+  /**
+   * Hand-over success side: the record moved away from this node, so the paused source QEMU goes. Its local disk
+   * images go too only when `removeLocalDisks` (the target runs the guest); a release after a failure keeps them.
+   */
+  async release(recordedOwner: string, nodeName: string, removeLocalDisks: boolean): Promise<MigrationState> {
     if (this.stage === 'MIGRATION_STAGE_RELEASED') return this.state();
     if (recordedOwner === '' || recordedOwner === nodeName) {
       throw failedPrecondition(
@@ -278,9 +281,10 @@ export class OutgoingMigration {
     } catch (error) {
       throw failedPrecondition((error as Error).message);
     }
-    // The target runs the guest (the operator calls this only after ResumeTarget): this node's copies of its local
-    // disks are stale now, and a later migration back here must find no file at their paths.
-    await removeLocalImages(this.record.localImages ?? []);
+    // The target runs the guest: this node's copies of its local disks are stale now, and a later migration back
+    // here must find no file at their paths. After a failure (post-copy lost, a lost node) they may be the only
+    // complete copy: kept.
+    if (removeLocalDisks) await removeLocalImages(this.record.localImages ?? []);
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
     await this.retire();

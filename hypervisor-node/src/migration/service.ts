@@ -515,7 +515,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       }
       const record = outgoing(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
-      return record.release(request.recordedOwner, nodeName);
+      return record.release(request.recordedOwner, nodeName, request.removeLocalDisks);
     }),
 
     ResumeSource: calls.unary('ResumeSource', async (request) => {
@@ -561,7 +561,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           message: 'unknown here: nothing to abort',
         };
       }
-      return incoming(id).abort();
+      return incoming(id).abort(request.keepLocalDisks);
     }),
   };
 

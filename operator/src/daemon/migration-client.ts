@@ -116,14 +116,16 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
     );
   }
 
+  /** removeLocalDisks: the target runs the guest, so the source's local disk images go too (else they are kept). */
   releaseSource(
     id: string,
     recordedOwner: string,
     epoch: number | undefined,
+    { removeLocalDisks = false } = {},
   ): Promise<MigrationState__Output> {
     return this.unary((done, call) =>
       this.client.releaseSource(
-        { migrationId: id, recordedOwner, epoch: epoch ?? 0 },
+        { migrationId: id, recordedOwner, epoch: epoch ?? 0, removeLocalDisks },
         call.metadata,
         call.options,
         done,
@@ -147,9 +149,11 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
   }
 
   /** Aborting a target that is still starting waits for its QEMU to be gone: the same extra time. */
-  abortIncoming(id: string): Promise<MigrationState__Output> {
+  /** keepLocalDisks: the ownership record names the target, so the images the migration created there stay. */
+  abortIncoming(id: string, { keepLocalDisks = false } = {}): Promise<MigrationState__Output> {
     return this.unary(
-      (done, call) => this.client.abortIncoming({ migrationId: id }, call.metadata, call.options, done),
+      (done, call) =>
+        this.client.abortIncoming({ migrationId: id, keepLocalDisks }, call.metadata, call.options, done),
       QEMU_START_TIMEOUT_MS,
     );
   }

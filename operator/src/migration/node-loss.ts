@@ -77,6 +77,7 @@ export async function endOnNodeLoss(context: NodeLossContext): Promise<void> {
     const source = mustReach(context, sourceNode);
     const state = await source.getMigration(id);
     if (state?.stage === 'MIGRATION_STAGE_RUNNING') throw new Error('the source still migrates; waiting');
+    // Released without removing its local disks: if the target never ran the guest, they are the only copy.
     if (state?.stage === 'MIGRATION_STAGE_FINISHED')
       await source.releaseSource(id, targetNode, record.epoch());
     done = `the VM stays with ${targetNode}; its nodeLossPolicy decides whether it starts elsewhere`;
@@ -118,7 +119,8 @@ async function resumeSurvivingTarget(
     if (!isGrpcError(error, grpc.status.FAILED_PRECONDITION) && !isGrpcError(error, grpc.status.NOT_FOUND)) {
       throw error;
     }
-    await target.abortIncoming(id).catch((abortError: unknown) => {
+    // The guest starts again there, from the local disks the migration created: they stay.
+    await target.abortIncoming(id, { keepLocalDisks: true }).catch((abortError: unknown) => {
       if (!isGrpcError(abortError, grpc.status.NOT_FOUND)) throw abortError;
     });
     return (

@@ -41,15 +41,20 @@ describe('handOver after a completed post-copy whose target lost the guest', () 
         throw grpcError(grpc.status.FAILED_PRECONDITION, 'target g is not loaded');
       },
       getMigration: async () => state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone'),
-      abortIncoming: async () => {
-        calls.push('abortIncoming');
+      abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
+        calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
         return state('MIGRATION_STAGE_ABORTED');
       },
     };
     const source = {
       getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
-      releaseSource: async (_id: string, owner: string) => {
-        calls.push(`releaseSource ${owner}`);
+      releaseSource: async (
+        _id: string,
+        owner: string,
+        _epoch: number,
+        options?: { removeLocalDisks?: boolean },
+      ) => {
+        calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
         return state('MIGRATION_STAGE_RELEASED');
       },
       resumeSource: async () => {
@@ -73,7 +78,8 @@ describe('handOver after a completed post-copy whose target lost the guest', () 
       },
     });
     expect(result).toEqual({ kind: 'postCopyLost', why: 'the loaded target QEMU is gone' });
-    expect(calls).toEqual(['resumeTarget', 'abortIncoming', 'releaseSource b']);
+    // The guest starts again on the target: neither node's local disk images are removed.
+    expect(calls).toEqual(['resumeTarget', 'abortIncoming keep-disks', 'releaseSource b']);
     expect(owner).toBe('b');
   });
 });
@@ -99,15 +105,20 @@ describe('handOver after a completed pre-copy whose target does not resume the g
         );
       },
       getMigration: async () => targetState,
-      abortIncoming: async () => {
-        calls.push('abortIncoming');
+      abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
+        calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
         return state('MIGRATION_STAGE_ABORTED');
       },
     };
     const source = {
       getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
-      releaseSource: async (_id: string, owner: string) => {
-        calls.push(`releaseSource ${owner}`);
+      releaseSource: async (
+        _id: string,
+        owner: string,
+        _epoch: number,
+        options?: { removeLocalDisks?: boolean },
+      ) => {
+        calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
         return state('MIGRATION_STAGE_RELEASED');
       },
       resumeSource: async () => {
@@ -142,7 +153,7 @@ describe('handOver after a completed pre-copy whose target does not resume the g
     async (_case, guest) => {
       const { result, calls, owner } = await run(undefined, guest);
       expect(result).toMatchObject({ kind: 'targetStateLost', why: expect.stringMatching(/knows nothing/) });
-      expect(calls).toEqual(['resumeTarget', 'abortIncoming', 'releaseSource b']);
+      expect(calls).toEqual(['resumeTarget', 'abortIncoming keep-disks', 'releaseSource b']);
       expect(owner).toBe('b');
     },
   );
@@ -159,7 +170,8 @@ describe('handOver after a completed pre-copy whose target does not resume the g
     const resumed = state('MIGRATION_STAGE_RESUMED', 'the target runs the guest');
     const { result, calls, owner } = await run(resumed, { phase: 'GUEST_PHASE_RUNNING', message: '' });
     expect(result).toMatchObject({ kind: 'handedOver' });
-    expect(calls).toEqual(['resumeTarget', 'releaseSource b']);
+    // Only now, with the guest running on the target, do the source's local disk images go.
+    expect(calls).toEqual(['resumeTarget', 'releaseSource b remove-disks']);
     expect(owner).toBe('b');
   });
 

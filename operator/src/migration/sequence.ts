@@ -265,7 +265,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const released = committedHere ? undefined : await source.getMigration(id);
     // A source whose QEMU is gone (SOURCE_LOST) has nothing left to release either.
     if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
-      await source.releaseSource(id, targetNode, ownership.epoch());
+      await source.releaseSource(id, targetNode, ownership.epoch(), { removeLocalDisks: true });
     }
     return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
   }
@@ -377,7 +377,9 @@ async function releaseForTarget<Result extends HandOverResult>(
   abortTarget = true,
 ): Promise<Result> {
   const { source, target, id, targetNode, ownership } = input;
-  if (abortTarget) await target.abortIncoming(id);
+  // The record names the target, where the guest starts again: its copies of the local disks stay, and so do the
+  // source's (released, not removed), which may be the only complete ones.
+  if (abortTarget) await target.abortIncoming(id, { keepLocalDisks: true });
   const state = await source.getMigration(id);
   if (state?.stage !== 'MIGRATION_STAGE_RELEASED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
     await source.releaseSource(id, targetNode, ownership.epoch());

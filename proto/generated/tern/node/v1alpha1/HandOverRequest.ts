@@ -14,6 +14,12 @@ export interface HandOverRequest {
    * (PERMISSION_DENIED, as a stale fencing token): the record has moved since the caller read it.
    */
   'epoch'?: (number | string | Long);
+  /**
+   * ReleaseSource only: the target runs the guest (its ResumeTarget succeeded), so this node's copies of the guest's
+   * local disks are stale and are removed. False (any release after a failure): they are kept at their paths, since
+   * they may be the only complete copy.
+   */
+  'removeLocalDisks'?: (boolean);
 }
 
 export interface HandOverRequest__Output {
@@ -28,4 +34,10 @@ export interface HandOverRequest__Output {
    * (PERMISSION_DENIED, as a stale fencing token): the record has moved since the caller read it.
    */
   'epoch': (number);
+  /**
+   * ReleaseSource only: the target runs the guest (its ResumeTarget succeeded), so this node's copies of the guest's
+   * local disks are stale and are removed. False (any release after a failure): they are kept at their paths, since
+   * they may be the only complete copy.
+   */
+  'removeLocalDisks': (boolean);
 }
