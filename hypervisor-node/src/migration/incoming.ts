@@ -468,6 +468,8 @@ export class IncomingMigration {
    * AbortIncoming or the reaper.
    */
   async removeIfQemuGone(): Promise<void> {
+    // A loaded target whose QEMU died since is TARGET_FAILED (or RESUMED, guest lost, with the resume mark) first.
+    this.noticeLostQemu();
     if (this.stage !== 'MIGRATION_STAGE_TARGET_FAILED' || this.removal !== undefined) return;
     const status = this.context.supervisor.get(this.guest);
     if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') return;
