@@ -48,13 +48,13 @@ export interface OwnershipRecord {
   epoch(): number | undefined;
 }
 
-/** PrepareIncoming on the target; returns its data endpoint. A refusal fails the migration. */
 /** Where the source sends the memory, and the local disks ('' when the guest has none). */
 export interface PreparedTarget {
   dataEndpoint: string;
   diskEndpoint: string;
 }
 
+/** PrepareIncoming on the target; returns its endpoints. A refusal fails the migration. */
 export async function prepareTarget(
   target: MigrationDaemonClient,
   request: PrepareIncoming,
