@@ -397,11 +397,12 @@ test("the admission policy refuses a VirtualMachine naming paths outside its nam
       metadata: { name: 'vm-paths', namespace: TENANT },
       spec: { running: false, cpu: { cores: 1 }, memory: '64Mi', boot, disks },
     });
+  // A read-only image every node has is shared (a local disk cannot be read-only: the CRD refuses it).
   const disk = (name: string, path: string, readOnly: boolean) => ({
     name,
     path,
     readOnly,
-    storage: 'local',
+    storage: readOnly ? 'shared' : 'local',
   });
   const own = `/var/lib/tern-images/namespaces/${TENANT}`;
   const shared = '/var/lib/tern-images/shared';
