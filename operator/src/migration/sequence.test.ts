@@ -30,53 +30,72 @@ describe('cancelOnSource', () => {
   });
 });
 
+type Stage = MigrationState__Output['stage'];
+const state = (stage: Stage, message = '') => ({ stage, message, guest: 'g' }) as MigrationState__Output;
+
+/**
+ * handOver of a completed migration whose target refuses ResumeTarget (unless `targetState` is RESUMED) and then
+ * answers GetMigration with `targetState` (undefined: NOT_FOUND); the calls it made, in order.
+ */
+async function run(
+  targetState: MigrationState__Output | undefined,
+  guest: { phase: string; message: string } | undefined,
+  { resumeCallFails = false, postCopy = false } = {},
+) {
+  const calls: string[] = [];
+  const target = {
+    resumeTarget: async () => {
+      calls.push('resumeTarget');
+      if (targetState?.stage === 'MIGRATION_STAGE_RESUMED' && !resumeCallFails) return targetState;
+      throw grpcError(
+        targetState === undefined ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION,
+        'not resuming',
+      );
+    },
+    getMigration: async () => targetState,
+    abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
+      calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
+      return state('MIGRATION_STAGE_ABORTED');
+    },
+  };
+  const source = {
+    getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+    releaseSource: async (
+      _id: string,
+      owner: string,
+      _epoch: number,
+      options?: { removeLocalDisks?: boolean },
+    ) => {
+      calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
+      return state('MIGRATION_STAGE_RELEASED');
+    },
+    resumeSource: async () => {
+      calls.push('resumeSource');
+      return state('MIGRATION_STAGE_SOURCE_RESUMED');
+    },
+  };
+  let owner = 'a';
+  const result = await handOver({
+    source: source as unknown as MigrationDaemonClient,
+    target: target as unknown as MigrationDaemonClient,
+    targetGuests: { getGuest: async () => guest as never },
+    id: 'm',
+    outcome: { result: 'RESULT_COMPLETED', postCopy } as MigrationOutcome__Output,
+    sourceNode: 'a',
+    targetNode: 'b',
+    ownership: {
+      owner: async () => owner,
+      compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
+      epoch: () => 1,
+    },
+  });
+  return { result, calls, owner };
+}
+
 describe('handOver after a completed post-copy whose target lost the guest', () => {
   it('aborts the target and releases the source (no paused half), and reports it instead of failing', async () => {
-    const calls: string[] = [];
-    const state = (stage: MigrationState__Output['stage'], message = '') =>
-      ({ stage, message, guest: 'g' }) as MigrationState__Output;
-    const target = {
-      resumeTarget: async () => {
-        calls.push('resumeTarget');
-        throw grpcError(grpc.status.FAILED_PRECONDITION, 'target g is not loaded');
-      },
-      getMigration: async () => state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone'),
-      abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
-        calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
-        return state('MIGRATION_STAGE_ABORTED');
-      },
-    };
-    const source = {
-      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
-      releaseSource: async (
-        _id: string,
-        owner: string,
-        _epoch: number,
-        options?: { removeLocalDisks?: boolean },
-      ) => {
-        calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
-        return state('MIGRATION_STAGE_RELEASED');
-      },
-      resumeSource: async () => {
-        calls.push('resumeSource');
-        return state('MIGRATION_STAGE_SOURCE_RESUMED');
-      },
-    };
-    let owner = 'a';
-    const result = await handOver({
-      source: source as unknown as MigrationDaemonClient,
-      target: target as unknown as MigrationDaemonClient,
-      targetGuests: { getGuest: async () => undefined },
-      id: 'm',
-      outcome: { result: 'RESULT_COMPLETED', postCopy: true } as MigrationOutcome__Output,
-      sourceNode: 'a',
-      targetNode: 'b',
-      ownership: {
-        owner: async () => owner,
-        compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
-        epoch: () => 1,
-      },
-    });
+    const lost = state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone');
+    const { result, calls, owner } = await run(lost, undefined, { postCopy: true });
     expect(result).toEqual({ kind: 'postCopyLost', why: 'the loaded target QEMU is gone' });
     // The guest starts again on the target: neither node's local disk images are removed.
     expect(calls).toEqual(['resumeTarget', 'abortIncoming keep-disks', 'releaseSource b']);
@@ -85,65 +104,6 @@ describe('handOver after a completed post-copy whose target lost the guest', () 
 });
 
 describe('handOver after a completed pre-copy whose target does not resume the guest', () => {
-  type Stage = MigrationState__Output['stage'];
-  const state = (stage: Stage, message = '') => ({ stage, message, guest: 'g' }) as MigrationState__Output;
-
-  /** The target refuses ResumeTarget and then answers GetMigration with `targetState` (undefined: NOT_FOUND). */
-  async function run(
-    targetState: MigrationState__Output | undefined,
-    guest: { phase: string; message: string } | undefined,
-    { resumeCallFails = false } = {},
-  ) {
-    const calls: string[] = [];
-    const target = {
-      resumeTarget: async () => {
-        calls.push('resumeTarget');
-        if (targetState?.stage === 'MIGRATION_STAGE_RESUMED' && !resumeCallFails) return targetState;
-        throw grpcError(
-          targetState === undefined ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION,
-          'not resuming',
-        );
-      },
-      getMigration: async () => targetState,
-      abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
-        calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
-        return state('MIGRATION_STAGE_ABORTED');
-      },
-    };
-    const source = {
-      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
-      releaseSource: async (
-        _id: string,
-        owner: string,
-        _epoch: number,
-        options?: { removeLocalDisks?: boolean },
-      ) => {
-        calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
-        return state('MIGRATION_STAGE_RELEASED');
-      },
-      resumeSource: async () => {
-        calls.push('resumeSource');
-        return state('MIGRATION_STAGE_SOURCE_RESUMED');
-      },
-    };
-    let owner = 'a';
-    const result = await handOver({
-      source: source as unknown as MigrationDaemonClient,
-      target: target as unknown as MigrationDaemonClient,
-      targetGuests: { getGuest: async () => guest as never },
-      id: 'm',
-      outcome: { result: 'RESULT_COMPLETED', postCopy: false } as MigrationOutcome__Output,
-      sourceNode: 'a',
-      targetNode: 'b',
-      ownership: {
-        owner: async () => owner,
-        compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
-        epoch: () => 1,
-      },
-    });
-    return { result, calls, owner };
-  }
-
   it.each([
     ['has no such guest', undefined],
     ['holds it Failed', { phase: 'GUEST_PHASE_FAILED', message: 'QEMU exited' }],
