@@ -6,8 +6,9 @@ set -euo pipefail
 
 QEMU_MIN_MAJOR=10
 # syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
+# prometheus: the chart's alert rules and dashboard queries are checked against it (and promtool).
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
-  syslinux syslinux-common mtools dosfstools fdisk faketime)
+  syslinux syslinux-common mtools dosfstools fdisk faketime prometheus)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 

@@ -15,6 +15,7 @@ import { RestKubeClient } from '../../kube/rest-client.js';
 import { EvacuationReconciler } from './evacuation/reconciler.js';
 import { StaleGuestReconciler } from './virtualmachine/stale-guests.js';
 import { HypervisorNodeHealthReconciler } from './hypervisornode/health.js';
+import { registerHypervisorNodeMetrics } from './hypervisornode/metrics.js';
 import { MigrationMetrics } from './migration/metrics.js';
 import { MigrationReconciler } from './migration/reconciler.js';
 import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/index.js';
@@ -46,6 +47,11 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const leases = manager.informer<Lease>(Leases, { namespace: config.nodeLeaseNamespace });
   const migrations = manager.informer<Migration>(Migrations);
   nodes.addHandlers({ onDelete: (node) => pool.forget(node.metadata.name!) });
+  registerHypervisorNodeMetrics(
+    registry,
+    () => nodes.list(),
+    () => vms.list(),
+  );
 
   const vmReconciler = new VirtualMachineReconciler({
     client,
