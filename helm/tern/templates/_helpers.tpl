@@ -62,3 +62,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tern.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "tern.test.name" -}}
+{{- printf "%s-test" (include "tern.fullname" .) -}}
+{{- end -}}

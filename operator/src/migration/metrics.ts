@@ -3,10 +3,11 @@
 // (observed once, when this replica writes the terminal phase).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Migration } from '../../../crds/index.js';
-import { MIGRATION_PHASES } from '../../../crds/index.js';
+import { MIGRATION_FAILURE_REASONS, MIGRATION_PHASES } from '../../../crds/index.js';
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
-const DOWNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Bucket bounds of tern_migration_downtime_seconds (the chart's downtime alert threshold must be one of them). */
+export const DOWNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export class MigrationMetrics {
   private readonly finished: Counter<'result' | 'reason'>;
@@ -49,6 +50,13 @@ export class MigrationMetrics {
       buckets: DOWNTIME_BUCKETS,
       registers,
     });
+    // Every series an alert counts increases of exists from the first scrape at 0: Prometheus sees no increase in
+    // a series whose first sample is already 1, so the first failure of a kind would otherwise never alert.
+    this.finished.labels({ result: 'Succeeded', reason: '' }).inc(0);
+    this.finished.labels({ result: 'Aborted', reason: 'Cancelled' }).inc(0);
+    for (const reason of MIGRATION_FAILURE_REASONS)
+      if (reason !== 'Cancelled') this.finished.labels({ result: 'Failed', reason }).inc(0);
+    for (const source of ['qemu', 'guest']) this.downtimeSeconds.zero({ source });
   }
 
   /** Call once per Migration, with the status carrying its terminal phase. */

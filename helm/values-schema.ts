@@ -1,0 +1,174 @@
+// The JSON Schema of helm/tern/values.yaml (helm/tern/values.schema.json, written by helm/generate.ts). Helm checks
+// the merged values against it on install, upgrade, lint and template, so a misspelt key or a wrong type fails
+// there with the key's path, instead of being ignored. Every object with fixed keys refuses other keys; free-form
+// maps (labels, annotations, nodeSelector, affinity) are typed as such. Enums come from the programs' own lists.
+import { LOG_LEVELS } from '../cmdline/index.js';
+import { ACCELERATORS, NETWORK_MODES } from '../crds/index.js';
+import { DOWNTIME_BUCKETS } from '../operator/src/migration/metrics.js';
+
+type Schema = { [key: string]: unknown };
+
+const object = (properties: Record<string, Schema>, description?: string): Schema => ({
+  type: 'object',
+  ...(description ? { description } : {}),
+  additionalProperties: false,
+  properties,
+});
+const string = (more: Schema = {}): Schema => ({ type: 'string', ...more });
+const integer = (minimum: number, maximum?: number): Schema => ({
+  type: 'integer',
+  minimum,
+  ...(maximum === undefined ? {} : { maximum }),
+});
+const boolean: Schema = { type: 'boolean' };
+const enumOf = (values: readonly (string | number)[], description?: string): Schema => ({
+  enum: [...values],
+  ...(description ? { description } : {}),
+});
+const array = (items: Schema, more: Schema = {}): Schema => ({ type: 'array', items, ...more });
+const stringMap = (description?: string): Schema => ({
+  type: 'object',
+  ...(description ? { description } : {}),
+  additionalProperties: { type: 'string' },
+});
+
+const port = integer(1, 65535);
+const absolutePath = string({ pattern: '^/' });
+const absolutePathOrEmpty = string({ pattern: '^(/.*)?$' });
+/** A Kubernetes resource quantity (100m, 1.5, 512Mi), as a number or a string. */
+const quantity: Schema = {
+  type: ['string', 'number'],
+  pattern: '^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$',
+};
+const resources = object({
+  requests: { type: 'object', additionalProperties: quantity },
+  limits: { type: 'object', additionalProperties: quantity },
+  claims: array({ type: 'object' }),
+});
+const toleration = object({
+  key: string(),
+  operator: enumOf(['Exists', 'Equal']),
+  value: string(),
+  effect: enumOf(['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+  tolerationSeconds: { type: 'integer' },
+});
+const affinity = object({
+  nodeAffinity: { type: 'object' },
+  podAffinity: { type: 'object' },
+  podAntiAffinity: { type: 'object' },
+});
+const serviceAccount = object({ name: string(), annotations: stringMap() });
+const command = array(string({ minLength: 1 }), { minItems: 1 });
+const logLevel = enumOf(LOG_LEVELS);
+/** A Prometheus duration (30s, 5m, 1h30m). */
+const duration = string({ pattern: '^([0-9]+(ms|s|m|h|d|w|y))+$' });
+const severity = enumOf(['critical', 'warning', 'info']);
+const scrape = object({
+  enabled: boolean,
+  interval: duration,
+  scrapeTimeout: duration,
+  labels: stringMap('Labels your Prometheus selects monitors by.'),
+});
+
+export const valuesSchema: Schema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'Values of the tern chart',
+  ...object({
+    nameOverride: string(),
+    fullnameOverride: string(),
+    image: object({
+      repository: string({ minLength: 1 }),
+      tag: string(),
+      pullPolicy: enumOf(['Always', 'IfNotPresent', 'Never']),
+      workingDir: absolutePath,
+    }),
+    imagePullSecrets: array(object({ name: string({ minLength: 1 }) })),
+    commonLabels: stringMap(),
+    operator: object({
+      replicas: integer(1),
+      command,
+      serviceAccount,
+      leaderElection: object({
+        leaseName: string({ minLength: 1 }),
+        leaseDurationSeconds: integer(3),
+      }),
+      metricsPort: port,
+      tlsSecretName: string({ minLength: 1 }),
+      maxMigrations: integer(1),
+      maxOutboundMigrationsPerNode: integer(1),
+      maxInboundMigrationsPerNode: integer(1),
+      migrationHistoryLimit: integer(1),
+      nodeLossMarginSeconds: integer(0),
+      workers: integer(1),
+      logLevel,
+      extraArgs: array(string()),
+      resources,
+      nodeSelector: stringMap(),
+      tolerations: array(toleration),
+      affinity,
+      podAnnotations: stringMap(),
+    }),
+    hypervisorNode: object({
+      nodeSelector: stringMap(),
+      tolerations: array(toleration),
+      command,
+      serviceAccount,
+      controlPort: port,
+      metricsPort: port,
+      stateDir: absolutePath,
+      guestCgroup: string({ pattern: '^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?$' }),
+      qemuUser: string({ pattern: '^([0-9]+:[0-9]+|[a-z_][a-z0-9_-]*)?$' }),
+      imageRoot: absolutePathOrEmpty,
+      sharedImageRoots: array(absolutePath),
+      imagePathPolicy: boolean,
+      accelerator: enumOf(['auto', ...ACCELERATORS]),
+      network: enumOf(['auto', ...NETWORK_MODES]),
+      bridge: string({ minLength: 1, maxLength: 15 }),
+      reservedCpus: integer(0),
+      reservedMemoryMiB: integer(0),
+      leaseDurationSeconds: integer(1),
+      heartbeatIntervalSeconds: integer(1),
+      fenceAfterSeconds: integer(0),
+      operatorIdentities: array(string({ minLength: 1 }), { minItems: 1 }),
+      tlsSecretName: string({ minLength: 1 }),
+      logLevel,
+      extraArgs: array(string()),
+      resources,
+      podAnnotations: stringMap(),
+      terminationGracePeriodSeconds: integer(0),
+    }),
+    tests: object({
+      enabled: boolean,
+      timeoutSeconds: integer(1),
+      resources,
+    }),
+    monitoring: object({
+      serviceMonitor: scrape,
+      podMonitor: scrape,
+      prometheusRule: object({
+        enabled: boolean,
+        labels: stringMap('Labels your Prometheus selects rules by.'),
+        nodeNotReadyFor: duration,
+        downtimeTargetSeconds: enumOf(
+          DOWNTIME_BUCKETS,
+          'A bucket bound of tern_migration_downtime_seconds: the alert counts the migrations above it.',
+        ),
+        downtimeWindow: duration,
+        failureWindow: duration,
+        severity: object({
+          nodeNotReady: severity,
+          migrationFailed: severity,
+          downtimeAboveTarget: severity,
+          operatorAbsent: severity,
+          reconcileErrors: severity,
+        }),
+      }),
+      dashboard: object({
+        enabled: boolean,
+        namespace: string(),
+        labels: stringMap('Labels Grafana’s dashboard sidecar selects ConfigMaps by.'),
+        annotations: stringMap(),
+      }),
+    }),
+  }),
+};
