@@ -132,7 +132,10 @@ const ROWS: { title: string; panels: PanelSpec[] }[] = [
         unit: 'Bps',
         queries: [
           q('sum by (node, guest) (tern_node_migration_throughput_bytes_per_second)', '{{node}} {{guest}}'),
-          q('sum by (node) (rate(tern_node_migration_transferred_bytes_total[$__rate_interval]))', '{{node}} sent'),
+          q(
+            'sum by (node) (rate(tern_node_migration_transferred_bytes_total[$__rate_interval]))',
+            '{{node}} sent',
+          ),
         ],
       },
       {
@@ -143,13 +146,17 @@ const ROWS: { title: string; panels: PanelSpec[] }[] = [
         type: 'timeseries',
         unit: 'Bps',
         queries: [
-          q('sum by (node, guest) (tern_node_migration_dirty_rate_bytes_per_second)', 'dirty {{node}} {{guest}}'),
+          q(
+            'sum by (node, guest) (tern_node_migration_dirty_rate_bytes_per_second)',
+            'dirty {{node}} {{guest}}',
+          ),
           q('sum by (node, guest) (tern_node_migration_remaining_bytes)', 'remaining {{node}} {{guest}}'),
         ],
       },
       {
         title: 'Outgoing and incoming migrations, by result',
-        description: 'Outcomes as each node’s daemon saw them (source: Completed/Failed/Aborted; target: Loaded...).',
+        description:
+          'Outcomes as each node’s daemon saw them (source: Completed/Failed/Aborted; target: Loaded...).',
         type: 'timeseries',
         unit: 'short',
         queries: [
@@ -174,7 +181,10 @@ const ROWS: { title: string; panels: PanelSpec[] }[] = [
         type: 'stat',
         unit: 'short',
         queries: [
-          q('max by (node) (tern_hypervisornode_status_condition{condition="Ready",status="True"})', '{{node}}'),
+          q(
+            'max by (node) (tern_hypervisornode_status_condition{condition="Ready",status="True"})',
+            '{{node}}',
+          ),
         ],
         width: 8,
       },
@@ -219,7 +229,13 @@ export function dashboard(): Json {
   let id = 1;
   let y = 0;
   for (const row of ROWS) {
-    panels.push({ id: id++, type: 'row', title: row.title, collapsed: false, gridPos: { x: 0, y, w: 24, h: 1 } });
+    panels.push({
+      id: id++,
+      type: 'row',
+      title: row.title,
+      collapsed: false,
+      gridPos: { x: 0, y, w: 24, h: 1 },
+    });
     y += 1;
     let x = 0;
     for (const spec of row.panels) {

@@ -41,7 +41,8 @@ async function main(check: boolean): Promise<number> {
       console.log(`wrote ${path}`);
     }
   }
-  if (check && changed > 0) console.error('run `npx tsx helm/generate.ts` to update the generated chart files');
+  if (check && changed > 0)
+    console.error('run `npx tsx helm/generate.ts` to update the generated chart files');
   if (!check && changed === 0) console.log('generated chart files are up to date');
   return check && changed > 0 ? 1 : 0;
 }

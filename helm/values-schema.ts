@@ -149,8 +149,9 @@ export const valuesSchema: Schema = {
         enabled: boolean,
         labels: stringMap('Labels your Prometheus selects rules by.'),
         nodeNotReadyFor: duration,
+        // `helm --set` passes a decimal like 0.5 as a string: both spellings are accepted.
         downtimeTargetSeconds: enumOf(
-          DOWNTIME_BUCKETS,
+          [...DOWNTIME_BUCKETS, ...DOWNTIME_BUCKETS.map(String)],
           'A bucket bound of tern_migration_downtime_seconds: the alert counts the migrations above it.',
         ),
         downtimeWindow: duration,

@@ -57,3 +57,16 @@ test('counts outcomes by result and cause, bytes, downtime and phase durations, 
   expect(text).toContain('tern_node_migration_dirty_rate_bytes_per_second{guest="vm2"} 8192');
   expect(text).not.toContain('guest="vm1"');
 });
+
+test('the outcome series a dashboard plots increases of exist at 0 before the first migration', async () => {
+  const registry = new Registry();
+  new NodeMigrationMetrics(registry, () => []);
+  const lines = (await registry.metrics()).split('\n');
+  expect(lines).toEqual(
+    expect.arrayContaining([
+      'tern_node_migrations_outgoing_total{result="Completed",cause=""} 0',
+      'tern_node_migrations_incoming_total{result="Loaded"} 0',
+      'tern_node_migrations_incoming_total{result="Failed"} 0',
+    ]),
+  );
+});

@@ -82,6 +82,11 @@ export class NodeMigrationMetrics {
       buckets: DURATION_BUCKETS,
       registers,
     });
+    // The outcomes a dashboard plots increases of exist at 0 from the first scrape: Prometheus sees no increase in
+    // a series whose first sample is already 1, so the node's first migration would not show.
+    this.outgoing.labels({ result: 'Completed', cause: '' }).inc(0);
+    for (const result of ['Loaded', 'Failed', 'Aborted'] satisfies IncomingResult[])
+      this.incoming.labels({ result }).inc(0);
   }
 
   observeOutgoing(outcome: SourceOutcome): void {

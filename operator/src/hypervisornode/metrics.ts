@@ -57,7 +57,7 @@ export function registerHypervisorNodeMetrics(
         }
       },
     });
-  const bytes = (quantity: string | undefined) =>
+  const bytes = (quantity: string | number | undefined) =>
     quantity === undefined ? undefined : parseByteQuantity(quantity);
   perNode(
     'tern_hypervisornode_capacity_cpus',

@@ -12,6 +12,7 @@ test('the series the chart’s alerts count increases of exist at 0 before the f
       'tern_migrations_finished_total{result="Aborted",reason="Cancelled"} 0',
       'tern_migration_downtime_seconds_count{source="qemu"} 0',
       'tern_migration_downtime_seconds_bucket{le="1",source="qemu"} 0',
+      'tern_migration_phase_duration_seconds_count{phase="Copying"} 0',
     ]),
   );
   expect(lines).not.toContain('tern_migrations_finished_total{result="Failed",reason="Cancelled"} 0');

@@ -50,13 +50,15 @@ export class MigrationMetrics {
       buckets: DOWNTIME_BUCKETS,
       registers,
     });
-    // Every series an alert counts increases of exists from the first scrape at 0: Prometheus sees no increase in
-    // a series whose first sample is already 1, so the first failure of a kind would otherwise never alert.
+    // Every series an alert or the dashboard counts increases of exists from the first scrape at 0: Prometheus sees
+    // no increase in a series whose first sample is already 1, so the first failure of a kind would otherwise never
+    // alert, and the first migration's phases never show.
     this.finished.labels({ result: 'Succeeded', reason: '' }).inc(0);
     this.finished.labels({ result: 'Aborted', reason: 'Cancelled' }).inc(0);
     for (const reason of MIGRATION_FAILURE_REASONS)
       if (reason !== 'Cancelled') this.finished.labels({ result: 'Failed', reason }).inc(0);
     for (const source of ['qemu', 'guest']) this.downtimeSeconds.zero({ source });
+    for (const phase of MIGRATION_PHASES) this.phaseSeconds.zero({ phase });
   }
 
   /** Call once per Migration, with the status carrying its terminal phase. */
