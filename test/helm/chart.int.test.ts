@@ -3,9 +3,11 @@
 // with SubjectAccessReviews, the admission policies (each daemon confined to its own node, the operator to its
 // leader Lease) checked with real ServiceAccount tokens, and the real daemon and operator processes running
 // under the chart's identities.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import {
   ApiException,
@@ -15,7 +17,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { generateDevCerts } from '../harness/certificates.js';
 import { parseConfig as parseDaemonConfig } from '../../hypervisor-node/src/config.js';
 import { parseConfig as parseOperatorConfig } from '../../operator/src/config.js';
@@ -27,6 +29,7 @@ import type { LogLine } from '../harness/service-process.js';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { allowedFor, describeAccess, helm, kubectl, tokenKubeconfig, type Access } from './chart-tools.js';
 
+const run = promisify(execFile);
 const CHART = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'helm', 'tern');
 const NS = 'tern-system';
 const TENANT = 'tenant';
@@ -55,7 +58,11 @@ beforeAll(async () => {
     {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `tern-hypervisor-node-${node}`, namespace: NS },
+      metadata: {
+        name: `tern-hypervisor-node-${node}`,
+        namespace: NS,
+        labels: { 'app.kubernetes.io/name': 'tern-hypervisor-node', 'app.kubernetes.io/instance': 'tern' },
+      },
       spec: {
         nodeName: node,
         serviceAccountName: DAEMON_SA.name,
@@ -181,6 +188,102 @@ test("the DaemonSet runs guests in cgroups of their own under the host's cgroup 
     'status.hostIP': '10.1.2.3',
   });
   expect(parseDaemonConfig(args, env).guestCgroupRoot).toBe('/host/sys/fs/cgroup/tern-guests');
+});
+
+/**
+ * Runs the `helm test` Pod's command as rendered (its script from the rendered ConfigMap, its env), with what the
+ * kubelet would give it: the apiserver's address and CA, and a token of the test ServiceAccount.
+ */
+async function readyCheck(): Promise<{ code: number; output: string }> {
+  const objects = parseAllDocuments(rendered).map(
+    (doc) => doc.toJS() as { kind?: string; metadata?: { name: string } } | null,
+  );
+  const pod = objects.find((o) => o?.kind === 'Pod') as unknown as {
+    spec: {
+      serviceAccountName: string;
+      containers: { command: string[]; env: { name: string; value: string }[] }[];
+      volumes: { configMap: { name: string } }[];
+    };
+  };
+  const configMap = objects.find(
+    (o) => o?.kind === 'ConfigMap' && o.metadata?.name === pod.spec.volumes[0]!.configMap.name,
+  ) as unknown as { data: Record<string, string> };
+  const [container] = pod.spec.containers;
+  const [node, scriptPath] = container!.command;
+  expect(node).toBe('node');
+  const dir = join(scratch, 'ready-check');
+  mkdirSync(dir, { recursive: true });
+  const script = join(dir, basename(scriptPath!));
+  writeFileSync(script, configMap.data[basename(scriptPath!)]!);
+  const token = await kubectl(cp, [
+    'create',
+    'token',
+    pod.spec.serviceAccountName,
+    '-n',
+    NS,
+    '--duration=10m',
+  ]);
+  writeFileSync(join(dir, 'token'), token.trim());
+  const admin = parse(await kubectl(cp, ['config', 'view', '--raw', '-o', 'yaml'])) as {
+    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+  };
+  const { server, 'certificate-authority-data': ca } = admin.clusters[0]!.cluster;
+  writeFileSync(join(dir, 'ca.crt'), Buffer.from(ca, 'base64'));
+  const url = new URL(server);
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    ...Object.fromEntries(container!.env.map(({ name, value }) => [name, value])),
+    KUBERNETES_SERVICE_HOST: url.hostname,
+    KUBERNETES_SERVICE_PORT: url.port,
+    NODE_EXTRA_CA_CERTS: join(dir, 'ca.crt'),
+    SERVICE_ACCOUNT_DIR: dir,
+    TIMEOUT_SECONDS: '1',
+  };
+  try {
+    const { stdout } = await run(process.execPath, [script], { env });
+    return { code: 0, output: stdout };
+  } catch (error) {
+    const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+    return { code, output: stdout + stderr };
+  }
+}
+
+test('values.schema.json refuses misspelt or mistyped values with their path, and takes the documented ones', async () => {
+  const refused = async (args: string[]) => {
+    try {
+      await helm('template', 'tern', CHART, ...args);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error(`helm template ${args.join(' ')} was accepted`);
+  };
+  expect(await refused(['--set=operator.replica=3'])).toContain(
+    "at '/operator': additional properties 'replica' not allowed",
+  );
+  expect(await refused(['--set=monitoring.serviceMonitor.enable=true'])).toContain(
+    "at '/monitoring/serviceMonitor': additional properties 'enable' not allowed",
+  );
+  expect(await refused(['--set=hypervisorNode.accelerator=kvmm'])).toContain(
+    "at '/hypervisorNode/accelerator': value must be one of 'auto', 'kvm', 'tcg'",
+  );
+  expect(await refused(['--set=operator.replicas=two'])).toContain("at '/operator/replicas'");
+  expect(await refused(['--set=monitoring.prometheusRule.downtimeTargetSeconds=0.3'])).toContain(
+    "at '/monitoring/prometheusRule/downtimeTargetSeconds': value must be one of 0.005",
+  );
+  // The values blocks docs/monitoring.md shows, each as a values file.
+  const docs = readFileSync(join(CHART, '..', '..', 'docs', 'monitoring.md'), 'utf8');
+  const examples = [...docs.matchAll(/```yaml\n# values\.yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  expect(examples.length).toBeGreaterThan(0);
+  for (const [i, example] of examples.entries()) {
+    const file = join(scratch, `docs-example-${i}.yaml`);
+    writeFileSync(file, example);
+    const kinds = parseAllDocuments(
+      await helm('template', 'tern', CHART, `--namespace=${NS}`, '-f', file),
+    ).map((doc) => (doc.toJS() as { kind?: string } | null)?.kind);
+    expect(kinds).toEqual(
+      expect.arrayContaining(['ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'ConfigMap']),
+    );
+  }
 });
 
 // Every call in operator/src: informers list+watch cluster-wide (Leases only in the node-lease namespace),
@@ -606,9 +709,43 @@ test('the real daemon and operator do their work under the chart identities with
     return result.code !== 0 && /NotFound/.test(result.stderr) ? true : undefined;
   });
 
+  // `helm test`: the chart's ready check, as its Pod runs it, with the test ServiceAccount's token. No kubelet
+  // here: the Deployment has no ready replica yet, and node-b's daemon pod has no running daemon.
+  const before = await readyCheck();
+  expect(before.code).toBe(1);
+  expect(before.output).toContain(
+    'FAIL: operator replicas: Deployment tern-operator has no ready replica (0/2 ready)',
+  );
+  expect(before.output).toContain('ok: operator leader');
+  expect(before.output).toContain(
+    'FAIL: hypervisor nodes: HypervisorNode node-b: not Ready (no Ready condition)',
+  );
+  // What the kubelet and the Deployment controller would report once a replica's /readyz answers; node-b's
+  // daemon pod gone (the node no longer matches the DaemonSet).
+  await kubectl(cp, [
+    ...['patch', 'deployment', 'tern-operator', '-n', NS, '--subresource=status', '--type=merge'],
+    ...['-p', JSON.stringify({ status: { replicas: 2, readyReplicas: 1 } })],
+  ]);
+  await kubectl(cp, [
+    'delete',
+    'pod',
+    'tern-hypervisor-node-node-b',
+    '-n',
+    NS,
+    '--grace-period=0',
+    '--force',
+  ]);
+  expect(await readyCheck()).toEqual({
+    code: 0,
+    output: 'ok: operator replicas\nok: operator leader\nok: hypervisor nodes\n',
+  });
+
   expect(await operator.stop()).toBe(0);
   // On SIGTERM the daemon reports Ready=False through its own status subresource.
   expect(await daemon.stop()).toBe(0);
+  expect((await readyCheck()).output).toMatch(
+    /FAIL: hypervisor nodes: HypervisorNode node-a: not Ready \(DaemonStopped: /,
+  );
   const nodeA = await get<Status>('hypervisornode', 'node-a');
   expect(nodeA.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
     status: 'False',
