@@ -74,6 +74,8 @@ export const valuesSchema: Schema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   title: 'Values of the tern chart',
   ...object({
+    // Helm passes a parent chart's global values to a chart used as its dependency.
+    global: { type: 'object' },
     nameOverride: string(),
     fullnameOverride: string(),
     image: object({
