@@ -6,7 +6,8 @@ set -euo pipefail
 
 QEMU_MIN_MAJOR=10
 # syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
-# prometheus: the chart's alert rules and dashboard queries are checked against it (and promtool).
+# prometheus: the chart's alert rules and dashboard queries are checked against it (and promtool); the tests start
+# their own server on a free loopback port (the package's service, where systemd starts one, is not used).
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
   syslinux syslinux-common mtools dosfstools fdisk faketime prometheus)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)

@@ -34,6 +34,7 @@ let images: TestGuestImages;
 let operator: OperatorProcess;
 let prometheus: Prometheus;
 let rulesFile: string;
+let ruleGroups: RuleGroup[];
 let dashboardQueries: { panel: string; expr: string }[];
 let startedAt: number;
 const daemons: DaemonProcess[] = [];
@@ -73,6 +74,7 @@ beforeAll(async () => {
   await letQemuUserThrough(work);
   const { groups, dashboard } = await renderMonitoring();
   rulesFile = join(work, 'rules.yaml');
+  ruleGroups = groups;
   await writeFile(rulesFile, stringify({ groups }));
   const panels = (JSON.parse(dashboard) as { panels: { title: string; targets?: { expr: string }[] }[] })
     .panels;
@@ -279,4 +281,18 @@ test('after a real migration every dashboard query returns data, every rule eval
     'TernMigrationDowntimeAboveTarget ',
     'TernMigrationFailed VMNotFound',
   ]);
+
+  // TernOperatorMetricsAbsent's expression (its alert waits 10 minutes) once the operator is gone: its series go
+  // stale at the first failed scrape.
+  const absent = ruleGroups
+    .flatMap((g) => g.rules)
+    .find((r) => r.alert === 'TernOperatorMetricsAbsent')!.expr;
+  expect(await prometheus.query(absent)).toEqual([]);
+  expect(await operator.stop()).toBe(0);
+  await eventually(
+    `${absent} once the operator stopped`,
+    async () => ((await prometheus.query(absent)).length === 1 ? true : undefined),
+    30_000,
+    500,
+  );
 }, 300_000);
