@@ -395,6 +395,8 @@ export class MigrationRunner {
     // A replica that is no longer the leader must not take the ownership decision.
     run.stopped.throwIfAborted();
     const outcomeAt = Date.now();
+    // Read now, not at the start: a user may decide to keep the source's copy while the disk is being copied.
+    const retained = retainedSourceCopies(await this.options.vms.getVm(run.migration), run.id);
     const result = await handOver({
       source: source.migration,
       target: target.migration,
@@ -405,6 +407,7 @@ export class MigrationRunner {
       targetNode,
       ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
+      retainLocalDisks: retained.map((copy) => copy.name),
     });
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
@@ -472,12 +475,20 @@ export class MigrationRunner {
         ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
         : undefined;
     this.assertMayAct(run);
+    // Reported only by the run that released the source (a resumed run cannot tell what an earlier one retained).
+    const kept =
+      result.committedHere && retained.length > 0
+        ? `; the source's copies are kept on ${sourceNode} (sourceCopyAfterMigration: Retain): ` +
+          retained.map((copy) => `disk ${copy.name} at ${copy.retainedPath}`).join(', ')
+        : '';
     await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
+    if (kept !== '')
+      await this.options.vms.recordEvent(run.migration, 'Normal', 'SourceCopyRetained', kept.slice(2));
     run.migration = await this.options.status.finish(
       run.migration,
       'Succeeded',
       undefined,
-      `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)`,
+      `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)${kept}`,
       outcome,
       guestGapMs,
     );
@@ -489,6 +500,20 @@ export class MigrationRunner {
       'migration succeeded',
     );
   }
+}
+
+/**
+ * The VM's local disks whose copy on the source stays after a successful migration (sourceCopyAfterMigration:
+ * Retain), and where the source daemon moves it (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/
+ * migration.proto: next to the image, named after the migration id).
+ */
+export function retainedSourceCopies(
+  vm: VirtualMachine | undefined,
+  migrationId: string,
+): { name: string; retainedPath: string }[] {
+  return (vm?.spec.disks ?? [])
+    .filter((disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain')
+    .map((disk) => ({ name: disk.name, retainedPath: `${disk.path}.tern-retained-${migrationId}` }));
 }
 
 /**
