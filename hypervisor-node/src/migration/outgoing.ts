@@ -312,16 +312,18 @@ export class OutgoingMigration {
 
   /**
    * The image files of the local disks named in `names` (ReleaseSource's retain_local_disks), checked before the
-   * release: each must be a local disk of the guest this migration moved. Without the guest's spec nothing can be
-   * matched, and nothing is released (the caller asks again; no image is removed by mistake).
+   * release: each must be a local disk of the guest this migration moved. Without the guest's spec the names cannot
+   * be matched to files: every local image of the migration is retained (none is removed by mistake).
    */
   private retainedImages(names: readonly string[]): Set<string> {
     if (names.length === 0) return new Set();
     const spec = this.context.supervisor.get(this.record.guest)?.spec;
     if (spec === undefined) {
-      throw failedPrecondition(
-        `guest ${this.record.guest} is gone: its local disks ${names.join(', ')} cannot be told apart to retain them`,
+      this.context.logger.warn(
+        { migration: this.record.id, guest: this.record.guest, retain: names },
+        'the guest is gone: every local disk image of the migration is retained',
       );
+      return new Set(this.record.localImages ?? []);
     }
     const files = new Set<string>();
     for (const name of names) {

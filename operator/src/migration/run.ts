@@ -19,6 +19,7 @@ import type {
   VirtualMachine,
 } from '../../../crds/index.js';
 import type {
+  Guest__Output,
   MigrationEvent__Output,
   MigrationOutcome__Output,
   MigrationState__Output,
@@ -395,8 +396,9 @@ export class MigrationRunner {
     // A replica that is no longer the leader must not take the ownership decision.
     run.stopped.throwIfAborted();
     const outcomeAt = Date.now();
-    // Read now, not at the start: a user may decide to keep the source's copy while the disk is being copied.
-    const retained = retainedSourceCopies(await this.options.vms.getVm(run.migration), run.id);
+    // Set when this run releases the source: read then, not at the start (a user may decide to keep the source's
+    // copy while the disk is being copied).
+    let retained: RetainedCopy[] = [];
     const result = await handOver({
       source: source.migration,
       target: target.migration,
@@ -407,7 +409,12 @@ export class MigrationRunner {
       targetNode,
       ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
-      retainLocalDisks: retained.map((copy) => copy.name),
+      retainLocalDisks: async () => {
+        const vm = await this.options.vms.getVm(run.migration);
+        const guest = vm === undefined ? undefined : await source.control.getGuest(guestName(vm));
+        retained = retainedSourceCopies(vm, guest, run.id);
+        return retained.map((copy) => copy.name);
+      },
     });
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
@@ -477,7 +484,7 @@ export class MigrationRunner {
     this.assertMayAct(run);
     // Reported only by the run that released the source (a resumed run cannot tell what an earlier one retained).
     const kept =
-      result.committedHere && retained.length > 0
+      retained.length > 0
         ? `; the source's copies are kept on ${sourceNode} (sourceCopyAfterMigration: Retain): ` +
           retained.map((copy) => `disk ${copy.name} at ${copy.retainedPath}`).join(', ')
         : '';
@@ -502,18 +509,38 @@ export class MigrationRunner {
   }
 }
 
+interface RetainedCopy {
+  name: string;
+  retainedPath: string;
+}
+
 /**
- * The VM's local disks whose copy on the source stays after a successful migration (sourceCopyAfterMigration:
- * Retain), and where the source daemon moves it (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/
- * migration.proto: next to the image, named after the migration id).
+ * The local disks whose copy on the source stays after a successful migration: those the VM says
+ * `sourceCopyAfterMigration: Retain` of, among the local disks of the guest the source runs (its spec is what the
+ * daemon moved and knows: a disk added to or renamed in the VM since the guest started is not on the node), and
+ * where the source daemon moves each (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/migration.proto:
+ * next to the image, named after the migration id). Without the guest's spec, the VM's own paths.
  */
-export function retainedSourceCopies(
+function retainedSourceCopies(
   vm: VirtualMachine | undefined,
+  guest: Guest__Output | undefined,
   migrationId: string,
-): { name: string; retainedPath: string }[] {
-  return (vm?.spec.disks ?? [])
-    .filter((disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain')
-    .map((disk) => ({ name: disk.name, retainedPath: `${disk.path}.tern-retained-${migrationId}` }));
+): RetainedCopy[] {
+  const wanted = (vm?.spec.disks ?? []).filter(
+    (disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain',
+  );
+  const running = guest?.spec?.disks;
+  return wanted.flatMap((disk) => {
+    const onNode =
+      running === undefined
+        ? disk
+        : running.find(
+            (candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL',
+          );
+    return onNode === undefined
+      ? []
+      : [{ name: disk.name, retainedPath: `${onNode.path}.tern-retained-${migrationId}` }];
+  });
 }
 
 /**

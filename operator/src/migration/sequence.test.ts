@@ -89,7 +89,7 @@ async function run(
       compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
       epoch: () => 1,
     },
-    ...(retainLocalDisks !== undefined ? { retainLocalDisks } : {}),
+    ...(retainLocalDisks !== undefined ? { retainLocalDisks: async () => retainLocalDisks } : {}),
   });
   return { result, calls, owner };
 }

@@ -168,10 +168,11 @@ export interface HandOverInput extends MigrationDaemons {
    */
   sourceStageAtStart?: MigrationState__Output['stage'];
   /**
-   * The local disks (by name) whose source copy is kept after a successful hand-over (moved aside on the source,
-   * retainedImagePath), instead of removed.
+   * The local disks (by name) whose source copy is kept after a successful hand-over (moved aside on the source)
+   * instead of removed. Asked once the target runs the guest, right before the release, so that reading it costs
+   * the guest no pause.
    */
-  retainLocalDisks?: string[];
+  retainLocalDisks?: () => Promise<string[]>;
 }
 
 export type HandOverResult =
@@ -272,7 +273,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
       await source.releaseSource(id, targetNode, ownership.epoch(), {
         removeLocalDisks: true,
-        retainLocalDisks: input.retainLocalDisks ?? [],
+        retainLocalDisks: (await input.retainLocalDisks?.()) ?? [],
       });
     }
     return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };

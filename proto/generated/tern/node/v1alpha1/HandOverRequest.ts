@@ -25,7 +25,7 @@ export interface HandOverRequest {
    * instead (the VM's disk says `sourceCopyAfterMigration: Retain`). Each is moved aside in its directory, to
    * `<path>.tern-retained-<migration_id>` (a hard link then an unlink: an existing file there is never replaced), so
    * a later migration back to this node finds the path free. A name that is not a local disk of the guest is refused
-   * (INVALID_ARGUMENT) before anything is released.
+   * (INVALID_ARGUMENT) before anything is released; a daemon that no longer has the guest's spec retains them all.
    */
   'retainLocalDisks'?: (string)[];
 }
@@ -53,7 +53,7 @@ export interface HandOverRequest__Output {
    * instead (the VM's disk says `sourceCopyAfterMigration: Retain`). Each is moved aside in its directory, to
    * `<path>.tern-retained-<migration_id>` (a hard link then an unlink: an existing file there is never replaced), so
    * a later migration back to this node finds the path free. A name that is not a local disk of the guest is refused
-   * (INVALID_ARGUMENT) before anything is released.
+   * (INVALID_ARGUMENT) before anything is released; a daemon that no longer has the guest's spec retains them all.
    */
   'retainLocalDisks': (string)[];
 }
