@@ -12,6 +12,7 @@
 // Kubernetes API decides the owner.
 import type { Logger } from 'pino';
 import type {
+  Disk,
   HypervisorNode,
   Migration,
   MigrationProgress,
@@ -411,8 +412,10 @@ export class MigrationRunner {
       sourceStageAtStart,
       retainLocalDisks: async () => {
         const vm = await this.options.vms.getVm(run.migration);
-        const guest = vm === undefined ? undefined : await source.control.getGuest(guestName(vm));
-        retained = retainedSourceCopies(vm, guest, run.id);
+        const wanted = disksToRetain(vm);
+        // The source's guest is asked only about a VM that keeps a copy (most migrations need no extra call).
+        const guest = wanted.length > 0 ? await source.control.getGuest(guestName(vm!)) : undefined;
+        retained = retainedSourceCopies(wanted, guest, run.id);
         return retained.map((copy) => copy.name);
       },
     });
@@ -514,21 +517,24 @@ interface RetainedCopy {
   retainedPath: string;
 }
 
+/** The VM's local disks that say `sourceCopyAfterMigration: Retain`. */
+const disksToRetain = (vm: VirtualMachine | undefined): Disk[] =>
+  (vm?.spec.disks ?? []).filter(
+    (disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain',
+  );
+
 /**
- * The local disks whose copy on the source stays after a successful migration: those the VM says
- * `sourceCopyAfterMigration: Retain` of, among the local disks of the guest the source runs (its spec is what the
- * daemon moved and knows: a disk added to or renamed in the VM since the guest started is not on the node), and
- * where the source daemon moves each (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/migration.proto:
- * next to the image, named after the migration id). Without the guest's spec, the VM's own paths.
+ * The local disks whose copy on the source stays after a successful migration: those of `wanted` (disksToRetain)
+ * among the local disks of the guest the source runs (its spec is what the daemon moved and knows: a disk added to
+ * or renamed in the VM since the guest started is not on the node), and where the source daemon moves each
+ * (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/migration.proto: next to the image, named after the
+ * migration id). Without the guest's spec, the VM's own paths.
  */
 function retainedSourceCopies(
-  vm: VirtualMachine | undefined,
+  wanted: Disk[],
   guest: Guest__Output | undefined,
   migrationId: string,
 ): RetainedCopy[] {
-  const wanted = (vm?.spec.disks ?? []).filter(
-    (disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain',
-  );
   const running = guest?.spec?.disks;
   return wanted.flatMap((disk) => {
     const onNode =
