@@ -250,6 +250,29 @@ describe('validation', () => {
       [/spec\.disks\[0\]\.readOnly/, /a storage: local disk cannot be readOnly/],
     ],
     [
+      'nodeLossPolicy Restart with a local disk (its only copy is on the lost node)',
+      'VirtualMachine',
+      vm({
+        nodeLossPolicy: 'Restart',
+        disks: [
+          { name: 'base', path: '/base.img', storage: 'shared', readOnly: true },
+          { name: 'data', path: '/data.img', storage: 'local' },
+        ],
+      }),
+      [/spec\.nodeLossPolicy/, /nodeLossPolicy: Restart needs disks every node sees/],
+    ],
+    [
+      'sourceCopyAfterMigration on a shared disk',
+      'VirtualMachine',
+      vm({
+        disks: [{ name: 'data', path: '/data.img', storage: 'shared', sourceCopyAfterMigration: 'Retain' }],
+      }),
+      [
+        /spec\.disks\[0\]\.sourceCopyAfterMigration/,
+        /sourceCopyAfterMigration applies to storage: local disks only/,
+      ],
+    ],
+    [
       'a globally administered MAC',
       'VirtualMachine',
       vm({ network: { macAddress: '00:11:22:33:44:55' } }),
@@ -472,7 +495,17 @@ describe('validation', () => {
         disks: [
           { name: 'base', path: '/base.img', storage: 'shared', readOnly: true },
           { name: 'data', path: '/data.img', storage: 'local', readOnly: false },
+          { name: 'kept', path: '/kept.img', storage: 'local', sourceCopyAfterMigration: 'Retain' },
         ],
+      }),
+    );
+    // nodeLossPolicy Restart with shared disks only.
+    await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      manifest('VirtualMachine', 'restartable', {
+        ...vmSpec,
+        nodeLossPolicy: 'Restart',
+        disks: [{ name: 'data', path: '/data.img', storage: 'shared' }],
       }),
     );
     await kubectl(

@@ -40,6 +40,8 @@ export const DISK_BUSES = ['virtio', 'sata'] as const;
 export const DISK_CACHES = ['writeback', 'none', 'writethrough'] as const;
 export const DISK_IO_MODES = ['threads', 'native', 'io_uring'] as const;
 export const DISK_STORAGES = ['shared', 'local'] as const;
+export const SOURCE_COPY_POLICIES = ['Delete', 'Retain'] as const;
+export type SourceCopyPolicy = (typeof SOURCE_COPY_POLICIES)[number];
 export const MIGRATION_RESULTS = ['Succeeded', 'Failed', 'Aborted'] as const;
 
 /**
@@ -128,6 +130,16 @@ export const Disk = Type.Object(
         default: 'threads',
       }),
     ),
+    sourceCopyAfterMigration: Type.Optional(
+      StringEnum(SOURCE_COPY_POLICIES, {
+        description:
+          "storage: local only. What happens to the source node's copy of the image once a migration succeeded " +
+          '(the guest runs on the target; never earlier). Delete (the default): it is removed. Retain: it is kept ' +
+          'on the source node, moved aside to <path>.tern-retained-<migration id> (so that a later migration back ' +
+          "finds the path free), as the Migration's message and a SourceCopyRetained Event say; an " +
+          'administrator removes it.',
+      }),
+    ),
   },
   cel(
     {
@@ -143,6 +155,11 @@ export const Disk = Type.Object(
         'a storage: local disk cannot be readOnly (its live migration writes a copy on the target); ' +
         'use storage: shared for a read-only image every node has',
       fieldPath: '.readOnly',
+    },
+    {
+      rule: "self.storage == 'local' || !has(self.sourceCopyAfterMigration)",
+      message: 'sourceCopyAfterMigration applies to storage: local disks only (a shared image is not copied)',
+      fieldPath: '.sourceCopyAfterMigration',
     },
   ),
 );
@@ -236,17 +253,31 @@ export const VirtualMachineSpec = Type.Object(
           "node's fence time plus the operator's margin, so the node has killed the guest). Wait: the VM keeps " +
           'its node and reports NodeLost until the node returns (then restartPolicy applies there). Restart: the ' +
           'guest starts on another Ready node (the ownership record moves there, epoch + 1); needs disks every ' +
-          'node sees. Never restarted elsewhere from a node that does not fence itself.',
+          'node sees, so a VM with a storage: local disk cannot have it. Never restarted elsewhere from a node ' +
+          'that does not fence itself.',
         default: 'Wait',
       }),
     ),
     placement: Type.Optional(Placement),
   },
-  cel({
-    rule: '!has(self.boot.disk) || (has(self.disks) && self.disks.exists(d, d.name == self.boot.disk))',
-    message: 'boot.disk must name an entry of disks',
-    fieldPath: '.boot.disk',
-  }),
+  cel(
+    {
+      rule: '!has(self.boot.disk) || (has(self.disks) && self.disks.exists(d, d.name == self.boot.disk))',
+      message: 'boot.disk must name an entry of disks',
+      fieldPath: '.boot.disk',
+    },
+    {
+      // The lost node holds the only copy of a local disk: a restart elsewhere would find no image there (or a
+      // stale one), so such a VM waits for its node.
+      rule:
+        "!has(self.nodeLossPolicy) || self.nodeLossPolicy != 'Restart' || !has(self.disks) || " +
+        "!self.disks.exists(d, d.storage == 'local')",
+      message:
+        'nodeLossPolicy: Restart needs disks every node sees: a storage: local disk lives only on the lost ' +
+        'node (use nodeLossPolicy: Wait, or storage: shared)',
+      fieldPath: '.nodeLossPolicy',
+    },
+  ),
 );
 export type VirtualMachineSpec = Static<typeof VirtualMachineSpec>;
 

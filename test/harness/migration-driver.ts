@@ -180,9 +180,16 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
  */
 export async function handOver(
   run: RunningMigration,
-  options: { guest: string; from: NodeHandle; to: NodeHandle; record: InMemoryOwnership },
+  options: {
+    guest: string;
+    from: NodeHandle;
+    to: NodeHandle;
+    record: InMemoryOwnership;
+    /** The local disks whose source copy is kept (moved aside) after a successful hand-over. */
+    retainLocalDisks?: string[];
+  },
 ): Promise<DriverHandOverResult> {
-  const { guest, from, to, record } = options;
+  const { guest, from, to, record, retainLocalDisks } = options;
   const outcome = await run.outcome;
   const outcomeAtMs = Date.now();
   const result = await operatorHandOver({
@@ -201,6 +208,7 @@ export async function handOver(
       },
       epoch: () => record.epoch(guest),
     },
+    ...(retainLocalDisks !== undefined ? { retainLocalDisks: async () => retainLocalDisks } : {}),
   });
   if (result.kind === 'handedOver') {
     return { owner: to.name, kind: result.kind, resumedAtMs: result.resumedAtMs, outcomeAtMs };

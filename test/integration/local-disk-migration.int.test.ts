@@ -10,6 +10,7 @@
 // images while a guest runs: each image is filled with a known pattern before the guest starts, and after the
 // migration the target's copy must hold exactly what the source's held (sha256 of the raw files; qemu-img compare
 // for qcow2, whose layout differs), read once the QEMUs are stopped.
+import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, copyFile, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -194,6 +195,44 @@ test('a raw local disk migrates with the guest: the target image equals the sour
   await deleteGuest(nodeB, 'raw');
   // The guest's disk stays on the node that runs it; deleting a guest never deletes its images.
   await rm(join(nodeB.disks, 'raw.img'));
+}, 240_000);
+
+test('retain_local_disks: an unknown name is refused before the release; the disk named is moved aside, its path freed', async () => {
+  await rawImage('kept.img', 16);
+  const before = await sha256(join(nodeA.disks, 'kept.img'));
+  await boot('kept', '0011', { file: 'kept.img', format: 'DISK_FORMAT_RAW' });
+  const { migration } = await start('kept');
+  // The target resumes the guest, then the source refuses to be released with a name that is no disk of the guest.
+  await expect(
+    handOver(migration, { guest: 'kept', from: nodeA, to: nodeB, record, retainLocalDisks: ['nosuch'] }),
+  ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/nosuch/) });
+  const [onA, onB] = await assertAtMostOneRunning('kept', [nodeA, nodeB]);
+  expect(onB).toBe('GUEST_PHASE_RUNNING');
+  // Not released: the source still holds its (paused) guest and its image at the path.
+  expect(onA).not.toBe('ABSENT');
+  expect(await exists(join(nodeA.disks, 'kept.img'))).toBe(true);
+  const released = await unary<MigrationState__Output>((done) =>
+    nodeA.migration.releaseSource(
+      {
+        migrationId: migration.id,
+        recordedOwner: nodeB.name,
+        epoch: record.epoch('kept') ?? 0,
+        removeLocalDisks: true,
+        retainLocalDisks: ['data'],
+      },
+      done,
+    ),
+  );
+  expect(released.stage).toBe('MIGRATION_STAGE_RELEASED');
+  expect(await assertAtMostOneRunning('kept', [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
+  // Moved aside, never copied or changed: the path is free for a migration back.
+  expect((await readdir(nodeA.disks)).filter((f) => f.startsWith('kept.img'))).toEqual([
+    `kept.img.tern-retained-${migration.id}`,
+  ]);
+  expect(await sha256(join(nodeA.disks, `kept.img.tern-retained-${migration.id}`))).toBe(before);
+  await deleteGuest(nodeB, 'kept');
+  await rm(join(nodeB.disks, 'kept.img'));
+  await rm(join(nodeA.disks, `kept.img.tern-retained-${migration.id}`));
 }, 240_000);
 
 test('a qcow2 overlay migrates onto the same base: only the overlay is copied', async () => {

@@ -20,12 +20,13 @@ import {
   type MigrationRecordFile,
 } from './record-file.js';
 import * as grpc from '@grpc/grpc-js';
-import { failedPrecondition, RpcError } from '../rpc/errors.js';
+import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { retire, type TombstoneStore } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
 import {
   mirroredDisks,
   removeCreatedImages as removeLocalImages,
+  retainImage,
   type MirroredDisk,
 } from './engine/local-disks.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
@@ -267,15 +268,22 @@ export class OutgoingMigration {
 
   /**
    * Hand-over success side: the record moved away from this node, so the paused source QEMU goes. Its local disk
-   * images go too only when `removeLocalDisks` (the target runs the guest); a release after a failure keeps them.
+   * images go too only when `removeLocalDisks` (the target runs the guest), except those named in `retain` (disk
+   * names), which are moved aside (retainImage); a release after a failure keeps them all at their paths.
    */
-  async release(recordedOwner: string, nodeName: string, removeLocalDisks: boolean): Promise<MigrationState> {
+  async release(
+    recordedOwner: string,
+    nodeName: string,
+    removeLocalDisks: boolean,
+    retain: readonly string[] = [],
+  ): Promise<MigrationState> {
     if (this.stage === 'MIGRATION_STAGE_RELEASED') return this.state();
     if (recordedOwner === '' || recordedOwner === nodeName) {
       throw failedPrecondition(
         `the ownership record names ${recordedOwner || 'nobody'}: the source is not released`,
       );
     }
+    const retained = removeLocalDisks ? this.retainedImages(retain) : new Set<string>();
     try {
       await this.engine.release();
     } catch (error) {
@@ -284,11 +292,51 @@ export class OutgoingMigration {
     // The target runs the guest: this node's copies of its local disks are stale now, and a later migration back
     // here must find no file at their paths. After a failure (post-copy lost, a lost node) they may be the only
     // complete copy: kept.
-    if (removeLocalDisks) await removeLocalImages(this.record.localImages ?? []);
+    if (removeLocalDisks) {
+      const images = this.record.localImages ?? [];
+      for (const file of images.filter((image) => retained.has(image))) {
+        try {
+          await retainImage(file, this.record.id);
+        } catch (error) {
+          // Nothing is removed before every retained image is aside; the operator asks again.
+          throw failedPrecondition(`retaining ${file}: ${(error as Error).message}`);
+        }
+      }
+      await removeLocalImages(images.filter((image) => !retained.has(image)));
+    }
     this.stage = 'MIGRATION_STAGE_RELEASED';
     this.message = `released; ${recordedOwner} owns the guest`;
     await this.retire();
     return this.state();
+  }
+
+  /**
+   * The image files of the local disks named in `names` (ReleaseSource's retain_local_disks), checked before the
+   * release: each must be a local disk of the guest this migration moved. Without the guest's spec the names cannot
+   * be matched to files: every local image of the migration is retained (none is removed by mistake).
+   */
+  private retainedImages(names: readonly string[]): Set<string> {
+    if (names.length === 0) return new Set();
+    const spec = this.context.supervisor.get(this.record.guest)?.spec;
+    if (spec === undefined) {
+      this.context.logger.warn(
+        { migration: this.record.id, guest: this.record.guest, retain: names },
+        'the guest is gone: every local disk image of the migration is retained',
+      );
+      return new Set(this.record.localImages ?? []);
+    }
+    const files = new Set<string>();
+    for (const name of names) {
+      const disk = spec.disks.find((candidate) => candidate.name === name);
+      if (
+        disk === undefined ||
+        disk.storage !== 'local' ||
+        !(this.record.localImages ?? []).includes(disk.path)
+      )
+        throw invalidArgument(`retain_local_disks: ${name} is not a local disk this migration copied`);
+      files.add(disk.path);
+    }
+    return files;
   }
 
   /**

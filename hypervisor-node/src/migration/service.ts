@@ -515,7 +515,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       }
       const record = outgoing(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
-      return record.release(request.recordedOwner, nodeName, request.removeLocalDisks);
+      return record.release(
+        request.recordedOwner,
+        nodeName,
+        request.removeLocalDisks,
+        request.retainLocalDisks,
+      );
     }),
 
     ResumeSource: calls.unary('ResumeSource', async (request) => {

@@ -116,16 +116,19 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
     );
   }
 
-  /** removeLocalDisks: the target runs the guest, so the source's local disk images go too (else they are kept). */
+  /**
+   * removeLocalDisks: the target runs the guest, so the source's local disk images go too (else they are kept),
+   * except the disks named in retainLocalDisks, which the source moves aside (retainedImagePath).
+   */
   releaseSource(
     id: string,
     recordedOwner: string,
     epoch: number | undefined,
-    { removeLocalDisks = false } = {},
+    { removeLocalDisks = false, retainLocalDisks = [] as string[] } = {},
   ): Promise<MigrationState__Output> {
     return this.unary((done, call) =>
       this.client.releaseSource(
-        { migrationId: id, recordedOwner, epoch: epoch ?? 0, removeLocalDisks },
+        { migrationId: id, recordedOwner, epoch: epoch ?? 0, removeLocalDisks, retainLocalDisks },
         call.metadata,
         call.options,
         done,

@@ -99,6 +99,17 @@ export class VmOwnership {
     };
   }
 
+  /** An Event about the Migration's VM (nothing when the VM is gone). */
+  async recordEvent(
+    migration: Migration,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const vm = await this.getVm(migration);
+    if (vm) await this.options.events.record(vm, type, reason, message);
+  }
+
   /** Gives the VM back to the VM reconciler (Running on whatever node its record names) with lastMigration. */
   async releaseVm(
     migration: Migration,

@@ -12,6 +12,7 @@
 // Kubernetes API decides the owner.
 import type { Logger } from 'pino';
 import type {
+  Disk,
   HypervisorNode,
   Migration,
   MigrationProgress,
@@ -19,6 +20,7 @@ import type {
   VirtualMachine,
 } from '../../../crds/index.js';
 import type {
+  Guest__Output,
   MigrationEvent__Output,
   MigrationOutcome__Output,
   MigrationState__Output,
@@ -395,6 +397,9 @@ export class MigrationRunner {
     // A replica that is no longer the leader must not take the ownership decision.
     run.stopped.throwIfAborted();
     const outcomeAt = Date.now();
+    // Set when this run releases the source: read then, not at the start (a user may decide to keep the source's
+    // copy while the disk is being copied).
+    let retained: RetainedCopy[] = [];
     const result = await handOver({
       source: source.migration,
       target: target.migration,
@@ -405,6 +410,14 @@ export class MigrationRunner {
       targetNode,
       ownership: this.fencedOwnership(run, logger),
       sourceStageAtStart,
+      retainLocalDisks: async () => {
+        const vm = await this.options.vms.getVm(run.migration);
+        const wanted = disksToRetain(vm);
+        // The source's guest is asked only about a VM that keeps a copy (most migrations need no extra call).
+        const guest = wanted.length > 0 ? await source.control.getGuest(guestName(vm!)) : undefined;
+        retained = retainedSourceCopies(wanted, guest, run.id);
+        return retained.map((copy) => copy.name);
+      },
     });
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
@@ -472,12 +485,20 @@ export class MigrationRunner {
         ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
         : undefined;
     this.assertMayAct(run);
+    // Reported only by the run that released the source (a resumed run cannot tell what an earlier one retained).
+    const kept =
+      retained.length > 0
+        ? `; the source's copies are kept on ${sourceNode} (sourceCopyAfterMigration: Retain): ` +
+          retained.map((copy) => `disk ${copy.name} at ${copy.retainedPath}`).join(', ')
+        : '';
     await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
+    if (kept !== '')
+      await this.options.vms.recordEvent(run.migration, 'Normal', 'SourceCopyRetained', kept.slice(2));
     run.migration = await this.options.status.finish(
       run.migration,
       'Succeeded',
       undefined,
-      `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)`,
+      `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)${kept}`,
       outcome,
       guestGapMs,
     );
@@ -489,6 +510,43 @@ export class MigrationRunner {
       'migration succeeded',
     );
   }
+}
+
+interface RetainedCopy {
+  name: string;
+  retainedPath: string;
+}
+
+/** The VM's local disks that say `sourceCopyAfterMigration: Retain`. */
+const disksToRetain = (vm: VirtualMachine | undefined): Disk[] =>
+  (vm?.spec.disks ?? []).filter(
+    (disk) => disk.storage === 'local' && disk.sourceCopyAfterMigration === 'Retain',
+  );
+
+/**
+ * The local disks whose copy on the source stays after a successful migration: those of `wanted` (disksToRetain)
+ * among the local disks of the guest the source runs (its spec is what the daemon moved and knows: a disk added to
+ * or renamed in the VM since the guest started is not on the node), and where the source daemon moves each
+ * (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/migration.proto: next to the image, named after the
+ * migration id). Without the guest's spec, the VM's own paths.
+ */
+function retainedSourceCopies(
+  wanted: Disk[],
+  guest: Guest__Output | undefined,
+  migrationId: string,
+): RetainedCopy[] {
+  const running = guest?.spec?.disks;
+  return wanted.flatMap((disk) => {
+    const onNode =
+      running === undefined
+        ? disk
+        : running.find(
+            (candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL',
+          );
+    return onNode === undefined
+      ? []
+      : [{ name: disk.name, retainedPath: `${onNode.path}.tern-retained-${migrationId}` }];
+  });
 }
 
 /**

@@ -40,7 +40,7 @@ const state = (stage: Stage, message = '') => ({ stage, message, guest: 'g' }) a
 async function run(
   targetState: MigrationState__Output | undefined,
   guest: { phase: string; message: string } | undefined,
-  { resumeCallFails = false, postCopy = false } = {},
+  { resumeCallFails = false, postCopy = false, retainLocalDisks = undefined as string[] | undefined } = {},
 ) {
   const calls: string[] = [];
   const target = {
@@ -64,9 +64,10 @@ async function run(
       _id: string,
       owner: string,
       _epoch: number,
-      options?: { removeLocalDisks?: boolean },
+      options?: { removeLocalDisks?: boolean; retainLocalDisks?: string[] },
     ) => {
-      calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}`);
+      const retain = options?.retainLocalDisks?.length ? ` retain ${options.retainLocalDisks.join(',')}` : '';
+      calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}${retain}`);
       return state('MIGRATION_STAGE_RELEASED');
     },
     resumeSource: async () => {
@@ -88,6 +89,7 @@ async function run(
       compareAndSwap: async (from, to) => (owner === from ? (owner = to) : owner),
       epoch: () => 1,
     },
+    ...(retainLocalDisks !== undefined ? { retainLocalDisks: async () => retainLocalDisks } : {}),
   });
   return { result, calls, owner };
 }
@@ -133,6 +135,22 @@ describe('handOver after a completed pre-copy whose target does not resume the g
     // Only now, with the guest running on the target, do the source's local disk images go.
     expect(calls).toEqual(['resumeTarget', 'releaseSource b remove-disks']);
     expect(owner).toBe('b');
+  });
+
+  it('names the disks whose source copy the VM retains on the release after the target resumed', async () => {
+    const resumed = state('MIGRATION_STAGE_RESUMED', 'the target runs the guest');
+    const { calls } = await run(
+      resumed,
+      { phase: 'GUEST_PHASE_RUNNING', message: '' },
+      { retainLocalDisks: ['data'] },
+    );
+    expect(calls).toEqual(['resumeTarget', 'releaseSource b remove-disks retain data']);
+  });
+
+  it('a release after a failure retains nothing by name: every copy stays at its path', async () => {
+    const lost = state('MIGRATION_STAGE_TARGET_FAILED', 'the loaded target QEMU is gone');
+    const { calls } = await run(lost, undefined, { postCopy: true, retainLocalDisks: ['data'] });
+    expect(calls).toEqual(['resumeTarget', 'abortIncoming keep-disks', 'releaseSource b']);
   });
 
   it.each([

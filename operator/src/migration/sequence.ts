@@ -167,6 +167,12 @@ export interface HandOverInput extends MigrationDaemons {
    * target again.
    */
   sourceStageAtStart?: MigrationState__Output['stage'];
+  /**
+   * The local disks (by name) whose source copy is kept after a successful hand-over (moved aside on the source)
+   * instead of removed. Asked once the target runs the guest, right before the release, so that reading it costs
+   * the guest no pause.
+   */
+  retainLocalDisks?: () => Promise<string[]>;
 }
 
 export type HandOverResult =
@@ -265,7 +271,10 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const released = committedHere ? undefined : await source.getMigration(id);
     // A source whose QEMU is gone (SOURCE_LOST) has nothing left to release either.
     if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
-      await source.releaseSource(id, targetNode, ownership.epoch(), { removeLocalDisks: true });
+      await source.releaseSource(id, targetNode, ownership.epoch(), {
+        removeLocalDisks: true,
+        retainLocalDisks: (await input.retainLocalDisks?.()) ?? [],
+      });
     }
     return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
   }

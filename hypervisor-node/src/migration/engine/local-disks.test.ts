@@ -1,4 +1,14 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DiskSpec, GuestDefinition } from '../../model/guest.js';
@@ -7,6 +17,8 @@ import {
   createTargetImage,
   diskCopyAllowanceMs,
   planTargetImages,
+  retainedImagePath,
+  retainImage,
   TargetImageError,
   TargetImageExistsError,
 } from './local-disks.js';
@@ -163,4 +175,39 @@ test('diskCopyAllowanceMs: the default completion timeout per GiB of local disk,
   expect(diskCopyAllowanceMs([])).toBe(0);
   expect(diskCopyAllowanceMs([{ name: 'a', virtualSizeBytes: MiB }])).toBe(150_000);
   expect(diskCopyAllowanceMs([{ name: 'a', virtualSizeBytes: 4 * 2 ** 30 }])).toBe(600_000);
+});
+
+describe('retainImage', () => {
+  it('moves the image aside next to it, so that its path is free', async () => {
+    const file = path.join(root, 'kept.img');
+    writeFileSync(file, 'the disk');
+    const retained = await retainImage(file, 'm1');
+    expect(retained).toBe(retainedImagePath(file, 'm1'));
+    expect(retained).toBe(`${file}.tern-retained-m1`);
+    expect(existsSync(file)).toBe(false);
+    expect(readFileSync(retained, 'utf8')).toBe('the disk');
+  });
+
+  it('is idempotent: a repeated call, or one after only the link, finishes the move', async () => {
+    const file = path.join(root, 'again.img');
+    writeFileSync(file, 'the disk');
+    linkSync(file, retainedImagePath(file, 'm2'));
+    await retainImage(file, 'm2');
+    expect(existsSync(file)).toBe(false);
+    await retainImage(file, 'm2');
+    expect(readFileSync(retainedImagePath(file, 'm2'), 'utf8')).toBe('the disk');
+  });
+
+  it('never replaces another file at the retained path, and then leaves the image at its path', async () => {
+    const file = path.join(root, 'taken.img');
+    writeFileSync(file, 'the disk');
+    writeFileSync(retainedImagePath(file, 'm3'), 'someone else');
+    await expect(retainImage(file, 'm3')).rejects.toThrow(/already exists and is not/);
+    expect(readFileSync(file, 'utf8')).toBe('the disk');
+    expect(readFileSync(retainedImagePath(file, 'm3'), 'utf8')).toBe('someone else');
+  });
+
+  it('refuses when neither the image nor a retained copy exists', async () => {
+    await expect(retainImage(path.join(root, 'never.img'), 'm4')).rejects.toThrow(/nothing to retain/);
+  });
 });

@@ -11,7 +11,7 @@
 // Block node names come from qemu/argv.ts: `file<i>` (protocol) and `disk<i>` (format) per disk index, identical on
 // both nodes. The export, the NBD client node and the mirror job are named after the disk index too.
 import { execFile } from 'node:child_process';
-import { open, realpath, rm } from 'node:fs/promises';
+import { link, open, realpath, rm, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -162,6 +162,38 @@ export function diskCopyAllowanceMs(images: readonly LocalDiskImage[]): number {
 /** Removes images this daemon created for a migration that did not reach the hand-over. */
 export async function removeCreatedImages(files: readonly string[]): Promise<void> {
   for (const file of files) await rm(file, { force: true });
+}
+
+/** Where a migration's source keeps a local disk's image it retains: next to it, so the disk's path is free. */
+export const retainedImagePath = (file: string, migrationId: string): string =>
+  `${file}.tern-retained-${migrationId}`;
+
+/**
+ * Moves a source's local disk image aside to retainedImagePath (ReleaseSource with retain_local_disks): a hard link,
+ * then the old name unlinked, so that a file already at the retained path is never replaced. Idempotent: a call
+ * repeated after the move (or after only the link) finishes it. Throws, leaving the image where it is, when
+ * another file holds the retained path.
+ */
+export async function retainImage(file: string, migrationId: string): Promise<string> {
+  const retained = retainedImagePath(file, migrationId);
+  try {
+    await link(file, retained);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      // Moved by an earlier call; anything else (no image, no retained copy) is not ours to explain away.
+      await stat(retained).catch(() => {
+        throw new Error(`${file} is gone and ${retained} does not exist: nothing to retain`);
+      });
+      return retained;
+    }
+    if (code !== 'EEXIST') throw error;
+    const [image, there] = await Promise.all([stat(file), stat(retained)]);
+    if (image.ino !== there.ino || image.dev !== there.dev)
+      throw new Error(`${retained} already exists and is not ${file}: the image stays at its path`);
+  }
+  await unlink(file);
+  return retained;
 }
 
 /**

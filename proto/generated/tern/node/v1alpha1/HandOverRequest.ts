@@ -20,6 +20,14 @@ export interface HandOverRequest {
    * they may be the only complete copy.
    */
   'removeLocalDisks'?: (boolean);
+  /**
+   * ReleaseSource with remove_local_disks only: the local disks (by DiskSpec.name) whose copy on this node is kept
+   * instead (the VM's disk says `sourceCopyAfterMigration: Retain`). Each is moved aside in its directory, to
+   * `<path>.tern-retained-<migration_id>` (a hard link then an unlink: an existing file there is never replaced), so
+   * a later migration back to this node finds the path free. A name that is not a local disk of the guest is refused
+   * (INVALID_ARGUMENT) before anything is released; a daemon that no longer has the guest's spec retains them all.
+   */
+  'retainLocalDisks'?: (string)[];
 }
 
 export interface HandOverRequest__Output {
@@ -40,4 +48,12 @@ export interface HandOverRequest__Output {
    * they may be the only complete copy.
    */
   'removeLocalDisks': (boolean);
+  /**
+   * ReleaseSource with remove_local_disks only: the local disks (by DiskSpec.name) whose copy on this node is kept
+   * instead (the VM's disk says `sourceCopyAfterMigration: Retain`). Each is moved aside in its directory, to
+   * `<path>.tern-retained-<migration_id>` (a hard link then an unlink: an existing file there is never replaced), so
+   * a later migration back to this node finds the path free. A name that is not a local disk of the guest is refused
+   * (INVALID_ARGUMENT) before anything is released; a daemon that no longer has the guest's spec retains them all.
+   */
+  'retainLocalDisks': (string)[];
 }
