@@ -111,7 +111,8 @@ export function renderQuiesce(quiesce: MigrationQuiesce | undefined): string | u
   if (!quiesce) return undefined;
   const disks = quiesce.disks.map((disk) => {
     const notes: string[] = [disk.storage];
-    if (disk.storage === 'local') notes.push(disk.mirrorCompleted ? 'mirror completed' : 'mirror not completed');
+    if (disk.storage === 'local')
+      notes.push(disk.mirrorCompleted ? 'mirror completed' : 'mirror not completed');
     if (!disk.flushed) notes.push('not proven flushed');
     const moved = disk.writesAfterPause + disk.flushesAfterPause + disk.otherAfterPause;
     if (moved > 0) notes.push(`${moved} requests after the pause`);

@@ -126,14 +126,18 @@ export const QuiescedDisk = Type.Object({
   storage: StringEnum(DISK_STORAGES),
   writes: Count("The guest's writes QEMU had completed on the disk when it paused the guest."),
   flushes: Count("The guest's flushes QEMU had completed on the disk when it paused the guest."),
-  writesAfterPause: Count('Writes completed between the pause and the end of Quiescing: 0 on a quiesced disk.'),
+  writesAfterPause: Count(
+    'Writes completed between the pause and the end of Quiescing: 0 on a quiesced disk.',
+  ),
   flushesAfterPause: Count('Flushes completed between the pause and the end of Quiescing: 0.'),
   otherAfterPause: Count('Reads, discards, failed and invalid requests after the pause: 0.'),
   mirrorCompleted: Type.Boolean({
-    description: "A local disk's mirror concluded: the target's copy is final (always false for a shared disk).",
+    description:
+      "A local disk's mirror concluded: the target's copy is final (always false for a shared disk).",
   }),
   flushed: Type.Boolean({
-    description: "Flushed by QEMU's pause, and no request reached the disk since (the counters did not move).",
+    description:
+      "Flushed by QEMU's pause, and no request reached the disk since (the counters did not move).",
   }),
 });
 export type QuiescedDisk = Static<typeof QuiescedDisk>;

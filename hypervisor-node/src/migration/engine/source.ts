@@ -138,7 +138,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private released = false;
   private quiesceStarted = false;
   /** What the quiesce step sampled when it began; its report once it ended. */
-  private quiescing: { startedAtMs: number; spec: GuestDefinition; before: Map<number, DiskCounters> } | undefined;
+  private quiescing:
+    { startedAtMs: number; spec: GuestDefinition; before: Map<number, DiskCounters> } | undefined;
   private quiesceReport: QuiesceReport | undefined;
   private cancelReason: string | undefined;
   /** Why the engine itself stopped QEMU's migration (migrate_cancel), set before it does. */
@@ -727,7 +728,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     try {
       if (spec === undefined) throw new Error(`guest ${this.options.guest} is gone`);
       const run = await this.qmp.queryStatus();
-      if (run.running) throw new Error(`QEMU runs the guest (${run.status}) although it reported pre-switchover`);
+      if (run.running)
+        throw new Error(`QEMU runs the guest (${run.status}) although it reported pre-switchover`);
       before = await sampleDiskCounters(this.qmp, spec);
       this.quiescing = { startedAtMs, spec, before };
     } catch (err) {
