@@ -6,7 +6,7 @@ import type { KubeClient } from '../kube/client.js';
 import { KubeApiError, isNotFound } from '../kube/errors.js';
 import { formatDuration } from './format.js';
 import { USER_AGENT, activeMigrations } from './kube.js';
-import { migrationRef, renderLiveLine } from './render.js';
+import { migrationRef, renderLiveLine, renderQuiesce } from './render.js';
 import type { Outcome } from './render.js';
 import { MigrationReporter } from './reporter.js';
 import type { ReporterOutput } from './reporter.js';
@@ -127,6 +127,16 @@ function describeMigration(migration: Migration): string {
   return `${migration.metadata.name ?? ''} (${route}) ${renderLiveLine(status, false)}`;
 }
 
+/** The VM's last Migration by name; undefined once it was removed. */
+async function lastMigrationRecord(ctx: CommandContext, name: string): Promise<Migration | undefined> {
+  try {
+    return await ctx.client.get<Migration>(Migrations, name, ctx.namespace);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 export async function status(ctx: CommandContext, vmName: string): Promise<number> {
   const vm = await ctx.client.get<VirtualMachine>(VirtualMachines, vmName, ctx.namespace);
   const s = vm.status ?? {};
@@ -146,6 +156,9 @@ export async function status(ctx: CommandContext, vmName: string): Promise<numbe
       `  Last migration:   ${last.name} ${last.result} (${last.sourceNode} → ${last.targetNode ?? '?'}${downtime}, ` +
         `finished ${last.finishedAt})`,
     );
+    // The Migration itself holds the Quiescing report; it may have been removed (bounded history).
+    const quiesce = renderQuiesce((await lastMigrationRecord(ctx, last.name))?.status?.quiesce);
+    if (quiesce !== undefined) lines.push(`  Last quiesce:     ${quiesce}`);
   } else {
     lines.push('  Last migration:   <none>');
   }

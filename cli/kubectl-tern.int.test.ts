@@ -311,6 +311,42 @@ describe('kubectl tern (real kubectl, real apiserver)', () => {
     expect(moving.stdout).toContain(
       `  Active migration: ${active!.metadata.name} (node-a → node-b) Copying: round 2 40%\n`,
     );
+
+    // Finished: the last migration's Quiescing report comes from its Migration (the CRD takes the report).
+    await writeMigrationStatus(active!.metadata.name!, {
+      phase: 'Succeeded',
+      quiesce: {
+        durationMs: 23,
+        disks: [
+          {
+            name: 'data',
+            storage: 'local',
+            writes: 120,
+            flushes: 118,
+            writesAfterPause: 0,
+            flushesAfterPause: 0,
+            otherAfterPause: 0,
+            mirrorCompleted: true,
+            flushed: true,
+          },
+        ],
+      },
+    });
+    await kubectl([
+      'patch',
+      'virtualmachine',
+      'vm03',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: { lastMigration: { ...vmStatus.lastMigration, name: active!.metadata.name } },
+      }),
+    ]);
+    const finished = await tern(['status', 'vm03']).result;
+    expect(finished.stdout).toContain(
+      '  Last quiesce:     23 ms, 1 of 1 disk flushed, no I/O after the pause (data local, mirror completed)\n',
+    );
   });
 
   it('cancel deletes the active Migration and keeps finished ones as records', async () => {

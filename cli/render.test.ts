@@ -6,6 +6,7 @@ import {
   renderLiveLine,
   renderOutcome,
   renderProgress,
+  renderQuiesce,
   totalTimeMs,
 } from './render.js';
 
@@ -158,5 +159,47 @@ describe('renderOutcome', () => {
       'Migration aborted (Cancelled): no message from the operator',
       '  vm01: ? → node-b (migration default/vm01-x7k2p) stopped.',
     ]);
+  });
+});
+
+describe('renderQuiesce', () => {
+  const disk = {
+    name: 'data',
+    storage: 'local' as const,
+    writes: 120,
+    flushes: 118,
+    writesAfterPause: 0,
+    flushesAfterPause: 0,
+    otherAfterPause: 0,
+    mirrorCompleted: true,
+    flushed: true,
+  };
+
+  it('shows the duration and each disk; a successful migration ends with it', () => {
+    const quiesce = {
+      durationMs: 37,
+      disks: [disk, { ...disk, name: 'log', storage: 'shared' as const, mirrorCompleted: false }],
+    };
+    expect(renderQuiesce(quiesce)).toBe(
+      '37 ms, 2 of 2 disks flushed, no I/O after the pause (data local, mirror completed; log shared)',
+    );
+    expect(renderOutcome(migration({ ...succeeded, quiesce })).lines).toContain(
+      '  Quiesce: 37 ms, 2 of 2 disks flushed, no I/O after the pause (data local, mirror completed; log shared)',
+    );
+    expect(renderQuiesce({ durationMs: 2, disks: [] })).toBe('2 ms, no disks');
+    expect(renderQuiesce(undefined)).toBeUndefined();
+  });
+
+  it('shows a failed step with its reason', () => {
+    const quiesce = {
+      durationMs: 240,
+      disks: [{ ...disk, mirrorCompleted: false, flushed: false }],
+      error: 'quiescing failed: completing the disk copy failed: Input/output error',
+    };
+    const failed = migration({ phase: 'Failed', failureReason: 'TransportFailed', message: 'x', quiesce });
+    expect(renderOutcome(failed).lines.at(-1)).toBe(
+      '  Quiesce: 240 ms, failed: quiescing failed: completing the disk copy failed: Input/output error ' +
+        '(data local, mirror not completed, not proven flushed)',
+    );
   });
 });

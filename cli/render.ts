@@ -1,7 +1,13 @@
 // Text for a Migration's state, built only from its status: the live progress line, the phase lines and the
 // final summary (ending like hpvmmigrate: "Guest migrated successfully.").
 import { MIGRATION_PHASES, isTerminalMigrationPhase } from '../crds/index.js';
-import type { Migration, MigrationPhase, MigrationProgress, MigrationStatus } from '../crds/index.js';
+import type {
+  Migration,
+  MigrationPhase,
+  MigrationProgress,
+  MigrationQuiesce,
+  MigrationStatus,
+} from '../crds/index.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
 
 export const BAR_WIDTH = 24;
@@ -97,6 +103,33 @@ export function totalTimeMs(migration: Migration): number | undefined {
   return Number.isFinite(begin) && Number.isFinite(end) ? Math.max(0, end - begin) : undefined;
 }
 
+/**
+ * "12 ms, 2 of 2 disks flushed, no I/O after the pause (data local, mirror completed; log shared)", or the
+ * step's failure; undefined when the source never paused the guest for the switchover.
+ */
+export function renderQuiesce(quiesce: MigrationQuiesce | undefined): string | undefined {
+  if (!quiesce) return undefined;
+  const disks = quiesce.disks.map((disk) => {
+    const notes: string[] = [disk.storage];
+    if (disk.storage === 'local')
+      notes.push(disk.mirrorCompleted ? 'mirror completed' : 'mirror not completed');
+    if (!disk.flushed) notes.push('not proven flushed');
+    const moved = disk.writesAfterPause + disk.flushesAfterPause + disk.otherAfterPause;
+    if (moved > 0) notes.push(`${moved} requests after the pause`);
+    return `${disk.name} ${notes.join(', ')}`;
+  });
+  const flushed = quiesce.disks.filter((disk) => disk.flushed).length;
+  const summary =
+    quiesce.disks.length === 0
+      ? 'no disks'
+      : `${flushed} of ${quiesce.disks.length} disk${quiesce.disks.length === 1 ? '' : 's'} flushed` +
+        (flushed === quiesce.disks.length ? ', no I/O after the pause' : '');
+  const head = quiesce.error
+    ? `${formatDuration(quiesce.durationMs)}, failed: ${quiesce.error}`
+    : `${formatDuration(quiesce.durationMs)}, ${summary}`;
+  return disks.length > 0 ? `${head} (${disks.join('; ')})` : head;
+}
+
 export interface Outcome {
   succeeded: boolean;
   lines: string[];
@@ -116,6 +149,8 @@ export function renderOutcome(migration: Migration): Outcome {
       if (guestGapMs !== undefined) parts.push(`longest guest gap ${formatDuration(guestGapMs)}`);
       lines.push(`  Downtime: ${parts.join(', ')}`);
     }
+    const quiesce = renderQuiesce(status.quiesce);
+    if (quiesce !== undefined) lines.push(`  Quiesce: ${quiesce}`);
     if (total !== undefined) lines.push(`  Total time: ${formatDuration(total)}`);
     if (status.progress?.transferredBytes !== undefined) {
       lines.push(`  Transferred: ${formatBytes(status.progress.transferredBytes)}`);
@@ -131,5 +166,7 @@ export function renderOutcome(migration: Migration): Outcome {
   const during = lastRunning ? ` during ${lastRunning.phase}` : '';
   const after = total !== undefined ? ` after ${formatDuration(total)}` : '';
   lines.push(`  ${route} (migration ${migrationRef(migration)}) stopped${during}${after}.`);
+  const quiesce = renderQuiesce(status.quiesce);
+  if (quiesce !== undefined) lines.push(`  Quiesce: ${quiesce}`);
   return { succeeded: false, lines };
 }

@@ -99,6 +99,7 @@ describe('CRDs', () => {
       'Progress',
       'Downtime-ms',
       'Age',
+      'Quiesce-ms',
       'Reason',
     ]);
     expect(columns('HypervisorNode')).toEqual([

@@ -59,6 +59,10 @@ export type {
   MigrationOutcome,
   MigrationOutcome__Output,
 } from './generated/tern/node/v1alpha1/MigrationOutcome.js';
+export type {
+  QuiesceReport as WireQuiesceReport,
+  QuiesceReport__Output as WireQuiesceReport__Output,
+} from './generated/tern/node/v1alpha1/QuiesceReport.js';
 export type { MigrationPhase as WireMigrationPhase } from './generated/tern/node/v1alpha1/MigrationPhase.js';
 export type {
   MigrationPolicy as WireMigrationPolicy,

@@ -7,7 +7,8 @@ import { Conditions } from './conditions.js';
 import { AGE_COLUMN } from './definition.js';
 import type { KindDefinition } from './definition.js';
 import { MigrationSettings } from './migrationsettings.js';
-import { NodeName, VmName } from './names.js';
+import { DNS1123_LABEL_MAX_LENGTH, NodeName, VmName } from './names.js';
+import { DISK_STORAGES, VM_DISKS_MAX } from './virtualmachine.js';
 import { StringEnum, Timestamp, cel } from './schema.js';
 
 export const MIGRATION_PHASES = [
@@ -118,6 +119,45 @@ export const MigrationDowntime = Type.Object({
   ),
 });
 
+const Count = (description: string) => Type.Integer({ format: 'int64', minimum: 0, description });
+
+export const QuiescedDisk = Type.Object({
+  name: Type.String({ maxLength: DNS1123_LABEL_MAX_LENGTH }),
+  storage: StringEnum(DISK_STORAGES),
+  writes: Count("The guest's writes QEMU had completed on the disk when it paused the guest."),
+  flushes: Count("The guest's flushes QEMU had completed on the disk when it paused the guest."),
+  writesAfterPause: Count(
+    'Writes completed between the pause and the end of Quiescing: 0 on a quiesced disk.',
+  ),
+  flushesAfterPause: Count('Flushes completed between the pause and the end of Quiescing: 0.'),
+  otherAfterPause: Count('Reads, discards, failed and invalid requests after the pause: 0.'),
+  mirrorCompleted: Type.Boolean({
+    description:
+      "A local disk's mirror concluded: the target's copy is final (always false for a shared disk).",
+  }),
+  flushed: Type.Boolean({
+    description:
+      "Flushed by QEMU's pause, and no request reached the disk since (the counters did not move).",
+  }),
+});
+export type QuiescedDisk = Static<typeof QuiescedDisk>;
+
+export const MigrationQuiesce = Type.Object(
+  {
+    durationMs: Count('From the pause before the switchover to the end of Quiescing.'),
+    disks: Type.Array(QuiescedDisk, { maxItems: VM_DISKS_MAX }),
+    error: Type.Optional(
+      Type.String({ maxLength: 1024, description: 'Why Quiescing failed or did not finish.' }),
+    ),
+  },
+  {
+    description:
+      "The source's Quiescing step (docs/disks.md): the guest paused, in-flight requests drained, every disk " +
+      'flushed and no I/O since the pause, the local disks mirrored to the end.',
+  },
+);
+export type MigrationQuiesce = Static<typeof MigrationQuiesce>;
+
 export const MigrationStatus = Type.Object({
   phase: Type.Optional(StringEnum(MIGRATION_PHASES)),
   sourceNode: Type.Optional(NodeName()),
@@ -131,6 +171,7 @@ export const MigrationStatus = Type.Object({
   ),
   progress: Type.Optional(MigrationProgress),
   downtime: Type.Optional(MigrationDowntime),
+  quiesce: Type.Optional(MigrationQuiesce),
   failureReason: Type.Optional(StringEnum(MIGRATION_FAILURE_REASONS)),
   message: Type.Optional(Type.String({ maxLength: 4096 })),
   conditions: Type.Optional(Conditions()),
@@ -166,6 +207,13 @@ export const migrationDefinition: KindDefinition = {
       description: 'Downtime reported by QEMU, in milliseconds.',
     },
     AGE_COLUMN,
+    {
+      name: 'Quiesce-ms',
+      type: 'integer',
+      jsonPath: '.status.quiesce.durationMs',
+      description: 'How long Quiescing took, in milliseconds.',
+      priority: 1,
+    },
     { name: 'Reason', type: 'string', jsonPath: '.status.failureReason', priority: 1 },
   ],
 };

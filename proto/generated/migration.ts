@@ -36,6 +36,8 @@ import type { PhaseChange as _tern_node_v1alpha1_PhaseChange, PhaseChange__Outpu
 import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from './tern/node/v1alpha1/PhaseTiming.js';
 import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingRequest, PrepareIncomingRequest__Output as _tern_node_v1alpha1_PrepareIncomingRequest__Output } from './tern/node/v1alpha1/PrepareIncomingRequest.js';
 import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from './tern/node/v1alpha1/PrepareIncomingResponse.js';
+import type { QuiesceReport as _tern_node_v1alpha1_QuiesceReport, QuiesceReport__Output as _tern_node_v1alpha1_QuiesceReport__Output } from './tern/node/v1alpha1/QuiesceReport.js';
+import type { QuiescedDisk as _tern_node_v1alpha1_QuiescedDisk, QuiescedDisk__Output as _tern_node_v1alpha1_QuiescedDisk__Output } from './tern/node/v1alpha1/QuiescedDisk.js';
 import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _tern_node_v1alpha1_Resources__Output } from './tern/node/v1alpha1/Resources.js';
 import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from './tern/node/v1alpha1/StartGuestRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from './tern/node/v1alpha1/StartMigrationRequest.js';
@@ -99,6 +101,8 @@ export interface ProtoGrpcType {
         PhaseTiming: MessageTypeDefinition<_tern_node_v1alpha1_PhaseTiming, _tern_node_v1alpha1_PhaseTiming__Output>
         PrepareIncomingRequest: MessageTypeDefinition<_tern_node_v1alpha1_PrepareIncomingRequest, _tern_node_v1alpha1_PrepareIncomingRequest__Output>
         PrepareIncomingResponse: MessageTypeDefinition<_tern_node_v1alpha1_PrepareIncomingResponse, _tern_node_v1alpha1_PrepareIncomingResponse__Output>
+        QuiesceReport: MessageTypeDefinition<_tern_node_v1alpha1_QuiesceReport, _tern_node_v1alpha1_QuiesceReport__Output>
+        QuiescedDisk: MessageTypeDefinition<_tern_node_v1alpha1_QuiescedDisk, _tern_node_v1alpha1_QuiescedDisk__Output>
         Resources: MessageTypeDefinition<_tern_node_v1alpha1_Resources, _tern_node_v1alpha1_Resources__Output>
         StartGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_StartGuestRequest__Output>
         StartMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_StartMigrationRequest__Output>

@@ -28,6 +28,7 @@ import type { TestGuestImages } from '../fixtures/test-guest.js';
 import { unary } from '../harness/control-client.js';
 import { assertAtMostOneRunning, begin, handOver, InMemoryOwnership } from '../harness/migration-driver.js';
 import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
+import { expectQuiescingBeforeFreezing } from '../harness/quiesce-checks.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -155,6 +156,27 @@ async function migrate(guest: string, from: Node, to: Node, client: DurableClien
   expect(`${outcome.result} ${outcome.reason}`).toMatch(/^RESULT_COMPLETED/);
   expect(result.owner).toBe(to.name);
   expect(during).toBeGreaterThan(0);
+  // Quiescing: the mirror completed with the guest paused, the disk was flushed, and no request reached it from
+  // the pause to the switchover although the client kept committing until the pause (a write and a flush each).
+  console.log(`${guest} quiesce: ${JSON.stringify(outcome.quiesce)}`);
+  expect(outcome.quiesce).toMatchObject({
+    error: '',
+    disks: [
+      {
+        name: 'txlog',
+        storage: 'DISK_STORAGE_LOCAL',
+        writesAfterPause: 0,
+        flushesAfterPause: 0,
+        otherAfterPause: 0,
+        mirrorCompleted: true,
+        flushed: true,
+      },
+    ],
+  });
+  // The source QEMU counted the guest's commits on it up to the pause.
+  expect(outcome.quiesce!.disks[0]!.writes).toBeGreaterThan(0);
+  expect(outcome.quiesce!.disks[0]!.flushes).toBeGreaterThan(0);
+  expectQuiescingBeforeFreezing(outcome);
   return targetAgent!;
 }
 

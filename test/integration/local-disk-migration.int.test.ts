@@ -37,6 +37,7 @@ import {
 } from '../harness/migration-driver.js';
 import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 import { TcpLink } from '../harness/tcp-link.js';
+import { expectQuiescingBeforeFreezing } from '../harness/quiesce-checks.js';
 import { eventually } from '../harness/eventually.js';
 
 const run = promisify(execFile);
@@ -184,6 +185,11 @@ test('a raw local disk migrates with the guest: the target image equals the sour
   const outcome = await migration.outcome;
   report('raw 64 MiB', outcome, migration);
   expect(outcome.result).toBe('RESULT_COMPLETED');
+  expect(outcome.quiesce).toMatchObject({
+    error: '',
+    disks: [{ name: 'data', storage: 'DISK_STORAGE_LOCAL', mirrorCompleted: true, flushed: true }],
+  });
+  expectQuiescingBeforeFreezing(outcome);
   expect(result.owner).toBe(nodeB.name);
   expect(diskProgress(migration)).toBeGreaterThanOrEqual(64 * MiB);
   expect(await assertAtMostOneRunning('raw', [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
@@ -363,6 +369,61 @@ describe('a 256 MiB local disk copied at 16 MiB/s', () => {
     await deleteGuest(nodeA, 'cut');
   }, 240_000);
 });
+
+test('the NBD link cut while the guest is held in Quiescing: the mirror cannot complete, the migration fails there, the source runs on', async () => {
+  await rawImage('quiesce.img', 16);
+  const before = await sha256(join(nodeA.disks, 'quiesce.img'));
+  const agent = await boot('quiesce', '0013', { file: 'quiesce.img', format: 'DISK_FORMAT_RAW' });
+  let link: TcpLink | undefined;
+  // hold_in_quiescing stops the step after the pause and before the mirrors are completed: the fault lands there.
+  const { migration, targetAgent } = await start(
+    'quiesce',
+    {},
+    {
+      holdInQuiescing: true,
+      connectDisksVia: async (endpoint) => {
+        link = await TcpLink.open(endpoint);
+        return link.endpoint;
+      },
+    },
+  );
+  try {
+    await migration.until((e) => e.phase?.to === 'MIGRATION_PHASE_QUIESCING');
+    link!.cut();
+    await unary((done) => nodeA.migration.continueMigration({ migrationId: migration.id }, done));
+    const outcome = await migration.outcome;
+    report('NBD link cut in Quiescing', outcome, migration);
+    console.log(`quiesce: ${JSON.stringify(outcome.quiesce)}`);
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_CONNECTION',
+      sourceRunState: 'running',
+    });
+    expect(outcome.reason).toMatch(/^quiescing failed: completing the disk copy failed: /);
+    expect(outcome.quiesce).toMatchObject({
+      error: outcome.reason,
+      disks: [
+        {
+          name: 'data',
+          storage: 'DISK_STORAGE_LOCAL',
+          writesAfterPause: 0,
+          flushesAfterPause: 0,
+          otherAfterPause: 0,
+          mirrorCompleted: false,
+        },
+      ],
+    });
+    // The failure ended the step: the device state never started to cross.
+    expect(outcome.phases.map((p) => p.phase)).not.toContain('MIGRATION_PHASE_FREEZING');
+  } finally {
+    await link?.close();
+  }
+  targetAgent().close();
+  await expectStillOnSource('quiesce', migration, agent, 'quiesce.img');
+  await stopGuest(nodeA, 'quiesce');
+  expect(await sha256(join(nodeA.disks, 'quiesce.img'))).toBe(before);
+  await deleteGuest(nodeA, 'quiesce');
+}, 240_000);
 
 test('cancel while the mirrors write-block (memory copying): the source runs on; the next migration completes', async () => {
   await rawImage('blocking.img', 16);

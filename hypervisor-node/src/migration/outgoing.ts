@@ -62,6 +62,12 @@ export interface OutgoingOptions extends OutgoingContext {
   holdInQuiescing: boolean;
 }
 
+interface Hold {
+  held: boolean;
+  release?: () => void;
+  continued?: boolean;
+}
+
 export class OutgoingMigration {
   readonly log: EventLog;
   private stage: MigrationStage = 'MIGRATION_STAGE_RUNNING';
@@ -72,8 +78,11 @@ export class OutgoingMigration {
     private readonly context: OutgoingContext,
     private readonly record: MigrationRecordFile,
     private readonly engine: SourceMigration,
-    /** Set while a hold_in_quiescing migration waits in Quiescing. */
-    private readonly hold: { release?: () => void },
+    /**
+     * hold_in_quiescing: `release` is set while the migration waits in Quiescing; `continued` when
+     * ContinueMigration came in Quiescing before the step reached its hold (it then does not wait).
+     */
+    private readonly hold: Hold,
   ) {
     this.log = new EventLog(record.id);
     this.subscribe();
@@ -113,7 +122,7 @@ export class OutgoingMigration {
         : {}),
     };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
-    const hold: { release?: () => void } = {};
+    const hold: Hold = { held: options.holdInQuiescing };
     try {
       const engine = new SourceMigration({
         supervisor,
@@ -124,7 +133,12 @@ export class OutgoingMigration {
           ? { localDisks: { disks: localDisks, target: options.diskTarget } }
           : {}),
         ...(options.holdInQuiescing
-          ? { quiesce: () => new Promise<void>((resolve) => (hold.release = resolve)) }
+          ? {
+              quiesce: () =>
+                hold.continued === true
+                  ? Promise.resolve()
+                  : new Promise<void>((resolve) => (hold.release = resolve)),
+            }
           : {}),
       });
       // Before QEMU starts: a daemon that dies from here on leaves a migration its successor must find.
@@ -157,7 +171,7 @@ export class OutgoingMigration {
       },
       policy: resolveMigrationPolicy(),
     });
-    const outgoing = new OutgoingMigration(context, record, engine, {});
+    const outgoing = new OutgoingMigration(context, record, engine, { held: false });
     await engine.adopt('the source daemon restarted');
     context.logger.info({ migration: record.id, guest: record.guest }, 'outgoing migration recovered');
     return outgoing;
@@ -257,12 +271,14 @@ export class OutgoingMigration {
   }
 
   continueSwitchover(): MigrationState {
-    if (this.hold.release === undefined || this.engine.phase !== 'Quiescing') {
+    if (!this.hold.held || this.engine.phase !== 'Quiescing') {
       throw failedPrecondition(
         `migration ${this.record.id} is not held in Quiescing (phase ${this.engine.phase})`,
       );
     }
-    this.hold.release();
+    // The step samples the disks before it holds: a continue that arrives first lets it pass its hold.
+    this.hold.continued = true;
+    this.hold.release?.();
     return this.state();
   }
 

@@ -5,10 +5,13 @@ import type {
   WireMigrationPhase,
   WireMigrationPolicy__Output,
   WireMigrationProgress,
+  WireQuiesceReport,
 } from '../../../proto/index.js';
+import { WIRE_DISK_STORAGES } from '../../../proto/index.js';
 import type { EnginePhase } from './engine/phases.js';
 import type { ResolvedMigrationPolicy } from './engine/policy.js';
 import type { ProgressSample } from './engine/progress.js';
+import type { QuiesceReport } from './engine/quiesce.js';
 import type { ConvergenceRecord, SourceFailureCause, SourceOutcome } from './engine/source.js';
 
 const WIRE_PHASES: Record<EnginePhase, WireMigrationPhase> = {
@@ -119,5 +122,24 @@ export function toWireOutcome(outcome: SourceOutcome): MigrationOutcome {
     })),
     decisions: outcome.decisions.map(toWireDecision),
     sourceRunState: outcome.sourceRunState ?? '',
+    ...(outcome.quiesce !== undefined ? { quiesce: toWireQuiesce(outcome.quiesce) } : {}),
+  };
+}
+
+export function toWireQuiesce(report: QuiesceReport): WireQuiesceReport {
+  return {
+    durationMs: whole(report.durationMs),
+    disks: report.disks.map((disk) => ({
+      name: disk.name,
+      storage: WIRE_DISK_STORAGES[disk.storage],
+      writes: disk.writes,
+      flushes: disk.flushes,
+      writesAfterPause: whole(disk.writesAfterPause),
+      flushesAfterPause: whole(disk.flushesAfterPause),
+      otherAfterPause: whole(disk.otherAfterPause),
+      mirrorCompleted: disk.mirrorCompleted,
+      flushed: disk.flushed,
+    })),
+    error: report.error ?? '',
   };
 }

@@ -59,7 +59,7 @@ import {
   migrationAttempt,
   phaseFromWire,
 } from './state.js';
-import { toProgress, type MigrationStatusWriter } from './status.js';
+import { toProgress, toQuiesce, type MigrationStatusWriter } from './status.js';
 
 export interface Run {
   /** The latest Migration this run wrote or read. */
@@ -380,7 +380,15 @@ export class MigrationRunner {
       clearTimeout(pendingFlush);
       await writes;
     }
-    if (progress) run.migration = await status.write(run.migration, (current) => ({ ...current, progress }));
+    // The last progress sample, and the source's Quiescing report once QEMU paused the guest before the switchover.
+    const quiesce = outcome.quiesce ? toQuiesce(outcome.quiesce) : undefined;
+    if (progress || quiesce) {
+      run.migration = await status.write(run.migration, (current) => ({
+        ...current,
+        ...(progress ? { progress } : {}),
+        ...(quiesce ? { quiesce } : {}),
+      }));
+    }
     return outcome;
   }
 

@@ -7,6 +7,7 @@ import {
   retrying,
   terminalStatus,
   toProgress,
+  toQuiesce,
   withConditions,
 } from './status.js';
 
@@ -73,5 +74,39 @@ describe('toProgress', () => {
 
   it('has no disk fields for a VM without local disks', () => {
     expect(toProgress(wire)).not.toHaveProperty('diskTotalBytes');
+  });
+});
+
+describe('toQuiesce', () => {
+  const disk = {
+    name: 'data',
+    storage: 'DISK_STORAGE_LOCAL' as const,
+    writes: 120,
+    flushes: 118,
+    writesAfterPause: 0,
+    flushesAfterPause: 0,
+    otherAfterPause: 0,
+    mirrorCompleted: true,
+    flushed: true,
+  };
+
+  it("is the source's Quiescing report with each disk, its storage and counters", () => {
+    const quiesce = toQuiesce({
+      durationMs: 37,
+      disks: [disk, { ...disk, name: 'log', storage: 'DISK_STORAGE_SHARED', mirrorCompleted: false }],
+      error: '',
+    });
+    expect(quiesce).toEqual({
+      durationMs: 37,
+      disks: [
+        { ...disk, storage: 'local' },
+        { ...disk, name: 'log', storage: 'shared', mirrorCompleted: false },
+      ],
+    });
+  });
+
+  it('carries a failed step with its reason, bounded', () => {
+    const quiesce = toQuiesce({ durationMs: 5, disks: [], error: 'x'.repeat(5000) });
+    expect(quiesce.error).toHaveLength(1024);
   });
 });

@@ -7,9 +7,14 @@ import type {
   MigrationFailureReason,
   MigrationPhase,
   MigrationProgress,
+  MigrationQuiesce,
   MigrationStatus,
 } from '../../../crds/index.js';
-import type { MigrationEvent__Output, MigrationOutcome__Output } from '../../../proto/index.js';
+import type {
+  MigrationEvent__Output,
+  MigrationOutcome__Output,
+  WireQuiesceReport__Output,
+} from '../../../proto/index.js';
 import { findCondition, setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
 import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
@@ -102,6 +107,30 @@ export function toProgress(wire: NonNullable<MigrationEvent__Output['progress']>
       ? { diskTransferredBytes: wire.diskTransferredBytes, diskTotalBytes: wire.diskTotalBytes }
       : {}),
   };
+}
+
+/** The source's Quiescing report (its outcome's `quiesce`) as Migration.status.quiesce. */
+export function toQuiesce(wire: WireQuiesceReport__Output): MigrationQuiesce {
+  return {
+    durationMs: wire.durationMs,
+    disks: wire.disks.map((disk) => ({
+      name: disk.name,
+      storage: disk.storage === 'DISK_STORAGE_LOCAL' ? 'local' : 'shared',
+      writes: disk.writes,
+      flushes: disk.flushes,
+      writesAfterPause: disk.writesAfterPause,
+      flushesAfterPause: disk.flushesAfterPause,
+      otherAfterPause: disk.otherAfterPause,
+      mirrorCompleted: disk.mirrorCompleted,
+      flushed: disk.flushed,
+    })),
+    // The daemon's words may quote QEMU: bounded like the schema's field.
+    ...(wire.error !== '' ? { error: boundText(wire.error, 1024) } : {}),
+  };
+}
+
+function boundText(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   type NodeHandle,
 } from '../../harness/migration-driver.js';
 import { letQemuUserThrough, qemuUserArgs } from '../../harness/qemu-user.js';
+import { expectQuiescingBeforeFreezing } from '../../harness/quiesce-checks.js';
 
 interface Node extends NodeHandle {
   stateDir: string;
@@ -155,6 +156,27 @@ test('a guest committing to a log on a shared disk migrates: no acknowledged tra
   const outcome = await run.outcome;
   expect(`${outcome.result} ${outcome.reason}`).toMatch(/^RESULT_COMPLETED/);
   expect(result.owner).toBe(nodeB.name);
+  // Quiescing: the source flushed the shared disk (QEMU's pause) and no request reached it until the switchover,
+  // where the source inactivates it and only then the target activates it; the step ended before Freezing began.
+  console.log(`quiesce: ${JSON.stringify(outcome.quiesce)}`);
+  expect(outcome.quiesce).toMatchObject({
+    error: '',
+    disks: [
+      {
+        name: 'txlog',
+        storage: 'DISK_STORAGE_SHARED',
+        writesAfterPause: 0,
+        flushesAfterPause: 0,
+        otherAfterPause: 0,
+        mirrorCompleted: false,
+        flushed: true,
+      },
+    ],
+  });
+  // The client committed before the pause: each transaction is a write and a flush QEMU counted.
+  expect(outcome.quiesce!.disks[0]!.writes).toBeGreaterThanOrEqual(20);
+  expect(outcome.quiesce!.disks[0]!.flushes).toBeGreaterThanOrEqual(20);
+  expectQuiescingBeforeFreezing(outcome);
 
   // The client's connection went with the source QEMU; it reconnects to the target's forwarded port.
   port = await servicePort(nodeB);

@@ -144,6 +144,13 @@ async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): 
   // At least the guest agent's 16 MiB working set crossed.
   expect(done.status?.progress?.transferredBytes).toBeGreaterThan(16 * 2 ** 20);
   expect(condition(done, 'Completed')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+  // The source's Quiescing report (the test VM has no disks), ended before Freezing began.
+  expect(done.status?.quiesce).toMatchObject({ disks: [] });
+  expect(done.status?.quiesce?.error).toBeUndefined();
+  const quiescing = timings.get('Quiescing')!;
+  expect(Date.parse(quiescing.startedAt) + quiescing.durationMs!).toBeLessThanOrEqual(
+    Date.parse(timings.get('Freezing')!.startedAt),
+  );
   const copying = Date.parse(timings.get('Copying')!.startedAt);
   const freezing = timings.get('Freezing')!;
   const freezeEnd = Date.parse(freezing.startedAt) + freezing.durationMs!;

@@ -6,6 +6,7 @@
 // between the two QEMUs, neither can run it, so the source QEMU is stopped (the guest Failed, reason
 // PostCopyFailed) rather than left paused for good.
 import { EventEmitter } from 'node:events';
+import type { GuestDefinition } from '../../model/guest.js';
 import type { GuestSupervisor } from '../../runtime/supervisor.js';
 import {
   QmpClosedError,
@@ -21,6 +22,13 @@ import { applyChannelTls, channelUri, TLS_CREDS_ID, type MigrationChannel } from
 import { DiskMirror, type MirroredDisk } from './local-disks.js';
 import { decideConvergence, type ConvergenceDecision, type ConvergenceState } from './convergence.js';
 import { PhaseClock, type EnginePhase, type PhaseChange, type PhaseRecord } from './phases.js';
+import {
+  quiesceFailure,
+  quiesceReport,
+  sampleDiskCounters,
+  type DiskCounters,
+  type QuiesceReport,
+} from './quiesce.js';
 import {
   channelCapabilities,
   channelSettings,
@@ -41,8 +49,8 @@ export interface SourceMigrationOptions {
   /** query-migrate poll period, 100–1000 ms (default 200); one progress event per poll. */
   pollIntervalMs?: number;
   /**
-   * Runs while QEMU holds the paused guest before switchover (Quiescing): flush and hand over block devices.
-   * Default: nothing, because guests have no block devices that need a hand-over yet.
+   * Runs in the Quiescing step while QEMU holds the paused guest before switchover, before the local disks'
+   * mirrors are completed: for callers that hand over external resources (hold_in_quiescing). Default: nothing.
    */
   quiesce?: () => Promise<void>;
   /** How long cancel() waits for QEMU to report the migration cancelled (default 30 s). */
@@ -91,6 +99,8 @@ export interface SourceOutcome {
   decisions: ConvergenceRecord[];
   /** The source QEMU's run state once the outcome was reached; undefined when its QMP is gone. */
   sourceRunState?: QmpRunState;
+  /** The Quiescing step's report, once QEMU paused the guest before the switchover (quiesce.ts). */
+  quiesce?: QuiesceReport;
 }
 
 interface SourceMigrationEvents {
@@ -127,6 +137,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private finishing = false;
   private released = false;
   private quiesceStarted = false;
+  /** What the quiesce step sampled when it began; its report once it ended. */
+  private quiescing:
+    { startedAtMs: number; spec: GuestDefinition; before: Map<number, DiskCounters> } | undefined;
+  private quiesceReport: QuiesceReport | undefined;
   private cancelReason: string | undefined;
   /** Why the engine itself stopped QEMU's migration (migrate_cancel), set before it does. */
   private abort: { reason: string; cause: SourceFailureCause } | undefined;
@@ -695,35 +709,84 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     await this.finish('Failed', this.abort.reason, this.abort.cause);
   }
 
+  /**
+   * The Quiescing step (docs/disks.md "Quiescing"): QEMU paused the guest, drained its in-flight requests and
+   * flushed its disks (vm_stop) before it reported pre-switchover. The step samples each disk's request counters,
+   * runs the caller's hook (hold_in_quiescing), completes the local disks' mirrors, samples the counters again and
+   * lets QEMU continue only when no guest request reached a disk since the pause. Any failure cancels the migration
+   * (the guest runs on the source again) with the reason in the outcome and the report; a step that hangs is ended
+   * by the switchover deadline.
+   */
   private async quiesce(): Promise<void> {
-    if (this.mirror !== undefined) {
+    const startedAtMs = Date.now();
+    const spec = this.options.supervisor.get(this.options.guest)?.spec;
+    const stopped = (): boolean =>
+      this.cancelReason !== undefined || this.abort !== undefined || this.finishing;
+    let failure: { reason: string; cause: SourceFailureCause } | undefined;
+    const mirrored = new Set<number>();
+    let before: Map<number, DiskCounters> | undefined;
+    try {
+      if (spec === undefined) throw new Error(`guest ${this.options.guest} is gone`);
+      const run = await this.qmp.queryStatus();
+      if (run.running)
+        throw new Error(`QEMU runs the guest (${run.status}) although it reported pre-switchover`);
+      before = await sampleDiskCounters(this.qmp, spec);
+      this.quiescing = { startedAtMs, spec, before };
+    } catch (err) {
+      failure = { reason: `quiescing failed: ${(err as Error).message}`, cause: 'Source' };
+    }
+    if (failure === undefined) {
+      try {
+        // The caller's hand-over of external resources; held here with hold_in_quiescing.
+        await (this.options.quiesce ?? (async () => undefined))();
+      } catch (err) {
+        failure = { reason: `quiescing failed: ${(err as Error).message}`, cause: 'Source' };
+      }
+    }
+    if (failure === undefined && stopped()) return;
+    if (failure === undefined && this.mirror !== undefined) {
       try {
         // The guest is paused: the mirrors converge and conclude with the target's copies final.
         await this.mirror.complete(switchoverTimeoutMs(this.options.policy));
         this.mirrorCompleted = true;
+        for (const { index } of this.options.localDisks?.disks ?? []) mirrored.add(index);
       } catch (err) {
-        if (this.cancelReason === undefined && this.abort === undefined) {
-          this.abort = {
-            reason: `completing the disk copy failed: ${(err as Error).message}`,
-            cause: 'Connection',
-          };
-          await this.qmp.execute('migrate_cancel').catch(() => undefined);
-        }
-        return;
+        failure = {
+          reason: `quiescing failed: completing the disk copy failed: ${(err as Error).message}`,
+          cause: 'Connection',
+        };
       }
     }
-    try {
-      // Block devices are flushed and handed over here; a guest without disks has nothing to do.
-      await (this.options.quiesce ?? (async () => undefined))();
-    } catch (err) {
-      if (this.cancelReason === undefined && this.abort === undefined) {
-        this.abort = { reason: `quiescing failed: ${(err as Error).message}`, cause: 'Source' };
-        await this.qmp.execute('migrate_cancel').catch(() => undefined);
-      }
+    if (stopped()) return;
+    const after =
+      spec !== undefined && before !== undefined
+        ? await sampleDiskCounters(this.qmp, spec).catch((err: Error) => {
+            failure ??= {
+              reason: `quiescing failed: reading the disk counters at the end failed: ${err.message}`,
+              cause: 'Source',
+            };
+            return undefined;
+          })
+        : undefined;
+    const report =
+      spec !== undefined && before !== undefined
+        ? quiesceReport(spec, before, after, mirrored, Date.now() - startedAtMs)
+        : { durationMs: Date.now() - startedAtMs, disks: [] };
+    const moved = failure === undefined ? quiesceFailure(report) : undefined;
+    if (moved !== undefined) failure = { reason: `quiescing failed: ${moved}`, cause: 'Source' };
+    if (failure !== undefined) report.error = failure.reason;
+    this.quiesceReport = report;
+    if (stopped()) return;
+    if (failure !== undefined) {
+      this.abort = failure;
+      await this.qmp.execute('migrate_cancel').catch(() => undefined);
       return;
     }
-    if (this.cancelReason !== undefined || this.abort !== undefined || this.finishing) return;
-    this.enter('Freezing', 'quiesced; device state and the last dirty pages are crossing');
+    this.enter(
+      'Freezing',
+      `quiesced in ${report.durationMs} ms (${report.disks.length} disk(s) flushed, no I/O since the pause); ` +
+        'device state and the last dirty pages are crossing',
+    );
     try {
       await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
     } catch (err) {
@@ -733,6 +796,18 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         await this.qmp.execute('migrate_cancel').catch(() => undefined);
       }
     }
+  }
+
+  /** The report of a quiesce step the outcome overtook (a cancel, the switchover deadline): nothing proven. */
+  private unfinishedQuiesce(reason: string): QuiesceReport | undefined {
+    if (this.quiesceReport !== undefined || !this.quiesceStarted) return this.quiesceReport;
+    const started = this.quiescing;
+    const durationMs = Date.now() - (started?.startedAtMs ?? Date.now());
+    const report =
+      started !== undefined
+        ? quiesceReport(started.spec, started.before, undefined, new Set(), durationMs)
+        : { durationMs, disks: [] };
+    return { ...report, error: `the quiesce step did not finish: ${reason}` };
   }
 
   private schedulePoll(delayMs: number): void {
@@ -877,6 +952,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       postCopy: this.convergence.postCopyStarted,
       decisions: [...this.decisions],
       ...(sourceRunState !== undefined ? { sourceRunState } : {}),
+      ...(this.quiesceStarted ? { quiesce: this.unfinishedQuiesce(reason) } : {}),
       ...(info?.['total-time'] !== undefined ? { qemuTotalTimeMs: info['total-time'] } : {}),
       ...(info?.downtime !== undefined ? { downtimeMs: info.downtime } : {}),
       ...(info?.['setup-time'] !== undefined ? { setupTimeMs: info['setup-time'] } : {}),

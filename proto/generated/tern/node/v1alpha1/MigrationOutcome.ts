@@ -2,6 +2,7 @@
 
 import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from '../../../tern/node/v1alpha1/PhaseTiming.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from '../../../tern/node/v1alpha1/ConvergenceDecision.js';
+import type { QuiesceReport as _tern_node_v1alpha1_QuiesceReport, QuiesceReport__Output as _tern_node_v1alpha1_QuiesceReport__Output } from '../../../tern/node/v1alpha1/QuiesceReport.js';
 import type { Long } from '@grpc/proto-loader';
 
 // Original file: proto/tern/node/v1alpha1/migration.proto
@@ -123,6 +124,11 @@ export interface MigrationOutcome {
    * Set unless COMPLETED.
    */
   'cause'?: (_tern_node_v1alpha1_MigrationOutcome_Cause);
+  /**
+   * The Quiescing step, once QEMU paused the guest before the switchover (unset if it never did): how long it took
+   * and what it found on each disk. A failed step also sets result FAILED with the same reason.
+   */
+  'quiesce'?: (_tern_node_v1alpha1_QuiesceReport | null);
 }
 
 export interface MigrationOutcome__Output {
@@ -151,4 +157,9 @@ export interface MigrationOutcome__Output {
    * Set unless COMPLETED.
    */
   'cause': (_tern_node_v1alpha1_MigrationOutcome_Cause__Output);
+  /**
+   * The Quiescing step, once QEMU paused the guest before the switchover (unset if it never did): how long it took
+   * and what it found on each disk. A failed step also sets result FAILED with the same reason.
+   */
+  'quiesce': (_tern_node_v1alpha1_QuiesceReport__Output | null);
 }

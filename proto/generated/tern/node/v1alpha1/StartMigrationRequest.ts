@@ -10,7 +10,8 @@ export interface StartMigrationRequest {
   'policy'?: (_tern_node_v1alpha1_MigrationPolicy | null);
   /**
    * Stop in Quiescing with the guest paused until ContinueMigration (or CancelMigration), for callers that hand
-   * over external resources (storage, addresses) themselves.
+   * over external resources (storage, addresses) themselves. The hold comes after the step sampled the disks'
+   * counters and before it completes the local disks' mirrors; the switchover deadline still applies.
    */
   'holdInQuiescing'?: (boolean);
   /**
@@ -27,7 +28,8 @@ export interface StartMigrationRequest__Output {
   'policy': (_tern_node_v1alpha1_MigrationPolicy__Output | null);
   /**
    * Stop in Quiescing with the guest paused until ContinueMigration (or CancelMigration), for callers that hand
-   * over external resources (storage, addresses) themselves.
+   * over external resources (storage, addresses) themselves. The hold comes after the step sampled the disks'
+   * counters and before it completes the local disks' mirrors; the switchover deadline still applies.
    */
   'holdInQuiescing': (boolean);
   /**
