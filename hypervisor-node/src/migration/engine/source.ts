@@ -103,6 +103,8 @@ const DEFAULT_POLL_MS = 200;
 /** MIGRATION_PASS triggers an extra poll (to catch the new round's dirty set), but never closer than this. */
 const MIN_POLL_GAP_MS = 50;
 const RESUME_WAIT_MS = 3_000;
+/** How long what is left of the disk copy may go without shrinking before the mirrors write-block (followDiskCopy). */
+const NOT_CONVERGING_MS = 5_000;
 /**
  * How long the switchover deadline's migrate_cancel may take before the migration's connections are yanked: QEMU
  * writes the last pages and the device state holding its big lock, so on a stalled link no in-band command runs.
@@ -150,6 +152,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private mirror: DiskMirror | undefined;
   /** True once the mirrors were completed at the switchover (the target's copies are final). */
   private mirrorCompleted = false;
+  /** True once the mirrors write-block (at READY, or earlier when the guest writes faster than they copy). */
+  private writeBlocking = false;
   /** True once `migrate` was issued (for a guest with local disks: after every mirror was READY). */
   private memoryStarted = false;
   private diskTimer: NodeJS.Timeout | undefined;
@@ -260,6 +264,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
 
   private async startMemory(): Promise<void> {
     this.memoryStarted = true;
+    // The memory's completion budget (per GiB of memory) and its stall clock start with the memory; the disk copy
+    // before it had its own (per GiB of disk).
+    this.convergence.startedAtMs = Date.now();
     try {
       await this.qmp.execute('migrate', { uri: this.uri });
     } catch (err) {
@@ -273,9 +280,18 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    * Until every mirror is READY: a progress event per poll (disk bytes, no memory yet). A mirror that ends on its
    * own fails the migration (Connection: the target or the link went away); one that copies nothing for the
    * stall timeout, or not all within the completion timeout per GiB of disk, fails it too. READY: the mirrors turn
-   * write-blocking and the memory migration starts.
+   * write-blocking (if they are not already) and the memory migration starts.
+   *
+   * Convergence: in background mode the guest's writes only mark blocks dirty, so a guest that writes faster than
+   * the link copies never lets the mirrors reach READY. When what is left to copy has not shrunk below its lowest
+   * for NOT_CONVERGING_MS, the mirrors turn write-blocking before READY: from then on each guest write completes
+   * only once the target has it too (the guest writes at the link's pace), nothing new is marked dirty, and the
+   * background copy drains what is left.
    */
-  private async followDiskCopy(lastMoved = { bytes: -1, atMs: Date.now() }): Promise<void> {
+  private async followDiskCopy(
+    lastMoved = { bytes: -1, atMs: Date.now() },
+    leastLeft = { bytes: Infinity, atMs: Date.now() },
+  ): Promise<void> {
     if (this.finishing || this.cancelReason !== undefined) return;
     const mirror = this.mirror!;
     const { policy } = this.options;
@@ -294,18 +310,19 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
     this.disk = { transferredBytes: progress.transferredBytes, totalBytes: progress.totalBytes };
     this.emit('progress', this.diskSample(now));
+    const left = progress.totalBytes - progress.transferredBytes;
+    // Nothing left (the job just started, or READY is next) is no measure of convergence.
+    const least = left > 0 && left < leastLeft.bytes ? { bytes: left, atMs: now } : leastLeft;
+    if (!progress.ready && !this.writeBlocking && now - least.atMs >= NOT_CONVERGING_MS) {
+      if (!(await this.turnWriteBlocking())) return;
+      this.note(
+        'Copying',
+        `the guest writes to its local disks faster than the copy moves (${left} bytes left, never less for ` +
+          `${NOT_CONVERGING_MS} ms): its writes now wait for the target (write-blocking), so the copy converges`,
+      );
+    }
     if (progress.ready) {
-      try {
-        await mirror.writeBlocking();
-      } catch (err) {
-        await this.finish(
-          'Failed',
-          `the disk mirrors could not turn write-blocking: ${(err as Error).message}`,
-          'Source',
-        );
-        return;
-      }
-      if (this.finishing || this.cancelReason !== undefined) return;
+      if (!this.writeBlocking && !(await this.turnWriteBlocking())) return;
       this.note(
         'Copying',
         `the local disks are in sync (${progress.totalBytes} bytes); migrating the memory`,
@@ -335,7 +352,23 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       );
       return;
     }
-    this.diskTimer = setTimeout(() => void this.followDiskCopy(moved), this.pollIntervalMs);
+    this.diskTimer = setTimeout(() => void this.followDiskCopy(moved, least), this.pollIntervalMs);
+  }
+
+  /** Switches the mirrors to write-blocking; false when the migration ended or was cancelled meanwhile. */
+  private async turnWriteBlocking(): Promise<boolean> {
+    try {
+      await this.mirror!.writeBlocking();
+      this.writeBlocking = true;
+    } catch (err) {
+      await this.finish(
+        'Failed',
+        `the disk mirrors could not turn write-blocking: ${(err as Error).message}`,
+        'Source',
+      );
+      return false;
+    }
+    return !this.finishing && this.cancelReason === undefined;
   }
 
   /** A progress sample of the disk-copy phase: no memory figures yet. */
