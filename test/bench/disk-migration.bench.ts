@@ -323,6 +323,7 @@ async function main(): Promise<void> {
   };
 
   let plainAt = 0;
+  let plainServicePort = plainPort(0);
   const plainRun = async (): Promise<{
     startedAtMs: number;
     resumedAtMs: number;
@@ -343,6 +344,8 @@ async function main(): Promise<void> {
       { incoming: true },
     );
     const tq = to.supervisor.qmp(GUEST);
+    // The workload reconnects only once its connection to the source breaks: to the target, which runs by then.
+    plainServicePort = plainPort(1 - plainAt);
     await tq.migrateSetCapabilities(channelCapabilities(channelSettings(policy)));
     const inChannel = { transport: 'tcp' as const, host: '127.0.0.1', port: 0, tls: tlsIn };
     await applyChannelTls(tq, inChannel, 'server');
@@ -355,10 +358,15 @@ async function main(): Promise<void> {
     await sq.migrateSetCapabilities({
       ...channelCapabilities(channelSettings(policy)),
       'pause-before-switchover': true,
+      'auto-converge': policy.allowAutoConverge,
     });
     await sq.migrateSetParameters({
       'max-bandwidth': qemuMaxBandwidth(policy),
       'downtime-limit': policy.downtimeMs,
+      // As the engine sets them: auto-converge on, its throttle capped at 1% (no convergence action here).
+      ...(policy.allowAutoConverge
+        ? { 'cpu-throttle-initial': 1, 'cpu-throttle-increment': 1, 'max-cpu-throttle': 1 }
+        : {}),
     });
     await applyChannelTls(sq, { ...inChannel, port, tls: tlsOut }, 'client');
     const ready = nextEvent(sq, 'BLOCK_JOB_READY', (d) => d.device === 'plain-mirror0');
@@ -404,9 +412,9 @@ async function main(): Promise<void> {
     await tq.cont();
     const resumedAtMs = Date.now();
     const info = await sq.queryMigrate();
+    plainAt = 1 - plainAt;
     await from.supervisor.delete(GUEST, { timeoutMs: 0 });
     await rm(from.disk);
-    plainAt = 1 - plainAt;
     return {
       startedAtMs,
       resumedAtMs,
@@ -430,13 +438,18 @@ async function main(): Promise<void> {
   }> => {
     const from = tern[ternAt]!;
     const to = tern[1 - ternAt]!;
-    const run = await begin({ guest: GUEST, from, to });
+    const run = await begin({
+      guest: GUEST,
+      from,
+      to,
+      // The workload reconnects only once its connection to the source breaks: to the target, which runs by then.
+      onPrepared: async () => void (ternServicePort = await ternPort(to)),
+    });
     const initializing = await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_INITIALIZING');
     const inSync = await run.until((e) => e.phase?.reason.startsWith('the local disks are in sync') === true);
     const result = await handOver(run, { guest: GUEST, from, to, record });
     const outcome = await run.outcome;
     if (result.owner !== to.name) throw new Error(`tern: ${outcome.result} ${outcome.reason}`);
-    ternServicePort = await ternPort(to);
     ternAt = 1 - ternAt;
     const startedAtMs = Number(initializing.atUnixMs);
     const diskBytes = Math.max(
@@ -471,7 +484,7 @@ async function main(): Promise<void> {
     for (const mode of ['plain', 'tern'] as const) {
       const s =
         mode === 'plain'
-          ? await measured(`p${i}`, () => plainPort(plainAt), plainRun, logs.plain)
+          ? await measured(`p${i}`, () => plainServicePort, plainRun, logs.plain)
           : await measured(`t${i}`, () => ternServicePort, ternRun, logs.tern);
       results[mode].push(s);
       console.log(`run ${i} ${mode.padEnd(5)} ${show(s)}${s.phases ? `; phases (ms) ${s.phases}` : ''}`);

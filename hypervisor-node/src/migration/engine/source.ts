@@ -157,6 +157,12 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /** True once `migrate` was issued (for a guest with local disks: after every mirror was READY). */
   private memoryStarted = false;
   private diskTimer: NodeJS.Timeout | undefined;
+  /** The disk copy's progress clocks (followDiskCopy): when it last moved, and its least bytes left and since when. */
+  private diskMoved = { bytes: -1, atMs: 0 };
+  private diskLeast = { bytes: Infinity, atMs: 0 };
+  /** followDiskCopy runs; a BLOCK_JOB_READY meanwhile asks for the next check at once (diskRecheck). */
+  private followingDisk = false;
+  private diskRecheck = false;
   /** The last disk-copy figures, carried on every progress sample. */
   private disk = { transferredBytes: 0, totalBytes: 0 };
   private wasRunning = false;
@@ -256,6 +262,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     qmp.on('close', this.onClose);
     if (this.mirror !== undefined) {
       this.enter('Copying', `copying ${this.mirror.count} local disk(s) to the target; the memory follows`);
+      this.diskMoved = { bytes: -1, atMs: Date.now() };
+      this.diskLeast = { bytes: Infinity, atMs: Date.now() };
       this.diskTimer = setTimeout(() => void this.followDiskCopy(), 0);
       return;
     }
@@ -288,11 +296,18 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    * only once the target has it too (the guest writes at the link's pace), nothing new is marked dirty, and the
    * background copy drains what is left.
    */
-  private async followDiskCopy(
-    lastMoved = { bytes: -1, atMs: Date.now() },
-    leastLeft = { bytes: Infinity, atMs: Date.now() },
-  ): Promise<void> {
-    if (this.finishing || this.cancelReason !== undefined) return;
+  private async followDiskCopy(): Promise<void> {
+    if (this.finishing || this.cancelReason !== undefined || this.followingDisk) return;
+    this.followingDisk = true;
+    this.diskRecheck = false;
+    try {
+      await this.checkDiskCopy();
+    } finally {
+      this.followingDisk = false;
+    }
+  }
+
+  private async checkDiskCopy(): Promise<void> {
     const mirror = this.mirror!;
     const { policy } = this.options;
     let progress;
@@ -312,8 +327,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.emit('progress', this.diskSample(now));
     const left = progress.totalBytes - progress.transferredBytes;
     // Nothing left (the job just started, or READY is next) is no measure of convergence.
-    const least = left > 0 && left < leastLeft.bytes ? { bytes: left, atMs: now } : leastLeft;
-    if (!progress.ready && !this.writeBlocking && now - least.atMs >= NOT_CONVERGING_MS) {
+    if (left > 0 && left < this.diskLeast.bytes) this.diskLeast = { bytes: left, atMs: now };
+    if (!progress.ready && !this.writeBlocking && now - this.diskLeast.atMs >= NOT_CONVERGING_MS) {
       if (!(await this.turnWriteBlocking())) return;
       this.note(
         'Copying',
@@ -330,13 +345,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       await this.startMemory();
       return;
     }
-    const moved =
-      progress.transferredBytes > lastMoved.bytes
-        ? { bytes: progress.transferredBytes, atMs: now }
-        : lastMoved;
+    if (progress.transferredBytes > this.diskMoved.bytes)
+      this.diskMoved = { bytes: progress.transferredBytes, atMs: now };
     const gib = Math.max(1, progress.totalBytes / 2 ** 30);
     const limitMs = policy.completionTimeoutPerGiBSeconds * 1000 * gib;
-    if (now - moved.atMs >= policy.stallTimeoutSeconds * 1000) {
+    if (now - this.diskMoved.atMs >= policy.stallTimeoutSeconds * 1000) {
       await this.finish(
         'Failed',
         `the disk copy moved nothing for ${policy.stallTimeoutSeconds} s (the stall timeout)`,
@@ -352,7 +365,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       );
       return;
     }
-    this.diskTimer = setTimeout(() => void this.followDiskCopy(moved, least), this.pollIntervalMs);
+    this.diskTimer = setTimeout(() => void this.followDiskCopy(), this.diskRecheck ? 0 : this.pollIntervalMs);
   }
 
   /** Switches the mirrors to write-blocking; false when the migration ended or was cancelled meanwhile. */
@@ -537,6 +550,14 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       this.onStatus(event.data.status as QmpMigrationStatus, undefined);
     } else if (event.event === 'MIGRATION_PASS' && !this.polling) {
       this.schedulePoll(Math.max(0, MIN_POLL_GAP_MS - (Date.now() - this.lastPollAtMs)));
+    } else if (event.event === 'BLOCK_JOB_READY' && this.mirror !== undefined && !this.memoryStarted) {
+      // A mirror is in sync: check them all now rather than at the next poll.
+      if (this.followingDisk) {
+        this.diskRecheck = true;
+      } else if (!this.finishing) {
+        clearTimeout(this.diskTimer);
+        this.diskTimer = setTimeout(() => void this.followDiskCopy(), 0);
+      }
     }
   }
 
