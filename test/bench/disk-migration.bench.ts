@@ -26,7 +26,7 @@
 // acknowledgement its clients received (checkDurability). Last line:
 // `disk_total_ratio=<(b)/(a) total> disk_downtime_delta_ms=<(b)-(a) downtime> acked_lost=<(b) lost + moved>`.
 import { randomBytes, randomFillSync } from 'node:crypto';
-import { open, rm, truncate, chmod, copyFile, mkdir } from 'node:fs/promises';
+import { open, rm, truncate, chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -279,8 +279,12 @@ async function main(): Promise<void> {
   const ternDisk = (node: LocalDiskNode) => join(node.disks, DISK_FILE);
 
   console.log(`writing two ${diskMiB} MiB images (${diskMiB / 2} MiB of random bytes each)...`);
-  await writeImage(ternDisk(nodes.a));
-  await copyFile(ternDisk(nodes.a), plain[0]!.disk);
+  // Each written the same way (a copy could fill the hole with zeros, which the mirror would then move as data).
+  for (const file of [ternDisk(nodes.a), plain[0]!.disk]) await writeImage(file);
+  const allocated = async (file: string) => `${(((await stat(file)).blocks * 512) / MiB).toFixed(0)} MiB`;
+  console.log(
+    `allocated: tern ${await allocated(ternDisk(nodes.a))}, plain ${await allocated(plain[0]!.disk)}`,
+  );
 
   const plainSpec: GuestDefinition = guestSpec(
     '5e1d7a11-2b3c-4d5e-8f90-a1b2c3d4e501',
