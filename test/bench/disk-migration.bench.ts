@@ -19,9 +19,11 @@
 // target's `cont` returned; the target's QEMU is started before that in both. Runs alternate (a) and (b), each
 // guest migrating back and forth; only the guest being migrated runs its workload.
 //
-// Prints per run and as medians: total time, disk copy time and throughput (disk bytes / time to READY), memory +
-// switchover time, QEMU downtime, and the guest's committed writes per second (its acknowledgements) in the
-// --window-ms before the migration, during it, and in the --window-ms after the target runs. After the last run
+// Prints per run and as medians: total time, split into the disk copy (to READY; its throughput: disk bytes / that
+// time), memory + switchover (to the source QEMU's `completed`) and the hand-over (from there to the target's
+// `cont` returned: in (b) the watch stream, the ownership record and ResumeTarget); QEMU downtime; and the guest's
+// committed writes per second (its acknowledgements) in the --window-ms before the migration, during it, and in the
+// --window-ms after the target runs. Each run starts after a `sync`, so no run pays for the previous one's writeback. After the last run
 // each guest is stopped and its log read from the image file on the node that holds it, then checked against every
 // acknowledgement its clients received (checkDurability). Last line:
 // `disk_total_ratio=<(b)/(a) total> disk_downtime_delta_ms=<(b)-(a) downtime> acked_lost=<(b) lost + moved>`.
@@ -30,6 +32,8 @@ import { open, rm, truncate, chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { AgentClient } from '../../guest/host/agent-client.js';
 import { startDurableClient, type DurableClient } from '../../guest/host/durable-client.js';
@@ -82,6 +86,7 @@ if (diskMiB < 8 || diskMiB % 2 !== 0)
   throw new Error('--disk-size must be an even number of MiB, at least 8');
 
 const MiB = 2 ** 20;
+const execFileP = promisify(execFile);
 const GUEST = 'bench';
 const DISK_FILE = 'bench.img';
 const policy = resolveMigrationPolicy();
@@ -89,6 +94,8 @@ const policy = resolveMigrationPolicy();
 interface Sample {
   totalMs: number;
   diskCopyMs: number;
+  /** From the source's QEMU reporting the migration completed to the target's `cont` returned. */
+  handOverMs: number;
   diskBytes: number;
   downtimeMs: number;
   /** Committed transactions per second in the window before, during the migration, in the window after. */
@@ -225,6 +232,8 @@ async function measured(
   }>,
   logs: ClientRecord[],
 ): Promise<Sample> {
+  // What the previous run wrote is on the disk before this one starts, so that its writeback does not slow this one.
+  await execFileP('sync');
   const client = startDurableClient({
     name: label,
     endpoint: () => ({ host: '127.0.0.1', port: port() }),
@@ -409,9 +418,13 @@ async function main(): Promise<void> {
     if (completedEvent.data?.error !== undefined)
       throw new Error(`plain: ${String(completedEvent.data.error)}`);
     await sq.execute('blockdev-del', { 'node-name': 'plain-nbd0' });
+    const sourceDone = nextEvent(sq, 'MIGRATION', (d) => d.status === 'completed' || d.status === 'failed');
     await sq.execute('migrate-continue', { state: 'pre-switchover' });
-    const doneEvent = await targetDone;
-    if (doneEvent.data?.status !== 'completed') throw new Error('plain: the incoming migration failed');
+    const doneEvent = await sourceDone;
+    if (doneEvent.data?.status !== 'completed') throw new Error('plain: the migration failed');
+    const completedAtMs = Date.now();
+    if ((await targetDone).data?.status !== 'completed')
+      throw new Error('plain: the incoming migration failed');
     await stopTargetExports(tq, [0]);
     await tq.cont();
     const resumedAtMs = Date.now();
@@ -425,6 +438,7 @@ async function main(): Promise<void> {
       rest: {
         totalMs: resumedAtMs - startedAtMs,
         diskCopyMs: readyAtMs - startedAtMs,
+        handOverMs: resumedAtMs - completedAtMs,
         diskBytes: Number(readyEvent.data?.len ?? 0),
         downtimeMs: info.downtime ?? 0,
       },
@@ -454,20 +468,19 @@ async function main(): Promise<void> {
     const result = await handOver(run, { guest: GUEST, from, to, record });
     const outcome = await run.outcome;
     if (result.owner !== to.name) throw new Error(`tern: ${outcome.result} ${outcome.reason}`);
+    // The source daemon's engine saw QEMU's `completed` (its phase change to Completed).
+    const completed = await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_COMPLETED');
     ternAt = 1 - ternAt;
     const startedAtMs = Number(initializing.atUnixMs);
-    const diskBytes = Math.max(
-      0,
-      ...run.events
-        .filter((e) => e.atUnixMs <= inSync.atUnixMs)
-        .map((e) => e.progress?.diskTransferredBytes ?? 0),
-    );
+    // The note says how many bytes the mirrors had moved when they were in sync (progress events come per poll).
+    const diskBytes = Number(/\((\d+) bytes\)/.exec(inSync.phase!.reason)?.[1] ?? 0);
     return {
       startedAtMs,
       resumedAtMs: result.resumedAtMs!,
       rest: {
         totalMs: result.resumedAtMs! - startedAtMs,
         diskCopyMs: Number(inSync.atUnixMs) - startedAtMs,
+        handOverMs: result.resumedAtMs! - Number(completed.atUnixMs),
         diskBytes,
         downtimeMs: outcome.downtimeMs,
         phases: outcome.phases
@@ -482,7 +495,8 @@ async function main(): Promise<void> {
   const show = (s: Sample): string =>
     `total ${s.totalMs.toFixed(0)} ms (disk ${s.diskCopyMs.toFixed(0)} ms, ` +
     `${(s.diskBytes / 1e6 / (s.diskCopyMs / 1000)).toFixed(0)} MB/s; memory + switchover ` +
-    `${(s.totalMs - s.diskCopyMs).toFixed(0)} ms), QEMU downtime ${s.downtimeMs.toFixed(0)} ms, ` +
+    `${(s.totalMs - s.diskCopyMs - s.handOverMs).toFixed(0)} ms; hand-over ${s.handOverMs.toFixed(0)} ms), ` +
+    `QEMU downtime ${s.downtimeMs.toFixed(0)} ms, ` +
     `writes/s before ${s.before.toFixed(0)} / during ${s.during.toFixed(0)} / after ${s.after.toFixed(0)}`;
   for (let i = 1; i <= runs; i++) {
     for (const mode of ['plain', 'tern'] as const) {
@@ -511,7 +525,8 @@ async function main(): Promise<void> {
     console.log(
       `median ${mode.padEnd(5)} total ${m((s) => s.totalMs).toFixed(0)} ms, disk copy ${m((s) => s.diskCopyMs).toFixed(0)} ms ` +
         `(${m((s) => s.diskBytes / 1e6 / (s.diskCopyMs / 1000)).toFixed(0)} MB/s), memory + switchover ` +
-        `${m((s) => s.totalMs - s.diskCopyMs).toFixed(0)} ms, QEMU downtime ${m((s) => s.downtimeMs).toFixed(0)} ms, ` +
+        `${m((s) => s.totalMs - s.diskCopyMs - s.handOverMs).toFixed(0)} ms, hand-over ` +
+        `${m((s) => s.handOverMs).toFixed(0)} ms, QEMU downtime ${m((s) => s.downtimeMs).toFixed(0)} ms, ` +
         `writes/s before ${m((s) => s.before).toFixed(0)} / during ${m((s) => s.during).toFixed(0)} / after ${m((s) => s.after).toFixed(0)}`,
     );
   }
