@@ -29,6 +29,7 @@ import { unary } from '../harness/control-client.js';
 import { assertAtMostOneRunning, begin, handOver, InMemoryOwnership } from '../harness/migration-driver.js';
 import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 import { expectQuiescingBeforeFreezing } from '../harness/quiesce-checks.js';
+import { TcpLink } from '../harness/tcp-link.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -386,4 +387,77 @@ test('cancel while the mirror write-blocks under commits: the source keeps every
   expectSameLog(onDisk, running, [log]);
   await deleteGuest(nodeA, guest);
   await rm(join(nodeA.disks, 'cancellog.img'));
+}, 480_000);
+
+test('a guest committing faster than the disk link carries: its writes wait for the target, the copy converges, nothing is lost', async () => {
+  const guest = 'fastlog';
+  // The NBD connection (the disk copy, and from write-blocking on every guest write) crosses a slow link (a TCP
+  // proxy that paces each direction); the memory stream does not. Each transaction writes a 4 KiB slot and the
+  // mirror copies the 64 KiB block around it again, so a guest committing at twice the link's rate dirties its
+  // disk faster than the link can copy: in background mode the mirror never reaches READY. Room for 65535 records.
+  await blankRaw('fastlog.img', 256);
+  await boot(guest, 4, { file: 'fastlog.img', format: 'DISK_FORMAT_RAW' });
+  const service = { port: await servicePort(nodeA, guest) };
+  const client = await commit(service, 'fw');
+  const rateFrom = { acks: client.log.acks.length, atMs: Date.now() };
+  await sleep(2000);
+  const committedPerSec = ((client.log.acks.length - rateFrom.acks) * 1000) / (Date.now() - rateFrom.atMs);
+  // The case under test: the guest writes (4 KiB a transaction) at least twice as fast as the link carries (at
+  // most 256 KiB/s, slower when this host is slow; at least 32 KiB/s, or the copy would take minutes).
+  const LINK_BYTES_PER_SEC = Math.min(256 * 1024, Math.floor((committedPerSec * 4096) / 2));
+  console.log(
+    `fastlog commits ${committedPerSec.toFixed(0)} transactions/s before the migration; the disk link carries ` +
+      `${(LINK_BYTES_PER_SEC / 1024).toFixed(0)} KiB/s`,
+  );
+  expect(LINK_BYTES_PER_SEC).toBeGreaterThanOrEqual(32 * 1024);
+
+  let link: TcpLink | undefined;
+  let targetAgent: AgentClient | undefined;
+  const ackedBefore = client.log.acks.length;
+  const migration = await begin({
+    guest,
+    from: nodeA,
+    to: nodeB,
+    // Bounded: a copy that does not converge fails the migration within 120 s.
+    policy: { completionTimeoutPerGibSeconds: 120 },
+    connectDisksVia: async (endpoint) => {
+      link = await TcpLink.open(endpoint, { bytesPerSec: LINK_BYTES_PER_SEC });
+      return link.endpoint;
+    },
+    onPrepared: async () => {
+      targetAgent = await AgentClient.connect(guestPaths(nodeB.stateDir, guest).agent, { timeoutMs: 30_000 });
+      agents.push(targetAgent);
+    },
+  });
+  try {
+    const result = await handOver(migration, { guest, from: nodeA, to: nodeB, record });
+    const outcome = await migration.outcome;
+    // Phase notes: a phase "changing" to itself, with the reason.
+    const notes = migration.events.flatMap((e) =>
+      e.phase !== undefined && e.phase !== null && e.phase.from === e.phase.to ? [e.phase.reason] : [],
+    );
+    const disk = Math.max(0, ...migration.events.map((e) => e.progress?.diskTransferredBytes ?? 0));
+    console.log(
+      `${guest}: ${outcome.result} (${outcome.reason}) in ${outcome.durationMs} ms, QEMU downtime ` +
+        `${outcome.downtimeMs} ms, disks ${(disk / MiB).toFixed(1)} MiB, ` +
+        `${client.log.acks.length - ackedBefore} transactions acknowledged during it; phases ` +
+        `${outcome.phases.map((p) => `${p.phase.replace('MIGRATION_PHASE_', '')} ${p.durationMs} ms`).join(' → ')}; ` +
+        `notes: ${notes.join(' | ')}`,
+    );
+    expect(`${outcome.result} ${outcome.reason}`).toMatch(/^RESULT_COMPLETED/);
+    expect(result.owner).toBe(nodeB.name);
+    // The background copy did not keep up: the engine made the guest's writes wait for the target.
+    expect(notes.some((note) => /faster than the copy moves/.test(note))).toBe(true);
+    expect(client.log.acks.length - ackedBefore).toBeGreaterThan(0);
+  } finally {
+    await link?.close();
+  }
+  service.port = await servicePort(nodeB, guest);
+  const log = await settle(client);
+  const running = await expectDurable(targetAgent!, [log], 'written faster than the link, read back on B');
+  expect((await targetAgent!.verify()).ok).toBe(true);
+  await stopGuest(nodeB, guest);
+  expectSameLog(await recordsOnDisk(join(nodeB.disks, 'fastlog.img'), 'raw'), running, [log]);
+  await deleteGuest(nodeB, guest);
+  await rm(join(nodeB.disks, 'fastlog.img'));
 }, 480_000);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { DiskFormat, DiskSpec, GuestDefinition } from '../../model/guest.js';
 import { readImageHeader, type LocalDiskImage } from '../../qemu/local-image.js';
-import type { QmpClient } from '../../qemu/qmp-client.js';
+import type { QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
 import { giveToQemu, type QemuUser } from '../../qemu/run-as.js';
 import { DEFAULT_MIGRATION_POLICY } from './policy.js';
 
@@ -378,27 +378,34 @@ export class DiskMirror {
       if (job === undefined || !job.ready)
         throw new Error(`the mirror of disk${index} is not in sync (${job?.status ?? 'gone'})`);
     }
-    for (const index of this.started)
-      await this.qmp.execute('block-job-cancel', { device: mirrorJobId(index) });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const jobs = await this.jobs();
-      const pending = [...this.started].filter(
-        (index) => jobs.get(mirrorJobId(index))?.status !== 'concluded',
-      );
-      if (pending.length === 0) {
-        const failed = [...this.started].find((index) => jobs.get(mirrorJobId(index))?.error !== undefined);
-        if (failed !== undefined)
-          throw new Error(
-            `the mirror of disk${failed} failed at completion: ${jobs.get(mirrorJobId(failed))!.error}`,
-          );
-        break;
-      }
-      if (Date.now() >= deadline)
-        throw new Error(
-          `the mirrors of ${pending.map((i) => `disk${i}`).join(', ')} did not complete in ${timeoutMs} ms`,
+    // The guest is paused and waits for this: each job's status change wakes the check at once (the poll below
+    // only backs the events up).
+    const changes = new JobChanges(this.qmp);
+    try {
+      for (const index of this.started)
+        await this.qmp.execute('block-job-cancel', { device: mirrorJobId(index) });
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const jobs = await this.jobs();
+        const pending = [...this.started].filter(
+          (index) => jobs.get(mirrorJobId(index))?.status !== 'concluded',
         );
-      await new Promise((resolve) => setTimeout(resolve, 20));
+        if (pending.length === 0) {
+          const failed = [...this.started].find((index) => jobs.get(mirrorJobId(index))?.error !== undefined);
+          if (failed !== undefined)
+            throw new Error(
+              `the mirror of disk${failed} failed at completion: ${jobs.get(mirrorJobId(failed))!.error}`,
+            );
+          break;
+        }
+        if (Date.now() >= deadline)
+          throw new Error(
+            `the mirrors of ${pending.map((i) => `disk${i}`).join(', ')} did not complete in ${timeoutMs} ms`,
+          );
+        await changes.next(Math.min(100, deadline - Date.now()));
+      }
+    } finally {
+      changes.close();
     }
     await this.dismissAndRemove();
   }
@@ -464,5 +471,43 @@ export class DiskMirror {
   private async jobs(): Promise<Map<string, QmpBlockJob>> {
     const list = await this.qmp.execute<QmpBlockJob[]>('query-block-jobs');
     return new Map(list.map((job) => [job.device, job]));
+  }
+}
+
+/** Block-job status changes (QMP's JOB_STATUS_CHANGE) of a QEMU, from construction until close(). */
+class JobChanges {
+  private seen = false;
+  private wake: (() => void) | undefined;
+  private readonly listener = (event: QmpEvent): void => {
+    if (event.event !== 'JOB_STATUS_CHANGE') return;
+    this.seen = true;
+    this.wake?.();
+  };
+
+  constructor(private readonly qmp: QmpClient) {
+    qmp.on('event', this.listener);
+  }
+
+  /** Resolves at the next change, at once if one came since the last call, or after `timeoutMs`. */
+  next(timeoutMs: number): Promise<void> {
+    if (this.seen) {
+      this.seen = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        this.seen = false;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      this.wake = done;
+    });
+  }
+
+  close(): void {
+    this.qmp.off('event', this.listener);
+    this.wake?.();
   }
 }

@@ -113,6 +113,8 @@ const DEFAULT_POLL_MS = 200;
 /** MIGRATION_PASS triggers an extra poll (to catch the new round's dirty set), but never closer than this. */
 const MIN_POLL_GAP_MS = 50;
 const RESUME_WAIT_MS = 3_000;
+/** How long what is left of the disk copy may go without shrinking before the mirrors write-block (followDiskCopy). */
+const NOT_CONVERGING_MS = 5_000;
 /**
  * How long the switchover deadline's migrate_cancel may take before the migration's connections are yanked: QEMU
  * writes the last pages and the device state holding its big lock, so on a stalled link no in-band command runs.
@@ -164,9 +166,17 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private mirror: DiskMirror | undefined;
   /** True once the mirrors were completed at the switchover (the target's copies are final). */
   private mirrorCompleted = false;
+  /** True once the mirrors write-block (at READY, or earlier when the guest writes faster than they copy). */
+  private writeBlocking = false;
   /** True once `migrate` was issued (for a guest with local disks: after every mirror was READY). */
   private memoryStarted = false;
   private diskTimer: NodeJS.Timeout | undefined;
+  /** The disk copy's progress clocks (followDiskCopy): when it last moved, and its least bytes left and since when. */
+  private diskMoved = { bytes: -1, atMs: 0 };
+  private diskLeast = { bytes: Infinity, atMs: 0 };
+  /** followDiskCopy runs; a BLOCK_JOB_READY meanwhile asks for the next check at once (diskRecheck). */
+  private followingDisk = false;
+  private diskRecheck = false;
   /** The last disk-copy figures, carried on every progress sample. */
   private disk = { transferredBytes: 0, totalBytes: 0 };
   private wasRunning = false;
@@ -266,6 +276,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     qmp.on('close', this.onClose);
     if (this.mirror !== undefined) {
       this.enter('Copying', `copying ${this.mirror.count} local disk(s) to the target; the memory follows`);
+      this.diskMoved = { bytes: -1, atMs: Date.now() };
+      this.diskLeast = { bytes: Infinity, atMs: Date.now() };
       this.diskTimer = setTimeout(() => void this.followDiskCopy(), 0);
       return;
     }
@@ -274,6 +286,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
 
   private async startMemory(): Promise<void> {
     this.memoryStarted = true;
+    // The memory's completion budget (per GiB of memory) and its stall clock start with the memory; the disk copy
+    // before it had its own (per GiB of disk).
+    this.convergence.startedAtMs = Date.now();
     try {
       await this.qmp.execute('migrate', { uri: this.uri });
     } catch (err) {
@@ -287,10 +302,26 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    * Until every mirror is READY: a progress event per poll (disk bytes, no memory yet). A mirror that ends on its
    * own fails the migration (Connection: the target or the link went away); one that copies nothing for the
    * stall timeout, or not all within the completion timeout per GiB of disk, fails it too. READY: the mirrors turn
-   * write-blocking and the memory migration starts.
+   * write-blocking (if they are not already) and the memory migration starts.
+   *
+   * Convergence: in background mode the guest's writes only mark blocks dirty, so a guest that writes faster than
+   * the link copies never lets the mirrors reach READY. When what is left to copy has not shrunk below its lowest
+   * for NOT_CONVERGING_MS, the mirrors turn write-blocking before READY: from then on each guest write completes
+   * only once the target has it too (the guest writes at the link's pace), nothing new is marked dirty, and the
+   * background copy drains what is left.
    */
-  private async followDiskCopy(lastMoved = { bytes: -1, atMs: Date.now() }): Promise<void> {
-    if (this.finishing || this.cancelReason !== undefined) return;
+  private async followDiskCopy(): Promise<void> {
+    if (this.finishing || this.cancelReason !== undefined || this.followingDisk) return;
+    this.followingDisk = true;
+    this.diskRecheck = false;
+    try {
+      await this.checkDiskCopy();
+    } finally {
+      this.followingDisk = false;
+    }
+  }
+
+  private async checkDiskCopy(): Promise<void> {
     const mirror = this.mirror!;
     const { policy } = this.options;
     let progress;
@@ -308,18 +339,19 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
     this.disk = { transferredBytes: progress.transferredBytes, totalBytes: progress.totalBytes };
     this.emit('progress', this.diskSample(now));
+    const left = progress.totalBytes - progress.transferredBytes;
+    // Nothing left (the job just started, or READY is next) is no measure of convergence.
+    if (left > 0 && left < this.diskLeast.bytes) this.diskLeast = { bytes: left, atMs: now };
+    if (!progress.ready && !this.writeBlocking && now - this.diskLeast.atMs >= NOT_CONVERGING_MS) {
+      if (!(await this.turnWriteBlocking())) return;
+      this.note(
+        'Copying',
+        `the guest writes to its local disks faster than the copy moves (${left} bytes left, never less for ` +
+          `${NOT_CONVERGING_MS} ms): its writes now wait for the target (write-blocking), so the copy converges`,
+      );
+    }
     if (progress.ready) {
-      try {
-        await mirror.writeBlocking();
-      } catch (err) {
-        await this.finish(
-          'Failed',
-          `the disk mirrors could not turn write-blocking: ${(err as Error).message}`,
-          'Source',
-        );
-        return;
-      }
-      if (this.finishing || this.cancelReason !== undefined) return;
+      if (!this.writeBlocking && !(await this.turnWriteBlocking())) return;
       this.note(
         'Copying',
         `the local disks are in sync (${progress.totalBytes} bytes); migrating the memory`,
@@ -327,13 +359,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       await this.startMemory();
       return;
     }
-    const moved =
-      progress.transferredBytes > lastMoved.bytes
-        ? { bytes: progress.transferredBytes, atMs: now }
-        : lastMoved;
+    if (progress.transferredBytes > this.diskMoved.bytes)
+      this.diskMoved = { bytes: progress.transferredBytes, atMs: now };
     const gib = Math.max(1, progress.totalBytes / 2 ** 30);
     const limitMs = policy.completionTimeoutPerGiBSeconds * 1000 * gib;
-    if (now - moved.atMs >= policy.stallTimeoutSeconds * 1000) {
+    if (now - this.diskMoved.atMs >= policy.stallTimeoutSeconds * 1000) {
       await this.finish(
         'Failed',
         `the disk copy moved nothing for ${policy.stallTimeoutSeconds} s (the stall timeout)`,
@@ -349,7 +379,23 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       );
       return;
     }
-    this.diskTimer = setTimeout(() => void this.followDiskCopy(moved), this.pollIntervalMs);
+    this.diskTimer = setTimeout(() => void this.followDiskCopy(), this.diskRecheck ? 0 : this.pollIntervalMs);
+  }
+
+  /** Switches the mirrors to write-blocking; false when the migration ended or was cancelled meanwhile. */
+  private async turnWriteBlocking(): Promise<boolean> {
+    try {
+      await this.mirror!.writeBlocking();
+      this.writeBlocking = true;
+    } catch (err) {
+      await this.finish(
+        'Failed',
+        `the disk mirrors could not turn write-blocking: ${(err as Error).message}`,
+        'Source',
+      );
+      return false;
+    }
+    return !this.finishing && this.cancelReason === undefined;
   }
 
   /** A progress sample of the disk-copy phase: no memory figures yet. */
@@ -518,6 +564,14 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       this.onStatus(event.data.status as QmpMigrationStatus, undefined);
     } else if (event.event === 'MIGRATION_PASS' && !this.polling) {
       this.schedulePoll(Math.max(0, MIN_POLL_GAP_MS - (Date.now() - this.lastPollAtMs)));
+    } else if (event.event === 'BLOCK_JOB_READY' && this.mirror !== undefined && !this.memoryStarted) {
+      // A mirror is in sync: check them all now rather than at the next poll.
+      if (this.followingDisk) {
+        this.diskRecheck = true;
+      } else if (!this.finishing) {
+        clearTimeout(this.diskTimer);
+        this.diskTimer = setTimeout(() => void this.followDiskCopy(), 0);
+      }
     }
   }
 
