@@ -14,6 +14,7 @@ import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { createTargetImage, planTargetImages, removeCreatedImages } from './engine/local-disks.js';
 import type { LocalDiskImage } from '../qemu/local-image.js';
+import type { CreatedImage } from './engine/image-files.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
@@ -125,7 +126,7 @@ export class IncomingMigration {
   private relistening = false;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Local disk images created here for this migration; removed with the incoming QEMU unless it resumed. */
-  private createdImages: string[] = [];
+  private createdImages: CreatedImage[] = [];
   /** A recovered migration's disk endpoint, from its record. */
   private recoveredDiskEndpoint = '';
 
@@ -164,7 +165,7 @@ export class IncomingMigration {
     const { spec, supervisor, settings, id, stateRoot } = options;
     const tls: PskTls = { dir: pskDir(options, id), identity: id };
     const tokenExpiresAtMs = Date.now() + options.tokenTtlMs;
-    const created: string[] = [];
+    const created: CreatedImage[] = [];
     const record = (port: number, diskPort = 0): MigrationRecordFile => ({
       id,
       role: 'target',
@@ -187,8 +188,12 @@ export class IncomingMigration {
             target,
             supervisor.writableRoots(spec.namespace),
             supervisor.qemuUser,
-            async (file) => {
-              created.push(file);
+            id,
+            async (image) => {
+              // The intent first (before the file exists), then its identity (before it is filled).
+              const at = created.findIndex((entry) => entry.path === image.path);
+              if (at >= 0) created[at] = image;
+              else created.push(image);
               incoming.createdImages = [...created];
               await writeRecordFile(stateRoot, record(0));
             },
@@ -210,7 +215,7 @@ export class IncomingMigration {
       } catch (error) {
         await removePskFile(tls);
         // The incoming QEMU is gone (prepare removes it on failure): its images go with it.
-        await removeCreatedImages(created);
+        await incoming.removeImages(created);
         incoming.createdImages = [];
         await removeRecordFile(stateRoot, id);
         throw error;
@@ -342,6 +347,14 @@ export class IncomingMigration {
       return;
     }
     if (engine === undefined || this.removal !== undefined || this.aborting || this.resuming) return;
+    // A loaded target whose QEMU died meanwhile (killed, or stopped by the node's self-fencing) without a resume
+    // mark holds no write of the guest: it turns TARGET_FAILED here and is removed below, images and all. A loaded
+    // one still running is looked at again: it waits for the hand-over, but it may still die.
+    this.noticeLostQemu();
+    if (this.stage === 'MIGRATION_STAGE_LOADED') {
+      this.timers.push(setTimeout(() => void this.reap(ttlMs, marginMs), marginMs).unref());
+      return;
+    }
     if (this.stage === 'MIGRATION_STAGE_RUNNING') {
       const query = await engine.qmp.queryMigrate().then(
         (info) => ({ status: info.status }),
@@ -411,7 +424,7 @@ export class IncomingMigration {
         await this.engine?.abort();
         await removePskFile(this.tls);
         // Only once the incoming QEMU is gone, and only the files this migration created here.
-        await removeCreatedImages(this.createdImages);
+        await this.removeImages(this.createdImages);
         this.createdImages = [];
       } catch (error) {
         this.removal = undefined;
@@ -419,6 +432,16 @@ export class IncomingMigration {
       }
     })();
     return this.removal;
+  }
+
+  /** Removes local disk images this migration created (by identity); a name that is no longer its file is left. */
+  private async removeImages(images: readonly CreatedImage[]): Promise<void> {
+    const left = await removeCreatedImages(images);
+    if (left.length > 0)
+      this.context.logger.warn(
+        { migration: this.id, left },
+        'not removed: these names no longer point at the image files this migration created',
+      );
   }
 
   /** The step is done (resumed, aborted, or failed and removed): its tombstone replaces the record file. */
