@@ -128,6 +128,60 @@ test('the target node reboots during the disk copy: its successor daemon removes
   await rm(join(nodeA.disks, 'reboot.img'));
 }, 240_000);
 
+test('the target node reboots after a post-copy, before its resume: the successor keeps the image', async () => {
+  await rawImage('pcreboot.img', 32);
+  await unary((done) =>
+    nodeA.control.createGuest(
+      {
+        spec: {
+          ...guestSpec('pcreboot', '0004', 'pcreboot.img', 'raw'),
+          boot: {
+            kernel: nodes!.images.kernel,
+            initrd: nodes!.images.initrd,
+            cmdline: ['panic=-1', 'tern.wss_mib=32', 'tern.dirty_pps=20000'],
+          },
+        },
+      },
+      done,
+    ),
+  );
+  const agent = await AgentClient.connect(guestPaths(nodeA.stateDir, 'pcreboot').agent, {
+    timeoutMs: 30_000,
+  });
+  agents.push(agent);
+  await agent.waitReady(90_000);
+  record.set('pcreboot', nodeA.name);
+  const migration = await begin({
+    guest: 'pcreboot',
+    from: nodeA,
+    to: nodeB,
+    policy: {
+      bandwidthBytesPerSec: 20 * MiB,
+      downtimeSteps: 1,
+      stallRounds: 1,
+      allowAutoConverge: false,
+      allowPostCopy: true,
+    },
+  });
+  expect(await migration.outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
+  // The source cannot run the guest any more; the target node reboots before the hand-over resumed it there.
+  expect(await nodeB.daemon.stop('SIGKILL')).toBe(null);
+  expect(await killGuestsIn(nodeB.stateDir)).toBe(1);
+  await nodes!.restart(nodeB);
+  // Its image is one of the guest's complete disks (the guest starts again from one of them): kept.
+  expect(await exists(join(nodeB.disks, 'pcreboot.img'))).toBe(true);
+  const result = await handOver(migration, { guest: 'pcreboot', from: nodeA, to: nodeB, record });
+  // The successor no longer follows that migration (its QEMU is gone): the operator sees a target that lost its
+  // state, and a release after a failure keeps the source's copy too.
+  expect(result.kind).toBe('targetStateLost');
+  expect(await exists(join(nodeB.disks, 'pcreboot.img'))).toBe(true);
+  expect(await exists(join(nodeA.disks, 'pcreboot.img'))).toBe(true);
+  for (const node of [nodeA, nodeB])
+    await unary((done) => node.control.deleteGuest({ name: 'pcreboot' }, done)).catch(() => undefined);
+  await rm(join(nodeA.disks, 'pcreboot.img'));
+  await rm(join(nodeB.disks, 'pcreboot.img'));
+}, 240_000);
+
 test('the source daemon killed during ReleaseSource: its successor finishes the release', async () => {
   const before = await rawImage('release.img', 16);
   await boot('release', '0002', 'release.img');

@@ -18,6 +18,7 @@ import type { CreatedImage } from './engine/image-files.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
+  markPostCopyStarted,
   markResumeStarted,
   migrationsDir,
   removeRecordFile,
@@ -127,6 +128,11 @@ export class IncomingMigration {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Local disk images created here for this migration; removed with the incoming QEMU unless it resumed. */
   private createdImages: CreatedImage[] = [];
+  /**
+   * The incoming migration switched to post-copy: the source cannot run the guest any more, and the images created
+   * here are one of its complete disks: kept whatever becomes of this migration (see record-file postCopyStartedAtMs).
+   */
+  private postCopy = false;
   /** A recovered migration's disk endpoint, from its record. */
   private recoveredDiskEndpoint = '';
 
@@ -263,6 +269,7 @@ export class IncomingMigration {
       engine,
     );
     incoming.createdImages = record.createdImages ?? [];
+    incoming.postCopy = record.postCopyStartedAtMs !== undefined;
     incoming.recoveredDiskEndpoint = record.diskEndpoint ?? '';
     if (engine.isResumed) {
       // Resumed before the daemon went away (which did not get to remove the record file): the guest runs here.
@@ -436,6 +443,13 @@ export class IncomingMigration {
 
   /** Removes local disk images this migration created (by identity); a name that is no longer its file is left. */
   private async removeImages(images: readonly CreatedImage[]): Promise<void> {
+    if (this.postCopy && images.length > 0) {
+      this.context.logger.warn(
+        { migration: this.id, kept: images.map((image) => image.path) },
+        'kept: the migration reached post-copy, so these images are one of the guest\'s complete disks',
+      );
+      return;
+    }
     const left = await removeCreatedImages(images);
     if (left.length > 0)
       this.context.logger.warn(
@@ -522,6 +536,7 @@ export class IncomingMigration {
     const { log, context } = this;
     engine.on('status', (status) => {
       log.append({ target: { state: 'TARGET_STATE_STATUS', qemuStatus: status, message: '' } });
+      if (status === 'postcopy-active') this.notePostCopy();
       if (status === 'postcopy-paused') void this.listenForRecovery(engine);
       else if (status === 'postcopy-active' && this.relistening) {
         this.relistening = false;
@@ -536,6 +551,7 @@ export class IncomingMigration {
         if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested || this.aborting) return;
         context.metrics.observeIncoming('Loaded');
         this.stage = 'MIGRATION_STAGE_LOADED';
+        if (loaded.postCopy) this.notePostCopy();
         this.message = loaded.postCopy
           ? 'loaded for post-copy; paused until ResumeTarget'
           : 'loaded and paused until ResumeTarget';
@@ -570,6 +586,18 @@ export class IncomingMigration {
           true,
         );
       },
+    );
+  }
+
+  /** The incoming migration is in post-copy: its images are kept from now on, also by a successor daemon. */
+  private notePostCopy(): void {
+    if (this.postCopy) return;
+    this.postCopy = true;
+    markPostCopyStarted(this.context.stateRoot, this.id).catch((error: Error) =>
+      this.context.logger.warn(
+        { migration: this.id, reason: error.message },
+        'the post-copy mark could not be written to the record file',
+      ),
     );
   }
 

@@ -25,6 +25,11 @@ export interface MigrationRecordFile {
    */
   resumeStartedAtMs?: number;
   /**
+   * Target: set once the incoming migration switched to post-copy: the source can no longer run the guest, so the
+   * images this migration created here are one of the guest's complete disks and are never removed by the daemon.
+   */
+  postCopyStartedAtMs?: number;
+  /**
    * Target: the local disk images this daemon creates for the migration, each recorded before its file exists (the
    * intent) and again with the file's dev/inode before it is filled (engine/image-files.ts), so that an abort or a
    * failure, also after a daemon crash at any point, removes exactly these files and nothing else. They become the
@@ -94,6 +99,11 @@ export async function writeRecordFile(stateRoot: string, record: MigrationRecord
 /** Target, before `cont`: marks durably in the record file that the guest may run here from now on. */
 export async function markResumeStarted(stateRoot: string, id: string): Promise<void> {
   await amendRecordFile(stateRoot, id, 'target', { resumeStartedAtMs: Date.now() });
+}
+
+/** Target, once the incoming migration is in post-copy (see `postCopyStartedAtMs`). */
+export async function markPostCopyStarted(stateRoot: string, id: string): Promise<void> {
+  await amendRecordFile(stateRoot, id, 'target', { postCopyStartedAtMs: Date.now() });
 }
 
 /** Source, before ReleaseSource quits QEMU: marks durably that the release was admitted (see `release`). */

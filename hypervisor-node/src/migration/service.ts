@@ -591,6 +591,15 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
             dataEndpoint: file.dataEndpoint,
           });
         const removeImagesOf = async (record: MigrationRecordFile): Promise<void> => {
+          if (record.postCopyStartedAtMs !== undefined) {
+            // Post-copy: the source cannot run the guest again; these images are one of its complete disks.
+            if ((record.createdImages ?? []).length > 0)
+              logger.warn(
+                { migration: record.id, kept: record.createdImages!.map((image) => image.path) },
+                'kept: the migration reached post-copy, so these images are one of the guest\'s complete disks',
+              );
+            return;
+          }
           const left = await removeCreatedImages(record.createdImages ?? []);
           if (left.length > 0)
             logger.warn(
