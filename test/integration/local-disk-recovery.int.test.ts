@@ -11,12 +11,19 @@ import { access, chmod, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentClient } from '../../guest/host/agent-client.js';
-import { newMigrationToken, type Guest__Output, type MigrationState__Output } from '../../proto/index.js';
+import {
+  newMigrationToken,
+  type Guest__Output,
+  type MigrationEvent__Output,
+  type MigrationOutcome__Output,
+  type MigrationState__Output,
+} from '../../proto/index.js';
 import { guestPaths } from '../../hypervisor-node/src/model/state-dir.js';
 import { unary } from '../harness/control-client.js';
 import { assertAtMostOneRunning, begin, handOver, InMemoryOwnership } from '../harness/migration-driver.js';
 import { startLocalDiskNodes, type LocalDiskNode, type LocalDiskNodes } from '../harness/local-disk-nodes.js';
 import { killGuestsIn } from '../harness/daemon-process.js';
+import { eventually } from '../harness/eventually.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -180,6 +187,76 @@ test('the target node reboots after a post-copy, before its resume: the successo
     await unary((done) => node.control.deleteGuest({ name: 'pcreboot' }, done)).catch(() => undefined);
   await rm(join(nodeA.disks, 'pcreboot.img'));
   await rm(join(nodeB.disks, 'pcreboot.img'));
+}, 240_000);
+
+test('a loaded target whose QEMU is killed (self-fencing) before the hand-over: the daemon reaps it, image and all', async () => {
+  const before = await rawImage('fenced.img', 4);
+  await boot('fenced', '0005', 'fenced.img');
+  const guest = await unary<Guest__Output>((done) => nodeA.control.getGuest({ name: 'fenced' }, done));
+  const id = 'm-fenced';
+  const token = newMigrationToken();
+  // A short token (3 s plus 1 s per GiB of disk from the policy), so that the reaper looks soon after.
+  const prepared = await unary<{ dataEndpoint: string; diskEndpoint: string }>((done) =>
+    nodeB.migration.prepareIncoming(
+      {
+        migrationId: id,
+        spec: guest.spec!,
+        sourceAccelerator: guest.accelerator,
+        channel: {},
+        token,
+        tokenTtlSeconds: 3,
+        localDisks: guest.localDisks,
+        diskCopyTimeoutPerGibSeconds: 1,
+      },
+      done,
+    ),
+  );
+  await unary((done) =>
+    nodeA.migration.startMigration(
+      {
+        migrationId: id,
+        guest: 'fenced',
+        targetDataEndpoint: prepared.dataEndpoint,
+        targetDiskEndpoint: prepared.diskEndpoint,
+        token,
+        policy: {},
+      },
+      done,
+    ),
+  );
+  const outcome = new Promise<MigrationOutcome__Output>((resolve, reject) => {
+    const stream = nodeA.migration.watchMigration({ migrationId: id, progressIntervalMs: 100 });
+    stream.on('data', (event: MigrationEvent__Output) => event.outcome && resolve(event.outcome));
+    stream.on('error', reject);
+  });
+  expect((await outcome).result).toBe('RESULT_COMPLETED');
+  expect(await exists(join(nodeB.disks, 'fenced.img'))).toBe(true);
+  // The node's fence watchdog kills its QEMUs (SIGKILL); nobody asks the target daemon anything meanwhile.
+  expect(await killGuestsIn(nodeB.stateDir)).toBe(1);
+  // Past the token's 4 s and the reaper's 15 s margin: the loaded target without a resume mark is removed.
+  await eventually(
+    'the reaper removed the fenced target image',
+    async () => ((await exists(join(nodeB.disks, 'fenced.img'))) ? undefined : true),
+    60_000,
+  );
+  const state = await unary<MigrationState__Output>((done) =>
+    nodeB.migration.getMigration({ migrationId: id }, done),
+  );
+  expect(state.stage).toBe('MIGRATION_STAGE_TARGET_FAILED');
+  // The hand-over's failure side: the source, whose copy never stopped being the authoritative one, runs on.
+  await unary((done) => nodeB.migration.abortIncoming({ migrationId: id }, done));
+  await unary((done) =>
+    nodeA.migration.resumeSource(
+      { migrationId: id, recordedOwner: nodeA.name, epoch: String(record.epoch('fenced')) },
+      done,
+    ),
+  );
+  expect((await assertAtMostOneRunning('fenced', [nodeA, nodeB]))[0]).toBe('GUEST_PHASE_RUNNING');
+  await unary((done) => nodeA.control.stopGuest({ name: 'fenced', timeoutMs: 3000 }, done));
+  expect(await sha256(join(nodeA.disks, 'fenced.img'))).toBe(before);
+  for (const node of [nodeA, nodeB])
+    await unary((done) => node.control.deleteGuest({ name: 'fenced' }, done)).catch(() => undefined);
+  await rm(join(nodeA.disks, 'fenced.img'));
 }, 240_000);
 
 test('the source daemon killed during ReleaseSource: its successor finishes the release', async () => {
