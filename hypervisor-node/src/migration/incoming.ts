@@ -446,7 +446,7 @@ export class IncomingMigration {
     if (this.postCopy && images.length > 0) {
       this.context.logger.warn(
         { migration: this.id, kept: images.map((image) => image.path) },
-        'kept: the migration reached post-copy, so these images are one of the guest\'s complete disks',
+        "kept: the migration reached post-copy, so these images are one of the guest's complete disks",
       );
       return;
     }

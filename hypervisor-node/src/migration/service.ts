@@ -596,7 +596,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
             if ((record.createdImages ?? []).length > 0)
               logger.warn(
                 { migration: record.id, kept: record.createdImages!.map((image) => image.path) },
-                'kept: the migration reached post-copy, so these images are one of the guest\'s complete disks',
+                "kept: the migration reached post-copy, so these images are one of the guest's complete disks",
               );
             return;
           }
