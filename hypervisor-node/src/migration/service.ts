@@ -662,7 +662,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           else {
             // Its QEMU is gone (e.g. the node rebooted during the copy) and the guest never resumed here: the
             // migration cannot end on this node, and the images it created hold no write of the guest.
-            if (file.role === 'target') await removeImagesOf(file);
+            const gone = status.phase === 'Failed' || status.phase === 'Stopped';
+            if (file.role === 'target' && gone) await removeImagesOf(file);
             await removeRecordFile(options.stateRoot, file.id);
           }
         }
