@@ -28,6 +28,7 @@ import { qemuImgInspector } from './qemu/image-header.js';
 import { HypervisorNodeRegistration } from './registration/hypervisor-node.js';
 import { SelfFencing } from './self-fencing/heartbeat.js';
 import { createControlService } from './control/service.js';
+import { ioUringProblem } from './qemu/io-uring.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { FencingStore } from './rpc/fencing.js';
 import { RpcMetrics } from './rpc/metrics.js';
@@ -116,6 +117,9 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   const host = { ...probed, cpus: config.cpuCapacity ?? probed.cpus };
   logger.info({ ...host, accelerator: accelerator.accel, why: accelerator.reason }, 'host probed');
 
+  const ioUring = await ioUringProblem(qemuUser);
+  if (ioUring !== undefined) logger.warn(`disks with io: io_uring are refused on this node: ${ioUring}`);
+
   const network = await chooseNetwork(config);
   const networkFacts: NetworkFacts =
     network.kind === 'user'
@@ -126,7 +130,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   const supervisor = new GuestSupervisor({
     stateRoot: config.stateDir,
     accel: accelerator.accel,
-    policy: defaultValidationPolicy(imageRoots, qemuImgInspector({ user: qemuUser })),
+    policy: defaultValidationPolicy(imageRoots, qemuImgInspector({ user: qemuUser }), ioUring),
     network,
     qemuBinary: config.qemuBinary,
     cgroupRoot: config.guestCgroupRoot,
@@ -190,6 +194,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     defaultStopTimeoutMs: config.stopTimeoutMs,
     metrics: rpcMetrics,
     logger,
+    ...(qemuUser !== undefined ? { qemuUser } : {}),
   });
   const migration = createMigrationService({
     supervisor,

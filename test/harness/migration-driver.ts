@@ -130,6 +130,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
     token,
     postCopy: options.policy?.allowPostCopy ?? false,
     multifdChannels: options.policy?.multifdChannels ?? 0,
+    diskCopyTimeoutPerGiBSeconds: options.policy?.completionTimeoutPerGibSeconds ?? 0,
   });
   await options.onPrepared?.({ id, token, dataEndpoint });
   await startSource(source, {

@@ -178,7 +178,13 @@ test('a raw local disk migrates with the guest: the target image equals the sour
   await boot('raw', '0001', { file: 'raw.img', format: 'DISK_FORMAT_RAW' });
   const source = await unary<Guest__Output>((done) => nodeA.control.getGuest({ name: 'raw' }, done));
   expect(source.localDisks).toEqual([
-    { name: 'data', virtualSizeBytes: 64 * MiB, backingFile: '', backingFormat: 'DISK_FORMAT_UNSPECIFIED' },
+    {
+      name: 'data',
+      virtualSizeBytes: 64 * MiB,
+      backingFile: '',
+      backingFormat: 'DISK_FORMAT_UNSPECIFIED',
+      backingIdentity: '',
+    },
   ]);
   const { migration, targetAgent } = await start('raw');
   const result = await handOver(migration, { guest: 'raw', from: nodeA, to: nodeB, record });

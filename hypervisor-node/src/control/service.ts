@@ -10,6 +10,7 @@ import {
   type GuestSupervisor,
 } from '../runtime/supervisor.js';
 import type { GuestStatus } from '../model/guest.js';
+import type { QemuUser } from '../qemu/run-as.js';
 import { GuestSpecError } from '../qemu/validate.js';
 import { OperatorCalls, type ErrorStatuses } from '../rpc/calls.js';
 import type { FencingStore } from '../rpc/fencing.js';
@@ -42,6 +43,8 @@ export interface ControlServiceOptions {
   defaultStopTimeoutMs: number;
   metrics: RpcMetrics;
   logger: Logger;
+  /** Who QEMU runs as: GetGuest hashes a local overlay's base as this user (localDiskImages). */
+  qemuUser?: QemuUser;
 }
 
 export interface ControlService {
@@ -145,7 +148,7 @@ export function createControlService(options: ControlServiceOptions): ControlSer
     GetGuest: calls.read('GetGuest', async (request) => {
       const status = existing(request.name);
       // Only GetGuest reads the images (a migration's operator asks it before PrepareIncoming); listings stay cheap.
-      return { ...toWireGuest(status), localDisks: await localDiskImages(status.spec) };
+      return { ...toWireGuest(status), localDisks: await localDiskImages(status.spec, options.qemuUser) };
     }),
     ListGuests: calls.read('ListGuests', () => ({ guests: runtime.list().map(toWireGuest) })),
     WatchGuests: watchGuests,

@@ -14,9 +14,11 @@ import type { ChannelSettings } from './engine/policy.js';
 import { incomingSpec, TargetMigration } from './engine/target.js';
 import { createTargetImage, planTargetImages, removeCreatedImages } from './engine/local-disks.js';
 import type { LocalDiskImage } from '../qemu/local-image.js';
+import type { CreatedImage } from './engine/image-files.js';
 import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import {
+  markPostCopyStarted,
   markResumeStarted,
   migrationsDir,
   removeRecordFile,
@@ -125,7 +127,12 @@ export class IncomingMigration {
   private relistening = false;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Local disk images created here for this migration; removed with the incoming QEMU unless it resumed. */
-  private createdImages: string[] = [];
+  private createdImages: CreatedImage[] = [];
+  /**
+   * The incoming migration switched to post-copy: the source cannot run the guest any more, and the images created
+   * here are one of its complete disks: kept whatever becomes of this migration (see record-file postCopyStartedAtMs).
+   */
+  private postCopy = false;
   /** A recovered migration's disk endpoint, from its record. */
   private recoveredDiskEndpoint = '';
 
@@ -164,7 +171,7 @@ export class IncomingMigration {
     const { spec, supervisor, settings, id, stateRoot } = options;
     const tls: PskTls = { dir: pskDir(options, id), identity: id };
     const tokenExpiresAtMs = Date.now() + options.tokenTtlMs;
-    const created: string[] = [];
+    const created: CreatedImage[] = [];
     const record = (port: number, diskPort = 0): MigrationRecordFile => ({
       id,
       role: 'target',
@@ -187,8 +194,12 @@ export class IncomingMigration {
             target,
             supervisor.writableRoots(spec.namespace),
             supervisor.qemuUser,
-            async (file) => {
-              created.push(file);
+            id,
+            async (image) => {
+              // The intent first (before the file exists), then its identity (before it is filled).
+              const at = created.findIndex((entry) => entry.path === image.path);
+              if (at >= 0) created[at] = image;
+              else created.push(image);
               incoming.createdImages = [...created];
               await writeRecordFile(stateRoot, record(0));
             },
@@ -210,7 +221,7 @@ export class IncomingMigration {
       } catch (error) {
         await removePskFile(tls);
         // The incoming QEMU is gone (prepare removes it on failure): its images go with it.
-        await removeCreatedImages(created);
+        await incoming.removeImages(created);
         incoming.createdImages = [];
         await removeRecordFile(stateRoot, id);
         throw error;
@@ -258,6 +269,7 @@ export class IncomingMigration {
       engine,
     );
     incoming.createdImages = record.createdImages ?? [];
+    incoming.postCopy = record.postCopyStartedAtMs !== undefined;
     incoming.recoveredDiskEndpoint = record.diskEndpoint ?? '';
     if (engine.isResumed) {
       // Resumed before the daemon went away (which did not get to remove the record file): the guest runs here.
@@ -342,6 +354,14 @@ export class IncomingMigration {
       return;
     }
     if (engine === undefined || this.removal !== undefined || this.aborting || this.resuming) return;
+    // A loaded target whose QEMU died meanwhile (killed, or stopped by the node's self-fencing) without a resume
+    // mark holds no write of the guest: it turns TARGET_FAILED here and is removed below, images and all. A loaded
+    // one still running is looked at again: it waits for the hand-over, but it may still die.
+    this.noticeLostQemu();
+    if (this.stage === 'MIGRATION_STAGE_LOADED') {
+      this.timers.push(setTimeout(() => void this.reap(ttlMs, marginMs), marginMs).unref());
+      return;
+    }
     if (this.stage === 'MIGRATION_STAGE_RUNNING') {
       const query = await engine.qmp.queryMigrate().then(
         (info) => ({ status: info.status }),
@@ -411,7 +431,7 @@ export class IncomingMigration {
         await this.engine?.abort();
         await removePskFile(this.tls);
         // Only once the incoming QEMU is gone, and only the files this migration created here.
-        await removeCreatedImages(this.createdImages);
+        await this.removeImages(this.createdImages);
         this.createdImages = [];
       } catch (error) {
         this.removal = undefined;
@@ -419,6 +439,23 @@ export class IncomingMigration {
       }
     })();
     return this.removal;
+  }
+
+  /** Removes local disk images this migration created (by identity); a name that is no longer its file is left. */
+  private async removeImages(images: readonly CreatedImage[]): Promise<void> {
+    if (this.postCopy && images.length > 0) {
+      this.context.logger.warn(
+        { migration: this.id, kept: images.map((image) => image.path) },
+        "kept: the migration reached post-copy, so these images are one of the guest's complete disks",
+      );
+      return;
+    }
+    const left = await removeCreatedImages(images);
+    if (left.length > 0)
+      this.context.logger.warn(
+        { migration: this.id, left },
+        'not removed: these names no longer point at the image files this migration created',
+      );
   }
 
   /** The step is done (resumed, aborted, or failed and removed): its tombstone replaces the record file. */
@@ -499,6 +536,7 @@ export class IncomingMigration {
     const { log, context } = this;
     engine.on('status', (status) => {
       log.append({ target: { state: 'TARGET_STATE_STATUS', qemuStatus: status, message: '' } });
+      if (status === 'postcopy-active') this.notePostCopy();
       if (status === 'postcopy-paused') void this.listenForRecovery(engine);
       else if (status === 'postcopy-active' && this.relistening) {
         this.relistening = false;
@@ -513,6 +551,7 @@ export class IncomingMigration {
         if (this.stage !== 'MIGRATION_STAGE_RUNNING' || this.abortRequested || this.aborting) return;
         context.metrics.observeIncoming('Loaded');
         this.stage = 'MIGRATION_STAGE_LOADED';
+        if (loaded.postCopy) this.notePostCopy();
         this.message = loaded.postCopy
           ? 'loaded for post-copy; paused until ResumeTarget'
           : 'loaded and paused until ResumeTarget';
@@ -547,6 +586,18 @@ export class IncomingMigration {
           true,
         );
       },
+    );
+  }
+
+  /** The incoming migration is in post-copy: its images are kept from now on, also by a successor daemon. */
+  private notePostCopy(): void {
+    if (this.postCopy) return;
+    this.postCopy = true;
+    markPostCopyStarted(this.context.stateRoot, this.id).catch((error: Error) =>
+      this.context.logger.warn(
+        { migration: this.id, reason: error.message },
+        'the post-copy mark could not be written to the record file',
+      ),
     );
   }
 

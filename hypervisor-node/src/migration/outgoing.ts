@@ -13,6 +13,7 @@ import { EventLog } from './event-log.js';
 import { removePskFile, writePskFile } from './engine/psk.js';
 import type { NodeMigrationMetrics } from './metrics.js';
 import {
+  markReleaseStarted,
   migrationsDir,
   removeRecordFile,
   tokenDigest,
@@ -23,12 +24,8 @@ import * as grpc from '@grpc/grpc-js';
 import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { retire, type TombstoneStore } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
-import {
-  mirroredDisks,
-  removeCreatedImages as removeLocalImages,
-  retainImage,
-  type MirroredDisk,
-} from './engine/local-disks.js';
+import { mirroredDisks, retainImage, type MirroredDisk } from './engine/local-disks.js';
+import { identityOf, removeImageFile, type FileIdentity } from './engine/image-files.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
 
 /** What an outgoing migration needs from its daemon. */
@@ -94,8 +91,11 @@ export class OutgoingMigration {
     const spec = supervisor.get(guest)?.spec;
     if (spec === undefined) throw failedPrecondition(`no guest named ${guest}`);
     let localDisks: MirroredDisk[];
+    let localImages: FileIdentity[];
     try {
       localDisks = await mirroredDisks(spec);
+      // Their identities now: ReleaseSource removes these files, not whatever their names point at by then.
+      localImages = await Promise.all(localDisks.map(({ index }) => identityOf(spec.disks[index]!.path)));
     } catch (error) {
       throw failedPrecondition(`the local disks of ${guest} cannot be read: ${(error as Error).message}`);
     }
@@ -117,9 +117,7 @@ export class OutgoingMigration {
       guest,
       dataEndpoint: formatHostPort(target),
       tokenDigest: tokenDigest(options.token),
-      ...(localDisks.length > 0
-        ? { localImages: localDisks.map(({ index }) => spec.disks[index]!.path) }
-        : {}),
+      ...(localImages.length > 0 ? { localImages } : {}),
     };
     // The quiesce hook runs long after start(); it parks its resolver where continueSwitchover() finds it.
     const hold: Hold = { held: options.holdInQuiescing };
@@ -299,31 +297,93 @@ export class OutgoingMigration {
         `the ownership record names ${recordedOwner || 'nobody'}: the source is not released`,
       );
     }
-    const retained = removeLocalDisks ? this.retainedImages(retain) : new Set<string>();
+    if (this.record.release === undefined) {
+      // Checked before anything is released; then durably first: a daemon killed from here on leaves its successor
+      // the release to finish (recoverRelease), with the same files to retain.
+      const retained = removeLocalDisks ? [...this.retainedImages(retain)] : [];
+      const release = {
+        owner: recordedOwner,
+        removeLocalDisks,
+        ...(retained.length > 0 ? { retain: retained } : {}),
+      };
+      await markReleaseStarted(this.context.stateRoot, this.record.id, release);
+      this.record.release = release;
+    }
     try {
       await this.engine.release();
     } catch (error) {
       throw failedPrecondition((error as Error).message);
     }
+    await this.finishRelease(recordedOwner, this.record.release.removeLocalDisks);
+    return this.state();
+  }
+
+  /** After the source QEMU is gone: removes the local images (when the release says so) and retires RELEASED. */
+  private async finishRelease(owner: string, removeLocalDisks: boolean): Promise<void> {
     // The target runs the guest: this node's copies of its local disks are stale now, and a later migration back
     // here must find no file at their paths. After a failure (post-copy lost, a lost node) they may be the only
     // complete copy: kept.
     if (removeLocalDisks) {
-      const images = this.record.localImages ?? [];
-      for (const file of images.filter((image) => retained.has(image))) {
-        try {
-          await retainImage(file, this.record.id);
-        } catch (error) {
-          // Nothing is removed before every retained image is aside; the operator asks again.
-          throw failedPrecondition(`retaining ${file}: ${(error as Error).message}`);
-        }
+      try {
+        await releaseLocalImages(this.context, this.record);
+      } catch (error) {
+        // Nothing is removed before every retained image is aside; the operator asks again.
+        throw failedPrecondition((error as Error).message);
       }
-      await removeLocalImages(images.filter((image) => !retained.has(image)));
     }
     this.stage = 'MIGRATION_STAGE_RELEASED';
-    this.message = `released; ${recordedOwner} owns the guest`;
+    this.message = `released; ${owner} owns the guest`;
     await this.retire();
-    return this.state();
+  }
+
+  /**
+   * After a daemon restart, for a record whose ReleaseSource was admitted (its `release` mark): finishes it. A
+   * source QEMU still there is released as the call would have; one already gone only leaves the images to remove.
+   */
+  static async recoverRelease(
+    context: OutgoingContext,
+    record: MigrationRecordFile,
+    nodeName: string,
+  ): Promise<OutgoingMigration | undefined> {
+    const release = record.release!;
+    const status = context.supervisor.get(record.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') {
+      const outgoing = await OutgoingMigration.recover(context, record);
+      await outgoing
+        .release(release.owner, nodeName, release.removeLocalDisks)
+        .catch((error: Error) =>
+          context.logger.warn(
+            { migration: record.id, reason: error.message },
+            'the release of the source could not be finished; a retried ReleaseSource finishes it',
+          ),
+        );
+      return outgoing;
+    }
+    // The QEMU was quit: the guest's remains go as the release would have removed them.
+    if (status !== undefined) await context.supervisor.delete(record.guest, { timeoutMs: 0 });
+    if (release.removeLocalDisks)
+      await releaseLocalImages(context, record).catch((error: Error) =>
+        context.logger.warn(
+          { migration: record.id, reason: error.message },
+          'every local image is kept: one to retain could not be moved aside',
+        ),
+      );
+    await retire(context, {
+      id: record.id,
+      role: 'source',
+      state: {
+        migrationId: record.id,
+        role: 'MIGRATION_ROLE_SOURCE',
+        guest: record.guest,
+        stage: 'MIGRATION_STAGE_RELEASED',
+        phase: 'MIGRATION_PHASE_UNSPECIFIED',
+        message: `released; ${release.owner} owns the guest (finished after the daemon restarted)`,
+      },
+      tokenDigest: record.tokenDigest,
+      dataEndpoint: record.dataEndpoint,
+    });
+    context.logger.info({ migration: record.id, guest: record.guest }, 'release finished after a restart');
+    return undefined;
   }
 
   /**
@@ -339,16 +399,12 @@ export class OutgoingMigration {
         { migration: this.record.id, guest: this.record.guest, retain: names },
         'the guest is gone: every local disk image of the migration is retained',
       );
-      return new Set(this.record.localImages ?? []);
+      return new Set(localImagePaths(this.record));
     }
     const files = new Set<string>();
     for (const name of names) {
       const disk = spec.disks.find((candidate) => candidate.name === name);
-      if (
-        disk === undefined ||
-        disk.storage !== 'local' ||
-        !(this.record.localImages ?? []).includes(disk.path)
-      )
+      if (disk === undefined || disk.storage !== 'local' || !localImagePaths(this.record).includes(disk.path))
         throw invalidArgument(`retain_local_disks: ${name} is not a local disk this migration copied`);
       files.add(disk.path);
     }
@@ -443,4 +499,27 @@ export class OutgoingMigration {
     }
     this.log.end();
   }
+}
+
+const localImagePaths = (record: MigrationRecordFile): string[] =>
+  (record.localImages ?? []).map((image) => image.path);
+
+/**
+ * The release's local images: those its mark retains are moved aside first (retainImage; throws, removing nothing,
+ * when one cannot be), then the others are removed, each only while its name still points at the file the
+ * migration started with.
+ */
+async function releaseLocalImages(context: OutgoingContext, record: MigrationRecordFile): Promise<void> {
+  const retain = new Set(record.release?.retain ?? []);
+  for (const file of retain) await retainImage(file, record.id);
+  const left: string[] = [];
+  for (const image of record.localImages ?? []) {
+    if (retain.has(image.path)) continue;
+    if ((await removeImageFile(image)) === 'not-ours') left.push(image.path);
+  }
+  if (left.length > 0)
+    context.logger.warn(
+      { migration: record.id, left },
+      'not removed: these names no longer point at the images the migration started with',
+    );
 }

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { CreatedImage, FileIdentity } from './engine/image-files.js';
 
 export interface MigrationRecordFile {
   id: string;
@@ -24,18 +25,31 @@ export interface MigrationRecordFile {
    */
   resumeStartedAtMs?: number;
   /**
-   * Target: the local disk images this daemon created for the migration (each added right after its file was
-   * created, before it was filled), so that an abort or a failure, also after a daemon restart, removes exactly
-   * these files and nothing else. They become the guest's disks once it resumed here.
+   * Target: set once the incoming migration switched to post-copy: the source can no longer run the guest, so the
+   * images this migration created here are one of the guest's complete disks and are never removed by the daemon.
    */
-  createdImages?: string[];
+  postCopyStartedAtMs?: number;
+  /**
+   * Target: the local disk images this daemon creates for the migration, each recorded before its file exists (the
+   * intent) and again with the file's dev/inode before it is filled (engine/image-files.ts), so that an abort or a
+   * failure, also after a daemon crash at any point, removes exactly these files and nothing else. They become the
+   * guest's disks once it resumed here.
+   */
+  createdImages?: CreatedImage[];
   /** Target: host:port of the NBD server the local disks are mirrored into. */
   diskEndpoint?: string;
   /**
-   * Source: the guest's local disk images on this node, removed by ReleaseSource once the target runs the guest
-   * (the source's copy is stale from then on and would block a later migration back here).
+   * Source: the guest's local disk images on this node with their dev/inode when the migration started, removed by
+   * ReleaseSource once the target runs the guest (the source's copy is stale from then on and would block a later
+   * migration back here); a name that points at another file by then is left.
    */
-  localImages?: string[];
+  localImages?: FileIdentity[];
+  /**
+   * Source: set durably once ReleaseSource was admitted (the record names `owner`, another node), before the
+   * source QEMU is quit and the images removed, so that a successor daemon finishes the release. `retain`: the
+   * image paths moved aside instead of removed (ReleaseSource's retain_local_disks, resolved when admitted).
+   */
+  release?: { owner: string; removeLocalDisks: boolean; retain?: string[] };
 }
 
 export const migrationsDir = (stateRoot: string): string => path.join(stateRoot, '.migrations');
@@ -85,11 +99,33 @@ export async function writeRecordFile(stateRoot: string, record: MigrationRecord
 
 /** Target, before `cont`: marks durably in the record file that the guest may run here from now on. */
 export async function markResumeStarted(stateRoot: string, id: string): Promise<void> {
+  await amendRecordFile(stateRoot, id, 'target', { resumeStartedAtMs: Date.now() });
+}
+
+/** Target, once the incoming migration is in post-copy (see `postCopyStartedAtMs`). */
+export async function markPostCopyStarted(stateRoot: string, id: string): Promise<void> {
+  await amendRecordFile(stateRoot, id, 'target', { postCopyStartedAtMs: Date.now() });
+}
+
+/** Source, before ReleaseSource quits QEMU: marks durably that the release was admitted (see `release`). */
+export async function markReleaseStarted(
+  stateRoot: string,
+  id: string,
+  release: NonNullable<MigrationRecordFile['release']>,
+): Promise<void> {
+  await amendRecordFile(stateRoot, id, 'source', { release });
+}
+
+async function amendRecordFile(
+  stateRoot: string,
+  id: string,
+  role: MigrationRecordFile['role'],
+  fields: Partial<MigrationRecordFile>,
+): Promise<void> {
   const file = path.join(migrationsDir(stateRoot), `${id}.json`);
   const record = JSON.parse(await readFile(file, 'utf8')) as MigrationRecordFile;
-  if (record.id !== id || record.role !== 'target')
-    throw new Error(`${file} is not the record of target ${id}`);
-  await writeFileDurably(file, JSON.stringify({ ...record, resumeStartedAtMs: Date.now() }));
+  if (record.id !== id || record.role !== role) throw new Error(`${file} is not the record of ${role} ${id}`);
+  await writeFileDurably(file, JSON.stringify({ ...record, ...fields }));
 }
 
 export async function removeRecordFile(stateRoot: string, id: string): Promise<void> {
@@ -103,10 +139,32 @@ export async function readRecordFiles(stateRoot: string): Promise<MigrationRecor
   for (const name of names.filter((entry) => entry.endsWith('.json')).sort()) {
     try {
       const record = JSON.parse(await readFile(path.join(migrationsDir(stateRoot), name), 'utf8'));
-      if (`${record.id}.json` === name) records.push(record as MigrationRecordFile);
+      if (`${record.id}.json` === name) records.push(withImageIdentities(record as MigrationRecordFile));
     } catch {
       // Not a record (writeFileDurably makes torn records impossible).
     }
   }
   return records;
+}
+
+/**
+ * Records of daemons before image identities named images by path alone: such an entry carries no identity, so
+ * nothing is ever removed by it (a file the daemon cannot tell as its own is left).
+ */
+function withImageIdentities(record: MigrationRecordFile): MigrationRecordFile {
+  const legacy = (entry: unknown): boolean => typeof entry === 'string';
+  if (!record.createdImages?.some(legacy) && !record.localImages?.some(legacy)) return record;
+  return {
+    ...record,
+    ...(record.createdImages
+      ? { createdImages: record.createdImages.filter((entry) => !legacy(entry)) }
+      : {}),
+    ...(record.localImages
+      ? {
+          localImages: record.localImages.map((entry) =>
+            legacy(entry) ? { path: entry as unknown as string } : entry,
+          ),
+        }
+      : {}),
+  };
 }

@@ -28,7 +28,7 @@ import {
   resumedTargetLost,
 } from './incoming.js';
 import { NodeMigrationMetrics } from './metrics.js';
-import { readRecordFiles, removeRecordFile, tokenDigest } from './record-file.js';
+import { readRecordFiles, removeRecordFile, tokenDigest, type MigrationRecordFile } from './record-file.js';
 import { OutgoingMigration, tooLateToCancel } from './outgoing.js';
 import { retire, TombstoneStore, type Tombstone } from './tombstones.js';
 import { decodeToken } from '../../../proto/index.js';
@@ -318,7 +318,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         localDisks,
         tokenTtlMs:
           (request.tokenTtlSeconds ? request.tokenTtlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS) +
-          diskCopyAllowanceMs(localDisks),
+          diskCopyAllowanceMs(localDisks, request.diskCopyTimeoutPerGibSeconds ?? 0),
         address: options.migrationAddress,
         metrics,
         tombstones,
@@ -595,6 +595,37 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
             tokenDigest: file.tokenDigest,
             dataEndpoint: file.dataEndpoint,
           });
+        const removeImagesOf = async (record: MigrationRecordFile): Promise<void> => {
+          if (record.postCopyStartedAtMs !== undefined) {
+            // Post-copy: the source cannot run the guest again; these images are one of its complete disks.
+            if ((record.createdImages ?? []).length > 0)
+              logger.warn(
+                { migration: record.id, kept: record.createdImages!.map((image) => image.path) },
+                "kept: the migration reached post-copy, so these images are one of the guest's complete disks",
+              );
+            return;
+          }
+          const left = await removeCreatedImages(record.createdImages ?? []);
+          if (left.length > 0)
+            logger.warn(
+              { migration: record.id, left },
+              'not removed: these names no longer point at the image files this migration created',
+            );
+        };
+        if (file.role === 'source' && file.release !== undefined) {
+          // ReleaseSource was admitted before the daemon went away: the release is finished, not forgotten.
+          try {
+            const record = await OutgoingMigration.recoverRelease(context, file, nodeName);
+            if (record !== undefined) records.set(file.id, record);
+            continue;
+          } catch (error) {
+            // Recovered like any other source record below; a retried ReleaseSource finishes the release.
+            logger.warn(
+              { migration: file.id, reason: (error as Error).message },
+              'the release of the source could not be finished after the restart',
+            );
+          }
+        }
         const status = supervisor.get(file.guest);
         if (!status) {
           // Its QEMU is gone with the guest: nothing of it runs or can run here, which the tombstone tells.
@@ -602,8 +633,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           logger.warn({ migration: file.id, guest: file.guest }, `migration not recovered: ${lost}`);
           const resumed = resumedTargetLost(file, lost);
           // A target that never resumed holds no write of the guest: the images it created for it go.
-          if (resumed === undefined && file.role === 'target')
-            await removeCreatedImages(file.createdImages ?? []);
+          if (resumed === undefined && file.role === 'target') await removeImagesOf(file);
           await retireAs(
             resumed ?? {
               stage: file.role === 'source' ? 'MIGRATION_STAGE_SOURCE_LOST' : 'MIGRATION_STAGE_TARGET_FAILED',
@@ -634,7 +664,13 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
           // A target that may have run the guest must not be forgotten (NOT_FOUND): see resumedTargetLost.
           const resumed = resumedTargetLost(file, `its QEMU could not be followed: ${reason}`);
           if (resumed !== undefined) await retireAs(resumed);
-          else await removeRecordFile(options.stateRoot, file.id);
+          else {
+            // Its QEMU is gone (e.g. the node rebooted during the copy) and the guest never resumed here: the
+            // migration cannot end on this node, and the images it created hold no write of the guest.
+            const gone = status.phase === 'Failed' || status.phase === 'Stopped';
+            if (file.role === 'target' && gone) await removeImagesOf(file);
+            await removeRecordFile(options.stateRoot, file.id);
+          }
         }
       }
     },

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseQcow2Header, readImageHeader } from './local-image.js';
+import { baseIdentity, parseQcow2Header, readImageHeader } from './local-image.js';
 
 const MiB = 2 ** 20;
 let dir: string;
@@ -71,5 +72,42 @@ describe('readImageHeader', () => {
 
   test('parseQcow2Header: a backing file name beyond the bytes read is an error, not garbage', () => {
     expect(() => parseQcow2Header(header(4096, '/base.raw'))).toThrow(/out of reach/);
+  });
+});
+
+describe('baseIdentity', () => {
+  const nobody = { uid: 65534, gid: 65534, configured: 'nobody' };
+  const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+  test('the size and sha256 of the file, hashed as the QEMU user', async () => {
+    chmodSync(dir, 0o755);
+    const file = path.join(dir, 'golden.raw');
+    const bytes = Buffer.alloc(3 * MiB, 7);
+    writeFileSync(file, bytes, { mode: 0o644 });
+    expect(await baseIdentity(file, nobody)).toBe(`${3 * MiB}:sha256:${sha(bytes)}`);
+    // A base the QEMU user cannot read cannot be its base either.
+    const hidden = path.join(dir, 'hidden.raw');
+    writeFileSync(hidden, bytes, { mode: 0o600 });
+    await expect(baseIdentity(hidden, nobody)).rejects.toThrow(/Permission denied/);
+  });
+
+  test('hashed once per file version: the same file is not read again, a changed one is', async () => {
+    const file = path.join(dir, 'cached.raw');
+    writeFileSync(file, Buffer.alloc(MiB, 1));
+    const first = await baseIdentity(file, undefined);
+    // With no sha256sum to be found, only a cached identity can be answered.
+    const noTools = path.join(dir, 'no-tools');
+    mkdirSync(noTools);
+    chmodSync(noTools, 0o755);
+    const pathBefore = process.env.PATH;
+    process.env.PATH = noTools;
+    try {
+      expect(await baseIdentity(file, undefined)).toBe(first);
+      writeFileSync(file, Buffer.alloc(MiB, 2));
+      await expect(baseIdentity(file, undefined)).rejects.toThrow(/sha256sum|ENOENT/);
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    expect(await baseIdentity(file, undefined)).toBe(`${MiB}:sha256:${sha(Buffer.alloc(MiB, 2))}`);
   });
 });

@@ -1,8 +1,10 @@
 // What a migration target needs to know of a local disk's image to create its copy: the virtual size, and for a
 // qcow2 overlay its backing (base) image and the base's format. Read from the file itself (a raw image's size, a
 // qcow2 header), never from QEMU, so that it costs a stat or one small read and answers while QEMU is busy.
-import { open, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { open, realpath, stat } from 'node:fs/promises';
 import type { DiskFormat } from '../model/guest.js';
+import type { QemuUser } from './run-as.js';
 
 export interface ImageHeader {
   virtualSizeBytes: number;
@@ -16,6 +18,8 @@ export interface ImageHeader {
 export interface LocalDiskImage extends ImageHeader {
   /** DiskSpec.name. */
   name: string;
+  /** qcow2 overlay: baseIdentity() of its base as the source node holds it. */
+  backingIdentity?: string;
 }
 
 const QCOW2_MAGIC = 0x514649fb; // 'QFI\xfb'
@@ -68,4 +72,53 @@ export function parseQcow2Header(header: Buffer, file = 'the image'): ImageHeade
   if (result.backingFormat === undefined)
     throw new Error(`${file} names no backing format for ${result.backingFile} (a format is never guessed)`);
   return result;
+}
+
+const identities = new Map<string, { key: string; identity: Promise<string> }>();
+const HASH_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * A base image's identity, `<bytes>:sha256:<hex>` of the file: two nodes whose base at one path gives the same
+ * identity hold the same base, so an overlay on it reads the same data on both. Hashed once per file version (its
+ * dev, inode, size, mtime and ctime; a hash under way is shared), by sha256sum as the QEMU user (who must be able
+ * to read a base anyway; root reads nothing a header names).
+ */
+export async function baseIdentity(file: string, qemuUser: QemuUser | undefined): Promise<string> {
+  const real = await realpath(file);
+  const info = await stat(real, { bigint: true });
+  if (!info.isFile()) throw new Error(`${file} is not a regular file`);
+  const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+  const cached = identities.get(real);
+  if (cached?.key === key) return cached.identity;
+  const identity = sha256File(real, qemuUser).then((hex) => `${info.size}:sha256:${hex}`);
+  identities.set(real, { key, identity });
+  identity.catch(() => {
+    if (identities.get(real)?.identity === identity) identities.delete(real);
+  });
+  return identity;
+}
+
+function sha256File(file: string, qemuUser: QemuUser | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sha256sum', ['--', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(qemuUser !== undefined ? { uid: qemuUser.uid, gid: qemuUser.gid } : {}),
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), HASH_TIMEOUT_MS);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const hex = /^([0-9a-f]{64}) /.exec(stdout)?.[1];
+      if (code === 0 && hex !== undefined) resolve(hex);
+      else reject(new Error(`sha256sum ${file} failed: ${stderr.trim() || `exit ${code}`}`));
+    });
+  });
 }

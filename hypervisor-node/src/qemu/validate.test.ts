@@ -81,6 +81,23 @@ async function problems(input: unknown, p: ValidationPolicy = policy): Promise<[
   return [];
 }
 
+describe('io: io_uring', () => {
+  const withIo = (io: string) =>
+    spec('team-a', { disks: [{ ...disk(`${namespaces}/team-a/disk.raw`, false), io }] });
+
+  it('is accepted where QEMU can use io_uring', async () => {
+    expect(await problems(withIo('io_uring'))).toEqual([]);
+  });
+
+  it('is refused, saying why, on a node where it cannot (before QEMU starts)', async () => {
+    const why = 'the kernel disables io_uring for every process (kernel.io_uring_disabled=2)';
+    expect(await problems(withIo('io_uring'), { ...policy, ioUringProblem: why })).toEqual([
+      ['disks[0].io', `io_uring is not available on this node: ${why}; use "threads" or "native"`],
+    ]);
+    expect(await problems(withIo('threads'), { ...policy, ioUringProblem: why })).toEqual([]);
+  });
+});
+
 describe('a guest of namespace team-a', () => {
   it('boots a shared kernel with a writable disk of its own and a read-only shared disk', async () => {
     const input = spec('team-a', {

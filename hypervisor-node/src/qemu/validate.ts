@@ -46,6 +46,8 @@ export interface ValidationPolicy {
   maxMemoryMiB: number;
   /** Reads a disk image's header; default: qemu-img as the daemon's user (the daemon gives its QEMU user's). */
   inspectImage?: ImageInspector;
+  /** Why QEMU cannot use io_uring on this node (qemu/io-uring.ts); undefined: it can. */
+  ioUringProblem?: string;
 }
 
 export interface SpecProblem {
@@ -64,12 +66,14 @@ export class GuestSpecError extends Error {
 export function defaultValidationPolicy(
   imageRoots: ImageRoots,
   inspectImage?: ImageInspector,
+  ioUringProblem?: string,
 ): ValidationPolicy {
   return {
     imageRoots,
     maxCpus: Math.min(MAX_CPUS, availableParallelism()),
     maxMemoryMiB: Math.floor(totalmem() / (1024 * 1024)),
     ...(inspectImage !== undefined ? { inspectImage } : {}),
+    ...(ioUringProblem !== undefined ? { ioUringProblem } : {}),
   };
 }
 
@@ -166,7 +170,7 @@ export async function validateGuestSpec(input: unknown, policy: ValidationPolicy
   }
 
   const boot = input.boot === undefined ? undefined : await validateBoot(input.boot, roots, fail);
-  const disks = await validateDisks(input.disks, roots, fail);
+  const disks = await validateDisks(input.disks, roots, policy.ioUringProblem, fail);
   checkBootSource(input.boot !== undefined, input.disks, fail);
   const nics = validateNics(input.nics, fail);
   // Headers last, and only for an otherwise valid spec: each costs a qemu-img run.
@@ -264,7 +268,12 @@ function validateCmdline(cmdline: unknown, fail: Fail): string[] | undefined {
   return [...words];
 }
 
-async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<DiskSpec[] | undefined> {
+async function validateDisks(
+  disks: unknown,
+  roots: Roots,
+  ioUringProblem: string | undefined,
+  fail: Fail,
+): Promise<DiskSpec[] | undefined> {
   if (!Array.isArray(disks)) {
     fail('disks', 'must be a list');
     return undefined;
@@ -298,6 +307,12 @@ async function validateDisks(disks: unknown, roots: Roots, fail: Fail): Promise<
     checkChoice(disk.storage, DISK_STORAGES, `${field}.storage`, fail);
     if (disk.io === 'native' && disk.cache !== 'none') {
       fail(`${field}.io`, 'native needs cache "none" (native AIO works on O_DIRECT files only)');
+    }
+    if (disk.io === 'io_uring' && ioUringProblem !== undefined) {
+      fail(
+        `${field}.io`,
+        `io_uring is not available on this node: ${ioUringProblem}; use "threads" or "native"`,
+      );
     }
     if (typeof disk.boot !== 'boolean') fail(`${field}.boot`, 'must be true or false');
     if (diskPath === undefined || typeof disk.readOnly !== 'boolean') continue;

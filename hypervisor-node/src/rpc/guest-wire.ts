@@ -17,7 +17,9 @@ import type {
   LocalDiskImage__Output,
   NicAttachment,
 } from '../../../proto/index.js';
-import { readImageHeader, type LocalDiskImage } from '../qemu/local-image.js';
+import { backingFilePath } from '../qemu/image-header.js';
+import { baseIdentity, readImageHeader, type LocalDiskImage } from '../qemu/local-image.js';
+import type { QemuUser } from '../qemu/run-as.js';
 import type {
   Accelerator,
   DiskSpec,
@@ -145,15 +147,24 @@ function fromWireDisk(disk: Disk__Output): DiskSpec {
  * The image of each `storage: local` disk of `spec`, read from its file (Guest.local_disks); a disk whose image
  * cannot be read is left out, and a migration target then refuses the guest saying which disk it lacks.
  */
-export async function localDiskImages(spec: GuestDefinition): Promise<WireLocalDiskImage[]> {
+export async function localDiskImages(
+  spec: GuestDefinition,
+  qemuUser: QemuUser | undefined,
+): Promise<WireLocalDiskImage[]> {
   const local = spec.disks.filter((disk) => disk.storage === 'local');
   const images = await Promise.all(
-    local.map((disk) =>
-      readImageHeader(disk.path, disk.format ?? 'raw').then(
-        (header) => ({ name: disk.name, ...header }),
-        () => undefined,
-      ),
-    ),
+    local.map(async (disk): Promise<LocalDiskImage | undefined> => {
+      try {
+        const header = await readImageHeader(disk.path, disk.format ?? 'raw');
+        if (header.backingFile === undefined) return { name: disk.name, ...header };
+        // An overlay's base: the target compares it with its own (hashed once per file version).
+        const base = backingFilePath(header.backingFile, disk.path);
+        if ('problem' in base) return undefined;
+        return { name: disk.name, ...header, backingIdentity: await baseIdentity(base.path, qemuUser) };
+      } catch {
+        return undefined;
+      }
+    }),
   );
   return images
     .filter((image) => image !== undefined)
@@ -161,6 +172,7 @@ export async function localDiskImages(spec: GuestDefinition): Promise<WireLocalD
       name: image.name,
       virtualSizeBytes: image.virtualSizeBytes,
       backingFile: image.backingFile ?? '',
+      backingIdentity: image.backingIdentity ?? '',
       backingFormat:
         image.backingFormat === undefined
           ? 'DISK_FORMAT_UNSPECIFIED'
@@ -178,6 +190,7 @@ export function fromWireLocalDisks(disks: readonly LocalDiskImage__Output[]): Lo
     ...(disk.backingFile !== ''
       ? {
           backingFile: disk.backingFile,
+          ...(disk.backingIdentity !== '' ? { backingIdentity: disk.backingIdentity } : {}),
           ...(disk.backingFormat === 'DISK_FORMAT_QCOW2'
             ? { backingFormat: 'qcow2' as const }
             : disk.backingFormat === 'DISK_FORMAT_RAW'

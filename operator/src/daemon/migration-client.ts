@@ -22,6 +22,8 @@ export interface PrepareIncoming {
   token: string;
   postCopy: boolean;
   multifdChannels: number;
+  /** The policy's completion timeout per GiB (0/unset: the default): the target's token covers the disk copy. */
+  diskCopyTimeoutPerGiBSeconds?: number;
 }
 
 export interface StartMigration {
@@ -55,6 +57,7 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
             token: request.token,
             // The source daemon's own account of its local disks' images: the target creates its copies from it.
             localDisks: request.source.localDisks ?? [],
+            diskCopyTimeoutPerGibSeconds: request.diskCopyTimeoutPerGiBSeconds ?? 0,
           },
           call.metadata,
           call.options,

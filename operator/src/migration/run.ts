@@ -276,6 +276,7 @@ export class MigrationRunner {
       token,
       postCopy: settings.allowPostCopy,
       multifdChannels: settings.multifdChannels,
+      diskCopyTimeoutPerGiBSeconds: settings.completionTimeoutPerGiBSeconds,
     });
     // Written once the target is prepared, so that this write separates PrepareIncoming from StartMigration: a
     // run lost in between leaves a prepared target that decideRunStart finds and replaces.

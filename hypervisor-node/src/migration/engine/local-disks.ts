@@ -10,15 +10,21 @@
 //
 // Block node names come from qemu/argv.ts: `file<i>` (protocol) and `disk<i>` (format) per disk index, identical on
 // both nodes. The export, the NBD client node and the mirror job are named after the disk index too.
-import { execFile } from 'node:child_process';
-import { link, open, realpath, rm, stat, unlink } from 'node:fs/promises';
+import { link, realpath, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { DiskFormat, DiskSpec, GuestDefinition } from '../../model/guest.js';
-import { readImageHeader, type LocalDiskImage } from '../../qemu/local-image.js';
+import { backingFilePath } from '../../qemu/image-header.js';
+import { baseIdentity, readImageHeader, type LocalDiskImage } from '../../qemu/local-image.js';
 import type { QmpClient, QmpEvent } from '../../qemu/qmp-client.js';
-import { giveToQemu, type QemuUser } from '../../qemu/run-as.js';
+import type { QemuUser } from '../../qemu/run-as.js';
+import {
+  createImageFile,
+  ImageFileError,
+  qemuImgOnHandle,
+  removeCreatedImage,
+  type CreatedImage,
+} from './image-files.js';
 import { DEFAULT_MIGRATION_POLICY } from './policy.js';
 
 export const exportName = (index: number): string => `disk${index}`;
@@ -78,59 +84,90 @@ export function planTargetImages(spec: GuestDefinition, images: readonly LocalDi
 
 /**
  * Creates the target's empty image for one local disk at the disk's path, which must lie inside an allowed root
- * (its directory must exist there, symlinks resolved). Never overwrites: a file already there is refused
- * (EEXIST), and only a file this call created is ever written. Raw: a sparse file of the virtual size; qcow2: an
- * image of the virtual size, on the same backing file (and format) as the source's overlay, which must exist here.
- * `created` runs right after the file exists, before it is filled, so that the caller records it for removal.
+ * (its directory must exist there, symlinks resolved). Never overwrites: a file already there is refused, and only
+ * a file this call created is ever written (image-files.ts: by handle, dev/inode recorded through `record` before
+ * it is filled). Raw: a sparse file of the virtual size; qcow2: an image of the virtual size, on the same backing
+ * file (and format) as the source's overlay, whose base must exist here with the source's identity.
  */
 export async function createTargetImage(
   target: TargetImage,
   roots: readonly string[],
   qemuUser: QemuUser | undefined,
-  created: (file: string) => Promise<void>,
+  migrationId: string,
+  record: (image: CreatedImage) => Promise<void>,
 ): Promise<void> {
   const { disk, image } = target;
-  const file = await creatablePath(disk.path, roots);
-  let handle;
+  const { file, allowed } = await creatablePath(disk.path, roots);
+  const qcow2 = disk.format === 'qcow2';
+  if (qcow2 && image.backingFile !== undefined) await checkBase(disk, image, file, qemuUser);
   try {
-    // O_CREAT|O_EXCL: fails on any existing file, a symlink included.
-    handle = await open(file, 'wx', 0o600);
+    await createImageFile({
+      file,
+      migrationId,
+      allowed,
+      qemuUser,
+      record,
+      fill: async (handle) => {
+        if (!qcow2) return handle.truncate(image.virtualSizeBytes);
+        const args = ['create', '-q', '-f', 'qcow2'];
+        // -u: the base is not opened through the fd's name (checkBase found it); the header names it as the
+        // source's overlay does (relative names: next to the overlay).
+        if (image.backingFile !== undefined)
+          args.push('-u', '-b', image.backingFile, '-F', image.backingFormat as DiskFormat);
+        args.push('/proc/self/fd/3', String(image.virtualSizeBytes));
+        await qemuImgOnHandle(args, handle, qemuUser).catch((error: Error) => {
+          throw new TargetImageError(`qemu-img create ${file} failed: ${error.message}`);
+        });
+      },
+    });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new TargetImageExistsError(
-        `local disk ${disk.name}: ${disk.path} already exists on this node; it is never overwritten`,
-      );
+    if (error instanceof ImageFileError) {
+      const message = `local disk ${disk.name}: ${error.message}`;
+      throw error.exists ? new TargetImageExistsError(message) : new TargetImageError(message);
+    }
+    throw error;
+  }
+}
+
+/**
+ * A qcow2 overlay's base must be here and be the source's: the same path with other contents would make the
+ * migrated overlay read other data under the guest (silent corruption). Compared by baseIdentity.
+ */
+async function checkBase(
+  disk: DiskSpec,
+  image: LocalDiskImage,
+  file: string,
+  qemuUser: QemuUser | undefined,
+): Promise<void> {
+  const base = backingFilePath(image.backingFile!, file);
+  if ('problem' in base)
+    throw new TargetImageError(`local disk ${disk.name}: the source's overlay ${base.problem}`);
+  if (image.backingIdentity === undefined)
     throw new TargetImageError(
-      `local disk ${disk.name}: cannot create ${disk.path}: ${(error as Error).message}`,
+      `local disk ${disk.name}: the source sent no identity of its base ${base.path}, so this node cannot tell whether its own base is the same`,
+    );
+  let here: string;
+  try {
+    here = await baseIdentity(base.path, qemuUser);
+  } catch (error) {
+    throw new TargetImageError(
+      `local disk ${disk.name}: its base image ${base.path} cannot be read on this node: ${(error as Error).message}`,
     );
   }
-  try {
-    await created(file);
-    if ((disk.format ?? 'raw') === 'raw') await handle.truncate(image.virtualSizeBytes);
-  } finally {
-    await handle.close();
-  }
-  if (disk.format === 'qcow2') await createQcow2(file, image);
-  await giveToQemu(file, qemuUser);
+  if (here !== image.backingIdentity)
+    throw new TargetImageError(
+      `local disk ${disk.name}: its base image ${base.path} differs on this node from the source's (here ${here}, source ${image.backingIdentity}): the overlay would read other data; not migrating`,
+    );
 }
 
-async function createQcow2(file: string, image: LocalDiskImage): Promise<void> {
-  const args = ['create', '-q', '-f', 'qcow2'];
-  if (image.backingFile !== undefined) {
-    // The base is opened as the source's overlay names it (relative names: next to the overlay).
-    args.push('-b', image.backingFile, '-F', image.backingFormat as DiskFormat);
-  }
-  args.push(file, String(image.virtualSizeBytes));
-  try {
-    await promisify(execFile)('qemu-img', args, { timeout: 60_000 });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new TargetImageError(`qemu-img create ${file} failed: ${stderr || (error as Error).message}`);
-  }
-}
-
-/** The path to create for `wanted`: its directory resolved (it must exist inside a root), the name as given. */
-async function creatablePath(wanted: string, roots: readonly string[]): Promise<string> {
+/**
+ * The path to create for `wanted`: its directory resolved (it must exist inside a root), the name as given; and the
+ * check of a resolved directory against the roots, for the directory once it is open.
+ */
+async function creatablePath(
+  wanted: string,
+  roots: readonly string[],
+): Promise<{ file: string; allowed: (dir: string) => boolean }> {
   if (!path.isAbsolute(wanted) || path.normalize(wanted) !== wanted || wanted.split('/').includes('..'))
     throw new TargetImageError(
       `local disk path ${JSON.stringify(wanted)} must be a normalised absolute path`,
@@ -141,27 +178,35 @@ async function creatablePath(wanted: string, roots: readonly string[]): Promise<
   const dir = await realpath(path.dirname(wanted)).catch(() => {
     throw new TargetImageError(`local disk path ${wanted}: its directory does not exist on this node`);
   });
-  if (!resolvedRoots.some((root) => inside(dir, root)))
+  const allowed = (resolved: string): boolean => resolvedRoots.some((root) => inside(resolved, root));
+  if (!allowed(dir))
     throw new TargetImageError(
       `local disk path ${wanted} is outside the allowed roots (${roots.join(', ')})`,
     );
-  return path.join(dir, path.basename(wanted));
+  return { file: path.join(dir, path.basename(wanted)), allowed };
 }
 
 /**
  * How much longer than its token's TTL a target with local disks accepts the memory stream: the source copies the
- * disks first (its own bound: the completion timeout per GiB of disk, default policy), and the memory stream's
- * TLS handshake needs the key file after that. 0 without local disks.
+ * disks first, bounded by its policy's completion timeout per GiB of disk (`perGiBSeconds`, PrepareIncoming's
+ * disk_copy_timeout_per_gib_seconds; 0: the default policy's), the same bound the source applies to the disks'
+ * total virtual size, and the memory stream's TLS handshake needs the key file after that. 0 without local disks.
  */
-export function diskCopyAllowanceMs(images: readonly LocalDiskImage[]): number {
+export function diskCopyAllowanceMs(images: readonly LocalDiskImage[], perGiBSeconds = 0): number {
   if (images.length === 0) return 0;
   const bytes = images.reduce((sum, image) => sum + image.virtualSizeBytes, 0);
-  return DEFAULT_MIGRATION_POLICY.completionTimeoutPerGiBSeconds * 1000 * Math.max(1, bytes / 2 ** 30);
+  const perGiB = perGiBSeconds > 0 ? perGiBSeconds : DEFAULT_MIGRATION_POLICY.completionTimeoutPerGiBSeconds;
+  return Math.ceil(perGiB * 1000 * Math.max(1, bytes / 2 ** 30));
 }
 
-/** Removes images this daemon created for a migration that did not reach the hand-over. */
-export async function removeCreatedImages(files: readonly string[]): Promise<void> {
-  for (const file of files) await rm(file, { force: true });
+/**
+ * Removes the images this daemon created for a migration that did not reach the hand-over: each name only while it
+ * still points at the file created (removeCreatedImage). Returns the names left because they were not its own.
+ */
+export async function removeCreatedImages(images: readonly CreatedImage[]): Promise<string[]> {
+  const left: string[] = [];
+  for (const image of images) left.push(...(await removeCreatedImage(image)));
+  return left;
 }
 
 /** Where a migration's source keeps a local disk's image it retains: next to it, so the disk's path is free. */

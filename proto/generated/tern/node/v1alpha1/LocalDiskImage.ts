@@ -18,6 +18,11 @@ export interface LocalDiskImage {
    */
   'backingFile'?: (string);
   'backingFormat'?: (_tern_node_v1alpha1_DiskFormat);
+  /**
+   * qcow2 overlay only: the identity of the base image as the source node holds it ("<bytes>:sha256:<hex>" of the
+   * base file); a target whose base at that path differs refuses the migration (the overlay would read other data).
+   */
+  'backingIdentity'?: (string);
 }
 
 /**
@@ -35,4 +40,9 @@ export interface LocalDiskImage__Output {
    */
   'backingFile': (string);
   'backingFormat': (_tern_node_v1alpha1_DiskFormat__Output);
+  /**
+   * qcow2 overlay only: the identity of the base image as the source node holds it ("<bytes>:sha256:<hex>" of the
+   * base file); a target whose base at that path differs refuses the migration (the overlay would read other data).
+   */
+  'backingIdentity': (string);
 }

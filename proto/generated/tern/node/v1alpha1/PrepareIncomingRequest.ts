@@ -34,6 +34,11 @@ export interface PrepareIncomingRequest {
    * migration does not reach ResumeTarget.
    */
   'localDisks'?: (_tern_node_v1alpha1_LocalDiskImage)[];
+  /**
+   * The migration policy's completion_timeout_per_gib_seconds (0 = its default, 150): the source copies the local
+   * disks under that bound per GiB before the memory stream connects, so the token covers it on top of its TTL.
+   */
+  'diskCopyTimeoutPerGibSeconds'?: (number);
 }
 
 export interface PrepareIncomingRequest__Output {
@@ -65,4 +70,9 @@ export interface PrepareIncomingRequest__Output {
    * migration does not reach ResumeTarget.
    */
   'localDisks': (_tern_node_v1alpha1_LocalDiskImage__Output)[];
+  /**
+   * The migration policy's completion_timeout_per_gib_seconds (0 = its default, 150): the source copies the local
+   * disks under that bound per GiB before the memory stream connects, so the token covers it on top of its TTL.
+   */
+  'diskCopyTimeoutPerGibSeconds': (number);
 }
