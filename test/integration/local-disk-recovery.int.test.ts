@@ -259,46 +259,68 @@ test('a loaded target whose QEMU is killed (self-fencing) before the hand-over: 
   await rm(join(nodeA.disks, 'fenced.img'));
 }, 240_000);
 
-test('the source daemon killed during ReleaseSource: its successor finishes the release', async () => {
-  const before = await rawImage('release.img', 16);
-  await boot('release', '0002', 'release.img');
-  const migration = await begin({ guest: 'release', from: nodeA, to: nodeB });
-  const outcome = await migration.outcome;
-  expect(outcome.result).toBe('RESULT_COMPLETED');
-  // The hand-over as the operator makes it, up to ReleaseSource: the record moves, the target runs the guest.
-  expect(record.compareAndSwap('release', nodeA.name, nodeB.name)).toBe(true);
-  const epoch = String(record.epoch('release'));
-  await unary<MigrationState__Output>((done) =>
-    nodeB.migration.resumeTarget({ migrationId: migration.id, recordedOwner: nodeB.name, epoch }, done),
-  );
-  // ReleaseSource was admitted (its mark is in the record file, written before anything else), the source QEMU
-  // quit, and the daemon was killed before it removed the images: the state a SIGKILL at that point leaves.
-  expect(await nodeA.daemon.stop('SIGKILL')).toBe(null);
-  const file = join(nodeA.stateDir, '.migrations', `${migration.id}.json`);
-  const onDisk = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  expect(onDisk.localImages).toEqual([expect.objectContaining({ path: join(shared, 'release.img') })]);
-  await writeFile(
-    file,
-    JSON.stringify({ ...onDisk, release: { owner: nodeB.name, removeLocalDisks: true } }),
-  );
-  expect(await killGuestsIn(nodeA.stateDir)).toBe(1);
-  await nodes!.restart(nodeA);
-  expect(await exists(join(nodeA.disks, 'release.img'))).toBe(false);
-  expect(await migrationRecords(nodeA)).toEqual([]);
-  // The operator's retried ReleaseSource finds it done.
-  const released = await unary<MigrationState__Output>((done) =>
-    nodeA.migration.releaseSource(
-      { migrationId: migration.id, recordedOwner: nodeB.name, epoch, removeLocalDisks: true },
-      done,
-    ),
-  );
-  expect(released.stage).toBe('MIGRATION_STAGE_RELEASED');
-  expect(await assertAtMostOneRunning('release', [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
-  await unary((done) => nodeB.control.stopGuest({ name: 'release', timeoutMs: 3000 }, done));
-  expect(await sha256(join(nodeB.disks, 'release.img'))).toBe(before);
-  await unary((done) => nodeB.control.deleteGuest({ name: 'release' }, done));
-  await rm(join(nodeB.disks, 'release.img'));
-}, 240_000);
+test.each([
+  { retain: false, guest: 'release', uuid: '0002' },
+  { retain: true, guest: 'retain', uuid: '0007' },
+])(
+  'the source daemon killed during ReleaseSource (retain: $retain): its successor finishes the release',
+  async ({ retain, guest, uuid }) => {
+    const image = `${guest}.img`;
+    const before = await rawImage(image, 16);
+    await boot(guest, uuid, image);
+    const migration = await begin({ guest, from: nodeA, to: nodeB });
+    const outcome = await migration.outcome;
+    expect(outcome.result).toBe('RESULT_COMPLETED');
+    // The hand-over as the operator makes it, up to ReleaseSource: the record moves, the target runs the guest.
+    expect(record.compareAndSwap(guest, nodeA.name, nodeB.name)).toBe(true);
+    const epoch = String(record.epoch(guest));
+    await unary<MigrationState__Output>((done) =>
+      nodeB.migration.resumeTarget({ migrationId: migration.id, recordedOwner: nodeB.name, epoch }, done),
+    );
+    // ReleaseSource was admitted (its mark is in the record file, written before anything else), the source QEMU
+    // quit, and the daemon was killed before it removed the images: the state a SIGKILL at that point leaves.
+    expect(await nodeA.daemon.stop('SIGKILL')).toBe(null);
+    const file = join(nodeA.stateDir, '.migrations', `${migration.id}.json`);
+    const onDisk = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    expect(onDisk.localImages).toEqual([expect.objectContaining({ path: join(shared, image) })]);
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...onDisk,
+        release: {
+          owner: nodeB.name,
+          removeLocalDisks: true,
+          ...(retain ? { retain: [join(shared, image)] } : {}),
+        },
+      }),
+    );
+    expect(await killGuestsIn(nodeA.stateDir)).toBe(1);
+    await nodes!.restart(nodeA);
+    expect(await exists(join(nodeA.disks, image))).toBe(false);
+    // Retained: moved aside (the path is free for a way back), the disk as it was at the switchover.
+    const retained = join(nodeA.disks, `${image}.tern-retained-${migration.id}`);
+    expect(await exists(retained)).toBe(retain);
+    if (retain) {
+      expect(await sha256(retained)).toBe(before);
+      await rm(retained);
+    }
+    expect(await migrationRecords(nodeA)).toEqual([]);
+    // The operator's retried ReleaseSource finds it done.
+    const released = await unary<MigrationState__Output>((done) =>
+      nodeA.migration.releaseSource(
+        { migrationId: migration.id, recordedOwner: nodeB.name, epoch, removeLocalDisks: true },
+        done,
+      ),
+    );
+    expect(released.stage).toBe('MIGRATION_STAGE_RELEASED');
+    expect(await assertAtMostOneRunning(guest, [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
+    await unary((done) => nodeB.control.stopGuest({ name: guest, timeoutMs: 3000 }, done));
+    expect(await sha256(join(nodeB.disks, image))).toBe(before);
+    await unary((done) => nodeB.control.deleteGuest({ name: guest }, done));
+    await rm(join(nodeB.disks, image));
+  },
+  240_000,
+);
 
 test('a qcow2 overlay whose base differs on the target: PrepareIncoming refuses, nothing is created', async () => {
   const base = join(nodes!.bases, 'golden.raw');
