@@ -5,9 +5,10 @@
 set -euo pipefail
 
 QEMU_MIN_MAJOR=10
-# syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
+# syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh). lua5.1: the Argo CD health
+# checks (argocd/) run in the interpreter Argo CD embeds (Lua 5.1) by test/integration/gitops/.
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
-  syslinux syslinux-common mtools dosfstools fdisk faketime)
+  syslinux syslinux-common mtools dosfstools fdisk faketime lua5.1)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 

@@ -218,6 +218,7 @@ const OPERATOR_CALLS: Access[] = [
   tern('delete', 'migrations', inTenant),
   tern('patch', 'migrations', inTenant),
   tern('update', 'migrations', { ...inTenant, subresource: 'status' }),
+  tern('update', 'migrationpolicies', { subresource: 'status' }),
   tern('get', 'hypervisornodes', { name: 'node-a' }),
   tern('update', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
   core('get', 'namespaces', { name: TENANT }),
@@ -263,6 +264,7 @@ test("the operator's ServiceAccount may make exactly the calls the operator make
 // hypervisor-node/src/registration: get/create its HypervisorNode, merge-patch its status, create and
 // merge-patch its Lease.
 const DAEMON_CALLS: Access[] = [
+  tern('update', 'migrationpolicies', { subresource: 'status' }),
   tern('get', 'hypervisornodes', { name: 'node-a' }),
   tern('create', 'hypervisornodes'),
   tern('patch', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
