@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { format, resolveConfig } from 'prettier';
 import { kubeBinary } from './control-plane.js';
 
 export interface KstatusResult {
@@ -54,7 +55,13 @@ export async function writeFixture(name: string, object: ObjectJson): Promise<vo
   delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
   if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
   else delete metadata.annotations;
-  await writeFile(`${FIXTURES}${name}.json`, `${JSON.stringify({ ...object, metadata }, null, 2)}\n`);
+  const path = `${FIXTURES}${name}.json`;
+  // As the repository's prettier check wants it.
+  const text = await format(JSON.stringify({ ...object, metadata }), {
+    ...(await resolveConfig(path)),
+    filepath: path,
+  });
+  await writeFile(path, text);
 }
 
 function run(command: string, args: string[], input: string): Promise<string> {
