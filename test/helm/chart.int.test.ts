@@ -264,7 +264,6 @@ test("the operator's ServiceAccount may make exactly the calls the operator make
 // hypervisor-node/src/registration: get/create its HypervisorNode, merge-patch its status, create and
 // merge-patch its Lease.
 const DAEMON_CALLS: Access[] = [
-  tern('update', 'migrationpolicies', { subresource: 'status' }),
   tern('get', 'hypervisornodes', { name: 'node-a' }),
   tern('create', 'hypervisornodes'),
   tern('patch', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
