@@ -57,7 +57,7 @@ export async function writeFixture(name: string, object: ObjectJson): Promise<vo
   else delete metadata.annotations;
   const path = `${FIXTURES}${name}.json`;
   // As the repository's prettier check wants it.
-  const text = await format(JSON.stringify({ ...object, metadata }), {
+  const text = await format(JSON.stringify({ ...object, metadata }, null, 2), {
     ...(await resolveConfig(path)),
     filepath: path,
   });
