@@ -15,6 +15,7 @@ export * from './src/api.js';
 export * from './src/conditions.js';
 export * from './src/formats.js';
 export * from './src/hypervisornode.js';
+export * from './src/kstatus.js';
 export * from './src/migration.js';
 export * from './src/migrationpolicy.js';
 export * from './src/migrationsettings.js';

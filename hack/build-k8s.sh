@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, and the helm CLI that lints and
-# renders helm/tern, from the Go module proxy. The pinned versions live in the consumer modules hack/k8s/apiserver,
-# hack/k8s/etcd and hack/k8s/helm (go.mod + go.sum); bump them there (go mod tidy) and here together. Idempotent:
-# a binary that already reports the expected version is not rebuilt.
-# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd,helm}.
+# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, the helm CLI that lints and
+# renders helm/tern, and the kstatus checker (hack/k8s/kstatus/main.go: sigs.k8s.io/cli-utils' kstatus, which the
+# GitOps tests run on Tern's objects), from the Go module proxy. The pinned versions live in the consumer modules
+# hack/k8s/apiserver, hack/k8s/etcd, hack/k8s/helm and hack/k8s/kstatus (go.mod + go.sum); bump them there (go mod
+# tidy) and here together. Idempotent: a binary that already reports the expected version is not rebuilt.
+# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd,helm,kstatus}.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.22.0
+CLI_UTILS_VERSION=v0.37.2
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${TERN_CACHE:-$HOME/.cache/tern}
@@ -99,14 +101,16 @@ helm_ldflags() {
   echo "$flags"
 }
 
-need_etcd=1 need_apiserver=1 need_kubectl=1 need_helm=1
+need_etcd=1 need_apiserver=1 need_kubectl=1 need_helm=1 need_kstatus=1
 version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=0
 version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version && need_apiserver=0
 version_ok kubectl "Client Version: $K8S_VERSION" version --client && need_kubectl=0
 version_ok helm "Version:\"$HELM_VERSION\"" version && need_helm=0
+version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version && need_kstatus=0
 
-if ((need_etcd + need_apiserver + need_kubectl + need_helm == 0)); then
-  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION and helm $HELM_VERSION are up to date in $BIN"
+if ((need_etcd + need_apiserver + need_kubectl + need_helm + need_kstatus == 0)); then
+  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
+    "(cli-utils $CLI_UTILS_VERSION) are up to date in $BIN"
   exit 0
 fi
 
@@ -118,6 +122,8 @@ grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/
   die "hack/k8s/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
 grep -qE "^\s*helm.sh/helm/v3 $HELM_VERSION( //.*)?$" "$ROOT/hack/k8s/helm/go.mod" ||
   die "hack/k8s/helm/go.mod does not require helm.sh/helm/v3 $HELM_VERSION"
+grep -qE "^\s*sigs.k8s.io/cli-utils $CLI_UTILS_VERSION( //.*)?$" "$ROOT/hack/k8s/kstatus/go.mod" ||
+  die "hack/k8s/kstatus/go.mod does not require sigs.k8s.io/cli-utils $CLI_UTILS_VERSION"
 
 if ((need_etcd)); then
   download_modules etcd
@@ -143,4 +149,12 @@ if ((need_helm)); then
   version_ok helm "Version:\"$HELM_VERSION\"" version || die "$BIN/helm does not report $HELM_VERSION"
 fi
 
-echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION and helm $HELM_VERSION ready in $BIN"
+if ((need_kstatus)); then
+  download_modules kstatus
+  build kstatus kstatus . '-s -w'
+  version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version ||
+    die "$BIN/kstatus does not report cli-utils $CLI_UTILS_VERSION"
+fi
+
+echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
+  "(cli-utils $CLI_UTILS_VERSION) ready in $BIN"

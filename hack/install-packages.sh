@@ -8,8 +8,10 @@ QEMU_MIN_MAJOR=10
 # syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
 # prometheus: the chart's alert rules and dashboard queries are checked against it (and promtool); the tests start
 # their own server on a free loopback port (the package's service, where systemd starts one, is not used).
+# lua5.1: the Argo CD health checks (argocd/) run in the interpreter Argo CD embeds (Lua 5.1) by
+# test/integration/gitops/.
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
-  syslinux syslinux-common mtools dosfstools fdisk faketime prometheus)
+  syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1)
 BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 

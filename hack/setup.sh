@@ -28,7 +28,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   }
 fi
 
-step "kube-apiserver, etcd and kubectl in $TERN_CACHE/bin"
+step "kube-apiserver, etcd, kubectl, helm and the kstatus checker in $TERN_CACHE/bin"
 bash hack/build-k8s.sh
 
 step "test guest in $TERN_CACHE/guest (kernel boot, and the bootable disk image)"

@@ -34,6 +34,11 @@ export function setCondition(
   return list;
 }
 
+/** Returns a new list without the condition of `type` (the same list's items when it has none). */
+export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
+  return (conditions ?? []).filter((c) => c.type !== type);
+}
+
 export function findCondition(
   conditions: readonly Condition[] | undefined,
   type: string,

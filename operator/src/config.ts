@@ -203,7 +203,7 @@ function command(env: NodeJS.ProcessEnv): Command {
       withEnv(
         new Option(
           '--migration-history-limit <n>',
-          'finished Migrations kept per VM (older ones are deleted)',
+          'finished Migrations kept per VM (older ones are deleted; those a GitOps tool tracks are kept)',
         ),
         'TERN_MIGRATION_HISTORY_LIMIT',
         '5',

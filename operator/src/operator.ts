@@ -1,5 +1,6 @@
-// Wires one operator replica: informers, the VirtualMachine, Migration, evacuation and HypervisorNode-health
-// controllers, the daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+// Wires one operator replica: informers, the VirtualMachine, Migration, MigrationPolicy-status, evacuation and
+// HypervisorNode-health controllers, the daemon client pool, leader election, and the /metrics, /healthz and
+// /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import { HypervisorNodeHealthReconciler } from './hypervisornode/health.js';
 import { registerHypervisorNodeMetrics } from './hypervisornode/metrics.js';
 import { MigrationMetrics } from './migration/metrics.js';
 import { MigrationReconciler } from './migration/reconciler.js';
+import { MigrationPolicyReconciler } from './migrationpolicy/reconciler.js';
 import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/index.js';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler.js';
 
@@ -99,6 +101,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watch(migrations, migrationReconciler.pendingKeys)
     .watch(vms, migrationReconciler.migrationKeysForVm)
     .watch(nodes, migrationReconciler.migrationKeysForNode);
+
+  const policyStatus = new MigrationPolicyReconciler({ client, policies });
+  manager.addController({ name: 'migrationpolicy', reconcile: policyStatus.reconcile }).watch(policies);
 
   const evacuation = new EvacuationReconciler({ client, nodes, events });
   manager

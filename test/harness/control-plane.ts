@@ -56,7 +56,8 @@ export interface ControlPlaneOptions {
   detached?: { dir: string };
 }
 
-export type KubeBinaryName = 'kube-apiserver' | 'etcd' | 'kubectl';
+/** The binaries hack/build-k8s.sh builds into $TERN_CACHE/bin (kstatus: the checker in hack/k8s/kstatus). */
+export type KubeBinaryName = 'kube-apiserver' | 'etcd' | 'kubectl' | 'kstatus';
 
 const START_TIMEOUT_MS = 60_000;
 const POLL_MS = 50;

@@ -321,6 +321,7 @@ const OPERATOR_CALLS: Access[] = [
   tern('delete', 'migrations', inTenant),
   tern('patch', 'migrations', inTenant),
   tern('update', 'migrations', { ...inTenant, subresource: 'status' }),
+  tern('update', 'migrationpolicies', { subresource: 'status' }),
   tern('get', 'hypervisornodes', { name: 'node-a' }),
   tern('update', 'hypervisornodes', { name: 'node-a', subresource: 'status' }),
   core('get', 'namespaces', { name: TENANT }),

@@ -20,6 +20,8 @@ import {
   type EvacuationStatus,
 } from './plan.js';
 import { HypervisorNodes, Migrations, VirtualMachines } from '../../../crds/index.js';
+import { conditionsEqual } from '../../../kube/conditions.js';
+import { hypervisorNodeVerdict, withKstatus } from '../kstatus/conditions.js';
 
 export interface EvacuationReconcilerOptions {
   client: KubeClient;
@@ -51,7 +53,8 @@ export class EvacuationReconciler {
     // Every VM and heartbeat change wakes its node; most nodes have nothing to evacuate. (A drain set since the
     // informer's copy arrives as an informer update of its own, which wakes this again.)
     const cached = this.options.nodes.get(request.key);
-    if (!cached?.spec?.drain && !cached?.status?.evacuation) return;
+    const observed = cached?.status?.observedGeneration === cached?.metadata.generation;
+    if (!cached?.spec?.drain && !cached?.status?.evacuation && observed) return;
     // A conflict: the daemon's status heartbeat moved the node on; plan again from what is stored now.
     return retryOnConflict(STATUS_RETRIES, () => this.evacuate(request.name, context));
   };
@@ -77,10 +80,22 @@ export class EvacuationReconciler {
       );
     }
     const previous = node.status?.evacuation;
-    if (!sameEvacuation(previous, plan.status)) {
-      const status = { ...node.status };
-      if (plan.status) status.evacuation = plan.status;
-      else delete status.evacuation;
+    const status = { ...node.status };
+    if (plan.status) status.evacuation = plan.status;
+    else delete status.evacuation;
+    // This reconciler acts on the node's spec (drain; unschedulable needs nothing here): it records the generation
+    // it acted on, and the drain's progress as kstatus's Reconciling/Stalled.
+    status.observedGeneration = node.metadata.generation;
+    status.conditions = withKstatus(
+      status.conditions,
+      hypervisorNodeVerdict(status),
+      node.metadata.generation,
+    );
+    if (
+      !sameEvacuation(previous, plan.status) ||
+      node.status?.observedGeneration !== status.observedGeneration ||
+      !conditionsEqual(node.status?.conditions, status.conditions)
+    ) {
       const updated = await client.replaceStatus<HypervisorNode>(HypervisorNodes, { ...node, status });
       await this.recordTransition(updated, previous, plan.status);
     }

@@ -23,6 +23,7 @@ import type { Informer } from '../runtime/informer.js';
 import type { Lease } from '../runtime/leader.js';
 import type { KubeClient } from '../../../kube/client.js';
 import type { EventRecorder } from '../../../kube/events.js';
+import { hypervisorNodeVerdict, withKstatus } from '../kstatus/conditions.js';
 import { HypervisorNodes } from '../../../crds/index.js';
 
 export const LEASE_EXPIRED = 'LeaseExpired';
@@ -295,6 +296,9 @@ export class HypervisorNodeHealthReconciler {
   private async setConditions(node: HypervisorNode, updates: ConditionUpdate[], now: Date): Promise<void> {
     let conditions = node.status?.conditions;
     for (const update of updates) conditions = setCondition(conditions, update, now);
+    // Fenced=True is Stalled (NodeLost) for kstatus; lifted with it.
+    const verdict = hypervisorNodeVerdict({ ...node.status, conditions });
+    conditions = withKstatus(conditions, verdict, node.status?.observedGeneration, now);
     await this.options.client.replaceStatus(HypervisorNodes, {
       ...node,
       status: { ...node.status, conditions },

@@ -11,6 +11,7 @@ import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
 import { isBeingDeleted, metaTime } from '../../../kube/objects.js';
 import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
+import { virtualMachineConditions } from '../kstatus/conditions.js';
 import type { OwnershipRecord } from './sequence.js';
 import { MigrationFailed } from './state.js';
 import { CAS_RETRIES } from './status.js';
@@ -57,9 +58,10 @@ export class VmOwnership {
           `VirtualMachine ${vm.metadata.name} is ${status.phase} on ${status.node ?? 'no node'}`,
         );
       }
+      const migrating: VirtualMachineStatus = { ...status, phase: 'Migrating', activeMigration: name };
       const locked = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
         ...vm,
-        status: { ...status, phase: 'Migrating', activeMigration: name },
+        status: { ...migrating, conditions: vmConditions(vm, migrating) },
       });
       await this.options.events.record(
         locked,
@@ -134,6 +136,7 @@ export class VmOwnership {
       };
       delete status.activeMigration;
       if (downtimeMs === undefined) delete status.lastMigration!.downtimeMs;
+      status.conditions = vmConditions(vm, status);
       const updated = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
         ...vm,
         status,
@@ -146,4 +149,9 @@ export class VmOwnership {
       );
     });
   }
+}
+
+/** The VM's conditions for kstatus after a status change here (the generation the VM reconciler last observed). */
+function vmConditions(vm: VirtualMachine, status: VirtualMachineStatus) {
+  return virtualMachineConditions(vm.spec, status, status.observedGeneration);
 }

@@ -52,4 +52,30 @@ describe('migrationsToPrune', () => {
     const list = [other, migration('y', 'a', 'Succeeded', '2026-11-29T00:01:00Z')];
     expect(migrationsToPrune(list, 1)).toEqual([]);
   });
+
+  it('never selects nor counts a Migration a GitOps tool tracks, or one annotated tern.dev/keep', () => {
+    const tracked = (name: string, finished: string, metadata: Partial<Migration['metadata']>) => {
+      const m = migration(name, 'a', 'Succeeded', finished);
+      m.metadata = { ...m.metadata, ...metadata };
+      return m;
+    };
+    const list = [
+      tracked('argo', '2026-11-29T00:01:00Z', { labels: { 'argocd.argoproj.io/instance': 'vms' } }),
+      tracked('argo-annotation', '2026-11-29T00:01:10Z', {
+        annotations: { 'argocd.argoproj.io/tracking-id': 'vms:tern.dev/Migration:default/argo-annotation' },
+      }),
+      tracked('flux', '2026-11-29T00:01:20Z', {
+        labels: {
+          'kustomize.toolkit.fluxcd.io/name': 'vms',
+          'kustomize.toolkit.fluxcd.io/namespace': 'flux-system',
+        },
+      }),
+      tracked('flux-helm', '2026-11-29T00:01:30Z', { labels: { 'helm.toolkit.fluxcd.io/name': 'vms' } }),
+      tracked('keep', '2026-11-29T00:01:40Z', { annotations: { 'tern.dev/keep': 'true' } }),
+      tracked('keep-false', '2026-11-29T00:01:50Z', { annotations: { 'tern.dev/keep': 'false' } }),
+      migration('older', 'a', 'Failed', '2026-11-29T00:02:00Z'),
+      migration('newest', 'a', 'Failed', '2026-11-29T00:03:00Z'),
+    ];
+    expect(names(migrationsToPrune(list, 1))).toEqual(['keep-false', 'older']);
+  });
 });

@@ -22,6 +22,7 @@ import type { EventRecorder } from '../../../kube/events.js';
 import { Migrations } from '../../../crds/index.js';
 import type { MigrationMetrics } from './metrics.js';
 import { UNSTARTED_PHASES, statusWithPhase } from './state.js';
+import { migrationConditions } from '../kstatus/conditions.js';
 
 export const MIGRATION_CONDITIONS = {
   /** False while waiting (reason: ClusterLimit, OutboundLimit, InboundLimit) or refused (the failure reason). */
@@ -182,7 +183,7 @@ export interface MigrationStatusWriterOptions {
   metrics?: MigrationMetrics;
 }
 
-/** Writes Migration.status; every write returns the Migration as stored (the next write's precondition). */
+/** Writes Migration.status (always with Ready, Reconciling and Stalled); every write returns the Migration as stored (the next write's precondition). */
 export class MigrationStatusWriter {
   constructor(private readonly options: MigrationStatusWriterOptions) {}
 
@@ -197,7 +198,14 @@ export class MigrationStatusWriter {
       if (attempt > 0) {
         current = await client.get<Migration>(Migrations, current.metadata.name!, current.metadata.namespace);
       }
-      const status = { ...change(current.status ?? {}), observedGeneration: current.metadata.generation };
+      const changed = change(current.status ?? {});
+      const generation = current.metadata.generation;
+      // Ready, Reconciling and Stalled follow from the phase (kstatus/conditions.ts).
+      const status = {
+        ...changed,
+        conditions: migrationConditions(changed, generation),
+        observedGeneration: generation,
+      };
       return client.replaceStatus<Migration>(Migrations, { ...current, status });
     });
   }

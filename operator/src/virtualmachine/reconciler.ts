@@ -23,7 +23,12 @@ import type {
   VirtualMachinePhase,
   VirtualMachineStatus,
 } from '../../../crds/index.js';
-import { conditionsEqual, setCondition, type ConditionUpdate } from '../../../kube/conditions.js';
+import {
+  conditionsEqual,
+  removeCondition,
+  setCondition,
+  type ConditionUpdate,
+} from '../../../kube/conditions.js';
 import type { ReconcileContext, ReconcileRequest, ReconcileResult } from '../runtime/controller.js';
 import type { Informer } from '../runtime/informer.js';
 import type { KubeClient } from '../../../kube/client.js';
@@ -38,8 +43,9 @@ import { isNodeLost } from '../hypervisornode/health.js';
 import { configuredGuestAddress, toGuestSpec, vmMacAddress } from './guest-spec.js';
 import { guestName } from '../daemon/guest-key.js';
 import { incomingReservations } from '../migration/state.js';
-import { ownershipMovedTo, VirtualMachines } from '../../../crds/index.js';
-import { nextGuestStep, type ReadyState } from './state.js';
+import { ownershipMovedTo, RESTART_REQUIRED_CONDITION, VirtualMachines } from '../../../crds/index.js';
+import { virtualMachineConditions } from '../kstatus/conditions.js';
+import { nextGuestStep, pendingRestart, type ReadyState } from './state.js';
 
 /** Keeps a VM object until its guest is stopped and deleted on the node. */
 export const VM_FINALIZER = 'tern.dev/guest';
@@ -54,6 +60,8 @@ export const VM_CONDITIONS = {
    * no node can take it yet); False once it moved (RestartedElsewhere) or the node returned (NodeReturned).
    */
   NodeLost: 'NodeLost',
+  /** True while the running guest's cpu or memory differs from the spec (applied when the guest starts again). */
+  RestartRequired: RESTART_REQUIRED_CONDITION,
 } as const;
 
 export interface VirtualMachineReconcilerOptions {
@@ -78,6 +86,11 @@ interface StatusChange {
   conditions?: ConditionUpdate[];
   node?: string | null;
   epoch?: number;
+  /**
+   * RestartRequired: its message when the running guest lags the spec, null when it does not (or a new guest is
+   * created from the spec), undefined to keep what status says.
+   */
+  restartRequired?: string | null;
   /** Recorded when the phase changes, and for a Warning whenever the status changes (e.g. a new reason). */
   event: { type: EventType; reason: string; message: string };
 }
@@ -293,12 +306,16 @@ export class VirtualMachineReconciler {
   ): Promise<ReconcileResult> {
     const name = guestName(vm);
     const node = vm.status!.node!;
-    const step = nextGuestStep(vm, await daemon.getGuest(name));
+    const guest = await daemon.getGuest(name);
+    const step = nextGuestStep(vm, guest);
     switch (step.kind) {
       case 'report':
         await this.updateStatus(vm, {
           phase: step.phase,
           conditions: [readyFrom(step.ready)],
+          ...(step.phase === 'Running' && guest
+            ? { restartRequired: pendingRestart(vm, guest) ?? null }
+            : {}),
           event: {
             type: step.phase === 'Failed' ? 'Warning' : 'Normal',
             reason: step.phase === 'Running' ? 'Started' : step.phase,
@@ -330,6 +347,7 @@ export class VirtualMachineReconciler {
               },
               ready('False', 'Restarting', message),
             ],
+            restartRequired: null,
             event: { type: 'Normal', reason: 'Starting', message: `restarting the guest on ${node}` },
           });
           await daemon.deleteGuest(name, this.options.stopTimeoutMs);
@@ -337,6 +355,7 @@ export class VirtualMachineReconciler {
           vm = await this.updateStatus(vm, {
             phase: 'Starting',
             conditions: [ready('False', 'GuestStarting', `creating the guest on ${node}`)],
+            restartRequired: null,
             event: { type: 'Normal', reason: 'Starting', message: `creating the guest on ${node}` },
           });
         }
@@ -385,6 +404,7 @@ export class VirtualMachineReconciler {
       phase: 'Stopped',
       node: null,
       conditions: [ready('False', 'NotRunning', 'spec.running is false')],
+      restartRequired: null,
       event: {
         type: 'Normal',
         reason: 'Stopped',
@@ -470,6 +490,27 @@ export class VirtualMachineReconciler {
     for (const update of change.conditions ?? []) {
       conditions = setCondition(conditions, { ...update, observedGeneration: vm.metadata.generation }, now);
     }
+    if (change.restartRequired === null)
+      conditions = removeCondition(conditions, VM_CONDITIONS.RestartRequired);
+    else if (change.restartRequired !== undefined) {
+      conditions = setCondition(
+        conditions,
+        {
+          type: VM_CONDITIONS.RestartRequired,
+          status: 'True',
+          reason: 'SpecChanged',
+          message: change.restartRequired,
+          observedGeneration: vm.metadata.generation,
+        },
+        now,
+      );
+    }
+    conditions = virtualMachineConditions(
+      vm.spec,
+      { ...current, phase: change.phase, conditions },
+      vm.metadata.generation,
+      now,
+    );
     const next: VirtualMachineStatus = {
       ...current,
       phase: change.phase,

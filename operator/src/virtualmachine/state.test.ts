@@ -1,6 +1,6 @@
 import type { VirtualMachine, VirtualMachinePhase } from '../../../crds/index.js';
 import type { Guest__Output, GuestPhase__Output } from '../../../proto/index.js';
-import { conditionReason, nextGuestStep } from './state.js';
+import { conditionReason, nextGuestStep, pendingRestart } from './state.js';
 
 const UID = 'uid-1';
 
@@ -177,5 +177,25 @@ describe('conditionReason', () => {
     expect(conditionReason('Signaled', 'X')).toBe('Signaled');
     expect(conditionReason('killed by signal 9', 'X')).toBe('X');
     expect(conditionReason('', 'X')).toBe('X');
+  });
+});
+
+describe('pendingRestart', () => {
+  const running = guest('GUEST_PHASE_RUNNING');
+
+  it("is undefined while the guest runs with the spec's cpu and memory", () => {
+    expect(pendingRestart(vm('Running'), running)).toBeUndefined();
+  });
+
+  it('names each of cpu and memory that the running guest does not have yet', () => {
+    const changed = vm('Running');
+    changed.spec = { ...changed.spec, cpu: { cores: 2 }, memory: '1Gi' };
+    expect(pendingRestart(changed, running)).toBe(
+      'spec.cpu.cores is 2, the guest runs with 1; spec.memory is 1Gi, the guest runs with 256Mi: applied when ' +
+        'the guest starts again (set spec.running to false, then back to true)',
+    );
+    const memoryOnly = vm('Running');
+    memoryOnly.spec = { ...memoryOnly.spec, memory: '512Mi' };
+    expect(pendingRestart(memoryOnly, running)).toMatch(/^spec\.memory is 512Mi, the guest runs with 256Mi:/);
   });
 });

@@ -1,6 +1,7 @@
 // What the VirtualMachine reconciler does once it knows the VM, that its node is Ready, and the daemon's view of the
 // guest. Pure, so that every branch is unit-tested; the reconciler performs the returned step.
 import type { VirtualMachine, VirtualMachinePhase } from '../../../crds/index.js';
+import { parseByteQuantity } from '../../../crds/index.js';
 import type { Guest__Output } from '../../../proto/index.js';
 
 export type GuestStep =
@@ -124,4 +125,28 @@ function notReady(vm: VirtualMachine, phase: VirtualMachinePhase): ReadyState {
   return current && current.status !== 'True'
     ? { status: current.status, reason: current.reason, message: current.message }
     : { status: 'False', reason: phase, message: `the guest is ${phase.toLowerCase()}` };
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * What of the spec the running guest does not have yet: cpu and memory are fixed when QEMU starts, so a change
+ * of them on a running VM takes effect only when the guest starts again. Undefined when the guest matches.
+ */
+export function pendingRestart(vm: VirtualMachine, guest: Guest__Output): string | undefined {
+  const running = guest.spec;
+  if (!running) return undefined;
+  const differences: string[] = [];
+  if (running.cpus !== vm.spec.cpu.cores) {
+    differences.push(`spec.cpu.cores is ${vm.spec.cpu.cores}, the guest runs with ${running.cpus}`);
+  }
+  const memoryMib = Math.ceil(parseByteQuantity(vm.spec.memory) / MiB);
+  if (running.memoryMib !== memoryMib) {
+    differences.push(`spec.memory is ${vm.spec.memory}, the guest runs with ${running.memoryMib}Mi`);
+  }
+  if (differences.length === 0) return undefined;
+  return (
+    `${differences.join('; ')}: applied when the guest starts again ` +
+    '(set spec.running to false, then back to true)'
+  );
 }
