@@ -28,6 +28,7 @@ check "import rules" npx tsx hack/check-imports.ts
 check "generated CRDs are current" npx tsx crds/generate.ts --check
 check "generated protos are current" npx tsx proto/generate.ts --check
 check "generated chart files are current" npx tsx helm/generate.ts --check
+check "generated Argo CD health checks are current" npx tsx argocd/generate.ts --check
 
 results=$(mktemp)
 # --forceExit: a handle some test leaks must not hang CI until its time limit; failures are still failures.
