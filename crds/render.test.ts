@@ -1,6 +1,6 @@
 import { API_GROUP, KIND_DEFINITIONS, crdName } from './index.js';
 import type { TernKind } from './index.js';
-import { findDrift } from './generate.js';
+import { findDrift, generatedFiles } from './generate.js';
 import { structuralViolations } from './openapi.js';
 import type { JsonSchema } from './openapi.js';
 import { OUTPUT_DIRS, customResourceDefinition, objectSchema, renderAll } from './render.js';
@@ -24,15 +24,16 @@ describe('generated CRD files', () => {
   });
 
   it('drift detection names stale, missing and left-over files', async () => {
-    const files = renderAll();
+    const files = generatedFiles();
     const [first, second] = [...files.keys()] as [string, string];
     files.set(first, `${files.get(first)}# changed\n`);
     files.delete(second);
     files.set('crds/generated/tern.dev_new.yaml', 'x');
+    files.delete('docs/reference/migration.md');
     expect(await findDrift(files)).toEqual({
       stale: [first],
       missing: ['crds/generated/tern.dev_new.yaml'],
-      extra: [second],
+      extra: [second, 'docs/reference/migration.md'],
     });
   });
 
