@@ -1,4 +1,5 @@
-import { KIND_DEFINITIONS, virtualMachineDefinition } from './index.js';
+import { readFileSync } from 'node:fs';
+import { KIND_DEFINITIONS, MIGRATION_FAILURE_REASONS, virtualMachineDefinition } from './index.js';
 import type { JsonSchema } from './openapi.js';
 import { fieldRows, kindReferenceFile, renderKindReference, renderReference } from './reference.js';
 import { objectSchema } from './render.js';
@@ -106,5 +107,23 @@ describe('renderKindReference', () => {
       KIND_DEFINITIONS.map((d) => kindReferenceFile(d)).sort(),
     );
     expect(kindReferenceFile(virtualMachineDefinition)).toBe('docs/reference/virtualmachine.md');
+  });
+});
+
+describe('docs/failures.md', () => {
+  const doc = readFileSync(new URL('../docs/failures.md', import.meta.url), 'utf8');
+  // The first cell of each table row: `| \`Reason\` | …`.
+  const documented = [...doc.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((m) => m[1]);
+
+  it('has one row for every Migration failure reason, and no other', () => {
+    expect([...documented].sort()).toEqual([...MIGRATION_FAILURE_REASONS].sort());
+  });
+
+  it('fills every column of every reason', () => {
+    for (const line of doc.split('\n').filter((l) => /^\| `[A-Za-z]+` \|/.test(l))) {
+      const cells = line.split(' | ').slice(1);
+      expect(cells).toHaveLength(3); // what it means, the guest, what to do
+      for (const c of cells) expect(c.replace(/\|$/, '').trim()).not.toBe('');
+    }
   });
 });
