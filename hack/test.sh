@@ -25,7 +25,7 @@ check "typecheck" npx tsc -p tsconfig.json --noEmit
 check "eslint" npx eslint .
 check "prettier" npx prettier --check --log-level warn .
 check "import rules" npx tsx hack/check-imports.ts
-check "generated CRDs are current" npx tsx crds/generate.ts --check
+check "generated CRDs and API reference (docs/reference) are current" npx tsx crds/generate.ts --check
 check "generated protos are current" npx tsx proto/generate.ts --check
 check "generated chart files are current" npx tsx helm/generate.ts --check
 check "generated Argo CD health checks are current" npx tsx argocd/generate.ts --check
