@@ -95,6 +95,10 @@ describe('renderKindReference', () => {
     expect(page).toContain('| `<object>` | metadata.name must be a DNS-1123 label');
   });
 
+  it('escapes < in prose, where GitHub would read an HTML tag', () => {
+    expect(page).toContain('moved aside to &lt;path>.tern-retained-&lt;migration id>');
+  });
+
   it('every table row has the same number of cells as its header', () => {
     for (const line of page.split('\n').filter((l) => l.startsWith('|'))) {
       const cells = line.replace(/\\\|/g, '').split('|').length;

@@ -34,6 +34,11 @@ function cell(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
 }
 
+/** Prose for a cell: a `<` would open an HTML tag on GitHub. */
+function prose(text: string): string {
+  return cell(text.replace(/</g, '&lt;'));
+}
+
 /** Inline code that survives backticks inside it (CEL strings rarely have them, regexes may). */
 function code(text: string): string {
   const fence = text.includes('`') ? '``' : '`';
@@ -145,7 +150,7 @@ function fieldTable(rows: FieldRow[]): string {
     const limits = [r.values ? `one of: ${r.values}` : '', ...r.constraints].filter(Boolean).join('; ');
     const def = r.default !== undefined ? code(r.default) : '';
     lines.push(
-      `| ${cell(code(r.path))} | ${cell(type)} | ${cell(def)} | ${cell(limits)} | ${cell(r.description)} |`,
+      `| ${cell(code(r.path))} | ${cell(type)} | ${cell(def)} | ${cell(limits)} | ${prose(r.description)} |`,
     );
   }
   return lines.join('\n');
@@ -158,7 +163,7 @@ function rulesTable(rows: FieldRow[]): string {
   for (const r of withRules) {
     for (const rule of r.rules) {
       const on = rule.fieldPath ? `${r.path}${rule.fieldPath}` : r.path;
-      lines.push(`| ${cell(code(on))} | ${cell(rule.message)} | ${cell(code(rule.rule))} |`);
+      lines.push(`| ${cell(code(on))} | ${prose(rule.message)} | ${cell(code(rule.rule))} |`);
     }
   }
   return lines.join('\n');
