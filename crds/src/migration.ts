@@ -53,7 +53,6 @@ export const MIGRATION_FAILURE_REASONS = [
   // A post-copy migration could not finish (either QEMU died, or the link broke): the guest's state was split
   // between the nodes, both QEMUs were stopped and the VM restarts from scratch by its restartPolicy.
   'PostCopyFailed',
-  'GuestVerificationFailed',
   // The source or target node was lost (no Lease renewal for its fence time plus the operator's margin).
   'NodeLost',
   'Internal',
