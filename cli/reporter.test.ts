@@ -161,7 +161,7 @@ describe('MigrationReporter: phase order', () => {
         ['Initializing', 25, 300],
         ['Copying', 325, 1850],
         ['Quiescing', 2175, 4],
-        ['Freezing', 2179, ...(closed ? [72] : [])],
+        ['Freezing', 2179, closed ? 72 : undefined],
       ),
     });
   const succeeded = snapshot({
