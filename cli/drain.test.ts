@@ -131,6 +131,23 @@ describe('DrainReporter', () => {
     expect(verdicts).toEqual([undefined, undefined, undefined, undefined, { kind: 'drained', moved: 2 }]);
   });
 
+  it("waits for a Migration's result after the hand-over has already moved the VM's record", () => {
+    const handedOver: DrainSnapshot = {
+      node: node(2, EVACUATING),
+      vms: [vm('vm01', 'node-b')],
+      migrations: [evacuation('vm01-evac-aaaaa', 'vm01', 1000, { ...copying, phase: 'Freezing' })],
+    };
+    const { lines, verdicts } = play([
+      handedOver,
+      { ...handedOver, migrations: [evacuation('vm01-evac-aaaaa', 'vm01', 1000, succeeded)] },
+    ]);
+    expect(lines).toEqual([
+      'default/vm01: node-a → node-b: Freezing (migration default/vm01-evac-aaaaa)',
+      'default/vm01 moved: node-a → node-b in 2.31 s (downtime 41 ms)',
+    ]);
+    expect(verdicts).toEqual([undefined, { kind: 'drained', moved: 1 }]);
+  });
+
   it('leaves out Migrations that finished before this drain, and other nodes', () => {
     const old = evacuation('vm01-evac-old00', 'vm01', 10, succeeded);
     const elsewhere: Migration = {

@@ -76,7 +76,8 @@ export class DrainReporter {
   }
 
   /**
-   * Prints what changed since the last snapshot; returns a verdict once the node is empty or cannot be emptied.
+   * Prints what changed since the last snapshot; returns a verdict once the node is empty (and the Migrations
+   * that moved VMs off it have ended) or cannot be emptied.
    * A Migration that had finished before it was first seen is not shown unless the evacuation of this drain
    * created it (a move that began and ended between two reads).
    */
@@ -87,13 +88,15 @@ export class DrainReporter {
     const sorted = [...snapshot.migrations].sort((a, b) =>
       (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''),
     );
+    let moving = false;
     for (const migration of sorted) {
       if (!this.concerns(migration, here)) continue;
       const name = objectKey(migration.metadata.namespace, migration.metadata.name);
       const phase = migration.status?.phase ?? 'Pending';
+      const terminal = isTerminalMigrationPhase(phase);
+      if (!terminal) moving = true;
       const before = this.shown.get(name);
       if (before === phase) continue;
-      const terminal = isTerminalMigrationPhase(phase);
       if (before === undefined && terminal) {
         const ofThisDrain =
           migration.metadata.labels?.[EVACUATION_NODE_LABEL] === this.nodeName &&
@@ -111,7 +114,8 @@ export class DrainReporter {
         );
       }
     }
-    if (here.size === 0) return { kind: 'drained', moved: this.moved };
+    // The VM's record names the target at the hand-over, a moment before its Migration ends: wait for the result.
+    if (here.size === 0 && !moving) return { kind: 'drained', moved: this.moved };
     const current = (snapshot.node.status?.observedGeneration ?? 0) >= this.drainGeneration;
     if (current && evacuation?.phase === 'Blocked') {
       return { kind: 'blocked', message: evacuation.message ?? 'no VM can be moved' };
