@@ -4,6 +4,8 @@ import type { HypervisorNode, Migration, MigrationSettings, VirtualMachine } fro
 import { API_VERSION, HypervisorNodes, Migrations, VirtualMachines } from '../crds/index.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError, isNotFound } from '../kube/errors.js';
+import { DrainReporter } from './drain.js';
+import type { DrainSnapshot } from './drain.js';
 import { formatDuration } from './format.js';
 import { USER_AGENT, activeMigrations } from './kube.js';
 import { migrationRef, renderLiveLine, renderQuiesce } from './render.js';
@@ -166,8 +168,29 @@ export async function status(ctx: CommandContext, vmName: string): Promise<numbe
   return 0;
 }
 
-export async function drain(ctx: CommandContext, nodeName: string): Promise<number> {
-  await ctx.client.patch<HypervisorNode>(
+export interface DrainRequest {
+  nodeName: string;
+  /** Return once the node is marked (false), or wait until no VM is left on it (true). */
+  wait: boolean;
+  /** Give up waiting after this long (0: wait as long as it takes, like `kubectl drain`). */
+  timeoutMs: number;
+}
+
+/** A drain reads three objects each time: a quarter of the Migration poll rate (1 s by default). */
+const DRAIN_POLL_FACTOR = 4;
+
+async function drainSnapshot(ctx: CommandContext, nodeName: string): Promise<DrainSnapshot> {
+  const node = await ctx.client.get<HypervisorNode>(HypervisorNodes, nodeName);
+  // Migrations before VMs: a VM read after its Migration finished already shows where it went.
+  const migrations = await ctx.client.list<Migration>(Migrations);
+  const vms = await ctx.client.list<VirtualMachine>(VirtualMachines);
+  return { node, vms: vms.items, migrations: migrations.items };
+}
+
+/** Returns the exit code: 0 once drained (or marked, with wait false); throws CliError when it cannot finish. */
+export async function drain(ctx: CommandContext, request: DrainRequest): Promise<number> {
+  const { nodeName } = request;
+  const patched = await ctx.client.patch<HypervisorNode>(
     HypervisorNodes,
     nodeName,
     undefined,
@@ -177,11 +200,54 @@ export async function drain(ctx: CommandContext, nodeName: string): Promise<numb
     },
     WRITE_OPTIONS,
   );
-  ctx.out.write(
-    `hypervisornode.tern.dev/${nodeName} drained: unschedulable, and the operator moves its VMs ` +
-      '(evictionStrategy LiveMigrate) to other nodes\n',
+  if (!request.wait) {
+    ctx.out.write(
+      `hypervisornode.tern.dev/${nodeName} drained: unschedulable, and the operator moves its VMs ` +
+        '(evictionStrategy LiveMigrate) to other nodes\n',
+    );
+    return 0;
+  }
+  ctx.out.write(`hypervisornode.tern.dev/${nodeName} cordoned\n`);
+  const reporter = new DrainReporter(
+    nodeName,
+    (line) => ctx.out.write(`${line}\n`),
+    patched.metadata.generation ?? 0,
   );
-  return 0;
+  const deadline = request.timeoutMs > 0 ? Date.now() + request.timeoutMs : Infinity;
+  let failingSince: number | undefined;
+  let last: DrainSnapshot | undefined;
+  for (;;) {
+    try {
+      last = await drainSnapshot(ctx, nodeName);
+      failingSince = undefined;
+    } catch (err) {
+      failingSince ??= Date.now();
+      if (!isTransient(err) || Date.now() - failingSince > TRANSIENT_RETRY_MS) throw err;
+    }
+    if (last) {
+      const verdict = reporter.update(last);
+      if (verdict?.kind === 'drained') {
+        const moved = verdict.moved === 1 ? '1 VM moved' : `${verdict.moved} VMs moved`;
+        ctx.out.write(`hypervisornode.tern.dev/${nodeName} drained (${moved})\n`);
+        return 0;
+      }
+      if (verdict?.kind === 'blocked') {
+        throw new CliError(
+          `cannot drain ${nodeName}: ${verdict.message}; still on the node: ${reporter.remaining(last)} ` +
+            '(the node stays cordoned; uncordon it, or move or stop these VMs and drain again)',
+        );
+      }
+    }
+    if (Date.now() >= deadline) {
+      const left = last ? reporter.remaining(last) : 'unknown (the node could not be read)';
+      throw new CliError(
+        `timed out after ${formatDuration(request.timeoutMs)} waiting for ${nodeName} to drain; ` +
+          `still on the node: ${left} (the node stays cordoned and the operator keeps moving its VMs)`,
+      );
+    }
+    const pause = Math.min(ctx.pollIntervalMs * DRAIN_POLL_FACTOR, Math.max(0, deadline - Date.now()));
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 export async function uncordon(ctx: CommandContext, nodeName: string): Promise<number> {

@@ -87,6 +87,27 @@ async function writeMigrationStatus(name: string, status: MigrationStatus): Prom
   ]);
 }
 
+async function setVmNode(vmName: string, node: string): Promise<void> {
+  await kubectl([
+    'patch',
+    'virtualmachine',
+    vmName,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { phase: 'Running', node } }),
+  ]);
+}
+
+/** Polls `check` every 100 ms for up to 20 s. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 function vmManifest(name: string, namespace: string): string {
   return JSON.stringify({
     apiVersion: API_VERSION,
@@ -121,7 +142,7 @@ beforeAll(async () => {
   ] as const) {
     await kubectl(['apply', '-f', '-'], vmManifest(name, namespace));
   }
-  for (const node of ['node-a', 'node-b']) {
+  for (const node of ['node-a', 'node-b', 'node-c', 'node-d']) {
     await kubectl(
       ['apply', '-f', '-'],
       JSON.stringify({ apiVersion: API_VERSION, kind: 'HypervisorNode', metadata: { name: node } }),
@@ -237,9 +258,9 @@ describe('kubectl tern (real kubectl, real apiserver)', () => {
   });
 
   it('drain sets and uncordon clears the HypervisorNode spec fields', async () => {
-    const drained = await tern(['drain', 'node-a']).result;
+    const drained = await tern(['drain', 'node-a', '--no-wait']).result;
     expect(drained.code).toBe(0);
-    expect(drained.stdout).toMatch(/^hypervisornode\.tern\.dev\/node-a drained/);
+    expect(drained.stdout).toMatch(/^hypervisornode\.tern\.dev\/node-a drained: unschedulable/);
     expect((await getJson<HypervisorNode>(['hypervisornode', 'node-a'])).spec).toEqual({
       unschedulable: true,
       drain: true,
@@ -259,6 +280,75 @@ describe('kubectl tern (real kubectl, real apiserver)', () => {
       'Error from server (NotFound): hypervisornodes.tern.dev "node-z" not found\n',
     );
   });
+
+  it("drain waits until the node is empty and shows each VM's move", async () => {
+    await setVmNode('vm04', 'node-c');
+    const drain = tern(['drain', 'node-c', '--timeout', '2m']);
+    // What the operator's evacuation would do, written by the test: an evacuation Migration, its phases, and
+    // the VM's record moving to the target.
+    await until(
+      async () => (await getJson<HypervisorNode>(['hypervisornode', 'node-c'])).spec?.drain === true,
+    );
+    expect(drain.stdout()).toBe('hypervisornode.tern.dev/node-c cordoned\n');
+    const created = JSON.parse(
+      await kubectl(
+        ['create', '-o', 'json', '-f', '-'],
+        JSON.stringify({
+          apiVersion: API_VERSION,
+          kind: 'Migration',
+          metadata: {
+            generateName: 'vm04-evac-',
+            namespace: 'default',
+            labels: { 'tern.dev/evacuation-of': 'node-c' },
+          },
+          spec: { vmName: 'vm04' },
+        }),
+      ),
+    ) as Migration;
+    const name = created.metadata.name!;
+    await until(async () => drain.stdout().includes(`Pending (migration default/${name})`));
+    await writeMigrationStatus(name, { phase: 'Copying', sourceNode: 'node-c', targetNode: 'node-b' });
+    await until(async () => drain.stdout().includes('Copying'));
+    const start = Date.parse(created.metadata.creationTimestamp!);
+    await writeMigrationStatus(name, {
+      phase: 'Succeeded',
+      phaseTimings: [
+        { phase: 'Copying', startedAt: new Date(start).toISOString(), durationMs: 1500 },
+        { phase: 'Succeeded', startedAt: new Date(start + 1600).toISOString() },
+      ],
+      downtime: { qemuMs: 35 },
+    });
+    await until(async () => drain.stdout().includes('moved'));
+    await setVmNode('vm04', 'node-b');
+    const r = await drain.result;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        'hypervisornode.tern.dev/node-c cordoned',
+        `default/vm04: node-c → ?: Pending (migration default/${name})`,
+        `default/vm04: node-c → node-b: Copying (migration default/${name})`,
+        'default/vm04 moved: node-c → node-b in 1.60 s (downtime 35 ms)',
+        'hypervisornode.tern.dev/node-c drained (1 VM moved)',
+        '',
+      ].join('\n'),
+    );
+  }, 60_000);
+
+  it('drain --timeout exits non-zero and names what is still on the node', async () => {
+    await setVmNode('vm02', 'node-d');
+    const r = await tern(['drain', 'node-d', '--timeout', '2s']).result;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('hypervisornode.tern.dev/node-d cordoned\n');
+    expect(r.stderr).toBe(
+      'error: timed out after 2.00 s waiting for node-d to drain; still on the node: default/vm02 (not moving) ' +
+        '(the node stays cordoned and the operator keeps moving its VMs)\n',
+    );
+    expect((await getJson<HypervisorNode>(['hypervisornode', 'node-d'])).spec).toEqual({
+      unschedulable: true,
+      drain: true,
+    });
+  }, 30_000);
 
   it('status prints the VM status fields and its last and active migration', async () => {
     const vmStatus: VirtualMachine['status'] = {

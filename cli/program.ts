@@ -11,6 +11,7 @@ import {
   InputError,
   parseBandwidth,
   parseDowntimeMs,
+  parseTimeoutMs,
   validateLabelName,
   validateNodeName,
 } from './validate.js';
@@ -130,12 +131,25 @@ export async function run(argv: readonly string[], io: ProgramIO): Promise<numbe
   withConnectionFlags(
     program
       .command('drain')
-      .description('Cordon a hypervisor node and have the operator migrate its VMs away.')
-      .argument('<node>', 'name of the HypervisorNode'),
+      .description(
+        'Cordon a hypervisor node, have the operator migrate its VMs away, and wait until none is left.',
+      )
+      .argument('<node>', 'name of the HypervisorNode')
+      .option('--timeout <duration>', 'give up waiting after this long, e.g. 90s, 5m (default: 0, no limit)')
+      .option('--no-wait', 'return once the node is marked, without waiting for its VMs to move')
+      .addHelpText(
+        'after',
+        "\nEach VM's move is shown (VM, from → to, its Migration's phase, then the result). Exit 0 once no VM\n" +
+          'is left on the node; 1 on --timeout or when a VM cannot be moved (the node stays cordoned).',
+      ),
     false,
-  ).action(async (node: string, flags: ConnectionFlags) => {
-    const nodeName = validateNodeName(node);
-    await withCluster(flags, (ctx) => drain(ctx, nodeName));
+  ).action(async (node: string, flags: ConnectionFlags & { timeout?: string; wait: boolean }) => {
+    const request = {
+      nodeName: validateNodeName(node),
+      wait: flags.wait,
+      timeoutMs: flags.timeout === undefined ? 0 : parseTimeoutMs(flags.timeout),
+    };
+    await withCluster(flags, (ctx) => drain(ctx, request));
   });
 
   withConnectionFlags(

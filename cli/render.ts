@@ -49,8 +49,16 @@ export function progressBar(percent: number, width = BAR_WIDTH): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
 }
 
-/** "round 3 [###---] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · 410 MiB/s"; absent fields are left out. */
-export function renderProgress(progress: MigrationProgress | undefined, withBar: boolean): string {
+/**
+ * "round 3 [###---] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · throughput 410 MiB/s"; absent fields
+ * are left out. QEMU reports a throughput of 0 until it has measured one: `measuredRate` (the caller's own
+ * bytes-over-time figure) stands in for it then, and without one no throughput is shown rather than "0 B/s".
+ */
+export function renderProgress(
+  progress: MigrationProgress | undefined,
+  withBar: boolean,
+  measuredRate?: number,
+): string {
   if (!progress) return '';
   const parts: string[] = [];
   if (progress.round !== undefined) parts.push(`round ${progress.round}`);
@@ -61,9 +69,8 @@ export function renderProgress(progress: MigrationProgress | undefined, withBar:
   if (progress.remainingBytes !== undefined) details.push(`${formatBytes(progress.remainingBytes)} left`);
   if (progress.dirtyBytesPerSecond !== undefined)
     details.push(`dirty ${formatRate(progress.dirtyBytesPerSecond)}`);
-  if (progress.throughputBytesPerSecond !== undefined) {
-    details.push(`throughput ${formatRate(progress.throughputBytesPerSecond)}`);
-  }
+  const throughput = progress.throughputBytesPerSecond || measuredRate;
+  if (throughput) details.push(`throughput ${formatRate(throughput)}`);
   if (progress.expectedDowntimeMs !== undefined) {
     details.push(`expected downtime ${formatDuration(progress.expectedDowntimeMs)}`);
   }
@@ -76,10 +83,16 @@ export function renderProgress(progress: MigrationProgress | undefined, withBar:
 }
 
 /** The live line of a running phase: "Copying: round 3 [###---] 62% · …" (or just "Copying…"). */
-export function renderLiveLine(status: MigrationStatus | undefined, withBar: boolean): string {
+export function renderLiveLine(
+  status: MigrationStatus | undefined,
+  withBar: boolean,
+  measuredRate?: number,
+): string {
   const phase = status?.phase ?? 'Pending';
   const progress =
-    phase === 'Copying' || phase === 'PostCopy' ? renderProgress(status?.progress, withBar) : '';
+    phase === 'Copying' || phase === 'PostCopy'
+      ? renderProgress(status?.progress, withBar, measuredRate)
+      : '';
   return progress ? `${phase}: ${progress}` : `${phase}…`;
 }
 

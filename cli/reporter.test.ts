@@ -135,3 +135,112 @@ describe('MigrationReporter', () => {
     }
   });
 });
+
+/** Plays snapshots taken at the given local times (ms) through one reporter. */
+function playAt(isTTY: boolean, snapshots: [number, Migration][]): string {
+  let output = '';
+  let clock = 0;
+  const reporter = new MigrationReporter({ write: (t) => (output += t), isTTY, columns: 300 }, () => clock);
+  for (const [time, m] of snapshots) {
+    clock = time;
+    reporter.update(m);
+  }
+  return output;
+}
+
+describe('MigrationReporter: phase order', () => {
+  // The operator closes Freezing when the daemon reports its end, before the hand-over moves the phase on:
+  // a snapshot can carry phase Freezing with Freezing's duration already set.
+  const freezing = (closed: boolean): Migration =>
+    snapshot({
+      ...copying(2, 1000),
+      phase: 'Freezing',
+      phaseTimings: timings(
+        ['Pending', 0, 10],
+        ['Scheduling', 10, 15],
+        ['Initializing', 25, 300],
+        ['Copying', 325, 1850],
+        ['Quiescing', 2175, 4],
+        ['Freezing', 2179, closed ? 72 : undefined],
+      ),
+    });
+  const succeeded = snapshot({
+    ...copying(2, 1000),
+    phase: 'Succeeded',
+    phaseTimings: timings(
+      ['Pending', 0, 10],
+      ['Scheduling', 10, 15],
+      ['Initializing', 25, 300],
+      ['Copying', 325, 1850],
+      ['Quiescing', 2175, 4],
+      ['Freezing', 2179, 72],
+      ['Succeeded', 2300],
+    ),
+  });
+
+  it.each([false, true])('never shows a phase as running after its completed line (tty %s)', (tty) => {
+    const output = playAt(tty, [
+      [0, snapshot(copying(1, 256))],
+      [250, freezing(false)],
+      [500, freezing(true)],
+      [750, freezing(true)],
+      [1000, succeeded],
+    ]);
+    const text = output.replaceAll('\r\x1b[2K', '\n');
+    const completed = text.indexOf('Freezing phase completed in 72 ms.');
+    expect(completed).toBeGreaterThan(text.indexOf('Freezing…'));
+    expect(text.indexOf('Freezing…', completed)).toBe(-1);
+  });
+
+  it('prints the missed phases in order, with no running line for a phase already over', () => {
+    const output = playAt(false, [
+      [0, snapshot(copying(1, 256))],
+      [250, freezing(true)],
+      [500, succeeded],
+    ]);
+    expect(output.split('\n').slice(3, 8)).toEqual([
+      'Copying: round 1 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
+      'Copying phase completed in 1.85 s.',
+      'Quiescing phase completed in 4 ms.',
+      'Freezing phase completed in 72 ms.',
+      'Guest migrated successfully.',
+    ]);
+  });
+});
+
+describe('MigrationReporter: throughput', () => {
+  // QEMU's first reports carry no measured rate yet (throughput 0) while bytes already move: a 2.3 s copy
+  // polled every 250 ms, with the status' rate still 0.
+  const copy = (transferredMiB: number, round = 1): Migration => {
+    const status = copying(round, transferredMiB);
+    return snapshot({ ...status, progress: { ...status.progress, throughputBytesPerSecond: 0 } });
+  };
+  const polls = (): [number, Migration][] =>
+    Array.from({ length: 10 }, (_, i) => [i * 250, copy(50 * (i + 1))] as [number, Migration]);
+
+  it('computes the rate from the bytes sent over time and never prints 0 B/s for a moving copy', () => {
+    const lines = playAt(false, polls())
+      .trimEnd()
+      .split('\n')
+      .filter((l) => l.startsWith('Copying: '));
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe('Copying: round 1 4% · 50.0 MiB sent · 974 MiB left · dirty 8.0 MiB/s');
+    expect(lines.join('\n')).not.toContain('throughput 0 B/s');
+    // 50 MiB every 250 ms.
+    expect(lines.slice(1).every((l) => l.includes('throughput 200 MiB/s'))).toBe(true);
+  });
+
+  it('shows the computed rate on the live line of a terminal', () => {
+    const output = playAt(true, polls());
+    const last = output.split('\r\x1b[2K').at(-1)!;
+    expect(last).toContain('500 MiB sent');
+    expect(last).toContain('throughput 200 MiB/s');
+    expect(output).not.toContain('throughput 0 B/s');
+  });
+
+  it("prefers the status' own rate once QEMU has measured one", () => {
+    const withRate = snapshot(copying(1, 600));
+    const output = playAt(false, [...polls().slice(0, 4), [1250, withRate]]);
+    expect(output.trimEnd().split('\n').at(-1)).toContain('throughput 400 MiB/s');
+  });
+});

@@ -80,3 +80,19 @@ export function parseDowntimeMs(value: string): number {
   }
   return ms;
 }
+
+const TIMEOUT_RE = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$/;
+
+/** `--timeout` of drain, as kubectl writes one: "0" (no limit), "90s", "5m", "1h30m"; returns milliseconds. */
+export function parseTimeoutMs(value: string): number {
+  const trimmed = value.trim();
+  if (trimmed === '0') return 0;
+  const match = TIMEOUT_RE.exec(trimmed);
+  if (!match || trimmed === '' || match.slice(1).every((part) => part === undefined)) {
+    throw new InputError(
+      `invalid --timeout ${JSON.stringify(value)}: expected a duration such as 90s, 5m or 1h30m (0: no limit)`,
+    );
+  }
+  const [hours, minutes, seconds] = match.slice(1).map((part) => Number(part ?? 0));
+  return Math.round(((hours! * 60 + minutes!) * 60 + seconds!) * 1000);
+}

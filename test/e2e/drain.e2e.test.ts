@@ -14,8 +14,10 @@ test('kubectl tern drain moves every VM off the node and the evacuation complete
   const started = await startVmsOnNodeA(cluster, await Promise.all(names.map((name) => smallVm(name, 200))));
   const before = new Map(started.map((vm) => [vm.metadata.name!, vm.status!.epoch!]));
 
-  const out = await cluster.kubectlTern(['drain', 'node-a']);
-  expect(out).toContain('node-a');
+  // It waits until the node is empty, showing each VM's move (a timeout exits non-zero, failing the test here).
+  const out = await cluster.kubectlTern(['drain', 'node-a', '--timeout', '4m']);
+  console.log(`kubectl tern drain node-a:\n${out}`);
+  expect(out).toContain(`hypervisornode.tern.dev/node-a drained (${names.length} VMs moved)`);
 
   const evacuated = await eventually(
     'node-a Evacuated',

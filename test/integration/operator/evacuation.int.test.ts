@@ -2,6 +2,7 @@
 // limit 1), a real kube-apiserver and real daemons running QEMU guests (TCG, 256 MiB, 16 MiB working set).
 // Draining a node moves its VMs to the other one; then a third node joins and three simultaneous Migrations run,
 // never more than one leaving a node at a time. (A node here has 2 CPUs, i.e. room for two 1-CPU VMs.)
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ import { EVACUATION_NODE_LABEL } from '../../../operator/src/evacuation/plan.js'
 import { ACTIVE_MIGRATION_PHASES } from '../../../operator/src/migration/state.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
+const KUBECTL_TERN = fileURLToPath(new URL('../../../cli/bin/kubectl-tern', import.meta.url));
 const NODES = ['node-a', 'node-b', 'node-c'] as const;
 type NodeName = (typeof NODES)[number];
 const TERMINAL = ['Succeeded', 'Failed', 'Aborted'];
@@ -162,9 +164,23 @@ afterAll(async () => {
   await cp?.stop();
 });
 
+/** Runs `kubectl tern <args>` (the plugin's executable) against the control plane. */
+function kubectlTern(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(KUBECTL_TERN, [...args, '--kubeconfig', cp.kubeconfigPath]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 it('drains a node with 2 LiveMigrate VMs: both move to the other node and the evacuation completes', async () => {
   const started = Date.now();
-  await setNodeSpec('node-a', { drain: true, unschedulable: true });
+  // `kubectl tern drain` sets drain and unschedulable, then waits for the node to be empty.
+  const drain = kubectlTern(['drain', 'node-a', '--timeout', '2m']);
   const { most } = await watchActivePerSource(
     (migrations) =>
       migrations.length === 2 && migrations.every((m) => TERMINAL.includes(m.status?.phase ?? '')),
@@ -175,6 +191,27 @@ it('drains a node with 2 LiveMigrate VMs: both move to the other node and the ev
     return hvn.status?.evacuation?.phase === 'Evacuated' ? hvn : undefined;
   });
   console.log(`drain: 2 VMs evacuated in ${Date.now() - started} ms`);
+  const cli = await drain;
+  console.log(`kubectl tern drain node-a:\n${cli.stdout}`);
+  expect(cli.stderr).toBe('');
+  expect(cli.code).toBe(0);
+  const lines = cli.stdout.trimEnd().split('\n');
+  expect(lines[0]).toBe('hypervisornode.tern.dev/node-a cordoned');
+  expect(lines.at(-1)).toBe('hypervisornode.tern.dev/node-a drained (2 VMs moved)');
+  for (const vm of ['vm1', 'vm2']) {
+    // Each VM's move: its phases (those the CLI's reads caught), then its result, last.
+    const mine = lines.filter((line) => line.startsWith(`default/${vm}`));
+    expect(mine.at(-1)).toMatch(
+      new RegExp(
+        `^default/${vm} moved: node-a → node-b in [\\d.ms]+( ms| s)?( \\(downtime [\\d.]+ m?s\\))?$`,
+      ),
+    );
+    for (const line of mine.slice(0, -1)) {
+      expect(line).toMatch(
+        new RegExp(`^default/${vm}: node-a → (\\?|node-b): [A-Za-z]+ \\(migration default/${vm}-evac-`),
+      );
+    }
+  }
   expect(node.status?.evacuation).toMatchObject({ total: 2, remaining: 0, migrating: 0, failed: 0 });
   expect(most.get('node-a')).toBe(1);
 
