@@ -3,7 +3,8 @@
 import type { HypervisorNode, Migration, MigrationStatus, VirtualMachine } from '../crds/index.js';
 import type { KubeClient } from '../kube/client.js';
 import type { KubeObject, ObjectList, ResourceType } from '../kube/types.js';
-import { DrainReporter, EVACUATION_NODE_LABEL } from './drain.js';
+import { EVACUATION_NODE_LABEL } from '../crds/index.js';
+import { DrainReporter } from './drain.js';
 import type { DrainSnapshot } from './drain.js';
 import { run } from './program.js';
 

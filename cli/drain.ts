@@ -2,13 +2,10 @@
 // Migrations, one line per move of each VM (which VM, from → to, its Migration's phase, then the result), until
 // no VM's ownership record names the node. Rendering is separate from reading so that it is unit-tested on
 // scripted snapshots (drain.test.ts); commands.ts does the reads.
-import { isTerminalMigrationPhase } from '../crds/index.js';
+import { EVACUATION_NODE_LABEL, isTerminalMigrationPhase } from '../crds/index.js';
 import type { HypervisorNode, Migration, VirtualMachine } from '../crds/index.js';
 import { formatDuration } from './format.js';
 import { totalTimeMs } from './render.js';
-
-/** On a Migration the operator's evacuation created: the drained node it empties (operator/src/evacuation). */
-export const EVACUATION_NODE_LABEL = 'tern.dev/evacuation-of';
 
 export interface DrainSnapshot {
   node: HypervisorNode;

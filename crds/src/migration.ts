@@ -216,3 +216,6 @@ export const migrationDefinition: KindDefinition = {
     { name: 'Reason', type: 'string', jsonPath: '.status.failureReason', priority: 1 },
   ],
 };
+
+/** On a Migration the operator's evacuation of a drained HypervisorNode created: the node it empties. */
+export const EVACUATION_NODE_LABEL = 'tern.dev/evacuation-of';

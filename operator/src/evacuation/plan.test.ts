@@ -1,11 +1,6 @@
 import type { HypervisorNode, Migration, MigrationPhase, VirtualMachine } from '../../../crds/index.js';
-import {
-  EVACUATION_ATTEMPTS,
-  EVACUATION_NODE_LABEL,
-  evacuationMigration,
-  planEvacuation,
-  sameEvacuation,
-} from './plan.js';
+import { EVACUATION_NODE_LABEL } from '../../../crds/index.js';
+import { EVACUATION_ATTEMPTS, evacuationMigration, planEvacuation, sameEvacuation } from './plan.js';
 
 const NOW = new Date('2026-11-29T01:00:00Z');
 

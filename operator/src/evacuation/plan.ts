@@ -5,13 +5,11 @@
 // moving). KubeVirt shuts such a VMI down on drain; Tern does not stop a guest behind its owner's back — the owner
 // stops it (running: false) or moves it with a Migration, and the evacuation then completes.
 import type { HypervisorNode, HypervisorNodeStatus, Migration, VirtualMachine } from '../../../crds/index.js';
-import { isTerminalMigrationPhase } from '../../../crds/index.js';
+import { EVACUATION_NODE_LABEL, isTerminalMigrationPhase } from '../../../crds/index.js';
 import { metaTime } from '../../../kube/objects.js';
 
 export type EvacuationStatus = NonNullable<HypervisorNodeStatus['evacuation']>;
 
-/** On a Migration the evacuation created: the drained node it empties. */
-export const EVACUATION_NODE_LABEL = 'tern.dev/evacuation-of';
 /** A VM whose evacuation failed this often during one drain is given up on (reported, not retried). */
 export const EVACUATION_ATTEMPTS = 3;
 

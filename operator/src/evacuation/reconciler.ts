@@ -12,14 +12,8 @@ import { retryOnConflict } from '../runtime/conflict.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder } from '../../../kube/events.js';
-import {
-  EVACUATION_NODE_LABEL,
-  evacuationMigration,
-  planEvacuation,
-  sameEvacuation,
-  type EvacuationStatus,
-} from './plan.js';
-import { HypervisorNodes, Migrations, VirtualMachines } from '../../../crds/index.js';
+import { evacuationMigration, planEvacuation, sameEvacuation, type EvacuationStatus } from './plan.js';
+import { EVACUATION_NODE_LABEL, HypervisorNodes, Migrations, VirtualMachines } from '../../../crds/index.js';
 import { conditionsEqual } from '../../../kube/conditions.js';
 import { hypervisorNodeVerdict, withKstatus } from '../kstatus/conditions.js';
 

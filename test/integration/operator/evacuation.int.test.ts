@@ -23,7 +23,7 @@ import {
   verifyGuest,
 } from '../../harness/operator-cluster.js';
 import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
-import { EVACUATION_NODE_LABEL } from '../../../operator/src/evacuation/plan.js';
+import { EVACUATION_NODE_LABEL } from '../../../crds/index.js';
 import { ACTIVE_MIGRATION_PHASES } from '../../../operator/src/migration/state.js';
 
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
