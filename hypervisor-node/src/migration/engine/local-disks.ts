@@ -329,7 +329,7 @@ export interface DiskCopyProgress {
   failure?: string;
 }
 
-interface QmpBlockJob {
+export interface QmpBlockJob {
   device: string;
   len: number;
   offset: number;
@@ -339,6 +339,13 @@ interface QmpBlockJob {
 }
 
 /** The source's mirror jobs of one migration, and their NBD client nodes. */
+/**
+ * What a mirror job has copied, for the progress figures: its offset, or its length once READY (source and target
+ * are in sync then, whatever the offset says: a copy over before the first sample once read "0 of 3.9 MiB").
+ */
+export const copiedBytes = (job: Pick<QmpBlockJob, 'offset' | 'len' | 'ready'>): number =>
+  job.ready ? Math.max(job.offset, job.len) : job.offset;
+
 export class DiskMirror {
   private readonly started = new Set<number>();
   private readonly nodes = new Set<number>();
@@ -393,7 +400,7 @@ export class DiskMirror {
         ready = false;
         continue;
       }
-      transferredBytes += job.offset;
+      transferredBytes += copiedBytes(job);
       totalBytes += job.len;
       ready &&= job.ready;
     }
