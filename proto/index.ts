@@ -20,6 +20,7 @@ export {
   WIRE_DISK_IO_MODES,
   WIRE_DISK_STORAGES,
 } from './disk-enums.js';
+export { retainedImagePath } from './retained-image.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
 export type { Disk__Output } from './generated/tern/node/v1alpha1/Disk.js';

@@ -121,7 +121,7 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
 
   /**
    * removeLocalDisks: the target runs the guest, so the source's local disk images go too (else they are kept),
-   * except the disks named in retainLocalDisks, which the source moves aside (retainedImagePath).
+   * except the disks named in retainLocalDisks, which the source moves aside (proto retainedImagePath).
    */
   releaseSource(
     id: string,

@@ -27,7 +27,7 @@ import type {
 } from '../../../proto/index.js';
 import type { Informer } from '../runtime/informer.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
-import { newMigrationToken } from '../../../proto/index.js';
+import { newMigrationToken, retainedImagePath } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
 import { guestName } from '../daemon/guest-key.js';
 import { FencedError } from '../daemon/fencing.js';
@@ -554,7 +554,7 @@ function retainedSourceCopies(
           );
     return onNode === undefined
       ? []
-      : [{ name: disk.name, retainedPath: `${onNode.path}.tern-retained-${migrationId}` }];
+      : [{ name: disk.name, retainedPath: retainedImagePath(onNode.path, migrationId) }];
   });
 }
 

@@ -24,11 +24,11 @@ import {
   diskCopyAllowanceMs,
   planTargetImages,
   removeCreatedImages,
-  retainedImagePath,
   retainImage,
   TargetImageError,
   TargetImageExistsError,
 } from './local-disks.js';
+import { retainedImagePath } from '../../../../proto/index.js';
 
 const MiB = 2 ** 20;
 /** An unprivileged user to run QEMU's tools as (the tests run as root). */

@@ -26,6 +26,7 @@ import {
   type CreatedImage,
 } from './image-files.js';
 import { DEFAULT_MIGRATION_POLICY } from './policy.js';
+import { retainedImagePath } from '../../../../proto/index.js';
 
 export const exportName = (index: number): string => `disk${index}`;
 export const nbdNodeName = (index: number): string => `tern-nbd${index}`;
@@ -208,10 +209,6 @@ export async function removeCreatedImages(images: readonly CreatedImage[]): Prom
   for (const image of images) left.push(...(await removeCreatedImage(image)));
   return left;
 }
-
-/** Where a migration's source keeps a local disk's image it retains: next to it, so the disk's path is free. */
-export const retainedImagePath = (file: string, migrationId: string): string =>
-  `${file}.tern-retained-${migrationId}`;
 
 /**
  * Moves a source's local disk image aside to retainedImagePath (ReleaseSource with retain_local_disks): a hard link,
