@@ -19,7 +19,6 @@ import { baseIdentity, readImageHeader, type LocalDiskImage } from '../../qemu/l
 import type { QemuUser } from '../../qemu/run-as.js';
 import type { CreatedImage } from './image-files.js';
 import {
-  copiedBytes,
   createTargetImage,
   diskCopyAllowanceMs,
   planTargetImages,
@@ -370,10 +369,4 @@ describe('retainImage', () => {
   it('refuses when neither the image nor a retained copy exists', async () => {
     await expect(retainImage(path.join(root, 'never.img'), 'm4')).rejects.toThrow(/nothing to retain/);
   });
-});
-
-test('copiedBytes: a mirror job copied its offset, and all of its length once READY', () => {
-  expect(copiedBytes({ offset: MiB, len: 4 * MiB, ready: false })).toBe(MiB);
-  expect(copiedBytes({ offset: 0, len: 4 * MiB, ready: true })).toBe(4 * MiB);
-  expect(copiedBytes({ offset: 4 * MiB, len: 4 * MiB, ready: true })).toBe(4 * MiB);
 });

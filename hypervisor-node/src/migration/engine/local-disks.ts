@@ -326,7 +326,7 @@ export interface DiskCopyProgress {
   failure?: string;
 }
 
-export interface QmpBlockJob {
+interface QmpBlockJob {
   device: string;
   len: number;
   offset: number;
@@ -336,13 +336,6 @@ export interface QmpBlockJob {
 }
 
 /** The source's mirror jobs of one migration, and their NBD client nodes. */
-/**
- * What a mirror job has copied, for the progress figures: its offset, or its length once READY (source and target
- * are in sync then, whatever the offset says: a copy over before the first sample once read "0 of 3.9 MiB").
- */
-export const copiedBytes = (job: Pick<QmpBlockJob, 'offset' | 'len' | 'ready'>): number =>
-  job.ready ? Math.max(job.offset, job.len) : job.offset;
-
 export class DiskMirror {
   private readonly started = new Set<number>();
   private readonly nodes = new Set<number>();
@@ -397,7 +390,7 @@ export class DiskMirror {
         ready = false;
         continue;
       }
-      transferredBytes += copiedBytes(job);
+      transferredBytes += job.offset;
       totalBytes += job.len;
       ready &&= job.ready;
     }
