@@ -70,6 +70,8 @@ if $no_cache || [ ! -f "$base/diff-id" ]; then
   mkdir -p "$base.partial"
   bash hack/image/base-layer.sh "$base.partial"
   mv "$base.partial" "$base"
+  # Layers of older locks or scripts are not used again.
+  find "$out_dir/base" -mindepth 1 -maxdepth 1 ! -name "$base_key" -exec rm -rf {} +
 else
   echo "image: Debian layer: cached ($base)"
 fi
