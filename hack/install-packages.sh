@@ -12,7 +12,9 @@ QEMU_MIN_MAJOR=10
 # test/integration/gitops/.
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
   syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1)
-BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
+# mmdebstrap: the image's Debian root filesystem (hack/image/, npm run image); the backport bootstraps trixie as the
+# image's digests were taken with (its version is part of the cached Debian layer's key).
+BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap)
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 
 die() {
@@ -41,7 +43,7 @@ packages_ok() {
   done
 }
 
-if qemu_ok && packages_ok; then
+if qemu_ok && packages_ok && command -v mmdebstrap >/dev/null; then
   exit 0
 fi
 

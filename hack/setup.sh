@@ -10,7 +10,7 @@ step() { printf 'setup: %s\n' "$*"; }
 LOG_DIR=$TERN_CACHE/logs
 mkdir -p "$LOG_DIR"
 
-step "Debian packages (QEMU >= 10 from bookworm-backports, kernel, busybox, syslinux)"
+step "Debian packages (QEMU >= 10 and mmdebstrap from bookworm-backports, kernel, busybox, syslinux)"
 bash hack/install-packages.sh
 
 # The test daemons and the local cluster run their guests' QEMU as this user (--qemu-user), as the Helm chart runs it

@@ -81,8 +81,9 @@ export const valuesSchema: Schema = {
     image: object({
       repository: string({ minLength: 1 }),
       tag: string(),
+      // A manifest digest, or '' (name the image by its tag).
+      digest: string({ pattern: '^(sha256:[0-9a-f]{64})?$' }),
       pullPolicy: enumOf(['Always', 'IfNotPresent', 'Never']),
-      workingDir: absolutePath,
     }),
     imagePullSecrets: array(object({ name: string({ minLength: 1 }) })),
     commonLabels: stringMap(),

@@ -46,12 +46,16 @@ export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): 
   ];
 }
 
-/** `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. */
+/**
+ * `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. `options.main`: a
+ * built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
+ */
 export async function startDaemonProcess(
   args: string[],
-  options: ServiceProcessOptions = {},
+  options: ServiceProcessOptions & { main?: string } = {},
 ): Promise<DaemonProcess> {
-  const service = await startServiceProcess(MAIN, args, 'hypervisor-node ready', options);
+  const { main = MAIN, ...serviceOptions } = options;
+  const service = await startServiceProcess(main, args, 'hypervisor-node ready', serviceOptions);
   return {
     ...service,
     grpcPort: service.ready.grpcPort as number,

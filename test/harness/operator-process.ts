@@ -10,8 +10,11 @@ export interface OperatorProcess extends Omit<ServiceProcess, 'ready'> {
   metricsPort: number;
 }
 
-/** Starts the operator with `args` and resolves once it logged 'tern-operator ready' (metrics endpoint up). */
-export async function startOperatorProcess(args: string[]): Promise<OperatorProcess> {
-  const service = await startServiceProcess(MAIN, args, 'tern-operator ready');
+/**
+ * Starts the operator with `args` and resolves once it logged 'tern-operator ready' (metrics endpoint up). `main`:
+ * a built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
+ */
+export async function startOperatorProcess(args: string[], main = MAIN): Promise<OperatorProcess> {
+  const service = await startServiceProcess(main, args, 'tern-operator ready');
   return { ...service, metricsPort: service.ready.metricsPort as number };
 }

@@ -1,5 +1,6 @@
-// Runs one of Tern's TypeScript programs (the daemon, the operator) as a real child process for tests and the
-// local cluster: JSON log lines are collected, and start-up completes when the program logs its ready message.
+// Runs one of Tern's programs (the daemon, the operator) as a real child process for tests and the local cluster:
+// from its TypeScript source through tsx, or a bundle of the production build (hack/build-dist.ts) under plain
+// node. JSON log lines are collected, and start-up completes when the program logs its ready message.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
@@ -26,7 +27,7 @@ export interface ServiceProcess {
 export interface ServiceProcessOptions {
   /** A cgroup v2 directory the program runs in from its first instruction on, as in a container's cgroup. */
   cgroup?: string;
-  /** Extra Node.js options, after tsx is loaded (so `--import` may name a .ts file). */
+  /** Extra Node.js options, after tsx is loaded (so `--import` may name a .ts file; no tsx for a built bundle). */
   nodeOptions?: string[];
   /**
    * Runs the program (and every QEMU it starts) in a mount namespace of its own where `source` is bind-mounted
@@ -36,14 +37,18 @@ export interface ServiceProcessOptions {
   privateMount?: { source: string; target: string };
 }
 
-/** Starts `node --import tsx <main> <args>` and resolves once it logged `readyMessage`. */
+/**
+ * Starts `node --import tsx <main> <args>` (a .ts source) or `node <main> <args>` (a built .mjs bundle) and resolves
+ * once it logged `readyMessage`.
+ */
 export async function startServiceProcess(
   main: string,
   args: string[],
   readyMessage: string,
   options: ServiceProcessOptions = {},
 ): Promise<ServiceProcess> {
-  const command = [process.execPath, '--import', 'tsx', ...(options.nodeOptions ?? []), main, ...args];
+  const loader = main.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const command = [process.execPath, ...loader, ...(options.nodeOptions ?? []), main, ...args];
   // The shell joins the cgroup and then becomes node (exec keeps the pid): nothing runs outside it.
   if (options.cgroup !== undefined && options.privateMount !== undefined)
     throw new Error('cgroup and privateMount cannot be combined');

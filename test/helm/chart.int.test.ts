@@ -169,6 +169,58 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
   });
 });
 
+test('every container runs the image by tag, or by digest when image.digest is set, and the programs of its build', async () => {
+  const containers = (manifests: string) =>
+    parseAllDocuments(manifests)
+      .map((doc) => doc.toJS() as { kind?: string; spec?: Record<string, unknown> } | null)
+      .flatMap((object) => {
+        const spec = (
+          object?.kind === 'Pod' ? object.spec : (object?.spec?.template as { spec?: object })?.spec
+        ) as { containers?: { name: string; image: string; command: string[] }[] } | undefined;
+        return spec?.containers ?? [];
+      });
+  const appVersion = (parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string })
+    .appVersion;
+  const byTag = containers(rendered);
+  // The operator, the daemon and the `helm test` Pod.
+  expect(byTag.map((c) => c.name).sort()).toEqual(['hypervisor-node', 'operator', 'ready-check']);
+  for (const container of byTag) expect(container.image).toBe(`tern:${appVersion}`);
+  // The bundles of `npm run build` that the image holds in /app (test/integration/build/image.int.test.ts runs them).
+  const commands = Object.fromEntries(byTag.map((c) => [c.name, c.command]));
+  expect(commands).toMatchObject({
+    operator: ['node', '--enable-source-maps', '/app/operator.mjs'],
+    'hypervisor-node': ['node', '--enable-source-maps', '/app/hypervisor-node.mjs'],
+  });
+
+  const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
+  const byDigest = containers(
+    await helm(
+      'template',
+      'tern',
+      CHART,
+      `--namespace=${NS}`,
+      '--set=tests.enabled=true',
+      '--show-only',
+      'templates/tests/ready-check-pod.yaml',
+      '--show-only',
+      'templates/operator-deployment.yaml',
+      '--show-only',
+      'templates/hypervisor-node-daemonset.yaml',
+      `--set=image.repository=registry.example/tern`,
+      `--set=image.tag=ignored`,
+      `--set=image.digest=${digest}`,
+    ),
+  );
+  expect(byDigest.map((c) => c.image)).toEqual([
+    `registry.example/tern@${digest}`,
+    `registry.example/tern@${digest}`,
+    `registry.example/tern@${digest}`,
+  ]);
+  await expect(helm('template', 'tern', CHART, '--set=image.digest=0.1.0')).rejects.toThrow(
+    "at '/image/digest'",
+  );
+});
+
 test("the DaemonSet runs guests in cgroups of their own under the host's cgroup root, so pod restarts spare them", () => {
   interface PodSpec {
     containers: (Container & { volumeMounts: { name: string; mountPath: string }[] })[];

@@ -59,8 +59,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "tern.hypervisorNode.name" .) .Values.hypervisorNode.serviceAccount.name -}}
 {{- end -}}
 
+{{/* The image reference: repository@digest when image.digest is set, else repository:tag (default appVersion). */}}
 {{- define "tern.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "tern.test.name" -}}
