@@ -20,12 +20,14 @@ import { kubeBinary } from '../harness/control-plane.js';
 import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../local-cluster/cluster-state.js';
 import { downCluster, openCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
 import { PLUGIN_DIR, usageHint } from '../local-cluster/usage.js';
-import { svgChart, terminalChart } from './chart.js';
-import { longestGap, throughputSeries } from './throughput.js';
+import { CHART_MAX_WIDTH, svgChart, terminalChart } from './chart.js';
+import { gapsOf, longestGap, throughputSeries } from './throughput.js';
 
 const NODES = ['node-a', 'node-b'];
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
+/** A pause between two of the client's transactions this long is marked in the chart as a gap. */
+const GAP_MS = 200;
 /** The guest's transaction log disk: a raw image in the cluster's image root (namespace default), which both nodes see. */
 const LOG_DISK_MIB = 256;
 /** Bound of the demo's client; it is stopped a few seconds after the migration. */
@@ -200,14 +202,27 @@ try {
           toMs: wallToPerf(freezing.startedAt) + (freezing.durationMs ?? 0) - clientStart,
         }
       : undefined;
+  const phases = timings.flatMap(({ phase, startedAt, durationMs }) =>
+    startedAt === undefined || durationMs === undefined
+      ? []
+      : [
+          {
+            name: phase,
+            fromMs: wallToPerf(startedAt) - clientStart,
+            toMs: wallToPerf(startedAt) + durationMs - clientStart,
+          },
+        ],
+  );
   const chart = {
     series: throughputSeries(completions(), clientStart, clientEnd, BUCKET_MS),
     bucketMs: BUCKET_MS,
     freeze,
     migration: { fromMs: migrationStart - clientStart, toMs: migrationEnd - clientStart },
+    phases,
+    gaps: gapsOf(completions(), clientStart, GAP_MS),
   };
-  say('\ntransactions per second (100 ms buckets):');
-  say(terminalChart(chart));
+  say('');
+  say(terminalChart(chart, process.stdout.isTTY ? process.stdout.columns : CHART_MAX_WIDTH));
   await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
 
   let verify = 'not run';
