@@ -122,11 +122,12 @@ export function terminalChart(
   if (phases.length > 0) {
     const letters = phaseLetters(phases.map((phase) => phase.name));
     // A column shows the phase that covers it, Freezing before any other (the guest's pause is what the chart is
-    // about), else the shortest: a phase shorter than a column is not hidden by a long neighbour.
+    // about), else the shortest: a phase shorter than a column is not hidden by a long neighbour (one of 0 ms has no
+    // column, only its legend entry).
     const rank = (phase: Span & { name: string }): number =>
       phase.name === 'Freezing' ? -1 : phase.toMs - phase.fromMs;
     const row = means.map((_, c) => {
-      const covering = phases.filter((phase) => overlaps(phase, ...span(c)));
+      const covering = phases.filter((phase) => phase.toMs > phase.fromMs && overlaps(phase, ...span(c)));
       covering.sort((a, b) => rank(a) - rank(b));
       return covering.length ? letters.get(covering[0]!.name)! : ' ';
     });

@@ -86,24 +86,27 @@ function vmManifest(images: TestGuestImages, guestIp: string, logDisk: string): 
 
 /**
  * Migrates the VM the way a user would: `kubectl tern migrate demo --to TARGET --wait`, through the real kubectl
- * with the plugin on the PATH; its live output is shown as it comes. Returns the finished Migration.
+ * with the plugin on the PATH, writing to the demo's own stdout: on a terminal its live line (progress bar,
+ * throughput) is redrawn in place, in a pipe or file it prints plain progress lines. Returns the finished Migration.
  */
 async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
   const args = ['tern', 'migrate', 'demo', '--to', target, '--wait'];
   say(`\n$ kubectl ${args.join(' ')}`);
+  const before = new Set((await migrationsOfDemo(cluster)).map((m) => m.metadata.name));
   const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.kubeconfig], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, PATH: `${PLUGIN_DIR}:${process.env.PATH ?? ''}` },
   });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-    process.stdout.write(chunk);
-  });
   await new Promise((resolve) => child.once('exit', resolve));
-  const name = /migration\.tern\.dev\/(\S+) created/.exec(output)?.[1];
-  if (name === undefined) throw new Error('kubectl tern created no Migration');
-  return getJson<Migration>(cluster, 'migration', name);
+  const created = (await migrationsOfDemo(cluster)).filter((m) => !before.has(m.metadata.name));
+  if (created.length !== 1)
+    throw new Error(`kubectl tern created ${created.length} Migrations of demo, not one`);
+  return created[0]!;
+}
+
+async function migrationsOfDemo(cluster: LocalCluster): Promise<Migration[]> {
+  const list = await getJson<{ items: Migration[] }>(cluster, 'migrations', '--namespace', 'default');
+  return list.items.filter((migration) => migration.spec.vmName === 'demo');
 }
 
 /** The cluster that is up in clusterDir, else a new one there (after cleaning up what a dead one left). */
