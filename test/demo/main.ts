@@ -18,7 +18,14 @@ import { checkDurability } from '../../guest/host/txlog.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { kubeBinary } from '../harness/control-plane.js';
 import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../local-cluster/cluster-state.js';
-import { downCluster, openCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
+import {
+  CannotHealError,
+  downCluster,
+  healCluster,
+  openCluster,
+  upCluster,
+  type LocalCluster,
+} from '../local-cluster/local-cluster.js';
 import { PLUGIN_DIR, usageHint } from '../local-cluster/usage.js';
 import { CHART_MAX_WIDTH, svgChart, terminalChart } from './chart.js';
 import { gapsOf, longestGap, throughputSeries } from './throughput.js';
@@ -109,32 +116,34 @@ async function migrationsOfDemo(cluster: LocalCluster): Promise<Migration[]> {
   return list.items.filter((migration) => migration.spec.vmName === 'demo');
 }
 
-/** The cluster that is up in clusterDir, else a new one there (after cleaning up what a dead one left). */
+/**
+ * The cluster that is up in clusterDir; one that is partly down gets what is down started (healCluster); one that
+ * cannot be healed is removed; then a new one is brought up there. A VM left by an earlier demo run goes first (its
+ * finalizer stops the guest).
+ */
 async function clusterUp(): Promise<LocalCluster> {
-  const running = openCluster(clusterDir);
-  if (running !== undefined) {
+  const log = (line: string) => say(`cluster: ${line}`);
+  let cluster = openCluster(clusterDir);
+  if (cluster !== undefined) {
     say(`cluster: reusing the cluster in ${clusterDir}`);
-    // A VM left by an earlier demo run goes first (its finalizer stops the guest).
-    await running.kubectl([
-      'delete',
-      'virtualmachine',
-      'demo',
-      '--ignore-not-found',
-      '--wait',
-      '--timeout=120s',
-    ]);
-    return running;
+  } else if (readState(clusterDir) !== undefined) {
+    cluster = await healCluster(clusterDir, { nodes: NODES, log }).catch(async (error: unknown) => {
+      if (!(error instanceof CannotHealError)) throw error;
+      say(`cluster: ${error.message}: removing it`);
+      await downCluster(clusterDir, clusterName);
+      return undefined;
+    });
   }
-  if (readState(clusterDir) !== undefined) {
-    say(`cluster: the cluster in ${clusterDir} is not healthy: removing it`);
-    await downCluster(clusterDir, clusterName);
-  }
-  return upCluster({
-    dir: clusterDir,
-    name: clusterName,
-    nodes: NODES,
-    log: (line) => say(`cluster: ${line}`),
-  });
+  if (cluster === undefined) return upCluster({ dir: clusterDir, name: clusterName, nodes: NODES, log });
+  await cluster.kubectl([
+    'delete',
+    'virtualmachine',
+    'demo',
+    '--ignore-not-found',
+    '--wait',
+    '--timeout=120s',
+  ]);
+  return cluster;
 }
 
 if (process.argv.includes('--down')) {
