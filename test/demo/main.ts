@@ -234,7 +234,7 @@ try {
     gaps: gapsOf(completions(), clientStart, GAP_MS),
   };
   say('');
-  say(terminalChart(chart, process.stdout.isTTY ? process.stdout.columns : CHART_MAX_WIDTH));
+  say(terminalChart(chart, (process.stdout.isTTY && process.stdout.columns) || CHART_MAX_WIDTH));
   await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
 
   let verify = 'not run';
