@@ -214,17 +214,13 @@ try {
           toMs: wallToPerf(freezing.startedAt) + (freezing.durationMs ?? 0) - clientStart,
         }
       : undefined;
-  const phases = timings.flatMap(({ phase, startedAt, durationMs }) =>
-    startedAt === undefined || durationMs === undefined
-      ? []
-      : [
-          {
-            name: phase,
-            fromMs: wallToPerf(startedAt) - clientStart,
-            toMs: wallToPerf(startedAt) + durationMs - clientStart,
-          },
-        ],
-  );
+  // Each start converted once: two conversions differ by the clocks' drift in between, which would give a 0 ms
+  // phase a length.
+  const phases = timings.flatMap(({ phase, startedAt, durationMs }) => {
+    if (startedAt === undefined || durationMs === undefined) return [];
+    const fromMs = wallToPerf(startedAt) - clientStart;
+    return [{ name: phase, fromMs, toMs: fromMs + durationMs }];
+  });
   const chart = {
     series: throughputSeries(completions(), clientStart, clientEnd, BUCKET_MS),
     bucketMs: BUCKET_MS,
