@@ -73,11 +73,11 @@ describe('progress', () => {
 
   it('renders round, percent (derived when the operator did not set it), bytes and rates', () => {
     expect(renderProgress(progress, true)).toBe(
-      'round 3 [###############---------] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · ' +
-        'throughput 410 MiB/s · expected downtime 35 ms',
+      'round 3 [###############---------] 62% · throughput 410 MiB/s · 640 MiB sent · 384 MiB left · ' +
+        'dirty 12.0 MiB/s · expected downtime 35 ms',
     );
     expect(renderProgress({ ...progress, percent: 70 }, false)).toBe(
-      'round 3 70% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · throughput 410 MiB/s · expected downtime 35 ms',
+      'round 3 70% · throughput 410 MiB/s · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · expected downtime 35 ms',
     );
   });
 

@@ -50,7 +50,7 @@ export function progressBar(percent: number, width = BAR_WIDTH): string {
 }
 
 /**
- * "round 3 [###---] 62% · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s · throughput 410 MiB/s"; absent fields
+ * "round 3 [###---] 62% · throughput 410 MiB/s · 640 MiB sent · 384 MiB left · dirty 12.0 MiB/s"; absent fields
  * are left out. QEMU reports a throughput of 0 until it has measured one: `measuredRate` (the caller's own
  * bytes-over-time figure) stands in for it then, and without one no throughput is shown rather than "0 B/s".
  */
@@ -65,12 +65,13 @@ export function renderProgress(
   const percent = percentOf(progress);
   if (percent !== undefined) parts.push(withBar ? `${progressBar(percent)} ${percent}%` : `${percent}%`);
   const details: string[] = [];
+  // The throughput first: a terminal's live line is cut at its width, and the rate is what shows the copy moving.
+  const throughput = progress.throughputBytesPerSecond || measuredRate;
+  if (throughput) details.push(`throughput ${formatRate(throughput)}`);
   if (progress.transferredBytes !== undefined) details.push(`${formatBytes(progress.transferredBytes)} sent`);
   if (progress.remainingBytes !== undefined) details.push(`${formatBytes(progress.remainingBytes)} left`);
   if (progress.dirtyBytesPerSecond !== undefined)
     details.push(`dirty ${formatRate(progress.dirtyBytesPerSecond)}`);
-  const throughput = progress.throughputBytesPerSecond || measuredRate;
-  if (throughput) details.push(`throughput ${formatRate(throughput)}`);
   if (progress.expectedDowntimeMs !== undefined) {
     details.push(`expected downtime ${formatDuration(progress.expectedDowntimeMs)}`);
   }

@@ -98,8 +98,8 @@ describe('MigrationReporter', () => {
       'Scheduling phase completed in 15 ms.',
       'Initializing…',
       'Initializing phase completed in 300 ms.',
-      'Copying: round 1 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
-      'Copying: round 2 97% · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
+      'Copying: round 1 25% · throughput 400 MiB/s · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s',
+      'Copying: round 2 97% · throughput 400 MiB/s · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s',
       'Copying phase completed in 1.85 s.',
       'Quiescing phase completed in 4 ms.',
       'Freezing phase completed in 41 ms.',
@@ -117,12 +117,20 @@ describe('MigrationReporter', () => {
       `${E}Pending…${E}Pending…` +
         `${E}Pending phase completed in 10 ms.\nScheduling phase completed in 15 ms.\n` +
         `${E}Initializing…${E}Initializing phase completed in 300 ms.\n` +
-        `${E}Copying: round 1 ${bar(6)} 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
-        `${E}Copying: round 1 ${bar(12)} 50% · 512 MiB sent · 512 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
-        `${E}Copying: round 2 ${bar(23)} 97% · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s` +
+        `${E}Copying: round 1 ${bar(6)} 25% · throughput 400 MiB/s · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s` +
+        `${E}Copying: round 1 ${bar(12)} 50% · throughput 400 MiB/s · 512 MiB sent · 512 MiB left · dirty 8.0 MiB/s` +
+        `${E}Copying: round 2 ${bar(23)} 97% · throughput 400 MiB/s · 1000 MiB sent · 24.0 MiB left · dirty 8.0 MiB/s` +
         `${E}Copying phase completed in 1.85 s.\nQuiescing phase completed in 4 ms.\nFreezing phase completed in 41 ms.\n` +
         `${SUMMARY.join('\n')}\n`,
     );
+  });
+
+  it('keeps the throughput on the live line of an 80-column terminal', () => {
+    const copying = play(true, 80)
+      .output.split('\r\x1b[2K')
+      .filter((l) => l.startsWith('Copying: '));
+    expect(copying).toHaveLength(3);
+    for (const line of copying) expect(line).toContain('throughput 400 MiB/s');
   });
 
   it('cuts the live line to the terminal width so that it never wraps', () => {
@@ -199,7 +207,7 @@ describe('MigrationReporter: phase order', () => {
       [500, succeeded],
     ]);
     expect(output.split('\n').slice(3, 8)).toEqual([
-      'Copying: round 1 25% · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s · throughput 400 MiB/s',
+      'Copying: round 1 25% · throughput 400 MiB/s · 256 MiB sent · 768 MiB left · dirty 8.0 MiB/s',
       'Copying phase completed in 1.85 s.',
       'Quiescing phase completed in 4 ms.',
       'Freezing phase completed in 72 ms.',

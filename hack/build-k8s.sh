@@ -4,7 +4,8 @@
 # GitOps tests run on Tern's objects), from the Go module proxy. The pinned versions live in the consumer modules
 # hack/k8s/apiserver, hack/k8s/etcd, hack/k8s/helm and hack/k8s/kstatus (go.mod + go.sum); bump them there (go mod
 # tidy) and here together. Idempotent: a binary that already reports the expected version is not rebuilt.
-# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd,helm,kstatus}.
+# Usage: build-k8s.sh [BINARY...] (default: all). Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,
+# kubectl,etcd,helm,kstatus}.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -101,28 +102,36 @@ helm_ldflags() {
   echo "$flags"
 }
 
-need_etcd=1 need_apiserver=1 need_kubectl=1 need_helm=1 need_kstatus=1
-version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=0
-version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version && need_apiserver=0
-version_ok kubectl "Client Version: $K8S_VERSION" version --client && need_kubectl=0
-version_ok helm "Version:\"$HELM_VERSION\"" version && need_helm=0
-version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version && need_kstatus=0
+# The binaries to build, as arguments (default: all of them); `hack/setup.sh demo` asks for etcd, kube-apiserver and
+# kubectl only.
+ALL=(etcd kube-apiserver kubectl helm kstatus)
+(($# > 0)) || set -- "${ALL[@]}"
+need_etcd=0 need_apiserver=0 need_kubectl=0 need_helm=0 need_kstatus=0
+for want in "$@"; do
+  case $want in
+  etcd) version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version || need_etcd=1 ;;
+  kube-apiserver) version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version || need_apiserver=1 ;;
+  kubectl) version_ok kubectl "Client Version: $K8S_VERSION" version --client || need_kubectl=1 ;;
+  helm) version_ok helm "Version:\"$HELM_VERSION\"" version || need_helm=1 ;;
+  kstatus) version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version || need_kstatus=1 ;;
+  *) die "unknown binary '$want' (one of: ${ALL[*]})" ;;
+  esac
+done
 
 if ((need_etcd + need_apiserver + need_kubectl + need_helm + need_kstatus == 0)); then
-  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
-    "(cli-utils $CLI_UTILS_VERSION) are up to date in $BIN"
+  echo "build-k8s: $* up to date in $BIN"
   exit 0
 fi
 
 require_go
 # The consumer modules must pin the same versions as this script (bump both together).
-grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver/go.mod" ||
+((need_apiserver + need_kubectl == 0)) || grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver/go.mod" ||
   die "hack/k8s/apiserver/go.mod does not require k8s.io/kubernetes $K8S_VERSION"
-grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/etcd/go.mod" ||
+((need_etcd == 0)) || grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/etcd/go.mod" ||
   die "hack/k8s/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-grep -qE "^\s*helm.sh/helm/v3 $HELM_VERSION( //.*)?$" "$ROOT/hack/k8s/helm/go.mod" ||
+((need_helm == 0)) || grep -qE "^\s*helm.sh/helm/v3 $HELM_VERSION( //.*)?$" "$ROOT/hack/k8s/helm/go.mod" ||
   die "hack/k8s/helm/go.mod does not require helm.sh/helm/v3 $HELM_VERSION"
-grep -qE "^\s*sigs.k8s.io/cli-utils $CLI_UTILS_VERSION( //.*)?$" "$ROOT/hack/k8s/kstatus/go.mod" ||
+((need_kstatus == 0)) || grep -qE "^\s*sigs.k8s.io/cli-utils $CLI_UTILS_VERSION( //.*)?$" "$ROOT/hack/k8s/kstatus/go.mod" ||
   die "hack/k8s/kstatus/go.mod does not require sigs.k8s.io/cli-utils $CLI_UTILS_VERSION"
 
 if ((need_etcd)); then
@@ -156,5 +165,4 @@ if ((need_kstatus)); then
     die "$BIN/kstatus does not report cli-utils $CLI_UTILS_VERSION"
 fi
 
-echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
-  "(cli-utils $CLI_UTILS_VERSION) ready in $BIN"
+echo "build-k8s: $* ready in $BIN"

@@ -1,9 +1,16 @@
 // `npm run cluster -- up|down|status`: the local Tern cluster (see local-cluster.ts). `up` returns once the
-// cluster is ready and leaves it running; `down` removes it, also after an `up` that failed halfway.
+// cluster is ready and leaves it running; on a cluster that is partly down it starts what is down and keeps what
+// runs. `down` removes it, also after an `up` that failed halfway.
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../test/local-cluster/cluster-state.js';
-import { clusterStatus, downCluster, openCluster, upCluster } from '../test/local-cluster/local-cluster.js';
+import {
+  clusterStatus,
+  downCluster,
+  healCluster,
+  openCluster,
+  upCluster,
+} from '../test/local-cluster/local-cluster.js';
 import { usageHint } from '../test/local-cluster/usage.js';
 
 interface Common {
@@ -21,10 +28,14 @@ const withCommon = (command: Command): Command =>
       DEFAULT_CLUSTER_NAME,
     );
 
-withCommon(program.command('up').description('bring the cluster up and leave it running'))
+withCommon(
+  program
+    .command('up')
+    .description('bring the cluster up (or start what of it is down) and leave it running'),
+)
   .option('--nodes <names>', 'comma-separated hypervisor node names', 'node-a,node-b')
   .option('--loopback', 'no network namespaces, even as root')
-  .action(async (opts: Common & { nodes: string; loopback?: boolean }) => {
+  .action(async (opts: Common & { nodes: string; loopback?: boolean }, command: Command) => {
     const dir = resolve(opts.dir);
     const running = openCluster(dir);
     if (running !== undefined) {
@@ -32,12 +43,26 @@ withCommon(program.command('up').description('bring the cluster up and leave it 
       console.log(usageHint(running.state));
       return;
     }
+    const log = (line: string) => console.log(`cluster: ${line}`);
+    if (readState(dir) !== undefined) {
+      // Recorded, but not all of it runs: start what is down, keep what runs.
+      const healed = await healCluster(dir, {
+        // The recorded nodes, unless others were asked for (then healing is refused).
+        nodes:
+          command.getOptionValueSource('nodes') === 'cli' ? opts.nodes.split(',').filter(Boolean) : undefined,
+        loopback: opts.loopback,
+        log,
+      });
+      console.log(`\nThe cluster ${healed.state.name} is up again (${healed.state.mode} mode). Try:\n`);
+      console.log(usageHint(healed.state));
+      return;
+    }
     const cluster = await upCluster({
       dir,
       name: opts.name,
       nodes: opts.nodes.split(',').filter(Boolean),
       loopback: opts.loopback,
-      log: (line) => console.log(`cluster: ${line}`),
+      log,
     });
     console.log(`\nThe cluster ${cluster.state.name} is up (${cluster.state.mode} mode). Try:\n`);
     console.log(usageHint(cluster.state));

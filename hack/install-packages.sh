@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Tern's tests, guests and demo need. Idempotent: does nothing when all are present.
+# Installs the Debian packages of a setup profile (hack/setup.sh): `demo` or `test` (default: everything the tests
+# need). Idempotent: does nothing when all are present.
 # QEMU comes from bookworm-backports: Debian 12's own QEMU 7.2 corrupts guests during TCG live migration.
 # apt-get's output goes to logs under $TERN_CACHE/logs; a failure prints one line that points at its log.
 set -euo pipefail
 
 QEMU_MIN_MAJOR=10
+# What the demo and the local cluster need: the test guest is built from busybox-static, the kernel, kmod, xz-utils,
+# cpio, gzip and gcc (its agent); iproute2 makes the cluster's network namespaces; openssl its certificates.
+DEMO_PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make)
+# What only the tests need on top:
 # syslinux ... faketime: the bootable disk image of the test guest (guest/build-disk.sh).
 # prometheus: the chart's alert rules and dashboard queries are checked against it (and promtool); the tests start
 # their own server on a free loopback port (the package's service, where systemd starts one, is not used).
 # lua5.1: the Argo CD health checks (argocd/) run in the interpreter Argo CD embeds (Lua 5.1) by
 # test/integration/gitops/.
-PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
-  syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1)
-# mmdebstrap: the image's Debian root filesystem (hack/image/, npm run image); the backport bootstraps trixie as the
-# image's digests were taken with (its version is part of the cached Debian layer's key).
-BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap)
+TEST_PACKAGES=(syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1)
+# mmdebstrap (tests only): the image's Debian root filesystem (hack/image/, npm run image); the backport bootstraps
+# trixie as the image's digests were taken with (its version is part of the cached Debian layer's key).
+case ${1:-test} in
+demo) PACKAGES=("${DEMO_PACKAGES[@]}") BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils) ;;
+test) PACKAGES=("${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}") BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap) ;;
+*) echo "setup: error: install-packages.sh: unknown profile '$1' (demo or test)" >&2 && exit 2 ;;
+esac
 LOG_DIR=${TERN_CACHE:-$HOME/.cache/tern}/logs
 
 die() {

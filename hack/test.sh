@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash hack/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+bash hack/setup.sh test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0

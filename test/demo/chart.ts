@@ -1,29 +1,152 @@
-// The transactions-per-second chart of the demo: rows of bars in the terminal, and an SVG with the freeze marked.
+// The transactions-per-second chart of the demo: time on the x axis in the terminal (at most 80 columns), and an
+// SVG with the freeze marked.
+
+export interface Span {
+  fromMs: number;
+  toMs: number;
+}
 
 export interface ChartInput {
   /** Transactions per second per bucket. */
   series: number[];
   bucketMs: number;
   /** Where the freeze (guest paused) started and ended, in ms from the series start. */
-  freeze?: { fromMs: number; toMs: number };
+  freeze?: Span;
   /** Where the migration started and ended, in ms from the series start. */
-  migration?: { fromMs: number; toMs: number };
+  migration?: Span;
+  /** The Migration's phases in order (from its phaseTimings), in ms from the series start. */
+  phases?: (Span & { name: string })[];
+  /** The client's pauses without a completed transaction (throughput.ts gapsOf), in ms from the series start. */
+  gaps?: Span[];
 }
 
-const BAR_WIDTH = 50;
+/** Width the terminal chart never exceeds: a classic terminal. */
+export const CHART_MAX_WIDTH = 80;
+const PLOT_ROWS = 8;
+/** Left of the plot: the tx/s label (6), a space and the axis. */
+const MARGIN = 8;
+const EIGHTHS = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+/** Axis tick steps (s): the smallest that leaves room for its labels is taken. */
+const TICK_STEPS_S = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
 
-export function terminalChart({ series, bucketMs, freeze, migration }: ChartInput): string {
-  const peak = Math.max(1, ...series);
-  const within = (range: { fromMs: number; toMs: number } | undefined, t: number): boolean =>
-    range !== undefined && t + bucketMs > range.fromMs && t < range.toMs;
-  return series
-    .map((tps, i) => {
-      const t = i * bucketMs;
-      const bar = '█'.repeat(Math.round((tps / peak) * BAR_WIDTH)).padEnd(BAR_WIDTH);
-      const mark = within(freeze, t) ? ' ◀ freeze' : within(migration, t) ? ' · migrating' : '';
-      return `${(t / 1000).toFixed(1).padStart(6)} s │${bar}│ ${tps.toFixed(0).padStart(6)} tx/s${mark}`;
-    })
-    .join('\n');
+const overlaps = (span: Span, fromMs: number, toMs: number): boolean =>
+  span.fromMs < toMs && span.toMs > fromMs;
+
+const seconds = (ms: number): string =>
+  ms >= 10_000 || ms % 1000 === 0 ? `${Math.round(ms / 1000)}` : (ms / 1000).toFixed(1);
+
+const duration = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+/** One letter per phase: the first letter of its name that no earlier phase took (PostCopy after Pending: O). */
+export function phaseLetters(names: string[]): Map<string, string> {
+  const letters = new Map<string, string>();
+  for (const name of names) {
+    if (letters.has(name)) continue;
+    const taken = new Set(letters.values());
+    const letter = [...name.toUpperCase()].find((c) => /[A-Z]/.test(c) && !taken.has(c)) ?? '?';
+    letters.set(name, letter);
+  }
+  return letters;
+}
+
+/** Joins legend entries into lines of at most `width` columns, each continuation indented like the first. */
+function wrap(head: string, entries: string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = head;
+  for (const entry of entries) {
+    if (line.length > head.length && line.length + 2 + entry.length > width) {
+      lines.push(line);
+      line = ' '.repeat(head.length);
+    }
+    line += line.length > head.length ? `  ${entry}` : entry;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * The transactions-per-second chart for a terminal: time from left to right, at most `width` columns whatever the
+ * run's length (each column the mean of the buckets it covers), the Migration's phases as letters under the time
+ * axis, the client's gaps marked ▲ at their columns, and a legend. Plain Unicode block and box characters, no
+ * colour.
+ */
+export function terminalChart(
+  { series, bucketMs, phases = [], gaps = [] }: ChartInput,
+  width = CHART_MAX_WIDTH,
+): string {
+  const plotWidth = Math.max(10, Math.min(width, CHART_MAX_WIDTH) - MARGIN);
+  const durationMs = series.length * bucketMs;
+  const columns = Math.min(plotWidth, series.length);
+  const msPerColumn = durationMs / columns;
+  const sums = new Array<number>(columns).fill(0);
+  const counts = new Array<number>(columns).fill(0);
+  series.forEach((tps, i) => {
+    const column = Math.min(columns - 1, Math.floor((i * columns) / series.length));
+    sums[column]! += tps;
+    counts[column]!++;
+  });
+  const means = sums.map((sum, c) => (counts[c] ? sum / counts[c]! : 0));
+  const peak = Math.max(1, ...means);
+  const span = (c: number): [number, number] => [c * msPerColumn, (c + 1) * msPerColumn];
+
+  const lines: string[] = [];
+  lines.push(`transactions/s over ${seconds(durationMs)} s, ${duration(msPerColumn)} per column`);
+  for (let row = PLOT_ROWS - 1; row >= 0; row--) {
+    const label = row === PLOT_ROWS - 1 ? peak.toFixed(0) : '';
+    const cells = means.map((mean) => {
+      const eighths = Math.round((mean / peak) * PLOT_ROWS * 8) - row * 8;
+      return EIGHTHS[Math.max(0, Math.min(8, eighths))]!;
+    });
+    lines.push(`${label.padStart(MARGIN - 2)} ┤${cells.join('')}`.trimEnd());
+  }
+
+  // The time axis: ticks every `step` seconds, the smallest step whose labels do not touch.
+  const widest = seconds(durationMs).length + 2;
+  const stepS =
+    TICK_STEPS_S.find((step) => (step * 1000) / msPerColumn >= widest + 1) ?? TICK_STEPS_S.at(-1)!;
+  const axis = [...'─'.repeat(columns)];
+  const labels = [...' '.repeat(columns + MARGIN)];
+  for (let tick = 0; tick * stepS * 1000 <= durationMs; tick++) {
+    const t = tick * stepS * 1000;
+    const column = Math.min(columns - 1, Math.round(t / msPerColumn));
+    axis[column] = '┬';
+    const text = `${seconds(t)}s`;
+    const at = Math.min(MARGIN + column, MARGIN + columns - text.length);
+    if (labels.slice(Math.max(0, at - 1), at + text.length + 1).every((c) => c === ' '))
+      labels.splice(at, text.length, ...text);
+  }
+  lines.push(`${'0'.padStart(MARGIN - 2)} └${axis.join('')}`);
+  lines.push(labels.join('').trimEnd());
+
+  const legend: string[] = [];
+  if (phases.length > 0) {
+    const letters = phaseLetters(phases.map((phase) => phase.name));
+    // A column shows the phase that covers it, Freezing before any other (the guest's pause is what the chart is
+    // about), else the shortest: a phase shorter than a column is not hidden by a long neighbour (one of 0 ms has no
+    // column, only its legend entry).
+    const rank = (phase: Span & { name: string }): number =>
+      phase.name === 'Freezing' ? -1 : phase.toMs - phase.fromMs;
+    const row = means.map((_, c) => {
+      const covering = phases.filter((phase) => phase.toMs > phase.fromMs && overlaps(phase, ...span(c)));
+      covering.sort((a, b) => rank(a) - rank(b));
+      return covering.length ? letters.get(covering[0]!.name)! : ' ';
+    });
+    lines.push(`${'phase'.padEnd(MARGIN)}${row.join('')}`.trimEnd());
+    legend.push(
+      ...phases.map(
+        (phase) => `${letters.get(phase.name)} ${phase.name} ${duration(phase.toMs - phase.fromMs)}`,
+      ),
+    );
+  }
+  if (gaps.length > 0) {
+    const row = means.map((_, c) => (gaps.some((gap) => overlaps(gap, ...span(c))) ? '▲' : ' '));
+    const longest = Math.max(...gaps.map((gap) => gap.toMs - gap.fromMs));
+    lines.push(`${'gaps'.padEnd(MARGIN)}${row.join('')}`.trimEnd());
+    legend.push(`▲ client's gap (${gaps.length}, longest ${duration(longest)})`);
+  }
+  legend.unshift('█ mean tx/s per column');
+  lines.push(...wrap('legend  ', legend, MARGIN + plotWidth));
+  return lines.join('\n');
 }
 
 export function svgChart({ series, bucketMs, freeze, migration }: ChartInput, title: string): string {

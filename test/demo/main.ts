@@ -18,14 +18,23 @@ import { checkDurability } from '../../guest/host/txlog.js';
 import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js';
 import { kubeBinary } from '../harness/control-plane.js';
 import { DEFAULT_CLUSTER_NAME, defaultClusterDir, readState } from '../local-cluster/cluster-state.js';
-import { downCluster, openCluster, upCluster, type LocalCluster } from '../local-cluster/local-cluster.js';
+import {
+  CannotHealError,
+  downCluster,
+  healCluster,
+  openCluster,
+  upCluster,
+  type LocalCluster,
+} from '../local-cluster/local-cluster.js';
 import { PLUGIN_DIR, usageHint } from '../local-cluster/usage.js';
-import { svgChart, terminalChart } from './chart.js';
-import { longestGap, throughputSeries } from './throughput.js';
+import { CHART_MAX_WIDTH, svgChart, terminalChart } from './chart.js';
+import { gapsOf, longestGap, throughputSeries } from './throughput.js';
 
 const NODES = ['node-a', 'node-b'];
 const SERVICE_PORT = 7000;
 const BUCKET_MS = 100;
+/** A pause between two of the client's transactions this long is marked in the chart as a gap. */
+const GAP_MS = 200;
 /** The guest's transaction log disk: a raw image in the cluster's image root (namespace default), which both nodes see. */
 const LOG_DISK_MIB = 256;
 /** Bound of the demo's client; it is stopped a few seconds after the migration. */
@@ -84,52 +93,57 @@ function vmManifest(images: TestGuestImages, guestIp: string, logDisk: string): 
 
 /**
  * Migrates the VM the way a user would: `kubectl tern migrate demo --to TARGET --wait`, through the real kubectl
- * with the plugin on the PATH; its live output is shown as it comes. Returns the finished Migration.
+ * with the plugin on the PATH, writing to the demo's own stdout: on a terminal its live line (progress bar,
+ * throughput) is redrawn in place, in a pipe or file it prints plain progress lines. Returns the finished Migration.
  */
 async function migrate(cluster: LocalCluster, target: string): Promise<Migration> {
   const args = ['tern', 'migrate', 'demo', '--to', target, '--wait'];
   say(`\n$ kubectl ${args.join(' ')}`);
+  const before = new Set((await migrationsOfDemo(cluster)).map((m) => m.metadata.name));
   const child = spawn(kubeBinary('kubectl'), [...args, '--kubeconfig', cluster.kubeconfig], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, PATH: `${PLUGIN_DIR}:${process.env.PATH ?? ''}` },
   });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-    process.stdout.write(chunk);
-  });
   await new Promise((resolve) => child.once('exit', resolve));
-  const name = /migration\.tern\.dev\/(\S+) created/.exec(output)?.[1];
-  if (name === undefined) throw new Error('kubectl tern created no Migration');
-  return getJson<Migration>(cluster, 'migration', name);
+  const created = (await migrationsOfDemo(cluster)).filter((m) => !before.has(m.metadata.name));
+  if (created.length !== 1)
+    throw new Error(`kubectl tern created ${created.length} Migrations of demo, not one`);
+  return created[0]!;
 }
 
-/** The cluster that is up in clusterDir, else a new one there (after cleaning up what a dead one left). */
+async function migrationsOfDemo(cluster: LocalCluster): Promise<Migration[]> {
+  const list = await getJson<{ items: Migration[] }>(cluster, 'migrations', '--namespace', 'default');
+  return list.items.filter((migration) => migration.spec.vmName === 'demo');
+}
+
+/**
+ * The cluster that is up in clusterDir; one that is partly down gets what is down started (healCluster); one that
+ * cannot be healed is removed; then a new one is brought up there. A VM left by an earlier demo run goes first (its
+ * finalizer stops the guest).
+ */
 async function clusterUp(): Promise<LocalCluster> {
-  const running = openCluster(clusterDir);
-  if (running !== undefined) {
+  const log = (line: string) => say(`cluster: ${line}`);
+  let cluster = openCluster(clusterDir);
+  if (cluster !== undefined) {
     say(`cluster: reusing the cluster in ${clusterDir}`);
-    // A VM left by an earlier demo run goes first (its finalizer stops the guest).
-    await running.kubectl([
-      'delete',
-      'virtualmachine',
-      'demo',
-      '--ignore-not-found',
-      '--wait',
-      '--timeout=120s',
-    ]);
-    return running;
+  } else if (readState(clusterDir) !== undefined) {
+    cluster = await healCluster(clusterDir, { nodes: NODES, log }).catch(async (error: unknown) => {
+      if (!(error instanceof CannotHealError)) throw error;
+      say(`cluster: ${error.message}: removing it`);
+      await downCluster(clusterDir, clusterName);
+      return undefined;
+    });
   }
-  if (readState(clusterDir) !== undefined) {
-    say(`cluster: the cluster in ${clusterDir} is not healthy: removing it`);
-    await downCluster(clusterDir, clusterName);
-  }
-  return upCluster({
-    dir: clusterDir,
-    name: clusterName,
-    nodes: NODES,
-    log: (line) => say(`cluster: ${line}`),
-  });
+  if (cluster === undefined) return upCluster({ dir: clusterDir, name: clusterName, nodes: NODES, log });
+  await cluster.kubectl([
+    'delete',
+    'virtualmachine',
+    'demo',
+    '--ignore-not-found',
+    '--wait',
+    '--timeout=120s',
+  ]);
+  return cluster;
 }
 
 if (process.argv.includes('--down')) {
@@ -200,14 +214,23 @@ try {
           toMs: wallToPerf(freezing.startedAt) + (freezing.durationMs ?? 0) - clientStart,
         }
       : undefined;
+  // Each start converted once: two conversions differ by the clocks' drift in between, which would give a 0 ms
+  // phase a length.
+  const phases = timings.flatMap(({ phase, startedAt, durationMs }) => {
+    if (startedAt === undefined || durationMs === undefined) return [];
+    const fromMs = wallToPerf(startedAt) - clientStart;
+    return [{ name: phase, fromMs, toMs: fromMs + durationMs }];
+  });
   const chart = {
     series: throughputSeries(completions(), clientStart, clientEnd, BUCKET_MS),
     bucketMs: BUCKET_MS,
     freeze,
     migration: { fromMs: migrationStart - clientStart, toMs: migrationEnd - clientStart },
+    phases,
+    gaps: gapsOf(completions(), clientStart, GAP_MS),
   };
-  say('\ntransactions per second (100 ms buckets):');
-  say(terminalChart(chart));
+  say('');
+  say(terminalChart(chart, (process.stdout.isTTY && process.stdout.columns) || CHART_MAX_WIDTH));
   await writeFile(svgPath, svgChart(chart, `Tern live migration of VM demo ${source} → ${target}`));
 
   let verify = 'not run';

@@ -24,3 +24,17 @@ export function throughputSeries(
   }
   return buckets.map((count) => (count * 1000) / bucketMs);
 }
+
+/** The pauses of at least `minMs` between consecutive completed transactions, as spans from `startMs`. */
+export function gapsOf(
+  completions: number[],
+  startMs: number,
+  minMs: number,
+): { fromMs: number; toMs: number }[] {
+  const gaps: { fromMs: number; toMs: number }[] = [];
+  for (let i = 1; i < completions.length; i++) {
+    if (completions[i]! - completions[i - 1]! >= minMs)
+      gaps.push({ fromMs: completions[i - 1]! - startMs, toMs: completions[i]! - startMs });
+  }
+  return gaps;
+}

@@ -36,6 +36,27 @@ function runDemo(args: string[]): Promise<{ code: number | null; output: string 
   });
 }
 
+/**
+ * kubectl tern's progress lines (plain: the demo's output is a pipe here): each phase's running lines come before its
+ * "completed" line and after the previous phase's, and the copy's throughput is a live figure, never 0 B/s.
+ */
+function expectProgressInPhaseOrder(output: string): void {
+  const lines = output.split('\n');
+  const completed = new Set<string>();
+  let copying = 0;
+  for (const line of lines) {
+    const done = /^(\w+) phase completed in /.exec(line)?.[1];
+    const running = /^(\w+)(?:…|: round )/.exec(line)?.[1];
+    if (done !== undefined) completed.add(done);
+    if (running !== undefined)
+      expect({ line, after: [...completed] }).toEqual({ line, after: expect.not.arrayContaining([running]) });
+    if (running === 'Copying' && line.includes(': round ')) copying++;
+  }
+  expect([...completed]).toEqual(expect.arrayContaining(['Copying', 'Freezing']));
+  expect(output).not.toContain('throughput 0 B/s');
+  if (copying > 1) expect(output).toMatch(/\nCopying: round \d+ .*· throughput [1-9][\d.]* \S+\/s/);
+}
+
 test('a busy VM serving transactions migrates live; the client loses nothing and the guest memory verifies', async () => {
   const svg = join(work, 'tps.svg');
   const { code, output } = await runDemo(['--svg', svg, ...clusterArgs]);
@@ -57,6 +78,14 @@ test('a busy VM serving transactions migrates live; the client loses nothing and
     /durability\s+OK: \d+ acknowledged, \d+ in the log .*, 0 lost, 0 moved, 0 duplicated/,
   );
   expect(output).toContain('Guest migrated successfully.');
+  expectProgressInPhaseOrder(output);
+  // The terminal chart: time on the x axis, within 80 columns, the copy and the freeze marked under the axis.
+  const terminal =
+    /\ntransactions\/s over [^\n]*\n[\s\S]*?\nlegend [^\n]*(\n {8}[^\n]*)*/.exec(output)?.[0] ?? '';
+  expect(terminal).not.toBe('');
+  for (const line of terminal.split('\n')) expect([...line].length).toBeLessThanOrEqual(80);
+  expect(terminal).toMatch(/\nphase {4}[ A-Z]*C+[ A-Z]*F/);
+  expect(terminal).toMatch(/F Freezing \d+ ms/);
   const chart = await readFile(svg, 'utf8');
   expect(chart).toContain('<polyline');
   expect(chart).toContain('>freeze</text>');

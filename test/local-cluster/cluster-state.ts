@@ -49,7 +49,12 @@ export interface ClusterState {
   apiServer?: string;
   /** etcd and kube-apiserver (their data is in DIR/control-plane). */
   controlPlane?: {
-    processes: { name: string; pid: number }[];
+    processes: {
+      name: 'etcd' | 'kube-apiserver';
+      pid: number;
+      /** Its command line, recorded once it runs: `up` starts it again with it when it died (healCluster). */
+      argv?: string[];
+    }[];
     /** kube-apiserver's command line while it is stopped (stopApiServer), to start it again with the same flags. */
     stoppedApiServer?: string[];
   };

@@ -27,6 +27,7 @@ import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
 import {
   checkClusterName,
   DAEMON_PORTS,
+  defaultClusterDir,
   exampleVmPath,
   hostBridgeName,
   hostVethName,
@@ -294,13 +295,13 @@ function exampleVm(state: ClusterState, images: TestGuestImages): string {
   return `# The test guest (guest/README.md) on the local cluster${address.length ? `, at ${state.subnet}.50` : ''}.\n${stringify(vm)}`;
 }
 
-/** Brings a cluster up in `dir`; refuses when one is recorded there already (bring it down first). */
+/** Brings a cluster up in `dir`; refuses when one is recorded there already (healCluster starts what is down). */
 export async function upCluster(options: UpOptions): Promise<LocalCluster> {
   const log = options.log ?? (() => undefined);
   const name = checkClusterName(options.name);
   if (readState(options.dir) !== undefined) {
     throw new Error(
-      `a cluster is recorded in ${options.dir} but not all of it runs (see status): bring it down first`,
+      `a cluster is recorded in ${options.dir} already: heal it (healCluster) or bring it down first`,
     );
   }
   const images = await testGuestImages();
@@ -348,7 +349,13 @@ export async function upCluster(options: UpOptions): Promise<LocalCluster> {
       bindAddress: state.hostAddress,
       detached: { dir: join(options.dir, 'control-plane') },
     });
-    state.controlPlane = { processes: cp.processes };
+    state.controlPlane = {
+      processes: cp.processes.map(({ name: server, pid }) => ({
+        name: server as 'etcd' | 'kube-apiserver',
+        pid,
+        argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean),
+      })),
+    };
     state.apiServer = cp.server;
     copyFileSync(cp.kubeconfigPath, state.kubeconfig);
     writeState(state);
@@ -374,6 +381,139 @@ export async function upCluster(options: UpOptions): Promise<LocalCluster> {
     await downCluster(options.dir);
     throw error;
   }
+}
+
+/** `up` found a recorded cluster it cannot heal; the message says which part and what to do. */
+export class CannotHealError extends Error {}
+
+export interface HealOptions {
+  /** The nodes `up` was asked for: refused when they are not the recorded ones. */
+  nodes?: string[];
+  loopback?: boolean;
+  log?: (line: string) => void;
+}
+
+/** Starts a control-plane process again with its recorded command line; returns its pid. */
+function restartServer(state: ClusterState, server: { name: string; argv: string[] }): number {
+  const log = openSync(join(state.dir, 'control-plane', `${server.name}.log`), 'a');
+  const child = spawn(server.argv[0]!, server.argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+  closeSync(log);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`cannot start ${server.argv[0]}`);
+  return child.pid;
+}
+
+async function waitApiServerReady(state: ClusterState, pids: number[]): Promise<void> {
+  const deadline = Date.now() + API_SERVER_READY_TIMEOUT_MS;
+  while ((await runKubectl(state.kubeconfig, ['get', '--raw', '/readyz'])).code !== 0) {
+    const dead = state.controlPlane!.processes.filter((p) => pids.includes(p.pid) && !isAlive(p.pid));
+    if (dead.length > 0)
+      throw new Error(
+        `${dead.map((p) => p.name).join(' and ')} exited on restart (see ${state.dir}/control-plane/)`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(`kube-apiserver not ready within ${API_SERVER_READY_TIMEOUT_MS} ms`);
+    await sleep(250);
+  }
+}
+
+/**
+ * What of the cluster recorded in `dir` cannot be started again, or undefined when all of it can: a network
+ * namespace or the host bridge gone (the guests in it went with it), a control plane that never came up or whose
+ * dead process has no recorded command line, another node list or mode than asked for.
+ */
+async function unhealable(state: ClusterState, options: HealOptions): Promise<string | undefined> {
+  const recorded = state.nodes.map((node) => node.name).join(',');
+  if (options.nodes !== undefined && options.nodes.join(',') !== recorded)
+    return `it has the nodes ${recorded}, not ${options.nodes.join(',')}`;
+  if (options.loopback && state.mode !== 'loopback') return 'it runs in netns mode, not --loopback';
+  if (!state.controlPlane?.processes.length || state.apiServer === undefined)
+    return 'its control plane never came up (an `up` that failed halfway)';
+  for (const server of state.controlPlane.processes) {
+    if (
+      !isOurs(server.pid, state.dir) &&
+      server.argv === undefined &&
+      !(server.name === 'kube-apiserver' && state.controlPlane.stoppedApiServer)
+    )
+      return `${server.name} is down and its command line was not recorded (a cluster of an older version)`;
+  }
+  if (state.mode === 'netns') {
+    const namespaces = new Set(
+      (await ip(['netns', 'list']).catch(() => '')).split('\n').map((line) => line.split(' ')[0]),
+    );
+    const missing = state.nodes.filter((node) => !namespaces.has(node.netns));
+    if (missing.length > 0)
+      return `its network namespace(s) ${missing.map((node) => node.netns).join(', ')} are gone (with their guests)`;
+    const bridge = await ip(['-o', '-4', 'addr', 'show', 'dev', state.hostBridge!]).catch(() => '');
+    if (!bridge.includes(`inet ${state.hostAddress}/`))
+      return `its host bridge ${state.hostBridge} with ${state.hostAddress} is gone`;
+  }
+  return undefined;
+}
+
+/**
+ * `up` on a cluster that is recorded in `dir` but not all of it runs: keeps what runs (etcd, kube-apiserver,
+ * each daemon, the operator) and starts what is down, in that order, then waits until every node is Ready. A
+ * daemon started again finds its guests' QEMUs running and re-attaches to them. Logs what it found and what it
+ * started; throws CannotHealError (saying which part) when the cluster cannot be healed.
+ */
+export async function healCluster(dir: string, options: HealOptions = {}): Promise<LocalCluster> {
+  const log = options.log ?? (() => undefined);
+  const state = readState(dir);
+  if (state === undefined) throw new CannotHealError(`no cluster is recorded in ${dir}`);
+  const why = await unhealable(state, options);
+  if (why !== undefined)
+    throw new CannotHealError(
+      `the cluster ${state.name} in ${dir} cannot be healed: ${why}. Remove it with: npm run cluster -- down` +
+        (dir === defaultClusterDir() ? '' : ` --dir ${dir} --name ${state.name}`),
+    );
+  const alive = (pid: number | undefined) => pid !== undefined && isOurs(pid, dir);
+  const found = [
+    ...state.controlPlane!.processes.map(
+      (p) => `${p.name} ${alive(p.pid) ? `running (pid ${p.pid})` : 'DOWN'}`,
+    ),
+    ...state.nodes.map(
+      (node) =>
+        `daemon ${node.name} ${alive(node.daemon?.pid) ? `running (pid ${node.daemon!.pid})` : 'DOWN'}`,
+    ),
+    `operator ${alive(state.operator?.pid) ? `running (pid ${state.operator!.pid})` : 'DOWN'}`,
+  ];
+  log(`found: ${found.join(', ')}`);
+  const started: string[] = [];
+
+  const restarted: number[] = [];
+  for (const server of state.controlPlane!.processes) {
+    if (alive(server.pid)) continue;
+    const argv =
+      server.name === 'kube-apiserver' ? (state.controlPlane!.stoppedApiServer ?? server.argv) : server.argv;
+    server.argv = argv;
+    server.pid = restartServer(state, { name: server.name, argv: argv! });
+    if (server.name === 'kube-apiserver') state.controlPlane!.stoppedApiServer = undefined;
+    writeState(state);
+    restarted.push(server.pid);
+    started.push(`${server.name} (pid ${server.pid})`);
+  }
+  await waitApiServerReady(state, restarted);
+  if (restarted.length > 0) log(`control plane ready: ${state.apiServer}`);
+
+  const cluster = clusterHandle(state);
+  for (const node of state.nodes) {
+    if (alive(node.daemon?.pid)) continue;
+    await startDaemon(state, node, cluster.certs);
+    started.push(`daemon ${node.name} (pid ${node.daemon!.pid})`);
+    log(`daemon ${node.name} up: gRPC ${node.endpoint}${node.netns ? ` in netns ${node.netns}` : ''}`);
+  }
+  if (!alive(state.operator?.pid)) {
+    await startOperator(state, cluster.certs);
+    started.push(`operator (pid ${state.operator!.pid})`);
+    log('operator up');
+  }
+  if (!existsSync(exampleVmPath(state)))
+    writeFileSync(exampleVmPath(state), exampleVm(state, await testGuestImages()));
+  await waitNodesReady(state);
+  log(`started: ${started.length > 0 ? started.join(', ') : 'nothing (all of it runs)'}`);
+  log(`nodes Ready: ${state.nodes.map((node) => node.name).join(', ')}`);
+  return cluster;
 }
 
 /** The cluster recorded in `dir` with its processes alive, or undefined. */
