@@ -52,7 +52,7 @@ if ! SOURCE_DATE_EPOCH=$epoch debian_rootfs "$root" "$log" \
     echo "image: error: the Debian archive no longer has these pinned versions (a point release or security update" >&2
     echo "replaced them):" >&2
     sed 's/^/  /' "$work/missing" >&2
-    die "refresh the lock with npm run image:lock, rebuild with npm run image, and commit hack/image/packages.lock"
+    die_stale_lock "refresh the lock with npm run image:lock, rebuild with npm run image, and commit $LOCK_FILE"
   fi
   die "mmdebstrap failed (log: $log)"
 fi
@@ -62,7 +62,7 @@ dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${db:Status-Abbrev} ${Package}
   awk '$1 == "ii" { print $2 }' | LC_ALL=C sort >"$work/installed"
 if ! diff -u "$work/pins" "$work/installed" >"$work/lock.diff"; then
   cat "$work/lock.diff" >&2
-  die "the installed packages differ from $LOCK_FILE (above: - pinned, + installed): run npm run image:lock"
+  die_stale_lock "the installed packages differ from $LOCK_FILE (above: - pinned, + installed): run npm run image:lock"
 fi
 
 # Device nodes are the runtime's business (it mounts /dev): the layer keeps the empty directory only.

@@ -97,7 +97,7 @@ labels=(
 layout=$work/layout
 digest=$(npx tsx hack/image/oci-layout.ts --layout "$layout" --ref "$ref" --created "$SOURCE_DATE_EPOCH" \
   --layer "$base/layer.tar.gz" --diff-id "$(cat "$base/diff-id")" \
-  --history "Debian $SUITE: $(grep -c = "$LOCK_FILE") packages of hack/image/packages.lock (mmdebstrap)" \
+  --history "Debian $SUITE: $(grep -c = "$LOCK_FILE") pinned packages (mmdebstrap)" \
   --layer "$work/app.tar.gz" --diff-id "$app_diff_id" --history "/app: npm run build (hack/build-dist.ts)" \
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --workdir /app "${labels[@]}")
 

@@ -6,7 +6,8 @@ SUITE=trixie
 MIRROR=http://deb.debian.org/debian
 SECURITY_MIRROR=http://deb.debian.org/debian-security
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-LOCK_FILE=hack/image/packages.lock
+# TERN_IMAGE_LOCK: another lock file (the image test builds with a refreshed copy when the archive has moved on).
+LOCK_FILE=${TERN_IMAGE_LOCK:-hack/image/packages.lock}
 
 # What the programs run at run time, on top of Debian's essential set (dash, coreutils, grep, util-linux's
 # prlimit, libc-bin's getent, ...): Node.js for the bundles; QEMU and its firmware (SeaBIOS for disk boot, the
@@ -28,6 +29,12 @@ DPKG_OPTIONS=(
 die() {
   echo "image: error: $*" >&2
   exit 1
+}
+
+# The lock no longer matches the archive (exit status 3, which the image test recognises).
+die_stale_lock() {
+  echo "image: error: $*" >&2
+  exit 3
 }
 
 require_tools() {
