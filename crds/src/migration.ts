@@ -100,8 +100,12 @@ export const MigrationProgress = Type.Object({
   throughputBytesPerSecond: Bytes('Measured transfer rate.'),
   expectedDowntimeMs: Type.Optional(Type.Integer({ minimum: 0 })),
   percent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
-  diskTransferredBytes: Bytes('Local disks: bytes the mirrors copied so far (before and along the memory).'),
-  diskTotalBytes: Bytes('Local disks: bytes to copy; absent for a VM without local disks.'),
+  diskTransferredBytes: Bytes(
+    'Local disks: bytes the mirrors copied so far (before and along the memory); equal to diskTotalBytes once the disks are final at the switchover.',
+  ),
+  diskTotalBytes: Bytes(
+    "Local disks: bytes to copy, growing with the guest's writes during the migration; absent for a VM without local disks.",
+  ),
 });
 export type MigrationProgress = Static<typeof MigrationProgress>;
 

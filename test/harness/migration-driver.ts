@@ -88,6 +88,8 @@ export interface BeginOptions {
   connectVia?: (dataEndpoint: string) => Promise<string>;
   /** Where the source's NBD client connects instead of the target's disk endpoint (local disks). */
   connectDisksVia?: (diskEndpoint: string) => Promise<string>;
+  /** The progress interval asked of the source's WatchMigration stream (default 100 ms). */
+  progressIntervalMs?: number;
 }
 
 export interface RunningMigration {
@@ -146,7 +148,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
   const events: MigrationEvent__Output[] = [];
   const waiters = new Set<() => void>();
   const outcome = followToOutcome(source, id, {
-    progressIntervalMs: 100,
+    progressIntervalMs: options.progressIntervalMs ?? 100,
     onEvent: (event) => {
       events.push(event);
       for (const wake of [...waiters]) wake();

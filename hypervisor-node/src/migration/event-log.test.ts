@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MigrationEvent, WireMigrationPhase } from '../../../proto/index.js';
 import { EventLog } from './event-log.js';
 
@@ -27,16 +28,81 @@ describe('EventLog', () => {
   it('passes progress to each watcher at most once per interval, but never drops other events', () => {
     const log = new EventLog('m1');
     const seen: MigrationEvent[] = [];
-    log.watch(
+    const unsubscribe = log.watch(
       (event) => seen.push(event),
       () => undefined,
       60_000,
     );
     log.append(progress(1));
     log.append(progress(2));
-    log.append(phase('MIGRATION_PHASE_COPYING'));
     log.append(progress(3));
-    expect(seen.map((e) => e.progress?.round ?? e.phase?.to)).toEqual([1, 'MIGRATION_PHASE_COPYING']);
+    expect(seen.map((e) => e.progress?.round)).toEqual([1]);
+    unsubscribe();
+  });
+
+  it('sends the newest progress held back right before the next other event, so a phase change or the outcome follows the last sample', () => {
+    const log = new EventLog('m1');
+    const seen: MigrationEvent[] = [];
+    let ended = false;
+    log.watch(
+      (event) => seen.push(event),
+      () => (ended = true),
+      60_000,
+    );
+    log.append(progress(1));
+    log.append(progress(2));
+    log.append(progress(3));
+    log.append(phase('MIGRATION_PHASE_COPYING'));
+    log.append(progress(4));
+    log.append({ outcome: { reason: 'done' } }, Date.now(), true);
+    expect(seen.map((e) => e.progress?.round ?? e.phase?.to ?? e.outcome?.reason)).toEqual([
+      1,
+      3,
+      'MIGRATION_PHASE_COPYING',
+      4,
+      'done',
+    ]);
+    expect(ended).toBe(true);
+  });
+
+  it('sends the newest progress held back once the interval is over', async () => {
+    const log = new EventLog('m1');
+    const seen: number[] = [];
+    const unsubscribe = log.watch(
+      (event) => seen.push(event.progress!.round!),
+      () => undefined,
+      20,
+    );
+    log.append(progress(1));
+    log.append(progress(2));
+    log.append(progress(3));
+    expect(seen).toEqual([1]);
+    for (let waited = 0; seen.length < 2 && waited < 5_000; waited += 10) await sleep(10);
+    expect(seen).toEqual([1, 3]);
+    unsubscribe();
+  });
+
+  it('sends a held progress before ending a watch, and nothing after unsubscribing', async () => {
+    const log = new EventLog('m1');
+    const ending: number[] = [];
+    log.watch(
+      (event) => ending.push(event.progress!.round!),
+      () => ending.push(-1),
+      60_000,
+    );
+    const gone: number[] = [];
+    const unsubscribe = log.watch(
+      (event) => gone.push(event.progress!.round!),
+      () => undefined,
+      20,
+    );
+    log.append(progress(1));
+    log.append(progress(2));
+    unsubscribe();
+    log.end();
+    expect(ending).toEqual([1, 2, -1]);
+    await sleep(50);
+    expect(gone).toEqual([1]);
   });
 
   it('ends every watch after the last event, and a watch of an ended log gets the history and ends', () => {

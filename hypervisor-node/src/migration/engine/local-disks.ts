@@ -410,10 +410,11 @@ export class DiskMirror {
 
   /**
    * At the switchover (guest paused): completes every mirror (non-forced `block-job-cancel` of a READY mirror
-   * concludes with the target a point-in-time copy) and removes the NBD client nodes. Throws when a mirror is not
-   * READY or concludes with an error; the caller then fails the migration (abandon() cleans up).
+   * concludes with the target a point-in-time copy) and removes the NBD client nodes. Returns what the concluded
+   * jobs copied (each job's final offset, which equals its length: everything it had to copy). Throws when a mirror
+   * is not READY or concludes with an error; the caller then fails the migration (abandon() cleans up).
    */
-  async complete(timeoutMs: number): Promise<void> {
+  async complete(timeoutMs: number): Promise<{ transferredBytes: number; totalBytes: number }> {
     const before = await this.jobs();
     for (const index of this.started) {
       const job = before.get(mirrorJobId(index));
@@ -423,6 +424,7 @@ export class DiskMirror {
     // The guest is paused and waits for this: each job's status change wakes the check at once (the poll below
     // only backs the events up).
     const changes = new JobChanges(this.qmp);
+    let copied = { transferredBytes: 0, totalBytes: 0 };
     try {
       for (const index of this.started)
         await this.qmp.execute('block-job-cancel', { device: mirrorJobId(index) });
@@ -438,6 +440,13 @@ export class DiskMirror {
             throw new Error(
               `the mirror of disk${failed} failed at completion: ${jobs.get(mirrorJobId(failed))!.error}`,
             );
+          for (const index of this.started) {
+            const job = jobs.get(mirrorJobId(index))!;
+            copied = {
+              transferredBytes: copied.transferredBytes + job.offset,
+              totalBytes: copied.totalBytes + job.len,
+            };
+          }
           break;
         }
         if (Date.now() >= deadline)
@@ -450,6 +459,7 @@ export class DiskMirror {
       changes.close();
     }
     await this.dismissAndRemove();
+    return copied;
   }
 
   /**

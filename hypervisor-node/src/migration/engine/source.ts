@@ -801,9 +801,11 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (failure === undefined && this.mirror !== undefined) {
       try {
         // The guest is paused: the mirrors converge and conclude with the target's copies final.
-        await this.mirror.complete(switchoverTimeoutMs(this.options.policy));
+        this.disk = await this.mirror.complete(switchoverTimeoutMs(this.options.policy));
         this.mirrorCompleted = true;
         for (const { index } of this.options.localDisks?.disks ?? []) mirrored.add(index);
+        // The disks' final figures, in a sample of their own: QEMU may complete before the next poll samples.
+        await this.sample().catch(() => undefined);
       } catch (err) {
         failure = {
           reason: `quiescing failed: completing the disk copy failed: ${(err as Error).message}`,
@@ -875,17 +877,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.polling = true;
     this.lastPollAtMs = Date.now();
     try {
-      const info = await this.qmp.queryMigrate();
-      const sample = progressFromInfo(info, Date.now());
-      if (this.mirror !== undefined && !this.mirrorCompleted) await this.watchMirrors();
-      if (sample !== undefined) {
-        sample.diskTransferredBytes = this.disk.transferredBytes;
-        sample.diskTotalBytes = this.disk.totalBytes;
-      }
-      if (sample !== undefined && !this.finishing) {
-        this.history.push(sample);
-        this.emit('progress', sample);
-      }
+      const { info, sample } = await this.sample();
       if (info.status !== undefined) this.onStatus(info.status, info);
       if (sample?.status === 'active') await this.converge(sample);
       if (sample !== undefined && this.convergence.postCopyStarted && this.recovery === undefined)
@@ -900,14 +892,34 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
   }
 
-  /** During the memory migration: the mirrors keep the disks in sync; one that ends on its own fails the migration. */
+  /**
+   * One query-migrate as a progress sample (history and 'progress' event) with the disks' figures, the mirrors
+   * read first while they run; the sample is undefined while QEMU reports no RAM statistics.
+   */
+  private async sample(): Promise<{ info: QmpMigrationInfo; sample: ProgressSample | undefined }> {
+    const info = await this.qmp.queryMigrate();
+    const sample = progressFromInfo(info, Date.now());
+    if (this.mirror !== undefined && !this.mirrorCompleted) await this.watchMirrors();
+    if (sample !== undefined) {
+      sample.diskTransferredBytes = this.disk.transferredBytes;
+      sample.diskTotalBytes = this.disk.totalBytes;
+    }
+    if (sample !== undefined && !this.finishing) {
+      this.history.push(sample);
+      this.emit('progress', sample);
+    }
+    return { info, sample };
+  }
+
+  /**
+   * During the memory migration: the mirrors keep the disks in sync (their figures grow with the guest's writes,
+   * which they copy too); one that ends on its own fails the migration.
+   */
   private async watchMirrors(): Promise<void> {
     if (this.quiesceStarted || this.abort !== undefined || this.cancelReason !== undefined) return;
     const progress = await this.mirror!.progress();
-    this.disk = {
-      transferredBytes: progress.transferredBytes || this.disk.transferredBytes,
-      totalBytes: this.disk.totalBytes,
-    };
+    if (progress.failure === undefined)
+      this.disk = { transferredBytes: progress.transferredBytes, totalBytes: progress.totalBytes };
     if (progress.failure === undefined || this.quiesceStarted) return;
     this.abort = {
       reason: `the disk copy failed during the memory migration: ${progress.failure}`,

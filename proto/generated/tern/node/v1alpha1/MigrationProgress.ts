@@ -21,7 +21,8 @@ export interface MigrationProgress {
   'qemuTotalTimeMs'?: (number | string | Long);
   /**
    * Local disks (mirrored before the memory): bytes copied so far and the bytes to copy, over all disks; both 0
-   * for a guest without local disks. The copy goes on (each guest write is mirrored) until the switchover.
+   * for a guest without local disks. The copy goes on (each guest write is mirrored, and counted in both) until the
+   * switchover; the samples after the mirrors completed there carry the final figures, copied equal to total.
    */
   'diskTransferredBytes'?: (number | string | Long);
   'diskTotalBytes'?: (number | string | Long);
@@ -46,7 +47,8 @@ export interface MigrationProgress__Output {
   'qemuTotalTimeMs': (number);
   /**
    * Local disks (mirrored before the memory): bytes copied so far and the bytes to copy, over all disks; both 0
-   * for a guest without local disks. The copy goes on (each guest write is mirrored) until the switchover.
+   * for a guest without local disks. The copy goes on (each guest write is mirrored, and counted in both) until the
+   * switchover; the samples after the mirrors completed there carry the final figures, copied equal to total.
    */
   'diskTransferredBytes': (number);
   'diskTotalBytes': (number);

@@ -4,7 +4,9 @@
 export interface WatchMigrationRequest {
   'migrationId'?: (string);
   /**
-   * Least interval between two PROGRESS events; 0 = 1000 ms, at least 100 ms.
+   * Least interval between two PROGRESS events; 0 = 1000 ms, at least 100 ms. A sample that comes sooner is held,
+   * not lost: the newest one held follows when the interval is over, or at once before the next other event, so the
+   * last PROGRESS before the OUTCOME is the migration's last sample.
    */
   'progressIntervalMs'?: (number);
 }
@@ -12,7 +14,9 @@ export interface WatchMigrationRequest {
 export interface WatchMigrationRequest__Output {
   'migrationId': (string);
   /**
-   * Least interval between two PROGRESS events; 0 = 1000 ms, at least 100 ms.
+   * Least interval between two PROGRESS events; 0 = 1000 ms, at least 100 ms. A sample that comes sooner is held,
+   * not lost: the newest one held follows when the interval is over, or at once before the next other event, so the
+   * last PROGRESS before the OUTCOME is the migration's last sample.
    */
   'progressIntervalMs': (number);
 }
