@@ -215,7 +215,10 @@ export const MigrationSwitchover = Type.Object(
       }),
     ),
     note: Type.Optional(
-      Type.String({ maxLength: 1024, description: 'Why a step is missing (e.g. no FirstFrame without a tap).' }),
+      Type.String({
+        maxLength: 1024,
+        description: 'Why a step is missing (e.g. no FirstFrame without a tap).',
+      }),
     ),
   },
   {

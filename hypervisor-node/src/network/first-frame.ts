@@ -71,7 +71,8 @@ export function watchFirstFrame(
     const nowUs = wallClockUs();
     if (count > baseline) return end({ atUs: nowUs, resolutionUs: nowUs - lastReadUs });
     lastReadUs = nowUs;
-    if (nowUs >= endsAtUs) return end({ note: `no frame from the guest within ${windowMs} ms of its resume` });
+    if (nowUs >= endsAtUs)
+      return end({ note: `no frame from the guest within ${windowMs} ms of its resume` });
     timer = setTimeout(poll, READ_INTERVAL_MS);
   };
   timer = setTimeout(poll, 0);

@@ -127,7 +127,11 @@ export function assembleSwitchover(input: SwitchoverInput): MigrationSwitchover 
   const clocks: SwitchoverClock[] = [];
   const clock = (node: string, offset: ClockOffset | undefined) => {
     if (offset !== undefined && !clocks.some((known) => known.node === node))
-      clocks.push({ node, offsetMs: round2(offset.offsetUs / 1000), errorBoundMs: round2(offset.errorUs / 1000) });
+      clocks.push({
+        node,
+        offsetMs: round2(offset.offsetUs / 1000),
+        errorBoundMs: round2(offset.errorUs / 1000),
+      });
   };
   clock(input.sourceNode, sourceClock);
   clock(input.targetNode, targetClock);
