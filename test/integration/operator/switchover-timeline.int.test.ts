@@ -112,8 +112,14 @@ afterAll(async () => {
     for (const node of NODES) await killGuestsIn(stateDir(node));
     await rm(work, { recursive: true, force: true });
   }
-  for (const node of NODES)
-    await promisify(execFile)('ip', ['link', 'del', bridgeOf(node)]).catch(() => undefined);
+  // The daemons create taps persistent (they outlive a daemon restart): the guest's last tap is still on its bridge.
+  const ip = (...args: string[]) => promisify(execFile)('ip', args).then(({ stdout }) => stdout);
+  for (const node of NODES) {
+    const ports = await ip('-o', 'link', 'show', 'master', bridgeOf(node)).catch(() => '');
+    for (const [, tap] of ports.matchAll(/^\d+: ([^:@]+)[:@]/gm))
+      await ip('link', 'del', tap!).catch(() => undefined);
+    await ip('link', 'del', bridgeOf(node)).catch(() => undefined);
+  }
   await cp?.stop();
 });
 
