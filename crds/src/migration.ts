@@ -214,6 +214,15 @@ export const MigrationSwitchover = Type.Object(
           "FirstFrame lies within this many milliseconds before its time: the interval between the two reads of the tap's counter that bracket it.",
       }),
     ),
+    framesBeforeResume: Type.Optional(
+      Type.Integer({
+        format: 'int64',
+        minimum: 0,
+        description:
+          "Frames the guest's NIC sent on the target's tap before TargetResumed (QEMU announces the guest when the " +
+          'incoming migration completes, while it is still paused).',
+      }),
+    ),
     note: Type.Optional(
       Type.String({
         maxLength: 1024,

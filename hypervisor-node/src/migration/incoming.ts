@@ -652,6 +652,7 @@ export class IncomingMigration {
       firstFrameResolutionUs: frame !== undefined && 'atUs' in frame ? frame.resolutionUs : 0,
       firstFrameNote: frame !== undefined && 'note' in frame ? frame.note : '',
       firstFramePending: this.engine!.firstFrame !== undefined && frame === undefined,
+      framesBeforeResume: steps.framesBeforeResume ?? 0,
     };
   }
 

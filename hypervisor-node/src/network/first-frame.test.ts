@@ -6,6 +6,7 @@ describe('watchFirstFrame', () => {
     let reads = 0;
     const counts = [10, 10, 10, 11];
     const watch = watchFirstFrame(['lo'], 2_000, () => counts[Math.min(reads++, counts.length - 1)]!);
+    expect(watch.baseline).toBe(10);
     const frame = await watch.result;
     expect(frame).toMatchObject({ atUs: expect.any(Number), resolutionUs: expect.any(Number) });
     if (!('atUs' in frame)) throw new Error('no frame');

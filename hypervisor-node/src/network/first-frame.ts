@@ -15,6 +15,8 @@ export type FirstFrame =
 
 export interface FirstFrameWatch {
   readonly result: Promise<FirstFrame>;
+  /** The taps' frame count when the watch began (0 without a tap). */
+  readonly baseline: number;
   /** Ends the watch early (the result says so). */
   cancel(): void;
 }
@@ -37,6 +39,7 @@ export function watchFirstFrame(
   if (ifnames.length === 0) {
     return {
       result: Promise.resolve({ note: 'the guest has no tap (user-mode networking or no NIC)' }),
+      baseline: 0,
       cancel: () => undefined,
     };
   }
@@ -46,6 +49,7 @@ export function watchFirstFrame(
   } catch (error) {
     return {
       result: Promise.resolve({ note: `the tap's counters cannot be read: ${(error as Error).message}` }),
+      baseline: 0,
       cancel: () => undefined,
     };
   }
@@ -78,6 +82,7 @@ export function watchFirstFrame(
   timer = setTimeout(poll, 0);
   return {
     result,
+    baseline,
     cancel: () => {
       if (fds.length > 0) end({ note: 'the watch was cancelled' });
     },

@@ -63,6 +63,7 @@ describe('assembleSwitchover', () => {
       firstFrameResolutionUs: 1_100,
       firstFrameNote: '',
       firstFramePending: false,
+      framesBeforeResume: 5,
     },
     outcomeReceivedAtUs: T + 65_000,
     ownershipRecordedAtUs: T + 79_000,
@@ -90,6 +91,7 @@ describe('assembleSwitchover', () => {
       { node: 'node-b', offsetMs: -3, errorBoundMs: 0.25 },
     ]);
     expect(timeline.firstFrameResolutionMs).toBe(1.1);
+    expect(timeline.framesBeforeResume).toBe(5);
     expect(timeline.note).toBeUndefined();
   });
 

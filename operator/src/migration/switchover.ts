@@ -141,6 +141,7 @@ export function assembleSwitchover(input: SwitchoverInput): MigrationSwitchover 
     ...(stamped.has('FirstFrame') && target?.firstFrameResolutionUs
       ? { firstFrameResolutionMs: round2(target.firstFrameResolutionUs / 1000) }
       : {}),
+    ...(target?.framesBeforeResume ? { framesBeforeResume: target.framesBeforeResume } : {}),
     ...(notes.length > 0 ? { note: notes.join('; ').slice(0, 1024) } : {}),
   };
 }

@@ -161,7 +161,7 @@ it(
         `${name} (${from} → ${other(from)}): QEMU downtime ${done.status?.downtime?.qemuMs} ms, guestGap ` +
           `${done.status?.downtime?.guestGapMs} ms; clocks ` +
           timeline.clocks.map((c) => `${c.node} ${c.offsetMs}±${c.errorBoundMs} ms`).join(', ') +
-          `; first frame resolution ${timeline.firstFrameResolutionMs} ms\n  ` +
+          `; first frame resolution ${timeline.firstFrameResolutionMs} ms; frames before the resume ${timeline.framesBeforeResume ?? 0}\n  ` +
           timeline.steps.map((step) => `${step.step} +${step.offsetMs}`).join('\n  '),
       );
       expect(timeline.note).toBeUndefined();

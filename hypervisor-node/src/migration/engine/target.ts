@@ -50,6 +50,8 @@ export interface TargetSwitchoverSteps {
   resumedAtUs?: number;
   /** The first frame from the guest's NIC on its tap after the resume (network/first-frame.ts), once known. */
   firstFrame?: FirstFrame;
+  /** Frames on the guest's taps before `cont`: QEMU's announcement at the end of the load, the guest paused. */
+  framesBeforeResume?: number;
 }
 
 interface TargetMigrationEvents {
@@ -207,6 +209,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     );
     // The counters' baseline right before `cont`; the watch ends by itself after its window.
     const watch = watchFirstFrame(taps);
+    this.switchover.framesBeforeResume = watch.baseline;
     this.qmp.on('event', onResume);
     try {
       await this.qmp.cont();

@@ -34,6 +34,11 @@ export interface TargetSwitchover {
    */
   'firstFrameNote'?: (string);
   'firstFramePending'?: (boolean);
+  /**
+   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline): QEMU's own announcement
+   * when the incoming migration completed, while the guest is still paused.
+   */
+  'framesBeforeResume'?: (number | string | Long);
 }
 
 /**
@@ -68,4 +73,9 @@ export interface TargetSwitchover__Output {
    */
   'firstFrameNote': (string);
   'firstFramePending': (boolean);
+  /**
+   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline): QEMU's own announcement
+   * when the incoming migration completed, while the guest is still paused.
+   */
+  'framesBeforeResume': (number);
 }
