@@ -219,8 +219,7 @@ export const MigrationSwitchover = Type.Object(
         format: 'int64',
         minimum: 0,
         description:
-          "Frames the guest's NIC sent on the target's tap before TargetResumed (QEMU announces the guest when the " +
-          'incoming migration completes, while it is still paused).',
+          "Frames the guest's NIC sent on the target's tap before TargetResumed, while the guest was paused there.",
       }),
     ),
     note: Type.Optional(

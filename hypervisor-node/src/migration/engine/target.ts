@@ -50,7 +50,7 @@ export interface TargetSwitchoverSteps {
   resumedAtUs?: number;
   /** The first frame from the guest's NIC on its tap after the resume (network/first-frame.ts), once known. */
   firstFrame?: FirstFrame;
-  /** Frames on the guest's taps before `cont`: QEMU's announcement at the end of the load, the guest paused. */
+  /** Frames on the guest's taps before `cont`, the guest paused here. */
   framesBeforeResume?: number;
 }
 

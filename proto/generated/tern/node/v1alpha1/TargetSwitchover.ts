@@ -35,8 +35,8 @@ export interface TargetSwitchover {
   'firstFrameNote'?: (string);
   'firstFramePending'?: (boolean);
   /**
-   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline): QEMU's own announcement
-   * when the incoming migration completed, while the guest is still paused.
+   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline), while the guest was paused
+   * here.
    */
   'framesBeforeResume'?: (number | string | Long);
 }
@@ -74,8 +74,8 @@ export interface TargetSwitchover__Output {
   'firstFrameNote': (string);
   'firstFramePending': (boolean);
   /**
-   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline): QEMU's own announcement
-   * when the incoming migration completed, while the guest is still paused.
+   * Frames the guest's NIC had sent on its tap before `cont` (the counter's baseline), while the guest was paused
+   * here.
    */
   'framesBeforeResume': (number);
 }
