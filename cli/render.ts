@@ -147,6 +147,8 @@ export function renderQuiesce(quiesce: MigrationQuiesce | undefined): string | u
 
 const STEP_LABELS: Record<SwitchoverStepName, string> = {
   SourcePaused: 'paused',
+  SourceQuiescing: 'quiescing',
+  ContinueSent: 'continue sent',
   SourceContinued: 'continued',
   TargetLoaded: 'loaded',
   SourceCompleted: 'completed',

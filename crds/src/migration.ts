@@ -164,6 +164,8 @@ export type MigrationQuiesce = Static<typeof MigrationQuiesce>;
  */
 export const SWITCHOVER_STEPS = [
   'SourcePaused',
+  'SourceQuiescing',
+  'ContinueSent',
   'SourceContinued',
   'TargetLoaded',
   'SourceCompleted',

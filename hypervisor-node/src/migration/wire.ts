@@ -130,6 +130,8 @@ export function toWireOutcome(outcome: SourceOutcome): MigrationOutcome {
             continuedAtUnixUs: outcome.switchover.continuedAtUs ?? 0,
             completedAtUnixUs: outcome.switchover.completedAtUs ?? 0,
             outcomeAtUnixUs: outcome.switchover.outcomeAtUs ?? 0,
+            quiescingAtUnixUs: outcome.switchover.quiescingAtUs ?? 0,
+            continueSentAtUnixUs: outcome.switchover.continueSentAtUs ?? 0,
           },
         }
       : {}),

@@ -54,6 +54,8 @@ describe('assembleSwitchover', () => {
       continuedAtUnixUs: T + 12_000,
       completedAtUnixUs: T + 52_000,
       outcomeAtUnixUs: T + 60_000,
+      quiescingAtUnixUs: T + 5_000,
+      continueSentAtUnixUs: T + 11_000,
     },
     target: {
       loadedAtUnixUs: T + 45_000,
@@ -74,6 +76,8 @@ describe('assembleSwitchover', () => {
     const timeline = assembleSwitchover(input)!;
     expect(timeline.steps.map((step) => [step.step, step.offsetMs, step.node])).toEqual([
       ['SourcePaused', 0, 'node-a'],
+      ['SourceQuiescing', 3, 'node-a'],
+      ['ContinueSent', 9, 'node-a'],
       ['SourceContinued', 10, 'node-a'],
       ['TargetLoaded', 48, 'node-b'],
       ['SourceCompleted', 50, 'node-a'],

@@ -99,6 +99,8 @@ export function assembleSwitchover(input: SwitchoverInput): MigrationSwitchover 
   fromNode('SourcePaused', source?.pausedAtUnixUs, input.sourceNode, sourceClock);
   const paused = stamped.get('SourcePaused');
   if (paused === undefined) return undefined;
+  fromNode('SourceQuiescing', source?.quiescingAtUnixUs, input.sourceNode, sourceClock);
+  fromNode('ContinueSent', source?.continueSentAtUnixUs, input.sourceNode, sourceClock);
   fromNode('SourceContinued', source?.continuedAtUnixUs, input.sourceNode, sourceClock);
   fromNode('SourceCompleted', source?.completedAtUnixUs, input.sourceNode, sourceClock);
   fromNode('OutcomeSent', source?.outcomeAtUnixUs, input.sourceNode, sourceClock);

@@ -36,6 +36,8 @@ const bridgeOf = (node: NodeName) => `tsw${node.slice(-1)}${process.pid % 100_00
 /** The steps in the order they must happen (SourceContinued is absent from the check: it has no later bound). */
 const ORDER: SwitchoverStepName[] = [
   'SourcePaused',
+  'SourceQuiescing',
+  'ContinueSent',
   'SourceContinued',
   'TargetLoaded',
   'SourceCompleted',

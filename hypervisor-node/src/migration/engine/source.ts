@@ -116,6 +116,9 @@ export interface SourceOutcome {
  */
 export interface SourceSwitchover {
   pausedAtUs?: number;
+  /** This daemon saw pre-switchover and began the Quiescing step; it sent migrate-continue (this clock). */
+  quiescingAtUs?: number;
+  continueSentAtUs?: number;
   continuedAtUs?: number;
   completedAtUs?: number;
   outcomeAtUs?: number;
@@ -801,6 +804,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    */
   private async quiesce(): Promise<void> {
     const startedAtMs = Date.now();
+    this.switchover.quiescingAtUs = wallClockUs();
     const spec = this.options.supervisor.get(this.options.guest)?.spec;
     const stopped = (): boolean =>
       this.cancelReason !== undefined || this.abort !== undefined || this.finishing;
@@ -870,6 +874,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         'device state and the last dirty pages are crossing',
     );
     try {
+      this.switchover.continueSentAtUs = wallClockUs();
       await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
     } catch (err) {
       // A cancel that raced the continue is fine; anything else fails the migration.

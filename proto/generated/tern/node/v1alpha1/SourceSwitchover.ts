@@ -24,6 +24,14 @@ export interface SourceSwitchover {
    * The daemon published the outcome (the WatchMigration event the operator waits for).
    */
   'outcomeAtUnixUs'?: (number | string | Long);
+  /**
+   * The daemon saw QEMU's pre-switchover and began the Quiescing step (this node's clock).
+   */
+  'quiescingAtUnixUs'?: (number | string | Long);
+  /**
+   * The daemon sent migrate-continue at the end of the Quiescing step (this node's clock).
+   */
+  'continueSentAtUnixUs'?: (number | string | Long);
 }
 
 /**
@@ -48,4 +56,12 @@ export interface SourceSwitchover__Output {
    * The daemon published the outcome (the WatchMigration event the operator waits for).
    */
   'outcomeAtUnixUs': (number);
+  /**
+   * The daemon saw QEMU's pre-switchover and began the Quiescing step (this node's clock).
+   */
+  'quiescingAtUnixUs': (number);
+  /**
+   * The daemon sent migrate-continue at the end of the Quiescing step (this node's clock).
+   */
+  'continueSentAtUnixUs': (number);
 }
