@@ -8,7 +8,7 @@ import { DrainReporter } from './drain.js';
 import type { DrainSnapshot } from './drain.js';
 import { formatDuration } from './format.js';
 import { USER_AGENT, activeMigrations } from './kube.js';
-import { migrationRef, renderLiveLine, renderQuiesce } from './render.js';
+import { migrationRef, renderLiveLine, renderQuiesce, renderSwitchover } from './render.js';
 import type { Outcome } from './render.js';
 import { MigrationReporter } from './reporter.js';
 import type { ReporterOutput } from './reporter.js';
@@ -158,9 +158,12 @@ export async function status(ctx: CommandContext, vmName: string): Promise<numbe
       `  Last migration:   ${last.name} ${last.result} (${last.sourceNode} → ${last.targetNode ?? '?'}${downtime}, ` +
         `finished ${last.finishedAt})`,
     );
-    // The Migration itself holds the Quiescing report; it may have been removed (bounded history).
-    const quiesce = renderQuiesce((await lastMigrationRecord(ctx, last.name))?.status?.quiesce);
+    // The Migration itself holds the Quiescing report and the switchover timeline; it may have been removed
+    // (bounded history).
+    const record = (await lastMigrationRecord(ctx, last.name))?.status;
+    const quiesce = renderQuiesce(record?.quiesce);
     if (quiesce !== undefined) lines.push(`  Last quiesce:     ${quiesce}`);
+    lines.push(...renderSwitchover(record?.switchover, '  Last switchover:  ', '                    '));
   } else {
     lines.push('  Last migration:   <none>');
   }

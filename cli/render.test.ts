@@ -7,6 +7,7 @@ import {
   renderOutcome,
   renderProgress,
   renderQuiesce,
+  renderSwitchover,
   totalTimeMs,
 } from './render.js';
 
@@ -115,6 +116,55 @@ describe('phaseSpans', () => {
       ['Initializing', 700],
       ['Copying', undefined],
     ]);
+  });
+});
+
+describe('renderSwitchover', () => {
+  const at = '2026-11-29T10:00:02.000Z';
+  const switchover = {
+    steps: [
+      { step: 'SourcePaused' as const, at, offsetMs: 0, node: 'node-a' },
+      { step: 'TargetLoaded' as const, at, offsetMs: 38.07, node: 'node-b' },
+      { step: 'SourceCompleted' as const, at, offsetMs: 43.11, node: 'node-a' },
+      { step: 'OutcomeSent' as const, at, offsetMs: 67.2, node: 'node-a' },
+      { step: 'OutcomeReceived' as const, at, offsetMs: 74.37 },
+      { step: 'OwnershipRecorded' as const, at, offsetMs: 88.93 },
+      { step: 'ResumeRequested' as const, at, offsetMs: 90.9, node: 'node-b' },
+      { step: 'TargetResumed' as const, at, offsetMs: 95.41, node: 'node-b' },
+      { step: 'FirstFrame' as const, at, offsetMs: 96.16, node: 'node-b' },
+      { step: 'ResumeAcknowledged' as const, at, offsetMs: 101.98 },
+    ],
+    clocks: [
+      { node: 'node-a', offsetMs: -0.41, errorBoundMs: 0.28 },
+      { node: 'node-b', offsetMs: 0.26, errorBoundMs: 0.5 },
+    ],
+    firstFrameResolutionMs: 1.04,
+  };
+
+  it("lists each step's ms after the pause, wrapped, with the clocks' largest error bound", () => {
+    expect(renderSwitchover(switchover, '  Switchover: ', '    ')).toEqual([
+      '  Switchover: ms after the pause (clocks ±0.5): loaded 38.1, completed 43.1, outcome sent 67.2,',
+      '    outcome seen 74.4, recorded 88.9, resume asked 90.9, running 95.4, first frame 96.2 (-1.0),',
+      '    acked 102.0',
+    ]);
+  });
+
+  it('says why a step is missing, and shows nothing without a timeline', () => {
+    const lines = renderSwitchover(
+      { steps: switchover.steps.slice(0, 2), clocks: [], note: 'no FirstFrame: the guest has no tap' },
+      'S: ',
+      '  ',
+    );
+    expect(lines).toEqual([
+      'S: ms after the pause (clocks ±0.0): loaded 38.1',
+      '  no FirstFrame: the guest has no tap',
+    ]);
+    expect(renderSwitchover(undefined, 'S: ', '  ')).toEqual([]);
+  });
+
+  it('is part of the summary of a succeeded migration', () => {
+    const lines = renderOutcome(migration({ ...succeeded, switchover })).lines;
+    expect(lines[3]).toMatch(/^ {2}Switchover: ms after the pause/);
   });
 });
 

@@ -7,6 +7,8 @@ import type {
   MigrationProgress,
   MigrationQuiesce,
   MigrationStatus,
+  MigrationSwitchover,
+  SwitchoverStepName,
 } from '../crds/index.js';
 import { formatBytes, formatDuration, formatRate } from './format.js';
 
@@ -144,6 +146,65 @@ export function renderQuiesce(quiesce: MigrationQuiesce | undefined): string | u
   return disks.length > 0 ? `${head} (${disks.join('; ')})` : head;
 }
 
+const STEP_LABELS: Record<SwitchoverStepName, string> = {
+  SourcePaused: 'paused',
+  SourceQuiescing: 'quiescing',
+  ContinueSent: 'continue sent',
+  SourceContinued: 'continued',
+  TargetLoaded: 'loaded',
+  SourceCompleted: 'completed',
+  OutcomeSent: 'outcome sent',
+  OutcomeReceived: 'outcome seen',
+  OwnershipRecorded: 'recorded',
+  ResumeRequested: 'resume asked',
+  TargetResumed: 'running',
+  FirstFrame: 'first frame',
+  ResumeAcknowledged: 'acked',
+};
+
+/** Wraps `items` joined by ', ' into lines of at most `width` characters, the first after `head`. */
+function wrap(head: string, items: string[], indent: string, width = 100): string[] {
+  const lines: string[] = [];
+  let line = head;
+  for (const [i, item] of items.entries()) {
+    const piece = i < items.length - 1 ? `${item},` : item;
+    if (line.length + 1 + piece.length > width && line.trim() !== '') {
+      lines.push(line);
+      line = indent + piece;
+    } else {
+      line = line === '' ? piece : `${line} ${piece}`;
+    }
+  }
+  if (line.trim() !== '') lines.push(line);
+  return lines;
+}
+
+/**
+ * The switchover timeline in a few lines: each step's milliseconds after the source's pause, on the operator's
+ * clock, the largest clock error bound, the first frame's resolution and why a step is missing. `indent` starts
+ * the continuation lines.
+ */
+export function renderSwitchover(
+  switchover: MigrationSwitchover | undefined,
+  head: string,
+  indent: string,
+): string[] {
+  if (!switchover || switchover.steps.length === 0) return [];
+  const bound = Math.max(0, ...switchover.clocks.map((clock) => clock.errorBoundMs));
+  const items = switchover.steps
+    .filter((step) => step.step !== 'SourcePaused')
+    .map((step) => {
+      const resolution =
+        step.step === 'FirstFrame' && switchover.firstFrameResolutionMs !== undefined
+          ? ` (-${switchover.firstFrameResolutionMs.toFixed(1)})`
+          : '';
+      return `${STEP_LABELS[step.step]} ${step.offsetMs.toFixed(1)}${resolution}`;
+    });
+  const lines = wrap(`${head}ms after the pause (clocks ±${bound.toFixed(1)}):`, items, indent);
+  if (switchover.note) lines.push(`${indent}${switchover.note}`);
+  return lines;
+}
+
 export interface Outcome {
   succeeded: boolean;
   lines: string[];
@@ -163,6 +224,7 @@ export function renderOutcome(migration: Migration): Outcome {
       if (guestGapMs !== undefined) parts.push(`longest guest gap ${formatDuration(guestGapMs)}`);
       lines.push(`  Downtime: ${parts.join(', ')}`);
     }
+    lines.push(...renderSwitchover(status.switchover, '  Switchover: ', '    '));
     const quiesce = renderQuiesce(status.quiesce);
     if (quiesce !== undefined) lines.push(`  Quiesce: ${quiesce}`);
     if (total !== undefined) lines.push(`  Total time: ${formatDuration(total)}`);

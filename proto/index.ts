@@ -21,6 +21,7 @@ export {
   WIRE_DISK_STORAGES,
 } from './disk-enums.js';
 export { retainedImagePath } from './retained-image.js';
+export { qmpTimestampUs, wallClockUs } from './wall-clock.js';
 export type { ProtoGrpcType as ControlProto } from './generated/control.js';
 export type { Accelerator, Accelerator__Output } from './generated/tern/node/v1alpha1/Accelerator.js';
 export type { Disk__Output } from './generated/tern/node/v1alpha1/Disk.js';
@@ -75,4 +76,13 @@ export type {
   MigrationState,
   MigrationState__Output,
 } from './generated/tern/node/v1alpha1/MigrationState.js';
+export type { ClockReading__Output } from './generated/tern/node/v1alpha1/ClockReading.js';
+export type {
+  SourceSwitchover,
+  SourceSwitchover__Output,
+} from './generated/tern/node/v1alpha1/SourceSwitchover.js';
+export type {
+  TargetSwitchover,
+  TargetSwitchover__Output,
+} from './generated/tern/node/v1alpha1/TargetSwitchover.js';
 export type { PrepareIncomingResponse__Output } from './generated/tern/node/v1alpha1/PrepareIncomingResponse.js';

@@ -161,6 +161,89 @@ export const MigrationQuiesce = Type.Object(
 );
 export type MigrationQuiesce = Static<typeof MigrationQuiesce>;
 
+/**
+ * The steps of a switchover, in the order they normally happen (docs/monitoring.md "The switchover timeline"). The
+ * source's QEMU completes only once the target acknowledged its load on the return path, so SourceCompleted comes
+ * after TargetLoaded: the last byte left the source before TargetLoaded.
+ */
+export const SWITCHOVER_STEPS = [
+  'SourcePaused',
+  'SourceQuiescing',
+  'ContinueSent',
+  'SourceContinued',
+  'TargetLoaded',
+  'SourceCompleted',
+  'OutcomeSent',
+  'OutcomeReceived',
+  'OwnershipRecorded',
+  'ResumeRequested',
+  'TargetResumed',
+  'FirstFrame',
+  'ResumeAcknowledged',
+] as const;
+export type SwitchoverStepName = (typeof SWITCHOVER_STEPS)[number];
+
+export const SwitchoverStep = Type.Object({
+  step: StringEnum(SWITCHOVER_STEPS),
+  at: Timestamp({ description: "When the step happened, on the operator's clock." }),
+  offsetMs: Type.Number({
+    description: "Milliseconds after SourcePaused, on the operator's clock (0.01 ms resolution).",
+  }),
+  node: Type.Optional(
+    NodeName({
+      description:
+        "The node whose clock stamped the step (converted with its offset in clocks); absent: the operator's.",
+    }),
+  ),
+});
+export type SwitchoverStep = Static<typeof SwitchoverStep>;
+
+export const SwitchoverClock = Type.Object({
+  node: NodeName(),
+  offsetMs: Type.Number({ description: "The node's clock minus the operator's, in milliseconds." }),
+  errorBoundMs: Type.Number({
+    minimum: 0,
+    description:
+      'How far offsetMs may be off: half the shortest round trip of the readings it was measured with.',
+  }),
+});
+export type SwitchoverClock = Static<typeof SwitchoverClock>;
+
+export const MigrationSwitchover = Type.Object(
+  {
+    steps: Type.Array(SwitchoverStep, { maxItems: SWITCHOVER_STEPS.length }),
+    clocks: Type.Array(SwitchoverClock, { maxItems: 2 }),
+    firstFrameResolutionMs: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description:
+          "FirstFrame lies within this many milliseconds before its time: the interval between the two reads of the tap's counter that bracket it.",
+      }),
+    ),
+    framesBeforeResume: Type.Optional(
+      Type.Integer({
+        format: 'int64',
+        minimum: 0,
+        description:
+          "Frames the guest's NIC sent on the target's tap before TargetResumed, while the guest was paused there.",
+      }),
+    ),
+    note: Type.Optional(
+      Type.String({
+        maxLength: 1024,
+        description: 'Why a step is missing (e.g. no FirstFrame without a tap).',
+      }),
+    ),
+  },
+  {
+    description:
+      "The switchover's steps on one clock, the operator's (each daemon's offset measured by round trips): from the " +
+      "source's pause to the target running the guest and its first frame. Only for a migration whose switchover " +
+      'this operator process saw, and not for post-copy.',
+  },
+);
+export type MigrationSwitchover = Static<typeof MigrationSwitchover>;
+
 export const MigrationStatus = Type.Object({
   phase: Type.Optional(StringEnum(MIGRATION_PHASES)),
   sourceNode: Type.Optional(NodeName()),
@@ -174,6 +257,7 @@ export const MigrationStatus = Type.Object({
   ),
   progress: Type.Optional(MigrationProgress),
   downtime: Type.Optional(MigrationDowntime),
+  switchover: Type.Optional(MigrationSwitchover),
   quiesce: Type.Optional(MigrationQuiesce),
   failureReason: Type.Optional(StringEnum(MIGRATION_FAILURE_REASONS)),
   message: Type.Optional(Type.String({ maxLength: 4096 })),

@@ -4,6 +4,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { AbortIncomingRequest as _tern_node_v1alpha1_AbortIncomingRequest, AbortIncomingRequest__Output as _tern_node_v1alpha1_AbortIncomingRequest__Output } from './tern/node/v1alpha1/AbortIncomingRequest.js';
 import type { CancelMigrationRequest as _tern_node_v1alpha1_CancelMigrationRequest, CancelMigrationRequest__Output as _tern_node_v1alpha1_CancelMigrationRequest__Output } from './tern/node/v1alpha1/CancelMigrationRequest.js';
 import type { ChannelSettings as _tern_node_v1alpha1_ChannelSettings, ChannelSettings__Output as _tern_node_v1alpha1_ChannelSettings__Output } from './tern/node/v1alpha1/ChannelSettings.js';
+import type { ClockReading as _tern_node_v1alpha1_ClockReading, ClockReading__Output as _tern_node_v1alpha1_ClockReading__Output } from './tern/node/v1alpha1/ClockReading.js';
 import type { ContinueMigrationRequest as _tern_node_v1alpha1_ContinueMigrationRequest, ContinueMigrationRequest__Output as _tern_node_v1alpha1_ContinueMigrationRequest__Output } from './tern/node/v1alpha1/ContinueMigrationRequest.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from './tern/node/v1alpha1/ConvergenceDecision.js';
 import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from './tern/node/v1alpha1/CreateGuestRequest.js';
@@ -38,11 +39,14 @@ import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingReque
 import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from './tern/node/v1alpha1/PrepareIncomingResponse.js';
 import type { QuiesceReport as _tern_node_v1alpha1_QuiesceReport, QuiesceReport__Output as _tern_node_v1alpha1_QuiesceReport__Output } from './tern/node/v1alpha1/QuiesceReport.js';
 import type { QuiescedDisk as _tern_node_v1alpha1_QuiescedDisk, QuiescedDisk__Output as _tern_node_v1alpha1_QuiescedDisk__Output } from './tern/node/v1alpha1/QuiescedDisk.js';
+import type { ReadClockRequest as _tern_node_v1alpha1_ReadClockRequest, ReadClockRequest__Output as _tern_node_v1alpha1_ReadClockRequest__Output } from './tern/node/v1alpha1/ReadClockRequest.js';
 import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _tern_node_v1alpha1_Resources__Output } from './tern/node/v1alpha1/Resources.js';
+import type { SourceSwitchover as _tern_node_v1alpha1_SourceSwitchover, SourceSwitchover__Output as _tern_node_v1alpha1_SourceSwitchover__Output } from './tern/node/v1alpha1/SourceSwitchover.js';
 import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from './tern/node/v1alpha1/StartGuestRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from './tern/node/v1alpha1/StartMigrationRequest.js';
 import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from './tern/node/v1alpha1/StopGuestRequest.js';
 import type { TapBackend as _tern_node_v1alpha1_TapBackend, TapBackend__Output as _tern_node_v1alpha1_TapBackend__Output } from './tern/node/v1alpha1/TapBackend.js';
+import type { TargetSwitchover as _tern_node_v1alpha1_TargetSwitchover, TargetSwitchover__Output as _tern_node_v1alpha1_TargetSwitchover__Output } from './tern/node/v1alpha1/TargetSwitchover.js';
 import type { UserModeBackend as _tern_node_v1alpha1_UserModeBackend, UserModeBackend__Output as _tern_node_v1alpha1_UserModeBackend__Output } from './tern/node/v1alpha1/UserModeBackend.js';
 import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from './tern/node/v1alpha1/WatchGuestsRequest.js';
 import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest, WatchMigrationRequest__Output as _tern_node_v1alpha1_WatchMigrationRequest__Output } from './tern/node/v1alpha1/WatchMigrationRequest.js';
@@ -59,6 +63,7 @@ export interface ProtoGrpcType {
         Accelerator: EnumTypeDefinition
         CancelMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_CancelMigrationRequest, _tern_node_v1alpha1_CancelMigrationRequest__Output>
         ChannelSettings: MessageTypeDefinition<_tern_node_v1alpha1_ChannelSettings, _tern_node_v1alpha1_ChannelSettings__Output>
+        ClockReading: MessageTypeDefinition<_tern_node_v1alpha1_ClockReading, _tern_node_v1alpha1_ClockReading__Output>
         ContinueMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_ContinueMigrationRequest, _tern_node_v1alpha1_ContinueMigrationRequest__Output>
         ConvergenceDecision: MessageTypeDefinition<_tern_node_v1alpha1_ConvergenceDecision, _tern_node_v1alpha1_ConvergenceDecision__Output>
         CreateGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_CreateGuestRequest__Output>
@@ -103,11 +108,14 @@ export interface ProtoGrpcType {
         PrepareIncomingResponse: MessageTypeDefinition<_tern_node_v1alpha1_PrepareIncomingResponse, _tern_node_v1alpha1_PrepareIncomingResponse__Output>
         QuiesceReport: MessageTypeDefinition<_tern_node_v1alpha1_QuiesceReport, _tern_node_v1alpha1_QuiesceReport__Output>
         QuiescedDisk: MessageTypeDefinition<_tern_node_v1alpha1_QuiescedDisk, _tern_node_v1alpha1_QuiescedDisk__Output>
+        ReadClockRequest: MessageTypeDefinition<_tern_node_v1alpha1_ReadClockRequest, _tern_node_v1alpha1_ReadClockRequest__Output>
         Resources: MessageTypeDefinition<_tern_node_v1alpha1_Resources, _tern_node_v1alpha1_Resources__Output>
+        SourceSwitchover: MessageTypeDefinition<_tern_node_v1alpha1_SourceSwitchover, _tern_node_v1alpha1_SourceSwitchover__Output>
         StartGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_StartGuestRequest__Output>
         StartMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_StartMigrationRequest__Output>
         StopGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_StopGuestRequest__Output>
         TapBackend: MessageTypeDefinition<_tern_node_v1alpha1_TapBackend, _tern_node_v1alpha1_TapBackend__Output>
+        TargetSwitchover: MessageTypeDefinition<_tern_node_v1alpha1_TargetSwitchover, _tern_node_v1alpha1_TargetSwitchover__Output>
         UserModeBackend: MessageTypeDefinition<_tern_node_v1alpha1_UserModeBackend, _tern_node_v1alpha1_UserModeBackend__Output>
         WatchGuestsRequest: MessageTypeDefinition<_tern_node_v1alpha1_WatchGuestsRequest, _tern_node_v1alpha1_WatchGuestsRequest__Output>
         WatchMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_WatchMigrationRequest, _tern_node_v1alpha1_WatchMigrationRequest__Output>

@@ -4,7 +4,7 @@
 // (AbortIncoming).
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { MigrationStage, MigrationState } from '../../../proto/index.js';
+import type { MigrationStage, MigrationState, TargetSwitchover } from '../../../proto/index.js';
 import { formatHostPort } from '../../../cmdline/index.js';
 import type { GuestSupervisor } from '../runtime/supervisor.js';
 import type { Accelerator, GuestDefinition } from '../model/guest.js';
@@ -135,6 +135,8 @@ export class IncomingMigration {
   private postCopy = false;
   /** A recovered migration's disk endpoint, from its record. */
   private recoveredDiskEndpoint = '';
+  /** When ResumeTarget arrived (µs since the epoch; for the switchover timeline). */
+  private resumeRequestedAtUs: number | undefined;
 
   private constructor(
     private readonly context: IncomingContext,
@@ -634,6 +636,23 @@ export class IncomingMigration {
       phase: 'MIGRATION_PHASE_UNSPECIFIED',
       message: this.message,
       guestLost: this.guestLost,
+      ...(this.engine?.switchover.loadedAtUs !== undefined ? { switchover: this.switchover() } : {}),
+    };
+  }
+
+  /** The switchover's steps seen here (engine TargetSwitchoverSteps), for the operator's timeline. */
+  private switchover(): TargetSwitchover {
+    const steps = this.engine!.switchover;
+    const frame = steps.firstFrame;
+    return {
+      loadedAtUnixUs: steps.loadedAtUs ?? 0,
+      resumeRequestedAtUnixUs: this.resumeRequestedAtUs ?? 0,
+      resumedAtUnixUs: steps.resumedAtUs ?? 0,
+      firstFrameAtUnixUs: frame !== undefined && 'atUs' in frame ? frame.atUs : 0,
+      firstFrameResolutionUs: frame !== undefined && 'atUs' in frame ? frame.resolutionUs : 0,
+      firstFrameNote: frame !== undefined && 'note' in frame ? frame.note : '',
+      firstFramePending: this.engine!.firstFrame !== undefined && frame === undefined,
+      framesBeforeResume: steps.framesBeforeResume ?? 0,
     };
   }
 
@@ -641,8 +660,9 @@ export class IncomingMigration {
    * Hand-over success side: the record names this node, so the loaded guest runs here. The stage is RESUMING
    * until QEMU runs it: a second ResumeTarget meanwhile joins this one, an AbortIncoming waits for it.
    */
-  async resume(recordedOwner: string, nodeName: string): Promise<MigrationState> {
+  async resume(recordedOwner: string, nodeName: string, requestedAtUs?: number): Promise<MigrationState> {
     if (this.stage === 'MIGRATION_STAGE_RESUMED') return this.state();
+    this.resumeRequestedAtUs ??= requestedAtUs;
     if (recordedOwner !== nodeName) {
       throw failedPrecondition(
         `the ownership record names ${recordedOwner || 'nobody'}, not ${nodeName}: not resuming`,

@@ -23,7 +23,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { retire, type TombstoneStore } from './tombstones.js';
-import { decodeToken } from '../../../proto/index.js';
+import { decodeToken, wallClockUs } from '../../../proto/index.js';
 import { mirroredDisks, retainImage, type MirroredDisk } from './engine/local-disks.js';
 import { identityOf, removeImageFile, type FileIdentity } from './engine/image-files.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
@@ -205,6 +205,8 @@ export class OutgoingMigration {
       },
       'outgoing migration finished',
     );
+    // The moment the operator's wait for the outcome can end: the last step of the switchover on this node.
+    if (this.wireOutcome.switchover) this.wireOutcome.switchover.outcomeAtUnixUs = wallClockUs();
     this.log.append({ outcome: this.wireOutcome }, Date.now(), true);
     // Not completed and the guest runs here: nothing is left for a successor to hand over or resume. (A stale
     // record would let a later daemon read the guest's next migration in QEMU as this one's.)

@@ -31,7 +31,7 @@ import { NodeMigrationMetrics } from './metrics.js';
 import { readRecordFiles, removeRecordFile, tokenDigest, type MigrationRecordFile } from './record-file.js';
 import { OutgoingMigration, tooLateToCancel } from './outgoing.js';
 import { retire, TombstoneStore, type Tombstone } from './tombstones.js';
-import { decodeToken } from '../../../proto/index.js';
+import { decodeToken, wallClockUs } from '../../../proto/index.js';
 import { policyOverridesFromWire } from './wire.js';
 import { fromWireLocalDisks } from '../rpc/guest-wire.js';
 import {
@@ -500,11 +500,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
     // "The hand-over rule": little, as each hand-over step is single-shot per migration here; it is a second check
     // that does not depend on leader election (an operator without it sends token 0 on every call).
     ResumeTarget: calls.unary('ResumeTarget', async (request) => {
+      const requestedAtUs = wallClockUs();
       const ended = tombstoneOf(request.migrationId, 'target');
       if (ended !== undefined) return repeated(ended, ['MIGRATION_STAGE_RESUMED'], 'not resuming');
       const record = incoming(request.migrationId);
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
-      return record.resume(request.recordedOwner, nodeName);
+      return record.resume(request.recordedOwner, nodeName, requestedAtUs);
     }),
 
     ReleaseSource: calls.unary('ReleaseSource', async (request) => {
@@ -541,6 +542,8 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       await options.fencing.admitEpoch(record.guest, Number(request.epoch));
       return record.resumeSource(request.recordedOwner, nodeName);
     }),
+
+    ReadClock: calls.read('ReadClock', () => ({ unixUs: wallClockUs() })),
 
     AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);

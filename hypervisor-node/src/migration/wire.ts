@@ -123,6 +123,18 @@ export function toWireOutcome(outcome: SourceOutcome): MigrationOutcome {
     decisions: outcome.decisions.map(toWireDecision),
     sourceRunState: outcome.sourceRunState ?? '',
     ...(outcome.quiesce !== undefined ? { quiesce: toWireQuiesce(outcome.quiesce) } : {}),
+    ...(outcome.switchover !== undefined
+      ? {
+          switchover: {
+            pausedAtUnixUs: outcome.switchover.pausedAtUs ?? 0,
+            continuedAtUnixUs: outcome.switchover.continuedAtUs ?? 0,
+            completedAtUnixUs: outcome.switchover.completedAtUs ?? 0,
+            outcomeAtUnixUs: outcome.switchover.outcomeAtUs ?? 0,
+            quiescingAtUnixUs: outcome.switchover.quiescingAtUs ?? 0,
+            continueSentAtUnixUs: outcome.switchover.continueSentAtUs ?? 0,
+          },
+        }
+      : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   isGrpcError,
+  type ClockReading__Output,
   type Guest__Output,
   type MigrationClient as WireMigrationClient,
   type MigrationEvent__Output,
@@ -84,6 +85,14 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
         done,
       ),
     );
+  }
+
+  /** The daemon's wall clock as it handled the call, µs since the epoch (ReadClock). */
+  async readClock(): Promise<number> {
+    const reading = await this.unary<ClockReading__Output>((done, call) =>
+      this.client.readClock({}, call.metadata, call.options, done),
+    );
+    return reading.unixUs;
   }
 
   /** The migration's state here, or undefined when this daemon does not know the id. */

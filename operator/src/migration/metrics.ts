@@ -3,16 +3,20 @@
 // (observed once, when this replica writes the terminal phase).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Migration } from '../../../crds/index.js';
-import { MIGRATION_FAILURE_REASONS, MIGRATION_PHASES } from '../../../crds/index.js';
+import { MIGRATION_FAILURE_REASONS, MIGRATION_PHASES, SWITCHOVER_STEPS } from '../../../crds/index.js';
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 /** Bucket bounds of tern_migration_downtime_seconds (the chart's downtime alert threshold must be one of them). */
 export const DOWNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** Bucket bounds of tern_migration_switchover_step_seconds: from a millisecond to the longest freezes. */
+export const SWITCHOVER_STEP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
 export class MigrationMetrics {
   private readonly finished: Counter<'result' | 'reason'>;
   private readonly phaseSeconds: Histogram<'phase'>;
   private readonly downtimeSeconds: Histogram<'source'>;
+  private readonly switchoverStepSeconds: Histogram<'step'>;
 
   constructor(registry: Registry, migrations: () => readonly Migration[]) {
     const registers = [registry];
@@ -50,6 +54,15 @@ export class MigrationMetrics {
       buckets: DOWNTIME_BUCKETS,
       registers,
     });
+    this.switchoverStepSeconds = new Histogram({
+      name: 'tern_migration_switchover_step_seconds',
+      help:
+        "Seconds from the source's pause to each step of a succeeded migration's switchover " +
+        "(status.switchover, on the operator's clock).",
+      labelNames: ['step'],
+      buckets: SWITCHOVER_STEP_BUCKETS,
+      registers,
+    });
     // Every series an alert or the dashboard counts increases of exists from the first scrape at 0: Prometheus sees
     // no increase in a series whose first sample is already 1, so the first failure of a kind would otherwise never
     // alert, and the first migration's phases never show.
@@ -59,6 +72,7 @@ export class MigrationMetrics {
       if (reason !== 'Cancelled') this.finished.labels({ result: 'Failed', reason }).inc(0);
     for (const source of ['qemu', 'guest']) this.downtimeSeconds.zero({ source });
     for (const phase of MIGRATION_PHASES) this.phaseSeconds.zero({ phase });
+    for (const step of SWITCHOVER_STEPS) this.switchoverStepSeconds.zero({ step });
   }
 
   /** Call once per Migration, with the status carrying its terminal phase. */
@@ -73,5 +87,8 @@ export class MigrationMetrics {
       this.downtimeSeconds.observe({ source: 'qemu' }, status.downtime.qemuMs / 1000);
     if (status.downtime?.guestGapMs !== undefined)
       this.downtimeSeconds.observe({ source: 'guest' }, status.downtime.guestGapMs / 1000);
+    // A step the clocks' error puts a hair before the pause counts as at the pause.
+    for (const { step, offsetMs } of status.switchover?.steps ?? [])
+      this.switchoverStepSeconds.observe({ step }, Math.max(0, offsetMs) / 1000);
   }
 }

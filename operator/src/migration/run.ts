@@ -17,6 +17,7 @@ import type {
   Migration,
   MigrationProgress,
   MigrationStatus,
+  MigrationSwitchover,
   VirtualMachine,
 } from '../../../crds/index.js';
 import type {
@@ -24,7 +25,10 @@ import type {
   MigrationEvent__Output,
   MigrationOutcome__Output,
   MigrationState__Output,
+  TargetSwitchover__Output,
 } from '../../../proto/index.js';
+import { wallClockUs } from '../../../proto/index.js';
+import { assembleSwitchover, measureClockOffset, type ClockOffset } from './switchover.js';
 import type { Informer } from '../runtime/informer.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { newMigrationToken, retainedImagePath } from '../../../proto/index.js';
@@ -71,6 +75,8 @@ export interface Run {
    * happened; unset when the pause came before this run (replayed history).
    */
   pausedSeenAtMs?: number;
+  /** wallClockUs() when this run received the source's outcome as it happened (pausedSeenAtMs set). */
+  outcomeSeenAtUs?: number;
   /** Why the run is cancelled (the Migration or its VM is being deleted); undefined while it is not. */
   cancelled?: string;
   /** The source acknowledged the cancel, or answered that it is too late: it is not sent again. */
@@ -147,10 +153,16 @@ export class MigrationRunner {
       if (start.kind === 'initialize') await this.initialize(run, source, target, start.freshAttempt, logger);
       run.source = source.migration;
       if (run.cancelled !== undefined) await this.cancel(run, run.cancelled, logger);
+      // The daemons' clock offsets for the switchover timeline, read while the copy runs (never on the switchover's
+      // path); a daemon that cannot tell leaves its steps out.
+      const clocks = Promise.all([
+        measureClockOffset(() => source.migration.readClock()),
+        measureClockOffset(() => target.migration.readClock()),
+      ]);
       const outcome = await this.follow(run, source.migration, logger);
       // The outcome is in: there is nothing left to cancel.
       run.cancelSettled = true;
-      await this.handOver(run, outcome, source, target, sourceAtStart?.stage, logger);
+      await this.handOver(run, outcome, source, target, sourceAtStart?.stage, clocks, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       // A run whose controller stopped writes no outcome: the next leader decides from status and the daemons.
@@ -364,6 +376,8 @@ export class MigrationRunner {
           if (!isLaterPhase(phase, run.migration.status?.phase)) return;
           run.migration = await status.enter(run.migration, phase, at, event.phase!.reason, snapshot);
         });
+      } else if (event.event === 'outcome' && run.pausedSeenAtMs !== undefined) {
+        run.outcomeSeenAtUs ??= wallClockUs();
       } else if (event.event === 'progress' && event.progress) {
         progress = toProgress(event.progress);
         if (!pendingFlush) pendingFlush = setTimeout(flushProgress, throttle.delayMs(Date.now()));
@@ -400,6 +414,7 @@ export class MigrationRunner {
     source: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     target: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     sourceStageAtStart: MigrationState__Output['stage'] | undefined,
+    clocks: Promise<[ClockOffset | undefined, ClockOffset | undefined]>,
     logger: Logger,
   ): Promise<void> {
     const { sourceNode, targetNode } = run.migration.status! as Required<MigrationStatus>;
@@ -489,10 +504,24 @@ export class MigrationRunner {
     // difference of the two messages' delays. It is not the guest agent's heartbeat gap (the operator has no line
     // to the agent). Only known when this run saw the pause and did the resume, and not for post-copy (the pause
     // then spans the whole post-copy phase, which is not a switchover gap).
-    const guestGapMs =
-      result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy
-        ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs)
-        : undefined;
+    const sawSwitchover = result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy;
+    const guestGapMs = sawSwitchover ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs!) : undefined;
+    // The same switchover step by step, on this operator's clock (switchover.ts); the same condition applies.
+    let switchover: MigrationSwitchover | undefined;
+    if (sawSwitchover) {
+      const [sourceClock, targetClock] = await clocks;
+      switchover = assembleSwitchover({
+        sourceNode,
+        targetNode,
+        source: outcome.switchover,
+        target: await targetSwitchover(target.migration, run.id, logger),
+        sourceClock,
+        targetClock,
+        outcomeReceivedAtUs: run.outcomeSeenAtUs,
+        ownershipRecordedAtUs: result.recordedAtUs,
+        resumeAcknowledgedAtUs: result.resumedAtUs,
+      });
+    }
     this.assertMayAct(run);
     // Reported only by the run that released the source (a resumed run cannot tell what an earlier one retained).
     const kept =
@@ -510,6 +539,7 @@ export class MigrationRunner {
       `moved to ${targetNode} in ${outcome.durationMs} ms (QEMU downtime ${outcome.downtimeMs} ms)${kept}`,
       outcome,
       guestGapMs,
+      switchover,
     );
     logger.info(
       {
@@ -518,6 +548,34 @@ export class MigrationRunner {
       },
       'migration succeeded',
     );
+  }
+}
+
+/** How long the run waits for the target's FirstFrame watch to close (it ends by itself within its window). */
+const FIRST_FRAME_WAIT_MS = 3_000;
+const FIRST_FRAME_POLL_MS = 100;
+
+/**
+ * The target's switchover steps (its MigrationState after the resume), once its FirstFrame watch closed or
+ * FIRST_FRAME_WAIT_MS passed; undefined when the target cannot tell (the timeline then lacks its steps).
+ */
+async function targetSwitchover(
+  target: MigrationDaemonClient,
+  id: string,
+  logger: Logger,
+): Promise<TargetSwitchover__Output | undefined> {
+  const giveUpAt = Date.now() + FIRST_FRAME_WAIT_MS;
+  for (;;) {
+    let state: MigrationState__Output | undefined;
+    try {
+      state = await target.getMigration(id);
+    } catch (error) {
+      logger.info({ err: error }, "the target's switchover steps could not be read");
+      return undefined;
+    }
+    const steps = state?.switchover ?? undefined;
+    if (!steps?.firstFramePending || Date.now() >= giveUpAt) return steps;
+    await new Promise((resolve) => setTimeout(resolve, FIRST_FRAME_POLL_MS));
   }
 }
 

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   isGrpcError,
+  wallClockUs,
   type Guest__Output,
   type MigrationEvent__Output,
   type MigrationOutcome__Output,
@@ -184,6 +185,9 @@ export type HandOverResult =
       /** Date.now() and performance.now() once ResumeTarget returned (the target's vCPUs run). */
       resumedAtMs: number;
       resumedAtPerfMs: number;
+      /** The same moment, and the compare-and-swap's reply (committedHere only), in µs (wallClockUs). */
+      resumedAtUs: number;
+      recordedAtUs?: number;
     }
   /**
    * The target was aborted; the source was resumed if the record still named it, unless its QEMU is gone
@@ -244,8 +248,10 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     }
   }
   const committedHere = decision.kind === 'commit';
+  let recordedAtUs: number | undefined;
   if (decision.kind === 'commit') {
     const owner = await ownership.compareAndSwap(sourceNode, targetNode);
+    recordedAtUs = wallClockUs();
     decision = decideHandOver(completed, owner, sourceNode, targetNode);
   }
   if (decision.kind === 'finish') {
@@ -268,6 +274,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     }
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
+    const resumedAtUs = wallClockUs();
     const released = committedHere ? undefined : await source.getMigration(id);
     // A source whose QEMU is gone (SOURCE_LOST) has nothing left to release either.
     if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
@@ -276,7 +283,14 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
         retainLocalDisks: (await input.retainLocalDisks?.()) ?? [],
       });
     }
-    return { kind: 'handedOver', committedHere, resumedAtMs, resumedAtPerfMs };
+    return {
+      kind: 'handedOver',
+      committedHere,
+      resumedAtMs,
+      resumedAtPerfMs,
+      resumedAtUs,
+      ...(recordedAtUs !== undefined ? { recordedAtUs } : {}),
+    };
   }
   await target.abortIncoming(id);
   // (A record that names nobody any more, e.g. the VM vanished, resumes nothing.)

@@ -110,3 +110,43 @@ describe('toQuiesce', () => {
     expect(quiesce.error).toHaveLength(1024);
   });
 });
+
+describe('the switchover timeline in the terminal status', () => {
+  const switchover = {
+    steps: [{ step: 'SourcePaused' as const, at: '2026-12-06T10:00:00.000Z', offsetMs: 0, node: 'node-a' }],
+    clocks: [{ node: 'node-a', offsetMs: 0.1, errorBoundMs: 0.2 }],
+  };
+  const outcome = (result: 'RESULT_COMPLETED' | 'RESULT_FAILED') =>
+    ({ result, downtimeMs: 40, rounds: 3, transferredBytes: 1 }) as Parameters<typeof terminalStatus>[6];
+
+  it('is written with a completed outcome, next to the downtime', () => {
+    const status = terminalStatus(
+      { phase: 'Freezing' },
+      migration,
+      'Succeeded',
+      undefined,
+      'moved',
+      new Date(),
+      outcome('RESULT_COMPLETED'),
+      63,
+      switchover,
+    );
+    expect(status.switchover).toEqual(switchover);
+    expect(status.downtime).toEqual({ qemuMs: 40, guestGapMs: 63 });
+  });
+
+  it('is not written for a migration that did not complete', () => {
+    const status = terminalStatus(
+      { phase: 'Copying' },
+      migration,
+      'Failed',
+      'Stalled',
+      'stalled',
+      new Date(),
+      outcome('RESULT_FAILED'),
+      undefined,
+      switchover,
+    );
+    expect(status.switchover).toBeUndefined();
+  });
+});

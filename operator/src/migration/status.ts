@@ -9,6 +9,7 @@ import type {
   MigrationProgress,
   MigrationQuiesce,
   MigrationStatus,
+  MigrationSwitchover,
 } from '../../../crds/index.js';
 import type {
   MigrationEvent__Output,
@@ -148,6 +149,7 @@ export function terminalStatus(
   at: Date,
   outcome?: MigrationOutcome__Output,
   guestGapMs?: number,
+  switchover?: MigrationSwitchover,
 ): MigrationStatus {
   const next: MigrationStatus = {
     ...statusWithPhase(status, phase, at),
@@ -166,6 +168,7 @@ export function terminalStatus(
     // QEMU's final figures, not the last sampled progress.
     if (outcome.downtimeMs > 0) next.downtime = { ...next.downtime, qemuMs: outcome.downtimeMs };
     if (guestGapMs !== undefined) next.downtime = { ...next.downtime, guestGapMs };
+    if (switchover !== undefined) next.switchover = switchover;
     next.progress = {
       ...next.progress,
       round: outcome.rounds,
@@ -259,10 +262,11 @@ export class MigrationStatusWriter {
     message: string,
     outcome?: MigrationOutcome__Output,
     guestGapMs?: number,
+    switchover?: MigrationSwitchover,
   ): Promise<Migration> {
     const now = new Date();
     const updated = await this.write(migration, (status) =>
-      terminalStatus(status, migration, phase, reason, message, now, outcome, guestGapMs),
+      terminalStatus(status, migration, phase, reason, message, now, outcome, guestGapMs, switchover),
     );
     await this.options.events.record(
       updated,

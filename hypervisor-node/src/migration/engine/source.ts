@@ -37,6 +37,7 @@ import {
   type ResolvedMigrationPolicy,
 } from './policy.js';
 import { progressFromInfo, type ProgressSample } from './progress.js';
+import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
 
 export interface SourceMigrationOptions {
   supervisor: GuestSupervisor;
@@ -101,6 +102,26 @@ export interface SourceOutcome {
   sourceRunState?: QmpRunState;
   /** The Quiescing step's report, once QEMU paused the guest before the switchover (quiesce.ts). */
   quiesce?: QuiesceReport;
+  /**
+   * The switchover's steps on this node's wall clock (µs since the epoch), once QEMU paused the guest for it;
+   * outcomeAtUs is the caller's to stamp as it publishes the outcome.
+   */
+  switchover?: SourceSwitchover;
+}
+
+/**
+ * The switchover as the source sees it, in µs since the epoch (QMP's event timestamps): the guest paused (STOP),
+ * the device state started crossing (MIGRATION `device`, after the Quiescing step), QEMU completed (MIGRATION
+ * `completed`: after the target acknowledged its load on the return path), and the outcome published (this clock).
+ */
+export interface SourceSwitchover {
+  pausedAtUs?: number;
+  /** This daemon saw pre-switchover and began the Quiescing step; it sent migrate-continue (this clock). */
+  quiescingAtUs?: number;
+  continueSentAtUs?: number;
+  continuedAtUs?: number;
+  completedAtUs?: number;
+  outcomeAtUs?: number;
 }
 
 interface SourceMigrationEvents {
@@ -143,6 +164,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private quiescing:
     { startedAtMs: number; spec: GuestDefinition; before: Map<number, DiskCounters> } | undefined;
   private quiesceReport: QuiesceReport | undefined;
+  private readonly switchover: SourceSwitchover = {};
   private cancelReason: string | undefined;
   /** Why the engine itself stopped QEMU's migration (migrate_cancel), set before it does. */
   private abort: { reason: string; cause: SourceFailureCause } | undefined;
@@ -560,8 +582,15 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   }
 
   private handleEvent(event: QmpEvent): void {
+    // QEMU stops the vCPUs (STOP) right before it reports pre-switchover; the last stop before the switchover counts.
+    if (event.event === 'STOP' && this.memoryStarted && this.switchover.continuedAtUs === undefined) {
+      this.switchover.pausedAtUs = qmpTimestampUs(event.timestamp);
+    }
     if (event.event === 'MIGRATION' && typeof event.data?.status === 'string') {
-      this.onStatus(event.data.status as QmpMigrationStatus, undefined);
+      const status = event.data.status as QmpMigrationStatus;
+      if (status === 'device') this.switchover.continuedAtUs ??= qmpTimestampUs(event.timestamp);
+      if (status === 'completed') this.switchover.completedAtUs ??= qmpTimestampUs(event.timestamp);
+      this.onStatus(status, undefined);
     } else if (event.event === 'MIGRATION_PASS' && !this.polling) {
       this.schedulePoll(Math.max(0, MIN_POLL_GAP_MS - (Date.now() - this.lastPollAtMs)));
     } else if (event.event === 'BLOCK_JOB_READY' && this.mirror !== undefined && !this.memoryStarted) {
@@ -608,6 +637,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         this.recoverPostCopy();
         break;
       case 'completed':
+        // Seen by a poll before QMP's event (whose timestamp is exact): this moment is the best left.
+        this.switchover.completedAtUs ??= wallClockUs();
         void this.finish('Completed', 'QEMU completed the migration; the target holds the guest, paused');
         break;
       case 'failed':
@@ -773,6 +804,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    */
   private async quiesce(): Promise<void> {
     const startedAtMs = Date.now();
+    this.switchover.quiescingAtUs = wallClockUs();
     const spec = this.options.supervisor.get(this.options.guest)?.spec;
     const stopped = (): boolean =>
       this.cancelReason !== undefined || this.abort !== undefined || this.finishing;
@@ -844,6 +876,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         'device state and the last dirty pages are crossing',
     );
     try {
+      this.switchover.continueSentAtUs = wallClockUs();
       await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
     } catch (err) {
       // A cancel that raced the continue is fine; anything else fails the migration.
@@ -1019,6 +1052,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       decisions: [...this.decisions],
       ...(sourceRunState !== undefined ? { sourceRunState } : {}),
       ...(this.quiesceStarted ? { quiesce: this.unfinishedQuiesce(reason) } : {}),
+      ...(this.switchover.pausedAtUs !== undefined ? { switchover: this.switchover } : {}),
       ...(info?.['total-time'] !== undefined ? { qemuTotalTimeMs: info['total-time'] } : {}),
       ...(info?.downtime !== undefined ? { downtimeMs: info.downtime } : {}),
       ...(info?.['setup-time'] !== undefined ? { setupTimeMs: info['setup-time'] } : {}),

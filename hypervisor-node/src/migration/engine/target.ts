@@ -17,6 +17,8 @@ import {
   type MigrationChannel,
 } from './channel.js';
 import { exportTargetDisks, localDiskIndices, stopTargetExports } from './local-disks.js';
+import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
+import { watchFirstFrame, type FirstFrame } from '../../network/first-frame.js';
 
 /** QEMU's own announce-* defaults (net/announce.c), which announce-self wants spelt out. */
 const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
@@ -38,6 +40,18 @@ export interface TargetLoaded {
   atMs: number;
   /** True when the guest is loaded for post-copy: it may resume while the remaining pages still stream. */
   postCopy: boolean;
+}
+
+/** The switchover as the target sees it, in µs since the epoch on this node's wall clock (QMP's timestamps). */
+export interface TargetSwitchoverSteps {
+  /** QEMU's incoming migration completed (MIGRATION `completed`): loaded, paused. */
+  loadedAtUs?: number;
+  /** QEMU runs the vCPUs (RESUME, on `cont`). */
+  resumedAtUs?: number;
+  /** The first frame from the guest's NIC on its tap after the resume (network/first-frame.ts), once known. */
+  firstFrame?: FirstFrame;
+  /** Frames on the guest's taps before `cont`, the guest paused here. */
+  framesBeforeResume?: number;
 }
 
 interface TargetMigrationEvents {
@@ -77,6 +91,9 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
 
   /** The TCP port QEMU listens on; 0 for a unix socket. */
   port = 0;
+  readonly switchover: TargetSwitchoverSteps = {};
+  /** Set by resume(): settles once the first frame after the resume is known (or why it is not). */
+  firstFrame: Promise<FirstFrame> | undefined;
   /** The TCP port of the NBD server the local disks are mirrored into; 0 without local disks. */
   diskPort = 0;
 
@@ -183,8 +200,28 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     // The source completed its mirrors before the switchover; nothing but the guest may write its disks now.
     const local = localDiskIndices(this.options.spec);
     if (local.length > 0) await stopTargetExports(this.qmp, local);
-    await this.qmp.cont();
+    // QEMU sends RESUME (with its timestamp) before it answers `cont`.
+    const onResume = (event: QmpEvent): void => {
+      if (event.event === 'RESUME') this.switchover.resumedAtUs ??= qmpTimestampUs(event.timestamp);
+    };
+    const taps = (this.options.supervisor.get(this.name)?.nics ?? []).flatMap((nic) =>
+      nic.kind === 'tap' ? [nic.ifname] : [],
+    );
+    // The counters' baseline right before `cont`; the watch ends by itself after its window.
+    const watch = watchFirstFrame(taps);
+    this.switchover.framesBeforeResume = watch.baseline;
+    this.qmp.on('event', onResume);
+    try {
+      await this.qmp.cont();
+    } catch (error) {
+      watch.cancel();
+      throw error;
+    } finally {
+      this.qmp.off('event', onResume);
+    }
     this.resumed = true;
+    this.switchover.resumedAtUs ??= wallClockUs();
+    this.firstFrame = watch.result.then((frame) => (this.switchover.firstFrame = frame));
     // Switches learn the guest's MACs at their new port from the self-announce (RARP) rounds.
     await this.qmp.execute('announce-self', ANNOUNCE);
   }
@@ -217,6 +254,9 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   private handleEvent(event: QmpEvent): void {
     if (event.event !== 'MIGRATION' || typeof event.data?.status !== 'string') return;
     this.status = event.data.status as QmpMigrationStatus;
+    // (An adopted migration's replayed status has no timestamp.)
+    if (this.status === 'completed' && event.timestamp.seconds > 0)
+      this.switchover.loadedAtUs ??= qmpTimestampUs(event.timestamp);
     this.emit('status', this.status);
     if (this.status === 'completed') {
       void this.markLoaded(false);

@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AbortIncomingRequest as _tern_node_v1alpha1_AbortIncomingRequest, AbortIncomingRequest__Output as _tern_node_v1alpha1_AbortIncomingRequest__Output } from '../../../tern/node/v1alpha1/AbortIncomingRequest.js';
 import type { CancelMigrationRequest as _tern_node_v1alpha1_CancelMigrationRequest, CancelMigrationRequest__Output as _tern_node_v1alpha1_CancelMigrationRequest__Output } from '../../../tern/node/v1alpha1/CancelMigrationRequest.js';
+import type { ClockReading as _tern_node_v1alpha1_ClockReading, ClockReading__Output as _tern_node_v1alpha1_ClockReading__Output } from '../../../tern/node/v1alpha1/ClockReading.js';
 import type { ContinueMigrationRequest as _tern_node_v1alpha1_ContinueMigrationRequest, ContinueMigrationRequest__Output as _tern_node_v1alpha1_ContinueMigrationRequest__Output } from '../../../tern/node/v1alpha1/ContinueMigrationRequest.js';
 import type { GetMigrationRequest as _tern_node_v1alpha1_GetMigrationRequest, GetMigrationRequest__Output as _tern_node_v1alpha1_GetMigrationRequest__Output } from '../../../tern/node/v1alpha1/GetMigrationRequest.js';
 import type { HandOverRequest as _tern_node_v1alpha1_HandOverRequest, HandOverRequest__Output as _tern_node_v1alpha1_HandOverRequest__Output } from '../../../tern/node/v1alpha1/HandOverRequest.js';
@@ -11,6 +12,7 @@ import type { MigrationEvent as _tern_node_v1alpha1_MigrationEvent, MigrationEve
 import type { MigrationState as _tern_node_v1alpha1_MigrationState, MigrationState__Output as _tern_node_v1alpha1_MigrationState__Output } from '../../../tern/node/v1alpha1/MigrationState.js';
 import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingRequest, PrepareIncomingRequest__Output as _tern_node_v1alpha1_PrepareIncomingRequest__Output } from '../../../tern/node/v1alpha1/PrepareIncomingRequest.js';
 import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from '../../../tern/node/v1alpha1/PrepareIncomingResponse.js';
+import type { ReadClockRequest as _tern_node_v1alpha1_ReadClockRequest, ReadClockRequest__Output as _tern_node_v1alpha1_ReadClockRequest__Output } from '../../../tern/node/v1alpha1/ReadClockRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from '../../../tern/node/v1alpha1/StartMigrationRequest.js';
 import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest, WatchMigrationRequest__Output as _tern_node_v1alpha1_WatchMigrationRequest__Output } from '../../../tern/node/v1alpha1/WatchMigrationRequest.js';
 
@@ -129,6 +131,25 @@ export interface MigrationClient extends grpc.Client {
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
   prepareIncoming(argument: _tern_node_v1alpha1_PrepareIncomingRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_PrepareIncomingResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Either side, a read: this daemon's wall clock as the call is handled. The operator times each reading's round
+   * trip and keeps the one with the shortest: the daemon's clock offset, within half that round trip, which puts
+   * the daemons' switchover steps (SourceSwitchover, TargetSwitchover) on the operator's clock.
+   */
+  ReadClock(argument: _tern_node_v1alpha1_ReadClockRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  ReadClock(argument: _tern_node_v1alpha1_ReadClockRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  ReadClock(argument: _tern_node_v1alpha1_ReadClockRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  ReadClock(argument: _tern_node_v1alpha1_ReadClockRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  /**
+   * Either side, a read: this daemon's wall clock as the call is handled. The operator times each reading's round
+   * trip and keeps the one with the shortest: the daemon's clock offset, within half that round trip, which puts
+   * the daemons' switchover steps (SourceSwitchover, TargetSwitchover) on the operator's clock.
+   */
+  readClock(argument: _tern_node_v1alpha1_ReadClockRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  readClock(argument: _tern_node_v1alpha1_ReadClockRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  readClock(argument: _tern_node_v1alpha1_ReadClockRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
+  readClock(argument: _tern_node_v1alpha1_ReadClockRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_ClockReading__Output>): grpc.ClientUnaryCall;
   
   /**
    * Source, hand-over success side: quits the (paused) source QEMU and deletes its state. Only after COMPLETED;
@@ -266,6 +287,13 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   PrepareIncoming: grpc.handleUnaryCall<_tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse>;
   
   /**
+   * Either side, a read: this daemon's wall clock as the call is handled. The operator times each reading's round
+   * trip and keeps the one with the shortest: the daemon's clock offset, within half that round trip, which puts
+   * the daemons' switchover steps (SourceSwitchover, TargetSwitchover) on the operator's clock.
+   */
+  ReadClock: grpc.handleUnaryCall<_tern_node_v1alpha1_ReadClockRequest__Output, _tern_node_v1alpha1_ClockReading>;
+  
+  /**
    * Source, hand-over success side: quits the (paused) source QEMU and deletes its state. Only after COMPLETED;
    * refused while the source runs the guest.
    */
@@ -306,6 +334,7 @@ export interface MigrationDefinition extends grpc.ServiceDefinition {
   ContinueMigration: MethodDefinition<_tern_node_v1alpha1_ContinueMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_ContinueMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   GetMigration: MethodDefinition<_tern_node_v1alpha1_GetMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_GetMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   PrepareIncoming: MethodDefinition<_tern_node_v1alpha1_PrepareIncomingRequest, _tern_node_v1alpha1_PrepareIncomingResponse, _tern_node_v1alpha1_PrepareIncomingRequest__Output, _tern_node_v1alpha1_PrepareIncomingResponse__Output>
+  ReadClock: MethodDefinition<_tern_node_v1alpha1_ReadClockRequest, _tern_node_v1alpha1_ClockReading, _tern_node_v1alpha1_ReadClockRequest__Output, _tern_node_v1alpha1_ClockReading__Output>
   ReleaseSource: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   ResumeSource: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   ResumeTarget: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>

@@ -3,6 +3,7 @@
 import type { PhaseTiming as _tern_node_v1alpha1_PhaseTiming, PhaseTiming__Output as _tern_node_v1alpha1_PhaseTiming__Output } from '../../../tern/node/v1alpha1/PhaseTiming.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from '../../../tern/node/v1alpha1/ConvergenceDecision.js';
 import type { QuiesceReport as _tern_node_v1alpha1_QuiesceReport, QuiesceReport__Output as _tern_node_v1alpha1_QuiesceReport__Output } from '../../../tern/node/v1alpha1/QuiesceReport.js';
+import type { SourceSwitchover as _tern_node_v1alpha1_SourceSwitchover, SourceSwitchover__Output as _tern_node_v1alpha1_SourceSwitchover__Output } from '../../../tern/node/v1alpha1/SourceSwitchover.js';
 import type { Long } from '@grpc/proto-loader';
 
 // Original file: proto/tern/node/v1alpha1/migration.proto
@@ -129,6 +130,10 @@ export interface MigrationOutcome {
    * and what it found on each disk. A failed step also sets result FAILED with the same reason.
    */
   'quiesce'?: (_tern_node_v1alpha1_QuiesceReport | null);
+  /**
+   * The switchover's steps on the source (set once QEMU paused the guest for it).
+   */
+  'switchover'?: (_tern_node_v1alpha1_SourceSwitchover | null);
 }
 
 export interface MigrationOutcome__Output {
@@ -162,4 +167,8 @@ export interface MigrationOutcome__Output {
    * and what it found on each disk. A failed step also sets result FAILED with the same reason.
    */
   'quiesce': (_tern_node_v1alpha1_QuiesceReport__Output | null);
+  /**
+   * The switchover's steps on the source (set once QEMU paused the guest for it).
+   */
+  'switchover': (_tern_node_v1alpha1_SourceSwitchover__Output | null);
 }

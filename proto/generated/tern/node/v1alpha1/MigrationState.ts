@@ -4,6 +4,7 @@ import type { MigrationRole as _tern_node_v1alpha1_MigrationRole, MigrationRole_
 import type { MigrationStage as _tern_node_v1alpha1_MigrationStage, MigrationStage__Output as _tern_node_v1alpha1_MigrationStage__Output } from '../../../tern/node/v1alpha1/MigrationStage.js';
 import type { MigrationPhase as _tern_node_v1alpha1_MigrationPhase, MigrationPhase__Output as _tern_node_v1alpha1_MigrationPhase__Output } from '../../../tern/node/v1alpha1/MigrationPhase.js';
 import type { MigrationOutcome as _tern_node_v1alpha1_MigrationOutcome, MigrationOutcome__Output as _tern_node_v1alpha1_MigrationOutcome__Output } from '../../../tern/node/v1alpha1/MigrationOutcome.js';
+import type { TargetSwitchover as _tern_node_v1alpha1_TargetSwitchover, TargetSwitchover__Output as _tern_node_v1alpha1_TargetSwitchover__Output } from '../../../tern/node/v1alpha1/TargetSwitchover.js';
 
 export interface MigrationState {
   'migrationId'?: (string);
@@ -28,6 +29,10 @@ export interface MigrationState {
    * is released, never resumed, and the guest starts again here by its restartPolicy.
    */
   'guestLost'?: (boolean);
+  /**
+   * Target, once loaded: the switchover's steps on this node's clock.
+   */
+  'switchover'?: (_tern_node_v1alpha1_TargetSwitchover | null);
 }
 
 export interface MigrationState__Output {
@@ -53,4 +58,8 @@ export interface MigrationState__Output {
    * is released, never resumed, and the guest starts again here by its restartPolicy.
    */
   'guestLost': (boolean);
+  /**
+   * Target, once loaded: the switchover's steps on this node's clock.
+   */
+  'switchover': (_tern_node_v1alpha1_TargetSwitchover__Output | null);
 }
