@@ -18,8 +18,10 @@ export interface GuestPaths {
   fenced: string;
   qmp: string;
   agent: string;
-  /** The guest's first serial port. */
+  /** Everything the guest's first serial port wrote (QEMU's chardev logfile, appended across restarts). */
   console: string;
+  /** The guest's first serial port: QEMU listens, the daemon's console hub connects (console/hub.ts). */
+  consoleSocket: string;
   /** QEMU's own stdout/stderr. */
   qemuLog: string;
 }
@@ -37,6 +39,7 @@ export function guestPaths(stateRoot: string, name: string): GuestPaths {
     qmp: path.join(dir, 'qmp.sock'),
     agent: path.join(dir, 'agent.sock'),
     console: path.join(dir, 'console.log'),
+    consoleSocket: path.join(dir, 'console.sock'),
     qemuLog: path.join(dir, 'qemu.log'),
   };
 }
