@@ -134,7 +134,8 @@ export async function runConsole(
       clearTimeout(eofTimer);
       stdin.off('data', onInput);
       stdin.off('end', onEnd);
-      stdin.pause();
+      // Paused, a piped stdin would still hold the process open.
+      (stdin as { destroy?: () => void }).destroy?.();
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
       process.off('exit', restore);

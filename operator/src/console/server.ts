@@ -42,11 +42,14 @@ export interface ConsoleServer {
 function requestingCredentials(config: ConsoleConfig): grpc.ServerCredentials {
   const ca = { caCertificate: readFileSync(config.caFile) };
   const identity = { certificate: readFileSync(config.certFile), privateKey: readFileSync(config.keyFile) };
-  // One object serves both roles, so that the order grpc-js passes them in does not matter.
+  // One object serves both roles, so that the order grpc-js passes them in does not matter. The certificates are
+  // handed over on the next turn: grpc-js registers the server's watcher only after it added these listeners, and an
+  // update delivered before that is lost (every handshake is then dropped).
   const provider = {
-    addCaCertificateListener: (listener: (update: typeof ca) => void) => listener(ca),
+    addCaCertificateListener: (listener: (update: typeof ca) => void) => setImmediate(() => listener(ca)),
     removeCaCertificateListener: () => undefined,
-    addIdentityCertificateListener: (listener: (update: typeof identity) => void) => listener(identity),
+    addIdentityCertificateListener: (listener: (update: typeof identity) => void) =>
+      setImmediate(() => listener(identity)),
     removeIdentityCertificateListener: () => undefined,
   };
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
