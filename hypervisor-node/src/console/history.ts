@@ -20,13 +20,15 @@ export async function readHistory(file: string, maxBytes: number): Promise<Buffe
   }
   try {
     const { size } = await handle.stat();
-    const start = Math.max(0, size - want);
+    // One byte more than wanted: when it is a line end, the cut falls between two lines.
+    const start = size > want ? size - want - 1 : 0;
     const buffer = Buffer.alloc(size - start);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
     const read = buffer.subarray(0, bytesRead);
     if (start === 0) return read;
     const newline = read.indexOf(0x0a);
-    return newline === -1 ? read : read.subarray(newline + 1);
+    // No line end at all: one long line, cut (without the extra byte).
+    return newline === -1 ? read.subarray(1) : read.subarray(newline + 1);
   } finally {
     await handle.close();
   }
