@@ -114,7 +114,7 @@ class ConsoleSession {
   }
 
   private async serve(): Promise<void> {
-    const { client, authenticator, logger } = this.options;
+    const { authenticator, logger } = this.options;
     const request = await this.first;
     const attach = request.attach;
     if (attach === null || attach.name === '' || attach.namespace === '') {
