@@ -161,7 +161,7 @@ export async function runConsole(
         if (!connected) {
           connected = true;
           line(`Successfully connected to ${label} console. The escape sequence is ^]`);
-        } else line(`[tern] ${response.notice}`);
+        } else line(`${raw ? '' : '\n'}[tern] ${response.notice}`); // on a line of its own
       }
       if (response.data.length > 0) stdout.write(response.data);
     });
