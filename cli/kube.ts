@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Migrations, isTerminalMigrationPhase } from '../crds/index.js';
 import type { Migration, VirtualMachine } from '../crds/index.js';
 import type { KubeClient } from '../kube/client.js';
+import type { ConsoleCredentials } from './console.js';
 import { InputError } from './validate.js';
 
 export interface ConnectionOptions {
@@ -15,6 +16,8 @@ export interface ConnectionOptions {
 
 export interface Connection {
   client: KubeClient;
+  /** The kubeconfig user's credentials, for the operator's console endpoint (console.ts). */
+  credentials?: () => Promise<ConsoleCredentials>;
   /** The namespace of namespaced commands: --namespace, else the context's, else "default". */
   namespace: string;
   close(): void;
@@ -49,8 +52,23 @@ export const connect: Connect = async (options) => {
   const { RestKubeClient } = await import('../kube/rest-client.js');
   const client = new RestKubeClient(kc, { userAgent: USER_AGENT });
   const namespace = options.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-  return { client, namespace, close: () => client.close() };
+  return { client, namespace, credentials: () => userCredentials(kc), close: () => client.close() };
 };
+
+/** The current user's client certificate and bearer token (also from exec plugins), as client-node resolves them. */
+async function userCredentials(kc: KubeConfig): Promise<ConsoleCredentials> {
+  const options: { cert?: unknown; key?: unknown; headers?: Record<string, unknown> } = {};
+  await kc.applyToHTTPSOptions(options as never);
+  const pem = (value: unknown): Buffer | undefined =>
+    typeof value === 'string' || Buffer.isBuffer(value) ? Buffer.from(value) : undefined;
+  const authorization = options.headers?.Authorization ?? options.headers?.authorization;
+  return {
+    ...(pem(options.cert) !== undefined && pem(options.key) !== undefined
+      ? { cert: pem(options.cert)!, key: pem(options.key)! }
+      : {}),
+    ...(typeof authorization === 'string' ? { authorization } : {}),
+  };
+}
 
 /**
  * The Migrations of a VM that have not finished, oldest first: the one the VM's status names (when the VM

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { KubeApiError } from '../kube/errors.js';
 import type { CommandContext } from './commands.js';
 import { CliError, cancel, drain, migrate, status, uncordon } from './commands.js';
+import { findConsoleEndpoint, runConsole, type ConsoleTerminal } from './console.js';
 import type { Connect, ConnectionOptions } from './kube.js';
 import type { ReporterOutput } from './reporter.js';
 import {
@@ -22,6 +23,8 @@ export interface ProgramIO {
   writeErr(text: string): void;
   /** Delay between two reads of a followed Migration; 250 ms keeps the plugin at 4 requests/s. */
   pollIntervalMs?: number;
+  /** The terminal of `console` (default: the process's stdin, stdout and stderr). */
+  terminal?: ConsoleTerminal;
 }
 
 const DEFAULT_POLL_MS = 250;
@@ -163,6 +166,66 @@ export async function run(argv: readonly string[], io: ProgramIO): Promise<numbe
     await withCluster(flags, (ctx) => uncordon(ctx, nodeName));
   });
 
+  withConnectionFlags(
+    program
+      .command('console')
+      .description("Attach to a VM's serial console (Ctrl+] detaches).")
+      .argument('<vm>', 'name of the VirtualMachine')
+      .option('--history', 'first print what the console wrote before (its last 16 KiB)')
+      .option(
+        '--console-address <host:port>',
+        "the operator's console endpoint (default: from ConfigMap tern-console)",
+      )
+      .option(
+        '--console-ca <file>',
+        "CA of the endpoint's certificate (default: from ConfigMap tern-console)",
+      )
+      .option(
+        '--console-server-name <name>',
+        "name in the endpoint's certificate, when the address differs (port-forward)",
+      )
+      .option('--console-namespace <ns>', 'namespace of ConfigMap tern-console', 'tern-system')
+      .addHelpText(
+        'after',
+        '\nThe session follows the VM across live migrations (a line says so) and ends when the VM stops or is\n' +
+          'deleted. Needs RBAC: get on virtualmachines/console (group tern.dev) in the namespace; see docs/console.md.\n' +
+          'Examples:\n  kubectl tern console vm01\n  kubectl tern console vm01 --history -n prod\n' +
+          '  kubectl tern console vm01 --console-address 127.0.0.1:9443 --console-server-name tern-console.tern-system.svc',
+      ),
+    true,
+  ).action(
+    async (
+      vm: string,
+      flags: ConnectionFlags & {
+        history?: boolean;
+        consoleAddress?: string;
+        consoleCa?: string;
+        consoleServerName?: string;
+        consoleNamespace: string;
+      },
+    ) => {
+      const vmName = validateLabelName('VM name', vm);
+      const endpointNamespace = validateLabelName('console namespace', flags.consoleNamespace);
+      const connection = await io.connect(connectionOptions(flags));
+      try {
+        const options = {
+          vmName,
+          namespace: connection.namespace,
+          history: flags.history === true,
+          endpointNamespace,
+          ...(flags.consoleAddress !== undefined && { address: flags.consoleAddress }),
+          ...(flags.consoleCa !== undefined && { caFile: flags.consoleCa }),
+          ...(flags.consoleServerName !== undefined && { serverName: flags.consoleServerName }),
+        };
+        const endpoint = await findConsoleEndpoint(connection.client, options);
+        const credentials = (await connection.credentials?.()) ?? {};
+        exitCode = await runConsole(endpoint, credentials, options, io.terminal ?? processTerminal());
+      } finally {
+        connection.close();
+      }
+    },
+  );
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
@@ -172,6 +235,10 @@ export async function run(argv: readonly string[], io: ProgramIO): Promise<numbe
     io.writeErr(`${errorMessage(err)}\n`);
     return 1;
   }
+}
+
+function processTerminal(): ConsoleTerminal {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
 }
 
 /** kubectl's wording: the apiserver's rejection verbatim, with its reason. */

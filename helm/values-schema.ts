@@ -104,6 +104,12 @@ export const valuesSchema: Schema = {
       nodeLossMarginSeconds: integer(0),
       workers: integer(1),
       logLevel,
+      // `kubectl tern console` (docs/console.md): the operator's TLS endpoint.
+      console: object({
+        enabled: boolean,
+        port,
+        tlsSecretName: string({ minLength: 1 }),
+      }),
       extraArgs: array(string()),
       resources,
       nodeSelector: stringMap(),

@@ -21,6 +21,7 @@ describe('proto generation', () => {
       rmSync(root, { recursive: true, force: true });
     }
     expect(findProtoFiles()).toEqual([
+      'tern/console/v1alpha1/console.proto',
       'tern/node/v1alpha1/control.proto',
       'tern/node/v1alpha1/migration.proto',
     ]);

@@ -1,6 +1,6 @@
 // The gRPC contracts of the hypervisor-node daemon: runtime loader, the generated wire types, the migration token
 // format, the fencing token's metadata and the client-side unary call helper.
-export { loadControlProto, loadMigrationProto } from './load.js';
+export { loadConsoleProto, loadControlProto, loadMigrationProto } from './load.js';
 export { protoLoaderOptions } from './options.js';
 export { decodeToken, newMigrationToken, TOKEN_BYTES } from './token.js';
 export {
@@ -86,3 +86,14 @@ export type {
   TargetSwitchover__Output,
 } from './generated/tern/node/v1alpha1/TargetSwitchover.js';
 export type { PrepareIncomingResponse__Output } from './generated/tern/node/v1alpha1/PrepareIncomingResponse.js';
+export type { ConsoleInput, ConsoleInput__Output } from './generated/tern/node/v1alpha1/ConsoleInput.js';
+export type { ConsoleOutput, ConsoleOutput__Output } from './generated/tern/node/v1alpha1/ConsoleOutput.js';
+export type { ConsoleClient, ConsoleHandlers } from './generated/tern/console/v1alpha1/Console.js';
+export type {
+  ConsoleRequest,
+  ConsoleRequest__Output,
+} from './generated/tern/console/v1alpha1/ConsoleRequest.js';
+export type {
+  ConsoleResponse,
+  ConsoleResponse__Output,
+} from './generated/tern/console/v1alpha1/ConsoleResponse.js';

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType as ConsoleProto } from './generated/console.js';
 import type { ProtoGrpcType as ControlProto } from './generated/control.js';
 import type { ProtoGrpcType as MigrationProto } from './generated/migration.js';
 import { protoLoaderOptions } from './options.js';
@@ -23,4 +24,13 @@ export function loadMigrationProto(): MigrationProto['tern']['node']['v1alpha1']
     includeDirs: [protoRoot],
   });
   return (grpc.loadPackageDefinition(definition) as unknown as MigrationProto).tern.node.v1alpha1;
+}
+
+/** The tern.console.v1alpha1 package: the operator's user-facing console service. */
+export function loadConsoleProto(): ConsoleProto['tern']['console']['v1alpha1'] {
+  const definition = protoLoader.loadSync('tern/console/v1alpha1/console.proto', {
+    ...protoLoaderOptions,
+    includeDirs: [protoRoot],
+  });
+  return (grpc.loadPackageDefinition(definition) as unknown as ConsoleProto).tern.console.v1alpha1;
 }

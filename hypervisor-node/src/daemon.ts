@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import type { DaemonConfig } from './config.js';
 import { prepareGuestCgroupRoot } from './runtime/cgroup.js';
 import { GuestSupervisor } from './runtime/supervisor.js';
+import { ConsoleHub } from './console/hub.js';
+import { guestPaths } from './model/state-dir.js';
 import type { GuestStatus } from './model/guest.js';
 import { createDaemonMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { describeNode, probeHost, type NetworkFacts } from './node-info.js';
@@ -142,6 +144,9 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     { guests: reattached.map(({ name, spec, phase }) => ({ name, displayName: spec.displayName, phase })) },
     'guests re-attached',
   );
+  // After the re-attach: it connects to the console of every guest whose QEMU still runs, then follows the rest.
+  const consoles = new ConsoleHub(supervisor, (name) => guestPaths(config.stateDir, name).consoleSocket);
+  consoles.start();
   // The highest fencing token and ownership epochs the daemon saw before it restarted.
   const fencing = await FencingStore.open(config.stateDir);
   await fencing.keepGuests(reattached.map(({ name }) => name));
@@ -195,6 +200,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     metrics: rpcMetrics,
     logger,
     ...(qemuUser !== undefined ? { qemuUser } : {}),
+    consoles,
+    consoleLogOf: (name) => guestPaths(config.stateDir, name).console,
   });
   const migration = createMigrationService({
     supervisor,
@@ -215,6 +222,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     server = await startGrpcServer(config.listen, credentials, control, migration);
     metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
   } catch (error) {
+    consoles.close();
     await server?.shutdown(0);
     await supervisor.close();
     throw error;

@@ -23,6 +23,32 @@ describe('parseConfig', () => {
     });
   });
 
+  it('serves the console only with --console-listen, which needs its certificate, key and CA', () => {
+    expect(parseConfig(TLS, {}).console).toBeUndefined();
+    const flags = [
+      '--console-listen',
+      '0.0.0.0:9443',
+      '--console-tls-cert',
+      '/c/tls.crt',
+      '--console-tls-key',
+      '/c/tls.key',
+    ];
+    expect(() => parseConfig([...TLS, ...flags], {})).toThrow(/--console-tls-ca/);
+    expect(
+      parseConfig(
+        [...TLS, ...flags, '--console-tls-ca', '/c/ca.crt', '--console-publish-namespace', 'tern-system'],
+        {},
+      ).console,
+    ).toEqual({
+      listen: { host: '0.0.0.0', port: 9443 },
+      certFile: '/c/tls.crt',
+      keyFile: '/c/tls.key',
+      caFile: '/c/ca.crt',
+      publishNamespace: 'tern-system',
+      advertise: undefined,
+    });
+  });
+
   it('takes flags over environment variables', () => {
     const config = parseConfig([...TLS, '--workers', '2', '--metrics-listen', '[::1]:0'], {
       TERN_WORKERS: '8',

@@ -15,6 +15,8 @@ import {
 export { ConfigError } from '../../cmdline/index.js';
 
 export type ListenAddress = HostPort;
+import type { ConsoleConfig } from './console/server.js';
+export type { ConsoleConfig };
 
 export interface OperatorConfig {
   /** Path of a kubeconfig; undefined for the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -48,6 +50,8 @@ export interface OperatorConfig {
   migrationProgressIntervalMs: number;
   /** Finished Migrations kept per VM; older finished ones are deleted. */
   migrationHistoryLimit: number;
+  /** The users' console endpoint (docs/console.md); undefined: none. */
+  console?: ConsoleConfig;
 }
 
 /** Every number the operator takes is a positive integer in canonical form ("010" is refused). */
@@ -76,6 +80,12 @@ interface RawOptions {
   maxInboundMigrationsPerNode: string;
   migrationProgressIntervalMs: string;
   migrationHistoryLimit: string;
+  consoleListen?: string;
+  consoleTlsCert?: string;
+  consoleTlsKey?: string;
+  consoleTlsCa?: string;
+  consolePublishNamespace?: string;
+  consoleAdvertise?: string;
 }
 
 function command(env: NodeJS.ProcessEnv): Command {
@@ -209,7 +219,64 @@ function command(env: NodeJS.ProcessEnv): Command {
         '5',
       ),
     )
+    .addOption(
+      withEnv(
+        new Option(
+          '--console-listen <host:port>',
+          "users' console endpoint (gRPC over TLS); none without it",
+        ),
+        'TERN_CONSOLE_LISTEN',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--console-tls-cert <file>', 'console serving certificate (PEM)'),
+        'TERN_CONSOLE_TLS_CERT',
+      ),
+    )
+    .addOption(
+      withEnv(new Option('--console-tls-key <file>', 'console serving key (PEM)'), 'TERN_CONSOLE_TLS_KEY'),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--console-tls-ca <file>',
+          "CA of the console's serving certificate, published for the CLI",
+        ),
+        'TERN_CONSOLE_TLS_CA',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--console-publish-namespace <ns>',
+          'write ConfigMap tern-console (address, ca.crt) in this namespace for `kubectl tern console`',
+        ),
+        'TERN_CONSOLE_PUBLISH_NAMESPACE',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--console-advertise <host:port>',
+          'the console address published (default: the listen address)',
+        ),
+        'TERN_CONSOLE_ADVERTISE',
+      ),
+    )
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
+}
+
+function consoleConfig(raw: RawOptions): ConsoleConfig | undefined {
+  if (!raw.consoleListen) return undefined;
+  return {
+    listen: parseListenAddress(raw.consoleListen, '--console-listen'),
+    certFile: required(raw.consoleTlsCert, '--console-tls-cert'),
+    keyFile: required(raw.consoleTlsKey, '--console-tls-key'),
+    caFile: required(raw.consoleTlsCa, '--console-tls-ca'),
+    publishNamespace: raw.consolePublishNamespace || undefined,
+    advertise: raw.consoleAdvertise || undefined,
+  };
 }
 
 /** Parses argv (without node and script). Throws ConfigError on a bad value, CommanderError for --help. */
@@ -268,6 +335,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       POSITIVE,
     ),
     migrationHistoryLimit: parseInteger(raw.migrationHistoryLimit, '--migration-history-limit', POSITIVE),
+    console: consoleConfig(raw),
   };
 }
 

@@ -24,7 +24,11 @@ async function main(): Promise<number> {
   const operator = await startOperator(config, logger);
   operator.manager.handleSignals();
   logger.info(
-    { metricsPort: operator.metricsPort, leaderElection: config.leaderElection !== undefined },
+    {
+      metricsPort: operator.metricsPort,
+      consolePort: operator.consolePort,
+      leaderElection: config.leaderElection !== undefined,
+    },
     'tern-operator ready',
   );
   try {

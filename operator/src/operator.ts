@@ -22,10 +22,13 @@ import { MigrationReconciler } from './migration/reconciler.js';
 import { MigrationPolicyReconciler } from './migrationpolicy/reconciler.js';
 import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/index.js';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler.js';
+import { startConsoleServer, type ConsoleServer } from './console/server.js';
 
 export interface RunningOperator {
   manager: Manager;
   metricsPort: number;
+  /** The users' console endpoint's port (--console-listen); undefined without one. */
+  consolePort?: number;
   /** Resolves when the manager ends; rejects with LeadershipLostError when leadership was lost. */
   done: Promise<void>;
   stop(): Promise<void>;
@@ -144,13 +147,26 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     server.listen(config.metricsListen.port, config.metricsListen.host, resolve);
   });
 
+  // Every replica serves consoles (they only read the VM and forward bytes), leader or not.
+  let consoleServer: ConsoleServer | undefined;
+  if (config.console !== undefined) {
+    try {
+      consoleServer = await startConsoleServer(config.console, client, pool, logger);
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
+
   const done = manager.start().finally(() => {
+    void consoleServer?.close();
     pool.close();
     server.close();
   });
   return {
     manager,
     metricsPort: (server.address() as AddressInfo).port,
+    consolePort: consoleServer?.port,
     done,
     async stop() {
       await manager.stop();

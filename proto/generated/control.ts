@@ -1,6 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { ConsoleInput as _tern_node_v1alpha1_ConsoleInput, ConsoleInput__Output as _tern_node_v1alpha1_ConsoleInput__Output } from './tern/node/v1alpha1/ConsoleInput.js';
+import type { ConsoleOpen as _tern_node_v1alpha1_ConsoleOpen, ConsoleOpen__Output as _tern_node_v1alpha1_ConsoleOpen__Output } from './tern/node/v1alpha1/ConsoleOpen.js';
+import type { ConsoleOutput as _tern_node_v1alpha1_ConsoleOutput, ConsoleOutput__Output as _tern_node_v1alpha1_ConsoleOutput__Output } from './tern/node/v1alpha1/ConsoleOutput.js';
 import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from './tern/node/v1alpha1/CreateGuestRequest.js';
 import type { DeleteGuestRequest as _tern_node_v1alpha1_DeleteGuestRequest, DeleteGuestRequest__Output as _tern_node_v1alpha1_DeleteGuestRequest__Output } from './tern/node/v1alpha1/DeleteGuestRequest.js';
 import type { DeleteGuestResponse as _tern_node_v1alpha1_DeleteGuestResponse, DeleteGuestResponse__Output as _tern_node_v1alpha1_DeleteGuestResponse__Output } from './tern/node/v1alpha1/DeleteGuestResponse.js';
@@ -35,6 +38,9 @@ export interface ProtoGrpcType {
     node: {
       v1alpha1: {
         Accelerator: EnumTypeDefinition
+        ConsoleInput: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleInput__Output>
+        ConsoleOpen: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleOpen, _tern_node_v1alpha1_ConsoleOpen__Output>
+        ConsoleOutput: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleOutput, _tern_node_v1alpha1_ConsoleOutput__Output>
         CreateGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_CreateGuestRequest__Output>
         DeleteGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_DeleteGuestRequest, _tern_node_v1alpha1_DeleteGuestRequest__Output>
         DeleteGuestResponse: MessageTypeDefinition<_tern_node_v1alpha1_DeleteGuestResponse, _tern_node_v1alpha1_DeleteGuestResponse__Output>

@@ -5,6 +5,9 @@ import type { AbortIncomingRequest as _tern_node_v1alpha1_AbortIncomingRequest, 
 import type { CancelMigrationRequest as _tern_node_v1alpha1_CancelMigrationRequest, CancelMigrationRequest__Output as _tern_node_v1alpha1_CancelMigrationRequest__Output } from './tern/node/v1alpha1/CancelMigrationRequest.js';
 import type { ChannelSettings as _tern_node_v1alpha1_ChannelSettings, ChannelSettings__Output as _tern_node_v1alpha1_ChannelSettings__Output } from './tern/node/v1alpha1/ChannelSettings.js';
 import type { ClockReading as _tern_node_v1alpha1_ClockReading, ClockReading__Output as _tern_node_v1alpha1_ClockReading__Output } from './tern/node/v1alpha1/ClockReading.js';
+import type { ConsoleInput as _tern_node_v1alpha1_ConsoleInput, ConsoleInput__Output as _tern_node_v1alpha1_ConsoleInput__Output } from './tern/node/v1alpha1/ConsoleInput.js';
+import type { ConsoleOpen as _tern_node_v1alpha1_ConsoleOpen, ConsoleOpen__Output as _tern_node_v1alpha1_ConsoleOpen__Output } from './tern/node/v1alpha1/ConsoleOpen.js';
+import type { ConsoleOutput as _tern_node_v1alpha1_ConsoleOutput, ConsoleOutput__Output as _tern_node_v1alpha1_ConsoleOutput__Output } from './tern/node/v1alpha1/ConsoleOutput.js';
 import type { ContinueMigrationRequest as _tern_node_v1alpha1_ContinueMigrationRequest, ContinueMigrationRequest__Output as _tern_node_v1alpha1_ContinueMigrationRequest__Output } from './tern/node/v1alpha1/ContinueMigrationRequest.js';
 import type { ConvergenceDecision as _tern_node_v1alpha1_ConvergenceDecision, ConvergenceDecision__Output as _tern_node_v1alpha1_ConvergenceDecision__Output } from './tern/node/v1alpha1/ConvergenceDecision.js';
 import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from './tern/node/v1alpha1/CreateGuestRequest.js';
@@ -64,6 +67,9 @@ export interface ProtoGrpcType {
         CancelMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_CancelMigrationRequest, _tern_node_v1alpha1_CancelMigrationRequest__Output>
         ChannelSettings: MessageTypeDefinition<_tern_node_v1alpha1_ChannelSettings, _tern_node_v1alpha1_ChannelSettings__Output>
         ClockReading: MessageTypeDefinition<_tern_node_v1alpha1_ClockReading, _tern_node_v1alpha1_ClockReading__Output>
+        ConsoleInput: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleInput__Output>
+        ConsoleOpen: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleOpen, _tern_node_v1alpha1_ConsoleOpen__Output>
+        ConsoleOutput: MessageTypeDefinition<_tern_node_v1alpha1_ConsoleOutput, _tern_node_v1alpha1_ConsoleOutput__Output>
         ContinueMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_ContinueMigrationRequest, _tern_node_v1alpha1_ContinueMigrationRequest__Output>
         ConvergenceDecision: MessageTypeDefinition<_tern_node_v1alpha1_ConvergenceDecision, _tern_node_v1alpha1_ConvergenceDecision__Output>
         CreateGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_CreateGuestRequest__Output>

@@ -808,3 +808,45 @@ test('the real daemon and operator do their work under the chart identities with
   expect(refusals(daemon.logs)).toEqual([]);
   expect(daemon.logs.filter((line) => line.msg === 'registration update failed')).toEqual([]);
 }, 180_000);
+
+// Last: it adds the console's objects to the cluster the tests above share.
+test('with operator.console.enabled the operator may check console users and publish its endpoint, and its flags parse', async () => {
+  const values = ['--set', 'operator.console.enabled=true'];
+  const withConsole = await helm('template', 'tern', CHART, `--namespace=${NS}`, ...values);
+  const deployment = parseAllDocuments(withConsole)
+    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: { containers: Container[] } } } })
+    .find((doc) => doc.kind === 'Deployment')!;
+  const args = deployment.spec.template.spec.containers[0]!.args!;
+  expect(parseOperatorConfig(args, {}).console).toEqual({
+    listen: { host: '0.0.0.0', port: 9443 },
+    certFile: '/etc/tern/console-tls/tls.crt',
+    keyFile: '/etc/tern/console-tls/tls.key',
+    caFile: '/etc/tern/console-tls/ca.crt',
+    publishNamespace: NS,
+    advertise: `tern-operator-console.${NS}.svc:9443`,
+  });
+  const consoleObjects = await helm(
+    'template',
+    'tern',
+    CHART,
+    `--namespace=${NS}`,
+    ...values,
+    '--show-only',
+    'templates/operator-console.yaml',
+  );
+  await kubectl(cp, ['apply', '--validate=strict', '-f', '-'], consoleObjects);
+  const calls: Access[] = [
+    { verb: 'create', group: 'authentication.k8s.io', resource: 'tokenreviews' },
+    { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
+    core('get', 'configmaps', { namespace: 'kube-system', name: 'extension-apiserver-authentication' }),
+    core('create', 'configmaps', { namespace: NS }),
+    core('get', 'configmaps', { namespace: NS, name: 'tern-console' }),
+    core('patch', 'configmaps', { namespace: NS, name: 'tern-console' }),
+  ];
+  const mustNot = [
+    core('get', 'configmaps', { namespace: 'kube-system', name: 'kube-proxy' }),
+    core('patch', 'configmaps', { namespace: NS, name: 'other' }),
+    core('list', 'configmaps', { namespace: NS }),
+  ];
+  expect(await allowedFor(cp, OPERATOR_SA, [...calls, ...mustNot])).toEqual(calls.map(describeAccess));
+});

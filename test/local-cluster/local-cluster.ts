@@ -251,6 +251,12 @@ async function startOperator(state: ClusterState, certs: DevCerts): Promise<void
       ...['--import', 'tsx', OPERATOR_MAIN, '--kubeconfig', state.kubeconfig],
       ...['--metrics-listen', '127.0.0.1:0', '--guest-poll-interval-ms', '1000'],
       ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+      // `kubectl tern console` (docs/console.md): served with the control plane's serving certificate (127.0.0.1),
+      // published in ConfigMap tern-system/tern-console. The operator runs as the cluster admin here: no RBAC to add.
+      ...['--console-listen', '127.0.0.1:0', '--console-publish-namespace', 'tern-system'],
+      ...['--console-tls-cert', join(state.dir, 'control-plane', 'apiserver.crt')],
+      ...['--console-tls-key', join(state.dir, 'control-plane', 'apiserver.key')],
+      ...['--console-tls-ca', join(state.dir, 'control-plane', 'ca.crt')],
     ],
     { log, readyMessage: 'tern-operator ready', cwd: REPO },
   );

@@ -17,6 +17,8 @@ import type { FencingStore } from '../rpc/fencing.js';
 import { invalidArgument, RpcError, serviceError } from '../rpc/errors.js';
 import { fromWireSpec, localDiskImages, toWireGuest } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
+import type { ConsoleHub } from '../console/hub.js';
+import { attachConsoleHandler } from '../console/rpc.js';
 
 /** What the control service uses of the guest supervisor. */
 export type GuestRuntime = Pick<
@@ -45,11 +47,14 @@ export interface ControlServiceOptions {
   logger: Logger;
   /** Who QEMU runs as: GetGuest hashes a local overlay's base as this user (localDiskImages). */
   qemuUser?: QemuUser;
+  /** The guests' consoles (AttachConsole), and where each guest's console log is. */
+  consoles: ConsoleHub;
+  consoleLogOf: (name: string) => string;
 }
 
 export interface ControlService {
   handlers: GuestControlHandlers;
-  /** Ends every open WatchGuests stream, so that the server can shut down. */
+  /** Ends every open WatchGuests stream and console session, so that the server can shut down. */
   closeWatches(): void;
 }
 
@@ -153,12 +158,14 @@ export function createControlService(options: ControlServiceOptions): ControlSer
     ListGuests: calls.read('ListGuests', () => ({ guests: runtime.list().map(toWireGuest) })),
     WatchGuests: watchGuests,
     GetNodeInfo: calls.read('GetNodeInfo', () => options.nodeInfo()),
+    AttachConsole: attachConsoleHandler(options.consoles, options.consoleLogOf, calls, logger),
   };
 
   return {
     handlers,
     closeWatches() {
       for (const call of [...watches]) call.end();
+      options.consoles.close();
     },
   };
 }

@@ -18,8 +18,13 @@ export interface GuestPaths {
   fenced: string;
   qmp: string;
   agent: string;
-  /** The guest's first serial port. */
+  /** Everything the guest's first serial port wrote (QEMU's chardev logfile, appended across restarts). */
   console: string;
+  /**
+   * The guest's first serial port: QEMU listens, the daemon's console hub connects (console/hub.ts). No longer a name
+   * than agent.sock: the longest socket path bounds the state root (argv.ts, assertSafeStateRoot).
+   */
+  consoleSocket: string;
   /** QEMU's own stdout/stderr. */
   qemuLog: string;
 }
@@ -37,6 +42,7 @@ export function guestPaths(stateRoot: string, name: string): GuestPaths {
     qmp: path.join(dir, 'qmp.sock'),
     agent: path.join(dir, 'agent.sock'),
     console: path.join(dir, 'console.log'),
+    consoleSocket: path.join(dir, 'ttyS0.sock'),
     qemuLog: path.join(dir, 'qemu.log'),
   };
 }

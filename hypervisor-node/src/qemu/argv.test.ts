@@ -330,7 +330,7 @@ describe('buildQemuArgv', () => {
       '-qmp',
       'unix:/var/lib/tern/guests/vm01/qmp.sock,server=on,wait=off',
       '-chardev',
-      'file,id=console,path=/var/lib/tern/guests/vm01/console.log',
+      'socket,id=console,path=/var/lib/tern/guests/vm01/ttyS0.sock,server=on,wait=off,logfile=/var/lib/tern/guests/vm01/console.log,logappend=on',
       '-serial',
       'chardev:console',
       '-chardev',

@@ -37,7 +37,7 @@ export function assertSafeStateRoot(stateRoot: string): void {
     );
   }
   const longest = guestPaths(stateRoot, 'x'.repeat(MAX_GUEST_NAME));
-  for (const socket of [longest.qmp, longest.agent]) {
+  for (const socket of [longest.qmp, longest.agent, longest.consoleSocket]) {
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
       throw new Error(`state root ${stateRoot} is too long: ${socket} exceeds ${MAX_SOCKET_PATH} bytes`);
     }
@@ -75,8 +75,10 @@ export function buildQemuArgv(spec: GuestDefinition, launch: QemuLaunchOptions):
     paths.pid,
     '-qmp',
     `unix:${paths.qmp},server=on,wait=off`,
+    // A socket the daemon reads all the time and fans out to console sessions; the log keeps the history (and the
+    // console tail that failure messages quote) whether or not anyone is connected.
     '-chardev',
-    `file,id=console,path=${paths.console}`,
+    `socket,id=console,path=${paths.consoleSocket},server=on,wait=off,logfile=${paths.console},logappend=on`,
     '-serial',
     'chardev:console',
     '-chardev',

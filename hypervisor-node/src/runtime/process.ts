@@ -75,18 +75,21 @@ export async function findGuestQemus(dir: string): Promise<number[]> {
  * until they are gone. Returns how many it killed.
  */
 export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promise<number> {
-  let killed = 0;
+  const killed: number[] = [];
   for (const pid of await findGuestQemus(dir)) {
     try {
       process.kill(pid, 'SIGKILL');
-      killed++;
+      killed.push(pid);
     } catch {
       // Exited meanwhile.
     }
   }
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && (await findGuestQemus(dir)).length > 0) await sleep(25);
-  return killed;
+  // Until no live QEMU is left and the killed ones are reaped too (by their launch shim, at once): a caller that
+  // goes on to remove the guest never finds its QEMU still in the process table.
+  while (Date.now() < deadline && ((await findGuestQemus(dir)).length > 0 || killed.some(exists)))
+    await sleep(5);
+  return killed.length;
 }
 
 /** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
@@ -166,5 +169,15 @@ export async function tailLines(file: string, lines: number): Promise<string> {
       .join('\n');
   } finally {
     await handle.close();
+  }
+}
+
+/** Whether `pid` is still in the process table (a zombie counts). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

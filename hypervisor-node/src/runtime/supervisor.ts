@@ -346,7 +346,15 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const run = this.newRun();
     let child: ChildProcess;
     try {
-      for (const stale of [paths.pid, paths.exitStatus, paths.fenced, paths.qmp, paths.agent, paths.status]) {
+      for (const stale of [
+        paths.pid,
+        paths.exitStatus,
+        paths.fenced,
+        paths.qmp,
+        paths.agent,
+        paths.consoleSocket,
+        paths.status,
+      ]) {
         await rm(stale, { force: true });
       }
       const nics = await this.options.network.attach(spec.name, spec.nics.length);

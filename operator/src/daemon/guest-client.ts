@@ -3,7 +3,11 @@
 // the reconciler retries it.
 import * as grpc from '@grpc/grpc-js';
 import {
+  fencingMetadata,
   isGrpcError,
+  UNFENCED_TOKEN,
+  type ConsoleInput,
+  type ConsoleOutput__Output,
   type GuestControlClient,
   type GuestSpec,
   type Guest__Output,
@@ -54,5 +58,13 @@ export class DaemonGuestClient extends DaemonApiClient<GuestControlClient> {
     } catch (error) {
       if (!isGrpcError(error, grpc.status.NOT_FOUND)) throw error;
     }
+  }
+
+  /**
+   * A console session on the guest (AttachConsole). It only reads and forwards keystrokes, so it carries the unfenced
+   * token: any operator replica may serve consoles, not only the leader.
+   */
+  attachConsole(): grpc.ClientDuplexStream<ConsoleInput, ConsoleOutput__Output> {
+    return this.client.attachConsole(fencingMetadata(UNFENCED_TOKEN));
   }
 }

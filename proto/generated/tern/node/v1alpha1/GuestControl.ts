@@ -2,6 +2,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { ConsoleInput as _tern_node_v1alpha1_ConsoleInput, ConsoleInput__Output as _tern_node_v1alpha1_ConsoleInput__Output } from '../../../tern/node/v1alpha1/ConsoleInput.js';
+import type { ConsoleOutput as _tern_node_v1alpha1_ConsoleOutput, ConsoleOutput__Output as _tern_node_v1alpha1_ConsoleOutput__Output } from '../../../tern/node/v1alpha1/ConsoleOutput.js';
 import type { CreateGuestRequest as _tern_node_v1alpha1_CreateGuestRequest, CreateGuestRequest__Output as _tern_node_v1alpha1_CreateGuestRequest__Output } from '../../../tern/node/v1alpha1/CreateGuestRequest.js';
 import type { DeleteGuestRequest as _tern_node_v1alpha1_DeleteGuestRequest, DeleteGuestRequest__Output as _tern_node_v1alpha1_DeleteGuestRequest__Output } from '../../../tern/node/v1alpha1/DeleteGuestRequest.js';
 import type { DeleteGuestResponse as _tern_node_v1alpha1_DeleteGuestResponse, DeleteGuestResponse__Output as _tern_node_v1alpha1_DeleteGuestResponse__Output } from '../../../tern/node/v1alpha1/DeleteGuestResponse.js';
@@ -17,6 +19,25 @@ import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGues
 import type { WatchGuestsRequest as _tern_node_v1alpha1_WatchGuestsRequest, WatchGuestsRequest__Output as _tern_node_v1alpha1_WatchGuestsRequest__Output } from '../../../tern/node/v1alpha1/WatchGuestsRequest.js';
 
 export interface GuestControlClient extends grpc.Client {
+  /**
+   * The guest's first serial port (docs/console.md). The first request carries `open` (which guest, how much
+   * history); later requests carry keystrokes in `data` (at most 4 KiB each). Responses carry what the console
+   * writes: the log's last `history_bytes` (at most 64 KiB) first when asked, then live output. One session per
+   * guest at a time: a second gets ALREADY_EXISTS. The first response is empty: the session is attached. NOT_FOUND for an unknown guest; the stream ends with OK and
+   * `ended` set when the guest stops or is deleted, RESOURCE_EXHAUSTED when the client does not keep up.
+   */
+  AttachConsole(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleOutput__Output>;
+  AttachConsole(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleOutput__Output>;
+  /**
+   * The guest's first serial port (docs/console.md). The first request carries `open` (which guest, how much
+   * history); later requests carry keystrokes in `data` (at most 4 KiB each). Responses carry what the console
+   * writes: the log's last `history_bytes` (at most 64 KiB) first when asked, then live output. One session per
+   * guest at a time: a second gets ALREADY_EXISTS. The first response is empty: the session is attached. NOT_FOUND for an unknown guest; the stream ends with OK and
+   * `ended` set when the guest stops or is deleted, RESOURCE_EXHAUSTED when the client does not keep up.
+   */
+  attachConsole(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleOutput__Output>;
+  attachConsole(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleOutput__Output>;
+  
   /**
    * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
    * INVALID_ARGUMENT if the spec is rejected (names, paths outside the image roots the namespace may use, unsafe
@@ -131,6 +152,15 @@ export interface GuestControlClient extends grpc.Client {
 
 export interface GuestControlHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * The guest's first serial port (docs/console.md). The first request carries `open` (which guest, how much
+   * history); later requests carry keystrokes in `data` (at most 4 KiB each). Responses carry what the console
+   * writes: the log's last `history_bytes` (at most 64 KiB) first when asked, then live output. One session per
+   * guest at a time: a second gets ALREADY_EXISTS. The first response is empty: the session is attached. NOT_FOUND for an unknown guest; the stream ends with OK and
+   * `ended` set when the guest stops or is deleted, RESOURCE_EXHAUSTED when the client does not keep up.
+   */
+  AttachConsole: grpc.handleBidiStreamingCall<_tern_node_v1alpha1_ConsoleInput__Output, _tern_node_v1alpha1_ConsoleOutput>;
+  
+  /**
    * Creates the guest and starts its QEMU process. ALREADY_EXISTS if a guest of that name exists on the node,
    * INVALID_ARGUMENT if the spec is rejected (names, paths outside the image roots the namespace may use, unsafe
    * image headers, sizes).
@@ -170,6 +200,7 @@ export interface GuestControlHandlers extends grpc.UntypedServiceImplementation 
 }
 
 export interface GuestControlDefinition extends grpc.ServiceDefinition {
+  AttachConsole: MethodDefinition<_tern_node_v1alpha1_ConsoleInput, _tern_node_v1alpha1_ConsoleOutput, _tern_node_v1alpha1_ConsoleInput__Output, _tern_node_v1alpha1_ConsoleOutput__Output>
   CreateGuest: MethodDefinition<_tern_node_v1alpha1_CreateGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_CreateGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
   DeleteGuest: MethodDefinition<_tern_node_v1alpha1_DeleteGuestRequest, _tern_node_v1alpha1_DeleteGuestResponse, _tern_node_v1alpha1_DeleteGuestRequest__Output, _tern_node_v1alpha1_DeleteGuestResponse__Output>
   GetGuest: MethodDefinition<_tern_node_v1alpha1_GetGuestRequest, _tern_node_v1alpha1_Guest, _tern_node_v1alpha1_GetGuestRequest__Output, _tern_node_v1alpha1_Guest__Output>
