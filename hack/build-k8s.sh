@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, the helm CLI that lints and
+# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, kubelet, kube-scheduler and
+# kube-controller-manager for the kubelet cluster (test/harness/kubelet-cluster.ts), the helm CLI that lints and
 # renders helm/tern, and the kstatus checker (hack/k8s/kstatus/main.go: sigs.k8s.io/cli-utils' kstatus, which the
 # GitOps tests run on Tern's objects), from the Go module proxy. The pinned versions live in the consumer modules
 # hack/k8s/apiserver, hack/k8s/etcd, hack/k8s/helm and hack/k8s/kstatus (go.mod + go.sum); bump them there (go mod
 # tidy) and here together. Idempotent: a binary that already reports the expected version is not rebuilt.
-# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,etcd,helm,kstatus}.
+# Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,kubectl,kubelet,kube-scheduler,
+# kube-controller-manager,etcd,helm,kstatus}.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -101,15 +103,20 @@ helm_ldflags() {
   echo "$flags"
 }
 
-need_etcd=1 need_apiserver=1 need_kubectl=1 need_helm=1 need_kstatus=1
+# The Kubernetes binaries built from hack/k8s/apiserver besides kubectl; each answers --version.
+K8S_SERVERS=(kube-apiserver kubelet kube-scheduler kube-controller-manager)
+
+need_etcd=1 need_servers=0 need_kubectl=1 need_helm=1 need_kstatus=1
+for b in "${K8S_SERVERS[@]}"; do
+  version_ok "$b" "Kubernetes $K8S_VERSION" --version || need_servers=$((need_servers + 1))
+done
 version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version && need_etcd=0
-version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version && need_apiserver=0
 version_ok kubectl "Client Version: $K8S_VERSION" version --client && need_kubectl=0
 version_ok helm "Version:\"$HELM_VERSION\"" version && need_helm=0
 version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version && need_kstatus=0
 
-if ((need_etcd + need_apiserver + need_kubectl + need_helm + need_kstatus == 0)); then
-  echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
+if ((need_etcd + need_servers + need_kubectl + need_helm + need_kstatus == 0)); then
+  echo "build-k8s: ${K8S_SERVERS[*]}/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
     "(cli-utils $CLI_UTILS_VERSION) are up to date in $BIN"
   exit 0
 fi
@@ -131,12 +138,14 @@ if ((need_etcd)); then
   version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version || die "$BIN/etcd does not report $ETCD_VERSION"
 fi
 
-if ((need_apiserver + need_kubectl)); then
+if ((need_servers + need_kubectl)); then
   download_modules apiserver
-  if ((need_apiserver)); then
-    build kube-apiserver apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
-    version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version || die "$BIN/kube-apiserver does not report $K8S_VERSION"
-  fi
+  for b in "${K8S_SERVERS[@]}"; do
+    version_ok "$b" "Kubernetes $K8S_VERSION" --version && continue
+    # kubelet too builds with CGO_ENABLED=0 (as upstream's release builds do).
+    build "$b" apiserver "k8s.io/kubernetes/cmd/$b" "$(k8s_ldflags)"
+    version_ok "$b" "Kubernetes $K8S_VERSION" --version || die "$BIN/$b does not report $K8S_VERSION"
+  done
   if ((need_kubectl)); then
     build kubectl apiserver k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
     version_ok kubectl "Client Version: $K8S_VERSION" version --client || die "$BIN/kubectl does not report $K8S_VERSION"
@@ -156,5 +165,5 @@ if ((need_kstatus)); then
     die "$BIN/kstatus does not report cli-utils $CLI_UTILS_VERSION"
 fi
 
-echo "build-k8s: kube-apiserver/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
+echo "build-k8s: ${K8S_SERVERS[*]}/kubectl $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION and kstatus" \
   "(cli-utils $CLI_UTILS_VERSION) ready in $BIN"

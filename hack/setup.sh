@@ -28,8 +28,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   }
 fi
 
-step "kube-apiserver, etcd, kubectl, helm and the kstatus checker in $TERN_CACHE/bin"
+step "kube-apiserver, kubelet, kube-scheduler, kube-controller-manager, etcd, kubectl, helm and the kstatus checker in $TERN_CACHE/bin"
 bash hack/build-k8s.sh
+
+step "the kubelet cluster's OCI images (pause, busybox) in $TERN_CACHE/images"
+bash test/kubelet-cluster/build-images.sh
 
 step "test guest in $TERN_CACHE/guest (kernel boot, and the bootable disk image)"
 bash guest/build.sh
