@@ -214,6 +214,7 @@ function apiserverArgs(
   address: string,
   port: number,
   extra: string[],
+  withServiceAccounts: boolean,
 ): string[] {
   return [
     ...extra,
@@ -232,8 +233,9 @@ function apiserverArgs(
     `--service-account-issuer=https://${address}:${port}`,
     `--service-account-key-file=${certs.serviceAccountPublicKey}`,
     `--service-account-signing-key-file=${certs.serviceAccountKey}`,
-    // No controller-manager creates the "default" ServiceAccount, so this plugin would reject every Pod.
-    '--disable-admission-plugins=ServiceAccount',
+    // Without a controller-manager nothing creates the "default" ServiceAccount, so this plugin would reject every
+    // Pod; the kubelet cluster runs one.
+    ...(withServiceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--allow-privileged=true',
     '--profiling=false',
   ];
@@ -270,7 +272,7 @@ async function launch(
   servers: ServerProcess[],
   address: string,
   detached: boolean,
-  extraApiserverArgs: string[],
+  kubelets: boolean,
 ): Promise<string> {
   const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([
     freeLoopbackPort(),
@@ -298,7 +300,14 @@ async function launch(
     startServer(
       'kube-apiserver',
       kubeBinary('kube-apiserver'),
-      apiserverArgs(certs, etcdClientPort, address, apiserverPort, extraApiserverArgs),
+      apiserverArgs(
+        certs,
+        etcdClientPort,
+        address,
+        apiserverPort,
+        kubelets ? kubeletClientArgs(dir, certs) : [],
+        kubelets,
+      ),
       apiserverLog,
       { detached },
     ),
@@ -379,10 +388,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   let certs: ControlPlaneCertificates;
   try {
     certs = await generateCertificates(dir, address === '127.0.0.1' ? [] : [address]);
-    const extraApiserverArgs = opts.kubelets ? kubeletClientArgs(dir, certs) : [];
     for (let attempt = 1; ; attempt++) {
       try {
-        server = await launch(dir, certs, servers, address, detached, extraApiserverArgs);
+        server = await launch(dir, certs, servers, address, detached, opts.kubelets === true);
         break;
       } catch (err) {
         const report = failureReport(servers);

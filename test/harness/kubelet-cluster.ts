@@ -543,10 +543,12 @@ export async function startKubeletCluster(opts: KubeletClusterOptions = {}): Pro
       const dead = servers.find((s) => !isAlive(s.pid));
       if (dead) throw new Error(`${dead.name} exited while waiting for the Nodes to become Ready`);
       const ready = await readyNodes(cp);
-      if (names.every((n) => ready.includes(n))) break;
+      // The ServiceAccount admission plugin rejects pods until the controller-manager made "default".
+      const serviceAccount = await cp.kubectl(['get', 'serviceaccount', 'default', '--namespace=default']);
+      if (names.every((n) => ready.includes(n)) && serviceAccount.code === 0) break;
       if (Date.now() > deadline) {
         throw new Error(
-          `timed out after ${READY_TIMEOUT_MS} ms waiting for Nodes ${names.join(', ')} to be Ready (ready: ${ready.join(', ') || 'none'})`,
+          `timed out after ${READY_TIMEOUT_MS} ms waiting for Nodes ${names.join(', ')} to be Ready (ready: ${ready.join(', ') || 'none'}) and the default ServiceAccount`,
         );
       }
       await sleep(500);

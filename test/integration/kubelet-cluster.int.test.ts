@@ -1,6 +1,6 @@
 // The kubelet cluster (test/harness/kubelet-cluster.ts): two real kubelet nodes register and turn Ready; ordinary
 // pods from a locally built image run on each (one placed by the scheduler, one by nodeName) and their logs come
-// back through kube-apiserver → kubelet; a privileged hostNetwork pod sees its node's network and may mount; and
+// back through kube-apiserver → kubelet, with their service account token mounted; a privileged hostNetwork pod sees its node's network and may mount; and
 // stop() leaves nothing behind. Needs root; skipped otherwise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
@@ -14,6 +14,9 @@ import {
 
 const asRoot = process.getuid?.() === 0;
 const POD_TIMEOUT_MS = 90_000;
+// The service account token is a tmpfs kubelet mounts in its own mount namespace: containerd must see it.
+const HELLO =
+  'echo "hello from $(hostname) in $(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"; ip -4 -o addr show eth0';
 const TEST_TIMEOUT_MS = 200_000;
 
 function pod(
@@ -104,10 +107,10 @@ describe.each(asRoot ? [[]] : [])('kubelet cluster', () => {
       await kubectl(
         ['apply', '-f', '-'],
         [
-          pod('hello-a', 'echo "hello from $(hostname)"; ip -4 -o addr show eth0', {
+          pod('hello-a', HELLO, {
             nodeSelector: { 'kubernetes.io/hostname': a!.name },
           }),
-          pod('hello-b', 'echo "hello from $(hostname)"; ip -4 -o addr show eth0', { nodeName: b!.name }),
+          pod('hello-b', HELLO, { nodeName: b!.name }),
         ].join('---\n'),
       );
       for (const [name, node, podCidr] of [
@@ -116,7 +119,7 @@ describe.each(asRoot ? [[]] : [])('kubelet cluster', () => {
       ] as const) {
         expect(await finished(name)).toEqual({ phase: 'Succeeded', node: node.name });
         const logs = await kubectl(['logs', name]);
-        expect(logs).toContain(`hello from ${name}`);
+        expect(logs).toContain(`hello from ${name} in default`);
         // The pod has its own network namespace, on the node's CNI bridge.
         expect(logs).toContain(`inet ${podCidr}`);
       }
