@@ -63,7 +63,8 @@ export const BUSYBOX_IMAGE = 'tern.local/busybox:test';
 
 const READY_TIMEOUT_MS = 180_000;
 const LOG_TAIL_LINES = 30;
-const ID_PATTERN = /^tk(\d+)[a-z]/;
+/** A cluster's dir is /tmp/<id>; its namespaces and cgroups are <id>-<node>. */
+const ID_PATTERN = /^(tk(\d+)[a-z])(-.+)?$/;
 const SUBNET_BASE = '10.217';
 /** The kernel settings kubelet insists on (container_manager_linux.go setupKernelTunables). */
 const KUBELET_SYSCTLS = [
@@ -256,11 +257,11 @@ export async function removeKubeletCluster(id: string): Promise<string[]> {
 /** Clusters whose test process is gone (killed before it could stop them). */
 async function removeAbandonedClusters(): Promise<void> {
   const ids = new Set<string>();
-  const consider = (name: string): void => {
+  const consider = (name: string, exact = false): void => {
     const match = ID_PATTERN.exec(name);
-    if (match && !isAlive(Number(match[1]))) ids.add(match[0]);
+    if (match && !(exact && match[3]) && !isAlive(Number(match[2]))) ids.add(match[1]!);
   };
-  for (const entry of readdirSync(tmpdir())) consider(entry);
+  for (const entry of readdirSync(tmpdir())) consider(entry, true);
   for (const line of (await cmd('ip', ['netns', 'list'])).split('\n')) consider(line.split(' ')[0]!);
   for (const h of cgroupHierarchies()) for (const entry of readdirSync(h)) consider(entry);
   for (const id of ids) await removeKubeletCluster(id);
@@ -469,8 +470,11 @@ export async function startKubeletCluster(opts: KubeletClusterOptions = {}): Pro
     for (const s of servers) s.kill();
     await Promise.all(servers.map((s) => s.exited));
     servers.length = 0;
-    await removeKubeletCluster(id);
-    await controlPlane?.stop();
+    try {
+      await removeKubeletCluster(id);
+    } finally {
+      await controlPlane?.stop();
+    }
   };
 
   try {

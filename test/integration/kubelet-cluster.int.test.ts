@@ -1,7 +1,7 @@
 // The kubelet cluster (test/harness/kubelet-cluster.ts): two real kubelet nodes register and turn Ready; ordinary
 // pods from a locally built image run on each (one placed by the scheduler, one by nodeName) and their logs come
 // back through kube-apiserver → kubelet, with their service account token mounted; a privileged hostNetwork pod sees its node's network and may mount; and
-// stop() leaves nothing behind. Needs root; skipped otherwise.
+// stop() leaves nothing behind. Needs root (startKubeletCluster says so otherwise).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import {
@@ -12,7 +12,6 @@ import {
   type KubeletCluster,
 } from '../harness/kubelet-cluster.js';
 
-const asRoot = process.getuid?.() === 0;
 const POD_TIMEOUT_MS = 90_000;
 // The service account token is a tmpfs kubelet mounts in its own mount namespace: containerd must see it.
 const HELLO =
@@ -47,7 +46,7 @@ function pod(
   });
 }
 
-describe.each(asRoot ? [[]] : [])('kubelet cluster', () => {
+describe('kubelet cluster', () => {
   let cluster: KubeletCluster;
 
   beforeAll(async () => {
