@@ -707,10 +707,22 @@ async function startNode(o: {
   return { name, address, netns, dir, containerdSocket: socket };
 }
 
-/** What is left on this machine of cluster `id`: its dir, mounts, cgroups, namespaces and links. */
+/**
+ * What is left on this machine of cluster `id`: its dir, mounts, cgroups, namespaces, links, and processes that
+ * name its dir on their command line (containerd, kubelet, the shims).
+ */
 export async function kubeletClusterLeftovers(id: string): Promise<string[]> {
   const left: string[] = [];
   if (existsSync(clusterDir(id))) left.push(clusterDir(id));
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || !isAlive(Number(entry))) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(`${clusterDir(id)}/`))) left.push(`pid ${entry}: ${argv[0]}`);
+    } catch {
+      // gone
+    }
+  }
   left.push(...mountsBelow(clusterDir(id)), ...clusterCgroups(id));
   const owned = (name: string | undefined): name is string => name?.startsWith(`${id}-`) === true;
   left.push(
