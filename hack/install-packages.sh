@@ -13,8 +13,8 @@ QEMU_MIN_MAJOR=10
 # containerd ... iptables: the kubelet cluster's nodes (test/harness/kubelet-cluster.ts; docs/kubelet-cluster.md):
 # Debian 12's containerd 1.6 and runc 1.1 serve kubelet 1.37 (its last release that falls back to the configured
 # cgroup driver for a runtime without the RuntimeConfig call), the CNI bridge/host-local/loopback plugins
-# (/usr/lib/cni), and iptables, which the bridge plugin calls. The packages' services are not used (no systemd
-# here; the harness starts one containerd per node with its own config).
+# (/usr/lib/cni), and iptables (the portmap plugin's hostPort rules; kube-proxy later). The packages' services
+# are not used (no systemd here; the harness starts one containerd per node with its own config).
 PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2 openssl gcc libc6-dev make
   syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1
   containerd runc containernetworking-plugins iptables)
