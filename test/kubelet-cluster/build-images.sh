@@ -57,8 +57,10 @@ build_pause() {
   local archive=$OUT/pause.oci.tar src rootfs
   [[ -f $archive ]] && return 0
   command -v gcc >/dev/null || die "gcc not found (npm run setup installs it)"
-  src=$(cd "$ROOT/hack/k8s/apiserver" && GOTOOLCHAIN=local go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
-  [[ -f $src ]] || die "$src not found (run bash hack/build-k8s.sh first: it downloads the k8s.io/kubernetes module)"
+  # The module hack/k8s/apiserver pins (downloaded if the module cache lacks it).
+  src=$(cd "$ROOT/hack/k8s/apiserver" && GOTOOLCHAIN=local go mod download -json k8s.io/kubernetes |
+    sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')/build/pause/linux/pause.c
+  [[ -f $src ]] || die "$src not found (cannot download the k8s.io/kubernetes module?)"
   rootfs=$(mktemp -d)
   gcc -Os -static -Wall -Werror -DVERSION=v3.10-tern -o "$rootfs/pause" "$src"
   strip "$rootfs/pause"
