@@ -1,6 +1,7 @@
-// Consumer module that builds kube-apiserver and kubectl from k8s.io/kubernetes (see hack/build-k8s.sh).
-// k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them with local replaces, which do not
-// apply to consumers, so every staging module is replaced here with its published v0.37.x version.
+// Consumer module that builds kube-apiserver, kubectl, kubelet, kube-scheduler and kube-controller-manager from
+// k8s.io/kubernetes (see hack/build-k8s.sh). k8s.io/kubernetes requires its staging modules at v0.0.0 and maps
+// them with local replaces, which do not apply to consumers, so every staging module is replaced here with its
+// published v0.37.x version.
 module tern.dev/hack/k8s/apiserver
 
 go 1.26.0
