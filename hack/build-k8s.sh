@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, the helm CLI that lints and
+# Builds the real kube-apiserver, kubectl and etcd used by the integration tests, kubelet, kube-scheduler and
+# kube-controller-manager for the kubelet cluster (test/harness/kubelet-cluster.ts), the helm CLI that lints and
 # renders helm/tern, and the kstatus checker (hack/k8s/kstatus/main.go: sigs.k8s.io/cli-utils' kstatus, which the
 # GitOps tests run on Tern's objects), from the Go module proxy. The pinned versions live in the consumer modules
 # hack/k8s/apiserver, hack/k8s/etcd, hack/k8s/helm and hack/k8s/kstatus (go.mod + go.sum); bump them there (go mod
 # tidy) and here together. Idempotent: a binary that already reports the expected version is not rebuilt.
 # Usage: build-k8s.sh [BINARY...] (default: all). Output: ${TERN_CACHE:-$HOME/.cache/tern}/bin/{kube-apiserver,
-# kubectl,etcd,helm,kstatus}.
+# kubelet,kube-scheduler,kube-controller-manager,kubectl,etcd,helm,kstatus}.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
@@ -103,29 +104,35 @@ helm_ldflags() {
 }
 
 # The binaries to build, as arguments (default: all of them); `hack/setup.sh demo` asks for etcd, kube-apiserver and
-# kubectl only.
-ALL=(etcd kube-apiserver kubectl helm kstatus)
+# kubectl only. kubelet, kube-scheduler and kube-controller-manager are the kubelet cluster's
+# (test/harness/kubelet-cluster.ts).
+K8S_SERVERS=(kube-apiserver kubelet kube-scheduler kube-controller-manager)
+ALL=(etcd "${K8S_SERVERS[@]}" kubectl helm kstatus)
 (($# > 0)) || set -- "${ALL[@]}"
-need_etcd=0 need_apiserver=0 need_kubectl=0 need_helm=0 need_kstatus=0
+need_etcd=0 need_kubectl=0 need_helm=0 need_kstatus=0
+servers=()
 for want in "$@"; do
   case $want in
   etcd) version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version || need_etcd=1 ;;
-  kube-apiserver) version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version || need_apiserver=1 ;;
+  kube-apiserver | kubelet | kube-scheduler | kube-controller-manager)
+    version_ok "$want" "Kubernetes $K8S_VERSION" --version || servers+=("$want")
+    ;;
   kubectl) version_ok kubectl "Client Version: $K8S_VERSION" version --client || need_kubectl=1 ;;
   helm) version_ok helm "Version:\"$HELM_VERSION\"" version || need_helm=1 ;;
   kstatus) version_ok kstatus "sigs.k8s.io/cli-utils $CLI_UTILS_VERSION" --version || need_kstatus=1 ;;
   *) die "unknown binary '$want' (one of: ${ALL[*]})" ;;
   esac
 done
+need_servers=${#servers[@]}
 
-if ((need_etcd + need_apiserver + need_kubectl + need_helm + need_kstatus == 0)); then
+if ((need_etcd + need_servers + need_kubectl + need_helm + need_kstatus == 0)); then
   echo "build-k8s: $* up to date in $BIN"
   exit 0
 fi
 
 require_go
 # The consumer modules must pin the same versions as this script (bump both together).
-((need_apiserver + need_kubectl == 0)) || grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver/go.mod" ||
+((need_servers + need_kubectl == 0)) || grep -qE "^\s*k8s.io/kubernetes $K8S_VERSION( //.*)?$" "$ROOT/hack/k8s/apiserver/go.mod" ||
   die "hack/k8s/apiserver/go.mod does not require k8s.io/kubernetes $K8S_VERSION"
 ((need_etcd == 0)) || grep -qE "^\s*go.etcd.io/etcd/server/v3 $ETCD_VERSION( //.*)?$" "$ROOT/hack/k8s/etcd/go.mod" ||
   die "hack/k8s/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
@@ -140,12 +147,13 @@ if ((need_etcd)); then
   version_ok etcd "etcd Version: ${ETCD_VERSION#v}" --version || die "$BIN/etcd does not report $ETCD_VERSION"
 fi
 
-if ((need_apiserver + need_kubectl)); then
+if ((need_servers + need_kubectl)); then
   download_modules apiserver
-  if ((need_apiserver)); then
-    build kube-apiserver apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
-    version_ok kube-apiserver "Kubernetes $K8S_VERSION" --version || die "$BIN/kube-apiserver does not report $K8S_VERSION"
-  fi
+  for b in "${servers[@]}"; do
+    # kubelet too builds with CGO_ENABLED=0 (as upstream's release builds do).
+    build "$b" apiserver "k8s.io/kubernetes/cmd/$b" "$(k8s_ldflags)"
+    version_ok "$b" "Kubernetes $K8S_VERSION" --version || die "$BIN/$b does not report $K8S_VERSION"
+  done
   if ((need_kubectl)); then
     build kubectl apiserver k8s.io/kubernetes/cmd/kubectl "$(k8s_ldflags)"
     version_ok kubectl "Client Version: $K8S_VERSION" version --client || die "$BIN/kubectl does not report $K8S_VERSION"

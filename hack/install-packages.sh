@@ -15,7 +15,13 @@ DEMO_PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2
 # their own server on a free loopback port (the package's service, where systemd starts one, is not used).
 # lua5.1: the Argo CD health checks (argocd/) run in the interpreter Argo CD embeds (Lua 5.1) by
 # test/integration/gitops/.
-TEST_PACKAGES=(syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1)
+# containerd ... iptables: the kubelet cluster's nodes (test/harness/kubelet-cluster.ts;
+# docs/kubelet-cluster.md): Debian 12's containerd 1.6 and runc 1.1 serve kubelet 1.37 (its last release that falls
+# back to the configured cgroup driver for a runtime without the RuntimeConfig call), the CNI bridge/host-local/loopback
+# plugins (/usr/lib/cni), and iptables (the portmap plugin's hostPort rules; kube-proxy later). The packages' services
+# are not used (no systemd here; the harness starts one containerd per node with its own config).
+TEST_PACKAGES=(syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1
+  containerd runc containernetworking-plugins iptables)
 # mmdebstrap (tests only): the image's Debian root filesystem (hack/image/, npm run image); the backport bootstraps
 # trixie as the image's digests were taken with (its version is part of the cached Debian layer's key).
 case ${1:-test} in

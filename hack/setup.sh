@@ -3,8 +3,9 @@
 #   bash hack/setup.sh demo   what `npm run demo` and `npm run cluster` use: QEMU and the packages the test guest is
 #                             built from, kube-apiserver, etcd and kubectl, the kernel-boot test guest
 #   bash hack/setup.sh test   (the default; `npm test`, so CI through .ci/run, and `npm run setup`) all of the demo's,
-#                             and what only tests use: helm, the kstatus checker, Prometheus, Lua 5.1, the test
-#                             guest's bootable disk image
+#                             and what only tests use: helm, the kstatus checker, Prometheus, Lua 5.1, mmdebstrap
+#                             (the image), kubelet, kube-scheduler, kube-controller-manager, containerd and the
+#                             kubelet cluster's images, the test guest's bootable disk image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,8 +62,10 @@ if [ "$profile" = demo ]; then
   step "test guest in $TERN_CACHE/guest (kernel boot)"
   bash guest/build.sh
 else
-  step "kube-apiserver, etcd, kubectl, helm and the kstatus checker in $TERN_CACHE/bin"
+  step "kube-apiserver, kubelet, kube-scheduler, kube-controller-manager, etcd, kubectl, helm and the kstatus checker in $TERN_CACHE/bin"
   bash hack/build-k8s.sh
+  step "the kubelet cluster's OCI images (pause, busybox) in $TERN_CACHE/images"
+  bash test/kubelet-cluster/build-images.sh
   step "test guest in $TERN_CACHE/guest (kernel boot, and the bootable disk image)"
   bash guest/build.sh
   bash guest/build-disk.sh

@@ -110,6 +110,33 @@ export function generateCertificates(dir: string, extraIps: string[] = []): Cont
   return c;
 }
 
+/**
+ * A leaf certificate (mode-0600 key) signed by a throw-away control plane's CA, valid for a week: a client identity
+ * (subject /O=group/CN=user) and, with `ips`/`dnsNames`, a serving certificate for those names too.
+ */
+export function issueControlPlaneLeaf(o: {
+  ca: CertPair;
+  pair: CertPair;
+  subject: string;
+  ips?: string[];
+  dnsNames?: string[];
+}): CertPair {
+  const names = [...(o.dnsNames ?? []).map((n) => `DNS:${n}`), ...(o.ips ?? []).map((ip) => `IP:${ip}`)];
+  newCertificate({
+    pair: o.pair,
+    subject: o.subject,
+    extensions: [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      `extendedKeyUsage=${names.length > 0 ? 'serverAuth,clientAuth' : 'clientAuth'}`,
+      ...(names.length > 0 ? [`subjectAltName=${names.join(',')}`] : []),
+    ],
+    days: 7,
+    signer: o.ca,
+  });
+  return o.pair;
+}
+
 function newServiceAccountKeyPair(privateKey: string, publicKey: string): void {
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', P256, '-out', privateKey]);
   openssl(['pkey', '-in', privateKey, '-pubout', '-out', publicKey]);

@@ -18,7 +18,11 @@ import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { generateCertificates, type ControlPlaneCertificates } from './certificates.js';
+import {
+  generateCertificates,
+  issueControlPlaneLeaf,
+  type ControlPlaneCertificates,
+} from './certificates.js';
 import { freeLoopbackPort } from './free-port.js';
 import { startServer, type ServerProcess } from './server-process.js';
 
@@ -39,6 +43,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** The etcd and kube-apiserver processes (a detached control plane's owner records them to stop them later). */
   processes: { name: string; pid: number }[];
+  /** The PKI in dir; its CA signs further client and serving certificates (issueControlPlaneLeaf). */
+  certs: ControlPlaneCertificates;
 }
 
 export interface ControlPlaneOptions {
@@ -54,10 +60,22 @@ export interface ControlPlaneOptions {
    * if missing) instead of a temp dir; the caller stops them, e.g. by the recorded `processes`.
    */
   detached?: { dir: string };
+  /**
+   * kube-apiserver talks to kubelets (logs, exec, port-forward): it presents a client certificate in group
+   * system:masters and checks each kubelet's serving certificate against the control plane's CA, by InternalIP.
+   */
+  kubelets?: boolean;
 }
 
 /** The binaries hack/build-k8s.sh builds into $TERN_CACHE/bin (kstatus: the checker in hack/k8s/kstatus). */
-export type KubeBinaryName = 'kube-apiserver' | 'etcd' | 'kubectl' | 'kstatus';
+export type KubeBinaryName =
+  | 'kube-apiserver'
+  | 'etcd'
+  | 'kubectl'
+  | 'kstatus'
+  | 'kubelet'
+  | 'kube-scheduler'
+  | 'kube-controller-manager';
 
 const START_TIMEOUT_MS = 60_000;
 const POLL_MS = 50;
@@ -175,13 +193,31 @@ function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
   ];
 }
 
+/** The client certificate kube-apiserver presents to kubelets (ControlPlaneOptions.kubelets). */
+function kubeletClientArgs(dir: string, certs: ControlPlaneCertificates): string[] {
+  const pair = issueControlPlaneLeaf({
+    ca: { cert: certs.caCert, key: certs.caKey },
+    pair: { cert: join(dir, 'apiserver-kubelet-client.crt'), key: join(dir, 'apiserver-kubelet-client.key') },
+    subject: '/O=system:masters/CN=kube-apiserver-kubelet-client',
+  });
+  return [
+    `--kubelet-client-certificate=${pair.cert}`,
+    `--kubelet-client-key=${pair.key}`,
+    `--kubelet-certificate-authority=${certs.caCert}`,
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
+}
+
 function apiserverArgs(
   certs: ControlPlaneCertificates,
   etcdPort: number,
   address: string,
   port: number,
+  extra: string[],
+  withServiceAccounts: boolean,
 ): string[] {
   return [
+    ...extra,
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--bind-address=${address}`,
     `--advertise-address=${address}`,
@@ -197,8 +233,9 @@ function apiserverArgs(
     `--service-account-issuer=https://${address}:${port}`,
     `--service-account-key-file=${certs.serviceAccountPublicKey}`,
     `--service-account-signing-key-file=${certs.serviceAccountKey}`,
-    // No controller-manager creates the "default" ServiceAccount, so this plugin would reject every Pod.
-    '--disable-admission-plugins=ServiceAccount',
+    // Without a controller-manager nothing creates the "default" ServiceAccount, so this plugin would reject every
+    // Pod; the kubelet cluster runs one.
+    ...(withServiceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--allow-privileged=true',
     '--profiling=false',
   ];
@@ -235,6 +272,7 @@ async function launch(
   servers: ServerProcess[],
   address: string,
   detached: boolean,
+  kubelets: boolean,
 ): Promise<string> {
   const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([
     freeLoopbackPort(),
@@ -262,7 +300,14 @@ async function launch(
     startServer(
       'kube-apiserver',
       kubeBinary('kube-apiserver'),
-      apiserverArgs(certs, etcdClientPort, address, apiserverPort),
+      apiserverArgs(
+        certs,
+        etcdClientPort,
+        address,
+        apiserverPort,
+        kubelets ? kubeletClientArgs(dir, certs) : [],
+        kubelets,
+      ),
       apiserverLog,
       { detached },
     ),
@@ -345,7 +390,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     certs = await generateCertificates(dir, address === '127.0.0.1' ? [] : [address]);
     for (let attempt = 1; ; attempt++) {
       try {
-        server = await launch(dir, certs, servers, address, detached);
+        server = await launch(dir, certs, servers, address, detached, opts.kubelets === true);
         break;
       } catch (err) {
         const report = failureReport(servers);
@@ -374,6 +419,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     startupMs: Math.round(performance.now() - began),
     kubectl: (args, kubectlOpts) => runKubectl(kubeconfigPath, args, kubectlOpts?.input),
     processes: servers.map((s) => ({ name: s.name, pid: s.pid })),
+    certs,
     async stop() {
       if (destroyed) return;
       for (const s of servers) s.kill();
