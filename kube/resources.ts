@@ -46,3 +46,24 @@ export const SubjectAccessReviews: ResourceType = {
   kind: 'SubjectAccessReview',
   namespaced: false,
 };
+export const Pods: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'pods',
+  kind: 'Pod',
+  namespaced: true,
+};
+export const Nodes: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'nodes',
+  kind: 'Node',
+  namespaced: false,
+};
+export const ValidatingWebhookConfigurations: ResourceType = {
+  group: 'admissionregistration.k8s.io',
+  version: 'v1',
+  plural: 'validatingwebhookconfigurations',
+  kind: 'ValidatingWebhookConfiguration',
+  namespaced: false,
+};

@@ -16,7 +16,17 @@ export { ConfigError } from '../../cmdline/index.js';
 
 export type ListenAddress = HostPort;
 import type { ConsoleConfig } from './console/server.js';
+import type { EvictionWebhookConfig } from './maintenance/webhook.js';
 export type { ConsoleConfig };
+
+/** Kubernetes node maintenance (docs/node-maintenance.md): guard pods, the cordon mirror, the eviction webhook. */
+export interface NodeMaintenanceConfig {
+  /** Where the guard pods live (the operator's namespace in the chart). */
+  namespace: string;
+  guardImage: string;
+  /** The eviction webhook; undefined: this replica serves none. */
+  webhook?: EvictionWebhookConfig;
+}
 
 export interface OperatorConfig {
   /** Path of a kubeconfig; undefined for the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -52,6 +62,8 @@ export interface OperatorConfig {
   migrationHistoryLimit: number;
   /** The users' console endpoint (docs/console.md); undefined: none. */
   console?: ConsoleConfig;
+  /** undefined: VMs have no guard pods and `kubectl drain` does not know them. */
+  nodeMaintenance?: NodeMaintenanceConfig;
 }
 
 /** Every number the operator takes is a positive integer in canonical form ("010" is refused). */
@@ -86,7 +98,17 @@ interface RawOptions {
   consoleTlsCa?: string;
   consolePublishNamespace?: string;
   consoleAdvertise?: string;
+  guardNamespace?: string;
+  guardImage: string;
+  evictionWebhookListen?: string;
+  evictionWebhookTlsCert?: string;
+  evictionWebhookTlsKey?: string;
+  evictionWebhookTlsCa?: string;
+  evictionWebhookConfiguration?: string;
 }
+
+/** The guard pods' image: it only has to start and sleep. */
+export const DEFAULT_GUARD_IMAGE = 'registry.k8s.io/pause:3.10';
 
 function command(env: NodeJS.ProcessEnv): Command {
   const withEnv = envOptions(env);
@@ -264,6 +286,59 @@ function command(env: NodeJS.ProcessEnv): Command {
         'TERN_CONSOLE_ADVERTISE',
       ),
     )
+    .addOption(
+      withEnv(
+        new Option(
+          '--guard-namespace <ns>',
+          'node maintenance: a guard pod per running VM in this namespace, on its node, for `kubectl drain`; ' +
+            'Node and HypervisorNode cordons mirrored (none without it)',
+        ),
+        'TERN_GUARD_NAMESPACE',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--guard-image <image>', "the guard pods' image"),
+        'TERN_GUARD_IMAGE',
+        DEFAULT_GUARD_IMAGE,
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--eviction-webhook-listen <host:port>',
+          'the eviction webhook (HTTPS) for guard pods; needs --guard-namespace',
+        ),
+        'TERN_EVICTION_WEBHOOK_LISTEN',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--eviction-webhook-tls-cert <file>', 'eviction webhook serving certificate (PEM)'),
+        'TERN_EVICTION_WEBHOOK_TLS_CERT',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--eviction-webhook-tls-key <file>', 'eviction webhook serving key (PEM)'),
+        'TERN_EVICTION_WEBHOOK_TLS_KEY',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--eviction-webhook-tls-ca <file>', "CA of the eviction webhook's serving certificate"),
+        'TERN_EVICTION_WEBHOOK_TLS_CA',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--eviction-webhook-configuration <name>',
+          'ValidatingWebhookConfiguration whose caBundle is set to --eviction-webhook-tls-ca at start-up',
+        ),
+        'TERN_EVICTION_WEBHOOK_CONFIGURATION',
+      ),
+    )
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
 }
 
@@ -277,6 +352,24 @@ function consoleConfig(raw: RawOptions): ConsoleConfig | undefined {
     publishNamespace: raw.consolePublishNamespace || undefined,
     advertise: raw.consoleAdvertise || undefined,
   };
+}
+
+function nodeMaintenanceConfig(raw: RawOptions): NodeMaintenanceConfig | undefined {
+  if (!raw.guardNamespace) {
+    if (raw.evictionWebhookListen) throw new ConfigError('--eviction-webhook-listen needs --guard-namespace');
+    return undefined;
+  }
+  const webhook = raw.evictionWebhookListen
+    ? {
+        listen: parseListenAddress(raw.evictionWebhookListen, '--eviction-webhook-listen'),
+        certFile: required(raw.evictionWebhookTlsCert, '--eviction-webhook-tls-cert'),
+        keyFile: required(raw.evictionWebhookTlsKey, '--eviction-webhook-tls-key'),
+        caFile: required(raw.evictionWebhookTlsCa, '--eviction-webhook-tls-ca'),
+        configuration: raw.evictionWebhookConfiguration || undefined,
+        namespace: raw.guardNamespace,
+      }
+    : undefined;
+  return { namespace: raw.guardNamespace, guardImage: raw.guardImage, webhook };
 }
 
 /** Parses argv (without node and script). Throws ConfigError on a bad value, CommanderError for --help. */
@@ -336,6 +429,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     ),
     migrationHistoryLimit: parseInteger(raw.migrationHistoryLimit, '--migration-history-limit', POSITIVE),
     console: consoleConfig(raw),
+    nodeMaintenance: nodeMaintenanceConfig(raw),
   };
 }
 

@@ -27,6 +27,7 @@ async function main(): Promise<number> {
     {
       metricsPort: operator.metricsPort,
       consolePort: operator.consolePort,
+      evictionWebhookPort: operator.evictionWebhookPort,
       leaderElection: config.leaderElection !== undefined,
     },
     'tern-operator ready',

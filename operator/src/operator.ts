@@ -1,6 +1,6 @@
-// Wires one operator replica: informers, the VirtualMachine, Migration, MigrationPolicy-status, evacuation and
-// HypervisorNode-health controllers, the daemon client pool, leader election, and the /metrics, /healthz and
-// /readyz endpoints.
+// Wires one operator replica: informers, the VirtualMachine, Migration, MigrationPolicy-status, evacuation,
+// HypervisorNode-health and (with --guard-namespace) guard-pod and cordon-mirror controllers, the eviction
+// webhook, the daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -23,12 +23,19 @@ import { MigrationPolicyReconciler } from './migrationpolicy/reconciler.js';
 import { HypervisorNodes, MigrationPolicies, Migrations, VirtualMachines } from '../../crds/index.js';
 import { VirtualMachineReconciler } from './virtualmachine/reconciler.js';
 import { startConsoleServer, type ConsoleServer } from './console/server.js';
+import { Nodes, Pods } from '../../kube/resources.js';
+import { CordonMirrorReconciler } from './maintenance/cordon-reconciler.js';
+import { GUARD_SELECTOR, type KubeNode, type Pod } from './maintenance/guard-pods.js';
+import { GuardReconciler } from './maintenance/guard-reconciler.js';
+import { startEvictionWebhook, type EvictionWebhookServer } from './maintenance/webhook.js';
 
 export interface RunningOperator {
   manager: Manager;
   metricsPort: number;
   /** The users' console endpoint's port (--console-listen); undefined without one. */
   consolePort?: number;
+  /** The eviction webhook's port (--eviction-webhook-listen); undefined without one. */
+  evictionWebhookPort?: number;
   /** Resolves when the manager ends; rejects with LeadershipLostError when leadership was lost. */
   done: Promise<void>;
   stop(): Promise<void>;
@@ -128,6 +135,33 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     .watch(nodes)
     .watch(leases, health.nodeKeyForLease);
 
+  const maintenance = config.nodeMaintenance;
+  if (maintenance) {
+    const kubeNodes = manager.informer<KubeNode>(Nodes);
+    const pods = manager.informer<Pod>(Pods, {
+      namespace: maintenance.namespace,
+      labelSelector: GUARD_SELECTOR,
+    });
+    const guards = new GuardReconciler({
+      client,
+      vms,
+      nodes,
+      kubeNodes,
+      namespace: maintenance.namespace,
+      image: maintenance.guardImage,
+    });
+    manager
+      .addController({ name: 'vm-guard', reconcile: guards.reconcile })
+      .watch(vms)
+      .watch(pods, guards.vmKeysForPod)
+      .watch(kubeNodes, guards.vmKeysForKubeNode);
+    const mirror = new CordonMirrorReconciler({ client, nodes, kubeNodes });
+    manager
+      .addController({ name: 'cordon-mirror', reconcile: mirror.reconcile })
+      .watch(nodes)
+      .watch(kubeNodes);
+  }
+
   const server = http.createServer((request, response) => {
     const reply = (code: number, body: string, type = 'text/plain') => {
       response.writeHead(code, { 'content-type': type }).end(body);
@@ -158,8 +192,21 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     }
   }
 
+  // Every replica answers evictions too: the apiserver calls whichever the Service picks.
+  let webhookServer: EvictionWebhookServer | undefined;
+  if (maintenance?.webhook !== undefined) {
+    try {
+      webhookServer = await startEvictionWebhook(maintenance.webhook, client, logger);
+    } catch (error) {
+      server.close();
+      void consoleServer?.close();
+      throw error;
+    }
+  }
+
   const done = manager.start().finally(() => {
     void consoleServer?.close();
+    void webhookServer?.close();
     pool.close();
     server.close();
   });
@@ -167,6 +214,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     manager,
     metricsPort: (server.address() as AddressInfo).port,
     consolePort: consoleServer?.port,
+    evictionWebhookPort: webhookServer?.port,
     done,
     async stop() {
       await manager.stop();
