@@ -8,6 +8,8 @@ const MAIN = fileURLToPath(new URL('../../operator/src/main.ts', import.meta.url
 
 export interface OperatorProcess extends Omit<ServiceProcess, 'ready'> {
   metricsPort: number;
+  /** With --eviction-webhook-listen: the port it listens on. */
+  evictionWebhookPort?: number;
 }
 
 /**
@@ -16,5 +18,9 @@ export interface OperatorProcess extends Omit<ServiceProcess, 'ready'> {
  */
 export async function startOperatorProcess(args: string[], main = MAIN): Promise<OperatorProcess> {
   const service = await startServiceProcess(main, args, 'tern-operator ready');
-  return { ...service, metricsPort: service.ready.metricsPort as number };
+  return {
+    ...service,
+    metricsPort: service.ready.metricsPort as number,
+    evictionWebhookPort: service.ready.evictionWebhookPort as number | undefined,
+  };
 }

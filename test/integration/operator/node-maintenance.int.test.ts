@@ -1,0 +1,304 @@
+// Kubernetes node maintenance end to end (docs/node-maintenance.md): the real kube-apiserver with two Node objects,
+// the real operator with guard pods, the cordon mirror and its eviction webhook, real daemons running QEMU guests
+// (TCG), and the real `kubectl drain` / `cordon` / `uncordon`. No kubelet: the guard pods stay Pending, which the
+// Eviction API and the webhook do not care about; the operator removes a guard once its VM has left.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
+import { generateDevCerts, issueControlPlaneLeaf, type DevCerts } from '../../harness/certificates.js';
+import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
+import { controlClient } from '../../harness/control-client.js';
+import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
+import type { GuestControlClient } from '../../../proto/index.js';
+import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
+import { freeLoopbackPort } from '../../harness/free-port.js';
+import {
+  condition,
+  eventually,
+  guestOn,
+  kubectlOn,
+  testDaemonArgs,
+  verifyGuest,
+} from '../../harness/operator-cluster.js';
+import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+
+const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
+const NODES = ['node-a', 'node-b'] as const;
+type NodeName = (typeof NODES)[number];
+const WEBHOOK = 'tern-eviction';
+
+interface Pod {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: { nodeName?: string };
+}
+
+let cp: ControlPlane;
+let work: string;
+let certs: DevCerts;
+let images: TestGuestImages;
+let operator: OperatorProcess;
+const daemons: Partial<Record<NodeName, DaemonProcess>> = {};
+const controls = {} as Record<NodeName, GuestControlClient>;
+const { kubectl, apply, getJson } = kubectlOn(() => cp);
+
+const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
+const getNode = (name: NodeName) => getJson<HypervisorNode>('hypervisornode', name);
+const kubeNodeCordoned = async (name: NodeName) =>
+  !!(await getJson<{ spec?: { unschedulable?: boolean } }>('node', name)).spec?.unschedulable;
+const hvCordoned = async (name: NodeName) => {
+  const spec = (await getNode(name)).spec;
+  return !!(spec?.unschedulable || spec?.drain);
+};
+const guards = async () =>
+  (await getJson<{ items: Pod[] }>('pods', '-n', 'tern-system', '-l', 'tern.dev/guard-vm-uid')).items;
+
+async function startNode(node: NodeName): Promise<void> {
+  const daemon = await startDaemonProcess(
+    testDaemonArgs({
+      node,
+      certs,
+      stateDir: stateDir(node),
+      imagesRoot: images.root,
+      kubeconfig: cp.kubeconfigPath,
+      leaseDurationSeconds: 6,
+    }),
+  );
+  daemons[node] = daemon;
+  controls[node] = controlClient(`127.0.0.1:${daemon.grpcPort}`, {
+    ca: certs.ca.cert,
+    cert: certs.operator.cert,
+    key: certs.operator.key,
+  });
+  await eventually(`${node} Ready`, async () => {
+    const hvn = await getNode(node);
+    return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
+  });
+}
+
+/** Starts the VM on `node` (the other one cordoned meanwhile, through the mirror) and checks its VERIFY. */
+async function startVmOn(node: NodeName, vm: VirtualMachine): Promise<void> {
+  const other = NODES.find((n) => n !== node)!;
+  await kubectl('cordon', other);
+  await eventually(`${other} mirrored cordoned`, async () => ((await hvCordoned(other)) ? true : undefined));
+  await apply(vm);
+  await eventually(`${vm.metadata.name} Running on ${node}`, async () => {
+    const current = await getVm(vm.metadata.name!);
+    return current.status?.phase === 'Running' && current.status.node === node ? current : undefined;
+  });
+  await kubectl('uncordon', other);
+  await eventually(`${other} mirrored uncordoned`, async () =>
+    (await hvCordoned(other)) ? undefined : true,
+  );
+  await expectVerifyOk(node, vm.metadata.name!);
+}
+
+async function expectVerifyOk(node: NodeName, vm: string): Promise<void> {
+  const result = await verifyGuest(stateDir(node), vm);
+  expect(result.detail).toMatch(/^OK /);
+  expect(result.ok).toBe(true);
+}
+
+/** Which nodes have the VM's guest (`running`: only those where it runs, not paused for a migration). */
+async function guestNodes(vm: string, running = false): Promise<NodeName[]> {
+  const found: NodeName[] = [];
+  for (const node of NODES) {
+    const guest = await guestOn(controls[node], vm);
+    if (guest && (!running || guest.phase === 'GUEST_PHASE_RUNNING')) found.push(node);
+  }
+  return found;
+}
+
+/** The guard pods per VM name, with their node. */
+async function guardNodes(): Promise<Record<string, string[]>> {
+  const byVm: Record<string, string[]> = {};
+  for (const pod of await guards()) {
+    const vm = pod.metadata.labels!['tern.dev/guard-vm-name']!;
+    (byVm[vm] ??= []).push(pod.spec.nodeName!);
+  }
+  return byVm;
+}
+
+beforeAll(async () => {
+  const started = Date.now();
+  work = await mkdtemp(join(tmpdir(), 'tmaint-'));
+  [cp, images] = await Promise.all([startControlPlane({ name: 'maintenance' }), testGuestImages()]);
+  await kubectl('apply', '-f', CRDS);
+  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
+  await kubectl('create', 'namespace', 'tern-system');
+  for (const node of NODES) await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
+  certs = generateDevCerts(
+    join(work, 'pki'),
+    NODES.map((name) => ({ name })),
+  );
+  // The webhook's serving certificate, from the control plane's CA (any CA does: the operator publishes it).
+  const serving = issueControlPlaneLeaf({
+    ca: { cert: cp.certs.caCert, key: cp.certs.caKey },
+    pair: { cert: join(work, 'webhook.crt'), key: join(work, 'webhook.key') },
+    subject: '/CN=tern-eviction-webhook',
+    ips: ['127.0.0.1'],
+  });
+  const port = await freeLoopbackPort();
+  // As the chart installs it, but by URL (no Service here) and without a caBundle: the operator writes it.
+  await apply({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: WEBHOOK },
+    webhooks: [
+      {
+        name: 'eviction.tern.dev',
+        clientConfig: { url: `https://127.0.0.1:${port}/validate-eviction` },
+        rules: [
+          {
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            operations: ['CREATE'],
+            resources: ['pods/eviction'],
+            scope: 'Namespaced',
+          },
+        ],
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tern-system' } },
+        failurePolicy: 'Fail',
+        sideEffects: 'NoneOnDryRun',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 10,
+      },
+    ],
+  });
+  operator = await startOperatorProcess([
+    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
+    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
+    ...['--guard-namespace', 'tern-system', '--eviction-webhook-listen', `127.0.0.1:${port}`],
+    ...['--eviction-webhook-tls-cert', serving.cert, '--eviction-webhook-tls-key', serving.key],
+    ...['--eviction-webhook-tls-ca', cp.certs.caCert, '--eviction-webhook-configuration', WEBHOOK],
+  ]);
+  await Promise.all(NODES.map(startNode));
+  await startVmOn('node-a', testGuestVm('vm1', images));
+  const pinned = testGuestVm('vm2', images);
+  pinned.spec.evictionStrategy = 'None';
+  await startVmOn('node-b', pinned);
+  console.log(`setup: ${Date.now() - started} ms (control plane ${cp.startupMs} ms)`);
+}, 240_000);
+
+afterAll(async () => {
+  for (const client of Object.values(controls)) client.close();
+  await operator?.stop();
+  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
+  if (work) {
+    for (const node of Object.keys(daemons) as NodeName[]) await killGuestsIn(stateDir(node));
+    await rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+  await cp?.stop();
+});
+
+it('keeps one guard pod per running VM on its node', async () => {
+  const byVm = await eventually('guards on the VMs’ nodes', async () => {
+    const current = await guardNodes();
+    return current.vm1?.join() === 'node-a' && current.vm2?.join() === 'node-b' ? current : undefined;
+  });
+  expect(byVm).toEqual({ vm1: ['node-a'], vm2: ['node-b'] });
+});
+
+it('mirrors cordons both ways: Node → HypervisorNode and HypervisorNode → Node', async () => {
+  await kubectl('cordon', 'node-b');
+  await eventually('HypervisorNode node-b cordoned', async () =>
+    (await hvCordoned('node-b')) ? true : undefined,
+  );
+  await kubectl('uncordon', 'node-b');
+  await eventually('HypervisorNode node-b uncordoned', async () =>
+    (await hvCordoned('node-b')) ? undefined : true,
+  );
+  // `kubectl tern cordon` writes the HypervisorNode: the Node follows, and back.
+  await kubectl(
+    'patch',
+    'hypervisornode',
+    'node-b',
+    '--type',
+    'merge',
+    '-p',
+    '{"spec":{"unschedulable":true}}',
+  );
+  await eventually('Node node-b cordoned', async () =>
+    (await kubeNodeCordoned('node-b')) ? true : undefined,
+  );
+  await kubectl(
+    'patch',
+    'hypervisornode',
+    'node-b',
+    '--type',
+    'merge',
+    '-p',
+    '{"spec":{"unschedulable":null}}',
+  );
+  await eventually('Node node-b uncordoned', async () =>
+    (await kubeNodeCordoned('node-b')) ? undefined : true,
+  );
+  // Settled: neither side flips back.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  expect(await kubeNodeCordoned('node-b')).toBe(false);
+  expect(await hvCordoned('node-b')).toBe(false);
+});
+
+it('kubectl drain waits until the LiveMigrate VM has been live-migrated away, then completes', async () => {
+  const started = Date.now();
+  let seenOnBoth = false;
+  let watching = true;
+  const watch = (async () => {
+    while (watching) {
+      // Two QEMUs during a migration are expected (the target's paused); a guest running on both never is.
+      if ((await guestNodes('vm1', true)).length > 1) seenOnBoth = true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  })();
+  const result = await cp.kubectl(['drain', 'node-a', '--ignore-daemonsets', '--timeout=180s']);
+  watching = false;
+  await watch;
+  console.log(`kubectl drain node-a (${Date.now() - started} ms):\n${result.stdout}\n${result.stderr}`);
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(/node\/node-a cordoned/);
+  expect(result.stdout).toMatch(/node\/node-a drained/);
+  expect(result.stderr).toMatch(/VirtualMachine default\/vm1 is being live-migrated off node node-a/);
+  const vm = await getVm('vm1');
+  expect(vm.status?.node).toBe('node-b');
+  expect(vm.status?.phase).toBe('Running');
+  expect(await guestNodes('vm1')).toEqual(['node-b']);
+  expect(seenOnBoth).toBe(false);
+  await expectVerifyOk('node-b', 'vm1');
+  expect((await getNode('node-a')).spec).toMatchObject({ drain: true, unschedulable: true });
+  expect((await guardNodes()).vm1).toEqual(['node-b']);
+}, 240_000);
+
+it('kubectl uncordon makes the node eligible again', async () => {
+  await kubectl('uncordon', 'node-a');
+  const node = await eventually('HypervisorNode node-a eligible', async () => {
+    const hvn = await getNode('node-a');
+    return hvn.spec?.unschedulable || hvn.spec?.drain ? undefined : hvn;
+  });
+  expect(node.status?.evacuation).toBeUndefined();
+});
+
+it('a VM with evictionStrategy None stops the drain with a message naming it; the others still move', async () => {
+  const result = await cp.kubectl(['drain', 'node-b', '--ignore-daemonsets', '--timeout=180s']);
+  console.log(`kubectl drain node-b:\n${result.stdout}\n${result.stderr}`);
+  expect(result.code).not.toBe(0);
+  expect(result.stderr).toMatch(
+    /VirtualMachine default\/vm2 has evictionStrategy None and stays on node node-b/,
+  );
+  // vm1 (LiveMigrate) went back to node-a meanwhile; vm2 runs on, untouched.
+  const vm1 = await getVm('vm1');
+  expect(vm1.status?.node).toBe('node-a');
+  expect(await guestNodes('vm1')).toEqual(['node-a']);
+  await expectVerifyOk('node-a', 'vm1');
+  const vm2 = await getVm('vm2');
+  expect(vm2.status).toMatchObject({ node: 'node-b', phase: 'Running' });
+  expect(await guestNodes('vm2')).toEqual(['node-b']);
+  await expectVerifyOk('node-b', 'vm2');
+  expect((await guardNodes()).vm2).toEqual(['node-b']);
+  await kubectl('uncordon', 'node-b');
+  await eventually('HypervisorNode node-b eligible', async () =>
+    (await hvCordoned('node-b')) ? undefined : true,
+  );
+}, 240_000);
