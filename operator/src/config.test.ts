@@ -49,6 +49,33 @@ describe('parseConfig', () => {
     });
   });
 
+  it('adds node maintenance with --guard-namespace, and its webhook with --eviction-webhook-listen', () => {
+    expect(parseConfig(TLS, {}).nodeMaintenance).toBeUndefined();
+    expect(() => parseConfig([...TLS, '--eviction-webhook-listen', '0.0.0.0:9444'], {})).toThrow(
+      /needs --guard-namespace/,
+    );
+    expect(parseConfig([...TLS, '--guard-namespace', 'tern-system'], {}).nodeMaintenance).toEqual({
+      namespace: 'tern-system',
+      guardImage: 'registry.k8s.io/pause:3.10',
+      webhook: undefined,
+    });
+    const webhook = ['--guard-namespace', 'tern-system', '--eviction-webhook-listen', '0.0.0.0:9444'];
+    expect(() => parseConfig([...TLS, ...webhook], {})).toThrow(/--eviction-webhook-tls-cert/);
+    const files = ['--eviction-webhook-tls-cert', '/w/tls.crt', '--eviction-webhook-tls-key', '/w/tls.key'];
+    expect(
+      parseConfig([...TLS, ...webhook, ...files, '--eviction-webhook-tls-ca', '/w/ca.crt'], {
+        TERN_EVICTION_WEBHOOK_CONFIGURATION: 'tern-eviction',
+      }).nodeMaintenance?.webhook,
+    ).toEqual({
+      listen: { host: '0.0.0.0', port: 9444 },
+      certFile: '/w/tls.crt',
+      keyFile: '/w/tls.key',
+      caFile: '/w/ca.crt',
+      configuration: 'tern-eviction',
+      namespace: 'tern-system',
+    });
+  });
+
   it('takes flags over environment variables', () => {
     const config = parseConfig([...TLS, '--workers', '2', '--metrics-listen', '[::1]:0'], {
       TERN_WORKERS: '8',
