@@ -110,6 +110,13 @@ export const valuesSchema: Schema = {
         port,
         tlsSecretName: string({ minLength: 1 }),
       }),
+      // `kubectl drain` of a hypervisor node (docs/node-maintenance.md): guard pods and the eviction webhook.
+      nodeMaintenance: object({
+        enabled: boolean,
+        guardImage: string({ minLength: 1 }),
+        webhookPort: port,
+        tlsSecretName: string({ minLength: 1 }),
+      }),
       extraArgs: array(string()),
       resources,
       nodeSelector: stringMap(),

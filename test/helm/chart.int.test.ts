@@ -21,6 +21,8 @@ import { parse, parseAllDocuments } from 'yaml';
 import { generateDevCerts } from '../harness/certificates.js';
 import { parseConfig as parseDaemonConfig } from '../../hypervisor-node/src/config.js';
 import { parseConfig as parseOperatorConfig } from '../../operator/src/config.js';
+import { guardPod } from '../../operator/src/maintenance/guard-pods.js';
+import type { HypervisorNode, VirtualMachine } from '../../crds/index.js';
 import { microTime } from '../../kube/objects.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
 import { eventually, testDaemonArgs } from '../harness/operator-cluster.js';
@@ -849,4 +851,94 @@ test('with operator.console.enabled the operator may check console users and pub
     core('list', 'configmaps', { namespace: NS }),
   ];
   expect(await allowedFor(cp, OPERATOR_SA, [...calls, ...mustNot])).toEqual(calls.map(describeAccess));
+});
+
+// Last too: its webhook configuration would hold every eviction in the release namespace.
+test('with operator.nodeMaintenance.enabled the operator may keep guard pods, mirror cordons and publish its webhook CA, and may create no other pod', async () => {
+  const values = ['--set', 'operator.nodeMaintenance.enabled=true'];
+  const withMaintenance = await helm('template', 'tern', CHART, `--namespace=${NS}`, ...values);
+  const deployment = parseAllDocuments(withMaintenance)
+    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: { containers: Container[] } } } })
+    .find((doc) => doc.kind === 'Deployment')!;
+  const args = deployment.spec.template.spec.containers[0]!.args!;
+  const configuration = `tern-operator-eviction-${NS}`;
+  expect(parseOperatorConfig(args, {}).nodeMaintenance).toEqual({
+    namespace: NS,
+    guardImage: 'registry.k8s.io/pause:3.10',
+    webhook: {
+      listen: { host: '0.0.0.0', port: 9444 },
+      certFile: '/etc/tern/webhook-tls/tls.crt',
+      keyFile: '/etc/tern/webhook-tls/tls.key',
+      caFile: '/etc/tern/webhook-tls/ca.crt',
+      configuration,
+      namespace: NS,
+    },
+  });
+  const objects = await helm(
+    'template',
+    'tern',
+    CHART,
+    `--namespace=${NS}`,
+    ...values,
+    '--show-only',
+    'templates/operator-node-maintenance.yaml',
+  );
+  await kubectl(cp, ['apply', '--validate=strict', '-f', '-'], objects);
+  const calls: Access[] = [
+    ...['get', 'list', 'watch', 'patch'].map((verb) => core(verb, 'nodes', { name: 'node-a' })),
+    tern('patch', 'hypervisornodes', { name: 'node-a' }),
+    ...['get', 'list', 'watch', 'create', 'delete'].map((verb) => core(verb, 'pods', { namespace: NS })),
+    ...['get', 'patch'].map((verb) => ({
+      verb,
+      group: 'admissionregistration.k8s.io',
+      resource: 'validatingwebhookconfigurations',
+      name: configuration,
+    })),
+  ];
+  const mustNot: Access[] = [
+    core('create', 'pods', inTenant),
+    core('delete', 'pods', inTenant),
+    core('delete', 'nodes', { name: 'node-a' }),
+    core('update', 'nodes', { name: 'node-a' }),
+    core('create', 'pods', { namespace: NS, subresource: 'eviction', name: 'x' }),
+    tern('delete', 'hypervisornodes', { name: 'node-a' }),
+    {
+      verb: 'patch',
+      group: 'admissionregistration.k8s.io',
+      resource: 'validatingwebhookconfigurations',
+      name: 'other',
+    },
+  ];
+  expect(await allowedFor(cp, OPERATOR_SA, [...calls, ...mustNot])).toEqual(calls.map(describeAccess));
+
+  // The admission policy: the operator's guard pod passes, any other pod from the operator is refused.
+  const operatorKubeconfig = await tokenKubeconfig(
+    cp,
+    join(scratch, 'operator-pods.kubeconfig'),
+    OPERATOR_SA,
+  );
+  const vm = {
+    metadata: { name: 'vm1', namespace: TENANT, uid: '00000000-0000-0000-0000-000000000001' },
+    spec: {},
+    status: { node: 'node-a', phase: 'Running' },
+  } as unknown as VirtualMachine;
+  const node = {
+    metadata: { name: 'node-a', uid: '00000000-0000-0000-0000-00000000000a' },
+  } as HypervisorNode;
+  const guard = guardPod(vm, node, { namespace: NS, image: 'registry.k8s.io/pause:3.10' });
+  const asOperator = (pod: object) =>
+    cp.kubectl(['--kubeconfig', operatorKubeconfig, 'create', '--dry-run=server', '-f', '-'], {
+      input: JSON.stringify(pod),
+    });
+  const accepted = await asOperator(guard);
+  expect(accepted.stderr).toBe('');
+  expect(accepted.code).toBe(0);
+  const other = structuredClone(guard) as unknown as { spec: { containers: { image: string }[] } };
+  other.spec.containers[0]!.image = 'busybox';
+  // A policy is in force a moment after it is stored.
+  const refused = await eventually('the guard-pods-only policy in force', async () => {
+    const result = await asOperator(other);
+    return result.code !== 0 ? result : undefined;
+  });
+  expect(refused.stderr).toMatch(/tern-operator-guard-pods-only.*the operator may create only guard pods/);
 });
