@@ -146,6 +146,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       client,
       vms,
       nodes,
+      pods,
       kubeNodes,
       namespace: maintenance.namespace,
       image: maintenance.guardImage,

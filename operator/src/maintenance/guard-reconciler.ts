@@ -1,7 +1,7 @@
 // Keeps each running VM's guard pod (guard-pods.ts) on the node its ownership record names: created once the
 // record names a node that Kubernetes knows, moved (deleted, then created on the new node) after a migration, and
-// deleted once the VM stopped or is gone. Keyed by the VM (`namespace/name`); the guards are read live from the API
-// so that a reconcile never creates a second one because the pod informer lags behind.
+// deleted once the VM stopped or is gone. Keyed by the VM (`namespace/name`); before a write the guards are read
+// live from the API, so that a reconcile never creates a second one because the pod informer lags behind.
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
@@ -24,6 +24,8 @@ export interface GuardReconcilerOptions extends GuardPodOptions {
   client: KubeClient;
   vms: Informer<VirtualMachine>;
   nodes: Informer<HypervisorNode>;
+  /** The guard pods (only to skip the wake-ups that change nothing). */
+  pods: Informer<Pod>;
   /** Kubernetes Nodes: a guard is created only on a node that exists (a pod bound to none would stay Pending). */
   kubeNodes: Informer<KubeNode>;
 }
@@ -51,6 +53,10 @@ export class GuardReconciler {
     const { client, namespace } = this.options;
     const { namespace: vmNamespace, name } = parseObjectKey(request.key);
     const vm = this.options.vms.get(request.key);
+    // Most wake-ups (every status write of a VM) change nothing: when the cached guards are already right, no read.
+    const cached = this.options.pods.list().filter((pod) => guardVmKey(pod) === request.key);
+    const cachedPlan = planGuards(vm, cached);
+    if (!cachedPlan.createOn && cachedPlan.remove.length === 0) return;
     const guards = await client.list<Pod>(Pods, {
       namespace,
       labelSelector: `${GUARD_VM_NAMESPACE_LABEL}=${vmNamespace},${GUARD_VM_NAME_LABEL}=${name}`,
