@@ -35,7 +35,11 @@ export const FENCE_AFTER_ANNOTATION = 'tern.dev/fence-after-seconds';
 
 export const HypervisorNodeSpec = Type.Object({
   unschedulable: Type.Optional(
-    Type.Boolean({ description: 'Cordon: no new VM and no incoming migration is placed here.' }),
+    Type.Boolean({
+      description:
+        'Cordon: no new VM and no incoming migration is placed here. With node maintenance on, it mirrors the ' +
+        'spec.unschedulable of the Kubernetes Node of the same name (annotation tern.dev/node-cordon-synced).',
+    }),
   ),
   drain: Type.Optional(
     Type.Boolean({
