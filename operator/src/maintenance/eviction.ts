@@ -40,6 +40,14 @@ export function decideEviction({ pod, vm, node, cordoned }: EvictionInput): Evic
     return { allowed: true };
   const name = `${vm.metadata.namespace}/${vm.metadata.name}`;
   const drainNode = cordoned && !!node && !node.spec?.drain;
+  // It leaves on its own (its guard goes once it has stopped).
+  if (vm.status?.phase === 'Stopping')
+    return {
+      allowed: false,
+      code: 429,
+      drainNode,
+      message: `VirtualMachine ${name} is stopping on node ${podNode}`,
+    };
   if ((vm.spec.evictionStrategy ?? 'LiveMigrate') !== 'LiveMigrate')
     return {
       allowed: false,

@@ -119,6 +119,16 @@ describe('decideEviction', () => {
     expect(again).toMatchObject({ allowed: false, code: 429, drainNode: false });
   });
 
+  it('waits (429) for a VM that is stopping, whatever its eviction strategy', () => {
+    const stopping = vm('vm1', 'node-a', 'Stopping', 'None');
+    expect(decideEviction({ pod: onA, vm: stopping, node: hvn('node-a'), cordoned: true })).toEqual({
+      allowed: false,
+      code: 429,
+      drainNode: true,
+      message: 'VirtualMachine default/vm1 is stopping on node node-a',
+    });
+  });
+
   it('does not start a move for an eviction outside a drain (the Node is not cordoned)', () => {
     const verdict = decideEviction({
       pod: onA,
