@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, issueControlPlaneLeaf, type DevCerts } from '../../harness/certificates.js';
+import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
+import { installEvictionWebhook } from '../../harness/eviction-webhook.js';
 import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
 import { controlClient } from '../../harness/control-client.js';
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import type { GuestControlClient } from '../../../proto/index.js';
 import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import { freeLoopbackPort } from '../../harness/free-port.js';
 import {
   condition,
   eventually,
@@ -27,7 +27,6 @@ import { startOperatorProcess, type OperatorProcess } from '../../harness/operat
 const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
 type NodeName = (typeof NODES)[number];
-const WEBHOOK = 'tern-eviction';
 
 interface Pod {
   metadata: { name: string; labels?: Record<string, string> };
@@ -133,47 +132,12 @@ beforeAll(async () => {
     join(work, 'pki'),
     NODES.map((name) => ({ name })),
   );
-  // The webhook's serving certificate, from the control plane's CA (any CA does: the operator publishes it).
-  const serving = issueControlPlaneLeaf({
-    ca: { cert: cp.certs.caCert, key: cp.certs.caKey },
-    pair: { cert: join(work, 'webhook.crt'), key: join(work, 'webhook.key') },
-    subject: '/CN=tern-eviction-webhook',
-    ips: ['127.0.0.1'],
-  });
-  const port = await freeLoopbackPort();
-  // As the chart installs it, but by URL (no Service here) and without a caBundle: the operator writes it.
-  await apply({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: WEBHOOK },
-    webhooks: [
-      {
-        name: 'eviction.tern.dev',
-        clientConfig: { url: `https://127.0.0.1:${port}/validate-eviction` },
-        rules: [
-          {
-            apiGroups: [''],
-            apiVersions: ['v1'],
-            operations: ['CREATE'],
-            resources: ['pods/eviction'],
-            scope: 'Namespaced',
-          },
-        ],
-        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tern-system' } },
-        failurePolicy: 'Fail',
-        sideEffects: 'NoneOnDryRun',
-        admissionReviewVersions: ['v1'],
-        timeoutSeconds: 10,
-      },
-    ],
-  });
+  const webhookArgs = await installEvictionWebhook(cp, work, 'tern-system');
   operator = await startOperatorProcess([
     ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
     ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
     ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--guard-namespace', 'tern-system', '--eviction-webhook-listen', `127.0.0.1:${port}`],
-    ...['--eviction-webhook-tls-cert', serving.cert, '--eviction-webhook-tls-key', serving.key],
-    ...['--eviction-webhook-tls-ca', cp.certs.caCert, '--eviction-webhook-configuration', WEBHOOK],
+    ...webhookArgs,
   ]);
   await Promise.all(NODES.map(startNode));
   await startVmOn('node-a', testGuestVm('vm1', images));
