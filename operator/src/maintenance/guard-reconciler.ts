@@ -56,7 +56,9 @@ export class GuardReconciler {
     // Most wake-ups (every status write of a VM) change nothing: when the cached guards are already right, no read.
     const cached = this.options.pods.list().filter((pod) => guardVmKey(pod) === request.key);
     const cachedPlan = planGuards(vm, cached);
-    if (!cachedPlan.createOn && cachedPlan.remove.length === 0) return;
+    // A guard goes only on a node Kubernetes knows (a daemon outside Kubernetes has none).
+    const canCreate = (node: string | undefined) => !!node && !!this.options.kubeNodes.get(node);
+    if (!canCreate(cachedPlan.createOn) && cachedPlan.remove.length === 0) return;
     const guards = await client.list<Pod>(Pods, {
       namespace,
       labelSelector: `${GUARD_VM_NAMESPACE_LABEL}=${vmNamespace},${GUARD_VM_NAME_LABEL}=${name}`,
@@ -72,9 +74,9 @@ export class GuardReconciler {
       }
       context.logger.info({ pod: pod.metadata.name, node: pod.spec?.nodeName }, 'guard pod removed');
     }
-    if (!plan.createOn || !vm) return;
+    if (!plan.createOn || !vm || !canCreate(plan.createOn)) return;
     const node = this.options.nodes.get(plan.createOn);
-    if (!node || !this.options.kubeNodes.get(plan.createOn)) return;
+    if (!node) return;
     const created = await client.create<Pod>(Pods, guardPod(vm, node, this.options));
     context.logger.info({ pod: created.metadata.name, node: plan.createOn }, 'guard pod created');
   };
