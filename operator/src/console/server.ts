@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { startUpWrite, type StartUpWrite } from '../runtime/start-up-write.js';
 import { formatHostPort } from '../../../cmdline/index.js';
 import type { KubeClient } from '../../../kube/client.js';
 import { isAlreadyExists } from '../../../kube/errors.js';
@@ -78,15 +79,25 @@ export async function startConsoleServer(
       error ? reject(error) : resolve(bound),
     ),
   );
+  let publishing: StartUpWrite | undefined;
   if (config.publishNamespace !== undefined) {
+    const namespace = config.publishNamespace;
     const address = config.advertise ?? formatHostPort({ ...config.listen, port });
-    await publish(client, config.publishNamespace, address, readFileSync(config.caFile, 'utf8'));
-    logger.info({ address, namespace: config.publishNamespace }, 'console endpoint published');
+    const ca = readFileSync(config.caFile, 'utf8');
+    publishing = startUpWrite(
+      `publishing the console endpoint in ${namespace}/${CONSOLE_CONFIGMAP}`,
+      () => publish(client, namespace, address, ca),
+      logger,
+    );
+    void publishing.done.then(
+      (published) => published && logger.info({ address, namespace }, 'console endpoint published'),
+    );
   }
   return {
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        publishing?.stop();
         server.forceShutdown();
         resolve();
       }),

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { startUpWrite, type StartUpWrite } from '../runtime/start-up-write.js';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
 import { HypervisorNodes, VirtualMachines } from '../../../crds/index.js';
 import type { HostPort } from '../../../cmdline/index.js';
@@ -194,17 +195,25 @@ export async function startEvictionWebhook(
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, resolve);
   });
+  let publishing: StartUpWrite | undefined;
   if (config.configuration !== undefined) {
-    try {
-      await injectCaBundle(client, config.configuration, readFileSync(config.caFile, 'utf8'));
-    } catch (error) {
-      server.close();
-      throw error;
-    }
-    log.info({ configuration: config.configuration }, 'eviction webhook CA published');
+    const configuration = config.configuration;
+    const ca = readFileSync(config.caFile, 'utf8');
+    publishing = startUpWrite(
+      `publishing the eviction webhook's CA in ${configuration}`,
+      () => injectCaBundle(client, configuration, ca),
+      log,
+    );
+    void publishing.done.then(
+      (published) => published && log.info({ configuration }, 'eviction webhook CA published'),
+    );
   }
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        publishing?.stop();
+        server.close(() => resolve());
+      }),
   };
 }
