@@ -77,14 +77,30 @@ export class VmOwnership {
    * The VM's status.node/epoch as the hand-over's ownership record. compareAndSwap writes node = target and epoch+1
    * against the VM as owner() last read it (resourceVersion precondition). A write that is not about ownership (a
    * label, a condition) also bumps resourceVersion: it reads and retries while the record still names `from`;
-   * once the record changed, it returns what it names and the hand-over decides from that.
+   * once the record changed, it returns what it names and the hand-over decides from that. readAhead() reads the
+   * VM now for a hand-over to come (ownerReadAhead: the swap then starts from that read and, when nothing wrote
+   * the VM meanwhile, costs one write on the switchover's path; a read that failed is simply not in hand).
    */
-  ownershipRecord(migration: Migration, logger: Logger): OwnershipRecord {
+  ownershipRecord(migration: Migration, logger: Logger): OwnershipRecord & { readAhead(): void } {
     let vm: VirtualMachine | undefined;
+    let ahead: Promise<VirtualMachine | undefined> | undefined;
     return {
       owner: async () => {
         vm = await this.getVm(migration);
         return vm?.status?.node;
+      },
+      readAhead: () => {
+        ahead ??= this.getVm(migration).catch((err: unknown) => {
+          logger.info({ err }, 'the ownership record could not be read ahead; it is read at the hand-over');
+          return undefined;
+        });
+      },
+      ownerReadAhead: async () => {
+        const read = await ahead;
+        ahead = undefined;
+        if (read === undefined) return undefined;
+        vm = read;
+        return read.status?.node;
       },
       compareAndSwap: (from, to) =>
         retryOnConflict(CAS_RETRIES, async (attempt) => {

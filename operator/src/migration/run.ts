@@ -48,6 +48,7 @@ import {
   handOver,
   prepareTarget,
   startSource,
+  type HandOverResult,
   type OwnershipRecord,
 } from './sequence.js';
 import {
@@ -64,6 +65,7 @@ import {
   phaseFromWire,
 } from './state.js';
 import { toProgress, toQuiesce, type MigrationStatusWriter } from './status.js';
+import { StatusWriteQueue } from './status-queue.js';
 
 export interface Run {
   /** The latest Migration this run wrote or read. */
@@ -89,6 +91,13 @@ export interface Run {
   /** Set once StartMigration returned: cancelling must go through the source daemon. */
   source?: MigrationDaemonClient;
   done: Promise<void>;
+}
+
+/** The source's outcome, and the status writes follow() held back since it (see follow). */
+interface Followed {
+  outcome: MigrationOutcome__Output;
+  /** Lets the held-back writes go, waits for them, then writes the last progress and the quiesce report. */
+  settle: () => Promise<void>;
 }
 
 export interface MigrationRunnerOptions {
@@ -159,10 +168,11 @@ export class MigrationRunner {
         measureClockOffset(() => source.migration.readClock()),
         measureClockOffset(() => target.migration.readClock()),
       ]);
-      const outcome = await this.follow(run, source.migration, logger);
+      const ownership = this.fencedOwnership(run, logger);
+      const followed = await this.follow(run, source.migration, ownership, logger);
       // The outcome is in: there is nothing left to cancel.
       run.cancelSettled = true;
-      await this.handOver(run, outcome, source, target, sourceAtStart?.stage, clocks, logger);
+      await this.handOver(run, followed, source, target, sourceAtStart?.stage, ownership, clocks, logger);
     } catch (error) {
       if (!(error instanceof MigrationFailed)) throw error;
       // A run whose controller stopped writes no outcome: the next leader decides from status and the daemons.
@@ -215,7 +225,7 @@ export class MigrationRunner {
    * The VM's ownership record for this run's hand-over: it is swapped only while the run may act, and never to or
    * from a node declared lost (its guests are fenced; the Migration ends NodeLost once this run let go).
    */
-  private fencedOwnership(run: Run, logger: Logger): OwnershipRecord {
+  private fencedOwnership(run: Run, logger: Logger): OwnershipRecord & { readAhead(): void } {
     const record = this.options.vms.ownershipRecord(run.migration, logger);
     return {
       ...record,
@@ -314,20 +324,25 @@ export class MigrationRunner {
     logger.info({ dataEndpoint }, 'migration started');
   }
 
-  /** Mirrors the source's WatchMigration stream into status until the outcome; re-attaches after a broken stream. */
+  /**
+   * Mirrors the source's WatchMigration stream into status until the outcome; re-attaches after a broken stream.
+   * From the outcome on, the guest is paused until the hand-over resumes it somewhere, so the status writes that
+   * have not started yet (phases, progress, their Events) wait for `settle()`, which the hand-over calls once it
+   * is done: its critical path then holds the ownership swap only (docs/architecture.md, "The switchover's
+   * critical path"). `ownership.readAhead()` reads the record as soon as the guest pauses, for the same reason.
+   */
   private async follow(
     run: Run,
     source: MigrationDaemonClient,
+    ownership: { readAhead(): void },
     logger: Logger,
-  ): Promise<MigrationOutcome__Output> {
+  ): Promise<Followed> {
     const { status } = this.options;
     const throttle = new ProgressThrottle(this.options.progressIntervalMs);
     let progress: MigrationProgress | undefined;
-    let writes: Promise<unknown> = Promise.resolve();
+    const writes = new StatusWriteQueue((err: unknown) => logger.warn({ err }, 'status write failed'));
+    const serial = (write: () => Promise<unknown>) => writes.push(write);
     let pendingFlush: NodeJS.Timeout | undefined;
-    const serial = (write: () => Promise<unknown>) => {
-      writes = writes.then(write).catch((err: unknown) => logger.warn({ err }, 'status write failed'));
-    };
     const flushProgress = () => {
       pendingFlush = undefined;
       if (!throttle.take(Date.now())) return;
@@ -340,6 +355,7 @@ export class MigrationRunner {
       });
     };
     const onEvent = (event: MigrationEvent__Output) => {
+      if (event.event === 'outcome') writes.hold();
       if (event.event === 'phase' && event.phase) {
         const at = new Date(event.atUnixMs);
         if (isWireTerminal(event.phase.to)) {
@@ -369,6 +385,7 @@ export class MigrationRunner {
           isLaterPhase('Quiescing', run.migration.status?.phase)
         ) {
           run.pausedSeenAtMs = performance.now();
+          ownership.readAhead();
         }
         const snapshot = progress;
         throttle.wrote(Date.now());
@@ -391,29 +408,36 @@ export class MigrationRunner {
         signal: run.stopped,
         logger,
       });
+    } catch (error) {
+      await writes.release();
+      throw error;
     } finally {
       clearTimeout(pendingFlush);
-      await writes;
     }
-    // The last progress sample, and the source's Quiescing report once QEMU paused the guest before the switchover.
-    const quiesce = outcome.quiesce ? toQuiesce(outcome.quiesce) : undefined;
-    if (progress || quiesce) {
-      run.migration = await status.write(run.migration, (current) => ({
-        ...current,
-        ...(progress ? { progress } : {}),
-        ...(quiesce ? { quiesce } : {}),
-      }));
-    }
-    return outcome;
+    const settle = async () => {
+      await writes.release();
+      // The last progress sample, and the source's Quiescing report once QEMU paused the guest before the
+      // switchover.
+      const quiesce = outcome.quiesce ? toQuiesce(outcome.quiesce) : undefined;
+      if (progress || quiesce) {
+        run.migration = await status.write(run.migration, (current) => ({
+          ...current,
+          ...(progress ? { progress } : {}),
+          ...(quiesce ? { quiesce } : {}),
+        }));
+      }
+    };
+    return { outcome, settle };
   }
 
   /** The hand-over with the VM's record as the owner, then the VM and the Migration's terminal status. */
   private async handOver(
     run: Run,
-    outcome: MigrationOutcome__Output,
+    { outcome, settle }: Followed,
     source: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     target: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     sourceStageAtStart: MigrationState__Output['stage'] | undefined,
+    ownership: OwnershipRecord,
     clocks: Promise<[ClockOffset | undefined, ClockOffset | undefined]>,
     logger: Logger,
   ): Promise<void> {
@@ -424,25 +448,34 @@ export class MigrationRunner {
     // Set when this run releases the source: read then, not at the start (a user may decide to keep the source's
     // copy while the disk is being copied).
     let retained: RetainedCopy[] = [];
-    const result = await handOver({
-      source: source.migration,
-      target: target.migration,
-      targetGuests: target.control,
-      id: run.id,
-      outcome,
-      sourceNode,
-      targetNode,
-      ownership: this.fencedOwnership(run, logger),
-      sourceStageAtStart,
-      retainLocalDisks: async () => {
-        const vm = await this.options.vms.getVm(run.migration);
-        const wanted = disksToRetain(vm);
-        // The source's guest is asked only about a VM that keeps a copy (most migrations need no extra call).
-        const guest = wanted.length > 0 ? await source.control.getGuest(guestName(vm!)) : undefined;
-        retained = retainedSourceCopies(wanted, guest, run.id);
-        return retained.map((copy) => copy.name);
-      },
-    });
+    let result: HandOverResult;
+    try {
+      result = await handOver({
+        source: source.migration,
+        target: target.migration,
+        targetGuests: target.control,
+        id: run.id,
+        outcome,
+        sourceNode,
+        targetNode,
+        ownership,
+        sourceStageAtStart,
+        retainLocalDisks: async () => {
+          const vm = await this.options.vms.getVm(run.migration);
+          const wanted = disksToRetain(vm);
+          // The source's guest is asked only about a VM that keeps a copy (most migrations need no extra call).
+          const guest = wanted.length > 0 ? await source.control.getGuest(guestName(vm!)) : undefined;
+          retained = retainedSourceCopies(wanted, guest, run.id);
+          return retained.map((copy) => copy.name);
+        },
+      });
+    } catch (error) {
+      // The run fails and is retried; the status writes held back since the outcome go first.
+      await settle().catch((err: unknown) => logger.warn({ err }, 'status write failed'));
+      throw error;
+    }
+    // The guest runs again (or the hand-over ended otherwise): the status writes held back since the outcome go now.
+    await settle();
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
         'PostCopyFailed',

@@ -171,3 +171,94 @@ describe('handOver after a completed pre-copy whose target does not resume the g
     },
   );
 });
+
+describe('handOver with the ownership record read ahead (during the switchover)', () => {
+  /** A completed hand-over whose target resumes; the record's calls and the daemons' calls, in order. */
+  async function withReadAhead(
+    ahead: string | undefined,
+    { stored = 'a', completed = true, sourceStageAtStart = undefined as Stage | undefined } = {},
+  ) {
+    const calls: string[] = [];
+    let owner = stored;
+    const target = {
+      resumeTarget: async () => {
+        calls.push('resumeTarget');
+        return state('MIGRATION_STAGE_RESUMED');
+      },
+      getMigration: async () => state('MIGRATION_STAGE_LOADED'),
+      abortIncoming: async () => {
+        calls.push('abortIncoming');
+        return state('MIGRATION_STAGE_ABORTED');
+      },
+    };
+    const source = {
+      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+      releaseSource: async () => {
+        calls.push('releaseSource');
+        return state('MIGRATION_STAGE_RELEASED');
+      },
+      resumeSource: async () => {
+        calls.push('resumeSource');
+        return state('MIGRATION_STAGE_SOURCE_RESUMED');
+      },
+    };
+    const result = await handOver({
+      source: source as unknown as MigrationDaemonClient,
+      target: target as unknown as MigrationDaemonClient,
+      targetGuests: { getGuest: async () => undefined },
+      id: 'm',
+      outcome: {
+        result: completed ? 'RESULT_COMPLETED' : 'RESULT_FAILED',
+        reason: 'x',
+      } as MigrationOutcome__Output,
+      sourceNode: 'a',
+      targetNode: 'b',
+      ...(sourceStageAtStart !== undefined ? { sourceStageAtStart } : {}),
+      ownership: {
+        owner: async () => {
+          calls.push('owner');
+          return owner;
+        },
+        compareAndSwap: async (from, to) => {
+          calls.push(`swap ${from}→${to}`);
+          return owner === from ? (owner = to) : owner;
+        },
+        epoch: () => 1,
+        ownerReadAhead: async () => {
+          calls.push('ownerReadAhead');
+          return ahead;
+        },
+      },
+    });
+    return { result, calls, owner };
+  }
+
+  it('swaps straight from a read ahead that names the source: no read on the critical path', async () => {
+    const { result, calls, owner } = await withReadAhead('a');
+    expect(result).toMatchObject({ kind: 'handedOver', committedHere: true });
+    expect(calls).toEqual(['ownerReadAhead', 'swap a→b', 'resumeTarget', 'releaseSource']);
+    expect(owner).toBe('b');
+  });
+
+  it('a stale read ahead costs nothing but the swap: the swap is checked against the stored record', async () => {
+    // The read ahead names the source, the stored record names another node meanwhile: nothing resumes.
+    const { result, calls, owner } = await withReadAhead('a', { stored: 'c' });
+    expect(result).toMatchObject({ kind: 'rolledBack', sourceResumed: false });
+    expect(calls).toEqual(['ownerReadAhead', 'swap a→b', 'abortIncoming']);
+    expect(owner).toBe('c');
+  });
+
+  it('decides on a fresh read when the read ahead names another node, or none was in hand', async () => {
+    for (const ahead of ['b', 'c', undefined]) {
+      const { calls } = await withReadAhead(ahead);
+      expect(calls.slice(0, 3)).toEqual(['ownerReadAhead', 'owner', 'swap a→b']);
+    }
+  });
+
+  it('never uses the read ahead for a rollback, nor in a run that resumed an earlier one', async () => {
+    const failed = await withReadAhead('a', { completed: false });
+    expect(failed.calls).toEqual(['owner', 'abortIncoming', 'resumeSource']);
+    const resumedRun = await withReadAhead('a', { sourceStageAtStart: 'MIGRATION_STAGE_FINISHED' });
+    expect(resumedRun.calls.slice(0, 2)).toEqual(['owner', 'swap a→b']);
+  });
+});

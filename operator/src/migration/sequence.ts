@@ -47,6 +47,12 @@ export interface OwnershipRecord {
    * (undefined: not known, nothing checked).
    */
   epoch(): number | undefined;
+  /**
+   * The node a read made ahead of the hand-over found (the operator reads while QEMU's downtime runs, so that the
+   * switchover's critical path holds the swap only); undefined when no such read is in hand. Used once, and only
+   * to start a compare-and-swap from: see handOver.
+   */
+  ownerReadAhead?(): Promise<string | undefined>;
 }
 
 /** Where the source sends the memory, and the local disks ('' when the guest has none). */
@@ -238,7 +244,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
       targetLost: { why: 'found by an earlier run of this migration', recordMoved: true },
     };
   }
-  let decision = decideHandOver(completed, await ownership.owner(), sourceNode, targetNode);
+  let decision = decideHandOver(completed, await ownerNow(input, completed), sourceNode, targetNode);
   if (decision.kind === 'commit' && input.sourceStageAtStart !== undefined) {
     // A resumed run (an earlier one may have found the target without the guest and moved the record back before
     // it could resume the source): the record moves to the target only while the target still holds the guest.
@@ -303,6 +309,21 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
   }
   const sourceLost = state?.stage === 'MIGRATION_STAGE_SOURCE_LOST';
   return { kind: 'rolledBack', completed, sourceResumed: !sourceLost, sourceLost };
+}
+
+/**
+ * The record's owner for the hand-over's decision. A read made ahead (ownerReadAhead) is taken only when it can
+ * lead to nothing but a compare-and-swap: the migration completed, the read names the source (decideHandOver:
+ * commit), and this run started the migration (a resumed run may give the guest back to the source from a commit,
+ * see handOver). The swap is checked against the stored record, so a read that has gone stale costs a conflict
+ * and a fresh read inside compareAndSwap, never a move the record did not allow. Every other decision (resume the
+ * target, abort it, resume the source) acts on a daemon and is taken on a read made now.
+ */
+async function ownerNow(input: HandOverInput, completed: boolean): Promise<string | undefined> {
+  const { ownership, sourceNode } = input;
+  const mayUseAhead = completed && input.sourceStageAtStart === undefined;
+  const ahead = mayUseAhead ? await ownership.ownerReadAhead?.() : undefined;
+  return ahead === sourceNode ? ahead : ownership.owner();
 }
 
 /**
