@@ -660,7 +660,13 @@ export class IncomingMigration {
    * Hand-over success side: the record names this node, so the loaded guest runs here. The stage is RESUMING
    * until QEMU runs it: a second ResumeTarget meanwhile joins this one, an AbortIncoming waits for it.
    */
-  async resume(recordedOwner: string, nodeName: string, requestedAtUs?: number): Promise<MigrationState> {
+  async resume(
+    recordedOwner: string,
+    nodeName: string,
+    requestedAtUs?: number,
+    /** Settles once the caller's ownership epoch is on disk; `cont` waits for it (FencingStore.raiseEpoch). */
+    epochDurable: Promise<void> = Promise.resolve(),
+  ): Promise<MigrationState> {
     if (this.stage === 'MIGRATION_STAGE_RESUMED') return this.state();
     this.resumeRequestedAtUs ??= requestedAtUs;
     if (recordedOwner !== nodeName) {
@@ -681,7 +687,7 @@ export class IncomingMigration {
     const loadedMessage = this.message;
     this.stage = 'MIGRATION_STAGE_RESUMING';
     this.message = 'resuming the loaded guest';
-    const resuming = this.runResume(loadedMessage);
+    const resuming = this.runResume(loadedMessage, epochDurable);
     this.resuming = resuming;
     try {
       return await resuming;
@@ -690,19 +696,28 @@ export class IncomingMigration {
     }
   }
 
-  private async runResume(loadedMessage: string): Promise<MigrationState> {
+  private async runResume(loadedMessage: string, epochDurable: Promise<void>): Promise<MigrationState> {
     const engine = this.engine!;
-    try {
-      // Durably before `cont`: a daemon that finds this QEMU dead after a crash must know the guest may have run.
-      await markResumeStarted(this.context.stateRoot, this.id);
-    } catch (error) {
+    // Durably before `cont`: a daemon that finds this QEMU dead after a crash must know the guest may have run. The
+    // caller's epoch goes to disk at the same time (two files, two flushes that overlap instead of following each
+    // other); `cont` waits for both.
+    const [mark, epoch] = await Promise.allSettled([
+      markResumeStarted(this.context.stateRoot, this.id),
+      epochDurable,
+    ]);
+    // A mark on disk counts even when the epoch failed: the file says so after a restart, and so must this record.
+    if (mark.status === 'fulfilled') this.resumeMarked = true;
+    const failed =
+      mark.status === 'rejected'
+        ? `the resume mark could not be written to the record file (${reasonOf(mark)})`
+        : epoch.status === 'rejected'
+          ? `the ownership epoch could not be written (${reasonOf(epoch)})`
+          : undefined;
+    if (failed !== undefined) {
       this.stage = 'MIGRATION_STAGE_LOADED';
       this.message = loadedMessage;
-      throw new Error(
-        `not resuming: the resume mark could not be written to the record file (${(error as Error).message})`,
-      );
+      throw new Error(`not resuming: ${failed}`);
     }
-    this.resumeMarked = true;
     try {
       await engine.resume();
     } catch (error) {
@@ -816,3 +831,7 @@ export function reapDecision(
   }
   return waitingForSource(query.status) ? 'reap-unused' : 'look-again';
 }
+
+/** A failed step's error message. */
+const reasonOf = (settled: PromiseRejectedResult): string =>
+  settled.reason instanceof Error ? settled.reason.message : String(settled.reason);

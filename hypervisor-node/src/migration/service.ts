@@ -504,8 +504,16 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
       const ended = tombstoneOf(request.migrationId, 'target');
       if (ended !== undefined) return repeated(ended, ['MIGRATION_STAGE_RESUMED'], 'not resuming');
       const record = incoming(request.migrationId);
-      await options.fencing.admitEpoch(record.guest, Number(request.epoch));
-      return record.resume(request.recordedOwner, nodeName, requestedAtUs);
+      // Checked now; on disk alongside the resume mark, both before `cont` (IncomingMigration.resume).
+      const epochDurable = options.fencing.raiseEpoch(record.guest, Number(request.epoch));
+      // Awaited below and by the resume; a write that fails before either gets to it is no unhandled rejection.
+      epochDurable.catch(() => undefined);
+      try {
+        return await record.resume(request.recordedOwner, nodeName, requestedAtUs, epochDurable);
+      } finally {
+        // Whatever the answer, it goes only once the epoch it was given is on disk (or the call fails with it).
+        await epochDurable;
+      }
     }),
 
     ReleaseSource: calls.unary('ReleaseSource', async (request) => {

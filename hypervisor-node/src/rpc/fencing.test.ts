@@ -144,6 +144,18 @@ describe('FencingStore', () => {
     expect(store.highestEpoch('vm-a')).toBe(6);
   });
 
+  it('raiseEpoch refuses an older epoch at once, before the caller goes on; the rise is on disk when it settles', async () => {
+    const store = await FencingStore.open(dir);
+    await store.admitEpoch('vm-a', 5);
+    // Thrown, not a rejected promise: ResumeTarget writes its resume mark only after this returned.
+    expect(() => store.raiseEpoch('vm-a', 4)).toThrow(RpcError);
+    const rise = store.raiseEpoch('vm-a', 6);
+    // Raised in memory at once: a later older call is refused even before the rise is on disk.
+    expect(store.highestEpoch('vm-a')).toBe(6);
+    await rise;
+    expect((await FencingStore.open(dir)).highestEpoch('vm-a')).toBe(6);
+  });
+
   it('forgets the epochs of guests that left the node', async () => {
     const store = await FencingStore.open(dir);
     await store.admitEpoch('gone', 3);

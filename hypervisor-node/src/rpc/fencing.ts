@@ -107,7 +107,17 @@ export class FencingStore {
    * records it when it is the highest yet for the guest, refuses a lower one.
    */
   async admitEpoch(guest: string, epoch: number): Promise<void> {
-    if (epoch === 0) return;
+    await this.raiseEpoch(guest, epoch);
+  }
+
+  /**
+   * admitEpoch in two parts: the check and the rise happen now (a refusal is thrown at once, before anything else
+   * of the call runs), and the promise settles once the rise is on disk. ResumeTarget writes its resume mark
+   * meanwhile and runs the guest only once both are durable (docs/architecture.md, "The switchover's critical
+   * path").
+   */
+  raiseEpoch(guest: string, epoch: number): Promise<void> {
+    if (epoch === 0) return Promise.resolve();
     const highest = this.highestEpoch(guest);
     if (epoch < highest) {
       throw fencingRefusal(
@@ -117,7 +127,7 @@ export class FencingStore {
       );
     }
     this.state.epochs[guest] = epoch;
-    await this.persistUnlessDurable();
+    return this.persistUnlessDurable();
   }
 
   /**
