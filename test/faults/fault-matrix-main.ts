@@ -9,6 +9,7 @@ import { startE2eCluster, type E2eCluster } from '../e2e/e2e-cluster.js';
 import {
   FAULTS,
   PHASES,
+  cellApplies,
   closeMatrix,
   formatTable,
   prepareMatrix,
@@ -96,10 +97,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   const deletes = DELETE_CELLS.filter(([fault, phase]) => faults.includes(fault) && phases.includes(phase));
-  const total = (faults.length * phases.length + deletes.length) * trials;
+  const pairs = faults.flatMap((fault) =>
+    phases.filter((phase) => cellApplies(fault, phase)).map((phase): [Fault, Phase] => [fault, phase]),
+  );
+  const total = (pairs.length + deletes.length) * trials;
   log(
-    `fault matrix: ${faults.length} faults × ${phases.length} phases (+ ${deletes.length} with the Migration deleted) × ` +
-      `${trials} trials = ${total} cells`,
+    `fault matrix: ${faults.length} faults × ${phases.length} phases (${pairs.length} that apply; + ` +
+      `${deletes.length} with the Migration deleted) × ${trials} trials = ${total} cells`,
   );
   cluster = await startE2eCluster();
   log(`cluster ${cluster.state.name} up in ${cluster.state.dir} (logs: ${cluster.state.dir}/logs)`);
@@ -107,7 +111,7 @@ try {
   try {
     for (let trial = 1; trial <= trials && !stopping; trial++) {
       const cells: [Fault, Phase, CellOptions][] = [
-        ...faults.flatMap((fault) => phases.map((phase): [Fault, Phase, CellOptions] => [fault, phase, {}])),
+        ...pairs.map(([fault, phase]): [Fault, Phase, CellOptions] => [fault, phase, {}]),
         ...DELETE_CELLS.filter(([fault, phase]) => faults.includes(fault) && phases.includes(phase)).map(
           ([fault, phase]): [Fault, Phase, CellOptions] => [fault, phase, { deleteMigration: true }],
         ),

@@ -44,11 +44,16 @@ export type Fault = (typeof FAULTS)[number];
  *   ownership compare-and-swap (holdOwnershipRecord);
  * - AfterSwap: the record names the target, which has not resumed the guest (the target QEMU is SIGSTOPped while
  *   the hold is lifted, so ResumeTarget's `cont` waits on it; SIGCONT once the fault is in);
+ * - Resumed: the target runs the guest and the source was released, but the Migration's status writes the
+ *   operator held back from the source's outcome until the resume (its phases, progress and quiesce report:
+ *   docs/architecture.md "The switchover's critical path") have not landed (an admission hold refuses the write of
+ *   the quiesce report, so the run fails and is retried until the hold lifts after the fault). The source has no
+ *   QEMU left here: kill-source-qemu does not apply (cellApplies);
  * - PostCopy: a Migration that allows post-copy and cannot converge (a guest dirtying faster than the 1 MiB/s
  *   link, no downtime ramp, no auto-converge) switches after three rounds; the fault lands once status says
  *   PostCopy.
  */
-export const PHASES = ['Initializing', 'Copying', 'Switchover', 'AfterSwap', 'PostCopy'] as const;
+export const PHASES = ['Initializing', 'Copying', 'Switchover', 'AfterSwap', 'Resumed', 'PostCopy'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** A Migration is terminal within this long after the fault began (the longest fault lasts 30 s). */
@@ -68,6 +73,7 @@ const OVERRIDES: Record<Phase, object | undefined> = {
   Copying: { bandwidth: '4Mi' },
   Switchover: undefined,
   AfterSwap: undefined,
+  Resumed: undefined,
   PostCopy: {
     bandwidth: '1Mi',
     allowPostCopy: true,
@@ -121,8 +127,13 @@ export interface Matrix {
 }
 
 const PROBE_MIGRATION = 'hold-probe';
-/** The admission holds' names (holdInitializing, holdOwnershipRecord). */
-const HOLDS = ['hold-initializing', 'hold-ownership-record'];
+/** The admission holds' names (holdInitializing, holdOwnershipRecord, holdStatusAfterResume). */
+const HOLDS = ['hold-initializing', 'hold-ownership-record', 'hold-status-after-resume'];
+
+/** Whether the fault can land at the phase (a fault on a QEMU that is gone by then cannot). */
+export function cellApplies(fault: Fault, phase: Phase): boolean {
+  return !(fault === 'kill-source-qemu' && phase === 'Resumed');
+}
 
 /** Sets up the matrix on a cluster that is up: the admission-hold probe and the first VM, Running and verified. */
 export async function prepareMatrix(cluster: E2eCluster, log: (line: string) => void): Promise<Matrix> {
@@ -422,6 +433,38 @@ function holdInitializing(matrix: Matrix, name: string): Promise<() => Promise<v
   );
 }
 
+/**
+ * Holds the operator's Migration status write that carries the quiesce report (the first of the writes it holds
+ * back until the target runs the guest), for Migration `name`; release() lifts the hold.
+ */
+function holdStatusAfterResume(matrix: Matrix, name: string): Promise<() => Promise<void>> {
+  return matrix.kube.holdWrites(
+    'hold-status-after-resume',
+    {
+      resourceRules: [
+        {
+          apiGroups: ['tern.dev'],
+          apiVersions: ['v1alpha1'],
+          operations: ['UPDATE'],
+          resources: ['migrations/status'],
+          resourceNames: [name, PROBE_MIGRATION],
+        },
+      ],
+      validations: [
+        {
+          expression: '!has(object.status) || !has(object.status.quiesce)',
+          message: 'test hold: the Migration status stays without its quiesce report',
+        },
+      ],
+    },
+    () =>
+      matrix.kube.dryRunRefused([
+        ...['patch', 'migration', PROBE_MIGRATION, '--subresource=status', '--type=merge'],
+        ...['-p', JSON.stringify({ status: { quiesce: { durationMs: 0, disks: [] } } })],
+      ]),
+  );
+}
+
 interface Held {
   /** Lets the migration go on from the held step (no-op for a phase that is not held). */
   release(): Promise<void>;
@@ -527,6 +570,25 @@ async function reachPhase(
       }
       return { release: async () => resumeQemu() };
     }
+    case 'Resumed': {
+      const release = await holdStatusAfterResume(matrix, name);
+      await kube.apply(migration);
+      try {
+        await waitFor(`${name}: the guest runs on ${to}, the status held back`, async () => {
+          const current = await loadedOnTarget();
+          if (!current || current.status?.quiesce !== undefined) return undefined;
+          const vm = await getVm(matrix);
+          const phases = await cluster.guestPhases(matrix.vm, [to, from]);
+          return vm.status?.node === to && phases[to] === 'GUEST_PHASE_RUNNING' && phases[from] === 'ABSENT'
+            ? current
+            : undefined;
+        });
+      } catch (error) {
+        await release();
+        throw error;
+      }
+      return { release };
+    }
     case 'PostCopy':
       await kube.apply(migration);
       await waitFor(
@@ -606,12 +668,14 @@ async function inject(matrix: Matrix, fault: Fault, from: string, to: string): P
  * nature. Once the target is loaded (Switchover) each side holds it whole, so killing one QEMU must not lose it.
  * AfterSwap kills the target QEMU while ResumeTarget's `cont` waits on it: from the durable resume mark on, the
  * guest may have run on the target, so the source's paused memory is stale and never runs again (docs/
- * architecture.md "The hand-over rule"); the guest starts again on the target, and the Migration says so.
+ * architecture.md "The hand-over rule"); the guest starts again on the target, and the Migration says so. At
+ * Resumed the target's QEMU is the only one left (the source was released).
  */
 export function restartAllowed(fault: Fault, phase: Phase): boolean {
   if (fault === 'kill-source-qemu')
     return phase === 'Initializing' || phase === 'Copying' || phase === 'PostCopy';
-  if (fault === 'kill-target-qemu') return phase === 'AfterSwap' || phase === 'PostCopy';
+  if (fault === 'kill-target-qemu')
+    return phase === 'AfterSwap' || phase === 'Resumed' || phase === 'PostCopy';
   return false;
 }
 
@@ -695,7 +759,9 @@ export async function runCell(
     if (!moved && node !== from) problems.push(`${result.outcome} but the guest runs on ${node}`);
     if (result.restarted && !restartAllowed(fault, phase))
       problems.push(`the guest was restarted (a new QEMU on ${node}): its state is lost`);
-    if (result.restarted && result.outcome === 'Succeeded')
+    // At Resumed the move is done: a target QEMU killed then is a crash after it, whose restart loses no move.
+    const crashAfterMove = fault === 'kill-target-qemu' && phase === 'Resumed';
+    if (result.restarted && result.outcome === 'Succeeded' && !crashAfterMove)
       problems.push('Succeeded although the guest was restarted (its running state is lost)');
     if (!sameQemu && !restartedByPolicy)
       problems.push(`a new QEMU runs the guest on ${node} without a Restarted condition saying why`);
