@@ -2,7 +2,7 @@
 // find the guest's QEMU again and to answer the operator's retried calls. The token itself is not stored, only
 // its digest (to recognise a retried StartMigration).
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CreatedImage, FileIdentity } from './engine/image-files.js';
 
@@ -19,9 +19,10 @@ export interface MigrationRecordFile {
    */
   tokenExpiresAtMs?: number;
   /**
-   * Target: set (Date.now()) durably before ResumeTarget's `cont`, so that a successor daemon that finds the
-   * guest's QEMU dead knows the guest may have run here (and written to its disks): it answers RESUMED, never
-   * TARGET_FAILED, and the source's stale memory is never resumed over those writes.
+   * Target: set durably before ResumeTarget's `cont`, so that a successor daemon that finds the guest's QEMU dead
+   * knows the guest may have run here (and written to its disks): it answers RESUMED, never TARGET_FAILED, and the
+   * source's stale memory is never resumed over those writes. On disk it is the mark file next to the record
+   * (markResumeStarted; readRecordFiles sets this field from it); records of older daemons carry it in the JSON.
    */
   resumeStartedAtMs?: number;
   /**
@@ -97,9 +98,24 @@ export async function writeRecordFile(stateRoot: string, record: MigrationRecord
   await writeFileDurably(path.join(migrationsDir(stateRoot), `${record.id}.json`), JSON.stringify(record));
 }
 
-/** Target, before `cont`: marks durably in the record file that the guest may run here from now on. */
+/** The resume mark of target `id` (markResumeStarted). */
+const resumeMarkFile = (stateRoot: string, id: string): string =>
+  path.join(migrationsDir(stateRoot), `${id}.resume-started`);
+
+/**
+ * Target, before `cont`: marks durably that the guest may run here from now on. The mark is an empty file next to
+ * the record, created and flushed with its directory: one journal commit on the switchover's path, where rewriting
+ * the record (written aside, flushed, renamed, directory flushed) takes two. Its existence is the mark; an empty
+ * file cannot be torn.
+ */
 export async function markResumeStarted(stateRoot: string, id: string): Promise<void> {
-  await amendRecordFile(stateRoot, id, 'target', { resumeStartedAtMs: Date.now() });
+  const handle = await open(resumeMarkFile(stateRoot, id), 'w', 0o600);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await syncDir(migrationsDir(stateRoot));
 }
 
 /** Target, once the incoming migration is in post-copy (see `postCopyStartedAtMs`). */
@@ -128,11 +144,16 @@ async function amendRecordFile(
   await writeFileDurably(file, JSON.stringify({ ...record, ...fields }));
 }
 
+/** Removes the record and then its resume mark (a crash in between leaves a mark without a record, swept later). */
 export async function removeRecordFile(stateRoot: string, id: string): Promise<void> {
   await rm(path.join(migrationsDir(stateRoot), `${id}.json`), { force: true });
+  await rm(resumeMarkFile(stateRoot, id), { force: true });
 }
 
-/** Every record file in the state root. */
+/**
+ * Every record file in the state root, a target's with `resumeStartedAtMs` from its resume mark. A resume mark
+ * whose record is gone (removeRecordFile interrupted) is removed.
+ */
 export async function readRecordFiles(stateRoot: string): Promise<MigrationRecordFile[]> {
   const names = await readdir(migrationsDir(stateRoot)).catch(() => [] as string[]);
   const records: MigrationRecordFile[] = [];
@@ -144,7 +165,18 @@ export async function readRecordFiles(stateRoot: string): Promise<MigrationRecor
       // Not a record (writeFileDurably makes torn records impossible).
     }
   }
-  return records;
+  const ids = new Set(records.map((record) => record.id));
+  for (const name of names.filter((entry) => entry.endsWith('.resume-started'))) {
+    const id = name.slice(0, -'.resume-started'.length);
+    if (!ids.has(id)) await rm(resumeMarkFile(stateRoot, id), { force: true });
+  }
+  return Promise.all(
+    records.map(async (record) => {
+      if (record.role !== 'target' || record.resumeStartedAtMs !== undefined) return record;
+      const mark = await stat(resumeMarkFile(stateRoot, record.id)).catch(() => undefined);
+      return mark === undefined ? record : { ...record, resumeStartedAtMs: mark.mtimeMs };
+    }),
+  );
 }
 
 /**
