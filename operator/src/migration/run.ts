@@ -470,8 +470,10 @@ export class MigrationRunner {
         },
       });
     } catch (error) {
-      // The run fails and is retried; the status writes held back since the outcome go first.
-      await settle().catch((err: unknown) => logger.warn({ err }, 'status write failed'));
+      // The run fails and is retried; the status writes held back since the outcome go first, unless this replica
+      // may not act any more (a deposed run writes nothing: the next leader's run writes them).
+      if (!run.stopped.aborted && !isDeposed(error))
+        await settle().catch((err: unknown) => logger.warn({ err }, 'status write failed'));
       throw error;
     }
     // The guest runs again (or the hand-over ended otherwise): the status writes held back since the outcome go now.
