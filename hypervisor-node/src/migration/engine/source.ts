@@ -1029,6 +1029,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     clearTimeout(this.recovery?.retry);
     this.qmp.off('event', this.onEvent);
     this.qmp.off('close', this.onClose);
+    // A completed migration's run state is asked for together with its figures (QMP answers both in order): the
+    // guest is paused until the outcome reaches the operator, so one round trip to QEMU is saved on that path.
+    const completedRunState =
+      result === 'Completed' ? this.qmp.queryStatus().catch(() => undefined) : undefined;
     const info = await this.qmp.queryMigrate().catch(() => undefined);
     let reason = typeof why === 'string' ? why : why(info);
     // Not completed: the source's disks stay the only authoritative copy; the mirrors and NBD nodes go.
@@ -1040,7 +1044,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     } else if (result === 'Aborted' || (result === 'Failed' && this.abort !== undefined)) {
       sourceRunState = await this.ensureRunningAfterCancel();
     } else {
-      sourceRunState = (await this.qmp.queryStatus().catch(() => undefined))?.status;
+      sourceRunState = (await (completedRunState ?? this.qmp.queryStatus().catch(() => undefined)))?.status;
     }
     const outcome: SourceOutcome = {
       result,
