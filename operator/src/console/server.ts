@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import { startUpWrite, type StartUpWrite } from '../runtime/start-up-write.js';
 import { formatHostPort } from '../../../cmdline/index.js';
 import type { KubeClient } from '../../../kube/client.js';
-import { isAlreadyExists } from '../../../kube/errors.js';
 import { ConfigMaps } from '../../../kube/resources.js';
 import { loadConsoleProto } from '../../../proto/index.js';
 import type { HostPort } from '../../../cmdline/index.js';
@@ -111,13 +110,9 @@ async function publish(client: KubeClient, namespace: string, address: string, c
     metadata: { name: CONSOLE_CONFIGMAP, namespace },
     data: { address, 'ca.crt': ca },
   };
-  try {
-    await client.create(ConfigMaps, configMap);
-  } catch (error) {
-    if (!isAlreadyExists(error)) throw error;
-    await client.patch(ConfigMaps, CONSOLE_CONFIGMAP, namespace, {
-      type: 'merge',
-      body: { data: configMap.data },
-    });
-  }
+  await client.patch(ConfigMaps, CONSOLE_CONFIGMAP, namespace, {
+    type: 'apply',
+    body: configMap,
+    force: true,
+  });
 }
