@@ -355,13 +355,12 @@ function command(env: NodeJS.ProcessEnv): Command {
 }
 
 function tlsConfig(raw: RawOptions): DaemonTls {
+  if (raw.tlsFromCsr !== true && raw.tlsFromCsr !== 'true') {
+    const certFile = required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT');
+    const keyFile = required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY');
+    return { certFile, keyFile, caFile: required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA') };
+  }
   const caFile = required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA');
-  if (raw.tlsFromCsr !== true && raw.tlsFromCsr !== 'true')
-    return {
-      caFile,
-      certFile: required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT'),
-      keyFile: required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY'),
-    };
   if (raw.tlsCert || raw.tlsKey)
     throw new ConfigError(
       '--tls-from-csr: the node certificate comes from the CSR API; give no --tls-cert or --tls-key',
