@@ -1,6 +1,7 @@
 // Wires one operator replica: informers, the VirtualMachine, Migration, MigrationPolicy-status, evacuation,
 // HypervisorNode-health and (with --guard-namespace) guard-pod and cordon-mirror controllers, the eviction
-// webhook, (with --node-signer-ca-cert) the signer of the daemons' certificates, the daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+// webhook, (with --node-signer-ca-cert) the signer of the daemons' certificates, the daemon client pool, leader
+// election, and the /metrics, /healthz and /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
