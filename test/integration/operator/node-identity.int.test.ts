@@ -1,4 +1,6 @@
-// Per-node identities through the Kubernetes CSR API (docs/install.md "Node identities"), on a real kube-apiserver:
+// Per-node identities through the Kubernetes CSR API (docs/install.md "Node identities"), on a real kube-apiserver
+// with the chart's RBAC and admission policies (nodeIdentity.source csr), the operator and the daemon running under
+// their ServiceAccounts' tokens:
 // a daemon whose kubeconfig holds a token bound to its pod on node-a obtains node-a's certificate from the running
 // operator (signer tern.dev/hypervisor-node) and serves with it, and the operator's client reaches it as node-a
 // only. Requests the operator must deny: a pod on node-a asking for node-b's name, a request naming the operator's
@@ -16,7 +18,7 @@ import { startControlPlane, type ControlPlane } from '../../harness/control-plan
 import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
 import { eventually } from '../../harness/eventually.js';
 import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
-import { kubectl, tokenKubeconfig } from '../../helm/chart-tools.js';
+import { helm, kubectl, tokenKubeconfig } from '../../helm/chart-tools.js';
 import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
 import { UNFENCED } from '../../../operator/src/daemon/fencing.js';
 import { kubeCsrApi, type CsrApi } from '../../../hypervisor-node/src/identity/csr-api.js';
@@ -25,6 +27,7 @@ import { createCertificateRequest, NODE_SIGNER_NAME, nodeUri, OPERATOR_URI } fro
 
 const NS = 'tern-system';
 const DAEMON_SA = 'tern-hypervisor-node';
+const CHART = fileURLToPath(new URL('../../../helm/tern', import.meta.url));
 
 let cp: ControlPlane;
 let dir: string;
@@ -95,37 +98,38 @@ beforeAll(async () => {
     spec: { nodeName: node, serviceAccountName: account, containers: [{ name: 'c', image: 'tern:test' }] },
   });
   const objects = [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: DAEMON_SA, namespace: NS } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'other', namespace: NS } },
     pod('daemon-a', 'node-a', DAEMON_SA),
     pod('daemon-b', 'node-b', DAEMON_SA),
     pod('other-a', 'node-a', 'other'),
-    // What the chart's RBAC gives the daemons (hypervisor-node-csr.yaml), and registration for the real daemon.
+    // Another ServiceAccount that may make the same CSR calls as the daemons.
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'daemon' },
-      rules: [
-        {
-          apiGroups: ['certificates.k8s.io'],
-          resources: ['certificatesigningrequests'],
-          verbs: ['create', 'get'],
-        },
-        { apiGroups: ['tern.dev'], resources: ['hypervisornodes'], verbs: ['get', 'create'] },
-        { apiGroups: ['tern.dev'], resources: ['hypervisornodes/status'], verbs: ['patch'] },
-        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'patch'] },
-      ],
-    },
-    ...[DAEMON_SA, 'other'].map((account) => ({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
-      metadata: { name: `daemon-${account}` },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'daemon' },
-      subjects: [{ kind: 'ServiceAccount', name: account, namespace: NS }],
-    })),
+      metadata: { name: 'other-node-certificate' },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'tern-hypervisor-node-node-certificate',
+      },
+      subjects: [{ kind: 'ServiceAccount', name: 'other', namespace: NS }],
+    },
   ];
+  // The chart with nodeIdentity.source csr: CRDs, ServiceAccounts, RBAC, admission policies (nothing runs its
+  // workloads: the daemon and the operator below are processes with their ServiceAccounts' tokens).
   await kubectl(cp, ['create', 'namespace', NS]);
-  await kubectl(cp, ['apply', '-f', fileURLToPath(new URL('../../../crds/generated/', import.meta.url))]);
+  await kubectl(
+    cp,
+    ['apply', '-f', '-'],
+    await helm(
+      'template',
+      'tern',
+      CHART,
+      `--namespace=${NS}`,
+      '--include-crds',
+      '--set=nodeIdentity.source=csr',
+    ),
+  );
   await kubectl(cp, ['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
   await kubectl(cp, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
   // The Nodes with their addresses (status is a subresource: written on its own).
@@ -148,8 +152,12 @@ beforeAll(async () => {
       JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: ip }] } }),
     ]);
   }
+  const operatorKubeconfig = await tokenKubeconfig(cp, join(dir, 'operator.kubeconfig'), {
+    namespace: NS,
+    name: 'tern-operator',
+  });
   operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
+    ...['--kubeconfig', operatorKubeconfig, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
     ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
     ...['--node-lease-namespace', NS],
     ...['--node-signer-ca-cert', certs.ca.cert, '--node-signer-ca-key', certs.ca.key],
@@ -222,6 +230,10 @@ test("the daemon on node-a gets node-a's certificate from the operator, and the 
   } finally {
     pool.close();
   }
+  // Neither program was refused a call: the chart's RBAC and admission policies allow what they did.
+  const refused = (logs: object[]) => logs.map((l) => JSON.stringify(l)).filter((l) => /forbidden/i.test(l));
+  expect(refused(operator!.logs)).toEqual([]);
+  expect(refused(daemon.logs)).toEqual([]);
 }, 120_000);
 
 test("a pod on node-a asking for node-b's name is denied, with the reason", async () => {
