@@ -153,6 +153,14 @@ export const valuesSchema: Schema = {
       podAnnotations: stringMap(),
       terminationGracePeriodSeconds: integer(0),
     }),
+    // How each daemon gets its node certificate (docs/install.md "Node identities").
+    nodeIdentity: object({
+      source: enumOf(['secret', 'csr']),
+      caSecretName: string({ minLength: 1 }),
+      caConfigMapName: string({ minLength: 1 }),
+      // The CSR API's floor for spec.expirationSeconds is 600.
+      certificateLifetimeSeconds: integer(600),
+    }),
     tests: object({
       enabled: boolean,
       timeoutSeconds: integer(1),

@@ -8,6 +8,7 @@ import type {
   ObjectList,
   Patch,
   PatchOptions,
+  ReplaceOptions,
   ResourceType,
   WatchEvent,
   WatchHandle,
@@ -33,7 +34,7 @@ export interface KubeClient {
   ): WatchHandle;
   create<T extends KubeObject>(type: ResourceType, object: T, options?: WriteOptions): Promise<T>;
   /** PUT: fails with ConflictError when object.metadata.resourceVersion is stale. */
-  replace<T extends KubeObject>(type: ResourceType, object: T, options?: WriteOptions): Promise<T>;
+  replace<T extends KubeObject>(type: ResourceType, object: T, options?: ReplaceOptions): Promise<T>;
   /** PUT on the status subresource; only status changes are kept by the server. */
   replaceStatus<T extends KubeObject>(type: ResourceType, object: T, options?: WriteOptions): Promise<T>;
   patch<T extends KubeObject>(

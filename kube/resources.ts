@@ -67,3 +67,10 @@ export const ValidatingWebhookConfigurations: ResourceType = {
   kind: 'ValidatingWebhookConfiguration',
   namespaced: false,
 };
+export const CertificateSigningRequests: ResourceType = {
+  group: 'certificates.k8s.io',
+  version: 'v1',
+  plural: 'certificatesigningrequests',
+  kind: 'CertificateSigningRequest',
+  namespaced: false,
+};

@@ -18,6 +18,7 @@ import type {
   ObjectList,
   Patch,
   PatchOptions,
+  ReplaceOptions,
   ResourceType,
   WatchEvent,
   WatchHandle,
@@ -131,8 +132,12 @@ export class RestKubeClient implements KubeClient {
     });
   }
 
-  async replace<T extends KubeObject>(type: ResourceType, object: T, options: WriteOptions = {}): Promise<T> {
-    return this.put(type, object, undefined, options);
+  async replace<T extends KubeObject>(
+    type: ResourceType,
+    object: T,
+    options: ReplaceOptions = {},
+  ): Promise<T> {
+    return this.put(type, object, options.subresource, options);
   }
 
   async replaceStatus<T extends KubeObject>(
@@ -263,7 +268,7 @@ export class RestKubeClient implements KubeClient {
   private async put<T extends KubeObject>(
     type: ResourceType,
     object: T,
-    subresource: 'status' | undefined,
+    subresource: 'status' | 'approval' | undefined,
     options: WriteOptions,
   ): Promise<T> {
     const name = object.metadata.name;

@@ -62,6 +62,11 @@ export interface WriteOptions {
   fieldManager?: string;
 }
 
+export interface ReplaceOptions extends WriteOptions {
+  /** PUT on a subresource other than status: a CertificateSigningRequest's approval. */
+  subresource?: 'approval';
+}
+
 export interface PatchOptions extends WriteOptions {
   subresource?: 'status';
   /** Compare-and-swap: the patch fails with ConflictError unless the object still has this resourceVersion. */

@@ -117,6 +117,30 @@ describe('parseConfig', () => {
     expect(config.operatorIdentities).toEqual(['a', 'spiffe://x/y']);
   });
 
+  it('takes its certificate from the CSR API with --tls-from-csr (or TERN_TLS_FROM_CSR=true), which needs --kubeconfig', () => {
+    const csr = ['--node-name', 'node-a', '--tls-ca', '/c/ca.crt', '--shared-image-root', '/i'];
+    expect(parseConfig([...csr, '--tls-from-csr', '--kubeconfig', 'in-cluster'], {}).tls).toEqual({
+      caFile: '/c/ca.crt',
+      fromCsr: { lifetimeSeconds: 86400 },
+    });
+    expect(
+      parseConfig([...csr, '--kubeconfig', 'in-cluster'], {
+        TERN_TLS_FROM_CSR: 'true',
+        TERN_NODE_CERTIFICATE_LIFETIME_SECONDS: '3600',
+      }).tls,
+    ).toEqual({ caFile: '/c/ca.crt', fromCsr: { lifetimeSeconds: 3600 } });
+    expect(() => parseConfig([...csr, '--tls-from-csr'], {})).toThrow('--tls-from-csr needs --kubeconfig');
+    expect(() =>
+      parseConfig([...csr, '--tls-from-csr', '--kubeconfig', 'k', '--tls-cert', '/c/n.crt'], {}),
+    ).toThrow('give no --tls-cert or --tls-key');
+    expect(() =>
+      parseConfig(
+        [...csr, '--tls-from-csr', '--kubeconfig', 'k', '--node-certificate-lifetime-seconds', '60'],
+        {},
+      ),
+    ).toThrow('--node-certificate-lifetime-seconds: at least 600');
+  });
+
   it.each([
     [['--node-name', 'node-a', '--shared-image-root', '/i'], '--tls-cert (or TERN_TLS_CERT) is required'],
     [

@@ -28,7 +28,11 @@ export interface DaemonConfig {
    * migration, reported by PrepareIncoming). Default: the --listen host, else the --advertise-address host.
    */
   migrationAddress: string;
-  tls: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * The CA the operator's client certificate must chain to, and this node's certificate: files, or one issued per
+   * node through the Kubernetes CSR API (identity/node-identity.ts).
+   */
+  tls: DaemonTls;
   /** Client identities allowed to call control RPCs: a certificate CN, or a URI SAN when it contains ':'. */
   operatorIdentities: string[];
   stateDir: string;
@@ -78,6 +82,10 @@ export interface DaemonConfig {
   logLevel: string;
 }
 
+export type DaemonTls =
+  | { caFile: string; certFile: string; keyFile: string }
+  | { caFile: string; fromCsr: { lifetimeSeconds: number } };
+
 /** Thrown for --help; carries the usage text. */
 export class HelpRequested extends Error {
   override name = 'HelpRequested';
@@ -116,6 +124,9 @@ interface RawOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  /** true from the flag, the string of TERN_TLS_FROM_CSR from the environment. */
+  tlsFromCsr?: boolean | string;
+  nodeCertificateLifetimeSeconds: string;
   operatorIdentity: string[];
   stateDir: string;
   guestCgroupRoot?: string;
@@ -181,6 +192,25 @@ function command(env: NodeJS.ProcessEnv): Command {
     .addOption(withEnv(new Option('--tls-key <file>', 'node private key (PEM)'), 'TERN_TLS_KEY'))
     .addOption(
       withEnv(new Option('--tls-ca <file>', 'CA bundle for client certificates (PEM)'), 'TERN_TLS_CA'),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--tls-from-csr',
+          "request this node's certificate from the operator through the Kubernetes CSR API (signer tern.dev/hypervisor-node) instead of --tls-cert/--tls-key; needs --kubeconfig",
+        ),
+        'TERN_TLS_FROM_CSR',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--node-certificate-lifetime-seconds <s>',
+          'lifetime asked for with --tls-from-csr (the operator may shorten it); renewed after 2/3 of it',
+        ),
+        'TERN_NODE_CERTIFICATE_LIFETIME_SECONDS',
+        '86400',
+      ),
     )
     .addOption(
       new Option(
@@ -324,6 +354,28 @@ function command(env: NodeJS.ProcessEnv): Command {
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
 }
 
+function tlsConfig(raw: RawOptions): DaemonTls {
+  if (raw.tlsFromCsr !== true && raw.tlsFromCsr !== 'true') {
+    const certFile = required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT');
+    const keyFile = required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY');
+    return { certFile, keyFile, caFile: required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA') };
+  }
+  const caFile = required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA');
+  if (raw.tlsCert || raw.tlsKey)
+    throw new ConfigError(
+      '--tls-from-csr: the node certificate comes from the CSR API; give no --tls-cert or --tls-key',
+    );
+  if (!raw.kubeconfig) throw new ConfigError('--tls-from-csr needs --kubeconfig (the CSR API)');
+  const lifetimeSeconds = parseInteger(
+    raw.nodeCertificateLifetimeSeconds,
+    '--node-certificate-lifetime-seconds',
+    POSITIVE,
+  );
+  // The CSR API refuses a shorter spec.expirationSeconds.
+  if (lifetimeSeconds < 600) throw new ConfigError('--node-certificate-lifetime-seconds: at least 600');
+  return { caFile, fromCsr: { lifetimeSeconds } };
+}
+
 /** Parses argv (without node and script) and env into a validated config; throws ConfigError with the reason. */
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const program = command(env);
@@ -400,11 +452,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     listen,
     advertiseAddress,
     migrationAddress,
-    tls: {
-      certFile: required(raw.tlsCert, '--tls-cert', 'TERN_TLS_CERT'),
-      keyFile: required(raw.tlsKey, '--tls-key', 'TERN_TLS_KEY'),
-      caFile: required(raw.tlsCa, '--tls-ca', 'TERN_TLS_CA'),
-    },
+    tls: tlsConfig(raw),
     operatorIdentities,
     stateDir: raw.stateDir,
     ...(raw.guestCgroupRoot !== undefined ? { guestCgroupRoot: raw.guestCgroupRoot } : {}),

@@ -35,6 +35,13 @@ import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { FencingStore } from './rpc/fencing.js';
 import { RpcMetrics } from './rpc/metrics.js';
 import { loadServerCredentials } from './rpc/tls.js';
+import { RotatingServerCredentials } from './rpc/rotating-credentials.js';
+import { NodeIdentity } from './identity/node-identity.js';
+import { kubeCsrApi } from './identity/csr-api.js';
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type * as grpc from '@grpc/grpc-js';
+import { parseHostPort } from '../../cmdline/index.js';
 import { createMigrationService } from './migration/service.js';
 
 export interface Daemon {
@@ -45,6 +52,8 @@ export interface Daemon {
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
+/** How long a first certificate request waits for the operator before the daemon gives up (and its pod restarts). */
+const CSR_ANSWER_TIMEOUT_MS = 300_000;
 const STATUS_INTERVAL_SECONDS = 60;
 
 function loadKubeConfig(source: string): KubeConfig {
@@ -109,7 +118,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   };
   await checkImageRoots(imageRoots);
   logger.info(imageRoots, 'image roots');
-  const credentials = await loadServerCredentials(config.tls);
+  const { credentials, identity } = await serverCredentials(config, logger);
   const [probed, accelerator] = await Promise.all([
     probeHost(config.qemuBinary),
     config.accelerator === 'auto'
@@ -223,6 +232,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     metricsServer = await startMetricsServer(metrics.registry, config.metricsListen);
   } catch (error) {
     consoles.close();
+    await identity?.stop();
     await server?.shutdown(0);
     await supervisor.close();
     throw error;
@@ -255,11 +265,38 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     metricsPort,
     async stop() {
       await server.shutdown(SHUTDOWN_GRACE_MS);
+      await identity?.stop();
       await registration?.stop();
       await metricsServer.close();
       await supervisor.close();
     },
   };
+}
+
+/**
+ * The control API's TLS credentials: the node certificate from files, or one issued for this node through the CSR
+ * API (docs/install.md "Node identities"), replaced in the running server each time it is renewed.
+ */
+async function serverCredentials(
+  config: DaemonConfig,
+  logger: Logger,
+): Promise<{ credentials: grpc.ServerCredentials; identity?: NodeIdentity }> {
+  if (!('fromCsr' in config.tls)) return { credentials: await loadServerCredentials(config.tls) };
+  const caPem = await readFile(config.tls.caFile, 'utf8');
+  const advertised = parseHostPort(config.advertiseAddress, '--advertise-address').host;
+  const identity = new NodeIdentity({
+    api: kubeCsrApi(loadKubeConfig(config.registration!.kubeconfig)),
+    nodeName: config.nodeName,
+    ips: [...new Set([config.migrationAddress, advertised].filter((host) => isIP(host) !== 0))],
+    caPem,
+    stateDir: config.stateDir,
+    lifetimeSeconds: config.tls.fromCsr.lifetimeSeconds,
+    answerTimeoutMs: CSR_ANSWER_TIMEOUT_MS,
+    logger,
+  });
+  const credentials = new RotatingServerCredentials(Buffer.from(caPem), await identity.start());
+  identity.onRotate((next) => credentials.rotate(next));
+  return { credentials, identity };
 }
 
 async function chooseNetwork(config: DaemonConfig): Promise<NicProvider> {

@@ -23,6 +23,42 @@ describe('parseConfig', () => {
     });
   });
 
+  it('signs node certificates only with --node-signer-ca-cert, which needs its key and the daemons ServiceAccount', () => {
+    expect(parseConfig(TLS, {}).nodeSigner).toBeUndefined();
+    const signer = ['--node-signer-ca-cert', '/ca/tls.crt', '--node-signer-ca-key', '/ca/tls.key'];
+    expect(
+      parseConfig(
+        [...TLS, ...signer, '--node-signer-service-account', 'tern-system/tern-hypervisor-node'],
+        {},
+      ).nodeSigner,
+    ).toEqual({
+      caCertFile: '/ca/tls.crt',
+      caKeyFile: '/ca/tls.key',
+      daemonServiceAccount: { namespace: 'tern-system', name: 'tern-hypervisor-node' },
+      maxLifetimeSeconds: 86400,
+    });
+    expect(() => parseConfig([...TLS, ...signer], {})).toThrow('--node-signer-service-account is required');
+    expect(() => parseConfig([...TLS, ...signer, '--node-signer-service-account', 'sa'], {})).toThrow(
+      '--node-signer-service-account: "sa" is not namespace/name',
+    );
+    expect(() => parseConfig([...TLS, '--node-signer-ca-key', '/ca/tls.key'], {})).toThrow(
+      'need --node-signer-ca-cert',
+    );
+    expect(() =>
+      parseConfig(
+        [
+          ...TLS,
+          ...signer,
+          '--node-signer-service-account',
+          'a/b',
+          '--node-certificate-max-lifetime-seconds',
+          '60',
+        ],
+        {},
+      ),
+    ).toThrow('--node-certificate-max-lifetime-seconds: at least 600');
+  });
+
   it('serves the console only with --console-listen, which needs its certificate, key and CA', () => {
     expect(parseConfig(TLS, {}).console).toBeUndefined();
     const flags = [

@@ -64,6 +64,17 @@ export interface OperatorConfig {
   console?: ConsoleConfig;
   /** undefined: VMs have no guard pods and `kubectl drain` does not know them. */
   nodeMaintenance?: NodeMaintenanceConfig;
+  /** The signer of the daemons' certificates (CSR signerName tern.dev/hypervisor-node); undefined: none. */
+  nodeSigner?: NodeSignerConfig;
+}
+
+/** docs/install.md "Node identities". */
+export interface NodeSignerConfig {
+  caCertFile: string;
+  caKeyFile: string;
+  /** The daemons' ServiceAccount: only its pod-bound tokens get node certificates. */
+  daemonServiceAccount: { namespace: string; name: string };
+  maxLifetimeSeconds: number;
 }
 
 /** Every number the operator takes is a positive integer in canonical form ("010" is refused). */
@@ -105,6 +116,10 @@ interface RawOptions {
   evictionWebhookTlsKey?: string;
   evictionWebhookTlsCa?: string;
   evictionWebhookConfiguration?: string;
+  nodeSignerCaCert?: string;
+  nodeSignerCaKey?: string;
+  nodeSignerServiceAccount?: string;
+  nodeCertificateMaxLifetimeSeconds: string;
 }
 
 /** The guard pods' image: it only has to start and sleep. */
@@ -339,7 +354,66 @@ function command(env: NodeJS.ProcessEnv): Command {
         'TERN_EVICTION_WEBHOOK_CONFIGURATION',
       ),
     )
+    .addOption(
+      withEnv(
+        new Option(
+          '--node-signer-ca-cert <file>',
+          "sign the daemons' certificate requests (signer tern.dev/hypervisor-node) with this CA (PEM); none without it",
+        ),
+        'TERN_NODE_SIGNER_CA_CERT',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--node-signer-ca-key <file>', "that CA's private key (PEM)"),
+        'TERN_NODE_SIGNER_CA_KEY',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option(
+          '--node-signer-service-account <namespace/name>',
+          "the daemons' ServiceAccount: only requests made with its pod-bound tokens are approved",
+        ),
+        'TERN_NODE_SIGNER_SERVICE_ACCOUNT',
+      ),
+    )
+    .addOption(
+      withEnv(
+        new Option('--node-certificate-max-lifetime-seconds <s>', 'longest lifetime of a node certificate'),
+        'TERN_NODE_CERTIFICATE_MAX_LIFETIME_SECONDS',
+        '86400',
+      ),
+    )
     .addOption(withEnv(new Option('--log-level <level>', LOG_LEVELS.join('|')), 'TERN_LOG_LEVEL', 'info'));
+}
+
+function nodeSignerConfig(raw: RawOptions): NodeSignerConfig | undefined {
+  if (!raw.nodeSignerCaCert) {
+    if (raw.nodeSignerCaKey || raw.nodeSignerServiceAccount)
+      throw new ConfigError(
+        '--node-signer-ca-key and --node-signer-service-account need --node-signer-ca-cert',
+      );
+    return undefined;
+  }
+  const account = required(raw.nodeSignerServiceAccount, '--node-signer-service-account');
+  const [namespace, name, ...rest] = account.split('/');
+  if (!namespace || !name || rest.length > 0)
+    throw new ConfigError(`--node-signer-service-account: ${JSON.stringify(account)} is not namespace/name`);
+  const maxLifetimeSeconds = parseInteger(
+    raw.nodeCertificateMaxLifetimeSeconds,
+    '--node-certificate-max-lifetime-seconds',
+    POSITIVE,
+  );
+  // The CSR API's own floor for spec.expirationSeconds.
+  if (maxLifetimeSeconds < 600)
+    throw new ConfigError('--node-certificate-max-lifetime-seconds: at least 600');
+  return {
+    caCertFile: raw.nodeSignerCaCert,
+    caKeyFile: required(raw.nodeSignerCaKey, '--node-signer-ca-key'),
+    daemonServiceAccount: { namespace, name },
+    maxLifetimeSeconds,
+  };
 }
 
 function consoleConfig(raw: RawOptions): ConsoleConfig | undefined {
@@ -403,6 +477,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         }
       : undefined,
     nodeLeaseNamespace: raw.nodeLeaseNamespace,
+    nodeSigner: nodeSignerConfig(raw),
     nodeLossMarginSeconds: parseInteger(raw.nodeLossMarginSeconds, '--node-loss-margin-seconds', POSITIVE),
     guestPollIntervalMs: parseInteger(raw.guestPollIntervalMs, '--guest-poll-interval-ms', POSITIVE),
     guestStopTimeoutMs: parseInteger(raw.guestStopTimeoutMs, '--guest-stop-timeout-ms', POSITIVE),

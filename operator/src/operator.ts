@@ -1,6 +1,7 @@
 // Wires one operator replica: informers, the VirtualMachine, Migration, MigrationPolicy-status, evacuation,
 // HypervisorNode-health and (with --guard-namespace) guard-pod and cordon-mirror controllers, the eviction
-// webhook, the daemon client pool, leader election, and the /metrics, /healthz and /readyz endpoints.
+// webhook, (with --node-signer-ca-cert) the signer of the daemons' certificates, the daemon client pool, leader
+// election, and the /metrics, /healthz and /readyz endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -28,6 +29,11 @@ import { CordonMirrorReconciler } from './maintenance/cordon-reconciler.js';
 import { GUARD_SELECTOR, type KubeNode, type Pod } from './maintenance/guard-pods.js';
 import { GuardReconciler } from './maintenance/guard-reconciler.js';
 import { startEvictionWebhook, type EvictionWebhookServer } from './maintenance/webhook.js';
+import { readFileSync } from 'node:fs';
+import { CertificateSigningRequests } from '../../kube/resources.js';
+import { loadCertificateAuthority } from '../../pki/index.js';
+import { operatorCommonNames } from './identity/operator-names.js';
+import { NodeCsrSigner, type CertificateSigningRequest } from './identity/node-csr-signer.js';
 
 export interface RunningOperator {
   manager: Manager;
@@ -161,6 +167,28 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
       .addController({ name: 'cordon-mirror', reconcile: mirror.reconcile })
       .watch(nodes)
       .watch(kubeNodes);
+  }
+
+  const signer = config.nodeSigner;
+  if (signer) {
+    const ca = loadCertificateAuthority(
+      readFileSync(signer.caCertFile, 'utf8'),
+      readFileSync(signer.caKeyFile, 'utf8'),
+    );
+    const csrs = manager.informer<CertificateSigningRequest>(CertificateSigningRequests, {
+      fieldSelector: NodeCsrSigner.fieldSelector,
+    });
+    const { namespace, name } = signer.daemonServiceAccount;
+    const nodeCsrSigner = new NodeCsrSigner({
+      client,
+      ca,
+      policy: {
+        daemonUsername: `system:serviceaccount:${namespace}:${name}`,
+        operatorNames: operatorCommonNames(readFileSync(config.tls.certFile, 'utf8')),
+        maxLifetimeSeconds: signer.maxLifetimeSeconds,
+      },
+    });
+    manager.addController({ name: 'node-csr-signer', reconcile: nodeCsrSigner.reconcile }).watch(csrs);
   }
 
   const server = http.createServer((request, response) => {

@@ -3,8 +3,8 @@
 //   - nothing imports hack/ (thin command-line scripts only);
 //   - nothing under a program's src/ imports test/, tests included (its tests there are unit tests; the ones that
 //     need the harness live under test/), and no production code anywhere does;
-//   - the shared packages stand alone: crds/ and proto/ import only each other, kube/ only crds/, cmdline/ and
-//     guest/ nothing;
+//   - the shared packages stand alone: crds/ and proto/ import only each other, kube/ only crds/, cmdline/,
+//     guest/ and pki/ nothing;
 //   - no import cycles between folders of production code (every folder counts, nested ones too; a program's
 //     composition root is its src/ itself, which its subfolders must therefore never import).
 import { readFileSync } from 'node:fs';
@@ -31,6 +31,7 @@ const CONTRACTS: Record<string, readonly string[]> = {
   proto: ['proto', 'crds'],
   kube: ['kube', 'crds'],
   cmdline: ['cmdline'],
+  pki: ['pki'],
   guest: ['guest'],
   cli: ['cli', 'crds', 'kube', 'proto'],
 };

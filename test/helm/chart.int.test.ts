@@ -124,8 +124,9 @@ interface Container {
 function asKubeletRunsIt(
   kind: string,
   fieldValues: Record<string, string>,
+  manifests = rendered,
 ): { args: string[]; env: Record<string, string> } {
-  const workload = parseAllDocuments(rendered)
+  const workload = parseAllDocuments(manifests)
     .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: { containers: Container[] } } } })
     .find((object) => object?.kind === kind)!;
   const [container] = workload.spec.template.spec.containers;
@@ -447,6 +448,100 @@ const DAEMON_MUST_NOT: Access[] = [
 test("the daemons' ServiceAccount may make exactly the calls the daemon makes", async () => {
   const allowed = await allowedFor(cp, DAEMON_SA, [...DAEMON_CALLS, ...DAEMON_MUST_NOT]);
   expect(allowed).toEqual(DAEMON_CALLS.map(describeAccess));
+});
+
+test('with nodeIdentity.source csr, the daemons mount no key and may only ask for certificates, and only the operator holds the CA key and may approve and sign them', async () => {
+  const csrMode = await helm('template', 'tern', CHART, `--namespace=${NS}`, '--set=nodeIdentity.source=csr');
+  interface PodSpec {
+    containers: { volumeMounts: { name: string; mountPath: string }[] }[];
+    volumes: { name: string; secret?: { secretName: string }; configMap?: { name: string } }[];
+  }
+  const podOf = (kind: string) =>
+    parseAllDocuments(csrMode)
+      .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: PodSpec } } } | null)
+      .find((object) => object?.kind === kind)!.spec.template.spec;
+  expect(podOf('DaemonSet').volumes.filter((v) => v.secret)).toEqual([]);
+  expect(podOf('DaemonSet').volumes.find((v) => v.configMap)).toEqual({
+    name: 'ca',
+    configMap: { name: 'tern-ca' },
+  });
+  expect(podOf('Deployment').volumes.map((v) => v.secret?.secretName)).toContain('tern-ca');
+
+  const daemonSet = asKubeletRunsIt(
+    'DaemonSet',
+    { 'spec.nodeName': 'node-a', 'status.hostIP': '10.1.2.3' },
+    csrMode,
+  );
+  expect(parseDaemonConfig(daemonSet.args, daemonSet.env).tls).toEqual({
+    caFile: '/etc/tern/ca/ca.crt',
+    fromCsr: { lifetimeSeconds: 86400 },
+  });
+  const deployment = asKubeletRunsIt('Deployment', { 'metadata.name': 'tern-operator-7d9f-x2' }, csrMode);
+  expect(parseOperatorConfig(deployment.args, deployment.env).nodeSigner).toEqual({
+    caCertFile: '/etc/tern/signer/tls.crt',
+    caKeyFile: '/etc/tern/signer/tls.key',
+    daemonServiceAccount: DAEMON_SA,
+    maxLifetimeSeconds: 86400,
+  });
+
+  const rbac = await helm(
+    'template',
+    'tern',
+    CHART,
+    `--namespace=${NS}`,
+    '--set=nodeIdentity.source=csr',
+    '--show-only',
+    'templates/node-identity-rbac.yaml',
+  );
+  await kubectl(cp, ['apply', '-f', '-'], rbac);
+  const csr = (verb: string, more: Partial<Access> = {}): Access => ({
+    verb,
+    group: 'certificates.k8s.io',
+    resource: 'certificatesigningrequests',
+    ...more,
+  });
+  const signer = (verb: string, name: string): Access => ({
+    verb,
+    group: 'certificates.k8s.io',
+    resource: 'signers',
+    name,
+  });
+  const TERN_SIGNER = 'tern.dev/hypervisor-node';
+  const operatorCalls = [
+    csr('list'),
+    csr('watch'),
+    csr('get'),
+    csr('update', { subresource: 'approval' }),
+    csr('update', { subresource: 'status' }),
+    signer('approve', TERN_SIGNER),
+    signer('sign', TERN_SIGNER),
+    core('get', 'nodes', { name: 'node-a' }),
+  ];
+  const operatorMustNot = [
+    csr('create'),
+    csr('delete'),
+    csr('update'),
+    signer('approve', 'kubernetes.io/kube-apiserver-client'),
+    signer('sign', 'kubernetes.io/kube-apiserver-client'),
+    signer('approve', 'tern.dev/other'),
+  ];
+  expect(await allowedFor(cp, OPERATOR_SA, [...operatorCalls, ...operatorMustNot])).toEqual(
+    operatorCalls.map(describeAccess),
+  );
+  const daemonCalls = [csr('create'), csr('get')];
+  const daemonMustNot = [
+    csr('list'),
+    csr('update', { subresource: 'approval' }),
+    csr('update', { subresource: 'status' }),
+    csr('delete'),
+    signer('approve', TERN_SIGNER),
+    signer('sign', TERN_SIGNER),
+  ];
+  expect(await allowedFor(cp, DAEMON_SA, [...daemonCalls, ...daemonMustNot])).toEqual(
+    daemonCalls.map(describeAccess),
+  );
+  // The later tests run under the default (secret) chart's RBAC.
+  await kubectl(cp, ['delete', '-f', '-'], rbac);
 });
 
 function apis(kubeconfigPath: string): { nodes: CustomObjectsApi; leases: CoordinationV1Api } {
