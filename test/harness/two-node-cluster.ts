@@ -279,7 +279,8 @@ export function twoNodeCluster(options: TwoNodeClusterOptions): TwoNodeCluster {
   };
 
   const start = async (): Promise<void> => {
-    if (work !== undefined || stopping) throw new Error(`cluster ${options.name} was started before`);
+    if (work !== undefined || stopping)
+      throw new Error(`cluster ${options.name}: start() runs once, before stop()`);
     try {
       await startAll();
     } catch (error) {
