@@ -2,49 +2,28 @@
 // real operator, a real kube-apiserver and two real daemons with a TCG guest. Whatever dies, the Migration ends in a terminal phase with
 // a specific reason within a bounded time, the guest ends on exactly one node (running, or restarted by its
 // restartPolicy when its only QEMU died), and deleting a Migration always finishes.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, Migration, VirtualMachine } from '../../crds/index.js';
-import type { GuestControlClient, MigrationClient, MigrationState__Output } from '../../proto/index.js';
-import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
-import { controlClient, unary } from '../harness/control-client.js';
-import { migrationClient } from '../harness/migration-driver.js';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../harness/daemon-process.js';
-import {
-  condition,
-  eventually,
-  guestOn,
-  kubectlOn,
-  testDaemonArgs,
-  verifyGuest,
-} from '../harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../harness/operator-process.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../fixtures/test-guest.js';
+import type { Migration, VirtualMachine } from '../../crds/index.js';
+import type { MigrationState__Output } from '../../proto/index.js';
+import { unary } from '../harness/control-client.js';
+import { condition, eventually, guestOn, verifyGuest } from '../harness/operator-cluster.js';
+import { twoNodeCluster } from '../harness/two-node-cluster.js';
+import { testGuestVm } from '../fixtures/test-guest.js';
 
-const CRDS = fileURLToPath(new URL('../../crds/generated/', import.meta.url));
-const NODES = ['node-a', 'node-b'] as const;
-type NodeName = (typeof NODES)[number];
+type NodeName = 'node-a' | 'node-b';
 const VM = 'crash';
 /** Whatever dies, the Migration is terminal within this bound (the daemons notice a dead QEMU at once). */
 const TERMINAL_WITHIN_MS = 30_000;
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-const daemons = {} as Record<NodeName, DaemonProcess>;
-const controls = {} as Record<NodeName, GuestControlClient>;
-const migrationApis = {} as Record<NodeName, MigrationClient>;
-const { kubectl, apply, getJson, eventReasons, holdOwnershipRecord } = kubectlOn(() => cp);
+const cluster = twoNodeCluster({
+  name: 'qemu-crash',
+  operatorArgs: ['--migration-progress-interval-ms', '500'],
+});
+const { kubectl, apply, getJson, eventReasons, holdOwnershipRecord } = cluster.kubectl;
 
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const stateDir = (node: NodeName) => cluster.stateDir(node);
 const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
-const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
+const guestOnNode = (node: NodeName) => guestOn(cluster.node(node).control, VM);
 
 const migrationIn = (name: string, phases: string[], ms?: number) =>
   eventually(
@@ -79,7 +58,9 @@ async function copying(name: string): Promise<{ from: NodeName; to: NodeName }> 
 
 /** A daemon's stage of a migration (undefined: it knows none of that id). */
 const daemonStage = (node: NodeName, id: string) =>
-  unary<MigrationState__Output>((done) => migrationApis[node].getMigration({ migrationId: id }, done)).then(
+  unary<MigrationState__Output>((done) =>
+    cluster.node(node).migration.getMigration({ migrationId: id }, done),
+  ).then(
     (state) => state.stage,
     () => undefined,
   );
@@ -114,61 +95,13 @@ async function expectRunningOn(node: NodeName): Promise<VirtualMachine> {
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tcrash-'));
-  [cp, images] = await Promise.all([startControlPlane({ name: 'qemu-crash' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  const started = await Promise.all(
-    NODES.map((node) =>
-      startDaemonProcess(
-        testDaemonArgs({
-          node,
-          certs,
-          stateDir: stateDir(node),
-          imagesRoot: images.root,
-          kubeconfig: cp.kubeconfigPath,
-          leaseDurationSeconds: 6,
-        }),
-      ),
-    ),
-  );
-  NODES.forEach((node, i) => {
-    daemons[node] = started[i]!;
-    const files = { ca: certs.ca.cert, cert: certs.operator.cert, key: certs.operator.key };
-    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, files);
-    migrationApis[node] = migrationClient(`127.0.0.1:${daemons[node].grpcPort}`, files);
-  });
-  operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--migration-progress-interval-ms', '500'],
-  ]);
-  for (const node of NODES) {
-    await eventually(`${node} Ready`, async () => {
-      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
-      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-    });
-  }
-  await apply(testGuestVm(VM, images));
-  const vm = await eventually('VM Running', async () => {
-    const current = await getVm();
-    return current.status?.phase === 'Running' ? current : undefined;
-  });
+  await cluster.start();
+  await apply(testGuestVm(VM, cluster.images));
+  const vm = await cluster.runningVm(VM);
   await expectRunningOn(vm.status!.node as NodeName);
 }, 240_000);
 
-afterAll(async () => {
-  for (const client of [...Object.values(controls), ...Object.values(migrationApis)]) client.close();
-  await operator?.stop();
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of NODES) await killGuestsIn(stateDir(node));
-    await rm(work, { recursive: true, force: true });
-  }
-  await cp?.stop();
-});
+afterAll(() => cluster.stop());
 
 it('the source QEMU killed during Copying: Failed (SourceFailed), the target aborted, the VM restarted on the source', async () => {
   const { from, to } = await copying('source-dies');

@@ -2,34 +2,36 @@
 // kube-apiserver (TokenReview, SubjectAccessReview, the client CA it publishes), two real daemons and a QEMU guest
 // with a shell on its first serial port. A session follows the VM across a live migration.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
-import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import { condition, eventually, kubectlOn, testDaemonArgs } from '../../harness/operator-cluster.js';
-import { letQemuUserThrough, qemuUserArgs } from '../../harness/qemu-user.js';
-import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import type { Migration, VirtualMachine } from '../../../crds/index.js';
+import { testGuestVm } from '../../fixtures/test-guest.js';
+import { eventually } from '../../harness/operator-cluster.js';
+import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 
-const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const LAUNCHER = fileURLToPath(new URL('../../../cli/bin/kubectl-tern', import.meta.url));
-const NODES = ['node-a', 'node-b'] as const;
-type NodeName = (typeof NODES)[number];
+type NodeName = 'node-a' | 'node-b';
 const VM = 'cvm';
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-const daemons = {} as Record<NodeName, DaemonProcess>;
-const { kubectl, apply, getJson } = kubectlOn(() => cp);
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+// The console endpoint serves with the test apiserver's certificate (127.0.0.1), signed by the test CA.
+const cluster = twoNodeCluster({
+  name: 'console',
+  qemuUser: true,
+  operatorArgs: (cp) => [
+    ...['--console-listen', '127.0.0.1:0', '--console-publish-namespace', 'tern-system'],
+    ...[
+      '--console-tls-cert',
+      join(cp.dir, 'apiserver.crt'),
+      '--console-tls-key',
+      join(cp.dir, 'apiserver.key'),
+    ],
+    ...['--console-tls-ca', join(cp.dir, 'ca.crt')],
+  ],
+});
+const { kubectl, apply, getJson } = cluster.kubectl;
+const stateDir = (node: NodeName) => cluster.stateDir(node);
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
 /** Sessions of the running test: ended after it, so that a failed test leaves none attached. */
 const sessions: ReturnType<typeof spawn>[] = [];
@@ -37,7 +39,8 @@ const sessions: ReturnType<typeof spawn>[] = [];
 /** A kubeconfig for the ServiceAccount `name` in default, with a bearer token from the TokenRequest API. */
 async function serviceAccountKubeconfig(name: string): Promise<string> {
   const token = (await kubectl('create', 'token', name, '-n', 'default')).trim();
-  const path = join(work, `${name}.kubeconfig`);
+  const path = join(cluster.work, `${name}.kubeconfig`);
+  const { server, dir } = cluster.controlPlane;
   await writeFile(
     path,
     stringify({
@@ -47,8 +50,8 @@ async function serviceAccountKubeconfig(name: string): Promise<string> {
         {
           name: 'test',
           cluster: {
-            server: cp.server,
-            'certificate-authority-data': (await readFile(join(cp.dir, 'ca.crt'))).toString('base64'),
+            server,
+            'certificate-authority-data': (await readFile(join(dir, 'ca.crt'))).toString('base64'),
           },
         },
       ],
@@ -96,49 +99,7 @@ function consoleSession(kubeconfig: string, ...args: string[]): Session {
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tcon-'));
-  await letQemuUserThrough(work);
-  [cp, images] = await Promise.all([startControlPlane({ name: 'console' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  await kubectl('create', 'namespace', 'tern-system');
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  const [a, b] = await Promise.all(
-    NODES.map((node) =>
-      startDaemonProcess(
-        testDaemonArgs({
-          node,
-          certs,
-          stateDir: stateDir(node),
-          imagesRoot: images.root,
-          kubeconfig: cp.kubeconfigPath,
-          leaseDurationSeconds: 6,
-        }).concat(qemuUserArgs()),
-      ),
-    ),
-  );
-  daemons['node-a'] = a!;
-  daemons['node-b'] = b!;
-  // The console endpoint serves with the test apiserver's certificate (127.0.0.1), signed by the test CA.
-  operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--console-listen', '127.0.0.1:0', '--console-publish-namespace', 'tern-system'],
-    ...[
-      '--console-tls-cert',
-      join(cp.dir, 'apiserver.crt'),
-      '--console-tls-key',
-      join(cp.dir, 'apiserver.key'),
-    ],
-    ...['--console-tls-ca', join(cp.dir, 'ca.crt')],
-  ]);
-  for (const node of NODES) {
-    await eventually(`${node} Ready`, async () => {
-      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
-      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-    });
-  }
+  await cluster.start();
   // Two users: console-user may attach (the docs' ClusterRole, bound in default), nobody may only find the endpoint.
   await apply(`
 apiVersion: v1
@@ -180,16 +141,13 @@ subjects:
   - {kind: ServiceAccount, name: console-user, namespace: default}
   - {kind: ServiceAccount, name: nobody, namespace: default}
 `);
-  await apply(testGuestVm(VM, images));
-  const vm = await eventually('VM Running', async () => {
-    const current = await getVm();
-    return current.status?.phase === 'Running' ? current : undefined;
-  });
+  await apply(testGuestVm(VM, cluster.images));
+  const vm = await cluster.runningVm(VM);
   // The guest's init starts the console shell after the agent announced itself.
   await eventually(
     'the guest agent on the console',
     async () =>
-      images.readyPattern.test(
+      cluster.images.readyPattern.test(
         await readFile(join(stateDir(vm.status!.node as NodeName), vm.metadata.uid!, 'console.log'), 'utf8'),
       ) || undefined,
     60_000,
@@ -200,15 +158,7 @@ afterEach(() => {
   for (const child of sessions.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-afterAll(async () => {
-  await operator?.stop();
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of NODES) await killGuestsIn(stateDir(node));
-    await rm(work, { recursive: true, force: true });
-  }
-  await cp?.stop();
-});
+afterAll(() => cluster.stop());
 
 it('refuses a user without get on virtualmachines/console, with a clear message', async () => {
   const session = consoleSession(await serviceAccountKubeconfig('nobody'));
@@ -220,7 +170,7 @@ it('refuses a user without get on virtualmachines/console, with a clear message'
 
 it('--history prints what the console wrote before (client certificate of the apiserver client CA)', async () => {
   // The admin kubeconfig authenticates with a client certificate (CN=admin, O=system:masters).
-  const session = consoleSession(cp.kubeconfigPath, '--history');
+  const session = consoleSession(cluster.controlPlane.kubeconfigPath, '--history');
   await session.waitFor(/Successfully connected to default\/cvm console\. The escape sequence is \^\]/);
   await session.waitFor(/tern-agent:/);
   expect(session.transcript()).toMatch(/Run \/init as init process/);
@@ -242,7 +192,7 @@ it('runs commands in the guest, refuses a second session, and follows the VM acr
   expect(session.transcript()).not.toMatch(/tern-agent:/);
 
   // One interactive session per VM.
-  const second = consoleSession(cp.kubeconfigPath);
+  const second = consoleSession(cluster.controlPlane.kubeconfigPath);
   expect(await second.exit).toBe(1);
   expect(second.transcript()).toMatch(/already connected/);
 

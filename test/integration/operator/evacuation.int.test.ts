@@ -3,45 +3,28 @@
 // Draining a node moves its VMs to the other one; then a third node joins and three simultaneous Migrations run,
 // never more than one leaving a node at a time. (A node here has 2 CPUs, i.e. room for two 1-CPU VMs.)
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { controlClient } from '../../harness/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
-import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import {
-  condition,
-  eventually,
-  guestOn,
-  kubectlOn,
-  testDaemonArgs,
-  verifyGuest,
-} from '../../harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import { testGuestVm } from '../../fixtures/test-guest.js';
+import { condition, eventually, guestOn, verifyGuest } from '../../harness/operator-cluster.js';
+import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 import { EVACUATION_NODE_LABEL } from '../../../crds/index.js';
 import { ACTIVE_MIGRATION_PHASES } from '../../../operator/src/migration/state.js';
 
-const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const KUBECTL_TERN = fileURLToPath(new URL('../../../cli/bin/kubectl-tern', import.meta.url));
-const NODES = ['node-a', 'node-b', 'node-c'] as const;
-type NodeName = (typeof NODES)[number];
+type NodeName = 'node-a' | 'node-b' | 'node-c';
 const TERMINAL = ['Succeeded', 'Failed', 'Aborted'];
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-const daemons: Partial<Record<NodeName, DaemonProcess>> = {};
-const controls = {} as Record<NodeName, GuestControlClient>;
-const { kubectl, apply, getJson, eventReasons } = kubectlOn(() => cp);
+// node-c joins in the second test.
+const cluster = twoNodeCluster({
+  name: 'evacuation',
+  laterNodes: ['node-c'],
+  operatorArgs: ['--max-outbound-migrations-per-node', '1', '--migration-history-limit', '1'],
+});
+const { kubectl, apply, getJson, eventReasons } = cluster.kubectl;
 
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const stateDir = (node: NodeName) => cluster.stateDir(node);
+const control = (node: NodeName) => cluster.node(node).control;
 const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
 const getNode = (name: NodeName) => getJson<HypervisorNode>('hypervisornode', name);
 const listMigrations = async (...selector: string[]) =>
@@ -51,41 +34,12 @@ const setNodeSpec = (node: NodeName, spec: HypervisorNode['spec']) =>
 
 /** Creates the VMs while every other node is cordoned, so that they all start on `node`; checks their VERIFY. */
 async function startVmsOn(node: NodeName, names: string[]): Promise<void> {
-  const others = (Object.keys(daemons) as NodeName[]).filter((other) => other !== node);
+  const others = (Object.keys(cluster.nodes) as NodeName[]).filter((other) => other !== node);
   for (const other of others) await setNodeSpec(other, { unschedulable: true });
-  for (const name of names) await apply(testGuestVm(name, images));
-  for (const name of names) {
-    await eventually(`${name} Running on ${node}`, async () => {
-      const vm = await getVm(name);
-      return vm.status?.phase === 'Running' && vm.status.node === node ? vm : undefined;
-    });
-  }
+  for (const name of names) await apply(testGuestVm(name, cluster.images));
+  for (const name of names) await cluster.runningVm(name, node);
   for (const other of others) await setNodeSpec(other, { unschedulable: false });
   for (const name of names) await expectVerifyOk(node, name);
-}
-
-/** Starts the daemon of `node` with a control client, and waits for its HypervisorNode to be Ready. */
-async function startNode(node: NodeName): Promise<void> {
-  const daemon = await startDaemonProcess(
-    testDaemonArgs({
-      node,
-      certs,
-      stateDir: stateDir(node),
-      imagesRoot: images.root,
-      kubeconfig: cp.kubeconfigPath,
-      leaseDurationSeconds: 6,
-    }),
-  );
-  daemons[node] = daemon;
-  controls[node] = controlClient(`127.0.0.1:${daemon.grpcPort}`, {
-    ca: certs.ca.cert,
-    cert: certs.operator.cert,
-    key: certs.operator.key,
-  });
-  await eventually(`${node} Ready`, async () => {
-    const hvn = await getNode(node);
-    return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-  });
 }
 
 async function expectVerifyOk(node: NodeName, vm: string): Promise<void> {
@@ -120,7 +74,7 @@ async function watchActivePerSource(done: (migrations: Migration[]) => boolean, 
 }
 
 async function scrapeMetrics(): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${operator.metricsPort}/metrics`);
+  const response = await fetch(`http://127.0.0.1:${cluster.operator.metricsPort}/metrics`);
   expect(response.status).toBe(200);
   return response.text();
 }
@@ -132,41 +86,16 @@ function metric(text: string, series: string): number {
 
 beforeAll(async () => {
   const started = Date.now();
-  work = await mkdtemp(join(tmpdir(), 'tevac-'));
-  [cp, images] = await Promise.all([startControlPlane({ name: 'evacuation' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  await kubectl('create', 'namespace', 'tern-system');
-  certs = generateDevCerts(
-    join(work, 'pki'),
-    NODES.map((name) => ({ name })),
-  );
-  operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--max-outbound-migrations-per-node', '1', '--migration-history-limit', '1'],
-  ]);
-  await Promise.all([startNode('node-a'), startNode('node-b')]);
+  await cluster.start();
   await startVmsOn('node-a', ['vm1', 'vm2']);
-  console.log(`setup: ${Date.now() - started} ms (control plane ${cp.startupMs} ms)`);
+  console.log(`setup: ${Date.now() - started} ms (control plane ${cluster.controlPlane.startupMs} ms)`);
 }, 180_000);
 
-afterAll(async () => {
-  for (const client of Object.values(controls)) client.close();
-  await operator?.stop();
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of Object.keys(daemons) as NodeName[]) await killGuestsIn(stateDir(node));
-    // A guest killed just before may still be removing its sockets.
-    await rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-  }
-  await cp?.stop();
-});
+afterAll(() => cluster.stop());
 
 /** Runs `kubectl tern <args>` (the plugin's executable) against the control plane. */
 function kubectlTern(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(KUBECTL_TERN, [...args, '--kubeconfig', cp.kubeconfigPath]);
+  const child = spawn(KUBECTL_TERN, [...args, '--kubeconfig', cluster.controlPlane.kubeconfigPath]);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -224,8 +153,8 @@ it('drains a node with 2 LiveMigrate VMs: both move to the other node and the ev
   }
   for (const name of ['vm1', 'vm2']) {
     expect((await getVm(name)).status).toMatchObject({ phase: 'Running', node: 'node-b' });
-    expect(await guestOn(controls['node-a'], name)).toBeUndefined();
-    expect((await guestOn(controls['node-b'], name))?.phase).toBe('GUEST_PHASE_RUNNING');
+    expect(await guestOn(control('node-a'), name)).toBeUndefined();
+    expect((await guestOn(control('node-b'), name))?.phase).toBe('GUEST_PHASE_RUNNING');
     await expectVerifyOk('node-b', name);
   }
   expect(await eventReasons('HypervisorNode', 'node-a')).toEqual(
@@ -243,7 +172,7 @@ it('runs 3 simultaneous Migrations with at most 1 leaving a node at a time (outb
     const hvn = await getNode('node-a');
     return hvn.status?.evacuation === undefined ? hvn : undefined;
   });
-  await startNode('node-c');
+  await cluster.startNode('node-c');
   await startVmsOn('node-a', ['vm3']);
   const before = await scrapeMetrics();
   expect(metric(before, 'tern_migrations_finished_total{result="Succeeded",reason=""}')).toBe(2);

@@ -2,50 +2,35 @@
 // QEMU guest (TCG, 256 MiB, 16 MiB working set). Every migration ends with the guest agent's VERIFY OK on the node
 // the VM's record names; the guest never runs on both nodes. The daemons run QEMU as the unprivileged test user
 // (--qemu-user), as the Helm chart does.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { controlClient } from '../../harness/control-client.js';
+import type { Migration, VirtualMachine } from '../../../crds/index.js';
+import { testGuestVm } from '../../fixtures/test-guest.js';
 import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
 import { UNFENCED } from '../../../operator/src/daemon/fencing.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
-import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
 import {
   VM_STATUS_UPDATES,
   condition,
   eventually,
   guestOn,
-  kubectlOn,
-  testDaemonArgs,
   verifyGuest,
 } from '../../harness/operator-cluster.js';
-import { letQemuUserThrough, qemuUserArgs } from '../../harness/qemu-user.js';
-import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import type { OperatorProcess } from '../../harness/operator-process.js';
+import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 import { ATTEMPT_ANNOTATION } from '../../../operator/src/migration/state.js';
 
-const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
 type NodeName = (typeof NODES)[number];
 const VM = 'mvm';
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-/** Operators started with leader election (stopped in afterAll). */
-const replicas: OperatorProcess[] = [];
+const cluster = twoNodeCluster({
+  name: 'migration-reconciler',
+  qemuUser: true,
+  operatorArgs: ['--migration-progress-interval-ms', '500'],
+});
 let pool: DaemonClientPool;
-const daemons = {} as Record<NodeName, DaemonProcess>;
-const controls = {} as Record<NodeName, GuestControlClient>;
-const { kubectl, apply, getJson, eventReasons, holdWrites, dryRunRefused, holdOwnershipRecord } = kubectlOn(
-  () => cp,
-);
+const { kubectl, apply, getJson, eventReasons, holdWrites, dryRunRefused, holdOwnershipRecord } =
+  cluster.kubectl;
 
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
 const getMigration = (name: string) => getJson<Migration>('migration', name);
@@ -60,11 +45,11 @@ const migrationIn = (name: string, phases: string[], ms?: number) =>
     ms,
   );
 
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const stateDir = (node: NodeName) => cluster.stateDir(node);
 
 /** A daemon's record of a migration id (undefined: it has none), through its Migration API. */
 const daemonMigration = (node: NodeName, id: string) =>
-  pool.migrationClient(node, `127.0.0.1:${daemons[node].grpcPort}`).getMigration(id);
+  pool.migrationClient(node, `127.0.0.1:${cluster.node(node).daemon.grpcPort}`).getMigration(id);
 
 const logged = (operatorProcess: OperatorProcess, msg: string, migrationUid?: string) =>
   operatorProcess.logs.filter(
@@ -75,7 +60,7 @@ const logged = (operatorProcess: OperatorProcess, msg: string, migrationUid?: st
 const failedRuns = (operatorProcess: OperatorProcess, migrationUid: string) =>
   logged(operatorProcess, 'migration run failed; the next reconcile resumes it', migrationUid).length;
 
-const guestOnNode = (node: NodeName) => guestOn(controls[node], VM);
+const guestOnNode = (node: NodeName) => guestOn(cluster.node(node).control, VM);
 
 /** Connects to the guest agent on `node` and runs VERIFY there. */
 async function expectVerifyOk(node: NodeName): Promise<void> {
@@ -185,78 +170,24 @@ async function migrateAndCheck(name: string, spec: Partial<Migration['spec']>): 
   expect((await getVm()).status).toMatchObject({ phase: 'Running', node: to });
 }
 
-const startOperator = () =>
-  startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--migration-progress-interval-ms', '500'],
-  ]);
-
 beforeAll(async () => {
   const started = Date.now();
-  work = await mkdtemp(join(tmpdir(), 'tmig-'));
-  await letQemuUserThrough(work);
-  [cp, images] = await Promise.all([startControlPlane({ name: 'migration-reconciler' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  await kubectl('create', 'namespace', 'tern-system');
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  const [a, b] = await Promise.all(
-    NODES.map((node) =>
-      startDaemonProcess(
-        testDaemonArgs({
-          node,
-          certs,
-          stateDir: stateDir(node),
-          imagesRoot: images.root,
-          kubeconfig: cp.kubeconfigPath,
-          leaseDurationSeconds: 6,
-        }).concat(qemuUserArgs()),
-      ),
-    ),
-  );
-  daemons['node-a'] = a!;
-  daemons['node-b'] = b!;
-  for (const node of NODES) {
-    controls[node] = controlClient(`127.0.0.1:${daemons[node].grpcPort}`, {
-      ca: certs.ca.cert,
-      cert: certs.operator.cert,
-      key: certs.operator.key,
-    });
-  }
+  await cluster.start();
+  const { ca, operator } = cluster.certs;
   pool = new DaemonClientPool({
-    tls: { caFile: certs.ca.cert, certFile: certs.operator.cert, keyFile: certs.operator.key },
+    tls: { caFile: ca.cert, certFile: operator.cert, keyFile: operator.key },
     callTimeoutMs: 10_000,
     fencing: UNFENCED,
   });
-  operator = await startOperator();
-  for (const node of NODES) {
-    await eventually(`${node} Ready`, async () => {
-      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
-      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-    });
-  }
-  await apply(testGuestVm(VM, images));
-  const vm = await eventually('VM Running', async () => {
-    const current = await getVm();
-    return current.status?.phase === 'Running' ? current : undefined;
-  });
+  await apply(testGuestVm(VM, cluster.images));
+  const vm = await cluster.runningVm(VM);
   await expectVerifyOk(vm.status!.node as NodeName);
-  console.log(`setup: ${Date.now() - started} ms (control plane ${cp.startupMs} ms)`);
+  console.log(`setup: ${Date.now() - started} ms (control plane ${cluster.controlPlane.startupMs} ms)`);
 }, 240_000);
 
 afterAll(async () => {
-  for (const client of Object.values(controls)) client.close();
   pool?.close();
-  await operator?.stop();
-  await Promise.all(replicas.map((replica) => replica.stop()));
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of NODES) await killGuestsIn(stateDir(node));
-    await rm(work, { recursive: true, force: true });
-  }
-  await cp?.stop();
+  await cluster.stop();
 });
 
 it('migrates a running VM to the given targetNode through every phase, moving ownership with epoch+1', async () => {
@@ -268,7 +199,7 @@ it('a VM of the same name in another namespace runs on the same node, migrates a
   const node = (await getVm()).status!.node as NodeName;
   const mainPid = (await guestOnNode(node))!.pid;
   await kubectl('create', 'namespace', 'twin');
-  const twin = testGuestVm(VM, images);
+  const twin = testGuestVm(VM, cluster.images);
   await apply({
     ...twin,
     metadata: { name: VM, namespace: 'twin' },
@@ -281,14 +212,19 @@ it('a VM of the same name in another namespace runs on the same node, migrates a
   });
   expect(running.status?.node).toBe(node);
   // One node, two guests told apart by the VMs' UIDs; people see namespace/name.
-  const [main, twinGuest] = [await guestOn(controls[node], VM), await guestOn(controls[node], VM, 'twin')];
+  const [main, twinGuest] = [
+    await guestOn(cluster.node(node).control, VM),
+    await guestOn(cluster.node(node).control, VM, 'twin'),
+  ];
   expect(main).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
   expect(main!.spec).toMatchObject({ name: (await getVm()).metadata.uid, displayName: `default/${VM}` });
   expect(twinGuest).toMatchObject({ phase: 'GUEST_PHASE_RUNNING' });
   expect(twinGuest!.spec).toMatchObject({ name: running.metadata.uid, displayName: `twin/${VM}` });
   expect((await verifyGuest(stateDir(node), VM, 'twin')).ok).toBe(true);
   // The daemon's metrics name both guests by key and by display name.
-  const metrics = await (await fetch(`http://127.0.0.1:${daemons[node].metricsPort}/metrics`)).text();
+  const metrics = await (
+    await fetch(`http://127.0.0.1:${cluster.node(node).daemon.metricsPort}/metrics`)
+  ).text();
   for (const [uid, displayName] of [
     [main!.spec!.uuid, `default/${VM}`],
     [running.metadata.uid, `twin/${VM}`],
@@ -308,14 +244,14 @@ it('a VM of the same name in another namespace runs on the same node, migrates a
       return ['Succeeded', 'Failed', 'Aborted'].includes(current.status?.phase ?? '') ? current : undefined;
     });
     expect(done.status).toMatchObject({ phase: 'Succeeded', targetNode: to });
-    expect((await guestOn(controls[to], VM, 'twin'))?.phase).toBe('GUEST_PHASE_RUNNING');
-    expect(await guestOn(controls[other(to)], VM, 'twin')).toBeUndefined();
+    expect((await guestOn(cluster.node(to).control, VM, 'twin'))?.phase).toBe('GUEST_PHASE_RUNNING');
+    expect(await guestOn(cluster.node(other(to)).control, VM, 'twin')).toBeUndefined();
     expect((await verifyGuest(stateDir(to), VM, 'twin')).ok).toBe(true);
     expect(await guestOnNode(node)).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
   }
   // (No namespace controller runs here: the VM is deleted on its own.)
   await kubectl('delete', 'virtualmachine', VM, '-n', 'twin', '--timeout=60s');
-  expect(await guestOn(controls[node], VM, 'twin')).toBeUndefined();
+  expect(await guestOn(cluster.node(node).control, VM, 'twin')).toBeUndefined();
   expect(await guestOnNode(node)).toMatchObject({ phase: 'GUEST_PHASE_RUNNING', pid: mainPid });
 }, 240_000);
 
@@ -398,7 +334,8 @@ it('refuses a second Migration of a VM that is migrating (AlreadyMigrating) and 
   await kubectl('delete', 'migration', 'slow', '--wait=false');
   await eventually(
     'slow gone',
-    async () => ((await cp.kubectl(['get', 'migration', 'slow'])).code !== 0 ? true : undefined),
+    async () =>
+      (await cluster.controlPlane.kubectl(['get', 'migration', 'slow'])).code !== 0 ? true : undefined,
     60_000,
   );
   console.log(`abort: Migration deleted → gone (finalizer released) in ${Date.now() - deletedAt} ms`);
@@ -445,16 +382,16 @@ it('finishes a migration whose operator was killed during Copying, and starts no
       ? current
       : undefined;
   });
-  expect(await operator.stop('SIGKILL')).toBeNull();
+  expect(await cluster.operator.stop('SIGKILL')).toBeNull();
   const restartedAt = Date.now();
-  operator = await startOperator();
+  await cluster.startOperator();
   const done = await migrationIn('survivor', ['Succeeded', 'Failed', 'Aborted'], 120_000);
   console.log(
     `restart: new operator ready and migration Succeeded ${Date.now() - restartedAt} ms after SIGKILL`,
   );
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
-  expect(operator.logs.filter((line) => line.msg === 'migration started')).toHaveLength(0);
+  expect(cluster.operator.logs.filter((line) => line.msg === 'migration started')).toHaveLength(0);
   const reasons = await eventReasons('Migration', 'survivor');
   expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
   const vm = await getVm();
@@ -480,7 +417,7 @@ function heldInFreezing(
     async () => {
       const current = await getMigration(name);
       const id = current.metadata.uid!;
-      if (current.status?.phase !== 'Freezing' || failedRuns(operator, id) === 0) return;
+      if (current.status?.phase !== 'Freezing' || failedRuns(cluster.operator, id) === 0) return;
       const [source, target] = await Promise.all([daemonMigration(from, id), daemonMigration(to, id)]);
       return source?.stage === stages.source && target?.stage === stages.target ? current : undefined;
     },
@@ -494,10 +431,10 @@ async function killOperatorAndRelease(
   name: string,
   what: string,
 ): Promise<Migration> {
-  expect(await operator.stop('SIGKILL')).toBeNull();
+  expect(await cluster.operator.stop('SIGKILL')).toBeNull();
   const killedAt = Date.now();
   await release();
-  operator = await startOperator();
+  await cluster.startOperator();
   const done = await migrationIn(name, ['Succeeded', 'Failed', 'Aborted'], 120_000);
   console.log(`${what}: migration ${done.status?.phase} ${Date.now() - killedAt} ms after SIGKILL`);
   return done;
@@ -538,7 +475,7 @@ it('finishes a migration whose operator was killed in Freezing before the owners
   expect(done.status?.downtime?.qemuMs).toBeGreaterThan(0);
   // The pause happened before this operator: it does not claim to know the gap.
   expect(done.status?.downtime?.guestGapMs).toBeUndefined();
-  expect(logged(operator, 'migration started')).toHaveLength(0);
+  expect(logged(cluster.operator, 'migration started')).toHaveLength(0);
   const reasons = await eventReasons('Migration', 'frozen');
   expect(reasons.filter((reason) => reason === 'Initializing')).toHaveLength(1);
   const vm = await getVm();
@@ -599,7 +536,7 @@ it('finishes a migration whose operator was killed in Freezing after the ownersh
   const done = await killOperatorAndRelease(release, 'committed', 'killed after the hand-over');
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
-  expect(logged(operator, 'migration started')).toHaveLength(0);
+  expect(logged(cluster.operator, 'migration started')).toHaveLength(0);
   const vm = await getVm();
   // The epoch moved once, by the killed operator's compare-and-swap.
   expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
@@ -646,7 +583,7 @@ function holdBeforeStart(): Promise<() => Promise<void>> {
     },
     async () => {
       const probe = migration('probe');
-      const manifest = join(work, 'probe.json');
+      const manifest = join(cluster.work, 'probe.json');
       const metadata = { ...probe.metadata, labels: label, annotations: { [ATTEMPT_ANNOTATION]: '1' } };
       await writeFile(manifest, JSON.stringify({ ...probe, metadata }));
       return dryRunRefused(['create', '-f', manifest]);
@@ -668,7 +605,7 @@ it('replaces a target prepared by an operator killed before StartMigration, and 
     async () => {
       const current = await getMigration('gap');
       // Two failed runs: the first after PrepareIncoming, the retry at the fresh attempt.
-      if (failedRuns(operator, current.metadata.uid!) < 2) return;
+      if (failedRuns(cluster.operator, current.metadata.uid!) < 2) return;
       return current.status?.phase === 'Scheduling' ? current : undefined;
     },
     120_000,
@@ -678,10 +615,10 @@ it('replaces a target prepared by an operator killed before StartMigration, and 
   expect(await daemonMigration(from, uid)).toBeUndefined();
   expect((await getVm()).status).toMatchObject({ phase: 'Migrating', activeMigration: 'gap', node: from });
 
-  expect(await operator.stop('SIGKILL')).toBeNull();
+  expect(await cluster.operator.stop('SIGKILL')).toBeNull();
   const killedAt = Date.now();
   await release();
-  operator = await startOperator();
+  await cluster.startOperator();
   const done = await migrationIn('gap', ['Succeeded', 'Failed', 'Aborted'], 120_000);
   console.log(
     `killed between PrepareIncoming and StartMigration: Succeeded ${Date.now() - killedAt} ms after SIGKILL`,
@@ -689,8 +626,10 @@ it('replaces a target prepared by an operator killed before StartMigration, and 
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
   expect(done.metadata.annotations?.[ATTEMPT_ANNOTATION]).toBe('1');
-  expect(logged(operator, 'target prepared by a lost run discarded; preparing it afresh')).toHaveLength(1);
-  expect(logged(operator, 'migration started')).toHaveLength(1);
+  expect(
+    logged(cluster.operator, 'target prepared by a lost run discarded; preparing it afresh'),
+  ).toHaveLength(1);
+  expect(logged(cluster.operator, 'migration started')).toHaveLength(1);
   // The stale target was aborted (not leaked); the migration ran once, under the fresh attempt's id.
   expect((await daemonMigration(to, uid))?.stage).toBe('MIGRATION_STAGE_ABORTED');
   expect(await daemonMigration(from, uid)).toBeUndefined();
@@ -717,7 +656,8 @@ it('aborts the prepared target and gives the VM back when a Migration held befor
     'dropped prepared on the target and held',
     async () => {
       const current = await getMigration('dropped');
-      if (current.status?.phase !== 'Scheduling' || failedRuns(operator, current.metadata.uid!) === 0) return;
+      if (current.status?.phase !== 'Scheduling' || failedRuns(cluster.operator, current.metadata.uid!) === 0)
+        return;
       return (await daemonMigration(to, current.metadata.uid!))?.stage === 'MIGRATION_STAGE_RUNNING'
         ? current
         : undefined;
@@ -727,7 +667,8 @@ it('aborts the prepared target and gives the VM back when a Migration held befor
   await kubectl('delete', 'migration', 'dropped', '--wait=false');
   await eventually(
     'dropped gone',
-    async () => ((await cp.kubectl(['get', 'migration', 'dropped'])).code !== 0 ? true : undefined),
+    async () =>
+      (await cluster.controlPlane.kubectl(['get', 'migration', 'dropped'])).code !== 0 ? true : undefined,
     60_000,
   );
   await release();
@@ -744,18 +685,10 @@ it('aborts the prepared target and gives the VM back when a Migration held befor
 
 it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over within the lease time and finishes', async () => {
   const LEASE_SECONDS = 6;
-  expect(await operator.stop()).toBe(0);
+  expect(await cluster.operator.stop()).toBe(0);
   const replica = (identity: string) =>
-    startOperatorProcess([
-      ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0'],
-      ...['--leader-election-name', 'tern-operator-test', '--leader-election-identity', identity],
-      ...['--leader-lease-duration-seconds', String(LEASE_SECONDS)],
-      ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-      ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-      ...['--migration-progress-interval-ms', '500'],
-    ]).then((started) => {
-      replicas.push(started);
-      return started;
+    cluster.startOperator({
+      leaderElection: { name: 'tern-operator-test', identity, leaseDurationSeconds: LEASE_SECONDS },
     });
   const byIdentity = { 'op-1': await replica('op-1'), 'op-2': await replica('op-2') };
   const holder = async () =>
@@ -805,5 +738,5 @@ it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over w
   await expectVerifyOk(other(from));
   // Back to the single operator the other tests use.
   expect(await standby.stop()).toBe(0);
-  operator = await startOperator();
+  await cluster.startOperator();
 }, 240_000);

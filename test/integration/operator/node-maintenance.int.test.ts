@@ -2,29 +2,11 @@
 // the real operator with guard pods, the cordon mirror and its eviction webhook, real daemons running QEMU guests
 // (TCG), and the real `kubectl drain` / `cordon` / `uncordon`. No kubelet: the guard pods stay Pending, which the
 // Eviction API and the webhook do not care about; the operator removes a guard once its VM has left.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HypervisorNode, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { installEvictionWebhook } from '../../harness/eviction-webhook.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { controlClient } from '../../harness/control-client.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
-import type { GuestControlClient } from '../../../proto/index.js';
-import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import {
-  condition,
-  eventually,
-  guestOn,
-  kubectlOn,
-  testDaemonArgs,
-  verifyGuest,
-} from '../../harness/operator-cluster.js';
-import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import { testGuestVm } from '../../fixtures/test-guest.js';
+import { eventually, guestOn, verifyGuest } from '../../harness/operator-cluster.js';
+import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 
-const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
 type NodeName = (typeof NODES)[number];
 
@@ -33,16 +15,10 @@ interface Pod {
   spec: { nodeName?: string };
 }
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-const daemons: Partial<Record<NodeName, DaemonProcess>> = {};
-const controls = {} as Record<NodeName, GuestControlClient>;
-const { kubectl, apply, getJson } = kubectlOn(() => cp);
+const cluster = twoNodeCluster({ name: 'maintenance', kubeNodes: true, evictionWebhook: true });
+const { kubectl, apply, getJson } = cluster.kubectl;
 
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+const stateDir = (node: NodeName) => cluster.stateDir(node);
 const getVm = (name: string) => getJson<VirtualMachine>('virtualmachine', name);
 const getNode = (name: NodeName) => getJson<HypervisorNode>('hypervisornode', name);
 const kubeNodeCordoned = async (name: NodeName) =>
@@ -54,39 +30,13 @@ const hvCordoned = async (name: NodeName) => {
 const guards = async () =>
   (await getJson<{ items: Pod[] }>('pods', '-n', 'tern-system', '-l', 'tern.dev/guard-vm-uid')).items;
 
-async function startNode(node: NodeName): Promise<void> {
-  const daemon = await startDaemonProcess(
-    testDaemonArgs({
-      node,
-      certs,
-      stateDir: stateDir(node),
-      imagesRoot: images.root,
-      kubeconfig: cp.kubeconfigPath,
-      leaseDurationSeconds: 6,
-    }),
-  );
-  daemons[node] = daemon;
-  controls[node] = controlClient(`127.0.0.1:${daemon.grpcPort}`, {
-    ca: certs.ca.cert,
-    cert: certs.operator.cert,
-    key: certs.operator.key,
-  });
-  await eventually(`${node} Ready`, async () => {
-    const hvn = await getNode(node);
-    return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-  });
-}
-
 /** Starts the VM on `node` (the other one cordoned meanwhile, through the mirror) and checks its VERIFY. */
 async function startVmOn(node: NodeName, vm: VirtualMachine): Promise<void> {
   const other = NODES.find((n) => n !== node)!;
   await kubectl('cordon', other);
   await eventually(`${other} mirrored cordoned`, async () => ((await hvCordoned(other)) ? true : undefined));
   await apply(vm);
-  await eventually(`${vm.metadata.name} Running on ${node}`, async () => {
-    const current = await getVm(vm.metadata.name!);
-    return current.status?.phase === 'Running' && current.status.node === node ? current : undefined;
-  });
+  await cluster.runningVm(vm.metadata.name!, node);
   await kubectl('uncordon', other);
   await eventually(`${other} mirrored uncordoned`, async () =>
     (await hvCordoned(other)) ? undefined : true,
@@ -104,7 +54,7 @@ async function expectVerifyOk(node: NodeName, vm: string): Promise<void> {
 async function guestNodes(vm: string, running = false): Promise<NodeName[]> {
   const found: NodeName[] = [];
   for (const node of NODES) {
-    const guest = await guestOn(controls[node], vm);
+    const guest = await guestOn(cluster.node(node).control, vm);
     if (guest && (!running || guest.phase === 'GUEST_PHASE_RUNNING')) found.push(node);
   }
   return found;
@@ -122,41 +72,15 @@ async function guardNodes(): Promise<Record<string, string[]>> {
 
 beforeAll(async () => {
   const started = Date.now();
-  work = await mkdtemp(join(tmpdir(), 'tmaint-'));
-  [cp, images] = await Promise.all([startControlPlane({ name: 'maintenance' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  await kubectl('create', 'namespace', 'tern-system');
-  for (const node of NODES) await apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } });
-  certs = generateDevCerts(
-    join(work, 'pki'),
-    NODES.map((name) => ({ name })),
-  );
-  const webhookArgs = await installEvictionWebhook(cp, work, 'tern-system');
-  operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...webhookArgs,
-  ]);
-  await Promise.all(NODES.map(startNode));
-  await startVmOn('node-a', testGuestVm('vm1', images));
-  const pinned = testGuestVm('vm2', images);
+  await cluster.start();
+  await startVmOn('node-a', testGuestVm('vm1', cluster.images));
+  const pinned = testGuestVm('vm2', cluster.images);
   pinned.spec.evictionStrategy = 'None';
   await startVmOn('node-b', pinned);
-  console.log(`setup: ${Date.now() - started} ms (control plane ${cp.startupMs} ms)`);
+  console.log(`setup: ${Date.now() - started} ms (control plane ${cluster.controlPlane.startupMs} ms)`);
 }, 240_000);
 
-afterAll(async () => {
-  for (const client of Object.values(controls)) client.close();
-  await operator?.stop();
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of Object.keys(daemons) as NodeName[]) await killGuestsIn(stateDir(node));
-    await rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-  }
-  await cp?.stop();
-});
+afterAll(() => cluster.stop());
 
 it('keeps one guard pod per running VM on its node', async () => {
   const byVm = await eventually('guards on the VMs’ nodes', async () => {
@@ -217,7 +141,12 @@ it('kubectl drain waits until the LiveMigrate VM has been live-migrated away, th
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   })();
-  const result = await cp.kubectl(['drain', 'node-a', '--ignore-daemonsets', '--timeout=180s']);
+  const result = await cluster.controlPlane.kubectl([
+    'drain',
+    'node-a',
+    '--ignore-daemonsets',
+    '--timeout=180s',
+  ]);
   watching = false;
   await watch;
   console.log(`kubectl drain node-a (${Date.now() - started} ms):\n${result.stdout}\n${result.stderr}`);
@@ -245,7 +174,12 @@ it('kubectl uncordon makes the node eligible again', async () => {
 });
 
 it('a VM with evictionStrategy None stops the drain with a message naming it; the others still move', async () => {
-  const result = await cp.kubectl(['drain', 'node-b', '--ignore-daemonsets', '--timeout=180s']);
+  const result = await cluster.controlPlane.kubectl([
+    'drain',
+    'node-b',
+    '--ignore-daemonsets',
+    '--timeout=180s',
+  ]);
   console.log(`kubectl drain node-b:\n${result.stdout}\n${result.stderr}`);
   expect(result.code).not.toBe(0);
   expect(result.stderr).toMatch(

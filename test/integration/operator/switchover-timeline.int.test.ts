@@ -4,34 +4,15 @@
 // there, in order on the operator's clock within the clocks' error bounds, and agree with QEMU's downtime and the
 // operator's guestGapMs. The test prints each timeline and, at the end, the distribution of each step
 // (TERN_SWITCHOVER_RUNS migrations, default 2).
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import type { HypervisorNode, Migration, SwitchoverStepName, VirtualMachine } from '../../../crds/index.js';
-import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import { testGuestImages, testGuestVm, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from '../../harness/daemon-process.js';
-import { startControlPlane, type ControlPlane } from '../../harness/control-plane.js';
-import {
-  condition,
-  eventually,
-  kubectlOn,
-  testDaemonArgs,
-  verifyGuest,
-} from '../../harness/operator-cluster.js';
-import { letQemuUserThrough, qemuUserArgs } from '../../harness/qemu-user.js';
-import { startOperatorProcess, type OperatorProcess } from '../../harness/operator-process.js';
+import type { Migration, SwitchoverStepName, VirtualMachine } from '../../../crds/index.js';
+import { testGuestVm } from '../../fixtures/test-guest.js';
+import { eventually, verifyGuest } from '../../harness/operator-cluster.js';
+import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 
-const CRDS = fileURLToPath(new URL('../../../crds/generated/', import.meta.url));
 const NODES = ['node-a', 'node-b'] as const;
 type NodeName = (typeof NODES)[number];
 const VM = 'svm';
 const RUNS = Number(process.env.TERN_SWITCHOVER_RUNS ?? 2);
-/** One bridge per node, named after this process so that parallel tests never share one. */
-const bridgeOf = (node: NodeName) => `tsw${node.slice(-1)}${process.pid % 100_000}`;
 
 /** The steps in the order they must happen (SourceContinued is absent from the check: it has no later bound). */
 const ORDER: SwitchoverStepName[] = [
@@ -49,81 +30,27 @@ const ORDER: SwitchoverStepName[] = [
   'FirstFrame',
 ];
 
-let cp: ControlPlane;
-let work: string;
-let certs: DevCerts;
-let images: TestGuestImages;
-let operator: OperatorProcess;
-const daemons = {} as Record<NodeName, DaemonProcess>;
-const { kubectl, apply, getJson } = kubectlOn(() => cp);
-const stateDir = (node: NodeName) => join(work, node.slice(-1));
+// Taps on a bridge of each node's own: the target sees the guest's first frame.
+const cluster = twoNodeCluster({
+  name: 'switchover-timeline',
+  qemuUser: true,
+  network: 'bridge',
+  operatorArgs: ['--migration-progress-interval-ms', '500'],
+});
+const { apply, getJson } = cluster.kubectl;
+const stateDir = (node: NodeName) => cluster.stateDir(node);
 const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
 const other = (node: NodeName): NodeName => (node === 'node-a' ? 'node-b' : 'node-a');
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tswo-'));
-  await letQemuUserThrough(work);
-  [cp, images] = await Promise.all([startControlPlane({ name: 'switchover-timeline' }), testGuestImages()]);
-  await kubectl('apply', '-f', CRDS);
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', '--all', 'crd');
-  await kubectl('create', 'namespace', 'tern-system');
-  certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
-  const started = await Promise.all(
-    NODES.map((node) =>
-      startDaemonProcess(
-        testDaemonArgs({
-          node,
-          certs,
-          stateDir: stateDir(node),
-          imagesRoot: images.root,
-          kubeconfig: cp.kubeconfigPath,
-          leaseDurationSeconds: 6,
-        })
-          // Taps instead of user-mode networking (the last --network wins).
-          .concat(['--network', 'bridge', '--bridge', bridgeOf(node)])
-          .concat(qemuUserArgs()),
-      ),
-    ),
-  );
-  NODES.forEach((node, i) => (daemons[node] = started[i]!));
-  operator = await startOperatorProcess([
-    ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-    ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ...['--guest-poll-interval-ms', '1000', '--guest-stop-timeout-ms', '3000'],
-    ...['--migration-progress-interval-ms', '500'],
-  ]);
-  for (const node of NODES) {
-    await eventually(`${node} Ready`, async () => {
-      const hvn = await getJson<HypervisorNode>('hypervisornode', node);
-      return condition(hvn, 'Ready')?.status === 'True' ? hvn : undefined;
-    });
-  }
+  await cluster.start();
   // A busy guest: 64 MiB working set, 5000 pages dirtied a second.
-  await apply(testGuestVm(VM, images, ['tern.wss_mib=64', 'tern.dirty_pps=5000']));
-  const vm = await eventually('VM Running', async () => {
-    const current = await getVm();
-    return current.status?.phase === 'Running' ? current : undefined;
-  });
+  await apply(testGuestVm(VM, cluster.images, ['tern.wss_mib=64', 'tern.dirty_pps=5000']));
+  const vm = await cluster.runningVm(VM);
   expect((await verifyGuest(stateDir(vm.status!.node as NodeName), VM)).ok).toBe(true);
 }, 240_000);
 
-afterAll(async () => {
-  await operator?.stop();
-  await Promise.all(Object.values(daemons).map((daemon) => daemon.stop()));
-  if (work) {
-    for (const node of NODES) await killGuestsIn(stateDir(node));
-    await rm(work, { recursive: true, force: true });
-  }
-  // The daemons create taps persistent (they outlive a daemon restart): the guest's last tap is still on its bridge.
-  const ip = (...args: string[]) => promisify(execFile)('ip', args).then(({ stdout }) => stdout);
-  for (const node of NODES) {
-    const ports = await ip('-o', 'link', 'show', 'master', bridgeOf(node)).catch(() => '');
-    for (const [, tap] of ports.matchAll(/^\d+: ([^:@]+)[:@]/gm))
-      await ip('link', 'del', tap!).catch(() => undefined);
-    await ip('link', 'del', bridgeOf(node)).catch(() => undefined);
-  }
-  await cp?.stop();
-});
+afterAll(() => cluster.stop());
 
 const quantile = (values: number[], q: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
