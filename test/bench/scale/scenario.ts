@@ -53,6 +53,8 @@ export interface ScaleOptions {
   idleSeconds: number;
   /** Bound on the whole run (set-up, reconcile, drain). */
   timeoutSeconds: number;
+  /** The operator's program: a production bundle (dist/app/operator.mjs) under plain node; default its source via tsx. */
+  operatorMain?: string;
   /** Progress lines while it runs. */
   log: (line: string) => void;
 }
@@ -97,6 +99,7 @@ export interface ScaleResult {
 
 const POLL_MS = 2_000;
 const CREATE_CONCURRENCY = 10;
+const CREATE_ATTEMPTS = 5;
 const MIB = 2 ** 20;
 
 const nodeName = (i: number, width: number) => `node-${String(i + 1).padStart(width, '0')}`;
@@ -134,7 +137,11 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
   /** Polls `check` until it returns a value; past the deadline, throws saying what was awaited and the last state. */
   const until = async <T>(what: string, check: () => Promise<{ done?: T; state: string }>): Promise<T> => {
     for (;;) {
-      const { done, state } = await check();
+      // A poll that fails (the apiserver overloaded: a dropped connection, a timeout) counts as not done yet.
+      const { done, state } = await check().catch((error: unknown) => ({
+        done: undefined,
+        state: `the poll failed: ${error instanceof Error ? error.message : String(error)}`,
+      }));
       if (done !== undefined) return done;
       if (Date.now() > deadline)
         throw new Error(
@@ -196,10 +203,13 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         })) as { items: HypervisorNode[] }
       ).items;
 
-    operator = await startOperatorProcess([
-      ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
-      ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
-    ]);
+    operator = await startOperatorProcess(
+      [
+        ...['--kubeconfig', cp.kubeconfigPath, '--metrics-listen', '127.0.0.1:0', '--no-leader-election'],
+        ...['--tls-cert', certs.operator.cert, '--tls-key', certs.operator.key, '--tls-ca', certs.ca.cert],
+      ],
+      ...(options.operatorMain !== undefined ? [options.operatorMain] : []),
+    );
     sampler = new UsageSampler(operator.pid);
     const fabric = new HollowFabric();
     daemons.push(
@@ -236,13 +246,23 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const cpuBefore = sampler.read().cpuSeconds;
     const reconcileStarted = performance.now();
     await eachLimited(names, CREATE_CONCURRENCY, async (name) => {
-      await api.createNamespacedCustomObject({
-        group: API_GROUP,
-        version: API_VERSION_NAME,
-        namespace: 'default',
-        plural: PLURALS.VirtualMachine,
-        body: vmManifest(name),
-      });
+      // A create the apiserver dropped is sent again; one that had landed answers AlreadyExists.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await api.createNamespacedCustomObject({
+            group: API_GROUP,
+            version: API_VERSION_NAME,
+            namespace: 'default',
+            plural: PLURALS.VirtualMachine,
+            body: vmManifest(name),
+          });
+          return;
+        } catch (error) {
+          if ((error as { code?: number }).code === 409) return;
+          if (attempt >= CREATE_ATTEMPTS || Date.now() > deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
     });
     log(
       `created ${names.length} VirtualMachines in ${((performance.now() - reconcileStarted) / 1000).toFixed(1)} s`,
