@@ -3,7 +3,7 @@
 // records instead of QEMU: the one place Tern fakes a daemon). Creates --vms VirtualMachines on --nodes nodes and
 // waits until all run, then drains the first --drain nodes under the operator's default concurrency limits.
 // Usage: npx tsx test/bench/scale.bench.ts [--vms 1000] [--nodes 20] [--drain 2] [--copy-ms 2000]
-//        [--downtime-ms 30] [--idle-s 20] [--timeout-s 1800] [--timeline] [--built]
+//        [--downtime-ms 30] [--settle-s 20] [--timeout-s 1800] [--timeline] [--built]
 // --built runs the operator from the production bundle (npm run build) instead of its source under tsx, whose
 // loader adds to the operator's memory. --timeline lists each evacuation Migration's creation and phases (seconds
 // after the drain began). Prints the reconcile time and rate, the drain time against the ideal the limits allow,
@@ -35,7 +35,7 @@ const options = {
   drain: flag('drain', 2, 1),
   copyMs: flag('copy-ms', 2000, 100),
   downtimeMs: flag('downtime-ms', 30, 0),
-  idleSeconds: flag('idle-s', 20, 1),
+  settleSeconds: flag('settle-s', 20, 1),
   timeoutSeconds: flag('timeout-s', 1800, 10),
   ...(built ? { operatorMain: BUNDLE } : {}),
   log: (line: string) => console.log(line),

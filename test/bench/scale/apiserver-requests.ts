@@ -41,10 +41,14 @@ export class CountingKubeConfig extends KubeConfig {
 }
 
 /**
- * apiserver_request_total summed by verb and resource[/subresource]. Left out: requests without a resource, and
- * Leases: the operator runs without leader election and only watches them, and kube-apiserver renews Leases of its
- * own (its identity) that no client of the bench makes.
+ * The resources the operator uses (its ClusterRole, helm/): Tern's kinds, and of the core group the Events it
+ * records, the Namespaces it reads and the Nodes and guard Pods of node maintenance. The apiserver's requests to
+ * itself (its informers' watches of every other kind) are left out, and so are Leases: the operator runs without
+ * leader election here and only watches them, while kube-apiserver renews Leases of its own.
  */
+const OPERATOR_CORE_RESOURCES = ['events', 'namespaces', 'nodes', 'pods'];
+
+/** apiserver_request_total summed by verb and resource[/subresource], for the resources the operator uses. */
 export async function apiserverRequests(cp: ControlPlane): Promise<RequestCounts> {
   const result = await cp.kubectl(['get', '--raw', '/metrics']);
   if (result.code !== 0) throw new Error(`cannot read the apiserver's metrics: ${result.stderr}`);
@@ -54,7 +58,10 @@ export async function apiserverRequests(cp: ControlPlane): Promise<RequestCounts
     const labels = Object.fromEntries(
       [...line.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1]!, match[2]!]),
     );
-    if (!labels.resource || labels.resource === 'leases') continue;
+    const used =
+      labels.group === 'tern.dev' ||
+      (labels.group === '' && OPERATOR_CORE_RESOURCES.includes(labels.resource ?? ''));
+    if (!used) continue;
     const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
     add(counts, `${labels.verb} ${resource}`, Number(line.slice(line.lastIndexOf(' ') + 1)));
   }

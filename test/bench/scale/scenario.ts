@@ -49,8 +49,11 @@ export interface ScaleOptions {
   /** A hollow migration's copy, from StartMigration to its outcome (plus downtimeMs). */
   copyMs: number;
   downtimeMs: number;
-  /** A quiet window after the reconcile in which the operator's idle apiserver requests are counted. */
-  idleSeconds: number;
+  /**
+   * A window after the last VM runs and before the drain, in which the operator's apiserver requests are counted
+   * (it is not idle yet: the status writes of the reconcile still wake VM reconciles).
+   */
+  settleSeconds: number;
   /** Bound on the whole run (set-up, reconcile, drain). */
   timeoutSeconds: number;
   /** The operator's program: a production bundle (dist/app/operator.mjs) under plain node; default its source via tsx. */
@@ -70,14 +73,18 @@ export interface ScaleResult {
   concurrency: number;
   idealDrainSeconds: number;
   mostActiveSeen: number;
+  /** Migrations running at once, averaged over the drain's polls. */
+  meanActive: number;
+  /** Why Pending Migrations waited (their Scheduled condition's reason), counted over the drain's polls. */
+  waitReasons: Record<string, number>;
   operatorRssPeakMiB: number;
   operatorRssAfterReconcileMiB: number;
   operatorCpuSeconds: { reconcile: number; drain: number; total: number };
   /** The operator's apiserver requests during the drain, by verb and resource. */
   drainRequests: RequestCounts;
-  /** The operator's apiserver requests per second with every VM running and nothing to do (the idle window). */
-  idleRequestsPerSecond: number;
-  idleRequests: RequestCounts;
+  /** The operator's apiserver requests in the settle window, and per second. */
+  settleRequestsPerSecond: number;
+  settleRequests: RequestCounts;
   /**
    * Medians over the evacuation Migrations, in ms: each phase's duration, creation to the end, and each switchover
    * step's offset after the source paused ('switchover <step>').
@@ -290,19 +297,24 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         `${Math.min(...placed.values())}–${Math.max(...placed.values())} per node`,
     );
 
-    // Idle: every VM runs; what the operator asks of the apiserver with nothing to do (its guest polls, resyncs).
-    const idleApiBefore = await apiserverRequests(cp);
-    const idleDaemonsBefore = snapshot(daemonKube.counts);
-    const idleStarted = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, options.idleSeconds * 1000));
-    const idleRequests = subtract(
+    // Settle: every VM runs; what the operator still asks of the apiserver before the drain.
+    const settleApiBefore = await apiserverRequests(cp);
+    const settleDaemonsBefore = snapshot(daemonKube.counts);
+    const settleStarted = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, options.settleSeconds * 1000));
+    const settleRequests = subtract(
       await apiserverRequests(cp),
-      idleApiBefore,
-      subtract(daemonKube.counts, idleDaemonsBefore),
+      settleApiBefore,
+      subtract(daemonKube.counts, settleDaemonsBefore),
     );
-    const idleRequestsPerSecond = total(idleRequests) / ((performance.now() - idleStarted) / 1000);
+    const settleRequestsPerSecond = total(settleRequests) / ((performance.now() - settleStarted) / 1000);
     log(
-      `idle: the operator made ${idleRequestsPerSecond.toFixed(1)} apiserver requests/s over ${options.idleSeconds} s`,
+      `the next ${options.settleSeconds} s: the operator made ${settleRequestsPerSecond.toFixed(1)} apiserver requests/s ` +
+        `(${[...settleRequests]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 3)
+          .map(([key, n]) => `${key} ${n}`)
+          .join(', ')})`,
     );
 
     // Drain: as `kubectl tern drain` marks a node, all of them at once; done when no VM is left on them.
@@ -325,6 +337,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       );
     }
     let mostActiveSeen = 0;
+    let polls = 0;
+    let activeSum = 0;
+    const waitReasons: Record<string, number> = {};
     lastReport = performance.now();
     await until(`${drained.join(', ')} evacuated`, async () => {
       const [vms, migrations, hvns] = await Promise.all([listVms(), listMigrations(), listNodes()]);
@@ -332,6 +347,14 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         (m) => m.status?.phase && ACTIVE_MIGRATION_PHASES.includes(m.status.phase),
       );
       mostActiveSeen = Math.max(mostActiveSeen, active.length);
+      polls += 1;
+      activeSum += active.length;
+      for (const m of migrations) {
+        if (m.status?.phase !== undefined && m.status.phase !== 'Pending') continue;
+        const scheduled = m.status?.conditions?.find((c) => c.type === 'Scheduled');
+        const reason = scheduled?.status === 'False' ? scheduled.reason : 'not admitted yet';
+        waitReasons[reason] = (waitReasons[reason] ?? 0) + 1;
+      }
       const left = vms.filter((vm) => drained.includes(vm.status?.node ?? '')).length;
       const evacuated = hvns.filter(
         (n) => drained.includes(n.metadata.name!) && n.status?.evacuation?.phase === 'Evacuated',
@@ -405,6 +428,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       concurrency,
       idealDrainSeconds: Math.ceil(toMove / concurrency) * perMigrationSeconds,
       mostActiveSeen,
+      meanActive: polls > 0 ? activeSum / polls : 0,
+      waitReasons,
       operatorRssPeakMiB: end.peakRssBytes / MIB,
       operatorRssAfterReconcileMiB: afterReconcile.rssBytes / MIB,
       operatorCpuSeconds: {
@@ -413,8 +438,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
         total: end.cpuSeconds,
       },
       drainRequests,
-      idleRequestsPerSecond,
-      idleRequests,
+      settleRequestsPerSecond,
+      settleRequests,
       phaseMediansMs,
       timeline,
       daemonRequests,
@@ -447,9 +472,8 @@ export function formatReport(
   const rate = result.migrations / result.drainSeconds;
   const ratio = result.drainSeconds / result.idealDrainSeconds;
   const requests = total(result.drainRequests);
-  // What the operator would have asked anyway in that time (its idle rate) is not the migrations'.
-  const idleShare = result.idleRequestsPerSecond * result.drainSeconds;
-  const perMigrationRequests = result.migrations > 0 ? (requests - idleShare) / result.migrations : NaN;
+  // Everything the operator asked during the drain, its guests' routine included, over the migrations it made.
+  const perMigrationRequests = result.migrations > 0 ? requests / result.migrations : NaN;
   const table = [...result.drainRequests]
     .sort((a, b) => b[1] - a[1])
     .map(
@@ -459,10 +483,15 @@ export function formatReport(
   return [
     `reconcile: ${result.vms} VMs on ${result.nodes} nodes Running in ${result.reconcileSeconds.toFixed(1)} s (${(result.vms / result.reconcileSeconds).toFixed(1)} VMs/s)`,
     `drain: ${result.drainedNodes.join(', ')}: ${result.migrations} migrations in ${result.drainSeconds.toFixed(1)} s, ${rate.toFixed(2)} migrations/s`,
-    `  limits: cluster ${DEFAULT_LIMITS.cluster}, outbound ${DEFAULT_LIMITS.outboundPerNode}/node, inbound ${DEFAULT_LIMITS.inboundPerNode}/node → at most ${result.concurrency} at once (most seen ${result.mostActiveSeen}); ` +
+    `  limits: cluster ${DEFAULT_LIMITS.cluster}, outbound ${DEFAULT_LIMITS.outboundPerNode}/node, inbound ${DEFAULT_LIMITS.inboundPerNode}/node → at most ${result.concurrency} at once (most seen ${result.mostActiveSeen}, ${result.meanActive.toFixed(1)} on average); ` +
       `a hollow migration takes ${perMigration.toFixed(2)} s → ideal ${result.idealDrainSeconds.toFixed(1)} s, ${idealRate.toFixed(2)} migrations/s; ratio ${ratio.toFixed(2)}`,
     `operator: RSS peak ${result.operatorRssPeakMiB.toFixed(0)} MiB (${result.operatorRssAfterReconcileMiB.toFixed(0)} MiB after the reconcile); ` +
       `CPU ${result.operatorCpuSeconds.total.toFixed(1)} s (reconcile ${result.operatorCpuSeconds.reconcile.toFixed(1)} s, drain ${result.operatorCpuSeconds.drain.toFixed(1)} s)`,
+    `  Pending Migrations waited (Migrations × polls): ${
+      Object.entries(result.waitReasons)
+        .map(([reason, n]) => `${reason} ${n}`)
+        .join(', ') || 'never'
+    }`,
     `  per migration (medians, ms): ${Object.entries(result.phaseMediansMs)
       .filter(([key]) => !key.startsWith('switchover '))
       .map(([phase, ms]) => `${phase} ${ms}`)
@@ -471,10 +500,8 @@ export function formatReport(
       .filter(([key]) => key.startsWith('switchover '))
       .map(([step, ms]) => `${step.slice('switchover '.length)} ${ms}`)
       .join(', ')}`,
-    `apiserver requests by the operator during the drain: ${requests} (the hollow daemons' ${total(result.daemonRequests)} ` +
-      `and the bench's ${total(result.benchRequests)} left out), ${(requests / Math.max(1, result.migrations)).toFixed(1)} per migration; ` +
-      `idle it makes ${result.idleRequestsPerSecond.toFixed(1)}/s (${[...result.idleRequests].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}), ` +
-      `so the migrations cost ${perMigrationRequests.toFixed(1)} each`,
+    `apiserver requests by the operator during the drain: ${requests}, ${perMigrationRequests.toFixed(1)} per migration ` +
+      `(the hollow daemons' ${total(result.daemonRequests)} and the bench's ${total(result.benchRequests)} left out)`,
     ...table,
     `vms=${result.vms} nodes=${result.nodes} reconcile_s=${result.reconcileSeconds.toFixed(1)} drain_s=${result.drainSeconds.toFixed(1)} ` +
       `drain_ideal_ratio=${ratio.toFixed(2)} operator_rss_peak_mib=${result.operatorRssPeakMiB.toFixed(0)} ` +

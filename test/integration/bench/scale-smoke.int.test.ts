@@ -10,7 +10,7 @@ const options = {
   drain: 1,
   copyMs: 300,
   downtimeMs: 10,
-  idleSeconds: 2,
+  settleSeconds: 2,
   timeoutSeconds: 240,
   log: (line: string) => lines.push(line),
 };
