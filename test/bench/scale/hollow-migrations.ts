@@ -196,12 +196,14 @@ export function createHollowMigrationService(options: HollowMigrationOptions): H
       record.stage = 'MIGRATION_STAGE_FINISHED';
       record.log.append({ event: 'outcome', outcome: record.outcome }, Date.now(), true);
     };
-    const stopped = (): string | undefined =>
-      closed
-        ? `${nodeName} stopped`
-        : into === undefined
-          ? 'the target refused the connection'
-          : record.cancel;
+    // Why the copy cannot go on: the daemon stops, no target took the connection, the target was aborted (its QEMU
+    // gone: QEMU's stream breaks), or a cancel.
+    const stopped = (): string | undefined => {
+      if (closed) return `${nodeName} stopped`;
+      if (into === undefined) return 'the target refused the connection';
+      if (into.stage !== 'MIGRATION_STAGE_RUNNING') return `the target went away (${into.message})`;
+      return record.cancel;
+    };
     const giveUp = (why: string, cancelled: boolean): void => {
       into?.failed(`the source gave up: ${why}`);
       finish(
@@ -250,6 +252,12 @@ export function createHollowMigrationService(options: HollowMigrationOptions): H
     enter('MIGRATION_PHASE_QUIESCING');
     enter('MIGRATION_PHASE_FREEZING');
     await sleep(timing.downtimeMs);
+    const late = stopped();
+    if (late !== undefined) {
+      // The device state did not arrive: the source's guest runs on, as QEMU resumes it on a failed switchover.
+      guests.setPhase(record.guest, 'Running');
+      return giveUp(late, false);
+    }
     const loadedAtUs = wallClockUs();
     into!.loaded(loadedAtUs);
     const completedAtUs = wallClockUs();
