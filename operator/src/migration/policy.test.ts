@@ -260,6 +260,7 @@ describe('resolveSettings with ceilings', () => {
       completionTimeoutPerGiBSeconds: 60, // the default 150, lowered
       stallTimeoutSeconds: 20, // within the ceiling: kept
       allowAutoConverge: true,
+      multifdCompression: 'none',
     });
     expect(sources).toMatchObject({
       bandwidth: 'ceiling/limits',
@@ -346,6 +347,19 @@ describe('toWirePolicy', () => {
       completionTimeoutPerGibSeconds: 150,
       stallTimeoutSeconds: 150,
       multifdChannels: 0,
+      multifdCompression: 'none',
+    });
+  });
+
+  it('sends the compression only with multifd channels (a ceiling may have lowered them to 0)', () => {
+    const zstd = { ...DEFAULT_MIGRATION_SETTINGS, multifdCompression: 'zstd' as const };
+    expect(toWirePolicy({ ...zstd, multifdChannels: 2 })).toMatchObject({
+      multifdChannels: 2,
+      multifdCompression: 'zstd',
+    });
+    expect(toWirePolicy({ ...zstd, multifdChannels: 0 })).toMatchObject({
+      multifdChannels: 0,
+      multifdCompression: 'none',
     });
   });
 });

@@ -30,6 +30,7 @@ export const DEFAULT_MIGRATION_SETTINGS: ResolvedSettings = {
   allowAutoConverge: true,
   allowPostCopy: false,
   multifdChannels: 0,
+  multifdCompression: 'none',
 };
 
 const SETTING_NAMES = Object.keys(DEFAULT_MIGRATION_SETTINGS) as SettingName[];
@@ -254,5 +255,7 @@ export function toWirePolicy(settings: ResolvedSettings): WireMigrationPolicy {
     completionTimeoutPerGibSeconds: settings.completionTimeoutPerGiBSeconds,
     stallTimeoutSeconds: settings.stallTimeoutSeconds,
     multifdChannels: settings.multifdChannels,
+    // Compression applies to the multifd channels only: with none (from another level, or a ceiling) it is off.
+    multifdCompression: settings.multifdChannels > 0 ? settings.multifdCompression : 'none',
   };
 }
