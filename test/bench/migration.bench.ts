@@ -10,9 +10,10 @@
 // StartMigration / WatchMigration / ResumeTarget / ReleaseSource). A mode says how:
 //   direct-unix    D over a unix socket (not over the link: the transport's floor)
 //   direct-tls     D over TCP with QEMU's TLS keyed by a PSK, as the daemons do, over the link (the reference)
-//   tern           T with the default policy (the data over TCP with QEMU's TLS keyed by the migration's token)
-// and suffixes change the policy of a direct-tls or tern mode: -mfdN (N multifd channels), -zstd (their pages
-// compressed), -noac (no auto-converge). Within a regime the modes run in turn, run after run; only the guest being
+//   tern           T with the operator's default settings (the data over TCP with QEMU's TLS keyed by the
+//                  migration's token)
+// and suffixes change the policy of a direct-tls or tern mode: -mfdN (N multifd channels; -mfd0 none), -zstd (their
+// pages compressed), -noac (no auto-converge). Within a regime the modes run in turn, run after run; only the guest being
 // migrated dirties memory, the other is set to 0 pages/s. Total time = start of the migration to target resumed.
 // After every migration the agent VERIFYs the guest's memory. Prints per regime each mode's medians and its ratios
 // to direct-tls and direct-unix, a line per mode `regime=<r> mode=<m> total_ratio=<x> ...` (against direct-tls),
@@ -40,6 +41,7 @@ import {
 import type { QmpClient } from '../../hypervisor-node/src/qemu/qmp-client.js';
 import type { WireMigrationPolicy } from '../../proto/index.js';
 import { createShapedLink } from './shaped-link.js';
+import { DEFAULT_MIGRATION_SETTINGS, toWirePolicy } from '../../operator/src/migration/policy.js';
 import { writePskFile } from '../../hypervisor-node/src/migration/engine/psk.js';
 import { SourceMigration } from '../../hypervisor-node/src/migration/engine/source.js';
 import { incomingSpec, TargetMigration } from '../../hypervisor-node/src/migration/engine/target.js';
@@ -97,11 +99,13 @@ const regimes = options.regimes.split(',').map((r) => {
 if (!Number.isSafeInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
 if (!(linkMbit > 0)) throw new Error('--link-mbit must be positive');
 
-/** How one mode migrates: directly or through the daemons, over which transport, with which policy overrides. */
+/** How one mode migrates: directly or through the daemons, over which transport, with which policy. */
 interface Mode {
   name: string;
   kind: 'direct-unix' | 'direct-tls' | 'tern';
-  policy: WireMigrationPolicy & Partial<ResolvedMigrationPolicy>;
+  /** tern: the operator's default settings (what a Migration without policies gets) with the suffixes' changes;
+   * direct: the daemon engine's defaults with the suffixes' changes. */
+  policy: WireMigrationPolicy;
 }
 
 const MODE = /^(direct-unix|direct-tls|tern)(?:-mfd(\d+))?(-zstd)?(-noac)?$/;
@@ -112,13 +116,19 @@ function parseMode(name: string): Mode {
       `--modes: ${name} is not direct-unix, direct-tls[-mfdN][-zstd][-noac] or tern[-mfdN][-zstd][-noac]`,
     );
   }
-  const policy: Mode['policy'] = {};
-  if (match[2] !== undefined) policy.multifdChannels = Number(match[2]);
-  if (match[3] !== undefined) policy.multifdCompression = 'zstd';
-  if (match[4] !== undefined) policy.allowAutoConverge = false;
+  const kind = match[1] as Mode['kind'];
+  const base: WireMigrationPolicy = kind === 'tern' ? toWirePolicy(DEFAULT_MIGRATION_SETTINGS) : {};
+  const changes: Partial<ResolvedMigrationPolicy> = {};
+  if (match[2] !== undefined) changes.multifdChannels = Number(match[2]);
+  if (match[3] !== undefined) changes.multifdCompression = 'zstd';
+  if (match[4] !== undefined) changes.allowAutoConverge = false;
   // Checked now, not after the guests booted.
-  resolveMigrationPolicy(policy);
-  return { name, kind: match[1] as Mode['kind'], policy };
+  resolveMigrationPolicy({
+    multifdChannels: base.multifdChannels ?? 0,
+    multifdCompression: base.multifdCompression ?? 'none',
+    ...changes,
+  });
+  return { name, kind, policy: { ...base, ...changes } };
 }
 const modeNames = options.modes === '' ? [] : options.modes.split(',');
 // The two references are always measured.
