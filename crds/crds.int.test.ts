@@ -324,6 +324,18 @@ describe('validation', () => {
       [/spec\.overrides\.maxDowntimeMs/, /maxDowntimeMs must be greater than or equal to downtimeTargetMs/],
     ],
     [
+      'zstd without multifd channels',
+      'Migration',
+      mig({ overrides: { multifdCompression: 'zstd', multifdChannels: 0 } }),
+      [/spec\.overrides\.multifdCompression/, /needs multifdChannels > 0/],
+    ],
+    [
+      'a compression QEMU has but Tern does not offer',
+      'Migration',
+      mig({ overrides: { multifdCompression: 'zlib' } }),
+      [/spec\.overrides\.multifdCompression/, /Unsupported value: "zlib"/],
+    ],
+    [
       '17 multifd channels',
       'Migration',
       mig({ overrides: { multifdChannels: 17 } }),
@@ -523,6 +535,7 @@ describe('validation', () => {
         settings: {
           bandwidth: 1073741824,
           multifdChannels: 4,
+          multifdCompression: 'zstd',
           allowPostCopy: false,
           downtimeTargetMs: 200,
           maxDowntimeMs: 200,

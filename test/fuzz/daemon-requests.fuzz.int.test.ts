@@ -228,6 +228,7 @@ const policy: fc.Arbitrary<WireMigrationPolicy | undefined> = fc.option(
       stallTimeoutSeconds: fc.nat(),
       stallRounds: fc.nat({ max: 200 }),
       multifdChannels: fc.nat({ max: 300 }),
+      multifdCompression: fc.constantFrom('none', 'zstd', 'zlib', ''),
     },
     { requiredKeys: [] },
   ),
@@ -257,6 +258,7 @@ const call = fc.oneof(
       ),
       postCopy: fc.boolean(),
       multifdChannels: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, fc.nat({ max: 300 })),
+      multifdCompression: fc.constantFrom('none', 'zstd', 'zlib', ''),
       spec: fc.option(specArb(guestName), { nil: undefined, freq: 8 }),
     }),
   },
@@ -323,7 +325,11 @@ async function send(c: Call): Promise<{ answer: Answer; undo?: () => Promise<voi
         migrationId: c.id,
         token: c.token,
         sourceAccelerator: c.accelerator,
-        channel: { postCopy: c.postCopy, multifdChannels: c.multifdChannels },
+        channel: {
+          postCopy: c.postCopy,
+          multifdChannels: c.multifdChannels,
+          multifdCompression: c.multifdCompression,
+        },
         ...(spec ? { spec } : {}),
       };
       const result = await answer(
@@ -482,6 +488,7 @@ describe('fuzz: requests from the operator identity against a real daemon', () =
               accelerator: 'ACCELERATOR_TCG',
               postCopy: false,
               multifdChannels: 0,
+              multifdCompression: 'none',
               spec: () => validSpec('fz-b'),
             },
           ],

@@ -132,6 +132,7 @@ export async function begin(options: BeginOptions): Promise<RunningMigration> {
     token,
     postCopy: options.policy?.allowPostCopy ?? false,
     multifdChannels: options.policy?.multifdChannels ?? 0,
+    multifdCompression: options.policy?.multifdCompression ?? 'none',
     diskCopyTimeoutPerGiBSeconds: options.policy?.completionTimeoutPerGibSeconds ?? 0,
   });
   await options.onPrepared?.({ id, token, dataEndpoint });

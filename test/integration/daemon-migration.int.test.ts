@@ -6,10 +6,12 @@
 // does: QEMU reads each migration's TLS key after it dropped privileges.
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import tls from 'node:tls';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { AgentClient } from '../../guest/host/agent-client.js';
 import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
@@ -44,6 +46,7 @@ import { switchoverGap } from '../fixtures/switchover-gap.js';
 import { decodeToken, newMigrationToken } from '../../proto/index.js';
 import { letQemuUserThrough, processIdentity, qemuUserArgs } from '../harness/qemu-user.js';
 
+const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
 const SLOW_LINK = 20 * MiB;
 const HOT_DIRTY_PPS = 20_000;
@@ -421,6 +424,91 @@ describe('a peer without the token is refused by the target and the guest is una
     await expectVerifyOk('idle');
   });
 
+  describe('multifd: every channel is a TLS session keyed by the token', () => {
+    const multifd: WireMigrationPolicy = { multifdChannels: 2, multifdCompression: 'zstd' };
+    /** The source ends of the established TCP connections to the target's data port. */
+    const connectionsTo = async (dataEndpoint: string): Promise<number> => {
+      const port = dataEndpoint.split(':').at(-1)!;
+      const { stdout } = await execFileAsync('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`]);
+      return stdout.split('\n').filter((line) => line.trim() !== '').length;
+    };
+
+    test('a busy guest migrates over the main channel and 2 zstd channels; with all of them in, the endpoint takes no other, not even with the token', async () => {
+      const started = await start('busy', { policy: multifd, holdInQuiescing: true });
+      const { run, from } = started;
+      await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_QUIESCING');
+      // The source paused at the switchover: every channel is connected (and idle) now.
+      expect(await connectionsTo(run.dataEndpoint)).toBe(3);
+      expect(await pskAttempt(run.dataEndpoint, run.id, decodeToken(run.token)!)).toMatch(/^refused: /);
+      expect(await connectionsTo(run.dataEndpoint)).toBe(3);
+      await unary((done) => from.migration.continueMigration({ migrationId: run.id }, done));
+      await complete('busy', started, 'busy 512 MiB, multifd 2 zstd');
+    });
+
+    test('a source presenting another token fails at its first handshake and keeps the guest; the real source then migrates', async () => {
+      const wrong = await start('idle', { policy: multifd, presentToken: newMigrationToken() });
+      const outcome = await wrong.run.outcome;
+      report('wrong token, multifd 2', outcome);
+      expect(outcome).toMatchObject({
+        result: 'RESULT_FAILED',
+        cause: 'CAUSE_CONNECTION',
+        sourceRunState: 'running',
+      });
+      await expectStillOnSource('idle', wrong);
+      await complete('idle', await start('idle', { policy: { multifdChannels: 2 } }), 'idle, multifd 2');
+    });
+
+    test('channel settings the QEMUs cannot take are refused before any QEMU starts', async () => {
+      const from = nodeOf('idle');
+      const to = otherThan(from);
+      const source = await unary<Guest__Output>((done) => from.control.getGuest({ name: 'idle' }, done));
+      const prepare = (channel: { postCopy: boolean; multifdChannels: number; multifdCompression: string }) =>
+        unary((done) =>
+          to.migration.prepareIncoming(
+            {
+              migrationId: `m-bad-${channel.multifdChannels}-${channel.multifdCompression}`,
+              spec: source.spec!,
+              sourceAccelerator: source.accelerator,
+              channel,
+              token: newMigrationToken(),
+            },
+            done,
+          ),
+        );
+      const zstdAlone = await expectCode(
+        prepare({ postCopy: false, multifdChannels: 0, multifdCompression: 'zstd' }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      expect(zstdAlone.details).toBe('channel: multifd compression needs multifd channels');
+      const zlib = await expectCode(
+        prepare({ postCopy: false, multifdChannels: 2, multifdCompression: 'zlib' }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      expect(zlib.details).toMatch(/multifd compression must be one of none, zstd, got "zlib"/);
+      await expectCode(
+        prepare({ postCopy: false, multifdChannels: 256, multifdCompression: 'none' }),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      const sourcePolicy = await expectCode(
+        unary((done) =>
+          from.migration.startMigration(
+            {
+              migrationId: 'm-bad-policy',
+              guest: 'idle',
+              targetDataEndpoint: '127.0.0.1:1',
+              token: newMigrationToken(),
+              policy: { multifdCompression: 'zstd' },
+            },
+            done,
+          ),
+        ),
+        grpc.status.INVALID_ARGUMENT,
+      );
+      expect(sourcePolicy.details).toMatch(/multifdCompression: compresses the multifd channels only/);
+      expect(await assertAtMostOneRunning('idle', [from, to])).toContain('ABSENT');
+    });
+  });
+
   test('only the operator may call the Migration API', async () => {
     const peer = migrationClient(`127.0.0.1:${nodeA.daemon.grpcPort}`, {
       ca: certs.ca.cert,
@@ -581,13 +669,14 @@ describe('a guest dirtying faster than a 20 MiB/s link (32 MiB working set at 20
 
 test('ping-pong: the busy guest migrates 10 times back and forth', async () => {
   const downtimes: number[] = [];
+  const startedOn = record.owner('busy');
   for (let i = 1; i <= 10; i++) {
     const started = await start('busy');
     const outcome = await complete('busy', started, `ping-pong ${i}/10`);
     downtimes.push(outcome.downtimeMs);
   }
   console.log(`ping-pong QEMU downtimes (ms): ${downtimes.join(', ')}`);
-  expect(record.owner('busy')).toBe('node-b'); // it started on A: after 1 (busy test) + 10 moves it is on B
+  expect(record.owner('busy')).toBe(startedOn); // 10 moves: back where it started (earlier tests moved it too)
 }, 240_000);
 
 test('each daemon counts the migrations it ran in /metrics', async () => {

@@ -257,7 +257,7 @@ export class IncomingMigration {
         supervisor: context.supervisor,
         spec: status.spec,
         channel: { transport: 'tcp', host: context.address, port, tls },
-        settings: { postCopy: false, multifdChannels: 0 },
+        settings: { postCopy: false, multifdChannels: 0, multifdCompression: 'none' },
       },
       port,
     );

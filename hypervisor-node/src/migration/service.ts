@@ -20,7 +20,13 @@ import type { FencingStore } from '../rpc/fencing.js';
 import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { fromWireSpec } from '../rpc/guest-wire.js';
 import type { RpcMetrics } from '../rpc/metrics.js';
-import { MigrationPolicyError, resolveMigrationPolicy } from './engine/policy.js';
+import {
+  MigrationPolicyError,
+  resolveMigrationPolicy,
+  validateChannelSettings,
+  type ChannelSettings,
+  type MultifdCompression,
+} from './engine/policy.js';
 import {
   DEFAULT_TOKEN_TTL_MS,
   IncomingAbortedError,
@@ -88,6 +94,21 @@ const ERROR_STATUSES: ErrorStatuses = [
   [TargetImageExistsError, grpc.status.ALREADY_EXISTS],
   [TargetImageError, grpc.status.FAILED_PRECONDITION],
 ];
+
+/** A PrepareIncoming's channel settings, checked: a bad combination is refused before any QEMU starts. */
+function channelSettingsFromWire(
+  channel: { postCopy: boolean; multifdChannels: number; multifdCompression: string } | null | undefined,
+): ChannelSettings {
+  try {
+    return validateChannelSettings({
+      postCopy: channel?.postCopy ?? false,
+      multifdChannels: channel?.multifdChannels ?? 0,
+      multifdCompression: (channel?.multifdCompression || 'none') as MultifdCompression,
+    });
+  } catch (error) {
+    throw invalidArgument(`channel: ${(error as Error).message}`);
+  }
+}
 
 function checkId(id: string): string {
   if (!MIGRATION_ID.test(id))
@@ -276,6 +297,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
             ? 'tcg'
             : undefined;
       if (sourceAccelerator === undefined) throw invalidArgument('source_accelerator is required');
+      const settings = channelSettingsFromWire(request.channel);
       if (sourceAccelerator !== options.accelerator) {
         throw failedPrecondition(
           `the source runs ${sourceAccelerator}, this node ${options.accelerator}: a guest never migrates between them`,
@@ -310,10 +332,7 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
         id,
         spec,
         sourceAccelerator,
-        settings: {
-          postCopy: request.channel?.postCopy ?? false,
-          multifdChannels: request.channel?.multifdChannels ?? 0,
-        },
+        settings,
         token,
         localDisks,
         tokenTtlMs:

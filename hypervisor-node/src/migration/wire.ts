@@ -55,6 +55,8 @@ export function policyOverridesFromWire(
   copy('stallTimeoutSeconds', policy.stallTimeoutSeconds);
   copy('stallRounds', policy.stallRounds);
   copy('multifdChannels', policy.multifdChannels);
+  // A string on the wire; resolveMigrationPolicy refuses what is not a MultifdCompression.
+  copy('multifdCompression', policy.multifdCompression as ResolvedMigrationPolicy['multifdCompression']);
   return overrides;
 }
 

@@ -23,6 +23,8 @@ export interface PrepareIncoming {
   token: string;
   postCopy: boolean;
   multifdChannels: number;
+  /** 'none' or 'zstd': the wire policy's multifdCompression (both QEMUs must use the same). */
+  multifdCompression?: string;
   /** The policy's completion timeout per GiB (0/unset: the default): the target's token covers the disk copy. */
   diskCopyTimeoutPerGiBSeconds?: number;
 }
@@ -54,7 +56,11 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
             migrationId: request.id,
             spec: request.source.spec!,
             sourceAccelerator: request.source.accelerator,
-            channel: { postCopy: request.postCopy, multifdChannels: request.multifdChannels },
+            channel: {
+              postCopy: request.postCopy,
+              multifdChannels: request.multifdChannels,
+              multifdCompression: request.multifdCompression ?? 'none',
+            },
             token: request.token,
             // The source daemon's own account of its local disks' images: the target creates its copies from it.
             localDisks: request.source.localDisks ?? [],

@@ -80,6 +80,24 @@ describe('resolveSettings', () => {
     });
   });
 
+  it('multifd channels by default, none when post-copy is allowed and only the default asked for them', () => {
+    expect(resolveSettings(migration(), vm, [], {}).settings).toMatchObject({
+      multifdChannels: 2,
+      multifdCompression: 'none',
+    });
+    const postCopy = resolveSettings(migration({ allowPostCopy: true }), vm, [], {});
+    expect(postCopy.settings).toMatchObject({ allowPostCopy: true, multifdChannels: 0 });
+    expect(postCopy.sources.multifdChannels).toBe('default (none with post-copy)');
+    // Asked for at another level: kept, and refused by the daemons (the CRD refuses the pair in one object).
+    const both = resolveSettings(
+      migration({ allowPostCopy: true }),
+      vm,
+      [policy('fast', { multifdChannels: 4 })],
+      {},
+    );
+    expect(both.settings).toMatchObject({ allowPostCopy: true, multifdChannels: 4 });
+  });
+
   it('selects policies by VM labels and namespace labels together', () => {
     const policies = [
       policy(
@@ -260,6 +278,7 @@ describe('resolveSettings with ceilings', () => {
       completionTimeoutPerGiBSeconds: 60, // the default 150, lowered
       stallTimeoutSeconds: 20, // within the ceiling: kept
       allowAutoConverge: true,
+      multifdCompression: 'none',
     });
     expect(sources).toMatchObject({
       bandwidth: 'ceiling/limits',
@@ -345,7 +364,20 @@ describe('toWirePolicy', () => {
       allowPostCopy: false,
       completionTimeoutPerGibSeconds: 150,
       stallTimeoutSeconds: 150,
+      multifdChannels: 2,
+      multifdCompression: 'none',
+    });
+  });
+
+  it('sends the compression only with multifd channels (a ceiling may have lowered them to 0)', () => {
+    const zstd = { ...DEFAULT_MIGRATION_SETTINGS, multifdCompression: 'zstd' as const };
+    expect(toWirePolicy({ ...zstd, multifdChannels: 2 })).toMatchObject({
+      multifdChannels: 2,
+      multifdCompression: 'zstd',
+    });
+    expect(toWirePolicy({ ...zstd, multifdChannels: 0 })).toMatchObject({
       multifdChannels: 0,
+      multifdCompression: 'none',
     });
   });
 });

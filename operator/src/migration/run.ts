@@ -298,6 +298,7 @@ export class MigrationRunner {
       token,
       postCopy: settings.allowPostCopy,
       multifdChannels: settings.multifdChannels,
+      multifdCompression: policy.multifdCompression,
       diskCopyTimeoutPerGiBSeconds: settings.completionTimeoutPerGiBSeconds,
     });
     // Written once the target is prepared, so that this write separates PrepareIncoming from StartMigration: a

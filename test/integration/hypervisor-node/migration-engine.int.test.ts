@@ -298,17 +298,28 @@ test('when the ownership record does not move, the hand-over rolls back: the sou
   await expectStillOnSource('idle', nodeA, migration);
 });
 
-test('multifd over TCP with TLS (PSK): the idle guest migrates over 2 extra channels', async () => {
+test('multifd over TCP with TLS (PSK): the idle guest migrates over 2 extra zstd channels, zero pages found in them', async () => {
   // The idle guest runs on B after the rollback.
-  const migration = await startMigration('idle', nodeA, resolveMigrationPolicy({ multifdChannels: 2 }), {
-    tcpTls: true,
+  const policy = resolveMigrationPolicy({ multifdChannels: 2, multifdCompression: 'zstd' });
+  const migration = await startMigration('idle', nodeA, policy, { tcpTls: true });
+  // What the source set before `migrate` (it quits once released).
+  const sourceParameters =
+    await migration.source.qmp.execute<Record<string, unknown>>('query-migrate-parameters');
+  expect(sourceParameters).toMatchObject({
+    'multifd-channels': 2,
+    'multifd-compression': 'zstd',
+    'zero-page-detection': 'multifd',
   });
   const gap = await completeMigration('idle', nodeA, migration);
   const outcome = await migration.source.done;
-  report('idle, multifd 2', outcome, gap);
+  report('idle, multifd 2 zstd', outcome, gap);
   expect(outcome.result).toBe('Completed');
   const capabilities = await migration.target.qmp.queryMigrateCapabilities();
   expect(capabilities.find((c) => c.capability === 'multifd')?.state).toBe(true);
+  expect(await migration.target.qmp.execute('query-migrate-parameters')).toMatchObject({
+    'multifd-channels': 2,
+    'multifd-compression': 'zstd',
+  });
 });
 
 test('a migration socket nobody serves fails at once and the guest keeps running', async () => {

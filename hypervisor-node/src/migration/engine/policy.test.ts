@@ -1,5 +1,6 @@
 import {
   channelCapabilities,
+  channelParameters,
   channelSettings,
   DEFAULT_MIGRATION_POLICY,
   downtimeRamp,
@@ -8,6 +9,8 @@ import {
   resolveMigrationPolicy,
   switchoverTimeoutMs,
   UNLIMITED_BANDWIDTH_BYTES_PER_SEC,
+  validateChannelSettings,
+  zeroPageDetection,
 } from './policy.js';
 
 function problemsOf(overrides: unknown): string[] {
@@ -33,6 +36,7 @@ test('defaults: unlimited bandwidth, 50 → 1000 ms downtime, auto-converge on, 
     stallTimeoutSeconds: 150,
     stallRounds: 3,
     multifdChannels: 0,
+    multifdCompression: 'none',
   });
 });
 
@@ -60,6 +64,7 @@ test('names every bad field', () => {
       stallTimeoutSeconds: '60',
       stallRounds: 0,
       multifdChannels: 256,
+      multifdCompression: 'zlib',
     }),
   ).toEqual([
     'bandwidthBytesPerSec: must be an integer from 0 to 1099511627776 bytes/s (0 = unlimited), got -1',
@@ -71,6 +76,7 @@ test('names every bad field', () => {
     'stallTimeoutSeconds: must be an integer from 1 to 86400 s, got "60"',
     'stallRounds: must be an integer from 1 to 100, got 0',
     'multifdChannels: must be an integer from 0 to 255, got 256',
+    'multifdCompression: must be one of none, zstd, got "zlib"',
   ]);
 });
 
@@ -95,6 +101,38 @@ test('relations: max downtime not below the start, no post-copy with multifd', (
   ]);
 });
 
+test('compression needs multifd channels', () => {
+  expect(problemsOf({ multifdCompression: 'zstd' })).toEqual([
+    'multifdCompression: compresses the multifd channels only: set multifdChannels above 0',
+  ]);
+  expect(resolveMigrationPolicy({ multifdChannels: 2, multifdCompression: 'zstd' })).toMatchObject({
+    multifdChannels: 2,
+    multifdCompression: 'zstd',
+  });
+});
+
+test('a target checks the channel settings it is given on their own', () => {
+  const ok = { postCopy: false, multifdChannels: 4, multifdCompression: 'zstd' as const };
+  expect(validateChannelSettings(ok)).toEqual(ok);
+  const refused = (settings: Partial<typeof ok>): string => {
+    try {
+      validateChannelSettings({ ...ok, ...settings } as typeof ok);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error('accepted');
+  };
+  expect(refused({ multifdChannels: 256 })).toBe(
+    'multifd channels must be an integer from 0 to 255, got 256',
+  );
+  expect(refused({ multifdChannels: 1.5 })).toMatch(/^multifd channels must be an integer/);
+  expect(refused({ multifdCompression: 'lz4' as 'zstd' })).toBe(
+    'multifd compression must be one of none, zstd, got "lz4"',
+  );
+  expect(refused({ multifdChannels: 0 })).toBe('multifd compression needs multifd channels');
+  expect(refused({ postCopy: true })).toBe('post-copy cannot be combined with multifd channels on QEMU 10.0');
+});
+
 test('refuses unknown fields and non-objects', () => {
   expect(problemsOf({ downtimeMS: 100 })).toEqual(['policy: unknown field(s) downtimeMS']);
   expect(problemsOf(null)).toEqual(['policy: must be an object']);
@@ -109,7 +147,7 @@ test('downtime ramp: linear from the start to the maximum', () => {
 
 test('channel settings: return path always, post-copy and multifd from the policy', () => {
   const settings = channelSettings(resolveMigrationPolicy({ multifdChannels: 4 }));
-  expect(settings).toEqual({ postCopy: false, multifdChannels: 4 });
+  expect(settings).toEqual({ postCopy: false, multifdChannels: 4, multifdCompression: 'none' });
   expect(channelCapabilities(settings)).toEqual({
     events: true,
     'return-path': true,
@@ -122,6 +160,15 @@ test('channel settings: return path always, post-copy and multifd from the polic
       multifd: false,
     },
   );
+});
+
+test('multifd parameters (both ends) and zero-page detection (the source) follow the channel count', () => {
+  const single = channelSettings(resolveMigrationPolicy());
+  expect(channelParameters(single)).toEqual({});
+  expect(zeroPageDetection(single)).toBe('legacy');
+  const multifd = channelSettings(resolveMigrationPolicy({ multifdChannels: 2, multifdCompression: 'zstd' }));
+  expect(channelParameters(multifd)).toEqual({ 'multifd-channels': 2, 'multifd-compression': 'zstd' });
+  expect(zeroPageDetection(multifd)).toBe('multifd');
 });
 
 test('the switchover deadline is ten times the largest downtime target, at least 5 s', () => {

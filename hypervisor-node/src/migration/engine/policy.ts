@@ -26,7 +26,16 @@ export interface ResolvedMigrationPolicy {
   stallRounds: number;
   /** Extra multifd connections; 0 = a single migration channel. */
   multifdChannels: number;
+  /** Compression of the multifd channels' pages ('zstd' needs multifdChannels > 0). */
+  multifdCompression: MultifdCompression;
 }
+
+/**
+ * What QEMU compresses multifd pages with. QEMU 10.0 also offers zlib (slower than zstd at a worse ratio), and
+ * qpl/uadk/qatzip (accelerator hardware); Tern offers none and zstd.
+ */
+export const MULTIFD_COMPRESSIONS = ['none', 'zstd'] as const;
+export type MultifdCompression = (typeof MULTIFD_COMPRESSIONS)[number];
 
 export const DEFAULT_MIGRATION_POLICY: Readonly<ResolvedMigrationPolicy> = Object.freeze({
   bandwidthBytesPerSec: 0,
@@ -40,6 +49,7 @@ export const DEFAULT_MIGRATION_POLICY: Readonly<ResolvedMigrationPolicy> = Objec
   stallTimeoutSeconds: 150,
   stallRounds: 3,
   multifdChannels: 0,
+  multifdCompression: 'none',
 });
 
 /** The shortest switchover deadline (switchoverTimeoutMs). */
@@ -61,7 +71,8 @@ export function switchoverTimeoutMs(policy: Pick<ResolvedMigrationPolicy, 'maxDo
 export const UNLIMITED_BANDWIDTH_BYTES_PER_SEC = 2 ** 40;
 /** QEMU rejects a downtime-limit above 2000 s. */
 export const QEMU_MAX_DOWNTIME_MS = 2_000_000;
-const MAX_MULTIFD_CHANNELS = 255;
+/** QEMU's multifd-channels range is 1..255. */
+export const MAX_MULTIFD_CHANNELS = 255;
 
 export interface PolicyProblem {
   field: keyof ResolvedMigrationPolicy | 'policy';
@@ -118,6 +129,12 @@ export function validateMigrationPolicy(policy: ResolvedMigrationPolicy): Resolv
   integer('stallTimeoutSeconds', 1, 86_400, ' s');
   integer('stallRounds', 1, 100);
   integer('multifdChannels', 0, MAX_MULTIFD_CHANNELS);
+  if (!(MULTIFD_COMPRESSIONS as readonly unknown[]).includes(policy.multifdCompression)) {
+    fail(
+      'multifdCompression',
+      `must be one of ${MULTIFD_COMPRESSIONS.join(', ')}, got ${JSON.stringify(policy.multifdCompression)}`,
+    );
+  }
 
   const steps = policy.cpuThrottleSteps;
   if (!Array.isArray(steps) || steps.length === 0 || steps.length > 20) {
@@ -144,6 +161,9 @@ export function validateMigrationPolicy(policy: ResolvedMigrationPolicy): Resolv
       'post-copy cannot be combined with multifd channels on QEMU 10.0; set one of them off',
     );
   }
+  if (problems.length === 0 && policy.multifdCompression !== 'none' && policy.multifdChannels === 0) {
+    fail('multifdCompression', 'compresses the multifd channels only: set multifdChannels above 0');
+  }
   if (problems.length > 0) throw new MigrationPolicyError(problems);
   return { ...policy, cpuThrottleSteps: [...policy.cpuThrottleSteps] };
 }
@@ -169,10 +189,69 @@ export function qemuMaxBandwidth(policy: ResolvedMigrationPolicy): number {
 export interface ChannelSettings {
   postCopy: boolean;
   multifdChannels: number;
+  multifdCompression: MultifdCompression;
 }
 
 export function channelSettings(policy: ResolvedMigrationPolicy): ChannelSettings {
-  return { postCopy: policy.allowPostCopy, multifdChannels: policy.multifdChannels };
+  return {
+    postCopy: policy.allowPostCopy,
+    multifdChannels: policy.multifdChannels,
+    multifdCompression: policy.multifdCompression,
+  };
+}
+
+/**
+ * Checks channel settings that come on their own (a target's PrepareIncoming); throws saying what is wrong. The
+ * same rules as validateMigrationPolicy's for these fields.
+ */
+export function validateChannelSettings(settings: ChannelSettings): ChannelSettings {
+  const { multifdChannels, multifdCompression, postCopy } = settings;
+  if (
+    !Number.isSafeInteger(multifdChannels) ||
+    multifdChannels < 0 ||
+    multifdChannels > MAX_MULTIFD_CHANNELS
+  ) {
+    throw new Error(
+      `multifd channels must be an integer from 0 to ${MAX_MULTIFD_CHANNELS}, got ${multifdChannels}`,
+    );
+  }
+  if (!(MULTIFD_COMPRESSIONS as readonly unknown[]).includes(multifdCompression)) {
+    throw new Error(
+      `multifd compression must be one of ${MULTIFD_COMPRESSIONS.join(', ')}, got ${JSON.stringify(multifdCompression)}`,
+    );
+  }
+  if (multifdCompression !== 'none' && multifdChannels === 0)
+    throw new Error('multifd compression needs multifd channels');
+  if (postCopy && multifdChannels > 0)
+    throw new Error('post-copy cannot be combined with multifd channels on QEMU 10.0');
+  return settings;
+}
+
+/**
+ * The parameters both QEMUs set from ChannelSettings: the channel count and the compression must match at both
+ * ends (QEMU does not negotiate them). Empty without multifd.
+ */
+export function channelParameters(settings: ChannelSettings): MultifdParameters {
+  if (settings.multifdChannels === 0) return {};
+  return {
+    'multifd-channels': settings.multifdChannels,
+    'multifd-compression': settings.multifdCompression,
+  };
+}
+
+export interface MultifdParameters {
+  'multifd-channels'?: number;
+  'multifd-compression'?: MultifdCompression;
+}
+
+/**
+ * Where the source looks for zero pages (only the source's setting matters): in the multifd sender threads, in
+ * parallel, when there are channels; in the migration thread otherwise ('legacy'; QEMU's default 'multifd' means
+ * the same without channels, spelt out here so that a QEMU whose earlier migration used channels is not left
+ * with another setting).
+ */
+export function zeroPageDetection(settings: ChannelSettings): 'multifd' | 'legacy' {
+  return settings.multifdChannels > 0 ? 'multifd' : 'legacy';
 }
 
 /** The capabilities both QEMUs set from ChannelSettings (the source adds its own on top). */

@@ -31,9 +31,11 @@ import {
 } from './quiesce.js';
 import {
   channelCapabilities,
+  channelParameters,
   channelSettings,
   qemuMaxBandwidth,
   switchoverTimeoutMs,
+  zeroPageDetection,
   type ResolvedMigrationPolicy,
 } from './policy.js';
 import { progressFromInfo, type ProgressSample } from './progress.js';
@@ -263,7 +265,9 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       'max-bandwidth': qemuMaxBandwidth(policy),
       'max-postcopy-bandwidth': policy.bandwidthBytesPerSec, // 0 = unlimited for post-copy
       'downtime-limit': policy.downtimeMs,
-      ...(policy.multifdChannels > 0 ? { 'multifd-channels': policy.multifdChannels } : {}),
+      // Channel count and compression as the target set them; zero pages found in the multifd threads.
+      ...channelParameters(channelSettings(policy)),
+      'zero-page-detection': zeroPageDetection(channelSettings(policy)),
       // QEMU cannot turn auto-converge on mid-migration, so it is on from the start with its throttle capped at
       // 1% (QEMU's minimum); the convergence policy raises the cap when it decides to throttle.
       ...(policy.allowAutoConverge

@@ -8,7 +8,7 @@ import type { QmpMigrationStatus, QmpClient, QmpEvent } from '../../qemu/qmp-cli
 import { assertMigrationSupported } from '../../qemu/version.js';
 import { GuestNotFoundError, type GuestSupervisor } from '../../runtime/supervisor.js';
 import type { Accelerator, GuestDefinition } from '../../model/guest.js';
-import { channelCapabilities, type ChannelSettings } from './policy.js';
+import { channelCapabilities, channelParameters, type ChannelSettings } from './policy.js';
 import {
   applyChannelTls,
   channelUri,
@@ -128,9 +128,8 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       const version = await qmp.queryVersion();
       assertMigrationSupported(status.accelerator, { ...version.qemu, text: version.package });
       await qmp.migrateSetCapabilities(channelCapabilities(settings));
-      if (settings.multifdChannels > 0) {
-        await qmp.migrateSetParameters({ 'multifd-channels': settings.multifdChannels });
-      }
+      const multifd = channelParameters(settings);
+      if (Object.keys(multifd).length > 0) await qmp.migrateSetParameters({ ...multifd });
       const target = new TargetMigration(options, qmp);
       qmp.on('event', target.onEvent);
       qmp.on('close', target.onClose);

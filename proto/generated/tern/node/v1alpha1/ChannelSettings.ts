@@ -10,6 +10,10 @@ export interface ChannelSettings {
    * Extra multifd connections; 0 = the main channel only.
    */
   'multifdChannels'?: (number);
+  /**
+   * Compression of the multifd channels: "none" (or empty) or "zstd" (needs multifd_channels > 0).
+   */
+  'multifdCompression'?: (string);
 }
 
 /**
@@ -21,4 +25,8 @@ export interface ChannelSettings__Output {
    * Extra multifd connections; 0 = the main channel only.
    */
   'multifdChannels': (number);
+  /**
+   * Compression of the multifd channels: "none" (or empty) or "zstd" (needs multifd_channels > 0).
+   */
+  'multifdCompression': (string);
 }

@@ -23,6 +23,10 @@ export interface MigrationPolicy {
   'stallTimeoutSeconds'?: (number);
   'stallRounds'?: (number);
   'multifdChannels'?: (number);
+  /**
+   * "none" or "zstd" (needs multifd_channels > 0); must match the target's ChannelSettings.
+   */
+  'multifdCompression'?: (string);
   '_bandwidthBytesPerSec'?: "bandwidthBytesPerSec";
   '_downtimeMs'?: "downtimeMs";
   '_maxDowntimeMs'?: "maxDowntimeMs";
@@ -33,6 +37,7 @@ export interface MigrationPolicy {
   '_stallTimeoutSeconds'?: "stallTimeoutSeconds";
   '_stallRounds'?: "stallRounds";
   '_multifdChannels'?: "multifdChannels";
+  '_multifdCompression'?: "multifdCompression";
 }
 
 /**
@@ -56,6 +61,10 @@ export interface MigrationPolicy__Output {
   'stallTimeoutSeconds'?: (number);
   'stallRounds'?: (number);
   'multifdChannels'?: (number);
+  /**
+   * "none" or "zstd" (needs multifd_channels > 0); must match the target's ChannelSettings.
+   */
+  'multifdCompression'?: (string);
   '_bandwidthBytesPerSec'?: "bandwidthBytesPerSec";
   '_downtimeMs'?: "downtimeMs";
   '_maxDowntimeMs'?: "maxDowntimeMs";
@@ -66,4 +75,5 @@ export interface MigrationPolicy__Output {
   '_stallTimeoutSeconds'?: "stallTimeoutSeconds";
   '_stallRounds'?: "stallRounds";
   '_multifdChannels'?: "multifdChannels";
+  '_multifdCompression'?: "multifdCompression";
 }
