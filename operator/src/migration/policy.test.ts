@@ -80,24 +80,6 @@ describe('resolveSettings', () => {
     });
   });
 
-  it('multifd channels by default, none when post-copy is allowed and only the default asked for them', () => {
-    expect(resolveSettings(migration(), vm, [], {}).settings).toMatchObject({
-      multifdChannels: 2,
-      multifdCompression: 'none',
-    });
-    const postCopy = resolveSettings(migration({ allowPostCopy: true }), vm, [], {});
-    expect(postCopy.settings).toMatchObject({ allowPostCopy: true, multifdChannels: 0 });
-    expect(postCopy.sources.multifdChannels).toBe('default (none with post-copy)');
-    // Asked for at another level: kept, and refused by the daemons (the CRD refuses the pair in one object).
-    const both = resolveSettings(
-      migration({ allowPostCopy: true }),
-      vm,
-      [policy('fast', { multifdChannels: 4 })],
-      {},
-    );
-    expect(both.settings).toMatchObject({ allowPostCopy: true, multifdChannels: 4 });
-  });
-
   it('selects policies by VM labels and namespace labels together', () => {
     const policies = [
       policy(
@@ -364,7 +346,7 @@ describe('toWirePolicy', () => {
       allowPostCopy: false,
       completionTimeoutPerGibSeconds: 150,
       stallTimeoutSeconds: 150,
-      multifdChannels: 2,
+      multifdChannels: 0,
       multifdCompression: 'none',
     });
   });

@@ -20,11 +20,7 @@ export type ResolvedSettings = Required<MigrationSettings>;
 /** Where each resolved setting came from: 'override', 'policy/<name>' or 'default'. */
 export type SettingSources = Record<SettingName, string>;
 
-/**
- * The operator's built-in defaults: the daemon's engine defaults, spelled out so status can show them, except for
- * the multifd channels (2 here, measured faster in both regimes of `npm run bench:migration`, docs/tuning.md; the
- * daemon's own default stays a single channel, which needs nothing set on the target).
- */
+/** The operator's built-in defaults (the daemon's engine defaults, spelled out so status can show them). */
 export const DEFAULT_MIGRATION_SETTINGS: ResolvedSettings = {
   bandwidth: UNLIMITED_BANDWIDTH,
   downtimeTargetMs: 50,
@@ -33,7 +29,7 @@ export const DEFAULT_MIGRATION_SETTINGS: ResolvedSettings = {
   stallTimeoutSeconds: 150,
   allowAutoConverge: true,
   allowPostCopy: false,
-  multifdChannels: 2,
+  multifdChannels: 0,
   multifdCompression: 'none',
 };
 
@@ -240,12 +236,6 @@ export function resolveSettings(
   // A downtime target above maxDowntimeMs (from different levels) would be refused by the daemon: lift
   // maxDowntimeMs. Both are within ceilings.maxDowntimeMs here, so the lifted value is too.
   if (settings.maxDowntimeMs < settings.downtimeTargetMs) settings.maxDowntimeMs = settings.downtimeTargetMs;
-  // QEMU 10.0 cannot combine post-copy with multifd: channels only the default asks for give way to post-copy.
-  // (Both asked for anywhere else are refused: by the CRD in one object, by the daemons across levels.)
-  if (settings.allowPostCopy && settings.multifdChannels > 0 && sources.multifdChannels === 'default') {
-    settings.multifdChannels = 0;
-    sources.multifdChannels = 'default (none with post-copy)';
-  }
   return { settings, sources, ceilings, violations };
 }
 
