@@ -44,7 +44,9 @@ import {
   startCapture,
   tcpCounters,
   type BenchNetwork,
+  frozenSegments,
   type Capture,
+  type FrozenSegments,
 } from './network.js';
 import { clientGap, describe, firstAfter, interleave, percentile } from './stats.js';
 
@@ -94,6 +96,8 @@ export interface SwitchoverSample {
    * (TCPTimeouts) and tail loss probes sent (TCPLossProbes).
    */
   retrans: number;
+  /** The clients' segments sent while the guest was frozen, from the capture. */
+  frozen?: FrozenSegments;
   hostRtos: number;
   hostLossProbes: number;
 }
@@ -109,8 +113,10 @@ const DIRECT_MAC = '52:54:00:5b:00:02';
 /** The log disk: sparse; 4 KiB per transaction. */
 const LOG_DISK_MIB = 1024;
 const MIGRATION_TIMEOUT_MS = 240_000;
-/** Transactions before the migration (warm clients), and after the resume before the clients stop. */
+/** Transactions before the migration (warm clients). */
 const SETTLE_MS = 1_500;
+/** Transactions after every client was served again, before the clients stop. */
+const AFTER_MS = 500;
 
 /** Runs the bench; returns the samples. Everything it started is stopped and removed, also on failure. */
 export async function runSwitchoverBench(options: SwitchoverBenchOptions): Promise<SwitchoverSample[]> {
@@ -298,7 +304,7 @@ class Bench {
     this.directAgent = await this.connect(guestPaths(this.directRoots[0]!, GUEST).agent);
     this.say(`booting two ${options.memoryMib} MiB guests (${options.wssMib} MiB working set)...`);
     await Promise.all([this.ternAgent.waitReady(300_000), this.directAgent.waitReady(300_000)]);
-    this.capture = await startCapture(this.network.bridge, [TERN_MAC, DIRECT_MAC]);
+    this.capture = await startCapture(this.network.bridge, [TERN_MAC, DIRECT_MAC], PORT);
     if (this.capture === undefined)
       this.say('tcpdump is not installed: no capture (first frame from the timeline only, no segment split)');
   }
@@ -327,7 +333,7 @@ class Bench {
           `pause→resume ${sample.pauseResumeMs.toFixed(1)} ms, client gap ${sample.clientGapMs.toFixed(1)} ms; ` +
           `after resume: frame ${opt(sample.firstFrameMs)}, heartbeat ${opt(sample.firstBeatMs)}, segment ` +
           `${opt(sample.firstSegmentMs)}, data ${opt(sample.firstDataMs)}, reply ${sample.firstReplyMs.toFixed(1)} ms; acked lost ${sample.ackedLost}, ` +
-          `retransmissions ${sample.retrans}, host RTOs ${sample.hostRtos}, loss probes ${sample.hostLossProbes}`,
+          `retransmissions ${sample.retrans}${frozenText(sample.frozen)}, host RTOs ${sample.hostRtos}, loss probes ${sample.hostLossProbes}`,
       );
     }
     report(samples, options.log);
@@ -360,7 +366,18 @@ class Bench {
     );
     await sleep(SETTLE_MS);
     const moved = mode === 'tern' ? await this.ternMigration(run) : await this.directMigration(run);
-    await sleep(SETTLE_MS);
+    // Until every client was served by the target (on a loaded TCG host that can take seconds), and a little more.
+    await eventually(
+      'every client served after the resume',
+      async () => {
+        const toWall = wallClockUs() / 1000 - performance.now();
+        return clients.every((c) => (c.log.acks.at(-1)?.atMs ?? 0) + toWall > moved.resumedMs)
+          ? true
+          : undefined;
+      },
+      MIGRATION_TIMEOUT_MS,
+    );
+    await sleep(AFTER_MS);
     const { retrans } = await retransmissionsTo(guestIp, PORT);
     const counters = await tcpCounters();
     for (const client of clients) {
@@ -401,7 +418,9 @@ class Bench {
     // Nothing leaves the guest while it is paused (the source's frames end at the pause, the target's begin at the
     // resume): its first frame after the middle of the switchover is the target's.
     const middle = (moved.pausedMs + moved.resumedMs) / 2;
-    const first = (kinds: string[]) => frames.find((f) => f.atMs > middle && kinds.includes(f.kind));
+    const first = (kinds: string[]) =>
+      frames.find((f) => f.from === 'guest' && f.atMs > middle && kinds.includes(f.kind));
+    const frozen = this.capture ? frozenSegments(frames, moved.pausedMs, moved.resumedMs) : undefined;
     const since = (frame: { atMs: number } | undefined) =>
       frame === undefined ? undefined : frame.atMs - moved.resumedMs;
     this.capture?.forget(Date.now());
@@ -417,6 +436,7 @@ class Bench {
       firstReplyMs: firstReply === undefined ? NaN : firstReply - moved.resumedMs,
       ackedLost: durability.lost.length + durability.moved.length,
       retrans,
+      ...(frozen ? { frozen } : {}),
       hostRtos: counters.timeouts - countersBefore.timeouts,
       hostLossProbes: counters.lossProbes - countersBefore.lossProbes,
     };
@@ -608,10 +628,27 @@ export function report(samples: readonly SwitchoverSample[], log: (line: string)
       `${samples.filter((s) => s.retrans > 0).length} of ${samples.length}); host-wide during the runs (any ` +
       `process): ${sum('hostRtos')} RTOs (TCPTimeouts), ${sum('hostLossProbes')} tail loss probes`,
   );
+  const frozen = samples.flatMap((s) => (s.frozen ? [s.frozen] : []));
+  if (frozen.length > 0) {
+    const total = (key: keyof FrozenSegments) => frozen.reduce((n, f) => n + f[key], 0);
+    log(
+      `clients' segments sent while the guest was frozen (capture): ${total('sent')}; reached the guest without ` +
+        `being sent again ${total('delivered')}, acknowledged only after being sent again ${total('resent')} ` +
+        `(${total('resentAfterTimeout')} of them 200 ms or more after the first copy: a retransmission timeout)`,
+    );
+  }
   const fmt = (value: number) => (Number.isNaN(value) ? 'nan' : value.toFixed(1));
   log(
     `client_gap_p50_ms=${fmt(p50('tern', 'clientGapMs'))} client_gap_p99_ms=${fmt(percentile(of('tern', 'clientGapMs'), 0.99))} ` +
       `direct_client_gap_p50_ms=${fmt(p50('direct', 'clientGapMs'))} pause_resume_p50_ms=${fmt(p50('tern', 'pauseResumeMs'))} ` +
       `qemu_downtime_p50_ms=${fmt(p50('tern', 'qemuDowntimeMs'))} acked_lost=${sum('ackedLost')}`,
+  );
+}
+
+function frozenText(frozen: FrozenSegments | undefined): string {
+  if (frozen === undefined) return '';
+  return (
+    ` (segments sent while frozen ${frozen.sent}: delivered ${frozen.delivered}, resent ${frozen.resent}, ` +
+    `by timeout ${frozen.resentAfterTimeout})`
   );
 }

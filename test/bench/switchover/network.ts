@@ -48,15 +48,94 @@ export async function createBenchNetwork(): Promise<BenchNetwork> {
   return network;
 }
 
-/** A frame a guest sent, as captured on the bridge (wall ms, kernel timestamp). */
+/** A frame from or to a guest, as captured on the bridge (wall ms, the kernel's timestamp). */
 export interface CapturedFrame {
   atMs: number;
+  /** guest: the guest sent it; client: a client on the host sent it to the guest. */
+  from: 'guest' | 'client';
   /** tcp: a TCP segment (data when it carries payload); other: anything else (the announce's RARP, ARP, …). */
   kind: 'tcp-data' | 'tcp-ack' | 'other';
+  /** TCP: the client's port, the end of the sequence range a data segment carries, the acknowledgement number. */
+  clientPort?: number;
+  seqEnd?: number;
+  ack?: number;
+}
+
+const FRAME =
+  /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), [^:]*: (?:[\d.]+\.(\d+) > [\d.]+\.(\d+): Flags \[[^\]]*\](?:, seq \d+:(\d+))?(?:, ack (\d+))?.*, length (\d+)$)?/;
+
+/**
+ * One line of `tcpdump -n -e -tt -S` (absolute sequence numbers) about a frame from or to one of `guestMacs`, whose
+ * TCP service listens on `port`; undefined for any other line.
+ */
+export function parseFrame(
+  line: string,
+  guestMacs: readonly string[],
+  port: number,
+): { guestMac: string; frame: CapturedFrame } | undefined {
+  const m = FRAME.exec(line);
+  if (!m) return undefined;
+  const [, at, src, dst, srcPort, dstPort, seqEnd, ack, length] = m;
+  const from = guestMacs.includes(src!) ? 'guest' : guestMacs.includes(dst!) ? 'client' : undefined;
+  if (from === undefined) return undefined;
+  const frame: CapturedFrame = { atMs: Number(at) * 1000, from, kind: 'other' };
+  if (length !== undefined) {
+    frame.kind = Number(length) > 0 ? 'tcp-data' : 'tcp-ack';
+    const clientPort = Number(from === 'guest' ? dstPort : srcPort);
+    if (Number(from === 'guest' ? srcPort : dstPort) !== port) frame.kind = 'other';
+    else {
+      frame.clientPort = clientPort;
+      if (seqEnd !== undefined) frame.seqEnd = Number(seqEnd);
+      if (ack !== undefined) frame.ack = Number(ack);
+    }
+  }
+  return { guestMac: from === 'guest' ? src! : dst!, frame };
+}
+
+/** What became of the clients' segments sent while the guest was frozen (captured between pause and resume). */
+export interface FrozenSegments {
+  sent: number;
+  /** Acknowledged by the guest without being sent again: they waited for the guest and reached it. */
+  delivered: number;
+  /** Acknowledged only after the client sent them again: the first copy was lost. */
+  resent: number;
+  /** Of `resent`, sent again 200 ms or more after the first copy (Linux's least retransmission timeout). */
+  resentAfterTimeout: number;
+}
+
+export function frozenSegments(
+  frames: readonly CapturedFrame[],
+  pausedMs: number,
+  resumedMs: number,
+): FrozenSegments {
+  const result: FrozenSegments = { sent: 0, delivered: 0, resent: 0, resentAfterTimeout: 0 };
+  const seen = new Set<string>();
+  for (const [i, segment] of frames.entries()) {
+    if (segment.from !== 'client' || segment.kind !== 'tcp-data' || segment.seqEnd === undefined) continue;
+    if (segment.atMs <= pausedMs || segment.atMs >= resumedMs) continue;
+    const key = `${segment.clientPort}:${segment.seqEnd}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    result.sent++;
+    const later = frames.slice(i + 1);
+    const again = later.find(
+      (f) => f.from === 'client' && f.clientPort === segment.clientPort && f.seqEnd === segment.seqEnd,
+    );
+    const acked = later.find(
+      (f) => f.from === 'guest' && f.clientPort === segment.clientPort && (f.ack ?? 0) >= segment.seqEnd!,
+    );
+    if (acked === undefined) continue;
+    if (again === undefined || acked.atMs < again.atMs) result.delivered++;
+    else {
+      result.resent++;
+      if (again.atMs - segment.atMs >= 200) result.resentAfterTimeout++;
+    }
+  }
+  return result;
 }
 
 export interface Capture {
-  /** Frames by source MAC (lowercase), in capture order. */
+  /** Frames from and to a guest (by its MAC, lowercase), in capture order. */
   framesOf(mac: string): readonly CapturedFrame[];
   /** Drops what was captured before `beforeMs` (bounds the memory over a long run). */
   forget(beforeMs: number): void;
@@ -64,31 +143,27 @@ export interface Capture {
 }
 
 /**
- * tcpdump on the bridge for frames from `macs`, or undefined when tcpdump is not installed. Waits until it
- * listens (it says so on stderr).
+ * tcpdump on the bridge for frames from and to `macs` (guests serving TCP on `port`), or undefined when tcpdump is
+ * not installed. Waits until it listens (it says so on stderr).
  */
-export async function startCapture(bridge: string, macs: readonly string[]): Promise<Capture | undefined> {
+export async function startCapture(
+  bridge: string,
+  macs: readonly string[],
+  port: number,
+): Promise<Capture | undefined> {
   const found = await run('sh', ['-c', 'command -v tcpdump']).catch(() => undefined);
   if (found === undefined) return undefined;
-  const filter = macs.map((mac) => `ether src ${mac}`).join(' or ');
+  const guestMacs = macs.map((mac) => mac.toLowerCase());
+  const filter = guestMacs.map((mac) => `ether host ${mac}`).join(' or ');
   const child: ChildProcess = spawn(
     'tcpdump',
-    ['-i', bridge, '-n', '-e', '-tt', '-l', '--immediate-mode', '--time-stamp-precision=micro', filter],
+    ['-i', bridge, '-n', '-e', '-tt', '-S', '-l', '--immediate-mode', '--time-stamp-precision=micro', filter],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const frames = new Map<string, CapturedFrame[]>(macs.map((mac) => [mac.toLowerCase(), []]));
+  const frames = new Map<string, CapturedFrame[]>(guestMacs.map((mac) => [mac, []]));
   createInterface({ input: child.stdout! }).on('line', (line) => {
-    // 1765060000.123456 52:54:00:..:.. > fe:..., ethertype IPv4 (0x0800), length 66: a.b.c.d.7000 > …: Flags [P.], …, length 8
-    const m = /^(\d+\.\d+) ([0-9a-f:]{17}) > /.exec(line);
-    if (!m) return;
-    const list = frames.get(m[2]!);
-    if (list === undefined) return;
-    const tcp = / Flags \[/.test(line);
-    const length = /, length (\d+)$/.exec(line);
-    list.push({
-      atMs: Number(m[1]) * 1000,
-      kind: !tcp ? 'other' : length && Number(length[1]) > 0 ? 'tcp-data' : 'tcp-ack',
-    });
+    const parsed = parseFrame(line, guestMacs, port);
+    if (parsed) frames.get(parsed.guestMac)!.push(parsed.frame);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
