@@ -7,6 +7,7 @@
 // for Tern, QMP's STOP and RESUME for direct), the clients' gap, the split of the gap after the resume (first
 // guest frame, first TCP segment, first data segment from a capture on the bridge; the first acknowledgement at
 // the client), the clients' TCP retransmissions, and the log on the guest's disk against every acknowledgement.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,12 @@ export interface SwitchoverBenchOptions {
   dirtyPps: number;
   /** Extra kernel command line words for both guests (experiments: clocksource, timers). */
   guestCmdline: string[];
+  /**
+   * Experiment, direct runs only: at the source's pause, a static bridge FDB entry sends the guest's MAC to the
+   * target's tap, where frames wait (QEMU does not read a tap while its guest is paused) until the resume, instead
+   * of dying in the paused source's tap. Removed once the target runs.
+   */
+  steerFrozenFrames?: boolean;
   /** Where the lines go; the last one is the summary line. */
   log: (line: string) => void;
 }
@@ -202,7 +209,7 @@ class Bench {
             stateDir: this.stateDir(node),
             imagesRoot: this.images.root,
             kubeconfig: cp.kubeconfigPath,
-            leaseDurationSeconds: 6,
+            leaseDurationSeconds: 15,
           }).concat(['--network', 'bridge', '--bridge', this.network!.bridge, '--image-root', namespaces]),
         ),
       ),
@@ -325,7 +332,11 @@ class Bench {
     const samples: SwitchoverSample[] = [];
     const order = interleave(options.ternRuns, options.directRuns);
     for (const [i, mode] of order.entries()) {
-      const sample = await this.migrateOnce(i, mode);
+      const sample = await this.migrateOnce(i, mode).catch((error: Error) => {
+        this.say(`run ${i + 1}/${order.length} ${mode} failed: ${error.message}; the runs before it:`);
+        report(samples, options.log);
+        throw error;
+      });
       samples.push(sample);
       const opt = (ms: number | undefined) => (ms === undefined ? 'n/a' : ms.toFixed(1));
       this.say(
@@ -413,7 +424,8 @@ class Bench {
     });
     const gaps = completions.map((list) => clientGap(list, moved.pausedMs, moved.resumedMs) ?? NaN);
     const firstReply = firstAfter(completions, moved.resumedMs);
-    const firstBeat = agent.heartbeats.find((beat) => beat.wallMs + toWallMs > moved.resumedMs);
+    const firstBeat = moved.heartbeats.heartbeats.find((beat) => beat.wallMs + toWallMs > moved.resumedMs);
+    if (moved.heartbeats !== agent) this.drop(moved.heartbeats);
     const frames = this.capture?.framesOf(mode === 'tern' ? TERN_MAC : DIRECT_MAC) ?? [];
     // Nothing leaves the guest while it is paused (the source's frames end at the pause, the target's begin at the
     // resume): its first frame after the middle of the switchover is the target's.
@@ -491,10 +503,14 @@ class Bench {
       s.offsetMs + (clocks.find((c) => c.node === s.node)?.offsetMs ?? 0);
     const pausedMs = Date.parse(paused.at) + raw(paused) - paused.offsetMs;
     const firstFrame = step('FirstFrame');
+    // The early connection hears the first heartbeat; VERIFY and TXLOG go over a connection made now, to the
+    // guest the daemon runs after the hand-over.
+    const first = await early;
     this.drop(this.ternAgent);
-    this.ternAgent = await early;
+    this.ternAgent = await this.connect(join(await guestDirOfVm(this.stateDir(to), VM), 'agent.sock'));
     return {
       agent: this.ternAgent,
+      heartbeats: first,
       pausedMs,
       resumedMs: pausedMs + raw(resumed) - raw(paused),
       qemuDowntimeMs: done.status.downtime?.qemuMs ?? NaN,
@@ -526,6 +542,7 @@ class Bench {
       channel: { ...channel, port: target.port, tls: await psk('out') },
       policy,
     });
+    const steer = this.options.steerFrozenFrames ? this.steerAtPause(source, to) : undefined;
     await source.start();
     const cancel = new AbortController();
     const timeout = sleep(MIGRATION_TIMEOUT_MS, undefined, { signal: cancel.signal }).then(() => {
@@ -538,6 +555,7 @@ class Bench {
     }
     const outcome = await source.done;
     const firstFrame = await target.firstFrame;
+    await steer?.release();
     const pausedUs = outcome.switchover?.pausedAtUs;
     const resumedUs = target.switchover.resumedAtUs;
     if (pausedUs === undefined || resumedUs === undefined)
@@ -547,10 +565,38 @@ class Bench {
     this.directAgent = targetAgent;
     return {
       agent: this.directAgent,
+      heartbeats: targetAgent,
       pausedMs: pausedUs / 1000,
       resumedMs: resumedUs / 1000,
       qemuDowntimeMs: outcome.downtimeMs ?? NaN,
       ...(firstFrame && 'atUs' in firstFrame ? { firstFrameMs: (firstFrame.atUs - resumedUs) / 1000 } : {}),
+    };
+  }
+
+  /** The steerFrozenFrames experiment: `bridge fdb replace` on the source's STOP, `bridge fdb del` on release(). */
+  private steerAtPause(source: SourceMigration, to: GuestSupervisor): { release(): Promise<void> } {
+    const bridgeCmd = (...args: string[]) =>
+      new Promise<void>((resolve, reject) =>
+        execFile('bridge', args, { timeout: 10_000 }, (error) => (error ? reject(error) : resolve())),
+      );
+    let steered: Promise<string | undefined> = Promise.resolve(undefined);
+    const onEvent = (event: { event: string }) => {
+      if (event.event !== 'STOP') return;
+      source.qmp.off('event', onEvent);
+      const nic = to.get(GUEST)?.nics?.[0];
+      if (nic?.kind !== 'tap') return;
+      steered = bridgeCmd('fdb', 'replace', DIRECT_MAC, 'dev', nic.ifname, 'master', 'static').then(
+        () => nic.ifname,
+        (error: Error) => (this.say(`steering: ${error.message}`), undefined),
+      );
+    };
+    source.qmp.on('event', onEvent);
+    return {
+      release: async () => {
+        source.qmp.off('event', onEvent);
+        const tap = await steered;
+        if (tap !== undefined) await bridgeCmd('fdb', 'del', DIRECT_MAC, 'dev', tap, 'master', 'static');
+      },
     };
   }
 
@@ -577,6 +623,8 @@ class Bench {
 /** Where a migration left the guest, and its switchover on this host's wall clock (ms). */
 interface Moved {
   agent: AgentClient;
+  /** Connected to the target before the resume: its heartbeats include the guest's first after the resume. */
+  heartbeats: AgentClient;
   pausedMs: number;
   resumedMs: number;
   qemuDowntimeMs: number;
