@@ -19,6 +19,12 @@ const options = new Command()
   .option('--memory-mib <n>', 'guest RAM', count, DEFAULT_OPTIONS.memoryMib)
   .option('--wss-mib <n>', 'working set the guest agent fills and dirties', count, DEFAULT_OPTIONS.wssMib)
   .option('--dirty-pps <n>', 'pages per second the migrating guest rewrites', count, DEFAULT_OPTIONS.dirtyPps)
+  .option(
+    '--max-minutes <n>',
+    'start no migration after this many minutes',
+    Number,
+    DEFAULT_OPTIONS.maxMinutes,
+  )
   .option('--guest-cmdline <words>', 'extra kernel command line words for both guests', '')
   .option(
     '--steer-frozen-frames',
@@ -33,6 +39,7 @@ const options = new Command()
     wssMib: number;
     dirtyPps: number;
     guestCmdline: string;
+    maxMinutes: number;
     steerFrozenFrames?: boolean;
   }>();
 if (options.ternRuns + options.directRuns === 0 || options.clients === 0) {

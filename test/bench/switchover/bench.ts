@@ -67,6 +67,8 @@ export interface SwitchoverBenchOptions {
    * of dying in the paused source's tap. Removed once the target runs.
    */
   steerFrozenFrames?: boolean;
+  /** No migration starts after this many minutes from the first (the summary covers those that ran). */
+  maxMinutes: number;
   /** Where the lines go; the last one is the summary line. */
   log: (line: string) => void;
 }
@@ -80,6 +82,7 @@ export const DEFAULT_OPTIONS: Omit<SwitchoverBenchOptions, 'log'> = {
   wssMib: 256,
   dirtyPps: 5000,
   guestCmdline: [],
+  maxMinutes: Infinity,
 };
 
 /** One migration's figures; times in ms. */
@@ -331,7 +334,14 @@ class Bench {
     const { options } = this;
     const samples: SwitchoverSample[] = [];
     const order = interleave(options.ternRuns, options.directRuns);
+    const deadline = performance.now() + options.maxMinutes * 60_000;
     for (const [i, mode] of order.entries()) {
+      if (performance.now() > deadline) {
+        this.say(
+          `--max-minutes ${options.maxMinutes} reached: stopped after ${i} of ${order.length} migrations`,
+        );
+        break;
+      }
       const sample = await this.migrateOnce(i, mode).catch((error: Error) => {
         this.say(`run ${i + 1}/${order.length} ${mode} failed: ${error.message}; the runs before it:`);
         report(samples, options.log);
@@ -396,7 +406,8 @@ class Bench {
       this.clients.delete(client);
     }
     // The guest after the migration: its memory, and its log on the disk against every acknowledgement of this run.
-    const agent = moved.agent;
+    const firstBeat = moved.agent.heartbeats.find((beat) => beat.wallMs + toWallMsNow() > moved.resumedMs);
+    const agent = moved.reconnect ? await moved.reconnect() : moved.agent;
     const verify = await agent.verify();
     if (!verify.ok) throw new Error(`${mode} run ${run + 1}: VERIFY failed: ${verify.detail}`);
     const summary = await agent.txlog();
@@ -410,8 +421,7 @@ class Bench {
     const durability = checkDurability(records, logs);
     if (!durability.ok) this.say(`${mode} run ${run + 1}: ${durability.text}`);
 
-    // The clients stamp with performance.now(), which drifts from the wall clock the switchover is stamped with.
-    const toWallMs = wallClockUs() / 1000 - (performance.timeOrigin + performance.now());
+    const toWallMs = toWallMsNow();
     const completions = clients.map((c) =>
       c.log.acks.map((ack) => performance.timeOrigin + ack.atMs + toWallMs),
     );
@@ -424,8 +434,6 @@ class Bench {
     });
     const gaps = completions.map((list) => clientGap(list, moved.pausedMs, moved.resumedMs) ?? NaN);
     const firstReply = firstAfter(completions, moved.resumedMs);
-    const firstBeat = moved.heartbeats.heartbeats.find((beat) => beat.wallMs + toWallMs > moved.resumedMs);
-    if (moved.heartbeats !== agent) this.drop(moved.heartbeats);
     const frames = this.capture?.framesOf(mode === 'tern' ? TERN_MAC : DIRECT_MAC) ?? [];
     // Nothing leaves the guest while it is paused (the source's frames end at the pause, the target's begin at the
     // resume): its first frame after the middle of the switchover is the target's.
@@ -503,14 +511,17 @@ class Bench {
       s.offsetMs + (clocks.find((c) => c.node === s.node)?.offsetMs ?? 0);
     const pausedMs = Date.parse(paused.at) + raw(paused) - paused.offsetMs;
     const firstFrame = step('FirstFrame');
-    // The early connection hears the first heartbeat; VERIFY and TXLOG go over a connection made now, to the
-    // guest the daemon runs after the hand-over.
-    const first = await early;
+    // The early connection hears the first heartbeat; VERIFY and TXLOG go over a connection made once the clients
+    // are done, to the guest the daemon runs after the hand-over (QEMU serves one connection to the agent at a time).
     this.drop(this.ternAgent);
-    this.ternAgent = await this.connect(join(await guestDirOfVm(this.stateDir(to), VM), 'agent.sock'));
+    this.ternAgent = await early;
     return {
       agent: this.ternAgent,
-      heartbeats: first,
+      reconnect: async () => {
+        this.drop(this.ternAgent);
+        this.ternAgent = await this.connect(join(await guestDirOfVm(this.stateDir(to), VM), 'agent.sock'));
+        return this.ternAgent;
+      },
       pausedMs,
       resumedMs: pausedMs + raw(resumed) - raw(paused),
       qemuDowntimeMs: done.status.downtime?.qemuMs ?? NaN,
@@ -565,7 +576,6 @@ class Bench {
     this.directAgent = targetAgent;
     return {
       agent: this.directAgent,
-      heartbeats: targetAgent,
       pausedMs: pausedUs / 1000,
       resumedMs: resumedUs / 1000,
       qemuDowntimeMs: outcome.downtimeMs ?? NaN,
@@ -620,11 +630,20 @@ class Bench {
   }
 }
 
+/**
+ * performance.timeOrigin + performance.now() + this = the wall clock: the clients and the agent stamp with
+ * performance.now(), which drifts from the wall clock the switchover is stamped with.
+ */
+function toWallMsNow(): number {
+  return wallClockUs() / 1000 - (performance.timeOrigin + performance.now());
+}
+
 /** Where a migration left the guest, and its switchover on this host's wall clock (ms). */
 interface Moved {
-  agent: AgentClient;
   /** Connected to the target before the resume: its heartbeats include the guest's first after the resume. */
-  heartbeats: AgentClient;
+  agent: AgentClient;
+  /** A new connection to the guest, replacing `agent`. */
+  reconnect?: () => Promise<AgentClient>;
   pausedMs: number;
   resumedMs: number;
   qemuDowntimeMs: number;

@@ -13,6 +13,7 @@ it('bench:switchover with 2 Tern and 1 direct migration prints its summary line,
     wssMib: 32,
     dirtyPps: 2000,
     guestCmdline: [],
+    maxMinutes: Infinity,
     log: (line) => {
       lines.push(line);
       console.log(line);
