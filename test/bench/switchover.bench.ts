@@ -1,6 +1,6 @@
 // The switchover the client sees, Tern against direct QEMU→QEMU on the same guest and workload, interleaved:
 //   npm run bench:switchover -- [--tern-runs 30] [--direct-runs 10] [--clients 3] [--memory-mib 512]
-//     [--wss-mib 256] [--dirty-pps 5000] [--guest-cmdline 'word …'] [--steer-frozen-frames]
+//     [--wss-mib 256] [--dirty-pps 5000] [--guest-cmdline 'word …']
 // Needs root (a bridge and taps of its own, tcpdump on it when installed). What it measures: test/bench/switchover/
 // bench.ts. Last line: `client_gap_p50_ms=<a> client_gap_p99_ms=<b> direct_client_gap_p50_ms=<d>
 // pause_resume_p50_ms=<e> qemu_downtime_p50_ms=<c> acked_lost=<n>`.
@@ -26,10 +26,6 @@ const options = new Command()
     DEFAULT_OPTIONS.maxMinutes,
   )
   .option('--guest-cmdline <words>', 'extra kernel command line words for both guests', '')
-  .option(
-    '--steer-frozen-frames',
-    "experiment (direct runs): at the source's pause, point the bridge's entry for the guest's MAC at the target's tap",
-  )
   .parse()
   .opts<{
     ternRuns: number;
@@ -40,7 +36,6 @@ const options = new Command()
     dirtyPps: number;
     guestCmdline: string;
     maxMinutes: number;
-    steerFrozenFrames?: boolean;
   }>();
 if (options.ternRuns + options.directRuns === 0 || options.clients === 0) {
   console.error('bench:switchover needs at least one migration and one client');

@@ -7,7 +7,6 @@
 // for Tern, QMP's STOP and RESUME for direct), the clients' gap, the split of the gap after the resume (first
 // guest frame, first TCP segment, first data segment from a capture on the bridge; the first acknowledgement at
 // the client), the clients' TCP retransmissions, and the log on the guest's disk against every acknowledgement.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -61,12 +60,6 @@ export interface SwitchoverBenchOptions {
   dirtyPps: number;
   /** Extra kernel command line words for both guests (experiments: clocksource, timers). */
   guestCmdline: string[];
-  /**
-   * Experiment, direct runs only: at the source's pause, a static bridge FDB entry sends the guest's MAC to the
-   * target's tap, where frames wait (QEMU does not read a tap while its guest is paused) until the resume, instead
-   * of dying in the paused source's tap. Removed once the target runs.
-   */
-  steerFrozenFrames?: boolean;
   /** No migration starts after this many minutes from the first (the summary covers those that ran). */
   maxMinutes: number;
   /** Where the lines go; the last one is the summary line. */
@@ -553,7 +546,6 @@ class Bench {
       channel: { ...channel, port: target.port, tls: await psk('out') },
       policy,
     });
-    const steer = this.options.steerFrozenFrames ? this.steerAtPause(source, to) : undefined;
     await source.start();
     const cancel = new AbortController();
     const timeout = sleep(MIGRATION_TIMEOUT_MS, undefined, { signal: cancel.signal }).then(() => {
@@ -566,7 +558,6 @@ class Bench {
     }
     const outcome = await source.done;
     const firstFrame = await target.firstFrame;
-    await steer?.release();
     const pausedUs = outcome.switchover?.pausedAtUs;
     const resumedUs = target.switchover.resumedAtUs;
     if (pausedUs === undefined || resumedUs === undefined)
@@ -580,33 +571,6 @@ class Bench {
       resumedMs: resumedUs / 1000,
       qemuDowntimeMs: outcome.downtimeMs ?? NaN,
       ...(firstFrame && 'atUs' in firstFrame ? { firstFrameMs: (firstFrame.atUs - resumedUs) / 1000 } : {}),
-    };
-  }
-
-  /** The steerFrozenFrames experiment: `bridge fdb replace` on the source's STOP, `bridge fdb del` on release(). */
-  private steerAtPause(source: SourceMigration, to: GuestSupervisor): { release(): Promise<void> } {
-    const bridgeCmd = (...args: string[]) =>
-      new Promise<void>((resolve, reject) =>
-        execFile('bridge', args, { timeout: 10_000 }, (error) => (error ? reject(error) : resolve())),
-      );
-    let steered: Promise<string | undefined> = Promise.resolve(undefined);
-    const onEvent = (event: { event: string }) => {
-      if (event.event !== 'STOP') return;
-      source.qmp.off('event', onEvent);
-      const nic = to.get(GUEST)?.nics?.[0];
-      if (nic?.kind !== 'tap') return;
-      steered = bridgeCmd('fdb', 'replace', DIRECT_MAC, 'dev', nic.ifname, 'master', 'static').then(
-        () => nic.ifname,
-        (error: Error) => (this.say(`steering: ${error.message}`), undefined),
-      );
-    };
-    source.qmp.on('event', onEvent);
-    return {
-      release: async () => {
-        source.qmp.off('event', onEvent);
-        const tap = await steered;
-        if (tap !== undefined) await bridgeCmd('fdb', 'del', DIRECT_MAC, 'dev', tap, 'master', 'static');
-      },
     };
   }
 
