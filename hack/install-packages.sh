@@ -20,8 +20,10 @@ DEMO_PACKAGES=(busybox-static linux-image-amd64 kmod xz-utils cpio gzip iproute2
 # back to the configured cgroup driver for a runtime without the RuntimeConfig call), the CNI bridge/host-local/loopback
 # plugins (/usr/lib/cni), and iptables (the portmap plugin's hostPort rules; kube-proxy later). The packages' services
 # are not used (no systemd here; the harness starts one containerd per node with its own config).
+# tcpdump: bench:switchover captures the guests' bridge to split the client's gap after the resume
+# (test/bench/switchover/network.ts; without it the bench skips the capture figures).
 TEST_PACKAGES=(syslinux syslinux-common mtools dosfstools fdisk faketime prometheus lua5.1
-  containerd runc containernetworking-plugins iptables)
+  containerd runc containernetworking-plugins iptables tcpdump)
 # mmdebstrap (tests only): the image's Debian root filesystem (hack/image/, npm run image); the backport bootstraps
 # trixie as the image's digests were taken with (its version is part of the cached Debian layer's key).
 case ${1:-test} in
