@@ -401,8 +401,10 @@ test(
         },
         MIGRATION_TIMEOUT_MS,
       );
-      timings.push([`migration ${from} → ${to} (created → Succeeded)`, Date.now() - started]);
-      const seen = await stop();
+      timings.push([
+        `migration ${from} → ${to} (created → Succeeded; downtime ${JSON.stringify(done.status?.downtime)})`,
+        Date.now() - started,
+      ]);
       expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
       // The operator reports the VM Running on `to` once it has seen the guest run there (its guest poll).
       await waitFor(
@@ -414,7 +416,11 @@ test(
         },
         60_000,
       );
+      timings.push([`migration ${from} → ${to}: created → VM Running on ${to}`, Date.now() - started]);
+      const seen = await stop();
+      const checking = Date.now();
       await check(to);
+      timings.push([`memory check on ${to}`, Date.now() - checking]);
       // The watch saw the VM leave `from` for `to` once, and the daemons never both ran it.
       expect(seen.nodesSeen.filter(Boolean)).toEqual([from, to]);
       expect(seen.bothRunning).toEqual([]);
