@@ -18,13 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Migration, VirtualMachine } from '../../crds/index.js';
 import { testGuestImages, testGuestVm } from '../fixtures/test-guest.js';
-import { generateDevCerts, type DevCerts } from '../harness/certificates.js';
+import { generateDevCerts, issueControlPlaneLeaf, type DevCerts } from '../harness/certificates.js';
 import { controlClient } from '../harness/control-client.js';
 import { kubeBinary } from '../harness/control-plane.js';
 import { eventually } from '../harness/eventually.js';
 import { guestOfVm, isQemuOfVm } from '../harness/guest-lookup.js';
 import {
   kubeletClusterLeftovers,
+  PAUSE_IMAGE,
   startKubeletCluster,
   type KubeletCluster,
   type KubeletNode,
@@ -96,6 +97,31 @@ async function failOnHopelessPods(): Promise<void> {
         throw new Error(`pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? ''}`);
     }
   }
+}
+
+/** What the VM, its Migrations, its events and both daemons say, and the Tern pods' logs. */
+async function diagnose(): Promise<string> {
+  const vm = await getVm();
+  const migrations = (await getJson<{ items: Migration[] }>('migrations')).items.map(
+    (m) =>
+      `${m.metadata?.name} ${m.status?.phase} ${m.status?.sourceNode}→${m.status?.targetNode} ${m.status?.failureReason ?? ''} ${m.status?.message ?? ''}`,
+  );
+  const events = await kubectl('get', 'events', '--field-selector', `involvedObject.name=${VM}`);
+  const guests: string[] = [];
+  for (const n of cluster.nodes) {
+    const guest = await guestOfVm(control(n.name), VM).then(
+      (g) => JSON.stringify(g ?? 'ABSENT'),
+      (e: Error) => e.message,
+    );
+    guests.push(`${n.name}: ${guest.slice(0, 1500)}`);
+  }
+  return [
+    `status: ${JSON.stringify(vm.status)}`,
+    `migrations:\n${migrations.join('\n')}`,
+    `events:\n${events}`,
+    `guests:\n${guests.join('\n')}`,
+    await podLogs(),
+  ].join('\n');
 }
 
 /**
@@ -258,6 +284,20 @@ beforeAll(async () => {
       `--from-file=${n.name}.key=${certs.nodes[n.name]!.key}`,
     ]),
   );
+  // The eviction webhook's serving certificate (operator.nodeMaintenance): for its Service's name, which the
+  // apiserver checks; any CA (the operator writes ca.crt into the webhook configuration).
+  const webhook = issueControlPlaneLeaf({
+    ca: { cert: cluster.controlPlane.certs.caCert, key: cluster.controlPlane.certs.caKey },
+    pair: { cert: join(work, 'webhook.crt'), key: join(work, 'webhook.key') },
+    subject: '/CN=tern-operator-webhook',
+    dnsNames: [`tern-operator-webhook.${NAMESPACE}.svc`],
+  });
+  await kubectl(
+    ...['-n', NAMESPACE, 'create', 'secret', 'generic', 'tern-eviction-webhook-tls'],
+    `--from-file=tls.crt=${webhook.cert}`,
+    `--from-file=tls.key=${webhook.key}`,
+    `--from-file=ca.crt=${cluster.controlPlane.certs.caCert}`,
+  );
   for (const n of cluster.nodes) await kubectl('label', 'node', n.name, 'tern.dev/hypervisor=true');
   console.log(`setup: ${Date.now() - began} ms`);
 }, IMAGE_BUILD_TIMEOUT_MS + 300_000);
@@ -289,6 +329,9 @@ test(
       // cgroup v1 host: guests stay in the daemon pod's cgroup. No bridge on the nodes: user networking; no KVM.
       ...['--set', 'hypervisorNode.guestCgroup=', '--set', 'hypervisorNode.network=user'],
       ...['--set', 'hypervisorNode.accelerator=tcg'],
+      // kubectl drain moves VMs (the last test); the guard pods run the pause image the nodes have.
+      ...['--set', 'operator.nodeMaintenance.enabled=true'],
+      ...['--set', `operator.nodeMaintenance.guardImage=${PAUSE_IMAGE}`],
     );
     timings.push(['helm install', Date.now() - started]);
 
@@ -429,3 +472,52 @@ test(
   },
   READY_TIMEOUT_MS + 2 * MIGRATION_TIMEOUT_MS + 120_000,
 );
+
+test("kubectl drain of the VM's node completes once the VM has been live-migrated away; uncordon makes it eligible", async () => {
+  if (!installed) throw new Error('the install did not come up (see the first test)');
+  const from = (await getVm()).status!.node!;
+  const to = otherNode(from);
+  const stop = watchVm(to);
+  const started = Date.now();
+  const drained = await cluster.controlPlane.kubectl([
+    ...['drain', from, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=240s'],
+  ]);
+  timings.push([`kubectl drain ${from} (1 VM)`, Date.now() - started]);
+  console.log(`kubectl drain ${from}:\n${drained.stdout}${drained.stderr}`);
+  if (drained.code !== 0) throw new Error(`kubectl drain failed:\n${drained.stderr}\n${await podLogs()}`);
+  expect(drained.stderr).toMatch(
+    new RegExp(`VirtualMachine default/${VM} is being live-migrated off node ${from}`),
+  );
+  await waitFor(
+    `${VM} Running on ${to}`,
+    async () => {
+      const current = await getVm();
+      return current.status?.phase === 'Running' && current.status.node === to ? current : undefined;
+    },
+    60_000,
+  );
+  const seen = await stop();
+  const pids = await qemuPids();
+  if (pids[to]?.length !== 1 || pids[from]?.length !== 0) {
+    throw new Error(`QEMU of ${VM} after the drain: ${JSON.stringify(pids)}\n${await diagnose()}`);
+  }
+  const verify = await verifyGuest(join(node(to).rootDir, STATE_DIR), VM);
+  expect(verify.detail).toMatch(/^OK /);
+  expect(seen.nodesSeen.filter(Boolean)).toEqual([from, to]);
+  expect(seen.bothRunning).toEqual([]);
+  // Node and HypervisorNode are the same machine: the drain's cordon shows on both, and so does the uncordon.
+  expect(
+    (await getJson<{ spec?: { unschedulable?: boolean } }>('hypervisornode', from)).spec?.unschedulable,
+  ).toBe(true);
+  await kubectl('uncordon', from);
+  await waitFor(
+    `HypervisorNode ${from} eligible again`,
+    async () => {
+      const spec = (
+        await getJson<{ spec?: { unschedulable?: boolean; drain?: boolean } }>('hypervisornode', from)
+      ).spec;
+      return spec?.unschedulable || spec?.drain ? undefined : true;
+    },
+    60_000,
+  );
+}, 420_000);

@@ -140,6 +140,8 @@ const hostBridge = (id: string): string => `${id}-br`;
 const hostVeth = (id: string, index: number): string => `${id}-v${index}`;
 const netnsOf = (id: string, node: string): string => `${id}-${node}`;
 const cgroupRootOf = (id: string, node: string): string => `${id}-${node}`;
+/** The pod subnet of the node at `index` (every cluster uses the same: only one may run at a time). */
+const podCidrOf = (index: number): string => `10.216.${index}.0/24`;
 
 // --- teardown, by name only (so it also cleans up after a killed test process) ---
 
@@ -663,6 +665,9 @@ async function startNode(o: {
   await cmd('ip', ['-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
   await cmd('ip', ['-n', netns, 'link', 'set', 'dev', 'eth0', 'up']);
   await cmd('ip', ['-n', netns, 'route', 'add', 'default', 'via', `${o.subnet}.1`]);
+  // The host (where kube-apiserver runs) reaches the node's pods through the node: webhooks served by pods. The
+  // route goes with the host bridge.
+  await cmd('ip', ['route', 'add', podCidrOf(index), 'via', address, 'dev', hostBridge(id)]);
 
   // The node's cgroup root in every v1 hierarchy (kubelet checks that it exists); a new cpuset cgroup starts
   // with no CPUs or memory nodes, so it gets its parent's.
@@ -680,7 +685,7 @@ async function startNode(o: {
   const socket = join(dir, 'containerd.sock');
   writeFileSync(
     join(dir, 'cni', '10-tern.conflist'),
-    cniConfig(`${id}-${name}`, `10.216.${index}.0/24`, join(dir, 'ipam')),
+    cniConfig(`${id}-${name}`, podCidrOf(index), join(dir, 'ipam')),
   );
   writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir, join(dir, 'cni')));
   const nsenter = ['--net=' + join('/run/netns', netns), '--'];
