@@ -87,6 +87,9 @@ export const valuesSchema: Schema = {
     }),
     imagePullSecrets: array(object({ name: string({ minLength: 1 }) })),
     commonLabels: stringMap(),
+    // '' keeps the in-cluster default (the kubernetes Service). A bare address or name (IPv6 without brackets, as
+    // KUBERNETES_SERVICE_HOST has it): no scheme, no path.
+    apiServer: object({ host: string({ pattern: '^[^/\\s\\[\\]]*$' }), port }),
     operator: object({
       replicas: integer(1),
       command,

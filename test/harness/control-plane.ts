@@ -205,6 +205,9 @@ function kubeletClientArgs(dir: string, certs: ControlPlaneCertificates): string
     `--kubelet-client-key=${pair.key}`,
     `--kubelet-certificate-authority=${certs.caCert}`,
     '--kubelet-preferred-address-types=InternalIP',
+    // Admission webhooks (and aggregated APIs) backed by a Service are called at one of its endpoints, a pod's
+    // address (which the host routes to the node), not at its ClusterIP: no kube-proxy runs on the nodes.
+    '--enable-aggregator-routing=true',
   ];
 }
 

@@ -38,6 +38,8 @@ export interface KubeletNode {
   dir: string;
   /** The node's containerd socket (for `ctr --address`). */
   containerdSocket: string;
+  /** Where the node's own copies of KubeletClusterOptions.nodeDirs live: `<rootDir><path>` (e.g. rootDir + /var/lib/tern). */
+  rootDir: string;
 }
 
 export interface KubeletCluster {
@@ -55,6 +57,13 @@ export interface KubeletClusterOptions {
   nodes?: string[];
   /** OCI archives imported into every node's containerd besides the pause image (default: busybox). */
   images?: string[];
+  /**
+   * Host directories each node has of its own, as separate machines would (e.g. /var/lib/tern for hostPath
+   * volumes): in the node's containerd and kubelet, `<path>` is a bind mount of `<node dir>/root<path>`. The nodes'
+   * containerd then runs in a mount namespace of its own. Absolute paths without whitespace; the empty mount
+   * points are created on the host and left there.
+   */
+  nodeDirs?: string[];
 }
 
 /** The images test/kubelet-cluster/build-images.sh builds. */
@@ -131,6 +140,8 @@ const hostBridge = (id: string): string => `${id}-br`;
 const hostVeth = (id: string, index: number): string => `${id}-v${index}`;
 const netnsOf = (id: string, node: string): string => `${id}-${node}`;
 const cgroupRootOf = (id: string, node: string): string => `${id}-${node}`;
+/** The pod subnet of the node at `index` (every cluster uses the same: only one may run at a time). */
+const podCidrOf = (index: number): string => `10.216.${index}.0/24`;
 
 // --- teardown, by name only (so it also cleans up after a killed test process) ---
 
@@ -341,9 +352,17 @@ function cniConfig(network: string, podCidr: string, ipamDir: string): string {
           type: 'bridge',
           bridge: 'cni0',
           isGateway: true,
-          ipMasq: false,
+          // Pods reach the apiserver and the other nodes from the node's address (the host does not route the
+          // pod subnets), as on most clusters.
+          ipMasq: true,
           hairpinMode: true,
-          ipam: { type: 'host-local', ranges: [[{ subnet: podCidr }]], dataDir: ipamDir },
+          // The default route through the node (the gateway): pods reach the apiserver and other nodes.
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: podCidr }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: ipamDir,
+          },
         },
         { type: 'portmap', capabilities: { portMappings: true } },
       ],
@@ -413,6 +432,16 @@ const KUBELET_WRAPPER = `set -e
 for f in ${KUBELET_SYSCTLS.join(' ')}; do
   mount --bind "$SYSCTL_DIR/$(echo "$f" | tr / .)" "/proc/sys/$f"
 done
+for d in $NODE_DIRS; do mount --bind "$NODE_ROOT$d" "$d"; done
+exec "$@"`;
+
+/**
+ * containerd in a mount namespace of its own in which the node's own directories (nodeDirs) are bind mounts: the
+ * root mount is private, so they stay there; the kubelet dir, a shared mount made before, still receives the
+ * volumes kubelet mounts.
+ */
+const CONTAINERD_WRAPPER = `set -e
+for d in $NODE_DIRS; do mount --bind "$NODE_ROOT$d" "$d"; done
 exec "$@"`;
 
 // --- start ---
@@ -454,6 +483,11 @@ export async function startKubeletCluster(opts: KubeletClusterOptions = {}): Pro
     throw new Error('the kubelet cluster needs root (namespaces, mounts, cgroups)');
   const names = opts.nodes ?? ['node-a', 'node-b'];
   const images = [kubeletImageArchive('pause'), ...(opts.images ?? [kubeletImageArchive('busybox')])];
+  const nodeDirs = opts.nodeDirs ?? [];
+  for (const path of nodeDirs) {
+    if (!/^\/[^\s]*$/.test(path) || path.split('/').includes('..'))
+      throw new Error(`nodeDirs: ${path} is not an absolute path without whitespace and ..`);
+  }
   const binaries = {
     kubelet: kubeBinary('kubelet'),
     scheduler: kubeBinary('kube-scheduler'),
@@ -538,7 +572,19 @@ export async function startKubeletCluster(opts: KubeletClusterOptions = {}): Pro
     const nodes: KubeletNode[] = [];
     for (const [index, name] of names.entries()) {
       nodes.push(
-        await startNode({ id, index, name, subnet, cp, servers, leaf, kubeconfig, images, binaries }),
+        await startNode({
+          id,
+          index,
+          name,
+          subnet,
+          cp,
+          servers,
+          leaf,
+          kubeconfig,
+          images,
+          binaries,
+          nodeDirs,
+        }),
       );
     }
 
@@ -584,6 +630,7 @@ async function startNode(o: {
   kubeconfig: (base: string, subject: string) => string;
   images: string[];
   binaries: { kubelet: string };
+  nodeDirs: string[];
 }): Promise<KubeletNode> {
   const { id, index, name } = o;
   const address = `${o.subnet}.${11 + index}`;
@@ -591,6 +638,12 @@ async function startNode(o: {
   const dir = join(clusterDir(id), name);
   for (const sub of ['cni', 'ipam', 'kubelet', 'pod-logs', 'sysctl'])
     mkdirSync(join(dir, sub), { recursive: true });
+  const rootDir = join(dir, 'root');
+  for (const path of o.nodeDirs) {
+    mkdirSync(join(rootDir, path), { recursive: true });
+    mkdirSync(path, { recursive: true });
+  }
+  const nodeDirsEnv = [`NODE_ROOT=${rootDir}`, `NODE_DIRS=${o.nodeDirs.join(' ')}`];
 
   // The namespace, plugged into the host bridge by a veth pair (eth0 inside).
   await cmd('ip', ['netns', 'add', netns]);
@@ -612,6 +665,9 @@ async function startNode(o: {
   await cmd('ip', ['-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
   await cmd('ip', ['-n', netns, 'link', 'set', 'dev', 'eth0', 'up']);
   await cmd('ip', ['-n', netns, 'route', 'add', 'default', 'via', `${o.subnet}.1`]);
+  // The host (where kube-apiserver runs) reaches the node's pods through the node: webhooks served by pods. The
+  // route goes with the host bridge.
+  await cmd('ip', ['route', 'add', podCidrOf(index), 'via', address, 'dev', hostBridge(id)]);
 
   // The node's cgroup root in every v1 hierarchy (kubelet checks that it exists); a new cpuset cgroup starts
   // with no CPUs or memory nodes, so it gets its parent's.
@@ -629,14 +685,25 @@ async function startNode(o: {
   const socket = join(dir, 'containerd.sock');
   writeFileSync(
     join(dir, 'cni', '10-tern.conflist'),
-    cniConfig(`${id}-${name}`, `10.216.${index}.0/24`, join(dir, 'ipam')),
+    cniConfig(`${id}-${name}`, podCidrOf(index), join(dir, 'ipam')),
   );
   writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir, join(dir, 'cni')));
   const nsenter = ['--net=' + join('/run/netns', netns), '--'];
+  // The kubelet dir is a shared mount: the volumes kubelet mounts there (in its own mount namespace) show in the
+  // host's, and in containerd's when it has one.
+  const kubeletDir = join(dir, 'kubelet');
+  await cmd('mount', ['--bind', kubeletDir, kubeletDir]);
+  await cmd('mount', ['--make-shared', kubeletDir]);
+  const containerdArgs = ['containerd', '--config', join(dir, 'containerd.toml')];
   const containerd = startServer(
     `containerd ${name}`,
     'nsenter',
-    [...nsenter, 'containerd', '--config', join(dir, 'containerd.toml')],
+    o.nodeDirs.length === 0
+      ? [...nsenter, ...containerdArgs]
+      : [
+          ...[...nsenter, 'unshare', '--mount', '--propagation', 'unchanged', '--'],
+          ...['env', ...nodeDirsEnv, 'sh', '-c', CONTAINERD_WRAPPER, 'containerd', ...containerdArgs],
+        ],
     join(dir, 'containerd.log'),
   );
   o.servers.push(containerd);
@@ -656,9 +723,6 @@ async function startNode(o: {
   for (const archive of o.images) await ctr(['images', 'import', archive]);
 
   // kubelet: identity system:node:<name>, a serving certificate for its address, its sysctl files.
-  const kubeletDir = join(dir, 'kubelet');
-  await cmd('mount', ['--bind', kubeletDir, kubeletDir]);
-  await cmd('mount', ['--make-shared', kubeletDir]);
   for (const sysctl of KUBELET_SYSCTLS) {
     writeFileSync(join(dir, 'sysctl', sysctl.replaceAll('/', '.')), readFileSync(join('/proc/sys', sysctl)));
   }
@@ -691,6 +755,7 @@ async function startNode(o: {
     '--',
     'env',
     `SYSCTL_DIR=${join(dir, 'sysctl')}`,
+    ...nodeDirsEnv,
     'sh',
     '-c',
     KUBELET_WRAPPER,
@@ -704,7 +769,7 @@ async function startNode(o: {
       join(dir, 'kubelet.log'),
     ),
   );
-  return { name, address, netns, dir, containerdSocket: socket };
+  return { name, address, netns, dir, containerdSocket: socket, rootDir };
 }
 
 /**

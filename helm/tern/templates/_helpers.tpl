@@ -71,3 +71,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tern.test.name" -}}
 {{- printf "%s-test" (include "tern.fullname" .) -}}
 {{- end -}}
+
+{{/*
+KUBERNETES_SERVICE_HOST/_PORT for the pods' Kubernetes clients when apiServer.host is set: they then reach the
+apiserver at that address instead of the kubernetes Service's ClusterIP (which needs kube-proxy or a replacement).
+The container's own env wins over the variables kubelet injects for Services.
+*/}}
+{{- define "tern.apiServerEnv" -}}
+{{- if .Values.apiServer.host -}}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ .Values.apiServer.host | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ .Values.apiServer.port | quote }}
+{{- end }}
+{{- end -}}

@@ -13,10 +13,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { testGuestImages } from '../../fixtures/test-guest.js';
+import {
+  buildTernImage,
+  IMAGE_BUILD_TIMEOUT_MS as BUILD_TIMEOUT_MS,
+  imageCache,
+} from '../../harness/tern-image.js';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BUILD_TIMEOUT_MS = 20 * 60_000;
 
 interface Descriptor {
   mediaType: string;
@@ -98,56 +102,17 @@ let guestDir: string;
 let cache: string;
 let firstDigest: string;
 
-/** The lock the builds use: the committed one, or a refreshed copy once the archive has dropped a pinned version. */
-let lockEnv: Record<string, string> = {};
-
-async function runImageBuild(): Promise<string> {
-  const { stdout } = await run('bash', [join(REPO, 'hack/image/build.sh')], {
-    cwd: REPO,
-    timeout: BUILD_TIMEOUT_MS,
-    env: { ...process.env, TERN_CACHE: cache, TERN_IMAGE_TAG: '', TERN_IMAGE_REPOSITORY: '', ...lockEnv },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
-/**
- * Runs `npm run image` with the default name and tag; returns the manifest digest it printed. Debian replaces
- * versions in its archive (point releases, security updates): when the committed lock has gone stale (exit status
- * 3, `npm run image` refuses), the build machinery is still tested, with a lock refreshed into a temporary file,
- * and the test says loudly that hack/image/packages.lock needs `npm run image:lock`.
- */
+/** Runs `npm run image` with the default name and tag (test/harness/tern-image.ts); returns the manifest digest. */
 async function buildImage(): Promise<string> {
-  const started = Date.now();
-  let stdout: string;
-  try {
-    stdout = await runImageBuild();
-  } catch (err) {
-    const failure = err as { code?: number; stderr?: string };
-    if (failure.code !== 3 || 'TERN_IMAGE_LOCK' in lockEnv) throw err;
-    console.warn(
-      `hack/image/packages.lock is stale; building with a refreshed lock:\n${failure.stderr ?? ''}`,
-    );
-    const lock = join(await mkdtemp(join(tmpdir(), 'timage-lock-')), 'packages.lock');
-    await run('cp', [join(REPO, 'hack/image/packages.lock'), lock]);
-    lockEnv = { TERN_IMAGE_LOCK: lock };
-    await run('bash', [join(REPO, 'hack/image/lock.sh')], {
-      cwd: REPO,
-      timeout: BUILD_TIMEOUT_MS,
-      env: { ...process.env, ...lockEnv },
-    });
-    stdout = await runImageBuild();
-  }
-  console.log(`${stdout.trim()}\nnpm run image: ${Date.now() - started} ms`);
-  const digest = /^image: docker\.io\/library\/tern:[^@\s]+@(sha256:[0-9a-f]{64})$/m.exec(stdout)?.[1];
-  if (digest === undefined) throw new Error(`npm run image printed no digest: ${stdout}`);
-  return digest;
+  const image = await buildTernImage(cache);
+  console.log(`${image.output}\nnpm run image: ${image.buildMs} ms`);
+  return image.digest;
 }
 
 beforeAll(async () => {
   version = (await readJson<{ version: string }>(join(REPO, 'package.json'))).version;
   guestDir = (await testGuestImages()).root;
-  cache = process.env.TERN_CACHE ?? join(process.env.HOME ?? '/root', '.cache/tern');
+  cache = imageCache();
   firstDigest = await buildImage();
   work = await mkdtemp(join(tmpdir(), 'timage-'));
   layout = join(work, 'layout');

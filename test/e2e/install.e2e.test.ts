@@ -1,0 +1,546 @@
+// `helm install tern ./helm/tern` on real kubelet nodes (issue 13 item 4; test/harness/kubelet-cluster.ts, root
+// only): the image `npm run image` builds (warm: seconds) is imported into both nodes' containerd, the chart runs
+// the operator Deployment and the hypervisor-node DaemonSet from it, both HypervisorNodes go Ready and `helm test`
+// passes; a VirtualMachine created with `kubectl apply` runs and moves from one kubelet node to the other and back,
+// with the guest agent's memory check OK after each move, exactly one QEMU for it across the nodes, and neither
+// a watch on the VM nor the daemons ever showing it on two nodes. docs/install.md ("Install on a cluster") is
+// what the test does, step by step.
+//
+// The nodes of the kubelet cluster share this machine's file system: /var/lib/tern (the daemon's state dir) and
+// /var/lib/tern-images (the image roots) are each node's own (nodeDirs), as on separate machines. No kube-proxy
+// runs: the chart's apiServer.host/port point the pods at the apiserver. Guests stay in the daemon pod's cgroup
+// (hypervisorNode.guestCgroup '': this host has cgroup v1; the cgroup escape is issue 13 item 5).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Migration, VirtualMachine } from '../../crds/index.js';
+import { testGuestImages, testGuestVm } from '../fixtures/test-guest.js';
+import { generateDevCerts, issueControlPlaneLeaf, type DevCerts } from '../harness/certificates.js';
+import { controlClient } from '../harness/control-client.js';
+import { kubeBinary } from '../harness/control-plane.js';
+import { eventually } from '../harness/eventually.js';
+import { guestOfVm, isQemuOfVm } from '../harness/guest-lookup.js';
+import {
+  kubeletClusterLeftovers,
+  PAUSE_IMAGE,
+  startKubeletCluster,
+  type KubeletCluster,
+  type KubeletNode,
+} from '../harness/kubelet-cluster.js';
+import { condition, kubectlOn, verifyGuest } from '../harness/operator-cluster.js';
+import { buildTernImage, IMAGE_BUILD_TIMEOUT_MS, type TernImage } from '../harness/tern-image.js';
+import { helm } from '../helm/chart-tools.js';
+import type { GuestControlClient } from '../../proto/index.js';
+
+const run = promisify(execFile);
+const CHART = fileURLToPath(new URL('../../helm/tern/', import.meta.url));
+const NAMESPACE = 'tern-system';
+const STATE_DIR = '/var/lib/tern';
+const IMAGES_DIR = '/var/lib/tern-images';
+/** The chart's default hypervisorNode.sharedImageRoots: the test guest's kernel and initramfs go there. */
+const SHARED_IMAGES = `${IMAGES_DIR}/shared`;
+const CONTROL_PORT = 7443;
+const READY_TIMEOUT_MS = 240_000;
+const MIGRATION_TIMEOUT_MS = 180_000;
+const VM = 'vm1';
+/** The node the operator replicas run on (not the one the drain test drains). */
+const OPERATOR_NODE = 'node-b';
+
+let cluster: KubeletCluster;
+let work: string;
+let image: TernImage;
+let certs: DevCerts;
+const controls = new Map<string, GuestControlClient>();
+const timings: [string, number][] = [];
+/** Set when the install came up: the VM test needs it. */
+let installed = false;
+const { kubectl, apply, getJson } = kubectlOn(() => cluster.controlPlane);
+
+const node = (name: string): KubeletNode => cluster.nodes.find((n) => n.name === name)!;
+const otherNode = (name: string): string => cluster.nodes.find((n) => n.name !== name)!.name;
+const getVm = () => getJson<VirtualMachine>('virtualmachine', VM);
+
+/** The last lines of every Tern pod's log, for failure messages. */
+async function podLogs(): Promise<string> {
+  const pods = await cluster.controlPlane.kubectl(['get', 'pods', '-n', NAMESPACE, '-o', 'wide']);
+  let text = `${pods.stdout}${pods.stderr}`;
+  const names = pods.stdout
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(/\s+/)[0])
+    .filter(Boolean);
+  for (const name of names) {
+    const logs = await cluster.controlPlane.kubectl(['logs', '-n', NAMESPACE, name!, '--tail=12']);
+    const lines = `${logs.stdout}${logs.stderr}`.split('\n').map((line) => line.slice(0, 400));
+    text += `\n--- ${name}:\n${lines.join('\n')}`;
+  }
+  return text;
+}
+
+/** Reasons a container waits with that no wait cures (the image is missing or wrong, a Secret is missing). */
+const HOPELESS =
+  /^(ErrImageNeverPull|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError)$/;
+
+/** Throws when a Tern pod waits for something that will not come. */
+async function failOnHopelessPods(): Promise<void> {
+  const pods = await getJson<{
+    items: {
+      metadata: { name: string };
+      status?: { containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[] };
+    }[];
+  }>('pods', '-n', NAMESPACE);
+  for (const pod of pods.items) {
+    for (const status of pod.status?.containerStatuses ?? []) {
+      const waiting = status.state?.waiting;
+      if (waiting?.reason && HOPELESS.test(waiting.reason))
+        throw new Error(`pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? ''}`);
+    }
+  }
+}
+
+/** What the VM, its Migrations, its events and both daemons say, and the Tern pods' logs. */
+async function diagnose(): Promise<string> {
+  const vm = await getVm();
+  const migrations = (await getJson<{ items: Migration[] }>('migrations')).items.map(
+    (m) =>
+      `${m.metadata?.name} ${m.status?.phase} ${m.status?.sourceNode}→${m.status?.targetNode} ${m.status?.failureReason ?? ''} ${m.status?.message ?? ''}`,
+  );
+  const events = await kubectl('get', 'events', '--field-selector', `involvedObject.name=${VM}`);
+  const guests: string[] = [];
+  for (const n of cluster.nodes) {
+    const guest = await guestOfVm(control(n.name), VM).then(
+      (g) => JSON.stringify(g ?? 'ABSENT'),
+      (e: Error) => e.message,
+    );
+    guests.push(`${n.name}: ${guest.slice(0, 1500)}`);
+  }
+  return [
+    `status: ${JSON.stringify(vm.status)}`,
+    `migrations:\n${migrations.join('\n')}`,
+    `events:\n${events}`,
+    `guests:\n${guests.join('\n')}`,
+    await podLogs(),
+  ].join('\n');
+}
+
+/**
+ * eventually, with the Tern pods' logs in the error when it times out; it gives up at once when a pod waits for
+ * something that will not come.
+ */
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  try {
+    return await eventually(
+      what,
+      async () => {
+        await failOnHopelessPods();
+        return probe();
+      },
+      ms,
+      500,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await podLogs().catch((e: Error) => e.message)}`);
+  }
+}
+
+const timed = async <T>(what: string, since: number, step: Promise<T>): Promise<T> => {
+  const result = await step;
+  timings.push([what, Date.now() - since]);
+  return result;
+};
+
+/**
+ * The daemon's control client for `name`, as the operator connects (its certificate, the advertised address:
+ * the node's InternalIP and hypervisorNode.controlPort).
+ */
+function control(name: string): GuestControlClient {
+  let client = controls.get(name);
+  if (client === undefined) {
+    client = controlClient(
+      `${node(name).address}:${CONTROL_PORT}`,
+      { ca: certs.ca.cert, cert: certs.operator.cert, key: certs.operator.key },
+      name,
+    );
+    controls.set(name, client);
+  }
+  return client;
+}
+
+/** Pids of the QEMU processes running the VM's guest, per node (the processes in the node's network namespace). */
+async function qemuPids(): Promise<Record<string, number[]>> {
+  const found: Record<string, number[]> = {};
+  for (const n of cluster.nodes) {
+    found[n.name] = [];
+    const { stdout } = await run('ip', ['netns', 'pids', n.netns]);
+    for (const pid of stdout.split('\n').filter(Boolean).map(Number)) {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (argv[0]?.endsWith('qemu-system-x86_64') && isQemuOfVm(argv, VM)) found[n.name]!.push(pid);
+    }
+  }
+  return found;
+}
+
+/**
+ * Watches where the VM runs while a test moves it: a `kubectl get --watch` of the VirtualMachine (every status.node
+ * it reports) and the daemons' guest lists polled, the destination asked first (a guest moving between the two
+ * calls cannot look as if it ran on both). stop() returns what each saw.
+ */
+function watchVm(destination: string) {
+  const nodesSeen: string[] = [];
+  const bothRunning: string[] = [];
+  const watch: ChildProcess = spawn(
+    kubeBinary('kubectl'),
+    [
+      ...['--kubeconfig', cluster.controlPlane.kubeconfigPath, 'get', 'virtualmachine', VM, '--watch'],
+      ...['-o', 'jsonpath={.status.node}{"\\n"}'],
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let buffered = '';
+  watch.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) if (nodesSeen.at(-1) !== line) nodesSeen.push(line);
+  });
+  let polling = true;
+  const poll = (async () => {
+    const order = [destination, otherNode(destination)];
+    while (polling) {
+      const phases: string[] = [];
+      for (const name of order) {
+        const guest = await guestOfVm(control(name), VM, 'default', new Date(Date.now() + 2_000)).catch(
+          () => undefined,
+        );
+        phases.push(guest?.phase ?? 'ABSENT');
+      }
+      if (phases.every((phase) => phase === 'GUEST_PHASE_RUNNING'))
+        bothRunning.push(new Date().toISOString());
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  })();
+  return async () => {
+    polling = false;
+    await poll;
+    watch.kill();
+    return { nodesSeen, bothRunning };
+  };
+}
+
+beforeAll(async () => {
+  const began = Date.now();
+  work = await mkdtemp(join(tmpdir(), 'tinstall-'));
+  const [built, guest] = await Promise.all([buildTernImage(), testGuestImages()]);
+  image = built;
+  console.log(`${image.output}\nnpm run image: ${image.buildMs} ms`);
+  cluster = await startKubeletCluster({ images: [], nodeDirs: [STATE_DIR, IMAGES_DIR] });
+  timings.push(['kubelet cluster up', cluster.startupMs]);
+
+  // What an administrator does before `helm install` (docs/install.md): the guest images on each node, the
+  // namespace, the mTLS Secrets (hack/gen-certs.ts's development set: the node certificates name their InternalIP,
+  // the address the daemons advertise), the hypervisor label.
+  const importing = Date.now();
+  for (const n of cluster.nodes) {
+    // As docs/install.md says: --digests with the repository as --base-name also names the image by its manifest
+    // digest (docker.io/library/tern@sha256:...), which image.digest makes the pods ask for.
+    await run(
+      'ctr',
+      [
+        ...['--address', n.containerdSocket, '--namespace', 'k8s.io', 'images', 'import'],
+        ...['--base-name', image.reference.replace(/:[^:/]+$/, ''), '--digests', image.archive],
+      ],
+      { timeout: 180_000 },
+    );
+    const shared = join(n.rootDir, SHARED_IMAGES);
+    await mkdir(shared, { recursive: true });
+    await copyFile(guest.kernel, join(shared, 'vmlinux'));
+    await copyFile(guest.initrd, join(shared, 'initramfs.img'));
+  }
+  timings.push(['image imported into both nodes', Date.now() - importing]);
+  certs = generateDevCerts(
+    join(work, 'pki'),
+    cluster.nodes.map((n) => ({ name: n.name, ips: [n.address] })),
+  );
+  await kubectl('create', 'namespace', NAMESPACE);
+  await kubectl(
+    ...['-n', NAMESPACE, 'create', 'secret', 'generic', 'tern-operator-tls'],
+    `--from-file=tls.crt=${certs.operator.cert}`,
+    `--from-file=tls.key=${certs.operator.key}`,
+    `--from-file=ca.crt=${certs.ca.cert}`,
+  );
+  await kubectl(
+    ...[
+      '-n',
+      NAMESPACE,
+      'create',
+      'secret',
+      'generic',
+      'tern-node-tls',
+      `--from-file=ca.crt=${certs.ca.cert}`,
+    ],
+    ...cluster.nodes.flatMap((n) => [
+      `--from-file=${n.name}.crt=${certs.nodes[n.name]!.cert}`,
+      `--from-file=${n.name}.key=${certs.nodes[n.name]!.key}`,
+    ]),
+  );
+  // The eviction webhook's serving certificate (operator.nodeMaintenance): for its Service's name, which the
+  // apiserver checks; any CA (the operator writes ca.crt into the webhook configuration).
+  const webhook = issueControlPlaneLeaf({
+    ca: { cert: cluster.controlPlane.certs.caCert, key: cluster.controlPlane.certs.caKey },
+    pair: { cert: join(work, 'webhook.crt'), key: join(work, 'webhook.key') },
+    subject: '/CN=tern-operator-webhook',
+    dnsNames: [`tern-operator-webhook.${NAMESPACE}.svc`],
+  });
+  await kubectl(
+    ...['-n', NAMESPACE, 'create', 'secret', 'generic', 'tern-eviction-webhook-tls'],
+    `--from-file=tls.crt=${webhook.cert}`,
+    `--from-file=tls.key=${webhook.key}`,
+    `--from-file=ca.crt=${cluster.controlPlane.certs.caCert}`,
+  );
+  for (const n of cluster.nodes) await kubectl('label', 'node', n.name, 'tern.dev/hypervisor=true');
+  console.log(`setup: ${Date.now() - began} ms`);
+}, IMAGE_BUILD_TIMEOUT_MS + 300_000);
+
+afterAll(async () => {
+  for (const client of controls.values()) client.close();
+  console.log(
+    `timings:\n${timings.map(([what, ms]) => `  ${what}: ${(ms / 1000).toFixed(1)} s`).join('\n')}`,
+  );
+  if (cluster) {
+    await cluster.stop();
+    expect(await kubeletClusterLeftovers(cluster.id)).toEqual([]);
+  }
+  if (work) await rm(work, { recursive: true, force: true });
+}, 120_000);
+
+test(
+  'helm install runs the operator and the daemons from the image; both HypervisorNodes go Ready',
+  async () => {
+    const apiServer = new URL(cluster.controlPlane.server);
+    const started = Date.now();
+    await helm(
+      ...['install', 'tern', CHART, '--namespace', NAMESPACE],
+      ...['--kubeconfig', cluster.controlPlane.kubeconfigPath],
+      // The exact build: the pods name the image by its digest, which the nodes have (imported, never pulled).
+      ...['--set', `image.digest=${image.digest}`, '--set', 'image.pullPolicy=Never'],
+      // No kube-proxy on these nodes: the pods reach the apiserver at its address.
+      ...['--set', `apiServer.host=${apiServer.hostname}`, '--set', `apiServer.port=${apiServer.port}`],
+      // cgroup v1 host: guests stay in the daemon pod's cgroup. No bridge on the nodes: user networking; no KVM.
+      ...['--set', 'hypervisorNode.guestCgroup=', '--set', 'hypervisorNode.network=user'],
+      ...['--set', 'hypervisorNode.accelerator=tcg'],
+      // kubectl drain moves VMs (the last test); the guard pods run the pause image the nodes have.
+      ...['--set', 'operator.nodeMaintenance.enabled=true'],
+      ...['--set', `operator.nodeMaintenance.guardImage=${PAUSE_IMAGE}`],
+      // Both operator replicas on the node the drain test keeps: a drain that also evicts an operator replica can
+      // fail, the apiserver's webhook call reaching the terminating replica (EOF), which kubectl drain does not
+      // retry (seen here; the operator's webhook needs a graceful hand-off before that case is tested).
+      ...['--set', `operator.nodeSelector.kubernetes\\.io/hostname=${OPERATOR_NODE}`],
+    );
+    timings.push(['helm install', Date.now() - started]);
+
+    await timed(
+      'helm install → operator Deployment Available',
+      started,
+      waitFor(
+        'the operator Deployment available',
+        async () => {
+          const deployment = await getJson<{ status?: { availableReplicas?: number } }>(
+            'deployment',
+            '-n',
+            NAMESPACE,
+            'tern-operator',
+          );
+          return (deployment.status?.availableReplicas ?? 0) >= 1 ? deployment : undefined;
+        },
+        READY_TIMEOUT_MS,
+      ),
+    );
+    await timed(
+      'helm install → both HypervisorNodes Ready',
+      started,
+      waitFor(
+        'both HypervisorNodes Ready',
+        async () => {
+          const list = await getJson<{ items: { metadata: { name: string }; status?: object }[] }>(
+            'hypervisornodes',
+          );
+          const ready = list.items.filter((hvn) => condition(hvn, 'Ready')?.status === 'True');
+          return ready.length === cluster.nodes.length ? ready : undefined;
+        },
+        READY_TIMEOUT_MS,
+      ),
+    );
+
+    // Every Tern pod runs the image that was built, by digest.
+    const pods = await getJson<{
+      items: { metadata: { name: string }; spec: { nodeName: string; containers: { image: string }[] } }[];
+    }>('pods', '-n', NAMESPACE);
+    expect(pods.items.length).toBe(2 + cluster.nodes.length);
+    for (const pod of pods.items) expect(pod.spec.containers[0]!.image).toBe(`tern@${image.digest}`);
+    const daemonNodes = pods.items
+      .filter((pod) => pod.metadata.name.startsWith('tern-hypervisor-node-'))
+      .map((pod) => pod.spec.nodeName);
+    expect(daemonNodes.sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
+
+    const testStarted = Date.now();
+    const result = await helm(
+      ...['test', 'tern', '--namespace', NAMESPACE, '--kubeconfig', cluster.controlPlane.kubeconfigPath],
+    );
+    timings.push(['helm test', Date.now() - testStarted]);
+    expect(result).toMatch(/Phase:\s+Succeeded/);
+    installed = true;
+  },
+  READY_TIMEOUT_MS * 2,
+);
+
+test(
+  'a VM applied with kubectl runs, moves to the other kubelet node and back, on one node at a time',
+  async () => {
+    if (!installed) throw new Error('the install did not come up (see the first test)');
+    const guest = await testGuestImages();
+    const vm = testGuestVm(VM, {
+      ...guest,
+      kernel: `${SHARED_IMAGES}/vmlinux`,
+      initrd: `${SHARED_IMAGES}/initramfs.img`,
+    });
+    const created = Date.now();
+    await apply(vm);
+    const running = await timed(
+      'VM applied → Running',
+      created,
+      waitFor(
+        `${VM} Running`,
+        async () => {
+          const current = await getVm();
+          return current.status?.phase === 'Running' ? current : undefined;
+        },
+        READY_TIMEOUT_MS,
+      ),
+    );
+    const first = running.status!.node!;
+    const check = async (on: string) => {
+      expect(await qemuPids()).toEqual({ [on]: [expect.any(Number)], [otherNode(on)]: [] });
+      const verify = await verifyGuest(join(node(on).rootDir, STATE_DIR), VM);
+      expect(verify.detail).toMatch(/^OK /);
+      expect(verify.ok).toBe(true);
+    };
+    await check(first);
+
+    let from = first;
+    for (const [index, to] of [otherNode(first), first].entries()) {
+      const stop = watchVm(to);
+      const name = `${VM}-move-${index + 1}`;
+      const started = Date.now();
+      await apply({
+        apiVersion: 'tern.dev/v1alpha1',
+        kind: 'Migration',
+        metadata: { name, namespace: 'default' },
+        spec: { vmName: VM, targetNode: to },
+      });
+      const done = await waitFor(
+        `Migration ${name} finished`,
+        async () => {
+          const migration = await getJson<Migration>('migration', name);
+          return ['Succeeded', 'Failed', 'Aborted'].includes(migration.status?.phase ?? '')
+            ? migration
+            : undefined;
+        },
+        MIGRATION_TIMEOUT_MS,
+      );
+      timings.push([
+        `migration ${from} → ${to} (created → Succeeded; downtime ${JSON.stringify(done.status?.downtime)})`,
+        Date.now() - started,
+      ]);
+      expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+      // The operator reports the VM Running on `to` once it has seen the guest run there (its guest poll).
+      await waitFor(
+        `${VM} Running on ${to}`,
+        async () => {
+          const current = await getVm();
+          expect(current.status?.node).toBe(to);
+          return current.status?.phase === 'Running' ? current : undefined;
+        },
+        60_000,
+      );
+      timings.push([`migration ${from} → ${to}: created → VM Running on ${to}`, Date.now() - started]);
+      const seen = await stop();
+      const checking = Date.now();
+      await check(to);
+      timings.push([`memory check on ${to}`, Date.now() - checking]);
+      // The watch saw the VM leave `from` for `to` once, and the daemons never both ran it.
+      expect(seen.nodesSeen.filter(Boolean)).toEqual([from, to]);
+      expect(seen.bothRunning).toEqual([]);
+      from = to;
+    }
+  },
+  READY_TIMEOUT_MS + 2 * MIGRATION_TIMEOUT_MS + 120_000,
+);
+
+test("kubectl drain of the VM's node completes once the VM has been live-migrated away; uncordon makes it eligible", async () => {
+  if (!installed) throw new Error('the install did not come up (see the first test)');
+  const to = OPERATOR_NODE;
+  const from = otherNode(to);
+  if ((await getVm()).status?.node !== from) {
+    await apply({
+      apiVersion: 'tern.dev/v1alpha1',
+      kind: 'Migration',
+      metadata: { name: `${VM}-to-${from}`, namespace: 'default' },
+      spec: { vmName: VM, targetNode: from },
+    });
+    await waitFor(
+      `${VM} Running on ${from}`,
+      async () => {
+        const current = await getVm();
+        return current.status?.phase === 'Running' && current.status.node === from ? current : undefined;
+      },
+      MIGRATION_TIMEOUT_MS,
+    );
+  }
+  const stop = watchVm(to);
+  const started = Date.now();
+  const drained = await cluster.controlPlane.kubectl([
+    ...['drain', from, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=240s'],
+  ]);
+  if (drained.code !== 0) await stop();
+  timings.push([`kubectl drain ${from} (1 VM)`, Date.now() - started]);
+  console.log(`kubectl drain ${from}:\n${drained.stdout}${drained.stderr}`);
+  if (drained.code !== 0) throw new Error(`kubectl drain failed:\n${drained.stderr}\n${await podLogs()}`);
+  expect(drained.stderr).toMatch(
+    new RegExp(`VirtualMachine default/${VM} is being live-migrated off node ${from}`),
+  );
+  await waitFor(
+    `${VM} Running on ${to}`,
+    async () => {
+      const current = await getVm();
+      return current.status?.phase === 'Running' && current.status.node === to ? current : undefined;
+    },
+    60_000,
+  );
+  const seen = await stop();
+  const pids = await qemuPids();
+  if (pids[to]?.length !== 1 || pids[from]?.length !== 0) {
+    throw new Error(`QEMU of ${VM} after the drain: ${JSON.stringify(pids)}\n${await diagnose()}`);
+  }
+  const verify = await verifyGuest(join(node(to).rootDir, STATE_DIR), VM);
+  expect(verify.detail).toMatch(/^OK /);
+  expect(seen.nodesSeen.filter(Boolean)).toEqual([from, to]);
+  expect(seen.bothRunning).toEqual([]);
+  // Node and HypervisorNode are the same machine: the drain's cordon shows on both, and so does the uncordon.
+  expect(
+    (await getJson<{ spec?: { unschedulable?: boolean } }>('hypervisornode', from)).spec?.unschedulable,
+  ).toBe(true);
+  await kubectl('uncordon', from);
+  await waitFor(
+    `HypervisorNode ${from} eligible again`,
+    async () => {
+      const spec = (
+        await getJson<{ spec?: { unschedulable?: boolean; drain?: boolean } }>('hypervisornode', from)
+      ).spec;
+      return spec?.unschedulable || spec?.drain ? undefined : true;
+    },
+    60_000,
+  );
+}, 420_000);
