@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import type { DevCerts } from './certificates.js';
 import { killGuestQemusUnder } from '../../hypervisor-node/src/runtime/process.js';
+import { runningWatchdog } from '../../hypervisor-node/src/self-fencing/watchdog.js';
 import { startServiceProcess, type ServiceProcess, type ServiceProcessOptions } from './service-process.js';
 
 export type { LogLine } from './service-process.js';
@@ -69,4 +70,21 @@ export async function startDaemonProcess(
  */
 export function killGuestsIn(stateDir: string): Promise<number> {
   return killGuestQemusUnder(stateDir);
+}
+
+/**
+ * Kills the node's fence watchdog, which outlives its daemon by design (it ends on its own within a tick, at most
+ * 1 s, once the state dir is gone), and waits, bounded, until it is gone.
+ */
+export async function killWatchdogIn(stateDir: string, timeoutMs = 5_000): Promise<void> {
+  const pid = await runningWatchdog(stateDir);
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return; // Exited meanwhile.
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && (await runningWatchdog(stateDir)) !== undefined)
+    await new Promise((resolve) => setTimeout(resolve, 5));
 }

@@ -7,13 +7,13 @@ import { readdir, readFile } from 'node:fs/promises';
 import { testGuestVm } from '../fixtures/test-guest.js';
 import { twoNodeCluster, type TwoNodeCluster } from './two-node-cluster.js';
 
-/** The pids of live processes whose command line contains `path`. */
-async function processesNaming(path: string): Promise<number[]> {
-  const found: number[] = [];
+/** Live processes whose command line contains `path`: `<pid> <command line>` each. */
+async function processesNaming(path: string): Promise<string[]> {
+  const found: string[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(path)) found.push(Number(entry));
+    if (cmdline.includes(path)) found.push(`${entry} ${cmdline.replaceAll('\0', ' ').trim()}`);
   }
   return found;
 }

@@ -14,7 +14,7 @@ import { testGuestImages, type TestGuestImages } from '../fixtures/test-guest.js
 import { generateDevCerts, type DevCerts } from './certificates.js';
 import { controlClient } from './control-client.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
-import { killGuestsIn, startDaemonProcess, type DaemonProcess } from './daemon-process.js';
+import { killGuestsIn, killWatchdogIn, startDaemonProcess, type DaemonProcess } from './daemon-process.js';
 import { installEvictionWebhook } from './eviction-webhook.js';
 import { startKubeletCluster, type KubeletCluster } from './kubelet-cluster.js';
 import { migrationClient } from './migration-driver.js';
@@ -144,6 +144,7 @@ export function twoNodeCluster(options: TwoNodeClusterOptions): TwoNodeCluster {
     if (work !== undefined) {
       // Every node's dir, started or not: a daemon that was starting may have launched a guest.
       for (const node of allNodes) await attempt(() => killGuestsIn(stateDir(node)));
+      for (const node of allNodes) await attempt(() => killWatchdogIn(stateDir(node)));
       const dir = work;
       // A guest killed just before may still be removing its sockets.
       await attempt(() => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
