@@ -478,9 +478,7 @@ export class MigrationRunner {
       throw error;
     }
     // The guest runs again (or the hand-over ended otherwise): the status writes held back since the outcome go now.
-    // They only report; a failed one must not fail a hand-over that is done (a retried run could not tell what this
-    // one retained, for one): the terminal write below carries the outcome.
-    await settle().catch((err: unknown) => logger.warn({ err }, 'status write failed'));
+    await settle();
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
         'PostCopyFailed',
