@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Migration, VirtualMachine } from '../../crds/index.js';
+import { isTerminalMigrationPhase, type Migration, type VirtualMachine } from '../../crds/index.js';
 import { testGuestImages, testGuestVm } from '../fixtures/test-guest.js';
 import { generateDevCerts, issueControlPlaneLeaf, type DevCerts } from '../harness/certificates.js';
 import { controlClient } from '../harness/control-client.js';
@@ -444,9 +444,7 @@ test(
         `Migration ${name} finished`,
         async () => {
           const migration = await getJson<Migration>('migration', name);
-          return ['Succeeded', 'Failed', 'Aborted'].includes(migration.status?.phase ?? '')
-            ? migration
-            : undefined;
+          return isTerminalMigrationPhase(migration.status?.phase) ? migration : undefined;
         },
         MIGRATION_TIMEOUT_MS,
       );

@@ -14,7 +14,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { HypervisorNode, Migration, VirtualMachine } from '../../../crds/index.js';
+import {
+  isTerminalMigrationPhase,
+  type HypervisorNode,
+  type Migration,
+  type VirtualMachine,
+} from '../../../crds/index.js';
 import { AgentClient } from '../../../guest/host/agent-client.js';
 import { startDurableClient, type DurableClient } from '../../../guest/host/durable-client.js';
 import { checkDurability, type ClientRecord } from '../../../guest/host/txlog.js';
@@ -479,9 +484,7 @@ class Bench {
       `${name} finished`,
       async () => {
         const migration = await getJson<Migration>('migration', name);
-        return ['Succeeded', 'Failed', 'Aborted'].includes(migration.status?.phase ?? '')
-          ? migration
-          : undefined;
+        return isTerminalMigrationPhase(migration.status?.phase) ? migration : undefined;
       },
       MIGRATION_TIMEOUT_MS,
       500,
