@@ -272,7 +272,9 @@ class Bench {
           accel: 'tcg',
           policy,
           stateRoot,
-          network: new BridgeNetwork(`direct-${'ab'[i]}`, this.network!.bridge),
+          // Taps are named after the node and the guest: a name of this process's own, so that a second bench on the
+          // host (or its smoke test) never takes over or deletes this one's taps.
+          network: new BridgeNetwork(`direct-${process.pid}-${'ab'[i]}`, this.network!.bridge),
         }),
       ),
     );
@@ -666,9 +668,17 @@ export function report(samples: readonly SwitchoverSample[], log: (line: string)
   if (frozen.length > 0) {
     const total = (key: keyof FrozenSegments) => frozen.reduce((n, f) => n + f[key], 0);
     log(
-      `clients' segments sent while the guest was frozen (capture): ${total('sent')}; reached the guest without ` +
-        `being sent again ${total('delivered')}, acknowledged only after being sent again ${total('resent')} ` +
-        `(${total('resentAfterTimeout')} of them 200 ms or more after the first copy: a retransmission timeout)`,
+      `clients' segments sent while the guest was frozen (capture): ${total('sent')}; the guest acknowledged the ` +
+        `first copy of ${total('delivered')}, only a later copy of ${total('lost')} (the first lost), none of ` +
+        `${total('unacknowledged')}; sent again after a retransmission timeout: ${total('resentAfterTimeout')}`,
+    );
+  }
+  for (const mode of ['tern', 'direct'] as const) {
+    const runs = samples.filter((s) => s.mode === mode);
+    const lost = runs.reduce((n, s) => n + (s.frozen ? s.frozen.lost + s.frozen.unacknowledged : 0), 0);
+    log(
+      `  ${mode.padEnd(6)} runs with a retransmission timeout (TCPTimeouts) ${runs.filter((s) => s.hostRtos > 0).length} ` +
+        `of ${runs.length}, timeouts ${runs.reduce((n, s) => n + s.hostRtos, 0)}, frozen segments lost ${lost}`,
     );
   }
   const fmt = (value: number) => (Number.isNaN(value) ? 'nan' : value.toFixed(1));
@@ -682,7 +692,7 @@ export function report(samples: readonly SwitchoverSample[], log: (line: string)
 function frozenText(frozen: FrozenSegments | undefined): string {
   if (frozen === undefined) return '';
   return (
-    ` (segments sent while frozen ${frozen.sent}: delivered ${frozen.delivered}, resent ${frozen.resent}, ` +
-    `by timeout ${frozen.resentAfterTimeout})`
+    ` (segments sent while frozen ${frozen.sent}: delivered ${frozen.delivered}, lost ${frozen.lost}, ` +
+    `unacknowledged ${frozen.unacknowledged}, resent by timeout ${frozen.resentAfterTimeout})`
   );
 }

@@ -59,10 +59,14 @@ export interface CapturedFrame {
   clientPort?: number;
   seqEnd?: number;
   ack?: number;
+  /** TCP timestamps option: the sender's value, and the value it echoes (tells which copy of a segment arrived). */
+  tsVal?: number;
+  tsEcr?: number;
 }
 
 const FRAME =
   /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), [^:]*: (?:[\d.]+\.(\d+) > [\d.]+\.(\d+): Flags \[[^\]]*\](?:, seq \d+:(\d+))?(?:, ack (\d+))?.*, length (\d+)$)?/;
+const TIMESTAMPS = /TS val (\d+) ecr (\d+)/;
 
 /**
  * One line of `tcpdump -n -e -tt -S` (absolute sequence numbers) about a frame from or to one of `guestMacs`, whose
@@ -87,6 +91,8 @@ export function parseFrame(
       frame.clientPort = clientPort;
       if (seqEnd !== undefined) frame.seqEnd = Number(seqEnd);
       if (ack !== undefined) frame.ack = Number(ack);
+      const ts = TIMESTAMPS.exec(line);
+      if (ts) [frame.tsVal, frame.tsEcr] = [Number(ts[1]), Number(ts[2])];
     }
   }
   return { guestMac: from === 'guest' ? src! : dst!, frame };
@@ -95,20 +101,27 @@ export function parseFrame(
 /** What became of the clients' segments sent while the guest was frozen (captured between pause and resume). */
 export interface FrozenSegments {
   sent: number;
-  /** Acknowledged by the guest without being sent again: they waited for the guest and reached it. */
+  /** The guest acknowledged the first copy: it waited for the guest and reached it. */
   delivered: number;
-  /** Acknowledged only after the client sent them again: the first copy was lost. */
-  resent: number;
-  /** Of `resent`, sent again 200 ms or more after the first copy (Linux's least retransmission timeout). */
+  /** The guest acknowledged a later copy only: the first one was lost (and each copy before the one that arrived). */
+  lost: number;
+  /** Never acknowledged while the capture watched. */
+  unacknowledged: number;
+  /** Sent again 200 ms or more after the first copy (Linux's least retransmission timeout): an RTO fired on it. */
   resentAfterTimeout: number;
 }
 
+/**
+ * Which copy of a segment the guest acknowledged, by the timestamp its acknowledgement echoes (TCP timestamps, on by
+ * default in Linux): the first copy's value means the first copy arrived, however late. Without timestamps, an
+ * acknowledgement before any copy was sent again counts as the first copy's.
+ */
 export function frozenSegments(
   frames: readonly CapturedFrame[],
   pausedMs: number,
   resumedMs: number,
 ): FrozenSegments {
-  const result: FrozenSegments = { sent: 0, delivered: 0, resent: 0, resentAfterTimeout: 0 };
+  const result: FrozenSegments = { sent: 0, delivered: 0, lost: 0, unacknowledged: 0, resentAfterTimeout: 0 };
   const seen = new Set<string>();
   for (const [i, segment] of frames.entries()) {
     if (segment.from !== 'client' || segment.kind !== 'tcp-data' || segment.seqEnd === undefined) continue;
@@ -121,15 +134,18 @@ export function frozenSegments(
     const again = later.find(
       (f) => f.from === 'client' && f.clientPort === segment.clientPort && f.seqEnd === segment.seqEnd,
     );
+    if (again !== undefined && again.atMs - segment.atMs >= 200) result.resentAfterTimeout++;
     const acked = later.find(
       (f) => f.from === 'guest' && f.clientPort === segment.clientPort && (f.ack ?? 0) >= segment.seqEnd!,
     );
-    if (acked === undefined) continue;
-    if (again === undefined || acked.atMs < again.atMs) result.delivered++;
-    else {
-      result.resent++;
-      if (again.atMs - segment.atMs >= 200) result.resentAfterTimeout++;
-    }
+    if (acked === undefined) result.unacknowledged++;
+    else if (
+      acked.tsEcr !== undefined && segment.tsVal !== undefined
+        ? acked.tsEcr === segment.tsVal
+        : again === undefined || acked.atMs < again.atMs
+    )
+      result.delivered++;
+    else result.lost++;
   }
   return result;
 }

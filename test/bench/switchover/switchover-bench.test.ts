@@ -32,10 +32,29 @@ it('parses tcpdump -e -S lines about the guest', () => {
   const ack = `1765060000.250000 ${GUEST} > ${HOST}, ethertype IPv4 (0x0800), length 66: 10.231.7.100.7000 > 10.231.7.1.45678: Flags [.], ack 1010, win 509, options [nop,nop,TS val 1 ecr 2], length 0`;
   expect(parseFrame(ack, [GUEST], 7000)).toEqual({
     guestMac: GUEST,
-    frame: { atMs: 1765060000250, from: 'guest', kind: 'tcp-ack', clientPort: 45678, ack: 1010 },
+    frame: {
+      atMs: 1765060000250,
+      from: 'guest',
+      kind: 'tcp-ack',
+      clientPort: 45678,
+      ack: 1010,
+      tsVal: 1,
+      tsEcr: 2,
+    },
   });
   const data = `1765060000.100000 ${HOST} > ${GUEST}, ethertype IPv4 (0x0800), length 76: 10.231.7.1.45678 > 10.231.7.100.7000: Flags [P.], seq 1000:1010, ack 77, win 502, options [nop,nop,TS val 1 ecr 2], length 10`;
   expect(parseFrame(data, [GUEST], 7000)?.frame).toEqual({
+    atMs: 1765060000100,
+    from: 'client',
+    kind: 'tcp-data',
+    clientPort: 45678,
+    seqEnd: 1010,
+    ack: 77,
+    tsVal: 1,
+    tsEcr: 2,
+  });
+  const bare = data.replace(', options [nop,nop,TS val 1 ecr 2]', '');
+  expect(parseFrame(bare, [GUEST], 7000)?.frame).toEqual({
     atMs: 1765060000100,
     from: 'client',
     kind: 'tcp-data',
@@ -52,36 +71,43 @@ it('parses tcpdump -e -S lines about the guest', () => {
   expect(parseFrame(data.replace(GUEST, 'aa:bb:cc:dd:ee:ff'), [GUEST], 7000)).toBeUndefined();
 });
 
-it('tells the segments sent while frozen that reached the guest from those that had to be sent again', () => {
-  const client = (atMs: number, port: number, seqEnd: number): CapturedFrame => ({
+it('tells the segments sent while frozen that reached the guest from those lost, by the timestamp echoed', () => {
+  const client = (atMs: number, port: number, seqEnd: number, tsVal: number): CapturedFrame => ({
     atMs,
     from: 'client',
     kind: 'tcp-data',
     clientPort: port,
     seqEnd,
+    tsVal,
   });
-  const guestAck = (atMs: number, port: number, ack: number): CapturedFrame => ({
+  const guestAck = (atMs: number, port: number, ack: number, tsEcr?: number): CapturedFrame => ({
     atMs,
     from: 'guest',
     kind: 'tcp-ack',
     clientPort: port,
     ack,
+    ...(tsEcr === undefined ? {} : { tsEcr }),
   });
   const frames = [
-    client(90, 1, 10), // before the pause: not counted
-    client(110, 1, 20), // frozen, acknowledged after the resume: delivered
-    client(120, 2, 30), // frozen, sent again by a loss probe, then acknowledged: resent
-    client(150, 2, 30),
-    client(130, 3, 40), // frozen, sent again by a timeout 250 ms later
-    guestAck(205, 1, 20),
-    guestAck(206, 2, 30),
-    client(380, 3, 40),
-    guestAck(390, 3, 40),
+    client(90, 1, 10, 1), // before the pause: not counted
+    client(110, 1, 20, 2), // frozen, acknowledged after the resume: delivered
+    client(120, 2, 30, 3), // frozen, sent again by a timeout; the guest echoes the first copy: delivered
+    client(125, 4, 50, 4), // frozen, never acknowledged
+    client(130, 3, 40, 5), // frozen, sent again by a timeout; the guest echoes the second copy: lost
+    guestAck(205, 1, 20, 2),
+    client(330, 2, 30, 6),
+    guestAck(335, 2, 30, 3),
+    client(380, 3, 40, 7),
+    guestAck(390, 3, 40, 7),
   ];
   expect(frozenSegments(frames, 100, 200)).toEqual({
-    sent: 3,
-    delivered: 1,
-    resent: 2,
-    resentAfterTimeout: 1,
+    sent: 4,
+    delivered: 2,
+    lost: 1,
+    unacknowledged: 1,
+    resentAfterTimeout: 2,
   });
+  // Without timestamps: acknowledged before being sent again, or only after.
+  const bare = frames.map(({ tsVal: _v, tsEcr: _e, ...frame }) => frame);
+  expect(frozenSegments(bare, 100, 200)).toMatchObject({ delivered: 1, lost: 2 });
 });
