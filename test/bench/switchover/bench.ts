@@ -482,7 +482,7 @@ class Bench {
       metadata: { name, namespace: 'default' },
       spec: { vmName: VM, targetNode: to },
     });
-    const done = await eventually(
+    const finished = await eventually(
       `${name} finished`,
       async () => {
         const migration = await getJson<Migration>('migration', name);
@@ -491,11 +491,25 @@ class Bench {
       MIGRATION_TIMEOUT_MS,
       500,
     );
-    if (done.status?.phase !== 'Succeeded')
+    if (finished.status?.phase !== 'Succeeded')
       throw new Error(
-        `${name}: ${done.status?.phase} ${done.status?.failureReason}: ${done.status?.message}`,
+        `${name}: ${finished.status?.phase} ${finished.status?.failureReason}: ${finished.status?.message}`,
       );
-    const steps = done.status.switchover?.steps ?? [];
+    // On a loaded host the timeline's steps may land in a status write after the one that says Succeeded.
+    const hasSteps = (m: Migration) =>
+      ['SourcePaused', 'TargetResumed'].every((n) => m.status?.switchover?.steps?.some((s) => s.step === n));
+    const done = hasSteps(finished)
+      ? finished
+      : await eventually(
+          `${name}'s switchover timeline`,
+          async () => {
+            const migration = await getJson<Migration>('migration', name);
+            return hasSteps(migration) ? migration : undefined;
+          },
+          30_000,
+          500,
+        ).catch(() => finished);
+    const steps = done.status!.switchover?.steps ?? [];
     const step = (n: string) => steps.find((s) => s.step === n);
     const paused = step('SourcePaused');
     const resumed = step('TargetResumed');
@@ -504,7 +518,7 @@ class Bench {
     // The timeline puts each node's steps on the operator's clock with an offset it measured (off by up to its
     // error bound, a few ms on a busy host). Here every process reads the same clock: the bench undoes the offsets
     // to compare the steps with the clients' and the capture's times. `at` is rounded to the ms, offsetMs is exact.
-    const clocks = done.status.switchover?.clocks ?? [];
+    const clocks = done.status!.switchover?.clocks ?? [];
     const raw = (s: { offsetMs: number; node?: string }) =>
       s.offsetMs + (clocks.find((c) => c.node === s.node)?.offsetMs ?? 0);
     const pausedMs = Date.parse(paused.at) + raw(paused) - paused.offsetMs;
@@ -522,7 +536,7 @@ class Bench {
       },
       pausedMs,
       resumedMs: pausedMs + raw(resumed) - raw(paused),
-      qemuDowntimeMs: done.status.downtime?.qemuMs ?? NaN,
+      qemuDowntimeMs: done.status!.downtime?.qemuMs ?? NaN,
       ...(firstFrame ? { firstFrameMs: raw(firstFrame) - raw(resumed) } : {}),
     };
   }

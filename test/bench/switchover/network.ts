@@ -55,8 +55,9 @@ export interface CapturedFrame {
   from: 'guest' | 'client';
   /** tcp: a TCP segment (data when it carries payload); other: anything else (the announce's RARP, ARP, …). */
   kind: 'tcp-data' | 'tcp-ack' | 'other';
-  /** TCP: the client's port, the end of the sequence range a data segment carries, the acknowledgement number. */
+  /** TCP: the client's port, the sequence range a data segment carries, the acknowledgement number. */
   clientPort?: number;
+  seqStart?: number;
   seqEnd?: number;
   ack?: number;
   /** TCP timestamps option: the sender's value, and the value it echoes (tells which copy of a segment arrived). */
@@ -65,7 +66,7 @@ export interface CapturedFrame {
 }
 
 const FRAME =
-  /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), [^:]*: (?:[\d.]+\.(\d+) > [\d.]+\.(\d+): Flags \[[^\]]*\](?:, seq \d+:(\d+))?(?:, ack (\d+))?.*, length (\d+)$)?/;
+  /^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), [^:]*: (?:[\d.]+\.(\d+) > [\d.]+\.(\d+): Flags \[[^\]]*\](?:, seq (\d+):(\d+))?(?:, ack (\d+))?.*, length (\d+)$)?/;
 const TIMESTAMPS = /TS val (\d+) ecr (\d+)/;
 
 /**
@@ -79,7 +80,7 @@ export function parseFrame(
 ): { guestMac: string; frame: CapturedFrame } | undefined {
   const m = FRAME.exec(line);
   if (!m) return undefined;
-  const [, at, src, dst, srcPort, dstPort, seqEnd, ack, length] = m;
+  const [, at, src, dst, srcPort, dstPort, seqStart, seqEnd, ack, length] = m;
   const from = guestMacs.includes(src!) ? 'guest' : guestMacs.includes(dst!) ? 'client' : undefined;
   if (from === undefined) return undefined;
   const frame: CapturedFrame = { atMs: Number(at) * 1000, from, kind: 'other' };
@@ -89,6 +90,7 @@ export function parseFrame(
     if (Number(from === 'guest' ? srcPort : dstPort) !== port) frame.kind = 'other';
     else {
       frame.clientPort = clientPort;
+      if (seqStart !== undefined) frame.seqStart = Number(seqStart);
       if (seqEnd !== undefined) frame.seqEnd = Number(seqEnd);
       if (ack !== undefined) frame.ack = Number(ack);
       const ts = TIMESTAMPS.exec(line);
@@ -112,9 +114,11 @@ export interface FrozenSegments {
 }
 
 /**
- * Which copy of a segment the guest acknowledged, by the timestamp its acknowledgement echoes (TCP timestamps, on by
- * default in Linux): the first copy's value means the first copy arrived, however late. Without timestamps, an
- * acknowledgement before any copy was sent again counts as the first copy's.
+ * Whether the first copy of each segment reached the guest. Acknowledged and never sent again: it did. Sent again:
+ * by the TCP timestamp the guest's first acknowledgement of it echoes (on by default in Linux), which names the
+ * client segment the guest last took in order: one sent before the segment was first sent again means the first
+ * copy arrived; the copy sent again or a later one means it did not. Without timestamps, an acknowledgement before
+ * the segment was sent again counts as the first copy's.
  */
 export function frozenSegments(
   frames: readonly CapturedFrame[],
@@ -123,28 +127,55 @@ export function frozenSegments(
 ): FrozenSegments {
   const result: FrozenSegments = { sent: 0, delivered: 0, lost: 0, unacknowledged: 0, resentAfterTimeout: 0 };
   const seen = new Set<string>();
+  /** When the client first sent the segment carrying a timestamp, per client port and timestamp. */
+  const sentAt = new Map<string, number>();
+  for (const f of frames)
+    if (f.from === 'client' && f.tsVal !== undefined && !sentAt.has(`${f.clientPort}:${f.tsVal}`))
+      sentAt.set(`${f.clientPort}:${f.tsVal}`, f.atMs);
   for (const [i, segment] of frames.entries()) {
     if (segment.from !== 'client' || segment.kind !== 'tcp-data' || segment.seqEnd === undefined) continue;
     if (segment.atMs <= pausedMs || segment.atMs >= resumedMs) continue;
+    // A copy of a segment seen before (sent again, alone or within a bigger one) is not a segment of its own.
     const key = `${segment.clientPort}:${segment.seqEnd}`;
     if (seen.has(key)) continue;
     seen.add(key);
+    if (
+      frames
+        .slice(0, i)
+        .some(
+          (f) =>
+            f.from === 'client' &&
+            f.clientPort === segment.clientPort &&
+            f.seqEnd !== undefined &&
+            f.seqEnd >= segment.seqEnd! &&
+            (f.seqStart ?? f.seqEnd) < segment.seqEnd!,
+        )
+    )
+      continue;
     result.sent++;
     const later = frames.slice(i + 1);
+    // Sent again, maybe within a bigger segment (Linux collapses small segments it retransmits).
     const again = later.find(
-      (f) => f.from === 'client' && f.clientPort === segment.clientPort && f.seqEnd === segment.seqEnd,
+      (f) =>
+        f.from === 'client' &&
+        f.clientPort === segment.clientPort &&
+        f.seqEnd !== undefined &&
+        f.seqEnd >= segment.seqEnd! &&
+        (f.seqStart ?? f.seqEnd) < segment.seqEnd!,
     );
     if (again !== undefined && again.atMs - segment.atMs >= 200) result.resentAfterTimeout++;
     const acked = later.find(
       (f) => f.from === 'guest' && f.clientPort === segment.clientPort && (f.ack ?? 0) >= segment.seqEnd!,
     );
-    if (acked === undefined) result.unacknowledged++;
-    else if (
-      acked.tsEcr !== undefined && segment.tsVal !== undefined
-        ? acked.tsEcr === segment.tsVal
-        : again === undefined || acked.atMs < again.atMs
-    )
-      result.delivered++;
+    if (acked === undefined) {
+      result.unacknowledged++;
+      continue;
+    }
+    const echoedAt =
+      acked.tsEcr === undefined ? undefined : sentAt.get(`${segment.clientPort}:${acked.tsEcr}`);
+    const delivered =
+      again === undefined || (echoedAt !== undefined ? echoedAt < again.atMs : acked.atMs < again.atMs);
+    if (delivered) result.delivered++;
     else result.lost++;
   }
   return result;

@@ -48,6 +48,7 @@ it('parses tcpdump -e -S lines about the guest', () => {
     from: 'client',
     kind: 'tcp-data',
     clientPort: 45678,
+    seqStart: 1000,
     seqEnd: 1010,
     ack: 77,
     tsVal: 1,
@@ -59,6 +60,7 @@ it('parses tcpdump -e -S lines about the guest', () => {
     from: 'client',
     kind: 'tcp-data',
     clientPort: 45678,
+    seqStart: 1000,
     seqEnd: 1010,
     ack: 77,
   });
@@ -72,11 +74,18 @@ it('parses tcpdump -e -S lines about the guest', () => {
 });
 
 it('tells the segments sent while frozen that reached the guest from those lost, by the timestamp echoed', () => {
-  const client = (atMs: number, port: number, seqEnd: number, tsVal: number): CapturedFrame => ({
+  const client = (
+    atMs: number,
+    port: number,
+    seqEnd: number,
+    tsVal: number,
+    seqStart = seqEnd - 10,
+  ): CapturedFrame => ({
     atMs,
     from: 'client',
     kind: 'tcp-data',
     clientPort: port,
+    seqStart,
     seqEnd,
     tsVal,
   });
@@ -90,24 +99,32 @@ it('tells the segments sent while frozen that reached the guest from those lost,
   });
   const frames = [
     client(90, 1, 10, 1), // before the pause: not counted
-    client(110, 1, 20, 2), // frozen, acknowledged after the resume: delivered
+    client(110, 1, 20, 2), // frozen, acknowledged after the resume, never sent again: delivered
     client(120, 2, 30, 3), // frozen, sent again by a timeout; the guest echoes the first copy: delivered
     client(125, 4, 50, 4), // frozen, never acknowledged
     client(130, 3, 40, 5), // frozen, sent again by a timeout; the guest echoes the second copy: lost
+    client(140, 5, 60, 6), // frozen, sent again; acknowledged with the next segment, sent before the copy: delivered
+    client(150, 5, 70, 7), // frozen, acknowledged with it
     guestAck(205, 1, 20, 2),
-    client(330, 2, 30, 6),
+    client(330, 2, 30, 8),
     guestAck(335, 2, 30, 3),
-    client(380, 3, 40, 7),
-    guestAck(390, 3, 40, 7),
+    client(345, 5, 60, 9),
+    guestAck(350, 5, 70, 7),
+    client(380, 3, 40, 10),
+    guestAck(390, 3, 40, 10),
+    client(160, 6, 80, 11), // frozen, sent again within one bigger segment with the next: both lost
+    client(170, 6, 90, 12),
+    client(400, 6, 90, 13, 70),
+    guestAck(410, 6, 90, 13),
   ];
   expect(frozenSegments(frames, 100, 200)).toEqual({
-    sent: 4,
-    delivered: 2,
-    lost: 1,
+    sent: 8,
+    delivered: 4,
+    lost: 3,
     unacknowledged: 1,
-    resentAfterTimeout: 2,
+    resentAfterTimeout: 5,
   });
   // Without timestamps: acknowledged before being sent again, or only after.
   const bare = frames.map(({ tsVal: _v, tsEcr: _e, ...frame }) => frame);
-  expect(frozenSegments(bare, 100, 200)).toMatchObject({ delivered: 1, lost: 2 });
+  expect(frozenSegments(bare, 100, 200)).toMatchObject({ delivered: 2, lost: 5 });
 });
