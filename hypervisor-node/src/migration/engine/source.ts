@@ -39,6 +39,7 @@ import {
   type ResolvedMigrationPolicy,
 } from './policy.js';
 import { progressFromInfo, type ProgressSample } from './progress.js';
+import { forgetGuestMacs } from '../../network/fdb.js';
 import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
 
 export interface SourceMigrationOptions {
@@ -124,6 +125,8 @@ export interface SourceSwitchover {
   continuedAtUs?: number;
   completedAtUs?: number;
   outcomeAtUs?: number;
+  /** The bridge forgot where the paused guest's MACs were: from here its frames flood (network/fdb.ts). */
+  framesFloodedAtUs?: number;
 }
 
 interface SourceMigrationEvents {
@@ -620,6 +623,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
           const deadlineMs = switchoverTimeoutMs(this.options.policy);
           this.switchoverTimer = setTimeout(() => void this.abandonSwitchover(deadlineMs), deadlineMs);
           this.enter('Quiescing', 'QEMU paused the guest before switchover');
+          this.floodFramesForPausedGuest();
           void this.quiesce();
         }
         break;
@@ -777,6 +781,28 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     this.recovery = undefined;
     this.postCopyProgress = { bytes: -1, atMs: 0 };
     this.note('PostCopy', `post-copy resumed after ${Date.now() - recovery.sinceMs} ms without a link`);
+  }
+
+  /**
+   * The guest is paused for the switchover: frames for it go no longer to this node's tap, where they would die with
+   * this QEMU, but to every port of the bridge, the target's tap among them when it is on the same bridge
+   * (network/fdb.ts). Off the critical path: the switchover never waits for it; a failure is only noted.
+   */
+  private floodFramesForPausedGuest(): void {
+    const status = this.options.supervisor.get(this.options.guest);
+    const ports = (status?.nics ?? []).flatMap((nic, i) => {
+      const mac = status?.spec.nics[i]?.mac;
+      return nic.kind === 'tap' && mac !== undefined ? [{ ifname: nic.ifname, mac }] : [];
+    });
+    if (ports.length === 0) return;
+    void forgetGuestMacs(ports).then((problems) => {
+      if (problems.length === 0) this.switchover.framesFloodedAtUs = wallClockUs();
+      else
+        this.note(
+          'Quiescing',
+          `frames for the paused guest still go to this node's tap: ${problems.join('; ')}`,
+        );
+    });
   }
 
   /** Says why the migration waits, without a phase change (the wire's phase event from a phase to itself). */
