@@ -18,7 +18,10 @@ export interface BenchNetwork {
   remove(): Promise<void>;
 }
 
-/** Creates the bridge `tsb<pid>` with 10.231.X.1/24, X the first /24 no route of this host covers yet. */
+/**
+ * Creates the bridge `tsb<pid>` with 10.231.X.1/24, X the first /24 no route of this host covers yet, and the MAC
+ * 02:00:0a:e7:X:01.
+ */
 export async function createBenchNetwork(): Promise<BenchNetwork> {
   const bridge = `tsb${process.pid % 100_000}`;
   const routes = await ip('-4', 'route', 'show', 'table', 'all');
@@ -39,6 +42,11 @@ export async function createBenchNetwork(): Promise<BenchNetwork> {
     },
   };
   try {
+    // A MAC of its own: a bridge without one takes its lowest port's, here a tap's, and changes it when that tap goes
+    // (a migration's source, a direct guest moving): the guests' ARP entries for the host then name a MAC nobody
+    // answers to, and their frames to the host are lost until the entry is probed again (tens of seconds). A node's
+    // bridge keeps its uplink's MAC (guest-network.ts, tapMac); this bridge has no uplink.
+    await ip('link', 'set', 'dev', bridge, 'address', `02:00:0a:e7:${x.toString(16).padStart(2, '0')}:01`);
     await ip('addr', 'add', `${network.hostIp}/24`, 'dev', bridge);
     await ip('link', 'set', 'dev', bridge, 'up');
   } catch (error) {
