@@ -6,7 +6,7 @@
 // waiting for the incoming guest) keeps them until the target runs, and then QEMU delivers them to the guest.
 // Nothing is left to undo: the paused source sends nothing, so no entry comes back until the guest sends again,
 // wherever it runs then (the target's announce, or the source's own traffic after a failed switchover).
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -42,4 +42,62 @@ export async function forgetGuestMacs(
     }),
   );
   return problems;
+}
+
+const FORGET_TIMEOUT_MS = 5_000;
+
+/**
+ * `bridge -force -batch -` started ahead of the switchover (when the migration starts): forgetting then costs a
+ * write to its stdin instead of starting a process, which takes up to hundreds of ms on a loaded host while the
+ * guest's frames still go to the paused source's tap. One use: forget() ends its input; close() ends an unused one.
+ */
+export class MacForgetter {
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<{ stderr: string; error?: Error }>;
+  private used = false;
+
+  constructor(
+    spawnBridge: () => ChildProcess = () =>
+      spawn('bridge', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] }),
+  ) {
+    this.child = spawnBridge();
+    let stderr = '';
+    this.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // A write after the process died (spawn failed, killed) must not throw from the stream.
+    this.child.stdin?.on('error', () => undefined);
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (error) => resolve({ stderr, error }));
+      this.child.once('close', () => resolve({ stderr }));
+    });
+  }
+
+  /** As forgetGuestMacs, through the waiting process. */
+  async forget(ports: readonly GuestPort[]): Promise<string[]> {
+    if (this.used) throw new Error('this MacForgetter was used already');
+    this.used = true;
+    const lines = ports.map(({ ifname, mac }) => `fdb del ${mac.toLowerCase()} dev ${ifname} master\n`);
+    this.child.stdin?.end(lines.join(''));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<undefined>(
+      (resolve) => (timer = setTimeout(() => resolve(undefined), FORGET_TIMEOUT_MS)),
+    );
+    const done = await Promise.race([this.exited, timedOut]);
+    clearTimeout(timer);
+    if (done === undefined) {
+      this.child.kill('SIGKILL');
+      return [`bridge did not finish within ${FORGET_TIMEOUT_MS} ms`];
+    }
+    if (done.error !== undefined) return [`bridge could not run: ${done.error.message}`];
+    return done.stderr
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !/^Command failed/.test(line) && !NOTHING_TO_FORGET.test(line));
+  }
+
+  /** Ends the process when it was not used (the migration ended before its switchover). Idempotent. */
+  close(): void {
+    if (this.used) return;
+    this.used = true;
+    this.child.stdin?.end();
+  }
 }

@@ -39,7 +39,7 @@ import {
   type ResolvedMigrationPolicy,
 } from './policy.js';
 import { progressFromInfo, type ProgressSample } from './progress.js';
-import { forgetGuestMacs } from '../../network/fdb.js';
+import { forgetGuestMacs, MacForgetter, type GuestPort } from '../../network/fdb.js';
 import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
 
 export interface SourceMigrationOptions {
@@ -188,6 +188,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   private readonly onClose = (err: Error | undefined): void =>
     void this.finish('Failed', `the source QEMU went away (${err?.message ?? 'QMP closed'})`, 'Source');
 
+  /** Started with the migration for a guest on taps, used at its switchover (floodFramesForPausedGuest). */
+  private macForgetter: MacForgetter | undefined;
   private startedAtMs = 0;
   /** The local disks' mirrors; undefined for a guest without local disks. */
   private mirror: DiskMirror | undefined;
@@ -301,6 +303,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     }
 
     this.enter('Initializing', `migrating ${guest} to ${this.uri}`, this.startedAtMs);
+    // From here every end of the migration goes through finish(), which ends the process if it was not used.
+    if (this.guestPorts().length > 0) this.macForgetter = new MacForgetter();
     qmp.on('event', this.onEvent);
     qmp.on('close', this.onClose);
     if (this.mirror !== undefined) {
@@ -789,19 +793,27 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
    * (network/fdb.ts). Off the critical path: the switchover never waits for it; a failure is only noted.
    */
   private floodFramesForPausedGuest(): void {
-    const status = this.options.supervisor.get(this.options.guest);
-    const ports = (status?.nics ?? []).flatMap((nic, i) => {
-      const mac = status?.spec.nics[i]?.mac;
-      return nic.kind === 'tap' && mac !== undefined ? [{ ifname: nic.ifname, mac }] : [];
-    });
+    const ports = this.guestPorts();
     if (ports.length === 0) return;
-    void forgetGuestMacs(ports).then((problems) => {
+    const forgetter = this.macForgetter;
+    this.macForgetter = undefined;
+    // An adopted migration (a daemon restart) has no process waiting: one is started now.
+    void (forgetter ? forgetter.forget(ports) : forgetGuestMacs(ports)).then((problems) => {
       if (problems.length === 0) this.switchover.framesFloodedAtUs = wallClockUs();
       else
         this.note(
           'Quiescing',
           `frames for the paused guest still go to this node's tap: ${problems.join('; ')}`,
         );
+    });
+  }
+
+  /** The guest's taps with its NICs' MACs. */
+  private guestPorts(): GuestPort[] {
+    const status = this.options.supervisor.get(this.options.guest);
+    return (status?.nics ?? []).flatMap((nic, i) => {
+      const mac = status?.spec.nics[i]?.mac;
+      return nic.kind === 'tap' && mac !== undefined ? [{ ifname: nic.ifname, mac }] : [];
     });
   }
 
@@ -1052,6 +1064,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   ): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
+    this.macForgetter?.close();
+    this.macForgetter = undefined;
     clearTimeout(this.pollTimer);
     clearTimeout(this.diskTimer);
     clearTimeout(this.switchoverTimer);
