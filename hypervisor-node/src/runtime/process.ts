@@ -16,29 +16,43 @@ import type { GuestReason } from '../model/guest.js';
  */
 const EXIT_STATUS_SHIM = '"$@"; echo $? >"$0"';
 /**
- * The same in a guest cgroup (`$1`): the shell moves itself in before it starts QEMU, so QEMU never runs in the
- * daemon's cgroup, and exits with CGROUP_JOIN_FAILED (starting nothing) when it cannot.
+ * What a daemon before cgroup v1 support ran in a guest cgroup v2 (`$1`): still recognised as a shim, not QEMU, for
+ * the guests such a daemon started.
  */
-const CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+const LEGACY_CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+/**
+ * Joins cgroups, then becomes the command (exec keeps the pid): `$0` is how many cgroup dirs follow, then the
+ * command. Nothing of the command ever runs outside them; exits with CGROUP_JOIN_FAILED (starting nothing) when it
+ * cannot join one.
+ */
+const JOIN_CGROUPS =
+  'n=$0; while [ "$n" -gt 0 ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; n=$((n - 1)); done; exec "$@"';
 export const CGROUP_JOIN_FAILED = 125;
+
+/** `/bin/sh` arguments that run `command` in every one of `cgroups` (none: as it is). */
+export function inCgroups(cgroups: readonly string[], command: readonly string[]): string[] {
+  return cgroups.length === 0
+    ? [...command]
+    : ['/bin/sh', '-c', JOIN_CGROUPS, String(cgroups.length), ...cgroups, ...command];
+}
 
 /**
  * Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. With
- * `cgroup`, an existing cgroup v2 directory, the shim and QEMU run in that cgroup.
+ * `cgroups` (existing cgroup dirs: one on cgroup v2, one per hierarchy on v1), the shim and QEMU run in them.
  */
 export function spawnDetachedQemu(
   qemuBinary: string,
   argv: string[],
   paths: GuestPaths,
-  cgroup?: string,
+  cgroups: readonly string[] = [],
 ): ChildProcess {
-  const shim =
-    cgroup === undefined
-      ? [EXIT_STATUS_SHIM, paths.exitStatus]
-      : [CGROUP_EXIT_STATUS_SHIM, paths.exitStatus, cgroup];
+  const [command, ...args] = inCgroups(cgroups, [
+    ...['/bin/sh', '-c', EXIT_STATUS_SHIM, paths.exitStatus],
+    ...[qemuBinary, ...argv],
+  ]);
   const log = openSync(paths.qemuLog, 'a');
   try {
-    const child = spawn('/bin/sh', ['-c', ...shim, qemuBinary, ...argv], {
+    const child = spawn(command!, args, {
       detached: true,
       stdio: ['ignore', log, log],
     });
@@ -95,7 +109,8 @@ export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promi
 /** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
 async function qemuPidfileOf(pid: number): Promise<string | undefined> {
   const argv = await liveCommandLine(pid);
-  const isShim = argv?.[1] === '-c' && [EXIT_STATUS_SHIM, CGROUP_EXIT_STATUS_SHIM].includes(argv[2]!);
+  const isShim =
+    argv?.[1] === '-c' && [EXIT_STATUS_SHIM, LEGACY_CGROUP_EXIT_STATUS_SHIM, JOIN_CGROUPS].includes(argv[2]!);
   if (argv === undefined || isShim) return undefined;
   const at = argv.indexOf('-pidfile');
   return at < 0 ? undefined : argv[at + 1];
