@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  CGROUP_JOIN_FAILED,
   describeExitStatus,
+  inCgroups,
   exitReason,
   findGuestQemus,
   isQemuOfGuest,
@@ -85,4 +87,43 @@ test('a /proc scan finds a process whose -pidfile lies in a guest dir, pidfile w
     for (const child of children) child.kill('SIGKILL');
     await rm(stateRoot, { recursive: true, force: true });
   }
+});
+
+/** Runs `/bin/sh` argv to its end: its pid, exit code and stdout. */
+function runToEnd(argv: string[]): Promise<{ pid: number; code: number | null; stdout: string }> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ pid: child.pid!, code, stdout })));
+}
+
+describe('inCgroups', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'tern-incgroups-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('writes its pid into every cgroup, then execs the command with that pid', async () => {
+    // Plain dirs stand in for the cgroups: a cgroup.procs file receives the pid as a cgroup's would.
+    const cgroups = [path.join(dir, 'cpu', 'g'), path.join(dir, 'freezer', 'g with space')];
+    for (const cgroup of cgroups) await mkdir(cgroup, { recursive: true });
+    const result = await runToEnd(inCgroups(cgroups, ['/bin/sh', '-c', 'echo "$$ $1"', 'sh', 'arg 1']));
+    expect(result).toEqual({ pid: result.pid, code: 0, stdout: `${result.pid} arg 1\n` });
+    for (const cgroup of cgroups)
+      expect(await readFile(path.join(cgroup, 'cgroup.procs'), 'utf8')).toBe(`${result.pid}\n`);
+  });
+
+  it('starts nothing and exits with CGROUP_JOIN_FAILED when it cannot join one', async () => {
+    const marker = path.join(dir, 'ran');
+    const result = await runToEnd(
+      inCgroups([dir, path.join(dir, 'missing')], ['/bin/sh', '-c', 'touch "$1"', 'sh', marker]),
+    );
+    expect(result.code).toBe(CGROUP_JOIN_FAILED);
+    await expect(readFile(marker)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('is the command itself without cgroups', () => {
+    expect(inCgroups([], ['/bin/true', 'x'])).toEqual(['/bin/true', 'x']);
+  });
 });
