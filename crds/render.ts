@@ -36,7 +36,10 @@ export function objectSchema(def: KindDefinition): JsonSchema {
   return schema;
 }
 
-export function customResourceDefinition(def: KindDefinition, annotations?: Record<string, string>): JsonSchema {
+export function customResourceDefinition(
+  def: KindDefinition,
+  annotations?: Record<string, string>,
+): JsonSchema {
   const schema = objectSchema(def);
   const problems = structuralViolations(schema);
   if (problems.length > 0)
