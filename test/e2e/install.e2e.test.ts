@@ -348,6 +348,8 @@ test(
       ...['--set', `hypervisorNode.guestCgroup=${cluster.id}-$(TERN_NODE_NAME)/tern-guests`],
       ...['--set', 'hypervisorNode.network=user'],
       ...['--set', 'hypervisorNode.accelerator=tcg'],
+      // This machine's 2 CPUs, offered twice over on each node: the drain moves 3 one-CPU VMs onto one node.
+      ...['--set', 'hypervisorNode.extraArgs[0]=--cpu-capacity=4'],
       // kubectl drain moves VMs (the last test); the guard pods run the pause image the nodes have.
       ...['--set', 'operator.nodeMaintenance.enabled=true'],
       ...['--set', `operator.nodeMaintenance.guardImage=${PAUSE_IMAGE}`],

@@ -89,6 +89,44 @@ test('a /proc scan finds a process whose -pidfile lies in a guest dir, pidfile w
   }
 });
 
+(process.getuid?.() === 0 ? test : test.skip)(
+  "a process whose guest dir is another mount's (another node's state dir at the same path) is not the guest's QEMU",
+  async () => {
+    const stateRoot = await mkdtemp(path.join(tmpdir(), 'tern-scan-'));
+    const vm01 = guestPaths(stateRoot, 'vm01');
+    await mkdir(vm01.dir);
+    const script = 'setTimeout(() => {}, 60000)';
+    const ours = spawn(process.execPath, ['-e', script, '--', '-pidfile', vm01.pid], { stdio: 'ignore' });
+    // The same path in a mount namespace where a tmpfs hides this state root: as a second node's daemon sees its own.
+    const theirs = spawn(
+      'unshare',
+      [
+        ...['--mount', '--propagation', 'private', '/bin/sh', '-c'],
+        'mount -t tmpfs none "$1" && mkdir "$1/vm01" && shift && exec "$@"',
+        ...['sh', stateRoot, process.execPath, '-e', script, '--', '-pidfile', vm01.pid],
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      await Promise.all(
+        [ours, theirs].map((child) => new Promise((resolve) => child.once('spawn', resolve))),
+      );
+      // Until the other one has exec'd into node with its -pidfile argument.
+      const deadline = Date.now() + 10_000;
+      while (!(await readFile(`/proc/${theirs.pid}/cmdline`, 'utf8')).includes('-pidfile')) {
+        if (Date.now() > deadline) throw new Error('the process in its own mount namespace did not start');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await findGuestQemus(stateRoot)).toEqual([ours.pid]);
+      expect(await isQemuOfGuest(ours.pid!, vm01)).toBe(true);
+      expect(await isQemuOfGuest(theirs.pid!, vm01)).toBe(false);
+    } finally {
+      for (const child of [ours, theirs]) child.kill('SIGKILL');
+      await rm(stateRoot, { recursive: true, force: true });
+    }
+  },
+);
+
 /** Runs `/bin/sh` argv to its end: its pid, exit code and stdout. */
 function runToEnd(argv: string[]): Promise<{ pid: number; code: number | null; stdout: string }> {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });

@@ -2,7 +2,7 @@
 // identity checks for a pid read back from a state dir or found by scanning /proc, and exit descriptions.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -106,14 +106,41 @@ export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promi
   return killed.length;
 }
 
-/** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
+/**
+ * The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim), when that pidfile's
+ * dir is the one this daemon sees at that path: a QEMU of another state dir mounted at the same path elsewhere (two
+ * nodes sharing one PID namespace, as the kubelet test cluster's do, each with its own /var/lib/tern) is not ours.
+ */
 async function qemuPidfileOf(pid: number): Promise<string | undefined> {
   const argv = await liveCommandLine(pid);
   const isShim =
     argv?.[1] === '-c' && [EXIT_STATUS_SHIM, LEGACY_CGROUP_EXIT_STATUS_SHIM, JOIN_CGROUPS].includes(argv[2]!);
   if (argv === undefined || isShim) return undefined;
   const at = argv.indexOf('-pidfile');
-  return at < 0 ? undefined : argv[at + 1];
+  const pidfile = at < 0 ? undefined : argv[at + 1];
+  if (pidfile === undefined || !path.isAbsolute(pidfile)) return pidfile;
+  return (await seesSameDir(pid, path.dirname(pidfile))) ? pidfile : undefined;
+}
+
+/**
+ * Whether process `pid` sees at `dir` (through /proc/<pid>/root) the directory this process sees there: the same
+ * inode, or neither has one (nothing tells them apart then). Its root unreadable (no permission): the path is all
+ * there is to go by.
+ */
+async function seesSameDir(pid: number, dir: string): Promise<boolean> {
+  const statOrAbsent = (at: string) =>
+    stat(at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+  let theirs, ours;
+  try {
+    [theirs, ours] = await Promise.all([statOrAbsent(`/proc/${pid}/root${dir}`), statOrAbsent(dir)]);
+  } catch {
+    return true;
+  }
+  if (theirs === undefined || ours === undefined) return theirs === ours;
+  return ours.dev === theirs.dev && ours.ino === theirs.ino;
 }
 
 async function liveCommandLine(pid: number): Promise<string[] | undefined> {
