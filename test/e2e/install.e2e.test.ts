@@ -117,16 +117,16 @@ async function failOnHopelessPods(): Promise<void> {
 }
 
 /** What the VM, its Migrations, its events and both daemons say, and the Tern pods' logs. */
-async function diagnose(): Promise<string> {
-  const vm = await getVm();
+async function diagnose(name = VM): Promise<string> {
+  const vm = await getVm(name);
   const migrations = (await getJson<{ items: Migration[] }>('migrations')).items.map(
     (m) =>
       `${m.metadata?.name} ${m.status?.phase} ${m.status?.sourceNode}→${m.status?.targetNode} ${m.status?.failureReason ?? ''} ${m.status?.message ?? ''}`,
   );
-  const events = await kubectl('get', 'events', '--field-selector', `involvedObject.name=${VM}`);
+  const events = await kubectl('get', 'events', '--field-selector', `involvedObject.name=${name}`);
   const guests: string[] = [];
   for (const n of cluster.nodes) {
-    const guest = await guestOfVm(control(n.name), VM).then(
+    const guest = await guestOfVm(control(n.name), name).then(
       (g) => JSON.stringify(g ?? 'ABSENT'),
       (e: Error) => e.message,
     );
@@ -539,7 +539,7 @@ async function moveTo(vm: string, to: string): Promise<void> {
 async function expectRunsOn(vm: string, on: string): Promise<number> {
   const pids = await qemuPids(vm);
   if (pids[on]?.length !== 1 || pids[otherNode(on)]?.length !== 0)
-    throw new Error(`QEMU of ${vm}: ${JSON.stringify(pids)}, expected one on ${on}\n${await diagnose()}`);
+    throw new Error(`QEMU of ${vm}: ${JSON.stringify(pids)}, expected one on ${on}\n${await diagnose(vm)}`);
   const verify = await verifyGuest(join(node(on).rootDir, STATE_DIR), vm);
   expect(verify.detail).toMatch(/^OK /);
   expect(verify.ok).toBe(true);
@@ -704,7 +704,9 @@ test(
     // the guest), each memory check OK.
     const vm1Pid = await expectRunsOn(VM, on);
     if (on === from) expect(vm1Pid).toBe(pidsBefore[VM]);
-    expect(await expectRunsOn(VM2, vm2Node)).toBe(pidsBefore[VM2]);
+    const vm2Pid = await expectRunsOn(VM2, vm2Node);
+    if (vm2Pid !== pidsBefore[VM2])
+      throw new Error(`${VM2} runs as QEMU ${vm2Pid}, not ${pidsBefore[VM2]}:\n${await diagnose(VM2)}`);
     // The operator's leadership moved to one of the new pods.
     const holder = await leaseHolder();
     const operatorPods = (await getJson<PodList>('pods', '-n', NAMESPACE)).items
