@@ -70,6 +70,8 @@ let image: TernImage;
 let certs: DevCerts;
 const controls = new Map<string, GuestControlClient>();
 const timings: [string, number][] = [];
+/** The stop() of every watchVm still running. */
+const watches = new Set<() => Promise<unknown>>();
 /** Set when the install came up: the VM test needs it. */
 let installed = false;
 const { kubectl, apply, getJson } = kubectlOn(() => cluster.controlPlane);
@@ -237,12 +239,15 @@ function watchVm(destination: string, vm = VM) {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   })();
-  return async () => {
+  const stop = async () => {
+    watches.delete(stop);
     polling = false;
     await poll;
     watch.kill();
     return { nodesSeen, bothRunning };
   };
+  watches.add(stop);
+  return stop;
 }
 
 beforeAll(async () => {
@@ -320,6 +325,8 @@ beforeAll(async () => {
 }, IMAGE_BUILD_TIMEOUT_MS + 300_000);
 
 afterAll(async () => {
+  // Watches a failed test left running (it threw before stopping them).
+  await Promise.all([...watches].map((stop) => stop()));
   for (const client of controls.values()) client.close();
   console.log(
     `timings:\n${timings.map(([what, ms]) => `  ${what}: ${(ms / 1000).toFixed(1)} s`).join('\n')}`,
