@@ -714,13 +714,25 @@ test(
     const vm2Pid = await expectRunsOn(VM2, vm2Node);
     if (vm2Pid !== pidsBefore[VM2])
       throw new Error(`${VM2} runs as QEMU ${vm2Pid}, not ${pidsBefore[VM2]}:\n${await diagnose(VM2)}`);
-    // The operator's leadership moved to one of the new pods.
-    const holder = await leaseHolder();
-    const operatorPods = (await getJson<PodList>('pods', '-n', NAMESPACE)).items
-      .map((pod) => pod.metadata.name)
-      .filter((name) => name.startsWith('tern-operator-'));
+    // The operator's leadership moves to one of the new pods (once the last old leader's Lease has run out, when it
+    // did not release it).
+    const holder = await timed(
+      'helm upgrade → operator Lease held by a new pod',
+      started,
+      waitFor(
+        'the operator Lease held by a new pod',
+        async () => {
+          const current = await leaseHolder();
+          const operatorPods = (await getJson<PodList>('pods', '-n', NAMESPACE)).items
+            .filter((pod) => !pod.metadata.deletionTimestamp)
+            .map((pod) => pod.metadata.name)
+            .filter((name) => name.startsWith('tern-operator-'));
+          return current !== undefined && operatorPods.includes(current) ? current : undefined;
+        },
+        READY_TIMEOUT_MS,
+      ),
+    );
     expect(holder).not.toBe(holderBefore);
-    expect(operatorPods).toContain(holder);
     // The new chart's CRD change is on the cluster.
     const crd = await getJson<{
       spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] };
