@@ -1,4 +1,4 @@
-// Writes the CRD manifests generated from crds/src into crds/generated/ and helm/tern/crds/, and the API
+// Writes the CRD manifests generated from crds/src into crds/generated/ and helm/tern/files/crds/, and the API
 // reference pages into docs/reference/.
 // `--check` writes nothing: it lists the files that are stale, missing or left over, and exits 1 if any.
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';

@@ -1,9 +1,17 @@
+import { parse } from 'yaml';
 import { API_GROUP, KIND_DEFINITIONS, crdName } from './index.js';
 import type { TernKind } from './index.js';
 import { findDrift, generatedFiles } from './generate.js';
 import { structuralViolations } from './openapi.js';
 import type { JsonSchema } from './openapi.js';
-import { OUTPUT_DIRS, customResourceDefinition, objectSchema, renderAll } from './render.js';
+import {
+  CHART_DIR,
+  OUTPUT_DIRS,
+  PLAIN_DIR,
+  customResourceDefinition,
+  objectSchema,
+  renderAll,
+} from './render.js';
 
 type Crd = {
   metadata: { name: string };
@@ -37,12 +45,20 @@ describe('generated CRD files', () => {
     });
   });
 
-  it('go to every output directory with the same content', () => {
+  it("go to every output directory, the chart's copy kept by helm uninstall and otherwise the same", () => {
     const files = renderAll();
     expect(files.size).toBe(KIND_DEFINITIONS.length * OUTPUT_DIRS.length);
     for (const def of KIND_DEFINITIONS) {
-      const texts = OUTPUT_DIRS.map((dir) => files.get(`${dir}/${API_GROUP}_${def.plural}.yaml`));
-      expect(new Set(texts).size).toBe(1);
+      const [plain, chart] = [PLAIN_DIR, CHART_DIR].map(
+        (dir) =>
+          parse(files.get(`${dir}/${API_GROUP}_${def.plural}.yaml`)!) as {
+            metadata: { annotations?: Record<string, string> };
+          },
+      );
+      expect(chart!.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(plain!.metadata.annotations).toBeUndefined();
+      delete chart!.metadata.annotations;
+      expect(chart).toEqual(plain);
     }
   });
 });

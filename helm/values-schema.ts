@@ -76,6 +76,7 @@ export const valuesSchema: Schema = {
   ...object({
     // Helm passes a parent chart's global values to a chart used as its dependency.
     global: { type: 'object' },
+    crds: object({ install: boolean }),
     nameOverride: string(),
     fullnameOverride: string(),
     image: object({
@@ -135,7 +136,11 @@ export const valuesSchema: Schema = {
       controlPort: port,
       metricsPort: port,
       stateDir: absolutePath,
-      guestCgroup: string({ pattern: '^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?$' }),
+      // Path segments, each may name the node as $(TERN_NODE_NAME) (kubelet fills it in).
+      guestCgroup: string({
+        pattern:
+          '^(([A-Za-z0-9_.-]|\\$\\(TERN_NODE_NAME\\))+(/([A-Za-z0-9_.-]|\\$\\(TERN_NODE_NAME\\))+)*)?$',
+      }),
       qemuUser: string({ pattern: '^([0-9]+:[0-9]+|[a-z_][a-z0-9_-]*)?$' }),
       imageRoot: absolutePathOrEmpty,
       sharedImageRoots: array(absolutePath),

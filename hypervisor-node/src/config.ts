@@ -37,8 +37,10 @@ export interface DaemonConfig {
   operatorIdentities: string[];
   stateDir: string;
   /**
-   * cgroup v2 directory under which every guest runs in a cgroup of its own (<dir>/<guest>), so that guests
-   * outlive the daemon's container (a runtime stopping it kills its whole cgroup); undefined: the daemon's cgroup.
+   * Where every guest runs in a cgroup of its own, so that guests outlive the daemon's container (a runtime
+   * stopping it kills its whole cgroup): a cgroup v2 directory (<dir>/<guest>), or on a cgroup v1 host a path under
+   * the hierarchies' mount dir, e.g. /sys/fs/cgroup/tern-guests (<mounts>/<each hierarchy>/tern-guests/<guest>);
+   * undefined: the daemon's cgroups.
    */
   guestCgroupRoot?: string;
   /**
@@ -227,7 +229,7 @@ function command(env: NodeJS.ProcessEnv): Command {
       withEnv(
         new Option(
           '--guest-cgroup-root <dir>',
-          "cgroup v2 directory in which each guest's QEMU gets a cgroup of its own, so guests outlive the daemon's container (default: the daemon's cgroup)",
+          "where each guest's QEMU gets a cgroup of its own, so guests outlive the daemon's container: a cgroup v2 directory, or on a cgroup v1 host a path under the hierarchies' mount dir such as /sys/fs/cgroup/tern-guests, made in every hierarchy (default: the daemon's cgroups)",
         ),
         'TERN_GUEST_CGROUP_ROOT',
       ),

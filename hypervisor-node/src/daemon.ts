@@ -90,15 +90,16 @@ async function prepareQemuUser(config: DaemonConfig, logger: Logger): Promise<Qe
 
 /** Wires the daemon: host probe, supervisor (re-attaching to running guests), gRPC, metrics, registration. */
 export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+  let cgroupRoots: string[] | undefined;
   if (config.guestCgroupRoot !== undefined) {
-    await prepareGuestCgroupRoot(config.guestCgroupRoot);
-    logger.info({ guestCgroupRoot: config.guestCgroupRoot }, 'guests run in cgroups of their own');
+    cgroupRoots = await prepareGuestCgroupRoot(config.guestCgroupRoot);
+    logger.info({ guestCgroupRoots: cgroupRoots }, 'guests run in cgroups of their own');
   }
   // Before anything else touches the guests: a watchdog a previous daemon started keeps guarding them.
   const selfFencing = new SelfFencing({
     stateRoot: config.stateDir,
     fenceAfterSeconds: config.registration?.fenceAfterSeconds ?? 0,
-    cgroupRoot: config.guestCgroupRoot,
+    cgroupRoots,
     logger,
   });
   await selfFencing.prepare();
@@ -144,7 +145,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     policy: defaultValidationPolicy(imageRoots, qemuImgInspector({ user: qemuUser }), ioUring),
     network,
     qemuBinary: config.qemuBinary,
-    cgroupRoot: config.guestCgroupRoot,
+    cgroupRoots,
     qemuUser,
     warn: (message) => logger.warn(message),
   });

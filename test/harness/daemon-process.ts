@@ -48,7 +48,7 @@ export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): 
 }
 
 /**
- * `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. `options.main`: a
+ * `options.cgroup`: run the daemon in those cgroups (one v2 dir or one per v1 hierarchy), as a container runtime would. `options.main`: a
  * built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
  */
 export async function startDaemonProcess(

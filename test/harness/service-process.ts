@@ -24,9 +24,16 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Joins every cgroup dir up to `--` (`$0` the first), then becomes the program. */
+const JOIN_CGROUPS =
+  'set -- "$0" "$@"; while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"';
+
 export interface ServiceProcessOptions {
-  /** A cgroup v2 directory the program runs in from its first instruction on, as in a container's cgroup. */
-  cgroup?: string;
+  /**
+   * Cgroup directories the program runs in from its first instruction on, as in a container's cgroups: one cgroup v2
+   * dir, or one per cgroup v1 hierarchy.
+   */
+  cgroup?: string | readonly string[];
   /** Extra Node.js options, after tsx is loaded (so `--import` may name a .ts file; no tsx for a built bundle). */
   nodeOptions?: string[];
   /**
@@ -67,7 +74,7 @@ export async function startServiceProcess(
         )
       : options.cgroup === undefined
         ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('/bin/sh', ['-c', 'echo $$ >"$0/cgroup.procs" && exec "$@"', options.cgroup, ...command], {
+        : spawn('/bin/sh', ['-c', JOIN_CGROUPS, ...[options.cgroup].flat(), '--', ...command], {
             stdio: ['ignore', 'pipe', 'pipe'],
           });
   const logs: LogLine[] = [];

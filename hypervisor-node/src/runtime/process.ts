@@ -2,7 +2,7 @@
 // identity checks for a pid read back from a state dir or found by scanning /proc, and exit descriptions.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,29 +16,43 @@ import type { GuestReason } from '../model/guest.js';
  */
 const EXIT_STATUS_SHIM = '"$@"; echo $? >"$0"';
 /**
- * The same in a guest cgroup (`$1`): the shell moves itself in before it starts QEMU, so QEMU never runs in the
- * daemon's cgroup, and exits with CGROUP_JOIN_FAILED (starting nothing) when it cannot.
+ * What a daemon before cgroup v1 support ran in a guest cgroup v2 (`$1`): still recognised as a shim, not QEMU, for
+ * the guests such a daemon started.
  */
-const CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+const LEGACY_CGROUP_EXIT_STATUS_SHIM = 'echo $$ >"$1/cgroup.procs" || exit 125; shift; "$@"; echo $? >"$0"';
+/**
+ * Joins cgroups, then becomes the command (exec keeps the pid): `$0` is how many cgroup dirs follow, then the
+ * command. Nothing of the command ever runs outside them; exits with CGROUP_JOIN_FAILED (starting nothing) when it
+ * cannot join one.
+ */
+const JOIN_CGROUPS =
+  'n=$0; while [ "$n" -gt 0 ]; do echo $$ >"$1/cgroup.procs" || exit 125; shift; n=$((n - 1)); done; exec "$@"';
 export const CGROUP_JOIN_FAILED = 125;
+
+/** `/bin/sh` arguments that run `command` in every one of `cgroups` (none: as it is). */
+export function inCgroups(cgroups: readonly string[], command: readonly string[]): string[] {
+  return cgroups.length === 0
+    ? [...command]
+    : ['/bin/sh', '-c', JOIN_CGROUPS, String(cgroups.length), ...cgroups, ...command];
+}
 
 /**
  * Starts QEMU in its own session with stdout/stderr to qemu.log; the daemon may exit without affecting it. With
- * `cgroup`, an existing cgroup v2 directory, the shim and QEMU run in that cgroup.
+ * `cgroups` (existing cgroup dirs: one on cgroup v2, one per hierarchy on v1), the shim and QEMU run in them.
  */
 export function spawnDetachedQemu(
   qemuBinary: string,
   argv: string[],
   paths: GuestPaths,
-  cgroup?: string,
+  cgroups: readonly string[] = [],
 ): ChildProcess {
-  const shim =
-    cgroup === undefined
-      ? [EXIT_STATUS_SHIM, paths.exitStatus]
-      : [CGROUP_EXIT_STATUS_SHIM, paths.exitStatus, cgroup];
+  const [command, ...args] = inCgroups(cgroups, [
+    ...['/bin/sh', '-c', EXIT_STATUS_SHIM, paths.exitStatus],
+    ...[qemuBinary, ...argv],
+  ]);
   const log = openSync(paths.qemuLog, 'a');
   try {
-    const child = spawn('/bin/sh', ['-c', ...shim, qemuBinary, ...argv], {
+    const child = spawn(command!, args, {
       detached: true,
       stdio: ['ignore', log, log],
     });
@@ -92,13 +106,41 @@ export async function killGuestQemusUnder(dir: string, timeoutMs = 5_000): Promi
   return killed.length;
 }
 
-/** The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim). */
+/**
+ * The `-pidfile` argument of a live process started by spawnDetachedQemu as QEMU (not its shim), when that pidfile's
+ * dir is the one this daemon sees at that path: a QEMU of another state dir mounted at the same path elsewhere (two
+ * nodes sharing one PID namespace, as the kubelet test cluster's do, each with its own /var/lib/tern) is not ours.
+ */
 async function qemuPidfileOf(pid: number): Promise<string | undefined> {
   const argv = await liveCommandLine(pid);
-  const isShim = argv?.[1] === '-c' && [EXIT_STATUS_SHIM, CGROUP_EXIT_STATUS_SHIM].includes(argv[2]!);
+  const isShim =
+    argv?.[1] === '-c' && [EXIT_STATUS_SHIM, LEGACY_CGROUP_EXIT_STATUS_SHIM, JOIN_CGROUPS].includes(argv[2]!);
   if (argv === undefined || isShim) return undefined;
   const at = argv.indexOf('-pidfile');
-  return at < 0 ? undefined : argv[at + 1];
+  const pidfile = at < 0 ? undefined : argv[at + 1];
+  if (pidfile === undefined || !path.isAbsolute(pidfile)) return pidfile;
+  return (await seesSameDir(pid, path.dirname(pidfile))) ? pidfile : undefined;
+}
+
+/**
+ * Whether process `pid` sees at `dir` (through /proc/<pid>/root) the directory this process sees there: the same
+ * inode, or neither has one (nothing tells them apart then). Its root unreadable (no permission): the path is all
+ * there is to go by.
+ */
+async function seesSameDir(pid: number, dir: string): Promise<boolean> {
+  const statOrAbsent = (at: string) =>
+    stat(at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+  let theirs, ours;
+  try {
+    [theirs, ours] = await Promise.all([statOrAbsent(`/proc/${pid}/root${dir}`), statOrAbsent(dir)]);
+  } catch {
+    return true;
+  }
+  if (theirs === undefined || ours === undefined) return theirs === ours;
+  return ours.dev === theirs.dev && ours.ino === theirs.ino;
 }
 
 async function liveCommandLine(pid: number): Promise<string[] | undefined> {

@@ -11,7 +11,7 @@ import { assertSafeStateRoot, buildQemuArgv } from '../qemu/argv.js';
 import { QmpClient, type QmpEvent, type QmpRunState } from '../qemu/qmp-client.js';
 import type { QemuUser } from '../qemu/run-as.js';
 import { validateGuestSpec, type ValidationPolicy } from '../qemu/validate.js';
-import { createGuestCgroup, guestCgroupDir, removeGuestCgroup } from './cgroup.js';
+import { createGuestCgroup, guestCgroupDirs, removeGuestCgroup } from './cgroup.js';
 import { boundGuestLines, CONSOLE_TAIL_LIMITS, QEMU_LOG_TAIL_LIMITS } from './guest-text.js';
 import {
   CGROUP_JOIN_FAILED,
@@ -51,10 +51,10 @@ export interface SupervisorOptions {
   /** Console lines quoted in a Failed guest's message (bounded to 1 KiB in all, see guest-text.ts). */
   consoleTailLines?: number;
   /**
-   * A cgroup v2 directory (prepared by prepareGuestCgroupRoot) under which each guest's QEMU runs in a cgroup
-   * named after the guest; undefined: QEMU stays in the daemon's cgroup.
+   * The directories prepared by prepareGuestCgroupRoot (one cgroup v2 dir, or one per cgroup v1 hierarchy) under
+   * which each guest's QEMU runs in cgroups named after the guest; undefined: QEMU stays in the daemon's cgroups.
    */
-  cgroupRoot?: string;
+  cgroupRoots?: readonly string[];
   /** The user QEMU drops to once started (qemu/run-as.ts); undefined: QEMU keeps the daemon's user. */
   qemuUser?: QemuUser;
   /** Told about problems that do not fail an operation (e.g. a guest cgroup that could not be removed). */
@@ -252,7 +252,7 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
       if (guest.run !== undefined) await within(guest.run.exited, KILL_TIMEOUT_MS, undefined);
       await this.options.network.detach(name, guest.spec.nics.length);
       await rm(guest.paths.dir, { recursive: true, force: true });
-      await this.removeCgroup(name);
+      await this.removeCgroups(name);
       this.guests.delete(name);
     });
     this.emit('deleted', name);
@@ -382,8 +382,8 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
         reason: undefined,
         message: undefined,
       });
-      const cgroup = await this.createCgroup(spec.name);
-      child = spawnDetachedQemu(this.qemuBinary, argv, paths, cgroup);
+      const cgroups = await this.createCgroups(spec.name);
+      child = spawnDetachedQemu(this.qemuBinary, argv, paths, cgroups);
     } catch (err) {
       // No QEMU runs: without this the guest would stay Starting for good, holding its resources and taps.
       throw await this.failLaunch(guest, run, `QEMU could not be launched: ${errorText(err)}`);
@@ -442,36 +442,37 @@ export class GuestSupervisor extends EventEmitter<SupervisorEvents> {
     const logTail = qemuLog ? `: ${qemuLog}` : '';
     // The shim exits with CGROUP_JOIN_FAILED before it starts QEMU, so no exit status is written then.
     const cgroupJoinFailed =
-      this.options.cgroupRoot !== undefined &&
+      this.options.cgroupRoots !== undefined &&
       exitStatus === undefined &&
       shimExitCode === CGROUP_JOIN_FAILED;
     const detail = timedOut
       ? `no QMP answer within ${this.startTimeoutMs} ms (${String(lastError)})${logTail}`
       : cgroupJoinFailed
-        ? `QEMU was not started: the launch shim could not join the guest cgroup ${guestCgroupDir(this.options.cgroupRoot!, spec.name)}${logTail}`
+        ? `QEMU was not started: the launch shim could not join the guest cgroups ${guestCgroupDirs(this.options.cgroupRoots!, spec.name).join(', ')}${logTail}`
         : `QEMU ${describeExitStatus(exitStatus)}${logTail}`;
     throw await this.failLaunch(guest, run, detail);
   }
 
-  /** The guest's cgroup, created, or undefined without a cgroup root. */
-  private async createCgroup(name: string): Promise<string | undefined> {
-    if (this.options.cgroupRoot === undefined) return undefined;
-    const dir = guestCgroupDir(this.options.cgroupRoot, name);
-    try {
-      await createGuestCgroup(dir);
-    } catch (err) {
-      throw new Error(`cannot create the guest cgroup ${dir}: ${errorText(err)}`);
+  /** The guest's cgroups, created ([] without cgroup roots). */
+  private async createCgroups(name: string): Promise<string[]> {
+    const dirs = guestCgroupDirs(this.options.cgroupRoots ?? [], name);
+    for (const dir of dirs) {
+      try {
+        await createGuestCgroup(dir);
+      } catch (err) {
+        throw new Error(`cannot create the guest cgroup ${dir}: ${errorText(err)}`);
+      }
     }
-    return dir;
+    return dirs;
   }
 
-  /** Removes a deleted guest's cgroup; one that stays busy is reported, not fatal (the delete must go on). */
-  private async removeCgroup(name: string): Promise<void> {
-    if (this.options.cgroupRoot === undefined) return;
-    const dir = guestCgroupDir(this.options.cgroupRoot, name);
-    const err = await removeGuestCgroup(dir);
-    if (err !== undefined)
-      this.options.warn?.(`guest ${name}: its cgroup ${dir} was left behind: ${err.message}`);
+  /** Removes a deleted guest's cgroups; one that stays busy is reported, not fatal (the delete must go on). */
+  private async removeCgroups(name: string): Promise<void> {
+    for (const dir of guestCgroupDirs(this.options.cgroupRoots ?? [], name)) {
+      const err = await removeGuestCgroup(dir);
+      if (err !== undefined)
+        this.options.warn?.(`guest ${name}: its cgroup ${dir} was left behind: ${err.message}`);
+    }
   }
 
   /** Reports a launch that left no QEMU running as Failed (LaunchFailed) and releases the NICs' host side. */

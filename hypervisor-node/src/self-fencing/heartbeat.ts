@@ -50,8 +50,8 @@ export interface SelfFencingOptions {
   stateRoot: string;
   /** 0: off. */
   fenceAfterSeconds: number;
-  /** The guests' cgroup root: the watchdog runs in <root>/.fencing. */
-  cgroupRoot?: string;
+  /** The guests' cgroup roots: the watchdog runs in <root>/.fencing under each. */
+  cgroupRoots?: readonly string[];
   logger: Logger;
 }
 
@@ -126,7 +126,7 @@ export class SelfFencing {
 
   private async watch(): Promise<void> {
     await mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
-    await ensureWatchdog(this.options.stateRoot, this.options.cgroupRoot);
+    await ensureWatchdog(this.options.stateRoot, this.options.cgroupRoots);
   }
 
   private async read(): Promise<Heartbeat | undefined> {

@@ -15,10 +15,12 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createGuestCgroup } from '../runtime/cgroup.js';
+import { inCgroups } from '../runtime/process.js';
 
 /**
  * `$0`: the state root (normalized, as the guests' -pidfile paths are built from it); `$1`: a cgroup v2 dir to run
- * in, or ''. Heartbeat line: `<boot id> <renewed at, centiseconds of /proc/uptime> <fence time, centiseconds>`.
+ * in, or '' (the daemon now always passes '' and joins the cgroups before the script starts, see ensureWatchdog;
+ * the text stays as it was so that a daemon recognises the watchdog an earlier daemon started). Heartbeat line: `<boot id> <renewed at, centiseconds of /proc/uptime> <fence time, centiseconds>`.
  * Malformed numbers count as no heartbeat. The tick is a tenth of the fence time, between 0.1 s and 1 s.
  */
 export const WATCHDOG_SCRIPT = `[ -z "$1" ] || echo $$ >"$1/cgroup.procs" || exit 125
@@ -71,7 +73,7 @@ export function fencingPaths(stateRoot: string): FencingPaths {
   };
 }
 
-/** The watchdog's cgroup under the guests' cgroup root (a leaf of its own: the root may not hold processes). */
+/** The watchdog's cgroup under a guests' cgroup root (a leaf of its own: the root may not hold processes). */
 export function watchdogCgroupDir(cgroupRoot: string): string {
   return path.join(cgroupRoot, '.fencing');
 }
@@ -98,21 +100,22 @@ export async function runningWatchdog(stateRoot: string): Promise<number | undef
 
 /**
  * Starts the watchdog of `stateRoot` unless one runs; its .fencing dir must exist. Detached in its own session,
- * so that it outlives the daemon; with `cgroupRoot`, in <cgroupRoot>/.fencing, outside the daemon's container.
- * Returns its pid.
+ * so that it outlives the daemon; with `cgroupRoots` (the guests' cgroup roots), in <root>/.fencing under each,
+ * outside the daemon's container. Returns its pid.
  */
-export async function ensureWatchdog(stateRoot: string, cgroupRoot?: string): Promise<number> {
+export async function ensureWatchdog(
+  stateRoot: string,
+  cgroupRoots: readonly string[] = [],
+): Promise<number> {
   const running = await runningWatchdog(stateRoot);
   if (running !== undefined) return running;
   const root = path.resolve(stateRoot);
-  let cgroup = '';
-  if (cgroupRoot !== undefined) {
-    cgroup = watchdogCgroupDir(cgroupRoot);
-    await createGuestCgroup(cgroup);
-  }
+  const cgroups = cgroupRoots.map(watchdogCgroupDir);
+  for (const cgroup of cgroups) await createGuestCgroup(cgroup);
+  const [command, ...args] = inCgroups(cgroups, ['/bin/sh', '-c', WATCHDOG_SCRIPT, root, '']);
   const log = openSync(fencingPaths(root).watchdogLog, 'a');
   try {
-    const child = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, root, cgroup], {
+    const child = spawn(command!, args, {
       detached: true,
       stdio: ['ignore', log, log],
     });
