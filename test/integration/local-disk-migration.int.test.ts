@@ -224,19 +224,25 @@ test('retain_local_disks: an unknown name is refused before the release; the dis
   // Not released: the source still holds its (paused) guest and its image at the path.
   expect(onA).not.toBe('ABSENT');
   expect(await exists(join(nodeA.disks, 'kept.img'))).toBe(true);
-  const released = await unary<MigrationState__Output>((done) =>
-    nodeA.migration.releaseSource(
-      {
-        migrationId: migration.id,
-        recordedOwner: nodeB.name,
-        epoch: record.epoch('kept') ?? 0,
-        removeLocalDisks: true,
-        retainLocalDisks: ['data'],
-      },
-      done,
-    ),
-  );
+  const release = () =>
+    unary<MigrationState__Output>((done) =>
+      nodeA.migration.releaseSource(
+        {
+          migrationId: migration.id,
+          recordedOwner: nodeB.name,
+          epoch: record.epoch('kept') ?? 0,
+          removeLocalDisks: true,
+          retainLocalDisks: ['data'],
+        },
+        done,
+      ),
+    );
+  const released = await release();
   expect(released.stage).toBe('MIGRATION_STAGE_RELEASED');
+  // The source says where the copy is; asked again (as a later run of the operator would), from its tombstone.
+  const copy = join(nodeA.disks, `kept.img.tern-retained-${migration.id}`);
+  expect(released.retainedLocalImages).toEqual([copy]);
+  expect((await release()).retainedLocalImages).toEqual([copy]);
   expect(await assertAtMostOneRunning('kept', [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
   // Moved aside, never copied or changed: the path is free for a migration back.
   expect((await readdir(nodeA.disks)).filter((f) => f.startsWith('kept.img'))).toEqual([
