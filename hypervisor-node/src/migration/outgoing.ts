@@ -250,7 +250,9 @@ export class OutgoingMigration {
       phase: toWirePhase(this.engine.phase),
       message: this.message,
       ...(this.wireOutcome ? { outcome: this.wireOutcome } : {}),
-      ...(this.stage === 'MIGRATION_STAGE_RELEASED' ? { retainedLocalImages: retainedCopyPaths(this.record) } : {}),
+      ...(this.stage === 'MIGRATION_STAGE_RELEASED'
+        ? { retainedLocalImages: retainedCopyPaths(this.record) }
+        : {}),
     };
   }
 

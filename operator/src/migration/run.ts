@@ -10,6 +10,7 @@
 //
 // The hand-over's ownership record is the VM's status.node/epoch (ownership.ts): a single compare-and-swap in the
 // Kubernetes API decides the owner.
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type {
   Disk,
@@ -630,17 +631,26 @@ function disksOnSource(wanted: Disk[], guest: Guest__Output | undefined): string
     .filter(
       (disk) =>
         running === undefined ||
-        running.some((candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL'),
+        running.some(
+          (candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL',
+        ),
     )
     .map((disk) => disk.name);
 }
 
-/** "disk <name> at <path>" for each retained copy, named after the VM's local disk it came from when one matches. */
+/**
+ * "disk <name> at <path>" for each retained copy, named after the VM's local disk it came from: the one at that path,
+ * else the one with that file name (the daemon names the file as it sees it).
+ */
 function describeRetained(paths: string[], vm: VirtualMachine | undefined, migrationId: string): string {
   const disks = (vm?.spec.disks ?? []).filter((disk) => disk.storage === 'local');
   return paths
     .map((copy) => {
-      const disk = disks.find((candidate) => retainedImagePath(candidate.path, migrationId) === copy);
+      const disk =
+        disks.find((candidate) => retainedImagePath(candidate.path, migrationId) === copy) ??
+        disks.find(
+          (candidate) => retainedImagePath(basename(candidate.path), migrationId) === basename(copy),
+        );
       return disk ? `disk ${disk.name} at ${copy}` : `a copy at ${copy}`;
     })
     .join(', ');

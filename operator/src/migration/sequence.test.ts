@@ -78,7 +78,10 @@ async function run(
     ) => {
       const retain = options?.retainLocalDisks?.length ? ` retain ${options.retainLocalDisks.join(',')}` : '';
       calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}${retain}`);
-      return { ...state('MIGRATION_STAGE_RELEASED'), retainedLocalImages: aside(options?.retainLocalDisks ?? []) };
+      return {
+        ...state('MIGRATION_STAGE_RELEASED'),
+        retainedLocalImages: aside(options?.retainLocalDisks ?? []),
+      };
     },
     resumeSource: async () => {
       calls.push('resumeSource');
