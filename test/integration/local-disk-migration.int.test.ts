@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, copyFile, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentClient } from '../../guest/host/agent-client.js';
 import type {
@@ -224,19 +224,28 @@ test('retain_local_disks: an unknown name is refused before the release; the dis
   // Not released: the source still holds its (paused) guest and its image at the path.
   expect(onA).not.toBe('ABSENT');
   expect(await exists(join(nodeA.disks, 'kept.img'))).toBe(true);
-  const released = await unary<MigrationState__Output>((done) =>
-    nodeA.migration.releaseSource(
-      {
-        migrationId: migration.id,
-        recordedOwner: nodeB.name,
-        epoch: record.epoch('kept') ?? 0,
-        removeLocalDisks: true,
-        retainLocalDisks: ['data'],
-      },
-      done,
-    ),
-  );
+  const release = () =>
+    unary<MigrationState__Output>((done) =>
+      nodeA.migration.releaseSource(
+        {
+          migrationId: migration.id,
+          recordedOwner: nodeB.name,
+          epoch: record.epoch('kept') ?? 0,
+          removeLocalDisks: true,
+          retainLocalDisks: ['data'],
+        },
+        done,
+      ),
+    );
+  const released = await release();
   expect(released.stage).toBe('MIGRATION_STAGE_RELEASED');
+  // The source says where the copy is; asked again (as a later run of the operator would), from its tombstone.
+  // (The daemon names it by the path the guest's spec gives: here its namespace image root, which is this test's
+  // disk directory in the daemon's mount namespace only.)
+  expect(released.retainedLocalImages.map((file) => basename(file))).toEqual([
+    `kept.img.tern-retained-${migration.id}`,
+  ]);
+  expect((await release()).retainedLocalImages).toEqual(released.retainedLocalImages);
   expect(await assertAtMostOneRunning('kept', [nodeA, nodeB])).toEqual(['ABSENT', 'GUEST_PHASE_RUNNING']);
   // Moved aside, never copied or changed: the path is free for a migration back.
   expect((await readdir(nodeA.disks)).filter((f) => f.startsWith('kept.img'))).toEqual([

@@ -23,7 +23,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import { failedPrecondition, invalidArgument, RpcError } from '../rpc/errors.js';
 import { retire, type TombstoneStore } from './tombstones.js';
-import { decodeToken, wallClockUs } from '../../../proto/index.js';
+import { decodeToken, retainedImagePath, wallClockUs } from '../../../proto/index.js';
 import { mirroredDisks, retainImage, type MirroredDisk } from './engine/local-disks.js';
 import { identityOf, removeImageFile, type FileIdentity } from './engine/image-files.js';
 import { toWireDecision, toWireOutcome, toWirePhase, toWireProgress } from './wire.js';
@@ -250,6 +250,9 @@ export class OutgoingMigration {
       phase: toWirePhase(this.engine.phase),
       message: this.message,
       ...(this.wireOutcome ? { outcome: this.wireOutcome } : {}),
+      ...(this.stage === 'MIGRATION_STAGE_RELEASED'
+        ? { retainedLocalImages: retainedCopyPaths(this.record) }
+        : {}),
     };
   }
 
@@ -380,6 +383,7 @@ export class OutgoingMigration {
         stage: 'MIGRATION_STAGE_RELEASED',
         phase: 'MIGRATION_PHASE_UNSPECIFIED',
         message: `released; ${release.owner} owns the guest (finished after the daemon restarted)`,
+        retainedLocalImages: retainedCopyPaths(record),
       },
       tokenDigest: record.tokenDigest,
       dataEndpoint: record.dataEndpoint,
@@ -505,6 +509,12 @@ export class OutgoingMigration {
 
 const localImagePaths = (record: MigrationRecordFile): string[] =>
   (record.localImages ?? []).map((image) => image.path);
+
+/** Where the images the release retains are once it moved them aside (releaseLocalImages). */
+const retainedCopyPaths = (record: MigrationRecordFile): string[] =>
+  record.release?.removeLocalDisks === true
+    ? (record.release.retain ?? []).map((file) => retainedImagePath(file, record.id))
+    : [];
 
 /**
  * The release's local images: those its mark retains are moved aside first (retainImage; throws, removing nothing,

@@ -10,6 +10,7 @@
 //
 // The hand-over's ownership record is the VM's status.node/epoch (ownership.ts): a single compare-and-swap in the
 // Kubernetes API decides the owner.
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type {
   Disk,
@@ -446,9 +447,6 @@ export class MigrationRunner {
     // A replica that is no longer the leader must not take the ownership decision.
     run.stopped.throwIfAborted();
     const outcomeAt = Date.now();
-    // Set when this run releases the source: read then, not at the start (a user may decide to keep the source's
-    // copy while the disk is being copied).
-    let retained: RetainedCopy[] = [];
     let result: HandOverResult;
     try {
       result = await handOver({
@@ -461,13 +459,14 @@ export class MigrationRunner {
         targetNode,
         ownership,
         sourceStageAtStart,
+        // Read when this run releases the source, not at the start (a user may decide to keep the source's copy
+        // while the disk is being copied).
         retainLocalDisks: async () => {
           const vm = await this.options.vms.getVm(run.migration);
           const wanted = disksToRetain(vm);
           // The source's guest is asked only about a VM that keeps a copy (most migrations need no extra call).
           const guest = wanted.length > 0 ? await source.control.getGuest(guestName(vm!)) : undefined;
-          retained = retainedSourceCopies(wanted, guest, run.id);
-          return retained.map((copy) => copy.name);
+          return disksOnSource(wanted, guest);
         },
       });
     } catch (error) {
@@ -559,11 +558,11 @@ export class MigrationRunner {
       });
     }
     this.assertMayAct(run);
-    // Reported only by the run that released the source (a resumed run cannot tell what an earlier one retained).
+    // What the source says it kept, also when an earlier run of this migration released it.
     const kept =
-      retained.length > 0
+      result.sourceRetained.length > 0
         ? `; the source's copies are kept on ${sourceNode} (sourceCopyAfterMigration: Retain): ` +
-          retained.map((copy) => `disk ${copy.name} at ${copy.retainedPath}`).join(', ')
+          describeRetained(result.sourceRetained, await this.options.vms.getVm(run.migration), run.id)
         : '';
     await this.options.vms.releaseVm(run.migration, 'Succeeded', outcome.downtimeMs || undefined);
     if (kept !== '')
@@ -615,11 +614,6 @@ async function targetSwitchover(
   }
 }
 
-interface RetainedCopy {
-  name: string;
-  retainedPath: string;
-}
-
 /** The VM's local disks that say `sourceCopyAfterMigration: Retain`. */
 const disksToRetain = (vm: VirtualMachine | undefined): Disk[] =>
   (vm?.spec.disks ?? []).filter(
@@ -627,29 +621,39 @@ const disksToRetain = (vm: VirtualMachine | undefined): Disk[] =>
   );
 
 /**
- * The local disks whose copy on the source stays after a successful migration: those of `wanted` (disksToRetain)
- * among the local disks of the guest the source runs (its spec is what the daemon moved and knows: a disk added to
- * or renamed in the VM since the guest started is not on the node), and where the source daemon moves each
- * (ReleaseSource's retain_local_disks, proto/tern/node/v1alpha1/migration.proto: next to the image, named after the
- * migration id). Without the guest's spec, the VM's own paths.
+ * The names of the disks of `wanted` (disksToRetain) that are local disks of the guest the source runs (its spec is
+ * what the daemon moved and knows: a disk added to or renamed in the VM since the guest started is not on the node,
+ * and ReleaseSource refuses a name it does not know). Without the guest's spec, all of them.
  */
-function retainedSourceCopies(
-  wanted: Disk[],
-  guest: Guest__Output | undefined,
-  migrationId: string,
-): RetainedCopy[] {
+function disksOnSource(wanted: Disk[], guest: Guest__Output | undefined): string[] {
   const running = guest?.spec?.disks;
-  return wanted.flatMap((disk) => {
-    const onNode =
-      running === undefined
-        ? disk
-        : running.find(
-            (candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL',
-          );
-    return onNode === undefined
-      ? []
-      : [{ name: disk.name, retainedPath: retainedImagePath(onNode.path, migrationId) }];
-  });
+  return wanted
+    .filter(
+      (disk) =>
+        running === undefined ||
+        running.some(
+          (candidate) => candidate.name === disk.name && candidate.storage === 'DISK_STORAGE_LOCAL',
+        ),
+    )
+    .map((disk) => disk.name);
+}
+
+/**
+ * "disk <name> at <path>" for each retained copy, named after the VM's local disk it came from: the one at that path,
+ * else the one with that file name (the daemon names the file as it sees it).
+ */
+function describeRetained(paths: string[], vm: VirtualMachine | undefined, migrationId: string): string {
+  const disks = (vm?.spec.disks ?? []).filter((disk) => disk.storage === 'local');
+  return paths
+    .map((copy) => {
+      const disk =
+        disks.find((candidate) => retainedImagePath(candidate.path, migrationId) === copy) ??
+        disks.find(
+          (candidate) => retainedImagePath(basename(candidate.path), migrationId) === basename(copy),
+        );
+      return disk ? `disk ${disk.name} at ${copy}` : `a copy at ${copy}`;
+    })
+    .join(', ');
 }
 
 /**

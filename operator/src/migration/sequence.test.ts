@@ -40,7 +40,12 @@ const state = (stage: Stage, message = '') => ({ stage, message, guest: 'g' }) a
 async function run(
   targetState: MigrationState__Output | undefined,
   guest: { phase: string; message: string } | undefined,
-  { resumeCallFails = false, postCopy = false, retainLocalDisks = undefined as string[] | undefined } = {},
+  {
+    resumeCallFails = false,
+    postCopy = false,
+    retainLocalDisks = undefined as string[] | undefined,
+    releasedBefore = undefined as string[] | undefined,
+  } = {},
 ) {
   const calls: string[] = [];
   const target = {
@@ -58,8 +63,13 @@ async function run(
       return state('MIGRATION_STAGE_ABORTED');
     },
   };
+  // The source daemon moves each retained disk's image aside and says where (retained_local_images).
+  const aside = (disks: string[]) => disks.map((disk) => `/images/${disk}.qcow2.tern-retained-m`);
   const source = {
-    getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+    getMigration: async () =>
+      releasedBefore === undefined
+        ? state('MIGRATION_STAGE_FINISHED')
+        : { ...state('MIGRATION_STAGE_RELEASED'), retainedLocalImages: aside(releasedBefore) },
     releaseSource: async (
       _id: string,
       owner: string,
@@ -68,14 +78,18 @@ async function run(
     ) => {
       const retain = options?.retainLocalDisks?.length ? ` retain ${options.retainLocalDisks.join(',')}` : '';
       calls.push(`releaseSource ${owner}${options?.removeLocalDisks ? ' remove-disks' : ''}${retain}`);
-      return state('MIGRATION_STAGE_RELEASED');
+      return {
+        ...state('MIGRATION_STAGE_RELEASED'),
+        retainedLocalImages: aside(options?.retainLocalDisks ?? []),
+      };
     },
     resumeSource: async () => {
       calls.push('resumeSource');
       return state('MIGRATION_STAGE_SOURCE_RESUMED');
     },
   };
-  let owner = 'a';
+  // A hand-over resumed after an earlier run released the source: the record names the target already.
+  let owner = releasedBefore === undefined ? 'a' : 'b';
   const result = await handOver({
     source: source as unknown as MigrationDaemonClient,
     target: target as unknown as MigrationDaemonClient,
@@ -139,12 +153,27 @@ describe('handOver after a completed pre-copy whose target does not resume the g
 
   it('names the disks whose source copy the VM retains on the release after the target resumed', async () => {
     const resumed = state('MIGRATION_STAGE_RESUMED', 'the target runs the guest');
-    const { calls } = await run(
+    const { result, calls } = await run(
       resumed,
       { phase: 'GUEST_PHASE_RUNNING', message: '' },
       { retainLocalDisks: ['data'] },
     );
     expect(calls).toEqual(['resumeTarget', 'releaseSource b remove-disks retain data']);
+    expect(result).toMatchObject({
+      kind: 'handedOver',
+      sourceRetained: ['/images/data.qcow2.tern-retained-m'],
+    });
+  });
+
+  it("a resumed hand-over reports the copies an earlier run's release retained, from the source", async () => {
+    const resumed = state('MIGRATION_STAGE_RESUMED', 'the target runs the guest');
+    const { result, calls } = await run(resumed, undefined, { releasedBefore: ['data'] });
+    expect(calls).toEqual([]);
+    expect(result).toMatchObject({
+      kind: 'handedOver',
+      committedHere: false,
+      sourceRetained: ['/images/data.qcow2.tern-retained-m'],
+    });
   });
 
   it('a release after a failure retains nothing by name: every copy stays at its path', async () => {

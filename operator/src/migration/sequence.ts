@@ -194,6 +194,11 @@ export type HandOverResult =
       /** The same moment, and the compare-and-swap's reply (committedHere only), in µs (wallClockUs). */
       resumedAtUs: number;
       recordedAtUs?: number;
+      /**
+       * Where the source keeps the local disk images it retained (its MigrationState's retained_local_images): from
+       * the source's own answer, so a resumed hand-over reports what an earlier run had it retain.
+       */
+      sourceRetained: string[];
     }
   /**
    * The target was aborted; the source was resumed if the record still named it, unless its QEMU is gone
@@ -281,10 +286,10 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
     const resumedAtMs = Date.now();
     const resumedAtPerfMs = performance.now();
     const resumedAtUs = wallClockUs();
-    const released = committedHere ? undefined : await source.getMigration(id);
+    let released = committedHere ? undefined : await source.getMigration(id);
     // A source whose QEMU is gone (SOURCE_LOST) has nothing left to release either.
     if (released?.stage !== 'MIGRATION_STAGE_RELEASED' && released?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
-      await source.releaseSource(id, targetNode, ownership.epoch(), {
+      released = await source.releaseSource(id, targetNode, ownership.epoch(), {
         removeLocalDisks: true,
         retainLocalDisks: (await input.retainLocalDisks?.()) ?? [],
       });
@@ -296,6 +301,7 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
       resumedAtPerfMs,
       resumedAtUs,
       ...(recordedAtUs !== undefined ? { recordedAtUs } : {}),
+      sourceRetained: released.retainedLocalImages ?? [],
     };
   }
   await target.abortIncoming(id);

@@ -33,6 +33,12 @@ export interface MigrationState {
    * Target, once loaded: the switchover's steps on this node's clock.
    */
   'switchover'?: (_tern_node_v1alpha1_TargetSwitchover | null);
+  /**
+   * Source, RELEASED: where the local disk images it kept (ReleaseSource's retain_local_disks) now are on this node,
+   * each moved aside to `<path>.tern-retained-<migration_id>`. Kept in the daemon's tombstone, so a retried
+   * ReleaseSource or GetMigration tells a later run of the operator what an earlier one retained.
+   */
+  'retainedLocalImages'?: (string)[];
 }
 
 export interface MigrationState__Output {
@@ -62,4 +68,10 @@ export interface MigrationState__Output {
    * Target, once loaded: the switchover's steps on this node's clock.
    */
   'switchover': (_tern_node_v1alpha1_TargetSwitchover__Output | null);
+  /**
+   * Source, RELEASED: where the local disk images it kept (ReleaseSource's retain_local_disks) now are on this node,
+   * each moved aside to `<path>.tern-retained-<migration_id>`. Kept in the daemon's tombstone, so a retried
+   * ReleaseSource or GetMigration tells a later run of the operator what an earlier one retained.
+   */
+  'retainedLocalImages': (string)[];
 }
