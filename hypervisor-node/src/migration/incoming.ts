@@ -754,7 +754,8 @@ export class IncomingMigration {
     this.message = 'the target runs the guest';
     this.clearTimers();
     if (this.postCopyRunning) {
-      this.message = 'the target runs the guest; post-copy: the remaining pages are streaming from the source';
+      this.message =
+        'the target runs the guest; post-copy: the remaining pages are streaming from the source';
       this.followResumedPostCopy(engine);
       return this.state();
     }
@@ -827,7 +828,13 @@ export class IncomingMigration {
       });
     }
     this.log.append(
-      { target: { state: 'TARGET_STATE_FAILED', qemuStatus: this.engine?.migrationStatus ?? '', message: this.message } },
+      {
+        target: {
+          state: 'TARGET_STATE_FAILED',
+          qemuStatus: this.engine?.migrationStatus ?? '',
+          message: this.message,
+        },
+      },
       Date.now(),
       true,
     );

@@ -385,7 +385,8 @@ export class MigrationRunner {
                   `the remaining pages follow from ${run.migration.status.sourceNode}`,
               );
             });
-          } else logger.info({ why: switched.why }, 'post-copy: the target was not resumed before the outcome');
+          } else
+            logger.info({ why: switched.why }, 'post-copy: the target was not resumed before the outcome');
           return switched;
         },
         (error: unknown) => {
@@ -617,7 +618,8 @@ export class MigrationRunner {
         ? postCopy
         : undefined;
     const sawSwitchover =
-      switched !== undefined || (result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy);
+      switched !== undefined ||
+      (result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy);
     const resumedAtPerfMs = switched?.resumedAtPerfMs ?? result.resumedAtPerfMs;
     const guestGapMs = sawSwitchover ? Math.round(resumedAtPerfMs - run.pausedSeenAtMs!) : undefined;
     const postCopyMs =

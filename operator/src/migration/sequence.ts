@@ -564,7 +564,10 @@ export async function switchToTargetInPostCopy(input: PostCopySwitchInput): Prom
     )
       break;
     if (stage !== 'MIGRATION_STAGE_RUNNING')
-      return { kind: 'notSwitched', why: `${targetNode}: ${state?.message || 'the migration is unknown there'}` };
+      return {
+        kind: 'notSwitched',
+        why: `${targetNode}: ${state?.message || 'the migration is unknown there'}`,
+      };
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
   // The read made ahead (at the pause) only when it can lead to nothing but the swap, as in handOver (ownerNow).

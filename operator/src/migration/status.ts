@@ -269,7 +269,18 @@ export class MigrationStatusWriter {
   ): Promise<Migration> {
     const now = new Date();
     const updated = await this.write(migration, (status) =>
-      terminalStatus(status, migration, phase, reason, message, now, outcome, guestGapMs, switchover, postCopyMs),
+      terminalStatus(
+        status,
+        migration,
+        phase,
+        reason,
+        message,
+        now,
+        outcome,
+        guestGapMs,
+        switchover,
+        postCopyMs,
+      ),
     );
     await this.options.events.record(
       updated,

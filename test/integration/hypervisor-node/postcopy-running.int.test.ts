@@ -145,9 +145,11 @@ async function runningOnTarget(
     policy: POST_COPY,
     ...(connectVia ? { connectVia } : {}),
   });
-  await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_POST_COPY').catch(async (error: Error) => {
-    throw new Error(`${error.message}: ${JSON.stringify(await run.outcome)}`);
-  });
+  await run
+    .until((e) => e.phase?.to === 'MIGRATION_PHASE_POST_COPY')
+    .catch(async (error: Error) => {
+      throw new Error(`${error.message}: ${JSON.stringify(await run.outcome)}`);
+    });
   const postCopySeenAtMs = performance.now();
   const switched = await switchInPostCopy(run, { guest: name, from: nodeA, to: nodeB, record });
   const resumedAtMs = performance.now();
@@ -277,7 +279,8 @@ test(
       await unary((done) => nodeB.control.deleteGuest({ name }, done));
     }
     if (RUNS > 1) {
-      const p50 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+      const p50 = (values: number[]) =>
+        [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
       console.log(
         `post-copy over ${RUNS} runs, p50: source paused → target running ` +
           `${p50(figures.map((f) => f.pauseToRunning)).toFixed(1)} ms; post-copy switch → target running ` +
