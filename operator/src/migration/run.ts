@@ -370,12 +370,22 @@ export class MigrationRunner {
     let switching: Promise<PostCopySwitch | undefined> | undefined;
     const startSwitch = () => {
       writes.hold();
+      const startedAtUs = wallClockUs();
+      const after = (us: number | undefined) => (us === undefined ? undefined : (us - startedAtUs) / 1000);
       switching = switchInPostCopy(AbortSignal.any([outcomeIn.signal, run.stopped])).then(
         (switched) => {
           // The guest runs on the target (or the switch gave up): the writes held back go now.
           void writes.release();
           if (switched.kind === 'resumed') {
-            logger.info({ committedHere: switched.committedHere }, 'post-copy: the target runs the guest');
+            logger.info(
+              {
+                committedHere: switched.committedHere,
+                loadedSeenAfterMs: after(switched.loadedSeenAtUs),
+                recordedAfterMs: after(switched.recordedAtUs),
+                resumedAfterMs: after(switched.resumedAtUs),
+              },
+              'post-copy: the target runs the guest',
+            );
             serial(async () => {
               if (run.migration.status?.phase !== 'PostCopy') return;
               run.migration = await status.note(

@@ -510,7 +510,8 @@ export type PostCopySwitch =
       kind: 'resumed';
       /** The compare-and-swap happened in this call (false: the record named the target already). */
       committedHere: boolean;
-      /** wallClockUs() of the swap's reply (committedHere only) and of ResumeTarget's reply. */
+      /** wallClockUs() when the target was seen loaded, of the swap's reply (committedHere only), of ResumeTarget's. */
+      loadedSeenAtUs: number;
       recordedAtUs?: number;
       resumedAtUs: number;
       /** performance.now() at ResumeTarget's reply. */
@@ -570,6 +571,7 @@ export async function switchToTargetInPostCopy(input: PostCopySwitchInput): Prom
       };
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+  const loadedSeenAtUs = wallClockUs();
   // The read made ahead (at the pause) only when it can lead to nothing but the swap, as in handOver (ownerNow).
   const ahead = input.sourceStageAtStart === undefined ? await ownership.ownerReadAhead?.() : undefined;
   let owner = ahead === sourceNode ? ahead : await ownership.owner();
@@ -589,6 +591,7 @@ export async function switchToTargetInPostCopy(input: PostCopySwitchInput): Prom
       return {
         kind: 'resumed',
         committedHere,
+        loadedSeenAtUs,
         ...(recordedAtUs !== undefined ? { recordedAtUs } : {}),
         resumedAtUs: wallClockUs(),
         resumedAtPerfMs: performance.now(),

@@ -751,13 +751,16 @@ it('post-copy: the target runs the guest while the pages still stream; Succeeded
   const agentPath = async (node: NodeName) => join(await guestDirOfVm(stateDir(node), VM), 'agent.sock');
   const agent = await AgentClient.connect(await agentPath(from), { timeoutMs: 30_000 });
   const idleRate = (await agent.stats()).dirty_pps;
-  await agent.setDirtyRate(20_000);
+  expect(await agent.setDirtyRate(20_000)).toBe(20_000);
   agent.close();
   const stopWatch = watchOwnership();
   await apply(
     migration('postcopy', {
       overrides: {
-        bandwidth: '8Mi',
+        // The guest's 16 MiB working set takes seconds in post-copy at this rate: long enough to look.
+        bandwidth: '4Mi',
+        // The rounds before the switch take longer than the default budget (150 s/GiB × 256 MiB).
+        completionTimeoutPerGiBSeconds: 600,
         allowPostCopy: true,
         allowAutoConverge: false,
         downtimeTargetMs: 1,
@@ -771,7 +774,7 @@ it('post-copy: the target runs the guest while the pages still stream; Succeeded
     async () => {
       const current = await getMigration('postcopy');
       const phase = current.status?.phase;
-      if (isTerminalMigrationPhase(phase)) throw new Error(`postcopy ended ${phase} first`);
+      if (isTerminalMigrationPhase(phase)) return { ended: current, vm: undefined };
       if (phase !== 'PostCopy') return undefined;
       const [vm, guest, source] = await Promise.all([
         getVm(),
@@ -781,12 +784,17 @@ it('post-copy: the target runs the guest while the pages still stream; Succeeded
       return vm.status?.node === to &&
         guest?.phase === 'GUEST_PHASE_RUNNING' &&
         source?.stage === 'MIGRATION_STAGE_RUNNING'
-        ? { current, vm }
+        ? { ended: undefined, vm }
         : undefined;
     },
     180_000,
+    50,
   );
-  expect(running.vm.status?.epoch).toBe(before.status!.epoch! + 1);
+  if (running.ended !== undefined) {
+    const { phase, phaseTimings, message } = running.ended.status!;
+    throw new Error(`postcopy ended ${phase} first (${message}): ${JSON.stringify(phaseTimings)}`);
+  }
+  expect(running.vm!.status?.epoch).toBe(before.status!.epoch! + 1);
   const done = await migrationIn('postcopy', ['Succeeded', 'Failed', 'Aborted'], 300_000);
   await stopWatch();
   expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
