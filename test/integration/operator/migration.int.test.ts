@@ -816,6 +816,10 @@ it('post-copy: the target runs the guest while the pages still stream; Succeeded
       `the target for ${postCopyMs} ms while the pages streamed; timeline ` +
       done.status!.switchover!.steps.map((s) => `${s.step} +${s.offsetMs}`).join(', '),
   );
+  // The switch's steps as the operator logged them (ms after it saw PostCopy).
+  const [step] = logged(cluster.operator, 'post-copy: the target runs the guest', done.metadata.uid);
+  expect(step).toMatchObject({ committedHere: true });
+  console.log(`postcopy: the operator's switch ${JSON.stringify(step)}`);
   const vm = await getVm();
   expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
   expect(vm.status?.activeMigration).toBeUndefined();
