@@ -224,6 +224,10 @@ export function renderOutcome(migration: Migration): Outcome {
       if (guestGapMs !== undefined) parts.push(`longest guest gap ${formatDuration(guestGapMs)}`);
       lines.push(`  Downtime: ${parts.join(', ')}`);
     }
+    if (status.downtime?.postCopyMs !== undefined)
+      lines.push(
+        `  Post-copy: ran on the target for ${formatDuration(status.downtime.postCopyMs)} before the last page`,
+      );
     lines.push(...renderSwitchover(status.switchover, '  Switchover: ', '    '));
     const quiesce = renderQuiesce(status.quiesce);
     if (quiesce !== undefined) lines.push(`  Quiesce: ${quiesce}`);

@@ -116,8 +116,18 @@ export const MigrationDowntime = Type.Object({
       minimum: 0,
       description:
         "How long the guest was paused as the operator saw it: from the source's pause (Quiescing, or Freezing) " +
-        'to the target running it (QEMU downtime plus the hand-over). Unset for post-copy or when the operator ' +
-        'restarted during the switchover.',
+        'to the target running it (QEMU downtime plus the hand-over; for post-copy, to the target running it ' +
+        'at the post-copy switch, while the remaining pages still streamed). Unset when the operator restarted ' +
+        'during the switchover.',
+    }),
+  ),
+  postCopyMs: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description:
+        'Post-copy only: how long the guest ran on the target while its remaining pages still came from the ' +
+        "source, as the operator saw it (from the target's resume to the source's outcome). Not a pause: a " +
+        'page the guest touches first waits for its transfer.',
     }),
   ),
 });
@@ -239,7 +249,8 @@ export const MigrationSwitchover = Type.Object(
     description:
       "The switchover's steps on one clock, the operator's (each daemon's offset measured by round trips): from the " +
       "source's pause to the target running the guest and its first frame. Only for a migration whose switchover " +
-      'this operator process saw, and not for post-copy.',
+      'this operator process saw. For post-copy, the steps up to the post-copy switch (the target runs the ' +
+      'guest from TargetResumed; the source completes later, see downtime.postCopyMs).',
   },
 );
 export type MigrationSwitchover = Static<typeof MigrationSwitchover>;

@@ -49,9 +49,11 @@ export type Fault = (typeof FAULTS)[number];
  *   docs/architecture.md "The switchover's critical path") have not landed (an admission hold refuses the write of
  *   the quiesce report, so the run fails and is retried until the hold lifts after the fault). The source has no
  *   QEMU left here: kill-source-qemu does not apply (cellApplies);
- * - PostCopy: a Migration that allows post-copy and cannot converge (a guest dirtying faster than the 1 MiB/s
- *   link, no downtime ramp, no auto-converge) switches after three rounds; the fault lands once status says
- *   PostCopy.
+ * - PostCopy: post-copy running. A Migration that allows post-copy and cannot converge (a guest dirtying faster
+ *   than the 1 MiB/s link, no downtime ramp, no auto-converge) switches after three rounds; at the post-copy
+ *   switch the record moves to the target, which runs the guest while the remaining pages still stream (at
+ *   1 MiB/s: for minutes). The fault lands once status says PostCopy, the record names the target, the guest runs
+ *   there and the source still holds its paused QEMU (the pages not sent yet).
  */
 export const PHASES = ['Initializing', 'Copying', 'Switchover', 'AfterSwap', 'Resumed', 'PostCopy'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -589,13 +591,23 @@ async function reachPhase(
       }
       return { release };
     }
-    case 'PostCopy':
+    case 'PostCopy': {
       await kube.apply(migration);
-      await waitFor(
-        `${name} in post-copy`,
-        statusIs((m) => m.status?.phase === 'PostCopy'),
-      );
+      const inPostCopy = statusIs((m) => m.status?.phase === 'PostCopy');
+      await waitFor(`${name} in post-copy, the guest running on ${to}`, async () => {
+        const current = await inPostCopy();
+        if (!current) return undefined;
+        const vm = await getVm(matrix);
+        const phases = await cluster.guestPhases(matrix.vm, [to, from]);
+        const sourceStage = await daemonStage(matrix, from, daemonId(current));
+        return vm.status?.node === to &&
+          phases[to] === 'GUEST_PHASE_RUNNING' &&
+          sourceStage === 'MIGRATION_STAGE_RUNNING'
+          ? current
+          : undefined;
+      });
       return { release: async () => undefined };
+    }
   }
 }
 
@@ -665,7 +677,8 @@ async function inject(matrix: Matrix, fault: Fault, from: string, to: string): P
  * Whether the fault kills the only QEMU that holds the guest whole, so that a restart by the restartPolicy is the
  * expected end. The source QEMU holds it until the record moves (Initializing, Copying); in post-copy neither side
  * does (the target runs with part of the memory, the source holds the rest): killing either loses the guest by
- * nature. Once the target is loaded (Switchover) each side holds it whole, so killing one QEMU must not lose it.
+ * nature (the guest starts again on the target, which the record names since the post-copy switch); a cut link
+ * (20 s) comes back within the stall timeout (150 s) and post-copy recovers without a restart. Once the target is loaded (Switchover) each side holds it whole, so killing one QEMU must not lose it.
  * AfterSwap kills the target QEMU while ResumeTarget's `cont` waits on it: from the durable resume mark on, the
  * guest may have run on the target, so the source's paused memory is stale and never runs again (docs/
  * architecture.md "The hand-over rule"); the guest starts again on the target, and the Migration says so. At
@@ -751,7 +764,11 @@ export async function runCell(
     // QEMU killed while its `cont` was on the way keeps the record, and the guest starts again there (restartAllowed).
     const resumeInterrupted =
       fault === 'kill-target-qemu' && phase === 'AfterSwap' && /may have run there/.test(result.message);
-    const moved = result.outcome === 'Succeeded' || result.outcome === 'Deleted' || resumeInterrupted;
+    // A post-copy that failed after its switch: the guest ran on the target, and starts again there.
+    const postCopyOnTarget =
+      result.reason === 'PostCopyFailed' && /ownership record names (\S+);/.exec(result.message)?.[1] === to;
+    const moved =
+      result.outcome === 'Succeeded' || result.outcome === 'Deleted' || resumeInterrupted || postCopyOnTarget;
     const sameQemu = (node === from && settled.pid === sourcePid) || (node === to && moved);
     result.restarted = restartedByPolicy || !sameQemu;
     if (result.outcome === 'Succeeded' && node !== to)

@@ -25,7 +25,10 @@ import {
   handOver as operatorHandOver,
   prepareTarget,
   startSource,
+  switchToTargetInPostCopy,
   type HandOverResult,
+  type OwnershipRecord,
+  type PostCopySwitch,
 } from '../../operator/src/migration/sequence.js';
 import { unary, type ClientCertificate } from './control-client.js';
 
@@ -204,20 +207,51 @@ export async function handOver(
     outcome,
     sourceNode: from.name,
     targetNode: to.name,
-    ownership: {
-      owner: async () => record.owner(guest),
-      compareAndSwap: async (expected, next) => {
-        record.compareAndSwap(guest, expected, next);
-        return record.owner(guest);
-      },
-      epoch: () => record.epoch(guest),
-    },
+    ownership: recordOf(record, guest),
     ...(retainLocalDisks !== undefined ? { retainLocalDisks: async () => retainLocalDisks } : {}),
   });
   if (result.kind === 'handedOver') {
     return { owner: to.name, kind: result.kind, resumedAtMs: result.resumedAtMs, outcomeAtMs };
   }
   return { owner: record.owner(guest)!, kind: result.kind, outcomeAtMs };
+}
+
+/** `record` as the sequence's OwnershipRecord of `guest`. */
+const recordOf = (record: InMemoryOwnership, guest: string): OwnershipRecord => ({
+  owner: async () => record.owner(guest),
+  compareAndSwap: async (expected, next) => {
+    record.compareAndSwap(guest, expected, next);
+    return record.owner(guest);
+  },
+  epoch: () => record.epoch(guest),
+});
+
+/**
+ * The operator's post-copy switch (sequence.ts switchToTargetInPostCopy) once the source reported phase PostCopy:
+ * when the target loaded the device state, `record` moves to the target and the target runs the guest while the
+ * remaining pages stream. Resolves once it did (or gave up: the outcome came first).
+ */
+export async function switchInPostCopy(
+  run: RunningMigration,
+  options: { guest: string; from: NodeHandle; to: NodeHandle; record: InMemoryOwnership },
+): Promise<PostCopySwitch> {
+  const { guest, from, to, record } = options;
+  await run.until((e) => e.phase?.to === 'MIGRATION_PHASE_POST_COPY');
+  const stop = new AbortController();
+  void run.outcome.then(
+    () => stop.abort(),
+    () => stop.abort(),
+  );
+  return switchToTargetInPostCopy({
+    source: operatorClient(from),
+    target: operatorClient(to),
+    id: run.id,
+    sourceNode: from.name,
+    targetNode: to.name,
+    ownership: recordOf(record, guest),
+    stop: stop.signal,
+    logger: quiet,
+  });
 }
 
 /** Both nodes' view of the guest; throws when both run it. Polled by tests throughout each migration. */

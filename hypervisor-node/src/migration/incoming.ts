@@ -1,7 +1,9 @@
 // The target daemon's side of one migration: the incoming QEMU (engine TargetMigration, paused, -incoming)
 // listening on this node's migration address, a free port, behind QEMU's TLS keyed by the migration's one-time
 // token. The guest stays paused once loaded until the operator resumes it (ResumeTarget) or aborts it
-// (AbortIncoming).
+// (AbortIncoming). A guest loaded for post-copy is resumed while its remaining pages still stream in: the migration
+// is followed (and its record file kept) until QEMU completed it, and should it not complete, the guest's QEMU here
+// is stopped (Failed, PostCopyFailed) rather than left blocked on pages that never come (endPostCopy).
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { MigrationStage, MigrationState, TargetSwitchover } from '../../../proto/index.js';
@@ -125,6 +127,8 @@ export class IncomingMigration {
   private key: Buffer | undefined;
   /** True while the incoming QEMU listens again for a broken post-copy stream. */
   private relistening = false;
+  /** A post-copy resumed here ended: completed, or stopped (endPostCopy). */
+  private postCopyEnded = false;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Local disk images created here for this migration; removed with the incoming QEMU unless it resumed. */
   private createdImages: CreatedImage[] = [];
@@ -277,6 +281,18 @@ export class IncomingMigration {
       // Resumed before the daemon went away (which did not get to remove the record file): the guest runs here.
       incoming.stage = 'MIGRATION_STAGE_RESUMED';
       incoming.message = 'the target runs the guest (resumed before the daemon restarted)';
+      incoming.resumeMarked = true;
+      if (incoming.postCopyRunning) {
+        // Its post-copy still streams: followed to its end like one resumed by this daemon (without the key, a broken
+        // stream cannot be listened for again; the source then fails it and the operator ends it here).
+        incoming.message = 'the target runs the guest in post-copy (resumed before the daemon restarted)';
+        incoming.followResumedPostCopy(engine);
+        context.logger.info(
+          { migration: record.id, guest: record.guest },
+          'incoming migration recovered in post-copy, the guest running here',
+        );
+        return incoming;
+      }
       await incoming.retire();
       context.logger.info(
         { migration: record.id, guest: record.guest },
@@ -496,6 +512,7 @@ export class IncomingMigration {
    */
   get pending(): boolean {
     if (this.starting || this.aborting || this.resuming) return this.stage !== 'MIGRATION_STAGE_ABORTED';
+    if (this.postCopyRunning) return true;
     if (this.stage === 'MIGRATION_STAGE_RUNNING' || this.stage === 'MIGRATION_STAGE_LOADED') return true;
     return this.stage === 'MIGRATION_STAGE_TARGET_FAILED' && this.removal === undefined;
   }
@@ -736,6 +753,91 @@ export class IncomingMigration {
     this.stage = 'MIGRATION_STAGE_RESUMED';
     this.message = 'the target runs the guest';
     this.clearTimers();
+    if (this.postCopyRunning) {
+      this.message =
+        'the target runs the guest; post-copy: the remaining pages are streaming from the source';
+      this.followResumedPostCopy(engine);
+      return this.state();
+    }
+    await this.retire();
+    return this.state();
+  }
+
+  /**
+   * The guest runs here while the post-copy's pages still stream in (resumed on the post-copy switch): true until
+   * QEMU completed the incoming migration, or the migration ended otherwise (endPostCopy, the QEMU died).
+   */
+  get postCopyRunning(): boolean {
+    if (this.stage !== 'MIGRATION_STAGE_RESUMED' || this.guestLost || this.postCopyEnded) return false;
+    const status = this.engine?.migrationStatus;
+    return status !== undefined && status.startsWith('postcopy');
+  }
+
+  /**
+   * A guest resumed in post-copy: the record file stays until QEMU completed the incoming migration (then the
+   * tombstone RESUMED replaces it). A QEMU that dies meanwhile lost the guest (guest_lost: the VM's restartPolicy
+   * starts it again on this node, which the ownership record names); an incoming migration that fails leaves the
+   * guest without its missing pages, so its QEMU is stopped (endPostCopy).
+   */
+  private followResumedPostCopy(engine: TargetMigration): void {
+    engine.completed.then(
+      () => {
+        if (this.postCopyEnded || this.guestLost) return;
+        this.postCopyEnded = true;
+        this.message = 'the target runs the guest (post-copy completed)';
+        this.log.append(
+          { target: { state: 'TARGET_STATE_STATUS', qemuStatus: 'completed', message: this.message } },
+          Date.now(),
+          true,
+        );
+        this.retire().catch((error: Error) =>
+          this.context.logger.warn({ migration: this.id, reason: error.message }, 'tombstone not written'),
+        );
+      },
+      (error: Error) => {
+        if (this.postCopyEnded || this.guestLost) return;
+        void this.endPostCopy(`the incoming post-copy failed: ${error.message}`).catch((stopError: Error) =>
+          this.context.logger.warn(
+            { migration: this.id, reason: stopError.message },
+            'the post-copy guest could not be stopped',
+          ),
+        );
+      },
+    );
+  }
+
+  /**
+   * The post-copy of a guest that runs here cannot complete (the source ended it, or the incoming stream failed):
+   * pages the guest has not touched yet are on no node any more, so it must not run on. Its QEMU is stopped (guest
+   * Failed, PostCopyFailed; a QEMU already gone is left so) and the stage stays RESUMED with guest_lost: the guest
+   * starts again from scratch here, where the ownership record names, by its restartPolicy. The images this
+   * migration created stay: they are the guest's disks.
+   */
+  private async endPostCopy(why: string): Promise<MigrationState> {
+    this.postCopyEnded = true;
+    this.guestLost = true;
+    this.key = undefined;
+    this.message = `post-copy did not complete (${why}): the guest's QEMU here is stopped; the guest starts again by its restartPolicy`;
+    this.context.logger.warn({ migration: this.id, reason: this.message }, 'post-copy guest stopped');
+    void removePskFile(this.tls);
+    const status = this.context.supervisor.get(this.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') {
+      await this.context.supervisor.stop(this.guest, {
+        timeoutMs: 0,
+        failure: { reason: 'PostCopyFailed', message: this.message },
+      });
+    }
+    this.log.append(
+      {
+        target: {
+          state: 'TARGET_STATE_FAILED',
+          qemuStatus: this.engine?.migrationStatus ?? '',
+          message: this.message,
+        },
+      },
+      Date.now(),
+      true,
+    );
     await this.retire();
     return this.state();
   }
@@ -777,6 +879,9 @@ export class IncomingMigration {
     if (this.stage === 'MIGRATION_STAGE_RESUMED') {
       // Its QEMU died after it was told to resume: nothing of the migration is left (the guest is the VM's now).
       if (this.guestLost) return this.state();
+      // Resumed in post-copy, whose pages stop coming: the caller has the source's word that it ended.
+      if (this.postCopyRunning)
+        return this.endPostCopy('aborted: the source ended the post-copy before its last page');
       throw failedPrecondition(`target ${this.guest} runs the guest: it cannot be aborted`);
     }
     if (this.starting) {

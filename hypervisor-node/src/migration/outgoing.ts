@@ -302,6 +302,12 @@ export class OutgoingMigration {
         `the ownership record names ${recordedOwner || 'nobody'}: the source is not released`,
       );
     }
+    if (
+      this.engine.postCopyStarted &&
+      this.stage === 'MIGRATION_STAGE_FINISHED' &&
+      this.wireOutcome?.result !== 'RESULT_COMPLETED'
+    )
+      return this.releaseSplitSource(recordedOwner);
     if (this.record.release === undefined) {
       // Checked before anything is released; then durably first: a daemon killed from here on leaves its successor
       // the release to finish (recoverRelease), with the same files to retain.
@@ -320,6 +326,28 @@ export class OutgoingMigration {
       throw failedPrecondition((error as Error).message);
     }
     await this.finishRelease(recordedOwner, this.record.release.removeLocalDisks);
+    return this.state();
+  }
+
+  /**
+   * A post-copy that did not complete after the record moved to the target (the guest ran there since the post-copy
+   * switch): this QEMU holds pages of a guest that is gone. It is stopped (the engine did so at the outcome; again
+   * here should that have failed) and removed; the local disk images stay (the target's are newer, but a failure
+   * never deletes a disk).
+   */
+  private async releaseSplitSource(owner: string): Promise<MigrationState> {
+    const message = `post-copy did not complete (${this.message})`;
+    const status = this.context.supervisor.get(this.record.guest);
+    if (status !== undefined && status.phase !== 'Failed' && status.phase !== 'Stopped') {
+      await this.context.supervisor.stop(this.record.guest, {
+        timeoutMs: 0,
+        failure: { reason: 'PostCopyFailed', message },
+      });
+    }
+    if (status !== undefined) await this.context.supervisor.delete(this.record.guest, { timeoutMs: 0 });
+    this.stage = 'MIGRATION_STAGE_RELEASED';
+    this.message = `${message}: the source QEMU was stopped and removed; ${owner} owns the guest`;
+    await this.retire();
     return this.state();
   }
 

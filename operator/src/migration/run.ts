@@ -49,8 +49,10 @@ import {
   handOver,
   prepareTarget,
   startSource,
+  switchToTargetInPostCopy,
   type HandOverResult,
   type OwnershipRecord,
+  type PostCopySwitch,
 } from './sequence.js';
 import {
   ATTEMPT_ANNOTATION,
@@ -99,6 +101,8 @@ interface Followed {
   outcome: MigrationOutcome__Output;
   /** Lets the held-back writes go, waits for them, then writes the last progress and the quiesce report. */
   settle: () => Promise<void>;
+  /** How the post-copy switch ended, when the source switched to post-copy (settled before follow returned). */
+  postCopy?: PostCopySwitch;
 }
 
 export interface MigrationRunnerOptions {
@@ -170,7 +174,19 @@ export class MigrationRunner {
         measureClockOffset(() => target.migration.readClock()),
       ]);
       const ownership = this.fencedOwnership(run, logger);
-      const followed = await this.follow(run, source.migration, ownership, logger);
+      const switchInPostCopy = (stop: AbortSignal) =>
+        switchToTargetInPostCopy({
+          source: source.migration,
+          target: target.migration,
+          id: run.id,
+          sourceNode: sourceNode!,
+          targetNode: targetNode!,
+          ownership,
+          sourceStageAtStart: sourceAtStart?.stage,
+          stop,
+          logger,
+        });
+      const followed = await this.follow(run, source.migration, ownership, switchInPostCopy, logger);
       // The outcome is in: there is nothing left to cancel.
       run.cancelSettled = true;
       await this.handOver(run, followed, source, target, sourceAtStart?.stage, ownership, clocks, logger);
@@ -332,11 +348,17 @@ export class MigrationRunner {
    * have not started yet (phases, progress, their Events) wait for `settle()`, which the hand-over calls once it
    * is done: its critical path then holds the ownership swap only (docs/architecture.md, "The switchover's
    * critical path"). `ownership.readAhead()` reads the record as soon as the guest pauses, for the same reason.
+   *
+   * When the source switches to post-copy (phase PostCopy), `switchInPostCopy` moves the record to the target and
+   * resumes it there while the pages still stream (sequence.ts switchToTargetInPostCopy); the status writes wait
+   * for it the same way, and it is told to stop once the outcome arrives. A switch that fails with an error ends
+   * the follow, and the run fails with that error (a retried run switches again from the replayed PostCopy).
    */
   private async follow(
     run: Run,
     source: MigrationDaemonClient,
     ownership: { readAhead(): void },
+    switchInPostCopy: (stop: AbortSignal) => Promise<PostCopySwitch>,
     logger: Logger,
   ): Promise<Followed> {
     const { status } = this.options;
@@ -344,6 +366,46 @@ export class MigrationRunner {
     let progress: MigrationProgress | undefined;
     const writes = new StatusWriteQueue((err: unknown) => logger.warn({ err }, 'status write failed'));
     const serial = (write: () => Promise<unknown>) => writes.push(write);
+    const outcomeIn = new AbortController();
+    const switchFailed = new AbortController();
+    let switching: Promise<PostCopySwitch | undefined> | undefined;
+    const startSwitch = () => {
+      writes.hold();
+      const startedAtUs = wallClockUs();
+      const after = (us: number | undefined) => (us === undefined ? undefined : (us - startedAtUs) / 1000);
+      switching = switchInPostCopy(AbortSignal.any([outcomeIn.signal, run.stopped])).then(
+        (switched) => {
+          // The guest runs on the target (or the switch gave up): the writes held back go now.
+          void writes.release();
+          if (switched.kind === 'resumed') {
+            logger.info(
+              {
+                committedHere: switched.committedHere,
+                loadedSeenAfterMs: after(switched.loadedSeenAtUs),
+                recordedAfterMs: after(switched.recordedAtUs),
+                resumedAfterMs: after(switched.resumedAtUs),
+              },
+              'post-copy: the target runs the guest',
+            );
+            serial(async () => {
+              if (run.migration.status?.phase !== 'PostCopy') return;
+              run.migration = await status.note(
+                run.migration,
+                'PostCopy',
+                `the guest runs on ${run.migration.status.targetNode}, which the ownership record names; ` +
+                  `the remaining pages follow from ${run.migration.status.sourceNode}`,
+              );
+            });
+          } else
+            logger.info({ why: switched.why }, 'post-copy: the target was not resumed before the outcome');
+          return switched;
+        },
+        (error: unknown) => {
+          switchFailed.abort(error);
+          return undefined;
+        },
+      );
+    };
     let pendingFlush: NodeJS.Timeout | undefined;
     const flushProgress = () => {
       pendingFlush = undefined;
@@ -357,7 +419,10 @@ export class MigrationRunner {
       });
     };
     const onEvent = (event: MigrationEvent__Output) => {
-      if (event.event === 'outcome') writes.hold();
+      if (event.event === 'outcome') {
+        writes.hold();
+        outcomeIn.abort();
+      }
       if (event.event === 'phase' && event.phase) {
         const at = new Date(event.atUnixMs);
         if (isWireTerminal(event.phase.to)) {
@@ -371,6 +436,7 @@ export class MigrationRunner {
         }
         const phase = phaseFromWire(event.phase.to);
         if (!phase) return;
+        if (phase === 'PostCopy' && switching === undefined) startSwitch();
         if (event.phase.from === event.phase.to) {
           // A note within the phase (a post-copy paused and recovering, or resumed): shown while it lasts.
           const reason = event.phase.reason;
@@ -407,14 +473,22 @@ export class MigrationRunner {
       outcome = await followToOutcome(source, run.id, {
         progressIntervalMs: Math.min(this.options.progressIntervalMs, 1_000),
         onEvent,
-        signal: run.stopped,
+        signal: AbortSignal.any([run.stopped, switchFailed.signal]),
         logger,
       });
     } catch (error) {
+      outcomeIn.abort();
+      await switching;
       await writes.release();
+      if (switchFailed.signal.aborted && !run.stopped.aborted) throw switchFailed.signal.reason;
       throw error;
     } finally {
       clearTimeout(pendingFlush);
+    }
+    const postCopy = await switching;
+    if (switchFailed.signal.aborted) {
+      await writes.release();
+      throw switchFailed.signal.reason;
     }
     const settle = async () => {
       await writes.release();
@@ -429,13 +503,13 @@ export class MigrationRunner {
         }));
       }
     };
-    return { outcome, settle };
+    return { outcome, settle, ...(postCopy !== undefined ? { postCopy } : {}) };
   }
 
   /** The hand-over with the VM's record as the owner, then the VM and the Migration's terminal status. */
   private async handOver(
     run: Run,
-    { outcome, settle }: Followed,
+    { outcome, settle, postCopy }: Followed,
     source: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     target: NonNullable<ReturnType<MigrationRunner['daemon']>>,
     sourceStageAtStart: MigrationState__Output['stage'] | undefined,
@@ -478,6 +552,14 @@ export class MigrationRunner {
     }
     // The guest runs again (or the hand-over ended otherwise): the status writes held back since the outcome go now.
     await settle();
+    if (result.kind === 'postCopyFailedOnTarget') {
+      throw new MigrationFailed(
+        'PostCopyFailed',
+        `post-copy from ${sourceNode} to ${targetNode} did not complete after the guest ran on ${targetNode} ` +
+          `(${outcome.reason}). The ownership record names ${targetNode}; both QEMUs were stopped and the guest ` +
+          `starts again from scratch on ${targetNode} by its restartPolicy (its running state is lost)`,
+      );
+    }
     if (result.kind === 'postCopyLost') {
       throw new MigrationFailed(
         'PostCopyFailed',
@@ -537,10 +619,22 @@ export class MigrationRunner {
     // pre-switchover) arriving here to ResumeTarget's reply (the target's vCPUs run). It covers QEMU's downtime
     // plus the hand-over (outcome, compare-and-swap, resume); it differs from the guest's true gap by the
     // difference of the two messages' delays. It is not the guest agent's heartbeat gap (the operator has no line
-    // to the agent). Only known when this run saw the pause and did the resume, and not for post-copy (the pause
-    // then spans the whole post-copy phase, which is not a switchover gap).
-    const sawSwitchover = result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy;
-    const guestGapMs = sawSwitchover ? Math.round(result.resumedAtPerfMs - run.pausedSeenAtMs!) : undefined;
+    // to the agent). Only known when this run saw the pause and did the resume. For post-copy the resume is the
+    // post-copy switch's (the target ran the guest while the pages streamed), and the time it ran so until the
+    // source's outcome is reported apart (postCopyMs).
+    const switched =
+      postCopy?.kind === 'resumed' && postCopy.committedHere && run.pausedSeenAtMs !== undefined
+        ? postCopy
+        : undefined;
+    const sawSwitchover =
+      switched !== undefined ||
+      (result.committedHere && run.pausedSeenAtMs !== undefined && !outcome.postCopy);
+    const resumedAtPerfMs = switched?.resumedAtPerfMs ?? result.resumedAtPerfMs;
+    const guestGapMs = sawSwitchover ? Math.round(resumedAtPerfMs - run.pausedSeenAtMs!) : undefined;
+    const postCopyMs =
+      switched !== undefined && run.outcomeSeenAtUs !== undefined
+        ? Math.max(0, Math.round((run.outcomeSeenAtUs - switched.resumedAtUs) / 1000))
+        : undefined;
     // The same switchover step by step, on this operator's clock (switchover.ts); the same condition applies.
     let switchover: MigrationSwitchover | undefined;
     if (sawSwitchover) {
@@ -548,13 +642,25 @@ export class MigrationRunner {
       switchover = assembleSwitchover({
         sourceNode,
         targetNode,
-        source: outcome.switchover,
+        // Post-copy: the source's completion and outcome come long after the switch, and are not part of it.
+        source:
+          switched !== undefined && outcome.switchover
+            ? { ...outcome.switchover, completedAtUnixUs: 0, outcomeAtUnixUs: 0 }
+            : outcome.switchover,
         target: await targetSwitchover(target.migration, run.id, logger),
         sourceClock,
         targetClock,
-        outcomeReceivedAtUs: run.outcomeSeenAtUs,
-        ownershipRecordedAtUs: result.recordedAtUs,
-        resumeAcknowledgedAtUs: result.resumedAtUs,
+        ...(switched !== undefined
+          ? {
+              ownershipRecordedAtUs: switched.recordedAtUs,
+              resumeAcknowledgedAtUs: switched.resumedAtUs,
+              note: 'post-copy: the target ran the guest from TargetResumed while the remaining pages streamed',
+            }
+          : {
+              outcomeReceivedAtUs: run.outcomeSeenAtUs,
+              ownershipRecordedAtUs: result.recordedAtUs,
+              resumeAcknowledgedAtUs: result.resumedAtUs,
+            }),
       });
     }
     this.assertMayAct(run);
@@ -575,6 +681,7 @@ export class MigrationRunner {
       outcome,
       guestGapMs,
       switchover,
+      postCopyMs,
     );
     logger.info(
       {

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { MigrationOutcome__Output, MigrationState__Output } from '../../../proto/index.js';
 import type { MigrationDaemonClient } from '../daemon/migration-client.js';
-import { cancelOnSource, handOver } from './sequence.js';
+import { cancelOnSource, handOver, switchToTargetInPostCopy } from './sequence.js';
 
 const quiet = pino({ level: 'silent' });
 const grpcError = (code: grpc.status, details: string) =>
@@ -289,5 +289,146 @@ describe('handOver with the ownership record read ahead (during the switchover)'
     expect(failed.calls).toEqual(['owner', 'abortIncoming', 'resumeSource']);
     const resumedRun = await withReadAhead('a', { sourceStageAtStart: 'MIGRATION_STAGE_FINISHED' });
     expect(resumedRun.calls.slice(0, 2)).toEqual(['owner', 'swap a→b']);
+  });
+});
+
+describe('switchToTargetInPostCopy', () => {
+  /** A target that reports `stages` one GetMigration after the other (the last one repeats). */
+  function fixture(
+    stages: Stage[],
+    { owner: initialOwner = 'a', resume = undefined as (() => never) | undefined } = {},
+  ) {
+    const calls: string[] = [];
+    let polls = 0;
+    let owner = initialOwner;
+    const target = {
+      getMigration: async () => state(stages[Math.min(polls++, stages.length - 1)]!, 'target says'),
+      resumeTarget: async (_id: string, recordedOwner: string, epoch: number) => {
+        calls.push(`resumeTarget ${recordedOwner} epoch ${epoch}`);
+        if (resume) resume();
+        return state('MIGRATION_STAGE_RESUMED');
+      },
+    };
+    let epoch = 1;
+    const input = {
+      source: {} as MigrationDaemonClient,
+      target: target as unknown as MigrationDaemonClient,
+      id: 'm',
+      sourceNode: 'a',
+      targetNode: 'b',
+      ownership: {
+        owner: async () => owner,
+        compareAndSwap: async (from: string, to: string) => {
+          calls.push(`swap ${from}→${to}`);
+          if (owner === from) {
+            owner = to;
+            epoch += 1;
+          }
+          return owner;
+        },
+        epoch: () => epoch,
+      },
+      stop: new AbortController().signal,
+      pollMs: 1,
+      retryMs: 1,
+      logger: quiet,
+    };
+    return { calls, input, owner: () => owner };
+  }
+
+  it('waits for the target to load the device state, swaps the record, then resumes the target', async () => {
+    const { calls, input, owner } = fixture([
+      'MIGRATION_STAGE_RUNNING',
+      'MIGRATION_STAGE_RUNNING',
+      'MIGRATION_STAGE_LOADED',
+    ]);
+    expect(await switchToTargetInPostCopy(input)).toMatchObject({ kind: 'resumed', committedHere: true });
+    expect(calls).toEqual(['swap a→b', 'resumeTarget b epoch 2']);
+    expect(owner()).toBe('b');
+  });
+
+  it('only resumes when the record names the target already (an earlier run swapped it)', async () => {
+    const { calls, input } = fixture(['MIGRATION_STAGE_LOADED'], { owner: 'b' });
+    expect(await switchToTargetInPostCopy(input)).toMatchObject({ kind: 'resumed', committedHere: false });
+    expect(calls).toEqual(['resumeTarget b epoch 1']);
+  });
+
+  it('does nothing when the target failed before it loaded, or the record names another node', async () => {
+    const failed = fixture(['MIGRATION_STAGE_RUNNING', 'MIGRATION_STAGE_TARGET_FAILED']);
+    expect(await switchToTargetInPostCopy(failed.input)).toEqual({
+      kind: 'notSwitched',
+      why: 'b: target says',
+    });
+    expect(failed.calls).toEqual([]);
+    const elsewhere = fixture(['MIGRATION_STAGE_LOADED'], { owner: 'c' });
+    expect(await switchToTargetInPostCopy(elsewhere.input)).toMatchObject({ kind: 'notSwitched' });
+    expect(elsewhere.calls).toEqual([]);
+  });
+
+  it('never swaps once stopped (the outcome came first)', async () => {
+    const { calls, input } = fixture(['MIGRATION_STAGE_RUNNING']);
+    const stop = new AbortController();
+    const switching = switchToTargetInPostCopy({ ...input, stop: stop.signal });
+    stop.abort();
+    expect(await switching).toMatchObject({ kind: 'notSwitched' });
+    expect(calls).toEqual([]);
+  });
+
+  it('asks ResumeTarget again after an UNAVAILABLE; a refusal ends the switch without one', async () => {
+    let failures = 2;
+    const flaky = fixture(['MIGRATION_STAGE_LOADED'], {
+      resume: () => {
+        if (failures-- > 0) throw grpcError(grpc.status.UNAVAILABLE, 'no answer');
+        return undefined as never;
+      },
+    });
+    expect(await switchToTargetInPostCopy(flaky.input)).toMatchObject({ kind: 'resumed' });
+    expect(flaky.calls.filter((call) => call.startsWith('resumeTarget'))).toHaveLength(3);
+    const refused = fixture(['MIGRATION_STAGE_LOADED'], {
+      resume: () => {
+        throw grpcError(grpc.status.FAILED_PRECONDITION, 'target g is not loaded');
+      },
+    });
+    expect(await switchToTargetInPostCopy(refused.input)).toEqual({
+      kind: 'notSwitched',
+      why: 'target g is not loaded',
+    });
+  });
+});
+
+describe('handOver after a post-copy that failed', () => {
+  it('stops both QEMUs when the switch had moved the record to the target, which keeps it', async () => {
+    const calls: string[] = [];
+    const target = {
+      abortIncoming: async (_id: string, options?: { keepLocalDisks?: boolean }) => {
+        calls.push(options?.keepLocalDisks ? 'abortIncoming keep-disks' : 'abortIncoming');
+        return state('MIGRATION_STAGE_RESUMED');
+      },
+    };
+    const source = {
+      getMigration: async () => state('MIGRATION_STAGE_FINISHED'),
+      releaseSource: async (_id: string, owner: string) => {
+        calls.push(`releaseSource ${owner}`);
+        return state('MIGRATION_STAGE_RELEASED');
+      },
+    };
+    const result = await handOver({
+      source: source as unknown as MigrationDaemonClient,
+      target: target as unknown as MigrationDaemonClient,
+      targetGuests: { getGuest: async () => undefined },
+      id: 'm',
+      outcome: { result: 'RESULT_FAILED', postCopy: true } as MigrationOutcome__Output,
+      sourceNode: 'a',
+      targetNode: 'b',
+      ownership: {
+        owner: async () => 'b',
+        compareAndSwap: async () => {
+          throw new Error('the record must not move');
+        },
+        epoch: () => 2,
+      },
+    });
+    expect(result).toEqual({ kind: 'postCopyFailedOnTarget' });
+    expect(calls).toEqual(['abortIncoming keep-disks', 'releaseSource b']);
   });
 });

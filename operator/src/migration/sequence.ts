@@ -8,6 +8,12 @@
 // paused on the target. One compare-and-swap of the ownership record (source→target) decides the owner; only then
 // is the target resumed and the source released. Otherwise the target is aborted, and the source resumed only
 // while the record still names it.
+//
+// Post-copy (switchToTargetInPostCopy): once the source switched to post-copy and the target loaded the device
+// state, both QEMUs are paused and neither can be given up for the other; the same compare-and-swap moves the record
+// and the target runs the guest at once, while the remaining pages still stream. The hand-over after the source's
+// outcome then finds the record with the target: COMPLETED releases the source; a post-copy that failed stops the
+// target's guest too (endPostCopyOnTarget), which starts again there by the VM's restartPolicy.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
@@ -232,7 +238,13 @@ export type HandOverResult =
    * source's paused memory is stale and is released, not resumed; the record stays with the target, where the VM's
    * restart policy starts the guest again.
    */
-  | { kind: 'resumedTargetLost'; why: string };
+  | { kind: 'resumedTargetLost'; why: string }
+  /**
+   * The post-copy failed after the post-copy switch had moved the record to the target (the guest ran there): both
+   * QEMUs are stopped (endPostCopyOnTarget); the record stays with the target, where the VM's restart policy starts
+   * the guest again from scratch.
+   */
+  | { kind: 'postCopyFailedOnTarget' };
 
 /** The hand-over once the source reported its outcome (see the header). */
 export async function handOver(input: HandOverInput): Promise<HandOverResult> {
@@ -249,7 +261,9 @@ export async function handOver(input: HandOverInput): Promise<HandOverResult> {
       targetLost: { why: 'found by an earlier run of this migration', recordMoved: true },
     };
   }
-  let decision = decideHandOver(completed, await ownerNow(input, completed), sourceNode, targetNode);
+  const ownerAtOutcome = await ownerNow(input, completed);
+  if (!completed && outcome.postCopy && ownerAtOutcome === targetNode) return endPostCopyOnTarget(input);
+  let decision = decideHandOver(completed, ownerAtOutcome, sourceNode, targetNode);
   if (decision.kind === 'commit' && input.sourceStageAtStart !== undefined) {
     // A resumed run (an earlier one may have found the target without the guest and moved the record back before
     // it could resume the source): the record moves to the target only while the target still holds the guest.
@@ -475,4 +489,128 @@ async function giveBackToSource(
     sourceLost,
     targetLost: { why, recordMoved },
   };
+}
+
+/**
+ * A post-copy that failed (the source's outcome) while the record names the target: the post-copy switch moved it
+ * there, so the target ran the guest (or was about to) and the source's QEMU holds only the pages not sent yet. The
+ * target's guest cannot get them any more: AbortIncoming stops its QEMU (a running post-copy guest is stopped Failed,
+ * PostCopyFailed; one still loaded is aborted; its local disk images are kept, they are the guest's disks), and the
+ * source's remains are released. The record stays with the target, where the VM's restartPolicy starts the guest
+ * again from scratch: exactly one QEMU, never a guest blocked on pages that never come.
+ */
+async function endPostCopyOnTarget(input: HandOverInput): Promise<HandOverResult> {
+  const { source, target, id, targetNode, ownership } = input;
+  await target.abortIncoming(id, { keepLocalDisks: true });
+  const state = await source.getMigration(id);
+  if (state?.stage !== 'MIGRATION_STAGE_RELEASED' && state?.stage !== 'MIGRATION_STAGE_SOURCE_LOST') {
+    await source.releaseSource(id, targetNode, ownership.epoch());
+  }
+  return { kind: 'postCopyFailedOnTarget' };
+}
+
+/** How the post-copy switch ended (switchToTargetInPostCopy). */
+export type PostCopySwitch =
+  /** The record names the target and the target runs the guest while the remaining pages stream. */
+  | {
+      kind: 'resumed';
+      /** The compare-and-swap happened in this call (false: the record named the target already). */
+      committedHere: boolean;
+      /** wallClockUs() when the target was seen loaded, of the swap's reply (committedHere only), of ResumeTarget's. */
+      loadedSeenAtUs: number;
+      recordedAtUs?: number;
+      resumedAtUs: number;
+      /** performance.now() at ResumeTarget's reply. */
+      resumedAtPerfMs: number;
+    }
+  /**
+   * Nothing was done (why): the target did not load the device state before `stop` (the source's outcome came
+   * first, or the run stopped), it failed, or the record names neither node as expected. The hand-over after the
+   * outcome decides as usual.
+   */
+  | { kind: 'notSwitched'; why: string };
+
+export interface PostCopySwitchInput {
+  source: MigrationDaemonClient;
+  target: MigrationDaemonClient;
+  id: string;
+  sourceNode: string;
+  targetNode: string;
+  ownership: OwnershipRecord;
+  /** A run that resumes a migration an earlier run left (see HandOverInput.sourceStageAtStart). */
+  sourceStageAtStart?: MigrationState__Output['stage'];
+  /** Aborted when the source's outcome arrives or the run stops: the switch then does nothing more. */
+  stop: AbortSignal;
+  /** How often the target is asked whether it loaded the device state (default 5 ms). */
+  pollMs?: number;
+  /** Between two ResumeTarget calls whose error says nothing about the target (default 200 ms). */
+  retryMs?: number;
+  logger: Logger;
+}
+
+/**
+ * The post-copy switch: the source switched to post-copy (phase PostCopy; QEMU forbids it to run the guest from
+ * here on); once the target loaded the device state (stage LOADED, paused by -S), both QEMUs are paused, and the
+ * record moves source → target by the same compare-and-swap as at an ordinary switchover; only when it names the
+ * target is the target resumed (ResumeTarget, with the record's epoch). The guest then runs on the target while
+ * its missing pages are fetched from the source on demand. The source is released only after its outcome
+ * (handOver). A target that is lost before it ran the guest is left to the hand-over (the source fails the
+ * post-copy at its stall timeout); an unreachable one is asked again until `stop`.
+ */
+export async function switchToTargetInPostCopy(input: PostCopySwitchInput): Promise<PostCopySwitch> {
+  const { target, id, sourceNode, targetNode, ownership, stop } = input;
+  const pollMs = input.pollMs ?? 5;
+  for (;;) {
+    if (stop.aborted) return { kind: 'notSwitched', why: 'the outcome came before the target loaded' };
+    const state = await target.getMigration(id);
+    const stage = state?.stage;
+    if (
+      stage === 'MIGRATION_STAGE_LOADED' ||
+      stage === 'MIGRATION_STAGE_RESUMING' ||
+      stage === 'MIGRATION_STAGE_RESUMED'
+    )
+      break;
+    if (stage !== 'MIGRATION_STAGE_RUNNING')
+      return {
+        kind: 'notSwitched',
+        why: `${targetNode}: ${state?.message || 'the migration is unknown there'}`,
+      };
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  const loadedSeenAtUs = wallClockUs();
+  // The read made ahead (at the pause) only when it can lead to nothing but the swap, as in handOver (ownerNow).
+  const ahead = input.sourceStageAtStart === undefined ? await ownership.ownerReadAhead?.() : undefined;
+  let owner = ahead === sourceNode ? ahead : await ownership.owner();
+  let recordedAtUs: number | undefined;
+  const committedHere = owner === sourceNode;
+  if (owner === sourceNode) {
+    if (stop.aborted) return { kind: 'notSwitched', why: 'the outcome came before the swap' };
+    owner = await ownership.compareAndSwap(sourceNode, targetNode);
+    recordedAtUs = wallClockUs();
+  }
+  if (owner !== targetNode)
+    return { kind: 'notSwitched', why: `the ownership record names ${owner ?? 'nobody'}` };
+  for (;;) {
+    try {
+      const resumed = await target.resumeTarget(id, targetNode, ownership.epoch());
+      if (resumed.guestLost) return { kind: 'notSwitched', why: resumed.message };
+      return {
+        kind: 'resumed',
+        committedHere,
+        loadedSeenAtUs,
+        ...(recordedAtUs !== undefined ? { recordedAtUs } : {}),
+        resumedAtUs: wallClockUs(),
+        resumedAtPerfMs: performance.now(),
+      };
+    } catch (error) {
+      // The target lost the guest (its state says why): the hand-over after the outcome finds out again.
+      if (isGrpcError(error, grpc.status.FAILED_PRECONDITION) || isGrpcError(error, grpc.status.NOT_FOUND))
+        return { kind: 'notSwitched', why: error.details };
+      const transient =
+        isGrpcError(error, grpc.status.UNAVAILABLE) || isGrpcError(error, grpc.status.DEADLINE_EXCEEDED);
+      if (stop.aborted || !transient) throw error;
+      input.logger.warn({ err: error }, 'ResumeTarget failed on the post-copy switch; asking again');
+      await new Promise((resolve) => setTimeout(resolve, input.retryMs ?? 200));
+    }
+  }
 }

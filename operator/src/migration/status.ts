@@ -150,6 +150,7 @@ export function terminalStatus(
   outcome?: MigrationOutcome__Output,
   guestGapMs?: number,
   switchover?: MigrationSwitchover,
+  postCopyMs?: number,
 ): MigrationStatus {
   const next: MigrationStatus = {
     ...statusWithPhase(status, phase, at),
@@ -168,6 +169,7 @@ export function terminalStatus(
     // QEMU's final figures, not the last sampled progress.
     if (outcome.downtimeMs > 0) next.downtime = { ...next.downtime, qemuMs: outcome.downtimeMs };
     if (guestGapMs !== undefined) next.downtime = { ...next.downtime, guestGapMs };
+    if (postCopyMs !== undefined) next.downtime = { ...next.downtime, postCopyMs };
     if (switchover !== undefined) next.switchover = switchover;
     next.progress = {
       ...next.progress,
@@ -263,10 +265,22 @@ export class MigrationStatusWriter {
     outcome?: MigrationOutcome__Output,
     guestGapMs?: number,
     switchover?: MigrationSwitchover,
+    postCopyMs?: number,
   ): Promise<Migration> {
     const now = new Date();
     const updated = await this.write(migration, (status) =>
-      terminalStatus(status, migration, phase, reason, message, now, outcome, guestGapMs, switchover),
+      terminalStatus(
+        status,
+        migration,
+        phase,
+        reason,
+        message,
+        now,
+        outcome,
+        guestGapMs,
+        switchover,
+        postCopyMs,
+      ),
     );
     await this.options.events.record(
       updated,

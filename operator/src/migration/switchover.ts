@@ -75,6 +75,8 @@ export interface SwitchoverInput {
   outcomeReceivedAtUs?: number;
   ownershipRecordedAtUs?: number;
   resumeAcknowledgedAtUs?: number;
+  /** A note of the caller's (e.g. that the target ran the guest while post-copy went on). */
+  note?: string;
 }
 
 const round2 = (value: number): number => Math.round(value * 100) / 100;
@@ -87,7 +89,7 @@ const round2 = (value: number): number => Math.round(value * 100) / 100;
  */
 export function assembleSwitchover(input: SwitchoverInput): MigrationSwitchover | undefined {
   const { source, target, sourceClock, targetClock } = input;
-  const notes: string[] = [];
+  const notes: string[] = input.note !== undefined ? [input.note] : [];
   const stamped = new Map<SwitchoverStepName, { atUs: number; node?: string }>();
   const fromNode = (step: SwitchoverStepName, us: number | undefined, node: string, clock?: ClockOffset) => {
     if (!us || clock === undefined) return;

@@ -4,7 +4,7 @@
 // (--qemu-user), as the Helm chart does.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Migration, VirtualMachine } from '../../../crds/index.js';
+import { isTerminalMigrationPhase, type Migration, type VirtualMachine } from '../../../crds/index.js';
 import { testGuestVm } from '../../fixtures/test-guest.js';
 import { DaemonClientPool } from '../../../operator/src/daemon/client-pool.js';
 import { UNFENCED } from '../../../operator/src/daemon/fencing.js';
@@ -18,6 +18,8 @@ import {
 import type { OperatorProcess } from '../../harness/operator-process.js';
 import { twoNodeCluster } from '../../harness/two-node-cluster.js';
 import { ATTEMPT_ANNOTATION } from '../../../operator/src/migration/state.js';
+import { AgentClient } from '../../../guest/host/agent-client.js';
+import { guestDirOfVm } from '../../harness/guest-lookup.js';
 
 const NODES = ['node-a', 'node-b'] as const;
 type NodeName = (typeof NODES)[number];
@@ -740,3 +742,90 @@ it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over w
   expect(await standby.stop()).toBe(0);
   await cluster.startOperator();
 }, 240_000);
+
+it('post-copy: the target runs the guest while the pages still stream; Succeeded with the real pause and the post-copy apart', async () => {
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const to = other(from);
+  // The guest dirties its working set far faster than the capped link: pre-copy cannot converge.
+  const agentPath = async (node: NodeName) => join(await guestDirOfVm(stateDir(node), VM), 'agent.sock');
+  const agent = await AgentClient.connect(await agentPath(from), { timeoutMs: 30_000 });
+  const idleRate = (await agent.stats()).dirty_pps;
+  expect(await agent.setDirtyRate(20_000)).toBe(20_000);
+  agent.close();
+  const stopWatch = watchOwnership();
+  await apply(
+    migration('postcopy', {
+      overrides: {
+        // The guest's 16 MiB working set takes seconds in post-copy at this rate: long enough to look.
+        bandwidth: '4Mi',
+        // The rounds before the switch take longer than the default budget (150 s/GiB × 256 MiB).
+        completionTimeoutPerGiBSeconds: 600,
+        allowPostCopy: true,
+        allowAutoConverge: false,
+        downtimeTargetMs: 1,
+        maxDowntimeMs: 1,
+      },
+    }),
+  );
+  // PostCopy while the record names the target, the guest runs there, and the source still sends pages.
+  const running = await eventually(
+    'postcopy in PostCopy, the guest running on the target',
+    async () => {
+      const current = await getMigration('postcopy');
+      const phase = current.status?.phase;
+      if (isTerminalMigrationPhase(phase)) return { ended: current, vm: undefined };
+      if (phase !== 'PostCopy') return undefined;
+      const [vm, guest, source] = await Promise.all([
+        getVm(),
+        guestOnNode(to),
+        daemonMigration(from, current.metadata.uid!),
+      ]);
+      return vm.status?.node === to &&
+        guest?.phase === 'GUEST_PHASE_RUNNING' &&
+        source?.stage === 'MIGRATION_STAGE_RUNNING'
+        ? { ended: undefined, vm }
+        : undefined;
+    },
+    180_000,
+    50,
+  );
+  if (running.ended !== undefined) {
+    const { phase, phaseTimings, message } = running.ended.status!;
+    throw new Error(`postcopy ended ${phase} first (${message}): ${JSON.stringify(phaseTimings)}`);
+  }
+  expect(running.vm!.status?.epoch).toBe(before.status!.epoch! + 1);
+  const done = await migrationIn('postcopy', ['Succeeded', 'Failed', 'Aborted'], 300_000);
+  await stopWatch();
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: to });
+  expect(done.status?.phaseTimings?.map((t) => t.phase)).toContain('PostCopy');
+  const events = await eventReasons('Migration', 'postcopy');
+  expect(events).toContain('PostCopy');
+  const { guestGapMs, postCopyMs } = done.status!.downtime!;
+  expect(guestGapMs).toBeGreaterThan(0);
+  expect(postCopyMs).toBeGreaterThan(0);
+  // The switchover ends at the post-copy switch: the target ran the guest long before the source completed.
+  const steps = done.status!.switchover!.steps.map((s) => s.step);
+  expect(steps).toEqual(
+    expect.arrayContaining(['SourcePaused', 'TargetLoaded', 'OwnershipRecorded', 'TargetResumed']),
+  );
+  expect(steps).not.toContain('SourceCompleted');
+  expect(done.status!.switchover!.note).toMatch(/^post-copy: /);
+  console.log(
+    `postcopy (${from} → ${to}): pause → target running seen by the operator ${guestGapMs} ms; the guest ran on ` +
+      `the target for ${postCopyMs} ms while the pages streamed; timeline ` +
+      done.status!.switchover!.steps.map((s) => `${s.step} +${s.offsetMs}`).join(', '),
+  );
+  // The switch's steps as the operator logged them (ms after it saw PostCopy).
+  const [step] = logged(cluster.operator, 'post-copy: the target runs the guest', done.metadata.uid);
+  expect(step).toMatchObject({ committedHere: true });
+  console.log(`postcopy: the operator's switch ${JSON.stringify(step)}`);
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: to, epoch: before.status!.epoch! + 1 });
+  expect(vm.status?.activeMigration).toBeUndefined();
+  expect(await guestOnNode(from)).toBeUndefined();
+  await expectVerifyOk(to);
+  const back = await AgentClient.connect(await agentPath(to), { timeoutMs: 30_000 });
+  await back.setDirtyRate(idleRate);
+  back.close();
+}, 600_000);

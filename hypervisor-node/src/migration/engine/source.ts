@@ -639,7 +639,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         if (this.recovery !== undefined) this.recovered();
         this.enter(
           'PostCopy',
-          'the device state crossed; the remaining pages follow (the target stays paused until the hand-over)',
+          'the device state crossed; the guest runs on the target once the ownership record names it, the remaining pages follow',
         );
         break;
       case 'postcopy-paused':

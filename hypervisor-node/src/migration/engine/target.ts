@@ -31,7 +31,10 @@ export interface TargetMigrationOptions {
   channel: MigrationChannel;
   /** From the source's policy (channelSettings): must match on both ends. */
   settings: ChannelSettings;
-  /** Interval of the run-state poll that detects a post-copy guest ready to resume (default 20 ms). */
+  /**
+   * Interval of the run-state poll that detects a post-copy guest ready to resume (default 5 ms: QEMU sends no event
+   * for it, and the guest is paused on both nodes until it is found).
+   */
   readyPollMs?: number;
 }
 
@@ -44,7 +47,10 @@ export interface TargetLoaded {
 
 /** The switchover as the target sees it, in µs since the epoch on this node's wall clock (QMP's timestamps). */
 export interface TargetSwitchoverSteps {
-  /** QEMU's incoming migration completed (MIGRATION `completed`): loaded, paused. */
+  /**
+   * QEMU's incoming migration completed (MIGRATION `completed`): loaded, paused. For post-copy: when the poll found
+   * the device state loaded (the remaining pages still to come).
+   */
   loadedAtUs?: number;
   /** QEMU runs the vCPUs (RESUME, on `cont`). */
   resumedAtUs?: number;
@@ -278,10 +284,11 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       if (this.isLoaded || this.settled) return;
       const run = await this.qmp.queryStatus().catch(() => undefined);
       if (run !== undefined && run.status !== 'inmigrate') {
+        this.switchover.loadedAtUs ??= wallClockUs();
         await this.markLoaded(true);
         return;
       }
-      this.readyTimer = setTimeout(() => void poll(), this.options.readyPollMs ?? 20);
+      this.readyTimer = setTimeout(() => void poll(), this.options.readyPollMs ?? 5);
     };
     void poll();
   }
