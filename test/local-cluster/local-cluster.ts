@@ -164,16 +164,19 @@ function clusterHandle(state: ClusterState): LocalCluster {
     },
     async stopDaemon(name, signal = 'SIGTERM') {
       const entry = node(name);
-      if (entry.daemon && isOurs(entry.daemon.pid, state.dir)) await killAndWait([entry.daemon.pid], signal);
+      const { daemon } = entry;
+      // Forgotten before the kill: a supervisor polling meanwhile (the fault matrix's) must not take the exit for a
+      // crash and start a second daemon.
       entry.daemon = undefined;
       writeState(state);
+      if (daemon && isOurs(daemon.pid, state.dir)) await killAndWait([daemon.pid], signal);
     },
     startDaemon: (name) => startDaemon(state, node(name), certs),
     async stopOperator(signal = 'SIGTERM') {
-      if (state.operator && isOurs(state.operator.pid, state.dir))
-        await killAndWait([state.operator.pid], signal);
+      const { operator } = state;
       state.operator = undefined;
       writeState(state);
+      if (operator && isOurs(operator.pid, state.dir)) await killAndWait([operator.pid], signal);
     },
     startOperator: () => startOperator(state, certs),
     signalDaemon(name, signal) {

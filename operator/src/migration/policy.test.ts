@@ -66,6 +66,18 @@ describe('resolveSettings', () => {
     });
   });
 
+  it('gives the default multifd channels up when post-copy is allowed (QEMU cannot combine them)', () => {
+    expect(DEFAULT_MIGRATION_SETTINGS.multifdChannels).toBeGreaterThan(0);
+    const fromPolicy = resolveSettings(migration(), vm, [policy('pc', { allowPostCopy: true })], {});
+    expect(fromPolicy.settings).toMatchObject({ allowPostCopy: true, multifdChannels: 0 });
+    expect(fromPolicy.sources.multifdChannels).toBe('default (post-copy allowed)');
+    const fromOverride = resolveSettings(migration({ allowPostCopy: true }), vm, [], {});
+    expect(toWirePolicy(fromOverride.settings)).toMatchObject({ allowPostCopy: true, multifdChannels: 0 });
+    // Channels someone set stay: the daemon refuses the combination with its own message.
+    const both = [policy('pc', { allowPostCopy: true }), policy('mfd', { multifdChannels: 4 })];
+    expect(resolveSettings(migration(), vm, both, {}).settings.multifdChannels).toBe(4);
+  });
+
   it('orders equal priorities by name, and an explicit false is a setting', () => {
     const policies = [
       policy('b', { allowAutoConverge: true, multifdChannels: 4 }),
@@ -346,7 +358,7 @@ describe('toWirePolicy', () => {
       allowPostCopy: false,
       completionTimeoutPerGibSeconds: 150,
       stallTimeoutSeconds: 150,
-      multifdChannels: 0,
+      multifdChannels: 2,
       multifdCompression: 'none',
     });
   });
