@@ -121,7 +121,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
   const policyStatus = new MigrationPolicyReconciler({ client, policies });
   manager.addController({ name: 'migrationpolicy', reconcile: policyStatus.reconcile }).watch(policies);
 
-  const evacuation = new EvacuationReconciler({ client, nodes, events });
+  const evacuation = new EvacuationReconciler({ client, nodes, vms, migrations, events });
   manager
     .addController({ name: 'evacuation', reconcile: evacuation.reconcile })
     .watch(nodes)

@@ -34,9 +34,17 @@ import {
   migrationAttempt,
   runRetryDelayMs,
   statusWithPhase,
+  type Admission,
   type ConcurrencyLimits,
 } from './state.js';
-import { MigrationStatusWriter, completed, retrying, scheduled, withConditions } from './status.js';
+import {
+  MIGRATION_CONDITIONS,
+  MigrationStatusWriter,
+  completed,
+  retrying,
+  scheduled,
+  withConditions,
+} from './status.js';
 import { Migrations } from '../../../crds/index.js';
 
 /** Keeps a Migration until the daemons let go of it (cancelled or handed over). */
@@ -90,6 +98,12 @@ export class MigrationReconciler {
     request: ReconcileRequest,
     context: ReconcileContext,
   ): Promise<ReconcileResult> => {
+    // Most reconciles find nothing to do (a Pending Migration still waiting for a slot, a run's periodic check, a
+    // finished Migration): the watch cache answers those without a request. Whatever acts (admits, fails,
+    // cancels, starts a run, removes the finalizer) reads the Migration from the API below.
+    const cached = this.options.migrations.get(request.key);
+    const idle = cached !== undefined ? await this.idleFromCache(cached, context.logger) : undefined;
+    if (idle !== undefined) return idle.result;
     let migration: Migration;
     try {
       migration = await this.options.client.get<Migration>(Migrations, request.name, request.namespace);
@@ -156,6 +170,52 @@ export class MigrationReconciler {
   };
 
   /**
+   * What the reconcile of `cached` (the watch cache's copy) returns when it has nothing to do, or undefined when it
+   * may have to act (then it reads the Migration from the API). A stale copy is safe here: every change of the
+   * Migration, of its VM and of the other Migrations arrives as an informer event that wakes this key again.
+   */
+  private async idleFromCache(
+    cached: Migration,
+    logger: Logger,
+  ): Promise<{ result: ReconcileResult } | undefined> {
+    const uid = cached.metadata.uid!;
+    const phase = cached.status?.phase;
+    if (isTerminalMigrationPhase(phase)) {
+      if (cached.metadata.finalizers?.includes(MIGRATION_FINALIZER)) return undefined;
+      this.failures.delete(uid);
+      await this.pruneHistory(cached, logger);
+      return { result: undefined };
+    }
+    if (this.cancelledBecause(cached) !== undefined) return undefined;
+    if (this.runs.has(uid)) return { result: { requeueAfterMs: RUN_CHECK_MS } };
+    if (phase !== 'Pending' || !cached.metadata.finalizers?.includes(MIGRATION_FINALIZER)) return undefined;
+    const failed = this.failures.get(uid);
+    if (failed && Date.now() < failed.retryAt)
+      return { result: { requeueAfterMs: failed.retryAt - Date.now() } };
+    // Still waiting for a slot, as status already says: nothing to write. (A MigrationPolicy changed meanwhile is
+    // checked when the Migration is admitted, and again when its run starts.)
+    const admission = this.admission(cached, this.options.vms.get(vmKeyOf(cached)));
+    if (admission.kind === 'wait' && waitRecorded(cached, admission))
+      return { result: { requeueAfterMs: this.waitRetryMs } };
+    return undefined;
+  }
+
+  private get waitRetryMs(): number {
+    return this.options.waitRetryMs ?? 2_000;
+  }
+
+  private admission(migration: Migration, vm: VirtualMachine | undefined) {
+    return admit({
+      migration,
+      vm,
+      nodes: this.options.nodes.list(),
+      vms: this.options.vms.list(),
+      migrations: this.knownMigrations(),
+      limits: this.options.limits,
+    });
+  }
+
+  /**
    * Why an unfinished Migration is to be cancelled: it is being deleted, or its VirtualMachine is (a VM being
    * deleted is not moved; its guest stays where it runs, and the VM reconciler deletes it there).
    */
@@ -213,15 +273,14 @@ export class MigrationReconciler {
 
   private async admit(migration: Migration, context: ReconcileContext): Promise<ReconcileResult> {
     const logger = context.logger;
-    const vm = await this.ownership.getVm(migration);
-    const admission = admit({
-      migration,
-      vm,
-      nodes: this.options.nodes.list(),
-      vms: this.options.vms.list(),
-      migrations: this.knownMigrations(),
-      limits: this.options.limits,
-    });
+    // A wait is decided from the VM cache (the status it writes only says why); scheduling and failing decide
+    // from the VM as stored (its record names the source; the lock's compare-and-swap checks it again).
+    let vm = this.options.vms.get(vmKeyOf(migration));
+    let admission = this.admission(migration, vm);
+    if (admission.kind !== 'wait') {
+      vm = await this.ownership.getVm(migration);
+      admission = this.admission(migration, vm);
+    }
     const now = new Date();
     if (admission.kind === 'fail') {
       logger.info({ reason: admission.reason }, admission.message);
@@ -237,6 +296,7 @@ export class MigrationReconciler {
       return;
     }
     if (admission.kind === 'wait') {
+      if (waitRecorded(migration, admission)) return { requeueAfterMs: this.waitRetryMs };
       await this.status.write(migration, (status) => ({
         ...statusWithPhase(status, 'Pending', now),
         sourceNode: admission.source,
@@ -246,7 +306,7 @@ export class MigrationReconciler {
           completed('Unknown', 'Pending', admission.message),
         ]),
       }));
-      return { requeueAfterMs: this.options.waitRetryMs ?? 2_000 };
+      return { requeueAfterMs: this.waitRetryMs };
     }
     const scheduledMigration = await this.status.write(migration, (status) => ({
       ...statusWithPhase(statusWithPhase(status, 'Pending', now), 'Scheduling', now),
@@ -329,6 +389,23 @@ export class MigrationReconciler {
       .finally(() => this.runs.delete(uid));
     this.runs.set(uid, run);
   }
+}
+
+const vmKeyOf = (migration: Migration) => `${migration.metadata.namespace}/${migration.spec.vmName}`;
+
+/** Whether status already says the Migration waits for this slot, on these nodes, for this reason. */
+export function waitRecorded(migration: Migration, admission: Extract<Admission, { kind: 'wait' }>): boolean {
+  const status = migration.status;
+  const waiting = status?.conditions?.find((c) => c.type === MIGRATION_CONDITIONS.Scheduled);
+  return (
+    status?.phase === 'Pending' &&
+    status.sourceNode === admission.source &&
+    status.targetNode === admission.target &&
+    waiting?.status === 'False' &&
+    waiting.reason === admission.reason &&
+    waiting.message === admission.message &&
+    waiting.observedGeneration === migration.metadata.generation
+  );
 }
 
 /** An error as one line of a condition's message: its message (gRPC errors: code and details), not its stack. */

@@ -35,7 +35,7 @@ import type { KubeClient } from '../../../kube/client.js';
 import { isNotFound } from '../../../kube/errors.js';
 import type { EventRecorder, EventType } from '../../../kube/events.js';
 import { addFinalizer, isBeingDeleted, objectKey, removeFinalizer } from '../../../kube/objects.js';
-import { isGrpcError } from '../../../proto/index.js';
+import { isGrpcError, type Guest__Output } from '../../../proto/index.js';
 import type { DaemonGuestClient } from '../daemon/guest-client.js';
 import type { DaemonClientPool } from '../daemon/client-pool.js';
 import { isNodeReady, placeVirtualMachine } from '../placement/placement.js';
@@ -45,7 +45,7 @@ import { guestName } from '../daemon/guest-key.js';
 import { incomingReservations } from '../migration/state.js';
 import { ownershipMovedTo, RESTART_REQUIRED_CONDITION, VirtualMachines } from '../../../crds/index.js';
 import { virtualMachineConditions } from '../kstatus/conditions.js';
-import { nextGuestStep, pendingRestart, type ReadyState } from './state.js';
+import { nextGuestStep, pendingRestart, type GuestStep, type ReadyState } from './state.js';
 
 /** Keeps a VM object until its guest is stopped and deleted on the node. */
 export const VM_FINALIZER = 'tern.dev/guest';
@@ -110,6 +110,12 @@ export class VirtualMachineReconciler {
     request: ReconcileRequest,
     context: ReconcileContext,
   ): Promise<ReconcileResult> => {
+    // The watch cache answers the reconciles that find nothing to do (the Migration reconciler owns the VM; the
+    // running guest's poll that changes nothing); one that acts reads the VM from the API first.
+    const cached = this.options.vms.get(request.key);
+    if (cached?.status?.phase === 'Migrating') return; // its release arrives as an informer event
+    const idle = cached !== undefined ? await this.idlePoll(cached) : undefined;
+    if (idle !== undefined) return idle;
     let vm: VirtualMachine;
     try {
       vm = await this.options.client.get<VirtualMachine>(VirtualMachines, request.name, request.namespace);
@@ -299,6 +305,28 @@ export class VirtualMachineReconciler {
     return [...byUid.values()];
   }
 
+  /**
+   * The poll of a guest that runs where the VM's record says and whose status would not change, answered from the
+   * watch cache's copy: the requeue, or undefined when the reconcile may have to act. A stale copy only sends the
+   * reconcile to the API (its status differs from what the daemon reports) or is woken again by the informer.
+   */
+  private async idlePoll(cached: VirtualMachine): Promise<ReconcileResult | undefined> {
+    const nodeName = cached.status?.node;
+    if (!nodeName || isBeingDeleted(cached) || !cached.metadata.finalizers?.includes(VM_FINALIZER)) return;
+    if (cached.status?.conditions?.some((c) => c.type === VM_CONDITIONS.NodeLost && c.status === 'True'))
+      return;
+    const node = this.options.nodes.get(nodeName);
+    if (!node || !isNodeReady(node) || isNodeLost(node)) return;
+    const guest = await this.options.pool
+      .guestClient(nodeName, node.status!.endpoint!)
+      .getGuest(guestName(cached));
+    const step = nextGuestStep(cached, guest);
+    if (step.kind !== 'report') return;
+    const current = cached.status ?? {};
+    if (!statusEqual(current, this.nextStatus(cached, reportChange(cached, step, guest)))) return;
+    return this.poll(step.phase) ?? {};
+  }
+
   private async driveGuest(
     vm: VirtualMachine,
     daemon: DaemonGuestClient,
@@ -310,18 +338,7 @@ export class VirtualMachineReconciler {
     const step = nextGuestStep(vm, guest);
     switch (step.kind) {
       case 'report':
-        await this.updateStatus(vm, {
-          phase: step.phase,
-          conditions: [readyFrom(step.ready)],
-          ...(step.phase === 'Running' && guest
-            ? { restartRequired: pendingRestart(vm, guest) ?? null }
-            : {}),
-          event: {
-            type: step.phase === 'Failed' ? 'Warning' : 'Normal',
-            reason: step.phase === 'Running' ? 'Started' : step.phase,
-            message: `${step.ready.reason}: ${step.ready.message}`,
-          },
-        });
+        await this.updateStatus(vm, reportChange(vm, step, guest));
         return this.poll(step.phase);
       case 'conflict':
         await this.updateStatus(vm, {
@@ -485,6 +502,21 @@ export class VirtualMachineReconciler {
   /** Writes the status through the subresource (compare-and-swap on resourceVersion) when it changes. */
   private async updateStatus(vm: VirtualMachine, change: StatusChange): Promise<VirtualMachine> {
     const current = vm.status ?? {};
+    const next = this.nextStatus(vm, change);
+    if (statusEqual(current, next)) return vm;
+    const updated = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
+      ...vm,
+      status: next,
+    });
+    if (current.phase !== next.phase || change.event.type === 'Warning') {
+      await this.options.events.record(updated, change.event.type, change.event.reason, change.event.message);
+    }
+    return updated;
+  }
+
+  /** The status `change` makes of the VM's. */
+  private nextStatus(vm: VirtualMachine, change: StatusChange): VirtualMachineStatus {
+    const current = vm.status ?? {};
     const now = this.options.now?.() ?? new Date();
     let conditions = current.conditions;
     for (const update of change.conditions ?? []) {
@@ -523,20 +555,30 @@ export class VirtualMachineReconciler {
     if (change.node === null) delete next.node;
     else if (change.node !== undefined) next.node = change.node;
     if (change.epoch !== undefined) next.epoch = change.epoch;
-    if (statusEqual(current, next)) return vm;
-    const updated = await this.options.client.replaceStatus<VirtualMachine>(VirtualMachines, {
-      ...vm,
-      status: next,
-    });
-    if (current.phase !== next.phase || change.event.type === 'Warning') {
-      await this.options.events.record(updated, change.event.type, change.event.reason, change.event.message);
-    }
-    return updated;
+    return next;
   }
 
   private timestamp(): string {
     return (this.options.now?.() ?? new Date()).toISOString();
   }
+}
+
+/** What the guest the daemon reports (a 'report' step) makes of the VM's status. */
+function reportChange(
+  vm: VirtualMachine,
+  step: Extract<GuestStep, { kind: 'report' }>,
+  guest: Guest__Output | undefined,
+): StatusChange {
+  return {
+    phase: step.phase,
+    conditions: [readyFrom(step.ready)],
+    ...(step.phase === 'Running' && guest ? { restartRequired: pendingRestart(vm, guest) ?? null } : {}),
+    event: {
+      type: step.phase === 'Failed' ? 'Warning' : 'Normal',
+      reason: step.phase === 'Running' ? 'Started' : step.phase,
+      message: `${step.ready.reason}: ${step.ready.message}`,
+    },
+  };
 }
 
 function ready(status: ReadyState['status'], reason: string, message: string): ConditionUpdate {
