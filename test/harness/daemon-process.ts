@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { DevCerts } from './certificates.js';
 import { killGuestQemusUnder } from '../../hypervisor-node/src/runtime/process.js';
 import { runningWatchdog } from '../../hypervisor-node/src/self-fencing/watchdog.js';
+import { programMain } from './program-bundles.js';
 import { startServiceProcess, type ServiceProcess, type ServiceProcessOptions } from './service-process.js';
 
 export type { LogLine } from './service-process.js';
@@ -49,13 +50,17 @@ export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): 
 
 /**
  * `options.cgroup`: run the daemon in that cgroup v2 directory, as a container runtime would. `options.main`: a
- * built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
+ * built bundle (hack/build-dist.ts) to run under plain node. Without it the daemon runs from the harness's bundle
+ * of the current sources (program-bundles.ts), or from the TypeScript source when `options.nodeOptions` may name a
+ * .ts module.
  */
 export async function startDaemonProcess(
   args: string[],
   options: ServiceProcessOptions & { main?: string } = {},
 ): Promise<DaemonProcess> {
-  const { main = MAIN, ...serviceOptions } = options;
+  const { main: given, ...serviceOptions } = options;
+  const main =
+    given ?? (serviceOptions.nodeOptions === undefined ? await programMain('hypervisor-node', MAIN) : MAIN);
   const service = await startServiceProcess(main, args, 'hypervisor-node ready', serviceOptions);
   return {
     ...service,
