@@ -1,11 +1,12 @@
 // The daemon and the operator as test processes run them: one esbuild bundle each under plain node, as the image
 // runs them (hack/build-dist.ts, whose options these follow), instead of `node --import tsx` on the TypeScript
 // source, which compiles and loads a few hundred modules at every start (a daemon was ready after ~16 s from source
-// against ~3 s from a bundle on a loaded 2-core host; the suite starts a few hundred of them).
+// against ~3 s from a bundle on a loaded 2-core host; most integration files start three or more of them).
 //
-// The bundles are cached in $TERN_CACHE/test-bundles and rebuilt whenever any file they were built from (sources,
-// .proto files, node_modules) changed: each build records the sha256 of its inputs (esbuild's metafile), and a
-// start compares them first. TERN_TEST_FROM_SOURCE=1 runs the sources through tsx instead (readable stack traces).
+// The bundles are cached in $TERN_CACHE/test-bundles, one directory per checkout, and rebuilt whenever any file
+// they were built from (sources, .proto files, node_modules) changed: each build records the sha256 of its inputs
+// (esbuild's metafile), and the first start in a process compares them. TERN_TEST_FROM_SOURCE=1 runs the sources
+// through tsx instead (stack traces with source lines).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import {
@@ -42,8 +43,10 @@ const INPUTS = 'inputs.json';
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
+/** One directory per checkout: two worktrees sharing a cache each run their own sources. */
 function cacheDir(): string {
-  return join(process.env.TERN_CACHE ?? join(homedir(), '.cache', 'tern'), 'test-bundles');
+  const checkout = createHash('sha256').update(ROOT).digest('hex').slice(0, 12);
+  return join(process.env.TERN_CACHE ?? join(homedir(), '.cache', 'tern'), 'test-bundles', checkout);
 }
 
 /** True when every input recorded in `dir` still has the same content (and the bundles are there). */
