@@ -7,7 +7,7 @@
 // they were built from (sources, .proto files, node_modules) changed: each build records the sha256 of its inputs
 // (esbuild's metafile), and the first start in a process compares them. TERN_TEST_FROM_SOURCE=1 runs the sources
 // through tsx instead (stack traces with source lines).
-import { build } from 'esbuild';
+import { build as esbuild } from 'esbuild';
 import { createHash } from 'node:crypto';
 import {
   cpSync,
@@ -18,6 +18,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
@@ -38,12 +39,14 @@ const PROGRAMS: Record<Program, string> = {
 const REQUIRE_SHIM =
   "import { createRequire as __ternCreateRequire } from 'node:module';\nconst require = __ternCreateRequire(import.meta.url);";
 
-/** <dir>/inputs.json: repository-relative path -> sha256 of every file the bundles were built from. */
+/** <build>/inputs.json: repository-relative path -> sha256 of every file the bundles were built from. */
 const INPUTS = 'inputs.json';
+/** <cache>/current: the name of the latest build's directory. */
+const CURRENT = 'current';
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-/** One directory per checkout: two worktrees sharing a cache each run their own sources. */
+/** One cache per checkout: two worktrees sharing a TERN_CACHE each run their own sources. */
 function cacheDir(): string {
   const checkout = createHash('sha256').update(ROOT).digest('hex').slice(0, 12);
   return join(process.env.TERN_CACHE ?? join(homedir(), '.cache', 'tern'), 'test-bundles', checkout);
@@ -70,13 +73,19 @@ function protoFiles(dir: string): string[] {
   });
 }
 
-/** Builds both bundles into a fresh directory beside `dir`, then moves it into place (a concurrent run keeps its own). */
-async function buildInto(dir: string): Promise<void> {
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const staging = join(parent, `building-${process.pid}-${Date.now()}`);
+/** A build another process may still run from is kept this long after its last use once a newer one replaced it. */
+const KEEP_REPLACED_MS = 24 * 3600_000;
+
+/**
+ * Builds both bundles into a directory named by the hash of their inputs, points `<cache>/current` at it (a
+ * rename: a concurrent reader sees the old build or the new one), and removes builds replaced long ago. A build of
+ * the same inputs by a concurrent run is the same directory; nothing that may be running is removed.
+ */
+async function build(cache: string): Promise<string> {
+  mkdirSync(cache, { recursive: true });
+  const staging = join(cache, `building-${process.pid}-${Date.now()}`);
   try {
-    const result = await build({
+    const result = await esbuild({
       absWorkingDir: ROOT,
       entryPoints: Object.entries(PROGRAMS).map(([name, entry]) => ({ in: entry, out: name })),
       outdir: staging,
@@ -101,11 +110,28 @@ async function buildInto(dir: string): Promise<void> {
       cpSync(file, target);
     }
     const inputs = [...Object.keys(result.metafile.inputs), ...protos.map((file) => relative(ROOT, file))];
-    const hashes = Object.fromEntries(inputs.sort().map((file) => [file, sha256(join(ROOT, file))]));
+    const hashes = JSON.stringify(
+      Object.fromEntries(inputs.sort().map((file) => [file, sha256(join(ROOT, file))])),
+    );
     writeFileSync(join(staging, 'package.json'), JSON.stringify({ type: 'module', private: true }));
-    writeFileSync(join(staging, INPUTS), JSON.stringify(hashes));
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
+    writeFileSync(join(staging, INPUTS), hashes);
+    const name = createHash('sha256').update(hashes).digest('hex').slice(0, 16);
+    const dir = join(cache, name);
+    try {
+      renameSync(staging, dir);
+    } catch (error) {
+      // The same build, installed by a concurrent run meanwhile (renames are atomic: it is complete).
+      if (!existsSync(join(dir, INPUTS))) throw error;
+    }
+    const pointer = join(cache, `current-${process.pid}`);
+    writeFileSync(pointer, name);
+    renameSync(pointer, join(cache, CURRENT));
+    for (const entry of readdirSync(cache)) {
+      const path = join(cache, entry);
+      if (entry !== name && entry !== CURRENT && Date.now() - statSync(path).mtimeMs > KEEP_REPLACED_MS)
+        rmSync(path, { recursive: true, force: true });
+    }
+    return dir;
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
@@ -116,9 +142,13 @@ let current: Promise<string> | undefined;
 /** The directory of up-to-date bundles, built first when needed (once per process). */
 function bundles(): Promise<string> {
   current ??= (async () => {
-    const dir = join(cacheDir(), 'current');
-    if (!upToDate(dir)) await buildInto(dir);
-    return dir;
+    const cache = cacheDir();
+    const name = existsSync(join(cache, CURRENT)) ? readFileSync(join(cache, CURRENT), 'utf8').trim() : '';
+    if (name === '' || !upToDate(join(cache, name))) return build(cache);
+    // Its time is its last use: the pruning of replaced builds spares it for a day.
+    const now = new Date();
+    utimesSync(join(cache, name), now, now);
+    return join(cache, name);
   })();
   // A failed build is tried again by the next start.
   current.catch(() => (current = undefined));
