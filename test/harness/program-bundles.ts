@@ -1,7 +1,7 @@
 // The daemon and the operator as test processes run them: one esbuild bundle each under plain node, as the image
 // runs them (hack/build-dist.ts, whose options these follow), instead of `node --import tsx` on the TypeScript
-// source, which compiles and loads a few hundred modules at every start (a daemon was ready after ~16 s from source
-// against ~3 s from a bundle on a loaded 2-core host; most integration files start three or more of them).
+// source, which compiles and loads a few hundred modules at every start (a daemon start until ready took 5-6 s of CPU
+// from source against about 1 s from a bundle; most integration files start three or more daemons and operators).
 //
 // The bundles are cached in $TERN_CACHE/test-bundles, one directory per checkout, and rebuilt whenever any file
 // they were built from (sources, .proto files, node_modules) changed: each build records the sha256 of its inputs
@@ -109,7 +109,13 @@ async function build(cache: string): Promise<string> {
       mkdirSync(dirname(target), { recursive: true });
       cpSync(file, target);
     }
-    const inputs = [...Object.keys(result.metafile.inputs), ...protos.map((file) => relative(ROOT, file))];
+    // Besides what esbuild read: the .proto files, and what decides how it compiles (this file, tsconfig.json).
+    const inputs = [
+      ...Object.keys(result.metafile.inputs),
+      ...protos.map((file) => relative(ROOT, file)),
+      'test/harness/program-bundles.ts',
+      'tsconfig.json',
+    ];
     const hashes = JSON.stringify(
       Object.fromEntries(inputs.sort().map((file) => [file, sha256(join(ROOT, file))])),
     );
