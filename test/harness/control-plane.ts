@@ -241,6 +241,9 @@ function apiserverArgs(
     ...(withServiceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--allow-privileged=true',
     '--profiling=false',
+    // API Priority and Fairness only queues requests under contention, which no test makes; without it the
+    // apiserver turns ready about 1.5 s sooner on a loaded 2-core host (its config producer and informers).
+    '--enable-priority-and-fairness=false',
   ];
 }
 

@@ -1,9 +1,11 @@
 // Runs the real daemon (hypervisor-node/src/main.ts) as a child process for integration tests, and kills any
 // QEMU it left behind.
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { DevCerts } from './certificates.js';
 import { killGuestQemusUnder } from '../../hypervisor-node/src/runtime/process.js';
 import { runningWatchdog } from '../../hypervisor-node/src/self-fencing/watchdog.js';
+import { programMain } from './program-bundles.js';
 import { startServiceProcess, type ServiceProcess, type ServiceProcessOptions } from './service-process.js';
 
 export type { LogLine } from './service-process.js';
@@ -48,14 +50,18 @@ export function loopbackDaemonArgs(daemon: LoopbackDaemon, ...extra: string[]): 
 }
 
 /**
- * `options.cgroup`: run the daemon in those cgroups (one v2 dir or one per v1 hierarchy), as a container runtime would. `options.main`: a
- * built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
+ * `options.cgroup`: run the daemon in those cgroups (one v2 dir or one per v1 hierarchy), as a container runtime
+ * would. `options.main`: a built bundle (hack/build-dist.ts) to run under plain node. Without it the daemon runs
+ * from the harness's bundle of the current sources (program-bundles.ts), or from the TypeScript source when
+ * `options.nodeOptions` may name a .ts module.
  */
 export async function startDaemonProcess(
   args: string[],
   options: ServiceProcessOptions & { main?: string } = {},
 ): Promise<DaemonProcess> {
-  const { main = MAIN, ...serviceOptions } = options;
+  const { main: given, ...serviceOptions } = options;
+  const main =
+    given ?? (serviceOptions.nodeOptions === undefined ? await programMain('hypervisor-node', MAIN) : MAIN);
   const service = await startServiceProcess(main, args, 'hypervisor-node ready', serviceOptions);
   return {
     ...service,
@@ -77,14 +83,33 @@ export function killGuestsIn(stateDir: string): Promise<number> {
  * 1 s, once the state dir is gone), and waits, bounded, until it is gone.
  */
 export async function killWatchdogIn(stateDir: string, timeoutMs = 5_000): Promise<void> {
-  const pid = await runningWatchdog(stateDir);
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return; // Exited meanwhile.
-  }
+  const found = async (): Promise<number[]> => {
+    const pid = await runningWatchdog(stateDir);
+    // One spawned by a daemon stopped at that moment may not have written its pid file yet: its command line
+    // (`sh -c <script> <state dir> <cgroup>`) names it.
+    return [...new Set([...(pid === undefined ? [] : [pid]), ...(await unrecordedWatchdogs(stateDir))])];
+  };
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && (await runningWatchdog(stateDir)) !== undefined)
+  for (let pids = await found(); pids.length > 0 && Date.now() < deadline; pids = await found()) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited meanwhile.
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Live watchdog shells of `stateDir` by their command line (its script writes watchdog.pid; $0 is the dir). */
+async function unrecordedWatchdogs(stateDir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[1] === '-c' && argv[2]?.includes('watchdog.pid') && argv[3] === stateDir)
+      pids.push(Number(entry));
+  }
+  return pids;
 }

@@ -1,5 +1,6 @@
 // Runs the real operator (operator/src/main.ts) as a child process for integration tests.
 import { fileURLToPath } from 'node:url';
+import { programMain } from './program-bundles.js';
 import { startServiceProcess, type ServiceProcess } from './service-process.js';
 
 export type { LogLine } from './service-process.js';
@@ -14,10 +15,15 @@ export interface OperatorProcess extends Omit<ServiceProcess, 'ready'> {
 
 /**
  * Starts the operator with `args` and resolves once it logged 'tern-operator ready' (metrics endpoint up). `main`:
- * a built bundle (hack/build-dist.ts) to run under plain node instead of the TypeScript source.
+ * a built bundle (hack/build-dist.ts) to run under plain node; by default the harness's bundle of the current
+ * sources (program-bundles.ts).
  */
-export async function startOperatorProcess(args: string[], main = MAIN): Promise<OperatorProcess> {
-  const service = await startServiceProcess(main, args, 'tern-operator ready');
+export async function startOperatorProcess(args: string[], main?: string): Promise<OperatorProcess> {
+  const service = await startServiceProcess(
+    main ?? (await programMain('operator', MAIN)),
+    args,
+    'tern-operator ready',
+  );
   return {
     ...service,
     metricsPort: service.ready.metricsPort as number,
