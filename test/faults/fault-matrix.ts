@@ -84,6 +84,9 @@ const OVERRIDES: Record<Phase, object | undefined> = {
     maxDowntimeMs: 1,
     // Four rounds at 1 MiB/s come before the switch: more than the default budget (150 s/GiB × 256 MiB).
     completionTimeoutPerGiBSeconds: 600,
+    // A post-copy that cannot go on (a target QEMU killed) fails once its stream has been broken this long: longer
+    // than the longest fault (a 30 s stop, a 20 s cut, which it must survive), shorter than the default 150 s.
+    stallTimeoutSeconds: 45,
   },
 };
 
