@@ -685,64 +685,6 @@ it('aborts the prepared target and gives the VM back when a Migration held befor
   await expectVerifyOk(from);
 }, 240_000);
 
-it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over within the lease time and finishes', async () => {
-  const LEASE_SECONDS = 6;
-  expect(await cluster.operator.stop()).toBe(0);
-  const replica = (identity: string) =>
-    cluster.startOperator({
-      leaderElection: { name: 'tern-operator-test', identity, leaseDurationSeconds: LEASE_SECONDS },
-    });
-  const byIdentity = { 'op-1': await replica('op-1'), 'op-2': await replica('op-2') };
-  const holder = async () =>
-    (await getJson<{ spec: { holderIdentity?: string } }>('lease', '-n', 'tern-system', 'tern-operator-test'))
-      .spec.holderIdentity;
-  const leaderId = await eventually('a leader', async () => {
-    const id = await holder();
-    return id === 'op-1' || id === 'op-2' ? id : undefined;
-  });
-  const leader = byIdentity[leaderId];
-  const standby = byIdentity[leaderId === 'op-1' ? 'op-2' : 'op-1'];
-
-  const before = await getVm();
-  const from = before.status!.node as NodeName;
-  const stopWatch = watchOwnership();
-  await apply(migration('failover', { overrides: { bandwidth: '4Mi' } }));
-  await eventually('failover copying with progress', async () => {
-    const current = await getMigration('failover');
-    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
-      ? current
-      : undefined;
-  });
-  expect(logged(standby, 'migration run started')).toHaveLength(0);
-  expect(await leader.stop('SIGKILL')).toBeNull();
-  const killedAt = Date.now();
-  await eventually('the standby drives the migration', async () =>
-    logged(standby, 'migration run started').length > 0 ? true : undefined,
-  );
-  const takeoverMs = Date.now() - killedAt;
-  expect(await holder()).toBe(standby === byIdentity['op-1'] ? 'op-1' : 'op-2');
-  const done = await migrationIn('failover', ['Succeeded', 'Failed', 'Aborted'], 120_000);
-  console.log(
-    `fail-over: standby drives the migration ${takeoverMs} ms after SIGKILL of the leader (lease ${LEASE_SECONDS} s); ` +
-      `Succeeded ${Date.now() - killedAt} ms after it`,
-  );
-  await stopWatch();
-  // The lease runs out at most LEASE_SECONDS after the leader's last renewal, and the standby tries again every
-  // retry period (2/15 of the lease, jittered up to 1.2×).
-  expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 2 * 1.2 * ((LEASE_SECONDS * 1000 * 2) / 15));
-  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
-  expect(logged(standby, 'migration started')).toHaveLength(0);
-  expect(logged(standby, 'migration run started')[0]).toMatchObject({ phase: 'Copying' });
-  const vm = await getVm();
-  expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
-  expect(await guestOnNode(from)).toBeUndefined();
-  expect((await guestOnNode(other(from)))?.phase).toBe('GUEST_PHASE_RUNNING');
-  await expectVerifyOk(other(from));
-  // Back to the single operator the other tests use.
-  expect(await standby.stop()).toBe(0);
-  await cluster.startOperator();
-}, 240_000);
-
 it('post-copy: the target runs the guest while the pages still stream; Succeeded with the real pause and the post-copy apart', async () => {
   const before = await getVm();
   const from = before.status!.node as NodeName;
@@ -829,3 +771,61 @@ it('post-copy: the target runs the guest while the pages still stream; Succeeded
   await back.setDirtyRate(idleRate);
   back.close();
 }, 600_000);
+
+it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over within the lease time and finishes', async () => {
+  const LEASE_SECONDS = 6;
+  expect(await cluster.operator.stop()).toBe(0);
+  const replica = (identity: string) =>
+    cluster.startOperator({
+      leaderElection: { name: 'tern-operator-test', identity, leaseDurationSeconds: LEASE_SECONDS },
+    });
+  const byIdentity = { 'op-1': await replica('op-1'), 'op-2': await replica('op-2') };
+  const holder = async () =>
+    (await getJson<{ spec: { holderIdentity?: string } }>('lease', '-n', 'tern-system', 'tern-operator-test'))
+      .spec.holderIdentity;
+  const leaderId = await eventually('a leader', async () => {
+    const id = await holder();
+    return id === 'op-1' || id === 'op-2' ? id : undefined;
+  });
+  const leader = byIdentity[leaderId];
+  const standby = byIdentity[leaderId === 'op-1' ? 'op-2' : 'op-1'];
+
+  const before = await getVm();
+  const from = before.status!.node as NodeName;
+  const stopWatch = watchOwnership();
+  await apply(migration('failover', { overrides: { bandwidth: '4Mi' } }));
+  await eventually('failover copying with progress', async () => {
+    const current = await getMigration('failover');
+    return current.status?.phase === 'Copying' && (current.status.progress?.transferredBytes ?? 0) > 0
+      ? current
+      : undefined;
+  });
+  expect(logged(standby, 'migration run started')).toHaveLength(0);
+  expect(await leader.stop('SIGKILL')).toBeNull();
+  const killedAt = Date.now();
+  await eventually('the standby drives the migration', async () =>
+    logged(standby, 'migration run started').length > 0 ? true : undefined,
+  );
+  const takeoverMs = Date.now() - killedAt;
+  expect(await holder()).toBe(standby === byIdentity['op-1'] ? 'op-1' : 'op-2');
+  const done = await migrationIn('failover', ['Succeeded', 'Failed', 'Aborted'], 120_000);
+  console.log(
+    `fail-over: standby drives the migration ${takeoverMs} ms after SIGKILL of the leader (lease ${LEASE_SECONDS} s); ` +
+      `Succeeded ${Date.now() - killedAt} ms after it`,
+  );
+  await stopWatch();
+  // The lease runs out at most LEASE_SECONDS after the leader's last renewal, and the standby tries again every
+  // retry period (2/15 of the lease, jittered up to 1.2×).
+  expect(takeoverMs).toBeLessThan(LEASE_SECONDS * 1000 + 2 * 1.2 * ((LEASE_SECONDS * 1000 * 2) / 15));
+  expect(done.status).toMatchObject({ phase: 'Succeeded', sourceNode: from, targetNode: other(from) });
+  expect(logged(standby, 'migration started')).toHaveLength(0);
+  expect(logged(standby, 'migration run started')[0]).toMatchObject({ phase: 'Copying' });
+  const vm = await getVm();
+  expect(vm.status).toMatchObject({ phase: 'Running', node: other(from), epoch: before.status!.epoch! + 1 });
+  expect(await guestOnNode(from)).toBeUndefined();
+  expect((await guestOnNode(other(from)))?.phase).toBe('GUEST_PHASE_RUNNING');
+  await expectVerifyOk(other(from));
+  // Back to the single operator the other tests use.
+  expect(await standby.stop()).toBe(0);
+  await cluster.startOperator();
+}, 240_000);
