@@ -385,6 +385,9 @@ describe('watch', () => {
         { lastSeenLimitSeconds: 1, resyncDelaySec: 1 },
       );
       watcher.events.on(WatchEvent.LIST, () => listed++);
+      // KFC lists, then sends the watch request: a reconnect is complete once its watch is connected too.
+      let connected = 0;
+      watcher.events.on(WatchEvent.CONNECT, () => connected++);
       try {
         await watcher.start();
         await eventually('ADDED before', () => seen.includes('ADDED before'));
@@ -394,7 +397,7 @@ describe('watch', () => {
           metadata: { name: 'during', namespace: ns, labels: { watch: 'rv' } },
         });
         await eventually('ADDED during', () => seen.includes('ADDED during'));
-        await eventually('a reconnect', () => listed >= 2);
+        await eventually('a reconnect', () => listed >= 2 && connected >= 2);
       } finally {
         watcher.close();
       }
