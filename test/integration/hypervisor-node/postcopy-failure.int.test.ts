@@ -8,45 +8,35 @@
 //
 // QEMU runs as root here: post-copy needs userfaultfd, which an unprivileged QEMU (--qemu-user) only gets where the
 // host lets that user open /dev/userfaultfd (or sets vm.unprivileged_userfaultfd=1).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import type {
-  GuestSpec,
-  Guest__Output,
-  MigrationOutcome__Output,
-  MigrationState__Output,
-  WireMigrationPolicy,
-} from '../../../proto/index.js';
+import type { GuestSpec, MigrationOutcome__Output } from '../../../proto/index.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { controlClient, unary } from '../../harness/control-client.js';
-import {
-  killGuestsIn,
-  loopbackDaemonArgs,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../harness/daemon-process.js';
+import { unary } from '../../harness/control-client.js';
+import { killGuestsIn } from '../../harness/daemon-process.js';
 import {
   assertAtMostOneRunning,
   begin,
   handOver,
-  migrationClient,
   InMemoryOwnership,
-  type NodeHandle,
   type RunningMigration,
 } from '../../harness/migration-driver.js';
 import { TcpLink } from '../../harness/tcp-link.js';
+import {
+  POST_COPY,
+  getGuest,
+  getMigration,
+  postCopyGuest,
+  startPostCopyNode,
+  type PostCopyNode,
+} from '../../fixtures/post-copy-nodes.js';
 import { eventually } from '../../harness/eventually.js';
 import { AgentClient } from '../../../guest/host/agent-client.js';
 import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
 
-const MiB = 2 ** 20;
-
-interface Node extends NodeHandle {
-  stateDir: string;
-  daemon: DaemonProcess;
-}
+type Node = PostCopyNode;
 
 let work: string;
 let certs: DevCerts;
@@ -56,60 +46,10 @@ let nodeB: Node;
 const record = new InMemoryOwnership();
 const clients: { close(): void }[] = [];
 
-/**
- * Reaches post-copy within seconds and stays there for seconds: the guest dirties its 32 MiB working set far
- * faster than 8 MiB/s, the downtime target is at its maximum after one step, and auto-converge is not allowed. A
- * broken post-copy stream is given 10 s (the stall timeout) to resume.
- */
-const POST_COPY: WireMigrationPolicy = {
-  stallTimeoutSeconds: 10,
-  bandwidthBytesPerSec: 8 * MiB,
-  downtimeSteps: 1,
-  stallRounds: 1,
-  maxDowntimeMs: 300,
-  allowAutoConverge: false,
-  allowPostCopy: true,
-};
-
-async function startNode(name: string): Promise<Node> {
-  const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
-  await mkdir(stateDir, { recursive: true });
-  const daemon = await startDaemonProcess(
-    loopbackDaemonArgs(
-      { node: name, certs, stateDir, sharedImageRoot: images.root },
-      ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '1000'],
-    ),
-  );
-  const address = `127.0.0.1:${daemon.grpcPort}`;
-  const files = { ca: certs.ca.cert, ...certs.operator };
-  const control = controlClient(address, files);
-  const migration = migrationClient(address, files);
-  clients.push(control, migration);
-  return { name, stateDir, daemon, control, migration };
-}
-
+const startNode = (name: string): Promise<Node> => startPostCopyNode({ work, certs, images, clients }, name);
 let uuids = 0;
-function spec(name: string): GuestSpec {
-  uuids += 1;
-  return {
-    name,
-    uuid: `7e1b3c20-6a5d-4f70-9b12-c3d4e5f6${String(uuids).padStart(4, '0')}`,
-    cpus: 1,
-    memoryMib: 256,
-    boot: {
-      kernel: images.kernel,
-      initrd: images.initrd,
-      cmdline: ['panic=-1', 'tern.wss_mib=32', 'tern.dirty_pps=20000'],
-    },
-    disks: [],
-    nics: [],
-  };
-}
-
-const getGuest = (node: Node, name: string): Promise<Guest__Output> =>
-  unary((done) => node.control.getGuest({ name }, done));
-const getMigration = (node: Node, id: string): Promise<MigrationState__Output> =>
-  unary((done) => node.migration.getMigration({ migrationId: id }, done));
+const spec = (name: string): GuestSpec =>
+  postCopyGuest(images, name, '7e1b3c20-6a5d-4f70-9b12-c3d4e5f6', ++uuids);
 
 /** A new guest on node A, migrating to node B under POST_COPY until QEMU switched to post-copy. */
 async function inPostCopy(name: string, connectVia?: (endpoint: string) => Promise<string>) {

@@ -11,46 +11,38 @@
 //
 // TERN_POSTCOPY_RUNS=<n> repeats the first case n times and prints the distribution of the post-copy switch's
 // timings (docs/tuning.md, "Post-copy"). QEMU runs as root here: post-copy needs userfaultfd.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDevCerts, type DevCerts } from '../../harness/certificates.js';
-import type {
-  GuestSpec,
-  Guest__Output,
-  MigrationState__Output,
-  WireMigrationPolicy,
-} from '../../../proto/index.js';
+import type { GuestSpec, Guest__Output } from '../../../proto/index.js';
 import { testGuestImages, type TestGuestImages } from '../../fixtures/test-guest.js';
-import { controlClient, unary } from '../../harness/control-client.js';
-import {
-  killGuestsIn,
-  loopbackDaemonArgs,
-  startDaemonProcess,
-  type DaemonProcess,
-} from '../../harness/daemon-process.js';
+import { unary } from '../../harness/control-client.js';
+import { killGuestsIn } from '../../harness/daemon-process.js';
 import {
   assertAtMostOneRunning,
   begin,
   handOver,
-  migrationClient,
   switchInPostCopy,
   InMemoryOwnership,
-  type NodeHandle,
   type RunningMigration,
 } from '../../harness/migration-driver.js';
 import { TcpLink } from '../../harness/tcp-link.js';
+import {
+  POST_COPY,
+  getGuest,
+  getMigration,
+  postCopyGuest,
+  startPostCopyNode,
+  type PostCopyNode,
+} from '../../fixtures/post-copy-nodes.js';
 import { eventually } from '../../harness/eventually.js';
 import { AgentClient } from '../../../guest/host/agent-client.js';
 import { guestPaths } from '../../../hypervisor-node/src/model/state-dir.js';
 
-const MiB = 2 ** 20;
 const RUNS = Number(process.env.TERN_POSTCOPY_RUNS ?? 1);
 
-interface Node extends NodeHandle {
-  stateDir: string;
-  daemon: DaemonProcess;
-}
+type Node = PostCopyNode;
 
 let work: string;
 let certs: DevCerts;
@@ -60,59 +52,10 @@ let nodeB: Node;
 const record = new InMemoryOwnership();
 const clients: { close(): void }[] = [];
 
-/**
- * Reaches post-copy within seconds and stays there for seconds (see postcopy-failure.int.test.ts): the guest
- * dirties its 32 MiB working set far faster than 8 MiB/s. A broken post-copy stream is given 10 s to resume.
- */
-const POST_COPY: WireMigrationPolicy = {
-  stallTimeoutSeconds: 10,
-  bandwidthBytesPerSec: 8 * MiB,
-  downtimeSteps: 1,
-  stallRounds: 1,
-  maxDowntimeMs: 300,
-  allowAutoConverge: false,
-  allowPostCopy: true,
-};
-
-async function startNode(name: string): Promise<Node> {
-  const stateDir = join(work, name.slice(-1)); // short: unix socket paths are limited to 107 bytes
-  await mkdir(stateDir, { recursive: true });
-  const daemon = await startDaemonProcess(
-    loopbackDaemonArgs(
-      { node: name, certs, stateDir, sharedImageRoot: images.root },
-      ...['--migration-address', '127.0.0.1', '--network', 'user', '--stop-timeout-ms', '1000'],
-    ),
-  );
-  const address = `127.0.0.1:${daemon.grpcPort}`;
-  const files = { ca: certs.ca.cert, ...certs.operator };
-  const control = controlClient(address, files);
-  const migration = migrationClient(address, files);
-  clients.push(control, migration);
-  return { name, stateDir, daemon, control, migration };
-}
-
+const startNode = (name: string): Promise<Node> => startPostCopyNode({ work, certs, images, clients }, name);
 let uuids = 0;
-function spec(name: string): GuestSpec {
-  uuids += 1;
-  return {
-    name,
-    uuid: `5c2d4e31-7b6e-4a81-8c23-d4e5f6a7${String(uuids).padStart(4, '0')}`,
-    cpus: 1,
-    memoryMib: 256,
-    boot: {
-      kernel: images.kernel,
-      initrd: images.initrd,
-      cmdline: ['panic=-1', 'tern.wss_mib=32', 'tern.dirty_pps=20000'],
-    },
-    disks: [],
-    nics: [],
-  };
-}
-
-const getGuest = (node: Node, name: string): Promise<Guest__Output> =>
-  unary((done) => node.control.getGuest({ name }, done));
-const getMigration = (node: Node, id: string): Promise<MigrationState__Output> =>
-  unary((done) => node.migration.getMigration({ migrationId: id }, done));
+const spec = (name: string): GuestSpec =>
+  postCopyGuest(images, name, '5c2d4e31-7b6e-4a81-8c23-d4e5f6a7', ++uuids);
 
 interface Switched {
   run: RunningMigration;
