@@ -139,14 +139,14 @@ export function guestCgroupDirs(roots: readonly string[], guest: string): string
  */
 export async function createGuestCgroup(dir: string): Promise<void> {
   const parent = path.dirname(dir);
-  if (!(await isCgroup(parent))) {
-    const exists = await lstat(parent).then(
-      () => true,
-      () => false,
-    );
-    if (exists || parent === dir) throw new Error(`${parent} is not a cgroup directory`);
-    await createGuestCgroup(parent);
-  }
+  // Existence first, then the type: a parent that a concurrent call is creating is a cgroup once it can be seen.
+  const parentExists = await lstat(parent).then(
+    () => true,
+    () => false,
+  );
+  if (parentExists ? !(await isCgroup(parent)) : parent === dir)
+    throw new Error(`${parent} is not a cgroup directory`);
+  if (!parentExists) await createGuestCgroup(parent);
   await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
   });

@@ -345,3 +345,13 @@ test('the daemon refuses to start when --guest-cgroup-root is in no cgroup hiera
     `--guest-cgroup-root ${notCgroup}: neither it nor its parent ${join(work, 'not-a-cgroup')} is a cgroup v2 (cgroup2) directory, and no directory above it holds cgroup v1 hierarchies`,
   );
 }, 30_000);
+
+test('guests created at once under a parent cgroup that does not exist yet all get their cgroup', async () => {
+  // Each call creates the missing parent; the others must take the one that appeared meanwhile as it is.
+  const dirs = Array.from({ length: 8 }, (_, index) => join(testCgroup, 'fresh-parent', `guest-${index}`));
+  await Promise.all(dirs.map((dir) => createGuestCgroup(dir)));
+  for (const dir of dirs) expect((await stat(join(dir, 'cgroup.procs'))).isFile()).toBe(true);
+  await expect(createGuestCgroup(join(work, 'plain', 'guest'))).rejects.toThrow(
+    `${work} is not a cgroup directory`,
+  );
+}, 30_000);
