@@ -93,6 +93,7 @@ export const valuesSchema: Schema = {
     apiServer: object({ host: string({ pattern: '^[^/\\s\\[\\]]*$' }), port }),
     operator: object({
       replicas: integer(1),
+      shutdownDelaySeconds: integer(0),
       command,
       serviceAccount,
       leaderElection: object({

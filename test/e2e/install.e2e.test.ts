@@ -18,11 +18,15 @@
 // are made in every hierarchy, under the node's own cgroup root (<cluster id>-<node>, so that the nodes, which share
 // the host's cgroup tree, do not share guest cgroups and the teardown finds them).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { isTerminalMigrationPhase, type Migration, type VirtualMachine } from '../../crds/index.js';
 import { testGuestImages, testGuestVm } from '../fixtures/test-guest.js';
@@ -42,6 +46,8 @@ import { condition, kubectlOn, verifyGuest } from '../harness/operator-cluster.j
 import { buildTernImage, IMAGE_BUILD_TIMEOUT_MS, type TernImage } from '../harness/tern-image.js';
 import { helm } from '../helm/chart-tools.js';
 import type { GuestControlClient } from '../../proto/index.js';
+import { kubeCsrApi } from '../../hypervisor-node/src/identity/csr-api.js';
+import { createCertificateRequest, NODE_SIGNER_NAME, nodeUri } from '../../pki/index.js';
 
 const run = promisify(execFile);
 const CHART = fileURLToPath(new URL('../../helm/tern/', import.meta.url));
@@ -61,8 +67,8 @@ const VM3 = 'vm3';
 const NEXT_TAG = '0.1.0-next';
 /** The printer column the next chart version adds to the VirtualMachine CRD. */
 const NEXT_COLUMN = 'Upgraded';
-/** The node the operator replicas run on (not the one the drain test drains). */
-const OPERATOR_NODE = 'node-b';
+/** The node the drain test moves the VMs to (it drains the other one). */
+const DRAIN_TO = 'node-b';
 
 let cluster: KubeletCluster;
 let work: string;
@@ -100,6 +106,20 @@ async function podLogs(): Promise<string> {
 /** Reasons a container waits with that no wait cures (the image is missing or wrong, a Secret is missing). */
 const HOPELESS =
   /^(ErrImageNeverPull|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError)$/;
+
+/** The lines of the daemon pods' logs that mention `word` (their messages are JSON lines). */
+async function daemonLogsAbout(word: string): Promise<string> {
+  const pods = await getJson<{ items: { metadata: { name: string }; spec: { nodeName: string } }[] }>(
+    ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-hypervisor-node'],
+  );
+  const parts: string[] = [];
+  for (const pod of pods.items) {
+    const logs = await cluster.controlPlane.kubectl(['logs', '-n', NAMESPACE, pod.metadata.name]);
+    const lines = logs.stdout.split('\n').filter((line) => line.includes(word));
+    parts.push(`--- ${pod.metadata.name} (${pod.spec.nodeName}):\n${lines.join('\n')}`);
+  }
+  return parts.join('\n');
+}
 
 /** Throws when a Tern pod waits for something that will not come. */
 async function failOnHopelessPods(): Promise<void> {
@@ -186,6 +206,64 @@ function control(name: string): GuestControlClient {
   return client;
 }
 
+interface DaemonPod {
+  metadata: { name: string; uid: string };
+  spec: { nodeName: string; volumes: { name: string; secret?: object }[] };
+}
+
+interface NodeCsr {
+  spec: { signerName: string; username: string; extra?: Record<string, string[]> };
+  status?: { certificate?: string };
+}
+
+/** The certificate the node's daemon serves its control API with, as the operator reaches it. */
+function servedCertificate(n: KubeletNode): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: n.address,
+      port: CONTROL_PORT,
+      servername: n.name,
+      ca: readFileSync(certs.ca.cert),
+      cert: readFileSync(certs.operator.cert),
+      key: readFileSync(certs.operator.key),
+      ALPNProtocols: ['h2'],
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerX509Certificate()!);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** The ServiceAccount token kubelet mounted into a pod of `n` (read from kubelet's directory on the host). */
+async function podToken(n: KubeletNode, podUid: string): Promise<string> {
+  const projected = join(n.dir, 'kubelet', 'pods', podUid, 'volumes', 'kubernetes.io~projected');
+  for (const volume of await readdir(projected)) {
+    const token = await readFile(join(projected, volume, 'token'), 'utf8').catch(() => undefined);
+    if (token !== undefined) return token.trim();
+  }
+  throw new Error(`no ServiceAccount token in ${projected}`);
+}
+
+/** A client configuration that talks to the cluster's apiserver with `token` only. */
+function tokenKubeConfig(token: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'cluster',
+        server: cluster.controlPlane.server,
+        caData: readFileSync(cluster.controlPlane.certs.caCert).toString('base64'),
+      },
+    ],
+    users: [{ name: 'pod', token }],
+    contexts: [{ name: 'pod', cluster: 'cluster', user: 'pod' }],
+    currentContext: 'pod',
+  });
+  return kubeConfig;
+}
+
 /** Pids of the QEMU processes running the VM's guest, per node (the processes in the node's network namespace). */
 async function qemuPids(vm = VM): Promise<Record<string, number[]>> {
   const found: Record<string, number[]> = {};
@@ -260,8 +338,7 @@ beforeAll(async () => {
   timings.push(['kubelet cluster up', cluster.startupMs]);
 
   // What an administrator does before `helm install` (docs/install.md): the guest images on each node, the
-  // namespace, the mTLS Secrets (hack/gen-certs.ts's development set: the node certificates name their InternalIP,
-  // the address the daemons advertise), the hypervisor label.
+  // namespace, the operator's certificate and the CA, the hypervisor label.
   const importing = Date.now();
   for (const n of cluster.nodes) {
     // As docs/install.md says: --digests with the repository as --base-name also names the image by its manifest
@@ -280,10 +357,9 @@ beforeAll(async () => {
     await copyFile(guest.initrd, join(shared, 'initramfs.img'));
   }
   timings.push(['image imported into both nodes', Date.now() - importing]);
-  certs = generateDevCerts(
-    join(work, 'pki'),
-    cluster.nodes.map((n) => ({ name: n.name, ips: [n.address] })),
-  );
+  // A development CA and the operator's client certificate (hack/gen-certs.ts's set); the daemons get their node
+  // certificates from the operator through the CSR API (nodeIdentity.source csr, the chart's default).
+  certs = generateDevCerts(join(work, 'pki'), []);
   await kubectl('create', 'namespace', NAMESPACE);
   await kubectl(
     ...['-n', NAMESPACE, 'create', 'secret', 'generic', 'tern-operator-tls'],
@@ -292,20 +368,18 @@ beforeAll(async () => {
     `--from-file=ca.crt=${certs.ca.cert}`,
   );
   await kubectl(
-    ...[
-      '-n',
-      NAMESPACE,
-      'create',
-      'secret',
-      'generic',
-      'tern-node-tls',
-      `--from-file=ca.crt=${certs.ca.cert}`,
-    ],
-    ...cluster.nodes.flatMap((n) => [
-      `--from-file=${n.name}.crt=${certs.nodes[n.name]!.cert}`,
-      `--from-file=${n.name}.key=${certs.nodes[n.name]!.key}`,
-    ]),
+    '-n',
+    NAMESPACE,
+    'create',
+    'secret',
+    'tls',
+    'tern-ca',
+    '--cert',
+    certs.ca.cert,
+    '--key',
+    certs.ca.key,
   );
+  await kubectl('-n', NAMESPACE, 'create', 'configmap', 'tern-ca', `--from-file=ca.crt=${certs.ca.cert}`);
   // The eviction webhook's serving certificate (operator.nodeMaintenance): for its Service's name, which the
   // apiserver checks; any CA (the operator writes ca.crt into the webhook configuration).
   const webhook = issueControlPlaneLeaf({
@@ -360,10 +434,6 @@ test(
       // kubectl drain moves VMs (the last test); the guard pods run the pause image the nodes have.
       ...['--set', 'operator.nodeMaintenance.enabled=true'],
       ...['--set', `operator.nodeMaintenance.guardImage=${PAUSE_IMAGE}`],
-      // Both operator replicas on the node the drain test keeps: a drain that also evicts an operator replica can
-      // fail, the apiserver's webhook call reaching the terminating replica (EOF), which kubectl drain does not
-      // retry (seen here; the operator's webhook needs a graceful hand-off before that case is tested).
-      ...['--set', `operator.nodeSelector.kubernetes\\.io/hostname=${OPERATOR_NODE}`],
     );
     timings.push(['helm install', Date.now() - started]);
 
@@ -421,6 +491,64 @@ test(
   },
   READY_TIMEOUT_MS * 2,
 );
+
+test("each daemon pod holds its own node's key only: its certificate came through a CSR made with its pod's token, which cannot get the other node's", async () => {
+  if (!installed) throw new Error('the install did not come up (see the first test)');
+  const pods = await getJson<{ items: DaemonPod[] }>(
+    ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-hypervisor-node'],
+  );
+  expect(pods.items.map((pod) => pod.spec.nodeName).sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
+  const csrs = await getJson<{ items: NodeCsr[] }>('csr');
+  for (const pod of pods.items) {
+    // No Secret reaches a daemon: the CA certificate comes from a ConfigMap, the key is made on the node.
+    expect(pod.spec.volumes.filter((volume) => volume.secret !== undefined)).toEqual([]);
+    const n = node(pod.spec.nodeName);
+    const served = await servedCertificate(n);
+    expect(served.subject).toBe(`CN=${n.name}`);
+    expect(served.subjectAltName?.split(', ').sort()).toEqual(
+      [`DNS:${n.name}`, `IP Address:${n.address}`, `URI:spiffe://tern.dev/node/${n.name}`].sort(),
+    );
+    // Issued for a request the apiserver recorded as made with a token bound to this node's daemon pod.
+    const issuedBy = csrs.items.find(
+      (csr) =>
+        csr.status?.certificate !== undefined &&
+        new X509Certificate(Buffer.from(csr.status.certificate, 'base64')).fingerprint256 ===
+          served.fingerprint256,
+    );
+    expect(issuedBy?.spec).toMatchObject({
+      signerName: NODE_SIGNER_NAME,
+      username: `system:serviceaccount:${NAMESPACE}:tern-hypervisor-node`,
+      extra: {
+        'authentication.kubernetes.io/node-name': [n.name],
+        'authentication.kubernetes.io/pod-name': [pod.metadata.name],
+      },
+    });
+  }
+
+  // The token kubelet mounted into node A's daemon pod asks for node B's certificate: denied.
+  const [a, b] = cluster.nodes as [KubeletNode, KubeletNode];
+  const podOfA = pods.items.find((pod) => pod.spec.nodeName === a.name)!;
+  const api = kubeCsrApi(tokenKubeConfig(await podToken(a, podOfA.metadata.uid)));
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const names = { commonName: b.name, dnsNames: [b.name], uris: [nodeUri(b.name)], ips: [] };
+  const request = await api.create({
+    generateName: 'tern-node-impostor-',
+    pem: createCertificateRequest(names, privateKey),
+    signerName: NODE_SIGNER_NAME,
+    expirationSeconds: 3600,
+  });
+  const answer = await eventually(`the operator's answer to ${request}`, async () => {
+    const read = await api.read(request);
+    return read.refused !== undefined || read.certificate !== undefined ? read : undefined;
+  });
+  expect(answer).toEqual({
+    refused: expect.stringMatching(
+      new RegExp(
+        `^Denied: the daemon pod ${podOfA.metadata.name} on node ${a.name} asked for subject CN=${b.name}`,
+      ),
+    ),
+  });
+}, 120_000);
 
 test(
   'a VM applied with kubectl runs, moves to the other kubelet node and back, on one node at a time',
@@ -704,6 +832,8 @@ test(
     console.log(
       `Migration ${migration}: ${done.status?.phase} ${done.status?.failureReason ?? ''} ${done.status?.message ?? ''}`,
     );
+    // What the restarted daemons did with it (recovered, cancelled, not recovered), for a Migration that failed.
+    if (done.status?.phase !== 'Succeeded') console.log(await daemonLogsAbout('migration'));
     expect(seen.bothRunning).toEqual([]);
     expect(seen.nodesSeen.filter(Boolean)).toEqual(on === from ? [from] : [from, to]);
 
@@ -744,8 +874,18 @@ test(
 
 test('kubectl drain of a node with 3 VMs completes once they have been live-migrated away; uncordon makes it eligible', async () => {
   if (!installed) throw new Error('the install did not come up (see the first test)');
-  const to = OPERATOR_NODE;
+  const to = DRAIN_TO;
   const from = otherNode(to);
+  // The drain evicts an operator replica too (the chart spreads them over the nodes): the apiserver's webhook calls
+  // for the guard pods must go to the replica that stays (operator.shutdownDelaySeconds), or the drain fails.
+  const operatorPods = async () =>
+    (
+      await getJson<{ items: { metadata: { name: string }; spec: { nodeName: string } }[] }>(
+        ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-operator'],
+      )
+    ).items;
+  const evictedOperator = (await operatorPods()).find((pod) => pod.spec.nodeName === from);
+  expect(evictedOperator).toBeDefined();
   const vms = [VM, VM2, VM3];
   await createVm(VM3);
   for (const vm of vms) await moveTo(vm, from);
@@ -764,6 +904,7 @@ test('kubectl drain of a node with 3 VMs completes once they have been live-migr
     expect(drained.stderr).toMatch(
       new RegExp(`VirtualMachine default/${vm} is being live-migrated off node ${from}`),
     );
+  expect(drained.stdout).toContain(`pod/${evictedOperator!.metadata.name} evicted`);
   for (const vm of vms) {
     await waitFor(
       `${vm} Running on ${to}`,

@@ -152,7 +152,8 @@ test("the rendered workloads' flags are accepted by the daemon's and the operato
     nodeName: 'node-a',
     advertiseAddress: '10.1.2.3:7443',
     migrationAddress: '10.1.2.3',
-    tls: { certFile: '/etc/tern/tls/node-a.crt', keyFile: '/etc/tern/tls/node-a.key' },
+    // nodeIdentity.source csr by default: the node's key is made on the node, its certificate asked for.
+    tls: { caFile: '/etc/tern/ca/ca.crt', fromCsr: { lifetimeSeconds: 86400 } },
     operatorIdentities: ['tern-operator'],
     registration: { kubeconfig: 'in-cluster', leaseNamespace: NS, fenceAfterSeconds: 120 },
     // QEMU drops to a uid of its own, which needs no passwd entry in the image.
@@ -450,8 +451,94 @@ test("the daemons' ServiceAccount may make exactly the calls the daemon makes", 
   expect(allowed).toEqual(DAEMON_CALLS.map(describeAccess));
 });
 
-test('with nodeIdentity.source csr, the daemons mount no key and may only ask for certificates, and only the operator holds the CA key and may approve and sign them', async () => {
-  const csrMode = await helm('template', 'tern', CHART, `--namespace=${NS}`, '--set=nodeIdentity.source=csr');
+test('the operator replicas are spread over nodes, and a stopping one serves on while its endpoints drop it', () => {
+  const deployment = parseAllDocuments(rendered)
+    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: OperatorPodSpec } } } | null)
+    .find((object) => object?.kind === 'Deployment')!.spec.template.spec;
+  expect(deployment.containers[0]!.lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+  expect(deployment.affinity).toEqual({
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        {
+          weight: 100,
+          podAffinityTerm: {
+            topologyKey: 'kubernetes.io/hostname',
+            labelSelector: {
+              matchLabels: {
+                'app.kubernetes.io/name': 'tern-operator',
+                'app.kubernetes.io/instance': 'tern',
+              },
+            },
+          },
+        },
+      ],
+    },
+  });
+});
+
+interface OperatorPodSpec {
+  containers: { lifecycle?: unknown }[];
+  affinity?: unknown;
+}
+
+test('helm install against a cluster names the Secrets and ConfigMaps the pods would wait for, before it creates anything', async () => {
+  // A namespace of its own, without the objects a user creates first (docs/install.md "Install on a cluster").
+  const ns = 'tern-prerequisites';
+  await kubectl(cp, ['create', 'namespace', ns]);
+  const install = (...values: string[]) =>
+    helm(
+      ...[
+        'install',
+        'prereq',
+        CHART,
+        '--namespace',
+        ns,
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        '--dry-run=server',
+      ],
+      // A release of another name, without the CRDs: nothing of the chart applied before conflicts with it.
+      ...['--set=crds.install=false', ...values],
+    );
+  await expect(install()).rejects.toThrow(
+    `missing in namespace ${ns}: Secret tern-operator-tls, Secret tern-ca, ConfigMap tern-ca (nodeIdentity.source is csr;`,
+  );
+  await expect(install('--set=nodeIdentity.source=secret')).rejects.toThrow(
+    `missing in namespace ${ns}: Secret tern-operator-tls, Secret tern-node-tls (nodeIdentity.source is secret;`,
+  );
+  for (const name of ['tern-operator-tls', 'tern-ca'])
+    await kubectl(cp, ['-n', ns, 'create', 'secret', 'generic', name, '--from-literal=tls.crt=x']);
+  await kubectl(cp, ['-n', ns, 'create', 'configmap', 'tern-ca', '--from-literal=ca.crt=x']);
+  await expect(install('--set=operator.nodeMaintenance.enabled=true')).rejects.toThrow(
+    `missing in namespace ${ns}: Secret tern-eviction-webhook-tls (nodeIdentity.source is csr;`,
+  );
+  expect(await install()).toMatch(/^STATUS: pending-install$/m);
+  // `helm template` (and GitOps renderers) reach no cluster: nothing to check there.
+  expect(await helm('template', 'tern', CHART, '--namespace', 'nowhere')).toContain('kind: DaemonSet');
+});
+
+test('with nodeIdentity.source secret, every daemon pod mounts the shared Secret and serves with its own pair from it', async () => {
+  const secretMode = await helm(
+    ...['template', 'tern', CHART, `--namespace=${NS}`, '--set=nodeIdentity.source=secret'],
+  );
+  const daemonSet = asKubeletRunsIt(
+    'DaemonSet',
+    { 'spec.nodeName': 'node-a', 'status.hostIP': '10.1.2.3' },
+    secretMode,
+  );
+  expect(parseDaemonConfig(daemonSet.args, daemonSet.env).tls).toEqual({
+    certFile: '/etc/tern/tls/node-a.crt',
+    keyFile: '/etc/tern/tls/node-a.key',
+    caFile: '/etc/tern/tls/ca.crt',
+  });
+  const deployment = asKubeletRunsIt('Deployment', { 'metadata.name': 'tern-operator-7d9f-x2' }, secretMode);
+  expect(parseOperatorConfig(deployment.args, deployment.env).nodeSigner).toBeUndefined();
+  expect(secretMode).toContain('secretName: tern-node-tls');
+  expect(secretMode).not.toContain('tern-hypervisor-node-node-certificate');
+});
+
+test('by default (nodeIdentity.source csr), the daemons mount no key and may only ask for certificates, and only the operator holds the CA key and may approve and sign them', async () => {
+  const csrMode = rendered;
   interface PodSpec {
     containers: { volumeMounts: { name: string; mountPath: string }[] }[];
     volumes: { name: string; secret?: { secretName: string }; configMap?: { name: string } }[];
@@ -484,16 +571,7 @@ test('with nodeIdentity.source csr, the daemons mount no key and may only ask fo
     maxLifetimeSeconds: 86400,
   });
 
-  const rbac = await helm(
-    'template',
-    'tern',
-    CHART,
-    `--namespace=${NS}`,
-    '--set=nodeIdentity.source=csr',
-    '--show-only',
-    'templates/node-identity-rbac.yaml',
-  );
-  await kubectl(cp, ['apply', '-f', '-'], rbac);
+  // The RBAC of templates/node-identity-rbac.yaml, applied with the rest of the default chart (beforeAll).
   const csr = (verb: string, more: Partial<Access> = {}): Access => ({
     verb,
     group: 'certificates.k8s.io',
@@ -540,8 +618,6 @@ test('with nodeIdentity.source csr, the daemons mount no key and may only ask fo
   expect(await allowedFor(cp, DAEMON_SA, [...daemonCalls, ...daemonMustNot])).toEqual(
     daemonCalls.map(describeAccess),
   );
-  // The later tests run under the default (secret) chart's RBAC.
-  await kubectl(cp, ['delete', '-f', '-'], rbac);
 });
 
 function apis(kubeconfigPath: string): { nodes: CustomObjectsApi; leases: CoordinationV1Api } {

@@ -825,7 +825,12 @@ it('two replicas: SIGKILL of the leader mid-Copying → the standby takes over w
   expect(await guestOnNode(from)).toBeUndefined();
   expect((await guestOnNode(other(from)))?.phase).toBe('GUEST_PHASE_RUNNING');
   await expectVerifyOk(other(from));
-  // Back to the single operator the other tests use.
+  // Back to a single operator, elected still: the daemons have seen an elected leader's fencing token and refuse
+  // guest changes from an operator without leader election from now on (a Migration would stay in Scheduling,
+  // its run retried with "only an elected leader may").
   expect(await standby.stop()).toBe(0);
-  await cluster.startOperator();
+  await cluster.startOperator({
+    leaderElection: { name: 'tern-operator-test', identity: 'op-3', leaseDurationSeconds: LEASE_SECONDS },
+  });
+  await migrateAndCheck('after-failover', {});
 }, 240_000);
