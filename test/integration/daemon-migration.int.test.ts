@@ -743,6 +743,35 @@ describe('a daemon that dies mid-migration is recovered by its successor', () =>
     });
   });
 
+  test('source daemon stopped (SIGTERM) during Copying: it cancels before it goes, and the next one still answers with the outcome', async () => {
+    const started = await start('idle', { policy: { bandwidthBytesPerSec: 4 * MiB } });
+    await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);
+    await started.stopWatch();
+    // As kubelet stops the daemon's container in an upgrade: the guest keeps running, the migration does not.
+    expect(await started.from.daemon.stop()).toBe(0);
+    Object.assign(started.from, await startNode(started.from.name));
+    const outcome = await outcomeFrom(started.from, started.run.id);
+    expect(outcome).toMatchObject({
+      result: 'RESULT_FAILED',
+      cause: 'CAUSE_SOURCE',
+      sourceRunState: 'running',
+    });
+    expect(outcome.reason).toMatch(/the source daemon shut down during the migration/);
+    // Not "unknown here": the successor knows the guest runs on the source again.
+    const state = await unary<MigrationState__Output>((done) =>
+      started.from.migration.getMigration({ migrationId: started.run.id }, done),
+    );
+    expect(state).toMatchObject({
+      stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
+      message: expect.stringMatching(/^the guest runs here again: the source daemon shut down/),
+    });
+    await expectStillOnSource('idle', {
+      ...started,
+      run: { ...started.run, outcome: Promise.resolve(outcome) },
+      stopWatch: watchOwnership('idle'),
+    });
+  });
+
   test('target daemon killed during Copying: the migration completes, the successor resumes the target', async () => {
     const started = await start('idle', { policy: { bandwidthBytesPerSec: SLOW_LINK } });
     await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);

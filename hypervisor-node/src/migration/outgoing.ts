@@ -69,6 +69,8 @@ export class OutgoingMigration {
   readonly log: EventLog;
   private stage: MigrationStage = 'MIGRATION_STAGE_RUNNING';
   private message = '';
+  /** Settles once the outcome is recorded here (and the record file gone, when it left the guest running here). */
+  private concluded: Promise<void> = Promise.resolve();
   private wireOutcome: MigrationOutcome | undefined;
 
   private constructor(
@@ -185,10 +187,10 @@ export class OutgoingMigration {
     );
     engine.on('progress', (progress) => log.append({ progress: toWireProgress(progress) }, progress.atMs));
     engine.on('decision', (record) => log.append({ decision: toWireDecision(record) }, record.atMs));
-    void engine.done.then((outcome) => this.conclude(outcome));
+    this.concluded = engine.done.then((outcome) => this.conclude(outcome));
   }
 
-  private conclude(outcome: SourceOutcome): void {
+  private async conclude(outcome: SourceOutcome): Promise<void> {
     this.hold.release?.();
     this.stage = 'MIGRATION_STAGE_FINISHED';
     this.message = outcome.reason;
@@ -211,7 +213,7 @@ export class OutgoingMigration {
     // Not completed and the guest runs here: nothing is left for a successor to hand over or resume. (A stale
     // record would let a later daemon read the guest's next migration in QEMU as this one's.)
     if (outcome.result !== 'Completed' && outcome.sourceRunState === 'running') {
-      void removeRecordFile(this.context.stateRoot, this.record.id);
+      await removeRecordFile(this.context.stateRoot, this.record.id);
     }
   }
 
@@ -529,7 +531,25 @@ export class OutgoingMigration {
    */
   async close(): Promise<void> {
     if (this.stage === 'MIGRATION_STAGE_RUNNING' && !this.engine.postCopyStarted) {
-      await this.engine.cancel('the source daemon shut down during the migration').catch(() => undefined);
+      const outcome = await this.engine
+        .cancel('the source daemon shut down during the migration', 'Source')
+        .catch(() => undefined);
+      if (outcome !== undefined && outcome.result !== 'Completed' && outcome.sourceRunState === 'running') {
+        await this.concluded.catch(() => undefined);
+        // The operator asks the next daemon about it: a tombstone tells it the outcome and that the guest runs here
+        // again (ResumeSource done), where the next daemon would not know the migration at all.
+        await retire(this.context, {
+          id: this.record.id,
+          role: 'source',
+          state: {
+            ...this.state(),
+            stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
+            message: `the guest runs here again: ${outcome.reason}`,
+          },
+          tokenDigest: this.record.tokenDigest,
+          dataEndpoint: this.record.dataEndpoint,
+        });
+      }
     }
     this.log.end();
   }

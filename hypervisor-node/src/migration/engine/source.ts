@@ -507,9 +507,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /**
    * Cancels the migration before the hand-over: `migrate_cancel`, then makes sure the guest runs on the source
    * again (QEMU resumes it itself; `cont` if it did not). Rejects once the device state has crossed (use the
-   * hand-over's failure path) or during post-copy (the target already holds the newest memory).
+   * hand-over's failure path) or during post-copy (the target already holds the newest memory). With `cause`, the
+   * outcome is a failure of that cause rather than Aborted: nobody asked for the cancel (the daemon shuts down).
    */
-  async cancel(reason = 'cancelled by request'): Promise<SourceOutcome> {
+  async cancel(reason = 'cancelled by request', cause?: SourceFailureCause): Promise<SourceOutcome> {
     if (this.outcome !== undefined || this.finishing) {
       const outcome = await this.done;
       if (outcome.result === 'Completed') {
@@ -524,11 +525,13 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         'post-copy is running: cancelling now would lose the guest; let it complete',
       );
     }
-    this.cancelReason ??= reason;
+    if (cause !== undefined) this.abort ??= { reason, cause };
+    else this.cancelReason ??= reason;
     if (this.mirror !== undefined && !this.memoryStarted) {
       // Still copying the disks: no memory migration to cancel; finish() abandons the mirrors.
       clearTimeout(this.diskTimer);
-      await this.finish('Aborted', this.cancelReason, 'Cancelled');
+      if (this.abort !== undefined) await this.finish('Failed', this.abort.reason, this.abort.cause);
+      else await this.finish('Aborted', this.cancelReason!, 'Cancelled');
       return this.outcome!;
     }
     await this.qmp.execute('migrate_cancel');
@@ -922,7 +925,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
       await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
     } catch (err) {
       // A cancel that raced the continue is fine; anything else fails the migration.
-      if (this.cancelReason === undefined && !this.finishing) {
+      if (this.cancelReason === undefined && this.abort === undefined && !this.finishing) {
         this.abort = { reason: `migrate-continue failed: ${(err as Error).message}`, cause: 'Source' };
         await this.qmp.execute('migrate_cancel').catch(() => undefined);
       }
