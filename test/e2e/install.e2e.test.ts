@@ -107,20 +107,6 @@ async function podLogs(): Promise<string> {
 const HOPELESS =
   /^(ErrImageNeverPull|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError)$/;
 
-/** The lines of the daemon pods' logs that mention `word` (their messages are JSON lines). */
-async function daemonLogsAbout(word: string): Promise<string> {
-  const pods = await getJson<{ items: { metadata: { name: string }; spec: { nodeName: string } }[] }>(
-    ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-hypervisor-node'],
-  );
-  const parts: string[] = [];
-  for (const pod of pods.items) {
-    const logs = await cluster.controlPlane.kubectl(['logs', '-n', NAMESPACE, pod.metadata.name]);
-    const lines = logs.stdout.split('\n').filter((line) => line.includes(word));
-    parts.push(`--- ${pod.metadata.name} (${pod.spec.nodeName}):\n${lines.join('\n')}`);
-  }
-  return parts.join('\n');
-}
-
 /** Throws when a Tern pod waits for something that will not come. */
 async function failOnHopelessPods(): Promise<void> {
   const pods = await getJson<{
@@ -832,8 +818,6 @@ test(
     console.log(
       `Migration ${migration}: ${done.status?.phase} ${done.status?.failureReason ?? ''} ${done.status?.message ?? ''}`,
     );
-    // What the restarted daemons did with it (recovered, cancelled, not recovered), for a Migration that failed.
-    if (done.status?.phase !== 'Succeeded') console.log(await daemonLogsAbout('migration'));
     expect(seen.bothRunning).toEqual([]);
     expect(seen.nodesSeen.filter(Boolean)).toEqual(on === from ? [from] : [from, to]);
 
