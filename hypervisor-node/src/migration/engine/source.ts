@@ -182,7 +182,16 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
   /** The last time post-copy moved (bytes transferred grew), for its stall deadline. */
   private postCopyProgress = { bytes: -1, atMs: 0 };
   /** Set while a broken post-copy stream is being recovered: since when, and its deadline's timer. */
-  private recovery: { sinceMs: number; deadline: NodeJS.Timeout; retry?: NodeJS.Timeout } | undefined;
+  private recovery:
+    | {
+        sinceMs: number;
+        deadline: NodeJS.Timeout;
+        retry?: NodeJS.Timeout;
+        /** `migrate` with `resume` sent so far, and QEMU's migration status after the last one. */
+        attempts: number;
+        lastStatus?: string;
+      }
+    | undefined;
   private readonly pollIntervalMs: number;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
@@ -747,16 +756,18 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (this.finishing || this.abort !== undefined) return;
     if (this.recovery === undefined) {
       const deadlineMs = this.options.policy.stallTimeoutSeconds * 1000;
-      this.recovery = {
+      const recovery: NonNullable<SourceMigration['recovery']> = {
         sinceMs: Date.now(),
+        attempts: 0,
         deadline: setTimeout(
           () =>
             void this.endPostCopy(
-              `the stream to the target broke (the link was lost or the target QEMU went away) and could not be resumed within ${this.options.policy.stallTimeoutSeconds} s (the stall timeout)`,
+              `the stream to the target broke (the link was lost or the target QEMU went away) and could not be resumed within ${this.options.policy.stallTimeoutSeconds} s (the stall timeout; ${recovery.attempts} attempts, QEMU's migration status after the last: ${recovery.lastStatus ?? 'none'})`,
             ),
           deadlineMs,
         ),
       };
+      this.recovery = recovery;
       this.note(
         'PostCopy',
         `post-copy paused: link to the target lost, recovering (deadline ${this.options.policy.stallTimeoutSeconds} s)`,
@@ -767,6 +778,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     if (recovery.retry !== undefined) return;
     recovery.retry = setTimeout(() => {
       if (this.recovery !== recovery || this.finishing || this.abort !== undefined) return;
+      recovery.attempts++;
       void this.qmp
         .execute('migrate', { uri: this.uri, resume: true })
         // QEMU refuses while an earlier attempt is still under way; the next try comes after it.
@@ -774,6 +786,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         .then(() => this.qmp.queryMigrate())
         .then((info) => {
           recovery.retry = undefined;
+          recovery.lastStatus = info.status;
           // Still (or again) paused: the target did not take the stream; try again.
           if (info.status === 'postcopy-paused') this.recoverPostCopy();
         })
@@ -787,7 +800,10 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     clearTimeout(recovery.retry);
     this.recovery = undefined;
     this.postCopyProgress = { bytes: -1, atMs: 0 };
-    this.note('PostCopy', `post-copy resumed after ${Date.now() - recovery.sinceMs} ms without a link`);
+    this.note(
+      'PostCopy',
+      `post-copy resumed after ${Date.now() - recovery.sinceMs} ms without a link (${recovery.attempts} attempts)`,
+    );
   }
 
   /**
