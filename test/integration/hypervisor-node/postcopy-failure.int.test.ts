@@ -29,6 +29,7 @@ import {
   getGuest,
   getMigration,
   postCopyGuest,
+  postCopyTrail,
   startPostCopyNode,
   type PostCopyNode,
 } from '../../fixtures/post-copy-nodes.js';
@@ -96,25 +97,6 @@ async function expectBothStopped(name: string, run: RunningMigration): Promise<M
   return outcome;
 }
 
-/** The run's phase notes and both daemons' post-copy log lines, in time order: where a recovery stopped. */
-function postCopyTrail(run: RunningMigration): string {
-  const notes = run.events
-    .filter((event) => event.phase !== null && event.phase !== undefined)
-    .map((event) => ({ atMs: Number(event.atUnixMs), line: `source engine: ${event.phase!.reason}` }));
-  const logs = [nodeA, nodeB].flatMap((node) =>
-    node.daemon.logs
-      .filter((line) => /post-copy/.test(line.msg))
-      .map((line) => ({
-        atMs: Number(line.time),
-        line: `${node.name}: ${line.msg} ${JSON.stringify(line)}`,
-      })),
-  );
-  return [...notes, ...logs]
-    .sort((a, b) => a.atMs - b.atMs)
-    .map(({ atMs, line }) => `${new Date(atMs).toISOString()} ${line}`)
-    .join('\n');
-}
-
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tern-pcf-'));
   certs = generateDevCerts(join(work, 'pki'), [{ name: 'node-a' }, { name: 'node-b' }]);
@@ -155,7 +137,7 @@ test('the link cut in post-copy and back within the deadline: the stream resumes
     link!.restore();
     const outcome = await run.outcome;
     console.log(`link-back: ${outcome.result} in ${outcome.durationMs} ms: ${outcome.reason}`);
-    if (outcome.result !== 'RESULT_COMPLETED') console.log(`what the recovery left:\n${postCopyTrail(run)}`);
+    if (outcome.result !== 'RESULT_COMPLETED') console.log(postCopyTrail(run, [nodeA, nodeB]));
     expect(outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
     expect(run.events.some((e) => /^post-copy resumed after \d+ ms/.test(e.phase?.reason ?? ''))).toBe(true);
     const result = await handOver(run, { guest: 'link-back', from: nodeA, to: nodeB, record });

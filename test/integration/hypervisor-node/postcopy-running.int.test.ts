@@ -33,6 +33,7 @@ import {
   getGuest,
   getMigration,
   postCopyGuest,
+  postCopyTrail,
   startPostCopyNode,
   type PostCopyNode,
 } from '../../fixtures/post-copy-nodes.js';
@@ -253,6 +254,7 @@ test('the link cut while the guest runs on the target, back within the deadline:
     link!.restore();
     const outcome = await run.outcome;
     console.log(`link-back: ${outcome.result} in ${outcome.durationMs} ms: ${outcome.reason}`);
+    if (outcome.result !== 'RESULT_COMPLETED') console.log(postCopyTrail(run, [nodeA, nodeB]));
     expect(outcome).toMatchObject({ result: 'RESULT_COMPLETED', postCopy: true });
     expect(run.events.some((e) => /^post-copy resumed after \d+ ms/.test(e.phase?.reason ?? ''))).toBe(true);
     const result = await handOver(run, { guest: 'link-back', from: nodeA, to: nodeB, record });
