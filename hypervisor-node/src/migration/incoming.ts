@@ -5,6 +5,7 @@
 // is followed (and its record file kept) until QEMU completed it, and should it not complete, the guest's QEMU here
 // is stopped (Failed, PostCopyFailed) rather than left blocked on pages that never come (endPostCopy).
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { MigrationStage, MigrationState, TargetSwitchover } from '../../../proto/index.js';
 import { formatHostPort } from '../../../cmdline/index.js';
@@ -65,6 +66,9 @@ export const DEFAULT_TOKEN_TTL_MS = 300_000;
  * authenticated just before the key went has long started streaming by then.
  */
 export const REAP_MARGIN_MS = 15_000;
+
+/** How soon a refused `migrate-recover` is sent again while post-copy stays paused. */
+const RELISTEN_RETRY_MS = 250;
 
 /**
  * What a restarted daemon answers for a target record whose guest's QEMU it cannot follow any more (`why`: dead,
@@ -127,6 +131,8 @@ export class IncomingMigration {
   private key: Buffer | undefined;
   /** True while the incoming QEMU listens again for a broken post-copy stream. */
   private relistening = false;
+  /** listenForRecovery is asking QEMU to listen again (one at a time). */
+  private relistenUnderWay = false;
   /** A post-copy resumed here ended: completed, or stopped (endPostCopy). */
   private postCopyEnded = false;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -626,10 +632,23 @@ export class IncomingMigration {
    * side). Again after each failed attempt (QEMU pauses once more).
    */
   private async listenForRecovery(engine: TargetMigration): Promise<void> {
-    if (this.key === undefined || this.aborting || this.removal !== undefined) return;
+    if (this.key === undefined || this.aborting || this.removal !== undefined || this.relistenUnderWay)
+      return;
+    this.relistenUnderWay = true;
     try {
       await writePskFile(this.tls.dir, this.id, this.key, this.context.supervisor.qemuUser);
-      await engine.listenForRecovery();
+      for (;;) {
+        try {
+          await engine.listenForRecovery();
+          break;
+        } catch (error) {
+          // QEMU may still hold the port while it closes the broken stream's listener ("Address already in use"):
+          // tried again while post-copy stays paused here, until the source gives up and this side is aborted.
+          const paused = engine.migrationStatus === 'postcopy-paused' && !engine.qmp.closed;
+          if (!paused || this.key === undefined || this.aborting || this.removal !== undefined) throw error;
+          await sleep(RELISTEN_RETRY_MS);
+        }
+      }
       this.relistening = true;
       this.context.logger.info(
         { migration: this.id, endpoint: this.dataEndpoint },
@@ -640,6 +659,8 @@ export class IncomingMigration {
         { migration: this.id, reason: (error as Error).message },
         'post-copy paused: could not listen again for the source',
       );
+    } finally {
+      this.relistenUnderWay = false;
     }
   }
 

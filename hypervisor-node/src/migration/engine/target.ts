@@ -239,7 +239,11 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   async listenForRecovery(): Promise<void> {
     const channel = this.options.channel;
     const uri = channelUri(channel.transport === 'tcp' ? { ...channel, port: this.port } : channel);
-    await this.qmp.execute('migrate-recover', { uri });
+    // Out of band where QEMU offers it: once the guest runs here, a vCPU blocked on a page that has not arrived may
+    // hold QEMU's big lock, which an in-band command waits for — for the very stream it is to bring back (seen
+    // under TCG: no reply within 10 s, the post-copy lost).
+    if (this.qmp.oob) await this.qmp.executeOob('migrate-recover', { uri });
+    else await this.qmp.execute('migrate-recover', { uri });
   }
 
   /** Quits the target QEMU (if any) and deletes its state dir. Idempotent. Refused once the guest runs here. */
