@@ -1,7 +1,8 @@
 // `helm install tern ./helm/tern` on real kubelet nodes (issue 13 item 4; test/harness/kubelet-cluster.ts, root
 // only): the image `npm run image` builds (warm: seconds) is imported into both nodes' containerd, the chart runs
 // the operator Deployment and the hypervisor-node DaemonSet from it, both HypervisorNodes go Ready and `helm test`
-// passes; a VirtualMachine created with `kubectl apply` runs and moves from one kubelet node to the other and back,
+// passes; each daemon pod holds only its own node's key (item 6: its certificate comes through the CSR API, and its
+// pod's token cannot get another node's); a VirtualMachine created with `kubectl apply` runs and moves from one kubelet node to the other and back,
 // with the guest agent's memory check OK after each move, exactly one QEMU for it across the nodes, and neither
 // a watch on the VM nor the daemons ever showing it on two nodes. docs/install.md ("Install on a cluster") is
 // what the test does, step by step.
@@ -862,13 +863,10 @@ test('kubectl drain of a node with 3 VMs completes once they have been live-migr
   const from = otherNode(to);
   // The drain evicts an operator replica too (the chart spreads them over the nodes): the apiserver's webhook calls
   // for the guard pods must go to the replica that stays (operator.shutdownDelaySeconds), or the drain fails.
-  const operatorPods = async () =>
-    (
-      await getJson<{ items: { metadata: { name: string }; spec: { nodeName: string } }[] }>(
-        ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-operator'],
-      )
-    ).items;
-  const evictedOperator = (await operatorPods()).find((pod) => pod.spec.nodeName === from);
+  const operatorPods = await getJson<{ items: { metadata: { name: string }; spec: { nodeName: string } }[] }>(
+    ...['pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=tern-operator'],
+  );
+  const evictedOperator = operatorPods.items.find((pod) => pod.spec.nodeName === from);
   expect(evictedOperator).toBeDefined();
   const vms = [VM, VM2, VM3];
   await createVm(VM3);
