@@ -451,10 +451,19 @@ test("the daemons' ServiceAccount may make exactly the calls the daemon makes", 
   expect(allowed).toEqual(DAEMON_CALLS.map(describeAccess));
 });
 
-test('the operator replicas are spread over nodes, and a stopping one serves on while its endpoints drop it', () => {
-  const deployment = parseAllDocuments(rendered)
-    .map((doc) => doc.toJS() as { kind?: string; spec: { template: { spec: OperatorPodSpec } } } | null)
-    .find((object) => object?.kind === 'Deployment')!.spec.template.spec;
+test('the operator replicas are spread over nodes, evicted one at a time, and a stopping one serves on while its endpoints drop it', () => {
+  const objects = parseAllDocuments(rendered).map(
+    (doc) => doc.toJS() as { kind?: string; spec: Record<string, unknown> } | null,
+  );
+  const deployment = (
+    objects.find((object) => object?.kind === 'Deployment')!.spec as { template: { spec: OperatorPodSpec } }
+  ).template.spec;
+  expect(objects.find((object) => object?.kind === 'PodDisruptionBudget')?.spec).toEqual({
+    maxUnavailable: 1,
+    selector: {
+      matchLabels: { 'app.kubernetes.io/name': 'tern-operator', 'app.kubernetes.io/instance': 'tern' },
+    },
+  });
   expect(deployment.containers[0]!.lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
   expect(deployment.affinity).toEqual({
     podAntiAffinity: {
@@ -513,6 +522,10 @@ test('helm install against a cluster names the Secrets and ConfigMaps the pods w
     `missing in namespace ${ns}: Secret tern-eviction-webhook-tls (nodeIdentity.source is csr;`,
   );
   expect(await install()).toMatch(/^STATUS: pending-install$/m);
+  // A namespace --create-namespace is about to make holds none of them yet.
+  await expect(install('--namespace=tern-new', '--create-namespace')).rejects.toThrow(
+    'missing in namespace tern-new: Secret tern-operator-tls, Secret tern-ca, ConfigMap tern-ca',
+  );
   // `helm template` (and GitOps renderers) reach no cluster: nothing to check there.
   expect(await helm('template', 'tern', CHART, '--namespace', 'nowhere')).toContain('kind: DaemonSet');
 });

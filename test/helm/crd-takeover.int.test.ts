@@ -106,10 +106,13 @@ test('an install of the chart with CRDs in crds/ is upgraded after the documente
   await helmOn('upgrade', 'tern', CHART);
   const upgraded = await getCrd('virtualmachines');
   expect(columns(upgraded)).toContain(NEW_COLUMN);
-  expect(upgraded.metadata.annotations).toMatchObject({
-    'meta.helm.sh/release-name': 'tern',
-    'helm.sh/resource-policy': 'keep',
-  });
+  expect(upgraded.metadata.annotations).toMatchObject({ 'meta.helm.sh/release-name': 'tern' });
+  // The release's CRDs carry the keep policy themselves, whatever the takeover annotated.
+  const manifest = await helmOn('get', 'manifest', 'tern');
+  for (const crd of CRDS)
+    expect(manifest).toContain(
+      `name: ${crd}.tern.dev\n  labels:\n    app.kubernetes.io/part-of: tern\n  annotations:\n    helm.sh/resource-policy: keep\n`,
+    );
   expect(await kubectl(cp, ['get', 'virtualmachine', 'kept', '-o', 'name'])).toBe(
     'virtualmachine.tern.dev/kept\n',
   );

@@ -637,16 +637,22 @@ export class IncomingMigration {
     this.relistenUnderWay = true;
     try {
       await writePskFile(this.tls.dir, this.id, this.key, this.context.supervisor.qemuUser);
+      // QEMU may still hold the port while it closes the broken stream's listener ("Address already in use"): tried
+      // again while post-copy stays paused here, until the source gives up and this side is aborted.
+      const stillPaused = (): boolean =>
+        engine.migrationStatus === 'postcopy-paused' &&
+        !engine.qmp.closed &&
+        this.key !== undefined &&
+        !this.aborting &&
+        this.removal === undefined;
       for (;;) {
         try {
           await engine.listenForRecovery();
           break;
         } catch (error) {
-          // QEMU may still hold the port while it closes the broken stream's listener ("Address already in use"):
-          // tried again while post-copy stays paused here, until the source gives up and this side is aborted.
-          const paused = engine.migrationStatus === 'postcopy-paused' && !engine.qmp.closed;
-          if (!paused || this.key === undefined || this.aborting || this.removal !== undefined) throw error;
+          if (!stillPaused()) throw error;
           await sleep(RELISTEN_RETRY_MS);
+          if (!stillPaused()) throw error;
         }
       }
       this.relistening = true;

@@ -71,6 +71,10 @@ export class OutgoingMigration {
   private message = '';
   /** Settles once the outcome is recorded here (and the record file gone, when it left the guest running here). */
   private concluded: Promise<void> = Promise.resolve();
+  /** The engine's outcome, once in. */
+  private outcome: SourceOutcome | undefined;
+  /** The daemon shuts down (close()): the record file stays until the tombstone that replaces it is written. */
+  private closing = false;
   private wireOutcome: MigrationOutcome | undefined;
 
   private constructor(
@@ -192,6 +196,7 @@ export class OutgoingMigration {
 
   private async conclude(outcome: SourceOutcome): Promise<void> {
     this.hold.release?.();
+    this.outcome = outcome;
     this.stage = 'MIGRATION_STAGE_FINISHED';
     this.message = outcome.reason;
     this.wireOutcome = toWireOutcome(outcome);
@@ -212,7 +217,7 @@ export class OutgoingMigration {
     this.log.append({ outcome: this.wireOutcome }, Date.now(), true);
     // Not completed and the guest runs here: nothing is left for a successor to hand over or resume. (A stale
     // record would let a later daemon read the guest's next migration in QEMU as this one's.)
-    if (outcome.result !== 'Completed' && outcome.sourceRunState === 'running') {
+    if (leftGuestRunning(outcome) && !this.closing) {
       await removeRecordFile(this.context.stateRoot, this.record.id);
     }
   }
@@ -530,30 +535,40 @@ export class OutgoingMigration {
    * the next daemon, which recovers them.
    */
   async close(): Promise<void> {
+    this.closing = true;
     if (this.stage === 'MIGRATION_STAGE_RUNNING' && !this.engine.postCopyStarted) {
-      const outcome = await this.engine
-        .cancel('the source daemon shut down during the migration', 'Source')
-        .catch(() => undefined);
-      if (outcome !== undefined && outcome.result !== 'Completed' && outcome.sourceRunState === 'running') {
-        await this.concluded.catch(() => undefined);
-        // The operator asks the next daemon about it: a tombstone tells it the outcome and that the guest runs here
-        // again (ResumeSource done), where the next daemon would not know the migration at all.
-        await retire(this.context, {
-          id: this.record.id,
-          role: 'source',
-          state: {
-            ...this.state(),
-            stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
-            message: `the guest runs here again: ${outcome.reason}`,
-          },
-          tokenDigest: this.record.tokenDigest,
-          dataEndpoint: this.record.dataEndpoint,
-        });
-      }
+      await this.engine.cancel('the source daemon shut down during the migration', 'Source').then(
+        () => this.concluded.catch(() => undefined),
+        () => undefined,
+      );
+    }
+    // An outcome that left the guest running here, with no hand-over step done yet: the operator asks the next
+    // daemon about it, and a tombstone (written before the record file goes) tells it the outcome and that the guest
+    // runs here again (ResumeSource done), where the next daemon would not know the migration at all.
+    if (
+      this.stage === 'MIGRATION_STAGE_FINISHED' &&
+      this.outcome !== undefined &&
+      leftGuestRunning(this.outcome)
+    ) {
+      await retire(this.context, {
+        id: this.record.id,
+        role: 'source',
+        state: {
+          ...this.state(),
+          stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
+          message: `the guest runs here again: ${this.outcome.reason}`,
+        },
+        tokenDigest: this.record.tokenDigest,
+        dataEndpoint: this.record.dataEndpoint,
+      });
     }
     this.log.end();
   }
 }
+
+/** The migration did not complete and the guest runs on the source: nothing is left to hand over or resume. */
+const leftGuestRunning = (outcome: SourceOutcome): boolean =>
+  outcome.result !== 'Completed' && outcome.sourceRunState === 'running';
 
 const localImagePaths = (record: MigrationRecordFile): string[] =>
   (record.localImages ?? []).map((image) => image.path);

@@ -534,7 +534,8 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
         'post-copy is running: cancelling now would lose the guest; let it complete',
       );
     }
-    if (cause !== undefined) this.abort ??= { reason, cause };
+    // A cancel already asked for stays one.
+    if (cause !== undefined && this.cancelReason === undefined) this.abort ??= { reason, cause };
     else this.cancelReason ??= reason;
     if (this.mirror !== undefined && !this.memoryStarted) {
       // Still copying the disks: no memory migration to cancel; finish() abandons the mirrors.
