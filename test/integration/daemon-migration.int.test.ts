@@ -772,6 +772,27 @@ describe('a daemon that dies mid-migration is recovered by its successor', () =>
     });
   });
 
+  test('source daemon stopped after a failed outcome, before the hand-over: the next one answers with that outcome', async () => {
+    const started = await start('idle', { policy: { bandwidthBytesPerSec: 4 * MiB } });
+    await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);
+    const target = await unary<Guest__Output>((done) => started.to.control.getGuest({ name: 'idle' }, done));
+    process.kill(target.pid, 'SIGKILL');
+    const outcome = await started.run.outcome;
+    expect(outcome).toMatchObject({ result: 'RESULT_FAILED', sourceRunState: 'running' });
+    await started.stopWatch();
+    expect(await started.from.daemon.stop()).toBe(0);
+    Object.assign(started.from, await startNode(started.from.name));
+    const state = await unary<MigrationState__Output>((done) =>
+      started.from.migration.getMigration({ migrationId: started.run.id }, done),
+    );
+    expect(state).toMatchObject({
+      stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
+      message: `the guest runs here again: ${outcome.reason}`,
+      outcome: { result: 'RESULT_FAILED' },
+    });
+    await expectStillOnSource('idle', { ...started, stopWatch: watchOwnership('idle') });
+  });
+
   test('target daemon killed during Copying: the migration completes, the successor resumes the target', async () => {
     const started = await start('idle', { policy: { bandwidthBytesPerSec: SLOW_LINK } });
     await started.run.until((e) => (e.progress?.transferredBytes ?? 0) > 2 * MiB);
