@@ -530,9 +530,10 @@ export class OutgoingMigration {
   }
 
   /**
-   * Daemon shutdown: a migration still copying is cancelled, so the guest keeps running here rather than wait
-   * paused at the switchover for a daemon that may not come back; post-copy and completed migrations are left to
-   * the next daemon, which recovers them.
+   * Daemon shutdown: a migration still copying is cancelled (a source failure), so the guest keeps running here
+   * rather than wait paused at the switchover for a daemon that may not come back, and one that ended so leaves its
+   * tombstone for the next daemon; post-copy and completed migrations are left to the next daemon, which recovers
+   * them.
    */
   async close(): Promise<void> {
     this.closing = true;
