@@ -45,7 +45,7 @@ import {
 } from '../harness/kubelet-cluster.js';
 import { condition, kubectlOn, verifyGuest } from '../harness/operator-cluster.js';
 import { buildTernImage, IMAGE_BUILD_TIMEOUT_MS, type TernImage } from '../harness/tern-image.js';
-import { helm } from '../helm/chart-tools.js';
+import { helm, kubeconfigWithToken } from '../helm/chart-tools.js';
 import type { GuestControlClient } from '../../proto/index.js';
 import { kubeCsrApi } from '../../hypervisor-node/src/identity/csr-api.js';
 import { createCertificateRequest, NODE_SIGNER_NAME, nodeUri } from '../../pki/index.js';
@@ -229,24 +229,6 @@ async function podToken(n: KubeletNode, podUid: string): Promise<string> {
     if (token !== undefined) return token.trim();
   }
   throw new Error(`no ServiceAccount token in ${projected}`);
-}
-
-/** A client configuration that talks to the cluster's apiserver with `token` only. */
-function tokenKubeConfig(token: string): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [
-      {
-        name: 'cluster',
-        server: cluster.controlPlane.server,
-        caData: readFileSync(cluster.controlPlane.certs.caCert).toString('base64'),
-      },
-    ],
-    users: [{ name: 'pod', token }],
-    contexts: [{ name: 'pod', cluster: 'cluster', user: 'pod' }],
-    currentContext: 'pod',
-  });
-  return kubeConfig;
 }
 
 /** Pids of the QEMU processes running the VM's guest, per node (the processes in the node's network namespace). */
@@ -513,7 +495,16 @@ test("each daemon pod holds its own node's key only: its certificate came throug
   // The token kubelet mounted into node A's daemon pod asks for node B's certificate: denied.
   const [a, b] = cluster.nodes as [KubeletNode, KubeletNode];
   const podOfA = pods.items.find((pod) => pod.spec.nodeName === a.name)!;
-  const api = kubeCsrApi(tokenKubeConfig(await podToken(a, podOfA.metadata.uid)));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(
+    await kubeconfigWithToken(
+      cluster.controlPlane,
+      join(work, 'daemon-a.kubeconfig'),
+      await podToken(a, podOfA.metadata.uid),
+      'daemon-a',
+    ),
+  );
+  const api = kubeCsrApi(kubeConfig);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const names = { commonName: b.name, dnsNames: [b.name], uris: [nodeUri(b.name)], ips: [] };
   const request = await api.create({

@@ -56,6 +56,16 @@ export async function tokenKubeconfig(
       ...bound,
     ])
   ).trim();
+  return kubeconfigWithToken(cp, path, token, serviceAccount.name);
+}
+
+/** Writes a kubeconfig at `path` that talks to the control plane's apiserver with `token` only; returns `path`. */
+export async function kubeconfigWithToken(
+  cp: ControlPlane,
+  path: string,
+  token: string,
+  user: string,
+): Promise<string> {
   const admin = parse(await kubectl(cp, ['config', 'view', '--raw', '-o', 'yaml'])) as {
     clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
   };
@@ -63,8 +73,8 @@ export async function tokenKubeconfig(
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'tern-test', cluster: admin.clusters[0]!.cluster }],
-    users: [{ name: serviceAccount.name, user: { token } }],
-    contexts: [{ name: 'tern-test', context: { cluster: 'tern-test', user: serviceAccount.name } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'tern-test', context: { cluster: 'tern-test', user } }],
     'current-context': 'tern-test',
   };
   writeFileSync(path, stringify(kubeconfig), { mode: 0o600 });

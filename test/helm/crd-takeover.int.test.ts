@@ -22,7 +22,7 @@ let cp: ControlPlane;
 let scratch: string;
 
 interface Crd {
-  metadata: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: { annotations?: Record<string, string> };
   spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] };
 }
 

@@ -632,19 +632,15 @@ export class IncomingMigration {
    * side). Again after each failed attempt (QEMU pauses once more).
    */
   private async listenForRecovery(engine: TargetMigration): Promise<void> {
-    if (this.key === undefined || this.aborting || this.removal !== undefined || this.relistenUnderWay)
-      return;
+    const mayListen = (): boolean => this.key !== undefined && !this.aborting && this.removal === undefined;
+    if (!mayListen() || this.relistenUnderWay) return;
     this.relistenUnderWay = true;
     try {
-      await writePskFile(this.tls.dir, this.id, this.key, this.context.supervisor.qemuUser);
+      await writePskFile(this.tls.dir, this.id, this.key!, this.context.supervisor.qemuUser);
       // QEMU may still hold the port while it closes the broken stream's listener ("Address already in use"): tried
       // again while post-copy stays paused here, until the source gives up and this side is aborted.
       const stillPaused = (): boolean =>
-        engine.migrationStatus === 'postcopy-paused' &&
-        !engine.qmp.closed &&
-        this.key !== undefined &&
-        !this.aborting &&
-        this.removal === undefined;
+        engine.migrationStatus === 'postcopy-paused' && !engine.qmp.closed && mayListen();
       for (;;) {
         try {
           await engine.listenForRecovery();

@@ -551,17 +551,9 @@ export class OutgoingMigration {
       this.outcome !== undefined &&
       leftGuestRunning(this.outcome)
     ) {
-      await retire(this.context, {
-        id: this.record.id,
-        role: 'source',
-        state: {
-          ...this.state(),
-          stage: 'MIGRATION_STAGE_SOURCE_RESUMED',
-          message: `the guest runs here again: ${this.outcome.reason}`,
-        },
-        tokenDigest: this.record.tokenDigest,
-        dataEndpoint: this.record.dataEndpoint,
-      });
+      this.stage = 'MIGRATION_STAGE_SOURCE_RESUMED';
+      this.message = `the guest runs here again: ${this.outcome.reason}`;
+      await this.retire();
     }
     this.log.end();
   }
