@@ -149,6 +149,7 @@ export function renderQuiesce(quiesce: MigrationQuiesce | undefined): string | u
 const STEP_LABELS: Record<SwitchoverStepName, string> = {
   SourcePaused: 'paused',
   SourceQuiescing: 'quiescing',
+  FramesSteered: 'frames steered',
   ContinueSent: 'continue sent',
   SourceContinued: 'continued',
   TargetLoaded: 'loaded',

@@ -77,6 +77,7 @@ export type {
   MigrationState__Output,
 } from './generated/tern/node/v1alpha1/MigrationState.js';
 export type { ClockReading__Output } from './generated/tern/node/v1alpha1/ClockReading.js';
+export type { SteerFramesResponse__Output } from './generated/tern/node/v1alpha1/SteerFramesResponse.js';
 export type {
   SourceSwitchover,
   SourceSwitchover__Output,

@@ -179,6 +179,7 @@ export type MigrationQuiesce = Static<typeof MigrationQuiesce>;
 export const SWITCHOVER_STEPS = [
   'SourcePaused',
   'SourceQuiescing',
+  'FramesSteered',
   'ContinueSent',
   'SourceContinued',
   'TargetLoaded',

@@ -47,6 +47,8 @@ import type { Resources as _tern_node_v1alpha1_Resources, Resources__Output as _
 import type { SourceSwitchover as _tern_node_v1alpha1_SourceSwitchover, SourceSwitchover__Output as _tern_node_v1alpha1_SourceSwitchover__Output } from './tern/node/v1alpha1/SourceSwitchover.js';
 import type { StartGuestRequest as _tern_node_v1alpha1_StartGuestRequest, StartGuestRequest__Output as _tern_node_v1alpha1_StartGuestRequest__Output } from './tern/node/v1alpha1/StartGuestRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from './tern/node/v1alpha1/StartMigrationRequest.js';
+import type { SteerFramesRequest as _tern_node_v1alpha1_SteerFramesRequest, SteerFramesRequest__Output as _tern_node_v1alpha1_SteerFramesRequest__Output } from './tern/node/v1alpha1/SteerFramesRequest.js';
+import type { SteerFramesResponse as _tern_node_v1alpha1_SteerFramesResponse, SteerFramesResponse__Output as _tern_node_v1alpha1_SteerFramesResponse__Output } from './tern/node/v1alpha1/SteerFramesResponse.js';
 import type { StopGuestRequest as _tern_node_v1alpha1_StopGuestRequest, StopGuestRequest__Output as _tern_node_v1alpha1_StopGuestRequest__Output } from './tern/node/v1alpha1/StopGuestRequest.js';
 import type { TapBackend as _tern_node_v1alpha1_TapBackend, TapBackend__Output as _tern_node_v1alpha1_TapBackend__Output } from './tern/node/v1alpha1/TapBackend.js';
 import type { TargetSwitchover as _tern_node_v1alpha1_TargetSwitchover, TargetSwitchover__Output as _tern_node_v1alpha1_TargetSwitchover__Output } from './tern/node/v1alpha1/TargetSwitchover.js';
@@ -119,6 +121,8 @@ export interface ProtoGrpcType {
         SourceSwitchover: MessageTypeDefinition<_tern_node_v1alpha1_SourceSwitchover, _tern_node_v1alpha1_SourceSwitchover__Output>
         StartGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartGuestRequest, _tern_node_v1alpha1_StartGuestRequest__Output>
         StartMigrationRequest: MessageTypeDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_StartMigrationRequest__Output>
+        SteerFramesRequest: MessageTypeDefinition<_tern_node_v1alpha1_SteerFramesRequest, _tern_node_v1alpha1_SteerFramesRequest__Output>
+        SteerFramesResponse: MessageTypeDefinition<_tern_node_v1alpha1_SteerFramesResponse, _tern_node_v1alpha1_SteerFramesResponse__Output>
         StopGuestRequest: MessageTypeDefinition<_tern_node_v1alpha1_StopGuestRequest, _tern_node_v1alpha1_StopGuestRequest__Output>
         TapBackend: MessageTypeDefinition<_tern_node_v1alpha1_TapBackend, _tern_node_v1alpha1_TapBackend__Output>
         TargetSwitchover: MessageTypeDefinition<_tern_node_v1alpha1_TargetSwitchover, _tern_node_v1alpha1_TargetSwitchover__Output>

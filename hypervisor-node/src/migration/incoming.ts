@@ -680,6 +680,21 @@ export class IncomingMigration {
     };
   }
 
+  /**
+   * SteerFrames: the source paused the guest for the switchover; the network sends its frames here from now on
+   * (TargetMigration.steerFrames). Returns what did not work, also logged.
+   */
+  async steerFrames(): Promise<string[]> {
+    const problems =
+      this.engine === undefined ? ['the incoming QEMU is not started yet'] : await this.engine.steerFrames();
+    if (problems.length > 0)
+      this.context.logger.warn(
+        { migration: this.id, problems },
+        "the guest's frames could not all be steered to this node",
+      );
+    return problems;
+  }
+
   /** The switchover's steps seen here (engine TargetSwitchoverSteps), for the operator's timeline. */
   private switchover(): TargetSwitchover {
     const steps = this.engine!.switchover;
@@ -693,6 +708,7 @@ export class IncomingMigration {
       firstFrameNote: frame !== undefined && 'note' in frame ? frame.note : '',
       firstFramePending: this.engine!.firstFrame !== undefined && frame === undefined,
       framesBeforeResume: steps.framesBeforeResume ?? 0,
+      framesSteeredAtUnixUs: steps.framesSteeredAtUs ?? 0,
     };
   }
 

@@ -572,6 +572,12 @@ export function createMigrationService(options: MigrationServiceOptions): Migrat
 
     ReadClock: calls.read('ReadClock', () => ({ unixUs: wallClockUs() })),
 
+    SteerFrames: calls.unary('SteerFrames', async (request) => {
+      const ended = tombstoneOf(request.migrationId, 'target');
+      if (ended !== undefined) return { problems: [`the migration ended here (${ended.state.stage})`] };
+      return { problems: await incoming(request.migrationId).steerFrames() };
+    }),
+
     AbortIncoming: calls.unary('AbortIncoming', async (request): Promise<MigrationState> => {
       const id = checkId(request.migrationId);
       const ended = tombstoneOf(id, 'target');

@@ -85,7 +85,8 @@ export interface NicSpec {
  * node's bridge, or QEMU user-mode networking with one TCP port forwarded from the node's loopback.
  */
 export type NicBackend =
-  | { kind: 'tap'; ifname: string }
+  /** bridge: the bridge the tap is a port of (missing in the launch records of older daemons). */
+  | { kind: 'tap'; ifname: string; bridge?: string }
   | { kind: 'user'; hostAddress: string; hostPort: number; guestPort: number };
 
 export type GuestPhase = 'Starting' | 'Running' | 'Paused' | 'Stopping' | 'Stopped' | 'Failed';

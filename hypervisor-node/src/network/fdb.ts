@@ -8,6 +8,7 @@
 // wherever it runs then (the target's announce, or the source's own traffic after a failed switchover).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { GuestStatus } from '../model/guest.js';
 
 const run = promisify(execFile);
 
@@ -16,6 +17,17 @@ export interface GuestPort {
   ifname: string;
   /** The guest NIC's MAC, as the bridge learned it from the guest's frames. */
   mac: string;
+  /** The bridge of the tap, when known. */
+  bridge?: string;
+}
+
+/** A guest's taps with its NICs' MACs. */
+export function guestPorts(status: GuestStatus | undefined): GuestPort[] {
+  return (status?.nics ?? []).flatMap((nic, i) => {
+    const mac = status?.spec.nics[i]?.mac;
+    if (nic.kind !== 'tap' || mac === undefined) return [];
+    return [{ ifname: nic.ifname, mac, ...(nic.bridge !== undefined ? { bridge: nic.bridge } : {}) }];
+  });
 }
 
 /** A missing entry is not an error: the bridge never learned it, or aged it out, or the tap is gone already. */
@@ -44,14 +56,14 @@ export async function forgetGuestMacs(
   return problems;
 }
 
-const FORGET_TIMEOUT_MS = 5_000;
+const BATCH_TIMEOUT_MS = 5_000;
 
 /**
- * `bridge -force -batch -` started ahead of the switchover (when the migration starts): forgetting then costs a
- * write to its stdin instead of starting a process, which takes up to hundreds of ms on a loaded host while the
- * guest's frames still go to the paused source's tap. One use: forget() ends its input; close() ends an unused one.
+ * `bridge -force -batch -` started ahead of the switchover (when the migration starts): a change to the bridge then
+ * costs a write to its stdin instead of starting a process, which takes up to hundreds of ms on a loaded host while
+ * the guest's frames still go where they die. One use: run() ends its input; close() ends an unused one.
  */
-export class MacForgetter {
+export class BridgeBatch {
   private readonly child: ChildProcess;
   private readonly exited: Promise<{ stderr: string; error?: Error }>;
   private used = false;
@@ -71,27 +83,29 @@ export class MacForgetter {
     });
   }
 
-  /** As forgetGuestMacs, through the waiting process. */
-  async forget(ports: readonly GuestPort[]): Promise<string[]> {
-    if (this.used) throw new Error('this MacForgetter was used already');
+  /**
+   * Runs `lines` (bridge commands without the program name) and returns what failed, minus `ignore`d messages (an
+   * empty list when all went). Never throws.
+   */
+  async run(lines: readonly string[], ignore?: RegExp): Promise<string[]> {
+    if (this.used) throw new Error('this bridge batch was used already');
     this.used = true;
-    const lines = ports.map(({ ifname, mac }) => `fdb del ${mac.toLowerCase()} dev ${ifname} master\n`);
-    this.child.stdin?.end(lines.join(''));
+    this.child.stdin?.end(lines.map((line) => `${line}\n`).join(''));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<undefined>(
-      (resolve) => (timer = setTimeout(() => resolve(undefined), FORGET_TIMEOUT_MS)),
+      (resolve) => (timer = setTimeout(() => resolve(undefined), BATCH_TIMEOUT_MS)),
     );
     const done = await Promise.race([this.exited, timedOut]);
     clearTimeout(timer);
     if (done === undefined) {
       this.child.kill('SIGKILL');
-      return [`bridge did not finish within ${FORGET_TIMEOUT_MS} ms`];
+      return [`bridge did not finish within ${BATCH_TIMEOUT_MS} ms`];
     }
     if (done.error !== undefined) return [`bridge could not run: ${done.error.message}`];
     return done.stderr
       .split('\n')
       .map((line) => line.trim())
-      .filter((line) => line !== '' && !/^Command failed/.test(line) && !NOTHING_TO_FORGET.test(line));
+      .filter((line) => line !== '' && !/^Command failed/.test(line) && !ignore?.test(line));
   }
 
   /** Ends the process when it was not used (the migration ended before its switchover). Idempotent. */
@@ -99,5 +113,15 @@ export class MacForgetter {
     if (this.used) return;
     this.used = true;
     this.child.stdin?.end();
+  }
+}
+
+/** A BridgeBatch that forgets the guest's MACs, as forgetGuestMacs does. */
+export class MacForgetter extends BridgeBatch {
+  forget(ports: readonly GuestPort[]): Promise<string[]> {
+    return this.run(
+      ports.map(({ ifname, mac }) => `fdb del ${mac.toLowerCase()} dev ${ifname} master`),
+      NOTHING_TO_FORGET,
+    );
   }
 }

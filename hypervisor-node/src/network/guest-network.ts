@@ -92,7 +92,7 @@ export class BridgeNetwork implements NicProvider {
       await ip(['link', 'set', 'dev', ifname, 'address', tapMac(ifname)]);
       await ip(['link', 'set', 'dev', ifname, 'master', this.bridge]);
       await ip(['link', 'set', 'dev', ifname, 'up']);
-      nics.push({ kind: 'tap', ifname });
+      nics.push({ kind: 'tap', ifname, bridge: this.bridge });
     }
     return nics;
   }

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   isGrpcError,
   type ClockReading__Output,
+  type SteerFramesResponse__Output,
   type Guest__Output,
   type MigrationClient as WireMigrationClient,
   type MigrationEvent__Output,
@@ -117,6 +118,14 @@ export class MigrationDaemonClient extends DaemonApiClient<WireMigrationClient> 
     return this.unary((done, call) =>
       this.client.cancelMigration({ migrationId: id, reason }, call.metadata, call.options, done),
     );
+  }
+
+  /** What the target could not do to have the guest's frames sent to it (empty: they come there now). */
+  async steerFrames(id: string): Promise<string[]> {
+    const response = await this.unary<SteerFramesResponse__Output>((done, call) =>
+      this.client.steerFrames({ migrationId: id }, call.metadata, call.options, done),
+    );
+    return response.problems;
   }
 
   resumeTarget(

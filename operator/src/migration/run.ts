@@ -69,6 +69,7 @@ import {
 } from './state.js';
 import { toProgress, toQuiesce, type MigrationStatusWriter } from './status.js';
 import { StatusWriteQueue } from './status-queue.js';
+import { steerFramesToTarget } from './steer-frames.js';
 
 export interface Run {
   /** The latest Migration this run wrote or read. */
@@ -186,7 +187,11 @@ export class MigrationRunner {
           stop,
           logger,
         });
-      const followed = await this.follow(run, source.migration, ownership, switchInPostCopy, logger);
+      const atPause = (): void => {
+        ownership.readAhead();
+        steerFramesToTarget(target.migration, run.id, targetNode!, logger);
+      };
+      const followed = await this.follow(run, source.migration, atPause, switchInPostCopy, logger);
       // The outcome is in: there is nothing left to cancel.
       run.cancelSettled = true;
       await this.handOver(run, followed, source, target, sourceAtStart?.stage, ownership, clocks, logger);
@@ -357,7 +362,8 @@ export class MigrationRunner {
   private async follow(
     run: Run,
     source: MigrationDaemonClient,
-    ownership: { readAhead(): void },
+    /** Called once when the source is seen pausing the guest for the switchover (not on a replay). */
+    atPause: () => void,
     switchInPostCopy: (stop: AbortSignal) => Promise<PostCopySwitch>,
     logger: Logger,
   ): Promise<Followed> {
@@ -453,7 +459,7 @@ export class MigrationRunner {
           isLaterPhase('Quiescing', run.migration.status?.phase)
         ) {
           run.pausedSeenAtMs = performance.now();
-          ownership.readAhead();
+          atPause();
         }
         const snapshot = progress;
         throttle.wrote(Date.now());

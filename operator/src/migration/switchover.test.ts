@@ -66,6 +66,7 @@ describe('assembleSwitchover', () => {
       firstFrameNote: '',
       firstFramePending: false,
       framesBeforeResume: 5,
+      framesSteeredAtUnixUs: T + 4_000,
     },
     outcomeReceivedAtUs: T + 65_000,
     ownershipRecordedAtUs: T + 79_000,
@@ -77,6 +78,7 @@ describe('assembleSwitchover', () => {
     expect(timeline.steps.map((step) => [step.step, step.offsetMs, step.node])).toEqual([
       ['SourcePaused', 0, 'node-a'],
       ['SourceQuiescing', 3, 'node-a'],
+      ['FramesSteered', 7, 'node-b'],
       ['ContinueSent', 9, 'node-a'],
       ['SourceContinued', 10, 'node-a'],
       ['TargetLoaded', 48, 'node-b'],

@@ -109,6 +109,7 @@ export function assembleSwitchover(input: SwitchoverInput): MigrationSwitchover 
   fromOperator('OutcomeReceived', input.outcomeReceivedAtUs);
   fromOperator('OwnershipRecorded', input.ownershipRecordedAtUs);
   if (targetClock === undefined) notes.push(`the clock of ${input.targetNode} could not be read`);
+  fromNode('FramesSteered', target?.framesSteeredAtUnixUs, input.targetNode, targetClock);
   fromNode('TargetLoaded', target?.loadedAtUnixUs, input.targetNode, targetClock);
   fromNode('ResumeRequested', target?.resumeRequestedAtUnixUs, input.targetNode, targetClock);
   fromNode('TargetResumed', target?.resumedAtUnixUs, input.targetNode, targetClock);

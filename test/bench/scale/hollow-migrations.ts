@@ -288,6 +288,8 @@ export function createHollowMigrationService(options: HollowMigrationOptions): H
   }
 
   const handlers: MigrationHandlers = {
+    // Hollow guests have no network.
+    SteerFrames: calls.unary('SteerFrames', () => Promise.resolve({ problems: [] })),
     PrepareIncoming: calls.unary('PrepareIncoming', async (request) => {
       const id = checkId(request.migrationId);
       if (!request.spec) throw invalidArgument('spec is required');

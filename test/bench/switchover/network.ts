@@ -63,6 +63,8 @@ export interface CapturedFrame {
   from: 'guest' | 'client';
   /** tcp: a TCP segment (data when it carries payload); other: anything else (the announce's RARP, ARP, …). */
   kind: 'tcp-data' | 'tcp-ack' | 'other';
+  /** A RARP: QEMU's announce (or the target daemon's, network/frame-steering.ts). */
+  rarp?: boolean;
   /** TCP: the client's port, the sequence range a data segment carries, the acknowledgement number. */
   clientPort?: number;
   seqStart?: number;
@@ -92,6 +94,7 @@ export function parseFrame(
   const from = guestMacs.includes(src!) ? 'guest' : guestMacs.includes(dst!) ? 'client' : undefined;
   if (from === undefined) return undefined;
   const frame: CapturedFrame = { atMs: Number(at) * 1000, from, kind: 'other' };
+  if (line.includes('ethertype Reverse ARP')) frame.rarp = true;
   if (length !== undefined) {
     frame.kind = Number(length) > 0 ? 'tcp-data' : 'tcp-ack';
     const clientPort = Number(from === 'guest' ? dstPort : srcPort);

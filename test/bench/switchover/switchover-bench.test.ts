@@ -69,6 +69,7 @@ it('parses tcpdump -e -S lines about the guest', () => {
     atMs: 1765060000500,
     from: 'guest',
     kind: 'other',
+    rarp: true,
   });
   expect(parseFrame(data.replace(GUEST, 'aa:bb:cc:dd:ee:ff'), [GUEST], 7000)).toBeUndefined();
 });

@@ -39,7 +39,8 @@ import {
   type ResolvedMigrationPolicy,
 } from './policy.js';
 import { progressFromInfo, type ProgressSample } from './progress.js';
-import { forgetGuestMacs, MacForgetter, type GuestPort } from '../../network/fdb.js';
+import { announceSelf } from './announce.js';
+import { forgetGuestMacs, guestPorts, MacForgetter, type GuestPort } from '../../network/fdb.js';
 import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
 
 export interface SourceMigrationOptions {
@@ -592,7 +593,19 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     const run = await this.qmp.queryStatus();
     if (run.running) return run.status;
     await this.qmp.cont();
+    await this.announceAfterPause();
     return (await this.qmp.queryStatus()).status;
+  }
+
+  /**
+   * The guest runs here again after a pause for the switchover: the target's daemon may have made the network send
+   * its frames to the target's node meanwhile (network/frame-steering.ts), so QEMU announces it here. Best effort:
+   * QEMU refuses announce-self only when it cannot take commands at all, and the guest's own frames teach the
+   * switches again as soon as it sends.
+   */
+  private async announceAfterPause(): Promise<void> {
+    if (this.switchover.pausedAtUs === undefined) return;
+    await announceSelf(this.qmp).catch(() => undefined);
   }
 
   private mustBeFinished(what: string): SourceOutcome {
@@ -830,11 +843,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
 
   /** The guest's taps with its NICs' MACs. */
   private guestPorts(): GuestPort[] {
-    const status = this.options.supervisor.get(this.options.guest);
-    return (status?.nics ?? []).flatMap((nic, i) => {
-      const mac = status?.spec.nics[i]?.mac;
-      return nic.kind === 'tap' && mac !== undefined ? [{ ifname: nic.ifname, mac }] : [];
-    });
+    return guestPorts(this.options.supervisor.get(this.options.guest));
   }
 
   /** Says why the migration waits, without a phase change (the wire's phase event from a phase to itself). */
@@ -1165,6 +1174,7 @@ export class SourceMigration extends EventEmitter<SourceMigrationEvents> {
     try {
       for (;;) {
         const run = await this.qmp.queryStatus();
+        if (run.running) await this.announceAfterPause();
         if (run.running || !this.wasRunning || Date.now() >= giveUpAt) return run.status;
         if (Date.now() >= stepInAt) await this.qmp.cont().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 25));

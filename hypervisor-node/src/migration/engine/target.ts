@@ -19,9 +19,9 @@ import {
 import { exportTargetDisks, localDiskIndices, stopTargetExports } from './local-disks.js';
 import { qmpTimestampUs, wallClockUs } from '../../../../proto/index.js';
 import { watchFirstFrame, type FirstFrame } from '../../network/first-frame.js';
-
-/** QEMU's own announce-* defaults (net/announce.c), which announce-self wants spelt out. */
-const ANNOUNCE = { initial: 50, max: 550, rounds: 5, step: 100 };
+import { guestPorts } from '../../network/fdb.js';
+import { FrameSteerer } from '../../network/frame-steering.js';
+import { announceSelf } from './announce.js';
 
 export interface TargetMigrationOptions {
   supervisor: GuestSupervisor;
@@ -52,6 +52,8 @@ export interface TargetSwitchoverSteps {
    * the device state loaded (the remaining pages still to come).
    */
   loadedAtUs?: number;
+  /** The network sends the guest's frames to this node (steerFrames()), while the source holds it paused. */
+  framesSteeredAtUs?: number;
   /** QEMU runs the vCPUs (RESUME, on `cont`). */
   resumedAtUs?: number;
   /** The first frame from the guest's NIC on its tap after the resume (network/first-frame.ts), once known. */
@@ -91,6 +93,10 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   private aborted = false;
   private settled = false;
   private readyTimer: NodeJS.Timeout | undefined;
+  /** Started with the target (network/frame-steering.ts); undefined once used or no longer useful. */
+  private steerer: FrameSteerer | undefined;
+  private steerClosed = false;
+  private steered: Promise<string[]> | undefined;
   private readonly onEvent = (event: QmpEvent): void => this.handleEvent(event);
   private readonly onClose = (err: Error | undefined): void =>
     this.fail(new Error(`the target QEMU went away: ${err?.message ?? 'QMP closed'}`));
@@ -129,6 +135,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     const uri = channelUri(options.channel);
     const { supervisor, spec, settings } = options;
     const status = await supervisor.create(spec, { incoming: true });
+    let target: TargetMigration | undefined;
     try {
       const qmp = supervisor.qmp(spec.name);
       const version = await qmp.queryVersion();
@@ -136,7 +143,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       await qmp.migrateSetCapabilities(channelCapabilities(settings));
       const multifd = channelParameters(settings);
       if (Object.keys(multifd).length > 0) await qmp.migrateSetParameters({ ...multifd });
-      const target = new TargetMigration(options, qmp);
+      target = new TargetMigration(options, qmp);
       qmp.on('event', target.onEvent);
       qmp.on('close', target.onClose);
       // QEMU stays up after a failed incoming migration, so abort() stops it through the supervisor like any
@@ -145,6 +152,8 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       // A connection that fails the TLS handshake is dropped and QEMU keeps listening for the real source.
       await qmp.execute('migrate-incoming', { uri, 'exit-on-error': false });
       if (options.channel.transport === 'tcp') target.port = await listeningPort(qmp);
+      const ports = guestPorts(supervisor.get(spec.name));
+      if (ports.length > 0) target.steerer = new FrameSteerer(ports);
       const local = localDiskIndices(spec);
       if (local.length > 0) {
         if (options.channel.transport !== 'tcp') throw new Error('local disks migrate over TCP only');
@@ -153,6 +162,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       }
       return target;
     } catch (err) {
+      target?.closeSteerer();
       await supervisor.delete(spec.name, { timeoutMs: 0 }).catch(() => undefined);
       throw err;
     }
@@ -225,10 +235,37 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
       this.qmp.off('event', onResume);
     }
     this.resumed = true;
+    this.closeSteerer();
     this.switchover.resumedAtUs ??= wallClockUs();
     this.firstFrame = watch.result.then((frame) => (this.switchover.firstFrame = frame));
-    // Switches learn the guest's MACs at their new port from the self-announce (RARP) rounds.
-    await this.qmp.execute('announce-self', ANNOUNCE);
+    await announceSelf(this.qmp);
+  }
+
+  /**
+   * The source paused the guest for the switchover: the network sends its frames here from now on, where this QEMU
+   * keeps them until it runs the guest (network/frame-steering.ts). Returns what failed; an empty list when the
+   * frames come here. Once: a second call, or one after the target ran, was aborted or failed, changes nothing.
+   */
+  steerFrames(): Promise<string[]> {
+    if (this.steered === undefined) {
+      if (this.steerClosed) return Promise.resolve(['the target no longer waits for the guest']);
+      const ports = guestPorts(this.options.supervisor.get(this.name));
+      if (ports.length === 0) return Promise.resolve([]);
+      // An adopted target (its daemon restarted) has no helpers waiting: they start now.
+      const steerer = this.steerer ?? new FrameSteerer(ports);
+      this.steerer = undefined;
+      this.steered = steerer.steer().then((problems) => {
+        if (problems.length === 0) this.switchover.framesSteeredAtUs = wallClockUs();
+        return problems;
+      });
+    }
+    return this.steered;
+  }
+
+  private closeSteerer(): void {
+    this.steerClosed = true;
+    this.steerer?.close();
+    this.steerer = undefined;
   }
 
   /**
@@ -251,6 +288,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
     if (this.resumed) throw new Error(`target ${this.name} runs the guest: it cannot be aborted`);
     if (this.aborted) return;
     this.aborted = true;
+    this.closeSteerer();
     this.fail(new Error(`target ${this.name} was aborted`));
     try {
       await this.options.supervisor.delete(this.name, { timeoutMs: 0 });
@@ -313,6 +351,7 @@ export class TargetMigration extends EventEmitter<TargetMigrationEvents> {
   private fail(err: Error): void {
     if (this.settled) return;
     this.settled = true;
+    this.closeSteerer();
     clearTimeout(this.readyTimer);
     this.detach();
     if (!this.isLoaded) this.rejectLoaded(err);

@@ -14,6 +14,8 @@ import type { PrepareIncomingRequest as _tern_node_v1alpha1_PrepareIncomingReque
 import type { PrepareIncomingResponse as _tern_node_v1alpha1_PrepareIncomingResponse, PrepareIncomingResponse__Output as _tern_node_v1alpha1_PrepareIncomingResponse__Output } from '../../../tern/node/v1alpha1/PrepareIncomingResponse.js';
 import type { ReadClockRequest as _tern_node_v1alpha1_ReadClockRequest, ReadClockRequest__Output as _tern_node_v1alpha1_ReadClockRequest__Output } from '../../../tern/node/v1alpha1/ReadClockRequest.js';
 import type { StartMigrationRequest as _tern_node_v1alpha1_StartMigrationRequest, StartMigrationRequest__Output as _tern_node_v1alpha1_StartMigrationRequest__Output } from '../../../tern/node/v1alpha1/StartMigrationRequest.js';
+import type { SteerFramesRequest as _tern_node_v1alpha1_SteerFramesRequest, SteerFramesRequest__Output as _tern_node_v1alpha1_SteerFramesRequest__Output } from '../../../tern/node/v1alpha1/SteerFramesRequest.js';
+import type { SteerFramesResponse as _tern_node_v1alpha1_SteerFramesResponse, SteerFramesResponse__Output as _tern_node_v1alpha1_SteerFramesResponse__Output } from '../../../tern/node/v1alpha1/SteerFramesResponse.js';
 import type { WatchMigrationRequest as _tern_node_v1alpha1_WatchMigrationRequest, WatchMigrationRequest__Output as _tern_node_v1alpha1_WatchMigrationRequest__Output } from '../../../tern/node/v1alpha1/WatchMigrationRequest.js';
 
 export interface MigrationClient extends grpc.Client {
@@ -226,6 +228,33 @@ export interface MigrationClient extends grpc.Client {
   startMigration(argument: _tern_node_v1alpha1_StartMigrationRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_MigrationState__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Target, while the source holds the guest paused for the switchover (the operator calls it when the source
+   * reports the pause): makes the network send the guest's frames to this node, where the incoming QEMU keeps them
+   * until it runs the guest. Its bridge's entry for each of the guest's MACs moves to the guest's tap here, and a
+   * RARP from each MAC goes out of that bridge so that the switches behind it learn the MAC at this node (QEMU's
+   * own announce comes only with `cont`). Best effort and once per migration: problems lists what did not work
+   * (empty: the frames now come here); a call after the target ran, was aborted or failed changes nothing.
+   * NOT_FOUND for a migration this daemon is not the target of.
+   */
+  SteerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  SteerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  SteerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  SteerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Target, while the source holds the guest paused for the switchover (the operator calls it when the source
+   * reports the pause): makes the network send the guest's frames to this node, where the incoming QEMU keeps them
+   * until it runs the guest. Its bridge's entry for each of the guest's MACs moves to the guest's tap here, and a
+   * RARP from each MAC goes out of that bridge so that the switches behind it learn the MAC at this node (QEMU's
+   * own announce comes only with `cont`). Best effort and once per migration: problems lists what did not work
+   * (empty: the frames now come here); a call after the target ran, was aborted or failed changes nothing.
+   * NOT_FOUND for a migration this daemon is not the target of.
+   */
+  steerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  steerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  steerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  steerFrames(argument: _tern_node_v1alpha1_SteerFramesRequest, callback: grpc.requestCallback<_tern_node_v1alpha1_SteerFramesResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Either side: the history so far (every phase change and decision, the latest progress), then live events at
    * a bounded rate; the stream ends after the OUTCOME event (source) or the TARGET_* terminal event (target).
    */
@@ -321,6 +350,17 @@ export interface MigrationHandlers extends grpc.UntypedServiceImplementation {
   StartMigration: grpc.handleUnaryCall<_tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState>;
   
   /**
+   * Target, while the source holds the guest paused for the switchover (the operator calls it when the source
+   * reports the pause): makes the network send the guest's frames to this node, where the incoming QEMU keeps them
+   * until it runs the guest. Its bridge's entry for each of the guest's MACs moves to the guest's tap here, and a
+   * RARP from each MAC goes out of that bridge so that the switches behind it learn the MAC at this node (QEMU's
+   * own announce comes only with `cont`). Best effort and once per migration: problems lists what did not work
+   * (empty: the frames now come here); a call after the target ran, was aborted or failed changes nothing.
+   * NOT_FOUND for a migration this daemon is not the target of.
+   */
+  SteerFrames: grpc.handleUnaryCall<_tern_node_v1alpha1_SteerFramesRequest__Output, _tern_node_v1alpha1_SteerFramesResponse>;
+  
+  /**
    * Either side: the history so far (every phase change and decision, the latest progress), then live events at
    * a bounded rate; the stream ends after the OUTCOME event (source) or the TARGET_* terminal event (target).
    */
@@ -339,5 +379,6 @@ export interface MigrationDefinition extends grpc.ServiceDefinition {
   ResumeSource: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   ResumeTarget: MethodDefinition<_tern_node_v1alpha1_HandOverRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_HandOverRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
   StartMigration: MethodDefinition<_tern_node_v1alpha1_StartMigrationRequest, _tern_node_v1alpha1_MigrationState, _tern_node_v1alpha1_StartMigrationRequest__Output, _tern_node_v1alpha1_MigrationState__Output>
+  SteerFrames: MethodDefinition<_tern_node_v1alpha1_SteerFramesRequest, _tern_node_v1alpha1_SteerFramesResponse, _tern_node_v1alpha1_SteerFramesRequest__Output, _tern_node_v1alpha1_SteerFramesResponse__Output>
   WatchMigration: MethodDefinition<_tern_node_v1alpha1_WatchMigrationRequest, _tern_node_v1alpha1_MigrationEvent, _tern_node_v1alpha1_WatchMigrationRequest__Output, _tern_node_v1alpha1_MigrationEvent__Output>
 }

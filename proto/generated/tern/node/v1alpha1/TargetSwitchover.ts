@@ -39,6 +39,10 @@ export interface TargetSwitchover {
    * here.
    */
   'framesBeforeResume'?: (number | string | Long);
+  /**
+   * SteerFrames made the network send the guest's frames here (its RARPs sent).
+   */
+  'framesSteeredAtUnixUs'?: (number | string | Long);
 }
 
 /**
@@ -78,4 +82,8 @@ export interface TargetSwitchover__Output {
    * here.
    */
   'framesBeforeResume': (number);
+  /**
+   * SteerFrames made the network send the guest's frames here (its RARPs sent).
+   */
+  'framesSteeredAtUnixUs': (number);
 }
