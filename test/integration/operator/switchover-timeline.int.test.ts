@@ -112,6 +112,10 @@ it(
       // takes a while on a busy TCG host) to its completion, all on the source's clock; QEMU rounds to ms.
       const qemuMs = done.status!.downtime!.qemuMs!;
       expect(at.get('SourceCompleted')!).toBeLessThanOrEqual(qemuMs + 1);
+      // The operator asked the target to steer the guest's frames when it saw the pause (SteerFrames), and it did
+      // while the guest was paused (a call after the resume changes nothing and stamps nothing).
+      expect(at.get('FramesSteered')).toBeDefined();
+      expect(at.get('FramesSteered')!).toBeLessThanOrEqual(at.get('TargetResumed')! + slack);
       // No frame left the target's tap while the guest was paused there.
       expect(timeline.framesBeforeResume ?? 0).toBe(0);
       // The operator's gap starts when it hears of the pause, after the pause itself, and ends at ResumeAcknowledged.
