@@ -9,6 +9,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { GuestStatus } from '../model/guest.js';
+import { exitWithin } from './helper-process.js';
 
 const run = promisify(execFile);
 
@@ -91,16 +92,8 @@ export class BridgeBatch {
     if (this.used) throw new Error('this bridge batch was used already');
     this.used = true;
     this.child.stdin?.end(lines.map((line) => `${line}\n`).join(''));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<undefined>(
-      (resolve) => (timer = setTimeout(() => resolve(undefined), BATCH_TIMEOUT_MS)),
-    );
-    const done = await Promise.race([this.exited, timedOut]);
-    clearTimeout(timer);
-    if (done === undefined) {
-      this.child.kill('SIGKILL');
-      return [`bridge did not finish within ${BATCH_TIMEOUT_MS} ms`];
-    }
+    const done = await exitWithin(this.child, this.exited, BATCH_TIMEOUT_MS);
+    if (done === undefined) return [`bridge did not finish within ${BATCH_TIMEOUT_MS} ms`];
     if (done.error !== undefined) return [`bridge could not run: ${done.error.message}`];
     return done.stderr
       .split('\n')

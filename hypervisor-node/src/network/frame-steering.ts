@@ -18,6 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { BridgeBatch, type GuestPort } from './fdb.js';
+import { exitWithin } from './helper-process.js';
 
 /** A RARP request for `mac` from `mac`, padded to Ethernet's minimum: QEMU's announce frame (net/announce.c). */
 export function rarpFrame(mac: string): Buffer {
@@ -88,16 +89,8 @@ export class FrameSender {
     if (this.used) throw new Error('this frame sender was used already');
     this.used = true;
     this.child.stdin?.end('go\n');
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<undefined>(
-      (resolve) => (timer = setTimeout(() => resolve(undefined), SEND_TIMEOUT_MS)),
-    );
-    const done = await Promise.race([this.exited, timedOut]);
-    clearTimeout(timer);
-    if (done === undefined) {
-      this.child.kill('SIGKILL');
-      return [`the frame sender did not finish within ${SEND_TIMEOUT_MS} ms`];
-    }
+    const done = await exitWithin(this.child, this.exited, SEND_TIMEOUT_MS);
+    if (done === undefined) return [`the frame sender did not finish within ${SEND_TIMEOUT_MS} ms`];
     if (done.error !== undefined) return [`perl could not run: ${done.error.message}`];
     if (done.code !== 0) return [`the frame sender failed: ${done.stderr.trim() || `exit ${done.code}`}`];
     return [];
