@@ -447,7 +447,7 @@ test(
         nics: [{ mac: '52:54:00:21:30:10' }],
       });
       const tap = tapName('node-t', 'netty', 0);
-      expect(status.nics).toEqual([{ kind: 'tap', ifname: tap }]);
+      expect(status.nics).toEqual([{ kind: 'tap', ifname: tap, bridge }]);
       const link = (await ip('ip', ['-o', 'link', 'show', 'dev', tap])).stdout;
       expect(link).toContain(`master ${bridge}`);
       expect(await macOf(tap)).toMatch(/^fe:/);
