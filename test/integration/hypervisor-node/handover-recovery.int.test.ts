@@ -167,7 +167,8 @@ test('a target that lost its state after the swap may have run the guest: the so
   const { pid } = await getGuest(nodeB, 'wiped');
   await restart(nodeB, async () => {
     process.kill(pid, 'SIGKILL');
-    // The QEMU killed may still be on its way out and touch its directory meanwhile (seen once: ENOTEMPTY).
+    // The launch shell writes the killed QEMU's exit status into that directory as QEMU dies (runtime/process.ts):
+    // a removal racing with it meets a new file (seen once: ENOTEMPTY).
     await rm(nodeB.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
   await expectCode(getMigration(nodeB, run.id), grpc.status.NOT_FOUND);
