@@ -9,7 +9,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { GuestStatus } from '../model/guest.js';
-import { exitWithin } from './helper-process.js';
+import { WaitingHelper } from './helper-process.js';
 
 const run = promisify(execFile);
 
@@ -65,23 +65,13 @@ const BATCH_TIMEOUT_MS = 5_000;
  * the guest's frames still go where they die. One use: run() ends its input; close() ends an unused one.
  */
 export class BridgeBatch {
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<{ stderr: string; error?: Error }>;
-  private used = false;
+  private readonly helper: WaitingHelper;
 
   constructor(
     spawnBridge: () => ChildProcess = () =>
       spawn('bridge', ['-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] }),
   ) {
-    this.child = spawnBridge();
-    let stderr = '';
-    this.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    // A write after the process died (spawn failed, killed) must not throw from the stream.
-    this.child.stdin?.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (error) => resolve({ stderr, error }));
-      this.child.once('close', () => resolve({ stderr }));
-    });
+    this.helper = new WaitingHelper(spawnBridge(), 'bridge batch');
   }
 
   /**
@@ -89,10 +79,7 @@ export class BridgeBatch {
    * empty list when all went). Never throws.
    */
   async run(lines: readonly string[], ignore?: RegExp): Promise<string[]> {
-    if (this.used) throw new Error('this bridge batch was used already');
-    this.used = true;
-    this.child.stdin?.end(lines.map((line) => `${line}\n`).join(''));
-    const done = await exitWithin(this.child, this.exited, BATCH_TIMEOUT_MS);
+    const done = await this.helper.finish(lines.map((line) => `${line}\n`).join(''), BATCH_TIMEOUT_MS);
     if (done === undefined) return [`bridge did not finish within ${BATCH_TIMEOUT_MS} ms`];
     if (done.error !== undefined) return [`bridge could not run: ${done.error.message}`];
     return done.stderr
@@ -103,9 +90,7 @@ export class BridgeBatch {
 
   /** Ends the process when it was not used (the migration ended before its switchover). Idempotent. */
   close(): void {
-    if (this.used) return;
-    this.used = true;
-    this.child.stdin?.end();
+    this.helper.close();
   }
 }
 

@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { BridgeBatch, type GuestPort } from './fdb.js';
-import { exitWithin } from './helper-process.js';
+import { WaitingHelper } from './helper-process.js';
 
 /** A RARP request for `mac` from `mac`, padded to Ethernet's minimum: QEMU's announce frame (net/announce.c). */
 export function rarpFrame(mac: string): Buffer {
@@ -56,11 +56,9 @@ const SEND_TIMEOUT_MS = 5_000;
 
 /** The perl sender of rarpFrame()s, started ahead; send() lets it go. */
 export class FrameSender {
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<{ code: number | null; stderr: string; error?: Error }>;
+  private readonly helper: WaitingHelper;
   /** Resolves once the socket is open on the interface (or the process ended without). */
   readonly ready: Promise<boolean>;
-  private used = false;
 
   constructor(
     ifname: string,
@@ -68,17 +66,11 @@ export class FrameSender {
     spawnPerl: (args: string[]) => ChildProcess = (args) =>
       spawn('perl', args, { stdio: ['pipe', 'pipe', 'pipe'] }),
   ) {
-    this.child = spawnPerl(['-e', SENDER, ifname, ...frames.map((frame) => frame.toString('hex'))]);
-    let stderr = '';
-    this.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    this.child.stdin?.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (error) => resolve({ code: null, stderr, error }));
-      this.child.once('close', (code) => resolve({ code, stderr }));
-    });
+    const child = spawnPerl(['-e', SENDER, ifname, ...frames.map((frame) => frame.toString('hex'))]);
+    this.helper = new WaitingHelper(child, 'frame sender');
     this.ready = new Promise((resolve) => {
-      if (this.child.stdout === null) return resolve(false);
-      const lines = createInterface({ input: this.child.stdout });
+      if (child.stdout === null) return resolve(false);
+      const lines = createInterface({ input: child.stdout });
       lines.once('line', (line) => resolve(line === 'ready'));
       lines.once('close', () => resolve(false));
     });
@@ -86,10 +78,7 @@ export class FrameSender {
 
   /** Sends the frames; returns what failed (an empty list when they went). Never throws. */
   async send(): Promise<string[]> {
-    if (this.used) throw new Error('this frame sender was used already');
-    this.used = true;
-    this.child.stdin?.end('go\n');
-    const done = await exitWithin(this.child, this.exited, SEND_TIMEOUT_MS);
+    const done = await this.helper.finish('go\n', SEND_TIMEOUT_MS);
     if (done === undefined) return [`the frame sender did not finish within ${SEND_TIMEOUT_MS} ms`];
     if (done.error !== undefined) return [`perl could not run: ${done.error.message}`];
     if (done.code !== 0) return [`the frame sender failed: ${done.stderr.trim() || `exit ${done.code}`}`];
@@ -98,9 +87,7 @@ export class FrameSender {
 
   /** Ends the process without sending (the migration ended before its switchover). Idempotent. */
   close(): void {
-    if (this.used) return;
-    this.used = true;
-    this.child.stdin?.end();
+    this.helper.close();
   }
 }
 
